@@ -1,0 +1,108 @@
+"""The append-only audit log: who changed what, when, with the row before and after."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from sqlalchemy import ForeignKey, Index, String, inspect
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from kehu.core.db import Base, BigId, IdMixin, JsonDoc, utcnow
+
+# Columns never copied into the audit trail.
+SECRET_COLUMNS = {"password_hash", "digest", "secret"}
+
+
+class Actor(Protocol):
+    """Whoever acts: a user or an API key (kehu.tenancy.access.Principal satisfies this)."""
+
+    org_id: int
+    unit_id: int | None
+    user_id: int | None
+    api_key_id: int | None
+    display: str
+
+
+class AuditRecord(IdMixin, Base):
+    __tablename__ = "audit_log"
+    __entity__ = "audit"
+    __scope_unit__ = "unit_id"
+    __scope_owner__ = "actor_user_id"
+    __table_args__ = (
+        Index("ix_audit_log_org_ts", "org_id", "ts"),
+        Index("ix_audit_log_org_entity", "org_id", "entity", "entity_id"),
+        Index("ix_audit_log_org_actor", "org_id", "actor_user_id", "ts"),
+    )
+
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("organizations.id", ondelete="CASCADE"))
+    unit_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    ts: Mapped[datetime] = mapped_column(default=utcnow)
+    actor_user_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    actor_api_key_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    actor_display: Mapped[str] = mapped_column(String(200), default="")
+    action: Mapped[str] = mapped_column(String(40))
+    entity: Mapped[str] = mapped_column(String(60))
+    entity_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    summary: Mapped[str] = mapped_column(String(500), default="")
+    before: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc, nullable=True)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc, nullable=True)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def snapshot(obj: Any) -> dict[str, Any]:
+    """The column values of an ORM row, JSON-ready, secrets left out."""
+    mapper = inspect(obj).mapper
+    return {
+        attr.key: _jsonable(getattr(obj, attr.key))
+        for attr in mapper.column_attrs
+        if attr.key not in SECRET_COLUMNS
+    }
+
+
+def changed(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Only the keys whose values differ (keeps the log readable)."""
+    keys = [k for k in after if before.get(k) != after.get(k) and k != "updated_at"]
+    return {k: before.get(k) for k in keys}, {k: after.get(k) for k in keys}
+
+
+def record(
+    session: Session,
+    actor: Actor | None,
+    *,
+    action: str,
+    entity: str,
+    entity_id: int | None = None,
+    org_id: int | None = None,
+    unit_id: int | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    summary: str = "",
+) -> AuditRecord:
+    """Append one audit record in the caller's transaction (so it commits or rolls back with the change)."""
+    resolved_org = org_id if org_id is not None else (actor.org_id if actor else None)
+    if resolved_org is None:
+        raise ValueError("an audit record needs an organisation")
+    entry = AuditRecord(
+        org_id=resolved_org,
+        unit_id=unit_id if unit_id is not None else (actor.unit_id if actor else None),
+        actor_user_id=actor.user_id if actor else None,
+        actor_api_key_id=actor.api_key_id if actor else None,
+        actor_display=actor.display if actor else "system",
+        action=action,
+        entity=entity,
+        entity_id=entity_id,
+        summary=summary[:500],
+        before=before,
+        after=after,
+    )
+    session.add(entry)
+    return entry

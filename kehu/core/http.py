@@ -1,0 +1,180 @@
+"""HTTP mechanics shared by every router: problem+json errors, body-size limit, request metrics."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import Counter, Histogram
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kehu.core.errors import KehuError
+
+log = structlog.get_logger("kehu.http")
+PROBLEM = "application/problem+json"
+PROBLEM_BASE = "https://kehu.dev/problems/"
+
+HTTP_REQUESTS = Counter("kehu_http_requests_total", "HTTP requests", ["method", "route", "status"])
+HTTP_LATENCY = Histogram("kehu_http_request_seconds", "HTTP request latency", ["method", "route"])
+
+
+def problem(
+    request: Request | None,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str = "",
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+    instance: str = "",
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": PROBLEM_BASE + slug, "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if instance or request is not None:
+        body["instance"] = instance or request.url.path  # type: ignore[union-attr]
+    if errors:
+        body["errors"] = errors
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    return ".".join(parts) if parts else "body"
+
+
+async def _validation_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        first = next(e for e in errors if e.get("type") == "json_invalid")
+        reason = (first.get("ctx") or {}).get("error", "invalid JSON")
+        return problem(
+            request, 400, "malformed-json", "Malformed JSON", f"The request body is not valid JSON: {reason}",
+            errors=[{"field": "body", "message": str(reason), "code": "json_invalid"}],
+        )
+    field_errors = [
+        {"field": _field_path(tuple(e.get("loc", ()))), "message": e.get("msg", ""), "code": e.get("type", "")}
+        for e in errors
+    ]
+    detail = "; ".join(f"{f['field']}: {f['message']}" for f in field_errors)
+    return problem(request, 422, "validation-failed", "Validation failed", detail, errors=field_errors)
+
+
+async def _kehu_error_handler(request: Request, exc: KehuError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if exc.status == 429 and "retry_after" in exc.extra:
+        headers = {"Retry-After": str(exc.extra["retry_after"])}
+    return problem(
+        request, exc.status, exc.slug, exc.title, exc.detail,
+        errors=[e.as_dict() for e in exc.errors] or None, headers=headers, **exc.extra,
+    )
+
+
+async def _http_error_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    titles = {404: "Not found", 405: "Method not allowed", 401: "Authentication required", 403: "Not allowed"}
+    title = titles.get(exc.status_code, "HTTP error")
+    slug = title.lower().replace(" ", "-")
+    detail = exc.detail if isinstance(exc.detail, str) else ""
+    return problem(request, exc.status_code, slug, title, detail, headers=getattr(exc, "headers", None))
+
+
+async def _unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", path=request.url.path)
+    return problem(request, 500, "internal-error", "Internal error", "An unexpected error occurred; it was logged.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(KehuError, _kehu_error_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unhandled_handler)
+
+
+class BodyLimitMiddleware:
+    """Refuses bodies over ``max_bytes`` (declared or streamed) with 413 before any handler reads them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, limits: dict[str, int] | None = None) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.limits = limits or {}  # path prefix → own limit (e.g. ingestion batches)
+
+    def _limit_for(self, path: str) -> int:
+        for prefix, limit in self.limits.items():
+            if path.startswith(prefix):
+                return limit
+        return self.max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        limit = self._limit_for(scope["path"])
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, send, limit)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await self._refuse(scope, send, limit)
+
+    async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
+        response = problem(
+            None, 413, "payload-too-large", "Payload too large",
+            f"The request body is larger than the limit of {limit} bytes.",
+            instance=scope["path"], limit_bytes=limit,
+        )
+        await response(scope, _noop_receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _noop_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+class MetricsMiddleware:
+    """Counts requests and their latency per route template (not per raw path, to bound cardinality)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status_holder = {"status": 500}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or ("/ui" if not scope["path"].startswith(("/api", "/v1")) else "?")
+            HTTP_REQUESTS.labels(scope["method"], template, str(status_holder["status"])).inc()
+            HTTP_LATENCY.labels(scope["method"], template).observe(time.perf_counter() - start)

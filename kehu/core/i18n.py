@@ -1,0 +1,42 @@
+"""The i18n catalogue: every user-facing string is looked up here by key (简体中文 default, English)."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+LOCALES = ("zh", "en")
+DEFAULT_LOCALE = "zh"
+_DIR = Path(__file__).parent / "locales"
+
+
+@lru_cache
+def catalogue(locale: str) -> dict[str, str]:
+    path = _DIR / f"{locale}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def normalise_locale(locale: str | None) -> str:
+    if not locale:
+        return DEFAULT_LOCALE
+    short = locale.lower().replace("_", "-").split("-")[0]
+    return short if short in LOCALES else DEFAULT_LOCALE
+
+
+def t(key: str, locale: str | None = None, **params: Any) -> str:
+    """Translate ``key``; falls back to the other locale, then to the key itself (so a gap is visible)."""
+    loc = normalise_locale(locale)
+    text = catalogue(loc).get(key)
+    if text is None:
+        text = next((catalogue(other)[key] for other in LOCALES if key in catalogue(other)), key)
+    return text.format(**params) if params else text
+
+
+def label(labels: dict[str, str] | None, locale: str | None, fallback: str = "") -> str:
+    """Pick a label from a ``{"zh": …, "en": …}`` dict stored on a row (roles, custom fields…)."""
+    if not labels:
+        return fallback
+    loc = normalise_locale(locale)
+    return labels.get(loc) or next(iter(labels.values()), fallback) or fallback

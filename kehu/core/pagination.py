@@ -1,0 +1,105 @@
+"""Keyset (cursor) pagination for the API and offset pages with totals for UI tables."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from kehu.core.errors import invalid
+
+T = TypeVar("T")
+
+
+@dataclass
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+@dataclass
+class OffsetPage(Generic[T]):
+    items: list[T]
+    total: int
+
+
+def encode_cursor(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise invalid("cursor", "not a cursor returned by this API") from exc
+    if not isinstance(values, list) or len(values) != 2:
+        raise invalid("cursor", "not a cursor returned by this API")
+    return values
+
+
+def keyset_page(
+    session: Session,
+    stmt: Select[Any],
+    *,
+    id_column: InstrumentedAttribute[Any],
+    limit: int,
+    cursor: str | None = None,
+    sort_column: InstrumentedAttribute[Any] | None = None,
+    descending: bool = True,
+) -> Page[Any]:
+    """One page of ``stmt`` ordered by (sort_column, id); the cursor carries the last row's pair."""
+    sort_column = sort_column if sort_column is not None else id_column
+    if cursor:
+        last_sort, last_id = decode_cursor(cursor)
+        if sort_column is id_column:
+            stmt = stmt.where(id_column < last_id if descending else id_column > last_id)
+        else:
+            last_sort = _coerce(sort_column, last_sort)
+            if descending:
+                stmt = stmt.where(or_(sort_column < last_sort, and_(sort_column == last_sort, id_column < last_id)))
+            else:
+                stmt = stmt.where(or_(sort_column > last_sort, and_(sort_column == last_sort, id_column > last_id)))
+    order = (sort_column.desc(), id_column.desc()) if descending else (sort_column.asc(), id_column.asc())
+    rows = list(session.scalars(stmt.order_by(*order).limit(limit + 1)))
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        sort_value = getattr(last, sort_column.key)
+        next_cursor = encode_cursor([sort_value.isoformat() if hasattr(sort_value, "isoformat") else sort_value,
+                                     getattr(last, id_column.key)])
+    return Page(rows, next_cursor)
+
+
+def _coerce(column: InstrumentedAttribute[Any], value: Any) -> Any:
+    from datetime import datetime
+
+    python_type = None
+    with contextlib.suppress(NotImplementedError):
+        python_type = column.type.python_type
+    if python_type is datetime and isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise invalid("cursor", "not a cursor returned by this API") from exc
+    return value
+
+
+def offset_page(
+    session: Session,
+    stmt: Select[Any],
+    *,
+    order_by: list[Any],
+    page: int,
+    per_page: int,
+) -> OffsetPage[Any]:
+    """A numbered page with the total, for UI tables that show “1–20 of 1,234”."""
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    rows = list(session.scalars(stmt.order_by(*order_by).offset(max(page - 1, 0) * per_page).limit(per_page)))
+    return OffsetPage(rows, total)

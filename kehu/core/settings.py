@@ -1,0 +1,80 @@
+"""Settings from the environment (``KEHU_…``) and an optional ``kehu.toml`` in the working directory."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+DEFAULT_DATA_DIR = Path("kehu-data")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KEHU_", toml_file="kehu.toml", extra="ignore")
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str = ""  # empty → SQLite file in data_dir
+    secret_key: str = ""  # empty → generated once and kept in data_dir/secret_key
+    access_token_minutes: int = 60 * 8
+    ui_session_days: int = 7
+    default_timezone: str = "Asia/Shanghai"
+    default_locale: str = "zh"
+    max_body_bytes: int = 1_048_576
+    login_max_failures: int = 5
+    login_lockout_minutes: int = 15
+    log_json: bool = False
+    log_level: str = "INFO"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    embedded_worker: bool | None = None  # None → on for SQLite, off for PostgreSQL
+    job_lease_seconds: int = 60
+    job_poll_seconds: float = 1.0
+    job_max_attempts: int = 5
+    job_backoff_seconds: float = 5.0
+    api_page_max: int = Field(default=500, ge=1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'kehu.db').as_posix()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def run_embedded_worker(self) -> bool:
+        return self.is_sqlite if self.embedded_worker is None else self.embedded_worker
+
+    def effective_secret_key(self) -> str:
+        """The signing key; generated on first use and kept beside the data so restarts keep sessions."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,661 @@
+"""Business rules of tenancy: organisations, units, users, roles, API keys, sign-in, reassign, audit, jobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from kehu.core import audit, jobs
+from kehu.core.audit import AuditRecord, changed, snapshot
+from kehu.core.db import owned_models, utcnow
+from kehu.core.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+    ValidationFailed,
+    invalid,
+)
+from kehu.core.jobs import Job
+from kehu.core.pagination import OffsetPage, Page, keyset_page, offset_page
+from kehu.core.security import (
+    api_key_matches,
+    burn_password_check,
+    generate_api_key,
+    hash_password,
+    parse_api_key_prefix,
+    verify_password,
+)
+from kehu.core.timeutil import zone
+from kehu.tenancy import schemas
+from kehu.tenancy.access import (
+    ENTITIES,
+    PERMISSIONS,
+    PRIVILEGES,
+    Principal,
+    get_scoped,
+    masked,
+    merge_privileges,
+    rank,
+    require_row,
+    scope,
+)
+from kehu.tenancy.models import ApiKey, BusinessUnit, LoginAttempt, Organization, Role, User
+from kehu.tenancy.roles import SYSTEM_ROLES
+
+KIND_RANK = {"hq": 0, "region": 1, "dealer": 2, "team": 3}
+REASSIGN_JOB = "tenancy.reassign"
+
+
+# -- organisations ----------------------------------------------------------------------------------
+def create_organization(session: Session, *, name: str, slug: str, timezone: str = "Asia/Shanghai",
+                        hq_name: str | None = None, locale: str = "zh") -> Organization:
+    """A new tenant with its headquarters unit and the system roles. Platform-level: no principal."""
+    zone(timezone)
+    if session.scalar(select(Organization.id).where(Organization.slug == slug)) is not None:
+        raise Conflict(f"An organisation with slug {slug!r} exists.", errors=[FieldError("slug", "taken", "unique")])
+    org = Organization(name=name, slug=slug, timezone=timezone, default_locale=locale)
+    session.add(org)
+    session.flush()
+    hq = BusinessUnit(org_id=org.id, name=hq_name or name, code="HQ", kind="hq", depth=0)
+    session.add(hq)
+    session.flush()
+    hq.path = f"/{hq.id}/"
+    for code, spec in SYSTEM_ROLES.items():
+        session.add(Role(org_id=org.id, code=code, name_zh=spec["zh"], name_en=spec["en"],
+                         description=spec["description"], privileges=dict(spec["privileges"]), is_system=True))
+    session.flush()
+    audit.record(session, None, org_id=org.id, unit_id=hq.id, action="create", entity="organizations",
+                 entity_id=org.id, after=snapshot(org), summary=f"Organisation {name} created")
+    return org
+
+
+def get_organization_by_slug(session: Session, slug: str) -> Organization:
+    org = session.scalar(select(Organization).where(Organization.slug == slug))
+    if org is None:
+        raise NotFound(f"No organisation with slug {slug!r}.")
+    return org
+
+
+def root_unit(session: Session, org_id: int) -> BusinessUnit:
+    unit = session.scalar(select(BusinessUnit).where(BusinessUnit.org_id == org_id, BusinessUnit.parent_id.is_(None)))
+    if unit is None:
+        raise NotFound("The organisation has no headquarters unit.")
+    return unit
+
+
+def system_principal(session: Session, org_id: int) -> Principal:
+    hq = root_unit(session, org_id)
+    return Principal.system(org_id, hq.id, hq.path)
+
+
+# -- business units ---------------------------------------------------------------------------------
+def list_units(session: Session, principal: Principal) -> list[BusinessUnit]:
+    principal.require("units", "read")
+    stmt = select(BusinessUnit).where(scope(principal, BusinessUnit, "read")).order_by(BusinessUnit.path)
+    return list(session.scalars(stmt))
+
+
+def get_unit(session: Session, principal: Principal, unit_id: int) -> BusinessUnit:
+    return get_scoped(session, principal, BusinessUnit, unit_id)
+
+
+def _unit_in_org(session: Session, principal: Principal, unit_id: int, field: str) -> BusinessUnit:
+    unit = session.scalar(select(BusinessUnit).where(BusinessUnit.id == unit_id,
+                                                     BusinessUnit.org_id == principal.org_id))
+    if unit is None:
+        raise invalid(field, f"no business unit with id {unit_id}", "not_found")
+    return unit
+
+
+def _check_kind(parent: BusinessUnit, kind: str, field: str = "kind") -> None:
+    if kind == "hq":
+        raise invalid(field, "there is exactly one headquarters unit, the root of the tree")
+    if KIND_RANK[kind] < KIND_RANK[parent.kind]:
+        raise invalid(field, f"a {kind} cannot sit under a {parent.kind}")
+
+
+def create_unit(session: Session, principal: Principal, *, data: schemas.UnitCreate) -> BusinessUnit:
+    parent = _unit_in_org(session, principal, data.parent_id, "parent_id")
+    require_row(session, principal, "units", "create", unit_id=parent.id)
+    _check_kind(parent, data.kind)
+    _ensure_code_free(session, principal.org_id, data.code)
+    unit = BusinessUnit(org_id=principal.org_id, parent_id=parent.id, name=data.name, code=data.code,
+                        kind=data.kind, province=data.province, city=data.city, depth=parent.depth + 1)
+    session.add(unit)
+    session.flush()
+    unit.path = f"{parent.path}{unit.id}/"
+    session.flush()
+    audit.record(session, principal, action="create", entity="units", entity_id=unit.id, unit_id=unit.id,
+                 after=snapshot(unit), summary=f"Unit {unit.name} ({unit.code}) created")
+    return unit
+
+
+def _ensure_code_free(session: Session, org_id: int, code: str) -> None:
+    if session.scalar(select(BusinessUnit.id).where(BusinessUnit.org_id == org_id, BusinessUnit.code == code)):
+        raise Conflict(f"A unit with code {code!r} exists.", errors=[FieldError("code", "already used", "unique")])
+
+
+def update_unit(session: Session, principal: Principal, unit_id: int, *, data: schemas.UnitUpdate) -> BusinessUnit:
+    unit = get_unit(session, principal, unit_id)
+    require_row(session, principal, "units", "update", unit_id=unit.id)
+    before = snapshot(unit)
+    changes = data.model_dump(exclude_unset=True)
+    if "parent_id" in changes and changes["parent_id"] != unit.parent_id:
+        _move_unit(session, principal, unit, changes.pop("parent_id"))
+    else:
+        changes.pop("parent_id", None)
+    if changes.get("is_active") is False and unit.is_active:
+        if unit.parent_id is None:
+            raise invalid("is_active", "the headquarters unit cannot be deactivated")
+        active_users = session.scalar(
+            select(func.count()).select_from(User).join(BusinessUnit, User.unit_id == BusinessUnit.id)
+            .where(User.is_active, BusinessUnit.path.startswith(unit.path, autoescape=True))
+        )
+        if active_users:
+            raise Conflict(f"{active_users} active users still work in this unit or below; move or deactivate "
+                           "them first.", errors=[FieldError("is_active", "unit has active users", "in_use")])
+    for key, value in changes.items():
+        setattr(unit, key, value)
+    session.flush()
+    old, new = changed(before, snapshot(unit))
+    audit.record(session, principal, action="update", entity="units", entity_id=unit.id, unit_id=unit.id,
+                 before=old, after=new, summary=f"Unit {unit.name} updated")
+    return unit
+
+
+def _move_unit(session: Session, principal: Principal, unit: BusinessUnit, parent_id: int | None) -> None:
+    if unit.parent_id is None or parent_id is None:
+        raise invalid("parent_id", "the headquarters unit stays the root of the tree")
+    parent = _unit_in_org(session, principal, parent_id, "parent_id")
+    if parent.path.startswith(unit.path):
+        raise invalid("parent_id", "a unit cannot move under itself or its own sub-units")
+    require_row(session, principal, "units", "update", unit_id=parent.id)
+    _check_kind(parent, unit.kind, "parent_id")
+    old_path, new_path = unit.path, f"{parent.path}{unit.id}/"
+    shift = parent.depth + 1 - unit.depth
+    # The whole subtree in one statement: rewrite the path prefix and shift the depth.
+    session.execute(
+        update(BusinessUnit)
+        .where(BusinessUnit.org_id == unit.org_id, BusinessUnit.path.startswith(old_path, autoescape=True))
+        .values(path=new_path + func.substr(BusinessUnit.path, len(old_path) + 1),
+                depth=BusinessUnit.depth + shift)
+        .execution_options(synchronize_session=False)
+    )
+    unit.parent_id = parent.id
+    session.flush()
+    session.expire_all()
+
+
+def unit_tree(units: list[BusinessUnit]) -> list[dict[str, Any]]:
+    """Nested nodes for a tree view, from a path-ordered list (parents outside the list become roots)."""
+    nodes: dict[int, dict[str, Any]] = {}
+    roots: list[dict[str, Any]] = []
+    for unit in units:
+        node = {"id": unit.id, "label": unit.name, "code": unit.code, "kind": unit.kind,
+                "active": unit.is_active, "children": []}
+        nodes[unit.id] = node
+        parent = nodes.get(unit.parent_id) if unit.parent_id else None
+        (parent["children"] if parent else roots).append(node)
+    return roots
+
+
+# -- roles -----------------------------------------------------------------------------------------
+def list_roles(session: Session, principal: Principal) -> list[Role]:
+    principal.require("roles", "read")
+    return list(session.scalars(select(Role).where(scope(principal, Role)).order_by(Role.is_system.desc(), Role.id)))
+
+
+def get_role(session: Session, principal: Principal, role_id: int) -> Role:
+    return get_scoped(session, principal, Role, role_id)
+
+
+def _validate_privileges(privileges: dict[str, str]) -> dict[str, str]:
+    errors = []
+    for key in privileges:
+        entity, _, privilege = key.rpartition(".")
+        if key in PERMISSIONS or (entity in ENTITIES and privilege in PRIVILEGES):
+            continue
+        errors.append(FieldError(f"privileges.{key}", "unknown entity, privilege or permission", "unknown"))
+    if errors:
+        raise ValidationFailed("Unknown privileges: " + ", ".join(e.field for e in errors), errors=errors)
+    return {k: v for k, v in privileges.items() if v != "none"}
+
+
+def _check_can_grant(principal: Principal, privileges: dict[str, str]) -> None:
+    """Nobody hands out more than they hold (a dealer manager cannot mint an administrator)."""
+    if principal.is_system:
+        return
+    too_wide = [k for k, d in privileges.items() if rank(d) > rank(principal.privileges.get(k, "none"))]
+    if too_wide:
+        raise Forbidden("You cannot grant privileges wider than your own: " + ", ".join(sorted(too_wide)[:10]))
+
+
+def create_role(session: Session, principal: Principal, *, data: schemas.RoleCreate) -> Role:
+    principal.require("roles", "create")
+    privileges = _validate_privileges(dict(data.privileges))
+    _check_can_grant(principal, privileges)
+    if session.scalar(select(Role.id).where(Role.org_id == principal.org_id, Role.code == data.code)):
+        raise Conflict(f"A role with code {data.code!r} exists.", errors=[FieldError("code", "already used", "unique")])
+    role = Role(org_id=principal.org_id, code=data.code, name_zh=data.name_zh, name_en=data.name_en,
+                description=data.description, privileges=privileges, is_system=False)
+    session.add(role)
+    session.flush()
+    audit.record(session, principal, action="create", entity="roles", entity_id=role.id, after=snapshot(role),
+                 summary=f"Role {role.code} created")
+    return role
+
+
+def update_role(session: Session, principal: Principal, role_id: int, *, data: schemas.RoleUpdate) -> Role:
+    role = get_role(session, principal, role_id)
+    principal.require("roles", "update")
+    if role.code == "org_admin":
+        raise Forbidden("The administrator role cannot be changed; it keeps the organisation manageable.")
+    before = snapshot(role)
+    changes = data.model_dump(exclude_unset=True)
+    if "privileges" in changes:
+        changes["privileges"] = _validate_privileges(changes["privileges"])
+        _check_can_grant(principal, changes["privileges"])
+    for key, value in changes.items():
+        setattr(role, key, value)
+    session.flush()
+    old, new = changed(before, snapshot(role))
+    audit.record(session, principal, action="update", entity="roles", entity_id=role.id, before=old, after=new,
+                 summary=f"Role {role.code} updated")
+    return role
+
+
+def delete_role(session: Session, principal: Principal, role_id: int) -> None:
+    role = get_role(session, principal, role_id)
+    principal.require("roles", "delete")
+    if role.is_system:
+        raise Conflict("System roles cannot be deleted; edit their privileges instead.")
+    holders = session.scalar(select(func.count()).select_from(User).where(User.roles.any(Role.id == role.id)))
+    keys = session.scalar(select(func.count()).select_from(ApiKey).where(ApiKey.role_id == role.id,
+                                                                         ApiKey.revoked_at.is_(None)))
+    if holders or keys:
+        raise Conflict(f"The role is held by {holders} users and {keys} API keys.")
+    audit.record(session, principal, action="delete", entity="roles", entity_id=role.id, before=snapshot(role),
+                 summary=f"Role {role.code} deleted")
+    session.delete(role)
+    session.flush()
+
+
+def _roles_by_code(session: Session, principal: Principal, codes: list[str], field: str = "roles") -> list[Role]:
+    roles = list(session.scalars(select(Role).where(Role.org_id == principal.org_id, Role.code.in_(codes))))
+    missing = sorted(set(codes) - {r.code for r in roles})
+    if missing:
+        raise invalid(field, f"unknown roles: {', '.join(missing)}", "unknown")
+    return roles
+
+
+# -- users -----------------------------------------------------------------------------------------
+USER_SORTS = {"name": User.name, "email": User.email, "created_at": User.created_at,
+              "last_login_at": User.last_login_at}
+
+
+def _user_filters(principal: Principal, *, unit_id: int | None, q: str | None, active: bool | None,
+                  role: str | None, include_subunits: bool = True) -> list[Any]:
+    filters: list[Any] = [scope(principal, User, "read")]
+    if unit_id is not None:
+        if include_subunits:
+            sub = select(BusinessUnit.path).where(BusinessUnit.id == unit_id).scalar_subquery()
+            filters.append(User.unit_id.in_(select(BusinessUnit.id).where(BusinessUnit.path.startswith(sub))))
+        else:
+            filters.append(User.unit_id == unit_id)
+    if q:
+        like = f"%{q.strip().lower()}%"
+        filters.append(or_(func.lower(User.name).like(like), User.email.like(like)))
+    if active is not None:
+        filters.append(User.is_active.is_(active))
+    if role:
+        filters.append(User.roles.any(Role.code == role))
+    return filters
+
+
+def list_users(session: Session, principal: Principal, *, unit_id: int | None = None, q: str | None = None,
+               active: bool | None = None, role: str | None = None, limit: int = 50,
+               cursor: str | None = None) -> Page[User]:
+    principal.require("users", "read")
+    stmt = select(User).where(*_user_filters(principal, unit_id=unit_id, q=q, active=active, role=role))
+    return keyset_page(session, stmt, id_column=User.id, limit=limit, cursor=cursor, descending=False)
+
+
+def page_users(session: Session, principal: Principal, *, unit_id: int | None = None, q: str | None = None,
+               active: bool | None = None, role: str | None = None, sort: str = "name", descending: bool = False,
+               page: int = 1, per_page: int = 20) -> OffsetPage[User]:
+    principal.require("users", "read")
+    column = USER_SORTS.get(sort, User.name)
+    stmt = select(User).where(*_user_filters(principal, unit_id=unit_id, q=q, active=active, role=role))
+    order = [column.desc() if descending else column.asc(), User.id]
+    return offset_page(session, stmt, order_by=order, page=page, per_page=per_page)
+
+
+def get_user(session: Session, principal: Principal, user_id: int) -> User:
+    return get_scoped(session, principal, User, user_id)
+
+
+def user_out(principal: Principal, user: User) -> schemas.UserOut:
+    return schemas.UserOut(
+        id=user.id, email=masked(principal, user.email), name=user.name, phone=masked(principal, user.phone),
+        unit_id=user.unit_id, unit_name=user.unit.name, roles=sorted(r.code for r in user.roles),
+        locale=user.locale, is_active=user.is_active, last_login_at=user.last_login_at, created_at=user.created_at,
+    )
+
+
+def create_user(session: Session, principal: Principal, *, data: schemas.UserCreate) -> User:
+    unit = _unit_in_org(session, principal, data.unit_id, "unit_id")
+    require_row(session, principal, "users", "create", unit_id=unit.id)
+    roles = _roles_by_code(session, principal, data.roles)
+    _check_can_grant(principal, merge_privileges(r.privileges for r in roles))
+    email = data.email.lower()
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise Conflict("A user with that e-mail exists.", errors=[FieldError("email", "already used", "unique")])
+    user = User(org_id=principal.org_id, unit_id=unit.id, email=email, name=data.name, phone=data.phone,
+                password_hash=hash_password(data.password), locale=data.locale, roles=roles)
+    session.add(user)
+    session.flush()
+    audit.record(session, principal, action="create", entity="users", entity_id=user.id, unit_id=unit.id,
+                 after={**snapshot(user), "roles": sorted(r.code for r in roles)},
+                 summary=f"User {user.name} created")
+    return user
+
+
+def update_user(session: Session, principal: Principal, user_id: int, *, data: schemas.UserUpdate) -> User:
+    user = get_user(session, principal, user_id)
+    is_self = user.id == principal.user_id
+    changes = data.model_dump(exclude_unset=True)
+    self_service = {"name", "phone", "locale", "password"}
+    if not (is_self and set(changes) <= self_service):
+        require_row(session, principal, "users", "update", unit_id=user.unit_id, owner_id=user.id)
+    before = {**snapshot(user), "roles": sorted(r.code for r in user.roles)}
+    if "unit_id" in changes:
+        unit = _unit_in_org(session, principal, changes.pop("unit_id"), "unit_id")
+        require_row(session, principal, "users", "update", unit_id=unit.id)
+        user.unit_id = unit.id
+    if "roles" in changes:
+        roles = _roles_by_code(session, principal, changes.pop("roles"))
+        _check_can_grant(principal, merge_privileges(r.privileges for r in roles))
+        if is_self and "org_admin" in before["roles"] and "org_admin" not in {r.code for r in roles}:
+            raise Conflict("You cannot remove your own administrator role; ask another administrator.")
+        user.roles = roles
+        user.token_version += 1
+    if "password" in changes:
+        user.password_hash = hash_password(changes.pop("password"))
+        user.token_version += 1  # signs out every other session
+    if changes.get("is_active") is False and user.is_active:
+        if is_self:
+            raise Conflict("You cannot deactivate yourself.")
+        user.token_version += 1
+    for key, value in changes.items():
+        setattr(user, key, value)
+    session.flush()
+    session.refresh(user)
+    old, new = changed(before, {**snapshot(user), "roles": sorted(r.code for r in user.roles)})
+    old.pop("token_version", None)
+    new.pop("token_version", None)
+    audit.record(session, principal, action="update", entity="users", entity_id=user.id, unit_id=user.unit_id,
+                 before=old, after=new, summary=f"User {user.name} updated")
+    return user
+
+
+# -- sign-in and principals ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LoginPolicy:
+    max_failures: int = 5
+    lockout_minutes: int = 15
+
+
+def authenticate(session: Session, *, email: str, password: str, ip: str = "",
+                 policy: LoginPolicy = LoginPolicy()) -> User:
+    """Check a password. Every attempt is recorded (the caller commits even on failure, so throttling
+    survives); after ``max_failures`` failures in the window the address is locked for a while."""
+    email = (email or "").strip().lower()
+    now = utcnow()
+    window_start = now - timedelta(minutes=policy.lockout_minutes)
+    last_success = session.scalar(
+        select(func.max(LoginAttempt.ts)).where(LoginAttempt.email == email, LoginAttempt.success)
+    )
+    since = max(window_start, last_success) if last_success else window_start
+    failures = session.scalar(
+        select(func.count()).select_from(LoginAttempt)
+        .where(LoginAttempt.email == email, LoginAttempt.success.is_(False), LoginAttempt.ts > since)
+    ) or 0
+    if failures >= policy.max_failures:
+        oldest = session.scalar(
+            select(func.min(LoginAttempt.ts)).where(LoginAttempt.email == email, LoginAttempt.success.is_(False),
+                                                    LoginAttempt.ts > since)
+        )
+        retry_after = max(1, int(((oldest or now) + timedelta(minutes=policy.lockout_minutes) - now).total_seconds()))
+        raise TooManyRequests(f"Too many failed sign-ins for this account; try again in {retry_after // 60 + 1} "
+                              "minutes.", extra={"retry_after": retry_after})
+    user = session.scalar(select(User).where(User.email == email))
+    ok = user is not None and user.is_active and verify_password(user.password_hash, password)
+    if user is None:
+        burn_password_check(password)
+    session.add(LoginAttempt(email=email, ip=ip[:64], ts=now, success=ok))
+    session.flush()
+    if not ok or user is None:
+        raise Unauthorized("Incorrect e-mail or password, or the account is deactivated.")
+    user.last_login_at = now
+    audit.record(session, _principal_of(session, user), action="login", entity="users", entity_id=user.id,
+                 unit_id=user.unit_id, summary=f"{user.name} signed in" + (f" from {ip}" if ip else ""))
+    session.flush()
+    return user
+
+
+def _principal_of(session: Session, user: User) -> Principal:
+    org = session.get(Organization, user.org_id)
+    return Principal(
+        org_id=user.org_id, unit_id=user.unit_id, unit_path=user.unit.path, user_id=user.id,
+        display=user.name, privileges=merge_privileges(r.privileges for r in user.roles),
+        role_codes=tuple(sorted(r.code for r in user.roles)), locale=user.locale,
+        timezone=org.timezone if org else "Asia/Shanghai",
+    )
+
+
+def principal_for_user(session: Session, user_id: int, token_version: int | None = None) -> Principal:
+    """The principal of an active user; a token issued before a revocation (version bump) is refused."""
+    user = session.get(User, user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("The account does not exist or is deactivated.")
+    if token_version is not None and token_version != user.token_version:
+        raise Unauthorized("This sign-in was revoked (password, roles or status changed); sign in again.")
+    return _principal_of(session, user)
+
+
+def principal_for_api_key(session: Session, key: str) -> Principal:
+    prefix = parse_api_key_prefix(key)
+    row = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix)) if prefix else None
+    if row is None or not api_key_matches(key, row.digest):
+        raise Unauthorized("The API key is not valid.")
+    now = utcnow()
+    if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+        raise Unauthorized("The API key was revoked or has expired.")
+    if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
+        row.last_used_at = now  # at most one write a minute per key, not one per request
+    org = session.get(Organization, row.org_id)
+    return Principal(
+        org_id=row.org_id, unit_id=row.unit_id, unit_path=row.unit.path, api_key_id=row.id,
+        display=f"API key {row.name}", privileges=dict(row.role.privileges), role_codes=(row.role.code,),
+        locale=org.default_locale if org else "zh", timezone=org.timezone if org else "Asia/Shanghai",
+    )
+
+
+def principal_for_job(session: Session, job: Job) -> Principal:
+    """Jobs run with the rights of whoever asked for them (or as the platform when nobody did)."""
+    if job.created_by_id is not None:
+        return principal_for_user(session, job.created_by_id)
+    return system_principal(session, job.org_id)
+
+
+# -- API keys --------------------------------------------------------------------------------------
+def list_api_keys(session: Session, principal: Principal) -> list[ApiKey]:
+    principal.require("api_keys", "read")
+    return list(session.scalars(select(ApiKey).where(scope(principal, ApiKey)).order_by(ApiKey.id.desc())))
+
+
+def create_api_key(session: Session, principal: Principal, *, data: schemas.ApiKeyCreate) -> tuple[ApiKey, str]:
+    unit_id = data.unit_id if data.unit_id is not None else principal.unit_id
+    unit = _unit_in_org(session, principal, unit_id, "unit_id")  # type: ignore[arg-type]
+    require_row(session, principal, "api_keys", "create", unit_id=unit.id, owner_id=principal.user_id)
+    role = _roles_by_code(session, principal, [data.role], "role")[0]
+    _check_can_grant(principal, role.privileges)
+    if data.expires_at is not None and data.expires_at <= utcnow():
+        raise invalid("expires_at", "must be in the future")
+    new = generate_api_key()
+    row = ApiKey(org_id=principal.org_id, unit_id=unit.id, role_id=role.id, created_by_id=principal.user_id,
+                 name=data.name, prefix=new.prefix, digest=new.digest, expires_at=data.expires_at)
+    session.add(row)
+    session.flush()
+    audit.record(session, principal, action="create", entity="api_keys", entity_id=row.id, unit_id=unit.id,
+                 after=snapshot(row), summary=f"API key {row.name} created")
+    return row, new.key
+
+
+def revoke_api_key(session: Session, principal: Principal, key_id: int) -> ApiKey:
+    row = get_scoped(session, principal, ApiKey, key_id)
+    require_row(session, principal, "api_keys", "delete", unit_id=row.unit_id, owner_id=row.created_by_id)
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.flush()
+        audit.record(session, principal, action="revoke", entity="api_keys", entity_id=row.id, unit_id=row.unit_id,
+                     summary=f"API key {row.name} revoked")
+    return row
+
+
+# -- reassign (staff turnover) ---------------------------------------------------------------------
+def request_reassign(session: Session, principal: Principal, *, data: schemas.ReassignRequest) -> Job:
+    """Queue the bulk move of everything one user owns to another; runs as a resumable, audited job."""
+    if data.from_user_id == data.to_user_id:
+        raise invalid("to_user_id", "must differ from from_user_id")
+    source = get_user(session, principal, data.from_user_id)
+    target = get_user(session, principal, data.to_user_id)
+    if not target.is_active:
+        raise invalid("to_user_id", "records cannot go to a deactivated user")
+    if not any(principal.can(m.__entity__, "assign") for m in owned_models()) and not principal.is_system:
+        raise Forbidden("Your roles do not allow reassigning records.")
+    if data.deactivate_from_user:
+        require_row(session, principal, "users", "update", unit_id=source.unit_id, owner_id=source.id)
+    job = jobs.enqueue(session, kind=REASSIGN_JOB, org_id=principal.org_id, unit_id=principal.unit_id,
+                       created_by_id=principal.user_id, payload=data.model_dump())
+    audit.record(session, principal, action="reassign.requested", entity="users", entity_id=source.id,
+                 unit_id=source.unit_id, after=data.model_dump(),
+                 summary=f"Records of {source.name} to be reassigned to {target.name} (job {job.id})")
+    return job
+
+
+def reassign_model(session: Session, principal: Principal, model: Any, *, source: User, target: User) -> int:
+    """Move one table's rows in a single UPDATE, within what the principal may assign."""
+    if principal.depth(model.__entity__, "assign") == "none":
+        return 0
+    result = session.execute(
+        update(model)
+        .where(model.owner_id == source.id, scope(principal, model, "assign"))
+        .values(owner_id=target.id, unit_id=target.unit_id)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+@jobs.job_handler(REASSIGN_JOB)
+def _run_reassign(ctx: jobs.JobContext) -> dict[str, Any]:
+    session, principal = ctx.session, ctx.principal
+    payload = schemas.ReassignRequest(**ctx.job.payload)
+    source = get_user(session, principal, payload.from_user_id)
+    target = get_user(session, principal, payload.to_user_id)
+    done: dict[str, int] = dict(ctx.checkpoint.get("moved", {}))
+    models = owned_models()
+    for index, model in enumerate(models, start=1):
+        if model.__tablename__ in done:
+            continue  # finished before a restart: resume, do not repeat
+        moved = reassign_model(session, principal, model, source=source, target=target)
+        done[model.__tablename__] = moved
+        if moved:
+            audit.record(session, principal, action="reassign", entity=model.__entity__, unit_id=target.unit_id,
+                         before={"owner_id": source.id}, after={"owner_id": target.id, "count": moved},
+                         summary=f"{moved} {model.__entity__} of {source.name} reassigned to {target.name}")
+        ctx.save(progress=int(90 * index / len(models)), message=model.__tablename__, checkpoint={"moved": done})
+    if payload.deactivate_from_user and source.is_active:
+        update_user(session, principal, source.id, data=schemas.UserUpdate(is_active=False))
+    audit.record(session, principal, action="reassign", entity="users", entity_id=source.id,
+                 unit_id=source.unit_id, after={"to_user_id": target.id, "moved": done},
+                 summary=f"Reassign from {source.name} to {target.name} finished: {sum(done.values())} records")
+    return {"moved": done, "total": sum(done.values())}
+
+
+# -- audit log and jobs ----------------------------------------------------------------------------
+def list_audit(session: Session, principal: Principal, *, user_id: int | None = None, entity: str | None = None,
+               entity_id: int | None = None, action: str | None = None, since: datetime | None = None,
+               until: datetime | None = None, limit: int = 50, cursor: str | None = None) -> Page[AuditRecord]:
+    principal.require("audit", "read")
+    filters: list[Any] = [scope(principal, AuditRecord)]
+    if user_id is not None:
+        filters.append(AuditRecord.actor_user_id == user_id)
+    if entity:
+        filters.append(AuditRecord.entity == entity)
+    if entity_id is not None:
+        filters.append(AuditRecord.entity_id == entity_id)
+    if action:
+        filters.append(AuditRecord.action == action)
+    if since is not None:
+        filters.append(AuditRecord.ts >= since)
+    if until is not None:
+        filters.append(AuditRecord.ts < until)
+    stmt = select(AuditRecord).where(and_(*filters))
+    return keyset_page(session, stmt, id_column=AuditRecord.id, limit=limit, cursor=cursor, descending=True)
+
+
+def list_jobs(session: Session, principal: Principal, *, status: str | None = None, kind: str | None = None,
+              limit: int = 50, cursor: str | None = None) -> Page[Job]:
+    principal.require("jobs", "read")
+    filters: list[Any] = [scope(principal, Job)]
+    if status:
+        if status not in jobs.STATUSES:
+            raise invalid("status", f"one of {', '.join(jobs.STATUSES)}")
+        filters.append(Job.status == status)
+    if kind:
+        filters.append(Job.kind == kind)
+    return keyset_page(session, select(Job).where(*filters), id_column=Job.id, limit=limit, cursor=cursor)
+
+
+def get_job(session: Session, principal: Principal, job_id: int) -> Job:
+    return get_scoped(session, principal, Job, job_id)
+
+
+def retry_job(session: Session, principal: Principal, job_id: int) -> Job:
+    job = get_job(session, principal, job_id)
+    require_row(session, principal, "jobs", "update", unit_id=job.unit_id, owner_id=job.created_by_id)
+    jobs.retry(session, job)
+    audit.record(session, principal, action="retry", entity="jobs", entity_id=job.id, unit_id=job.unit_id,
+                 summary=f"Job {job.id} ({job.kind}) retried")
+    return job
+
+
+def cancel_job(session: Session, principal: Principal, job_id: int) -> Job:
+    job = get_job(session, principal, job_id)
+    require_row(session, principal, "jobs", "update", unit_id=job.unit_id, owner_id=job.created_by_id)
+    jobs.cancel(session, job)
+    audit.record(session, principal, action="cancel", entity="jobs", entity_id=job.id, unit_id=job.unit_id,
+                 summary=f"Job {job.id} ({job.kind}) cancelled")
+    return job
+
+
+def counts_by_unit_kind(session: Session, principal: Principal) -> dict[str, int]:
+    """How many units of each kind the principal can see (dashboard)."""
+    rows = session.execute(
+        select(BusinessUnit.kind, func.count()).where(scope(principal, BusinessUnit)).group_by(BusinessUnit.kind)
+    )
+    return {kind: count for kind, count in rows}
+
+
+def active_user_count(session: Session, principal: Principal) -> int:
+    return session.scalar(select(func.count()).select_from(User).where(scope(principal, User), User.is_active)) or 0
+
+
