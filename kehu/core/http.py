@@ -120,21 +120,35 @@ class BodyLimitMiddleware:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await self._refuse(scope, send, limit)
             return
+        if declared is not None:
+            await self.app(scope, receive, send)  # the server holds the client to its declared length
+            return
+        # No declared length (chunked): read up to the limit here, then replay it to the app.
+        chunks: list[bytes] = []
         received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise _BodyTooLarge
-            return message
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > limit:
+                await self._refuse(scope, send, limit)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except _BodyTooLarge:
-            await self._refuse(scope, send, limit)
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
         response = problem(
@@ -143,10 +157,6 @@ class BodyLimitMiddleware:
             instance=scope["path"], limit_bytes=limit,
         )
         await response(scope, _noop_receive, send)
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 async def _noop_receive() -> Message:

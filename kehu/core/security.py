@@ -17,6 +17,12 @@ from kehu.core.db import utcnow
 from kehu.core.errors import Unauthorized
 
 _hasher = PasswordHasher()
+
+
+def use_fast_password_hashing() -> None:
+    """Cheap argon2 parameters, for test suites only (production keeps the library's defaults)."""
+    global _hasher
+    _hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 API_KEY_PREFIX = "kehu_"
 JWT_ALGORITHM = "HS256"
 

@@ -24,3 +24,10 @@ def format_local(ts: datetime | None, tz_name: str, with_seconds: bool = False) 
     if value is None:
         return ""
     return value.strftime("%Y-%m-%d %H:%M:%S" if with_seconds else "%Y-%m-%d %H:%M")
+
+
+def aware(ts: datetime | None, tz_name: str = "UTC") -> datetime | None:
+    """A timestamp given without a zone is read in ``tz_name`` (the organisation's zone for people's input)."""
+    if ts is None or ts.tzinfo is not None:
+        return ts
+    return ts.replace(tzinfo=zone(tz_name))

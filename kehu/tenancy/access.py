@@ -29,6 +29,8 @@ ENTITIES = (
     "profiles", "accounts", "orders", "leads", "opportunities", "activities",
     "segments", "journeys", "messages", "cases", "loyalty", "reports",
 )
+# Entities whose rows have an owner (moved by a bulk reassign).
+OWNED_ENTITIES = ("profiles", "accounts", "orders", "leads", "opportunities", "activities", "cases")
 # Permissions that are not about rows (granted when their value is anything but "none").
 PERMISSIONS = ("pii.read", "settings.manage")
 

@@ -32,10 +32,11 @@ from kehu.core.security import (
     parse_api_key_prefix,
     verify_password,
 )
-from kehu.core.timeutil import zone
+from kehu.core.timeutil import aware, zone
 from kehu.tenancy import schemas
 from kehu.tenancy.access import (
     ENTITIES,
+    OWNED_ENTITIES,
     PERMISSIONS,
     PRIVILEGES,
     Principal,
@@ -539,7 +540,7 @@ def request_reassign(session: Session, principal: Principal, *, data: schemas.Re
     target = get_user(session, principal, data.to_user_id)
     if not target.is_active:
         raise invalid("to_user_id", "records cannot go to a deactivated user")
-    if not any(principal.can(m.__entity__, "assign") for m in owned_models()) and not principal.is_system:
+    if not any(principal.can(entity, "assign") for entity in OWNED_ENTITIES):
         raise Forbidden("Your roles do not allow reassigning records.")
     if data.deactivate_from_user:
         require_row(session, principal, "users", "update", unit_id=source.unit_id, owner_id=source.id)
@@ -605,9 +606,9 @@ def list_audit(session: Session, principal: Principal, *, user_id: int | None = 
     if action:
         filters.append(AuditRecord.action == action)
     if since is not None:
-        filters.append(AuditRecord.ts >= since)
+        filters.append(AuditRecord.ts >= aware(since, principal.timezone))
     if until is not None:
-        filters.append(AuditRecord.ts < until)
+        filters.append(AuditRecord.ts < aware(until, principal.timezone))
     stmt = select(AuditRecord).where(and_(*filters))
     return keyset_page(session, stmt, id_column=AuditRecord.id, limit=limit, cursor=cursor, descending=True)
 

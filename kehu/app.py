@@ -1,0 +1,79 @@
+"""The application factory: API routers, health and metrics, the embedded worker, and the web UI."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+import kehu.models  # noqa: F401 - every table registered before anything queries
+from kehu import __version__
+from kehu.core.db import Database, get_database
+from kehu.core.http import BodyLimitMiddleware, MetricsMiddleware, install_error_handlers, problem
+from kehu.core.jobs import Worker
+from kehu.core.logging import configure_logging
+from kehu.core.settings import Settings, get_settings
+from kehu.tenancy import api as tenancy_api
+from kehu.tenancy.service import principal_for_job
+
+
+def make_worker(database: Database, settings: Settings) -> Worker:
+    return Worker(database, lease_seconds=settings.job_lease_seconds, poll_seconds=settings.job_poll_seconds,
+                  backoff_base=settings.job_backoff_seconds, principal_loader=principal_for_job)
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None, *, with_ui: bool = True,
+               embedded_worker: bool | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_json, settings.log_level)
+    database = database or get_database(settings)
+    run_worker = settings.run_embedded_worker if embedded_worker is None else embedded_worker
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker = None
+        if run_worker:
+            worker = make_worker(database, settings)
+            thread = threading.Thread(target=worker.run_forever, name="kehu-worker", daemon=True)
+            thread.start()
+        yield
+        if worker is not None:
+            worker.stopping.set()
+            thread.join(timeout=30)
+
+    app = FastAPI(
+        title="kehu API", version=__version__, lifespan=lifespan,
+        description="kehu (客户): customer data platform, marketing automation and CRM. "
+                    "Errors are RFC 9457 problem+json; lists use cursor pagination (?limit=&cursor=).",
+    )
+    app.state.settings = settings
+    app.state.database = database
+    app.state.secret_key = settings.effective_secret_key()
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware)
+    app.include_router(tenancy_api.router)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> Response:
+        try:
+            with database.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            return problem(None, 503, "unavailable", "Database unavailable", str(exc)[:200], instance="/healthz")
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/metrics", tags=["ops"])
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    if with_ui:
+        from kehu.ui.shell import mount_ui
+
+        mount_ui(app, settings)
+    return app

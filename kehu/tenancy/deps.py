@@ -1,0 +1,66 @@
+"""FastAPI dependencies every router shares: the unit of work and the acting principal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Query, Request, Security
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+from sqlalchemy.orm import Session
+
+from kehu.core.db import Database
+from kehu.core.errors import Unauthorized
+from kehu.core.security import API_KEY_PREFIX, decode_access_token
+from kehu.core.settings import Settings
+from kehu.tenancy import service
+from kehu.tenancy.access import Principal
+
+oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_database(request: Request) -> Database:
+    return request.app.state.database
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One transaction per request: committed before the response is sent, rolled back on any error."""
+    with request.app.state.database.unit_of_work() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_principal(
+    request: Request,
+    session: SessionDep,
+    token: Annotated[str | None, Security(oauth2)] = None,
+    api_key: Annotated[str | None, Security(api_key_header)] = None,
+) -> Principal:
+    """A bearer JWT (users) or an API key (``X-API-Key``, or a bearer value that starts with ``kehu_``)."""
+    if token and token.startswith(API_KEY_PREFIX):
+        api_key, token = token, None
+    if api_key:
+        return service.principal_for_api_key(session, api_key)
+    if not token:
+        raise Unauthorized("Send a bearer token (POST /api/v1/auth/token) or an X-API-Key header.")
+    claims = decode_access_token(request.app.state.secret_key, token)
+    try:
+        user_id = int(claims["sub"])
+    except (TypeError, ValueError) as exc:
+        raise Unauthorized("The access token is not valid.") from exc
+    return service.principal_for_user(session, user_id, token_version=claims.get("ver"))
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+Limit = Annotated[int, Query(ge=1, le=500, description="Items per page (1–500).")]
+Cursor = Annotated[str | None, Query(description="The next_cursor of the previous page.")]
