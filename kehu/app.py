@@ -75,5 +75,5 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     if with_ui:
         from kehu.ui.shell import mount_ui
 
-        mount_ui(app, settings)
+        mount_ui(app, settings, database)
     return app

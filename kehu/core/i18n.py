@@ -25,12 +25,13 @@ def normalise_locale(locale: str | None) -> str:
     return short if short in LOCALES else DEFAULT_LOCALE
 
 
-def t(key: str, locale: str | None = None, **params: Any) -> str:
-    """Translate ``key``; falls back to the other locale, then to the key itself (so a gap is visible)."""
+def t(key: str, locale: str | None = None, *, default: str | None = None, **params: Any) -> str:
+    """Translate ``key``; falls back to the other locale, then to ``default`` or the key (a visible gap)."""
     loc = normalise_locale(locale)
     text = catalogue(loc).get(key)
     if text is None:
-        text = next((catalogue(other)[key] for other in LOCALES if key in catalogue(other)), key)
+        fallback = key if default is None else default
+        text = next((catalogue(other)[key] for other in LOCALES if key in catalogue(other)), fallback)
     return text.format(**params) if params else text
 
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from kehu.core import audit, jobs
 from kehu.core.audit import AuditRecord, changed, snapshot
@@ -204,6 +204,13 @@ def unit_tree(units: list[BusinessUnit]) -> list[dict[str, Any]]:
         nodes[unit.id] = node
         parent = nodes.get(unit.parent_id) if unit.parent_id else None
         (parent["children"] if parent else roots).append(node)
+
+    def order(siblings: list[dict[str, Any]]) -> None:  # regions before teams, then by code
+        siblings.sort(key=lambda n: (KIND_RANK[n["kind"]], n["code"]))
+        for sibling in siblings:
+            order(sibling["children"])
+
+    order(roots)
     return roots
 
 
@@ -660,3 +667,23 @@ def active_user_count(session: Session, principal: Principal) -> int:
     return session.scalar(select(func.count()).select_from(User).where(scope(principal, User), User.is_active)) or 0
 
 
+
+
+def staff_by_top_unit(session: Session, principal: Principal) -> list[tuple[str, int]]:
+    """Active staff per region (or per the units right below the viewer's own), largest first."""
+    visible = list_units(session, principal)
+    if not visible:
+        return []
+    top_depth = min(u.depth for u in visible)
+    groups = [u for u in visible if u.depth == top_depth + 1] or [u for u in visible if u.depth == top_depth]
+    group, member_unit = aliased(BusinessUnit), aliased(BusinessUnit)
+    stmt = (
+        select(group.name, func.count(User.id))
+        .select_from(User)
+        .join(member_unit, User.unit_id == member_unit.id)
+        .join(group, member_unit.path.startswith(group.path))
+        .where(group.id.in_([g.id for g in groups]), scope(principal, User), User.is_active)
+        .group_by(group.id, group.name)
+    )
+    counts = {name: count for name, count in session.execute(stmt)}
+    return sorted(((g.name, counts.get(g.name, 0)) for g in groups), key=lambda r: -r[1])

@@ -1,9 +1,336 @@
-"""The NiceGUI shell (placeholder until the UI lands)."""
+"""The NiceGUI shell: sign-in, the frame every page shares (header, navigation, language), the dashboard,
+and the pages of domains still to come. Pages call services directly, never our own HTTP API."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI
+from nicegui import app as gui_app
+from nicegui import ui
 
+from kehu.core.db import Database, get_database
+from kehu.core.errors import KehuError, Unauthorized
+from kehu.core.i18n import normalise_locale, t
 from kehu.core.settings import Settings
+from kehu.tenancy import service
+from kehu.tenancy.access import Principal
 
 
-def mount_ui(app: FastAPI, settings: Settings) -> None:
-    return None
+@dataclass
+class UIContext:
+    database: Database
+    settings: Settings
+
+
+_ctx: UIContext | None = None
+
+
+def context() -> UIContext:
+    assert _ctx is not None, "mount_ui() has not run"
+    return _ctx
+
+
+# -- who is signed in ----------------------------------------------------------------------------------
+def locale() -> str:
+    return normalise_locale(gui_app.storage.user.get("locale"))
+
+
+def tr(key: str, **params: Any) -> str:
+    return t(key, locale(), **params)
+
+
+def current_principal() -> Principal | None:
+    auth = gui_app.storage.user.get("auth")
+    if not auth:
+        return None
+    try:
+        with context().database.unit_of_work() as session:
+            return service.principal_for_user(session, auth["user_id"], token_version=auth["ver"])
+    except Unauthorized:
+        gui_app.storage.user.pop("auth", None)
+        return None
+
+
+def notify_error(error: KehuError) -> None:
+    details = "; ".join(f"{e.field}: {e.message}" for e in error.errors)
+    ui.notify(f"{error.detail or error.title}" + (f" ({details})" if details else ""), type="negative",
+              multi_line=True)
+
+
+@contextlib.contextmanager
+def unit_of_work() -> Iterator[Any]:
+    with context().database.unit_of_work() as session:
+        yield session
+
+
+def run_action(fn: Callable[[Any], Any], success: str | None = None) -> Any:
+    """Run one service call in its own transaction; domain errors become a readable notification."""
+    try:
+        with unit_of_work() as session:
+            result = fn(session)
+    except KehuError as error:
+        notify_error(error)
+        return None
+    if success:
+        ui.notify(success, type="positive")
+    return result
+
+
+# -- the frame -------------------------------------------------------------------------------------
+NAV: list[tuple[str, list[tuple[str, str, str, str | None]]]] = [
+    # section key, [(label key, icon, path, entity needed to see it)]
+    ("nav.section.work", [
+        ("nav.dashboard", "dashboard", "/", None),
+        ("nav.customers", "groups", "/customers", "profiles"),
+        ("nav.leads", "person_search", "/leads", "leads"),
+        ("nav.opportunities", "handshake", "/opportunities", "opportunities"),
+        ("nav.cases", "support_agent", "/cases", "cases"),
+    ]),
+    ("nav.section.marketing", [
+        ("nav.segments", "filter_alt", "/segments", "segments"),
+        ("nav.journeys", "alt_route", "/journeys", "journeys"),
+        ("nav.loyalty", "card_membership", "/loyalty", "loyalty"),
+        ("nav.analytics", "insights", "/analytics", "reports"),
+    ]),
+    ("nav.section.admin", [
+        ("nav.units", "account_tree", "/admin/units", "units"),
+        ("nav.users", "badge", "/admin/users", "users"),
+        ("nav.roles", "admin_panel_settings", "/admin/roles", "roles"),
+        ("nav.api_keys", "key", "/admin/api-keys", "api_keys"),
+        ("nav.audit", "history", "/admin/audit", "audit"),
+        ("nav.jobs", "pending_actions", "/admin/jobs", "jobs"),
+    ]),
+]
+
+
+def _toggle_language() -> None:
+    gui_app.storage.user["locale"] = "en" if locale() == "zh" else "zh"
+    ui.navigate.reload()
+
+
+def _sign_out() -> None:
+    gui_app.storage.user.pop("auth", None)
+    ui.navigate.to("/login")
+
+
+@contextlib.contextmanager
+def frame(title_key: str, active: str) -> Iterator[Principal]:
+    """Header, navigation and page title around a page's content; redirects to sign-in when needed."""
+    principal = current_principal()
+    if principal is None:
+        ui.navigate.to("/login")
+        raise _Redirected
+    ui.page_title(f"{tr(title_key)} · kehu 客户")
+    ui.colors(primary="#1f4e79", secondary="#2e7d32", accent="#c0392b")
+    with ui.header(elevated=True).classes("items-center bg-primary text-white px-4 py-2"):
+        ui.button(icon="menu", on_click=lambda: drawer.toggle()).props("flat round color=white dense")
+        ui.label("kehu 客户").classes("text-lg font-bold tracking-wide")
+        ui.label(tr("app.tagline")).classes("text-sm opacity-80 max-sm:hidden")
+        ui.space()
+        ui.button("EN" if locale() == "zh" else "中文", on_click=_toggle_language).props(
+            "flat color=white dense").mark("language-toggle")
+        with ui.button(icon="account_circle").props("flat round color=white"), ui.menu():
+            ui.menu_item(principal.display).props("disable")
+            ui.menu_item(tr("shell.sign_out"), on_click=_sign_out)
+        ui.label(principal.display).classes("text-sm max-sm:hidden")
+    with ui.left_drawer(value=True, bordered=True).classes("bg-grey-1 px-0") as drawer:
+        for section, items in NAV:
+            visible = [i for i in items if i[3] is None or principal.can(i[3])]
+            if not visible:
+                continue
+            ui.label(tr(section)).classes("text-xs uppercase text-grey-7 px-4 pt-4 pb-1")
+            for label_key, icon, path, _entity in visible:
+                is_active = path == active
+                with ui.link(target=path).classes(
+                    "flex items-center gap-3 px-4 py-2 no-underline text-grey-9 hover:bg-blue-1 "
+                    + ("bg-blue-1 text-primary font-medium border-r-4 border-primary" if is_active else "")
+                ):
+                    ui.icon(icon).classes("text-xl")
+                    ui.label(tr(label_key))
+    with ui.column().classes("w-full max-w-screen-2xl mx-auto p-6 gap-4"):
+        ui.label(tr(title_key)).classes("text-2xl font-semibold text-grey-9")
+        yield principal
+
+
+class _Redirected(Exception):
+    pass
+
+
+def page(path: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``@ui.page`` that quietly stops building a page whose visitor was sent to sign in."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        import functools
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kw: Any) -> Any:
+            try:
+                return fn(*args, **kw)
+            except _Redirected:
+                return None
+
+        return ui.page(path, **kwargs)(wrapper)
+
+    return decorate
+
+
+def actor_name(entry: Any) -> str:
+    return tr("audit.system") if entry.actor_user_id is None and entry.actor_api_key_id is None else entry.actor_display
+
+
+def audit_text(entry: Any) -> str:
+    """An audit record in the reader's language (the stored summary is English, for the API and logs)."""
+    after, before = entry.after or {}, entry.before or {}
+    subject = after.get("name") or before.get("name") or after.get("code") or (
+        f"#{entry.entity_id}" if entry.entity_id else "")
+    action = t(f"audit.action.{entry.action}", locale(), default=entry.action)
+    if entry.action == "login":
+        return action
+    return tr("audit.text", action=action, entity=tr(f"entity.{entry.entity}"), subject=subject)
+
+
+def empty_state(icon: str, title: str, text: str) -> None:
+    with ui.card().classes("w-full items-center py-12 bg-grey-1 shadow-none border border-dashed"):
+        ui.icon(icon).classes("text-6xl text-grey-5")
+        ui.label(title).classes("text-lg font-medium text-grey-8")
+        ui.label(text).classes("text-grey-7 text-center max-w-xl")
+
+
+def stat_card(label: str, value: Any, icon: str, hint: str = "") -> None:
+    with ui.card().classes("min-w-[200px] flex-1"), ui.row().classes("items-center gap-4 no-wrap"):
+        ui.icon(icon).classes("text-4xl text-primary")
+        with ui.column().classes("gap-0"):
+            ui.label(str(value)).classes("text-3xl font-bold text-grey-9")
+            ui.label(label).classes("text-sm text-grey-7")
+            if hint:
+                ui.label(hint).classes("text-xs text-grey-6")
+
+
+# -- sign-in -------------------------------------------------------------------------------------------
+def login_page() -> None:
+    if current_principal() is not None:
+        ui.navigate.to("/")
+        return
+    ui.page_title(f"{tr('login.title')} · kehu 客户")
+    ui.colors(primary="#1f4e79")
+    ip = ""
+    with ui.column().classes("absolute-center items-center gap-6"):
+        with ui.row().classes("items-center gap-3"):
+            ui.label("kehu 客户").classes("text-4xl font-bold text-primary")
+        ui.label(tr("app.tagline")).classes("text-grey-7")
+        with ui.card().classes("w-96 p-6"):
+            ui.label(tr("login.title")).classes("text-xl font-semibold")
+            email = ui.input(tr("login.email")).props("outlined autofocus").classes("w-full").mark("login-email")
+            password = ui.input(tr("login.password"), password=True, password_toggle_button=True).props(
+                "outlined").classes("w-full").mark("login-password")
+            message = ui.label().classes("text-negative text-sm")
+
+            def submit() -> None:
+                settings = context().settings
+                policy = service.LoginPolicy(settings.login_max_failures, settings.login_lockout_minutes)
+                session = context().database.sessionmaker()
+                try:
+                    user = service.authenticate(session, email=email.value, password=password.value, ip=ip,
+                                                policy=policy)
+                    auth = {"user_id": user.id, "ver": user.token_version}
+                    user_locale = user.locale
+                    session.commit()
+                except KehuError as error:
+                    session.commit()  # the failed attempt counts towards throttling
+                    message.set_text(tr("login.failed") if error.status == 401 else error.detail)
+                    return
+                finally:
+                    session.close()
+                gui_app.storage.user["auth"] = auth
+                gui_app.storage.user.setdefault("locale", user_locale)
+                ui.navigate.to("/")
+
+            password.on("keydown.enter", submit)
+            ui.button(tr("login.submit"), on_click=submit).classes("w-full mt-2").mark("login-submit")
+        ui.button("English" if locale() == "zh" else "中文", on_click=_toggle_language).props("flat dense")
+
+
+# -- dashboard -----------------------------------------------------------------------------------------
+def dashboard_page() -> None:
+    from kehu.core.timeutil import format_local
+
+    with frame("nav.dashboard", "/") as principal, unit_of_work() as session:
+        counts = service.counts_by_unit_kind(session, principal)
+        staff = service.active_user_count(session, principal)
+        with ui.row().classes("w-full gap-4"):
+            stat_card(tr("dashboard.regions"), counts.get("region", 0), "public")
+            stat_card(tr("dashboard.dealers"), counts.get("dealer", 0), "storefront")
+            stat_card(tr("dashboard.teams"), counts.get("team", 0), "groups_2")
+            stat_card(tr("dashboard.staff"), staff, "badge")
+        with ui.row().classes("w-full gap-4 items-stretch"):
+            if principal.can("units") and principal.can("users"):
+                staff_by_region = service.staff_by_top_unit(session, principal)
+                with ui.card().classes("flex-1 min-w-[380px]"):
+                    ui.label(tr("dashboard.staff_by_region")).classes("text-lg font-medium")
+                    if staff_by_region:
+                        names = [n for n, _ in staff_by_region]
+                        ui.echart({
+                            "tooltip": {"trigger": "axis"},
+                            "grid": {"left": 120, "right": 24, "top": 10, "bottom": 24},
+                            "xAxis": {"type": "value", "minInterval": 1},
+                            "yAxis": {"type": "category", "data": names[::-1]},
+                            "series": [{"type": "bar", "data": [c for _, c in staff_by_region][::-1],
+                                        "itemStyle": {"color": "#1f4e79"}, "label": {"show": True,
+                                                                                    "position": "right"}}],
+                        }).classes("h-72 w-full")
+                    else:
+                        ui.label(tr("dashboard.no_staff")).classes("text-grey-7")
+            if principal.can("audit"):
+                entries = service.list_audit(session, principal, limit=8).items
+                with ui.card().classes("flex-1 min-w-[380px]"):
+                    ui.label(tr("dashboard.recent_changes")).classes("text-lg font-medium")
+                    if not entries:
+                        ui.label(tr("audit.empty")).classes("text-grey-7")
+                    for entry in entries:
+                        with ui.row().classes("w-full no-wrap gap-3 text-sm py-2 border-b border-gray-200"):
+                            ui.label(format_local(entry.ts, principal.timezone)).classes("text-grey-6 w-32 shrink-0")
+                            ui.label(actor_name(entry)).classes("w-24 shrink-0 font-medium truncate")
+                            ui.label(audit_text(entry)).classes("text-grey-8")
+        with ui.card().classes("w-full bg-blue-1 shadow-none"):
+            ui.label(tr("dashboard.coming_title")).classes("font-medium")
+            ui.label(tr("dashboard.coming_text")).classes("text-grey-8 text-sm")
+
+
+# -- domains still to come: say what will be here, show nothing fake --------------------------------------
+COMING = {
+    "/customers": ("nav.customers", "groups", "coming.customers"),
+    "/leads": ("nav.leads", "person_search", "coming.leads"),
+    "/opportunities": ("nav.opportunities", "handshake", "coming.opportunities"),
+    "/cases": ("nav.cases", "support_agent", "coming.cases"),
+    "/segments": ("nav.segments", "filter_alt", "coming.segments"),
+    "/journeys": ("nav.journeys", "alt_route", "coming.journeys"),
+    "/loyalty": ("nav.loyalty", "card_membership", "coming.loyalty"),
+    "/analytics": ("nav.analytics", "insights", "coming.analytics"),
+}
+
+
+def _register_coming(path: str, title_key: str, icon: str, text_key: str) -> None:
+    @page(path)
+    def _coming() -> None:
+        with frame(title_key, path):
+            empty_state(icon, tr("coming.title"), tr(text_key))
+
+
+def mount_ui(app: FastAPI, settings: Settings, database: Database | None = None) -> None:
+    """Register the pages and mount NiceGUI on the FastAPI app (once per process)."""
+    global _ctx
+    _ctx = UIContext(database=database or get_database(settings), settings=settings)
+    from kehu.tenancy import ui as tenancy_ui
+
+    page("/login")(login_page)
+    page("/")(dashboard_page)
+    for path, (title_key, icon, text_key) in COMING.items():
+        _register_coming(path, title_key, icon, text_key)
+    tenancy_ui.register()
+    ui.run_with(app, storage_secret=settings.effective_secret_key(), title="kehu 客户", favicon="🚗",
+                language="zh-CN", show_welcome_message=False,
+                session_middleware_kwargs={"max_age": settings.ui_session_days * 86400, "same_site": "lax"})

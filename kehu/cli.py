@@ -1,0 +1,165 @@
+"""The kehu command line: serve, worker, migrate, demo, org and user management."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from kehu.core.db import get_database, migrate
+from kehu.core.errors import KehuError
+from kehu.core.logging import configure_logging
+from kehu.core.settings import get_settings
+
+app = typer.Typer(help="kehu (客户): customer data platform + marketing automation + CRM.", no_args_is_help=True)
+user_app = typer.Typer(help="Manage staff accounts.", no_args_is_help=True)
+org_app = typer.Typer(help="Manage organisations (tenants).", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(org_app, name="org")
+console = Console()
+
+
+def _fail(error: KehuError) -> None:
+    console.print(f"[red]{error.title}:[/red] {error.detail}")
+    for field_error in error.errors:
+        console.print(f"  {field_error.field}: {field_error.message}")
+    raise typer.Exit(code=1)
+
+
+def _serve(host: str | None, port: int | None) -> None:
+    from kehu.app import create_app
+
+    settings = get_settings()
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
+                log_level=settings.log_level.lower(), proxy_headers=True)
+
+
+@app.command(name="migrate")
+def migrate_command(
+    revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
+) -> None:
+    """Bring the database schema up to date (safe to run again)."""
+    settings = get_settings()
+    configure_logging(settings.log_json, settings.log_level)
+    migrate(get_database(settings), revision)
+    console.print(f"Database at [bold]{revision}[/bold]: {_safe_url(settings.effective_database_url)}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000)")] = None,
+    skip_migrate: Annotated[bool, typer.Option(help="Do not migrate SQLite databases on start")] = False,
+) -> None:
+    """Serve the web UI and the API. On SQLite the worker runs inside this process."""
+    settings = get_settings()
+    if settings.is_sqlite and not skip_migrate:
+        migrate(get_database(settings))
+    _serve(host, port)
+
+
+@app.command()
+def worker() -> None:
+    """Run background jobs. Start as many as you like against PostgreSQL; they never run a job twice."""
+    from kehu.app import make_worker
+
+    settings = get_settings()
+    configure_logging(settings.log_json, settings.log_level)
+    w = make_worker(get_database(settings), settings)
+    w.install_signal_handlers()
+    w.run_forever()
+
+
+@app.command()
+def demo(
+    customers: Annotated[int, typer.Option(help="Synthetic customers to generate (arrives with the CDP)")] = 1000,
+    serve_: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the UI and API afterwards")] = True,
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Create the demo automotive group (示范汽车集团) once, then serve it."""
+    from kehu.demo.seed import ADMIN_EMAIL, DEMO_PASSWORD, seed_demo
+
+    settings = get_settings()
+    configure_logging(settings.log_json, settings.log_level)
+    database = get_database(settings)
+    migrate(database)
+    with database.unit_of_work() as session:
+        result = seed_demo(session)
+    if result.created:
+        console.print(f"Created [bold]{result.org.name}[/bold] with {result.users} staff accounts.")
+    else:
+        console.print(f"[bold]{result.org.name}[/bold] already exists; nothing was added.")
+    url = f"http://{host or settings.host}:{port or settings.port}"
+    console.print(f"Database: {_safe_url(settings.effective_database_url)}")
+    console.print(f"Sign in at [bold]{url}[/bold] as [bold]{ADMIN_EMAIL}[/bold] / [bold]{DEMO_PASSWORD}[/bold]")
+    console.print(f"(every demo account uses the same password; API docs at {url}/docs)")
+    if serve_:
+        _serve(host, port)
+
+
+@org_app.command("create")
+def org_create(
+    name: Annotated[str, typer.Option(help="Display name, e.g. 示范汽车集团")],
+    slug: Annotated[str, typer.Option(help="Short unique name used by the CLI")],
+    timezone: Annotated[str, typer.Option(help="IANA time zone")] = "Asia/Shanghai",
+) -> None:
+    """Create an organisation with its headquarters unit and the default roles."""
+    from kehu.tenancy import service
+
+    database = get_database()
+    migrate(database)
+    try:
+        with database.unit_of_work() as session:
+            org = service.create_organization(session, name=name, slug=slug, timezone=timezone)
+            console.print(f"Organisation {org.name} ({org.slug}) created with id {org.id}.")
+    except KehuError as error:
+        _fail(error)
+
+
+@user_app.command("create")
+def user_create(
+    org: Annotated[str, typer.Option(help="Organisation slug")],
+    email: Annotated[str, typer.Option()],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+    role: Annotated[list[str], typer.Option(help="Role code; repeat for several")],
+    unit: Annotated[str | None, typer.Option(help="Unit code (default: headquarters)")] = None,
+    name: Annotated[str | None, typer.Option(help="Display name (default: the e-mail's local part)")] = None,
+) -> None:
+    """Create a staff account (the password is never printed or logged)."""
+    from pydantic import ValidationError
+    from sqlalchemy import select
+
+    from kehu.tenancy import schemas, service
+    from kehu.tenancy.models import BusinessUnit
+
+    database = get_database()
+    try:
+        with database.unit_of_work() as session:
+            organisation = service.get_organization_by_slug(session, org)
+            system = service.system_principal(session, organisation.id)
+            unit_id = system.unit_id
+            if unit:
+                unit_id = session.scalar(select(BusinessUnit.id).where(
+                    BusinessUnit.org_id == organisation.id, BusinessUnit.code == unit))
+                if unit_id is None:
+                    console.print(f"[red]No unit with code {unit!r} in {org}.[/red]")
+                    raise typer.Exit(code=1)
+            data = schemas.UserCreate(email=email, password=password, roles=role, unit_id=unit_id,
+                                      name=name or email.split("@")[0])
+            created = service.create_user(session, system, data=data)
+            console.print(f"User {created.email} created with id {created.id}.")
+    except ValidationError as error:
+        for item in error.errors():
+            console.print(f"[red]{'.'.join(map(str, item['loc']))}: {item['msg']}[/red]")
+        raise typer.Exit(code=1) from None
+    except KehuError as error:
+        _fail(error)
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

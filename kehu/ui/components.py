@@ -1,0 +1,57 @@
+"""Reusable UI pieces: a server-side sorted and paged table, status chips."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from nicegui import ui
+
+Fetch = Callable[[int, int, str | None, bool], tuple[list[dict[str, Any]], int]]
+
+
+class ServerTable:
+    """A Quasar table whose sorting and paging run in the database, not in the browser."""
+
+    def __init__(self, columns: list[dict[str, Any]], fetch: Fetch, *, sort_by: str | None = None,
+                 descending: bool = False, per_page: int = 20, row_key: str = "id",
+                 on_row_click: Callable[[dict[str, Any]], None] | None = None, empty_text: str = "") -> None:
+        self.fetch = fetch
+        self.table = ui.table(
+            columns=columns, rows=[], row_key=row_key,
+            pagination={"rowsPerPage": per_page, "sortBy": sort_by, "descending": descending, "page": 1,
+                        "rowsNumber": 0},
+        ).classes("w-full").props(f'flat bordered binary-state-sort rows-per-page-options="[10,20,50,100]" '
+                                  f'no-data-label="{empty_text}"')
+        self.table.on("request", lambda e: self.load(e.args["pagination"]))
+        if on_row_click is not None:
+            self.table.on("row-click", lambda e: on_row_click(e.args[1]))
+            self.table.props("hover").classes("cursor-pointer")
+        self.load(self.table.pagination)
+
+    def load(self, pagination: dict[str, Any] | None = None) -> None:
+        p = dict(pagination or self.table.pagination)
+        rows, total = self.fetch(int(p.get("page") or 1), int(p.get("rowsPerPage") or 20), p.get("sortBy"),
+                                 bool(p.get("descending")))
+        self.table.rows = rows
+        self.table.pagination = {**p, "rowsNumber": total}
+
+    def reload(self, first_page: bool = False) -> None:
+        p = dict(self.table.pagination)
+        if first_page:
+            p["page"] = 1
+        self.load(p)
+
+
+STATUS_COLOURS = {"queued": "grey-7", "running": "primary", "succeeded": "positive", "failed": "negative",
+                  "cancelled": "grey-5", "active": "positive", "inactive": "grey-6", "revoked": "grey-6"}
+
+
+def add_status_slot(table: ui.table, column: str, labels: dict[str, str]) -> None:
+    """Render ``column`` as a coloured chip with a translated label."""
+    mapping = "{" + ",".join(f"'{k}':'{v}'" for k, v in labels.items()) + "}"
+    colours = "{" + ",".join(f"'{k}':'{v}'" for k, v in STATUS_COLOURS.items()) + "}"
+    table.add_slot(f"body-cell-{column}", f"""
+        <q-td :props="props">
+          <q-badge :color="({colours})[props.value] || 'grey-7'" :label="({mapping})[props.value] || props.value" />
+        </q-td>""")

@@ -1,0 +1,43 @@
+"""Every user-facing string goes through the catalogue, in both languages."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from kehu.core.i18n import catalogue, t
+from kehu.tenancy.access import DEPTHS, ENTITIES, PERMISSIONS, PRIVILEGES
+
+PACKAGE = Path(__file__).resolve().parents[2] / "kehu"
+LITERAL_KEY = re.compile(r"""\btr?\(\s*["']([a-z_]+(?:\.[a-z_]+)+)["']""")
+
+
+def test_both_catalogues_have_the_same_keys_and_no_empty_text():
+    zh, en = catalogue("zh"), catalogue("en")
+    assert set(zh) == set(en)
+    assert all(v.strip() for v in [*zh.values(), *en.values()])
+
+
+def test_every_literal_key_used_in_the_code_is_in_the_catalogue():
+    used = {m.group(1) for path in PACKAGE.rglob("*.py") for m in LITERAL_KEY.finditer(path.read_text("utf-8"))}
+    assert used, "the scan found no keys: the pattern is broken"
+    missing = sorted(k for k in used if k not in catalogue("zh"))
+    assert missing == []
+
+
+def test_navigation_and_generated_keys_exist():
+    from kehu.ui.shell import COMING, NAV
+
+    keys = {section for section, _ in NAV} | {item[0] for _, items in NAV for item in items}
+    keys |= {text for _title, _icon, text in COMING.values()}
+    keys |= {f"depth.{d}" for d in DEPTHS} | {f"privilege.{p}" for p in PRIVILEGES}
+    keys |= {f"entity.{e}" for e in ENTITIES} | {f"permission.{p}" for p in PERMISSIONS}
+    keys |= {f"unit.kind.{k}" for k in ("hq", "region", "dealer", "team")}
+    assert sorted(k for k in keys if k not in catalogue("zh")) == []
+
+
+def test_chinese_is_the_default_and_params_are_filled():
+    assert t("nav.users") == "用户"
+    assert t("nav.users", "en-GB") == "Users"
+    assert t("units.staff", "en", count=3) == "Staff (3)"
+    assert t("no.such.key", "en", default="fallback") == "fallback"
