@@ -7,10 +7,11 @@ from typing import Any
 from nicegui import ui
 
 from kehu.core.i18n import t
+from kehu.core.pagination import OffsetPage
 from kehu.core.timeutil import format_local
 from kehu.tenancy import schemas, service
 from kehu.tenancy.access import DEPTHS, ENTITIES, PERMISSIONS, PRIVILEGES, Principal
-from kehu.ui.components import ServerTable, add_status_slot
+from kehu.ui.components import ServerTable, add_status_slot, localise_table
 from kehu.ui.shell import actor_name, audit_text, empty_state, frame, locale, page, run_action, tr, unit_of_work
 
 KIND_ICONS = {"hq": "apartment", "region": "public", "dealer": "storefront", "team": "groups_2"}
@@ -30,18 +31,22 @@ def _kind_options() -> dict[str, str]:
 
 
 def _unit_options(principal: Principal) -> dict[int, str]:
+    if not principal.can("units"):
+        return {}
     with unit_of_work() as session:
         return {u.id: ("　" * u.depth) + u.name for u in service.list_units(session, principal)}
 
 
 def _role_options(principal: Principal) -> dict[str, str]:
+    if not principal.can("roles"):
+        return {}
     with unit_of_work() as session:
         return {r.code: r.name(locale()) for r in service.list_roles(session, principal)}
 
 
 # -- business units ------------------------------------------------------------------------------------
 def units_page() -> None:
-    with frame("nav.units", "/admin/units") as principal:
+    with frame("nav.units", "/admin/units", "units") as principal:
         state: dict[str, Any] = {"selected": None}
         with ui.row().classes("w-full gap-4 no-wrap items-start"):
             with ui.card().classes("w-[380px] shrink-0"):
@@ -80,7 +85,8 @@ def units_page() -> None:
                 return
             with unit_of_work() as session:
                 unit = service.get_unit(session, principal, state["selected"])
-                staff = service.page_users(session, principal, unit_id=unit.id, per_page=200)
+                staff = service.page_users(session, principal, unit_id=unit.id, per_page=200) \
+                    if principal.can("users") else OffsetPage([], 0)
                 staff_rows = [{"id": u.id, "name": u.name, "unit": u.unit.name,
                                "roles": ", ".join(r.name(locale()) for r in u.roles),
                                "status": tr("status.active") if u.is_active else tr("status.inactive")}
@@ -102,7 +108,7 @@ def units_page() -> None:
             with ui.card().classes("w-full"):
                 ui.label(tr("units.staff", count=staff.total)).classes("text-lg font-medium")
                 if staff_rows:
-                    ui.table(columns=[
+                    staff_table = ui.table(columns=[
                         {"name": "name", "label": tr("users.name"), "field": "name", "sortable": True,
                          "align": "left"},
                         {"name": "unit", "label": tr("users.unit"), "field": "unit", "sortable": True,
@@ -110,6 +116,7 @@ def units_page() -> None:
                         {"name": "roles", "label": tr("users.roles"), "field": "roles", "align": "left"},
                         {"name": "status", "label": tr("users.status"), "field": "status", "align": "left"},
                     ], rows=staff_rows, pagination=10).classes("w-full").props("flat dense")
+                    localise_table(staff_table, tr)
                 else:
                     ui.label(tr("units.no_staff")).classes("text-grey-7")
 
@@ -197,7 +204,7 @@ def _validated(action: Any) -> Any:
 
 # -- users ---------------------------------------------------------------------------------------------
 def users_page() -> None:
-    with frame("nav.users", "/admin/users") as principal:
+    with frame("nav.users", "/admin/users", "users") as principal:
         units = _unit_options(principal)
         roles = _role_options(principal)
         filters: dict[str, Any] = {"q": "", "unit_id": None, "role": None, "active": True}
@@ -241,7 +248,7 @@ def users_page() -> None:
             {"name": "last_login_at", "label": tr("users.last_login"), "field": "last_login_at", "sortable": True,
              "align": "left"},
         ]
-        table = ServerTable(columns, fetch, sort_by="name", empty_text=tr("users.empty"),
+        table = ServerTable(columns, fetch, sort_by="name", empty_text=tr("users.empty"), tr=tr,
                             on_row_click=lambda row: user_dialog(row["id"]))
         add_status_slot(table.table, "status", {"active": tr("status.active"), "inactive": tr("status.inactive")})
 
@@ -328,7 +335,7 @@ def users_page() -> None:
 
 # -- roles ---------------------------------------------------------------------------------------------
 def roles_page() -> None:
-    with frame("nav.roles", "/admin/roles") as principal:
+    with frame("nav.roles", "/admin/roles", "roles") as principal:
         state: dict[str, Any] = {"role_id": None}
         with ui.row().classes("w-full gap-4 no-wrap items-start"):
             list_box = ui.card().classes("w-[300px] shrink-0")
@@ -426,7 +433,7 @@ def roles_page() -> None:
 
 # -- API keys ------------------------------------------------------------------------------------------
 def api_keys_page() -> None:
-    with frame("nav.api_keys", "/admin/api-keys") as principal:
+    with frame("nav.api_keys", "/admin/api-keys", "api_keys") as principal:
         ui.label(tr("api_keys.help")).classes("text-grey-7")
         roles = _role_options(principal)
 
@@ -453,6 +460,7 @@ def api_keys_page() -> None:
                 {"name": "status", "label": tr("users.status"), "field": "status", "align": "left"},
                 {"name": "actions", "label": "", "field": "id"},
             ], rows=rows, pagination=20).classes("w-full").props("flat bordered")
+            localise_table(table, tr)
             add_status_slot(table, "status",
                             {"active": tr("status.active"), "revoked": tr("status.revoked")})
             table.add_slot("body-cell-actions", f"""
@@ -499,10 +507,11 @@ def api_keys_page() -> None:
 
 # -- audit log -----------------------------------------------------------------------------------------
 def audit_page() -> None:
-    with frame("nav.audit", "/admin/audit") as principal:
+    with frame("nav.audit", "/admin/audit", "audit") as principal:
         state: dict[str, Any] = {"cursors": [None], "entity": None, "user_id": None, "since": None, "until": None}
         with unit_of_work() as session:
-            people = {u.id: u.name for u in service.page_users(session, principal, per_page=1000).items}
+            people = {u.id: u.name for u in service.page_users(session, principal, per_page=1000).items} \
+                if principal.can("users") else {}
         entities = {e: tr(f"entity.{e}") for e in ("units", "users", "roles", "api_keys", "jobs", "organizations")}
         with ui.row().classes("w-full items-center gap-3"):
             ui.select(people, label=tr("audit.who"), clearable=True, with_input=True,
@@ -575,7 +584,7 @@ def _changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str
 
 # -- jobs ----------------------------------------------------------------------------------------------
 def jobs_page() -> None:
-    with frame("nav.jobs", "/admin/jobs") as principal:
+    with frame("nav.jobs", "/admin/jobs", "jobs") as principal:
         state: dict[str, Any] = {"status": None}
         ui.select({s: tr(f"job.status.{s}") for s in ("queued", "running", "succeeded", "failed", "cancelled")},
                   label=tr("users.status"), clearable=True,
@@ -607,6 +616,7 @@ def jobs_page() -> None:
                  "classes": "text-negative text-xs", "style": "max-width: 320px; white-space: normal"},
                 {"name": "actions", "label": "", "field": "id"},
             ], rows=rows, pagination=25).classes("w-full").props("flat bordered")
+            localise_table(table, tr)
             add_status_slot(table, "status", {s: tr(f"job.status.{s}") for s in
                                               ("queued", "running", "succeeded", "failed", "cancelled")})
             table.add_slot("body-cell-progress", """

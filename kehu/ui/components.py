@@ -7,6 +7,15 @@ from typing import Any
 
 from nicegui import ui
 
+
+def localise_table(table: ui.table, tr: Callable[..., str]) -> ui.table:
+    """Quasar's own table texts in the reader's language (its language pack is global, ours is per user)."""
+    of = tr("table.of")
+    table.props(f'rows-per-page-label="{tr("table.rows_per_page")}" no-data-label="{tr("table.no_data")}" '
+                f':pagination-label="(first, last, total) => `${{first}}–${{last}} {of} ${{total}}`"')
+    return table
+
+
 Fetch = Callable[[int, int, str | None, bool], tuple[list[dict[str, Any]], int]]
 
 
@@ -15,14 +24,18 @@ class ServerTable:
 
     def __init__(self, columns: list[dict[str, Any]], fetch: Fetch, *, sort_by: str | None = None,
                  descending: bool = False, per_page: int = 20, row_key: str = "id",
-                 on_row_click: Callable[[dict[str, Any]], None] | None = None, empty_text: str = "") -> None:
+                 on_row_click: Callable[[dict[str, Any]], None] | None = None, empty_text: str = "",
+                 tr: Callable[..., str] | None = None) -> None:
         self.fetch = fetch
         self.table = ui.table(
             columns=columns, rows=[], row_key=row_key,
             pagination={"rowsPerPage": per_page, "sortBy": sort_by, "descending": descending, "page": 1,
                         "rowsNumber": 0},
-        ).classes("w-full").props(f'flat bordered binary-state-sort rows-per-page-options="[10,20,50,100]" '
-                                  f'no-data-label="{empty_text}"')
+        ).classes("w-full").props('flat bordered binary-state-sort rows-per-page-options="[10,20,50,100]"')
+        if tr is not None:
+            localise_table(self.table, tr)
+        if empty_text:
+            self.table.props(f'no-data-label="{empty_text}"')
         self.table.on("request", lambda e: self.load(e.args["pagination"]))
         if on_row_click is not None:
             self.table.on("row-click", lambda e: on_row_click(e.args[1]))

@@ -118,8 +118,9 @@ def _sign_out() -> None:
 
 
 @contextlib.contextmanager
-def frame(title_key: str, active: str) -> Iterator[Principal]:
-    """Header, navigation and page title around a page's content; redirects to sign-in when needed."""
+def frame(title_key: str, active: str, entity: str | None = None) -> Iterator[Principal]:
+    """Header, navigation and page title around a page's content; redirects to sign-in when needed and
+    says so plainly when the viewer's roles do not reach ``entity``."""
     principal = current_principal()
     if principal is None:
         ui.navigate.to("/login")
@@ -153,6 +154,9 @@ def frame(title_key: str, active: str) -> Iterator[Principal]:
                     ui.label(tr(label_key))
     with ui.column().classes("w-full max-w-screen-2xl mx-auto p-6 gap-4"):
         ui.label(tr(title_key)).classes("text-2xl font-semibold text-grey-9")
+        if entity is not None and not principal.can(entity):
+            empty_state("lock", tr("shell.no_access_title"), tr("shell.no_access_text"))
+            raise _Redirected
         yield principal
 
 
@@ -316,7 +320,7 @@ COMING = {
 def _register_coming(path: str, title_key: str, icon: str, text_key: str) -> None:
     @page(path)
     def _coming() -> None:
-        with frame(title_key, path):
+        with frame(title_key, path, entity=None):
             empty_state(icon, tr("coming.title"), tr(text_key))
 
 

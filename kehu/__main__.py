@@ -1,0 +1,3 @@
+from kehu.cli import app
+
+app(prog_name="kehu")

@@ -1,0 +1,109 @@
+"""A real kehu server (demo data) in a subprocess and a real Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, make_url, text
+
+CHROMIUM = os.environ.get("KEHU_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = Path(os.environ.get("KEHU_SCREENSHOTS", "screenshots"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _database_url(tmp: Path) -> str:
+    base = os.environ.get("KEHU_TEST_DATABASE_URL")
+    if not base:
+        return f"sqlite:///{tmp / 'e2e.db'}"
+    url = make_url(base)
+    name = f"{url.database}_kehu_e2e_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("KEHU_E2E_REQUIRED"):
+            pytest.fail(f"browser tests are required but {CHROMIUM} is missing")
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    tmp = tmp_path_factory.mktemp("e2e")
+    port = _free_port()
+    env = {**os.environ, "KEHU_DATA_DIR": str(tmp / "data"), "KEHU_DATABASE_URL": _database_url(tmp),
+           "KEHU_EMBEDDED_WORKER": "true", "KEHU_JOB_POLL_SECONDS": "0.2"}
+    kehu = [sys.executable, "-m", "kehu"]
+    subprocess.run([*kehu, "demo", "--no-serve"], env=env, cwd=tmp, check=True, capture_output=True)
+    log = open(tmp / "server.log", "w")  # noqa: SIM115 - closed after the server stops
+    process = subprocess.Popen([*kehu, "serve", "--port", str(port), "--skip-migrate"], env=env, cwd=tmp,
+                               stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    else:
+        process.kill()
+        pytest.fail("kehu serve did not come up:\n" + (tmp / "server.log").read_text()[-3000:])
+    yield base
+    process.terminate()
+    process.wait(timeout=30)
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def browser(server: str):  # type: ignore[no-untyped-def]
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser):  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
+def sign_in(page, server):  # type: ignore[no-untyped-def]
+    def _sign_in(email: str, password: str = "kehu-demo-2026") -> None:
+        page.goto(f"{server}/login")
+        page.get_by_label("邮箱").fill(email)
+        page.get_by_label("密码").fill(password)
+        page.get_by_role("button", name="登录").click()
+        page.wait_for_url(f"{server}/")
+
+    return _sign_in
+
+
+def shoot(page, name: str) -> Path:  # type: ignore[no-untyped-def]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
