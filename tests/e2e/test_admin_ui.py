@@ -26,6 +26,38 @@ def test_admin_signs_in_opens_the_unit_tree_and_adds_a_dealer(page, server, sign
     assert tree.get_by_text("苏州园区4S店", exact=True).is_visible()
 
 
+def test_admin_hires_a_salesperson_who_then_sees_only_their_dealer(page, server, sign_in, browser):
+    sign_in("admin@demo.kehu.dev")
+    page.goto(f"{server}/admin/users")
+    page.get_by_role("button", name="新增用户").click()
+    dialog = page.locator(".q-dialog")
+    dialog.get_by_label("姓名").fill("钱新人")
+    dialog.get_by_label("邮箱").fill("qian@demo.kehu.dev")
+    dialog.get_by_label("所属单位").click()
+    page.locator(".q-menu").get_by_text("北京朝阳4S店销售组").click()
+    dialog.get_by_label("角色").click()
+    page.locator(".q-menu").get_by_text("销售顾问").click()
+    page.keyboard.press("Escape")
+    dialog.get_by_label("初始密码（至少 8 位）").fill("welcome-2026")
+    dialog.get_by_role("button", name="保存").click()
+    page.get_by_text("已保存").wait_for()
+    page.get_by_placeholder("搜索姓名或邮箱").fill("qian")
+    page.locator(".q-table").get_by_text("qian@demo.kehu.dev").wait_for()
+
+    newcomer = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+    newcomer.goto(f"{server}/login")
+    newcomer.get_by_label("邮箱").fill("qian@demo.kehu.dev")
+    newcomer.get_by_label("密码").fill("welcome-2026")
+    newcomer.get_by_role("button", name="登录").click()
+    newcomer.wait_for_url(f"{server}/")
+    newcomer.goto(f"{server}/admin/users")
+    newcomer.locator(".q-table").get_by_text("qian@demo.kehu.dev").wait_for()
+    body = newcomer.locator(".q-table").inner_text()
+    assert "bj001.sales1@demo.kehu.dev" in body  # a colleague in the same team
+    assert "sh001" not in body and "admin@demo.kehu.dev" not in body
+    newcomer.context.close()
+
+
 def test_language_switch_shows_english(page, server, sign_in):
     sign_in("admin@demo.kehu.dev")
     page.get_by_role("button", name="EN").click()
