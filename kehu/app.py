@@ -13,6 +13,8 @@ from sqlalchemy import text
 
 import kehu.models  # noqa: F401 - every table registered before anything queries
 from kehu import __version__
+from kehu.cdp import api as cdp_api
+from kehu.cdp.ingest import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
 from kehu.core.db import Database, get_database
 from kehu.core.http import BodyLimitMiddleware, MetricsMiddleware, install_error_handlers, problem
 from kehu.core.jobs import Worker
@@ -55,9 +57,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.database = database
     app.state.secret_key = settings.effective_secret_key()
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
+                       limits={"/v1/batch": MAX_BATCH_BYTES, "/v1/": MAX_MESSAGE_BYTES})
     app.add_middleware(MetricsMiddleware)
     app.include_router(tenancy_api.router)
+    app.include_router(cdp_api.router)
+    app.include_router(cdp_api.ingestion)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> Response:

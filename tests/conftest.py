@@ -7,8 +7,9 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import warnings
+
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.orm import Session
 
@@ -18,6 +19,10 @@ from kehu.core.db import Base, Database, migrate
 from kehu.core.security import use_fast_password_hashing
 from kehu.core.settings import Settings
 from tests.factories.tenancy import OrgTree, build_org_tree
+
+with warnings.catch_warnings():  # Starlette nudges towards httpx2; the test client works as it is
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
 
 use_fast_password_hashing()
 

@@ -167,3 +167,24 @@ def owned_models() -> list[type]:
     """Every mapped model that carries an owner, in a stable order."""
     models = [m.class_ for m in Base.registry.mappers if issubclass(m.class_, OwnedMixin)]
     return sorted(models, key=lambda m: m.__tablename__)
+
+
+def insert_ignoring_conflicts(session: Session, model: type, rows: list[dict[str, Any]],
+                              conflict_columns: list[str]) -> int:
+    """Multi-row INSERT that skips rows colliding on ``conflict_columns`` (idempotent appends)."""
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(model).on_conflict_do_nothing(index_elements=conflict_columns).returning(model.id)
+    # RETURNING counts exactly the rows written (skipped conflicts return nothing), on both databases.
+    return len(session.connection().execute(stmt, rows).all())
+
+
+def profile_linked_models() -> list[type]:
+    """Models whose rows point at a profile (orders, leads, …): a merge moves them, an unmerge moves them back."""
+    models = [m.class_ for m in Base.registry.mappers if getattr(m.class_, "__profile_link__", None)]
+    return sorted(models, key=lambda m: m.__tablename__)

@@ -122,6 +122,18 @@ def handler_for(kind: str) -> Handler | None:
     return _HANDLERS.get(kind)
 
 
+Poller = Callable[[Database], bool]
+_POLLERS: list[Poller] = []
+
+
+def poller(fn: Poller) -> Poller:
+    """Register continuous work the worker does when no job is due (e.g. draining the ingestion inbox).
+    A poller does one bounded step in its own transaction and says whether it found anything to do."""
+    if fn not in _POLLERS:
+        _POLLERS.append(fn)
+    return fn
+
+
 def enqueue(
     session: Session,
     *,
@@ -221,10 +233,19 @@ class Worker:
     # -- running ----------------------------------------------------------------------------------
     def run_once(self) -> bool:
         job = self.claim()
-        if job is None:
-            return False
-        self.run(job)
-        return True
+        if job is not None:
+            self.run(job)
+            return True
+        return self.poll()
+
+    def poll(self) -> bool:
+        busy = False
+        for fn in list(_POLLERS):
+            try:
+                busy = fn(self.database) or busy
+            except Exception:
+                log.exception("poller failed", poller=getattr(fn, "__name__", str(fn)))
+        return busy
 
     def run(self, job: Job) -> None:
         handler = handler_for(job.kind)

@@ -1,0 +1,161 @@
+"""HTTP doors of the CDP: Segment-compatible ingestion under /v1 and the customer REST API."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import JSONResponse
+
+from kehu.cdp import ingest, schemas, service
+from kehu.core.errors import BadRequest, FieldError, Unauthorized
+from kehu.tenancy.deps import Cursor, Limit, PrincipalDep, SessionDep
+from kehu.tenancy.schemas import Page
+
+ingestion = APIRouter(prefix="/v1", tags=["ingestion (Segment spec)"])
+router = APIRouter(prefix="/api/v1")
+
+SINGLE_CALLS = ("identify", "track", "page", "screen", "group", "alias")
+
+
+def _write_key(request: Request, body: Any) -> str:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("basic "):
+        try:
+            user, _, _password = base64.b64decode(header[6:].strip()).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise Unauthorized("The Authorization header is not valid Basic credentials.") from exc
+        if user:
+            return user
+    if isinstance(body, dict) and isinstance(body.get("writeKey"), str):
+        return body["writeKey"]
+    raise Unauthorized("Send the source's write key as the Basic auth user name (empty password).")
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc}",
+                         errors=[FieldError("body", "not valid JSON", "json_invalid")]) from exc
+
+
+def _answer(result: ingest.Accepted) -> JSONResponse:
+    return JSONResponse({"success": True, "accepted": result.accepted, "rejected": result.rejected})
+
+
+@ingestion.post("/batch", summary="Send up to 500 KB of calls at once")
+async def batch(request: Request) -> JSONResponse:
+    body = await _json_body(request)
+    if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
+        raise BadRequest("A batch body is an object with a `batch` array.",
+                         errors=[FieldError("batch", "expected an array of calls", "type")])
+    context = body.get("context") if isinstance(body.get("context"), dict) else None
+    calls = [(call, None) for call in body["batch"]]
+    return await _store(request, body, calls, context, single=False)
+
+
+async def _store(request: Request, body: Any, calls: list[tuple[Any, str | None]], context: dict[str, Any] | None,
+                 *, single: bool) -> JSONResponse:
+    from starlette.concurrency import run_in_threadpool
+
+    def work() -> ingest.Accepted:
+        with request.app.state.database.unit_of_work() as session:
+            source = service.source_for_write_key(session, _write_key(request, body))
+            result = ingest.accept(session, source, calls, context)
+            if single and result.rejected:
+                reason = result.rejected[0]["reason"]
+                raise BadRequest(f"The call was not accepted: {reason}", errors=[FieldError(
+                    reason.split(":")[0] if ":" in reason else "body", reason, "invalid")])
+            return result
+
+    return _answer(await run_in_threadpool(work))  # committed before we answer: durably stored
+
+
+def _single(call_type: str):  # type: ignore[no-untyped-def]
+    async def endpoint(request: Request) -> JSONResponse:
+        body = await _json_body(request)
+        return await _store(request, body, [(body, call_type)], None, single=True)
+
+    endpoint.__name__ = f"ingest_{call_type}"
+    return endpoint
+
+
+for _call in SINGLE_CALLS:
+    ingestion.post(f"/{_call}", summary=f"Segment {_call} call")(_single(_call))
+
+
+# -- sources ---------------------------------------------------------------------------------------
+@router.get("/sources", response_model=list[schemas.SourceOut], tags=["sources"])
+def list_sources(session: SessionDep, principal: PrincipalDep) -> Any:
+    return service.list_sources(session, principal)
+
+
+@router.post("/sources", response_model=schemas.SourceCreated, status_code=status.HTTP_201_CREATED,
+             tags=["sources"])
+def create_source(data: schemas.SourceCreate, session: SessionDep, principal: PrincipalDep) -> Any:
+    """The response carries the write key, once. Point a Segment or RudderStack library at this host with it."""
+    source, key = service.create_source(session, principal, data=data)
+    return {**schemas.SourceOut.model_validate(source).model_dump(), "write_key": key}
+
+
+@router.patch("/sources/{source_id}", response_model=schemas.SourceOut, tags=["sources"])
+def set_source_active(source_id: int, is_active: bool, session: SessionDep, principal: PrincipalDep) -> Any:
+    return service.set_source_active(session, principal, source_id, is_active)
+
+
+# -- customers -------------------------------------------------------------------------------------
+Stage = Literal["visitor", "prospect", "lead", "opportunity", "customer", "owner", "churned"]
+
+
+@router.get("/customers", response_model=Page[schemas.ProfileOut], tags=["customers"])
+def list_customers(session: SessionDep, principal: PrincipalDep, limit: Limit = 50, cursor: Cursor = None,
+                   q: Annotated[str | None, Query(description="Name, pinyin, mobile, e-mail, VIN or any identity")]
+                   = None, unit_id: int | None = None, stage: Stage | None = None) -> Any:
+    page = service.list_profiles(session, principal, q=q, unit_id=unit_id, stage=stage, limit=limit, cursor=cursor)
+    return {"items": [service.profile_out(principal, p) for p in page.items], "next_cursor": page.next_cursor}
+
+
+@router.post("/customers", response_model=schemas.ProfileOut, status_code=status.HTTP_201_CREATED,
+             tags=["customers"])
+def create_customer(data: schemas.ProfileCreate, session: SessionDep, principal: PrincipalDep) -> Any:
+    return service.profile_out(principal, service.create_profile(session, principal, data=data))
+
+
+INCLUDES = {"identities", "merges", "events"}
+
+
+@router.get("/customers/{profile_id}", response_model=schemas.Customer360, response_model_exclude_none=True,
+            tags=["customers"])
+def get_customer(profile_id: int, session: SessionDep, principal: PrincipalDep,
+                 include: Annotated[str, Query(description="Comma-separated: identities, merges, events")] = "",
+                 limit: Limit = 50, cursor: Cursor = None) -> Any:
+    """Customer 360: the profile card, and on request its identities, merge history and timeline."""
+    wanted = {part.strip() for part in include.split(",") if part.strip()}
+    unknown = wanted - INCLUDES
+    if unknown:
+        raise BadRequest(f"Unknown include: {', '.join(sorted(unknown))}",
+                         errors=[FieldError("include", f"one or more of {', '.join(sorted(INCLUDES))}", "enum")])
+    return service.customer_360(session, principal, profile_id, include=wanted, limit=limit, cursor=cursor)
+
+
+@router.patch("/customers/{profile_id}", response_model=schemas.ProfileOut, tags=["customers"])
+def update_customer(profile_id: int, data: schemas.ProfileUpdate, session: SessionDep,
+                    principal: PrincipalDep) -> Any:
+    return service.profile_out(principal, service.update_profile(session, principal, profile_id, data=data))
+
+
+@router.post("/customers/merges", response_model=schemas.MergeOut, status_code=status.HTTP_201_CREATED,
+             tags=["customers"])
+def merge_customers(data: schemas.MergeRequest, session: SessionDep, principal: PrincipalDep) -> Any:
+    return service.merge_by_hand(session, principal, data=data)
+
+
+@router.post("/customers/merges/{merge_id}/undo", response_model=schemas.ProfileOut, tags=["customers"])
+def undo_merge(merge_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Unmerge: the merged-away customer comes back with its identities, events and linked records."""
+    return service.profile_out(principal, service.unmerge(session, principal, merge_id))

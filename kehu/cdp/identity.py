@@ -1,0 +1,462 @@
+"""One ID: resolve the identities of incoming calls to profiles, merge within the rules, unmerge exactly.
+
+A batch is resolved with one query for every identity it mentions and one for the identities of the
+profiles those point at; merges re-point events with one set-based UPDATE per merge; events are appended
+with one multi-row INSERT that skips message ids already stored.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, tuple_, update
+from sqlalchemy.orm import Session
+
+from kehu.cdp import normalise
+from kehu.cdp.identity_rules import Rules, rules_for
+from kehu.cdp.models import Event, Identity, IngestBatch, Merge, Profile, Source
+from kehu.core import audit
+from kehu.core.db import insert_ignoring_conflicts, profile_linked_models, utcnow
+
+# Traits that carry an identity, and the kind they become.
+IDENTITY_TRAITS = {
+    "phone": "mobile", "mobile": "mobile", "email": "email", "wechat_openid": "wechat_openid",
+    "wechatOpenId": "wechat_openid", "wechat_unionid": "wechat_unionid", "wechatUnionId": "wechat_unionid",
+    "vin": "vin", "dealer_customer_no": "dealer_customer_no", "dealerCustomerNo": "dealer_customer_no",
+}
+# Trait names (Segment's reserved traits and our own) that map onto profile columns.
+STANDARD_TRAITS = {
+    "name": "name", "gender": "gender", "birthday": "birthday", "phone": "mobile", "mobile": "mobile",
+    "email": "email", "province": "province", "state": "province", "city": "city", "source": "source",
+    "lifecycle_stage": "lifecycle_stage", "lifecycleStage": "lifecycle_stage",
+}
+PROFILE_FIELDS = ("name", "gender", "birthday", "mobile", "email", "province", "city", "source", "lifecycle_stage")
+LIFECYCLE_STAGES = ("visitor", "prospect", "lead", "opportunity", "customer", "owner", "churned")
+
+
+@dataclass
+class BatchStats:
+    messages: int = 0
+    events: int = 0
+    duplicates: int = 0
+    profiles_created: int = 0
+    merges: int = 0
+    dropped_identities: list[str] = field(default_factory=list)
+
+
+def message_identities(message: dict[str, Any]) -> tuple[list[tuple[str, str]], list[str]]:
+    """(kind, normalised value) pairs a call carries, and notes on values that could not be used."""
+    pairs: list[tuple[str, str]] = []
+    notes: list[str] = []
+    if message.get("user_id"):
+        pairs.append(("user_id", message["user_id"]))
+    if message.get("anonymous_id"):
+        pairs.append(("anonymous_id", message["anonymous_id"]))
+    for trait, kind in IDENTITY_TRAITS.items():
+        raw = (message.get("traits") or {}).get(trait)
+        if raw in (None, ""):
+            continue
+        try:
+            pairs.append((kind, normalise.identity_value(kind, raw)))
+        except normalise.InvalidValue as error:
+            notes.append(f"{trait}: {error}")
+    return list(dict.fromkeys(pairs)), notes
+
+
+class Resolver:
+    """Resolution state for one batch of one organisation: identity → profile and profile → identities."""
+
+    def __init__(self, session: Session, org_id: int, rules: Rules) -> None:
+        self.session = session
+        self.org_id = org_id
+        self.rules = rules
+        self.identity_ids: dict[tuple[str, str], int] = {}
+        self.owner: dict[tuple[str, str], int] = {}
+        self.held: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        self.profiles: dict[int, Profile] = {}
+        self.stats = BatchStats()
+
+    def preload(self, pairs: set[tuple[str, str]]) -> None:
+        if not pairs:
+            return
+        pair_list = list(pairs)
+        for start in range(0, len(pair_list), 500):
+            chunk = pair_list[start:start + 500]
+            rows = self.session.execute(
+                select(Identity.id, Identity.kind, Identity.value, Identity.profile_id)
+                .where(Identity.org_id == self.org_id, tuple_(Identity.kind, Identity.value).in_(chunk))
+            )
+            for identity_id, kind, value, profile_id in rows:
+                self.identity_ids[(kind, value)] = identity_id
+                self.owner[(kind, value)] = profile_id
+        self._load_held({p for p in self.owner.values() if p not in self.held})
+
+    def _load_held(self, profile_ids: set[int]) -> None:
+        if not profile_ids:
+            return
+        for kind, value, profile_id in self.session.execute(
+            select(Identity.kind, Identity.value, Identity.profile_id).where(Identity.profile_id.in_(profile_ids))
+        ):
+            self.held[profile_id][kind].add(value)
+
+    def can_take(self, profile_id: int, pairs: list[tuple[str, str]]) -> bool:
+        """Would the profile stay within every kind's limit after taking these identities?"""
+        adding: dict[str, set[str]] = defaultdict(set)
+        for kind, value in pairs:
+            if value not in self.held[profile_id][kind]:
+                adding[kind].add(value)
+        return all(len(self.held[profile_id][k]) + len(v) <= self.rules.limit(k) for k, v in adding.items())
+
+    def profile(self, profile_id: int) -> Profile:
+        if profile_id not in self.profiles:
+            self.profiles[profile_id] = self.session.get(Profile, profile_id)  # type: ignore[assignment]
+        return self.profiles[profile_id]
+
+    def resolve(self, pairs: list[tuple[str, str]], *, source: Source, ts: datetime) -> tuple[int, int]:
+        """The profile a call belongs to, and the identity that produced it (the strongest one it carries)."""
+        ordered = sorted(pairs, key=lambda p: self.rules.priority(p[0]))
+        anchor: int | None = None
+        unknown: list[tuple[str, str]] = []
+        for pair in ordered:
+            owner = self.owner.get(pair)
+            if owner is None:
+                unknown.append(pair)
+            elif anchor is None:
+                if self.can_take(owner, unknown):
+                    anchor = owner
+                # else: a stronger identity of this call conflicts with that profile (shared device): leave it
+            elif owner != anchor:
+                held = [(k, v) for k, values in self.held[owner].items() for v in values]
+                if self.can_take(anchor, held):
+                    self.merge(anchor, owner, reason="identity",
+                               detail=f"{pair[0]} {pair[1]} seen together with a stronger identity")
+        if anchor is None:
+            anchor = self._new_profile(source, ts)
+        for kind, value in unknown:
+            if self.can_take(anchor, [(kind, value)]):
+                self._attach(anchor, kind, value, source, ts)
+            else:
+                self.stats.dropped_identities.append(f"{kind}={value}")
+        produced = next((p for p in ordered if self.owner.get(p) == anchor), None)
+        if produced is None:  # every identity of the call went elsewhere: record it on the anchor's strongest
+            produced = min(((k, v) for k, vs in self.held[anchor].items() for v in vs),
+                           key=lambda p: self.rules.priority(p[0]))
+        return anchor, self.identity_ids[produced]
+
+    def _new_profile(self, source: Source, ts: datetime) -> int:
+        profile = Profile(org_id=self.org_id, unit_id=source.unit_id, owner_id=None, attributes={},
+                          trait_times={}, first_seen_at=ts, last_seen_at=ts, source=source.name)
+        self.session.add(profile)
+        self.session.flush()
+        self.profiles[profile.id] = profile
+        self.held[profile.id] = defaultdict(set)
+        self.stats.profiles_created += 1
+        return profile.id
+
+    def _attach(self, profile_id: int, kind: str, value: str, source: Source, ts: datetime) -> None:
+        identity = Identity(org_id=self.org_id, profile_id=profile_id, kind=kind, value=value, source_id=source.id,
+                            first_seen_at=ts, last_seen_at=ts)
+        self.session.add(identity)
+        self.session.flush()
+        self.identity_ids[(kind, value)] = identity.id
+        self.owner[(kind, value)] = profile_id
+        self.held[profile_id][kind].add(value)
+
+    def merge(self, winner_id: int, loser_id: int, *, reason: str, detail: str,
+              actor: audit.Actor | None = None) -> Merge:
+        merge = merge_profiles(self.session, self.profile(winner_id), self.profile(loser_id), reason=reason,
+                               detail=detail, actor=actor)
+        for kind, values in self.held.pop(loser_id, {}).items():
+            self.held[winner_id][kind] |= values
+            for value in values:
+                self.owner[(kind, value)] = winner_id
+        self.stats.merges += 1
+        return merge
+
+
+# -- merges ------------------------------------------------------------------------------------------
+def merge_profiles(session: Session, winner: Profile, loser: Profile, *, reason: str, detail: str = "",
+                   actor: audit.Actor | None = None) -> Merge:
+    """Fold ``loser`` into ``winner``: identities, events and linked rows move (recorded), traits combine by
+    last-write-wins, the loser stays as a tombstone pointing at the winner."""
+    session.flush()
+    moved_identities = list(session.scalars(select(Identity.id).where(Identity.profile_id == loser.id)))
+    session.execute(update(Identity).where(Identity.id.in_(moved_identities)).values(profile_id=winner.id)
+                    .execution_options(synchronize_session=False))
+    if moved_identities:
+        session.execute(update(Event).where(Event.org_id == winner.org_id, Event.identity_id.in_(moved_identities))
+                        .values(profile_id=winner.id).execution_options(synchronize_session=False))
+    linked: dict[str, list[int]] = {}
+    for model in profile_linked_models():
+        ids = list(session.scalars(select(model.id).where(model.profile_id == loser.id)))
+        if ids:
+            session.execute(update(model).where(model.id.in_(ids)).values(profile_id=winner.id)
+                            .execution_options(synchronize_session=False))
+            linked[model.__tablename__] = ids
+    taken = combine_traits(winner, loser)
+    winner.first_seen_at = min(filter(None, [winner.first_seen_at, loser.first_seen_at]), default=None)
+    winner.last_seen_at = max(filter(None, [winner.last_seen_at, loser.last_seen_at]), default=None)
+    loser.merged_into_id = winner.id
+    record = Merge(org_id=winner.org_id, winner_id=winner.id, loser_id=loser.id, reason=reason, detail=detail,
+                   moved={"identities": moved_identities, "linked": linked}, winner_before=taken,
+                   created_by_id=actor.user_id if actor else None)
+    session.add(record)
+    session.flush()
+    audit.record(session, actor, org_id=winner.org_id, unit_id=winner.unit_id, action="merge", entity="profiles",
+                 entity_id=winner.id, before={"loser_id": loser.id},
+                 after={"merge_id": record.id, "identities": len(moved_identities), "reason": reason},
+                 summary=f"Profile {loser.id} merged into {winner.id} ({reason})")
+    return record
+
+
+def combine_traits(winner: Profile, loser: Profile) -> dict[str, Any]:
+    """Take from the loser what the winner lacks or what the loser learnt later. Returns, per taken field,
+    the winner's previous value and the value taken, so an unmerge can put back what nobody changed since."""
+    taken: dict[str, Any] = {}
+    winner_times = dict(winner.trait_times or {})
+    attributes = dict(winner.attributes or {})
+    for key in {*PROFILE_FIELDS, *(loser.attributes or {})}:
+        is_column = key in PROFILE_FIELDS
+        loser_value = getattr(loser, key) if is_column else (loser.attributes or {}).get(key)
+        if loser_value in (None, ""):
+            continue
+        winner_value = getattr(winner, key) if is_column else attributes.get(key)
+        loser_ts = (loser.trait_times or {}).get(key, {}).get("ts", "")
+        winner_ts = winner_times.get(key, {}).get("ts", "")
+        if winner_value in (None, "", "visitor") or (loser_ts and loser_ts > winner_ts):
+            if winner_value == loser_value:
+                continue
+            taken[key] = {"before": _plain(winner_value), "taken": _plain(loser_value)}
+            if is_column:
+                setattr(winner, key, loser_value)
+            else:
+                attributes[key] = loser_value
+            if key in (loser.trait_times or {}):
+                winner_times[key] = loser.trait_times[key]
+    if "name" in taken:
+        winner.name_pinyin = normalise.pinyin(winner.name)
+    winner.attributes = attributes
+    winner.trait_times = winner_times
+    return taken
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def unmerge(session: Session, merge: Merge, *, actor: audit.Actor | None = None) -> Profile:
+    """Undo one merge exactly: identities, their events and linked rows go back; the loser lives again."""
+    from kehu.core.errors import Conflict
+
+    if merge.undone_at is not None:
+        raise Conflict("This merge was already undone.")
+    winner = session.get(Profile, merge.winner_id)
+    loser = session.get(Profile, merge.loser_id)
+    assert winner is not None and loser is not None
+    if winner.merged_into_id is not None:
+        raise Conflict(f"Profile {winner.id} was itself merged into {winner.merged_into_id} later; undo that "
+                       "merge first.")
+    identity_ids = list(merge.moved.get("identities", []))
+    if identity_ids:
+        session.execute(update(Identity).where(Identity.id.in_(identity_ids), Identity.profile_id == winner.id)
+                        .values(profile_id=loser.id).execution_options(synchronize_session=False))
+        session.execute(update(Event).where(Event.org_id == merge.org_id, Event.identity_id.in_(identity_ids))
+                        .values(profile_id=loser.id).execution_options(synchronize_session=False))
+    by_table = {m.__tablename__: m for m in profile_linked_models()}
+    for table, ids in (merge.moved.get("linked") or {}).items():
+        model = by_table.get(table)
+        if model is not None and ids:
+            session.execute(update(model).where(model.id.in_(ids), model.profile_id == winner.id)
+                            .values(profile_id=loser.id).execution_options(synchronize_session=False))
+    attributes = dict(winner.attributes or {})
+    for key, change in (merge.winner_before or {}).items():
+        is_column = key in PROFILE_FIELDS
+        current = getattr(winner, key) if is_column else attributes.get(key)
+        if _plain(current) != change["taken"]:
+            continue  # changed since the merge: the newer value stays
+        before = change["before"]
+        if is_column:
+            if key == "birthday" and isinstance(before, str):
+                before = datetime.fromisoformat(before).date()
+            setattr(winner, key, before)
+        elif before is None:
+            attributes.pop(key, None)
+        else:
+            attributes[key] = before
+    winner.attributes = attributes
+    winner.name_pinyin = normalise.pinyin(winner.name)
+    loser.merged_into_id = None
+    merge.undone_at = utcnow()
+    merge.undone_by_id = actor.user_id if actor else None
+    session.flush()
+    audit.record(session, actor, org_id=merge.org_id, unit_id=winner.unit_id, action="unmerge", entity="profiles",
+                 entity_id=winner.id, after={"merge_id": merge.id, "restored_profile_id": loser.id},
+                 summary=f"Merge {merge.id} undone: profile {loser.id} restored from {winner.id}")
+    return loser
+
+
+# -- traits ----------------------------------------------------------------------------------------
+def apply_traits(profile: Profile, traits: dict[str, Any], *, ts: datetime, source_id: int | None) -> list[str]:
+    """Set traits by last-write-wins on event time; returns notes on values that were refused."""
+    notes: list[str] = []
+    if not traits:
+        return notes
+    times = dict(profile.trait_times or {})
+    attributes = dict(profile.attributes or {})
+    stamp = ts.isoformat()
+    combined = dict(traits)
+    first, last = traits.get("firstName") or traits.get("first_name"), traits.get("lastName") or traits.get("last_name")
+    if not combined.get("name") and (first or last):
+        combined["name"] = f"{last or ''}{first or ''}" if _cjk(f"{last}{first}") else f"{first or ''} {last or ''}"
+    address = traits.get("address")
+    if isinstance(address, dict):
+        combined.setdefault("province", address.get("state") or address.get("province"))
+        combined.setdefault("city", address.get("city"))
+    for key, value in combined.items():
+        if key in ("firstName", "lastName", "first_name", "last_name", "address") or value is None:
+            continue
+        column = STANDARD_TRAITS.get(key)
+        target = column or key
+        if times.get(target, {}).get("ts", "") > stamp:
+            continue  # a later call already set it: late events do not overwrite
+        try:
+            clean = _clean(column, value) if column else value
+        except normalise.InvalidValue as error:
+            notes.append(f"{key}: {error}")
+            continue
+        if column:
+            setattr(profile, column, clean)
+            if column == "name":
+                profile.name_pinyin = normalise.pinyin(clean)
+        else:
+            attributes[target] = clean
+        times[target] = {"ts": stamp, "src": source_id}
+    profile.attributes = attributes
+    profile.trait_times = times
+    return notes
+
+
+def _clean(column: str, value: Any) -> Any:
+    if column == "mobile":
+        return normalise.phone(value)
+    if column == "email":
+        return normalise.email(value)
+    if column == "name":
+        cleaned = normalise.name(value)
+        if not cleaned:
+            raise normalise.InvalidValue("empty name")
+        return cleaned[:100]
+    if column == "birthday":
+        return normalise.birthday(value)
+    if column == "gender":
+        return normalise.gender(value)
+    if column == "lifecycle_stage":
+        if value not in LIFECYCLE_STAGES:
+            raise normalise.InvalidValue(f"unknown lifecycle stage {value!r} ({', '.join(LIFECYCLE_STAGES)})")
+        return value
+    return str(value).strip()[:100]
+
+
+def _cjk(text: str) -> bool:
+    return any("\u4e00" <= c <= "\u9fff" for c in text)
+
+
+# -- processing the inbox ------------------------------------------------------------------------------
+def process_batch(session: Session, batch: IngestBatch) -> BatchStats:
+    """Resolve, merge, set traits and append the events of one inbox batch, in the caller's transaction."""
+    source = session.get(Source, batch.source_id)
+    assert source is not None
+    resolver = Resolver(session, batch.org_id, rules_for(session, batch.org_id))
+    messages = list(batch.messages)
+    resolver.stats.messages = len(messages)
+    known = set(session.scalars(select(Event.message_id).where(
+        Event.source_id == source.id, Event.message_id.in_([m["message_id"] for m in messages]))))
+    seen: set[str] = set()
+    extracted = []
+    for message in messages:
+        if message["message_id"] in known or message["message_id"] in seen:
+            resolver.stats.duplicates += 1
+            continue
+        seen.add(message["message_id"])
+        pairs, notes = message_identities(message)
+        if message["type"] == "alias" and message.get("previous_id"):
+            pairs.append(("anonymous_id", message["previous_id"]))
+        extracted.append((message, pairs, notes))
+    all_pairs = {p for _, pairs, _ in extracted for p in pairs}
+    if any(m["type"] == "alias" for m, _, _ in extracted):
+        all_pairs |= {("user_id", m["previous_id"]) for m, _, _ in extracted if m.get("previous_id")}
+    resolver.preload(all_pairs)
+    rows = []
+    for message, pairs, notes in sorted(extracted, key=lambda e: e[0]["ts"]):
+        ts = datetime.fromisoformat(message["ts"])
+        if message["type"] == "alias" and ("user_id", message["previous_id"]) in resolver.owner:
+            pairs = [*pairs, ("user_id", message["previous_id"])]
+        profile_id, identity_id = resolver.resolve(pairs, source=source, ts=ts)
+        profile = resolver.profile(profile_id)
+        notes += apply_traits(profile, message.get("traits") or {}, ts=ts, source_id=source.id)
+        if profile.last_seen_at is None or ts > profile.last_seen_at:
+            profile.last_seen_at = ts
+        if profile.first_seen_at is None or ts < profile.first_seen_at:
+            profile.first_seen_at = ts
+        properties = dict(message.get("properties") or {})
+        if message["type"] == "group":
+            properties = {**properties, "group_id": message["group_id"], "group_traits": message["group_traits"]}
+        context = dict(message.get("context") or {})
+        if notes:
+            context["kehu_notes"] = notes
+        rows.append({"org_id": batch.org_id, "source_id": source.id, "message_id": message["message_id"],
+                     "type": message["type"], "event": str(message["event"])[:200], "ts": ts,
+                     "received_at": batch.received_at, "identity_id": identity_id, "profile_id": profile_id,
+                     "properties": properties, "context": context})
+    session.flush()
+    inserted = insert_ignoring_conflicts(session, Event, rows, ["source_id", "message_id"])
+    resolver.stats.events = inserted
+    resolver.stats.duplicates += len(rows) - inserted
+    batch.status, batch.processed_at = "processed", utcnow()
+    session.flush()
+    return resolver.stats
+
+
+MAX_BATCH_ATTEMPTS = 5
+
+
+def drain_inbox(session: Session, *, limit: int = 20) -> int:
+    """Process up to ``limit`` pending batches, oldest first; rows another worker holds are skipped.
+
+    Each batch runs in a savepoint: a batch that collides with a concurrent worker (same new identity) is
+    left pending and tried again; one that keeps failing is set aside as ``failed`` with its error, so a
+    single bad batch never blocks the inbox and nothing is thrown away."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    stmt = select(IngestBatch).where(IngestBatch.status == "pending").order_by(IngestBatch.id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    batches = list(session.scalars(stmt))
+    for batch in batches:
+        batch_id = batch.id
+        try:
+            with session.begin_nested():
+                process_batch(session, batch)
+        except (IntegrityError, OperationalError) as error:
+            _note_failure(session, batch_id, error, retry=True)
+        except Exception as error:
+            _note_failure(session, batch_id, error, retry=False)
+    return len(batches)
+
+
+def _note_failure(session: Session, batch_id: int, error: Exception, *, retry: bool) -> None:
+    import structlog
+
+    session.expire_all()
+    batch = session.get(IngestBatch, batch_id)
+    assert batch is not None
+    batch.attempts += 1
+    batch.error = f"{type(error).__name__}: {error}"[:4000]
+    if not retry or batch.attempts >= MAX_BATCH_ATTEMPTS:
+        batch.status = "failed"
+    structlog.get_logger("kehu.ingest").warning("inbox batch failed", batch_id=batch_id, error=batch.error,
+                                                status=batch.status)
+    session.flush()

@@ -1,0 +1,60 @@
+"""One ID rules: the identity kinds, their priority (lower is stronger) and how many one profile may hold.
+
+The limits are what stop a shared device (one anonymous_id seen with two user_ids) or a family phone from
+collapsing strangers into one profile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kehu.cdp.models import IdentityKind
+
+
+@dataclass(frozen=True)
+class KindRule:
+    kind: str
+    priority: int
+    max_per_profile: int
+    label_zh: str
+    label_en: str
+
+
+DEFAULT_RULES = (
+    KindRule("user_id", 10, 1, "会员ID", "User ID"),
+    KindRule("wechat_unionid", 20, 1, "微信 UnionID", "WeChat UnionID"),
+    KindRule("dealer_customer_no", 30, 5, "经销商客户号", "Dealer customer no."),
+    KindRule("mobile", 40, 3, "手机号", "Mobile"),
+    KindRule("email", 50, 3, "邮箱", "E-mail"),
+    KindRule("vin", 60, 10, "车架号", "VIN"),
+    KindRule("wechat_openid", 70, 5, "微信 OpenID", "WeChat OpenID"),
+    KindRule("anonymous_id", 90, 100, "匿名ID", "Anonymous ID"),
+)
+UNKNOWN_KIND = KindRule("", 80, 5, "", "")
+
+
+class Rules:
+    def __init__(self, rules: dict[str, KindRule]) -> None:
+        self.by_kind = rules
+
+    def rule(self, kind: str) -> KindRule:
+        return self.by_kind.get(kind) or KindRule(kind, UNKNOWN_KIND.priority, UNKNOWN_KIND.max_per_profile,
+                                                  kind, kind)
+
+    def priority(self, kind: str) -> int:
+        return self.rule(kind).priority
+
+    def limit(self, kind: str) -> int:
+        return self.rule(kind).max_per_profile
+
+
+def rules_for(session: Session, org_id: int) -> Rules:
+    """The organisation's configured rules over the defaults."""
+    rules = {r.kind: r for r in DEFAULT_RULES}
+    for row in session.scalars(select(IdentityKind).where(IdentityKind.org_id == org_id)):
+        rules[row.kind] = KindRule(row.kind, row.priority, row.max_per_profile, row.label_zh or row.kind,
+                                   row.label_en or row.kind)
+    return Rules(rules)

@@ -1,0 +1,153 @@
+"""Customer data: sources and their inbox, profiles, identities (One ID), events and merges."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kehu.core.db import Base, BigId, IdMixin, JsonDoc, OwnedMixin, TimestampMixin, utcnow
+
+
+class Source(IdMixin, TimestampMixin, Base):
+    """Where data comes from (a website, an app, a server, an import). Its write key authenticates /v1."""
+
+    __tablename__ = "sources"
+    __entity__ = "sources"
+    __scope_unit__ = "unit_id"
+    __scope_owner__ = "created_by_id"
+
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    unit_id: Mapped[int] = mapped_column(BigId, ForeignKey("business_units.id"))
+    created_by_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(20), default="server")  # web | app | server | import
+    write_key_prefix: Mapped[str] = mapped_column(String(16))
+    write_key_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    is_active: Mapped[bool] = mapped_column(default=True)
+
+
+class IngestBatch(IdMixin, Base):
+    """The durable inbox: one row per accepted /v1 request, written before the API answers 200."""
+
+    __tablename__ = "ingest_batches"
+    __table_args__ = (Index("ix_ingest_batches_pending", "status", "id"),)
+
+    org_id: Mapped[int] = mapped_column(BigId, index=True)
+    source_id: Mapped[int] = mapped_column(BigId, ForeignKey("sources.id", ondelete="CASCADE"))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    messages: Mapped[list[dict[str, Any]]] = mapped_column(JsonDoc)
+    message_count: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | processed | failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    processed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class Profile(IdMixin, TimestampMixin, OwnedMixin, Base):
+    """客户档案: one person, unified across touchpoints. Merged-away profiles stay as tombstones for unmerge."""
+
+    __tablename__ = "profiles"
+    __entity__ = "profiles"
+    __pii__ = ("mobile", "email", "birthday")
+    __table_args__ = (
+        Index("ix_profiles_org_unit", "org_id", "unit_id"),
+        Index("ix_profiles_org_mobile", "org_id", "mobile"),
+        Index("ix_profiles_org_email", "org_id", "email"),
+        Index("ix_profiles_org_pinyin", "org_id", "name_pinyin"),
+    )
+
+    name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    name_pinyin: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    gender: Mapped[str | None] = mapped_column(String(10), nullable=True)  # male | female | other
+    birthday: Mapped[date | None] = mapped_column(nullable=True)
+    mobile: Mapped[str | None] = mapped_column(String(32), nullable=True)  # E.164
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    province: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    city: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    source: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    lifecycle_stage: Mapped[str] = mapped_column(String(30), default="visitor")
+    attributes: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    # Per trait: when it was last set and by which source, for last-write-wins by event time.
+    trait_times: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    merged_into_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("profiles.id"), nullable=True, index=True)
+    first_seen_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_seen_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class Identity(IdMixin, Base):
+    """身份: a (kind, value) pair that belongs to exactly one profile of the organisation."""
+
+    __tablename__ = "identities"
+    __table_args__ = (
+        UniqueConstraint("org_id", "kind", "value"),
+        Index("ix_identities_profile", "profile_id"),
+    )
+
+    org_id: Mapped[int] = mapped_column(BigId)
+    profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id"))
+    kind: Mapped[str] = mapped_column(String(40))
+    value: Mapped[str] = mapped_column(String(254))
+    source_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IdentityKind(IdMixin, Base):
+    """Per-organisation One ID rules: which kinds exist, their priority and how many a profile may hold."""
+
+    __tablename__ = "identity_kinds"
+    __table_args__ = (UniqueConstraint("org_id", "kind"),)
+
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("organizations.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    priority: Mapped[int] = mapped_column(default=100)  # lower = stronger
+    max_per_profile: Mapped[int] = mapped_column(default=5)
+    label_zh: Mapped[str] = mapped_column(String(60), default="")
+    label_en: Mapped[str] = mapped_column(String(60), default="")
+
+
+class Event(IdMixin, Base):
+    """Append-only. ``identity_id`` never changes; ``profile_id`` follows merges (set-based re-pointing)."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("source_id", "message_id"),
+        Index("ix_events_org_profile_ts", "org_id", "profile_id", "ts"),
+        Index("ix_events_org_event_ts", "org_id", "event", "ts"),
+        Index("ix_events_identity", "identity_id"),
+    )
+
+    org_id: Mapped[int] = mapped_column(BigId)
+    source_id: Mapped[int] = mapped_column(BigId)
+    message_id: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(16))  # track | page | screen | identify | group | alias
+    event: Mapped[str] = mapped_column(String(200))
+    ts: Mapped[datetime] = mapped_column()
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    identity_id: Mapped[int] = mapped_column(BigId)
+    profile_id: Mapped[int] = mapped_column(BigId)
+    properties: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    context: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+
+
+class Merge(IdMixin, Base):
+    """A merge of ``loser`` into ``winner`` with everything that moved, so unmerge restores exactly."""
+
+    __tablename__ = "profile_merges"
+    __table_args__ = (Index("ix_profile_merges_winner", "org_id", "winner_id"),
+                      Index("ix_profile_merges_loser", "org_id", "loser_id"))
+
+    org_id: Mapped[int] = mapped_column(BigId)
+    winner_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id"))
+    loser_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id"))
+    reason: Mapped[str] = mapped_column(String(20))  # identity | manual | dedupe
+    detail: Mapped[str] = mapped_column(Text, default="")
+    moved: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    winner_before: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    created_by_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    undone_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    undone_by_id: Mapped[int | None] = mapped_column(BigId, nullable=True)

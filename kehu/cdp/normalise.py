@@ -1,0 +1,107 @@
+"""Values are normalised before they are stored or matched: E.164 phones (CN default), lower-case e-mails,
+trimmed names with pinyin, ISO birthdays, a small gender vocabulary."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date, datetime
+
+import phonenumbers
+from pypinyin import Style, lazy_pinyin
+
+DEFAULT_REGION = "CN"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_SPACES = re.compile(r"\s+")
+
+
+class InvalidValue(ValueError):
+    """A value that cannot be normalised; the message says why (shown to people fixing their data)."""
+
+
+def phone(value: object, region: str = DEFAULT_REGION) -> str:
+    raw = str(value or "").strip()
+    if not raw:
+        raise InvalidValue("empty phone number")
+    raw = unicodedata.normalize("NFKC", raw)  # full-width digits from Chinese input methods
+    try:
+        parsed = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidValue(f"not a phone number: {raw!r}") from exc
+    if not phonenumbers.is_valid_number(parsed):
+        raise InvalidValue(f"not a valid phone number: {raw!r}")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def email(value: object) -> str:
+    raw = unicodedata.normalize("NFKC", str(value or "")).strip().lower()
+    if not _EMAIL.match(raw):
+        raise InvalidValue(f"not an e-mail address: {raw!r}")
+    return raw
+
+
+def name(value: object) -> str:
+    """Trim and fold spaces; Chinese names lose inner spaces (张 伟 → 张伟), Latin names keep one."""
+    raw = _SPACES.sub(" ", unicodedata.normalize("NFKC", str(value or "")).strip())
+    if raw and all(_is_cjk(c) or c == " " for c in raw):
+        raw = raw.replace(" ", "")
+    return raw
+
+
+def pinyin(value: str | None) -> str | None:
+    """Tone-less pinyin without spaces (张伟 → zhangwei), for search and matching."""
+    if not value:
+        return None
+    return "".join(lazy_pinyin(value, style=Style.NORMAL, errors="default")).lower().replace(" ", "")
+
+
+def birthday(value: object) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    raw = unicodedata.normalize("NFKC", str(value or "")).strip()
+    raw = raw.replace("年", "-").replace("月", "-").replace("日", "").replace("/", "-").replace(".", "-")
+    for fmt in ("%Y-%m-%d", "%Y%m%d"):
+        try:
+            parsed = datetime.strptime(raw[:10] if "T" in raw else raw, fmt).date()
+        except ValueError:
+            continue
+        if not date(1900, 1, 1) <= parsed <= date.today():
+            raise InvalidValue(f"birthday out of range: {raw!r}")
+        return parsed
+    raise InvalidValue(f"not a date (YYYY-MM-DD): {raw!r}")
+
+
+GENDERS = {"male": "male", "m": "male", "男": "male", "先生": "male", "female": "female", "f": "female",
+           "女": "female", "女士": "female", "other": "other", "其他": "other"}
+
+
+def gender(value: object) -> str:
+    raw = str(value or "").strip().lower()
+    if raw not in GENDERS:
+        raise InvalidValue(f"unknown gender: {raw!r} (male/female/other, 男/女)")
+    return GENDERS[raw]
+
+
+def identity_value(kind: str, value: object) -> str:
+    """The canonical form of an identity value of ``kind``."""
+    if kind == "mobile":
+        return phone(value)
+    if kind == "email":
+        return email(value)
+    if kind == "vin":
+        vin = str(value or "").strip().upper()
+        if not re.fullmatch(r"[A-HJ-NPR-Z0-9]{17}", vin):
+            raise InvalidValue(f"not a VIN (17 characters, no I/O/Q): {vin!r}")
+        return vin
+    raw = str(value if value is not None else "").strip()
+    if not raw:
+        raise InvalidValue(f"empty {kind}")
+    if len(raw) > 254:
+        raise InvalidValue(f"{kind} longer than 254 characters")
+    return raw
+
+
+def _is_cjk(char: str) -> bool:
+    return "\u4e00" <= char <= "\u9fff" or "\u3400" <= char <= "\u4dbf"

@@ -1,0 +1,129 @@
+"""Shapes of the customer API (unknown fields refused on input)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SourceKind = Literal["web", "app", "server", "import"]
+Gender = Literal["male", "female", "other"]
+Stage = Literal["visitor", "prospect", "lead", "opportunity", "customer", "owner", "churned"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class SourceCreate(Strict):
+    name: str = Field(min_length=1, max_length=100)
+    kind: SourceKind = "server"
+    unit_id: int | None = None
+
+
+class SourceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    name: str
+    kind: str
+    unit_id: int
+    write_key_prefix: str
+    is_active: bool
+    created_at: datetime
+
+
+class SourceCreated(SourceOut):
+    write_key: str = Field(description="Use as the HTTP Basic user name of /v1 calls. Shown once.")
+
+
+class ProfileCreate(Strict):
+    name: str | None = Field(default=None, max_length=100)
+    gender: Gender | None = None
+    birthday: date | None = None
+    mobile: str | None = Field(default=None, max_length=32)
+    email: str | None = Field(default=None, max_length=254)
+    province: str | None = Field(default=None, max_length=60)
+    city: str | None = Field(default=None, max_length=60)
+    lifecycle_stage: Stage = "prospect"
+    unit_id: int | None = None
+    owner_id: int | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProfileUpdate(Strict):
+    name: str | None = Field(default=None, max_length=100)
+    gender: Gender | None = None
+    birthday: date | None = None
+    mobile: str | None = Field(default=None, max_length=32)
+    email: str | None = Field(default=None, max_length=254)
+    province: str | None = Field(default=None, max_length=60)
+    city: str | None = Field(default=None, max_length=60)
+    lifecycle_stage: Stage | None = None
+    attributes: dict[str, Any] | None = None
+
+
+class ProfileOut(BaseModel):
+    id: int
+    name: str | None
+    name_pinyin: str | None
+    gender: str | None
+    birthday: str | None
+    mobile: str | None
+    email: str | None
+    province: str | None
+    city: str | None
+    source: str | None
+    lifecycle_stage: str
+    unit_id: int
+    owner_id: int | None
+    attributes: dict[str, Any]
+    first_seen_at: datetime | None
+    last_seen_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class IdentityOut(BaseModel):
+    id: int
+    kind: str
+    value: str
+    source_id: int | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+
+class EventOut(BaseModel):
+    id: int
+    type: str
+    event: str
+    ts: datetime
+    source_id: int
+    properties: dict[str, Any]
+    context: dict[str, Any]
+
+
+class MergeOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    winner_id: int
+    loser_id: int
+    reason: str
+    detail: str
+    created_at: datetime
+    created_by_id: int | None
+    undone_at: datetime | None
+
+
+class Customer360(BaseModel):
+    profile: ProfileOut
+    identities: list[IdentityOut] | None = None
+    merges: list[MergeOut] | None = None
+    events: list[EventOut] | None = None
+    events_next_cursor: str | None = None
+
+
+class MergeRequest(Strict):
+    winner_id: int
+    loser_id: int
+    reason: str = Field(default="", max_length=500)

@@ -1,0 +1,334 @@
+"""Business rules of customer data: sources, profiles (list, search, 360), manual merge and unmerge."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from kehu.cdp import identity, normalise, schemas
+from kehu.cdp.models import Event, Identity, Merge, Profile, Source
+from kehu.core import audit
+from kehu.core.audit import changed, snapshot
+from kehu.core.db import Database, utcnow
+from kehu.core.errors import Conflict, FieldError, NotFound, Unauthorized, ValidationFailed, invalid
+from kehu.core.jobs import poller
+from kehu.core.pagination import OffsetPage, Page, keyset_page, offset_page
+from kehu.core.security import digest_api_key, generate_api_key
+from kehu.tenancy.access import Principal, get_scoped, masked, require_row, scope
+from kehu.tenancy.models import BusinessUnit, User
+
+WRITE_KEY_PREFIX = "wk_"
+
+
+# -- sources ---------------------------------------------------------------------------------------
+def create_source(session: Session, principal: Principal, *, data: schemas.SourceCreate) -> tuple[Source, str]:
+    unit_id = data.unit_id if data.unit_id is not None else principal.unit_id
+    unit = session.scalar(select(BusinessUnit).where(BusinessUnit.id == unit_id,
+                                                     BusinessUnit.org_id == principal.org_id))
+    if unit is None:
+        raise invalid("unit_id", f"no business unit with id {unit_id}", "not_found")
+    require_row(session, principal, "sources", "create", unit_id=unit.id, owner_id=principal.user_id)
+    new = generate_api_key()
+    write_key = WRITE_KEY_PREFIX + new.key.removeprefix("kehu_")
+    source = Source(org_id=principal.org_id, unit_id=unit.id, created_by_id=principal.user_id, name=data.name,
+                    kind=data.kind, write_key_prefix=new.prefix, write_key_digest=digest_api_key(write_key))
+    session.add(source)
+    session.flush()
+    audit.record(session, principal, action="create", entity="sources", entity_id=source.id, unit_id=unit.id,
+                 after=snapshot(source), summary=f"Source {source.name} created")
+    return source, write_key
+
+
+def list_sources(session: Session, principal: Principal) -> list[Source]:
+    principal.require("sources", "read")
+    return list(session.scalars(select(Source).where(scope(principal, Source)).order_by(Source.id)))
+
+
+def source_for_write_key(session: Session, write_key: str) -> Source:
+    source = session.scalar(select(Source).where(Source.write_key_digest == digest_api_key(write_key)))
+    if source is None or not source.is_active:
+        raise Unauthorized("The write key is not valid for any active source.")
+    return source
+
+
+def set_source_active(session: Session, principal: Principal, source_id: int, active: bool) -> Source:
+    source = get_scoped(session, principal, Source, source_id)
+    require_row(session, principal, "sources", "update", unit_id=source.unit_id, owner_id=source.created_by_id)
+    source.is_active = active
+    session.flush()
+    audit.record(session, principal, action="update", entity="sources", entity_id=source.id,
+                 unit_id=source.unit_id, after={"is_active": active},
+                 summary=f"Source {source.name} {'enabled' if active else 'disabled'}")
+    return source
+
+
+# -- profiles --------------------------------------------------------------------------------------
+def _live() -> Any:
+    return Profile.merged_into_id.is_(None)
+
+
+def _search_filter(principal: Principal, q: str) -> Any:
+    """Name, pinyin, mobile in any format, e-mail, or any identity value (VIN, openid, user id…)."""
+    text = q.strip()
+    clauses: list[Any] = [Profile.name.like(f"%{text}%")]
+    letters = text.lower().replace(" ", "")
+    if letters.isascii() and letters.isalpha():
+        clauses.append(Profile.name_pinyin.like(f"{letters}%"))
+    try:
+        clauses.append(Profile.mobile == normalise.phone(text))
+    except normalise.InvalidValue:
+        digits = "".join(c for c in text if c.isdigit())
+        if len(digits) >= 4:
+            clauses.append(Profile.mobile.like(f"%{digits}"))  # the last digits of a mobile
+    if "@" in text:
+        clauses.append(Profile.email == text.lower())
+    identity_values = {text, text.upper()}
+    clauses.append(exists().where(Identity.profile_id == Profile.id, Identity.org_id == principal.org_id,
+                                  Identity.value.in_(identity_values)))
+    return or_(*clauses)
+
+
+PROFILE_SORTS = {"name": Profile.name, "last_seen_at": Profile.last_seen_at, "created_at": Profile.created_at,
+                 "city": Profile.city, "lifecycle_stage": Profile.lifecycle_stage}
+
+
+def _profile_filters(principal: Principal, q: str | None, unit_id: int | None, stage: str | None) -> list[Any]:
+    filters: list[Any] = [scope(principal, Profile, "read"), _live()]
+    if q:
+        filters.append(_search_filter(principal, q))
+    if unit_id is not None:
+        sub = select(BusinessUnit.path).where(BusinessUnit.id == unit_id).scalar_subquery()
+        filters.append(Profile.unit_id.in_(select(BusinessUnit.id).where(BusinessUnit.path.startswith(sub))))
+    if stage:
+        filters.append(Profile.lifecycle_stage == stage)
+    return filters
+
+
+def list_profiles(session: Session, principal: Principal, *, q: str | None = None, unit_id: int | None = None,
+                  stage: str | None = None, limit: int = 50, cursor: str | None = None) -> Page[Profile]:
+    principal.require("profiles", "read")
+    stmt = select(Profile).where(*_profile_filters(principal, q, unit_id, stage))
+    return keyset_page(session, stmt, id_column=Profile.id, limit=limit, cursor=cursor, descending=True)
+
+
+def page_profiles(session: Session, principal: Principal, *, q: str | None = None, unit_id: int | None = None,
+                  stage: str | None = None, sort: str = "last_seen_at", descending: bool = True, page: int = 1,
+                  per_page: int = 20) -> OffsetPage[Profile]:
+    principal.require("profiles", "read")
+    column = PROFILE_SORTS.get(sort, Profile.last_seen_at)
+    order = [column.desc().nulls_last() if descending else column.asc().nulls_last(), Profile.id.desc()]
+    stmt = select(Profile).where(*_profile_filters(principal, q, unit_id, stage))
+    return offset_page(session, stmt, order_by=order, page=page, per_page=per_page)
+
+
+def get_profile(session: Session, principal: Principal, profile_id: int) -> Profile:
+    """A live profile in scope. An id that was merged away leads to the profile it lives on in."""
+    profile = session.scalar(select(Profile).where(Profile.id == profile_id, scope(principal, Profile, "read")))
+    hops = 0
+    while profile is not None and profile.merged_into_id is not None and hops < 20:
+        profile = session.scalar(select(Profile).where(Profile.id == profile.merged_into_id,
+                                                       scope(principal, Profile, "read")))
+        hops += 1
+    if profile is None:
+        raise NotFound(f"No customer with id {profile_id}.")
+    return profile
+
+
+def profile_out(principal: Principal, profile: Profile) -> schemas.ProfileOut:
+    pii = principal.has("pii.read")
+    return schemas.ProfileOut(
+        id=profile.id, name=profile.name, name_pinyin=profile.name_pinyin, gender=profile.gender,
+        birthday=(profile.birthday.isoformat() if pii else f"{profile.birthday.year}-**-**")
+        if profile.birthday else None,
+        mobile=masked(principal, profile.mobile), email=masked(principal, profile.email),
+        province=profile.province, city=profile.city, source=profile.source,
+        lifecycle_stage=profile.lifecycle_stage, unit_id=profile.unit_id, owner_id=profile.owner_id,
+        attributes=dict(profile.attributes or {}), first_seen_at=profile.first_seen_at,
+        last_seen_at=profile.last_seen_at, created_at=profile.created_at, updated_at=profile.updated_at,
+    )
+
+
+def identity_out(principal: Principal, row: Identity) -> schemas.IdentityOut:
+    value = masked(principal, row.value) if row.kind in ("mobile", "email") else row.value
+    return schemas.IdentityOut(id=row.id, kind=row.kind, value=value or "", source_id=row.source_id,
+                               first_seen_at=row.first_seen_at, last_seen_at=row.last_seen_at)
+
+
+def _check_owner(session: Session, principal: Principal, unit_id: int, owner_id: int | None) -> None:
+    if owner_id is None:
+        return
+    owner = session.scalar(select(User).where(User.id == owner_id, User.org_id == principal.org_id,
+                                              User.is_active))
+    if owner is None:
+        raise invalid("owner_id", "no active user with that id", "not_found")
+
+
+def _standard_values(data: dict[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:
+    values: dict[str, Any] = {}
+    errors: list[FieldError] = []
+    for key, value in data.items():
+        if value is None:
+            values[key] = None
+            continue
+        try:
+            if key == "mobile":
+                value = normalise.phone(value)
+            elif key == "email":
+                value = normalise.email(value)
+            elif key == "name":
+                value = normalise.name(value) or None
+            elif key == "birthday" and isinstance(value, date) and value > date.today():
+                raise normalise.InvalidValue("birthday in the future")
+        except normalise.InvalidValue as error:
+            errors.append(FieldError(key, str(error)))
+            continue
+        values[key] = value
+    return values, errors
+
+
+def create_profile(session: Session, principal: Principal, *, data: schemas.ProfileCreate) -> Profile:
+    """A customer entered by hand (call centre, showroom). Their phone/e-mail become identities; a phone
+    that already belongs to a customer is a conflict naming that customer, not a silent duplicate."""
+    unit_id = data.unit_id if data.unit_id is not None else principal.unit_id
+    owner_id = data.owner_id if data.owner_id is not None else (principal.user_id if principal.depth(
+        "profiles", "create") == "own" else None)
+    require_row(session, principal, "profiles", "create", unit_id=unit_id, owner_id=owner_id or principal.user_id)
+    _check_owner(session, principal, unit_id, owner_id)  # type: ignore[arg-type]
+    values, errors = _standard_values(data.model_dump(exclude={"unit_id", "owner_id", "attributes"}))
+    if errors:
+        raise ValidationFailed("; ".join(f"{e.field}: {e.message}" for e in errors), errors=errors)
+    pairs = [(k, values[k]) for k in ("mobile", "email") if values.get(k)]
+    for kind, value in pairs:
+        existing = session.scalar(select(Identity.profile_id).where(Identity.org_id == principal.org_id,
+                                                                    Identity.kind == kind, Identity.value == value))
+        if existing is not None:
+            raise Conflict(f"A customer with this {kind} exists (id {existing}).",
+                           errors=[FieldError(kind, "already belongs to another customer", "unique")],
+                           extra={"existing_id": existing})
+    now = utcnow()
+    profile = Profile(org_id=principal.org_id, unit_id=unit_id, owner_id=owner_id, attributes=dict(data.attributes),
+                      trait_times={k: {"ts": now.isoformat(), "src": None} for k, v in values.items() if v},
+                      first_seen_at=now, last_seen_at=now, source="manual", **values)
+    profile.name_pinyin = normalise.pinyin(profile.name)
+    session.add(profile)
+    session.flush()
+    for kind, value in pairs:
+        session.add(Identity(org_id=principal.org_id, profile_id=profile.id, kind=kind, value=value))
+    session.flush()
+    audit.record(session, principal, action="create", entity="profiles", entity_id=profile.id, unit_id=unit_id,
+                 after={"name": profile.name, "unit_id": unit_id, "owner_id": owner_id},
+                 summary=f"Customer {profile.name or profile.id} created")
+    return profile
+
+
+def update_profile(session: Session, principal: Principal, profile_id: int, *,
+                   data: schemas.ProfileUpdate) -> Profile:
+    profile = get_profile(session, principal, profile_id)
+    require_row(session, principal, "profiles", "update", unit_id=profile.unit_id, owner_id=profile.owner_id)
+    changes = data.model_dump(exclude_unset=True)
+    attributes = changes.pop("attributes", None)
+    values, errors = _standard_values(changes)
+    if errors:
+        raise ValidationFailed("; ".join(f"{e.field}: {e.message}" for e in errors), errors=errors)
+    before = snapshot(profile)
+    stamp = utcnow()
+    traits = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in values.items() if v is not None}
+    if attributes:
+        traits.update(attributes)
+    identity.apply_traits(profile, traits, ts=stamp, source_id=None)
+    for key, value in values.items():
+        if value is None:
+            setattr(profile, key, None)
+    for kind in ("mobile", "email"):
+        value = values.get(kind)
+        if value:
+            owner = session.scalar(select(Identity.profile_id).where(
+                Identity.org_id == profile.org_id, Identity.kind == kind, Identity.value == value))
+            if owner is None:
+                session.add(Identity(org_id=profile.org_id, profile_id=profile.id, kind=kind, value=value))
+            elif owner != profile.id:
+                raise Conflict(f"That {kind} belongs to customer {owner}; merge the two customers instead.",
+                               errors=[FieldError(kind, "belongs to another customer", "unique")])
+    session.flush()
+    old, new = changed(before, snapshot(profile))
+    for key in ("trait_times", "name_pinyin"):
+        old.pop(key, None)
+        new.pop(key, None)
+    audit.record(session, principal, action="update", entity="profiles", entity_id=profile.id,
+                 unit_id=profile.unit_id, before=old, after=new,
+                 summary=f"Customer {profile.name or profile.id} updated")
+    return profile
+
+
+def identities_of(session: Session, profile: Profile) -> list[Identity]:
+    return list(session.scalars(select(Identity).where(Identity.profile_id == profile.id)
+                                .order_by(Identity.kind, Identity.first_seen_at)))
+
+
+def merges_of(session: Session, profile: Profile) -> list[Merge]:
+    return list(session.scalars(select(Merge).where(
+        Merge.org_id == profile.org_id, or_(Merge.winner_id == profile.id, Merge.loser_id == profile.id))
+        .order_by(Merge.id.desc())))
+
+
+def timeline(session: Session, principal: Principal, profile: Profile, *, limit: int = 50,
+             cursor: str | None = None) -> Page[Event]:
+    stmt = select(Event).where(Event.org_id == principal.org_id, Event.profile_id == profile.id)
+    return keyset_page(session, stmt, id_column=Event.id, sort_column=Event.ts, limit=limit, cursor=cursor,
+                       descending=True)
+
+
+def customer_360(session: Session, principal: Principal, profile_id: int, *, include: set[str],
+                 limit: int = 50, cursor: str | None = None) -> schemas.Customer360:
+    profile = get_profile(session, principal, profile_id)
+    result = schemas.Customer360(profile=profile_out(principal, profile))
+    if "identities" in include:
+        result.identities = [identity_out(principal, i) for i in identities_of(session, profile)]
+    if "merges" in include:
+        result.merges = [schemas.MergeOut.model_validate(m) for m in merges_of(session, profile)]
+    if "events" in include:
+        page = timeline(session, principal, profile, limit=limit, cursor=cursor)
+        result.events = [schemas.EventOut(id=e.id, type=e.type, event=e.event, ts=e.ts, source_id=e.source_id,
+                                          properties=e.properties or {}, context=e.context or {})
+                         for e in page.items]
+        result.events_next_cursor = page.next_cursor
+    return result
+
+
+# -- merge / unmerge by hand -------------------------------------------------------------------------
+def merge_by_hand(session: Session, principal: Principal, *, data: schemas.MergeRequest) -> Merge:
+    if data.winner_id == data.loser_id:
+        raise invalid("loser_id", "must differ from winner_id")
+    winner = get_profile(session, principal, data.winner_id)
+    loser = get_profile(session, principal, data.loser_id)
+    if winner.id == loser.id:
+        raise Conflict("These two ids are already the same customer.")
+    for profile in (winner, loser):
+        require_row(session, principal, "profiles", "update", unit_id=profile.unit_id, owner_id=profile.owner_id)
+    return identity.merge_profiles(session, winner, loser, reason="manual",
+                                   detail=data.reason or f"merged by {principal.display}", actor=principal)
+
+
+def unmerge(session: Session, principal: Principal, merge_id: int) -> Profile:
+    merge = session.scalar(select(Merge).where(Merge.id == merge_id, Merge.org_id == principal.org_id))
+    if merge is None:
+        raise NotFound(f"No merge with id {merge_id}.")
+    winner = get_profile(session, principal, merge.winner_id)
+    require_row(session, principal, "profiles", "update", unit_id=winner.unit_id, owner_id=winner.owner_id)
+    return identity.unmerge(session, merge, actor=principal)
+
+
+def profile_counts(session: Session, principal: Principal) -> dict[str, int]:
+    rows = session.execute(select(Profile.lifecycle_stage, func.count()).where(
+        scope(principal, Profile), _live()).group_by(Profile.lifecycle_stage))
+    return {stage: count for stage, count in rows}
+
+
+# -- the worker drains the inbox -----------------------------------------------------------------------
+@poller
+def drain_inbox(database: Database) -> bool:
+    with database.unit_of_work() as session:
+        return identity.drain_inbox(session) > 0

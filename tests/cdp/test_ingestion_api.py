@@ -1,0 +1,123 @@
+"""/v1 follows the Segment HTTP API: Basic auth with the write key, every call type, batch limits, dedupe."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import func, select
+
+from kehu.cdp.models import Event, IngestBatch, Profile
+from tests.factories.cdp import basic, call, process
+
+
+def count(session, model, *where) -> int:  # type: ignore[no-untyped-def]
+    session.expire_all()
+    return session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def test_every_call_type_is_accepted_and_becomes_an_event(client, web_source, session, clean_database):
+    _, key = web_source
+    calls = {
+        "identify": {"userId": "u1", "traits": {"name": "张伟", "phone": "13812345678", "email": "ZW@Example.com"}},
+        "track": {"userId": "u1", "event": "test_drive_booked", "properties": {"model": "ID.4"}},
+        "page": {"userId": "u1", "name": "车型首页", "properties": {"url": "https://x/models"}},
+        "screen": {"anonymousId": "a1", "name": "配置器"},
+        "group": {"userId": "u1", "groupId": "co-9", "traits": {"name": "某某科技"}},
+        "alias": {"previousId": "a1", "userId": "u1"},
+    }
+    for kind, fields in calls.items():
+        response = client.post(f"/v1/{kind}", headers=basic(key), json={"messageId": f"{kind}-1", **fields})
+        assert response.status_code == 200, response.text
+        assert response.json()["success"] is True
+    assert count(session, IngestBatch) == 6
+    process(clean_database)
+    assert count(session, Event) == 6
+    profiles = session.scalars(select(Profile).where(Profile.merged_into_id.is_(None))).all()
+    assert len(profiles) == 1  # the screen's anonymous visitor was aliased to u1
+    profile = profiles[0]
+    assert (profile.name, profile.mobile, profile.email) == ("张伟", "+8613812345678", "zw@example.com")
+    assert profile.name_pinyin == "zhangwei"
+    assert set(session.scalars(select(Event.type))) == set(calls)
+
+
+def test_batch_keeps_valid_calls_and_reports_each_invalid_one(client, web_source, session, clean_database):
+    _, key = web_source
+    body = {"batch": [
+        call("track", userId="u1", event="官网访问"),
+        call("track", userId="u1"),  # no event name
+        call("identify", traits={"name": "无名"}),  # no userId / anonymousId
+        call("spaceship", userId="u1"),
+        "not an object",
+        call("page", anonymousId="a9", timestamp="yesterday"),
+        call("page", anonymousId="a9", name="首页"),
+    ], "context": {"library": {"name": "analytics-python"}}}
+    response = client.post("/v1/batch", headers=basic(key), json=body)
+    assert response.status_code == 200
+    result = response.json()
+    assert result["accepted"] == 2
+    reasons = {r["index"]: r["reason"] for r in result["rejected"]}
+    assert set(reasons) == {1, 2, 3, 4, 5}
+    assert "event" in reasons[1] and "userId or anonymousId" in reasons[2] and "timestamp" in reasons[5]
+    process(clean_database)
+    events = session.scalars(select(Event).order_by(Event.id)).all()
+    assert [e.event for e in events] == ["官网访问", "首页"]
+    assert events[0].context["library"]["name"] == "analytics-python"  # batch context applies to each call
+
+
+def test_repeated_message_id_is_stored_once(client, web_source, session, clean_database):
+    _, key = web_source
+    message = {"userId": "u7", "event": "quote_requested", "messageId": "same-id"}
+    for _ in range(3):
+        assert client.post("/v1/track", headers=basic(key), json=message).status_code == 200
+    client.post("/v1/batch", headers=basic(key), json={"batch": [{**message, "type": "track"}] * 2})
+    process(clean_database)
+    assert count(session, Event, Event.message_id == "same-id") == 1
+
+
+def test_unknown_fields_are_kept_in_properties_and_context(client, web_source, session, clean_database):
+    _, key = web_source
+    client.post("/v1/track", headers=basic(key), json={
+        "userId": "u1", "event": "配置车辆", "dealerHint": "SH001",
+        "properties": {"colour": "珍珠白"}, "context": {"campaign": {"source": "douyin"}, "ip": "1.2.3.4"}})
+    process(clean_database)
+    event = session.scalars(select(Event)).one()
+    assert event.properties == {"colour": "珍珠白", "dealerHint": "SH001"}
+    assert event.context["campaign"] == {"source": "douyin"}
+
+
+def test_bad_write_key_malformed_json_and_oversize_are_refused(client, web_source, session):
+    _, key = web_source
+    assert client.post("/v1/track", headers=basic("wk_nope"), json={"userId": "u", "event": "x"}).status_code == 401
+    assert client.post("/v1/track", json={"userId": "u", "event": "x"}).status_code == 401
+    bad = client.post("/v1/track", headers={**basic(key), "Content-Type": "application/json"}, content=b"{nope")
+    assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "body"
+    big_message = {"userId": "u", "event": "x", "properties": {"blob": "x" * 33_000}}
+    assert client.post("/v1/track", headers=basic(key), json=big_message).status_code == 413
+    in_batch = client.post("/v1/batch", headers=basic(key), json={"batch": [{**big_message, "type": "track"}]})
+    assert in_batch.status_code == 200 and "32 KB" in in_batch.json()["rejected"][0]["reason"]
+    huge = {"batch": [call("track", userId="u", event="x", properties={"p": "y" * 20_000}) for _ in range(30)]}
+    assert len(json.dumps(huge)) > 500 * 1024
+    response = client.post("/v1/batch", headers=basic(key), json=huge)
+    assert response.status_code == 413
+    single_invalid = client.post("/v1/track", headers=basic(key), json={"userId": "u"})
+    assert single_invalid.status_code == 400 and single_invalid.json()["errors"][0]["field"] == "event"
+    assert count(session, IngestBatch) == 0
+
+
+def test_write_key_in_body_and_disabled_source(client, web_source, session, login):
+    source, key = web_source
+    assert client.post("/v1/batch", json={"writeKey": key, "batch": [call("track", userId="u", event="x")]}
+                       ).status_code == 200
+    admin = login("admin@example.com")
+    assert client.patch(f"/api/v1/sources/{source.id}?is_active=false", headers=admin).status_code == 200
+    assert client.post("/v1/track", headers=basic(key), json={"userId": "u", "event": "x"}).status_code == 401
+
+
+def test_sources_api_shows_the_write_key_once(client, tree, login):
+    admin = login("admin@example.com")
+    created = client.post("/api/v1/sources", headers=admin, json={"name": "App", "kind": "app"})
+    assert created.status_code == 201
+    assert created.json()["write_key"].startswith("wk_")
+    assert all("write_key" not in s for s in client.get("/api/v1/sources", headers=admin).json())
+    sales = login("a.sales@example.com")
+    assert client.post("/api/v1/sources", headers=sales, json={"name": "x"}).status_code == 403

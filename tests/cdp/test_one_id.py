@@ -1,0 +1,150 @@
+"""One ID: identities resolve to profiles, merges follow the rules, limits stop over-merging, late traits
+lose to newer ones, and a merge can be undone exactly."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from sqlalchemy import select
+
+from kehu.cdp import schemas, service
+from kehu.cdp.models import Event, Identity, Merge, Profile
+from kehu.core.errors import Conflict
+from tests.factories.cdp import basic, call, process
+
+
+def send(client, key, *calls):  # type: ignore[no-untyped-def]
+    response = client.post("/v1/batch", headers=basic(key), json={"batch": list(calls)})
+    assert response.status_code == 200 and not response.json()["rejected"], response.text
+
+
+def live_profiles(session) -> list[Profile]:  # type: ignore[no-untyped-def]
+    session.expire_all()
+    return list(session.scalars(select(Profile).where(Profile.merged_into_id.is_(None)).order_by(Profile.id)))
+
+
+def identities(session, profile_id) -> set[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    return {(i.kind, i.value) for i in session.scalars(select(Identity).where(Identity.profile_id == profile_id))}
+
+
+def test_a_chain_of_touchpoints_becomes_one_profile(client, web_source, session, clean_database):
+    _, key = web_source
+    send(client, key, call("page", anonymousId="a1", name="首页", timestamp="2026-01-01T01:00:00Z"))
+    send(client, key, call("identify", userId="u1", anonymousId="a1", timestamp="2026-01-01T02:00:00Z"))
+    send(client, key, call("track", anonymousId="a2", event="留资", timestamp="2026-01-02T01:00:00Z",
+                           context={"traits": {"phone": "138-1234-5678"}}))
+    assert process(clean_database) == 3
+    assert len(live_profiles(session)) == 2
+    send(client, key, call("identify", userId="u1", traits={"phone": "+86 13812345678", "name": "李雷"},
+                           timestamp="2026-01-03T01:00:00Z"))
+    process(clean_database)
+    profiles = live_profiles(session)
+    assert len(profiles) == 1
+    survivor = profiles[0]
+    assert identities(session, survivor.id) == {("user_id", "u1"), ("anonymous_id", "a1"),
+                                                ("anonymous_id", "a2"), ("mobile", "+8613812345678")}
+    assert set(session.scalars(select(Event.profile_id))) == {survivor.id}
+    merge = session.scalars(select(Merge)).one()
+    assert merge.reason == "identity" and merge.winner_id == survivor.id
+    assert survivor.first_seen_at.isoformat().startswith("2026-01-01T01:00")
+
+
+def test_a_shared_device_does_not_merge_two_members(client, web_source, session, clean_database):
+    _, key = web_source
+    send(client, key, call("identify", userId="dad", anonymousId="family-ipad", traits={"name": "王爸爸"}))
+    send(client, key, call("identify", userId="son", anonymousId="family-ipad", traits={"name": "王儿子"}))
+    process(clean_database)
+    profiles = live_profiles(session)
+    assert sorted(p.name for p in profiles) == ["王儿子", "王爸爸"]
+    son = next(p for p in profiles if p.name == "王儿子")
+    assert ("anonymous_id", "family-ipad") not in identities(session, son.id)
+    assert session.scalars(select(Merge)).all() == []
+
+
+def test_identity_limits_drop_the_extra_value_and_say_so(client, web_source, session, clean_database):
+    _, key = web_source
+    phones = ["13800000001", "13800000002", "13800000003", "13800000004"]
+    for phone in phones:
+        send(client, key, call("identify", userId="u-many", traits={"phone": phone}))
+    process(clean_database)
+    profile = live_profiles(session)[0]
+    mobiles = {v for k, v in identities(session, profile.id) if k == "mobile"}
+    assert len(mobiles) == 3 and "+8613800000004" not in mobiles
+
+
+def test_two_profiles_holding_a_user_id_each_are_never_merged_by_a_phone(client, web_source, session,
+                                                                         clean_database):
+    _, key = web_source
+    send(client, key, call("identify", userId="u-a", traits={"phone": "13900000001"}))
+    send(client, key, call("identify", userId="u-b", traits={"email": "b@example.com"}))
+    send(client, key, call("identify", anonymousId="kiosk", traits={"phone": "13900000001",
+                                                                     "email": "b@example.com"}))
+    process(clean_database)
+    assert len(live_profiles(session)) == 2
+
+
+def test_late_events_do_not_overwrite_newer_traits(client, web_source, session, clean_database):
+    _, key = web_source
+    send(client, key, call("identify", userId="u1", traits={"city": "杭州"}, timestamp="2026-03-02T00:00:00Z"))
+    process(clean_database)
+    send(client, key, call("identify", userId="u1", traits={"city": "上海", "vip": True},
+                           timestamp="2026-03-01T00:00:00Z"))
+    process(clean_database)
+    profile = live_profiles(session)[0]
+    assert profile.city == "杭州"
+    assert profile.attributes == {"vip": True}
+
+
+def test_bad_trait_values_are_noted_on_the_event_not_fatal(client, web_source, session, clean_database):
+    _, key = web_source
+    send(client, key, call("identify", userId="u1", traits={"phone": "12345", "birthday": "not-a-date",
+                                                             "name": "韩梅梅"}))
+    process(clean_database)
+    profile = live_profiles(session)[0]
+    assert profile.name == "韩梅梅" and profile.mobile is None and profile.birthday is None
+    notes = session.scalars(select(Event)).one().context["kehu_notes"]
+    assert any("phone" in n for n in notes) and any("birthday" in n for n in notes)
+
+
+def test_manual_merge_and_unmerge_restore_everything(client, web_source, session, clean_database, tree, login):
+    _, key = web_source
+    send(client, key,
+         call("identify", userId="p1", traits={"name": "赵敏", "city": "北京"}, timestamp="2026-02-01T00:00:00Z"),
+         call("track", userId="p1", event="试驾", timestamp="2026-02-02T00:00:00Z"),
+         call("identify", userId="p2", traits={"name": "赵敏", "email": "zm@example.com", "vip": "gold"},
+              timestamp="2026-02-03T00:00:00Z"),
+         call("track", userId="p2", event="下订", timestamp="2026-02-04T00:00:00Z"),
+         call("track", userId="p2", event="交车", timestamp="2026-02-05T00:00:00Z"))
+    process(clean_database)
+    first, second = live_profiles(session)
+    before = {p.id: (identities(session, p.id), Counter(session.scalars(
+        select(Event.event).where(Event.profile_id == p.id)))) for p in (first, second)}
+    admin = login("admin@example.com")
+    merged = client.post("/api/v1/customers/merges", headers=admin,
+                         json={"winner_id": first.id, "loser_id": second.id, "reason": "同一人"})
+    assert merged.status_code == 201, merged.text
+    view = client.get(f"/api/v1/customers/{first.id}?include=identities,events,merges", headers=admin).json()
+    assert {e["event"] for e in view["events"]} == {"试驾", "下订", "交车", "identify"}
+    assert view["profile"]["email"] == "zm@example.com" and view["profile"]["attributes"]["vip"] == "gold"
+    assert client.get(f"/api/v1/customers/{second.id}", headers=admin).json()["profile"]["id"] == first.id
+    undo = client.post(f"/api/v1/customers/merges/{merged.json()['id']}/undo", headers=admin)
+    assert undo.status_code == 200 and undo.json()["id"] == second.id
+    after = {p.id: (identities(session, p.id), Counter(session.scalars(
+        select(Event.event).where(Event.profile_id == p.id)))) for p in live_profiles(session)}
+    assert after == before
+    restored = session.get(Profile, first.id)
+    assert restored.email is None and "vip" not in restored.attributes
+    assert client.post(f"/api/v1/customers/merges/{merged.json()['id']}/undo", headers=admin).status_code == 409
+
+
+def test_unmerge_is_refused_while_the_winner_lives_inside_a_later_merge(session, tree, web_source, client,
+                                                                        clean_database):
+    _, key = web_source
+    send(client, key, call("identify", userId="x1"), call("identify", userId="x2"), call("identify", userId="x3"))
+    process(clean_database)
+    a, b, c = live_profiles(session)
+    first = service.merge_by_hand(session, tree.system, data=schemas.MergeRequest(winner_id=b.id, loser_id=a.id))
+    service.merge_by_hand(session, tree.system, data=schemas.MergeRequest(winner_id=c.id, loser_id=b.id))
+    with pytest.raises(Conflict):
+        service.unmerge(session, tree.system, first.id)
