@@ -4,10 +4,9 @@ migrated with Alembic once, emptied after every test. Nothing of our own databas
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
-
-import warnings
 
 import pytest
 from sqlalchemy import create_engine, make_url, text
