@@ -16,8 +16,10 @@ from kehu.core.settings import get_settings
 app = typer.Typer(help="kehu (客户): customer data platform + marketing automation + CRM.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage staff accounts.", no_args_is_help=True)
 org_app = typer.Typer(help="Manage organisations (tenants).", no_args_is_help=True)
+source_app = typer.Typer(help="Manage data sources (write keys for /v1 ingestion).", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(org_app, name="org")
+app.add_typer(source_app, name="source")
 console = Console()
 
 
@@ -74,7 +76,7 @@ def worker() -> None:
 
 @app.command()
 def demo(
-    customers: Annotated[int, typer.Option(help="Synthetic customers to generate (arrives with the CDP)")] = 1000,
+    customers: Annotated[int, typer.Option(help="Synthetic customers, sent through real ingestion")] = 1000,
     serve_: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the UI and API afterwards")] = True,
     host: Annotated[str | None, typer.Option()] = None,
     port: Annotated[int | None, typer.Option()] = None,
@@ -88,6 +90,12 @@ def demo(
     migrate(database)
     with database.unit_of_work() as session:
         result = seed_demo(session)
+        if result.created and customers > 0:
+            from kehu.demo.customers import seed_customers
+
+            with console.status(f"Sending {customers} demo customers' touchpoints through ingestion…"):
+                profiles = seed_customers(session, result.org.id, customers=customers)
+            console.print(f"{profiles} customer profiles resolved from web, app and showroom data.")
     if result.created:
         console.print(f"Created [bold]{result.org.name}[/bold] with {result.users} staff accounts.")
     else:
@@ -151,6 +159,47 @@ def user_create(
                                       name=name or email.split("@")[0])
             created = service.create_user(session, system, data=data)
             console.print(f"User {created.email} created with id {created.id}.")
+    except ValidationError as error:
+        for item in error.errors():
+            console.print(f"[red]{'.'.join(map(str, item['loc']))}: {item['msg']}[/red]")
+        raise typer.Exit(code=1) from None
+    except KehuError as error:
+        _fail(error)
+
+
+@source_app.command("create")
+def source_create(
+    name: Annotated[str, typer.Argument(help="What sends the data, e.g. 官网 or 'Dealer DMS'")],
+    org: Annotated[str, typer.Option(help="Organisation slug")],
+    kind: Annotated[str, typer.Option(help="web | app | server | import")] = "server",
+    unit: Annotated[str | None, typer.Option(help="Unit code that owns the customers it creates (default HQ)")]
+    = None,
+) -> None:
+    """Create a source and print its write key (shown once): the Basic-auth user name for /v1 calls."""
+    from pydantic import ValidationError
+    from sqlalchemy import select
+
+    from kehu.cdp import schemas as cdp_schemas
+    from kehu.cdp import service as cdp_service
+    from kehu.tenancy import service
+    from kehu.tenancy.models import BusinessUnit
+
+    database = get_database()
+    try:
+        with database.unit_of_work() as session:
+            organisation = service.get_organization_by_slug(session, org)
+            system = service.system_principal(session, organisation.id)
+            unit_id = None
+            if unit:
+                unit_id = session.scalar(select(BusinessUnit.id).where(
+                    BusinessUnit.org_id == organisation.id, BusinessUnit.code == unit))
+                if unit_id is None:
+                    console.print(f"[red]No unit with code {unit!r} in {org}.[/red]")
+                    raise typer.Exit(code=1)
+            source, key = cdp_service.create_source(session, system, data=cdp_schemas.SourceCreate(
+                name=name, kind=kind, unit_id=unit_id))  # type: ignore[arg-type]
+            console.print(f"Source {source.name} (id {source.id}) created.")
+            print(key)
     except ValidationError as error:
         for item in error.errors():
             console.print(f"[red]{'.'.join(map(str, item['loc']))}: {item['msg']}[/red]")

@@ -159,3 +159,10 @@ def merge_customers(data: schemas.MergeRequest, session: SessionDep, principal: 
 def undo_merge(merge_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
     """Unmerge: the merged-away customer comes back with its identities, events and linked records."""
     return service.profile_out(principal, service.unmerge(session, principal, merge_id))
+
+
+@router.post("/customers/assign", tags=["customers"])
+def assign_customers(data: schemas.AssignRequest, session: SessionDep, principal: PrincipalDep) -> dict[str, int]:
+    """Give customers to a salesperson; their unit follows the new owner."""
+    return {"assigned": service.assign_profiles(session, principal, profile_ids=data.profile_ids,
+                                                owner_id=data.owner_id)}

@@ -318,6 +318,8 @@ def apply_traits(profile: Profile, traits: dict[str, Any], *, ts: datetime, sour
     for key, value in combined.items():
         if key in ("firstName", "lastName", "first_name", "last_name", "address") or value is None:
             continue
+        if key in IDENTITY_TRAITS and key not in STANDARD_TRAITS:
+            continue  # an identity (VIN, openid, dealer number…), kept as such, not copied into attributes
         column = STANDARD_TRAITS.get(key)
         target = column or key
         if times.get(target, {}).get("ts", "") > stamp:

@@ -127,3 +127,8 @@ class MergeRequest(Strict):
     winner_id: int
     loser_id: int
     reason: str = Field(default="", max_length=500)
+
+
+class AssignRequest(Strict):
+    profile_ids: list[int] = Field(min_length=1, max_length=10_000)
+    owner_id: int

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from kehu.cdp import identity, normalise, schemas
 from kehu.cdp.models import Event, Identity, Merge, Profile, Source
 from kehu.core import audit
 from kehu.core.audit import changed, snapshot
-from kehu.core.db import Database, utcnow
+from kehu.core.db import Database, month_of, utcnow
 from kehu.core.errors import Conflict, FieldError, NotFound, Unauthorized, ValidationFailed, invalid
 from kehu.core.jobs import poller
 from kehu.core.pagination import OffsetPage, Page, keyset_page, offset_page
@@ -263,6 +263,29 @@ def update_profile(session: Session, principal: Principal, profile_id: int, *,
     return profile
 
 
+def assign_profiles(session: Session, principal: Principal, *, profile_ids: list[int], owner_id: int) -> int:
+    """Give customers to a salesperson (their unit follows). One UPDATE over the rows the principal may
+    assign; ids outside that scope are refused as not found, so nothing is half-done."""
+    principal.require("profiles", "assign")
+    owner = session.scalar(select(User).where(User.id == owner_id, User.org_id == principal.org_id, User.is_active))
+    if owner is None:
+        raise invalid("owner_id", "no active user with that id", "not_found")
+    require_row(session, principal, "profiles", "assign", unit_id=owner.unit_id, owner_id=owner.id)
+    wanted = set(profile_ids)
+    allowed = set(session.scalars(select(Profile.id).where(Profile.id.in_(wanted), _live(),
+                                                           scope(principal, Profile, "assign"))))
+    missing = sorted(wanted - allowed)
+    if missing:
+        raise NotFound(f"No customers with ids {missing[:20]} that you may assign.")
+    session.execute(update(Profile).where(Profile.id.in_(allowed))
+                    .values(owner_id=owner.id, unit_id=owner.unit_id, updated_at=utcnow())
+                    .execution_options(synchronize_session=False))
+    audit.record(session, principal, action="assign", entity="profiles", unit_id=owner.unit_id,
+                 after={"owner_id": owner.id, "count": len(allowed), "ids": sorted(allowed)[:1000]},
+                 summary=f"{len(allowed)} customers assigned to {owner.name}")
+    return len(allowed)
+
+
 def identities_of(session: Session, profile: Profile) -> list[Identity]:
     return list(session.scalars(select(Identity).where(Identity.profile_id == profile.id)
                                 .order_by(Identity.kind, Identity.first_seen_at)))
@@ -319,6 +342,23 @@ def unmerge(session: Session, principal: Principal, merge_id: int) -> Profile:
     winner = get_profile(session, principal, merge.winner_id)
     require_row(session, principal, "profiles", "update", unit_id=winner.unit_id, owner_id=winner.owner_id)
     return identity.unmerge(session, merge, actor=principal)
+
+
+def activity_by_month(session: Session, principal: Principal, profile: Profile) -> list[tuple[str, int]]:
+    """Events per month for one customer (UTC months), oldest first."""
+    month = month_of(Event.ts, session.get_bind().dialect.name)
+    rows = session.execute(select(month, func.count()).where(
+        Event.org_id == principal.org_id, Event.profile_id == profile.id).group_by(month).order_by(month))
+    return [(m, c) for m, c in rows]
+
+
+def names_for(session: Session, *, user_ids: set[int], unit_ids: set[int]) -> tuple[dict[int, str], dict[int, str]]:
+    """Display names of owners and units for a page of customers, in two queries (no query per row)."""
+    users = dict(session.execute(select(User.id, User.name).where(User.id.in_(user_ids))).tuples().all()) \
+        if user_ids else {}
+    units = dict(session.execute(select(BusinessUnit.id, BusinessUnit.name).where(
+        BusinessUnit.id.in_(unit_ids))).tuples().all()) if unit_ids else {}
+    return users, units
 
 
 def profile_counts(session: Session, principal: Principal) -> dict[str, int]:

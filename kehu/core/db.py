@@ -188,3 +188,12 @@ def profile_linked_models() -> list[type]:
     """Models whose rows point at a profile (orders, leads, …): a merge moves them, an unmerge moves them back."""
     models = [m.class_ for m in Base.registry.mappers if getattr(m.class_, "__profile_link__", None)]
     return sorted(models, key=lambda m: m.__tablename__)
+
+
+def month_of(column: Any, dialect_name: str) -> Any:
+    """'YYYY-MM' of a timestamp column, in SQL, on either database."""
+    from sqlalchemy import func
+
+    if dialect_name == "postgresql":
+        return func.to_char(column, "YYYY-MM")
+    return func.strftime("%Y-%m", column)

@@ -12,7 +12,18 @@ from kehu.core.timeutil import format_local
 from kehu.tenancy import schemas, service
 from kehu.tenancy.access import DEPTHS, ENTITIES, PERMISSIONS, PRIVILEGES, Principal
 from kehu.ui.components import ServerTable, add_status_slot, localise_table
-from kehu.ui.shell import actor_name, audit_text, empty_state, frame, locale, page, run_action, tr, unit_of_work
+from kehu.ui.shell import (
+    actor_name,
+    audit_text,
+    empty_state,
+    frame,
+    locale,
+    page,
+    run_action,
+    tr,
+    unit_of_work,
+    validated,
+)
 
 KIND_ICONS = {"hq": "apartment", "region": "public", "dealer": "storefront", "team": "groups_2"}
 
@@ -135,7 +146,7 @@ def units_page() -> None:
                             parent_id=parent_id, name=name.value or "", code=code.value or "", kind=kind.value,
                             province=province.value or None, city=city.value or None))
 
-                    created = _validated(lambda: run_action(create, tr("common.saved")))
+                    created = validated(lambda: run_action(create, tr("common.saved")))
                     if created:
                         dialog.close()
                         state["selected"] = created.id
@@ -166,7 +177,7 @@ def units_page() -> None:
                                                "city": city.value or None, "is_active": active.value}
                     if parent is not None:
                         changes["parent_id"] = parent.value
-                    result = _validated(lambda: run_action(lambda s: service.update_unit(
+                    result = validated(lambda: run_action(lambda s: service.update_unit(
                         s, principal, unit_id, data=schemas.UnitUpdate(**changes)), tr("common.saved")))
                     if result:
                         dialog.close()
@@ -188,18 +199,6 @@ def _decorate(nodes: list[dict[str, Any]]) -> None:
     for node in nodes:
         node["icon"] = KIND_ICONS.get(node["kind"], "folder")
         _decorate(node["children"])
-
-
-def _validated(action: Any) -> Any:
-    """Pydantic errors from a form become a notification naming the fields."""
-    from pydantic import ValidationError
-
-    try:
-        return action()
-    except ValidationError as error:
-        fields = ", ".join(".".join(map(str, e["loc"])) + ": " + e["msg"] for e in error.errors())
-        ui.notify(tr("common.invalid", fields=fields), type="negative", multi_line=True)
-        return None
 
 
 # -- users ---------------------------------------------------------------------------------------------
@@ -298,7 +297,7 @@ def users_page() -> None:
                             changes["password"] = password.value
                         action = lambda s: service.update_user(  # noqa: E731
                             s, principal, existing.id, data=schemas.UserUpdate(**changes))
-                    if _validated(lambda: run_action(action, tr("common.saved"))):
+                    if validated(lambda: run_action(action, tr("common.saved"))):
                         dialog.close()
                         table.reload()
 
@@ -319,7 +318,7 @@ def users_page() -> None:
                 deactivate = ui.checkbox(tr("users.reassign_deactivate"), value=True)
 
                 def start() -> None:
-                    job = _validated(lambda: run_action(lambda s: service.request_reassign(
+                    job = validated(lambda: run_action(lambda s: service.request_reassign(
                         s, principal, data=schemas.ReassignRequest(
                             from_user_id=source.value or 0, to_user_id=target.value or 0,
                             deactivate_from_user=deactivate.value))))
@@ -413,7 +412,7 @@ def roles_page() -> None:
                 name_en = ui.input(tr("roles.name_en")).classes("w-full")
 
                 def save() -> None:
-                    role = _validated(lambda: run_action(lambda s: service.create_role(s, principal, data=(
+                    role = validated(lambda: run_action(lambda s: service.create_role(s, principal, data=(
                         schemas.RoleCreate(code=code.value, name_zh=name_zh.value, name_en=name_en.value))),
                         tr("common.saved")))
                     if role:
@@ -483,7 +482,7 @@ def api_keys_page() -> None:
                 result_box = ui.column().classes("w-full")
 
                 def save() -> None:
-                    created = _validated(lambda: run_action(lambda s: service.create_api_key(
+                    created = validated(lambda: run_action(lambda s: service.create_api_key(
                         s, principal, data=schemas.ApiKeyCreate(name=name.value, role=role.value or ""))))
                     if created:
                         _row, key = created

@@ -60,10 +60,11 @@ STATUS_COLOURS = {"queued": "grey-7", "running": "primary", "succeeded": "positi
                   "cancelled": "grey-5", "active": "positive", "inactive": "grey-6", "revoked": "grey-6"}
 
 
-def add_status_slot(table: ui.table, column: str, labels: dict[str, str]) -> None:
+def add_status_slot(table: ui.table, column: str, labels: dict[str, str],
+                    colours: dict[str, str] | None = None) -> None:
     """Render ``column`` as a coloured chip with a translated label."""
     mapping = "{" + ",".join(f"'{k}':'{v}'" for k, v in labels.items()) + "}"
-    colours = "{" + ",".join(f"'{k}':'{v}'" for k, v in STATUS_COLOURS.items()) + "}"
+    colours = "{" + ",".join(f"'{k}':'{v}'" for k, v in (colours or STATUS_COLOURS).items()) + "}"
     table.add_slot(f"body-cell-{column}", f"""
         <q-td :props="props">
           <q-badge :color="({colours})[props.value] || 'grey-7'" :label="({mapping})[props.value] || props.value" />

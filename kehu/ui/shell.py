@@ -101,6 +101,7 @@ NAV: list[tuple[str, list[tuple[str, str, str, str | None]]]] = [
         ("nav.users", "badge", "/admin/users", "users"),
         ("nav.roles", "admin_panel_settings", "/admin/roles", "roles"),
         ("nav.api_keys", "key", "/admin/api-keys", "api_keys"),
+        ("nav.sources", "input", "/admin/sources", "sources"),
         ("nav.audit", "history", "/admin/audit", "audit"),
         ("nav.jobs", "pending_actions", "/admin/jobs", "jobs"),
     ]),
@@ -180,6 +181,18 @@ def page(path: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..
         return ui.page(path, **kwargs)(wrapper)
 
     return decorate
+
+
+def validated(action: Callable[[], Any]) -> Any:
+    """Run a form action; Pydantic errors become one notification that names the fields."""
+    from pydantic import ValidationError
+
+    try:
+        return action()
+    except ValidationError as error:
+        fields = ", ".join(".".join(map(str, e["loc"])) + ": " + e["msg"] for e in error.errors())
+        ui.notify(tr("common.invalid", fields=fields), type="negative", multi_line=True)
+        return None
 
 
 def actor_name(entry: Any) -> str:
@@ -306,7 +319,6 @@ def dashboard_page() -> None:
 
 # -- domains still to come: say what will be here, show nothing fake --------------------------------------
 COMING = {
-    "/customers": ("nav.customers", "groups", "coming.customers"),
     "/leads": ("nav.leads", "person_search", "coming.leads"),
     "/opportunities": ("nav.opportunities", "handshake", "coming.opportunities"),
     "/cases": ("nav.cases", "support_agent", "coming.cases"),
@@ -328,6 +340,7 @@ def mount_ui(app: FastAPI, settings: Settings, database: Database | None = None)
     """Register the pages and mount NiceGUI on the FastAPI app (once per process)."""
     global _ctx
     _ctx = UIContext(database=database or get_database(settings), settings=settings)
+    from kehu.cdp import ui as cdp_ui
     from kehu.tenancy import ui as tenancy_ui
 
     page("/login")(login_page)
@@ -335,6 +348,7 @@ def mount_ui(app: FastAPI, settings: Settings, database: Database | None = None)
     for path, (title_key, icon, text_key) in COMING.items():
         _register_coming(path, title_key, icon, text_key)
     tenancy_ui.register()
+    cdp_ui.register()
     ui.run_with(app, storage_secret=settings.effective_secret_key(), title="kehu 客户", favicon="🚗",
                 language="zh-CN", show_welcome_message=False,
                 session_middleware_kwargs={"max_age": settings.ui_session_days * 86400, "same_site": "lax"})

@@ -100,3 +100,22 @@ def test_reassign_moves_the_leavers_customers_to_the_colleague(client, tree, log
     assert session.get(Profile, other.id).owner_id == tree.b_sales.id  # another dealer's: untouched
     colleague_view = ids(client.get("/api/v1/customers", headers=login("a.sales2@example.com")))
     assert colleague_view == {mine.id, colleague.id}
+
+
+def test_assign_gives_customers_to_a_salesperson_within_scope_only(client, tree, login, session):
+    mine, colleague, other, _ = seed(session, tree)
+    manager = login("a.manager@example.com")
+    ok = client.post("/api/v1/customers/assign", headers=manager,
+                     json={"profile_ids": [mine.id, colleague.id], "owner_id": tree.a_sales2.id})
+    assert ok.status_code == 200 and ok.json() == {"assigned": 2}
+    assert ids(client.get("/api/v1/customers", headers=login("a.sales2@example.com"))) == {mine.id, colleague.id}
+    outside = client.post("/api/v1/customers/assign", headers=manager,
+                          json={"profile_ids": [mine.id, other.id], "owner_id": tree.a_sales.id})
+    assert outside.status_code == 404
+    session.expire_all()
+    assert session.get(Profile, mine.id).owner_id == tree.a_sales2.id  # nothing half-done
+    to_other_dealer = client.post("/api/v1/customers/assign", headers=manager,
+                                  json={"profile_ids": [mine.id], "owner_id": tree.b_sales.id})
+    assert to_other_dealer.status_code == 403
+    assert client.post("/api/v1/customers/assign", headers=login("a.sales@example.com"),
+                       json={"profile_ids": [mine.id], "owner_id": tree.a_sales.id}).status_code == 403

@@ -148,3 +148,14 @@ def test_unmerge_is_refused_while_the_winner_lives_inside_a_later_merge(session,
     service.merge_by_hand(session, tree.system, data=schemas.MergeRequest(winner_id=c.id, loser_id=b.id))
     with pytest.raises(Conflict):
         service.unmerge(session, tree.system, first.id)
+
+
+def test_identity_traits_become_identities_not_attributes(client, web_source, session, clean_database):
+    _, key = web_source
+    send(client, key, call("identify", userId="u1", traits={"vin": "lsvaa4182e2123456", "dealer_customer_no": "D-1",
+                                                             "wechat_openid": "o-123", "favourite_colour": "红"}))
+    process(clean_database)
+    profile = live_profiles(session)[0]
+    assert profile.attributes == {"favourite_colour": "红"}
+    assert {("vin", "LSVAA4182E2123456"), ("dealer_customer_no", "D-1"), ("wechat_openid", "o-123")} <= identities(
+        session, profile.id)

@@ -9,7 +9,7 @@ from kehu.core.i18n import catalogue, t
 from kehu.tenancy.access import DEPTHS, ENTITIES, PERMISSIONS, PRIVILEGES
 
 PACKAGE = Path(__file__).resolve().parents[2] / "kehu"
-LITERAL_KEY = re.compile(r"""\btr?\(\s*["']([a-z_]+(?:\.[a-z_]+)+)["']""")
+LITERAL_KEY = re.compile(r"""\b(?:tr?|frame)\(\s*["']([a-z_]+(?:\.[a-z0-9_]+)+)["']""")
 
 
 def test_both_catalogues_have_the_same_keys_and_no_empty_text():
@@ -33,6 +33,12 @@ def test_navigation_and_generated_keys_exist():
     keys |= {f"depth.{d}" for d in DEPTHS} | {f"privilege.{p}" for p in PRIVILEGES}
     keys |= {f"entity.{e}" for e in ENTITIES} | {f"permission.{p}" for p in PERMISSIONS}
     keys |= {f"unit.kind.{k}" for k in ("hq", "region", "dealer", "team")}
+    from kehu.cdp.identity import LIFECYCLE_STAGES
+    from kehu.cdp.identity_rules import DEFAULT_RULES
+
+    keys |= {f"stage.{s}" for s in LIFECYCLE_STAGES} | {f"identity.{r.kind}" for r in DEFAULT_RULES}
+    keys |= {f"source.kind.{k}" for k in ("web", "app", "server", "import")}
+    keys |= {f"merge.reason.{r}" for r in ("identity", "manual", "dedupe")}
     assert sorted(k for k in keys if k not in catalogue("zh")) == []
 
 

@@ -1,0 +1,400 @@
+"""Customer pages: the customer list (search, filters, server-side paging) and Customer 360; data sources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nicegui import ui
+
+from kehu.cdp import schemas, service
+from kehu.core.i18n import t
+from kehu.core.timeutil import format_local
+from kehu.tenancy import service as tenancy_service
+from kehu.ui.components import ServerTable, add_status_slot, localise_table
+from kehu.ui.shell import empty_state, frame, locale, page, run_action, tr, unit_of_work, validated
+
+STAGES = ("visitor", "prospect", "lead", "opportunity", "customer", "owner", "churned")
+STAGE_COLOURS = {"visitor": "grey-6", "prospect": "blue-grey-6", "lead": "light-blue-8", "opportunity": "indigo-6",
+                 "customer": "green-7", "owner": "teal-8", "churned": "red-6"}
+EVENT_ICONS = {"page": "web", "screen": "smartphone", "identify": "badge", "group": "groups", "alias": "link",
+               "track": "bolt"}
+
+
+def register() -> None:
+    page("/customers")(customers_page)
+    page("/customers/{profile_id}")(customer_page)
+    page("/admin/sources")(sources_page)
+
+
+def _stage_label(stage: str) -> str:
+    return tr(f"stage.{stage}")
+
+
+def readable_phone(value: str | None) -> str | None:
+    """+8613812345678 → +86 138 1234 5678 (masked values pass through as they are)."""
+    if value and value.startswith("+86") and len(value) == 14 and value[1:].isdigit():
+        return f"+86 {value[3:6]} {value[6:10]} {value[10:]}"
+    return value
+
+
+def _display_name(name: str | None, profile_id: int) -> str:
+    return name or tr("customers.anonymous", id=profile_id)
+
+
+def _stage_slot(table: ui.table, column: str = "stage") -> None:
+    add_status_slot(table, column, {s: _stage_label(s) for s in STAGES}, colours=STAGE_COLOURS)
+
+
+# -- the list ------------------------------------------------------------------------------------------
+def customers_page() -> None:
+    with frame("nav.customers", "/customers", "profiles") as principal:
+        filters: dict[str, Any] = {"q": "", "stage": None, "unit_id": None}
+        with unit_of_work() as session:
+            counts = service.profile_counts(session, principal)
+            units = {u.id: ("　" * u.depth) + u.name for u in tenancy_service.list_units(session, principal)} \
+                if principal.can("units") else {}
+        total = sum(counts.values())
+        with ui.row().classes("w-full gap-2 items-center"):
+            chip_all = ui.chip(f"{tr('customers.all')} {total:,}", on_click=lambda: pick_stage(None)).props(
+                "clickable color=primary text-color=white")
+            for stage in STAGES:
+                if counts.get(stage):
+                    ui.chip(f"{_stage_label(stage)} {counts[stage]:,}",
+                            on_click=lambda s=stage: pick_stage(s)).props(
+                        f"clickable outline color={STAGE_COLOURS[stage]}")
+        with ui.row().classes("w-full items-center gap-3"):
+            ui.input(placeholder=tr("customers.search"), on_change=lambda e: apply("q", e.value)).props(
+                "outlined dense clearable debounce=300").classes("w-96").mark("customer-search")
+            if units:
+                ui.select(units, label=tr("users.unit"), clearable=True, with_input=True,
+                          on_change=lambda e: apply("unit_id", e.value)).props("outlined dense").classes("w-56")
+            ui.space()
+            if principal.can("profiles", "create"):
+                ui.button(tr("customers.new"), icon="person_add", on_click=lambda: new_customer()).mark(
+                    "new-customer")
+
+        def fetch(page_no: int, per_page: int, sort: str | None, descending: bool) -> tuple[list[dict], int]:
+            with unit_of_work() as session:
+                result = service.page_profiles(session, principal, q=filters["q"] or None, stage=filters["stage"],
+                                               unit_id=filters["unit_id"], sort=sort or "last_seen_at",
+                                               descending=descending, page=page_no, per_page=per_page)
+                owners, unit_names = service.names_for(
+                    session, user_ids={p.owner_id for p in result.items if p.owner_id},
+                    unit_ids={p.unit_id for p in result.items})
+                rows = []
+                for p in result.items:
+                    out = service.profile_out(principal, p)
+                    rows.append({"id": p.id, "name": _display_name(p.name, p.id),
+                                 "mobile": readable_phone(out.mobile) or "—",
+                                 "city": p.city or "—", "stage": p.lifecycle_stage,
+                                 "owner": owners.get(p.owner_id, "—") if p.owner_id else "—",
+                                 "unit": unit_names.get(p.unit_id, ""),
+                                 "last_seen_at": format_local(p.last_seen_at, principal.timezone) or "—"})
+                return rows, result.total
+
+        columns = [
+            {"name": "name", "label": tr("customers.name"), "field": "name", "sortable": True, "align": "left"},
+            {"name": "mobile", "label": tr("users.phone"), "field": "mobile", "align": "left"},
+            {"name": "city", "label": tr("unit.city"), "field": "city", "sortable": True, "align": "left"},
+            {"name": "stage", "label": tr("customers.stage"), "field": "stage", "sortable": True, "align": "left"},
+            {"name": "owner", "label": tr("customers.owner"), "field": "owner", "align": "left"},
+            {"name": "unit", "label": tr("users.unit"), "field": "unit", "align": "left"},
+            {"name": "last_seen_at", "label": tr("customers.last_seen"), "field": "last_seen_at", "sortable": True,
+             "align": "left"},
+        ]
+        table = ServerTable(columns, fetch, sort_by="last_seen_at", descending=True, tr=tr,
+                            empty_text=tr("customers.empty"),
+                            on_row_click=lambda row: ui.navigate.to(f"/customers/{row['id']}"))
+        _stage_slot(table.table)
+
+        def apply(key: str, value: Any) -> None:
+            filters[key] = value
+            table.reload(first_page=True)
+
+        def pick_stage(stage: str | None) -> None:
+            chip_all.props(remove="outline") if stage is None else chip_all.props("outline")
+            apply("stage", stage)
+
+        def new_customer() -> None:
+            with ui.dialog() as dialog, ui.card().classes("w-[480px]"):
+                ui.label(tr("customers.new")).classes("text-lg font-medium")
+                name = ui.input(tr("customers.name")).classes("w-full").mark("customer-name")
+                mobile = ui.input(tr("users.phone")).classes("w-full").mark("customer-mobile")
+                email = ui.input(tr("users.email")).classes("w-full")
+                gender = ui.select({"male": tr("gender.male"), "female": tr("gender.female")}, clearable=True,
+                                   label=tr("customers.gender")).classes("w-full")
+                city = ui.input(tr("unit.city")).classes("w-full")
+                stage = ui.select({s: _stage_label(s) for s in STAGES}, value="prospect",
+                                  label=tr("customers.stage")).classes("w-full")
+
+                def save() -> None:
+                    created = validated(lambda: run_action(lambda s: service.create_profile(
+                        s, principal, data=schemas.ProfileCreate(
+                            name=name.value or None, mobile=mobile.value or None, email=email.value or None,
+                            gender=gender.value, city=city.value or None, lifecycle_stage=stage.value)),
+                        tr("common.saved")))
+                    if created:
+                        dialog.close()
+                        ui.navigate.to(f"/customers/{created.id}")
+
+                with ui.row().classes("w-full justify-end"):
+                    ui.button(tr("common.cancel"), on_click=dialog.close).props("flat")
+                    ui.button(tr("common.save"), on_click=save).mark("customer-save")
+            dialog.open()
+
+
+# -- customer 360 ----------------------------------------------------------------------------------------
+def customer_page(profile_id: int) -> None:
+    with frame("customers.360", "/customers", "profiles") as principal:
+        try:
+            with unit_of_work() as session:
+                profile = service.get_profile(session, principal, profile_id)
+        except Exception:
+            empty_state("person_off", tr("customers.not_found"), tr("customers.not_found_text"))
+            return
+        if profile.id != profile_id:
+            ui.navigate.to(f"/customers/{profile.id}")
+            return
+        with unit_of_work() as session:
+            profile = service.get_profile(session, principal, profile_id)
+            out = service.profile_out(principal, profile)
+            identities = [service.identity_out(principal, i) for i in service.identities_of(session, profile)]
+            merges = service.merges_of(session, profile)
+            months = service.activity_by_month(session, principal, profile)
+            owners, units = service.names_for(session, user_ids={profile.owner_id} if profile.owner_id else set(),
+                                              unit_ids={profile.unit_id})
+        _profile_card(principal, out, owners, units)
+        with ui.row().classes("w-full gap-4 no-wrap items-start max-lg:flex-wrap"):
+            with ui.column().classes("w-[420px] shrink-0 gap-4 max-lg:w-full"):
+                _identities_card(identities)
+                _merges_card(principal, profile_id, merges)
+                if out.attributes:
+                    with ui.card().classes("w-full"):
+                        ui.label(tr("customers.attributes")).classes("text-lg font-medium")
+                        for key, value in sorted(out.attributes.items()):
+                            with ui.row().classes("w-full text-sm no-wrap"):
+                                ui.label(key).classes("text-grey-7 w-40 shrink-0")
+                                ui.label(str(value)).classes("break-all")
+            with ui.column().classes("flex-1 min-w-0 gap-4"):
+                if months:
+                    with ui.card().classes("w-full"):
+                        ui.label(tr("customers.activity")).classes("text-lg font-medium")
+                        ui.echart({
+                            "grid": {"left": 40, "right": 16, "top": 16, "bottom": 28},
+                            "tooltip": {"trigger": "axis"},
+                            "xAxis": {"type": "category", "data": [m for m, _ in months]},
+                            "yAxis": {"type": "value", "minInterval": 1},
+                            "series": [{"type": "bar", "data": [c for _, c in months],
+                                        "itemStyle": {"color": "#1f4e79"}}],
+                        }).classes("w-full h-40")
+                _timeline(principal, profile_id)
+
+
+def _profile_card(principal: Any, out: schemas.ProfileOut, owners: dict[int, str], units: dict[int, str]) -> None:
+    with ui.card().classes("w-full"), ui.row().classes("w-full items-start gap-6"):
+        ui.avatar((out.name or "?")[:1], color="primary", text_color="white", size="64px")
+        with ui.column().classes("gap-1 flex-1"):
+            with ui.row().classes("items-center gap-3"):
+                ui.label(_display_name(out.name, out.id)).classes("text-2xl font-semibold").mark("customer-title")
+                ui.badge(_stage_label(out.lifecycle_stage), color=STAGE_COLOURS.get(out.lifecycle_stage, "grey-7"))
+                if out.name_pinyin:
+                    ui.label(out.name_pinyin).classes("text-grey-6")
+            facts = [
+                (tr("users.phone"), readable_phone(out.mobile)), (tr("users.email"), out.email),
+                (tr("customers.gender"), tr(f"gender.{out.gender}") if out.gender else None),
+                (tr("customers.birthday"), out.birthday),
+                (tr("unit.city"), " ".join(dict.fromkeys(filter(None, [out.province, out.city]))) or None),
+                (tr("customers.owner"), owners.get(out.owner_id) if out.owner_id else None),
+                (tr("users.unit"), units.get(out.unit_id)), (tr("customers.source"), out.source),
+                (tr("customers.first_seen"), format_local(out.first_seen_at, principal.timezone)),
+                (tr("customers.last_seen"), format_local(out.last_seen_at, principal.timezone)),
+            ]
+            with ui.grid(columns=4).classes("w-full gap-x-8 gap-y-1 text-sm max-md:grid-cols-2"):
+                for label, value in facts:
+                    with ui.column().classes("gap-0"):
+                        ui.label(label).classes("text-grey-6 text-xs")
+                        ui.label(value or "—")
+
+
+def _identities_card(identities: list[schemas.IdentityOut]) -> None:
+    with ui.card().classes("w-full"):
+        ui.label(tr("customers.identities", count=len(identities))).classes("text-lg font-medium")
+        if not identities:
+            ui.label(tr("customers.no_identities")).classes("text-grey-7 text-sm")
+        for identity in identities:
+            with ui.row().classes("w-full no-wrap text-sm items-center gap-2 py-1 border-b border-gray-100"):
+                ui.badge(t(f"identity.{identity.kind}", locale(), default=identity.kind)).props("outline")
+                ui.label(identity.value).classes("break-all flex-1 font-mono text-xs")
+
+
+def _merges_card(principal: Any, profile_id: int, merges: list[Any]) -> None:
+    with ui.card().classes("w-full"):
+        ui.label(tr("customers.merges")).classes("text-lg font-medium")
+        if not merges:
+            ui.label(tr("customers.no_merges")).classes("text-grey-7 text-sm")
+        for merge in merges:
+            with ui.row().classes("w-full no-wrap text-sm items-center gap-2 py-1 border-b border-gray-100"):
+                ui.icon("call_merge").classes("text-primary")
+                with ui.column().classes("gap-0 flex-1"):
+                    other = merge.loser_id if merge.winner_id == profile_id else merge.winner_id
+                    ui.label(tr("customers.merge_line", other=other, reason=tr(f"merge.reason.{merge.reason}")))
+                    ui.label(format_local(merge.created_at, principal.timezone) + (
+                        " · " + tr("customers.undone") if merge.undone_at else "")).classes("text-grey-6 text-xs")
+                if merge.undone_at is None and merge.winner_id == profile_id and principal.can("profiles", "update"):
+                    ui.button(tr("customers.unmerge"), on_click=lambda m=merge.id: _undo(principal, m)).props(
+                        "flat dense color=negative")
+        if principal.can("profiles", "update"):
+            ui.button(tr("customers.merge_with"), icon="call_merge",
+                      on_click=lambda: _merge_dialog(principal, profile_id)).props("flat").classes("mt-2")
+
+
+def _undo(principal: Any, merge_id: int) -> None:
+    restored = run_action(lambda s: service.unmerge(s, principal, merge_id), tr("customers.unmerged"))
+    if restored is not None:
+        ui.navigate.reload()
+
+
+def _merge_dialog(principal: Any, profile_id: int) -> None:
+    chosen: dict[str, Any] = {"id": None}
+    with ui.dialog() as dialog, ui.card().classes("w-[560px]"):
+        ui.label(tr("customers.merge_with")).classes("text-lg font-medium")
+        ui.label(tr("customers.merge_help")).classes("text-grey-7 text-sm")
+        results = ui.column().classes("w-full")
+
+        def search(text: str | None) -> None:
+            results.clear()
+            if not text or len(text.strip()) < 2:
+                return
+            with unit_of_work() as session:
+                found = service.page_profiles(session, principal, q=text, per_page=8).items
+                rows = [(p.id, _display_name(p.name, p.id), service.profile_out(principal, p).mobile or "",
+                         p.city or "") for p in found if p.id != profile_id]
+            with results:
+                if not rows:
+                    ui.label(tr("customers.empty")).classes("text-grey-7 text-sm")
+                for pid, name, mobile, city in rows:
+                    ui.radio({pid: f"#{pid} {name} {mobile} {city}"}, on_change=lambda e: chosen.update(
+                        id=e.value)).props("dense")
+
+        ui.input(placeholder=tr("customers.search"), on_change=lambda e: search(e.value)).props(
+            "outlined dense debounce=300 autofocus").classes("w-full")
+
+        def confirm() -> None:
+            if chosen["id"] is None:
+                ui.notify(tr("customers.pick_one"), type="warning")
+                return
+            merged = run_action(lambda s: service.merge_by_hand(s, principal, data=schemas.MergeRequest(
+                winner_id=profile_id, loser_id=chosen["id"])), tr("customers.merged"))
+            if merged is not None:
+                dialog.close()
+                ui.navigate.reload()
+
+        with ui.row().classes("w-full justify-end"):
+            ui.button(tr("common.cancel"), on_click=dialog.close).props("flat")
+            ui.button(tr("customers.merge_confirm"), on_click=confirm).props("color=negative")
+    dialog.open()
+
+
+def _timeline(principal: Any, profile_id: int) -> None:
+    state: dict[str, Any] = {"cursor": None}
+    with ui.card().classes("w-full"):
+        ui.label(tr("customers.timeline")).classes("text-lg font-medium")
+        box = ui.column().classes("w-full gap-0")
+        more = ui.button(tr("customers.load_more"), icon="expand_more").props("flat")
+
+        def load() -> None:
+            with unit_of_work() as session:
+                profile = service.get_profile(session, principal, profile_id)
+                page_ = service.timeline(session, principal, profile, limit=30, cursor=state["cursor"])
+                items = [(e.ts, e.type, e.event, e.properties or {}) for e in page_.items]
+            state["cursor"] = page_.next_cursor
+            with box:
+                if not items and not box.default_slot.children:
+                    ui.label(tr("customers.no_events")).classes("text-grey-7 text-sm")
+                for ts, kind, event, properties in items:
+                    with ui.row().classes("w-full no-wrap items-start gap-3 py-2 border-b border-gray-100"):
+                        ui.icon(EVENT_ICONS.get(kind, "bolt")).classes("text-xl text-primary mt-1")
+                        with ui.column().classes("gap-0 flex-1 min-w-0"):
+                            ui.label(t(f"event.{event}", locale(), default=event)).classes("font-medium")
+                            details = ", ".join(f"{k}: {v}" for k, v in list(properties.items())[:6]
+                                                if not isinstance(v, dict))
+                            if details:
+                                ui.label(details).classes("text-xs text-grey-7 truncate")
+                        ui.label(format_local(ts, principal.timezone)).classes("text-xs text-grey-6 shrink-0")
+            more.set_visibility(state["cursor"] is not None)
+
+        more.on_click(load)
+        load()
+
+
+# -- data sources ------------------------------------------------------------------------------------
+def sources_page() -> None:
+    with frame("nav.sources", "/admin/sources", "sources") as principal:
+        ui.label(tr("sources.help")).classes("text-grey-7")
+
+        @ui.refreshable
+        def source_table() -> None:
+            with unit_of_work() as session:
+                sources = service.list_sources(session, principal)
+                _, units = service.names_for(session, user_ids=set(), unit_ids={s.unit_id for s in sources})
+                rows = [{"id": s.id, "name": s.name, "kind": tr(f"source.kind.{s.kind}"),
+                         "unit": units.get(s.unit_id, ""), "key": f"{service.WRITE_KEY_PREFIX}{s.write_key_prefix}_…",
+                         "status": "active" if s.is_active else "inactive",
+                         "created_at": format_local(s.created_at, principal.timezone)} for s in sources]
+            if not rows:
+                empty_state("input", tr("sources.empty_title"), tr("sources.empty_text"))
+                return
+            table = ui.table(columns=[
+                {"name": "name", "label": tr("api_keys.name"), "field": "name", "sortable": True, "align": "left"},
+                {"name": "kind", "label": tr("sources.kind"), "field": "kind", "align": "left"},
+                {"name": "unit", "label": tr("users.unit"), "field": "unit", "align": "left"},
+                {"name": "key", "label": tr("sources.write_key"), "field": "key", "align": "left"},
+                {"name": "status", "label": tr("users.status"), "field": "status", "align": "left"},
+                {"name": "created_at", "label": tr("common.created_at"), "field": "created_at", "align": "left"},
+                {"name": "actions", "label": "", "field": "id"},
+            ], rows=rows, pagination=20).classes("w-full").props("flat bordered")
+            localise_table(table, tr)
+            add_status_slot(table, "status", {"active": tr("status.active"), "inactive": tr("status.inactive")})
+            table.add_slot("body-cell-actions", f"""
+                <q-td :props="props">
+                  <q-btn flat dense :label="props.row.status === 'active' ? '{tr('sources.disable')}'
+                         : '{tr('sources.enable')}'" @click="() => $parent.$emit('toggle', props.row)" />
+                </q-td>""")
+            table.on("toggle", lambda e: toggle(e.args["id"], e.args["status"] != "active"))
+
+        def toggle(source_id: int, active: bool) -> None:
+            run_action(lambda s: service.set_source_active(s, principal, source_id, active), tr("common.saved"))
+            source_table.refresh()
+
+        def create() -> None:
+            with ui.dialog() as dialog, ui.card().classes("w-[620px]"):
+                ui.label(tr("sources.new")).classes("text-lg font-medium")
+                name = ui.input(tr("api_keys.name")).classes("w-full")
+                kind = ui.select({k: tr(f"source.kind.{k}") for k in ("web", "app", "server", "import")},
+                                 value="web", label=tr("sources.kind")).classes("w-full")
+                result = ui.column().classes("w-full")
+
+                def save() -> None:
+                    created = validated(lambda: run_action(lambda s: service.create_source(
+                        s, principal, data=schemas.SourceCreate(name=name.value or "", kind=kind.value))))
+                    if created:
+                        _source, key = created
+                        result.clear()
+                        with result:
+                            ui.label(tr("api_keys.shown_once")).classes("text-warning font-medium")
+                            ui.input(value=key).props("readonly outlined").classes("w-full font-mono")
+                            ui.code(f"curl -u '{key}:' -H 'Content-Type: application/json' \\\n"
+                                    f"  -d '{{\"userId\": \"u1\", \"event\": \"test_drive_booked\"}}' \\\n"
+                                    f"  http://<kehu-host>/v1/track", language="bash").classes("w-full text-xs")
+                        save_button.disable()
+                        source_table.refresh()
+
+                with ui.row().classes("w-full justify-end"):
+                    ui.button(tr("common.close"), on_click=dialog.close).props("flat")
+                    save_button = ui.button(tr("api_keys.create"), on_click=save)
+            dialog.open()
+
+        if principal.can("sources", "create"):
+            ui.button(tr("sources.new"), icon="add", on_click=create)
+        source_table()
+

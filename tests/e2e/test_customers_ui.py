@@ -1,0 +1,53 @@
+"""Customers in a real browser: the list follows the viewer's scope; another dealer's customer stays hidden."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import shoot
+
+pytestmark = pytest.mark.e2e
+
+
+def api(server: str, email: str) -> httpx.Client:
+    token = httpx.post(f"{server}/api/v1/auth/token",
+                       data={"username": email, "password": "kehu-demo-2026"}).json()["access_token"]
+    return httpx.Client(base_url=server, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_sales_consultant_sees_own_customers_and_not_another_dealers(page, server, sign_in):
+    with api(server, "sh001.sales1@demo.kehu.dev") as sales:
+        own = sales.get("/api/v1/customers", params={"limit": 500}).json()["items"]
+        me = sales.get("/api/v1/me").json()
+    with api(server, "admin@demo.kehu.dev") as admin:
+        units = {u["code"]: u["id"] for u in admin.get("/api/v1/units").json()}
+        beijing = admin.get("/api/v1/customers", params={"unit_id": units["BJ001"], "limit": 5}).json()["items"]
+    assert own and all(c["owner_id"] == me["user_id"] for c in own)
+    assert beijing
+
+    sign_in("sh001.sales1@demo.kehu.dev")
+    page.goto(f"{server}/customers")
+    table = page.locator(".q-table")
+    table.get_by_text(own[0]["name"] or "匿名访客").first.wait_for()
+    footer = page.locator(".q-table__bottom").inner_text()
+    assert f"共 {len(own)}" in footer  # the pager counts only this consultant's customers
+    shoot(page, "customers-dealer-sales")
+
+    page.goto(f"{server}/customers/{beijing[0]['id']}")
+    page.get_by_text("找不到该客户").wait_for()
+    assert beijing[0]["name"] not in page.locator("main").inner_text()
+
+
+def test_admin_searches_by_pinyin_and_opens_customer_360(page, server, sign_in):
+    with api(server, "admin@demo.kehu.dev") as admin:
+        someone = next(c for c in admin.get("/api/v1/customers", params={"limit": 50}).json()["items"]
+                       if c["name"] and c["name_pinyin"])
+    sign_in("admin@demo.kehu.dev")
+    page.goto(f"{server}/customers")
+    page.get_by_placeholder("搜索姓名、拼音、手机号、邮箱、车架号").fill(someone["name_pinyin"])
+    page.locator(".q-table").get_by_text(someone["name"]).first.click()
+    page.wait_for_url(f"{server}/customers/*")
+    page.get_by_text("时间线").wait_for()
+    assert someone["name"] in page.get_by_text(someone["name"]).first.inner_text()
+    shoot(page, "customer-360")

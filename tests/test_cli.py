@@ -1,0 +1,38 @@
+"""The command line as a user runs it: real processes against the test database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.factories.cdp import basic
+
+
+def kehu(database_url: str, tmp_path, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "KEHU_DATABASE_URL": database_url, "KEHU_DATA_DIR": str(tmp_path)}
+    return subprocess.run([sys.executable, "-m", "kehu", *args], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=180)
+
+
+def test_demo_is_idempotent_and_users_and_sources_can_be_created(database_url, clean_database, tmp_path, client):
+    first = kehu(database_url, tmp_path, "demo", "--no-serve", "--customers", "0")
+    assert first.returncode == 0, first.stderr
+    assert "admin@demo.kehu.dev" in first.stdout
+    again = kehu(database_url, tmp_path, "demo", "--no-serve", "--customers", "0")
+    assert again.returncode == 0 and "already exists" in again.stdout
+    created = kehu(database_url, tmp_path, "user", "create", "--org", "demo", "--email", "cli@demo.kehu.dev",
+                   "--password", "long-enough-1", "--role", "dealer_sales", "--unit", "SH001")
+    assert created.returncode == 0, created.stdout + created.stderr
+    duplicate = kehu(database_url, tmp_path, "user", "create", "--org", "demo", "--email", "cli@demo.kehu.dev",
+                     "--password", "long-enough-1", "--role", "dealer_sales")
+    assert duplicate.returncode == 1 and "already used" in duplicate.stdout
+    unknown_unit = kehu(database_url, tmp_path, "user", "create", "--org", "demo", "--email", "x@demo.kehu.dev",
+                        "--password", "long-enough-1", "--role", "dealer_sales", "--unit", "NOPE")
+    assert unknown_unit.returncode == 1
+    source = kehu(database_url, tmp_path, "source", "create", "--org", "demo", "官网", "--kind", "web")
+    assert source.returncode == 0, source.stdout + source.stderr
+    write_key = source.stdout.strip().splitlines()[-1]
+    assert write_key.startswith("wk_")
+    response = client.post("/v1/track", headers=basic(write_key), json={"userId": "u1", "event": "官网访问"})
+    assert response.status_code == 200
