@@ -14,6 +14,7 @@ from sqlalchemy import text
 import kehu.models  # noqa: F401 - every table registered before anything queries
 from kehu import __version__
 from kehu.cdp import api as cdp_api
+from kehu.cdp.imports import MAX_FILE_BYTES
 from kehu.cdp.ingest import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
 from kehu.core.db import Database, get_database
 from kehu.core.http import BodyLimitMiddleware, MetricsMiddleware, install_error_handlers, problem
@@ -58,7 +59,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.secret_key = settings.effective_secret_key()
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
-                       limits={"/v1/batch": MAX_BATCH_BYTES, "/v1/": MAX_MESSAGE_BYTES})
+                       limits={"/v1/batch": MAX_BATCH_BYTES, "/v1/": MAX_MESSAGE_BYTES,
+                               "/api/v1/imports": MAX_FILE_BYTES + 1024 * 1024, "/_nicegui/": MAX_FILE_BYTES})
     app.add_middleware(MetricsMiddleware)
     app.include_router(tenancy_api.router)
     app.include_router(cdp_api.router)

@@ -1,11 +1,22 @@
 """Imports every domain's models so that metadata (Alembic, owned_models()) sees all tables."""
 
-from kehu.cdp.models import Event, Identity, IdentityKind, IngestBatch, Merge, Profile, Source
+from kehu.cdp.models import (
+    Event,
+    Identity,
+    IdentityKind,
+    ImportRejection,
+    ImportRun,
+    IngestBatch,
+    Merge,
+    Profile,
+    Source,
+)
 from kehu.core.audit import AuditRecord
 from kehu.core.jobs import Job
 from kehu.tenancy.models import ApiKey, BusinessUnit, LoginAttempt, Organization, Role, User
 
 __all__ = [
-    "ApiKey", "AuditRecord", "BusinessUnit", "Event", "Identity", "IdentityKind", "IngestBatch", "Job",
+    "ApiKey", "AuditRecord", "BusinessUnit", "Event", "Identity", "IdentityKind", "ImportRejection", "ImportRun",
+    "IngestBatch", "Job",
     "LoginAttempt", "Merge", "Organization", "Profile", "Role", "Source", "User",
 ]

@@ -7,10 +7,10 @@ import binascii
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, File, Query, Request, Response, UploadFile, status
 from fastapi.responses import JSONResponse
 
-from kehu.cdp import ingest, schemas, service
+from kehu.cdp import imports, ingest, schemas, service
 from kehu.core.errors import BadRequest, FieldError, Unauthorized
 from kehu.tenancy.deps import Cursor, Limit, PrincipalDep, SessionDep
 from kehu.tenancy.schemas import Page
@@ -166,3 +166,60 @@ def assign_customers(data: schemas.AssignRequest, session: SessionDep, principal
     """Give customers to a salesperson; their unit follows the new owner."""
     return {"assigned": service.assign_profiles(session, principal, profile_ids=data.profile_ids,
                                                 owner_id=data.owner_id)}
+
+
+# -- imports ---------------------------------------------------------------------------------------
+def _import_out(session: Any, run: Any) -> schemas.ImportOut:
+    from kehu.core.jobs import Job
+
+    job = session.get(Job, run.job_id) if run.job_id else None
+    return schemas.ImportOut(
+        id=run.id, filename=run.filename, encoding=run.encoding, headers=run.headers, mapping=run.mapping,
+        status=run.status, job_id=run.job_id, job_status=job.status if job else None,
+        progress=job.progress if job else 0, total_rows=run.total_rows, accepted_rows=run.accepted_rows,
+        rejected_rows=run.rejected_rows, profiles_created=run.profiles_created, created_at=run.created_at)
+
+
+@router.post("/imports", response_model=schemas.ImportOut, status_code=status.HTTP_201_CREATED, tags=["imports"])
+def upload_import(session: SessionDep, principal: PrincipalDep,
+                  file: Annotated[UploadFile, File(description="CSV (UTF-8 or GBK) or XLSX, first row = headers")],
+                  unit_id: int | None = None) -> Any:
+    """Upload a file of profiles. The answer suggests a column mapping; check it, then start the import."""
+    run = imports.upload(session, principal, filename=file.filename or "upload.csv", content=file.file.read(),
+                         unit_id=unit_id)
+    return _import_out(session, run)
+
+
+@router.get("/imports", response_model=Page[schemas.ImportOut], tags=["imports"])
+def list_imports(session: SessionDep, principal: PrincipalDep, limit: Limit = 50, cursor: Cursor = None) -> Any:
+    page = imports.list_runs(session, principal, limit=limit, cursor=cursor)
+    return {"items": [_import_out(session, r) for r in page.items], "next_cursor": page.next_cursor}
+
+
+@router.get("/imports/{import_id}", response_model=schemas.ImportOut, tags=["imports"])
+def get_import(import_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    return _import_out(session, imports.get_run(session, principal, import_id))
+
+
+@router.put("/imports/{import_id}/mapping", response_model=schemas.ImportOut, tags=["imports"])
+def set_import_mapping(import_id: int, data: schemas.ImportMapping, session: SessionDep,
+                       principal: PrincipalDep) -> Any:
+    return _import_out(session, imports.set_mapping(session, principal, import_id, data.mapping))
+
+
+@router.get("/imports/{import_id}/preview", response_model=list[schemas.PreviewRowOut], tags=["imports"])
+def preview_import(import_id: int, session: SessionDep, principal: PrincipalDep,
+                   limit: Annotated[int, Query(ge=1, le=100)] = 10) -> Any:
+    return [schemas.PreviewRowOut(**vars(r)) for r in imports.preview(session, principal, import_id, limit)]
+
+
+@router.post("/imports/{import_id}/start", response_model=schemas.ImportOut, tags=["imports"])
+def start_import(import_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    return _import_out(session, imports.start(session, principal, import_id))
+
+
+@router.get("/imports/{import_id}/rejections.csv", tags=["imports"], response_class=Response)
+def import_rejections(import_id: int, session: SessionDep, principal: PrincipalDep) -> Response:
+    """Every rejected row with its row number and reason, as CSV (UTF-8 with BOM, opens in Excel)."""
+    return Response(imports.rejections_csv(session, principal, import_id), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="import-{import_id}-rejected.csv"'})

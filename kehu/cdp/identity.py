@@ -371,8 +371,16 @@ def process_batch(session: Session, batch: IngestBatch) -> BatchStats:
     """Resolve, merge, set traits and append the events of one inbox batch, in the caller's transaction."""
     source = session.get(Source, batch.source_id)
     assert source is not None
-    resolver = Resolver(session, batch.org_id, rules_for(session, batch.org_id))
-    messages = list(batch.messages)
+    stats = process_messages(session, source, list(batch.messages), received_at=batch.received_at)
+    batch.status, batch.processed_at = "processed", utcnow()
+    session.flush()
+    return stats
+
+
+def process_messages(session: Session, source: Source, messages: list[dict[str, Any]], *,
+                     received_at: datetime) -> BatchStats:
+    """The one path from validated calls to profiles and events (used by ingestion and by imports)."""
+    resolver = Resolver(session, source.org_id, rules_for(session, source.org_id))
     resolver.stats.messages = len(messages)
     known = set(session.scalars(select(Event.message_id).where(
         Event.source_id == source.id, Event.message_id.in_([m["message_id"] for m in messages]))))
@@ -388,8 +396,7 @@ def process_batch(session: Session, batch: IngestBatch) -> BatchStats:
             pairs.append(("anonymous_id", message["previous_id"]))
         extracted.append((message, pairs, notes))
     all_pairs = {p for _, pairs, _ in extracted for p in pairs}
-    if any(m["type"] == "alias" for m, _, _ in extracted):
-        all_pairs |= {("user_id", m["previous_id"]) for m, _, _ in extracted if m.get("previous_id")}
+    all_pairs |= {("user_id", m["previous_id"]) for m, _, _ in extracted if m.get("previous_id")}
     resolver.preload(all_pairs)
     rows = []
     for message, pairs, notes in sorted(extracted, key=lambda e: e[0]["ts"]):
@@ -409,16 +416,14 @@ def process_batch(session: Session, batch: IngestBatch) -> BatchStats:
         context = dict(message.get("context") or {})
         if notes:
             context["kehu_notes"] = notes
-        rows.append({"org_id": batch.org_id, "source_id": source.id, "message_id": message["message_id"],
+        rows.append({"org_id": source.org_id, "source_id": source.id, "message_id": message["message_id"],
                      "type": message["type"], "event": str(message["event"])[:200], "ts": ts,
-                     "received_at": batch.received_at, "identity_id": identity_id, "profile_id": profile_id,
+                     "received_at": received_at, "identity_id": identity_id, "profile_id": profile_id,
                      "properties": properties, "context": context})
     session.flush()
     inserted = insert_ignoring_conflicts(session, Event, rows, ["source_id", "message_id"])
     resolver.stats.events = inserted
     resolver.stats.duplicates += len(rows) - inserted
-    batch.status, batch.processed_at = "processed", utcnow()
-    session.flush()
     return resolver.stats
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kehu.core.db import Base, BigId, IdMixin, JsonDoc, OwnedMixin, TimestampMixin, utcnow
@@ -151,3 +151,41 @@ class Merge(IdMixin, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     undone_at: Mapped[datetime | None] = mapped_column(nullable=True)
     undone_by_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+
+
+class ImportRun(IdMixin, TimestampMixin, Base):
+    """An uploaded file of profiles and what became of it. The file is kept in the database so that any
+    worker of a cluster can run (and resume) the import."""
+
+    __tablename__ = "imports"
+    __entity__ = "imports"
+    __scope_unit__ = "unit_id"
+    __scope_owner__ = "created_by_id"
+
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    unit_id: Mapped[int] = mapped_column(BigId)
+    created_by_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    source_id: Mapped[int] = mapped_column(BigId, ForeignKey("sources.id"))
+    filename: Mapped[str] = mapped_column(String(255))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    encoding: Mapped[str] = mapped_column(String(20), default="utf-8")
+    headers: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+    mapping: Mapped[dict[str, str]] = mapped_column(JsonDoc, default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="uploaded")  # uploaded | queued | running | done | failed
+    job_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    total_rows: Mapped[int] = mapped_column(default=0)
+    accepted_rows: Mapped[int] = mapped_column(default=0)
+    rejected_rows: Mapped[int] = mapped_column(default=0)
+    profiles_created: Mapped[int] = mapped_column(default=0)
+
+
+class ImportRejection(IdMixin, Base):
+    """One rejected row: its number in the file (header = row 1), why, and the row as it was."""
+
+    __tablename__ = "import_rejections"
+    __table_args__ = (Index("ix_import_rejections_import_row", "import_id", "row_number"),)
+
+    import_id: Mapped[int] = mapped_column(BigId, ForeignKey("imports.id", ondelete="CASCADE"))
+    row_number: Mapped[int] = mapped_column()
+    reason: Mapped[str] = mapped_column(Text)
+    row: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)

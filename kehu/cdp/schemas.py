@@ -132,3 +132,31 @@ class MergeRequest(Strict):
 class AssignRequest(Strict):
     profile_ids: list[int] = Field(min_length=1, max_length=10_000)
     owner_id: int
+
+
+class ImportOut(BaseModel):
+    id: int
+    filename: str
+    encoding: str
+    headers: list[str]
+    mapping: dict[str, str]
+    status: str
+    job_id: int | None
+    job_status: str | None = None
+    progress: int = 0
+    total_rows: int
+    accepted_rows: int
+    rejected_rows: int
+    profiles_created: int
+    created_at: datetime
+
+
+class ImportMapping(Strict):
+    mapping: dict[str, str] = Field(description='header → "name", "mobile", "identity:vin", "attribute:<key>" or ""')
+
+
+class PreviewRowOut(BaseModel):
+    row_number: int
+    values: dict[str, str]
+    ok: bool
+    reason: str

@@ -25,7 +25,7 @@ PRIVILEGES = ("read", "create", "update", "delete", "assign", "share", "export")
 # Every entity type a role can grant on. Domains that do not exist yet are listed so roles are complete
 # from day one and an admin configures them once.
 ENTITIES = (
-    "units", "users", "roles", "api_keys", "audit", "jobs", "sources",
+    "units", "users", "roles", "api_keys", "audit", "jobs", "sources", "imports",
     "profiles", "accounts", "orders", "leads", "opportunities", "activities",
     "segments", "journeys", "messages", "cases", "loyalty", "reports",
 )

@@ -33,6 +33,7 @@ SYSTEM_ROLES: dict[str, dict[str, object]] = {
         "privileges": {
             **grant(BUSINESS, READ, ORG), **grant(MARKETING, MANAGE, ORG), **grant(["reports"], MANAGE, ORG),
             **grant(["profiles"], ("export",), ORG), **grant(["units", "users", "roles"], READ, ORG),
+            **grant(["imports"], WORK, ORG), **grant(["profiles"], ("create", "update"), ORG),
             **grant(["jobs"], WORK, OWN),
         },
     },
@@ -59,6 +60,7 @@ SYSTEM_ROLES: dict[str, dict[str, object]] = {
         "description": "Runs one dealer: its staff, customers, leads and opportunities.",
         "privileges": {
             **grant(BUSINESS, MANAGE, UNIT_TREE), **grant(["users"], MANAGE, UNIT_TREE),
+            **grant(["imports"], WORK, UNIT_TREE),
             **grant(["units"], ("read", "create", "update"), UNIT_TREE), **grant(["roles"], READ, ORG),
             **grant(["reports"], READ, UNIT_TREE), **grant(["audit"], READ, UNIT_TREE),
             **grant(["jobs"], WORK, UNIT_TREE), **grant(MARKETING, READ, ORG), "pii.read": ORG,

@@ -1,0 +1,390 @@
+"""Import of profiles from CSV (UTF-8 or GBK) and XLSX: suggested column mapping from Chinese or English
+headers, a preview, then a resumable job. Every rejected row is kept with its number and reason; accepted
+rows go through the same One ID resolution as live data, so importing the same file twice adds nothing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kehu.cdp import normalise
+from kehu.cdp.identity import LIFECYCLE_STAGES, process_messages
+from kehu.cdp.identity_rules import DEFAULT_RULES
+from kehu.cdp.models import ImportRejection, ImportRun, Source
+from kehu.core import audit, jobs
+from kehu.core.db import utcnow
+from kehu.core.errors import Conflict, FieldError, PayloadTooLarge, ValidationFailed, invalid
+from kehu.core.pagination import Page, keyset_page
+from kehu.tenancy.access import Principal, get_scoped, require_row, scope
+
+IMPORT_JOB = "cdp.import_profiles"
+CHUNK_ROWS = 1000
+MAX_FILE_BYTES = 100 * 1024 * 1024
+STANDARD_FIELDS = ("name", "mobile", "email", "gender", "birthday", "province", "city", "lifecycle_stage")
+IDENTITY_KINDS = tuple(r.kind for r in DEFAULT_RULES if r.kind not in ("anonymous_id", "mobile", "email"))
+
+# Header spellings people use, by field; compared after lower-casing and dropping spaces, _ and -.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "name": ("name", "fullname", "customername", "姓名", "客户姓名", "名字", "客户名称"),
+    "mobile": ("mobile", "phone", "mobilephone", "phonenumber", "cellphone", "tel", "手机", "手机号", "手机号码",
+               "电话", "联系电话", "联系方式"),
+    "email": ("email", "mail", "emailaddress", "邮箱", "电子邮箱", "邮件", "电子邮件"),
+    "gender": ("gender", "sex", "性别"),
+    "birthday": ("birthday", "birthdate", "dateofbirth", "dob", "生日", "出生日期", "出生年月日"),
+    "province": ("province", "state", "省", "省份"),
+    "city": ("city", "城市", "市"),
+    "lifecycle_stage": ("stage", "lifecyclestage", "阶段", "生命周期阶段", "客户阶段"),
+    "identity:vin": ("vin", "vincode", "车架号", "vin码", "车辆识别代号"),
+    "identity:dealer_customer_no": ("dealercustomerno", "customerno", "经销商客户号", "客户编号", "客户号"),
+    "identity:user_id": ("userid", "memberid", "会员id", "会员号", "会员编号"),
+    "identity:wechat_openid": ("openid", "wechatopenid", "微信openid"),
+    "identity:wechat_unionid": ("unionid", "wechatunionid", "微信unionid"),
+}
+_FOLD = re.compile(r"[\s_\-]+")
+
+
+def _fold(header: str) -> str:
+    return _FOLD.sub("", header.strip().lower())
+
+
+def suggest_mapping(headers: list[str]) -> dict[str, str]:
+    """header → target ("name", "identity:vin", "attribute:<header>"); unknown headers become attributes."""
+    by_spelling = {spelling: target for target, spellings in SYNONYMS.items() for spelling in spellings}
+    mapping: dict[str, str] = {}
+    used: set[str] = set()
+    for header in headers:
+        target = by_spelling.get(_fold(header))
+        if target and target not in used:
+            mapping[header] = target
+            used.add(target)
+        else:
+            mapping[header] = f"attribute:{header.strip()}" if header.strip() else ""
+    return mapping
+
+
+def valid_targets() -> list[str]:
+    return [*STANDARD_FIELDS, *(f"identity:{k}" for k in IDENTITY_KINDS)]
+
+
+def check_mapping(headers: list[str], mapping: dict[str, str]) -> dict[str, str]:
+    errors: list[FieldError] = []
+    targets = set(valid_targets())
+    seen: dict[str, str] = {}
+    for header, target in mapping.items():
+        if header not in headers:
+            errors.append(FieldError(f"mapping.{header}", "no such column in the file", "unknown"))
+        elif target and target not in targets and not (target.startswith("attribute:") and len(target) > 10):
+            errors.append(FieldError(f"mapping.{header}", f"unknown target {target!r}", "unknown"))
+        elif target and not target.startswith("attribute:") and target in seen:
+            errors.append(FieldError(f"mapping.{header}", f"{target} is already mapped from {seen[target]!r}",
+                                     "duplicate"))
+        elif target:
+            seen[target] = header
+    if not any(t in ("mobile", "email") or t.startswith("identity:") for t in seen):
+        errors.append(FieldError("mapping", "map at least one identifying column (mobile, e-mail, VIN, …)",
+                                 "no_identity"))
+    if errors:
+        raise ValidationFailed("The column mapping has problems.", errors=errors)
+    return {h: mapping.get(h, "") for h in headers}
+
+
+# -- reading files ---------------------------------------------------------------------------------------
+@dataclass
+class Table:
+    headers: list[str]
+    encoding: str
+
+
+def _decode(content: bytes) -> tuple[str, str]:
+    for encoding in ("utf-8-sig", "gb18030"):  # GB18030 is a superset of GBK/GB2312 (Excel's Chinese CSVs)
+        try:
+            return content.decode(encoding), encoding
+        except UnicodeDecodeError:
+            continue
+    raise invalid("file", "the file is neither UTF-8 nor GBK/GB18030 text", "encoding")
+
+
+def _is_xlsx(filename: str) -> bool:
+    return filename.lower().endswith((".xlsx", ".xlsm"))
+
+
+def rows(content: bytes, filename: str) -> Iterator[tuple[int, dict[str, str]]]:
+    """(row number as a spreadsheet shows it, {header: text}) for every non-empty data row."""
+    if _is_xlsx(filename):
+        yield from _xlsx_rows(content)
+        return
+    text, _ = _decode(content)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    headers: list[str] | None = None
+    for number, values in enumerate(reader, start=1):
+        if headers is None:
+            headers = [h.strip() for h in values]
+            continue
+        if not any(v.strip() for v in values):
+            continue
+        yield number, {h: (values[i].strip() if i < len(values) else "") for i, h in enumerate(headers) if h}
+
+
+def _xlsx_rows(content: bytes) -> Iterator[tuple[int, dict[str, str]]]:
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+    except Exception as exc:
+        raise invalid("file", f"not a readable .xlsx workbook ({type(exc).__name__})", "format") from exc
+    sheet = workbook.worksheets[0]
+    headers: list[str] | None = None
+    for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+        cells = ["" if v is None else (v.date().isoformat() if hasattr(v, "date") and hasattr(v, "hour") else
+                                       str(v)).strip() for v in values]
+        if headers is None:
+            headers = cells
+            continue
+        if not any(cells):
+            continue
+        yield number, {h: (cells[i] if i < len(cells) else "") for i, h in enumerate(headers) if h}
+    workbook.close()
+
+
+def read_table(content: bytes, filename: str) -> tuple[Table, int]:
+    if not filename.lower().endswith((".csv", ".txt", ".xlsx", ".xlsm")):
+        raise invalid("file", "upload a .csv or .xlsx file", "format")
+    if _is_xlsx(filename):
+        from openpyxl import load_workbook
+
+        try:
+            sheet = load_workbook(io.BytesIO(content), read_only=True).worksheets[0]
+            first = next(sheet.iter_rows(values_only=True), ())
+        except Exception as exc:
+            raise invalid("file", f"not a readable .xlsx workbook ({type(exc).__name__})", "format") from exc
+        headers, encoding = [("" if v is None else str(v)).strip() for v in first], "xlsx"
+    else:
+        text, encoding = _decode(content)
+        headers = [h.strip() for h in next(csv.reader(io.StringIO(text, newline="")), [])]
+    if not any(headers):
+        raise invalid("file", "the first row must name the columns", "no_header")
+    duplicates = sorted({h for h in headers if h and headers.count(h) > 1})
+    if duplicates:
+        raise invalid("file", f"column names must be unique: {', '.join(duplicates)}", "duplicate_header")
+    total = sum(1 for _ in rows(content, filename))
+    return Table([h for h in headers if h], encoding), total
+
+
+# -- validating rows ---------------------------------------------------------------------------------
+def row_to_message(run_id: int, number: int, row: dict[str, str], mapping: dict[str, str],
+                   filename: str) -> dict[str, Any]:
+    """An identify call built from one row, or InvalidValue naming every problem of the row."""
+    traits: dict[str, Any] = {}
+    user_id: str | None = None
+    problems: list[str] = []
+    for header, target in mapping.items():
+        value = (row.get(header) or "").strip()
+        if not target or not value:
+            continue
+        try:
+            if target == "mobile":
+                traits["phone"] = normalise.phone(value)
+            elif target == "email":
+                traits["email"] = normalise.email(value)
+            elif target == "name":
+                traits["name"] = normalise.name(value)[:100]
+            elif target == "gender":
+                traits["gender"] = normalise.gender(value)
+            elif target == "birthday":
+                traits["birthday"] = normalise.birthday(value).isoformat()
+            elif target == "lifecycle_stage":
+                if value not in LIFECYCLE_STAGES:
+                    raise normalise.InvalidValue(f"unknown stage {value!r} ({', '.join(LIFECYCLE_STAGES)})")
+                traits["lifecycle_stage"] = value
+            elif target in ("province", "city"):
+                traits[target] = value[:60]
+            elif target.startswith("identity:"):
+                kind = target.split(":", 1)[1]
+                clean = normalise.identity_value(kind, value)
+                if kind == "user_id":
+                    user_id = clean
+                else:
+                    traits[kind] = clean
+            elif target.startswith("attribute:"):
+                traits[target.split(":", 1)[1]] = value
+        except normalise.InvalidValue as error:
+            problems.append(f"{header}: {error}")
+    if problems:
+        raise normalise.InvalidValue("; ".join(problems))
+    if not user_id and not any(k in traits for k in ("phone", "email", *IDENTITY_KINDS)):
+        raise normalise.InvalidValue("no identifying value (mobile, e-mail, VIN, member id…) in this row")
+    return {"type": "identify", "message_id": f"import-{run_id}-{number}", "user_id": user_id,
+            "anonymous_id": None, "previous_id": None, "group_id": None, "event": "import",
+            "traits": traits, "group_traits": {}, "properties": {"import_id": run_id, "row": number,
+                                                                  "file": filename},
+            "context": {}, "ts": utcnow().isoformat()}
+
+
+# -- the service -------------------------------------------------------------------------------------
+def _import_source(session: Session, principal: Principal, unit_id: int) -> Source:
+    """One source of kind import per unit, created on first use (imported profiles belong to that unit)."""
+    from kehu.core.security import digest_api_key, generate_api_key
+
+    source = session.scalar(select(Source).where(Source.org_id == principal.org_id, Source.unit_id == unit_id,
+                                                 Source.kind == "import"))
+    if source is None:
+        new = generate_api_key()  # imports never use the write key; it only has to be unique
+        source = Source(org_id=principal.org_id, unit_id=unit_id, created_by_id=principal.user_id, name="导入",
+                        kind="import", write_key_prefix=new.prefix, write_key_digest=digest_api_key(new.key))
+        session.add(source)
+        session.flush()
+    return source
+
+
+def upload(session: Session, principal: Principal, *, filename: str, content: bytes,
+           unit_id: int | None = None) -> ImportRun:
+    unit_id = unit_id if unit_id is not None else principal.unit_id
+    require_row(session, principal, "imports", "create", unit_id=unit_id, owner_id=principal.user_id)
+    principal.require("profiles", "create")
+    if len(content) > MAX_FILE_BYTES:
+        raise PayloadTooLarge(f"Files up to {MAX_FILE_BYTES // (1024 * 1024)} MB can be imported.")
+    if not content.strip():
+        raise invalid("file", "the file is empty", "empty")
+    table, total = read_table(content, filename)
+    if total == 0:
+        raise invalid("file", "the file has a header but no rows", "empty")
+    source = _import_source(session, principal, unit_id)  # type: ignore[arg-type]
+    run = ImportRun(org_id=principal.org_id, unit_id=unit_id, created_by_id=principal.user_id,
+                    source_id=source.id, filename=filename[:255], content=content, encoding=table.encoding,
+                    headers=table.headers, mapping=suggest_mapping(table.headers), total_rows=total)
+    session.add(run)
+    session.flush()
+    audit.record(session, principal, action="create", entity="imports", entity_id=run.id, unit_id=unit_id,
+                 after={"filename": run.filename, "rows": total},
+                 summary=f"File {run.filename} uploaded ({total} rows)")
+    return run
+
+
+def get_run(session: Session, principal: Principal, import_id: int) -> ImportRun:
+    return get_scoped(session, principal, ImportRun, import_id)
+
+
+def list_runs(session: Session, principal: Principal, *, limit: int = 50, cursor: str | None = None) -> Page[Any]:
+    principal.require("imports", "read")
+    return keyset_page(session, select(ImportRun).where(scope(principal, ImportRun)), id_column=ImportRun.id,
+                       limit=limit, cursor=cursor)
+
+
+def set_mapping(session: Session, principal: Principal, import_id: int, mapping: dict[str, str]) -> ImportRun:
+    run = get_run(session, principal, import_id)
+    require_row(session, principal, "imports", "update", unit_id=run.unit_id, owner_id=run.created_by_id)
+    if run.status != "uploaded":
+        raise Conflict(f"The import is {run.status}; its mapping can no longer change.")
+    run.mapping = check_mapping(run.headers, mapping)
+    session.flush()
+    return run
+
+
+@dataclass
+class PreviewRow:
+    row_number: int
+    values: dict[str, str]
+    ok: bool
+    reason: str
+
+
+def preview(session: Session, principal: Principal, import_id: int, limit: int = 10) -> list[PreviewRow]:
+    run = get_run(session, principal, import_id)
+    out: list[PreviewRow] = []
+    for number, row in rows(run.content, run.filename):
+        try:
+            row_to_message(run.id, number, row, run.mapping, run.filename)
+            out.append(PreviewRow(number, row, True, ""))
+        except normalise.InvalidValue as error:
+            out.append(PreviewRow(number, row, False, str(error)))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def start(session: Session, principal: Principal, import_id: int) -> ImportRun:
+    run = get_run(session, principal, import_id)
+    require_row(session, principal, "imports", "update", unit_id=run.unit_id, owner_id=run.created_by_id)
+    if run.status != "uploaded":
+        raise Conflict(f"The import is already {run.status}.")
+    run.mapping = check_mapping(run.headers, run.mapping)
+    job = jobs.enqueue(session, kind=IMPORT_JOB, org_id=run.org_id, unit_id=run.unit_id,
+                       created_by_id=principal.user_id, payload={"import_id": run.id})
+    run.status, run.job_id = "queued", job.id
+    session.flush()
+    audit.record(session, principal, action="start", entity="imports", entity_id=run.id, unit_id=run.unit_id,
+                 after={"job_id": job.id, "mapping": run.mapping}, summary=f"Import of {run.filename} started")
+    return run
+
+
+def rejections(session: Session, principal: Principal, import_id: int) -> list[ImportRejection]:
+    run = get_run(session, principal, import_id)
+    return list(session.scalars(select(ImportRejection).where(ImportRejection.import_id == run.id)
+                                .order_by(ImportRejection.row_number)))
+
+
+def rejections_csv(session: Session, principal: Principal, import_id: int) -> bytes:
+    """The rejected rows as they were, with their row number and reason: fix them and import this file."""
+    run = get_run(session, principal, import_id)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["row_number", "reason", *run.headers])
+    for rejection in rejections(session, principal, import_id):
+        writer.writerow([rejection.row_number, rejection.reason, *(rejection.row.get(h, "") for h in run.headers)])
+    return buffer.getvalue().encode("utf-8-sig")  # the BOM makes Excel read it as UTF-8
+
+
+@jobs.job_handler(IMPORT_JOB)
+def _run_import(ctx: jobs.JobContext) -> dict[str, Any]:
+    session = ctx.session
+    run = session.get(ImportRun, ctx.job.payload["import_id"])
+    assert run is not None
+    source = session.get(Source, run.source_id)
+    assert source is not None
+    next_row = int(ctx.checkpoint.get("next_row", 0))
+    run.status = "running"
+    chunk: list[tuple[int, dict[str, str]]] = []
+
+    def flush_chunk(last_row: int) -> None:
+        messages, rejected = [], []
+        for number, row in chunk:
+            try:
+                messages.append(row_to_message(run.id, number, row, run.mapping, run.filename))
+            except normalise.InvalidValue as error:
+                rejected.append(ImportRejection(import_id=run.id, row_number=number, reason=str(error)[:2000],
+                                                row=row))
+        stats = process_messages(session, source, messages, received_at=utcnow()) if messages else None
+        session.add_all(rejected)
+        run.accepted_rows += len(messages)
+        run.rejected_rows += len(rejected)
+        run.profiles_created += stats.profiles_created if stats else 0
+        done = run.accepted_rows + run.rejected_rows
+        # The chunk's rows, the counters and the checkpoint commit together: a crash resumes after them.
+        ctx.save(progress=int(99 * done / max(run.total_rows, 1)), checkpoint={"next_row": last_row + 1},
+                 message=f"{done}/{run.total_rows}")
+        chunk.clear()
+
+    last = 0
+    for number, row in rows(run.content, run.filename):
+        if number < next_row:
+            continue
+        chunk.append((number, row))
+        last = number
+        if len(chunk) >= CHUNK_ROWS:
+            flush_chunk(number)
+    if chunk:
+        flush_chunk(last)
+    run.status = "done"
+    audit.record(session, ctx.principal, org_id=run.org_id, action="finish", entity="imports", entity_id=run.id,
+                 unit_id=run.unit_id, after={"accepted": run.accepted_rows, "rejected": run.rejected_rows,
+                                             "profiles_created": run.profiles_created},
+                 summary=f"Import of {run.filename}: {run.accepted_rows} accepted, {run.rejected_rows} rejected")
+    session.flush()
+    return {"accepted": run.accepted_rows, "rejected": run.rejected_rows, "profiles_created": run.profiles_created}

@@ -1,0 +1,168 @@
+"""Import of profiles: defects are reported row by row, accepted rows land through One ID, re-import adds
+nothing, XLSX works, and an import whose worker dies resumes after its last committed chunk."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from kehu.app import make_worker
+from kehu.cdp import imports
+from kehu.cdp.models import ImportRejection, Profile
+from kehu.core.jobs import Worker
+
+HEADER = "姓名,手机,邮箱,性别,生日,城市,车架号,备注\n"
+DEFECTIVE = (
+    HEADER
+    + "张伟,13812345678,zw@example.com,男,1985-03-02,上海,LSVAA4182E2123456,老客户\n"   # 2 ok
+    + "李娜,12345,,女,1990-01-01,杭州,,\n"                                              # 3 bad phone
+    + "王芳,13900001111,,女,1990-13-45,北京,,\n"                                        # 4 bad date
+    + ",,,,,,,\n"                                                                       # 5 empty: skipped
+    + "张伟,138 1234 5678,,男,,上海,,重复行\n"                                          # 6 same person again
+    + "无名氏,,,,,,,没有身份\n"                                                          # 7 no identity
+    + "赵六,１３７００００２２２２,zl@EXAMPLE.com,女,1992年5月3日,广州,,全角数字\n"       # 8 ok (full-width)
+    + "钱七,13700003333,,外星,,深圳,INVALIDVIN,\n"                                      # 9 bad gender and VIN
+)
+
+
+def upload(client, headers, content: bytes, filename: str = "客户.csv"):  # type: ignore[no-untyped-def]
+    return client.post("/api/v1/imports", headers=headers, files={"file": (filename, content, "text/csv")})
+
+
+def run_jobs(database, settings) -> None:  # type: ignore[no-untyped-def]
+    worker = make_worker(database, settings)
+    while worker.run_once():
+        pass
+
+
+def live(session) -> int:  # type: ignore[no-untyped-def]
+    session.expire_all()
+    return session.scalar(select(func.count()).select_from(Profile).where(Profile.merged_into_id.is_(None)))
+
+
+def test_a_gbk_file_full_of_defects(client, tree, login, session, clean_database, settings):
+    admin = login("admin@example.com")
+    uploaded = upload(client, admin, DEFECTIVE.encode("gbk"))
+    assert uploaded.status_code == 201, uploaded.text
+    body = uploaded.json()
+    assert body["encoding"] == "gb18030" and body["total_rows"] == 7
+    assert body["mapping"] == {"姓名": "name", "手机": "mobile", "邮箱": "email", "性别": "gender",
+                               "生日": "birthday", "城市": "city", "车架号": "identity:vin", "备注": "attribute:备注"}
+    preview = client.get(f"/api/v1/imports/{body['id']}/preview", headers=admin).json()
+    assert [(p["row_number"], p["ok"]) for p in preview] == [(2, True), (3, False), (4, False), (6, True),
+                                                            (7, False), (8, True), (9, False)]
+    started = client.post(f"/api/v1/imports/{body['id']}/start", headers=admin)
+    assert started.status_code == 200 and started.json()["status"] == "queued"
+    run_jobs(clean_database, settings)
+    done = client.get(f"/api/v1/imports/{body['id']}", headers=admin).json()
+    assert (done["status"], done["job_status"], done["accepted_rows"], done["rejected_rows"]) == (
+        "done", "succeeded", 3, 4)
+    assert done["profiles_created"] == 2 and live(session) == 2
+    zhang = session.scalars(select(Profile).where(Profile.name == "张伟")).one()
+    assert zhang.mobile == "+8613812345678" and zhang.attributes["备注"] == "重复行"
+    zhao = session.scalars(select(Profile).where(Profile.name == "赵六")).one()
+    assert (zhao.mobile, zhao.email, zhao.birthday.isoformat()) == ("+8613700002222", "zl@example.com", "1992-05-03")
+    report = client.get(f"/api/v1/imports/{body['id']}/rejections.csv", headers=admin)
+    assert report.status_code == 200 and report.content.startswith(b"\xef\xbb\xbf")
+    rejected = list(csv.DictReader(io.StringIO(report.content.decode("utf-8-sig"))))
+    reasons = {int(r["row_number"]): r["reason"] for r in rejected}
+    assert set(reasons) == {3, 4, 7, 9}
+    assert "手机" in reasons[3] and "生日" in reasons[4] and "no identifying value" in reasons[7]
+    assert "性别" in reasons[9] and "车架号" in reasons[9]
+    assert rejected[0]["姓名"] == "李娜"  # the row comes back as it was, ready to fix
+
+
+def test_importing_the_same_file_twice_creates_no_duplicates(client, tree, login, session, clean_database,
+                                                             settings):
+    admin = login("admin@example.com")
+    for _ in range(2):
+        run_id = upload(client, admin, DEFECTIVE.encode("utf-8")).json()["id"]
+        client.post(f"/api/v1/imports/{run_id}/start", headers=admin)
+        run_jobs(clean_database, settings)
+    second = client.get(f"/api/v1/imports/{run_id}", headers=admin).json()
+    assert second["accepted_rows"] == 3 and second["profiles_created"] == 0
+    assert live(session) == 2
+
+
+def test_xlsx_is_read_like_csv(client, tree, login, session, clean_database, settings):
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["Name", "Mobile Phone", "Birthday", "VIN"])
+    sheet.append(["Li Lei", "13511112222", "1988-08-08", "LSVAA4182E2123457"])
+    sheet.append([None, None, None, None])
+    sheet.append(["Han Meimei", "bad", None, None])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    admin = login("admin@example.com")
+    body = upload(client, admin, buffer.getvalue(), "customers.xlsx").json()
+    assert body["mapping"] == {"Name": "name", "Mobile Phone": "mobile", "Birthday": "birthday",
+                               "VIN": "identity:vin"}
+    client.post(f"/api/v1/imports/{body['id']}/start", headers=admin)
+    run_jobs(clean_database, settings)
+    done = client.get(f"/api/v1/imports/{body['id']}", headers=admin).json()
+    assert (done["total_rows"], done["accepted_rows"], done["rejected_rows"]) == (2, 1, 1)
+
+
+def test_bad_files_and_mappings_are_clear_errors(client, tree, login):
+    admin = login("admin@example.com")
+    assert upload(client, admin, b"", "x.csv").status_code == 422
+    assert upload(client, admin, b"a,b\n", "x.csv").json()["errors"][0]["message"].startswith("the file has a header")
+    assert upload(client, admin, b"PK\x03\x04garbage", "x.xlsx").status_code == 422
+    assert upload(client, admin, b"name;phone", "x.pdf").json()["errors"][0]["field"] == "file"
+    dup = upload(client, admin, "手机,手机\n1,2\n".encode(), "x.csv")
+    assert dup.status_code == 422 and "unique" in dup.json()["errors"][0]["message"]
+    run_id = upload(client, admin, DEFECTIVE.encode(), "x.csv").json()["id"]
+    bad = client.put(f"/api/v1/imports/{run_id}/mapping", headers=admin,
+                     json={"mapping": {"姓名": "name", "手机": "name", "不存在": "email", "邮箱": "planet"}})
+    assert bad.status_code == 422
+    fields = {e["field"] for e in bad.json()["errors"]}
+    assert {"mapping.手机", "mapping.不存在", "mapping.邮箱", "mapping"} <= fields
+    assert client.post(f"/api/v1/imports/{run_id}/start", headers=admin).status_code == 200
+    assert client.post(f"/api/v1/imports/{run_id}/start", headers=admin).status_code == 409
+
+
+def test_imports_respect_roles_and_units(client, tree, login):
+    assert upload(client, login("a.sales@example.com"), DEFECTIVE.encode()).status_code == 403
+    run_id = upload(client, login("a.manager@example.com"), DEFECTIVE.encode()).json()["id"]
+    assert client.get(f"/api/v1/imports/{run_id}", headers=login("b.sales@example.com")).status_code == 404
+    assert client.get(f"/api/v1/imports/{run_id}/rejections.csv",
+                      headers=login("boss@other.example.com")).status_code == 404
+
+
+class WorkerDied(BaseException):
+    pass
+
+
+def test_an_import_whose_worker_dies_resumes_and_repeats_nothing(client, tree, login, session, clean_database,
+                                                                  monkeypatch):
+    lines = [HEADER.strip()] + [f"客户{n},1390000{n:04d},,,,,,第{n}行" for n in range(10)] + ["坏,123,,,,,,"]
+    admin = login("admin@example.com")
+    run_id = upload(client, admin, "\n".join(lines).encode()).json()["id"]
+    client.post(f"/api/v1/imports/{run_id}/start", headers=admin)
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 4)
+    real = imports.process_messages
+    calls = {"n": 0}
+
+    def dies_on_second_chunk(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise WorkerDied
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(imports, "process_messages", dies_on_second_chunk)
+    with pytest.raises(WorkerDied):
+        Worker(clean_database, lease_seconds=1, name="dying").run_once()
+    session.expire_all()
+    assert live(session) == 4  # the first chunk was committed with its checkpoint
+    time.sleep(1.2)
+    assert Worker(clean_database, lease_seconds=30, name="rescuer").run_once()
+    done = client.get(f"/api/v1/imports/{run_id}", headers=admin).json()
+    assert (done["status"], done["accepted_rows"], done["rejected_rows"]) == ("done", 10, 1)
+    assert live(session) == 10
+    assert session.scalar(select(func.count()).select_from(ImportRejection)) == 1
