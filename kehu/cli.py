@@ -8,15 +8,18 @@ import typer
 import uvicorn
 from rich.console import Console
 
-from kehu.core.db import get_database, migrate
+from kehu.core.db import Database, SchemaBehind, ensure_schema, get_database, migrate
 from kehu.core.errors import KehuError
 from kehu.core.logging import configure_logging
 from kehu.core.settings import get_settings
 
-app = typer.Typer(help="kehu (客户): customer data platform + marketing automation + CRM.", no_args_is_help=True)
+app = typer.Typer(help="kehu (客户): customer data platform + marketing automation + CRM.", no_args_is_help=True,
+                  pretty_exceptions_show_locals=False)
 user_app = typer.Typer(help="Manage staff accounts.", no_args_is_help=True)
 org_app = typer.Typer(help="Manage organisations (tenants).", no_args_is_help=True)
 source_app = typer.Typer(help="Manage data sources (write keys for /v1 ingestion).", no_args_is_help=True)
+import_app = typer.Typer(help="Import data from files.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
 app.add_typer(user_app, name="user")
 app.add_typer(org_app, name="org")
 app.add_typer(source_app, name="source")
@@ -28,6 +31,17 @@ def _fail(error: KehuError) -> None:
     for field_error in error.errors:
         console.print(f"  {field_error.field}: {field_error.message}")
     raise typer.Exit(code=1)
+
+
+def _ready_database() -> Database:
+    """The configured database with its schema current (SQLite is migrated; PostgreSQL must already be)."""
+    database = get_database()
+    try:
+        ensure_schema(database)
+    except SchemaBehind as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(code=1) from None
+    return database
 
 
 def _serve(host: str | None, port: int | None) -> None:
@@ -53,12 +67,12 @@ def migrate_command(
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000)")] = None,
-    skip_migrate: Annotated[bool, typer.Option(help="Do not migrate SQLite databases on start")] = False,
+    skip_migrate: Annotated[bool, typer.Option(help="Skip the schema check (and SQLite's migration) on start")]
+    = False,
 ) -> None:
     """Serve the web UI and the API. On SQLite the worker runs inside this process."""
-    settings = get_settings()
-    if settings.is_sqlite and not skip_migrate:
-        migrate(get_database(settings))
+    if not skip_migrate:
+        _ready_database()
     _serve(host, port)
 
 
@@ -69,7 +83,7 @@ def worker() -> None:
 
     settings = get_settings()
     configure_logging(settings.log_json, settings.log_level)
-    w = make_worker(get_database(settings), settings)
+    w = make_worker(_ready_database(), settings)
     w.install_signal_handlers()
     w.run_forever()
 
@@ -117,8 +131,7 @@ def org_create(
     """Create an organisation with its headquarters unit and the default roles."""
     from kehu.tenancy import service
 
-    database = get_database()
-    migrate(database)
+    database = _ready_database()
     try:
         with database.unit_of_work() as session:
             org = service.create_organization(session, name=name, slug=slug, timezone=timezone)
@@ -143,7 +156,7 @@ def user_create(
     from kehu.tenancy import schemas, service
     from kehu.tenancy.models import BusinessUnit
 
-    database = get_database()
+    database = _ready_database()
     try:
         with database.unit_of_work() as session:
             organisation = service.get_organization_by_slug(session, org)
@@ -184,7 +197,7 @@ def source_create(
     from kehu.tenancy import service
     from kehu.tenancy.models import BusinessUnit
 
-    database = get_database()
+    database = _ready_database()
     try:
         with database.unit_of_work() as session:
             organisation = service.get_organization_by_slug(session, org)
@@ -206,6 +219,83 @@ def source_create(
         raise typer.Exit(code=1) from None
     except KehuError as error:
         _fail(error)
+
+
+@import_app.command("profiles")
+def import_profiles(
+    file: Annotated[str, typer.Argument(help="CSV (UTF-8 or GBK) or XLSX; the first row names the columns")],
+    org: Annotated[str, typer.Option(help="Organisation slug")],
+    unit: Annotated[str | None, typer.Option(help="Unit code the new customers belong to (default HQ)")] = None,
+    map_: Annotated[list[str] | None, typer.Option("--map", help="Override a column: 'HEADER=TARGET' "
+                                                   "(name, mobile, email, identity:vin, attribute:KEY, or empty)")]
+    = None,
+    errors: Annotated[str | None, typer.Option(help="Write the rejected rows with their reasons to this CSV")]
+    = None,
+) -> None:
+    """Import customer profiles through One ID, with a progress bar; re-importing a file adds no duplicates."""
+    from pathlib import Path
+
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+    from sqlalchemy import select
+
+    from kehu.app import make_worker
+    from kehu.cdp import imports
+    from kehu.cdp.models import ImportRun
+    from kehu.core.jobs import Job
+    from kehu.tenancy import service
+    from kehu.tenancy.models import BusinessUnit
+
+    settings = get_settings()
+    configure_logging(settings.log_json, "WARNING")
+    database = _ready_database()
+    path = Path(file)
+    if not path.is_file():
+        console.print(f"[red]No such file: {file}[/red]")
+        raise typer.Exit(code=1)
+    try:
+        with database.unit_of_work() as session:
+            organisation = service.get_organization_by_slug(session, org)
+            system = service.system_principal(session, organisation.id)
+            unit_id = None
+            if unit:
+                unit_id = session.scalar(select(BusinessUnit.id).where(
+                    BusinessUnit.org_id == organisation.id, BusinessUnit.code == unit))
+                if unit_id is None:
+                    console.print(f"[red]No unit with code {unit!r} in {org}.[/red]")
+                    raise typer.Exit(code=1)
+            run = imports.upload(session, system, filename=path.name, content=path.read_bytes(), unit_id=unit_id)
+            mapping = dict(run.mapping)
+            for item in map_ or []:
+                header, _, target = item.partition("=")
+                mapping[header] = target
+            imports.set_mapping(session, system, run.id, mapping)
+            imports.start(session, system, run.id)
+            run_id, job_id, total = run.id, run.job_id, run.total_rows
+            for header, target in run.mapping.items():
+                console.print(f"  {header} → {target or '(ignored)'}")
+    except KehuError as error:
+        _fail(error)
+    worker = make_worker(database, settings)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), console=console) as bar:
+        task = bar.add_task(f"Importing {total} rows", total=100)
+        while True:
+            worker.run_once()
+            with database.sessionmaker() as session:
+                job = session.get(Job, job_id)
+                bar.update(task, completed=job.progress)
+                if job.status in ("succeeded", "failed"):
+                    break
+    with database.unit_of_work() as session:
+        run = session.get(ImportRun, run_id)
+        job = session.get(Job, job_id)
+        console.print(f"{run.accepted_rows} rows accepted ({run.profiles_created} new customers), "
+                      f"{run.rejected_rows} rejected.")
+        if run.rejected_rows and errors:
+            Path(errors).write_bytes(imports.rejections_csv(session, system, run_id))
+            console.print(f"Rejected rows with reasons: {errors}")
+        if job.status == "failed":
+            console.print(f"[red]The import failed: {job.error}[/red]")
+            raise typer.Exit(code=1)
 
 
 def _safe_url(url: str) -> str:

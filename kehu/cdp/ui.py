@@ -6,7 +6,7 @@ from typing import Any
 
 from nicegui import ui
 
-from kehu.cdp import schemas, service
+from kehu.cdp import imports, schemas, service
 from kehu.core.i18n import t
 from kehu.core.timeutil import format_local
 from kehu.tenancy import service as tenancy_service
@@ -21,6 +21,7 @@ EVENT_ICONS = {"page": "web", "screen": "smartphone", "identify": "badge", "grou
 
 
 def register() -> None:
+    page("/customers/import")(import_page)
     page("/customers")(customers_page)
     page("/customers/{profile_id}")(customer_page)
     page("/admin/sources")(sources_page)
@@ -69,6 +70,9 @@ def customers_page() -> None:
                 ui.select(units, label=tr("users.unit"), clearable=True, with_input=True,
                           on_change=lambda e: apply("unit_id", e.value)).props("outlined dense").classes("w-56")
             ui.space()
+            if principal.can("imports", "create"):
+                ui.button(tr("imports.title"), icon="upload_file",
+                          on_click=lambda: ui.navigate.to("/customers/import")).props("outline")
             if principal.can("profiles", "create"):
                 ui.button(tr("customers.new"), icon="person_add", on_click=lambda: new_customer()).mark(
                     "new-customer")
@@ -398,3 +402,140 @@ def sources_page() -> None:
             ui.button(tr("sources.new"), icon="add", on_click=create)
         source_table()
 
+
+
+# -- import --------------------------------------------------------------------------------------------
+def _target_options(header: str) -> dict[str, str]:
+    options = {"": tr("imports.ignore")}
+    options.update({f: tr(f"field.{f}") for f in imports.STANDARD_FIELDS})
+    options.update({f"identity:{k}": t(f"identity.{k}", locale(), default=k) for k in imports.IDENTITY_KINDS})
+    options[f"attribute:{header}"] = tr("imports.as_attribute", header=header)
+    return options
+
+
+def import_page() -> None:
+    with frame("imports.title", "/customers", "imports") as principal:
+        state: dict[str, Any] = {"run_id": None}
+        ui.label(tr("imports.help")).classes("text-grey-7")
+        steps = ui.column().classes("w-full gap-4")
+
+        async def uploaded(event: Any) -> None:
+            content = await event.file.read()
+            run = run_action(lambda s: imports.upload(s, principal, filename=event.file.name, content=content))
+            if run is not None:
+                state["run_id"] = run.id
+                show_mapping()
+
+        def show_mapping() -> None:
+            with unit_of_work() as session:
+                run = imports.get_run(session, principal, state["run_id"])
+                headers, mapping, total, filename = list(run.headers), dict(run.mapping), run.total_rows, run.filename
+                samples = imports.preview(session, principal, run.id, limit=3)
+            steps.clear()
+            with steps, ui.card().classes("w-full"):
+                ui.label(tr("imports.mapping_title", file=filename, rows=total)).classes("text-lg font-medium")
+                with ui.grid(columns=3).classes("w-full gap-x-6 gap-y-2 items-center"):
+                    for label in (tr("imports.column"), tr("imports.samples"), tr("imports.target")):
+                        ui.label(label).classes("text-xs text-grey-7 font-medium")
+                    for header in headers:
+                        ui.label(header).classes("font-medium")
+                        ui.label(" · ".join(filter(None, (r.values.get(header, "") for r in samples))) or "—"
+                                 ).classes("text-sm text-grey-8 truncate")
+                        ui.select(_target_options(header), value=mapping.get(header, ""),
+                                  on_change=lambda e, h=header: mapping.__setitem__(h, e.value)).props(
+                            "dense outlined options-dense").classes("w-64")
+                preview_box = ui.column().classes("w-full mt-4")
+
+                def check() -> bool:
+                    saved = run_action(lambda s: imports.set_mapping(s, principal, state["run_id"], mapping))
+                    if saved is None:
+                        return False
+                    with unit_of_work() as session:
+                        rows_ = imports.preview(session, principal, state["run_id"], limit=10)
+                    preview_box.clear()
+                    with preview_box:
+                        ui.label(tr("imports.preview")).classes("font-medium")
+                        for row in rows_:
+                            with ui.row().classes("w-full no-wrap items-start gap-2 text-sm"):
+                                ui.icon("check_circle" if row.ok else "error").classes(
+                                    "text-positive" if row.ok else "text-negative")
+                                ui.label(tr("imports.row", n=row.row_number)).classes("w-16 shrink-0 text-grey-7")
+                                ui.label(row.reason or " · ".join(v for v in row.values.values() if v)).classes(
+                                    "text-negative" if not row.ok else "text-grey-8")
+                    return True
+
+                def begin() -> None:
+                    if check():
+                        started = run_action(lambda s: imports.start(s, principal, state["run_id"]))
+                        if started is not None:
+                            show_progress()
+
+                with ui.row().classes("gap-2 mt-2"):
+                    ui.button(tr("imports.check"), icon="fact_check", on_click=check).props("outline")
+                    ui.button(tr("imports.start"), icon="play_arrow", on_click=begin).mark("import-start")
+
+        def show_progress() -> None:
+            steps.clear()
+            with steps, ui.card().classes("w-full"):
+                title = ui.label(tr("imports.running")).classes("text-lg font-medium")
+                bar = ui.linear_progress(value=0, show_value=False).props("size=18px rounded")
+                counts = ui.label().classes("text-grey-8").mark("import-result")
+                actions = ui.row()
+
+                def poll() -> None:
+                    from kehu.core.jobs import Job
+
+                    with unit_of_work() as session:
+                        run = imports.get_run(session, principal, state["run_id"])
+                        job = session.get(Job, run.job_id)
+                        progress, job_status = (job.progress, job.status) if job else (0, "queued")
+                        accepted, rejected, created = run.accepted_rows, run.rejected_rows, run.profiles_created
+                        error = job.error if job else None
+                    bar.set_value(progress / 100)
+                    counts.set_text(tr("imports.counts", accepted=accepted, rejected=rejected, created=created))
+                    if job_status in ("succeeded", "failed"):
+                        timer.deactivate()
+                        title.set_text(tr("imports.done") if job_status == "succeeded" else
+                                       tr("imports.failed", error=error or ""))
+                        with actions:
+                            if rejected:
+                                ui.button(tr("imports.download_rejected"), icon="download",
+                                          on_click=download_rejected).props("outline")
+                            ui.button(tr("imports.another"), icon="upload_file",
+                                      on_click=lambda: ui.navigate.to("/customers/import")).props("flat")
+
+                timer = ui.timer(1.0, poll)
+
+        def download_rejected() -> None:
+            with unit_of_work() as session:
+                data = imports.rejections_csv(session, principal, state["run_id"])
+            ui.download.content(data, f"import-{state['run_id']}-rejected.csv", "text/csv")
+
+        with steps, ui.card().classes("w-full"):
+            ui.label(tr("imports.upload_title")).classes("text-lg font-medium")
+            ui.upload(label=tr("imports.choose"), auto_upload=True, on_upload=uploaded,
+                      max_file_size=imports.MAX_FILE_BYTES).props('accept=".csv,.xlsx,.xlsm,.txt"').classes(
+                "w-full max-w-xl").mark("import-upload")
+        _recent_imports(principal)
+
+
+def _recent_imports(principal: Any) -> None:
+    with unit_of_work() as session:
+        runs = imports.list_runs(session, principal, limit=10).items
+        rows = [{"id": r.id, "file": r.filename, "status": tr(f"imports.status.{r.status}"),
+                 "rows": r.total_rows, "accepted": r.accepted_rows, "rejected": r.rejected_rows,
+                 "created": r.profiles_created, "at": format_local(r.created_at, principal.timezone)} for r in runs]
+    if not rows:
+        return
+    with ui.card().classes("w-full"):
+        ui.label(tr("imports.recent")).classes("text-lg font-medium")
+        table = ui.table(columns=[
+            {"name": "file", "label": tr("imports.file"), "field": "file", "align": "left"},
+            {"name": "status", "label": tr("users.status"), "field": "status", "align": "left"},
+            {"name": "rows", "label": tr("imports.rows"), "field": "rows"},
+            {"name": "accepted", "label": tr("imports.accepted"), "field": "accepted"},
+            {"name": "rejected", "label": tr("imports.rejected"), "field": "rejected"},
+            {"name": "created", "label": tr("imports.created"), "field": "created"},
+            {"name": "at", "label": tr("common.created_at"), "field": "at", "align": "left"},
+        ], rows=rows).classes("w-full").props("flat dense")
+        localise_table(table, tr)

@@ -197,3 +197,27 @@ def month_of(column: Any, dialect_name: str) -> Any:
     if dialect_name == "postgresql":
         return func.to_char(column, "YYYY-MM")
     return func.strftime("%Y-%m", column)
+
+
+class SchemaBehind(RuntimeError):
+    """The database is at an older migration than this code needs."""
+
+
+def ensure_schema(database: Database) -> None:
+    """Embedded SQLite is migrated in place; a shared PostgreSQL is only checked, since migrating it is a
+    deliberate step (`kehu migrate`) when many processes share it."""
+    if database.is_sqlite:
+        migrate(database)
+        return
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    with database.engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    if current != head:
+        raise SchemaBehind(f"The database schema is at {current or 'nothing'}, this kehu needs {head}: "
+                           "run `kehu migrate` first.")

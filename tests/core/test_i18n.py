@@ -39,6 +39,10 @@ def test_navigation_and_generated_keys_exist():
     keys |= {f"stage.{s}" for s in LIFECYCLE_STAGES} | {f"identity.{r.kind}" for r in DEFAULT_RULES}
     keys |= {f"source.kind.{k}" for k in ("web", "app", "server", "import")}
     keys |= {f"merge.reason.{r}" for r in ("identity", "manual", "dedupe")}
+    from kehu.cdp.imports import STANDARD_FIELDS
+
+    keys |= {f"field.{f}" for f in STANDARD_FIELDS}
+    keys |= {f"imports.status.{s}" for s in ("uploaded", "queued", "running", "done", "failed")}
     assert sorted(k for k in keys if k not in catalogue("zh")) == []
 
 
