@@ -210,7 +210,7 @@ def set_import_mapping(import_id: int, data: schemas.ImportMapping, session: Ses
 @router.get("/imports/{import_id}/preview", response_model=list[schemas.PreviewRowOut], tags=["imports"])
 def preview_import(import_id: int, session: SessionDep, principal: PrincipalDep,
                    limit: Annotated[int, Query(ge=1, le=100)] = 10) -> Any:
-    return [schemas.PreviewRowOut(**vars(r)) for r in imports.preview(session, principal, import_id, limit)]
+    return [schemas.PreviewRowOut(**vars(r)) for r in imports.preview(session, principal, import_id, limit, "en")]
 
 
 @router.post("/imports/{import_id}/start", response_model=schemas.ImportOut, tags=["imports"])
@@ -219,7 +219,10 @@ def start_import(import_id: int, session: SessionDep, principal: PrincipalDep) -
 
 
 @router.get("/imports/{import_id}/rejections.csv", tags=["imports"], response_class=Response)
-def import_rejections(import_id: int, session: SessionDep, principal: PrincipalDep) -> Response:
+def import_rejections(import_id: int, session: SessionDep, principal: PrincipalDep,
+                      lang: Annotated[Literal["zh", "en"], Query(description="Language of the reasons")] = "en",
+                      ) -> Response:
     """Every rejected row with its row number and reason, as CSV (UTF-8 with BOM, opens in Excel)."""
-    return Response(imports.rejections_csv(session, principal, import_id), media_type="text/csv; charset=utf-8",
+    return Response(imports.rejections_csv(session, principal, import_id, lang),
+                    media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="import-{import_id}-rejected.csv"'})

@@ -349,7 +349,7 @@ def _clean(column: str, value: Any) -> Any:
     if column == "name":
         cleaned = normalise.name(value)
         if not cleaned:
-            raise normalise.InvalidValue("empty name")
+            raise normalise.InvalidValue("empty", kind="name")
         return cleaned[:100]
     if column == "birthday":
         return normalise.birthday(value)
@@ -357,7 +357,7 @@ def _clean(column: str, value: Any) -> Any:
         return normalise.gender(value)
     if column == "lifecycle_stage":
         if value not in LIFECYCLE_STAGES:
-            raise normalise.InvalidValue(f"unknown lifecycle stage {value!r} ({', '.join(LIFECYCLE_STAGES)})")
+            raise normalise.InvalidValue("stage_unknown", value=value, allowed=", ".join(LIFECYCLE_STAGES))
         return value
     return str(value).strip()[:100]
 

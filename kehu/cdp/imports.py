@@ -178,12 +178,43 @@ def read_table(content: bytes, filename: str) -> tuple[Table, int]:
 
 
 # -- validating rows ---------------------------------------------------------------------------------
+@dataclass
+class Problem:
+    column: str
+    error: normalise.InvalidValue
+
+    def text(self, locale: str | None) -> str:
+        message = self.error.text(locale)
+        return f"{self.column}: {message}" if self.column else message
+
+
+class RowRejected(ValueError):
+    """Everything wrong with one row (all of it, so a row needs fixing once)."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__(self.text("en"))
+
+    def text(self, locale: str | None) -> str:
+        return "; ".join(p.text(locale) for p in self.problems)
+
+    def as_json(self) -> list[dict[str, object]]:
+        return [{"column": p.column, **p.error.as_dict()} for p in self.problems]
+
+
+def problems_text(problems: list[dict[str, Any]], locale: str | None) -> str:
+    """A stored rejection's problems, in the reader's language."""
+    return "; ".join(Problem(p.get("column", ""), _error_of(p)).text(locale) for p in problems)
+
+
+def _error_of(problem: dict[str, Any]) -> normalise.InvalidValue:
+    return normalise.InvalidValue(str(problem.get("code", "")), **dict(problem.get("params") or {}))
 def row_to_message(run_id: int, number: int, row: dict[str, str], mapping: dict[str, str],
                    filename: str) -> dict[str, Any]:
-    """An identify call built from one row, or InvalidValue naming every problem of the row."""
+    """An identify call built from one row, or RowRejected naming every problem of the row."""
     traits: dict[str, Any] = {}
     user_id: str | None = None
-    problems: list[str] = []
+    problems: list[Problem] = []
     for header, target in mapping.items():
         value = (row.get(header) or "").strip()
         if not target or not value:
@@ -201,7 +232,7 @@ def row_to_message(run_id: int, number: int, row: dict[str, str], mapping: dict[
                 traits["birthday"] = normalise.birthday(value).isoformat()
             elif target == "lifecycle_stage":
                 if value not in LIFECYCLE_STAGES:
-                    raise normalise.InvalidValue(f"unknown stage {value!r} ({', '.join(LIFECYCLE_STAGES)})")
+                    raise normalise.InvalidValue("stage_unknown", value=value, allowed=", ".join(LIFECYCLE_STAGES))
                 traits["lifecycle_stage"] = value
             elif target in ("province", "city"):
                 traits[target] = value[:60]
@@ -215,11 +246,11 @@ def row_to_message(run_id: int, number: int, row: dict[str, str], mapping: dict[
             elif target.startswith("attribute:"):
                 traits[target.split(":", 1)[1]] = value
         except normalise.InvalidValue as error:
-            problems.append(f"{header}: {error}")
+            problems.append(Problem(header, error))
+    if not problems and not user_id and not any(k in traits for k in ("phone", "email", *IDENTITY_KINDS)):
+        problems.append(Problem("", normalise.InvalidValue("no_identity")))
     if problems:
-        raise normalise.InvalidValue("; ".join(problems))
-    if not user_id and not any(k in traits for k in ("phone", "email", *IDENTITY_KINDS)):
-        raise normalise.InvalidValue("no identifying value (mobile, e-mail, VIN, member id…) in this row")
+        raise RowRejected(problems)
     return {"type": "identify", "message_id": f"import-{run_id}-{number}", "user_id": user_id,
             "anonymous_id": None, "previous_id": None, "group_id": None, "event": "import",
             "traits": traits, "group_traits": {}, "properties": {"import_id": run_id, "row": number,
@@ -295,15 +326,16 @@ class PreviewRow:
     reason: str
 
 
-def preview(session: Session, principal: Principal, import_id: int, limit: int = 10) -> list[PreviewRow]:
+def preview(session: Session, principal: Principal, import_id: int, limit: int = 10,
+            locale: str | None = None) -> list[PreviewRow]:
     run = get_run(session, principal, import_id)
     out: list[PreviewRow] = []
     for number, row in rows(run.content, run.filename):
         try:
             row_to_message(run.id, number, row, run.mapping, run.filename)
             out.append(PreviewRow(number, row, True, ""))
-        except normalise.InvalidValue as error:
-            out.append(PreviewRow(number, row, False, str(error)))
+        except RowRejected as error:
+            out.append(PreviewRow(number, row, False, error.text(locale or principal.locale)))
         if len(out) >= limit:
             break
     return out
@@ -330,14 +362,16 @@ def rejections(session: Session, principal: Principal, import_id: int) -> list[I
                                 .order_by(ImportRejection.row_number)))
 
 
-def rejections_csv(session: Session, principal: Principal, import_id: int) -> bytes:
-    """The rejected rows as they were, with their row number and reason: fix them and import this file."""
+def rejections_csv(session: Session, principal: Principal, import_id: int, locale: str | None = None) -> bytes:
+    """The rejected rows as they were, with their row number and reason (in ``locale``): fix them and import
+    this file again."""
     run = get_run(session, principal, import_id)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["row_number", "reason", *run.headers])
     for rejection in rejections(session, principal, import_id):
-        writer.writerow([rejection.row_number, rejection.reason, *(rejection.row.get(h, "") for h in run.headers)])
+        reason = problems_text(rejection.problems, locale) if rejection.problems else rejection.reason
+        writer.writerow([rejection.row_number, reason, *(rejection.row.get(h, "") for h in run.headers)])
     return buffer.getvalue().encode("utf-8-sig")  # the BOM makes Excel read it as UTF-8
 
 
@@ -357,9 +391,9 @@ def _run_import(ctx: jobs.JobContext) -> dict[str, Any]:
         for number, row in chunk:
             try:
                 messages.append(row_to_message(run.id, number, row, run.mapping, run.filename))
-            except normalise.InvalidValue as error:
+            except RowRejected as error:
                 rejected.append(ImportRejection(import_id=run.id, row_number=number, reason=str(error)[:2000],
-                                                row=row))
+                                                problems=error.as_json(), row=row))
         stats = process_messages(session, source, messages, received_at=utcnow()) if messages else None
         session.add_all(rejected)
         run.accepted_rows += len(messages)

@@ -187,5 +187,6 @@ class ImportRejection(IdMixin, Base):
 
     import_id: Mapped[int] = mapped_column(BigId, ForeignKey("imports.id", ondelete="CASCADE"))
     row_number: Mapped[int] = mapped_column()
-    reason: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)  # English, for the API
+    problems: Mapped[list[dict[str, Any]]] = mapped_column(JsonDoc, default=list)  # codes, for every language
     row: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)

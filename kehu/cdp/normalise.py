@@ -16,27 +16,41 @@ _SPACES = re.compile(r"\s+")
 
 
 class InvalidValue(ValueError):
-    """A value that cannot be normalised; the message says why (shown to people fixing their data)."""
+    """A value that cannot be normalised. ``code`` and ``params`` name the problem so that people fixing
+    their data read it in their own language; ``str()`` is the English text (API, logs)."""
+
+    def __init__(self, code: str, **params: object) -> None:
+        self.code = code
+        self.params = {k: str(v) for k, v in params.items()}
+        super().__init__(self.text("en"))
+
+    def text(self, locale: str | None) -> str:
+        from kehu.core.i18n import t
+
+        return t(f"invalid.{self.code}", locale, default=self.code, **self.params)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"code": self.code, "params": self.params}
 
 
 def phone(value: object, region: str = DEFAULT_REGION) -> str:
     raw = str(value or "").strip()
     if not raw:
-        raise InvalidValue("empty phone number")
+        raise InvalidValue("phone_empty")
     raw = unicodedata.normalize("NFKC", raw)  # full-width digits from Chinese input methods
     try:
         parsed = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as exc:
-        raise InvalidValue(f"not a phone number: {raw!r}") from exc
+        raise InvalidValue("phone_invalid", value=raw) from exc
     if not phonenumbers.is_valid_number(parsed):
-        raise InvalidValue(f"not a valid phone number: {raw!r}")
+        raise InvalidValue("phone_invalid", value=raw)
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def email(value: object) -> str:
     raw = unicodedata.normalize("NFKC", str(value or "")).strip().lower()
     if not _EMAIL.match(raw):
-        raise InvalidValue(f"not an e-mail address: {raw!r}")
+        raise InvalidValue("email_invalid", value=raw)
     return raw
 
 
@@ -68,9 +82,9 @@ def birthday(value: object) -> date:
         except ValueError:
             continue
         if not date(1900, 1, 1) <= parsed <= date.today():
-            raise InvalidValue(f"birthday out of range: {raw!r}")
+            raise InvalidValue("date_out_of_range", value=raw)
         return parsed
-    raise InvalidValue(f"not a date (YYYY-MM-DD): {raw!r}")
+    raise InvalidValue("date_invalid", value=raw)
 
 
 GENDERS = {"male": "male", "m": "male", "男": "male", "先生": "male", "female": "female", "f": "female",
@@ -80,7 +94,7 @@ GENDERS = {"male": "male", "m": "male", "男": "male", "先生": "male", "female
 def gender(value: object) -> str:
     raw = str(value or "").strip().lower()
     if raw not in GENDERS:
-        raise InvalidValue(f"unknown gender: {raw!r} (male/female/other, 男/女)")
+        raise InvalidValue("gender_unknown", value=raw)
     return GENDERS[raw]
 
 
@@ -93,13 +107,13 @@ def identity_value(kind: str, value: object) -> str:
     if kind == "vin":
         vin = str(value or "").strip().upper()
         if not re.fullmatch(r"[A-HJ-NPR-Z0-9]{17}", vin):
-            raise InvalidValue(f"not a VIN (17 characters, no I/O/Q): {vin!r}")
+            raise InvalidValue("vin_invalid", value=vin)
         return vin
     raw = str(value if value is not None else "").strip()
     if not raw:
-        raise InvalidValue(f"empty {kind}")
+        raise InvalidValue("empty", kind=kind)
     if len(raw) > 254:
-        raise InvalidValue(f"{kind} longer than 254 characters")
+        raise InvalidValue("too_long", kind=kind, limit=254)
     return raw
 
 

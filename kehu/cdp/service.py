@@ -181,7 +181,7 @@ def _standard_values(data: dict[str, Any]) -> tuple[dict[str, Any], list[FieldEr
             elif key == "name":
                 value = normalise.name(value) or None
             elif key == "birthday" and isinstance(value, date) and value > date.today():
-                raise normalise.InvalidValue("birthday in the future")
+                raise normalise.InvalidValue("date_out_of_range", value=value)
         except normalise.InvalidValue as error:
             errors.append(FieldError(key, str(error)))
             continue

@@ -451,7 +451,7 @@ def import_page() -> None:
                     if saved is None:
                         return False
                     with unit_of_work() as session:
-                        rows_ = imports.preview(session, principal, state["run_id"], limit=10)
+                        rows_ = imports.preview(session, principal, state["run_id"], limit=10, locale=locale())
                     preview_box.clear()
                     with preview_box:
                         ui.label(tr("imports.preview")).classes("font-medium")
@@ -508,7 +508,7 @@ def import_page() -> None:
 
         def download_rejected() -> None:
             with unit_of_work() as session:
-                data = imports.rejections_csv(session, principal, state["run_id"])
+                data = imports.rejections_csv(session, principal, state["run_id"], locale())
             ui.download.content(data, f"import-{state['run_id']}-rejected.csv", "text/csv")
 
         with steps, ui.card().classes("w-full"):

@@ -166,3 +166,14 @@ def test_an_import_whose_worker_dies_resumes_and_repeats_nothing(client, tree, l
     assert (done["status"], done["accepted_rows"], done["rejected_rows"]) == ("done", 10, 1)
     assert live(session) == 10
     assert session.scalar(select(func.count()).select_from(ImportRejection)) == 1
+
+
+def test_rejection_reasons_come_in_the_readers_language(client, tree, login, clean_database, settings):
+    admin = login("admin@example.com")
+    run_id = upload(client, admin, DEFECTIVE.encode()).json()["id"]
+    client.post(f"/api/v1/imports/{run_id}/start", headers=admin)
+    run_jobs(clean_database, settings)
+    zh = client.get(f"/api/v1/imports/{run_id}/rejections.csv?lang=zh", headers=admin).content.decode("utf-8-sig")
+    assert "手机: 不是有效的手机号：12345" in zh and "该行没有可识别身份的值" in zh
+    en = client.get(f"/api/v1/imports/{run_id}/rejections.csv", headers=admin).content.decode("utf-8-sig")
+    assert "手机: not a valid phone number: 12345" in en

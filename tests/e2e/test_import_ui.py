@@ -18,7 +18,7 @@ def test_import_a_gbk_csv_with_a_bad_row(page, server, sign_in, tmp_path):
     page.get_by_text("2. 核对字段对应").wait_for()
     assert page.get_by_text("扩展属性「意向车型」").is_visible()
     page.get_by_role("button", name="预检").click()
-    page.get_by_text("手机号码: not a valid phone number").wait_for()
+    page.get_by_text("手机号码: 不是有效的手机号：123").wait_for()
     shoot(page, "import-mapping")
     page.get_by_role("button", name="开始导入").click()
     page.get_by_text("导入完成").wait_for(timeout=30_000)
