@@ -84,3 +84,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
         mount_ui(app, settings, database)
     return app
+
+
+def app_from_settings() -> FastAPI:
+    """Factory for `kehu serve --workers N` (each process builds its own app from the environment)."""
+    return create_app(get_settings())

@@ -44,12 +44,16 @@ def _ready_database() -> Database:
     return database
 
 
-def _serve(host: str | None, port: int | None) -> None:
+def _serve(host: str | None, port: int | None, workers: int = 1) -> None:
+    settings = get_settings()
+    options = {"host": host or settings.host, "port": port or settings.port, "proxy_headers": True,
+               "log_level": settings.log_level.lower()}
+    if workers > 1:  # several processes on one port; each is a full, stateless kehu
+        uvicorn.run("kehu.app:app_from_settings", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+        return
     from kehu.app import create_app
 
-    settings = get_settings()
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
-                log_level=settings.log_level.lower(), proxy_headers=True)
+    uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
 
 
 @app.command(name="migrate")
@@ -69,11 +73,13 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default 8000)")] = None,
     skip_migrate: Annotated[bool, typer.Option(help="Skip the schema check (and SQLite's migration) on start")]
     = False,
+    workers: Annotated[int, typer.Option(help="Server processes on this port (PostgreSQL; UI needs sticky "
+                                         "sessions across processes)")] = 1,
 ) -> None:
     """Serve the web UI and the API. On SQLite the worker runs inside this process."""
     if not skip_migrate:
         _ready_database()
-    _serve(host, port)
+    _serve(host, port, workers)
 
 
 @app.command()
@@ -296,6 +302,41 @@ def import_profiles(
         if job.status == "failed":
             console.print(f"[red]The import failed: {job.error}[/red]")
             raise typer.Exit(code=1)
+
+
+@app.command()
+def bench(
+    name: Annotated[str, typer.Argument(help="A benchmark under benchmarks/ (e.g. ingest), or all")],
+    json_out: Annotated[str | None, typer.Option("--json", help="Also write the results to this file")] = None,
+    size: Annotated[int | None, typer.Option(help="Override the benchmark's data size")] = None,
+    database_url: Annotated[str | None, typer.Option(help="Server to measure on (default: PostgreSQL at "
+                                                     "127.0.0.1:5432, database kehu_bench)")] = None,
+) -> None:
+    """Measure a DESIGN.md §6 target against its baseline in the same run; prints one JSON object each."""
+    import importlib.util
+    import json as json_lib
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    names = sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_")) if name == "all" else [name]
+    results = []
+    for bench_name in names:
+        path = folder / f"{bench_name}.py"
+        if not path.exists():
+            console.print(f"[red]No benchmark {bench_name!r}; there are: "
+                          f"{', '.join(sorted(p.stem for p in folder.glob('*.py') if not p.stem.startswith('_')))}")
+            raise typer.Exit(code=1)
+        spec = importlib.util.spec_from_file_location(f"kehu_bench_{bench_name}", path)
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        kwargs = {"size": size} if size else {}
+        result = module.run(database_url=database_url, **kwargs)
+        print(json_lib.dumps(result, ensure_ascii=False))
+        results.append(result)
+    if json_out:
+        Path(json_out).write_text(json_lib.dumps(results, ensure_ascii=False, indent=2))
+    if not all(r.get("pass") for r in results):
+        raise typer.Exit(code=2)
 
 
 def _safe_url(url: str) -> str:

@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from kehu.cdp import normalise
 from kehu.cdp.identity_rules import Rules, rules_for
 from kehu.cdp.models import Event, Identity, IngestBatch, Merge, Profile, Source
 from kehu.core import audit
-from kehu.core.db import insert_ignoring_conflicts, profile_linked_models, utcnow
+from kehu.core.db import insert_ignoring_conflicts, one_of, profile_linked_models, utcnow
 
 # Traits that carry an identity, and the kind they become.
 IDENTITY_TRAITS = {
@@ -67,58 +67,62 @@ def message_identities(message: dict[str, Any]) -> tuple[list[tuple[str, str]], 
 
 
 class Resolver:
-    """Resolution state for one batch of one organisation: identity → profile and profile → identities."""
+    """Resolution state for one batch of one organisation, held in memory: identity → profile and
+    profile → identities. New profiles and identities stay pending until one flush at the end of the
+    batch (multi-row INSERTs); only a merge, which needs real ids, flushes early."""
 
     def __init__(self, session: Session, org_id: int, rules: Rules) -> None:
         self.session = session
         self.org_id = org_id
         self.rules = rules
-        self.identity_ids: dict[tuple[str, str], int] = {}
-        self.owner: dict[tuple[str, str], int] = {}
-        self.held: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-        self.profiles: dict[int, Profile] = {}
+        self.identities: dict[tuple[str, str], int | Identity] = {}  # known id, or a pending row
+        self.owner: dict[tuple[str, str], Profile] = {}
+        self.held: dict[Profile, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
         self.stats = BatchStats()
 
     def preload(self, pairs: set[tuple[str, str]]) -> None:
+        """One query for the identities the batch mentions, one for their profiles, one for all they hold."""
         if not pairs:
             return
-        pair_list = list(pairs)
-        for start in range(0, len(pair_list), 500):
-            chunk = pair_list[start:start + 500]
-            rows = self.session.execute(
-                select(Identity.id, Identity.kind, Identity.value, Identity.profile_id)
-                .where(Identity.org_id == self.org_id, tuple_(Identity.kind, Identity.value).in_(chunk))
-            )
-            for identity_id, kind, value, profile_id in rows:
-                self.identity_ids[(kind, value)] = identity_id
-                self.owner[(kind, value)] = profile_id
-        self._load_held({p for p in self.owner.values() if p not in self.held})
-
-    def _load_held(self, profile_ids: set[int]) -> None:
+        by_kind: dict[str, list[str]] = defaultdict(list)
+        for kind, value in pairs:
+            by_kind[kind].append(value)
+        owners: dict[tuple[str, str], int] = {}
+        dialect = self.session.get_bind().dialect.name
+        for kind, values in by_kind.items():  # (org_id, kind, value IN …) walks the unique index
+            for start in range(0, len(values), 1000):
+                rows = self.session.execute(
+                    select(Identity.id, Identity.value, Identity.profile_id).where(
+                        Identity.org_id == self.org_id, Identity.kind == kind,
+                        one_of(Identity.value, values[start:start + 1000], dialect)))
+                for identity_id, value, profile_id in rows:
+                    self.identities[(kind, value)] = identity_id
+                    owners[(kind, value)] = profile_id
+        profile_ids = set(owners.values())
         if not profile_ids:
             return
+        ids = list(profile_ids)
+        profiles = {p.id: p for p in self.session.scalars(select(Profile).where(one_of(Profile.id, ids, dialect)))}
+        for pair, profile_id in owners.items():
+            self.owner[pair] = profiles[profile_id]
         for kind, value, profile_id in self.session.execute(
-            select(Identity.kind, Identity.value, Identity.profile_id).where(Identity.profile_id.in_(profile_ids))
+            select(Identity.kind, Identity.value, Identity.profile_id).where(one_of(Identity.profile_id, ids, dialect))
         ):
-            self.held[profile_id][kind].add(value)
+            self.held[profiles[profile_id]][kind].add(value)
 
-    def can_take(self, profile_id: int, pairs: list[tuple[str, str]]) -> bool:
+    def can_take(self, profile: Profile, pairs: list[tuple[str, str]]) -> bool:
         """Would the profile stay within every kind's limit after taking these identities?"""
         adding: dict[str, set[str]] = defaultdict(set)
         for kind, value in pairs:
-            if value not in self.held[profile_id][kind]:
+            if value not in self.held[profile][kind]:
                 adding[kind].add(value)
-        return all(len(self.held[profile_id][k]) + len(v) <= self.rules.limit(k) for k, v in adding.items())
+        return all(len(self.held[profile][k]) + len(v) <= self.rules.limit(k) for k, v in adding.items())
 
-    def profile(self, profile_id: int) -> Profile:
-        if profile_id not in self.profiles:
-            self.profiles[profile_id] = self.session.get(Profile, profile_id)  # type: ignore[assignment]
-        return self.profiles[profile_id]
-
-    def resolve(self, pairs: list[tuple[str, str]], *, source: Source, ts: datetime) -> tuple[int, int]:
+    def resolve(self, pairs: list[tuple[str, str]], *, source: Source,
+                ts: datetime) -> tuple[Profile, tuple[str, str]]:
         """The profile a call belongs to, and the identity that produced it (the strongest one it carries)."""
         ordered = sorted(pairs, key=lambda p: self.rules.priority(p[0]))
-        anchor: int | None = None
+        anchor: Profile | None = None
         unknown: list[tuple[str, str]] = []
         for pair in ordered:
             owner = self.owner.get(pair)
@@ -128,7 +132,7 @@ class Resolver:
                 if self.can_take(owner, unknown):
                     anchor = owner
                 # else: a stronger identity of this call conflicts with that profile (shared device): leave it
-            elif owner != anchor:
+            elif owner is not anchor:
                 held = [(k, v) for k, values in self.held[owner].items() for v in values]
                 if self.can_take(anchor, held):
                     self.merge(anchor, owner, reason="identity",
@@ -140,39 +144,41 @@ class Resolver:
                 self._attach(anchor, kind, value, source, ts)
             else:
                 self.stats.dropped_identities.append(f"{kind}={value}")
-        produced = next((p for p in ordered if self.owner.get(p) == anchor), None)
+        produced = next((p for p in ordered if self.owner.get(p) is anchor), None)
         if produced is None:  # every identity of the call went elsewhere: record it on the anchor's strongest
             produced = min(((k, v) for k, vs in self.held[anchor].items() for v in vs),
                            key=lambda p: self.rules.priority(p[0]))
-        return anchor, self.identity_ids[produced]
+        return anchor, produced
 
-    def _new_profile(self, source: Source, ts: datetime) -> int:
+    def identity_id(self, pair: tuple[str, str]) -> int:
+        """After the batch's flush: the id of the identity row for ``pair``."""
+        known = self.identities[pair]
+        return known if isinstance(known, int) else known.id
+
+    def _new_profile(self, source: Source, ts: datetime) -> Profile:
         profile = Profile(org_id=self.org_id, unit_id=source.unit_id, owner_id=None, attributes={},
                           trait_times={}, first_seen_at=ts, last_seen_at=ts, source=source.name)
         self.session.add(profile)
-        self.session.flush()
-        self.profiles[profile.id] = profile
-        self.held[profile.id] = defaultdict(set)
+        self.held[profile] = defaultdict(set)
         self.stats.profiles_created += 1
-        return profile.id
+        return profile
 
-    def _attach(self, profile_id: int, kind: str, value: str, source: Source, ts: datetime) -> None:
-        identity = Identity(org_id=self.org_id, profile_id=profile_id, kind=kind, value=value, source_id=source.id,
+    def _attach(self, profile: Profile, kind: str, value: str, source: Source, ts: datetime) -> None:
+        identity = Identity(org_id=self.org_id, profile=profile, kind=kind, value=value, source_id=source.id,
                             first_seen_at=ts, last_seen_at=ts)
         self.session.add(identity)
-        self.session.flush()
-        self.identity_ids[(kind, value)] = identity.id
-        self.owner[(kind, value)] = profile_id
-        self.held[profile_id][kind].add(value)
+        self.identities[(kind, value)] = identity
+        self.owner[(kind, value)] = profile
+        self.held[profile][kind].add(value)
 
-    def merge(self, winner_id: int, loser_id: int, *, reason: str, detail: str,
+    def merge(self, winner: Profile, loser: Profile, *, reason: str, detail: str,
               actor: audit.Actor | None = None) -> Merge:
-        merge = merge_profiles(self.session, self.profile(winner_id), self.profile(loser_id), reason=reason,
-                               detail=detail, actor=actor)
-        for kind, values in self.held.pop(loser_id, {}).items():
-            self.held[winner_id][kind] |= values
+        self.session.flush()  # the merge moves rows by id: pending profiles and identities get theirs now
+        merge = merge_profiles(self.session, winner, loser, reason=reason, detail=detail, actor=actor)
+        for kind, values in self.held.pop(loser, {}).items():
+            self.held[winner][kind] |= values
             for value in values:
-                self.owner[(kind, value)] = winner_id
+                self.owner[(kind, value)] = winner
         self.stats.merges += 1
         return merge
 
@@ -382,12 +388,12 @@ def process_messages(session: Session, source: Source, messages: list[dict[str, 
     """The one path from validated calls to profiles and events (used by ingestion and by imports)."""
     resolver = Resolver(session, source.org_id, rules_for(session, source.org_id))
     resolver.stats.messages = len(messages)
-    known = set(session.scalars(select(Event.message_id).where(
-        Event.source_id == source.id, Event.message_id.in_([m["message_id"] for m in messages]))))
+    # A messageId already stored is skipped by the INSERT below (ON CONFLICT DO NOTHING); resolving its
+    # identities and traits again changes nothing, so no lookup of stored ids is needed here.
     seen: set[str] = set()
     extracted = []
     for message in messages:
-        if message["message_id"] in known or message["message_id"] in seen:
+        if message["message_id"] in seen:
             resolver.stats.duplicates += 1
             continue
         seen.add(message["message_id"])
@@ -398,29 +404,34 @@ def process_messages(session: Session, source: Source, messages: list[dict[str, 
     all_pairs = {p for _, pairs, _ in extracted for p in pairs}
     all_pairs |= {("user_id", m["previous_id"]) for m, _, _ in extracted if m.get("previous_id")}
     resolver.preload(all_pairs)
+    resolved = []
+    with session.no_autoflush:  # one flush for the whole batch, not one per call
+        for message, pairs, notes in sorted(extracted, key=lambda e: e[0]["ts"]):
+            ts = datetime.fromisoformat(message["ts"])
+            if message["type"] == "alias" and ("user_id", message["previous_id"]) in resolver.owner:
+                pairs = [*pairs, ("user_id", message["previous_id"])]
+            profile, produced = resolver.resolve(pairs, source=source, ts=ts)
+            notes += apply_traits(profile, message.get("traits") or {}, ts=ts, source_id=source.id)
+            if profile.last_seen_at is None or ts > profile.last_seen_at:
+                profile.last_seen_at = ts
+            if profile.first_seen_at is None or ts < profile.first_seen_at:
+                profile.first_seen_at = ts
+            resolved.append((message, ts, profile, produced, notes))
+    session.flush()
     rows = []
-    for message, pairs, notes in sorted(extracted, key=lambda e: e[0]["ts"]):
-        ts = datetime.fromisoformat(message["ts"])
-        if message["type"] == "alias" and ("user_id", message["previous_id"]) in resolver.owner:
-            pairs = [*pairs, ("user_id", message["previous_id"])]
-        profile_id, identity_id = resolver.resolve(pairs, source=source, ts=ts)
-        profile = resolver.profile(profile_id)
-        notes += apply_traits(profile, message.get("traits") or {}, ts=ts, source_id=source.id)
-        if profile.last_seen_at is None or ts > profile.last_seen_at:
-            profile.last_seen_at = ts
-        if profile.first_seen_at is None or ts < profile.first_seen_at:
-            profile.first_seen_at = ts
+    for message, ts, profile, produced, notes in resolved:
         properties = dict(message.get("properties") or {})
         if message["type"] == "group":
             properties = {**properties, "group_id": message["group_id"], "group_traits": message["group_traits"]}
         context = dict(message.get("context") or {})
         if notes:
             context["kehu_notes"] = notes
+        # A profile merged later in the same batch: the event belongs to where its identity lives now.
+        owner = resolver.owner.get(produced, profile)
         rows.append({"org_id": source.org_id, "source_id": source.id, "message_id": message["message_id"],
                      "type": message["type"], "event": str(message["event"])[:200], "ts": ts,
-                     "received_at": received_at, "identity_id": identity_id, "profile_id": profile_id,
-                     "properties": properties, "context": context})
-    session.flush()
+                     "received_at": received_at, "identity_id": resolver.identity_id(produced),
+                     "profile_id": owner.id, "properties": properties, "context": context})
     inserted = insert_ignoring_conflicts(session, Event, rows, ["source_id", "message_id"])
     resolver.stats.events = inserted
     resolver.stats.duplicates += len(rows) - inserted
@@ -464,6 +475,6 @@ def _note_failure(session: Session, batch_id: int, error: Exception, *, retry: b
     batch.error = f"{type(error).__name__}: {error}"[:4000]
     if not retry or batch.attempts >= MAX_BATCH_ATTEMPTS:
         batch.status = "failed"
-    structlog.get_logger("kehu.ingest").warning("inbox batch failed", batch_id=batch_id, error=batch.error,
-                                                status=batch.status)
+    structlog.get_logger("kehu.ingest").warning("inbox batch failed", batch_id=batch_id, status=batch.status,
+                                                attempts=batch.attempts, error=batch.error.split("\n")[0][:300])
     session.flush()

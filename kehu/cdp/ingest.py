@@ -3,12 +3,12 @@ valid ones in the durable inbox, report the invalid ones. Resolution happens lat
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy.orm import Session
 
 from kehu.cdp.models import IngestBatch, Source
@@ -70,7 +70,7 @@ def validate_message(raw: Any, call_type: str | None, *, received_at: datetime,
     """One call, checked and reduced to what processing needs (unknown fields stay in properties/context)."""
     if not isinstance(raw, dict):
         raise MessageError("a message must be a JSON object")
-    if len(json.dumps(raw, ensure_ascii=False, default=str).encode()) > MAX_MESSAGE_BYTES:
+    if len(orjson.dumps(raw, default=str)) > MAX_MESSAGE_BYTES:
         raise MessageError(f"message larger than {MAX_MESSAGE_BYTES // 1024} KB")
     kind = call_type or raw.get("type")
     if kind not in CALL_TYPES:

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kehu.core.db import Base, BigId, IdMixin, JsonDoc, OwnedMixin, TimestampMixin, utcnow
 
@@ -89,6 +89,8 @@ class Identity(IdMixin, Base):
     org_id: Mapped[int] = mapped_column(BigId)
     profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id"))
     kind: Mapped[str] = mapped_column(String(40))
+    # Set on new identities so one flush inserts a new profile and its identities together.
+    profile: Mapped[Profile] = relationship(lazy="raise_on_sql")
     value: Mapped[str] = mapped_column(String(254))
     source_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -369,6 +369,13 @@ def profile_counts(session: Session, principal: Principal) -> dict[str, int]:
 
 # -- the worker drains the inbox -----------------------------------------------------------------------
 @poller
-def drain_inbox(database: Database) -> bool:
-    with database.unit_of_work() as session:
-        return identity.drain_inbox(session) > 0
+def drain_inbox(database: Database, batches: int = 20) -> bool:
+    """Up to ``batches`` inbox batches, each in its own short transaction, so concurrent workers hold
+    profile row locks only briefly (long transactions over shared profiles deadlock)."""
+    done = 0
+    for _ in range(batches):
+        with database.unit_of_work() as session:
+            if not identity.drain_inbox(session, limit=1):
+                break
+        done += 1
+    return done > 0

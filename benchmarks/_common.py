@@ -1,0 +1,79 @@
+"""Shared bits of the benchmarks: a fresh database, machine facts, a kehu server in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, make_url, text
+
+DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/kehu_bench"
+
+
+def fresh_database(url: str | None) -> str:
+    """Drop and create the benchmark database (PostgreSQL) or start a new SQLite file."""
+    url = url or os.environ.get("KEHU_BENCH_DATABASE_URL") or DEFAULT_URL
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        Path(parsed.database or "bench.db").unlink(missing_ok=True)
+        return url
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+    admin.dispose()
+    return url
+
+
+def machine(url: str) -> dict[str, object]:
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        version = connection.execute(text(
+            "SELECT version()" if engine.dialect.name == "postgresql" else "SELECT sqlite_version()")).scalar()
+    engine.dispose()
+    return {"cores": os.cpu_count(), "python": platform.python_version(), "database": engine.dialect.name,
+            "database_version": str(version).split(" on ")[0]}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def kehu_process(url: str, *args: str, workdir: Path, env: dict[str, str] | None = None,
+                 wait_for: str | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m kehu ARGS` against ``url``; waits for ``wait_for`` (a URL) to answer 200."""
+    environment = {**os.environ, "KEHU_DATABASE_URL": url, "KEHU_DATA_DIR": str(workdir),
+                   "KEHU_LOG_LEVEL": "WARNING", **(env or {})}
+    log = open(workdir / f"{args[0]}-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen([sys.executable, "-m", "kehu", *args], env=environment, stdout=log,
+                               stderr=subprocess.STDOUT)
+    try:
+        if wait_for:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(wait_for, timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            else:
+                raise RuntimeError(f"kehu {args[0]} did not start; see {log.name}")
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
