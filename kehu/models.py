@@ -1,6 +1,9 @@
 """Imports every domain's models so that metadata (Alembic, owned_models()) sees all tables."""
 
 from kehu.cdp.models import (
+    Account,
+    AccountMember,
+    ConsentRecord,
     Event,
     Identity,
     IdentityKind,
@@ -16,7 +19,24 @@ from kehu.core.jobs import Job
 from kehu.tenancy.models import ApiKey, BusinessUnit, LoginAttempt, Organization, Role, User
 
 __all__ = [
-    "ApiKey", "AuditRecord", "BusinessUnit", "Event", "Identity", "IdentityKind", "ImportRejection", "ImportRun",
-    "IngestBatch", "Job",
-    "LoginAttempt", "Merge", "Organization", "Profile", "Role", "Source", "User",
+    "Account",
+    "AccountMember",
+    "ApiKey",
+    "AuditRecord",
+    "BusinessUnit",
+    "ConsentRecord",
+    "Event",
+    "Identity",
+    "IdentityKind",
+    "ImportRejection",
+    "ImportRun",
+    "IngestBatch",
+    "Job",
+    "LoginAttempt",
+    "Merge",
+    "Organization",
+    "Profile",
+    "Role",
+    "Source",
+    "User",
 ]

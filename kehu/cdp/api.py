@@ -126,13 +126,14 @@ def create_customer(data: schemas.ProfileCreate, session: SessionDep, principal:
     return service.profile_out(principal, service.create_profile(session, principal, data=data))
 
 
-INCLUDES = {"identities", "merges", "events"}
+INCLUDES = {"identities", "merges", "events", "consents", "accounts"}
 
 
 @router.get("/customers/{profile_id}", response_model=schemas.Customer360, response_model_exclude_none=True,
             tags=["customers"])
 def get_customer(profile_id: int, session: SessionDep, principal: PrincipalDep,
-                 include: Annotated[str, Query(description="Comma-separated: identities, merges, events")] = "",
+                 include: Annotated[str, Query(description="Comma-separated: identities, merges, events, "
+                                                           "consents, accounts")] = "",
                  limit: Limit = 50, cursor: Cursor = None) -> Any:
     """Customer 360: the profile card, and on request its identities, merge history and timeline."""
     wanted = {part.strip() for part in include.split(",") if part.strip()}
@@ -226,3 +227,27 @@ def import_rejections(import_id: int, session: SessionDep, principal: PrincipalD
     return Response(imports.rejections_csv(session, principal, import_id, lang),
                     media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="import-{import_id}-rejected.csv"'})
+
+
+@router.post("/customers/{profile_id}/consents", response_model=schemas.ConsentOut,
+             status_code=status.HTTP_201_CREATED, tags=["customers"])
+def record_consent(profile_id: int, data: schemas.ConsentCreate, session: SessionDep,
+                   principal: PrincipalDep) -> Any:
+    """Record a consent decision (PIPL): channel, purpose, granted or withdrawn, and the evidence."""
+    record = service.record_consent(session, principal, profile_id, data=data)
+    return schemas.ConsentOut(channel=record.channel, purpose=record.purpose, status=record.status, ts=record.ts,
+                              evidence=record.evidence)
+
+
+@router.get("/accounts", response_model=Page[schemas.AccountOut], tags=["accounts"])
+def list_accounts(session: SessionDep, principal: PrincipalDep, limit: Limit = 50, cursor: Cursor = None,
+                  q: str | None = None) -> Any:
+    return service.list_accounts(session, principal, q=q, limit=limit, cursor=cursor)
+
+
+@router.get("/accounts/{account_id}", tags=["accounts"])
+def get_account(account_id: int, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
+    """An account and those of its members the caller may see."""
+    account, members = service.get_account(session, principal, account_id)
+    return {"account": schemas.AccountOut.model_validate(account).model_dump(mode="json"),
+            "members": [service.profile_out(principal, p).model_dump(mode="json") for p in members]}

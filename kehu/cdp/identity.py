@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from kehu.cdp import normalise
+from kehu.cdp import normalise, relations
 from kehu.cdp.identity_rules import Rules, rules_for
 from kehu.cdp.models import Event, Identity, IngestBatch, Merge, Profile, Source
 from kehu.core import audit
@@ -322,8 +322,8 @@ def apply_traits(profile: Profile, traits: dict[str, Any], *, ts: datetime, sour
         combined.setdefault("province", address.get("state") or address.get("province"))
         combined.setdefault("city", address.get("city"))
     for key, value in combined.items():
-        if key in ("firstName", "lastName", "first_name", "last_name", "address") or value is None:
-            continue
+        if key in ("firstName", "lastName", "first_name", "last_name", "address", "consent") or value is None:
+            continue  # consent becomes consent records, not a trait
         if key in IDENTITY_TRAITS and key not in STANDARD_TRAITS:
             continue  # an identity (VIN, openid, dealer number…), kept as such, not copied into attributes
         column = STANDARD_TRAITS.get(key)
@@ -418,6 +418,19 @@ def process_messages(session: Session, source: Source, messages: list[dict[str, 
                 profile.first_seen_at = ts
             resolved.append((message, ts, profile, produced, notes))
     session.flush()
+    consent_rows: list[dict[str, Any]] = []
+    group_links: list[tuple[str, dict[str, Any], Profile]] = []
+    for message, ts, profile, produced, notes in resolved:
+        owner = resolver.owner.get(produced, profile)
+        given, consent_notes = relations.consent_rows_from_traits(
+            message.get("traits") or {}, org_id=source.org_id, profile_id=owner.id, ts=ts, source=source,
+            message_id=message["message_id"])
+        consent_rows += given
+        notes += consent_notes
+        if message["type"] == "group" and message.get("group_id"):
+            group_links.append((message["group_id"], dict(message.get("group_traits") or {}), owner))
+    relations.store_consents(session, consent_rows)
+    relations.link_groups(session, source, group_links)
     rows = []
     for message, ts, profile, produced, notes in resolved:
         properties = dict(message.get("properties") or {})

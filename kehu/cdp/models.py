@@ -192,3 +192,56 @@ class ImportRejection(IdMixin, Base):
     reason: Mapped[str] = mapped_column(Text)  # English, for the API
     problems: Mapped[list[dict[str, Any]]] = mapped_column(JsonDoc, default=list)  # codes, for every language
     row: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+
+
+class ConsentRecord(IdMixin, Base):
+    """PIPL consent: one append-only record per decision. The latest record per (profile, channel, purpose)
+    is the current state; the history is the evidence."""
+
+    __tablename__ = "consents"
+    __profile_link__ = "profile_id"
+    __table_args__ = (Index("ix_consents_profile", "profile_id", "channel", "purpose", "ts"),
+                      UniqueConstraint("source_id", "message_id", "channel", "purpose"))
+
+    org_id: Mapped[int] = mapped_column(BigId, index=True)
+    profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id"))
+    channel: Mapped[str] = mapped_column(String(20))  # sms | email | wechat | phone | app_push | mail
+    purpose: Mapped[str] = mapped_column(String(20))  # marketing | service | analytics | third_party
+    status: Mapped[str] = mapped_column(String(10))  # granted | withdrawn
+    ts: Mapped[datetime] = mapped_column()
+    evidence: Mapped[str] = mapped_column(String(500), default="")
+    source_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    message_id: Mapped[str | None] = mapped_column(String(100), nullable=True)  # replaying a call adds nothing
+    recorded_by_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+
+
+class Account(IdMixin, TimestampMixin, Base):
+    """A company, household or dealer group that profiles belong to (Segment's `group`)."""
+
+    __tablename__ = "accounts"
+    __entity__ = "accounts"
+    __scope_unit__ = "unit_id"
+    __scope_owner__ = "owner_id"
+    __table_args__ = (UniqueConstraint("org_id", "external_id"),)
+
+    org_id: Mapped[int] = mapped_column(BigId, index=True)
+    unit_id: Mapped[int] = mapped_column(BigId)
+    owner_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    external_id: Mapped[str] = mapped_column(String(254))  # the groupId
+    kind: Mapped[str] = mapped_column(String(20), default="company")  # company | household | dealer_group
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    traits: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+
+
+class AccountMember(IdMixin, Base):
+    __tablename__ = "account_members"
+    __profile_link__ = "profile_id"
+    # No unique (account, profile): a merge of two members of one account must be able to move the row,
+    # and an unmerge to move it back; readers de-duplicate.
+    __table_args__ = (Index("ix_account_members_account", "account_id", "profile_id"),
+                      Index("ix_account_members_profile", "profile_id"))
+
+    account_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts.id", ondelete="CASCADE"))
+    profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id"))
+    role: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    joined_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -115,9 +115,38 @@ class MergeOut(BaseModel):
     undone_at: datetime | None
 
 
+class ConsentOut(BaseModel):
+    channel: str
+    purpose: str
+    status: str
+    ts: datetime
+    evidence: str
+
+
+class ConsentCreate(Strict):
+    channel: Literal["sms", "email", "wechat", "phone", "app_push", "mail"]
+    purpose: Literal["marketing", "service", "analytics", "third_party"]
+    granted: bool
+    evidence: str = Field(min_length=1, max_length=500, description="How the customer decided (PIPL proof)")
+    ts: datetime | None = None
+
+
+class AccountOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    external_id: str
+    kind: str
+    name: str | None
+    traits: dict[str, Any]
+    unit_id: int
+    created_at: datetime
+
+
 class Customer360(BaseModel):
     profile: ProfileOut
     identities: list[IdentityOut] | None = None
+    consents: list[ConsentOut] | None = None
+    accounts: list[AccountOut] | None = None
     merges: list[MergeOut] | None = None
     events: list[EventOut] | None = None
     events_next_cursor: str | None = None

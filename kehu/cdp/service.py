@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from kehu.cdp import identity, normalise, schemas
-from kehu.cdp.models import Event, Identity, Merge, Profile, Source
+from kehu.cdp import identity, normalise, relations, schemas
+from kehu.cdp.models import Account, AccountMember, Event, Identity, Merge, Profile, Source
 from kehu.core import audit
 from kehu.core.audit import changed, snapshot
 from kehu.core.db import Database, month_of, utcnow
@@ -312,6 +312,10 @@ def customer_360(session: Session, principal: Principal, profile_id: int, *, inc
         result.identities = [identity_out(principal, i) for i in identities_of(session, profile)]
     if "merges" in include:
         result.merges = [schemas.MergeOut.model_validate(m) for m in merges_of(session, profile)]
+    if "consents" in include:
+        result.consents = [schemas.ConsentOut(**vars(c)) for c in relations.current_consents(session, profile)]
+    if "accounts" in include:
+        result.accounts = [schemas.AccountOut.model_validate(a) for a in relations.accounts_of(session, profile)]
     if "events" in include:
         page = timeline(session, principal, profile, limit=limit, cursor=cursor)
         result.events = [schemas.EventOut(id=e.id, type=e.type, event=e.event, ts=e.ts, source_id=e.source_id,
@@ -319,6 +323,32 @@ def customer_360(session: Session, principal: Principal, profile_id: int, *, inc
                          for e in page.items]
         result.events_next_cursor = page.next_cursor
     return result
+
+
+def record_consent(session: Session, principal: Principal, profile_id: int, *,
+                   data: schemas.ConsentCreate) -> Any:
+    profile = get_profile(session, principal, profile_id)
+    require_row(session, principal, "profiles", "update", unit_id=profile.unit_id, owner_id=profile.owner_id)
+    return relations.record_consent(session, principal, profile, channel=data.channel, purpose=data.purpose,
+                                    granted=data.granted, evidence=data.evidence, ts=data.ts)
+
+
+def list_accounts(session: Session, principal: Principal, *, q: str | None = None, limit: int = 50,
+                  cursor: str | None = None) -> Page[Any]:
+    principal.require("accounts", "read")
+    stmt = select(Account).where(scope(principal, Account))
+    if q:
+        stmt = stmt.where(or_(Account.name.like(f"%{q.strip()}%"), Account.external_id == q.strip()))
+    return keyset_page(session, stmt, id_column=Account.id, limit=limit, cursor=cursor)
+
+
+def get_account(session: Session, principal: Principal, account_id: int) -> tuple[Account, list[Profile]]:
+    account = get_scoped(session, principal, Account, account_id)
+    members = list(session.scalars(select(Profile).where(
+        scope(principal, Profile), _live(),
+        Profile.id.in_(select(AccountMember.profile_id).where(AccountMember.account_id == account.id)))
+        .order_by(Profile.id)))
+    return account, members
 
 
 # -- merge / unmerge by hand -------------------------------------------------------------------------

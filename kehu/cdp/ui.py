@@ -6,7 +6,7 @@ from typing import Any
 
 from nicegui import ui
 
-from kehu.cdp import imports, schemas, service
+from kehu.cdp import imports, relations, schemas, service
 from kehu.core.i18n import t
 from kehu.core.timeutil import format_local
 from kehu.tenancy import service as tenancy_service
@@ -165,12 +165,23 @@ def customer_page(profile_id: int) -> None:
             identities = [service.identity_out(principal, i) for i in service.identities_of(session, profile)]
             merges = service.merges_of(session, profile)
             months = service.activity_by_month(session, principal, profile)
+            consents = relations.current_consents(session, profile)
+            accounts = [(a.name or a.external_id, a.kind) for a in relations.accounts_of(session, profile)]
             owners, units = service.names_for(session, user_ids={profile.owner_id} if profile.owner_id else set(),
                                               unit_ids={profile.unit_id})
         _profile_card(principal, out, owners, units)
         with ui.row().classes("w-full gap-4 no-wrap items-start max-lg:flex-wrap"):
             with ui.column().classes("w-[420px] shrink-0 gap-4 max-lg:w-full"):
                 _identities_card(identities)
+                _consent_card(principal, profile_id, consents)
+                if accounts:
+                    with ui.card().classes("w-full"):
+                        ui.label(tr("customers.accounts")).classes("text-lg font-medium")
+                        for name, kind in accounts:
+                            with ui.row().classes("items-center gap-2 text-sm"):
+                                ui.icon("business" if kind == "company" else "home").classes("text-primary")
+                                ui.label(name)
+                                ui.badge(tr(f"account.kind.{kind}")).props("outline")
                 _merges_card(principal, profile_id, merges)
                 if out.attributes:
                     with ui.card().classes("w-full"):
@@ -228,7 +239,51 @@ def _identities_card(identities: list[schemas.IdentityOut]) -> None:
         for identity in identities:
             with ui.row().classes("w-full no-wrap text-sm items-center gap-2 py-1 border-b border-gray-100"):
                 ui.badge(t(f"identity.{identity.kind}", locale(), default=identity.kind)).props("outline")
-                ui.label(identity.value).classes("break-all flex-1 font-mono text-xs")
+                value = readable_phone(identity.value) if identity.kind == "mobile" else identity.value
+                ui.label(value).classes("break-all flex-1 font-mono text-xs")
+
+
+def _consent_card(principal: Any, profile_id: int, consents: list[Any]) -> None:
+    with ui.card().classes("w-full"):
+        ui.label(tr("customers.consent")).classes("text-lg font-medium")
+        if not consents:
+            ui.label(tr("customers.no_consent")).classes("text-grey-7 text-sm")
+        for state in consents:
+            with ui.row().classes("w-full no-wrap items-center gap-2 text-sm py-1 border-b border-gray-100"):
+                granted = state.status == "granted"
+                ui.icon("check_circle" if granted else "block").classes(
+                    "text-positive" if granted else "text-negative")
+                ui.label(f"{tr('channel.' + state.channel)} · {tr('purpose.' + state.purpose)}").classes("flex-1")
+                ui.label(format_local(state.ts, principal.timezone)).classes("text-xs text-grey-6")
+                ui.icon("info").classes("text-grey-5").tooltip(state.evidence)
+        if principal.can("profiles", "update"):
+            ui.button(tr("customers.record_consent"), icon="verified_user",
+                      on_click=lambda: _consent_dialog(principal, profile_id)).props("flat").classes("mt-2")
+
+
+def _consent_dialog(principal: Any, profile_id: int) -> None:
+    with ui.dialog() as dialog, ui.card().classes("w-[460px]"):
+        ui.label(tr("customers.record_consent")).classes("text-lg font-medium")
+        channel = ui.select({c: tr(f"channel.{c}") for c in relations.CHANNELS}, value="sms",
+                            label=tr("consent.channel")).classes("w-full")
+        purpose = ui.select({p: tr(f"purpose.{p}") for p in relations.PURPOSES}, value="marketing",
+                            label=tr("consent.purpose")).classes("w-full")
+        granted = ui.toggle({True: tr("consent.granted"), False: tr("consent.withdrawn")}, value=True)
+        evidence = ui.input(tr("consent.evidence"), placeholder=tr("consent.evidence_hint")).classes("w-full")
+
+        def save() -> None:
+            saved = validated(lambda: run_action(lambda s: service.record_consent(
+                s, principal, profile_id, data=schemas.ConsentCreate(
+                    channel=channel.value, purpose=purpose.value, granted=granted.value,
+                    evidence=evidence.value or "")), tr("common.saved")))
+            if saved is not None:
+                dialog.close()
+                ui.navigate.reload()
+
+        with ui.row().classes("w-full justify-end"):
+            ui.button(tr("common.cancel"), on_click=dialog.close).props("flat")
+            ui.button(tr("common.save"), on_click=save)
+    dialog.open()
 
 
 def _merges_card(principal: Any, profile_id: int, merges: list[Any]) -> None:

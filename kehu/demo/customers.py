@@ -29,6 +29,9 @@ MOBILE_PREFIXES = ["130", "131", "132", "135", "136", "137", "138", "139", "150"
 MODELS = [("ID.3", 159_900), ("ID.4", 199_900), ("ID.6", 259_900), ("Tiguan L", 219_900), ("Passat", 189_900),
           ("Magotan", 209_900), ("Lavida", 119_900)]
 MAIL_DOMAINS = ["qq.com", "163.com", "126.com", "sina.com", "outlook.com"]
+COMPANIES = [("91310000MA1", "上海浦江物流有限公司"), ("91330100MA2", "杭州云栖软件有限公司"),
+             ("91440300MA3", "深圳前海科技有限公司"), ("91110000MA4", "北京朝阳出行服务有限公司"),
+             ("91120000MA5", "天津港汽车租赁有限公司")]
 
 
 def _person(rng: random.Random) -> dict[str, object]:
@@ -88,9 +91,15 @@ def seed_customers(session: Session, org_id: int, *, customers: int, seed: int =
             ts += timedelta(days=rng.randint(1, 10))
         if rng.random() < 0.6:  # comes to the showroom: the dealer's system knows them by phone and number
             dms_no = f"{dealer.code}-{n:06d}"
+            consent = {"sms": {"marketing": rng.random() < 0.7, "service": True},
+                       "wechat": {"marketing": rng.random() < 0.5}, "phone": {"service": True}}
             emit(showroom.id, "identify", ts, userId=None, anonymousId=f"dms-{dms_no}",
                  traits={**traits, "dealer_customer_no": dms_no, "birthday": person["birthday"],
-                         "lifecycle_stage": "opportunity"})
+                         "lifecycle_stage": "opportunity", "consent": consent})
+            if rng.random() < 0.08:  # buys for a company fleet
+                company = rng.choice(COMPANIES)
+                emit(showroom.id, "group", ts, anonymousId=f"dms-{dms_no}", groupId=f"co-{company[0]}",
+                     traits={"name": company[1], "kind": "company", "city": dealer.city})
             emit(showroom.id, "track", ts + timedelta(minutes=30), anonymousId=f"dms-{dms_no}",
                  event="showroom_visit", properties={"model": model})
             stage = "opportunity"

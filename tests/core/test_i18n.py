@@ -42,6 +42,10 @@ def test_navigation_and_generated_keys_exist():
     from kehu.cdp.imports import STANDARD_FIELDS
 
     keys |= {f"field.{f}" for f in STANDARD_FIELDS}
+    from kehu.cdp.relations import ACCOUNT_KINDS, CHANNELS, PURPOSES
+
+    keys |= {f"channel.{c}" for c in CHANNELS} | {f"purpose.{p}" for p in PURPOSES}
+    keys |= {f"account.kind.{k}" for k in ACCOUNT_KINDS}
     keys |= {f"imports.status.{s}" for s in ("uploaded", "queued", "running", "done", "failed")}
     assert sorted(k for k in keys if k not in catalogue("zh")) == []
 
