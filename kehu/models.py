@@ -11,8 +11,12 @@ from kehu.cdp.models import (
     ImportRun,
     IngestBatch,
     Merge,
+    Order,
+    OrderLine,
+    Product,
     Profile,
     Source,
+    Vehicle,
 )
 from kehu.core.audit import AuditRecord
 from kehu.core.jobs import Job
@@ -34,9 +38,13 @@ __all__ = [
     "Job",
     "LoginAttempt",
     "Merge",
+    "Order",
+    "OrderLine",
     "Organization",
+    "Product",
     "Profile",
     "Role",
     "Source",
     "User",
+    "Vehicle",
 ]

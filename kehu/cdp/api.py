@@ -126,14 +126,14 @@ def create_customer(data: schemas.ProfileCreate, session: SessionDep, principal:
     return service.profile_out(principal, service.create_profile(session, principal, data=data))
 
 
-INCLUDES = {"identities", "merges", "events", "consents", "accounts"}
+INCLUDES = {"identities", "merges", "events", "consents", "accounts", "orders", "vehicles"}
 
 
 @router.get("/customers/{profile_id}", response_model=schemas.Customer360, response_model_exclude_none=True,
             tags=["customers"])
 def get_customer(profile_id: int, session: SessionDep, principal: PrincipalDep,
                  include: Annotated[str, Query(description="Comma-separated: identities, merges, events, "
-                                                           "consents, accounts")] = "",
+                                                           "consents, accounts, orders, vehicles")] = "",
                  limit: Limit = 50, cursor: Cursor = None) -> Any:
     """Customer 360: the profile card, and on request its identities, merge history and timeline."""
     wanted = {part.strip() for part in include.split(",") if part.strip()}
@@ -251,3 +251,24 @@ def get_account(account_id: int, session: SessionDep, principal: PrincipalDep) -
     account, members = service.get_account(session, principal, account_id)
     return {"account": schemas.AccountOut.model_validate(account).model_dump(mode="json"),
             "members": [service.profile_out(principal, p).model_dump(mode="json") for p in members]}
+
+
+@router.post("/orders", response_model=schemas.OrderOut, status_code=status.HTTP_201_CREATED, tags=["orders"])
+def create_order(data: schemas.OrderCreate, session: SessionDep, principal: PrincipalDep) -> Any:
+    return service.create_order(session, principal, data=data)
+
+
+@router.get("/orders", tags=["orders"])
+def list_orders(session: SessionDep, principal: PrincipalDep, limit: Limit = 50, cursor: Cursor = None,
+                profile_id: int | None = None) -> dict[str, Any]:
+    page = service.list_orders(session, principal, profile_id=profile_id, limit=limit, cursor=cursor)
+    return {"items": [service.order_out(o, []).model_dump(mode="json", exclude={"lines"}) for o in page.items],
+            "next_cursor": page.next_cursor}
+
+
+@router.post("/customers/{profile_id}/vehicles", response_model=schemas.VehicleOut,
+             status_code=status.HTTP_201_CREATED, tags=["customers"])
+def register_vehicle(profile_id: int, data: schemas.VehicleIn, session: SessionDep,
+                     principal: PrincipalDep) -> Any:
+    """Register a car (VIN) to this customer; a VIN registered before moves to its new owner."""
+    return service.register_vehicle(session, principal, profile_id, data=data)

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from kehu.cdp import normalise, relations
+from kehu.cdp import commerce, normalise, relations
 from kehu.cdp.identity_rules import Rules, rules_for
 from kehu.cdp.models import Event, Identity, IngestBatch, Merge, Profile, Source
 from kehu.core import audit
@@ -431,6 +431,9 @@ def process_messages(session: Session, source: Source, messages: list[dict[str, 
             group_links.append((message["group_id"], dict(message.get("group_traits") or {}), owner))
     relations.store_consents(session, consent_rows)
     relations.link_groups(session, source, group_links)
+    order_notes = commerce.orders_from_calls(
+        session, source, [(m, ts, resolver.owner.get(produced, profile)) for m, ts, profile, produced, _ in resolved])
+    resolver.stats.dropped_identities += order_notes
     rows = []
     for message, ts, profile, produced, notes in resolved:
         properties = dict(message.get("properties") or {})

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, LargeBinary, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kehu.core.db import Base, BigId, IdMixin, JsonDoc, OwnedMixin, TimestampMixin, utcnow
@@ -245,3 +246,65 @@ class AccountMember(IdMixin, Base):
     profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id"))
     role: Mapped[str | None] = mapped_column(String(60), nullable=True)
     joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Product(IdMixin, TimestampMixin, Base):
+    """Vehicle models, parts, services and accessories, priced in CNY."""
+
+    __tablename__ = "products"
+    __table_args__ = (UniqueConstraint("org_id", "sku"),)
+
+    org_id: Mapped[int] = mapped_column(BigId, index=True)
+    sku: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20), default="vehicle_model")  # vehicle_model|part|service|accessory
+    price: Mapped[Decimal | None] = mapped_column(Numeric(14, 2), nullable=True)
+    is_active: Mapped[bool] = mapped_column(default=True)
+
+
+class Order(IdMixin, TimestampMixin, OwnedMixin, Base):
+    """An order at a dealer (unit), sold by a salesperson (owner), for a customer (profile)."""
+
+    __tablename__ = "orders"
+    __entity__ = "orders"
+    __profile_link__ = "profile_id"
+    __table_args__ = (UniqueConstraint("org_id", "external_id"), Index("ix_orders_profile", "profile_id"))
+
+    profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id"))
+    external_id: Mapped[str] = mapped_column(String(100))  # the order number
+    status: Mapped[str] = mapped_column(String(20), default="placed")  # placed|paid|delivered|cancelled|refunded
+    ordered_at: Mapped[datetime] = mapped_column()
+    total: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal("0"))
+    currency: Mapped[str] = mapped_column(String(3), default="CNY")
+    source_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+
+
+class OrderLine(IdMixin, Base):
+    __tablename__ = "order_lines"
+
+    order_id: Mapped[int] = mapped_column(BigId, ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    product_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("products.id"), nullable=True)
+    sku: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    name: Mapped[str] = mapped_column(String(200))
+    quantity: Mapped[int] = mapped_column(default=1)
+    unit_price: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal("0"))
+
+    order: Mapped[Order] = relationship(lazy="raise_on_sql")
+    product: Mapped[Product | None] = relationship(lazy="raise_on_sql")
+
+
+class Vehicle(IdMixin, TimestampMixin, Base):
+    """An asset: a car with its VIN, owned by a customer, sold and serviced by dealers."""
+
+    __tablename__ = "vehicles"
+    __profile_link__ = "profile_id"
+    __table_args__ = (UniqueConstraint("org_id", "vin"), Index("ix_vehicles_profile", "profile_id"))
+
+    org_id: Mapped[int] = mapped_column(BigId)
+    unit_id: Mapped[int | None] = mapped_column(BigId, nullable=True)  # the selling dealer
+    profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id"))
+    vin: Mapped[str] = mapped_column(String(17))
+    model: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    model_year: Mapped[int | None] = mapped_column(nullable=True)
+    plate: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    purchased_at: Mapped[date | None] = mapped_column(nullable=True)

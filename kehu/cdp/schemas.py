@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -142,11 +143,69 @@ class AccountOut(BaseModel):
     created_at: datetime
 
 
+class OrderLineIn(Strict):
+    sku: str | None = Field(default=None, max_length=100)
+    name: str = Field(min_length=1, max_length=200)
+    quantity: int = Field(default=1, ge=1, le=10_000)
+    price: Decimal = Field(ge=0, max_digits=14, decimal_places=2)
+
+
+class OrderCreate(Strict):
+    profile_id: int
+    external_id: str = Field(min_length=1, max_length=100, description="The order number")
+    ordered_at: datetime | None = None
+    unit_id: int | None = None
+    owner_id: int | None = None
+    status: Literal["placed", "paid", "delivered", "cancelled", "refunded"] = "placed"
+    lines: list[OrderLineIn] = Field(min_length=1, max_length=500)
+
+
+class OrderLineOut(BaseModel):
+    sku: str | None
+    name: str
+    quantity: int
+    unit_price: Decimal
+
+
+class OrderOut(BaseModel):
+    id: int
+    external_id: str
+    status: str
+    ordered_at: datetime
+    total: Decimal
+    currency: str
+    profile_id: int
+    unit_id: int
+    owner_id: int | None
+    lines: list[OrderLineOut] = []
+
+
+class VehicleIn(Strict):
+    vin: str = Field(min_length=17, max_length=17)
+    model: str | None = Field(default=None, max_length=100)
+    model_year: int | None = Field(default=None, ge=1950, le=2100)
+    plate: str | None = Field(default=None, max_length=20)
+    purchased_at: date | None = None
+
+
+class VehicleOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    vin: str
+    model: str | None
+    model_year: int | None
+    plate: str | None
+    purchased_at: date | None
+    unit_id: int | None
+
+
 class Customer360(BaseModel):
     profile: ProfileOut
     identities: list[IdentityOut] | None = None
     consents: list[ConsentOut] | None = None
     accounts: list[AccountOut] | None = None
+    orders: list[OrderOut] | None = None
+    vehicles: list[VehicleOut] | None = None
     merges: list[MergeOut] | None = None
     events: list[EventOut] | None = None
     events_next_cursor: str | None = None

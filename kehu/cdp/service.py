@@ -8,8 +8,19 @@ from typing import Any
 from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from kehu.cdp import identity, normalise, relations, schemas
-from kehu.cdp.models import Account, AccountMember, Event, Identity, Merge, Profile, Source
+from kehu.cdp import commerce, identity, normalise, relations, schemas
+from kehu.cdp.models import (
+    Account,
+    AccountMember,
+    Event,
+    Identity,
+    Merge,
+    Order,
+    OrderLine,
+    Profile,
+    Source,
+    Vehicle,
+)
 from kehu.core import audit
 from kehu.core.audit import changed, snapshot
 from kehu.core.db import Database, month_of, utcnow
@@ -88,6 +99,9 @@ def _search_filter(principal: Principal, q: str) -> Any:
     identity_values = {text, text.upper()}
     clauses.append(exists().where(Identity.profile_id == Profile.id, Identity.org_id == principal.org_id,
                                   Identity.value.in_(identity_values)))
+    if len(text) == 17:
+        clauses.append(exists().where(Vehicle.profile_id == Profile.id, Vehicle.org_id == principal.org_id,
+                                      Vehicle.vin == text.upper()))
     return or_(*clauses)
 
 
@@ -316,6 +330,11 @@ def customer_360(session: Session, principal: Principal, profile_id: int, *, inc
         result.consents = [schemas.ConsentOut(**vars(c)) for c in relations.current_consents(session, profile)]
     if "accounts" in include:
         result.accounts = [schemas.AccountOut.model_validate(a) for a in relations.accounts_of(session, profile)]
+    if "orders" in include:
+        result.orders = orders_of(session, principal, profile)
+    if "vehicles" in include:
+        result.vehicles = [schemas.VehicleOut.model_validate(v) for v in session.scalars(
+            select(Vehicle).where(Vehicle.profile_id == profile.id).order_by(Vehicle.purchased_at.desc()))]
     if "events" in include:
         page = timeline(session, principal, profile, limit=limit, cursor=cursor)
         result.events = [schemas.EventOut(id=e.id, type=e.type, event=e.event, ts=e.ts, source_id=e.source_id,
@@ -323,6 +342,68 @@ def customer_360(session: Session, principal: Principal, profile_id: int, *, inc
                          for e in page.items]
         result.events_next_cursor = page.next_cursor
     return result
+
+
+def order_out(order: Order, lines: list[OrderLine]) -> schemas.OrderOut:
+    return schemas.OrderOut(
+        id=order.id, external_id=order.external_id, status=order.status, ordered_at=order.ordered_at,
+        total=order.total, currency=order.currency, profile_id=order.profile_id, unit_id=order.unit_id,
+        owner_id=order.owner_id, lines=[schemas.OrderLineOut(sku=line.sku, name=line.name, quantity=line.quantity,
+                                                             unit_price=line.unit_price) for line in lines])
+
+
+def orders_of(session: Session, principal: Principal, profile: Profile) -> list[schemas.OrderOut]:
+    """The customer's orders the viewer may read, with their lines (two queries, not one per order)."""
+    if not principal.can("orders"):
+        return []
+    orders = list(session.scalars(select(Order).where(Order.profile_id == profile.id, scope(principal, Order))
+                                  .order_by(Order.ordered_at.desc())))
+    lines: dict[int, list[OrderLine]] = {o.id: [] for o in orders}
+    if orders:
+        for line in session.scalars(select(OrderLine).where(OrderLine.order_id.in_(list(lines)))
+                                    .order_by(OrderLine.id)):
+            lines[line.order_id].append(line)
+    return [order_out(o, lines[o.id]) for o in orders]
+
+
+def create_order(session: Session, principal: Principal, *, data: schemas.OrderCreate) -> schemas.OrderOut:
+    profile = get_profile(session, principal, data.profile_id)
+    unit_id = data.unit_id if data.unit_id is not None else principal.unit_id
+    owner_id = data.owner_id if data.owner_id is not None else principal.user_id
+    require_row(session, principal, "orders", "create", unit_id=unit_id, owner_id=owner_id)
+    _check_owner(session, principal, unit_id, owner_id)  # type: ignore[arg-type]
+    order = commerce.create_order(session, principal, profile, external_id=data.external_id,
+                                  ordered_at=data.ordered_at or utcnow(), unit_id=unit_id,  # type: ignore[arg-type]
+                                  owner_id=owner_id, status=data.status,
+                                  lines=[line.model_dump() for line in data.lines])
+    return order_out(order, list(session.scalars(select(OrderLine).where(OrderLine.order_id == order.id))))
+
+
+def list_orders(session: Session, principal: Principal, *, profile_id: int | None = None, limit: int = 50,
+                cursor: str | None = None) -> Page[Any]:
+    principal.require("orders", "read")
+    stmt = select(Order).where(scope(principal, Order))
+    if profile_id is not None:
+        stmt = stmt.where(Order.profile_id == profile_id)
+    return keyset_page(session, stmt, id_column=Order.id, sort_column=Order.ordered_at, limit=limit,
+                       cursor=cursor)
+
+
+def register_vehicle(session: Session, principal: Principal, profile_id: int, *,
+                     data: schemas.VehicleIn) -> Vehicle:
+    profile = get_profile(session, principal, profile_id)
+    require_row(session, principal, "profiles", "update", unit_id=profile.unit_id, owner_id=profile.owner_id)
+    try:
+        vin = normalise.identity_value("vin", data.vin)
+    except normalise.InvalidValue as error:
+        raise invalid("vin", str(error)) from error
+    vehicle = commerce.register_vehicle(session, profile, vin=vin, model=data.model, unit_id=profile.unit_id,
+                                        purchased_at=data.purchased_at, plate=data.plate,
+                                        model_year=data.model_year)
+    audit.record(session, principal, action="create", entity="profiles", entity_id=profile.id,
+                 unit_id=profile.unit_id, after={"vin": vin, "model": data.model},
+                 summary=f"Vehicle {vin} registered to customer {profile.id}")
+    return vehicle
 
 
 def record_consent(session: Session, principal: Principal, profile_id: int, *,

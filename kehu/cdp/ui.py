@@ -6,7 +6,7 @@ from typing import Any
 
 from nicegui import ui
 
-from kehu.cdp import imports, relations, schemas, service
+from kehu.cdp import commerce, imports, relations, schemas, service
 from kehu.core.i18n import t
 from kehu.core.timeutil import format_local
 from kehu.tenancy import service as tenancy_service
@@ -166,6 +166,8 @@ def customer_page(profile_id: int) -> None:
             merges = service.merges_of(session, profile)
             months = service.activity_by_month(session, principal, profile)
             consents = relations.current_consents(session, profile)
+            orders = service.orders_of(session, principal, profile)
+            vehicles = service.customer_360(session, principal, profile.id, include={"vehicles"}).vehicles or []
             accounts = [(a.name or a.external_id, a.kind) for a in relations.accounts_of(session, profile)]
             owners, units = service.names_for(session, user_ids={profile.owner_id} if profile.owner_id else set(),
                                               unit_ids={profile.unit_id})
@@ -191,6 +193,8 @@ def customer_page(profile_id: int) -> None:
                                 ui.label(key).classes("text-grey-7 w-40 shrink-0")
                                 ui.label(str(value)).classes("break-all")
             with ui.column().classes("flex-1 min-w-0 gap-4"):
+                if orders or vehicles:
+                    _orders_card(principal, orders, vehicles)
                 if months:
                     with ui.card().classes("w-full"):
                         ui.label(tr("customers.activity")).classes("text-lg font-medium")
@@ -241,6 +245,34 @@ def _identities_card(identities: list[schemas.IdentityOut]) -> None:
                 ui.badge(t(f"identity.{identity.kind}", locale(), default=identity.kind)).props("outline")
                 value = readable_phone(identity.value) if identity.kind == "mobile" else identity.value
                 ui.label(value).classes("break-all flex-1 font-mono text-xs")
+
+
+def _orders_card(principal: Any, orders: list[schemas.OrderOut], vehicles: list[schemas.VehicleOut]) -> None:
+    with ui.card().classes("w-full"):
+        ui.label(tr("customers.orders_vehicles")).classes("text-lg font-medium")
+        for vehicle in vehicles:
+            with ui.row().classes("items-center gap-2 text-sm"):
+                ui.icon("directions_car").classes("text-primary text-xl")
+                ui.label(vehicle.model or "—").classes("font-medium")
+                ui.label(vehicle.vin).classes("font-mono text-xs")
+                if vehicle.purchased_at:
+                    ui.label(tr("customers.delivered_on", date=vehicle.purchased_at.isoformat())).classes(
+                        "text-grey-6 text-xs")
+        if orders:
+            rows = [{"id": o.id, "number": o.external_id, "at": format_local(o.ordered_at, principal.timezone),
+                     "items": "、".join(f"{line.name}×{line.quantity}" for line in o.lines) or "—",
+                     "total": f"¥{o.total:,.2f}", "status": o.status} for o in orders]
+            table = ui.table(columns=[
+                {"name": "number", "label": tr("orders.number"), "field": "number", "align": "left"},
+                {"name": "at", "label": tr("orders.date"), "field": "at", "align": "left"},
+                {"name": "items", "label": tr("orders.items"), "field": "items", "align": "left"},
+                {"name": "total", "label": tr("orders.total"), "field": "total", "align": "right"},
+                {"name": "status", "label": tr("users.status"), "field": "status", "align": "left"},
+            ], rows=rows, pagination=5).classes("w-full").props("flat dense")
+            localise_table(table, tr)
+            add_status_slot(table, "status", {s: tr(f"order.status.{s}") for s in commerce.STATUSES},
+                            colours={"placed": "indigo-6", "paid": "blue-7", "delivered": "positive",
+                                     "cancelled": "grey-6", "refunded": "orange-8"})
 
 
 def _consent_card(principal: Any, profile_id: int, consents: list[Any]) -> None:

@@ -34,6 +34,26 @@ COMPANIES = [("91310000MA1", "上海浦江物流有限公司"), ("91330100MA2", 
              ("91120000MA5", "天津港汽车租赁有限公司")]
 
 
+VIN_VALUES = {**{str(d): d for d in range(10)}, **dict(zip("ABCDEFGH", range(1, 9), strict=True)),
+              **dict(zip("JKLMN", range(1, 6), strict=True)), "P": 7, "R": 9,
+              **dict(zip("STUVWXYZ", range(2, 10), strict=True))}
+VIN_WEIGHTS = [8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2]
+
+
+def vin_check_digit(vin_17: str) -> str:
+    """The check digit (9th character) of a VIN by the ISO 3779 / FMVSS 115 weights."""
+    total = sum(VIN_VALUES[c] * w for c, w in zip(vin_17.upper(), VIN_WEIGHTS, strict=True)) % 11
+    return "X" if total == 10 else str(total)
+
+
+def vin(rng: random.Random) -> str:
+    """A VIN with a valid check digit, Chinese-market WMI 'LSV'."""
+    alphabet = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
+    body = "LSV" + "".join(rng.choice(alphabet) for _ in range(5)) + "0" + rng.choice("LMNPR") + \
+        rng.choice(alphabet) + f"{rng.randrange(10**6):06d}"
+    return body[:8] + vin_check_digit(body) + body[9:]
+
+
 def _person(rng: random.Random) -> dict[str, object]:
     gender = rng.choice(["male", "female"])
     name = rng.choices(SURNAMES, SURNAME_WEIGHTS)[0] + rng.choice(GIVEN_MALE if gender == "male" else GIVEN_FEMALE)
@@ -75,6 +95,7 @@ def seed_customers(session: Session, org_id: int, *, customers: int, seed: int =
         start = now - timedelta(days=rng.randint(5, 540), hours=rng.randint(0, 23))
         anon = f"demo-anon-{seed}-{n}"
         model, price = rng.choice(MODELS)
+        bought_at = start
         traits = {"name": person["name"], "gender": person["gender"], "phone": person["mobile"],
                   "province": dealer.province, "city": dealer.city}
         if person["email"]:
@@ -108,15 +129,21 @@ def seed_customers(session: Session, org_id: int, *, customers: int, seed: int =
                      event="test_drive_completed", properties={"model": model})
             if rng.random() < 0.35:
                 order_ts = ts + timedelta(days=rng.randint(2, 30))
+                bought_at = order_ts
                 if order_ts < now:
                     emit(showroom.id, "track", order_ts, anonymousId=f"dms-{dms_no}", event="order_placed",
-                         properties={"model": model, "amount": price, "currency": "CNY"})
+                         properties={"order_id": f"SO-{dms_no}", "model": model, "amount": price,
+                                     "currency": "CNY"})
                     emit(showroom.id, "identify", order_ts, anonymousId=f"dms-{dms_no}",
                          traits={"lifecycle_stage": "customer"})
                     stage = "customer"
+                    delivered = order_ts + timedelta(days=rng.randint(7, 40))
+                    if delivered < now:
+                        emit(showroom.id, "track", delivered, anonymousId=f"dms-{dms_no}", event="vehicle_delivered",
+                             properties={"order_id": f"SO-{dms_no}", "vin": vin(rng), "model": model})
         if stage == "customer" and rng.random() < 0.6:  # new owners install the app
             user_id = f"app-{seed}-{n}"
-            app_ts = min(now, ts + timedelta(days=rng.randint(10, 60)))
+            app_ts = min(now, bought_at + timedelta(days=rng.randint(10, 60)))
             emit(app.id, "identify", app_ts, userId=user_id, traits={"phone": person["mobile"],
                                                                     "lifecycle_stage": "owner"})
             emit(app.id, "track", app_ts, userId=user_id, event="app_login")

@@ -46,6 +46,9 @@ def test_navigation_and_generated_keys_exist():
 
     keys |= {f"channel.{c}" for c in CHANNELS} | {f"purpose.{p}" for p in PURPOSES}
     keys |= {f"account.kind.{k}" for k in ACCOUNT_KINDS}
+    from kehu.cdp.commerce import STATUSES
+
+    keys |= {f"order.status.{s}" for s in STATUSES}
     keys |= {f"imports.status.{s}" for s in ("uploaded", "queued", "running", "done", "failed")}
     assert sorted(k for k in keys if k not in catalogue("zh")) == []
 
