@@ -10,7 +10,7 @@ import orjson
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile, status
 from fastapi.responses import JSONResponse
 
-from kehu.cdp import imports, ingest, schemas, service
+from kehu.cdp import fields, imports, ingest, schemas, service
 from kehu.core.errors import BadRequest, FieldError, Unauthorized
 from kehu.tenancy.deps import Cursor, Limit, PrincipalDep, SessionDep
 from kehu.tenancy.schemas import Page
@@ -117,7 +117,9 @@ def list_customers(session: SessionDep, principal: PrincipalDep, limit: Limit = 
                    q: Annotated[str | None, Query(description="Name, pinyin, mobile, e-mail, VIN or any identity")]
                    = None, unit_id: int | None = None, stage: Stage | None = None) -> Any:
     page = service.list_profiles(session, principal, q=q, unit_id=unit_id, stage=stage, limit=limit, cursor=cursor)
-    return {"items": [service.profile_out(principal, p) for p in page.items], "next_cursor": page.next_cursor}
+    defined = fields.definitions(session, principal.org_id)
+    return {"items": [service.profile_out(principal, p, defined) for p in page.items],
+            "next_cursor": page.next_cursor}
 
 
 @router.post("/customers", response_model=schemas.ProfileOut, status_code=status.HTTP_201_CREATED,
@@ -272,3 +274,21 @@ def register_vehicle(profile_id: int, data: schemas.VehicleIn, session: SessionD
                      principal: PrincipalDep) -> Any:
     """Register a car (VIN) to this customer; a VIN registered before moves to its new owner."""
     return service.register_vehicle(session, principal, profile_id, data=data)
+
+
+@router.get("/custom-fields", response_model=list[schemas.CustomFieldOut], tags=["custom fields"])
+def list_custom_fields(session: SessionDep, principal: PrincipalDep) -> Any:
+    return fields.list_fields(session, principal)
+
+
+@router.post("/custom-fields", response_model=schemas.CustomFieldOut, status_code=status.HTTP_201_CREATED,
+             tags=["custom fields"])
+def create_custom_field(data: schemas.CustomFieldCreate, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Define a customer field of your own; its values live in `attributes[key]` and are validated by type."""
+    return fields.create_field(session, principal, data.model_dump(mode="json"))
+
+
+@router.patch("/custom-fields/{field_id}", response_model=schemas.CustomFieldOut, tags=["custom fields"])
+def update_custom_field(field_id: int, data: schemas.CustomFieldUpdate, session: SessionDep,
+                        principal: PrincipalDep) -> Any:
+    return fields.update_field(session, principal, field_id, data.model_dump(mode="json", exclude_unset=True))

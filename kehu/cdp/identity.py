@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from kehu.cdp import commerce, normalise, relations
+from kehu.cdp import commerce, fields, normalise, relations
 from kehu.cdp.identity_rules import Rules, rules_for
 from kehu.cdp.models import Event, Identity, IngestBatch, Merge, Profile, Source
 from kehu.core import audit
@@ -305,8 +305,10 @@ def unmerge(session: Session, merge: Merge, *, actor: audit.Actor | None = None)
 
 
 # -- traits ----------------------------------------------------------------------------------------
-def apply_traits(profile: Profile, traits: dict[str, Any], *, ts: datetime, source_id: int | None) -> list[str]:
-    """Set traits by last-write-wins on event time; returns notes on values that were refused."""
+def apply_traits(profile: Profile, traits: dict[str, Any], *, ts: datetime, source_id: int | None,
+                 defined: dict[str, Any] | None = None) -> list[str]:
+    """Set traits by last-write-wins on event time; returns notes on values that were refused. Traits that
+    are custom fields are coerced to their type."""
     notes: list[str] = []
     if not traits:
         return notes
@@ -331,7 +333,12 @@ def apply_traits(profile: Profile, traits: dict[str, Any], *, ts: datetime, sour
         if times.get(target, {}).get("ts", "") > stamp:
             continue  # a later call already set it: late events do not overwrite
         try:
-            clean = _clean(column, value) if column else value
+            if column:
+                clean = _clean(column, value)
+            elif defined and key in defined:
+                clean = fields.coerce(defined[key], value)
+            else:
+                clean = value
         except normalise.InvalidValue as error:
             notes.append(f"{key}: {error}")
             continue
@@ -404,6 +411,7 @@ def process_messages(session: Session, source: Source, messages: list[dict[str, 
     all_pairs = {p for _, pairs, _ in extracted for p in pairs}
     all_pairs |= {("user_id", m["previous_id"]) for m, _, _ in extracted if m.get("previous_id")}
     resolver.preload(all_pairs)
+    defined = fields.definitions(session, source.org_id)
     resolved = []
     with session.no_autoflush:  # one flush for the whole batch, not one per call
         for message, pairs, notes in sorted(extracted, key=lambda e: e[0]["ts"]):
@@ -411,7 +419,8 @@ def process_messages(session: Session, source: Source, messages: list[dict[str, 
             if message["type"] == "alias" and ("user_id", message["previous_id"]) in resolver.owner:
                 pairs = [*pairs, ("user_id", message["previous_id"])]
             profile, produced = resolver.resolve(pairs, source=source, ts=ts)
-            notes += apply_traits(profile, message.get("traits") or {}, ts=ts, source_id=source.id)
+            notes += apply_traits(profile, message.get("traits") or {}, ts=ts, source_id=source.id,
+                                  defined=defined)
             if profile.last_seen_at is None or ts > profile.last_seen_at:
                 profile.last_seen_at = ts
             if profile.first_seen_at is None or ts < profile.first_seen_at:

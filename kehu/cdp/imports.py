@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kehu.cdp import normalise
+from kehu.cdp.fields import coerce, definitions
 from kehu.cdp.identity import LIFECYCLE_STAGES, process_messages
 from kehu.cdp.identity_rules import DEFAULT_RULES
 from kehu.cdp.models import ImportRejection, ImportRun, Source
@@ -54,9 +55,13 @@ def _fold(header: str) -> str:
     return _FOLD.sub("", header.strip().lower())
 
 
-def suggest_mapping(headers: list[str]) -> dict[str, str]:
-    """header → target ("name", "identity:vin", "attribute:<header>"); unknown headers become attributes."""
+def suggest_mapping(headers: list[str], defined: dict[str, Any] | None = None) -> dict[str, str]:
+    """header → target ("name", "identity:vin", "attribute:<key>"); a header naming a custom field (by key or
+    label) maps to it; other unknown headers become attributes of their own name."""
     by_spelling = {spelling: target for target, spellings in SYNONYMS.items() for spelling in spellings}
+    for key, field in (defined or {}).items():
+        for spelling in (key, field.label_zh, field.label_en):
+            by_spelling.setdefault(_fold(spelling), f"attribute:{key}")
     mapping: dict[str, str] = {}
     used: set[str] = set()
     for header in headers:
@@ -210,7 +215,7 @@ def problems_text(problems: list[dict[str, Any]], locale: str | None) -> str:
 def _error_of(problem: dict[str, Any]) -> normalise.InvalidValue:
     return normalise.InvalidValue(str(problem.get("code", "")), **dict(problem.get("params") or {}))
 def row_to_message(run_id: int, number: int, row: dict[str, str], mapping: dict[str, str],
-                   filename: str) -> dict[str, Any]:
+                   filename: str, defined: dict[str, Any] | None = None) -> dict[str, Any]:
     """An identify call built from one row, or RowRejected naming every problem of the row."""
     traits: dict[str, Any] = {}
     user_id: str | None = None
@@ -244,7 +249,8 @@ def row_to_message(run_id: int, number: int, row: dict[str, str], mapping: dict[
                 else:
                     traits[kind] = clean
             elif target.startswith("attribute:"):
-                traits[target.split(":", 1)[1]] = value
+                key = target.split(":", 1)[1]
+                traits[key] = coerce(defined[key], value) if defined and key in defined else value
         except normalise.InvalidValue as error:
             problems.append(Problem(header, error))
     if not problems and not user_id and not any(k in traits for k in ("phone", "email", *IDENTITY_KINDS)):
@@ -289,7 +295,8 @@ def upload(session: Session, principal: Principal, *, filename: str, content: by
     source = _import_source(session, principal, unit_id)  # type: ignore[arg-type]
     run = ImportRun(org_id=principal.org_id, unit_id=unit_id, created_by_id=principal.user_id,
                     source_id=source.id, filename=filename[:255], content=content, encoding=table.encoding,
-                    headers=table.headers, mapping=suggest_mapping(table.headers), total_rows=total)
+                    headers=table.headers, total_rows=total,
+                    mapping=suggest_mapping(table.headers, definitions(session, principal.org_id)))
     session.add(run)
     session.flush()
     audit.record(session, principal, action="create", entity="imports", entity_id=run.id, unit_id=unit_id,
@@ -329,10 +336,11 @@ class PreviewRow:
 def preview(session: Session, principal: Principal, import_id: int, limit: int = 10,
             locale: str | None = None) -> list[PreviewRow]:
     run = get_run(session, principal, import_id)
+    defined = definitions(session, run.org_id)
     out: list[PreviewRow] = []
     for number, row in rows(run.content, run.filename):
         try:
-            row_to_message(run.id, number, row, run.mapping, run.filename)
+            row_to_message(run.id, number, row, run.mapping, run.filename, defined)
             out.append(PreviewRow(number, row, True, ""))
         except RowRejected as error:
             out.append(PreviewRow(number, row, False, error.text(locale or principal.locale)))
@@ -383,6 +391,7 @@ def _run_import(ctx: jobs.JobContext) -> dict[str, Any]:
     source = session.get(Source, run.source_id)
     assert source is not None
     next_row = int(ctx.checkpoint.get("next_row", 0))
+    defined = definitions(session, run.org_id)
     run.status = "running"
     chunk: list[tuple[int, dict[str, str]]] = []
 
@@ -390,7 +399,7 @@ def _run_import(ctx: jobs.JobContext) -> dict[str, Any]:
         messages, rejected = [], []
         for number, row in chunk:
             try:
-                messages.append(row_to_message(run.id, number, row, run.mapping, run.filename))
+                messages.append(row_to_message(run.id, number, row, run.mapping, run.filename, defined))
             except RowRejected as error:
                 rejected.append(ImportRejection(import_id=run.id, row_number=number, reason=str(error)[:2000],
                                                 problems=error.as_json(), row=row))

@@ -308,3 +308,18 @@ class Vehicle(IdMixin, TimestampMixin, Base):
     model_year: Mapped[int | None] = mapped_column(nullable=True)
     plate: Mapped[str | None] = mapped_column(String(20), nullable=True)
     purchased_at: Mapped[date | None] = mapped_column(nullable=True)
+
+
+class CustomField(IdMixin, TimestampMixin, Base):
+    """An organisation's own customer field: stored in ``profiles.attributes[key]``, validated by type."""
+
+    __tablename__ = "custom_fields"
+    __table_args__ = (UniqueConstraint("org_id", "key"),)
+
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("organizations.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(60))
+    label_zh: Mapped[str] = mapped_column(String(100))
+    label_en: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(20))  # text | number | date | boolean | option | multi_option
+    options: Mapped[list[dict[str, str]]] = mapped_column(JsonDoc, default=list)  # [{"value","zh","en"}]
+    is_pii: Mapped[bool] = mapped_column(default=False)

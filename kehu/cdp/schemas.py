@@ -248,3 +248,36 @@ class PreviewRowOut(BaseModel):
     values: dict[str, str]
     ok: bool
     reason: str
+
+
+class FieldOption(Strict):
+    value: str = Field(min_length=1, max_length=60)
+    zh: str = Field(min_length=1, max_length=60)
+    en: str = Field(min_length=1, max_length=60)
+
+
+class CustomFieldCreate(Strict):
+    key: str = Field(min_length=1, max_length=60, description="lower_snake_case; the key in attributes")
+    label_zh: str = Field(min_length=1, max_length=100)
+    label_en: str = Field(min_length=1, max_length=100)
+    type: Literal["text", "number", "date", "boolean", "option", "multi_option"]
+    options: list[FieldOption] = Field(default_factory=list, max_length=200)
+    is_pii: bool = False
+
+
+class CustomFieldUpdate(Strict):
+    label_zh: str | None = Field(default=None, min_length=1, max_length=100)
+    label_en: str | None = Field(default=None, min_length=1, max_length=100)
+    options: list[FieldOption] | None = Field(default=None, max_length=200)
+    is_pii: bool | None = None
+
+
+class CustomFieldOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    key: str
+    label_zh: str
+    label_en: str
+    type: str
+    options: list[dict[str, str]]
+    is_pii: bool

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from kehu.cdp import commerce, identity, normalise, relations, schemas
+from kehu.cdp import commerce, fields, identity, normalise, relations, schemas
 from kehu.cdp.models import (
     Account,
     AccountMember,
@@ -151,7 +151,9 @@ def get_profile(session: Session, principal: Principal, profile_id: int) -> Prof
     return profile
 
 
-def profile_out(principal: Principal, profile: Profile) -> schemas.ProfileOut:
+def profile_out(principal: Principal, profile: Profile,
+                defined: dict[str, Any] | None = None) -> schemas.ProfileOut:
+    """The profile as the principal may see it: PII (standard and custom fields) masked without pii.read."""
     pii = principal.has("pii.read")
     return schemas.ProfileOut(
         id=profile.id, name=profile.name, name_pinyin=profile.name_pinyin, gender=profile.gender,
@@ -160,7 +162,8 @@ def profile_out(principal: Principal, profile: Profile) -> schemas.ProfileOut:
         mobile=masked(principal, profile.mobile), email=masked(principal, profile.email),
         province=profile.province, city=profile.city, source=profile.source,
         lifecycle_stage=profile.lifecycle_stage, unit_id=profile.unit_id, owner_id=profile.owner_id,
-        attributes=dict(profile.attributes or {}), first_seen_at=profile.first_seen_at,
+        attributes=fields.mask_attributes(principal, defined or {}, dict(profile.attributes or {})),
+        first_seen_at=profile.first_seen_at,
         last_seen_at=profile.last_seen_at, created_at=profile.created_at, updated_at=profile.updated_at,
     )
 
@@ -212,6 +215,8 @@ def create_profile(session: Session, principal: Principal, *, data: schemas.Prof
     require_row(session, principal, "profiles", "create", unit_id=unit_id, owner_id=owner_id or principal.user_id)
     _check_owner(session, principal, unit_id, owner_id)  # type: ignore[arg-type]
     values, errors = _standard_values(data.model_dump(exclude={"unit_id", "owner_id", "attributes"}))
+    attributes, problems = fields.clean_attributes(fields.definitions(session, principal.org_id), data.attributes)
+    errors += [FieldError(f"attributes.{key}", str(error), error.code) for key, error in problems]
     if errors:
         raise ValidationFailed("; ".join(f"{e.field}: {e.message}" for e in errors), errors=errors)
     pairs = [(k, values[k]) for k in ("mobile", "email") if values.get(k)]
@@ -223,7 +228,7 @@ def create_profile(session: Session, principal: Principal, *, data: schemas.Prof
                            errors=[FieldError(kind, "already belongs to another customer", "unique")],
                            extra={"existing_id": existing})
     now = utcnow()
-    profile = Profile(org_id=principal.org_id, unit_id=unit_id, owner_id=owner_id, attributes=dict(data.attributes),
+    profile = Profile(org_id=principal.org_id, unit_id=unit_id, owner_id=owner_id, attributes=attributes,
                       trait_times={k: {"ts": now.isoformat(), "src": None} for k, v in values.items() if v},
                       first_seen_at=now, last_seen_at=now, source="manual", **values)
     profile.name_pinyin = normalise.pinyin(profile.name)
@@ -245,6 +250,9 @@ def update_profile(session: Session, principal: Principal, profile_id: int, *,
     changes = data.model_dump(exclude_unset=True)
     attributes = changes.pop("attributes", None)
     values, errors = _standard_values(changes)
+    if attributes:
+        attributes, problems = fields.clean_attributes(fields.definitions(session, profile.org_id), attributes)
+        errors += [FieldError(f"attributes.{key}", str(error), error.code) for key, error in problems]
     if errors:
         raise ValidationFailed("; ".join(f"{e.field}: {e.message}" for e in errors), errors=errors)
     before = snapshot(profile)
@@ -321,7 +329,7 @@ def timeline(session: Session, principal: Principal, profile: Profile, *, limit:
 def customer_360(session: Session, principal: Principal, profile_id: int, *, include: set[str],
                  limit: int = 50, cursor: str | None = None) -> schemas.Customer360:
     profile = get_profile(session, principal, profile_id)
-    result = schemas.Customer360(profile=profile_out(principal, profile))
+    result = schemas.Customer360(profile=profile_out(principal, profile, fields.definitions(session, profile.org_id)))
     if "identities" in include:
         result.identities = [identity_out(principal, i) for i in identities_of(session, profile)]
     if "merges" in include:

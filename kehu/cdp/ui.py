@@ -6,7 +6,7 @@ from typing import Any
 
 from nicegui import ui
 
-from kehu.cdp import commerce, imports, relations, schemas, service
+from kehu.cdp import commerce, fields, imports, relations, schemas, service
 from kehu.core.i18n import t
 from kehu.core.timeutil import format_local
 from kehu.tenancy import service as tenancy_service
@@ -21,6 +21,7 @@ EVENT_ICONS = {"page": "web", "screen": "smartphone", "identify": "badge", "grou
 
 
 def register() -> None:
+    page("/admin/custom-fields")(custom_fields_page)
     page("/customers/import")(import_page)
     page("/customers")(customers_page)
     page("/customers/{profile_id}")(customer_page)
@@ -171,6 +172,8 @@ def customer_page(profile_id: int) -> None:
             accounts = [(a.name or a.external_id, a.kind) for a in relations.accounts_of(session, profile)]
             owners, units = service.names_for(session, user_ids={profile.owner_id} if profile.owner_id else set(),
                                               unit_ids={profile.unit_id})
+            defined = fields.definitions(session, profile.org_id)
+            out = service.profile_out(principal, profile, defined)
         _profile_card(principal, out, owners, units)
         with ui.row().classes("w-full gap-4 no-wrap items-start max-lg:flex-wrap"):
             with ui.column().classes("w-[420px] shrink-0 gap-4 max-lg:w-full"):
@@ -188,10 +191,11 @@ def customer_page(profile_id: int) -> None:
                 if out.attributes:
                     with ui.card().classes("w-full"):
                         ui.label(tr("customers.attributes")).classes("text-lg font-medium")
-                        for key, value in sorted(out.attributes.items()):
+                        for key, value in sorted(out.attributes.items(), key=lambda kv: (kv[0] not in defined, kv[0])):
+                            label, text = _attribute_text(defined.get(key), key, value)
                             with ui.row().classes("w-full text-sm no-wrap"):
-                                ui.label(key).classes("text-grey-7 w-40 shrink-0")
-                                ui.label(str(value)).classes("break-all")
+                                ui.label(label).classes("text-grey-7 w-40 shrink-0")
+                                ui.label(text).classes("break-all")
             with ui.column().classes("flex-1 min-w-0 gap-4"):
                 if orders or vehicles:
                     _orders_card(principal, orders, vehicles)
@@ -207,6 +211,20 @@ def customer_page(profile_id: int) -> None:
                                         "itemStyle": {"color": "#1f4e79"}}],
                         }).classes("w-full h-40")
                 _timeline(principal, profile_id)
+
+
+def _attribute_text(field: Any, key: str, value: Any) -> tuple[str, str]:
+    """A custom attribute's label and value in the reader's language."""
+    if field is None:
+        return key, str(value)
+    label = field.label_en if locale() == "en" else field.label_zh
+    options = {o["value"]: (o["en"] if locale() == "en" else o["zh"]) for o in field.options}
+    if field.type == "boolean":
+        return label, tr("common.yes") if value else tr("common.no")
+    if field.type in ("option", "multi_option"):
+        values = value if isinstance(value, list) else [value]
+        return label, "、".join(options.get(v, str(v)) for v in values)
+    return label, str(value)
 
 
 def _profile_card(principal: Any, out: schemas.ProfileOut, owners: dict[int, str], units: dict[int, str]) -> None:
@@ -492,11 +510,13 @@ def sources_page() -> None:
 
 
 # -- import --------------------------------------------------------------------------------------------
-def _target_options(header: str) -> dict[str, str]:
+def _target_options(header: str, defined: dict[str, Any]) -> dict[str, str]:
     options = {"": tr("imports.ignore")}
     options.update({f: tr(f"field.{f}") for f in imports.STANDARD_FIELDS})
     options.update({f"identity:{k}": t(f"identity.{k}", locale(), default=k) for k in imports.IDENTITY_KINDS})
-    options[f"attribute:{header}"] = tr("imports.as_attribute", header=header)
+    options.update({f"attribute:{k}": tr("imports.custom_field", label=f.label_en if locale() == "en" else f.label_zh)
+                    for k, f in defined.items()})
+    options.setdefault(f"attribute:{header}", tr("imports.as_attribute", header=header))
     return options
 
 
@@ -518,6 +538,7 @@ def import_page() -> None:
                 run = imports.get_run(session, principal, state["run_id"])
                 headers, mapping, total, filename = list(run.headers), dict(run.mapping), run.total_rows, run.filename
                 samples = imports.preview(session, principal, run.id, limit=3)
+                defined = fields.definitions(session, run.org_id)
             steps.clear()
             with steps, ui.card().classes("w-full"):
                 ui.label(tr("imports.mapping_title", file=filename, rows=total)).classes("text-lg font-medium")
@@ -528,7 +549,7 @@ def import_page() -> None:
                         ui.label(header).classes("font-medium")
                         ui.label(" · ".join(filter(None, (r.values.get(header, "") for r in samples))) or "—"
                                  ).classes("text-sm text-grey-8 truncate")
-                        ui.select(_target_options(header), value=mapping.get(header, ""),
+                        ui.select(_target_options(header, defined), value=mapping.get(header, ""),
                                   on_change=lambda e, h=header: mapping.__setitem__(h, e.value)).props(
                             "dense outlined options-dense").classes("w-64")
                 preview_box = ui.column().classes("w-full mt-4")
@@ -626,3 +647,70 @@ def _recent_imports(principal: Any) -> None:
             {"name": "at", "label": tr("common.created_at"), "field": "at", "align": "left"},
         ], rows=rows).classes("w-full").props("flat dense")
         localise_table(table, tr)
+
+
+# -- custom fields -----------------------------------------------------------------------------------
+def custom_fields_page() -> None:
+    with frame("nav.custom_fields", "/admin/custom-fields", "profiles") as principal:
+        ui.label(tr("fields.help")).classes("text-grey-7")
+
+        @ui.refreshable
+        def field_table() -> None:
+            with unit_of_work() as session:
+                rows = [{"id": f.id, "key": f.key, "label": f.label_en if locale() == "en" else f.label_zh,
+                         "type": tr(f"fields.type.{f.type}"),
+                         "options": "、".join(o["en"] if locale() == "en" else o["zh"] for o in f.options) or "—",
+                         "pii": tr("common.yes") if f.is_pii else tr("common.no")}
+                        for f in fields.list_fields(session, principal)]
+            if not rows:
+                empty_state("tune", tr("fields.empty_title"), tr("fields.empty_text"))
+                return
+            table = ui.table(columns=[
+                {"name": "label", "label": tr("fields.label"), "field": "label", "align": "left", "sortable": True},
+                {"name": "key", "label": tr("fields.key"), "field": "key", "align": "left"},
+                {"name": "type", "label": tr("fields.type"), "field": "type", "align": "left"},
+                {"name": "options", "label": tr("fields.options"), "field": "options", "align": "left"},
+                {"name": "pii", "label": tr("fields.pii"), "field": "pii", "align": "left"},
+            ], rows=rows, pagination=20).classes("w-full").props("flat bordered")
+            localise_table(table, tr)
+
+        def create() -> None:
+            with ui.dialog() as dialog, ui.card().classes("w-[560px]"):
+                ui.label(tr("fields.new")).classes("text-lg font-medium")
+                key = ui.input(tr("fields.key"), placeholder="intended_model").classes("w-full")
+                label_zh = ui.input(tr("roles.name_zh")).classes("w-full")
+                label_en = ui.input(tr("roles.name_en")).classes("w-full")
+                kind = ui.select({k: tr(f"fields.type.{k}") for k in fields.TYPES}, value="text",
+                                 label=tr("fields.type")).classes("w-full")
+                options = ui.textarea(tr("fields.options"), placeholder=tr("fields.options_hint")).classes("w-full")
+                options.bind_visibility_from(kind, "value", lambda v: v in ("option", "multi_option"))
+                pii = ui.checkbox(tr("fields.pii_hint"))
+
+                def parsed_options() -> list[dict[str, str]]:
+                    out = []
+                    for line in (options.value or "").splitlines():
+                        parts = [p.strip() for p in line.split("|")]
+                        if parts and parts[0]:
+                            out.append({"value": parts[0], "zh": parts[1] if len(parts) > 1 else parts[0],
+                                        "en": parts[2] if len(parts) > 2 else parts[0]})
+                    return out
+
+                def save() -> None:
+                    created = validated(lambda: run_action(lambda s: fields.create_field(
+                        s, principal, schemas.CustomFieldCreate(
+                            key=key.value or "", label_zh=label_zh.value or "", label_en=label_en.value or "",
+                            type=kind.value, is_pii=pii.value,
+                            options=parsed_options() if kind.value in ("option", "multi_option") else [],
+                        ).model_dump(mode="json")), tr("common.saved")))
+                    if created is not None:
+                        dialog.close()
+                        field_table.refresh()
+
+                with ui.row().classes("w-full justify-end"):
+                    ui.button(tr("common.cancel"), on_click=dialog.close).props("flat")
+                    ui.button(tr("common.save"), on_click=save)
+            dialog.open()
+
+        if principal.has("settings.manage"):
+            ui.button(tr("fields.new"), icon="add", on_click=create)
+        field_table()

@@ -166,14 +166,16 @@ def get_scoped(session: Session, principal: Principal, model: Any, row_id: int, 
 
 
 def mask(value: str | None) -> str | None:
-    """脱敏: keep enough to recognise a value, hide the rest (138****5678, z***@example.com)."""
+    """脱敏: keep enough to recognise a value, hide the rest (+86138****5678, z***@example.com, 110****1234)."""
     if not value:
         return value
     if "@" in value:
         local, _, domain = value.partition("@")
         return f"{local[:1]}***@{domain}"
-    if len(value) >= 7:  # phones: keep the operator prefix and the last four digits
-        return f"{value[:-8] if len(value) > 11 else value[:3]}****{value[-4:]}"
+    if value.startswith("+") and value[1:].isdigit() and len(value) > 11:
+        return f"{value[:-8]}****{value[-4:]}"  # E.164: country code and operator prefix stay
+    if len(value) >= 7:  # mobiles, ID numbers, anything long: first three, last four
+        return f"{value[:3]}****{value[-4:]}"
     return value[:1] + "*" * (len(value) - 1)
 
 

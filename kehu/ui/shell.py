@@ -102,6 +102,7 @@ NAV: list[tuple[str, list[tuple[str, str, str, str | None]]]] = [
         ("nav.roles", "admin_panel_settings", "/admin/roles", "roles"),
         ("nav.api_keys", "key", "/admin/api-keys", "api_keys"),
         ("nav.sources", "input", "/admin/sources", "sources"),
+        ("nav.custom_fields", "tune", "/admin/custom-fields", "profiles"),
         ("nav.audit", "history", "/admin/audit", "audit"),
         ("nav.jobs", "pending_actions", "/admin/jobs", "jobs"),
     ]),

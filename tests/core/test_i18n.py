@@ -49,6 +49,9 @@ def test_navigation_and_generated_keys_exist():
     from kehu.cdp.commerce import STATUSES
 
     keys |= {f"order.status.{s}" for s in STATUSES}
+    from kehu.cdp.fields import TYPES
+
+    keys |= {f"fields.type.{t}" for t in TYPES}
     keys |= {f"imports.status.{s}" for s in ("uploaded", "queued", "running", "done", "failed")}
     assert sorted(k for k in keys if k not in catalogue("zh")) == []
 
