@@ -10,7 +10,7 @@ import orjson
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile, status
 from fastapi.responses import JSONResponse
 
-from kehu.cdp import fields, imports, ingest, schemas, service
+from kehu.cdp import fields, identity_rules, imports, ingest, schemas, service
 from kehu.core.errors import BadRequest, FieldError, Unauthorized
 from kehu.tenancy.deps import Cursor, Limit, PrincipalDep, SessionDep
 from kehu.tenancy.schemas import Page
@@ -292,3 +292,15 @@ def create_custom_field(data: schemas.CustomFieldCreate, session: SessionDep, pr
 def update_custom_field(field_id: int, data: schemas.CustomFieldUpdate, session: SessionDep,
                         principal: PrincipalDep) -> Any:
     return fields.update_field(session, principal, field_id, data.model_dump(mode="json", exclude_unset=True))
+
+
+@router.get("/identity-rules", response_model=list[schemas.IdentityRuleOut], tags=["one id"])
+def list_identity_rules(session: SessionDep, principal: PrincipalDep) -> Any:
+    """One ID rules: identity kinds by priority (strongest first) and how many one profile may hold."""
+    principal.require("profiles", "read")
+    return [vars(r) for r in identity_rules.list_rules(session, principal.org_id)]
+
+
+@router.put("/identity-rules/{kind}", response_model=schemas.IdentityRuleOut, tags=["one id"])
+def set_identity_rule(kind: str, data: schemas.IdentityRuleIn, session: SessionDep, principal: PrincipalDep) -> Any:
+    return vars(identity_rules.set_rule(session, principal, kind=kind, **data.model_dump()))

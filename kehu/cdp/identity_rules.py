@@ -7,6 +7,7 @@ collapsing strangers into one profile.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -58,3 +59,44 @@ def rules_for(session: Session, org_id: int) -> Rules:
         rules[row.kind] = KindRule(row.kind, row.priority, row.max_per_profile, row.label_zh or row.kind,
                                    row.label_en or row.kind)
     return Rules(rules)
+
+
+def list_rules(session: Session, org_id: int) -> list[KindRule]:
+    return sorted(rules_for(session, org_id).by_kind.values(), key=lambda r: (r.priority, r.kind))
+
+
+def set_rule(session: Session, actor: Any, *, kind: str, priority: int, max_per_profile: int,
+             label_zh: str = "", label_en: str = "") -> KindRule:
+    """Change (or add) one identity kind's priority and limit for the organisation. Takes effect for calls
+    resolved from now on; existing links are not rewritten."""
+    import re
+
+    from kehu.core import audit
+    from kehu.core.errors import invalid
+
+    actor.require_permission("settings.manage")
+    if not re.fullmatch(r"[a-z][a-z0-9_]{1,39}", kind):
+        raise invalid("kind", "lower-case letters, digits and _, starting with a letter")
+    if not 1 <= priority <= 1000:
+        raise invalid("priority", "between 1 (strongest) and 1000")
+    if not 1 <= max_per_profile <= 1000:
+        raise invalid("max_per_profile", "between 1 and 1000")
+    row = session.scalar(select(IdentityKind).where(IdentityKind.org_id == actor.org_id, IdentityKind.kind == kind))
+    before = None
+    if row is None:
+        default = next((r for r in DEFAULT_RULES if r.kind == kind), None)
+        row = IdentityKind(org_id=actor.org_id, kind=kind, label_zh=default.label_zh if default else kind,
+                           label_en=default.label_en if default else kind)
+        session.add(row)
+    else:
+        before = {"priority": row.priority, "max_per_profile": row.max_per_profile}
+    row.priority, row.max_per_profile = priority, max_per_profile
+    if label_zh:
+        row.label_zh = label_zh
+    if label_en:
+        row.label_en = label_en
+    session.flush()
+    audit.record(session, actor, action="update", entity="identity_kinds", entity_id=row.id, before=before,
+                 after={"kind": kind, "priority": priority, "max_per_profile": max_per_profile},
+                 summary=f"One ID rule for {kind}: priority {priority}, at most {max_per_profile} per profile")
+    return KindRule(row.kind, row.priority, row.max_per_profile, row.label_zh, row.label_en)

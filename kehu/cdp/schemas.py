@@ -281,3 +281,18 @@ class CustomFieldOut(BaseModel):
     type: str
     options: list[dict[str, str]]
     is_pii: bool
+
+
+class IdentityRuleIn(Strict):
+    priority: int = Field(ge=1, le=1000, description="1 is the strongest identity")
+    max_per_profile: int = Field(ge=1, le=1000, description="How many values of this kind one profile may hold")
+    label_zh: str = Field(default="", max_length=60)
+    label_en: str = Field(default="", max_length=60)
+
+
+class IdentityRuleOut(BaseModel):
+    kind: str
+    priority: int
+    max_per_profile: int
+    label_zh: str
+    label_en: str

@@ -6,7 +6,7 @@ from typing import Any
 
 from nicegui import ui
 
-from kehu.cdp import commerce, fields, imports, relations, schemas, service
+from kehu.cdp import commerce, fields, identity_rules, imports, relations, schemas, service
 from kehu.core.i18n import t
 from kehu.core.timeutil import format_local
 from kehu.tenancy import service as tenancy_service
@@ -714,3 +714,31 @@ def custom_fields_page() -> None:
         if principal.has("settings.manage"):
             ui.button(tr("fields.new"), icon="add", on_click=create)
         field_table()
+        _identity_rules_card(principal)
+
+
+def _identity_rules_card(principal: Any) -> None:
+    """One ID rules: priority and per-profile limit of each identity kind, editable by administrators."""
+    with unit_of_work() as session:
+        rules = identity_rules.list_rules(session, principal.org_id)
+    editable = principal.has("settings.manage")
+    with ui.card().classes("w-full"):
+        ui.label(tr("rules.title")).classes("text-lg font-medium")
+        ui.label(tr("rules.help")).classes("text-grey-7 text-sm")
+        with ui.grid(columns=4).classes("w-full max-w-3xl gap-x-6 gap-y-1 items-center mt-2"):
+            for label in (tr("rules.kind"), tr("rules.priority"), tr("rules.limit"), ""):
+                ui.label(label).classes("text-xs text-grey-7 font-medium")
+            for rule in rules:
+                ui.label(t(f"identity.{rule.kind}", locale(), default=rule.kind))
+                priority = ui.number(value=rule.priority, min=1, max=1000, step=1, format="%d").props("dense outlined")
+                limit = ui.number(value=rule.max_per_profile, min=1, max=1000, step=1, format="%d").props(
+                    "dense outlined")
+                if editable:
+                    ui.button(icon="save", on_click=lambda r=rule, p=priority, m=limit: run_action(
+                        lambda s: identity_rules.set_rule(s, principal, kind=r.kind, priority=int(p.value or 1),
+                                                          max_per_profile=int(m.value or 1)),
+                        tr("common.saved"))).props("flat dense").mark(f"save-rule-{rule.kind}")
+                else:
+                    priority.disable()
+                    limit.disable()
+                    ui.label("")

@@ -159,3 +159,21 @@ def test_identity_traits_become_identities_not_attributes(client, web_source, se
     assert profile.attributes == {"favourite_colour": "红"}
     assert {("vin", "LSVAA4182E2123456"), ("dealer_customer_no", "D-1"), ("wechat_openid", "o-123")} <= identities(
         session, profile.id)
+
+
+def test_identity_rules_are_configurable_per_organisation(client, web_source, session, clean_database, login):
+    admin = login("admin@example.com")
+    rules = client.get("/api/v1/identity-rules", headers=admin).json()
+    assert rules[0]["kind"] == "user_id" and rules[0]["max_per_profile"] == 1
+    assert client.put("/api/v1/identity-rules/mobile", headers=login("a.manager@example.com"),
+                      json={"priority": 40, "max_per_profile": 1}).status_code == 403
+    bad = client.put("/api/v1/identity-rules/mobile", headers=admin, json={"priority": 0, "max_per_profile": 1})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "body.priority"
+    assert client.put("/api/v1/identity-rules/mobile", headers=admin,
+                      json={"priority": 40, "max_per_profile": 1}).status_code == 200
+    _, key = web_source
+    send(client, key, call("identify", userId="u1", traits={"phone": "13800000001"}),
+         call("identify", userId="u1", traits={"phone": "13800000002"}))
+    process(clean_database)
+    profile = live_profiles(session)[0]
+    assert {v for k, v in identities(session, profile.id) if k == "mobile"} == {"+8613800000001"}
