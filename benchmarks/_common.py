@@ -25,12 +25,9 @@ def fresh_database(url: str | None) -> str:
     if parsed.get_backend_name() == "sqlite":
         Path(parsed.database or "bench.db").unlink(missing_ok=True)
         return url
-    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{parsed.database}"'))
-    admin.dispose()
-    return url
+    from kehu.core.db import recreate_database
+
+    return recreate_database(url)
 
 
 def machine(url: str) -> dict[str, object]:

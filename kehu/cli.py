@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -42,6 +42,25 @@ def _ready_database() -> Database:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(code=1) from None
     return database
+
+
+def _org_and_unit(session: Any, org: str, unit: str | None) -> tuple[Any, int | None]:
+    """The platform principal of organisation ``org`` and the id of its unit coded ``unit`` (if given)."""
+    from sqlalchemy import select
+
+    from kehu.tenancy import service
+    from kehu.tenancy.models import BusinessUnit
+
+    organisation = service.get_organization_by_slug(session, org)
+    system = service.system_principal(session, organisation.id)
+    if not unit:
+        return system, None
+    unit_id = session.scalar(select(BusinessUnit.id).where(BusinessUnit.org_id == organisation.id,
+                                                           BusinessUnit.code == unit))
+    if unit_id is None:
+        console.print(f"[red]No unit with code {unit!r} in {org}.[/red]")
+        raise typer.Exit(code=1)
+    return system, unit_id
 
 
 def _serve(host: str | None, port: int | None, workers: int = 1) -> None:
@@ -157,23 +176,14 @@ def user_create(
 ) -> None:
     """Create a staff account (the password is never printed or logged)."""
     from pydantic import ValidationError
-    from sqlalchemy import select
 
     from kehu.tenancy import schemas, service
-    from kehu.tenancy.models import BusinessUnit
 
     database = _ready_database()
     try:
         with database.unit_of_work() as session:
-            organisation = service.get_organization_by_slug(session, org)
-            system = service.system_principal(session, organisation.id)
-            unit_id = system.unit_id
-            if unit:
-                unit_id = session.scalar(select(BusinessUnit.id).where(
-                    BusinessUnit.org_id == organisation.id, BusinessUnit.code == unit))
-                if unit_id is None:
-                    console.print(f"[red]No unit with code {unit!r} in {org}.[/red]")
-                    raise typer.Exit(code=1)
+            system, unit_id = _org_and_unit(session, org, unit)
+            unit_id = unit_id or system.unit_id
             data = schemas.UserCreate(email=email, password=password, roles=role, unit_id=unit_id,
                                       name=name or email.split("@")[0])
             created = service.create_user(session, system, data=data)
@@ -196,25 +206,14 @@ def source_create(
 ) -> None:
     """Create a source and print its write key (shown once): the Basic-auth user name for /v1 calls."""
     from pydantic import ValidationError
-    from sqlalchemy import select
 
     from kehu.cdp import schemas as cdp_schemas
     from kehu.cdp import service as cdp_service
-    from kehu.tenancy import service
-    from kehu.tenancy.models import BusinessUnit
 
     database = _ready_database()
     try:
         with database.unit_of_work() as session:
-            organisation = service.get_organization_by_slug(session, org)
-            system = service.system_principal(session, organisation.id)
-            unit_id = None
-            if unit:
-                unit_id = session.scalar(select(BusinessUnit.id).where(
-                    BusinessUnit.org_id == organisation.id, BusinessUnit.code == unit))
-                if unit_id is None:
-                    console.print(f"[red]No unit with code {unit!r} in {org}.[/red]")
-                    raise typer.Exit(code=1)
+            system, unit_id = _org_and_unit(session, org, unit)
             source, key = cdp_service.create_source(session, system, data=cdp_schemas.SourceCreate(
                 name=name, kind=kind, unit_id=unit_id))  # type: ignore[arg-type]
             console.print(f"Source {source.name} (id {source.id}) created.")
@@ -242,14 +241,11 @@ def import_profiles(
     from pathlib import Path
 
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
-    from sqlalchemy import select
 
     from kehu.app import make_worker
     from kehu.cdp import imports
     from kehu.cdp.models import ImportRun
     from kehu.core.jobs import Job
-    from kehu.tenancy import service
-    from kehu.tenancy.models import BusinessUnit
 
     settings = get_settings()
     configure_logging(settings.log_json, "WARNING")
@@ -260,15 +256,7 @@ def import_profiles(
         raise typer.Exit(code=1)
     try:
         with database.unit_of_work() as session:
-            organisation = service.get_organization_by_slug(session, org)
-            system = service.system_principal(session, organisation.id)
-            unit_id = None
-            if unit:
-                unit_id = session.scalar(select(BusinessUnit.id).where(
-                    BusinessUnit.org_id == organisation.id, BusinessUnit.code == unit))
-                if unit_id is None:
-                    console.print(f"[red]No unit with code {unit!r} in {org}.[/red]")
-                    raise typer.Exit(code=1)
+            system, unit_id = _org_and_unit(session, org, unit)
             run = imports.upload(session, system, filename=path.name, content=path.read_bytes(), unit_id=unit_id)
             mapping = dict(run.mapping)
             for item in map_ or []:

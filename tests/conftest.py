@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import make_url, text
 from sqlalchemy.orm import Session
 
 import kehu.models  # noqa: F401
 from kehu.app import create_app
-from kehu.core.db import Base, Database, migrate
+from kehu.core.db import Base, Database, migrate, recreate_database
 from kehu.core.security import use_fast_password_hashing
 from kehu.core.settings import Settings
 from tests.factories.tenancy import OrgTree, build_org_tree
@@ -33,13 +33,8 @@ def _worker_id() -> str:
 def _postgres_url(base_url: str) -> str:
     """A database of our own per xdist worker, created fresh on the server behind ``base_url``."""
     url = make_url(base_url)
-    name = f"{url.database}_kehu_{_worker_id()}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return url.set(database=name).render_as_string(hide_password=False)
+    return recreate_database(url.set(database=f"{url.database}_kehu_{_worker_id()}").render_as_string(
+        hide_password=False))
 
 
 @pytest.fixture(scope="session")

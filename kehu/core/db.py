@@ -240,3 +240,16 @@ def one_of(column: Any, values: list[Any], dialect_name: str) -> Any:
 
         return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
     return column.in_(values)
+
+
+def recreate_database(url: str) -> str:
+    """Drop and create the PostgreSQL database ``url`` names (tests and benchmarks start from nothing)."""
+    from sqlalchemy import make_url, text
+
+    parsed = make_url(url)
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+    admin.dispose()
+    return parsed.render_as_string(hide_password=False)

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import make_url
+
+from kehu.core.db import recreate_database
 
 CHROMIUM = os.environ.get("KEHU_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(os.environ.get("KEHU_SCREENSHOTS", "screenshots"))
@@ -30,12 +32,7 @@ def _database_url(tmp: Path) -> str:
         return f"sqlite:///{tmp / 'e2e.db'}"
     url = make_url(base)
     name = f"{url.database}_kehu_e2e_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return url.set(database=name).render_as_string(hide_password=False)
+    return recreate_database(url.set(database=name).render_as_string(hide_password=False))
 
 
 @pytest.fixture(scope="session")
