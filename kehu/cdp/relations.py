@@ -116,8 +116,9 @@ def link_groups(session: Session, source: Source, links: list[tuple[str, dict[st
             account.traits = {**(account.traits or {}), **extra}
     session.flush()
     account_ids = [a.id for a in accounts.values()]
-    existing = set(session.execute(select(AccountMember.account_id, AccountMember.profile_id).where(
-        one_of(AccountMember.account_id, account_ids, dialect))).tuples())
+    existing = {(account_id, profile_id) for account_id, profile_id in session.execute(
+        select(AccountMember.account_id, AccountMember.profile_id).where(
+            one_of(AccountMember.account_id, account_ids, dialect)))}
     added = 0
     for group_id, _, profile in links:
         pair = (accounts[group_id].id, profile.id)

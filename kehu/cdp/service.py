@@ -473,10 +473,10 @@ def activity_by_month(session: Session, principal: Principal, profile: Profile) 
 
 def names_for(session: Session, *, user_ids: set[int], unit_ids: set[int]) -> tuple[dict[int, str], dict[int, str]]:
     """Display names of owners and units for a page of customers, in two queries (no query per row)."""
-    users = dict(session.execute(select(User.id, User.name).where(User.id.in_(user_ids))).tuples().all()) \
+    users = dict(session.execute(select(User.id, User.name).where(User.id.in_(user_ids))).all()) \
         if user_ids else {}
     units = dict(session.execute(select(BusinessUnit.id, BusinessUnit.name).where(
-        BusinessUnit.id.in_(unit_ids))).tuples().all()) if unit_ids else {}
+        BusinessUnit.id.in_(unit_ids))).all()) if unit_ids else {}
     return users, units
 
 
