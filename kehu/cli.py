@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
@@ -24,6 +26,21 @@ app.add_typer(user_app, name="user")
 app.add_typer(org_app, name="org")
 app.add_typer(source_app, name="source")
 console = Console()
+
+
+@contextlib.contextmanager
+def _reporting_errors() -> Iterator[None]:
+    """Input and domain errors become readable lines and exit code 1, not a traceback."""
+    from pydantic import ValidationError
+
+    try:
+        yield
+    except ValidationError as error:
+        for item in error.errors():
+            console.print(f"[red]{'.'.join(map(str, item['loc']))}: {item['msg']}[/red]")
+        raise typer.Exit(code=1) from None
+    except KehuError as error:
+        _fail(error)
 
 
 def _fail(error: KehuError) -> None:
@@ -175,25 +192,17 @@ def user_create(
     name: Annotated[str | None, typer.Option(help="Display name (default: the e-mail's local part)")] = None,
 ) -> None:
     """Create a staff account (the password is never printed or logged)."""
-    from pydantic import ValidationError
 
     from kehu.tenancy import schemas, service
 
     database = _ready_database()
-    try:
-        with database.unit_of_work() as session:
+    with _reporting_errors(), database.unit_of_work() as session:
             system, unit_id = _org_and_unit(session, org, unit)
             unit_id = unit_id or system.unit_id
             data = schemas.UserCreate(email=email, password=password, roles=role, unit_id=unit_id,
                                       name=name or email.split("@")[0])
             created = service.create_user(session, system, data=data)
             console.print(f"User {created.email} created with id {created.id}.")
-    except ValidationError as error:
-        for item in error.errors():
-            console.print(f"[red]{'.'.join(map(str, item['loc']))}: {item['msg']}[/red]")
-        raise typer.Exit(code=1) from None
-    except KehuError as error:
-        _fail(error)
 
 
 @source_app.command("create")
@@ -205,25 +214,17 @@ def source_create(
     = None,
 ) -> None:
     """Create a source and print its write key (shown once): the Basic-auth user name for /v1 calls."""
-    from pydantic import ValidationError
 
     from kehu.cdp import schemas as cdp_schemas
     from kehu.cdp import service as cdp_service
 
     database = _ready_database()
-    try:
-        with database.unit_of_work() as session:
+    with _reporting_errors(), database.unit_of_work() as session:
             system, unit_id = _org_and_unit(session, org, unit)
             source, key = cdp_service.create_source(session, system, data=cdp_schemas.SourceCreate(
                 name=name, kind=kind, unit_id=unit_id))  # type: ignore[arg-type]
             console.print(f"Source {source.name} (id {source.id}) created.")
             print(key)
-    except ValidationError as error:
-        for item in error.errors():
-            console.print(f"[red]{'.'.join(map(str, item['loc']))}: {item['msg']}[/red]")
-        raise typer.Exit(code=1) from None
-    except KehuError as error:
-        _fail(error)
 
 
 @import_app.command("profiles")
