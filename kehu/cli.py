@@ -227,18 +227,39 @@ def source_create(
             print(key)
 
 
+_MAP_HELP = "Override a column: 'HEADER=TARGET' (e.g. name, mobile, identity:vin, order_no; empty ignores it)"
+
+
 @import_app.command("profiles")
 def import_profiles(
     file: Annotated[str, typer.Argument(help="CSV (UTF-8 or GBK) or XLSX; the first row names the columns")],
     org: Annotated[str, typer.Option(help="Organisation slug")],
     unit: Annotated[str | None, typer.Option(help="Unit code the new customers belong to (default HQ)")] = None,
-    map_: Annotated[list[str] | None, typer.Option("--map", help="Override a column: 'HEADER=TARGET' "
-                                                   "(name, mobile, email, identity:vin, attribute:KEY, or empty)")]
-    = None,
+    map_: Annotated[list[str] | None, typer.Option("--map", help=_MAP_HELP)] = None,
     errors: Annotated[str | None, typer.Option(help="Write the rejected rows with their reasons to this CSV")]
     = None,
 ) -> None:
     """Import customer profiles through One ID, with a progress bar; re-importing a file adds no duplicates."""
+    _import_file("profiles", file, org, unit, map_, errors)
+
+
+@import_app.command("orders")
+def import_orders(
+    file: Annotated[str, typer.Argument(help="CSV (UTF-8 or GBK) or XLSX; one row per order line")],
+    org: Annotated[str, typer.Option(help="Organisation slug")],
+    unit: Annotated[str | None, typer.Option(help="Unit code for orders without a dealer column (default HQ)")]
+    = None,
+    map_: Annotated[list[str] | None, typer.Option("--map", help=_MAP_HELP)] = None,
+    errors: Annotated[str | None, typer.Option(help="Write the rejected rows with their reasons to this CSV")]
+    = None,
+) -> None:
+    """Import orders (rows sharing an order number are one order) for customers found or created through One
+    ID; an order already present is left as it is."""
+    _import_file("orders", file, org, unit, map_, errors)
+
+
+def _import_file(kind: str, file: str, org: str, unit: str | None, map_: list[str] | None,
+                 errors: str | None) -> None:
     from pathlib import Path
 
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
@@ -258,7 +279,8 @@ def import_profiles(
     try:
         with database.unit_of_work() as session:
             system, unit_id = _org_and_unit(session, org, unit)
-            run = imports.upload(session, system, filename=path.name, content=path.read_bytes(), unit_id=unit_id)
+            run = imports.upload(session, system, filename=path.name, content=path.read_bytes(), unit_id=unit_id,
+                                 kind=kind)
             mapping = dict(run.mapping)
             for item in map_ or []:
                 header, _, target = item.partition("=")
@@ -283,7 +305,8 @@ def import_profiles(
     with database.unit_of_work() as session:
         run = session.get(ImportRun, run_id)
         job = session.get(Job, job_id)
-        console.print(f"{run.accepted_rows} rows accepted ({run.profiles_created} new customers), "
+        created = f"{run.orders_created} new orders, " if kind == "orders" else ""
+        console.print(f"{run.accepted_rows} rows accepted ({created}{run.profiles_created} new customers), "
                       f"{run.rejected_rows} rejected.")
         if run.rejected_rows and errors:
             Path(errors).write_bytes(imports.rejections_csv(session, system, run_id))

@@ -36,3 +36,25 @@ def test_demo_is_idempotent_and_users_and_sources_can_be_created(database_url, c
     assert write_key.startswith("wk_")
     response = client.post("/v1/track", headers=basic(write_key), json={"userId": "u1", "event": "官网访问"})
     assert response.status_code == 200
+
+
+def test_import_profiles_then_orders_from_the_command_line(database_url, clean_database, tmp_path):
+    assert kehu(database_url, tmp_path, "demo", "--no-serve", "--customers", "0").returncode == 0
+    customers = tmp_path / "客户.csv"
+    customers.write_text("姓名,手机\n白龙马,13566665555\n坏号码,123\n", encoding="gbk")
+    profiles = kehu(database_url, tmp_path, "import", "profiles", str(customers), "--org", "demo", "--unit", "SH001")
+    assert profiles.returncode == 0, profiles.stdout + profiles.stderr
+    assert "1 rows accepted (1 new customers), 1 rejected." in profiles.stdout
+    orders = tmp_path / "orders.csv"
+    orders.write_text("order no,order date,mobile,dealer,sku,qty,price\n"
+                      "SO-9,2025-01-02,13566665555,SH001,ID4,1,259800\n"
+                      "SO-9,2025-01-02,13566665555,SH001,MAT,2,400\n"
+                      "SO-10,2025-01-03,13566665555,XX999,ID4,1,259800\n", encoding="utf-8")
+    errors = tmp_path / "rejected.csv"
+    imported = kehu(database_url, tmp_path, "import", "orders", str(orders), "--org", "demo", "--errors",
+                    str(errors))
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    assert "2 rows accepted (1 new orders, 0 new customers), 1 rejected." in imported.stdout
+    assert "未知的经销商，或您无权为其导入订单：XX999" in errors.read_text(encoding="utf-8-sig")
+    missing = kehu(database_url, tmp_path, "import", "orders", str(tmp_path / "nope.csv"), "--org", "demo")
+    assert missing.returncode == 1 and "No such file" in missing.stdout

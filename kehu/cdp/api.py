@@ -177,19 +177,24 @@ def _import_out(session: Any, run: Any) -> schemas.ImportOut:
 
     job = session.get(Job, run.job_id) if run.job_id else None
     return schemas.ImportOut(
-        id=run.id, filename=run.filename, encoding=run.encoding, headers=run.headers, mapping=run.mapping,
+        id=run.id, kind=run.kind, filename=run.filename, encoding=run.encoding, headers=run.headers,
+        mapping=run.mapping,
         status=run.status, job_id=run.job_id, job_status=job.status if job else None,
         progress=job.progress if job else 0, total_rows=run.total_rows, accepted_rows=run.accepted_rows,
-        rejected_rows=run.rejected_rows, profiles_created=run.profiles_created, created_at=run.created_at)
+        rejected_rows=run.rejected_rows, profiles_created=run.profiles_created,
+        orders_created=run.orders_created, created_at=run.created_at)
 
 
 @router.post("/imports", response_model=schemas.ImportOut, status_code=status.HTTP_201_CREATED, tags=["imports"])
 def upload_import(session: SessionDep, principal: PrincipalDep,
                   file: Annotated[UploadFile, File(description="CSV (UTF-8 or GBK) or XLSX, first row = headers")],
-                  unit_id: int | None = None) -> Any:
-    """Upload a file of profiles. The answer suggests a column mapping; check it, then start the import."""
+                  unit_id: int | None = None,
+                  kind: Annotated[Literal["profiles", "orders"], Query(description="What the file holds")]
+                  = "profiles") -> Any:
+    """Upload a file of profiles, or of orders (one row per order line; rows sharing an order number are one
+    order). The answer suggests a column mapping; check it, then start the import."""
     run = imports.upload(session, principal, filename=file.filename or "upload.csv", content=file.file.read(),
-                         unit_id=unit_id)
+                         unit_id=unit_id, kind=kind)
     return _import_out(session, run)
 
 

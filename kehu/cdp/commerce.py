@@ -81,8 +81,10 @@ def orders_from_calls(session: Session, source: Source, calls: list[tuple[dict[s
         order = orders.get(key)
         if message["event"] in ORDER_PLACED and order is None:
             total = money(props.get("total") or props.get("revenue") or props.get("amount") or props.get("value"))
-            order = Order(org_id=source.org_id, unit_id=source.unit_id, owner_id=profile.owner_id,
-                          profile_id=profile.id, external_id=key, status="placed", ordered_at=ts,
+            status = str(props.get("status") or "placed")
+            order = Order(org_id=source.org_id, unit_id=message.get("unit_id") or source.unit_id,
+                          owner_id=profile.owner_id, profile_id=profile.id, external_id=key,
+                          status=status if status in STATUSES else "placed", ordered_at=ts,
                           total=total or Decimal("0"), currency=str(props.get("currency") or "CNY")[:3].upper(),
                           source_id=source.id)
             session.add(order)

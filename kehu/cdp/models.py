@@ -157,7 +157,7 @@ class Merge(IdMixin, Base):
 
 
 class ImportRun(IdMixin, TimestampMixin, Base):
-    """An uploaded file of profiles and what became of it. The file is kept in the database so that any
+    """An uploaded file of profiles or orders and what became of it. The file is kept in the database so that any
     worker of a cluster can run (and resume) the import."""
 
     __tablename__ = "imports"
@@ -169,6 +169,7 @@ class ImportRun(IdMixin, TimestampMixin, Base):
     unit_id: Mapped[int] = mapped_column(BigId)
     created_by_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     source_id: Mapped[int] = mapped_column(BigId, ForeignKey("sources.id"))
+    kind: Mapped[str] = mapped_column(String(20), default="profiles", server_default="profiles")  # | orders
     filename: Mapped[str] = mapped_column(String(255))
     content: Mapped[bytes] = mapped_column(LargeBinary)
     encoding: Mapped[str] = mapped_column(String(20), default="utf-8")
@@ -180,6 +181,7 @@ class ImportRun(IdMixin, TimestampMixin, Base):
     accepted_rows: Mapped[int] = mapped_column(default=0)
     rejected_rows: Mapped[int] = mapped_column(default=0)
     profiles_created: Mapped[int] = mapped_column(default=0)
+    orders_created: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class ImportRejection(IdMixin, Base):

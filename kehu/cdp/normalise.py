@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 from pypinyin import Style, lazy_pinyin
@@ -85,6 +87,63 @@ def birthday(value: object) -> date:
             raise InvalidValue("date_out_of_range", value=raw)
         return parsed
     raise InvalidValue("date_invalid", value=raw)
+
+
+def moment(value: object, tz_name: str = "Asia/Shanghai") -> datetime:
+    """A point in time (UTC) from what people write: 2024-03-05, 2024/3/5 14:30, 2024年3月5日, ISO 8601. A time
+    without a zone is read in ``tz_name`` (the organisation's), a bare date as its midnight."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime(value.year, value.month, value.day)
+    else:
+        raw = unicodedata.normalize("NFKC", str(value or "")).strip()
+        text = raw.replace("年", "-").replace("月", "-").replace("日", " ").replace("/", "-").replace(".", "-")
+        text = _SPACES.sub(" ", text.replace("T", " ")).strip()
+        parsed = None
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y%m%d"):
+                try:
+                    parsed = datetime.strptime(text, fmt)
+                    break
+                except ValueError:
+                    continue
+        if parsed is None:
+            raise InvalidValue("datetime_invalid", value=raw)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=ZoneInfo(tz_name))
+    parsed = parsed.astimezone(UTC)
+    if not datetime(1990, 1, 1, tzinfo=UTC) <= parsed <= datetime.now(UTC) + timedelta(days=1):
+        raise InvalidValue("date_out_of_range", value=str(value))
+    return parsed
+
+
+_MONEY_NOISE = re.compile(r"[\s,，¥￥元]|RMB|CNY", re.IGNORECASE)
+
+
+def amount(value: object) -> Decimal:
+    """A non-negative amount in CNY, to the fen: "¥258,000", "25.8万", "1234.5元"."""
+    raw = unicodedata.normalize("NFKC", str(value if value is not None else "")).strip()
+    text, factor = _MONEY_NOISE.sub("", raw), Decimal(1)
+    if text.endswith("万"):  # dealers write car prices in units of 10,000
+        text, factor = text[:-1], Decimal(10000)
+    try:
+        parsed = (Decimal(text) * factor).quantize(Decimal("0.01"))
+    except (InvalidOperation, ValueError) as exc:
+        raise InvalidValue("amount_invalid", value=raw) from exc
+    if not parsed.is_finite() or parsed < 0 or parsed >= Decimal("1e12"):
+        raise InvalidValue("amount_invalid", value=raw)
+    return parsed
+
+
+def quantity(value: object) -> int:
+    raw = unicodedata.normalize("NFKC", str(value if value is not None else "")).strip()
+    text = raw[:-2] if raw.endswith(".0") else raw
+    if not text.isdigit() or not 0 < int(text) <= 100000:
+        raise InvalidValue("quantity_invalid", value=raw)
+    return int(text)
 
 
 GENDERS = {"male": "male", "m": "male", "男": "male", "先生": "male", "female": "female", "f": "female",

@@ -224,6 +224,7 @@ class AssignRequest(Strict):
 
 class ImportOut(BaseModel):
     id: int
+    kind: str = Field(description="profiles | orders")
     filename: str
     encoding: str
     headers: list[str]
@@ -236,11 +237,15 @@ class ImportOut(BaseModel):
     accepted_rows: int
     rejected_rows: int
     profiles_created: int
+    orders_created: int
     created_at: datetime
 
 
 class ImportMapping(Strict):
-    mapping: dict[str, str] = Field(description='header → "name", "mobile", "identity:vin", "attribute:<key>" or ""')
+    mapping: dict[str, str] = Field(description='header → "name", "mobile", "identity:vin", "attribute:<key>" or "" '
+                                    '(profiles); "order_no", "ordered_at", "status", "total", "currency", '
+                                    '"dealer", "sku", "product", "quantity", "unit_price" and customer columns '
+                                    '(orders)')
 
 
 class PreviewRowOut(BaseModel):

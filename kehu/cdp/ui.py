@@ -510,8 +510,13 @@ def sources_page() -> None:
 
 
 # -- import --------------------------------------------------------------------------------------------
-def _target_options(header: str, defined: dict[str, Any]) -> dict[str, str]:
+def _target_options(header: str, defined: dict[str, Any], kind: str = "profiles") -> dict[str, str]:
     options = {"": tr("imports.ignore")}
+    if kind == "orders":
+        options.update({f: tr(f"imports.order.{f}") for f in imports.ORDER_FIELDS})
+        options.update({f: tr(f"field.{f}") for f in imports.ORDER_CUSTOMER_FIELDS})
+        options.update({f"identity:{k}": t(f"identity.{k}", locale(), default=k) for k in imports.IDENTITY_KINDS})
+        return options
     options.update({f: tr(f"field.{f}") for f in imports.STANDARD_FIELDS})
     options.update({f"identity:{k}": t(f"identity.{k}", locale(), default=k) for k in imports.IDENTITY_KINDS})
     options.update({f"attribute:{k}": tr("imports.custom_field", label=f.label_en if locale() == "en" else f.label_zh)
@@ -522,13 +527,18 @@ def _target_options(header: str, defined: dict[str, Any]) -> dict[str, str]:
 
 def import_page() -> None:
     with frame("imports.title", "/customers", "imports") as principal:
-        state: dict[str, Any] = {"run_id": None}
-        ui.label(tr("imports.help")).classes("text-grey-7")
+        state: dict[str, Any] = {"run_id": None, "kind": "profiles"}
+        help_text = ui.label(tr("imports.help")).classes("text-grey-7")
         steps = ui.column().classes("w-full gap-4")
+
+        def pick_kind(kind: str) -> None:
+            state["kind"] = kind
+            help_text.set_text(tr("imports.help_orders" if kind == "orders" else "imports.help"))
 
         async def uploaded(event: Any) -> None:
             content = await event.file.read()
-            run = run_action(lambda s: imports.upload(s, principal, filename=event.file.name, content=content))
+            run = run_action(lambda s: imports.upload(s, principal, filename=event.file.name, content=content,
+                                                      kind=state["kind"]))
             if run is not None:
                 state["run_id"] = run.id
                 show_mapping()
@@ -537,6 +547,7 @@ def import_page() -> None:
             with unit_of_work() as session:
                 run = imports.get_run(session, principal, state["run_id"])
                 headers, mapping, total, filename = list(run.headers), dict(run.mapping), run.total_rows, run.filename
+                kind = run.kind
                 samples = imports.preview(session, principal, run.id, limit=3)
                 defined = fields.definitions(session, run.org_id)
             steps.clear()
@@ -549,7 +560,7 @@ def import_page() -> None:
                         ui.label(header).classes("font-medium")
                         ui.label(" · ".join(filter(None, (r.values.get(header, "") for r in samples))) or "—"
                                  ).classes("text-sm text-grey-8 truncate")
-                        ui.select(_target_options(header, defined), value=mapping.get(header, ""),
+                        ui.select(_target_options(header, defined, kind), value=mapping.get(header, ""),
                                   on_change=lambda e, h=header: mapping.__setitem__(h, e.value)).props(
                             "dense outlined options-dense").classes("w-64")
                 preview_box = ui.column().classes("w-full mt-4")
@@ -598,9 +609,11 @@ def import_page() -> None:
                         job = session.get(Job, run.job_id)
                         progress, job_status = (job.progress, job.status) if job else (0, "queued")
                         accepted, rejected, created = run.accepted_rows, run.rejected_rows, run.profiles_created
+                        orders, kind = run.orders_created, run.kind
                         error = job.error if job else None
                     bar.set_value(progress / 100)
-                    counts.set_text(tr("imports.counts", accepted=accepted, rejected=rejected, created=created))
+                    counts.set_text(tr("imports.counts_orders" if kind == "orders" else "imports.counts",
+                                       accepted=accepted, rejected=rejected, created=created, orders=orders))
                     if job_status in ("succeeded", "failed"):
                         timer.deactivate()
                         title.set_text(tr("imports.done") if job_status == "succeeded" else
@@ -621,6 +634,10 @@ def import_page() -> None:
 
         with steps, ui.card().classes("w-full"):
             ui.label(tr("imports.upload_title")).classes("text-lg font-medium")
+            with ui.row().classes("items-center gap-3"):
+                ui.label(tr("imports.kind")).classes("text-grey-8")
+                ui.toggle({k: tr(f"imports.kind.{k}") for k in imports.KINDS}, value="profiles",
+                          on_change=lambda e: pick_kind(e.value)).props("no-caps").mark("import-kind")
             ui.upload(label=tr("imports.choose"), auto_upload=True, on_upload=uploaded,
                       max_file_size=imports.MAX_FILE_BYTES).props('accept=".csv,.xlsx,.xlsm,.txt"').classes(
                 "w-full max-w-xl").mark("import-upload")
@@ -630,20 +647,24 @@ def import_page() -> None:
 def _recent_imports(principal: Any) -> None:
     with unit_of_work() as session:
         runs = imports.list_runs(session, principal, limit=10).items
-        rows = [{"id": r.id, "file": r.filename, "status": tr(f"imports.status.{r.status}"),
-                 "rows": r.total_rows, "accepted": r.accepted_rows, "rejected": r.rejected_rows,
-                 "created": r.profiles_created, "at": format_local(r.created_at, principal.timezone)} for r in runs]
+        rows = [{"id": r.id, "file": r.filename, "kind": tr(f"imports.kind.{r.kind}"),
+                 "status": tr(f"imports.status.{r.status}"), "rows": r.total_rows, "accepted": r.accepted_rows,
+                 "rejected": r.rejected_rows, "created": r.profiles_created,
+                 "orders": r.orders_created if r.kind == "orders" else "—",
+                 "at": format_local(r.created_at, principal.timezone)} for r in runs]
     if not rows:
         return
     with ui.card().classes("w-full"):
         ui.label(tr("imports.recent")).classes("text-lg font-medium")
         table = ui.table(columns=[
             {"name": "file", "label": tr("imports.file"), "field": "file", "align": "left"},
+            {"name": "kind", "label": tr("imports.kind"), "field": "kind", "align": "left"},
             {"name": "status", "label": tr("users.status"), "field": "status", "align": "left"},
             {"name": "rows", "label": tr("imports.rows"), "field": "rows"},
             {"name": "accepted", "label": tr("imports.accepted"), "field": "accepted"},
             {"name": "rejected", "label": tr("imports.rejected"), "field": "rejected"},
             {"name": "created", "label": tr("imports.created"), "field": "created"},
+            {"name": "orders", "label": tr("imports.orders_created"), "field": "orders"},
             {"name": "at", "label": tr("common.created_at"), "field": "at", "align": "left"},
         ], rows=rows).classes("w-full").props("flat dense")
         localise_table(table, tr)

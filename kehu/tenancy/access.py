@@ -157,6 +157,20 @@ def require_row(session: Session, principal: Principal, entity: str, privilege: 
         raise Forbidden(f"That {entity} record is outside what your roles allow you to {privilege}.")
 
 
+def writable_units(session: Session, principal: Principal, entity: str, privilege: str) -> list[BusinessUnit]:
+    """The units at which ``principal`` may ``privilege`` rows of ``entity`` (e.g. the dealers an import may
+    place orders at)."""
+    depth = principal.depth(entity, privilege)
+    query = select(BusinessUnit).where(BusinessUnit.org_id == principal.org_id)
+    if depth == NONE:
+        return []
+    if depth == UNIT_TREE:
+        query = query.where(BusinessUnit.path.startswith(principal.unit_path, autoescape=True))
+    elif depth != ORG:
+        query = query.where(BusinessUnit.id == principal.unit_id)
+    return list(session.scalars(query.order_by(BusinessUnit.path)))
+
+
 def get_scoped(session: Session, principal: Principal, model: Any, row_id: int, privilege: str = "read") -> Any:
     """One row by id within scope; NotFound otherwise (never 403, so existence does not leak)."""
     row = session.scalar(select(model).where(model.id == row_id, scope(principal, model, privilege)))

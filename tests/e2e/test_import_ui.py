@@ -25,3 +25,27 @@ def test_import_a_gbk_csv_with_a_bad_row(page, server, sign_in, tmp_path):
     assert "已接受 1 行（新客户 1 位），拒绝 1 行" in page.get_by_text("已接受").inner_text()
     assert page.get_by_role("button", name="下载被拒绝的行").is_visible()
     shoot(page, "import-done")
+
+
+def test_a_dealer_manager_imports_orders(page, server, sign_in, tmp_path):
+    path = tmp_path / "三月订单.csv"
+    path.write_text("订单号,下单日期,客户姓名,手机,车型代码,车型,数量,单价\n"
+                    "HZ-2503-01,2025-03-05 10:00,唐僧,13588887777,ID4,ID.4 Pro,1,25.98万\n"
+                    "HZ-2503-01,2025-03-05 10:00,唐僧,13588887777,MAT,全包围脚垫,1,880\n"
+                    "HZ-2503-02,2025-03-06,沙和尚,13588886666,ID6,ID.6 X,一台,31.2万\n", encoding="utf-8")
+    sign_in("hz001.manager@demo.kehu.dev")
+    page.goto(f"{server}/customers/import")
+    page.get_by_role("button", name="订单").click()
+    page.get_by_text("订单号相同的行合并为一个订单").wait_for()
+    page.locator(".q-uploader input[type=file]").set_input_files(str(path))
+    page.get_by_text("2. 核对字段对应").wait_for()
+    page.get_by_role("button", name="预检").click()
+    page.get_by_text("数量须为正整数：一台").wait_for()
+    shoot(page, "import-orders-mapping")
+    page.get_by_role("button", name="开始导入").click()
+    page.get_by_text("导入完成").wait_for(timeout=30_000)
+    assert "已接受 2 行（新订单 1 个，新客户 1 位），拒绝 1 行" in page.get_by_text("已接受").inner_text()
+    shoot(page, "import-orders-done")
+    page.get_by_role("button", name="再导入一个文件").click()
+    page.get_by_text("最近的导入").wait_for()
+    assert page.get_by_role("cell", name="三月订单.csv").is_visible()
