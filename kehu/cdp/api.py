@@ -128,14 +128,14 @@ def create_customer(data: schemas.ProfileCreate, session: SessionDep, principal:
     return service.profile_out(principal, service.create_profile(session, principal, data=data))
 
 
-INCLUDES = {"identities", "merges", "events", "consents", "accounts", "orders", "vehicles"}
+INCLUDES = {"identities", "merges", "events", "timeline", "consents", "accounts", "orders", "vehicles"}
 
 
 @router.get("/customers/{profile_id}", response_model=schemas.Customer360, response_model_exclude_none=True,
             tags=["customers"])
 def get_customer(profile_id: int, session: SessionDep, principal: PrincipalDep,
                  include: Annotated[str, Query(description="Comma-separated: identities, merges, events, "
-                                                           "consents, accounts, orders, vehicles")] = "",
+                                                           "timeline, consents, accounts, orders, vehicles")] = "",
                  limit: Limit = 50, cursor: Cursor = None) -> Any:
     """Customer 360: the profile card, and on request its identities, merge history and timeline."""
     wanted = {part.strip() for part in include.split(",") if part.strip()}
@@ -144,6 +144,13 @@ def get_customer(profile_id: int, session: SessionDep, principal: PrincipalDep,
         raise BadRequest(f"Unknown include: {', '.join(sorted(unknown))}",
                          errors=[FieldError("include", f"one or more of {', '.join(sorted(INCLUDES))}", "enum")])
     return service.customer_360(session, principal, profile_id, include=wanted, limit=limit, cursor=cursor)
+
+
+@router.get("/customers/{profile_id}/timeline", response_model=schemas.TimelinePage, tags=["customers"])
+def get_customer_timeline(profile_id: int, session: SessionDep, principal: PrincipalDep, limit: Limit = 50,
+                          cursor: Cursor = None) -> Any:
+    """What the customer did and what was done to their record, newest first; page with ``next_cursor``."""
+    return service.timeline_page(session, principal, profile_id, limit=limit, cursor=cursor)
 
 
 @router.patch("/customers/{profile_id}", response_model=schemas.ProfileOut, tags=["customers"])

@@ -104,6 +104,30 @@ class EventOut(BaseModel):
     context: dict[str, Any]
 
 
+class TimelineItemOut(BaseModel):
+    """An event the customer caused (kind "event") or a change made to their record (kind "change")."""
+
+    kind: Literal["event", "change"]
+    id: int
+    ts: datetime
+    type: str | None = Field(default=None, description="event: identify | track | page | screen | group | alias")
+    event: str | None = None
+    source_id: int | None = None
+    properties: dict[str, Any] | None = None
+    action: str | None = Field(default=None, description="change: create | update | merge | unmerge | consent | "
+                                                         "register_vehicle | …")
+    entity: str | None = None
+    entity_id: int | None = None
+    actor: str | None = None
+    summary: str | None = None
+    changes: dict[str, Any] | None = Field(default=None, description="change: field → new value (PII masked)")
+
+
+class TimelinePage(BaseModel):
+    items: list[TimelineItemOut]
+    next_cursor: str | None
+
+
 class MergeOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int
@@ -209,6 +233,8 @@ class Customer360(BaseModel):
     merges: list[MergeOut] | None = None
     events: list[EventOut] | None = None
     events_next_cursor: str | None = None
+    timeline: list[TimelineItemOut] | None = None
+    timeline_next_cursor: str | None = None
 
 
 class MergeRequest(Strict):

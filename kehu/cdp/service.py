@@ -9,6 +9,7 @@ from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from kehu.cdp import commerce, fields, identity, normalise, relations, schemas
+from kehu.cdp import timeline as history
 from kehu.cdp.models import (
     Account,
     AccountMember,
@@ -326,6 +327,27 @@ def timeline(session: Session, principal: Principal, profile: Profile, *, limit:
                        descending=True)
 
 
+def timeline_page(session: Session, principal: Principal, profile_id: int, *, limit: int = 50,
+                  cursor: str | None = None) -> schemas.TimelinePage:
+    """The interleaved timeline of events and changes, for the API and the Customer 360 page."""
+    profile = get_profile(session, principal, profile_id)
+    page = history.timeline(session, principal, profile, limit=limit, cursor=cursor)
+    items = []
+    for item in page.items:
+        if item.kind == history.EVENT:
+            event = item.row
+            items.append(schemas.TimelineItemOut(kind="event", id=item.id, ts=item.ts, type=event.type,
+                                                 event=event.event, source_id=event.source_id,
+                                                 properties=event.properties or {}))
+        else:
+            change = item.row
+            items.append(schemas.TimelineItemOut(
+                kind="change", id=item.id, ts=item.ts, action=change.action, entity=change.entity,
+                entity_id=change.entity_id, actor=change.actor_display, summary=change.summary,
+                changes=history.change_details(principal, change)))
+    return schemas.TimelinePage(items=items, next_cursor=page.next_cursor)
+
+
 def customer_360(session: Session, principal: Principal, profile_id: int, *, include: set[str],
                  limit: int = 50, cursor: str | None = None) -> schemas.Customer360:
     profile = get_profile(session, principal, profile_id)
@@ -343,6 +365,9 @@ def customer_360(session: Session, principal: Principal, profile_id: int, *, inc
     if "vehicles" in include:
         result.vehicles = [schemas.VehicleOut.model_validate(v) for v in session.scalars(
             select(Vehicle).where(Vehicle.profile_id == profile.id).order_by(Vehicle.purchased_at.desc()))]
+    if "timeline" in include:
+        page_ = timeline_page(session, principal, profile.id, limit=limit, cursor=cursor)
+        result.timeline, result.timeline_next_cursor = page_.items, page_.next_cursor
     if "events" in include:
         page = timeline(session, principal, profile, limit=limit, cursor=cursor)
         result.events = [schemas.EventOut(id=e.id, type=e.type, event=e.event, ts=e.ts, source_id=e.source_id,
@@ -408,7 +433,7 @@ def register_vehicle(session: Session, principal: Principal, profile_id: int, *,
     vehicle = commerce.register_vehicle(session, profile, vin=vin, model=data.model, unit_id=profile.unit_id,
                                         purchased_at=data.purchased_at, plate=data.plate,
                                         model_year=data.model_year)
-    audit.record(session, principal, action="create", entity="profiles", entity_id=profile.id,
+    audit.record(session, principal, action="register_vehicle", entity="profiles", entity_id=profile.id,
                  unit_id=profile.unit_id, after={"vin": vin, "model": data.model},
                  summary=f"Vehicle {vin} registered to customer {profile.id}")
     return vehicle

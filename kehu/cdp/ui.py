@@ -404,32 +404,61 @@ def _merge_dialog(principal: Any, profile_id: int) -> None:
     dialog.open()
 
 
+CHANGE_ICONS = {"create": "person_add", "update": "edit_note", "merge": "call_merge", "unmerge": "call_split",
+                "consent": "verified_user", "register_vehicle": "directions_car", "assign": "assignment_ind"}
+
+
+def _change_title(item: schemas.TimelineItemOut) -> str:
+    action = item.action or ""
+    if item.entity == "orders" and action == "create":
+        return tr("timeline.order_created", number=(item.changes or {}).get("external_id", ""))
+    return t(f"timeline.action.{action}", locale(), default=item.summary or action)
+
+
+def _change_text(item: schemas.TimelineItemOut) -> str:
+    parts = [f"{t(f'field.{k}', locale(), default=k)}: {v}" for k, v in (item.changes or {}).items()
+             if v != "" and not k.endswith("_id") and not (item.entity == "orders" and k == "external_id")]
+    return " · ".join(parts[:6])
+
+
 def _timeline(principal: Any, profile_id: int) -> None:
     state: dict[str, Any] = {"cursor": None}
     with ui.card().classes("w-full"):
         ui.label(tr("customers.timeline")).classes("text-lg font-medium")
-        box = ui.column().classes("w-full gap-0")
+        box = ui.column().classes("w-full gap-0").props("data-testid=timeline")
         more = ui.button(tr("customers.load_more"), icon="expand_more").props("flat")
 
         def load() -> None:
             with unit_of_work() as session:
-                profile = service.get_profile(session, principal, profile_id)
-                page_ = service.timeline(session, principal, profile, limit=30, cursor=state["cursor"])
-                items = [(e.ts, e.type, e.event, e.properties or {}) for e in page_.items]
+                page_ = service.timeline_page(session, principal, profile_id, limit=30, cursor=state["cursor"])
             state["cursor"] = page_.next_cursor
             with box:
-                if not items and not box.default_slot.children:
+                if not page_.items and not box.default_slot.children:
                     ui.label(tr("customers.no_events")).classes("text-grey-7 text-sm")
-                for ts, kind, event, properties in items:
+                for item in page_.items:
+                    change = item.kind == "change"
                     with ui.row().classes("w-full no-wrap items-start gap-3 py-2 border-b border-gray-100"):
-                        ui.icon(EVENT_ICONS.get(kind, "bolt")).classes("text-xl text-primary mt-1")
+                        if change:
+                            ui.icon(CHANGE_ICONS.get(item.action or "", "history")).classes(
+                                "text-xl text-amber-8 mt-1")
+                        else:
+                            ui.icon(EVENT_ICONS.get(item.type or "", "bolt")).classes("text-xl text-primary mt-1")
                         with ui.column().classes("gap-0 flex-1 min-w-0"):
-                            ui.label(t(f"event.{event}", locale(), default=event)).classes("font-medium")
-                            details = ", ".join(f"{k}: {v}" for k, v in list(properties.items())[:6]
-                                                if not isinstance(v, dict))
-                            if details:
-                                ui.label(details).classes("text-xs text-grey-7 truncate")
-                        ui.label(format_local(ts, principal.timezone)).classes("text-xs text-grey-6 shrink-0")
+                            if change:
+                                title = _change_title(item)
+                                details = _change_text(item)
+                                ui.label(title).classes("font-medium")
+                                ui.label(tr("timeline.by", actor=item.actor or tr("timeline.system"))
+                                         + (f" · {details}" if details else "")).classes(
+                                    "text-xs text-grey-7 truncate")
+                            else:
+                                ui.label(t(f"event.{item.event}", locale(), default=item.event or "")).classes(
+                                    "font-medium")
+                                details = ", ".join(f"{k}: {v}" for k, v in list((item.properties or {}).items())[:6]
+                                                    if not isinstance(v, dict | list))
+                                if details:
+                                    ui.label(details).classes("text-xs text-grey-7 truncate")
+                        ui.label(format_local(item.ts, principal.timezone)).classes("text-xs text-grey-6 shrink-0")
             more.set_visibility(state["cursor"] is not None)
 
         more.on_click(load)

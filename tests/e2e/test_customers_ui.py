@@ -43,6 +43,7 @@ def test_admin_searches_by_pinyin_and_opens_customer_360(page, server, sign_in):
     with api(server, "admin@demo.kehu.dev") as admin:
         someone = next(c for c in admin.get("/api/v1/customers", params={"limit": 50}).json()["items"]
                        if c["name"] and c["name_pinyin"])
+        assert admin.patch(f"/api/v1/customers/{someone['id']}", json={"city": "苏州"}).status_code == 200
     sign_in("admin@demo.kehu.dev")
     page.goto(f"{server}/customers")
     page.get_by_placeholder("搜索姓名、拼音、手机号、邮箱、车架号").fill(someone["name_pinyin"])
@@ -50,4 +51,6 @@ def test_admin_searches_by_pinyin_and_opens_customer_360(page, server, sign_in):
     page.wait_for_url(f"{server}/customers/*")
     page.get_by_text("时间线").wait_for()
     assert someone["name"] in page.get_by_text(someone["name"]).first.inner_text()
+    timeline = page.get_by_test_id("timeline")  # the change sits above the customer's own events
+    assert timeline.get_by_text("修改了客户资料").is_visible() and timeline.get_by_text("城市: 苏州").is_visible()
     shoot(page, "customer-360")
