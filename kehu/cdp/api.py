@@ -10,7 +10,7 @@ import orjson
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile, status
 from fastapi.responses import JSONResponse
 
-from kehu.cdp import fields, identity_rules, imports, ingest, schemas, service
+from kehu.cdp import exports, fields, identity_rules, imports, ingest, schemas, service
 from kehu.core.errors import BadRequest, FieldError, Unauthorized
 from kehu.tenancy.deps import Cursor, Limit, PrincipalDep, SessionDep
 from kehu.tenancy.schemas import Page
@@ -176,6 +176,46 @@ def assign_customers(data: schemas.AssignRequest, session: SessionDep, principal
     """Give customers to a salesperson; their unit follows the new owner."""
     return {"assigned": service.assign_profiles(session, principal, profile_ids=data.profile_ids,
                                                 owner_id=data.owner_id)}
+
+
+# -- exports ---------------------------------------------------------------------------------------
+def _export_out(session: Any, row: Any) -> schemas.ExportOut:
+    from kehu.core.jobs import Job
+
+    job = session.get(Job, row.job_id) if row.job_id else None
+    failed = job is not None and job.status == "failed"
+    return schemas.ExportOut(id=row.id, format=row.format, filters=row.filters or {},
+                             status="failed" if failed else row.status, error=job.error if failed else None,
+                             row_count=row.row_count, filename=row.filename, created_at=row.created_at,
+                             finished_at=row.finished_at)
+
+
+@router.post("/customers/exports", response_model=schemas.ExportOut, status_code=status.HTTP_202_ACCEPTED,
+             tags=["customers"])
+def export_customers(data: schemas.ExportRequest, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Export the customers you may export (with the list's filters) to CSV or XLSX, as a job. Personal data
+    is masked unless you hold pii.read. Poll ``GET /exports/{id}``, then download."""
+    row = exports.request_export(session, principal, format=data.format, filters=exports.ExportFilters(
+        q=data.q, unit_id=data.unit_id, stage=data.stage))
+    return _export_out(session, row)
+
+
+@router.get("/exports", response_model=list[schemas.ExportOut], tags=["customers"])
+def list_exports(session: SessionDep, principal: PrincipalDep) -> Any:
+    return [_export_out(session, row) for row in exports.list_exports(session, principal)]
+
+
+@router.get("/exports/{export_id}", response_model=schemas.ExportOut, tags=["customers"])
+def get_export(export_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    return _export_out(session, exports.get_export(session, principal, export_id))
+
+
+@router.get("/exports/{export_id}/download", tags=["customers"],
+            responses={200: {"content": {media: {} for media in exports.FORMATS.values()}}})
+def download_export(export_id: int, session: SessionDep, principal: PrincipalDep) -> Response:
+    filename, media_type, content = exports.download(session, principal, export_id)
+    return Response(content, media_type=media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 # -- imports ---------------------------------------------------------------------------------------

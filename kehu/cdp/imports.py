@@ -582,6 +582,7 @@ def start(session: Session, principal: Principal, import_id: int) -> ImportRun:
         raise Conflict(f"The import is already {run.status}.")
     run.mapping = check_mapping(run.headers, run.mapping, run.kind)
     job = jobs.enqueue(session, kind=IMPORT_JOB, org_id=run.org_id, unit_id=run.unit_id,
+                       created_by_api_key_id=principal.api_key_id,
                        created_by_id=principal.user_id, payload={"import_id": run.id})
     run.status, run.job_id = "queued", job.id
     session.flush()

@@ -325,3 +325,26 @@ class CustomField(IdMixin, TimestampMixin, Base):
     type: Mapped[str] = mapped_column(String(20))  # text | number | date | boolean | option | multi_option
     options: Mapped[list[dict[str, str]]] = mapped_column(JsonDoc, default=list)  # [{"value","zh","en"}]
     is_pii: Mapped[bool] = mapped_column(default=False)
+
+
+class Export(IdMixin, TimestampMixin, Base):
+    """A file of customers made by a job for one person (or API key), within their export scope, PII masked
+    unless they hold pii.read. Kept in the database so any app process of a cluster can hand it out."""
+
+    __tablename__ = "exports"
+    __table_args__ = (Index("ix_exports_org_creator", "org_id", "created_by_id"),)
+
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("organizations.id", ondelete="CASCADE"))
+    unit_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    created_by_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    created_by_api_key_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    kind: Mapped[str] = mapped_column(String(20), default="customers")
+    format: Mapped[str] = mapped_column(String(10), default="csv")  # csv | xlsx
+    filters: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    locale: Mapped[str] = mapped_column(String(10), default="zh")
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued | running | done | failed
+    job_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    row_count: Mapped[int] = mapped_column(default=0)
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    content: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -327,3 +327,22 @@ class IdentityRuleOut(BaseModel):
     max_per_profile: int
     label_zh: str
     label_en: str
+
+
+class ExportRequest(Strict):
+    format: Literal["csv", "xlsx"] = "csv"
+    q: str | None = Field(default=None, max_length=200, description="The customer list's search")
+    unit_id: int | None = Field(default=None, description="Customers of this unit and the units below it")
+    stage: Literal["visitor", "prospect", "lead", "opportunity", "customer", "owner", "churned"] | None = None
+
+
+class ExportOut(BaseModel):
+    id: int
+    format: str
+    filters: dict[str, Any]
+    status: str = Field(description="queued | running | done | failed")
+    error: str | None = None
+    row_count: int
+    filename: str
+    created_at: datetime
+    finished_at: datetime | None

@@ -6,8 +6,9 @@ from typing import Any
 
 from nicegui import ui
 
-from kehu.cdp import commerce, fields, identity_rules, imports, relations, schemas, service
+from kehu.cdp import commerce, exports, fields, identity_rules, imports, relations, schemas, service
 from kehu.core.i18n import t
+from kehu.core.jobs import Job
 from kehu.core.timeutil import format_local
 from kehu.tenancy import service as tenancy_service
 from kehu.ui.components import ServerTable, add_status_slot, localise_table
@@ -71,6 +72,9 @@ def customers_page() -> None:
                 ui.select(units, label=tr("users.unit"), clearable=True, with_input=True,
                           on_change=lambda e: apply("unit_id", e.value)).props("outlined dense").classes("w-56")
             ui.space()
+            if principal.can("profiles", "export"):
+                ui.button(tr("export.button"), icon="download", on_click=lambda: _export_dialog(principal, filters)
+                          ).props("outline")
             if principal.can("imports", "create"):
                 ui.button(tr("imports.title"), icon="upload_file",
                           on_click=lambda: ui.navigate.to("/customers/import")).props("outline")
@@ -149,6 +153,62 @@ def customers_page() -> None:
 
 
 # -- customer 360 ----------------------------------------------------------------------------------------
+def _export_dialog(principal: Any, filters: dict[str, Any]) -> None:
+    """Export what the list shows (its search, stage and unit), as a job; the file arrives in the dialog."""
+    state: dict[str, Any] = {"format": "xlsx", "id": None}
+    with ui.dialog() as dialog, ui.card().classes("w-[520px]"):
+        ui.label(tr("export.title")).classes("text-lg font-medium")
+        ui.label(tr("export.help")).classes("text-sm text-grey-7")
+        with ui.row().classes("items-center gap-3"):
+            ui.label(tr("export.format")).classes("text-grey-8")
+            ui.toggle({"xlsx": "Excel (.xlsx)", "csv": "CSV"}, value="xlsx",
+                      on_change=lambda e: state.__setitem__("format", e.value)).props("no-caps")
+        status = ui.label().classes("text-grey-8")
+        bar = ui.linear_progress(value=0, show_value=False).props("size=12px rounded")
+        bar.set_visibility(False)
+        actions = ui.row().classes("w-full justify-end gap-2")
+
+        def poll() -> None:
+            with unit_of_work() as session:
+                row = exports.get_export(session, principal, state["id"])
+                job = session.get(Job, row.job_id) if row.job_id else None
+                done, rows = row.status == "done", row.row_count
+                failed = job is not None and job.status == "failed"
+                error = job.error if failed and job else ""
+            if done or failed:
+                timer.deactivate()
+                bar.set_visibility(False)
+                status.set_text(tr("export.done", rows=f"{rows:,}") if done else tr("export.failed", error=error))
+                if done:
+                    with actions:
+                        ui.button(tr("export.download"), icon="download", on_click=fetch).mark("export-download")
+
+        def fetch() -> None:
+            with unit_of_work() as session:
+                filename, media_type, content = exports.download(session, principal, state["id"])
+            ui.download.content(content, filename, media_type)
+
+        def start() -> None:
+            row = run_action(lambda s: exports.request_export(s, principal, format=state["format"],
+                                                              filters=exports.ExportFilters(
+                                                                  q=filters.get("q") or None,
+                                                                  unit_id=filters.get("unit_id"),
+                                                                  stage=filters.get("stage"))))
+            if row is not None:
+                state["id"] = row.id
+                start_button.disable()
+                status.set_text(tr("export.running"))
+                bar.set_visibility(True)
+                bar.props("indeterminate")
+                timer.activate()
+
+        timer = ui.timer(0.7, poll, active=False)
+        with actions:
+            ui.button(tr("common.close"), on_click=dialog.close).props("flat")
+            start_button = ui.button(tr("export.start"), icon="download", on_click=start).mark("export-start")
+    dialog.open()
+
+
 def customer_page(profile_id: int) -> None:
     with frame("customers.360", "/customers", "profiles") as principal:
         try:

@@ -46,6 +46,8 @@ class Job(IdMixin, TimestampMixin, Base):
     org_id: Mapped[int] = mapped_column(BigId, ForeignKey("organizations.id", ondelete="CASCADE"))
     unit_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     created_by_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    # An API key that asked for the job: the job runs with the key's rights, never wider.
+    created_by_api_key_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     kind: Mapped[str] = mapped_column(String(80))
     payload: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
     status: Mapped[str] = mapped_column(String(20), default=QUEUED)
@@ -142,12 +144,14 @@ def enqueue(
     payload: dict[str, Any] | None = None,
     unit_id: int | None = None,
     created_by_id: int | None = None,
+    created_by_api_key_id: int | None = None,
     run_at: datetime | None = None,
     max_attempts: int = 5,
 ) -> Job:
     """Add a job in the caller's transaction: it exists only if the change that asked for it commits."""
     job = Job(
-        org_id=org_id, unit_id=unit_id, created_by_id=created_by_id, kind=kind, payload=payload or {},
+        org_id=org_id, unit_id=unit_id, created_by_id=created_by_id, created_by_api_key_id=created_by_api_key_id,
+        kind=kind, payload=payload or {},
         status=QUEUED, run_at=run_at or utcnow(), max_attempts=max_attempts,
     )
     session.add(job)

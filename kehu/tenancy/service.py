@@ -488,6 +488,10 @@ def principal_for_api_key(session: Session, key: str) -> Principal:
         raise Unauthorized("The API key was revoked or has expired.")
     if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
         row.last_used_at = now  # at most one write a minute per key, not one per request
+    return _api_key_principal(session, row)
+
+
+def _api_key_principal(session: Session, row: ApiKey) -> Principal:
     org = session.get(Organization, row.org_id)
     return Principal(
         org_id=row.org_id, unit_id=row.unit_id, unit_path=row.unit.path, api_key_id=row.id,
@@ -497,9 +501,15 @@ def principal_for_api_key(session: Session, key: str) -> Principal:
 
 
 def principal_for_job(session: Session, job: Job) -> Principal:
-    """Jobs run with the rights of whoever asked for them (or as the platform when nobody did)."""
+    """Jobs run with the rights of whoever asked for them (or as the platform when nobody did). A key revoked
+    or a user deactivated since fails the job rather than running it with rights nobody holds any more."""
     if job.created_by_id is not None:
         return principal_for_user(session, job.created_by_id)
+    if job.created_by_api_key_id is not None:
+        row = session.get(ApiKey, job.created_by_api_key_id)
+        if row is None or row.revoked_at is not None:
+            raise Unauthorized("The API key that asked for this job was revoked.")
+        return _api_key_principal(session, row)
     return system_principal(session, job.org_id)
 
 
@@ -552,6 +562,7 @@ def request_reassign(session: Session, principal: Principal, *, data: schemas.Re
     if data.deactivate_from_user:
         require_row(session, principal, "users", "update", unit_id=source.unit_id, owner_id=source.id)
     job = jobs.enqueue(session, kind=REASSIGN_JOB, org_id=principal.org_id, unit_id=principal.unit_id,
+                       created_by_api_key_id=principal.api_key_id,
                        created_by_id=principal.user_id, payload=data.model_dump())
     audit.record(session, principal, action="reassign.requested", entity="users", entity_id=source.id,
                  unit_id=source.unit_id, after=data.model_dump(),

@@ -54,3 +54,25 @@ def test_admin_searches_by_pinyin_and_opens_customer_360(page, server, sign_in):
     timeline = page.get_by_test_id("timeline")  # the change sits above the customer's own events
     assert timeline.get_by_text("修改了客户资料").is_visible() and timeline.get_by_text("城市: 苏州").is_visible()
     shoot(page, "customer-360")
+
+
+def test_a_dealer_manager_exports_only_their_dealers_customers(page, server, sign_in, tmp_path):
+    with api(server, "hz001.manager@demo.kehu.dev") as manager:
+        visible = manager.get("/api/v1/customers", params={"limit": 500}).json()["items"]
+    with api(server, "admin@demo.kehu.dev") as admin:
+        everyone = admin.get("/api/v1/customers", params={"limit": 500}).json()["items"]
+    assert visible and len(visible) < len(everyone)
+    sign_in("hz001.manager@demo.kehu.dev")
+    page.goto(f"{server}/customers")
+    page.get_by_role("button", name="导出").click()
+    page.get_by_role("button", name="CSV").click()
+    page.get_by_role("button", name="开始导出").click()
+    page.get_by_text(f"已导出 {len(visible)} 位客户").wait_for(timeout=30_000)
+    shoot(page, "customers-export")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="下载文件").click()
+    path = tmp_path / "export.csv"
+    download.value.save_as(path)
+    text = path.read_text(encoding="utf-8-sig")
+    exported = {int(line.split(",")[0]) for line in text.splitlines()[1:]}
+    assert exported == {c["id"] for c in visible}

@@ -1,0 +1,194 @@
+"""Export of customers to CSV or XLSX, as a job: only the rows the requester may export (the same scope
+filter as every list), personal data masked as on screen unless they hold pii.read, every request, finish and
+download audited. The file is written in one go at the end, so a job that dies half way simply runs again."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kehu.cdp import fields
+from kehu.cdp.models import Export, Profile
+from kehu.core import audit, jobs
+from kehu.core.db import utcnow
+from kehu.core.errors import Conflict, NotFound, ValidationFailed, invalid
+from kehu.core.i18n import t
+from kehu.core.timeutil import format_local
+from kehu.tenancy.access import Principal, scope
+from kehu.tenancy.models import BusinessUnit, User
+
+EXPORT_JOB = "cdp.export_customers"
+FORMATS = {"csv": "text/csv", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+XLSX_MAX_ROWS = 1_048_575  # a worksheet's rows, less the header
+CHUNK = 5000
+COLUMNS = ("id", "name", "mobile", "email", "gender", "birthday", "province", "city", "lifecycle_stage", "unit",
+           "owner", "source", "first_seen_at", "last_seen_at", "created_at")
+
+
+@dataclass
+class ExportFilters:
+    q: str | None = None
+    unit_id: int | None = None
+    stage: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if v not in (None, "")}
+
+
+def request_export(session: Session, principal: Principal, *, format: str = "csv",
+                   filters: ExportFilters | None = None) -> Export:
+    principal.require("profiles", "export")
+    if format not in FORMATS:
+        raise invalid("format", f"one of {', '.join(FORMATS)}", "not_option")
+    filters = filters or ExportFilters()
+    if filters.stage is not None:
+        from kehu.cdp.identity import LIFECYCLE_STAGES
+
+        if filters.stage not in LIFECYCLE_STAGES:
+            raise invalid("stage", f"one of {', '.join(LIFECYCLE_STAGES)}", "not_option")
+    row = Export(org_id=principal.org_id, unit_id=principal.unit_id, created_by_id=principal.user_id,
+                 created_by_api_key_id=principal.api_key_id, kind="customers", format=format,
+                 filters=filters.as_dict(), locale=principal.locale, status="queued")
+    session.add(row)
+    session.flush()
+    job = jobs.enqueue(session, kind=EXPORT_JOB, org_id=principal.org_id, unit_id=principal.unit_id,
+                       created_by_id=principal.user_id, created_by_api_key_id=principal.api_key_id,
+                       payload={"export_id": row.id})
+    row.job_id = job.id
+    audit.record(session, principal, action="export", entity="profiles", unit_id=principal.unit_id,
+                 after={"export_id": row.id, "format": format, "filters": row.filters},
+                 summary=f"Export of customers requested ({format})")
+    return row
+
+
+def _own(principal: Principal) -> Any:
+    if principal.user_id is not None:
+        return Export.created_by_id == principal.user_id
+    return Export.created_by_api_key_id == principal.api_key_id
+
+
+def list_exports(session: Session, principal: Principal, limit: int = 20) -> list[Export]:
+    """The requester's own exports, newest first (an export is its maker's, like a download folder)."""
+    return list(session.scalars(select(Export).where(Export.org_id == principal.org_id, _own(principal))
+                                .order_by(Export.id.desc()).limit(limit)))
+
+
+def get_export(session: Session, principal: Principal, export_id: int) -> Export:
+    row = session.scalar(select(Export).where(Export.id == export_id, Export.org_id == principal.org_id,
+                                              _own(principal)))
+    if row is None:
+        raise NotFound(f"No export with id {export_id}.")
+    return row
+
+
+def download(session: Session, principal: Principal, export_id: int) -> tuple[str, str, bytes]:
+    """(file name, media type, bytes) of a finished export; the download is audited."""
+    row = get_export(session, principal, export_id)
+    if row.status != "done" or row.content is None:
+        raise Conflict(f"The export is {row.status}; download it when it is done.")
+    audit.record(session, principal, action="download", entity="profiles", unit_id=row.unit_id,
+                 after={"export_id": row.id, "rows": row.row_count}, summary=f"Export {row.filename} downloaded")
+    return row.filename, FORMATS[row.format], row.content
+
+
+# -- the job ----------------------------------------------------------------------------------------
+def _header(locale: str, defined: dict[str, Any]) -> list[str]:
+    labels = [t(f"export.column.{c}", locale, default=c) for c in COLUMNS]
+    return labels + [(f.label_en if locale == "en" else f.label_zh) for f in defined.values()]
+
+
+def _rows(session: Session, principal: Principal, export: Export) -> Any:
+    """The export's rows in id order, a chunk at a time (keyset), as the principal may see them."""
+    from kehu.cdp.service import _profile_filters, profile_out
+
+    filters = export.filters or {}
+    where = _profile_filters(principal, filters.get("q"), filters.get("unit_id"), filters.get("stage"))
+    where.append(scope(principal, Profile, "export"))
+    defined = fields.definitions(session, export.org_id)
+    units = dict(session.execute(select(BusinessUnit.id, BusinessUnit.name)
+                                 .where(BusinessUnit.org_id == export.org_id)).all())
+    people = dict(session.execute(select(User.id, User.name).where(User.org_id == export.org_id)).all())
+    locale, tz = export.locale, principal.timezone
+    last_id = 0
+    while True:
+        chunk = list(session.scalars(select(Profile).where(*where, Profile.id > last_id)
+                                     .order_by(Profile.id).limit(CHUNK)))
+        if not chunk:
+            return
+        for profile in chunk:
+            out = profile_out(principal, profile, defined)
+            values = [
+                out.id, out.name or "", out.mobile or "", out.email or "",
+                t(f"gender.{out.gender}", locale, default=out.gender or "") if out.gender else "",
+                out.birthday or "", out.province or "", out.city or "",
+                t(f"stage.{out.lifecycle_stage}", locale, default=out.lifecycle_stage or "")
+                if out.lifecycle_stage else "",
+                units.get(profile.unit_id, ""), people.get(profile.owner_id, ""), out.source or "",
+                format_local(profile.first_seen_at, tz), format_local(profile.last_seen_at, tz),
+                format_local(profile.created_at, tz),
+            ]
+            attributes = out.attributes or {}
+            values += [_cell(attributes.get(key)) for key in defined]
+            yield values
+        last_id = chunk[-1].id
+        session.expunge_all()  # a million profiles must not pile up in the identity map
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return value
+
+
+@jobs.job_handler(EXPORT_JOB)
+def _run_export(ctx: jobs.JobContext) -> dict[str, Any]:
+    session = ctx.session
+    export = session.get(Export, ctx.job.payload["export_id"])
+    assert export is not None
+    export_id, fmt, locale = export.id, export.format, export.locale
+    principal = ctx.principal
+    if principal is None:
+        raise ValidationFailed("An export runs with the rights of whoever asked for it; nobody did.")
+    export.status = "running"
+    defined = fields.definitions(session, export.org_id)
+    header = _header(locale, defined)
+    count = 0
+    if fmt == "xlsx":
+        from openpyxl import Workbook
+
+        book = Workbook(write_only=True)
+        sheet = book.create_sheet(t("export.sheet", locale, default="customers"))
+        sheet.append(header)
+        for values in _rows(session, principal, export):
+            count += 1
+            if count > XLSX_MAX_ROWS:
+                raise invalid("format", f"a worksheet holds at most {XLSX_MAX_ROWS} rows; export as CSV")
+            sheet.append(values)
+        buffer = io.BytesIO()
+        book.save(buffer)
+        content = buffer.getvalue()
+    else:
+        text = io.StringIO()
+        writer = csv.writer(text)
+        writer.writerow(header)
+        for values in _rows(session, principal, export):
+            writer.writerow(values)
+            count += 1
+        content = text.getvalue().encode("utf-8-sig")  # the BOM makes Excel read UTF-8
+    export = session.get(Export, export_id)  # expunged with the chunks
+    assert export is not None
+    stamp = utcnow()
+    export.content, export.row_count, export.status, export.finished_at = content, count, "done", stamp
+    export.filename = f"customers-{stamp:%Y%m%d-%H%M%S}-{export_id}.{fmt}"
+    audit.record(session, principal, action="export_ready", entity="profiles", unit_id=export.unit_id,
+                 after={"export_id": export_id, "rows": count, "bytes": len(content)},
+                 summary=f"Export {export.filename}: {count} customers")
+    session.flush()
+    return {"rows": count, "bytes": len(content)}
