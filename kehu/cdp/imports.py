@@ -313,7 +313,7 @@ def row_to_message(run_id: int, number: int, row: dict[str, str], mapping: dict[
             "anonymous_id": None, "previous_id": None, "group_id": None, "event": "import",
             "traits": traits, "group_traits": {}, "properties": {"import_id": run_id, "row": number,
                                                                   "file": filename},
-            "context": {}, "ts": utcnow().isoformat()}
+            "context": {}, "ts": utcnow().isoformat(), "normalised": True}
 
 
 def _customer_value(target: str, value: str, traits: dict[str, Any]) -> str | None:

@@ -177,3 +177,26 @@ def test_identity_rules_are_configurable_per_organisation(client, web_source, se
     process(clean_database)
     profile = live_profiles(session)[0]
     assert {v for k, v in identities(session, profile.id) if k == "mobile"} == {"+8613800000001"}
+
+
+def test_a_merge_inside_one_batch_keeps_what_comes_before_and_after_it(client, web_source, session,
+                                                                      clean_database):
+    """Profiles born in a batch are written early when a merge needs their ids; traits set before and after
+    the merge, in the same batch, all land on the survivor."""
+    _, key = web_source
+    send(client, key,
+         call("identify", anonymousId="a9", traits={"city": "杭州"}, timestamp="2026-02-01T01:00:00Z"),
+         call("identify", userId="u9", traits={"name": "韩梅梅"}, timestamp="2026-02-01T02:00:00Z"),
+         call("identify", userId="u9", anonymousId="a9", timestamp="2026-02-01T03:00:00Z"),
+         call("identify", userId="u9", traits={"email": "HMM@example.com"}, timestamp="2026-02-01T04:00:00Z"),
+         call("identify", anonymousId="a10", traits={"city": "宁波"}, timestamp="2026-02-01T05:00:00Z"))
+    assert process(clean_database) == 1
+    profiles = live_profiles(session)
+    assert len(profiles) == 2
+    survivor = next(p for p in profiles if p.name == "韩梅梅")
+    assert (survivor.city, survivor.email, survivor.name_pinyin) == ("杭州", "hmm@example.com", "hanmeimei")
+    assert identities(session, survivor.id) == {("user_id", "u9"), ("anonymous_id", "a9"),
+                                                ("email", "hmm@example.com")}
+    assert Counter(session.scalars(select(Event.profile_id))) == {survivor.id: 4,
+                                                                 next(p.id for p in profiles if p.city == "宁波"): 1}
+    assert session.scalars(select(Merge)).one().winner_id == survivor.id

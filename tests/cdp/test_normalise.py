@@ -1,0 +1,46 @@
+"""The quick paths of normalisation give exactly what the full libraries give."""
+
+from __future__ import annotations
+
+import phonenumbers
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pypinyin import Style, lazy_pinyin
+
+from kehu.cdp import normalise
+
+
+def reference_phone(text: str) -> str | None:
+    try:
+        parsed = phonenumbers.parse(text, "CN")
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def ours(text: str) -> str | None:
+    try:
+        return normalise.phone(text)
+    except normalise.InvalidValue:
+        return None
+
+
+@settings(max_examples=3000, deadline=None)
+@given(digits=st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True),
+       form=st.sampled_from(["{d}", "+86{d}", "86{d}", "+86 {a} {b} {c}", "{a}-{b}-{c}", "({a}) {b}{c}"]))
+def test_mainland_mobiles_match_libphonenumber(digits: str, form: str) -> None:
+    text = form.format(d=digits, a=digits[:3], b=digits[3:7], c=digits[7:])
+    assert ours(text) == reference_phone(text)
+
+
+def test_carrier_prefixes_and_foreign_numbers_take_the_full_check() -> None:
+    assert ours("17993006709") == reference_phone("17993006709")
+    assert ours("+1 650 253 0000") == "+16502530000"
+    assert ours("12345") is None
+
+
+def test_names_read_character_by_character_like_pypinyin() -> None:
+    for name in ("张伟", "王秀英", "欧阳娜娜", "李 娜", "Zhang Wei"):
+        assert normalise.pinyin(name) == "".join(lazy_pinyin(name, style=Style.NORMAL)).lower().replace(" ", "")
