@@ -317,6 +317,33 @@ def _import_file(kind: str, file: str, org: str, unit: str | None, map_: list[st
 
 
 @app.command()
+def generate(
+    org: Annotated[str, typer.Option(help="Organisation slug (its dealers and consultants get the customers)")]
+    = "demo",
+    customers: Annotated[int, typer.Option(help="How many customers to add")] = 100_000,
+    events: Annotated[int, typer.Option(help="Events per customer, on average")] = 20,
+    seed: Annotated[int, typer.Option(help="Same seed, same data; each seed can be generated once")] = 7,
+) -> None:
+    """Add synthetic customers at scale (profiles, identities, three years of events, orders, vehicles),
+    written in bulk — for benchmarks and load tests."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from kehu.demo.generate import generate as generate_customers
+
+    configure_logging(get_settings().log_json, "WARNING")
+    database = _ready_database()
+    with _reporting_errors(), database.unit_of_work() as session:
+        system, _ = _org_and_unit(session, org, None)
+    with _reporting_errors(), Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                       TimeRemainingColumn(), console=console) as bar:
+        task = bar.add_task("Generating customers", total=customers)
+        made = generate_customers(database, system.org_id, customers=customers, events_per_customer=events,
+                                  seed=seed, progress=lambda n: bar.advance(task, n))
+    console.print(f"{made.customers:,} customers, {made.identities:,} identities, {made.events:,} events, "
+                  f"{made.orders:,} orders, {made.vehicles:,} vehicles in {made.seconds:.0f} s.")
+
+
+@app.command()
 def bench(
     name: Annotated[str, typer.Argument(help="A benchmark under benchmarks/ (e.g. ingest), or all")],
     json_out: Annotated[str | None, typer.Option("--json", help="Also write the results to this file")] = None,

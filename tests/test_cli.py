@@ -36,6 +36,11 @@ def test_demo_is_idempotent_and_users_and_sources_can_be_created(database_url, c
     assert write_key.startswith("wk_")
     response = client.post("/v1/track", headers=basic(write_key), json={"userId": "u1", "event": "官网访问"})
     assert response.status_code == 200
+    generated = kehu(database_url, tmp_path, "generate", "--customers", "40", "--events", "5", "--seed", "9")
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+    assert "40 customers" in generated.stdout
+    repeated = kehu(database_url, tmp_path, "generate", "--customers", "40", "--seed", "9")
+    assert repeated.returncode == 1 and "seed 9 already" in repeated.stdout
 
 
 def test_import_profiles_then_orders_from_the_command_line(database_url, clean_database, tmp_path):

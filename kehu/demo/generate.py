@@ -1,0 +1,260 @@
+"""Customers at scale for benchmarks and load tests (`kehu generate`): profiles with their identities,
+three years of life-cycle events with the seasons of the Chinese car market, orders with lines and the
+delivered vehicles. Deterministic from a seed. Rows go straight into the tables (COPY on PostgreSQL,
+multi-row INSERTs on SQLite), one chunk of customers per transaction, with a progress callback.
+
+The demo sends its thousand customers through ingestion to show One ID at work; a million through the
+resolver would take hours, and what the benchmarks measure at that size is reading, so this writes the
+resolved result directly."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kehu.cdp import normalise, schemas, service
+from kehu.cdp.models import Event, Identity, Order, OrderLine, Product, Profile, Source, Vehicle
+from kehu.core.db import Database, copy_rows, insert_returning_ids, one_of, utcnow
+from kehu.core.errors import Conflict
+from kehu.demo.customers import MAIL_DOMAINS, MODELS, _person, vin
+from kehu.tenancy import service as tenancy_service
+from kehu.tenancy.models import BusinessUnit, Role, User
+
+CHUNK = 10_000
+# Relative sales activity by month (1–12): the Spring Festival dip in February, the spring and "golden
+# September, silver October" peaks, the year-end push.
+SEASON = [0.9, 0.55, 1.1, 1.15, 1.05, 0.95, 0.85, 0.9, 1.2, 1.2, 1.0, 1.15]
+# (event, call type, weight, where it happens) for the browsing and engagement part of a journey.
+ENGAGEMENT = [("车型详情", "page", 30, "web"), ("官网首页", "page", 12, "web"), ("ad_click", "track", 8, "web"),
+              ("wechat_follow", "track", 4, "web"), ("app_login", "track", 10, "app"),
+              ("车辆状态", "screen", 8, "app"), ("call_centre_inquiry", "track", 3, "showroom"),
+              ("survey_answered", "track", 2, "app")]
+FUNNEL = ["test_drive_booked", "showroom_visit", "test_drive_completed", "quote_requested"]
+AFTER_SALES = ["maintenance_visit", "maintenance_visit", "complaint", "referral"]
+
+
+@dataclass
+class Generated:
+    customers: int = 0
+    identities: int = 0
+    events: int = 0
+    orders: int = 0
+    vehicles: int = 0
+    seconds: float = 0.0
+    by_table: dict[str, int] = field(default_factory=dict)
+
+
+def _seasonal_day(rng: random.Random, start: datetime, days: int) -> datetime:
+    """A moment in [start, start + days) drawn with the month's weight."""
+    while True:
+        moment = start + timedelta(days=rng.random() * days)
+        if rng.random() < SEASON[moment.month - 1] / 1.2:
+            return moment.replace(microsecond=0)
+
+
+def generate(database: Database, org_id: int, *, customers: int, events_per_customer: int = 20,
+             seed: int = 7, years: int = 3, progress: Callable[[int], None] | None = None) -> Generated:
+    """Add ``customers`` customers (about ``events_per_customer`` events each) to the organisation."""
+    import time
+
+    started = time.perf_counter()
+    rng = random.Random(seed)
+    out = Generated()
+    with database.unit_of_work() as session:
+        if session.scalar(select(Identity.id).where(Identity.org_id == org_id, Identity.kind == "anonymous_id",
+                                                    Identity.value == f"gen-{seed}-0")):
+            raise Conflict(f"Customers were generated with seed {seed} already; choose another seed.")
+        context = _Context.load(session, org_id, seed)
+    now = utcnow()
+    begin = now - timedelta(days=365 * years)
+    done = 0
+    while done < customers:
+        size = min(CHUNK, customers - done)
+        with database.unit_of_work() as session:
+            _chunk(session, context, rng, size, begin=begin, now=now, events_per_customer=events_per_customer,
+                   out=out, first_number=done)
+        done += size
+        out.customers = done
+        if progress:
+            progress(size)
+    out.seconds = time.perf_counter() - started
+    return out
+
+
+@dataclass
+class _Context:
+    org_id: int
+    seed: int
+    dealers: list[BusinessUnit]
+    consultants: dict[int, list[int]]
+    web: int
+    app: int
+    showroom: dict[int, int]
+    products: dict[str, int]
+
+    @classmethod
+    def load(cls, session: Session, org_id: int, seed: int) -> _Context:
+        system = tenancy_service.system_principal(session, org_id)
+        dealers = list(session.scalars(select(BusinessUnit).where(
+            BusinessUnit.org_id == org_id, BusinessUnit.kind == "dealer", BusinessUnit.is_active)
+            .order_by(BusinessUnit.code)))
+        if not dealers:
+            raise Conflict("The organisation has no dealers to give customers to (run `kehu demo` first).")
+        sales_role = session.scalar(select(Role.id).where(Role.org_id == org_id, Role.code == "dealer_sales"))
+        consultants: dict[int, list[int]] = {}
+        for dealer in dealers:
+            consultants[dealer.id] = list(session.scalars(
+                select(User.id).join(BusinessUnit, User.unit_id == BusinessUnit.id)
+                .where(BusinessUnit.path.startswith(dealer.path), User.is_active,
+                       User.roles.any(Role.id == sales_role)).order_by(User.id)))
+
+        def source(name: str, kind: str, unit_id: int | None = None) -> int:
+            found = session.scalar(select(Source.id).where(Source.org_id == org_id, Source.name == name))
+            if found:
+                return found
+            return service.create_source(session, system, data=schemas.SourceCreate(
+                name=name, kind=kind, unit_id=unit_id))[0].id
+
+        web, app = source("生成数据·官网", "web"), source("生成数据·车主 App", "app")
+        showroom = {d.id: source(f"生成数据·{d.code} 展厅", "server", d.id) for d in dealers}
+        products = {}
+        for model, price in MODELS:
+            product = session.scalar(select(Product).where(Product.org_id == org_id, Product.sku == model))
+            if product is None:
+                product = Product(org_id=org_id, sku=model, name=model, kind="vehicle_model", price=Decimal(price))
+                session.add(product)
+                session.flush()
+            products[model] = product.id
+        return cls(org_id, seed, dealers, consultants, web, app, showroom, products)
+
+
+@dataclass
+class _Person:
+    number: int
+    dealer: BusinessUnit
+    owner: int | None
+    model: str
+    price: int
+    stage: str
+    mobile: str
+    email: str | None
+    stamps: list[datetime]
+
+
+def _chunk(session: Session, ctx: _Context, rng: random.Random, size: int, *, begin: datetime, now: datetime,
+           events_per_customer: int, out: Generated, first_number: int) -> None:
+    span = (now - begin).days
+    people: list[_Person] = []
+    profiles = []
+    for k in range(size):
+        number = first_number + k
+        raw = _person(rng)
+        dealer = rng.choice(ctx.dealers)
+        owners = ctx.consultants.get(dealer.id) or [None]
+        first = _seasonal_day(rng, begin, span - 1)
+        count = max(3, int(rng.gauss(events_per_customer, events_per_customer / 4)))
+        stamps = [first, *sorted(_seasonal_day(rng, first, max((now - first).days, 1)) for _ in range(count - 1))]
+        model, price = rng.choice(MODELS)
+        name = str(raw["name"])
+        # Mobiles and e-mails are unique by construction (the customer's number in a bijection of the
+        # 8-digit subscriber part; the number in the e-mail), since identities are unique per organisation.
+        mobile = f"+86{str(raw['mobile'])[:3]}{(number * 7919 + ctx.seed * 104729) % 10**8:08d}"
+        email = f"{normalise.pinyin(name)}.{number}.{ctx.seed}@{rng.choice(MAIL_DOMAINS)}" \
+            if raw["email"] or rng.random() < 0.1 else None
+        person = _Person(number, dealer, owners[number % len(owners)], model, price,
+                         rng.choices(["prospect", "lead", "opportunity", "customer", "owner"], [30, 25, 20, 8, 17])[0],
+                         mobile, email, stamps)
+        people.append(person)
+        profiles.append({
+            "org_id": ctx.org_id, "unit_id": dealer.id, "owner_id": person.owner, "name": name,
+            "name_pinyin": normalise.pinyin(name), "gender": raw["gender"],
+            "birthday": datetime.strptime(str(raw["birthday"]), "%Y-%m-%d").date(), "mobile": person.mobile,
+            "email": email, "province": dealer.province, "city": dealer.city, "source": "官网",
+            "lifecycle_stage": person.stage, "attributes": {"intended_model": model}, "trait_times": {},
+            "merged_into_id": None, "first_seen_at": first, "last_seen_at": stamps[-1], "created_at": first,
+            "updated_at": now})
+    _avoid_taken_mobiles(session, ctx, people, profiles)
+    profile_ids = insert_returning_ids(session, Profile.__table__, profiles)
+
+    identities = []
+    for profile_id, person in zip(profile_ids, people, strict=True):
+        base = {"org_id": ctx.org_id, "profile_id": profile_id, "first_seen_at": person.stamps[0],
+                "last_seen_at": person.stamps[-1]}
+        identities.append({**base, "kind": "anonymous_id", "value": f"gen-{ctx.seed}-{person.number}",
+                           "source_id": ctx.web})
+        identities.append({**base, "kind": "mobile", "value": person.mobile,
+                           "source_id": ctx.showroom[person.dealer.id]})
+        if person.email:
+            identities.append({**base, "kind": "email", "value": person.email, "source_id": ctx.web})
+        if person.stage in ("customer", "owner"):
+            identities.append({**base, "kind": "user_id", "value": f"gen-app-{ctx.seed}-{person.number}",
+                               "source_id": ctx.app})
+    identity_ids = insert_returning_ids(session, Identity.__table__, identities)
+    by_profile: dict[int, dict[str, int]] = {}
+    for row, identity_id in zip(identities, identity_ids, strict=True):
+        by_profile.setdefault(row["profile_id"], {})[row["kind"]] = identity_id
+
+    events, orders, models, vehicles = [], [], [], []
+    weights = [w for _, _, w, _ in ENGAGEMENT]
+    for profile_id, person in zip(profile_ids, people, strict=True):
+        ids = by_profile[profile_id]
+        showroom = ctx.showroom[person.dealer.id]
+        funnel_at = len(person.stamps) // 3
+        for index, ts in enumerate(person.stamps):
+            if funnel_at <= index < funnel_at + len(FUNNEL) and person.stage != "prospect":
+                name, kind, where = FUNNEL[index - funnel_at], "track", "showroom"
+            elif index > funnel_at + len(FUNNEL) + 2 and person.stage == "owner" and rng.random() < 0.3:
+                name, kind, where = rng.choice(AFTER_SALES), "track", "showroom"
+            else:
+                name, kind, _, where = rng.choices(ENGAGEMENT, weights)[0]
+            if where == "web":
+                source_id, identity_id = ctx.web, ids["anonymous_id"]
+            elif where == "app":
+                source_id, identity_id = ctx.app, ids.get("user_id", ids["mobile"])
+            else:
+                source_id, identity_id = showroom, ids["mobile"]
+            events.append({"org_id": ctx.org_id, "source_id": source_id,
+                           "message_id": f"gen-{ctx.seed}-{person.number}-{index}", "type": kind, "event": name,
+                           "ts": ts, "received_at": ts, "identity_id": identity_id, "profile_id": profile_id,
+                           "properties": {"model": person.model}, "context": {}})
+        if person.stage in ("customer", "owner"):
+            ordered = person.stamps[min(funnel_at + len(FUNNEL), len(person.stamps) - 1)]
+            orders.append({"org_id": ctx.org_id, "unit_id": person.dealer.id, "owner_id": person.owner,
+                           "profile_id": profile_id, "external_id": f"SO-G{ctx.seed}-{person.number}",
+                           "status": "delivered" if person.stage == "owner" else "paid", "ordered_at": ordered,
+                           "total": Decimal(person.price), "currency": "CNY", "source_id": showroom,
+                           "created_at": ordered, "updated_at": ordered})
+            models.append(person.model)
+            if person.stage == "owner":
+                vehicles.append({"org_id": ctx.org_id, "unit_id": person.dealer.id, "profile_id": profile_id,
+                                 "vin": vin(rng), "model": person.model, "model_year": ordered.year, "plate": None,
+                                 "purchased_at": (ordered + timedelta(days=20)).date(), "created_at": ordered,
+                                 "updated_at": ordered})
+    copy_rows(session, Event, events)
+    order_ids = insert_returning_ids(session, Order.__table__, orders)
+    copy_rows(session, OrderLine, [{"order_id": order_id, "product_id": ctx.products[model], "sku": model,
+                                    "name": model, "quantity": 1, "unit_price": order["total"]}
+                                   for order_id, order, model in zip(order_ids, orders, models, strict=True)])
+    copy_rows(session, Vehicle, vehicles)
+    out.identities += len(identities)
+    out.events += len(events)
+    out.orders += len(orders)
+    out.vehicles += len(vehicles)
+
+
+def _avoid_taken_mobiles(session: Session, ctx: _Context, people: list[_Person], profiles: list[dict]) -> None:
+    """Customers already in the organisation (the demo's, another seed's) keep their numbers: a generated
+    customer whose mobile is taken gets a fresh one in the 199 block instead."""
+    dialect = session.get_bind().dialect.name
+    taken = set(session.scalars(select(Identity.value).where(
+        Identity.org_id == ctx.org_id, Identity.kind == "mobile",
+        one_of(Identity.value, [p.mobile for p in people], dialect))))
+    for person, row in zip(people, profiles, strict=True):
+        if person.mobile in taken:
+            person.mobile = row["mobile"] = f"+86199{(person.number * 7919 + ctx.seed * 15485863) % 10**8:08d}"
