@@ -322,13 +322,16 @@ def ensure_schema(database: Database) -> None:
 
 
 def one_of(column: Any, values: list[Any], dialect_name: str) -> Any:
-    """``column IN values``. On PostgreSQL one array parameter (``= ANY(:values)``), so the statement text
-    stays the same whatever the list's length and the server and driver reuse it."""
+    """``column IN values``. On PostgreSQL one array parameter, so the statement text stays the same whatever
+    the list's length and the server and driver reuse it. Written ``IN (SELECT unnest(:values))`` rather
+    than ``= ANY(:values)``: with an index both are index lookups, but where the planner picks a scan (a
+    table that grew since it was last analysed) ``= ANY`` compares every row with every value (10,000 values
+    × a million rows), while the semi-join hashes the list once."""
     if dialect_name == "postgresql":
-        from sqlalchemy import any_, bindparam
+        from sqlalchemy import bindparam, func, select
         from sqlalchemy.dialects.postgresql import ARRAY
 
-        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
+        return column.in_(select(func.unnest(bindparam(None, values, type_=ARRAY(column.type)))).scalar_subquery())
     return column.in_(values)
 
 

@@ -9,6 +9,8 @@ resolved result directly."""
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from kehu.cdp import normalise, schemas, service
 from kehu.cdp.models import Event, Identity, Order, OrderLine, Product, Profile, Source, Vehicle
-from kehu.core.db import Database, copy_rows, insert_returning_ids, one_of, utcnow
+from kehu.core.db import Database, copy_rows, insert_returning_ids, utcnow
 from kehu.core.errors import Conflict
 from kehu.demo.customers import MAIL_DOMAINS, MODELS, _person, vin
 from kehu.tenancy import service as tenancy_service
@@ -50,12 +52,21 @@ class Generated:
     by_table: dict[str, int] = field(default_factory=dict)
 
 
-def _seasonal_day(rng: random.Random, start: datetime, days: int) -> datetime:
-    """A moment in [start, start + days) drawn with the month's weight."""
-    while True:
-        moment = start + timedelta(days=rng.random() * days)
-        if rng.random() < SEASON[moment.month - 1] / 1.2:
-            return moment.replace(microsecond=0)
+class _Calendar:
+    """Days from ``begin`` to ``now`` weighted by the season; a draw is a bisection of the cumulative weights
+    (a million customers draw twenty million moments)."""
+
+    def __init__(self, begin: datetime, now: datetime) -> None:
+        self.begin, self.now = begin, now
+        self.days = max((now - begin).days, 1)
+        self.cumulative = list(itertools.accumulate(
+            SEASON[(begin + timedelta(days=d)).month - 1] for d in range(self.days)))
+
+    def moment(self, rng: random.Random, from_day: int = 0) -> tuple[int, datetime]:
+        low = self.cumulative[from_day - 1] if from_day > 0 else 0.0
+        day = bisect.bisect_left(self.cumulative, low + rng.random() * (self.cumulative[-1] - low))
+        day = min(day, self.days - 1)
+        return day, min(self.now, self.begin + timedelta(days=day, seconds=rng.randrange(86_400)))
 
 
 def generate(database: Database, org_id: int, *, customers: int, events_per_customer: int = 20,
@@ -97,6 +108,7 @@ class _Context:
     app: int
     showroom: dict[int, int]
     products: dict[str, int]
+    taken_mobiles: set[str]
 
     @classmethod
     def load(cls, session: Session, org_id: int, seed: int) -> _Context:
@@ -131,7 +143,9 @@ class _Context:
                 session.add(product)
                 session.flush()
             products[model] = product.id
-        return cls(org_id, seed, dealers, consultants, web, app, showroom, products)
+        taken = set(session.scalars(select(Identity.value).where(Identity.org_id == org_id,
+                                                                 Identity.kind == "mobile")))
+        return cls(org_id, seed, dealers, consultants, web, app, showroom, products, taken)
 
 
 @dataclass
@@ -149,7 +163,7 @@ class _Person:
 
 def _chunk(session: Session, ctx: _Context, rng: random.Random, size: int, *, begin: datetime, now: datetime,
            events_per_customer: int, out: Generated, first_number: int) -> None:
-    span = (now - begin).days
+    calendar = _Calendar(begin, now)
     people: list[_Person] = []
     profiles = []
     for k in range(size):
@@ -157,9 +171,9 @@ def _chunk(session: Session, ctx: _Context, rng: random.Random, size: int, *, be
         raw = _person(rng)
         dealer = rng.choice(ctx.dealers)
         owners = ctx.consultants.get(dealer.id) or [None]
-        first = _seasonal_day(rng, begin, span - 1)
+        first_day, first = calendar.moment(rng)
         count = max(3, int(rng.gauss(events_per_customer, events_per_customer / 4)))
-        stamps = [first, *sorted(_seasonal_day(rng, first, max((now - first).days, 1)) for _ in range(count - 1))]
+        stamps = [first, *sorted(max(first, calendar.moment(rng, first_day)[1]) for _ in range(count - 1))]
         model, price = rng.choice(MODELS)
         name = str(raw["name"])
         # Mobiles and e-mails are unique by construction (the customer's number in a bijection of the
@@ -179,7 +193,7 @@ def _chunk(session: Session, ctx: _Context, rng: random.Random, size: int, *, be
             "lifecycle_stage": person.stage, "attributes": {"intended_model": model}, "trait_times": {},
             "merged_into_id": None, "first_seen_at": first, "last_seen_at": stamps[-1], "created_at": first,
             "updated_at": now})
-    _avoid_taken_mobiles(session, ctx, people, profiles)
+    _avoid_taken_mobiles(ctx, people, profiles)
     profile_ids = insert_returning_ids(session, Profile.__table__, profiles)
 
     identities = []
@@ -248,13 +262,9 @@ def _chunk(session: Session, ctx: _Context, rng: random.Random, size: int, *, be
     out.vehicles += len(vehicles)
 
 
-def _avoid_taken_mobiles(session: Session, ctx: _Context, people: list[_Person], profiles: list[dict]) -> None:
+def _avoid_taken_mobiles(ctx: _Context, people: list[_Person], profiles: list[dict]) -> None:
     """Customers already in the organisation (the demo's, another seed's) keep their numbers: a generated
     customer whose mobile is taken gets a fresh one in the 199 block instead."""
-    dialect = session.get_bind().dialect.name
-    taken = set(session.scalars(select(Identity.value).where(
-        Identity.org_id == ctx.org_id, Identity.kind == "mobile",
-        one_of(Identity.value, [p.mobile for p in people], dialect))))
     for person, row in zip(people, profiles, strict=True):
-        if person.mobile in taken:
+        if person.mobile in ctx.taken_mobiles:
             person.mobile = row["mobile"] = f"+86199{(person.number * 7919 + ctx.seed * 15485863) % 10**8:08d}"
