@@ -10,7 +10,7 @@ import orjson
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile, status
 from fastapi.responses import JSONResponse
 
-from kehu.cdp import exports, fields, identity_rules, imports, ingest, schemas, service
+from kehu.cdp import commerce, exports, fields, identity_rules, imports, ingest, schemas, service
 from kehu.core.errors import BadRequest, FieldError, Unauthorized
 from kehu.tenancy.deps import Cursor, Limit, PrincipalDep, SessionDep
 from kehu.tenancy.schemas import Page
@@ -176,6 +176,26 @@ def assign_customers(data: schemas.AssignRequest, session: SessionDep, principal
     """Give customers to a salesperson; their unit follows the new owner."""
     return {"assigned": service.assign_profiles(session, principal, profile_ids=data.profile_ids,
                                                 owner_id=data.owner_id)}
+
+
+# -- product catalogue -------------------------------------------------------------------------------
+@router.get("/products", response_model=list[schemas.ProductOut], tags=["orders"])
+def list_products(session: SessionDep, principal: PrincipalDep, q: str | None = None,
+                  kind: schemas.ProductKind | None = None, active: bool | None = None) -> Any:
+    """Vehicle models, parts, services and accessories with their list prices (CNY)."""
+    return commerce.list_products(session, principal, q=q, kind=kind, active=active)
+
+
+@router.post("/products", response_model=schemas.ProductOut, status_code=status.HTTP_201_CREATED, tags=["orders"])
+def create_product(data: schemas.ProductCreate, session: SessionDep, principal: PrincipalDep) -> Any:
+    return commerce.create_product(session, principal, data.model_dump())
+
+
+@router.patch("/products/{product_id}", response_model=schemas.ProductOut, tags=["orders"])
+def update_product(product_id: int, data: schemas.ProductUpdate, session: SessionDep,
+                   principal: PrincipalDep) -> Any:
+    changes = {k: v for k, v in data.model_dump(exclude_unset=True).items() if v is not None or k == "price"}
+    return commerce.update_product(session, principal, product_id, changes)
 
 
 # -- exports ---------------------------------------------------------------------------------------

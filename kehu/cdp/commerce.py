@@ -14,7 +14,7 @@ from kehu.cdp import normalise
 from kehu.cdp.models import Order, OrderLine, Product, Profile, Source, Vehicle
 from kehu.core import audit
 from kehu.core.db import one_of
-from kehu.core.errors import Conflict, invalid
+from kehu.core.errors import Conflict, NotFound, invalid
 
 ORDER_PLACED = {"Order Completed", "order_placed", "order_completed"}
 ORDER_STATUS = {"Order Cancelled": "cancelled", "order_cancelled": "cancelled", "Order Refunded": "refunded",
@@ -55,6 +55,15 @@ def _products(session: Session, org_id: int, items: list[dict[str, Any]]) -> dic
     return found
 
 
+def _items(props: dict[str, Any]) -> list[dict[str, Any]]:
+    """An order call's lines: Segment's ``products``, or the one vehicle model it names."""
+    items = [i for i in (props.get("products") or []) if isinstance(i, dict)]
+    if not items and props.get("model"):
+        total = props.get("total") or props.get("revenue") or props.get("amount") or props.get("value")
+        items = [{"sku": props["model"], "name": props["model"], "price": total, "quantity": 1}]
+    return items
+
+
 def orders_from_calls(session: Session, source: Source, calls: list[tuple[dict[str, Any], datetime, Profile]]
                       ) -> list[str]:
     """Create or update orders (and vehicles) from a batch's e-commerce calls; returns notes on bad values."""
@@ -72,8 +81,7 @@ def orders_from_calls(session: Session, source: Source, calls: list[tuple[dict[s
     ids = list({external_id(m) for m, _, _ in calls})
     orders = {o.external_id: o for o in session.scalars(select(Order).where(
         Order.org_id == source.org_id, one_of(Order.external_id, ids, dialect)))}
-    lines = [i for m, _, _ in calls if m["event"] in ORDER_PLACED
-             for i in ((m.get("properties") or {}).get("products") or []) if isinstance(i, dict)]
+    lines = [i for m, _, _ in calls if m["event"] in ORDER_PLACED for i in _items(m.get("properties") or {})]
     products = _products(session, source.org_id, lines)
     for message, ts, profile in sorted(calls, key=lambda c: c[1]):
         props = message.get("properties") or {}
@@ -88,9 +96,7 @@ def orders_from_calls(session: Session, source: Source, calls: list[tuple[dict[s
                           total=total or Decimal("0"), currency=str(props.get("currency") or "CNY")[:3].upper(),
                           source_id=source.id)
             session.add(order)
-            items = [i for i in (props.get("products") or []) if isinstance(i, dict)]
-            if not items and props.get("model"):
-                items = [{"sku": props["model"], "name": props["model"], "price": order.total, "quantity": 1}]
+            items = _items(props)
             for item in items:
                 sku = str(item.get("sku") or item.get("product_id") or "") or None
                 session.add(OrderLine(order=order, sku=sku, name=str(item.get("name") or sku or "?")[:200],
@@ -157,3 +163,50 @@ def create_order(session: Session, actor: audit.Actor, profile: Profile, *, exte
                                             "profile_id": profile.id},
                  summary=f"Order {external_id} ({order.total} CNY) for customer {profile.id}")
     return order
+
+
+# -- the product catalogue ----------------------------------------------------------------------------
+PRODUCT_KINDS = ("vehicle_model", "part", "service", "accessory")
+
+
+def list_products(session: Session, principal: Any, *, q: str | None = None, kind: str | None = None,
+                  active: bool | None = None) -> list[Product]:
+    """The organisation's catalogue (reference data: whoever reads orders reads it), by kind then name."""
+    principal.require("orders", "read")
+    query = select(Product).where(Product.org_id == principal.org_id)
+    if q:
+        query = query.where(Product.name.like(f"%{q.strip()}%") | Product.sku.like(f"%{q.strip()}%"))
+    if kind:
+        query = query.where(Product.kind == kind)
+    if active is not None:
+        query = query.where(Product.is_active.is_(active))
+    return list(session.scalars(query.order_by(Product.kind, Product.name)))
+
+
+def create_product(session: Session, principal: Any, data: dict[str, Any]) -> Product:
+    """Catalogue changes are the headquarters' (settings.manage); a SKU names one product."""
+    principal.require_permission("settings.manage")
+    if session.scalar(select(Product.id).where(Product.org_id == principal.org_id, Product.sku == data["sku"])):
+        raise Conflict(f"A product with SKU {data['sku']!r} exists.")
+    product = Product(org_id=principal.org_id, **{**data, "price": money(data.get("price"))})
+    session.add(product)
+    session.flush()
+    audit.record(session, principal, action="create", entity="products", entity_id=product.id,
+                 after={k: str(v) for k, v in data.items()}, summary=f"Product {product.sku} {product.name} created")
+    return product
+
+
+def update_product(session: Session, principal: Any, product_id: int, changes: dict[str, Any]) -> Product:
+    principal.require_permission("settings.manage")
+    product = session.scalar(select(Product).where(Product.id == product_id, Product.org_id == principal.org_id))
+    if product is None:
+        raise NotFound(f"No product with id {product_id}.")
+    before = {k: str(getattr(product, k)) for k in changes}
+    if "price" in changes:
+        changes = {**changes, "price": money(changes["price"])}
+    for key, value in changes.items():
+        setattr(product, key, value)
+    session.flush()
+    audit.record(session, principal, action="update", entity="products", entity_id=product.id, before=before,
+                 after={k: str(v) for k, v in changes.items()}, summary=f"Product {product.sku} updated")
+    return product

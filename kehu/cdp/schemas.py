@@ -346,3 +346,33 @@ class ExportOut(BaseModel):
     filename: str
     created_at: datetime
     finished_at: datetime | None
+
+
+ProductKind = Literal["vehicle_model", "part", "service", "accessory"]
+
+
+class ProductCreate(Strict):
+    sku: str = Field(min_length=1, max_length=100, pattern=r"^\S(.*\S)?$", description="Unique per organisation")
+    name: str = Field(min_length=1, max_length=200)
+    kind: ProductKind = "vehicle_model"
+    price: Decimal | None = Field(default=None, ge=0, lt=Decimal("1e12"), decimal_places=2,
+                                  description="List price in CNY")
+    is_active: bool = True
+
+
+class ProductUpdate(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    kind: ProductKind | None = None
+    price: Decimal | None = Field(default=None, ge=0, lt=Decimal("1e12"), decimal_places=2)
+    is_active: bool | None = None
+
+
+class ProductOut(BaseModel):
+    model_config = {"from_attributes": True}
+
+    id: int
+    sku: str
+    name: str
+    kind: str
+    price: Decimal | None
+    is_active: bool

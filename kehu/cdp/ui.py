@@ -23,6 +23,7 @@ EVENT_ICONS = {"page": "web", "screen": "smartphone", "identify": "badge", "grou
 
 def register() -> None:
     page("/admin/custom-fields")(custom_fields_page)
+    page("/admin/products")(products_page)
     page("/customers/import")(import_page)
     page("/customers")(customers_page)
     page("/customers/{profile_id}")(customer_page)
@@ -757,6 +758,86 @@ def _recent_imports(principal: Any) -> None:
             {"name": "at", "label": tr("common.created_at"), "field": "at", "align": "left"},
         ], rows=rows).classes("w-full").props("flat dense")
         localise_table(table, tr)
+
+
+# -- product catalogue -----------------------------------------------------------------------------
+def products_page() -> None:
+    with frame("nav.products", "/admin/products", "orders") as principal:
+        ui.label(tr("products.help")).classes("text-grey-7")
+        filters: dict[str, Any] = {"kind": None}
+        manage = principal.has("settings.manage")
+
+        @ui.refreshable
+        def product_table() -> None:
+            with unit_of_work() as session:
+                rows = [{"id": p.id, "sku": p.sku, "name": p.name, "kind": tr(f"products.kind.{p.kind}"),
+                         "price": float(p.price) if p.price is not None else None,
+                         "price_text": f"¥{p.price:,.2f}" if p.price is not None else "—",
+                         "active": tr("common.yes") if p.is_active else tr("common.no"), "is_active": p.is_active}
+                        for p in commerce.list_products(session, principal, kind=filters["kind"])]
+            if not rows:
+                empty_state("inventory_2", tr("products.empty_title"), tr("products.empty_text"))
+                return
+            table = ui.table(columns=[
+                {"name": "sku", "label": tr("products.sku"), "field": "sku", "align": "left", "sortable": True},
+                {"name": "name", "label": tr("products.name"), "field": "name", "align": "left", "sortable": True},
+                {"name": "kind", "label": tr("products.kind"), "field": "kind", "align": "left", "sortable": True},
+                {"name": "price", "label": tr("products.price"), "field": "price", "sortable": True,
+                 ":format": "(v, row) => row.price_text"},
+                {"name": "active", "label": tr("products.active"), "field": "active", "align": "left"},
+            ], rows=rows, row_key="id", pagination=20).classes("w-full").props("flat bordered")
+            localise_table(table, tr)
+            if manage:
+                table.on("rowClick", lambda e: edit(e.args[1]))
+
+        def edit(row: dict[str, Any] | None) -> None:
+            with ui.dialog() as dialog, ui.card().classes("w-[480px]"):
+                ui.label(tr("products.edit") if row else tr("products.new")).classes("text-lg font-medium")
+                sku = ui.input(tr("products.sku"), value=row["sku"] if row else "").classes("w-full")
+                if row:
+                    sku.disable()
+                name = ui.input(tr("products.name"), value=row["name"] if row else "").classes("w-full")
+                kind = ui.select({k: tr(f"products.kind.{k}") for k in commerce.PRODUCT_KINDS},
+                                 value=next((k for k in commerce.PRODUCT_KINDS
+                                             if row and tr(f"products.kind.{k}") == row["kind"]), "vehicle_model"),
+                                 label=tr("products.kind")).classes("w-full")
+                price = ui.number(tr("products.price"), value=row["price"] if row else None, min=0, format="%.2f",
+                                  prefix="¥").classes("w-full")
+                active = ui.switch(tr("products.active"), value=row["is_active"] if row else True)
+
+                def save() -> None:
+                    amount = None if price.value in (None, "") else f"{float(price.value):.2f}"
+                    if row:
+                        done = validated(lambda: run_action(lambda s: commerce.update_product(
+                            s, principal, row["id"], schemas.ProductUpdate(
+                                name=name.value or "", kind=kind.value, price=amount, is_active=active.value,
+                            ).model_dump(exclude_unset=True)), tr("common.saved")))
+                    else:
+                        done = validated(lambda: run_action(lambda s: commerce.create_product(
+                            s, principal, schemas.ProductCreate(
+                                sku=(sku.value or "").strip(), name=name.value or "", kind=kind.value, price=amount,
+                                is_active=active.value).model_dump()), tr("common.saved")))
+                    if done is not None:
+                        dialog.close()
+                        product_table.refresh()
+
+                with ui.row().classes("w-full justify-end"):
+                    ui.button(tr("common.cancel"), on_click=dialog.close).props("flat")
+                    ui.button(tr("common.save"), on_click=save)
+            dialog.open()
+
+        def pick(kind: str | None) -> None:
+            filters["kind"] = kind
+            product_table.refresh()
+
+        with ui.row().classes("w-full items-center gap-3"):
+            ui.select({None: tr("customers.all"), **{k: tr(f"products.kind.{k}") for k in commerce.PRODUCT_KINDS}},
+                      value=None, label=tr("products.kind"), on_change=lambda e: pick(e.value)).props(
+                "outlined dense").classes("w-48")
+            ui.space()
+            if manage:
+                ui.button(tr("products.new"), icon="add", on_click=lambda: edit(None))
+        product_table()
 
 
 # -- custom fields -----------------------------------------------------------------------------------

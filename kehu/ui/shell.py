@@ -103,6 +103,7 @@ NAV: list[tuple[str, list[tuple[str, str, str, str | None]]]] = [
         ("nav.api_keys", "key", "/admin/api-keys", "api_keys"),
         ("nav.sources", "input", "/admin/sources", "sources"),
         ("nav.custom_fields", "tune", "/admin/custom-fields", "profiles"),
+        ("nav.products", "inventory_2", "/admin/products", "orders"),
         ("nav.audit", "history", "/admin/audit", "audit"),
         ("nav.jobs", "pending_actions", "/admin/jobs", "jobs"),
     ]),

@@ -83,3 +83,20 @@ def test_dealer_sales_sees_only_their_dealer_in_the_ui(page, server, sign_in):
     shoot(page, "dealer-sales-units")
     page.goto(f"{server}/admin/audit")
     page.get_by_text("无权访问").wait_for()
+
+
+def test_admin_adds_a_product_to_the_catalogue(page, server, sign_in):
+    sign_in("admin@demo.kehu.dev")
+    page.goto(f"{server}/admin/products")
+    page.get_by_role("cell", name="ID.4").first.wait_for()  # models the demo's orders brought in
+    page.get_by_role("button", name="新增产品").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("产品编码").fill("ACC-CAM-01")
+    dialog.get_by_label("名称").fill("360 度行车记录仪")
+    dialog.get_by_label("类别").click()
+    page.get_by_role("option", name="精品").click()
+    dialog.get_by_label("指导价").fill("1999")
+    dialog.get_by_role("button", name="保存").click()
+    page.get_by_role("cell", name="360 度行车记录仪").wait_for()
+    assert page.get_by_role("cell", name="¥1,999.00").is_visible()
+    shoot(page, "products")
