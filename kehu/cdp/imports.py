@@ -277,12 +277,8 @@ def row_to_message(run_id: int, number: int, row: dict[str, str], mapping: dict[
         if not target or not value:
             continue
         try:
-            if target == "mobile":
-                traits["phone"] = normalise.phone(value)
-            elif target == "email":
-                traits["email"] = normalise.email(value)
-            elif target == "name":
-                traits["name"] = normalise.name(value)[:100]
+            if target in ORDER_CUSTOMER_FIELDS or target.startswith("identity:"):
+                user_id = _customer_value(target, value, traits) or user_id
             elif target == "gender":
                 traits["gender"] = normalise.gender(value)
             elif target == "birthday":
@@ -293,13 +289,6 @@ def row_to_message(run_id: int, number: int, row: dict[str, str], mapping: dict[
                 traits["lifecycle_stage"] = value
             elif target in ("province", "city"):
                 traits[target] = value[:60]
-            elif target.startswith("identity:"):
-                kind = target.split(":", 1)[1]
-                clean = normalise.identity_value(kind, value)
-                if kind == "user_id":
-                    user_id = clean
-                else:
-                    traits[kind] = clean
             elif target.startswith("attribute:"):
                 key = target.split(":", 1)[1]
                 traits[key] = coerce(defined[key], value) if defined and key in defined else value
@@ -309,11 +298,16 @@ def row_to_message(run_id: int, number: int, row: dict[str, str], mapping: dict[
         problems.append(Problem("", normalise.InvalidValue("no_identity")))
     if problems:
         raise RowRejected(problems)
-    return {"type": "identify", "message_id": f"import-{run_id}-{number}", "user_id": user_id,
-            "anonymous_id": None, "previous_id": None, "group_id": None, "event": "import",
-            "traits": traits, "group_traits": {}, "properties": {"import_id": run_id, "row": number,
-                                                                  "file": filename},
-            "context": {}, "ts": utcnow().isoformat(), "normalised": True}
+    return _call("identify", f"import-{run_id}-{number}", "import", user_id=user_id, traits=traits,
+                 properties={"import_id": run_id, "row": number, "file": filename}, ts=utcnow(), normalised=True)
+
+
+def _call(kind: str, message_id: str, event: str, *, user_id: str | None, traits: dict[str, Any],
+          properties: dict[str, Any], ts: Any, **extra: Any) -> dict[str, Any]:
+    """A validated call as ingestion would have stored it, made from rows of a file."""
+    return {"type": kind, "message_id": message_id, "user_id": user_id, "anonymous_id": None, "previous_id": None,
+            "group_id": None, "event": event, "traits": traits, "group_traits": {}, "properties": properties,
+            "context": {}, "ts": ts.isoformat(), **extra}
 
 
 def _customer_value(target: str, value: str, traits: dict[str, Any]) -> str | None:
@@ -423,11 +417,9 @@ def order_to_message(run_id: int, group: list[tuple[int, dict[str, str]]], mappi
     message_id = f"import-order-{properties['order_id']}"  # the same order imported again is one event
     if len(message_id) > 100:
         message_id = f"import-order-{hashlib.sha1(properties['order_id'].encode()).hexdigest()}"
-    return {"type": "track", "message_id": message_id, "user_id": user_id,
-            "anonymous_id": None, "previous_id": None, "group_id": None, "event": "order_placed",
-            "traits": traits, "group_traits": {}, "properties": properties, "context": {},
-            "ts": ordered_at.isoformat() if ordered_at else utcnow().isoformat(),
-            "unit_id": unit_id}  # the dealer column; only imports set it, Segment calls cannot
+    return _call("track", message_id, "order_placed", user_id=user_id, traits=traits, properties=properties,
+                 ts=ordered_at or utcnow(),
+                 unit_id=unit_id)  # the dealer column; only imports set it, Segment calls cannot
 
 
 def order_groups(run: ImportRun) -> Iterator[list[tuple[int, dict[str, str]]]]:

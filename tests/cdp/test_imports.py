@@ -139,12 +139,8 @@ class WorkerDied(BaseException):
     pass
 
 
-def test_an_import_whose_worker_dies_resumes_and_repeats_nothing(client, tree, login, session, clean_database,
-                                                                  monkeypatch):
-    lines = [HEADER.strip()] + [f"客户{n},1390000{n:04d},,,,,,第{n}行" for n in range(10)] + ["坏,123,,,,,,"]
-    admin = login("admin@example.com")
-    run_id = upload(client, admin, "\n".join(lines).encode()).json()["id"]
-    client.post(f"/api/v1/imports/{run_id}/start", headers=admin)
+def worker_dies_in_second_chunk(monkeypatch, database) -> None:  # type: ignore[no-untyped-def]
+    """Run the queued import with chunks of 4 rows on a worker that dies while resolving the second chunk."""
     monkeypatch.setattr(imports, "CHUNK_ROWS", 4)
     real = imports.process_messages
     calls = {"n": 0}
@@ -157,7 +153,16 @@ def test_an_import_whose_worker_dies_resumes_and_repeats_nothing(client, tree, l
 
     monkeypatch.setattr(imports, "process_messages", dies_on_second_chunk)
     with pytest.raises(WorkerDied):
-        Worker(clean_database, lease_seconds=1, name="dying").run_once()
+        Worker(database, lease_seconds=1, name="dying").run_once()
+
+
+def test_an_import_whose_worker_dies_resumes_and_repeats_nothing(client, tree, login, session, clean_database,
+                                                                  monkeypatch):
+    lines = [HEADER.strip()] + [f"客户{n},1390000{n:04d},,,,,,第{n}行" for n in range(10)] + ["坏,123,,,,,,"]
+    admin = login("admin@example.com")
+    run_id = upload(client, admin, "\n".join(lines).encode()).json()["id"]
+    client.post(f"/api/v1/imports/{run_id}/start", headers=admin)
+    worker_dies_in_second_chunk(monkeypatch, clean_database)
     session.expire_all()
     assert live(session) == 4  # the first chunk was committed with its checkpoint
     time.sleep(1.2)

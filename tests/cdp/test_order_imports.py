@@ -10,13 +10,11 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import pytest
 from sqlalchemy import func, select
 
-from kehu.cdp import imports
 from kehu.cdp.models import Event, ImportRejection, Order, OrderLine, Profile
 from kehu.core.jobs import Worker
-from tests.cdp.test_imports import run_jobs
+from tests.cdp.test_imports import run_jobs, worker_dies_in_second_chunk
 
 HEADER = "订单号,下单日期,客户姓名,手机,经销商代码,车型代码,车型,数量,单价,订单金额,订单状态\n"
 ORDERS = (
@@ -135,10 +133,6 @@ def test_an_order_mapping_needs_an_order_number_and_a_date(client, tree, login):
     assert any(e["field"] == "mapping.车型" for e in bad.json()["errors"])  # no attributes on orders
 
 
-class WorkerDied(BaseException):
-    pass
-
-
 def test_an_order_import_whose_worker_dies_resumes(client, tree, login, session, clean_database, monkeypatch):
     lines = [HEADER.strip()]
     for n in range(6):  # six orders of two lines each
@@ -148,19 +142,7 @@ def test_an_order_import_whose_worker_dies_resumes(client, tree, login, session,
     run_id = client.post("/api/v1/imports?kind=orders", headers=admin,
                          files={"file": ("o.csv", "\n".join(lines).encode(), "text/csv")}).json()["id"]
     client.post(f"/api/v1/imports/{run_id}/start", headers=admin)
-    monkeypatch.setattr(imports, "CHUNK_ROWS", 4)
-    real = imports.process_messages
-    calls = {"n": 0}
-
-    def dies_on_second_chunk(*args, **kwargs):  # type: ignore[no-untyped-def]
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise WorkerDied
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(imports, "process_messages", dies_on_second_chunk)
-    with pytest.raises(WorkerDied):
-        Worker(clean_database, lease_seconds=1, name="dying").run_once()
+    worker_dies_in_second_chunk(monkeypatch, clean_database)
     session.expire_all()
     assert session.scalar(select(func.count()).select_from(Order)) == 2  # the first chunk: two whole orders
     time.sleep(1.2)
