@@ -323,9 +323,15 @@ def generate(
     customers: Annotated[int, typer.Option(help="How many customers to add")] = 100_000,
     events: Annotated[int, typer.Option(help="Events per customer, on average")] = 20,
     seed: Annotated[int, typer.Option(help="Same seed, same data; each seed can be generated once")] = 7,
+    duplicates: Annotated[float, typer.Option(help="Share of people who appear as 2–4 differently written "
+                                                   "records", min=0.0, max=1.0)] = 0.08,
+    truth: Annotated[str | None, typer.Option(help="Write profile_id,person (the ground truth of duplicates) "
+                                                   "to this CSV")] = None,
 ) -> None:
     """Add synthetic customers at scale (profiles, identities, three years of events, orders, vehicles),
     written in bulk — for benchmarks and load tests."""
+    from pathlib import Path
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from kehu.demo.generate import generate as generate_customers
@@ -334,13 +340,22 @@ def generate(
     database = _ready_database()
     with _reporting_errors(), database.unit_of_work() as session:
         system, _ = _org_and_unit(session, org, None)
-    with _reporting_errors(), Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                       TimeRemainingColumn(), console=console) as bar:
-        task = bar.add_task("Generating customers", total=customers)
-        made = generate_customers(database, system.org_id, customers=customers, events_per_customer=events,
-                                  seed=seed, progress=lambda n: bar.advance(task, n))
-    console.print(f"{made.customers:,} customers, {made.identities:,} identities, {made.events:,} events, "
-                  f"{made.orders:,} orders, {made.vehicles:,} vehicles in {made.seconds:.0f} s.")
+    truth_file = Path(truth).open("w", encoding="utf-8") if truth else None  # noqa: SIM115 - closed below
+    try:
+        with _reporting_errors(), Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                           TimeRemainingColumn(), console=console) as bar:
+            task = bar.add_task("Generating customers", total=customers)
+            made = generate_customers(database, system.org_id, customers=customers, events_per_customer=events,
+                                      seed=seed, duplicate_share=duplicates, truth=truth_file,
+                                      progress=lambda n: bar.advance(task, n))
+    finally:
+        if truth_file:
+            truth_file.close()
+    console.print(f"{made.customers:,} customers as {made.profiles:,} profiles, {made.identities:,} identities, "
+                  f"{made.events:,} events, {made.orders:,} orders, {made.vehicles:,} vehicles in "
+                  f"{made.seconds:.0f} s.")
+    if truth:
+        console.print(f"Ground truth (profile_id,person): {truth}")
 
 
 @app.command()

@@ -36,9 +36,12 @@ def test_demo_is_idempotent_and_users_and_sources_can_be_created(database_url, c
     assert write_key.startswith("wk_")
     response = client.post("/v1/track", headers=basic(write_key), json={"userId": "u1", "event": "官网访问"})
     assert response.status_code == 200
-    generated = kehu(database_url, tmp_path, "generate", "--customers", "40", "--events", "5", "--seed", "9")
+    generated = kehu(database_url, tmp_path, "generate", "--customers", "40", "--events", "5", "--seed", "9",
+                     "--duplicates", "0.5", "--truth", str(tmp_path / "truth.csv"))
     assert generated.returncode == 0, generated.stdout + generated.stderr
-    assert "40 customers" in generated.stdout
+    assert "40 customers as" in generated.stdout
+    truth = (tmp_path / "truth.csv").read_text().splitlines()
+    assert truth[0] == "profile_id,person" and len(truth) > 41
     repeated = kehu(database_url, tmp_path, "generate", "--customers", "40", "--seed", "9")
     assert repeated.returncode == 1 and "seed 9 already" in repeated.stdout
 

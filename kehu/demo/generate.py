@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TextIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -43,7 +44,8 @@ AFTER_SALES = ["maintenance_visit", "maintenance_visit", "complaint", "referral"
 
 @dataclass
 class Generated:
-    customers: int = 0
+    customers: int = 0  # people
+    profiles: int = 0  # records: people plus their deliberate duplicates
     identities: int = 0
     events: int = 0
     orders: int = 0
@@ -70,8 +72,13 @@ class _Calendar:
 
 
 def generate(database: Database, org_id: int, *, customers: int, events_per_customer: int = 20,
-             seed: int = 7, years: int = 3, progress: Callable[[int], None] | None = None) -> Generated:
-    """Add ``customers`` customers (about ``events_per_customer`` events each) to the organisation."""
+             seed: int = 7, years: int = 3, duplicate_share: float = 0.08, truth: TextIO | None = None,
+             progress: Callable[[int], None] | None = None) -> Generated:
+    """Add ``customers`` people (about ``events_per_customer`` events each) to the organisation. A
+    ``duplicate_share`` of them appear as 2–4 records from different touchpoints, written down differently
+    (another spelling of the name, an old mobile, an e-mail with 0 for o, fields missing) and sharing no
+    identity — what One ID's fuzzy matching must find. ``truth`` receives ``profile_id,person`` lines for
+    every record, to score it."""
     import time
 
     started = time.perf_counter()
@@ -82,6 +89,9 @@ def generate(database: Database, org_id: int, *, customers: int, events_per_cust
                                                     Identity.value == f"gen-{seed}-0")):
             raise Conflict(f"Customers were generated with seed {seed} already; choose another seed.")
         context = _Context.load(session, org_id, seed)
+        context.duplicate_share, context.truth = duplicate_share, truth
+        if truth is not None and truth.tell() == 0:
+            truth.write("profile_id,person\n")
     now = utcnow()
     begin = now - timedelta(days=365 * years)
     done = 0
@@ -109,6 +119,8 @@ class _Context:
     showroom: dict[int, int]
     products: dict[str, int]
     taken_mobiles: set[str]
+    duplicate_share: float = 0.0
+    truth: TextIO | None = None
 
     @classmethod
     def load(cls, session: Session, org_id: int, seed: int) -> _Context:
@@ -148,17 +160,46 @@ class _Context:
         return cls(org_id, seed, dealers, consultants, web, app, showroom, products, taken)
 
 
+# Deliberate duplicates: the same person met at another touchpoint, written down differently.
+SIMILAR = dict(zip("伟静丽娜明杰军敏涛婷磊艳芳洋", "玮婧莉那铭洁君民滔亭垒燕方阳", strict=True))
+TRADITIONAL = dict(zip("张刘陈杨黄赵吴孙马郑谢冯邓韩叶苏吕丁沈伟丽军娟红华国东晓龙静艳洁凤",
+                       "張劉陳楊黃趙吳孫馬鄭謝馮鄧韓葉蘇呂丁瀋偉麗軍娟紅華國東曉龍靜豔潔鳳", strict=True))
+
+
+def noisy_name(rng: random.Random, name: str) -> str:
+    """How another touchpoint writes the same person's name: a similar character, pinyin in either order,
+    traditional characters — or the name as it is."""
+    family, given = name[:1], name[1:]
+    way = rng.choice(["typo", "pinyin", "swapped", "traditional", "same"])
+    if way == "typo" and any(c in SIMILAR for c in given):
+        return family + "".join(SIMILAR.get(c, c) for c in given)
+    if way in ("pinyin", "swapped"):
+        spelled = (normalise.pinyin(family) or "").title(), (normalise.pinyin(given) or "").title()
+        return f"{spelled[0]} {spelled[1]}" if way == "pinyin" else f"{spelled[1]} {spelled[0]}"
+    if way == "traditional":
+        return "".join(TRADITIONAL.get(c, c) for c in name)
+    return name
+
+
 @dataclass
 class _Person:
-    number: int
+    person: str  # who this really is (ground truth): duplicates of one person share it
+    record: int  # unique per generated record: numbers its identities and messages
     dealer: BusinessUnit
     owner: int | None
     model: str
     price: int
     stage: str
-    mobile: str
+    mobile: str | None
     email: str | None
+    dealer_number: str | None
     stamps: list[datetime]
+
+
+def _mobile(ctx: _Context, prefix: str, record: int) -> str:
+    # Unique by construction (identities are unique per organisation): the record number in a bijection of
+    # the 8-digit subscriber part.
+    return f"+86{prefix}{(record * 7919 + ctx.seed * 104729) % 10**8:08d}"
 
 
 def _chunk(session: Session, ctx: _Context, rng: random.Random, size: int, *, begin: datetime, now: datetime,
@@ -169,45 +210,65 @@ def _chunk(session: Session, ctx: _Context, rng: random.Random, size: int, *, be
     for k in range(size):
         number = first_number + k
         raw = _person(rng)
-        dealer = rng.choice(ctx.dealers)
-        owners = ctx.consultants.get(dealer.id) or [None]
-        first_day, first = calendar.moment(rng)
-        count = max(3, int(rng.gauss(events_per_customer, events_per_customer / 4)))
-        stamps = [first, *sorted(max(first, calendar.moment(rng, first_day)[1]) for _ in range(count - 1))]
-        model, price = rng.choice(MODELS)
-        name = str(raw["name"])
-        # Mobiles and e-mails are unique by construction (the customer's number in a bijection of the
-        # 8-digit subscriber part; the number in the e-mail), since identities are unique per organisation.
-        mobile = f"+86{str(raw['mobile'])[:3]}{(number * 7919 + ctx.seed * 104729) % 10**8:08d}"
-        email = f"{normalise.pinyin(name)}.{number}.{ctx.seed}@{rng.choice(MAIL_DOMAINS)}" \
-            if raw["email"] or rng.random() < 0.1 else None
-        person = _Person(number, dealer, owners[number % len(owners)], model, price,
-                         rng.choices(["prospect", "lead", "opportunity", "customer", "owner"], [30, 25, 20, 8, 17])[0],
-                         mobile, email, stamps)
-        people.append(person)
-        profiles.append({
-            "org_id": ctx.org_id, "unit_id": dealer.id, "owner_id": person.owner, "name": name,
-            "name_pinyin": normalise.pinyin(name), "gender": raw["gender"],
-            "birthday": datetime.strptime(str(raw["birthday"]), "%Y-%m-%d").date(), "mobile": person.mobile,
-            "email": email, "province": dealer.province, "city": dealer.city, "source": "官网",
-            "lifecycle_stage": person.stage, "attributes": {"intended_model": model}, "trait_times": {},
-            "merged_into_id": None, "first_seen_at": first, "last_seen_at": stamps[-1], "created_at": first,
-            "updated_at": now})
+        name, model_price = str(raw["name"]), rng.choice(MODELS)
+        stage = rng.choices(["prospect", "lead", "opportunity", "customer", "owner"], [30, 25, 20, 8, 17])[0]
+        home = rng.choice(ctx.dealers)
+        has_email = bool(raw["email"]) or rng.random() < 0.1
+        copies = rng.choice((2, 2, 2, 3, 4)) if rng.random() < ctx.duplicate_share else 1
+        for variant in range(copies):
+            record = number * 4 + variant
+            dealer = home if variant == 0 or rng.random() < 0.5 else rng.choice(ctx.dealers)
+            owners = ctx.consultants.get(dealer.id) or [None]
+            first_day, first = calendar.moment(rng)
+            count = max(3, int(rng.gauss(events_per_customer, events_per_customer / 4)) // (2 if variant else 1))
+            stamps = [first, *sorted(max(first, calendar.moment(rng, first_day)[1]) for _ in range(count - 1))]
+            spelled = name if variant == 0 else noisy_name(rng, name)
+            pinyin = normalise.pinyin(name) or "kehu"
+            if variant == 0:
+                mobile = _mobile(ctx, str(raw["mobile"])[:3], record)
+                email = f"{pinyin}.{number}.{ctx.seed}@{rng.choice(MAIL_DOMAINS)}" if has_email else None
+            else:  # an old number, or none; the e-mail with 0 for o, or none
+                mobile = _mobile(ctx, rng.choice(("139", "186", "158")), record) if rng.random() < 0.6 else None
+                email = f"{pinyin.replace('o', '0', 1)}_{record}.{ctx.seed}@{rng.choice(MAIL_DOMAINS)}" \
+                    if has_email and rng.random() < 0.5 else None
+            # A second record always carries the dealer's own customer number (so it has an identity).
+            dealer_number = f"{dealer.code}-G{ctx.seed}-{record}" if variant or rng.random() < 0.3 else None
+            person = _Person(f"{ctx.seed}-{number}", record, dealer, owners[record % len(owners)], *model_price,
+                             stage if variant == 0 else rng.choice(["prospect", "lead"]), mobile, email,
+                             dealer_number, stamps)
+            people.append(person)
+            missing = variant > 0 and rng.random() < 0.5  # a second touchpoint often knows less
+            profiles.append({
+                "org_id": ctx.org_id, "unit_id": dealer.id, "owner_id": person.owner, "name": spelled,
+                "name_pinyin": normalise.pinyin(spelled), "gender": None if missing else raw["gender"],
+                "birthday": None if missing else datetime.strptime(str(raw["birthday"]), "%Y-%m-%d").date(),
+                "mobile": mobile, "email": email, "province": dealer.province, "city": dealer.city,
+                "source": "官网", "lifecycle_stage": person.stage, "attributes": {"intended_model": person.model},
+                "trait_times": {}, "merged_into_id": None, "first_seen_at": first, "last_seen_at": stamps[-1],
+                "created_at": first, "updated_at": now})
     _avoid_taken_mobiles(ctx, people, profiles)
     profile_ids = insert_returning_ids(session, Profile.__table__, profiles)
+    out.profiles += len(profile_ids)
+    if ctx.truth is not None:
+        ctx.truth.writelines(f"{profile_id},{person.person}\n" for profile_id, person in zip(profile_ids, people,
+                                                                                         strict=True))
 
     identities = []
     for profile_id, person in zip(profile_ids, people, strict=True):
         base = {"org_id": ctx.org_id, "profile_id": profile_id, "first_seen_at": person.stamps[0],
                 "last_seen_at": person.stamps[-1]}
-        identities.append({**base, "kind": "anonymous_id", "value": f"gen-{ctx.seed}-{person.number}",
+        identities.append({**base, "kind": "anonymous_id", "value": f"gen-{ctx.seed}-{person.record}",
                            "source_id": ctx.web})
-        identities.append({**base, "kind": "mobile", "value": person.mobile,
-                           "source_id": ctx.showroom[person.dealer.id]})
+        if person.mobile:
+            identities.append({**base, "kind": "mobile", "value": person.mobile,
+                               "source_id": ctx.showroom[person.dealer.id]})
         if person.email:
             identities.append({**base, "kind": "email", "value": person.email, "source_id": ctx.web})
+        if person.dealer_number:
+            identities.append({**base, "kind": "dealer_customer_no", "value": person.dealer_number,
+                               "source_id": ctx.showroom[person.dealer.id]})
         if person.stage in ("customer", "owner"):
-            identities.append({**base, "kind": "user_id", "value": f"gen-app-{ctx.seed}-{person.number}",
+            identities.append({**base, "kind": "user_id", "value": f"gen-app-{ctx.seed}-{person.record}",
                                "source_id": ctx.app})
     identity_ids = insert_returning_ids(session, Identity.__table__, identities)
     by_profile: dict[int, dict[str, int]] = {}
@@ -230,17 +291,18 @@ def _chunk(session: Session, ctx: _Context, rng: random.Random, size: int, *, be
             if where == "web":
                 source_id, identity_id = ctx.web, ids["anonymous_id"]
             elif where == "app":
-                source_id, identity_id = ctx.app, ids.get("user_id", ids["mobile"])
+                source_id, identity_id = ctx.app, ids.get("user_id", ids["anonymous_id"])
             else:
-                source_id, identity_id = showroom, ids["mobile"]
+                source_id = showroom
+                identity_id = ids.get("mobile") or ids.get("dealer_customer_no") or ids["anonymous_id"]
             events.append({"org_id": ctx.org_id, "source_id": source_id,
-                           "message_id": f"gen-{ctx.seed}-{person.number}-{index}", "type": kind, "event": name,
+                           "message_id": f"gen-{ctx.seed}-{person.record}-{index}", "type": kind, "event": name,
                            "ts": ts, "received_at": ts, "identity_id": identity_id, "profile_id": profile_id,
                            "properties": {"model": person.model}, "context": {}})
         if person.stage in ("customer", "owner"):
             ordered = person.stamps[min(funnel_at + len(FUNNEL), len(person.stamps) - 1)]
             orders.append({"org_id": ctx.org_id, "unit_id": person.dealer.id, "owner_id": person.owner,
-                           "profile_id": profile_id, "external_id": f"SO-G{ctx.seed}-{person.number}",
+                           "profile_id": profile_id, "external_id": f"SO-G{ctx.seed}-{person.record}",
                            "status": "delivered" if person.stage == "owner" else "paid", "ordered_at": ordered,
                            "total": Decimal(person.price), "currency": "CNY", "source_id": showroom,
                            "created_at": ordered, "updated_at": ordered})
@@ -266,5 +328,5 @@ def _avoid_taken_mobiles(ctx: _Context, people: list[_Person], profiles: list[di
     """Customers already in the organisation (the demo's, another seed's) keep their numbers: a generated
     customer whose mobile is taken gets a fresh one in the 199 block instead."""
     for person, row in zip(people, profiles, strict=True):
-        if person.mobile in ctx.taken_mobiles:
-            person.mobile = row["mobile"] = f"+86199{(person.number * 7919 + ctx.seed * 15485863) % 10**8:08d}"
+        if person.mobile and person.mobile in ctx.taken_mobiles:
+            person.mobile = row["mobile"] = f"+86199{(person.record * 7919 + ctx.seed * 15485863) % 10**8:08d}"

@@ -1,8 +1,13 @@
 """`kehu generate`: bulk customers that look like the real thing to every page and query — owned by the
 dealers' consultants, valid identities, events in order, orders with lines — deterministic, repeatable
-only with a new seed, and visible only within scope like any other customer."""
+only with a new seed, visible only within scope like any other customer; deliberate duplicates come with
+the ground truth to score identity resolution."""
 
 from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
 
 import pytest
 from sqlalchemy import func, select
@@ -10,7 +15,7 @@ from sqlalchemy import func, select
 from kehu.cdp import normalise, service
 from kehu.cdp.models import Event, Identity, Order, OrderLine, Profile, Vehicle
 from kehu.core.errors import Conflict
-from kehu.demo.generate import generate
+from kehu.demo.generate import generate, noisy_name
 from kehu.demo.seed import seed_demo
 from kehu.tenancy import service as tenancy_service
 
@@ -19,12 +24,16 @@ def count(session, model) -> int:  # type: ignore[no-untyped-def]
     return session.scalar(select(func.count()).select_from(model))
 
 
-def test_generated_customers_are_whole_and_scoped(clean_database, session):
+@pytest.fixture
+def demo_org(session) -> int:  # type: ignore[no-untyped-def]
     seed_demo(session)
     session.commit()
-    org_id = tenancy_service.get_organization_by_slug(session, "demo").id
-    made = generate(clean_database, org_id, customers=300, events_per_customer=12, seed=3)
-    assert (made.customers, count(session, Profile)) == (300, 300)
+    return tenancy_service.get_organization_by_slug(session, "demo").id
+
+
+def test_generated_customers_are_whole_and_scoped(clean_database, session, demo_org):
+    made = generate(clean_database, demo_org, customers=300, events_per_customer=12, seed=3, duplicate_share=0)
+    assert (made.customers, made.profiles, count(session, Profile)) == (300, 300, 300)
     assert made.events == count(session, Event) and 300 * 6 < made.events < 300 * 20
     assert made.orders == count(session, Order) == count(session, OrderLine) > 0
     assert made.vehicles == count(session, Vehicle) > 0
@@ -43,6 +52,36 @@ def test_generated_customers_are_whole_and_scoped(clean_database, session):
     mine = service.list_profiles(session, sales, limit=500).items
     assert mine and all(p.owner_id == sales.user_id for p in mine)
     with pytest.raises(Conflict):
-        generate(clean_database, org_id, customers=10, seed=3)
-    again = generate(clean_database, org_id, customers=10, events_per_customer=5, seed=4)
+        generate(clean_database, demo_org, customers=10, seed=3)
+    again = generate(clean_database, demo_org, customers=10, events_per_customer=5, seed=4, duplicate_share=0)
     assert again.customers == 10 and count(session, Profile) == 310
+
+
+def test_duplicates_come_with_their_ground_truth(clean_database, session, demo_org):
+    truth = io.StringIO()
+    made = generate(clean_database, demo_org, customers=400, events_per_customer=6, seed=5, duplicate_share=0.25,
+                    truth=truth)
+    rows = list(csv.DictReader(io.StringIO(truth.getvalue())))
+    assert len(rows) == made.profiles == count(session, Profile) > made.customers
+    people: dict[str, list[int]] = defaultdict(list)
+    for row in rows:
+        people[row["person"]].append(int(row["profile_id"]))
+    assert len(people) == made.customers == 400
+    sizes = [len(ids) for ids in people.values()]
+    assert max(sizes) <= 4 and 60 <= sum(1 for n in sizes if n > 1) <= 140  # about a quarter, 2–4 records each
+    names = {p.id: p.name for p in session.scalars(select(Profile))}
+    spelled_differently = sum(1 for ids in people.values() if len({names[i] for i in ids}) > 1)
+    assert spelled_differently > 20
+    # Duplicates share no identity: they are what exact matching cannot find.
+    owners = defaultdict(set)
+    for profile_id, kind, value in session.execute(select(Identity.profile_id, Identity.kind, Identity.value)):
+        owners[(kind, value)].add(profile_id)
+    assert all(len(ids) == 1 for ids in owners.values())
+
+
+def test_noisy_names_are_the_kinds_of_spelling_people_meet():
+    import random
+
+    rng = random.Random(1)
+    seen = {noisy_name(rng, "张伟") for _ in range(200)}
+    assert {"张伟", "张玮", "Zhang Wei", "Wei Zhang", "張偉"} <= seen
