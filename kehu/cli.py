@@ -321,6 +321,8 @@ def generate(
     org: Annotated[str, typer.Option(help="Organisation slug (its dealers and consultants get the customers)")]
     = "demo",
     customers: Annotated[int, typer.Option(help="How many customers to add")] = 100_000,
+    dealers: Annotated[int | None, typer.Option(help="First grow the dealer network to this many dealers "
+                                                     "(real provinces and cities, with staff)")] = None,
     events: Annotated[int, typer.Option(help="Events per customer, on average")] = 20,
     seed: Annotated[int, typer.Option(help="Same seed, same data; each seed can be generated once")] = 7,
     duplicates: Annotated[float, typer.Option(help="Share of people who appear as 2–4 differently written "
@@ -340,6 +342,11 @@ def generate(
     database = _ready_database()
     with _reporting_errors(), database.unit_of_work() as session:
         system, _ = _org_and_unit(session, org, None)
+        if dealers:
+            from kehu.demo.network import grow_network
+
+            added = grow_network(session, system.org_id, dealers=dealers)
+            console.print(f"{added} dealers added to the network.")
     truth_file = Path(truth).open("w", encoding="utf-8") if truth else None  # noqa: SIM115 - closed below
     try:
         with _reporting_errors(), Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -37,9 +37,9 @@ def test_demo_is_idempotent_and_users_and_sources_can_be_created(database_url, c
     response = client.post("/v1/track", headers=basic(write_key), json={"userId": "u1", "event": "官网访问"})
     assert response.status_code == 200
     generated = kehu(database_url, tmp_path, "generate", "--customers", "40", "--events", "5", "--seed", "9",
-                     "--duplicates", "0.5", "--truth", str(tmp_path / "truth.csv"))
+                     "--dealers", "20", "--duplicates", "0.5", "--truth", str(tmp_path / "truth.csv"))
     assert generated.returncode == 0, generated.stdout + generated.stderr
-    assert "40 customers as" in generated.stdout
+    assert "8 dealers added" in generated.stdout and "40 customers as" in generated.stdout
     truth = (tmp_path / "truth.csv").read_text().splitlines()
     assert truth[0] == "profile_id,person" and len(truth) > 41
     repeated = kehu(database_url, tmp_path, "generate", "--customers", "40", "--seed", "9")

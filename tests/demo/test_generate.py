@@ -85,3 +85,24 @@ def test_noisy_names_are_the_kinds_of_spelling_people_meet():
     rng = random.Random(1)
     seen = {noisy_name(rng, "张伟") for _ in range(200)}
     assert {"张伟", "张玮", "Zhang Wei", "Wei Zhang", "張偉"} <= seen
+
+
+def test_the_network_grows_to_hundreds_of_dealers_in_real_cities(clean_database, session, demo_org):
+    from kehu.demo.network import grow_network
+    from kehu.tenancy.models import BusinessUnit, User
+
+    assert grow_network(session, demo_org, dealers=60) == 48  # the demo has 12
+    assert grow_network(session, demo_org, dealers=60) == 0
+    session.commit()
+    dealers = list(session.scalars(select(BusinessUnit).where(BusinessUnit.kind == "dealer")))
+    assert len(dealers) == 60 and len({d.province for d in dealers}) >= 20
+    assert len({d.code for d in dealers}) == 60 and all(d.city and d.name.endswith("4S店") for d in dealers)
+    regions = {u.code for u in session.scalars(select(BusinessUnit).where(BusinessUnit.kind == "region"))}
+    assert regions == {"EAST", "SOUTH", "NORTH", "CENTRAL", "WEST"}
+    hangzhou = next(d for d in dealers if d.code == "HANGZHOU001")
+    staff = list(session.scalars(select(User).join(BusinessUnit, User.unit_id == BusinessUnit.id)
+                                 .where(BusinessUnit.path.startswith(hangzhou.path))))
+    assert {r.code for u in staff for r in u.roles} == {"dealer_manager", "dealer_sales", "service_advisor"}
+    made = generate(clean_database, demo_org, customers=200, events_per_customer=4, seed=8, duplicate_share=0)
+    spread = session.scalar(select(func.count(func.distinct(Profile.unit_id))))
+    assert made.customers == 200 and spread > 40  # customers spread over the grown network
