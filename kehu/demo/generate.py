@@ -9,7 +9,9 @@ resolved result directly."""
 
 from __future__ import annotations
 
+import base64
 import bisect
+import hashlib
 import itertools
 import random
 from collections.abc import Callable
@@ -166,6 +168,16 @@ TRADITIONAL = dict(zip("张刘陈杨黄赵吴孙马郑谢冯邓韩叶苏吕丁�
                        "張劉陳楊黃趙吳孫馬鄭謝馮鄧韓葉蘇呂丁瀋偉麗軍娟紅華國東曉龍靜豔潔鳳", strict=True))
 
 
+DISTRICTS = ("高新区", "经开区", "新区", "城东区", "城西区", "中心区", "滨江区", "北区")
+STREETS = ("人民路", "解放路", "中山路", "建设路", "和平路", "长江路", "黄河路", "文化路", "新华路", "青年路")
+
+
+def _wechat_id(kind: str, seed: int, record: int) -> str:
+    """A 28-character id shaped like WeChat's (they start with "o"), stable per seed and record."""
+    digest = base64.urlsafe_b64encode(hashlib.sha1(f"{kind}-{seed}-{record}".encode()).digest()).decode()
+    return "o" + digest[:27]
+
+
 def noisy_name(rng: random.Random, name: str) -> str:
     """How another touchpoint writes the same person's name: a similar character, pinyin in either order,
     traditional characters — or the name as it is."""
@@ -243,7 +255,10 @@ def _chunk(session: Session, ctx: _Context, rng: random.Random, size: int, *, be
                 "name_pinyin": normalise.pinyin(spelled), "gender": None if missing else raw["gender"],
                 "birthday": None if missing else datetime.strptime(str(raw["birthday"]), "%Y-%m-%d").date(),
                 "mobile": mobile, "email": email, "province": dealer.province, "city": dealer.city,
-                "source": "官网", "lifecycle_stage": person.stage, "attributes": {"intended_model": person.model},
+                "source": "官网", "lifecycle_stage": person.stage,
+                "attributes": {"intended_model": person.model,
+                               "address": f"{dealer.city}{rng.choice(DISTRICTS)}{rng.choice(STREETS)}"
+                                          f"{rng.randint(1, 999)}号"},
                 "trait_times": {}, "merged_into_id": None, "first_seen_at": first, "last_seen_at": stamps[-1],
                 "created_at": first, "updated_at": now})
     _avoid_taken_mobiles(ctx, people, profiles)
@@ -270,6 +285,13 @@ def _chunk(session: Session, ctx: _Context, rng: random.Random, size: int, *, be
         if person.stage in ("customer", "owner"):
             identities.append({**base, "kind": "user_id", "value": f"gen-app-{ctx.seed}-{person.record}",
                                "source_id": ctx.app})
+        spread = person.record // 4 + person.record % 4  # person number + which of their records
+        if spread % 2 == 0:  # half follow the brand's WeChat account; a third of those are known across its apps
+            identities.append({**base, "kind": "wechat_openid", "value": _wechat_id("openid", ctx.seed, person.record),
+                               "source_id": ctx.web})
+            if spread % 6 == 0:
+                identities.append({**base, "kind": "wechat_unionid", "source_id": ctx.web,
+                                   "value": _wechat_id("unionid", ctx.seed, person.record)})
     identity_ids = insert_returning_ids(session, Identity.__table__, identities)
     by_profile: dict[int, dict[str, int]] = {}
     for row, identity_id in zip(identities, identity_ids, strict=True):
@@ -288,7 +310,9 @@ def _chunk(session: Session, ctx: _Context, rng: random.Random, size: int, *, be
                 name, kind, where = rng.choice(AFTER_SALES), "track", "showroom"
             else:
                 name, kind, _, where = rng.choices(ENGAGEMENT, weights)[0]
-            if where == "web":
+            if name == "wechat_follow" and "wechat_openid" in ids:
+                source_id, identity_id = ctx.web, ids["wechat_openid"]
+            elif where == "web":
                 source_id, identity_id = ctx.web, ids["anonymous_id"]
             elif where == "app":
                 source_id, identity_id = ctx.app, ids.get("user_id", ids["anonymous_id"])
@@ -307,6 +331,16 @@ def _chunk(session: Session, ctx: _Context, rng: random.Random, size: int, *, be
                            "total": Decimal(person.price), "currency": "CNY", "source_id": showroom,
                            "created_at": ordered, "updated_at": ordered})
             models.append(person.model)
+            milestones = [("order_placed", ordered, {"order_id": f"SO-G{ctx.seed}-{person.record}",
+                                                    "model": person.model, "amount": person.price})]
+            if person.stage == "owner":
+                milestones.append(("vehicle_delivered", ordered + timedelta(days=20), {"model": person.model}))
+            for name, ts, properties in milestones:
+                events.append({"org_id": ctx.org_id, "source_id": showroom, "type": "track", "event": name,
+                               "message_id": f"gen-{ctx.seed}-{person.record}-{name}", "ts": min(ts, now),
+                               "received_at": min(ts, now), "profile_id": profile_id, "properties": properties,
+                               "identity_id": ids.get("mobile") or ids.get("dealer_customer_no")
+                               or ids["anonymous_id"], "context": {}})
             if person.stage == "owner":
                 vehicles.append({"org_id": ctx.org_id, "unit_id": person.dealer.id, "profile_id": profile_id,
                                  "vin": vin(rng), "model": person.model, "model_year": ordered.year, "plate": None,

@@ -37,6 +37,12 @@ def test_generated_customers_are_whole_and_scoped(clean_database, session, demo_
     assert made.events == count(session, Event) and 300 * 6 < made.events < 300 * 20
     assert made.orders == count(session, Order) == count(session, OrderLine) > 0
     assert made.vehicles == count(session, Vehicle) > 0
+    milestones = dict(session.execute(select(Event.event, func.count()).where(
+        Event.event.in_(["order_placed", "vehicle_delivered"])).group_by(Event.event)).all())
+    assert milestones == {"order_placed": made.orders, "vehicle_delivered": made.vehicles}
+    openids = list(session.scalars(select(Identity.value).where(Identity.kind == "wechat_openid")))
+    assert 100 < len(openids) < 200 and all(len(o) == 28 and o.startswith("o") for o in openids)
+    assert all(p.attributes["address"].startswith(p.city) for p in session.scalars(select(Profile)))
     mobiles = list(session.scalars(select(Identity.value).where(Identity.kind == "mobile")))
     assert len(mobiles) == len(set(mobiles)) == 300
     assert all(normalise.phone(m) == m for m in mobiles)
