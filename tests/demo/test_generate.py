@@ -112,3 +112,18 @@ def test_the_network_grows_to_hundreds_of_dealers_in_real_cities(clean_database,
     made = generate(clean_database, demo_org, customers=200, events_per_customer=4, seed=8, duplicate_share=0)
     spread = session.scalar(select(func.count(func.distinct(Profile.unit_id))))
     assert made.customers == 200 and spread > 40  # customers spread over the grown network
+
+
+def test_chunks_are_written_by_several_processes(clean_database, session, demo_org, monkeypatch):
+    from kehu.demo import generate as generator
+
+    if clean_database.is_sqlite:
+        pytest.skip("SQLite has one writer; the generator uses one process there")
+    monkeypatch.setattr(generator, "CHUNK", 40)
+    truth = io.StringIO()
+    made = generate(clean_database, demo_org, customers=120, events_per_customer=5, seed=31, processes=2,
+                    truth=truth, duplicate_share=0.2)
+    assert made.customers == 120 and made.profiles == count(session, Profile) > 120
+    assert made.events == count(session, Event)
+    people = {row["person"] for row in csv.DictReader(io.StringIO(truth.getvalue()))}
+    assert people == {f"31-{n}" for n in range(120)}  # every chunk, each person once
