@@ -77,7 +77,7 @@ def customers_page() -> None:
                 ui.button(tr("export.button"), icon="download", on_click=lambda: _export_dialog(principal, filters)
                           ).props("outline")
             if principal.can("imports", "create"):
-                ui.button(tr("imports.title"), icon="upload_file",
+                ui.button(tr("imports.button"), icon="upload_file",
                           on_click=lambda: ui.navigate.to("/customers/import")).props("outline")
             if principal.can("profiles", "create"):
                 ui.button(tr("customers.new"), icon="person_add", on_click=lambda: new_customer()).mark(

@@ -85,6 +85,7 @@ def seed_customers(session: Session, org_id: int, *, customers: int, seed: int =
     def emit(source_id: int, kind: str, ts, **fields: object) -> None:  # type: ignore[no-untyped-def]
         nonlocal counter
         counter += 1
+        ts = min(ts, now)  # a journey that would run past today stops at today, not in the future
         outbox[source_id].append({"type": kind, "messageId": f"demo-{seed}-{counter}", "timestamp": ts.isoformat(),
                                   **fields})
 
