@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kehu.cdp import fields
+from kehu.cdp.identity import LIFECYCLE_STAGES
 from kehu.cdp.models import Export, Profile
 from kehu.core import audit, jobs
 from kehu.core.db import utcnow
@@ -46,11 +47,8 @@ def request_export(session: Session, principal: Principal, *, format: str = "csv
     if format not in FORMATS:
         raise invalid("format", f"one of {', '.join(FORMATS)}", "not_option")
     filters = filters or ExportFilters()
-    if filters.stage is not None:
-        from kehu.cdp.identity import LIFECYCLE_STAGES
-
-        if filters.stage not in LIFECYCLE_STAGES:
-            raise invalid("stage", f"one of {', '.join(LIFECYCLE_STAGES)}", "not_option")
+    if filters.stage is not None and filters.stage not in LIFECYCLE_STAGES:
+        raise invalid("stage", f"one of {', '.join(LIFECYCLE_STAGES)}", "not_option")
     row = Export(org_id=principal.org_id, unit_id=principal.unit_id, created_by_id=principal.user_id,
                  created_by_api_key_id=principal.api_key_id, kind="customers", format=format,
                  filters=filters.as_dict(), locale=principal.locale, status="queued")
@@ -104,10 +102,10 @@ def _header(locale: str, defined: dict[str, Any]) -> list[str]:
 
 def _rows(session: Session, principal: Principal, export: Export) -> Any:
     """The export's rows in id order, a chunk at a time (keyset), as the principal may see them."""
-    from kehu.cdp.service import _profile_filters, profile_out
+    from kehu.cdp.service import profile_filters, profile_out
 
     filters = export.filters or {}
-    where = _profile_filters(principal, filters.get("q"), filters.get("unit_id"), filters.get("stage"))
+    where = profile_filters(principal, filters.get("q"), filters.get("unit_id"), filters.get("stage"))
     where.append(scope(principal, Profile, "export"))
     defined = fields.definitions(session, export.org_id)
     units = dict(session.execute(select(BusinessUnit.id, BusinessUnit.name)

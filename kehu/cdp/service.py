@@ -110,7 +110,7 @@ PROFILE_SORTS = {"name": Profile.name, "last_seen_at": Profile.last_seen_at, "cr
                  "city": Profile.city, "lifecycle_stage": Profile.lifecycle_stage}
 
 
-def _profile_filters(principal: Principal, q: str | None, unit_id: int | None, stage: str | None) -> list[Any]:
+def profile_filters(principal: Principal, q: str | None, unit_id: int | None, stage: str | None) -> list[Any]:
     filters: list[Any] = [scope(principal, Profile, "read"), _live()]
     if q:
         filters.append(_search_filter(principal, q))
@@ -125,7 +125,7 @@ def _profile_filters(principal: Principal, q: str | None, unit_id: int | None, s
 def list_profiles(session: Session, principal: Principal, *, q: str | None = None, unit_id: int | None = None,
                   stage: str | None = None, limit: int = 50, cursor: str | None = None) -> Page[Profile]:
     principal.require("profiles", "read")
-    stmt = select(Profile).where(*_profile_filters(principal, q, unit_id, stage))
+    stmt = select(Profile).where(*profile_filters(principal, q, unit_id, stage))
     return keyset_page(session, stmt, id_column=Profile.id, limit=limit, cursor=cursor, descending=True)
 
 
@@ -135,7 +135,7 @@ def page_profiles(session: Session, principal: Principal, *, q: str | None = Non
     principal.require("profiles", "read")
     column = PROFILE_SORTS.get(sort, Profile.last_seen_at)
     order = [column.desc().nulls_last() if descending else column.asc().nulls_last(), Profile.id.desc()]
-    stmt = select(Profile).where(*_profile_filters(principal, q, unit_id, stage))
+    stmt = select(Profile).where(*profile_filters(principal, q, unit_id, stage))
     return offset_page(session, stmt, order_by=order, page=page, per_page=per_page)
 
 

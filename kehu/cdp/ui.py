@@ -771,6 +771,7 @@ def products_page() -> None:
         def product_table() -> None:
             with unit_of_work() as session:
                 rows = [{"id": p.id, "sku": p.sku, "name": p.name, "kind": tr(f"products.kind.{p.kind}"),
+                         "kind_code": p.kind,
                          "price": float(p.price) if p.price is not None else None,
                          "price_text": f"¥{p.price:,.2f}" if p.price is not None else "—",
                          "active": tr("common.yes") if p.is_active else tr("common.no"), "is_active": p.is_active}
@@ -798,8 +799,7 @@ def products_page() -> None:
                     sku.disable()
                 name = ui.input(tr("products.name"), value=row["name"] if row else "").classes("w-full")
                 kind = ui.select({k: tr(f"products.kind.{k}") for k in commerce.PRODUCT_KINDS},
-                                 value=next((k for k in commerce.PRODUCT_KINDS
-                                             if row and tr(f"products.kind.{k}") == row["kind"]), "vehicle_model"),
+                                 value=row["kind_code"] if row else "vehicle_model",
                                  label=tr("products.kind")).classes("w-full")
                 price = ui.number(tr("products.price"), value=row["price"] if row else None, min=0, format="%.2f",
                                   prefix="¥").classes("w-full")

@@ -15,6 +15,7 @@ import hashlib
 import itertools
 import multiprocessing
 import random
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -100,7 +101,8 @@ def generate(database: Database, org_id: int, *, customers: int, events_per_cust
     if truth is not None and truth.tell() == 0:
         truth.write("profile_id,person\n")
     now = utcnow()
-    plan = _Plan(org_id, seed, duplicate_share, events_per_customer, now - timedelta(days=365 * years), now)
+    plan = _Plan(org_id, seed, duplicate_share, events_per_customer, now - timedelta(days=365 * years), now,
+                 run=uuid.uuid4().hex)
     chunks = [(index, first, min(CHUNK, customers - first)) for index, first in
               enumerate(range(0, customers, CHUNK))]
     if processes is None or database.is_sqlite:  # SQLite has one writer
@@ -138,6 +140,7 @@ class _Plan:
     events_per_customer: int
     begin: datetime
     now: datetime
+    run: str  # this call of generate(): a process reuses what it loaded only within it
 
 
 _process_state: dict[str, Any] = {}
@@ -156,7 +159,10 @@ def _run_chunk(database: Database, plan: _Plan, index: int, first: int, size: in
     rng = random.Random(f"{plan.seed}:{index}")  # each chunk its own stream: same data in any process
     part = Generated()
     with database.unit_of_work() as session:
-        context = _Context.load(session, plan.org_id, plan.seed)
+        if _process_state.get("context_run") != plan.run:  # loaded once per process and run, not per chunk
+            _process_state["context"] = _Context.load(session, plan.org_id, plan.seed)
+            _process_state["context_run"] = plan.run
+        context = _process_state["context"]
         context.duplicate_share = plan.duplicate_share
         lines = _chunk(session, context, rng, size, begin=plan.begin, now=plan.now,
                        events_per_customer=plan.events_per_customer, out=part, first_number=first)
@@ -184,12 +190,16 @@ class _Context:
         if not dealers:
             raise Conflict("The organisation has no dealers to give customers to (run `kehu demo` first).")
         sales_role = session.scalar(select(Role.id).where(Role.org_id == org_id, Role.code == "dealer_sales"))
-        consultants: dict[int, list[int]] = {}
-        for dealer in dealers:
-            consultants[dealer.id] = list(session.scalars(
-                select(User.id).join(BusinessUnit, User.unit_id == BusinessUnit.id)
-                .where(BusinessUnit.path.startswith(dealer.path), User.is_active,
-                       User.roles.any(Role.id == sales_role)).order_by(User.id)))
+        consultants: dict[int, list[int]] = {d.id: [] for d in dealers}
+        dealer_of_path = {d.path: d.id for d in dealers}
+        for user_id, path in session.execute(  # one query, each consultant filed under the dealer above them
+                select(User.id, BusinessUnit.path).join(BusinessUnit, User.unit_id == BusinessUnit.id)
+                .where(User.org_id == org_id, User.is_active, User.roles.any(Role.id == sales_role))
+                .order_by(User.id)):
+            prefixes = (path[:i + 1] for i, c in enumerate(path) if c == "/")
+            dealer_id = next((dealer_of_path[p] for p in prefixes if p in dealer_of_path), None)
+            if dealer_id is not None:
+                consultants[dealer_id].append(user_id)
 
         def source(name: str, kind: str, unit_id: int | None = None) -> int:
             found = session.scalar(select(Source.id).where(Source.org_id == org_id, Source.name == name))
