@@ -1,5 +1,10 @@
 """CSV import of profiles (DESIGN.md §6): ≥ 20,000 rows/s with validation and identity resolution, reported
-against PostgreSQL's COPY of the same raw file into a table of text columns, in the same run."""
+against two COPY baselines measured in the same run:
+
+- ``copy_file``: the raw file into a table of text columns (what the database can swallow unparsed);
+- ``copy_output``: exactly the rows the import wrote (profiles, identities, events), copied into empty twins
+  of those tables with the same indexes and the identities' foreign key. No import that stores these rows
+  can beat it, so ``ratio_to_output`` says how much of the time is kehu's own work."""
 
 from __future__ import annotations
 
@@ -54,6 +59,44 @@ def copy_rate(url: str, content: bytes) -> float | None:
     return (content.count(b"\n") - 1) / elapsed
 
 
+OUTPUT_TABLES = ("profiles", "identities", "events")
+
+
+def copy_output_rate(url: str, org_id: int, rows: int) -> float | None:
+    """Rows of the file per second when only COPYing what the import wrote, into fresh twin tables."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    if engine.dialect.name != "postgresql":
+        return None
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        dumps = {}
+        for table in OUTPUT_TABLES:
+            buffer = io.BytesIO()
+            with cursor.copy(f"COPY (SELECT * FROM {table} WHERE org_id = {org_id}) TO STDOUT") as copy:
+                for block in copy:
+                    buffer.write(block)
+            dumps[table] = buffer.getvalue()
+            cursor.execute(f"DROP TABLE IF EXISTS twin_{table}; CREATE TABLE twin_{table} "
+                           f"(LIKE {table} INCLUDING DEFAULTS INCLUDING INDEXES INCLUDING CONSTRAINTS)")
+        cursor.execute("ALTER TABLE twin_identities ADD FOREIGN KEY (profile_id) REFERENCES twin_profiles (id)")
+        raw.commit()
+        started = time.perf_counter()
+        for table in OUTPUT_TABLES:
+            with cursor.copy(f"COPY twin_{table} FROM STDIN") as copy:
+                copy.write(dumps[table])
+        raw.commit()
+        elapsed = time.perf_counter() - started
+        cursor.execute("DROP TABLE twin_events, twin_identities, twin_profiles")
+        raw.commit()
+    finally:
+        raw.close()
+        engine.dispose()
+    return rows / elapsed
+
+
 def run(database_url: str | None = None, size: int = 50_000) -> dict[str, Any]:
     import kehu.models  # noqa: F401
     from kehu.app import make_worker
@@ -84,14 +127,17 @@ def run(database_url: str | None = None, size: int = 50_000) -> dict[str, Any]:
         profiles = session.scalar(select(func.count()).select_from(Profile))
     rate = size / elapsed
     baseline = copy_rate(url, content)
+    floor = copy_output_rate(url, org.id, size)
     database.dispose()
     return {
         "target": "CSV import of profiles",
         "data_size": {"rows": size, "bytes": len(content)},
         "kehu": {"rows_per_s": round(rate), "accepted": accepted, "rejected": rejected, "profiles": profiles,
                  "seconds": round(elapsed, 1)},
-        "baseline": {"copy_rows_per_s": round(baseline) if baseline else None},
+        "baseline": {"copy_file_rows_per_s": round(baseline) if baseline else None,
+                     "copy_output_rows_per_s": round(floor) if floor else None},
         "ratio": round(rate / baseline, 3) if baseline else None,
+        "ratio_to_output": round(rate / floor, 3) if floor else None,
         "pass": bool(rate >= TARGET_ROWS_PER_S and accepted + rejected == size),
         "criteria": f">= {TARGET_ROWS_PER_S} rows/s with validation and One ID; every row accepted or reported",
         "machine": machine(url),

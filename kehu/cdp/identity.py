@@ -7,6 +7,7 @@ with one multi-row INSERT that skips message ids already stored.
 
 from __future__ import annotations
 
+import operator
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -19,7 +20,15 @@ from kehu.cdp import commerce, fields, normalise, relations
 from kehu.cdp.identity_rules import Rules, rules_for
 from kehu.cdp.models import Event, Identity, IngestBatch, Merge, Profile, Source
 from kehu.core import audit
-from kehu.core.db import insert_ignoring_conflicts, insert_returning_ids, one_of, profile_linked_models, utcnow
+from kehu.core.db import (
+    copy_rows,
+    insert_ignoring_conflicts,
+    insert_returning_ids,
+    one_of,
+    profile_linked_models,
+    refresh_statistics,
+    utcnow,
+)
 
 # Traits that carry an identity, and the kind they become.
 IDENTITY_TRAITS = {
@@ -68,6 +77,7 @@ def message_identities(message: dict[str, Any]) -> tuple[list[tuple[str, str]], 
 
 
 _PROFILE_COLUMNS = tuple(c.key for c in Profile.__table__.columns if c.key != "id")
+_profile_values = operator.attrgetter(*_PROFILE_COLUMNS)  # all of a NewProfile's columns in one C call
 
 
 class NewProfile:
@@ -83,7 +93,7 @@ class NewProfile:
             setattr(self, key, values.get(key))
 
     def row(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in _PROFILE_COLUMNS}
+        return dict(zip(_PROFILE_COLUMNS, _profile_values(self), strict=True))
 
 
 class Resolver:
@@ -103,6 +113,7 @@ class Resolver:
         self.new_profiles: list[NewProfile] = []
         self.new_identities: list[tuple[Any, str, str, int, datetime]] = []
         self.swapped: dict[int, Profile] = {}  # id(NewProfile) → its loaded row, after an early write
+        self.now = utcnow()  # the batch's moment: rows it creates share it
 
     def preload(self, pairs: set[tuple[str, str]]) -> None:
         """One query for the identities the batch mentions, one for their profiles, one for all they hold."""
@@ -145,6 +156,14 @@ class Resolver:
     def resolve(self, pairs: list[tuple[str, str]], *, source: Source,
                 ts: datetime) -> tuple[Profile, tuple[str, str]]:
         """The profile a call belongs to, and the identity that produced it (the strongest one it carries)."""
+        owner_of = self.owner.get
+        if pairs and not any(owner_of(pair) for pair in pairs) and len({k for k, _ in pairs}) == len(pairs):
+            # Nobody holds any of these, one value per kind (a first import, a new visitor): a new profile
+            # takes them all; every kind's limit is at least one, so there is nothing to weigh.
+            anchor = self._new_profile(source, ts)
+            for kind, value in pairs:
+                self._attach(anchor, kind, value, source, ts)
+            return anchor, min(pairs, key=lambda p: self.rules.priority(p[0]))
         ordered = sorted(pairs, key=lambda p: self.rules.priority(p[0]))
         anchor: Profile | None = None
         unknown: list[tuple[str, str]] = []
@@ -184,7 +203,7 @@ class Resolver:
         return self.swapped.get(id(profile), profile)
 
     def _new_profile(self, source: Source, ts: datetime) -> Any:
-        now = utcnow()
+        now = self.now
         profile = NewProfile(org_id=self.org_id, unit_id=source.unit_id, owner_id=None, attributes={},
                              trait_times={}, first_seen_at=ts, last_seen_at=ts, source=source.name,
                              lifecycle_stage="visitor", created_at=now, updated_at=now)
@@ -454,8 +473,10 @@ def process_batch(session: Session, batch: IngestBatch) -> BatchStats:
 
 
 def process_messages(session: Session, source: Source, messages: list[dict[str, Any]], *,
-                     received_at: datetime) -> BatchStats:
-    """The one path from validated calls to profiles and events (used by ingestion and by imports)."""
+                     received_at: datetime, unique_message_ids: bool = False) -> BatchStats:
+    """The one path from validated calls to profiles and events (used by ingestion and by imports).
+    ``unique_message_ids``: the caller made every message id itself and none can be stored already (the
+    rows of one import run), so events are appended without the duplicate check."""
     resolver = Resolver(session, source.org_id, rules_for(session, source.org_id))
     resolver.stats.messages = len(messages)
     # A messageId already stored is skipped by the INSERT below (ON CONFLICT DO NOTHING); resolving its
@@ -522,7 +543,10 @@ def process_messages(session: Session, source: Source, messages: list[dict[str, 
                      "type": message["type"], "event": str(message["event"])[:200], "ts": ts,
                      "received_at": received_at, "identity_id": resolver.identity_id(produced),
                      "profile_id": owner.id, "properties": properties, "context": context})
-    inserted = insert_ignoring_conflicts(session, Event, rows, ["source_id", "message_id"])
+    if unique_message_ids:
+        inserted = copy_rows(session, Event, rows)
+    else:
+        inserted = insert_ignoring_conflicts(session, Event, rows, ["source_id", "message_id"])
     resolver.stats.events = inserted
     resolver.stats.duplicates += len(rows) - inserted
     return resolver.stats
@@ -543,6 +567,8 @@ def drain_inbox(session: Session, *, limit: int = 20) -> int:
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     batches = list(session.scalars(stmt))
+    if batches:
+        refresh_statistics(session, ["identities"])  # what resolution looks up by value
     for batch in batches:
         batch_id = batch.id
         try:

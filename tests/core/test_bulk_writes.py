@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from sqlalchemy import select
 
 from kehu.cdp.models import Event
-from kehu.core.db import COPY_THRESHOLD, insert_ignoring_conflicts, insert_returning_ids
+from kehu.core.db import COPY_THRESHOLD, copy_rows, insert_ignoring_conflicts, insert_returning_ids, refresh_statistics
 from kehu.tenancy.models import Organization
 
 TRICKY = "tab\there, line\nbreak, back\\slash, \\N, 中文，“引号”, emoji 🚗"
@@ -42,3 +42,28 @@ def test_inserted_rows_get_their_ids_in_order(session):
     session.commit()
     assert ids == sorted(ids) and len(set(ids)) == 5
     assert [session.get(Organization, i).slug for i in ids] == [r["slug"] for r in rows]
+
+
+def test_appends_of_new_rows_keep_values_and_each_distinct_time(session):
+    rows = [event(n) for n in range(COPY_THRESHOLD + 5)]
+    rows[1]["ts"] = rows[0]["ts"]  # equal times written twice, then a different one: each row keeps its own
+    assert copy_rows(session, Event, rows) == len(rows)
+    session.commit()
+    stored = {e.message_id: e for e in session.scalars(select(Event))}
+    assert [stored[r["message_id"]].ts for r in rows[:4]] == [r["ts"].astimezone(UTC) for r in rows[:4]]
+    assert stored[rows[-1]["message_id"]].properties == rows[-1]["properties"]
+
+
+def test_statistics_refreshed_once_a_table_outgrows_them(session):
+    if session.get_bind().dialect.name != "postgresql":
+        assert refresh_statistics(session, ["events"]) == []  # SQLite has nothing to refresh
+        return
+    session.connection().exec_driver_sql("ANALYZE events")
+    assert refresh_statistics(session, ["events"]) == []  # analysed and unchanged
+    copy_rows(session, Event, [event(n) for n in range(COPY_THRESHOLD + 1000)])
+    session.commit()
+    session.connection().exec_driver_sql("SELECT pg_stat_force_next_flush()")
+    session.commit()
+    assert refresh_statistics(session, ["events", "no_such_table"]) == ["events"]
+    session.commit()
+    assert refresh_statistics(session, ["events"]) == []  # the planner now knows
