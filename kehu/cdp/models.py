@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, LargeBinary, Numeric, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kehu.core.db import Base, BigId, IdMixin, JsonDoc, OwnedMixin, TimestampMixin, utcnow
@@ -58,7 +58,15 @@ class Profile(IdMixin, TimestampMixin, OwnedMixin, Base):
         Index("ix_profiles_org_mobile", "org_id", "mobile"),
         Index("ix_profiles_org_email", "org_id", "email"),
         Index("ix_profiles_org_pinyin", "org_id", "name_pinyin"),
+        # Only tombstones point anywhere; most profiles would be NULL entries in a full index.
+        Index("ix_profiles_merged_into", "merged_into_id", postgresql_where=text("merged_into_id IS NOT NULL"),
+              sqlite_where=text("merged_into_id IS NOT NULL")),
     )
+
+    # Every query is scoped by organisation and these lead the composite indexes above, so the mixin's
+    # single-column indexes would only slow each write down.
+    org_id: Mapped[int] = mapped_column(BigId)
+    unit_id: Mapped[int] = mapped_column(BigId)
 
     name: Mapped[str | None] = mapped_column(String(100), nullable=True)
     name_pinyin: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -73,7 +81,7 @@ class Profile(IdMixin, TimestampMixin, OwnedMixin, Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
     # Per trait: when it was last set and by which source, for last-write-wins by event time.
     trait_times: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
-    merged_into_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("profiles.id"), nullable=True, index=True)
+    merged_into_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("profiles.id"), nullable=True)
     first_seen_at: Mapped[datetime | None] = mapped_column(nullable=True)
     last_seen_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
