@@ -329,6 +329,8 @@ def generate(
                                                    "records", min=0.0, max=1.0)] = 0.08,
     truth: Annotated[str | None, typer.Option(help="Write profile_id,person (the ground truth of duplicates) "
                                                    "to this CSV")] = None,
+    processes: Annotated[int | None, typer.Option(help="Writer processes on PostgreSQL (default: one per "
+                                                       "core; SQLite always uses one)", min=1)] = None,
 ) -> None:
     """Add synthetic customers at scale (profiles, identities, three years of events, orders, vehicles),
     written in bulk — for benchmarks and load tests."""
@@ -354,7 +356,7 @@ def generate(
             task = bar.add_task("Generating customers", total=customers)
             made = generate_customers(database, system.org_id, customers=customers, events_per_customer=events,
                                       seed=seed, duplicate_share=duplicates, truth=truth_file,
-                                      progress=lambda n: bar.advance(task, n))
+                                      processes=processes, progress=lambda n: bar.advance(task, n))
     finally:
         if truth_file:
             truth_file.close()

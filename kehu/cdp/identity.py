@@ -272,7 +272,9 @@ def merge_profiles(session: Session, winner: Profile, loser: Profile, *, reason:
     session.execute(update(Identity).where(Identity.id.in_(moved_identities)).values(profile_id=winner.id)
                     .execution_options(synchronize_session=False))
     if moved_identities:
-        session.execute(update(Event).where(Event.org_id == winner.org_id, Event.identity_id.in_(moved_identities))
+        # An identity's events sit on the profile holding it (here the loser): found by its profile index.
+        session.execute(update(Event).where(Event.org_id == winner.org_id, Event.profile_id == loser.id,
+                                            Event.identity_id.in_(moved_identities))
                         .values(profile_id=winner.id).execution_options(synchronize_session=False))
     linked: dict[str, list[int]] = {}
     for model in profile_linked_models():
@@ -348,7 +350,8 @@ def unmerge(session: Session, merge: Merge, *, actor: audit.Actor | None = None)
     if identity_ids:
         session.execute(update(Identity).where(Identity.id.in_(identity_ids), Identity.profile_id == winner.id)
                         .values(profile_id=loser.id).execution_options(synchronize_session=False))
-        session.execute(update(Event).where(Event.org_id == merge.org_id, Event.identity_id.in_(identity_ids))
+        session.execute(update(Event).where(Event.org_id == merge.org_id, Event.profile_id == winner.id,
+                                            Event.identity_id.in_(identity_ids))
                         .values(profile_id=loser.id).execution_options(synchronize_session=False))
     by_table = {m.__tablename__: m for m in profile_linked_models()}
     for table, ids in (merge.moved.get("linked") or {}).items():

@@ -128,7 +128,8 @@ class Event(IdMixin, Base):
         UniqueConstraint("source_id", "message_id"),
         Index("ix_events_org_profile_ts", "org_id", "profile_id", "ts"),
         Index("ix_events_org_event_ts", "org_id", "event", "ts"),
-        Index("ix_events_identity", "identity_id"),
+        # No index on identity_id: a merge finds an identity's events on the profile that holds it (events
+        # always sit on their identity's profile), through the index above; one index less on every event.
     )
 
     org_id: Mapped[int] = mapped_column(BigId)
