@@ -30,6 +30,15 @@ def fresh_database(url: str | None) -> str:
     return recreate_database(url)
 
 
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def default_size(url: str, *, postgres: int, sqlite: int) -> int:
+    """Benchmarks run at full size on PostgreSQL and at a smaller one on SQLite (one writer, one laptop)."""
+    return sqlite if is_sqlite(url) else postgres
+
+
 def machine(url: str) -> dict[str, object]:
     engine = create_engine(url)
     with engine.connect() as connection:

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import fresh_database, machine
+from _common import default_size, fresh_database, is_sqlite, machine
 
 TARGET_P99_MS = 50.0
 SAMPLES = 400
@@ -34,6 +34,9 @@ BASELINE_SQL = [
     "SELECT * FROM audit_log WHERE org_id = :org AND entity = 'profiles' AND entity_id = :id "
     "ORDER BY ts DESC, id DESC LIMIT 51",
 ]
+# SQLite has no DISTINCT ON: the latest record per channel and purpose by a window function instead.
+SQLITE_CONSENTS = ("SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY channel, purpose ORDER BY ts DESC) "
+                   "AS n FROM consents WHERE profile_id = :id) WHERE n = 1")
 
 
 def _percentiles(samples: list[float]) -> dict[str, float]:
@@ -43,8 +46,7 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
             "p99_ms": round(ordered[int(len(ordered) * 0.99) - 1], 2)}
 
 
-def run(database_url: str | None = None, size: int = 100_000, events_per_customer: int = 20,
-        reuse: bool = False) -> dict[str, Any]:
+def run(database_url: str | None = None, size: int | None = None, events_per_customer: int = 20) -> dict[str, Any]:
     import kehu.models  # noqa: F401
     from kehu.cdp import service
     from kehu.core.db import Database, migrate
@@ -54,6 +56,8 @@ def run(database_url: str | None = None, size: int = 100_000, events_per_custome
     from kehu.tenancy.models import Organization
 
     url = fresh_database(database_url)
+    size = size or default_size(url, postgres=100_000, sqlite=10_000)
+    baseline_sql = [SQLITE_CONSENTS if is_sqlite(url) and "DISTINCT ON" in sql else sql for sql in BASELINE_SQL]
     database = Database(url)
     migrate(database)
     with database.unit_of_work() as session:
@@ -82,7 +86,7 @@ def run(database_url: str | None = None, size: int = 100_000, events_per_custome
         with database.sessionmaker() as session:
             connection = session.connection()
             started = time.perf_counter()
-            for sql in BASELINE_SQL:
+            for sql in baseline_sql:
                 connection.execute(text(sql), {"id": profile_id, "org": org_id}).all()
             return (time.perf_counter() - started) * 1000
 

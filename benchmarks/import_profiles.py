@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import fresh_database, machine
+from _common import default_size, fresh_database, machine
 
 TARGET_ROWS_PER_S = 20_000
 
@@ -97,7 +97,7 @@ def copy_output_rate(url: str, org_id: int, rows: int) -> float | None:
     return rows / elapsed
 
 
-def run(database_url: str | None = None, size: int = 50_000) -> dict[str, Any]:
+def run(database_url: str | None = None, size: int | None = None) -> dict[str, Any]:
     import kehu.models  # noqa: F401
     from kehu.app import make_worker
     from kehu.cdp import imports
@@ -107,6 +107,7 @@ def run(database_url: str | None = None, size: int = 50_000) -> dict[str, Any]:
     from kehu.tenancy import service as tenancy_service
 
     url = fresh_database(database_url)
+    size = size or default_size(url, postgres=50_000, sqlite=10_000)
     database = Database(url)
     migrate(database)
     content = make_csv(size)

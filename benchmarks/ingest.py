@@ -19,7 +19,7 @@ import httpx
 from sqlalchemy import create_engine, func, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import free_port, fresh_database, kehu_process, machine
+from _common import default_size, free_port, fresh_database, is_sqlite, kehu_process, machine
 
 TARGET_EVENTS_PER_S = 20_000
 TARGET_RATIO = 0.5
@@ -93,7 +93,7 @@ def raw_insert_rate(url: str, batches: list[list[dict[str, Any]]]) -> float:
     return sum(len(b) for b in batches) / elapsed
 
 
-def run(database_url: str | None = None, size: int = 200_000, batch_size: int = 250, concurrency: int = 8,
+def run(database_url: str | None = None, size: int | None = None, batch_size: int = 250, concurrency: int = 8,
         server_processes: int = 2, worker_processes: int = 2) -> dict[str, Any]:
     import kehu.models  # noqa: F401
     from kehu.cdp import schemas, service
@@ -102,6 +102,9 @@ def run(database_url: str | None = None, size: int = 200_000, batch_size: int = 
     from kehu.tenancy import service as tenancy_service
 
     url = fresh_database(database_url)
+    size = size or default_size(url, postgres=200_000, sqlite=20_000)
+    if is_sqlite(url):  # one writer: one server process and one worker
+        server_processes = worker_processes = 1
     database = Database(url)
     migrate(database)
     with database.unit_of_work() as session:

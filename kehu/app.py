@@ -21,6 +21,7 @@ from kehu.core.http import BodyLimitMiddleware, MetricsMiddleware, install_error
 from kehu.core.jobs import Worker
 from kehu.core.logging import configure_logging
 from kehu.core.settings import Settings, get_settings
+from kehu.segments import api as segments_api
 from kehu.tenancy import api as tenancy_api
 from kehu.tenancy.service import principal_for_job
 
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(tenancy_api.router)
     app.include_router(cdp_api.router)
     app.include_router(cdp_api.ingestion)
+    app.include_router(segments_api.router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> Response:

@@ -1,0 +1,420 @@
+"""Compile a condition (``schemas.Condition``) into one SQL filter over profiles, for SQLite and PostgreSQL.
+
+Questions about other tables become sets of profile ids (``profile_id IN (SELECT …)``) that the database
+answers with its indexes: events by (org_id, event, ts), identities by (org_id, kind, value), orders and
+consent by profile. A count or sum bound is turned into membership of "at least N" sets, so "fewer than 2
+test drives" includes the people with none, as a marketer means it. Every mistake is reported with the path
+of the offending node in the JSON (``condition.conditions.1.value``), all of them at once."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, false, func, not_, or_, select, true, type_coerce
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from kehu.cdp.fields import definitions
+from kehu.cdp.models import ConsentRecord, CustomField, Event, Identity, Order, OrderLine, Profile
+from kehu.core.db import utcnow
+from kehu.core.errors import FieldError, ValidationFailed
+from kehu.segments import schemas
+from kehu.tenancy.models import BusinessUnit
+
+# Standard fields and their kinds; custom fields are ``attributes.<key>`` with the kind of their definition.
+STANDARD_FIELDS: dict[str, str] = {
+    "name": "text", "gender": "option", "birthday": "date", "mobile": "text", "email": "text",
+    "province": "text", "city": "text", "source": "text", "lifecycle_stage": "option",
+    "first_seen_at": "datetime", "last_seen_at": "datetime", "created_at": "datetime",
+}
+OPTIONS = {"gender": ("male", "female", "other"),
+           "lifecycle_stage": ("visitor", "prospect", "lead", "opportunity", "customer", "owner", "churned")}
+# Which operators each kind of field answers.
+OPERATORS: dict[str, set[str]] = {
+    "text": {"eq", "ne", "in", "not_in", "contains", "starts_with", "is_set", "is_not_set"},
+    "option": {"eq", "ne", "in", "not_in", "is_set", "is_not_set"},
+    "multi_option": {"contains", "is_set", "is_not_set"},
+    "number": {"eq", "ne", "gt", "gte", "lt", "lte", "between", "is_set", "is_not_set"},
+    "boolean": {"is_true", "is_false", "is_set", "is_not_set"},
+    "date": {"eq", "before", "after", "between", "within_last_days", "more_than_days_ago", "is_set",
+             "is_not_set"},
+    "datetime": {"before", "after", "between", "within_last_days", "more_than_days_ago", "is_set",
+                 "is_not_set"},
+}
+MAX_IN_VALUES = 1000
+NUMBER_ONLY = {"gt", "gte", "lt", "lte", "between"}
+ATTRIBUTE_KEY = re.compile(r"[\w\-]{1,60}")  # letters (also Chinese), digits, _ and -: safe in a JSON path
+
+
+@dataclass
+class Compiler:
+    session: Session
+    org_id: int
+    zone: ZoneInfo
+    now: datetime
+    dialect: str
+    custom: dict[str, CustomField]
+    errors: list[FieldError] = field(default_factory=list)
+
+    # -- entry ------------------------------------------------------------------------------------------
+    def compile(self, node: Any, path: str) -> ColumnElement[bool]:
+        handler = getattr(self, f"_{node.type}")
+        return handler(node, path)
+
+    def fail(self, path: str, message: str, code: str = "invalid") -> ColumnElement[bool]:
+        self.errors.append(FieldError(path, message, code))
+        return false()
+
+    # -- groups -----------------------------------------------------------------------------------------
+    def _all(self, node: schemas.AllOf, path: str) -> ColumnElement[bool]:
+        return and_(*(self.compile(c, f"{path}.conditions.{i}") for i, c in enumerate(node.conditions)))
+
+    def _any(self, node: schemas.AnyOf, path: str) -> ColumnElement[bool]:
+        return or_(*(self.compile(c, f"{path}.conditions.{i}") for i, c in enumerate(node.conditions)))
+
+    def _not(self, node: schemas.Not, path: str) -> ColumnElement[bool]:
+        return not_(self.compile(node.condition, f"{path}.condition"))
+
+    # -- fields -----------------------------------------------------------------------------------------
+    def _field(self, node: schemas.FieldRule, path: str) -> ColumnElement[bool]:
+        name = node.field
+        if name in STANDARD_FIELDS:
+            kind, column = STANDARD_FIELDS[name], getattr(Profile, name)
+            options = OPTIONS.get(name)
+        elif name.startswith("attributes.") and name[11:] in self.custom:
+            definition = self.custom[name[11:]]
+            kind, options = definition.type, tuple(o["value"] for o in definition.options or ()) or None
+            column = self._attribute(name[11:], kind)
+        elif name.startswith("attributes.") and ATTRIBUTE_KEY.fullmatch(name[11:]):
+            # A trait nobody declared (sent by a source as it is): compared as text, or as a number when the
+            # operator can only mean a number.
+            kind = "number" if node.op in NUMBER_ONLY else "text"
+            options, column = None, self._attribute(name[11:], kind)
+        else:
+            known = ", ".join([*STANDARD_FIELDS, *(f"attributes.{k}" for k in self.custom)])
+            return self.fail(f"{path}.field", f"no field {name!r}; fields are {known}, or attributes.<trait>",
+                             "unknown_field")
+        if node.op not in OPERATORS[kind]:
+            return self.fail(f"{path}.op", f"{node.op} does not apply to {name} ({kind}); use one of "
+                                           f"{', '.join(sorted(OPERATORS[kind]))}", "wrong_operator")
+        if node.op == "is_set":
+            return column.is_not(None) if kind not in ("text", "option") else and_(column.is_not(None), column != "")
+        if node.op == "is_not_set":
+            return column.is_(None) if kind not in ("text", "option") else or_(column.is_(None), column == "")
+        if kind == "boolean":
+            return column.is_(True) if node.op == "is_true" else column.is_(False)
+        value_path = f"{path}.value"
+        if kind in ("date", "datetime"):
+            return self._when(column, node.op, node.value, value_path, as_date=kind == "date",
+                              stored_as_text=name.startswith("attributes."))
+        if kind == "number":
+            return self._number(column, node.op, node.value, value_path)
+        if kind == "multi_option":
+            return self._has_option(name[11:], self._text(node.value, value_path, options))
+        if node.op in ("in", "not_in"):
+            values = node.value if isinstance(node.value, list) else None
+            if not values or len(values) > MAX_IN_VALUES:
+                return self.fail(value_path, f"a list of 1 to {MAX_IN_VALUES} values", "not_list")
+            texts = [self._text(v, f"{value_path}.{i}", options) for i, v in enumerate(values)]
+            clause = column.in_(texts)
+            return clause if node.op == "in" else or_(column.is_(None), not_(clause))
+        text = self._text(node.value, value_path, options)
+        if node.op == "eq":
+            return column == text
+        if node.op == "ne":
+            return or_(column.is_(None), column != text)
+        if node.op == "contains":
+            return column.contains(text, autoescape=True)
+        return column.startswith(text, autoescape=True)  # starts_with
+
+    def _attribute(self, key: str, kind: str) -> Any:
+        value = Profile.attributes[key]
+        if kind == "number":
+            return value.as_float()
+        if kind == "boolean":
+            return value.as_boolean()
+        return value.as_string()
+
+    def _has_option(self, key: str, option: str) -> ColumnElement[bool]:
+        """A multi-option custom field (a JSON list) holds ``option``."""
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return type_coerce(Profile.attributes, JSONB).contains({key: [option]})  # attributes @> {key: [x]}
+        each = func.json_each(Profile.attributes, f'$."{key}"').table_valued("value")
+        return select(each.c.value).where(each.c.value == option).exists()
+
+    def _text(self, value: Any, path: str, options: tuple[str, ...] | None = None) -> str:
+        if not isinstance(value, str | int | float) or isinstance(value, bool) or str(value) == "":
+            self.fail(path, "a text value", "not_text")
+            return ""
+        text = str(value)
+        if options and text not in options:
+            self.fail(path, f"{text!r} is not one of {', '.join(options)}", "not_option")
+        return text
+
+    def _decimal(self, value: Any, path: str) -> Decimal | None:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            self.fail(path, "a number", "not_number")
+            return None
+        try:
+            return Decimal(str(value))
+        except InvalidOperation:
+            self.fail(path, "a number", "not_number")
+            return None
+
+    def _number(self, column: Any, op: str, value: Any, path: str) -> ColumnElement[bool]:
+        if op == "between":
+            low, high = self._pair(value, path, self._decimal)
+            return false() if low is None or high is None else column.between(float(low), float(high))
+        number = self._decimal(value, path)
+        if number is None:
+            return false()
+        return _compare(column, op, float(number))
+
+    def _pair(self, value: Any, path: str, read: Any) -> tuple[Any, Any]:
+        if not isinstance(value, list) or len(value) != 2:
+            self.fail(path, "two values: [from, to]", "not_pair")
+            return None, None
+        return read(value[0], f"{path}.0"), read(value[1], f"{path}.1")
+
+    # -- time -------------------------------------------------------------------------------------------
+    def _moment(self, value: Any, path: str) -> datetime | None:
+        """An ISO date (its start in the organisation's zone) or date-time (without a zone: in that zone)."""
+        if isinstance(value, datetime):
+            moment = value
+        elif isinstance(value, date):
+            moment = datetime.combine(value, time())
+        elif isinstance(value, str):
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                self.fail(path, f"{value!r} is not an ISO date such as 2026-03-01", "not_date")
+                return None
+        else:
+            self.fail(path, "an ISO date such as 2026-03-01", "not_date")
+            return None
+        return (moment if moment.tzinfo else moment.replace(tzinfo=self.zone)).astimezone(ZoneInfo("UTC"))
+
+    def _days(self, value: Any, path: str) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 36500:
+            self.fail(path, "a whole number of days (0 to 36500)", "not_days")
+            return None
+        return value
+
+    def _when(self, column: Any, op: str, value: Any, path: str, *, as_date: bool,
+              stored_as_text: bool = False) -> ColumnElement[bool]:
+        """Date comparisons. Day values of a date field compare as days; of a date-time field, a day means
+        from its first moment in the organisation's zone to its last (so ``before`` 3 March excludes it)."""
+        if op in ("within_last_days", "more_than_days_ago"):
+            days = self._days(value, path)
+            if days is None:
+                return false()
+            if as_date:
+                bound: Any = (self.now.astimezone(self.zone).date() - timedelta(days=days))
+                bound = bound.isoformat() if stored_as_text else bound
+                return column >= bound if op == "within_last_days" else column < bound
+            moment = self.now - timedelta(days=days)
+            return column >= moment if op == "within_last_days" else column < moment
+        if op == "between":
+            low, high = self._pair(value, path, lambda v, p: self._day_range(v, p, as_date, stored_as_text))
+            return false() if low is None or high is None else and_(column >= low[0], column < high[1])
+        bounds = self._day_range(value, path, as_date, stored_as_text)
+        if bounds is None:
+            return false()
+        start, end = bounds
+        if op == "before":
+            return column < start
+        if op == "after":
+            return column >= end
+        return and_(column >= start, column < end)  # eq: that day
+
+    def _day_range(self, value: Any, path: str, as_date: bool, stored_as_text: bool) -> tuple[Any, Any] | None:
+        """[start, end) of the day (or the exact moment of a date-time value) ``value`` names."""
+        if as_date:
+            try:
+                day = date.fromisoformat(str(value)[:10]) if isinstance(value, str | date) else None
+            except ValueError:
+                day = None
+            if day is None:
+                self.fail(path, "an ISO date such as 2026-03-01", "not_date")
+                return None
+            end = day + timedelta(days=1)
+            return (day.isoformat(), end.isoformat()) if stored_as_text else (day, end)
+        exact = (isinstance(value, str) and len(value) > 10) or isinstance(value, datetime)
+        start = self._moment(value, path)
+        if start is None:
+            return None
+        if exact:
+            return start, start
+        return start, self._moment((datetime.fromisoformat(str(value)[:10]) + timedelta(days=1)).date().isoformat(),
+                                   path)
+
+    def _window(self, column: Any, window: schemas.Window | None, path: str) -> list[ColumnElement[bool]]:
+        if window is None:
+            return []
+        clauses = []
+        if window.within_days:
+            clauses.append(column >= self.now - timedelta(days=window.within_days))
+        if window.from_ is not None:
+            bounds = self._day_range(window.from_.isoformat(), f"{path}.from", False, False)
+            if bounds:
+                clauses.append(column >= bounds[0])
+        if window.to is not None:
+            bounds = self._day_range(window.to.isoformat(), f"{path}.to", False, False)
+            if bounds:
+                clauses.append(column < bounds[1] if bounds[0] != bounds[1] else column <= bounds[0])
+        return clauses
+
+    # -- identities, units, consent ---------------------------------------------------------------------
+    def _identity(self, node: schemas.IdentityRule, path: str) -> ColumnElement[bool]:
+        holders = select(Identity.profile_id).where(Identity.org_id == self.org_id, Identity.kind == node.kind)
+        return Profile.id.in_(holders) if node.op == "has" else _outside(holders)
+
+    def _unit(self, node: schemas.UnitRule, path: str) -> ColumnElement[bool]:
+        unit_path = self.session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == node.unit_id,
+                                                                        BusinessUnit.org_id == self.org_id))
+        if unit_path is None:
+            return self.fail(f"{path}.unit_id", f"no unit {node.unit_id} in this organisation", "unknown_unit")
+        tree = select(BusinessUnit.id).where(BusinessUnit.org_id == self.org_id,
+                                             BusinessUnit.path.startswith(unit_path, autoescape=True))
+        return Profile.unit_id.in_(tree) if node.op == "within" else Profile.unit_id.not_in(tree)
+
+    def _consent(self, node: schemas.ConsentRule, path: str) -> ColumnElement[bool]:
+        later = ConsentRecord.__table__.alias("later")
+        record = ConsentRecord.__table__.alias("record")
+        latest_granted = select(record.c.profile_id).where(
+            record.c.org_id == self.org_id, record.c.channel == node.channel, record.c.purpose == node.purpose,
+            record.c.status == "granted",
+            ~select(later.c.id).where(later.c.profile_id == record.c.profile_id, later.c.channel == node.channel,
+                                      later.c.purpose == node.purpose, later.c.ts > record.c.ts).exists())
+        return Profile.id.in_(latest_granted) if node.op == "granted" else _outside(latest_granted)
+
+    # -- events -----------------------------------------------------------------------------------------
+    def _event(self, node: schemas.EventRule, path: str) -> ColumnElement[bool]:
+        wheres = [Event.org_id == self.org_id, Event.event == node.event,
+                  *self._window(Event.ts, node.window, f"{path}.window")]
+        for i, condition in enumerate(node.where):
+            wheres.append(self._property(condition, f"{path}.where.{i}"))
+        base = select(Event.profile_id).where(*wheres)
+        if node.op == "did_not":
+            if node.count is not None:
+                return self.fail(f"{path}.count", "did_not takes no count (it means not even once)", "invalid")
+            return _outside(base)
+        count = node.count or schemas.Count(op="gte", value=1)
+        return _bounded(Profile.id, count.op, count.value,
+                        lambda n: base if n == 1 else base.group_by(Event.profile_id).having(func.count() >= n))
+
+    def _property(self, node: schemas.PropertyFilter, path: str) -> ColumnElement[bool]:
+        value = Event.properties[node.property]
+        numeric = isinstance(node.value, int | float) and not isinstance(node.value, bool)
+        if node.op in ("gt", "gte", "lt", "lte") or (numeric and node.op in ("eq", "ne")):
+            number = self._decimal(node.value, f"{path}.value")
+            return false() if number is None else _compare(value.as_float(), node.op, float(number))
+        if node.op == "in":
+            if not isinstance(node.value, list) or not node.value or len(node.value) > MAX_IN_VALUES:
+                return self.fail(f"{path}.value", f"a list of 1 to {MAX_IN_VALUES} values", "not_list")
+            return value.as_string().in_([self._text(v, f"{path}.value.{i}") for i, v in enumerate(node.value)])
+        text = self._text(node.value, f"{path}.value")
+        if node.op == "contains":
+            return value.as_string().contains(text, autoescape=True)
+        return value.as_string() == text if node.op == "eq" else or_(value.as_string().is_(None),
+                                                                      value.as_string() != text)
+
+    # -- orders -----------------------------------------------------------------------------------------
+    def _orders(self, node: schemas.OrderRule, path: str) -> ColumnElement[bool]:
+        wheres = [Order.org_id == self.org_id, *self._window(Order.ordered_at, node.window, f"{path}.window")]
+        if node.status:
+            wheres.append(Order.status.in_(node.status))
+        if node.sku:
+            wheres.append(Order.id.in_(select(OrderLine.order_id).where(OrderLine.sku == node.sku)))
+        base = select(Order.profile_id).where(*wheres)
+        value_path = f"{path}.value"
+        if node.measure == "last_ordered_at":
+            if node.op not in ("before", "after", "within_last_days", "more_than_days_ago"):
+                return self.fail(f"{path}.op", "last_ordered_at takes before, after, within_last_days or "
+                                               "more_than_days_ago", "wrong_operator")
+            last = func.max(Order.ordered_at)
+            if node.op in ("within_last_days", "more_than_days_ago"):
+                days = self._days(node.value, value_path)
+                if days is None:
+                    return false()
+                bound = self.now - timedelta(days=days)
+                having = last >= bound if node.op == "within_last_days" else last < bound
+            else:
+                bounds = self._day_range(node.value, value_path, False, False)
+                if bounds is None:
+                    return false()
+                having = last < bounds[0] if node.op == "before" else last >= bounds[1]
+            return Profile.id.in_(base.group_by(Order.profile_id).having(having))
+        if node.op not in ("eq", "gte", "gt", "lte", "lt"):
+            return self.fail(f"{path}.op", f"{node.measure} takes eq, gte, gt, lte or lt", "wrong_operator")
+        if node.measure == "count":
+            if isinstance(node.value, bool) or not isinstance(node.value, int) or node.value < 0:
+                return self.fail(value_path, "a whole number of orders", "not_count")
+            return _bounded(Profile.id, node.op, node.value,
+                            lambda n: base if n == 1 else base.group_by(Order.profile_id).having(func.count() >= n))
+        amount = self._decimal(node.value, value_path)
+        if amount is None:
+            return false()
+        total = func.sum(Order.total)
+        at_least = base.group_by(Order.profile_id).having(total >= amount)
+        more_than = base.group_by(Order.profile_id).having(total > amount)
+        if node.op == "gte":
+            return Profile.id.in_(at_least)
+        if node.op == "gt":
+            return Profile.id.in_(more_than)
+        if node.op == "lt":
+            return _outside(at_least)  # no orders at all is less, too
+        if node.op == "lte":
+            return _outside(more_than)
+        return Profile.id.in_(base.group_by(Order.profile_id).having(total == amount))
+
+
+def _outside(ids: Any) -> ColumnElement[bool]:
+    """The profile is not among ``ids`` (a SELECT whose first column is a profile id). NOT EXISTS rather than
+    NOT IN: PostgreSQL turns it into a hash anti-join, while NOT IN over a set bigger than work_mem falls
+    back to scanning the set once per profile (6 s instead of 1 s for "no orders" at a million profiles)."""
+    found = ids.subquery()
+    return ~select(found.c[0]).where(found.c[0] == Profile.id).exists()
+
+
+def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
+    return {"eq": column == value, "ne": or_(column.is_(None), column != value), "gt": column > value,
+            "gte": column >= value, "lt": column < value, "lte": column <= value}[op]
+
+
+def _bounded(profile_id: Any, op: str, n: int, at_least: Any) -> ColumnElement[bool]:
+    """A count bound as membership of "at least k" sets (``at_least(k)`` gives the ids), so that zero counts:
+    fewer than 2 includes those with none."""
+    def member(k: int) -> ColumnElement[bool]:
+        return true() if k <= 0 else profile_id.in_(at_least(k))
+
+    def outside(k: int) -> ColumnElement[bool]:
+        return false() if k <= 0 else _outside(at_least(k))
+
+    if op == "gte":
+        return member(n)
+    if op == "gt":
+        return member(n + 1)
+    if op == "lt":
+        return outside(n)
+    if op == "lte":
+        return outside(n + 1)
+    return and_(member(n), outside(n + 1))  # eq
+
+
+def compile_condition(session: Session, org_id: int, timezone: str, condition: Any,
+                      *, now: datetime | None = None, path: str = "condition") -> ColumnElement[bool]:
+    """The SQL filter over ``Profile`` for ``condition``, or ValidationFailed naming every bad node."""
+    compiler = Compiler(session, org_id, ZoneInfo(timezone), now or utcnow(), session.get_bind().dialect.name,
+                        definitions(session, org_id))
+    clause = compiler.compile(condition, path)
+    if compiler.errors:
+        raise ValidationFailed("The condition has problems.", errors=compiler.errors)
+    return clause

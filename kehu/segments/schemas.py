@@ -1,0 +1,147 @@
+"""The condition language of segments (and, later, journey branches): JSON, one schema, one compiler.
+
+A condition is a tree. Groups combine (``all`` / ``any`` of their ``conditions``, ``not`` of one); rules ask
+one question of a profile: a field, an identity it holds, events it did, its orders, its consent, the unit
+that owns it. Dates are ISO dates or date-times read in the organisation's time zone; "relative" windows
+count days back from now."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CountOp = Literal["eq", "gte", "gt", "lte", "lt"]
+FieldOp = Literal["eq", "ne", "in", "not_in", "contains", "starts_with", "gt", "gte", "lt", "lte", "between",
+                  "before", "after", "within_last_days", "more_than_days_ago", "is_true", "is_false", "is_set",
+                  "is_not_set"]
+
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Window(_Shape):
+    """When: the last ``within_days`` days, or from one day to another (both included), or both bounds open."""
+
+    within_days: int | None = Field(default=None, ge=1, le=36500)
+    from_: date | datetime | None = Field(default=None, alias="from")
+    to: date | datetime | None = None
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Count(_Shape):
+    op: CountOp = "gte"
+    value: int = Field(ge=0, le=1_000_000)
+
+
+class PropertyFilter(_Shape):
+    """A condition on one property of the event (``properties.<property>``)."""
+
+    property: str = Field(min_length=1, max_length=100)
+    op: Literal["eq", "ne", "in", "contains", "gt", "gte", "lt", "lte"] = "eq"
+    value: Any
+
+
+class FieldRule(_Shape):
+    """A standard field (``city``, ``lifecycle_stage``, ``birthday``, ``last_seen_at`` …) or a custom field
+    (``attributes.<key>``)."""
+
+    type: Literal["field"]
+    field: str = Field(min_length=1, max_length=80)
+    op: FieldOp
+    value: Any = None
+
+
+class IdentityRule(_Shape):
+    """Holds (or lacks) an identity of a kind: a WeChat openid, a VIN, a member id …"""
+
+    type: Literal["identity"]
+    kind: str = Field(min_length=1, max_length=40)
+    op: Literal["has", "lacks"] = "has"
+
+
+class EventRule(_Shape):
+    """Did an event (a number of times, in a window, with properties); ``did_not`` is "not even once"."""
+
+    type: Literal["event"]
+    event: str = Field(min_length=1, max_length=200)
+    op: Literal["did", "did_not"] = "did"
+    count: Count | None = None
+    window: Window | None = None
+    where: list[PropertyFilter] = Field(default_factory=list, max_length=10)
+
+
+class OrderRule(_Shape):
+    """Orders: how many, how much in total (CNY), or when the last one was; optionally only some statuses,
+    one product (SKU) or a window."""
+
+    type: Literal["orders"]
+    measure: Literal["count", "total", "last_ordered_at"] = "count"
+    op: Literal["eq", "gte", "gt", "lte", "lt", "before", "after", "within_last_days", "more_than_days_ago"]
+    value: Any
+    status: list[Literal["placed", "paid", "delivered", "cancelled", "refunded"]] | None = None
+    sku: str | None = Field(default=None, max_length=100)
+    window: Window | None = None
+
+
+class ConsentRule(_Shape):
+    """The latest consent record for a channel and purpose says granted (or does not: withdrawn or never)."""
+
+    type: Literal["consent"]
+    channel: Literal["sms", "email", "wechat", "phone", "app_push", "mail"]
+    purpose: Literal["marketing", "service", "analytics", "third_party"] = "marketing"
+    op: Literal["granted", "not_granted"] = "granted"
+
+
+class UnitRule(_Shape):
+    """Owned by a unit or anything under it (a region and its dealers), or not."""
+
+    type: Literal["unit"]
+    unit_id: int
+    op: Literal["within", "not_within"] = "within"
+
+
+class AllOf(_Shape):
+    type: Literal["all"]
+    conditions: list[Condition] = Field(min_length=1, max_length=50)
+
+
+class AnyOf(_Shape):
+    type: Literal["any"]
+    conditions: list[Condition] = Field(min_length=1, max_length=50)
+
+
+class Not(_Shape):
+    type: Literal["not"]
+    condition: Condition
+
+
+Condition = Annotated[AllOf | AnyOf | Not | FieldRule | IdentityRule | EventRule | OrderRule | ConsentRule | UnitRule,
+                      Field(discriminator="type")]
+AllOf.model_rebuild()
+AnyOf.model_rebuild()
+Not.model_rebuild()
+
+
+class PreviewRequest(_Shape):
+    condition: Condition
+    sample: int = Field(default=20, ge=0, le=100)
+
+
+class SampleProfile(BaseModel):
+    id: int
+    name: str | None
+    mobile: str | None
+    city: str | None
+    lifecycle_stage: str
+    unit_id: int
+    last_seen_at: datetime | None
+
+
+class PreviewOut(BaseModel):
+    count: int
+    sample: list[SampleProfile]
+    milliseconds: int
