@@ -21,6 +21,7 @@ from kehu.cdp.models import (
 )
 from kehu.core.audit import AuditRecord
 from kehu.core.jobs import Job
+from kehu.segments.models import Segment, SegmentChange, SegmentMember
 from kehu.tenancy.models import ApiKey, BusinessUnit, LoginAttempt, Organization, Role, User
 
 __all__ = [
@@ -46,6 +47,9 @@ __all__ = [
     "Product",
     "Profile",
     "Role",
+    "Segment",
+    "SegmentChange",
+    "SegmentMember",
     "Source",
     "User",
     "Vehicle",

@@ -24,6 +24,7 @@ from kehu.cdp.models import ConsentRecord, CustomField, Event, Identity, Order, 
 from kehu.core.db import utcnow
 from kehu.core.errors import FieldError, ValidationFailed
 from kehu.segments import schemas
+from kehu.segments.models import Segment, SegmentMember
 from kehu.tenancy.models import BusinessUnit
 
 # Standard fields and their kinds; custom fields are ``attributes.<key>`` with the kind of their definition.
@@ -59,6 +60,7 @@ class Compiler:
     now: datetime
     dialect: str
     custom: dict[str, CustomField]
+    within: frozenset[int] = frozenset()  # the segment(s) this condition defines: referring to one is a cycle
     errors: list[FieldError] = field(default_factory=list)
 
     # -- entry ------------------------------------------------------------------------------------------
@@ -295,6 +297,16 @@ class Compiler:
                                       later.c.purpose == node.purpose, later.c.ts > record.c.ts).exists())
         return Profile.id.in_(latest_granted) if node.op == "granted" else _outside(latest_granted)
 
+    def _segment(self, node: schemas.SegmentRule, path: str) -> ColumnElement[bool]:
+        if not self.session.scalar(select(Segment.id).where(Segment.id == node.segment_id,
+                                                            Segment.org_id == self.org_id)):
+            return self.fail(f"{path}.segment_id", f"no segment {node.segment_id} in this organisation",
+                             "unknown_segment")
+        if node.segment_id in self.within:
+            return self.fail(f"{path}.segment_id", "a segment cannot contain itself", "cycle")
+        members = select(SegmentMember.profile_id).where(SegmentMember.segment_id == node.segment_id)
+        return Profile.id.in_(members) if node.op == "in" else _outside(members)
+
     # -- events -----------------------------------------------------------------------------------------
     def _event(self, node: schemas.EventRule, path: str) -> ColumnElement[bool]:
         wheres = [Event.org_id == self.org_id, Event.event == node.event,
@@ -409,11 +421,13 @@ def _bounded(profile_id: Any, op: str, n: int, at_least: Any) -> ColumnElement[b
     return and_(member(n), outside(n + 1))  # eq
 
 
-def compile_condition(session: Session, org_id: int, timezone: str, condition: Any,
-                      *, now: datetime | None = None, path: str = "condition") -> ColumnElement[bool]:
-    """The SQL filter over ``Profile`` for ``condition``, or ValidationFailed naming every bad node."""
+def compile_condition(session: Session, org_id: int, timezone: str, condition: Any, *,
+                      now: datetime | None = None, path: str = "condition", segment_id: int | None = None
+                      ) -> ColumnElement[bool]:
+    """The SQL filter over ``Profile`` for ``condition`` (of segment ``segment_id``, if it defines one), or
+    ValidationFailed naming every bad node."""
     compiler = Compiler(session, org_id, ZoneInfo(timezone), now or utcnow(), session.get_bind().dialect.name,
-                        definitions(session, org_id))
+                        definitions(session, org_id), frozenset({segment_id} if segment_id else ()))
     clause = compiler.compile(condition, path)
     if compiler.errors:
         raise ValidationFailed("The condition has problems.", errors=compiler.errors)

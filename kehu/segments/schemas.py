@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 CountOp = Literal["eq", "gte", "gt", "lte", "lt"]
 FieldOp = Literal["eq", "ne", "in", "not_in", "contains", "starts_with", "gt", "gte", "lt", "lte", "between",
@@ -104,6 +104,14 @@ class UnitRule(_Shape):
     op: Literal["within", "not_within"] = "within"
 
 
+class SegmentRule(_Shape):
+    """Is (or is not) a member of another segment, as of that segment's last refresh."""
+
+    type: Literal["segment"]
+    segment_id: int
+    op: Literal["in", "not_in"] = "in"
+
+
 class AllOf(_Shape):
     type: Literal["all"]
     conditions: list[Condition] = Field(min_length=1, max_length=50)
@@ -119,8 +127,8 @@ class Not(_Shape):
     condition: Condition
 
 
-Condition = Annotated[AllOf | AnyOf | Not | FieldRule | IdentityRule | EventRule | OrderRule | ConsentRule | UnitRule,
-                      Field(discriminator="type")]
+Condition = Annotated[AllOf | AnyOf | Not | FieldRule | IdentityRule | EventRule | OrderRule | ConsentRule | UnitRule
+                      | SegmentRule, Field(discriminator="type")]
 AllOf.model_rebuild()
 AnyOf.model_rebuild()
 Not.model_rebuild()
@@ -145,3 +153,59 @@ class PreviewOut(BaseModel):
     count: int
     sample: list[SampleProfile]
     milliseconds: int
+
+
+condition_adapter: TypeAdapter[Any] = TypeAdapter(Condition)
+
+
+class SegmentCreate(_Shape):
+    """A dynamic segment follows its condition; a static one is a snapshot of its condition's members now,
+    or of hand-picked customers (``profile_ids``), or both."""
+
+    name: str = Field(min_length=1, max_length=100)
+    description: str = Field(default="", max_length=500)
+    kind: Literal["dynamic", "static"] = "dynamic"
+    condition: Condition | None = None
+    profile_ids: list[int] = Field(default_factory=list, max_length=10_000)
+
+    @model_validator(mode="after")
+    def picked_only_for_static(self) -> SegmentCreate:
+        if self.profile_ids and self.kind != "static":
+            raise ValueError("hand-picked customers (profile_ids) make a static segment")
+        if self.condition is None and not self.profile_ids:
+            raise ValueError("give a condition, or hand-picked customers for a static segment")
+        return self
+
+
+class SegmentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    name: str
+    description: str
+    kind: str
+    condition: dict[str, Any] | None
+    status: str
+    error: str | None
+    member_count: int
+    refreshes: int
+    refreshed_at: datetime | None
+    unit_id: int
+    owner_id: int | None
+    created_at: datetime
+
+
+class SegmentBrief(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    name: str
+    kind: str
+    added_at: datetime
+
+
+class SegmentChangeOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    profile_id: int
+    change: str
+    refresh: int
+    at: datetime

@@ -1,0 +1,67 @@
+"""Segments (人群): saved conditions and their members, with the record of who entered and who left."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kehu.core.db import Base, BigId, IdMixin, JsonDoc, TimestampMixin
+
+
+class Segment(IdMixin, TimestampMixin, Base):
+    """A group of customers: ``dynamic`` ones follow their condition at every refresh, ``static`` ones are the
+    snapshot taken when they were made. A segment covers the customers of its unit and the units below it."""
+
+    __tablename__ = "segments"
+    __entity__ = "segments"
+    __scope_unit__ = "unit_id"
+    __scope_owner__ = "owner_id"
+    __table_args__ = (UniqueConstraint("org_id", "name"), Index("ix_segments_org_unit", "org_id", "unit_id"))
+
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("organizations.id", ondelete="CASCADE"))
+    unit_id: Mapped[int] = mapped_column(BigId)
+    owner_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(String(500), default="")
+    kind: Mapped[str] = mapped_column(String(10), default="dynamic")  # dynamic | static
+    condition: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc, nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued | refreshing | ready | failed
+    error: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    member_count: Mapped[int] = mapped_column(default=0)
+    refreshes: Mapped[int] = mapped_column(default=0)  # how many times members were computed
+    refreshed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    job_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+
+
+class SegmentMember(Base):
+    """One customer in one segment, since the refresh ``added_in``; ``leaving`` marks, during a refresh, those
+    the condition no longer finds (recorded as having left, then removed)."""
+
+    __tablename__ = "segment_members"
+    __table_args__ = (Index("ix_segment_members_profile", "profile_id"),)
+
+    segment_id: Mapped[int] = mapped_column(BigId, ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True)
+    profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id"), primary_key=True)
+    org_id: Mapped[int] = mapped_column(BigId)
+    added_in: Mapped[int] = mapped_column(default=0)
+    leaving: Mapped[bool] = mapped_column(default=False)
+    added_at: Mapped[datetime] = mapped_column()
+
+
+class SegmentChange(IdMixin, Base):
+    """Who entered and who left a segment at which refresh: the customer's timeline shows it, journeys will
+    start from it."""
+
+    __tablename__ = "segment_changes"
+    __table_args__ = (Index("ix_segment_changes_segment", "segment_id", "refresh"),
+                      Index("ix_segment_changes_profile", "profile_id", "at"))
+
+    org_id: Mapped[int] = mapped_column(BigId)
+    segment_id: Mapped[int] = mapped_column(BigId, ForeignKey("segments.id", ondelete="CASCADE"))
+    profile_id: Mapped[int] = mapped_column(BigId)
+    change: Mapped[str] = mapped_column(String(10))  # entered | left
+    refresh: Mapped[int] = mapped_column()
+    at: Mapped[datetime] = mapped_column()

@@ -1,0 +1,156 @@
+"""Saved segments: members computed by a job, a dynamic refresh records who entered and who left, a static
+one keeps its snapshot; scope decides what a segment covers and what a reader sees."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from kehu.segments.models import SegmentChange, SegmentMember
+from tests.cdp.test_imports import run_jobs
+from tests.factories.cdp import basic, call, make_source, process
+
+SHANGHAI = {"type": "field", "field": "city", "op": "eq", "value": "上海"}
+
+
+def create(client, headers, **body):  # type: ignore[no-untyped-def]
+    response = client.post("/api/v1/segments", headers=headers, json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def member_names(client, headers, segment_id) -> list[str]:  # type: ignore[no-untyped-def]
+    response = client.get(f"/api/v1/segments/{segment_id}/members", headers=headers)
+    assert response.status_code == 200, response.text
+    return sorted(p["name"] for p in response.json()["items"])
+
+
+def move_to(client, people, session, who: str, city: str) -> None:  # type: ignore[no-untyped-def]
+    """The customer tells dealer A's showroom of a new city (through /v1, as any source would)."""
+    _, key = make_source(session, people.system, f"迁移 {who} {city}", people.dealer_a.id)
+    session.commit()
+    response = client.post("/v1/batch", headers=basic(key), json={"batch": [
+        call("identify", userId=who, traits={"city": city})]})
+    assert response.status_code == 200
+
+
+def test_a_dynamic_segment_follows_its_condition(people, client, login, session, clean_database, settings):
+    admin = login("admin@example.com")
+    made = create(client, admin, name="上海客户", condition=SHANGHAI)
+    assert made["status"] == "queued" and made["kind"] == "dynamic"
+    run_jobs(clean_database, settings)
+    segment = client.get(f"/api/v1/segments/{made['id']}", headers=admin).json()
+    assert (segment["status"], segment["member_count"], segment["refreshes"]) == ("ready", 2, 1)
+    assert member_names(client, admin, made["id"]) == ["张伟", "李娜"]
+
+    move_to(client, people, session, "ln", "苏州")  # 李娜 moves away, 刘洋 (Beijing) moves to Shanghai
+    move_to(client, people, session, "ly", "上海")
+    process(clean_database)
+    assert client.post(f"/api/v1/segments/{made['id']}/refresh", headers=admin).status_code == 202
+    assert client.post(f"/api/v1/segments/{made['id']}/refresh", headers=admin).status_code == 409  # queued
+    run_jobs(clean_database, settings)
+    assert member_names(client, admin, made["id"]) == ["刘洋", "张伟"]
+    changes = client.get(f"/api/v1/segments/{made['id']}/changes", headers=admin).json()["items"]
+    by_refresh = sorted((c["refresh"], c["change"]) for c in changes)
+    assert by_refresh == [(1, "entered"), (1, "entered"), (2, "entered"), (2, "left")]
+    # refreshing with nothing changed adds no change records
+    client.post(f"/api/v1/segments/{made['id']}/refresh", headers=admin)
+    run_jobs(clean_database, settings)
+    session.expire_all()
+    assert len(session.scalars(select(SegmentChange).where(SegmentChange.segment_id == made["id"])).all()) == 4
+
+
+def test_a_static_segment_keeps_its_snapshot_and_hand_picked_members(people, client, login, session,
+                                                                    clean_database, settings):
+    admin = login("admin@example.com")
+    everyone = client.post("/api/v1/segments/preview", headers=admin, json={
+        "condition": {"type": "field", "field": "mobile", "op": "is_set"}}).json()["sample"]
+    picked = [p["id"] for p in everyone if p["name"] in ("王芳", "陈静")]
+    made = create(client, admin, name="展会名单", kind="static", condition=SHANGHAI, profile_ids=picked)
+    run_jobs(clean_database, settings)
+    assert member_names(client, admin, made["id"]) == ["张伟", "李娜", "王芳", "陈静"]
+    move_to(client, people, session, "ln", "苏州")
+    process(clean_database)
+    assert client.post(f"/api/v1/segments/{made['id']}/refresh", headers=admin).status_code == 409
+    assert member_names(client, admin, made["id"]) == ["张伟", "李娜", "王芳", "陈静"]
+    only_picked = create(client, admin, name="手选", kind="static", profile_ids=picked)
+    assert only_picked["status"] == "ready" and only_picked["member_count"] == 2
+
+
+def test_scope_decides_coverage_and_visibility(people, client, login, session, clean_database, settings):
+    admin, dealer = login("admin@example.com"), login("a.manager@example.com")
+    everyone = {"type": "field", "field": "mobile", "op": "is_set"}
+    group = create(client, admin, name="全部客户", condition=everyone)
+    # a dealer manager may read segments but not make them (marketing is HQ's)
+    assert client.post("/api/v1/segments", headers=dealer, json={"name": "x", "condition": everyone}
+                       ).status_code == 403
+    run_jobs(clean_database, settings)
+    assert client.get(f"/api/v1/segments/{group['id']}", headers=admin).json()["member_count"] == 5
+    # the dealer sees the group-wide segment's members at its own dealer only
+    assert member_names(client, dealer, group["id"]) == ["张伟", "李娜"]
+    assert client.get("/api/v1/segments/{}/members".format(group["id"]),
+                      headers=login("boss@other.example.com")).status_code == 404
+    # HQ marketing can make one; a segment made at a dealer unit covers that dealer's customers only
+    marketer = client.post("/api/v1/users", headers=admin, json={
+        "email": "mkt@example.com", "name": "市场部", "password": "correct-horse-1",
+        "unit_id": people.dealer_c.id, "roles": ["hq_marketing"]})
+    assert marketer.status_code == 201, marketer.text
+    local = create(client, login("mkt@example.com"), name="北京店全部", condition=everyone)
+    run_jobs(clean_database, settings)
+    assert member_names(client, admin, local["id"]) == ["刘洋", "陈静"]
+    rows = session.scalars(select(SegmentMember).where(SegmentMember.segment_id == local["id"])).all()
+    assert len(rows) == 2
+
+
+def test_bad_segments_are_refused_with_reasons(people, client, login):  # type: ignore[no-untyped-def]
+    admin = login("admin@example.com")
+    create(client, admin, name="上海客户", condition=SHANGHAI)
+    duplicate = client.post("/api/v1/segments", headers=admin, json={"name": "上海客户", "condition": SHANGHAI})
+    assert duplicate.status_code == 409
+    wrong = client.post("/api/v1/segments", headers=admin, json={
+        "name": "坏的", "condition": {"type": "field", "field": "colour", "op": "eq", "value": "red"}})
+    assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "condition.field"
+    empty = client.post("/api/v1/segments", headers=admin, json={"name": "空的"})
+    assert empty.status_code == 422
+    stranger = client.post("/api/v1/segments", headers=admin, json={
+        "name": "别家的", "kind": "static", "profile_ids": [999999]})
+    assert stranger.status_code == 422 and stranger.json()["errors"][0]["field"] == "profile_ids"
+    listed = client.get("/api/v1/segments", headers=admin).json()["items"]
+    assert [s["name"] for s in listed] == ["上海客户"]
+    assert client.delete(f"/api/v1/segments/{listed[0]['id']}", headers=admin).status_code == 204
+    assert client.get("/api/v1/segments", headers=admin).json()["items"] == []
+
+
+def test_segments_build_on_segments_and_show_on_the_customer(people, client, login, clean_database, settings):
+    admin = login("admin@example.com")
+    shanghai = create(client, admin, name="上海客户", condition=SHANGHAI)
+    run_jobs(clean_database, settings)
+    outside = {"type": "all", "conditions": [{"type": "field", "field": "mobile", "op": "is_set"},
+                                             {"type": "segment", "segment_id": shanghai["id"], "op": "not_in"}]}
+    others = create(client, admin, name="上海以外", condition=outside)
+    run_jobs(clean_database, settings)
+    assert member_names(client, admin, others["id"]) == ["刘洋", "王芳", "陈静"]
+    inside = client.post("/api/v1/segments/preview", headers=admin, json={
+        "condition": {"type": "segment", "segment_id": shanghai["id"]}}).json()
+    assert sorted(p["name"] for p in inside["sample"]) == ["张伟", "李娜"]
+    unknown = client.post("/api/v1/segments/preview", headers=admin, json={
+        "condition": {"type": "segment", "segment_id": 999999}})
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["code"] == "unknown_segment"
+    # the customer's segments, as the Customer 360 shows them
+    zhang = next(p["id"] for p in inside["sample"] if p["name"] == "张伟")
+    assert [s["name"] for s in client.get(f"/api/v1/customers/{zhang}/segments", headers=admin).json()] == ["上海客户"]
+    assert client.get(f"/api/v1/customers/{zhang}/segments", headers=login("c.sales@example.com")).status_code == 404
+
+
+def test_a_segment_cannot_be_defined_by_itself(people, client, login, session):  # type: ignore[no-untyped-def]
+    import pytest
+
+    from kehu.core.errors import ValidationFailed
+    from kehu.segments import schemas
+    from kehu.segments.conditions import compile_condition
+
+    made = create(client, login("admin@example.com"), name="上海客户", condition=SHANGHAI)
+    itself = schemas.condition_adapter.validate_python({"type": "any", "conditions": [
+        SHANGHAI, {"type": "segment", "segment_id": made["id"]}]})
+    with pytest.raises(ValidationFailed) as refused:
+        compile_condition(session, people.org.id, "Asia/Shanghai", itself, segment_id=made["id"])
+    assert [(e.field, e.code) for e in refused.value.errors] == [("condition.conditions.1.segment_id", "cycle")]
