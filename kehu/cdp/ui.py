@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from nicegui import ui
@@ -17,6 +18,9 @@ from kehu.ui.shell import empty_state, frame, locale, page, run_action, tr, unit
 STAGES = ("visitor", "prospect", "lead", "opportunity", "customer", "owner", "churned")
 STAGE_COLOURS = {"visitor": "grey-6", "prospect": "blue-grey-6", "lead": "light-blue-8", "opportunity": "indigo-6",
                  "customer": "green-7", "owner": "teal-8", "churned": "red-6"}
+# Panels other domains add to the Customer 360 (segments, later leads and cases): called with the principal and
+# the customer's id, in the side column. Lets the 360 show them without the CDP depending on those domains.
+CUSTOMER_PANELS: list[Callable[[Any, int], None]] = []
 EVENT_ICONS = {"page": "web", "screen": "smartphone", "identify": "badge", "group": "groups", "alias": "link",
                "track": "bolt"}
 
@@ -239,6 +243,8 @@ def customer_page(profile_id: int) -> None:
         with ui.row().classes("w-full gap-4 no-wrap items-start max-lg:flex-wrap"):
             with ui.column().classes("w-[420px] shrink-0 gap-4 max-lg:w-full"):
                 _identities_card(identities)
+                for panel in CUSTOMER_PANELS:
+                    panel(principal, profile.id)
                 _consent_card(principal, profile_id, consents)
                 if accounts:
                     with ui.card().classes("w-full"):

@@ -15,7 +15,7 @@ from kehu.cdp.models import Profile
 from kehu.core import audit, jobs
 from kehu.core.db import utcnow
 from kehu.core.errors import Conflict, ValidationFailed, invalid
-from kehu.core.pagination import Page, keyset_page
+from kehu.core.pagination import OffsetPage, Page, keyset_page, offset_page
 from kehu.segments import schemas
 from kehu.segments.conditions import compile_condition
 from kehu.segments.models import Segment, SegmentChange, SegmentMember
@@ -155,6 +155,17 @@ def segments_of(session: Session, principal: Principal, profile_id: int) -> list
         SegmentMember, SegmentMember.segment_id == Segment.id).where(
         SegmentMember.profile_id == profile.id, scope(principal, Segment)).order_by(Segment.name))
     return [schemas.SegmentBrief(id=s.id, name=s.name, kind=s.kind, added_at=added) for s, added in rows]
+
+
+def page_members(session: Session, principal: Principal, segment_id: int, *, page: int = 1,
+                 per_page: int = 20) -> OffsetPage[Profile]:
+    """Numbered pages of the members the reader may see, most recently seen first (the detail page's table)."""
+    segment = get_segment(session, principal, segment_id)
+    principal.require("profiles", "read")
+    query = select(Profile).join(SegmentMember, SegmentMember.profile_id == Profile.id).where(
+        SegmentMember.segment_id == segment.id, scope(principal, Profile))
+    return offset_page(session, query, order_by=[Profile.last_seen_at.desc().nulls_last(), Profile.id.desc()],
+                       page=page, per_page=per_page)
 
 
 def changes(session: Session, principal: Principal, segment_id: int, *, limit: int = 50,

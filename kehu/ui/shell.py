@@ -324,7 +324,6 @@ COMING = {
     "/leads": ("nav.leads", "person_search", "coming.leads"),
     "/opportunities": ("nav.opportunities", "handshake", "coming.opportunities"),
     "/cases": ("nav.cases", "support_agent", "coming.cases"),
-    "/segments": ("nav.segments", "filter_alt", "coming.segments"),
     "/journeys": ("nav.journeys", "alt_route", "coming.journeys"),
     "/loyalty": ("nav.loyalty", "card_membership", "coming.loyalty"),
     "/analytics": ("nav.analytics", "insights", "coming.analytics"),
@@ -343,6 +342,7 @@ def mount_ui(app: FastAPI, settings: Settings, database: Database | None = None)
     global _ctx
     _ctx = UIContext(database=database or get_database(settings), settings=settings)
     from kehu.cdp import ui as cdp_ui
+    from kehu.segments import ui as segments_ui
     from kehu.tenancy import ui as tenancy_ui
 
     page("/login")(login_page)
@@ -351,6 +351,7 @@ def mount_ui(app: FastAPI, settings: Settings, database: Database | None = None)
         _register_coming(path, title_key, icon, text_key)
     tenancy_ui.register()
     cdp_ui.register()
+    segments_ui.register()
     ui.run_with(app, storage_secret=settings.effective_secret_key(), title="kehu 客户", favicon="🚗",
                 language="zh-CN", show_welcome_message=False,
                 session_middleware_kwargs={"max_age": settings.ui_session_days * 86400, "same_site": "lax"})

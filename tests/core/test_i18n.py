@@ -53,6 +53,16 @@ def test_navigation_and_generated_keys_exist():
 
     keys |= {f"fields.type.{t}" for t in TYPES}
     keys |= {f"imports.status.{s}" for s in ("uploaded", "queued", "running", "done", "failed")}
+    from kehu.segments.conditions import OPERATORS
+    from kehu.segments.conditions import STANDARD_FIELDS as SEGMENT_FIELDS
+    from kehu.segments.ui import RULE_TYPES, STATUS_COLOURS
+
+    keys |= {f"segments.field.{f}" for f in SEGMENT_FIELDS} | {f"segments.rule.{r}" for r in RULE_TYPES}
+    keys |= {f"segments.op.{o}" for ops in OPERATORS.values() for o in ops}
+    keys |= {f"segments.op.{o}" for o in ("did", "did_not", "granted", "not_granted", "has", "lacks", "within",
+                                          "not_within")}
+    keys |= {f"segments.status.{s}" for s in STATUS_COLOURS} | {f"segments.kind.{k}" for k in ("dynamic", "static")}
+    keys |= {f"segments.measure.{m}" for m in ("count", "total", "last_ordered_at")}
     assert sorted(k for k in keys if k not in catalogue("zh")) == []
 
 

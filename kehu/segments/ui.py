@@ -1,0 +1,407 @@
+"""Segment pages: the list, the builder with its live count, a segment's members and changes; and the
+segments a customer belongs to, on the Customer 360."""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+from nicegui import ui
+from pydantic import ValidationError
+
+from kehu.cdp import fields
+from kehu.cdp import service as cdp_service
+from kehu.cdp import ui as cdp_ui
+from kehu.cdp.identity_rules import list_rules
+from kehu.core.errors import KehuError
+from kehu.core.timeutil import format_local
+from kehu.segments import schemas, service
+from kehu.segments.conditions import OPERATORS, OPTIONS, STANDARD_FIELDS
+from kehu.tenancy import service as tenancy_service
+from kehu.ui.components import ServerTable, add_status_slot, localise_table
+from kehu.ui.shell import empty_state, frame, notify_error, page, run_action, stat_card, tr, unit_of_work
+
+STATUS_COLOURS = {"queued": "grey-7", "refreshing": "primary", "ready": "positive", "failed": "negative"}
+RULE_TYPES = ("field", "event", "orders", "consent", "identity", "unit", "segment")
+CHANNELS = ("sms", "email", "wechat", "phone", "app_push", "mail")
+COMMON_EVENTS = ("test_drive_booked", "test_drive_completed", "showroom_visit", "quote_requested", "order_placed",
+                 "vehicle_delivered", "maintenance_visit", "complaint", "ad_click", "wechat_follow", "app_login")
+NEEDS_NO_VALUE = {"is_set", "is_not_set", "is_true", "is_false"}
+
+
+def register() -> None:
+    page("/segments")(segments_page)
+    page("/segments/new")(builder_page)
+    page("/segments/{segment_id}")(segment_page)
+    cdp_ui.CUSTOMER_PANELS.append(_customer_segments)
+
+
+def _status_slot(table: ui.table) -> None:
+    add_status_slot(table, "status", {s: tr(f"segments.status.{s}") for s in STATUS_COLOURS}, STATUS_COLOURS)
+
+
+# -- the list ----------------------------------------------------------------------------------------------
+def segments_page() -> None:
+    with frame("nav.segments", "/segments", "segments") as principal:
+        with unit_of_work() as session:
+            segments = service.list_segments(session, principal, limit=200).items
+            rows = [{"id": s.id, "name": s.name, "kind": tr(f"segments.kind.{s.kind}"), "members": s.member_count,
+                     "status": s.status, "refreshed_at": format_local(s.refreshed_at, principal.timezone) or "—"}
+                    for s in segments]
+        with ui.row().classes("w-full items-center"):
+            ui.label(tr("segments.intro")).classes("text-grey-7")
+            ui.space()
+            if principal.can("segments", "create"):
+                ui.button(tr("segments.new"), icon="add", on_click=lambda: ui.navigate.to("/segments/new")).mark(
+                    "new-segment")
+        if not rows:
+            empty_state("filter_alt", tr("segments.empty_title"), tr("segments.empty_text"))
+            return
+        columns = [
+            {"name": "name", "label": tr("segments.name"), "field": "name", "sortable": True, "align": "left"},
+            {"name": "kind", "label": tr("segments.kind"), "field": "kind", "sortable": True, "align": "left"},
+            {"name": "members", "label": tr("segments.members"), "field": "members", "sortable": True},
+            {"name": "status", "label": tr("segments.status"), "field": "status", "align": "left"},
+            {"name": "refreshed_at", "label": tr("segments.refreshed_at"), "field": "refreshed_at", "sortable": True,
+             "align": "left"},
+        ]
+        table = ui.table(columns=columns, rows=rows, row_key="id", pagination=20).classes("w-full").props(
+            "flat bordered hover")
+        localise_table(table, tr)
+        _status_slot(table)
+        table.on("row-click", lambda e: ui.navigate.to(f"/segments/{e.args[1]['id']}"))
+
+
+# -- the builder ------------------------------------------------------------------------------------------
+class Builder:
+    """A flat group of rules (all / any) edited as rows; the JSON condition is built from them."""
+
+    def __init__(self, principal: Any) -> None:
+        self.principal = principal
+        self.match = "all"
+        self.rules: list[dict[str, Any]] = []
+        with unit_of_work() as session:
+            custom = fields.definitions(session, principal.org_id)
+            self.fields = {name: tr(f"segments.field.{name}") for name in STANDARD_FIELDS}
+            self.kinds = {name: kind for name, kind in STANDARD_FIELDS.items()}
+            for key, definition in custom.items():
+                label = definition.label_zh if principal.locale == "zh" else definition.label_en
+                self.fields[f"attributes.{key}"] = label or key
+                self.kinds[f"attributes.{key}"] = definition.type
+            self.identity_kinds = {r.kind: (r.label_zh if principal.locale == "zh" else r.label_en) or r.kind
+                                   for r in list_rules(session, principal.org_id)}
+            self.units = {u.id: ("　" * u.depth) + u.name for u in tenancy_service.list_units(session, principal)} \
+                if principal.can("units") else {}
+            self.segments = {s.id: s.name for s in service.list_segments(session, principal, limit=200).items}
+
+    def new_rule(self, kind: str) -> dict[str, Any]:
+        defaults: dict[str, dict[str, Any]] = {
+            "field": {"field": "city", "op": "eq", "value": ""},
+            "event": {"event": "test_drive_booked", "op": "did", "count_op": "gte", "count": 1, "within_days": 30},
+            "orders": {"measure": "count", "op": "gte", "value": "1"},
+            "consent": {"channel": "sms", "op": "granted"},
+            "identity": {"kind": "wechat_openid", "op": "has"},
+            "unit": {"unit_id": next(iter(self.units), None), "op": "within"},
+            "segment": {"segment_id": next(iter(self.segments), None), "op": "in"},
+        }
+        return {"type": kind, **defaults[kind]}
+
+    def condition(self) -> dict[str, Any]:
+        return {"type": self.match, "conditions": [self._rule_json(r) for r in self.rules]}
+
+    def _rule_json(self, rule: dict[str, Any]) -> dict[str, Any]:
+        kind = rule["type"]
+        if kind == "field":
+            return {"type": "field", "field": rule["field"], "op": rule["op"],
+                    "value": None if rule["op"] in NEEDS_NO_VALUE else _typed(rule["value"], rule["op"],
+                                                                                self.kinds.get(rule["field"]))}
+        if kind == "event":
+            out: dict[str, Any] = {"type": "event", "event": rule["event"], "op": rule["op"]}
+            if rule["op"] == "did":
+                out["count"] = {"op": rule["count_op"], "value": int(rule["count"] or 0)}
+            if rule.get("within_days"):
+                out["window"] = {"within_days": int(rule["within_days"])}
+            return out
+        if kind == "orders":
+            value = _typed(rule["value"], rule["op"], "number" if rule["measure"] != "last_ordered_at" else "date")
+            if rule["measure"] == "count" and isinstance(value, float) and value.is_integer():
+                value = int(value)
+            return {"type": "orders", "measure": rule["measure"], "op": rule["op"], "value": value}
+        return {k: v for k, v in rule.items()}
+
+
+def _typed(text: Any, op: str, kind: str | None) -> Any:
+    """What a value box holds, as the condition language wants it: lists for in/between, numbers for numbers
+    and day counts."""
+    raw = str(text if text is not None else "").strip()
+    if op in ("in", "not_in", "between"):
+        parts = [p.strip() for p in raw.replace("，", ",").split(",") if p.strip()]
+        return [_typed(p, "eq", kind) for p in parts]
+    if op in ("within_last_days", "more_than_days_ago"):
+        return int(raw) if raw.isdigit() else raw
+    if kind == "number":
+        try:
+            return float(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
+def builder_page() -> None:
+    with frame("segments.new", "/segments", "segments") as principal:
+        if not principal.can("segments", "create"):
+            empty_state("block", tr("segments.no_right"), tr("segments.no_right_text"))
+            return
+        builder = Builder(principal)
+        state: dict[str, Any] = {"name": "", "kind": "dynamic", "description": ""}
+        with ui.row().classes("w-full gap-4 no-wrap items-start max-lg:flex-wrap"):
+            with ui.column().classes("flex-1 min-w-0 gap-4"):
+                with ui.card().classes("w-full"):
+                    with ui.row().classes("w-full gap-4 items-center"):
+                        ui.input(tr("segments.name"), on_change=lambda e: state.update(name=e.value)).props(
+                            "outlined dense").classes("w-72").mark("segment-name")
+                        ui.toggle({"dynamic": tr("segments.kind.dynamic"), "static": tr("segments.kind.static")},
+                                  value="dynamic", on_change=lambda e: state.update(kind=e.value))
+                    ui.input(tr("segments.description"), on_change=lambda e: state.update(description=e.value)
+                             ).props("outlined dense").classes("w-full")
+                    ui.label(tr("segments.kind_help")).classes("text-xs text-grey-7")
+                with ui.card().classes("w-full"):
+                    with ui.row().classes("items-center gap-2"):
+                        ui.label(tr("segments.match"))
+                        ui.toggle({"all": tr("segments.match.all"), "any": tr("segments.match.any")}, value="all",
+                                  on_change=lambda e: (setattr(builder, "match", e.value), changed()))
+                    rules_area = ui.column().classes("w-full gap-2")
+                    with ui.row().classes("gap-2"):
+                        for kind in RULE_TYPES:
+                            if kind == "segment" and not builder.segments:
+                                continue
+                            if kind == "unit" and not builder.units:
+                                continue
+                            ui.button(tr(f"segments.rule.{kind}"), icon="add",
+                                      on_click=lambda k=kind: add(k)).props("outline dense no-caps").mark(
+                                f"add-{kind}")
+            with ui.column().classes("w-[420px] shrink-0 gap-4 max-lg:w-full"):
+                with ui.card().classes("w-full"):
+                    ui.label(tr("segments.preview")).classes("text-lg font-medium")
+                    count_label = ui.label(tr("segments.preview_hint")).classes("text-lg text-primary").mark(
+                        "segment-count")
+                    sample = ui.table(columns=[
+                        {"name": "name", "label": tr("customers.name"), "field": "name", "align": "left"},
+                        {"name": "mobile", "label": tr("users.phone"), "field": "mobile", "align": "left"},
+                        {"name": "city", "label": tr("unit.city"), "field": "city", "align": "left"},
+                    ], rows=[], row_key="id").classes("w-full").props("flat dense")
+                    localise_table(sample, tr)
+                ui.button(tr("segments.save"), icon="save", on_click=lambda: save()).classes("w-full").mark(
+                    "segment-save")
+
+        def add(kind: str) -> None:
+            builder.rules.append(builder.new_rule(kind))
+            draw()
+            changed()
+
+        def remove(rule: dict[str, Any]) -> None:
+            builder.rules.remove(rule)
+            draw()
+            changed()
+
+        def set_value(rule: dict[str, Any], key: str, value: Any, redraw: bool = False) -> None:
+            rule[key] = value
+            if key == "field":  # another field: an operator it takes
+                allowed = OPERATORS[builder.kinds.get(value, "text")]
+                rule["op"] = rule["op"] if rule["op"] in allowed else sorted(allowed)[0]
+            if redraw:
+                draw()
+            changed()
+
+        def draw() -> None:
+            rules_area.clear()
+            with rules_area:
+                if not builder.rules:
+                    ui.label(tr("segments.no_rules")).classes("text-grey-7")
+                for rule in builder.rules:
+                    with ui.row().classes("w-full items-center gap-2 no-wrap border rounded p-2"):
+                        ui.badge(tr(f"segments.rule.{rule['type']}")).props("outline")
+                        _rule_inputs(builder, rule, set_value)
+                        ui.space()
+                        ui.button(icon="close", on_click=lambda r=rule: remove(r)).props("flat round dense")
+
+        def changed() -> None:
+            ui.timer(0.4, preview, once=True)
+
+        def preview() -> None:
+            if not builder.rules:
+                count_label.text, sample.rows = tr("segments.preview_hint"), []
+                return
+            try:
+                request = schemas.PreviewRequest.model_validate({"condition": builder.condition(), "sample": 10})
+                with unit_of_work() as session:
+                    result = service.preview(session, principal, request)
+            except (ValidationError, KehuError):  # a value still being typed; the save button says what is wrong
+                count_label.text, sample.rows = tr("segments.incomplete"), []
+                return
+            count_label.text = tr("segments.preview_count", count=f"{result.count:,}", ms=result.milliseconds)
+            sample.rows = [{"id": p.id, "name": p.name or f"#{p.id}", "mobile": cdp_ui.readable_phone(p.mobile) or "—",
+                            "city": p.city or "—"} for p in result.sample]
+
+        def save() -> None:
+            try:
+                data = schemas.SegmentCreate.model_validate({**state, "condition": builder.condition()})
+            except ValidationError:
+                ui.notify(tr("segments.incomplete"), type="warning")
+                return
+            made = run_action(lambda s: service.create_segment(s, principal, data), tr("common.saved"))
+            if made:
+                ui.navigate.to(f"/segments/{made.id}")
+
+        draw()
+
+
+def _rule_inputs(builder: Builder, rule: dict[str, Any], set_value: Any) -> None:
+    """The inputs of one rule row, by its type."""
+    def op_select(options: list[str], key: str = "op") -> None:
+        ui.select({o: tr(f"segments.op.{o}") for o in options}, value=rule[key],
+                  on_change=lambda e: set_value(rule, key, e.value, redraw=True)).props("dense outlined").classes(
+            "w-36")
+
+    kind = rule["type"]
+    if kind == "field":
+        ui.select(builder.fields, value=rule["field"], with_input=True,
+                  on_change=lambda e: set_value(rule, "field", e.value, redraw=True)).props("dense outlined").classes(
+            "w-44").mark("rule-field")
+        field_kind = builder.kinds.get(rule["field"], "text")
+        op_select(sorted(OPERATORS[field_kind], key=list(get_args(schemas.FieldOp)).index))
+        if rule["op"] not in NEEDS_NO_VALUE:
+            options = OPTIONS.get(rule["field"])
+            if options and rule["op"] in ("eq", "ne"):
+                ui.select({o: tr(f"stage.{o}") if rule["field"] == "lifecycle_stage" else tr(f"gender.{o}")
+                           for o in options}, value=rule["value"] or None,
+                          on_change=lambda e: set_value(rule, "value", e.value)).props("dense outlined").classes(
+                    "w-40")
+            else:
+                hint = tr("segments.value_hint.list") if rule["op"] in ("in", "not_in", "between") else (
+                    tr("segments.value_hint.days") if "days" in rule["op"] else (
+                        tr("segments.value_hint.date") if field_kind in ("date", "datetime") else ""))
+                ui.input(tr("segments.value"), value=str(rule["value"] or ""), placeholder=hint,
+                         on_change=lambda e: set_value(rule, "value", e.value)).props(
+                    "dense outlined debounce=400").classes("w-48").mark("rule-value")
+    elif kind == "event":
+        ui.select(list(COMMON_EVENTS), value=rule["event"], new_value_mode="add-unique", with_input=True,
+                  label=tr("segments.event"), on_change=lambda e: set_value(rule, "event", e.value)).props(
+            "dense outlined").classes("w-52")
+        op_select(["did", "did_not"])
+        if rule["op"] == "did":
+            op_select(["gte", "eq", "lte"], "count_op")
+            ui.number(tr("segments.count"), value=rule["count"], min=0, step=1,
+                      on_change=lambda e: set_value(rule, "count", e.value)).props("dense outlined").classes("w-24")
+        ui.number(tr("segments.within_days"), value=rule["within_days"], min=1, step=1,
+                  on_change=lambda e: set_value(rule, "within_days", e.value)).props("dense outlined clearable"
+                                                                                     ).classes("w-32")
+    elif kind == "orders":
+        ui.select({m: tr(f"segments.measure.{m}") for m in ("count", "total", "last_ordered_at")},
+                  value=rule["measure"], on_change=lambda e: (set_value(rule, "measure", e.value), set_value(
+                      rule, "op", "within_last_days" if e.value == "last_ordered_at" else "gte", redraw=True))
+                  ).props("dense outlined").classes("w-36")
+        op_select(["within_last_days", "more_than_days_ago", "before", "after"] if rule["measure"] == "last_ordered_at"
+                  else ["gte", "gt", "eq", "lt", "lte"])
+        ui.input(tr("segments.value"), value=str(rule["value"] or ""),
+                 on_change=lambda e: set_value(rule, "value", e.value)).props("dense outlined debounce=400").classes(
+            "w-36")
+    elif kind == "consent":
+        ui.select({c: tr(f"channel.{c}") for c in CHANNELS}, value=rule["channel"],
+                  on_change=lambda e: set_value(rule, "channel", e.value)).props("dense outlined").classes("w-32")
+        op_select(["granted", "not_granted"])
+    elif kind == "identity":
+        op_select(["has", "lacks"])
+        ui.select(builder.identity_kinds, value=rule["kind"],
+                  on_change=lambda e: set_value(rule, "kind", e.value)).props("dense outlined").classes("w-44")
+    elif kind == "unit":
+        op_select(["within", "not_within"])
+        ui.select(builder.units, value=rule["unit_id"], with_input=True,
+                  on_change=lambda e: set_value(rule, "unit_id", e.value)).props("dense outlined").classes("w-56")
+    elif kind == "segment":
+        op_select(["in", "not_in"])
+        ui.select(builder.segments, value=rule["segment_id"],
+                  on_change=lambda e: set_value(rule, "segment_id", e.value)).props("dense outlined").classes("w-56")
+
+
+# -- one segment --------------------------------------------------------------------------------------------
+def segment_page(segment_id: int) -> None:
+    with frame("nav.segments", "/segments", "segments") as principal:
+        try:
+            with unit_of_work() as session:
+                segment = schemas.SegmentOut.model_validate(service.get_segment(session, principal, segment_id))
+                units = {u.id: u.name for u in tenancy_service.list_units(session, principal)} \
+                    if principal.can("units") else {}
+        except KehuError:
+            empty_state("search_off", tr("segments.not_found"), tr("segments.not_found_text"))
+            return
+        with ui.row().classes("w-full items-center gap-3"):
+            ui.label(segment.name).classes("text-2xl font-medium")
+            ui.badge(tr(f"segments.kind.{segment.kind}")).props("outline")
+            ui.badge(tr(f"segments.status.{segment.status}")).props(
+                f"color={STATUS_COLOURS.get(segment.status, 'grey-7')}").mark("segment-status")
+            ui.space()
+            if segment.kind == "dynamic" and principal.can("segments", "update"):
+                ui.button(tr("segments.refresh"), icon="refresh", on_click=lambda: refresh()).props("outline")
+            if principal.can("segments", "delete"):
+                ui.button(tr("segments.delete"), icon="delete", on_click=lambda: remove()).props("flat color=negative")
+        with ui.row().classes("w-full gap-4"):
+            stat_card(tr("segments.members"), f"{segment.member_count:,}", "groups")
+            stat_card(tr("segments.refreshed_at"), format_local(segment.refreshed_at, principal.timezone) or "—",
+                      "schedule")
+            stat_card(tr("segments.covers"), units.get(segment.unit_id, "—"), "account_tree")
+        if segment.description:
+            ui.label(segment.description).classes("text-grey-8")
+        if segment.error:
+            ui.label(segment.error).classes("text-negative")
+
+        def fetch(page_no: int, per_page: int, sort: str | None, descending: bool) -> tuple[list[dict], int]:
+            with unit_of_work() as session:
+                result = service.page_members(session, principal, segment_id, page=page_no, per_page=per_page)
+                rows = []
+                for p in result.items:
+                    out = cdp_service.profile_out(principal, p)
+                    rows.append({"id": p.id, "name": p.name or f"#{p.id}",
+                                 "mobile": cdp_ui.readable_phone(out.mobile) or "—", "city": p.city or "—",
+                                 "stage": p.lifecycle_stage,
+                                 "last_seen_at": format_local(p.last_seen_at, principal.timezone) or "—"})
+                return rows, result.total
+
+        with ui.card().classes("w-full"):
+            ui.label(tr("segments.member_list")).classes("text-lg font-medium")
+            table = ServerTable([
+                {"name": "name", "label": tr("customers.name"), "field": "name", "align": "left"},
+                {"name": "mobile", "label": tr("users.phone"), "field": "mobile", "align": "left"},
+                {"name": "city", "label": tr("unit.city"), "field": "city", "align": "left"},
+                {"name": "stage", "label": tr("customers.stage"), "field": "stage", "align": "left"},
+                {"name": "last_seen_at", "label": tr("customers.last_seen"), "field": "last_seen_at", "align": "left"},
+            ], fetch, tr=tr, empty_text=tr("segments.no_members"),
+                on_row_click=lambda row: ui.navigate.to(f"/customers/{row['id']}"))
+            cdp_ui._stage_slot(table.table)
+
+        def refresh() -> None:
+            if run_action(lambda s: service.request_refresh(s, principal, segment_id), tr("segments.refresh_queued")):
+                ui.navigate.reload()
+
+        def remove() -> None:
+            if run_action(lambda s: service.delete_segment(s, principal, segment_id) or True, tr("segments.deleted")):
+                ui.navigate.to("/segments")
+
+
+# -- on the Customer 360 -----------------------------------------------------------------------------------
+def _customer_segments(principal: Any, profile_id: int) -> None:
+    if not principal.can("segments", "read"):
+        return
+    try:
+        with unit_of_work() as session:
+            mine = service.segments_of(session, principal, profile_id)
+    except KehuError as error:
+        notify_error(error)
+        return
+    with ui.card().classes("w-full"):
+        ui.label(tr("segments.of_customer")).classes("text-lg font-medium")
+        if not mine:
+            ui.label(tr("segments.of_customer_none")).classes("text-grey-7 text-sm")
+        with ui.row().classes("gap-2"):
+            for item in mine:
+                ui.chip(item.name, icon="filter_alt", on_click=lambda i=item.id: ui.navigate.to(f"/segments/{i}")
+                        ).props("outline clickable color=primary")

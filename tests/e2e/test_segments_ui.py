@@ -1,0 +1,54 @@
+"""Segments in a real browser: build a condition with a live count, save, see the members and the segment on
+the customer's 360 page."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.e2e.conftest import shoot
+from tests.e2e.test_customers_ui import api
+
+pytestmark = pytest.mark.e2e
+
+
+def test_marketing_builds_a_segment_and_sees_it_on_the_customer(page, server, sign_in):
+    with api(server, "admin@demo.kehu.dev") as admin:
+        expected = admin.post("/api/v1/segments/preview", json={"condition": {
+            "type": "field", "field": "lifecycle_stage", "op": "eq", "value": "owner"}}).json()
+    assert expected["count"] > 0
+
+    sign_in("admin@demo.kehu.dev")
+    page.goto(f"{server}/segments")
+    page.get_by_text("还没有客群").wait_for()
+    shoot(page, "segments-empty")
+    page.get_by_role("button", name="新建客群").click()
+    page.wait_for_url(f"{server}/segments/new")
+    page.get_by_label("名称").fill("车主")
+    page.get_by_role("button", name="客户属性").click()
+    page.get_by_text("条件还不完整").wait_for()  # a city rule without a city yet
+    page.locator(".q-select").nth(0).click()  # the rule's field
+    page.get_by_role("option", name="生命周期阶段").click()
+    page.locator(".q-select").nth(2).click()  # a stage is picked from the stages
+    page.get_by_role("option", name="车主").click()
+    page.get_by_text(re.compile(rf"{expected['count']:,} 位客户")).wait_for()
+    shoot(page, "segments-builder")
+    page.get_by_role("button", name="保存客群").click()
+    page.wait_for_url(re.compile(rf"{server}/segments/\d+"))
+    segment_url = page.url
+    for _ in range(30):  # the embedded worker computes the members
+        page.goto(segment_url)
+        if page.get_by_text("已就绪").count():
+            break
+        page.wait_for_timeout(500)
+    page.get_by_text("已就绪").wait_for()
+    first = expected["sample"][0]["name"]
+    page.locator(".q-table").get_by_text(first).first.wait_for()
+    shoot(page, "segments-detail")
+
+    page.locator(".q-table").get_by_text(first).first.click()
+    page.wait_for_url(re.compile(rf"{server}/customers/\d+"))
+    page.get_by_text("所属客群").wait_for()
+    page.locator(".q-chip").filter(has_text="车主").first.wait_for()
+    shoot(page, "segments-on-customer")
