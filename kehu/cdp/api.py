@@ -200,14 +200,7 @@ def update_product(product_id: int, data: schemas.ProductUpdate, session: Sessio
 
 # -- exports ---------------------------------------------------------------------------------------
 def _export_out(session: Any, row: Any) -> schemas.ExportOut:
-    from kehu.core.jobs import Job
-
-    job = session.get(Job, row.job_id) if row.job_id else None
-    failed = job is not None and job.status == "failed"
-    return schemas.ExportOut(id=row.id, format=row.format, filters=row.filters or {},
-                             status="failed" if failed else row.status, error=job.error if failed else None,
-                             row_count=row.row_count, filename=row.filename, created_at=row.created_at,
-                             finished_at=row.finished_at)
+    return exports.export_state(session, row)
 
 
 @router.post("/customers/exports", response_model=schemas.ExportOut, status_code=status.HTTP_202_ACCEPTED,

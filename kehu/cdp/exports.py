@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kehu.cdp import fields
+from kehu.cdp import fields, schemas
 from kehu.cdp.identity import LIFECYCLE_STAGES
 from kehu.cdp.models import Export, Profile
 from kehu.core import audit, jobs
@@ -31,14 +32,23 @@ COLUMNS = ("id", "name", "mobile", "email", "gender", "birthday", "province", "c
            "owner", "source", "first_seen_at", "last_seen_at", "created_at")
 
 
+# Filters other domains add to exports (segments: ``segment_id``): each checks the value for the requester
+# (raising if they may not use it) and turns it into a clause on Profile. The CDP stays unaware of them.
+FilterProvider = Callable[[Session, Principal, Any], Any]
+FILTER_PROVIDERS: dict[str, FilterProvider] = {}
+LIST_FILTERS = ("q", "unit_id", "stage")
+
+
 @dataclass
 class ExportFilters:
     q: str | None = None
     unit_id: int | None = None
     stage: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # keys of FILTER_PROVIDERS
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if v not in (None, "")}
+        listed = {k: getattr(self, k) for k in LIST_FILTERS if getattr(self, k) not in (None, "")}
+        return {**listed, **self.extra}
 
 
 def request_export(session: Session, principal: Principal, *, format: str = "csv",
@@ -49,6 +59,10 @@ def request_export(session: Session, principal: Principal, *, format: str = "csv
     filters = filters or ExportFilters()
     if filters.stage is not None and filters.stage not in LIFECYCLE_STAGES:
         raise invalid("stage", f"one of {', '.join(LIFECYCLE_STAGES)}", "not_option")
+    for key, value in filters.extra.items():
+        if key not in FILTER_PROVIDERS:
+            raise invalid(key, "not a filter of exports", "unknown")
+        FILTER_PROVIDERS[key](session, principal, value)  # may the requester use it? (raises if not)
     row = Export(org_id=principal.org_id, unit_id=principal.unit_id, created_by_id=principal.user_id,
                  created_by_api_key_id=principal.api_key_id, kind="customers", format=format,
                  filters=filters.as_dict(), locale=principal.locale, status="queued")
@@ -62,6 +76,16 @@ def request_export(session: Session, principal: Principal, *, format: str = "csv
                  after={"export_id": row.id, "format": format, "filters": row.filters},
                  summary=f"Export of customers requested ({format})")
     return row
+
+
+def export_state(session: Session, row: Export) -> schemas.ExportOut:
+    """The export as the API shows it (a failed job shows as a failed export, with its error)."""
+    job = session.get(jobs.Job, row.job_id) if row.job_id else None
+    failed = job is not None and job.status == "failed"
+    return schemas.ExportOut(id=row.id, format=row.format, filters=row.filters or {},
+                             status="failed" if failed else row.status, error=job.error if failed else None,
+                             row_count=row.row_count, filename=row.filename, created_at=row.created_at,
+                             finished_at=row.finished_at)
 
 
 def _own(principal: Principal) -> Any:
@@ -107,6 +131,9 @@ def _rows(session: Session, principal: Principal, export: Export) -> Any:
     filters = export.filters or {}
     where = profile_filters(principal, filters.get("q"), filters.get("unit_id"), filters.get("stage"))
     where.append(scope(principal, Profile, "export"))
+    for key, value in filters.items():
+        if key not in LIST_FILTERS:
+            where.append(FILTER_PROVIDERS[key](session, principal, value))
     defined = fields.definitions(session, export.org_id)
     units = dict(session.execute(select(BusinessUnit.id, BusinessUnit.name)
                                  .where(BusinessUnit.org_id == export.org_id)).all())

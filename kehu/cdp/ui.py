@@ -78,7 +78,7 @@ def customers_page() -> None:
                           on_change=lambda e: apply("unit_id", e.value)).props("outlined dense").classes("w-56")
             ui.space()
             if principal.can("profiles", "export"):
-                ui.button(tr("export.button"), icon="download", on_click=lambda: _export_dialog(principal, filters)
+                ui.button(tr("export.button"), icon="download", on_click=lambda: export_dialog(principal, filters)
                           ).props("outline")
             if principal.can("imports", "create"):
                 ui.button(tr("imports.button"), icon="upload_file",
@@ -158,8 +158,9 @@ def customers_page() -> None:
 
 
 # -- customer 360 ----------------------------------------------------------------------------------------
-def _export_dialog(principal: Any, filters: dict[str, Any]) -> None:
-    """Export what the list shows (its search, stage and unit), as a job; the file arrives in the dialog."""
+def export_dialog(principal: Any, filters: dict[str, Any]) -> None:
+    """Export what the list shows (its search, stage and unit, or a segment's members), as a job; the file
+    arrives in the dialog."""
     state: dict[str, Any] = {"format": "xlsx", "id": None}
     with ui.dialog() as dialog, ui.card().classes("w-[520px]"):
         ui.label(tr("export.title")).classes("text-lg font-medium")
@@ -198,7 +199,9 @@ def _export_dialog(principal: Any, filters: dict[str, Any]) -> None:
                                                               filters=exports.ExportFilters(
                                                                   q=filters.get("q") or None,
                                                                   unit_id=filters.get("unit_id"),
-                                                                  stage=filters.get("stage"))))
+                                                                  stage=filters.get("stage"),
+                                                                  extra={k: v for k, v in filters.items()
+                                                                         if k not in exports.LIST_FILTERS})))
             if row is not None:
                 state["id"] = row.id
                 start_button.disable()

@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from kehu.cdp import fields
+from kehu.cdp import exports, fields
 from kehu.cdp import service as cdp_service
-from kehu.cdp.schemas import ProfileOut
+from kehu.cdp.schemas import ExportOut, ProfileOut
 from kehu.segments import schemas, service
 from kehu.tenancy.deps import Cursor, Limit, PrincipalDep, SessionDep
 from kehu.tenancy.schemas import Page
@@ -74,3 +74,12 @@ def segment_changes(segment_id: int, session: SessionDep, principal: PrincipalDe
 def customer_segments(profile_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
     """The segments this customer is in (those you may see), with when they joined."""
     return service.segments_of(session, principal, profile_id)
+
+
+@router.post("/segments/{segment_id}/exports", response_model=ExportOut, status_code=status.HTTP_202_ACCEPTED)
+def export_segment(segment_id: int, data: schemas.SegmentExportRequest, session: SessionDep,
+                   principal: PrincipalDep) -> Any:
+    """Export the members you may export to CSV or XLSX, as a job (PII masked without pii.read). Poll
+    ``GET /exports/{id}``, then download from ``/exports/{id}/download``."""
+    row = service.export_segment(session, principal, segment_id, format=data.format)
+    return exports.export_state(session, row)

@@ -209,3 +209,7 @@ class SegmentChangeOut(BaseModel):
     change: str
     refresh: int
     at: datetime
+
+
+class SegmentExportRequest(_Shape):
+    format: Literal["csv", "xlsx"] = "csv"

@@ -10,8 +10,9 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from kehu.cdp import exports
 from kehu.cdp import service as cdp_service
-from kehu.cdp.models import Profile
+from kehu.cdp.models import Export, Profile
 from kehu.core import audit, jobs
 from kehu.core.db import utcnow
 from kehu.core.errors import Conflict, ValidationFailed, invalid
@@ -44,6 +45,24 @@ def preview(session: Session, principal: Principal, request: schemas.PreviewRequ
                                         lifecycle_stage=p.lifecycle_stage, unit_id=p.unit_id,
                                         last_seen_at=p.last_seen_at) for p in rows]
     return schemas.PreviewOut(count=count, sample=sample, milliseconds=round((time.perf_counter() - started) * 1000))
+
+
+# -- exports of a segment's members ---------------------------------------------------------------------------
+def _members_filter(session: Session, principal: Principal, segment_id: Any) -> Any:
+    """The ``segment_id`` filter of exports: the requester must be able to read the segment."""
+    segment = get_segment(session, principal, int(segment_id))
+    return Profile.id.in_(select(SegmentMember.profile_id).where(SegmentMember.segment_id == segment.id))
+
+
+exports.FILTER_PROVIDERS["segment_id"] = _members_filter
+
+
+def export_segment(session: Session, principal: Principal, segment_id: int, *, format: str) -> Export:
+    """The members as a file, through the customers' export: the requester's export scope and masking apply,
+    and the request, the file and its download are audited."""
+    get_segment(session, principal, segment_id)
+    return exports.request_export(session, principal, format=format,
+                                  filters=exports.ExportFilters(extra={"segment_id": segment_id}))
 
 
 # -- saved segments ------------------------------------------------------------------------------------

@@ -340,6 +340,9 @@ def segment_page(segment_id: int) -> None:
             ui.badge(tr(f"segments.status.{segment.status}")).props(
                 f"color={STATUS_COLOURS.get(segment.status, 'grey-7')}").mark("segment-status")
             ui.space()
+            if principal.can("profiles", "export"):
+                ui.button(tr("export.button"), icon="download", on_click=lambda: cdp_ui.export_dialog(
+                    principal, {"segment_id": segment_id})).props("outline").mark("segment-export")
             if segment.kind == "dynamic" and principal.can("segments", "update"):
                 ui.button(tr("segments.refresh"), icon="refresh", on_click=lambda: refresh()).props("outline")
             if principal.can("segments", "delete"):

@@ -154,3 +154,32 @@ def test_a_segment_cannot_be_defined_by_itself(people, client, login, session): 
     with pytest.raises(ValidationFailed) as refused:
         compile_condition(session, people.org.id, "Asia/Shanghai", itself, segment_id=made["id"])
     assert [(e.field, e.code) for e in refused.value.errors] == [("condition.conditions.1.segment_id", "cycle")]
+
+
+def test_a_segment_exports_its_members_within_the_exporters_scope(people, client, login, clean_database,
+                                                                  settings):
+    import csv
+    import io
+
+    admin = login("admin@example.com")
+    everyone = create(client, admin, name="全部客户", condition={"type": "field", "field": "mobile", "op": "is_set"})
+    run_jobs(clean_database, settings)
+
+    def exported(headers) -> list[str]:  # type: ignore[no-untyped-def]
+        started = client.post(f"/api/v1/segments/{everyone['id']}/exports", headers=headers, json={"format": "csv"})
+        assert started.status_code == 202, started.text
+        assert started.json()["filters"] == {"segment_id": everyone["id"]}
+        run_jobs(clean_database, settings)
+        file = client.get(f"/api/v1/exports/{started.json()['id']}/download", headers=headers)
+        assert file.status_code == 200, file.text
+        rows = list(csv.reader(io.StringIO(file.content.decode("utf-8-sig"))))
+        return sorted(row[1] for row in rows[1:])
+
+    assert exported(admin) == ["刘洋", "张伟", "李娜", "王芳", "陈静"]
+    assert exported(login("a.manager@example.com")) == ["张伟", "李娜"]  # a dealer exports its own customers
+    # a segment of another organisation is nobody's to export
+    assert client.post(f"/api/v1/segments/{everyone['id']}/exports", headers=login("boss@other.example.com"),
+                       json={"format": "csv"}).status_code == 404
+    # the customers' export refuses filters nobody provides
+    assert client.post("/api/v1/customers/exports", headers=admin, json={"format": "csv", "colour": "red"}
+                       ).status_code == 422
