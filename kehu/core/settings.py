@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     job_max_attempts: int = 5
     job_backoff_seconds: float = 5.0
     api_page_max: int = Field(default=500, ge=1)
+    segment_refresh_minutes: int = Field(default=1440, ge=5)  # dynamic segments are recomputed this often
 
     @classmethod
     def settings_customise_sources(

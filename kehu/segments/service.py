@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, literal, select, update
@@ -14,9 +15,10 @@ from kehu.cdp import exports
 from kehu.cdp import service as cdp_service
 from kehu.cdp.models import Export, Profile
 from kehu.core import audit, jobs
-from kehu.core.db import utcnow
+from kehu.core.db import Database, utcnow
 from kehu.core.errors import Conflict, ValidationFailed, invalid
 from kehu.core.pagination import OffsetPage, Page, keyset_page, offset_page
+from kehu.core.settings import get_settings
 from kehu.segments import schemas
 from kehu.segments.conditions import compile_condition
 from kehu.segments.models import Segment, SegmentChange, SegmentMember
@@ -262,3 +264,29 @@ def _run_refresh(ctx: jobs.JobContext) -> dict[str, Any]:
                  after={"members": segment.member_count, "entered": entered, "left": left},
                  summary=f"Segment {segment.name}: {segment.member_count} members, {entered} entered, {left} left")
     return {"members": segment.member_count, "entered": entered, "left": left}
+
+
+# -- the schedule ---------------------------------------------------------------------------------------------
+@jobs.poller
+def enqueue_due_refreshes(database: Database, limit: int = 20) -> bool:
+    """Dynamic segments not computed for ``segment_refresh_minutes`` get a refresh job (as the platform: a
+    segment covers its unit whoever made it). Several workers may look at once; each due segment is queued
+    once, by the worker whose update finds it still due."""
+    due_before = utcnow() - timedelta(minutes=get_settings().segment_refresh_minutes)
+    with database.unit_of_work() as session:
+        candidates = list(session.scalars(select(Segment.id).where(
+            Segment.kind == "dynamic", Segment.status.in_(("ready", "failed")), Segment.condition.is_not(None),
+            Segment.refreshed_at < due_before).order_by(Segment.refreshed_at).limit(limit)))
+        queued = 0
+        for segment_id in candidates:
+            claimed = session.execute(update(Segment).where(
+                Segment.id == segment_id, Segment.status.in_(("ready", "failed")), Segment.refreshed_at < due_before
+            ).values(status="queued").execution_options(synchronize_session=False)).rowcount
+            if claimed:
+                segment = session.get(Segment, segment_id)
+                assert segment is not None
+                job = jobs.enqueue(session, kind=REFRESH_JOB, org_id=segment.org_id, unit_id=segment.unit_id,
+                                   payload={"segment_id": segment.id})
+                segment.job_id = job.id
+                queued += 1
+    return queued > 0

@@ -183,3 +183,29 @@ def test_a_segment_exports_its_members_within_the_exporters_scope(people, client
     # the customers' export refuses filters nobody provides
     assert client.post("/api/v1/customers/exports", headers=admin, json={"format": "csv", "colour": "red"}
                        ).status_code == 422
+
+
+def test_dynamic_segments_are_recomputed_on_schedule(people, client, login, session, clean_database, settings):
+    from datetime import timedelta
+
+    from kehu.core.db import utcnow
+    from kehu.segments.models import Segment
+
+    admin = login("admin@example.com")
+    made = create(client, admin, name="上海客户", condition=SHANGHAI)
+    static = create(client, admin, name="上海快照", kind="static", condition=SHANGHAI)
+    run_jobs(clean_database, settings)
+    run_jobs(clean_database, settings)  # nothing is due yet: nothing runs again
+    session.expire_all()
+    assert session.get(Segment, made["id"]).refreshes == 1
+    move_to(client, people, session, "ly", "上海")
+    process(clean_database)
+    for segment_id in (made["id"], static["id"]):  # a day and a half later
+        session.get(Segment, segment_id).refreshed_at = utcnow() - timedelta(hours=36)
+    session.commit()
+    run_jobs(clean_database, settings)
+    session.expire_all()
+    assert session.get(Segment, made["id"]).refreshes == 2
+    assert session.get(Segment, static["id"]).refreshes == 1  # a snapshot stays as it was taken
+    assert member_names(client, admin, made["id"]) == ["刘洋", "张伟", "李娜"]
+    assert member_names(client, admin, static["id"]) == ["张伟", "李娜"]
