@@ -21,7 +21,7 @@ from kehu.cdp.models import (
 )
 from kehu.core.audit import AuditRecord
 from kehu.core.jobs import Job
-from kehu.segments.models import Segment, SegmentChange, SegmentMember
+from kehu.segments.models import ProfileTag, Segment, SegmentChange, SegmentMember, Tag, TagGroup
 from kehu.tenancy.models import ApiKey, BusinessUnit, LoginAttempt, Organization, Role, User
 
 __all__ = [
@@ -46,11 +46,14 @@ __all__ = [
     "Organization",
     "Product",
     "Profile",
+    "ProfileTag",
     "Role",
     "Segment",
     "SegmentChange",
     "SegmentMember",
     "Source",
+    "Tag",
+    "TagGroup",
     "User",
     "Vehicle",
 ]

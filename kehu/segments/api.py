@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response, status
 from kehu.cdp import exports, fields
 from kehu.cdp import service as cdp_service
 from kehu.cdp.schemas import ExportOut, ProfileOut
-from kehu.segments import schemas, service
+from kehu.segments import schemas, service, tags
 from kehu.tenancy.deps import Cursor, Limit, PrincipalDep, SessionDep
 from kehu.tenancy.schemas import Page
 
@@ -83,3 +83,55 @@ def export_segment(segment_id: int, data: schemas.SegmentExportRequest, session:
     ``GET /exports/{id}``, then download from ``/exports/{id}/download``."""
     row = service.export_segment(session, principal, segment_id, format=data.format)
     return exports.export_state(session, row)
+
+
+# -- tags -----------------------------------------------------------------------------------------------------
+@router.get("/tag-groups", response_model=list[schemas.TagGroupOut], tags=["tags"])
+def list_tag_groups(session: SessionDep, principal: PrincipalDep) -> Any:
+    return tags.list_groups(session, principal)
+
+
+@router.post("/tag-groups", response_model=schemas.TagGroupOut, status_code=status.HTTP_201_CREATED, tags=["tags"])
+def create_tag_group(data: schemas.TagGroupCreate, session: SessionDep, principal: PrincipalDep) -> Any:
+    return tags.create_group(session, principal, data.name)
+
+
+@router.get("/tags", response_model=list[schemas.TagOut], tags=["tags"])
+def list_tags(session: SessionDep, principal: PrincipalDep) -> Any:
+    return [_tag_out(tag, count) for tag, count in tags.list_tags(session, principal)]
+
+
+@router.post("/tags", response_model=schemas.TagOut, status_code=status.HTTP_201_CREATED, tags=["tags"])
+def create_tag(data: schemas.TagCreate, session: SessionDep, principal: PrincipalDep) -> Any:
+    """A tag to put on customers by hand, or (with ``segment_id``) one that is on exactly a segment's members."""
+    tag = tags.create_tag(session, principal, data)
+    return _tag_out(tag, next((n for t, n in tags.list_tags(session, principal) if t.id == tag.id), 0))
+
+
+@router.delete("/tags/{tag_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["tags"])
+def delete_tag(tag_id: int, session: SessionDep, principal: PrincipalDep) -> Response:
+    tags.delete_tag(session, principal, tag_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/tags/{tag_id}/customers", tags=["tags"])
+def tag_customers(tag_id: int, data: schemas.TagAssign, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Put the tag on customers you may update (those already tagged stay as they are)."""
+    return {"tagged": tags.tag_customers(session, principal, tag_id, data.profile_ids)}
+
+
+@router.post("/tags/{tag_id}/customers/remove", tags=["tags"])
+def untag_customers(tag_id: int, data: schemas.TagAssign, session: SessionDep, principal: PrincipalDep) -> Any:
+    return {"untagged": tags.tag_customers(session, principal, tag_id, data.profile_ids, remove=True)}
+
+
+@router.get("/customers/{profile_id}/tags", response_model=list[schemas.CustomerTagOut], tags=["customers"])
+def customer_tags(profile_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    carried = tags.tags_of(session, principal, profile_id)
+    return [schemas.CustomerTagOut(id=tag.id, name=tag.name, colour=tag.colour, origin=mark.origin,
+                                   added_at=mark.added_at) for tag, mark in carried]
+
+
+def _tag_out(tag: Any, count: int) -> schemas.TagOut:
+    return schemas.TagOut(id=tag.id, name=tag.name, group_id=tag.group_id, colour=tag.colour,
+                          segment_id=tag.segment_id, customers=count)

@@ -24,7 +24,7 @@ from kehu.cdp.models import ConsentRecord, CustomField, Event, Identity, Order, 
 from kehu.core.db import utcnow
 from kehu.core.errors import FieldError, ValidationFailed
 from kehu.segments import schemas
-from kehu.segments.models import Segment, SegmentMember
+from kehu.segments.models import ProfileTag, Segment, SegmentMember, Tag
 from kehu.tenancy.models import BusinessUnit
 
 # Standard fields and their kinds; custom fields are ``attributes.<key>`` with the kind of their definition.
@@ -306,6 +306,12 @@ class Compiler:
             return self.fail(f"{path}.segment_id", "a segment cannot contain itself", "cycle")
         members = select(SegmentMember.profile_id).where(SegmentMember.segment_id == node.segment_id)
         return Profile.id.in_(members) if node.op == "in" else _outside(members)
+
+    def _tag(self, node: schemas.TagRule, path: str) -> ColumnElement[bool]:
+        if not self.session.scalar(select(Tag.id).where(Tag.id == node.tag_id, Tag.org_id == self.org_id)):
+            return self.fail(f"{path}.tag_id", f"no tag {node.tag_id} in this organisation", "unknown_tag")
+        carriers = select(ProfileTag.profile_id).where(ProfileTag.tag_id == node.tag_id)
+        return Profile.id.in_(carriers) if node.op == "has" else _outside(carriers)
 
     # -- events -----------------------------------------------------------------------------------------
     def _event(self, node: schemas.EventRule, path: str) -> ColumnElement[bool]:

@@ -65,3 +65,47 @@ class SegmentChange(IdMixin, Base):
     change: Mapped[str] = mapped_column(String(10))  # entered | left
     refresh: Mapped[int] = mapped_column()
     at: Mapped[datetime] = mapped_column()
+
+
+class TagGroup(IdMixin, TimestampMixin, Base):
+    """A family of tags (意向车型, 客户价值, 兴趣 …), so that tags stay findable when there are hundreds."""
+
+    __tablename__ = "tag_groups"
+    __table_args__ = (UniqueConstraint("org_id", "name"),)
+
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("organizations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(60))
+
+
+class Tag(IdMixin, TimestampMixin, Base):
+    """标签: put on customers by hand, or by rule — a tag bound to a segment is on exactly its members, kept so
+    at every refresh of that segment."""
+
+    __tablename__ = "tags"
+    __entity__ = "segments"  # tags are managed and read with the segments privileges
+    __scope_unit__ = None
+    __scope_owner__ = None
+    __table_args__ = (UniqueConstraint("org_id", "name"),)
+
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("organizations.id", ondelete="CASCADE"))
+    group_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("tag_groups.id", ondelete="SET NULL"),
+                                                 nullable=True)
+    name: Mapped[str] = mapped_column(String(60))
+    colour: Mapped[str] = mapped_column(String(20), default="primary")
+    segment_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("segments.id", ondelete="SET NULL"),
+                                                   nullable=True)
+    created_by_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+
+
+class ProfileTag(Base):
+    """A tag on a customer: who or what put it there (``manual`` with the user, ``rule`` by a segment)."""
+
+    __tablename__ = "profile_tags"
+    __table_args__ = (Index("ix_profile_tags_profile", "profile_id"),)
+
+    tag_id: Mapped[int] = mapped_column(BigId, ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True)
+    profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id"), primary_key=True)
+    org_id: Mapped[int] = mapped_column(BigId)
+    origin: Mapped[str] = mapped_column(String(10), default="manual")  # manual | rule
+    added_by_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    added_at: Mapped[datetime] = mapped_column()

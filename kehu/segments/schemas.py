@@ -112,6 +112,14 @@ class SegmentRule(_Shape):
     op: Literal["in", "not_in"] = "in"
 
 
+class TagRule(_Shape):
+    """Carries (or does not carry) a tag."""
+
+    type: Literal["tag"]
+    tag_id: int
+    op: Literal["has", "lacks"] = "has"
+
+
 class AllOf(_Shape):
     type: Literal["all"]
     conditions: list[Condition] = Field(min_length=1, max_length=50)
@@ -128,7 +136,7 @@ class Not(_Shape):
 
 
 Condition = Annotated[AllOf | AnyOf | Not | FieldRule | IdentityRule | EventRule | OrderRule | ConsentRule | UnitRule
-                      | SegmentRule, Field(discriminator="type")]
+                      | SegmentRule | TagRule, Field(discriminator="type")]
 AllOf.model_rebuild()
 AnyOf.model_rebuild()
 Not.model_rebuild()
@@ -213,3 +221,44 @@ class SegmentChangeOut(BaseModel):
 
 class SegmentExportRequest(_Shape):
     format: Literal["csv", "xlsx"] = "csv"
+
+
+class TagGroupCreate(_Shape):
+    name: str = Field(min_length=1, max_length=60)
+
+
+class TagGroupOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    name: str
+
+
+class TagCreate(_Shape):
+    """A tag; with ``segment_id`` it is a rule tag, on exactly that segment's members."""
+
+    name: str = Field(min_length=1, max_length=60)
+    group_id: int | None = None
+    colour: Literal["primary", "secondary", "positive", "negative", "warning", "info", "teal", "purple", "orange",
+                    "grey"] = "primary"
+    segment_id: int | None = None
+
+
+class TagOut(BaseModel):
+    id: int
+    name: str
+    group_id: int | None
+    colour: str
+    segment_id: int | None
+    customers: int = Field(description="How many of your customers carry it")
+
+
+class TagAssign(_Shape):
+    profile_ids: list[int] = Field(min_length=1, max_length=10_000)
+
+
+class CustomerTagOut(BaseModel):
+    id: int
+    name: str
+    colour: str
+    origin: str = Field(description="manual | rule")
+    added_at: datetime

@@ -19,7 +19,7 @@ from kehu.core.db import Database, utcnow
 from kehu.core.errors import Conflict, ValidationFailed, invalid
 from kehu.core.pagination import OffsetPage, Page, keyset_page, offset_page
 from kehu.core.settings import get_settings
-from kehu.segments import schemas
+from kehu.segments import schemas, tags
 from kehu.segments.conditions import compile_condition
 from kehu.segments.models import Segment, SegmentChange, SegmentMember
 from kehu.tenancy.access import Principal, get_scoped, masked, require_row, scope
@@ -243,6 +243,7 @@ def refresh_members(session: Session, segment: Segment) -> tuple[int, int]:
         member.segment_id == segment.id)) or 0
     segment.refreshed_at, segment.status, segment.error = now, "ready", None
     session.flush()
+    tags.sync_rule_tags(session, segment.id)
     return entered, left
 
 

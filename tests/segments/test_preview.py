@@ -132,5 +132,5 @@ def test_the_condition_language_is_published_in_openapi(client):  # type: ignore
     condition = schemas["PreviewRequest"]["properties"]["condition"]
     assert {ref["$ref"].rsplit("/", 1)[1] for ref in condition["oneOf"]} == {
         "AllOf", "AnyOf", "Not", "FieldRule", "IdentityRule", "EventRule", "OrderRule", "ConsentRule", "UnitRule",
-        "SegmentRule"}
+        "SegmentRule", "TagRule"}
     assert "within_last_days" in schemas["FieldRule"]["properties"]["op"]["enum"]
