@@ -14,7 +14,7 @@ from kehu.cdp import ui as cdp_ui
 from kehu.cdp.identity_rules import list_rules
 from kehu.core.errors import KehuError
 from kehu.core.timeutil import format_local
-from kehu.segments import schemas, service
+from kehu.segments import schemas, service, tags
 from kehu.segments.conditions import OPERATORS, OPTIONS, STANDARD_FIELDS
 from kehu.tenancy import service as tenancy_service
 from kehu.ui.components import ServerTable, add_status_slot, localise_table
@@ -55,20 +55,95 @@ def segments_page() -> None:
                     "new-segment")
         if not rows:
             empty_state("filter_alt", tr("segments.empty_title"), tr("segments.empty_text"))
-            return
-        columns = [
-            {"name": "name", "label": tr("segments.name"), "field": "name", "sortable": True, "align": "left"},
-            {"name": "kind", "label": tr("segments.kind"), "field": "kind", "sortable": True, "align": "left"},
-            {"name": "members", "label": tr("segments.members"), "field": "members", "sortable": True},
-            {"name": "status", "label": tr("segments.status"), "field": "status", "align": "left"},
-            {"name": "refreshed_at", "label": tr("segments.refreshed_at"), "field": "refreshed_at", "sortable": True,
-             "align": "left"},
-        ]
-        table = ui.table(columns=columns, rows=rows, row_key="id", pagination=20).classes("w-full").props(
-            "flat bordered hover")
-        localise_table(table, tr)
-        _status_slot(table)
-        table.on("row-click", lambda e: ui.navigate.to(f"/segments/{e.args[1]['id']}"))
+        else:
+            _segments_table(rows)
+        _tags_card(principal, {s.id: s.name for s in segments})
+
+
+def _segments_table(rows: list[dict[str, Any]]) -> None:
+    columns = [
+        {"name": "name", "label": tr("segments.name"), "field": "name", "sortable": True, "align": "left"},
+        {"name": "kind", "label": tr("segments.kind"), "field": "kind", "sortable": True, "align": "left"},
+        {"name": "members", "label": tr("segments.members"), "field": "members", "sortable": True},
+        {"name": "status", "label": tr("segments.status"), "field": "status", "align": "left"},
+        {"name": "refreshed_at", "label": tr("segments.refreshed_at"), "field": "refreshed_at", "sortable": True,
+         "align": "left"},
+    ]
+    table = ui.table(columns=columns, rows=rows, row_key="id", pagination=20).classes("w-full").props(
+        "flat bordered hover")
+    localise_table(table, tr)
+    _status_slot(table)
+    table.on("row-click", lambda e: ui.navigate.to(f"/segments/{e.args[1]['id']}"))
+
+
+COLOURS = ("primary", "secondary", "positive", "negative", "warning", "info", "teal", "purple", "orange", "grey")
+
+
+def _tags_card(principal: Any, segment_names: dict[int, str]) -> None:
+    """The organisation's tags with how many of the reader's customers carry them; new tags and groups."""
+    with ui.card().classes("w-full"):
+        with ui.row().classes("w-full items-center"):
+            ui.label(tr("tags.title")).classes("text-lg font-medium")
+            ui.space()
+            if principal.can("segments", "create"):
+                ui.button(tr("tags.new"), icon="sell", on_click=lambda: new_tag()).props("outline").mark("new-tag")
+        area = ui.column().classes("w-full")
+
+        def draw() -> None:
+            area.clear()
+            with unit_of_work() as session:
+                groups = {g.id: g.name for g in tags.list_groups(session, principal)}
+                rows = [{"id": t.id, "name": t.name, "colour": t.colour, "group": groups.get(t.group_id, "—"),
+                         "customers": n, "rule": segment_names.get(t.segment_id, "") if t.segment_id else ""}
+                        for t, n in tags.list_tags(session, principal)]
+            with area:
+                if not rows:
+                    ui.label(tr("tags.empty")).classes("text-grey-7")
+                    return
+                table = ui.table(columns=[
+                    {"name": "name", "label": tr("tags.name"), "field": "name", "sortable": True, "align": "left"},
+                    {"name": "group", "label": tr("tags.group"), "field": "group", "sortable": True, "align": "left"},
+                    {"name": "customers", "label": tr("tags.customers"), "field": "customers", "sortable": True},
+                    {"name": "rule", "label": tr("tags.rule"), "field": "rule", "align": "left"},
+                ], rows=rows, row_key="id", pagination=10).classes("w-full").props("flat bordered")
+                localise_table(table, tr)
+                table.add_slot("body-cell-name", """
+                    <q-td :props="props"><q-chip dense :color="props.row.colour" text-color="white" icon="sell"
+                      :label="props.value" /></q-td>""")
+
+        def new_tag() -> None:
+            with unit_of_work() as session:
+                groups = {g.id: g.name for g in tags.list_groups(session, principal)}
+            with ui.dialog() as dialog, ui.card().classes("w-[460px]"):
+                ui.label(tr("tags.new")).classes("text-lg font-medium")
+                name = ui.input(tr("tags.name")).classes("w-full").mark("tag-name")
+                group = ui.select(groups, label=tr("tags.group"), clearable=True, new_value_mode="add-unique"
+                                  ).classes("w-full")
+                colour = ui.select({c: tr(f"tags.colour.{c}") for c in COLOURS}, value="primary",
+                                   label=tr("tags.colour")).classes("w-full")
+                bound = ui.select(segment_names, label=tr("tags.rule"), clearable=True).classes("w-full")
+                ui.label(tr("tags.rule_help")).classes("text-xs text-grey-7")
+
+                def save() -> None:
+                    group_id = group.value
+                    if isinstance(group_id, str):  # typed a new group's name
+                        made_group = run_action(lambda s: tags.create_group(s, principal, group_id.strip()))
+                        if made_group is None:
+                            return
+                        group_id = made_group.id
+                    made = run_action(lambda s: tags.create_tag(s, principal, schemas.TagCreate(
+                        name=(name.value or "").strip() or "-", group_id=group_id, colour=colour.value,
+                        segment_id=bound.value)), tr("common.saved"))
+                    if made is not None:
+                        dialog.close()
+                        draw()
+
+                with ui.row().classes("w-full justify-end"):
+                    ui.button(tr("common.cancel"), on_click=dialog.close).props("flat")
+                    ui.button(tr("common.save"), on_click=save).mark("tag-save")
+            dialog.open()
+
+        draw()
 
 
 # -- the builder ------------------------------------------------------------------------------------------
@@ -392,19 +467,53 @@ def segment_page(segment_id: int) -> None:
 
 # -- on the Customer 360 -----------------------------------------------------------------------------------
 def _customer_segments(principal: Any, profile_id: int) -> None:
+    """Tags (removable when put by hand, addable from the organisation's manual tags) and segments."""
     if not principal.can("segments", "read"):
         return
-    try:
-        with unit_of_work() as session:
-            mine = service.segments_of(session, principal, profile_id)
-    except KehuError as error:
-        notify_error(error)
-        return
     with ui.card().classes("w-full"):
-        ui.label(tr("segments.of_customer")).classes("text-lg font-medium")
-        if not mine:
-            ui.label(tr("segments.of_customer_none")).classes("text-grey-7 text-sm")
-        with ui.row().classes("gap-2"):
-            for item in mine:
-                ui.chip(item.name, icon="filter_alt", on_click=lambda i=item.id: ui.navigate.to(f"/segments/{i}")
-                        ).props("outline clickable color=primary")
+        ui.label(tr("tags.and_segments")).classes("text-lg font-medium")
+        area = ui.column().classes("w-full gap-2")
+
+        def draw() -> None:
+            area.clear()
+            try:
+                with unit_of_work() as session:
+                    carried = [(t.id, t.name, t.colour, m.origin)
+                               for t, m in tags.tags_of(session, principal, profile_id)]
+                    manual = {t.id: t.name for t, _ in tags.list_tags(session, principal) if t.segment_id is None}
+                    mine = service.segments_of(session, principal, profile_id)
+            except KehuError as error:
+                notify_error(error)
+                return
+            with area:
+                with ui.row().classes("gap-1 items-center"):
+                    for tag_id, name, colour, origin in carried:
+                        chip = ui.chip(name, icon="sell" if origin == "manual" else "auto_awesome",
+                                       removable=origin == "manual").props(f"color={colour} text-color=white dense")
+                        chip.on("remove", lambda _=None, t=tag_id: untag(t))
+                    if not carried:
+                        ui.label(tr("tags.none")).classes("text-grey-7 text-sm")
+                available = {k: v for k, v in manual.items() if k not in {c[0] for c in carried}}
+                if available and principal.can("profiles", "update"):
+                    ui.select(available, label=tr("tags.add"), with_input=True,
+                              on_change=lambda e: put(e.value) if e.value else None).props(
+                        "dense outlined").classes("w-56").mark("add-tag")
+                ui.separator()
+                if not mine:
+                    ui.label(tr("segments.of_customer_none")).classes("text-grey-7 text-sm")
+                with ui.row().classes("gap-2"):
+                    for item in mine:
+                        ui.chip(item.name, icon="filter_alt",
+                                on_click=lambda i=item.id: ui.navigate.to(f"/segments/{i}")).props(
+                            "outline clickable color=primary dense")
+
+        def put(tag_id: int) -> None:
+            if run_action(lambda s: tags.tag_customers(s, principal, tag_id, [profile_id]) + 1, tr("tags.added")):
+                draw()
+
+        def untag(tag_id: int) -> None:
+            if run_action(lambda s: tags.tag_customers(s, principal, tag_id, [profile_id], remove=True) + 1,
+                          tr("tags.removed")):
+                draw()
+
+        draw()

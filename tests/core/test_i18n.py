@@ -63,6 +63,9 @@ def test_navigation_and_generated_keys_exist():
                                           "not_within")}
     keys |= {f"segments.status.{s}" for s in STATUS_COLOURS} | {f"segments.kind.{k}" for k in ("dynamic", "static")}
     keys |= {f"segments.measure.{m}" for m in ("count", "total", "last_ordered_at")}
+    from kehu.segments.ui import COLOURS
+
+    keys |= {f"tags.colour.{c}" for c in COLOURS}
     assert sorted(k for k in keys if k not in catalogue("zh")) == []
 
 

@@ -47,8 +47,16 @@ def test_marketing_builds_a_segment_and_sees_it_on_the_customer(page, server, si
     page.locator(".q-table").get_by_text(first).first.wait_for()
     shoot(page, "segments-detail")
 
+    with api(server, "admin@demo.kehu.dev") as admin:
+        assert admin.post("/api/v1/tags", json={"name": "重要客户", "colour": "orange"}).status_code == 201
     page.locator(".q-table").get_by_text(first).first.click()
     page.wait_for_url(re.compile(rf"{server}/customers/\d+"))
-    page.get_by_text("所属客群").wait_for()
+    page.get_by_text("标签与客群").wait_for()
     page.locator(".q-chip").filter(has_text="车主").first.wait_for()
+    page.get_by_label("添加标签").click()
+    page.get_by_role("option", name="重要客户").click()
+    page.locator(".q-chip").filter(has_text="重要客户").first.wait_for()
     shoot(page, "segments-on-customer")
+    page.goto(f"{server}/segments")
+    page.get_by_text("重要客户").first.wait_for()
+    shoot(page, "segments-list")
