@@ -96,8 +96,11 @@ def make_engine(url: str) -> Engine:
                                json_serializer=_json_dumps, json_deserializer=orjson.loads)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    # No JIT: kehu's heavy statements (segment counts over millions of events) spent 1.5 s compiling
+    # expressions that then ran for less; the short ones never reach its threshold anyway.
+    connect_args = {} if "options=" in url else {"options": "-c jit=off"}
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, json_serializer=_json_dumps,
-                         json_deserializer=orjson.loads)
+                         json_deserializer=orjson.loads, connect_args=connect_args)
 
 
 class Database:

@@ -34,15 +34,16 @@ def matching(session: Session, principal: Principal, condition: Any) -> Any:
 
 
 def preview(session: Session, principal: Principal, request: schemas.PreviewRequest) -> schemas.PreviewOut:
-    """How many match, and the most recently seen of them: what the builder shows while one edits."""
+    """How many match, and the newest of them: what the builder shows while one edits."""
     principal.require("segments", "read")
     started = time.perf_counter()
     query = matching(session, principal, request.condition)
     count = session.scalar(query.with_only_columns(func.count(Profile.id)).order_by(None)) or 0
     sample = []
     if request.sample and count:
-        rows = session.scalars(query.order_by(Profile.last_seen_at.desc().nulls_last(), Profile.id.desc())
-                               .limit(request.sample))
+        # Newest customers first: walking the primary key backwards stops at the sample's size, where ordering
+        # by last contact would sort every match (half a million at a million profiles) for twenty rows.
+        rows = session.scalars(query.order_by(Profile.id.desc()).limit(request.sample))
         sample = [schemas.SampleProfile(id=p.id, name=p.name, mobile=masked(principal, p.mobile), city=p.city,
                                         lifecycle_stage=p.lifecycle_stage, unit_id=p.unit_id,
                                         last_seen_at=p.last_seen_at) for p in rows]
