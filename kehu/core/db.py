@@ -187,6 +187,15 @@ def owned_models() -> list[type]:
 COPY_THRESHOLD = 200  # below this many rows a multi-row INSERT is as quick as COPY and simpler
 
 
+def dialect_insert(session: Session) -> Any:
+    """The ``insert`` with ON CONFLICT clauses for the session's database (PostgreSQL or SQLite)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
 def insert_ignoring_conflicts(session: Session, model: type, rows: list[dict[str, Any]],
                               conflict_columns: list[str]) -> int:
     """Multi-row INSERT that skips rows colliding on ``conflict_columns`` (idempotent appends). Big batches
@@ -196,11 +205,7 @@ def insert_ignoring_conflicts(session: Session, model: type, rows: list[dict[str
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql" and len(rows) >= COPY_THRESHOLD:
         return _copy_ignoring_conflicts(session, model, rows, conflict_columns)
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(model).on_conflict_do_nothing(index_elements=conflict_columns).returning(model.id)
+    stmt = dialect_insert(session)(model).on_conflict_do_nothing(index_elements=conflict_columns).returning(model.id)
     # RETURNING counts exactly the rows written (skipped conflicts return nothing), on both databases.
     return len(session.connection().execute(stmt, rows).all())
 

@@ -7,15 +7,13 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, literal, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from kehu.cdp import exports
 from kehu.cdp import service as cdp_service
 from kehu.cdp.models import Export, Profile
 from kehu.core import audit, jobs
-from kehu.core.db import Database, utcnow
+from kehu.core.db import Database, dialect_insert, utcnow
 from kehu.core.errors import Conflict, ValidationFailed, invalid
 from kehu.core.pagination import OffsetPage, Page, keyset_page, offset_page
 from kehu.core.settings import get_settings
@@ -221,8 +219,7 @@ def refresh_members(session: Session, segment: Segment) -> tuple[int, int]:
     member = SegmentMember
     found = select(literal(segment.id), Profile.id, literal(segment.org_id), literal(number), literal(False),
                    literal(now, type_=member.added_at.type)).where(*covered)
-    dialect = session.get_bind().dialect.name
-    session.execute((postgresql_insert if dialect == "postgresql" else sqlite_insert)(member).from_select(
+    session.execute(dialect_insert(session)(member).from_select(
         ["segment_id", "profile_id", "org_id", "added_in", "leaving", "added_at"], found).on_conflict_do_nothing())
     steps = [("entered", member.added_in == number)]
     if segment.kind == "dynamic":  # a static segment only ever gains: its hand-picked customers stay

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import delete, exists, func, literal, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from kehu.cdp import service as cdp_service
 from kehu.cdp.models import Profile
 from kehu.core import audit
-from kehu.core.db import utcnow
+from kehu.core.db import dialect_insert, utcnow
 from kehu.core.errors import Conflict, NotFound, invalid
 from kehu.segments import schemas
 from kehu.segments.models import ProfileTag, Segment, SegmentMember, Tag, TagGroup
 from kehu.tenancy.access import Principal, scope
-
-
-def _insert(session: Session) -> Any:
-    return postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def list_groups(session: Session, principal: Principal) -> list[TagGroup]:
@@ -108,7 +100,7 @@ def tag_customers(session: Session, principal: Principal, tag_id: int, profile_i
                                                            ProfileTag.profile_id.in_(wanted))).rowcount
     else:
         now = utcnow()
-        statement = _insert(session)(ProfileTag).on_conflict_do_nothing().returning(ProfileTag.profile_id)
+        statement = dialect_insert(session)(ProfileTag).on_conflict_do_nothing().returning(ProfileTag.profile_id)
         # RETURNING counts the rows written (those already tagged return nothing), on both databases
         changed = len(session.execute(statement, [
             {"tag_id": tag.id, "profile_id": p, "org_id": tag.org_id, "origin": "manual",
@@ -134,7 +126,7 @@ def sync_rule_tags(session: Session, segment_id: int) -> None:
     for tag in session.scalars(select(Tag).where(Tag.segment_id == segment_id)):
         members = select(literal(tag.id), SegmentMember.profile_id, literal(tag.org_id), literal("rule"),
                          literal(now, type_=ProfileTag.added_at.type)).where(SegmentMember.segment_id == segment_id)
-        session.execute(_insert(session)(ProfileTag).from_select(
+        session.execute(dialect_insert(session)(ProfileTag).from_select(
             ["tag_id", "profile_id", "org_id", "origin", "added_at"], members).on_conflict_do_nothing())
         session.execute(delete(ProfileTag).where(ProfileTag.tag_id == tag.id, ~exists().where(
             SegmentMember.segment_id == segment_id, SegmentMember.profile_id == ProfileTag.profile_id)))
