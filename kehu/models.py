@@ -21,7 +21,16 @@ from kehu.cdp.models import (
 )
 from kehu.core.audit import AuditRecord
 from kehu.core.jobs import Job
-from kehu.segments.models import ProfileTag, Segment, SegmentChange, SegmentMember, Tag, TagGroup
+from kehu.segments.models import (
+    ProfileTag,
+    RfmModel,
+    RfmScore,
+    Segment,
+    SegmentChange,
+    SegmentMember,
+    Tag,
+    TagGroup,
+)
 from kehu.tenancy.models import ApiKey, BusinessUnit, LoginAttempt, Organization, Role, User
 
 __all__ = [
@@ -47,6 +56,8 @@ __all__ = [
     "Product",
     "Profile",
     "ProfileTag",
+    "RfmModel",
+    "RfmScore",
     "Role",
     "Segment",
     "SegmentChange",

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response, status
 from kehu.cdp import exports, fields
 from kehu.cdp import service as cdp_service
 from kehu.cdp.schemas import ExportOut, ProfileOut
-from kehu.segments import schemas, service, tags
+from kehu.segments import rfm, schemas, service, tags
 from kehu.tenancy.deps import Cursor, Limit, PrincipalDep, SessionDep
 from kehu.tenancy.schemas import Page
 
@@ -135,3 +135,25 @@ def customer_tags(profile_id: int, session: SessionDep, principal: PrincipalDep)
 def _tag_out(tag: Any, count: int) -> schemas.TagOut:
     return schemas.TagOut(id=tag.id, name=tag.name, group_id=tag.group_id, colour=tag.colour,
                           segment_id=tag.segment_id, customers=count)
+
+
+# -- RFM ------------------------------------------------------------------------------------------------------
+@router.get("/rfm", response_model=schemas.RfmModelOut, tags=["rfm"])
+def get_rfm(session: SessionDep, principal: PrincipalDep) -> Any:
+    return rfm.get_model(session, principal)
+
+
+@router.put("/rfm", response_model=schemas.RfmModelOut, tags=["rfm"])
+def update_rfm(data: schemas.RfmModelIn, session: SessionDep, principal: PrincipalDep) -> Any:
+    return rfm.update_model(session, principal, data.model_dump(exclude_none=True))
+
+
+@router.post("/rfm/run", response_model=schemas.RfmModelOut, status_code=status.HTTP_202_ACCEPTED, tags=["rfm"])
+def run_rfm(session: SessionDep, principal: PrincipalDep) -> Any:
+    """Score every customer with orders (a job): scores, classes and the RFM tags are replaced together."""
+    return rfm.request_run(session, principal)
+
+
+@router.get("/rfm/distribution", response_model=schemas.RfmDistributionOut, tags=["rfm"])
+def rfm_distribution(session: SessionDep, principal: PrincipalDep) -> Any:
+    return rfm.distribution(session, principal)

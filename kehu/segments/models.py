@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kehu.core.db import Base, BigId, IdMixin, JsonDoc, TimestampMixin
@@ -94,6 +95,7 @@ class Tag(IdMixin, TimestampMixin, Base):
     colour: Mapped[str] = mapped_column(String(20), default="primary")
     segment_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("segments.id", ondelete="SET NULL"),
                                                    nullable=True)
+    rule: Mapped[str | None] = mapped_column(String(60), nullable=True)  # e.g. rfm:important_value
     created_by_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
 
 
@@ -109,3 +111,38 @@ class ProfileTag(Base):
     origin: Mapped[str] = mapped_column(String(10), default="manual")  # manual | rule
     added_by_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     added_at: Mapped[datetime] = mapped_column()
+
+
+class RfmModel(IdMixin, TimestampMixin, Base):
+    """How an organisation scores recency, frequency and monetary value of orders (score 5 is best): the
+    upper bounds of days since the last order, the lower bounds of order counts and of totals (CNY)."""
+
+    __tablename__ = "rfm_models"
+    __table_args__ = (UniqueConstraint("org_id"),)
+
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("organizations.id", ondelete="CASCADE"))
+    recency_days: Mapped[list[int]] = mapped_column(JsonDoc)  # 4 ascending bounds: ≤ b0 → 5 … > b3 → 1
+    frequency: Mapped[list[int]] = mapped_column(JsonDoc)  # 4 ascending bounds: ≥ b3 → 5 … < b0 → 1
+    monetary: Mapped[list[float]] = mapped_column(JsonDoc)  # 4 ascending bounds, as frequency
+    statuses: Mapped[list[str]] = mapped_column(JsonDoc)  # which orders count
+    status: Mapped[str] = mapped_column(String(20), default="ready")  # queued | ready
+    computed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    job_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+
+
+class RfmScore(Base):
+    """One customer's scores at the last computation, and the class they put them in."""
+
+    __tablename__ = "rfm_scores"
+    __table_args__ = (Index("ix_rfm_scores_org_class", "org_id", "rfm_class"),)
+
+    profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id"), primary_key=True)
+    org_id: Mapped[int] = mapped_column(BigId)
+    last_ordered_at: Mapped[datetime] = mapped_column()
+    orders: Mapped[int] = mapped_column()
+    total: Mapped[Decimal] = mapped_column(Numeric(16, 2))
+    r: Mapped[int] = mapped_column()
+    f: Mapped[int] = mapped_column()
+    m: Mapped[int] = mapped_column()
+    rfm_class: Mapped[str] = mapped_column(String(30))
+    computed_at: Mapped[datetime] = mapped_column()

@@ -262,3 +262,28 @@ class CustomerTagOut(BaseModel):
     colour: str
     origin: str = Field(description="manual | rule")
     added_at: datetime
+
+
+class RfmModelIn(_Shape):
+    """Four ascending bounds each: days since the last order (within the first scores 5), order counts and
+    totals in CNY (at least the last scores 5); which order statuses count."""
+
+    recency_days: list[int] | None = Field(default=None, min_length=4, max_length=4)
+    frequency: list[int] | None = Field(default=None, min_length=4, max_length=4)
+    monetary: list[float] | None = Field(default=None, min_length=4, max_length=4)
+    statuses: list[Literal["placed", "paid", "delivered", "cancelled", "refunded"]] | None = None
+
+
+class RfmModelOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    recency_days: list[int]
+    frequency: list[int]
+    monetary: list[float]
+    statuses: list[str]
+    status: str
+    computed_at: datetime | None
+
+
+class RfmDistributionOut(BaseModel):
+    classes: dict[str, int] = Field(description="customers per class (important_value, …)")
+    scores: dict[str, dict[str, int]] = Field(description="customers per score 1–5 of r, f and m")

@@ -86,8 +86,8 @@ def tag_customers(session: Session, principal: Principal, tag_id: int, profile_i
                   remove: bool = False) -> int:
     """Put a tag on (or take it off) customers the principal may update; returns how many changed."""
     tag = get_tag(session, principal, tag_id)
-    if tag.segment_id is not None:
-        raise Conflict("This tag follows a segment; change the segment instead.")
+    if tag.segment_id is not None or tag.rule is not None:
+        raise Conflict("This tag is put on by a rule (a segment, RFM); change the rule instead.")
     wanted = sorted(set(profile_ids))
     allowed = set(session.scalars(select(Profile.id).where(Profile.id.in_(wanted), Profile.merged_into_id.is_(None),
                                                            scope(principal, Profile, "update"))))

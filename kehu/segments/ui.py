@@ -14,7 +14,7 @@ from kehu.cdp import ui as cdp_ui
 from kehu.cdp.identity_rules import list_rules
 from kehu.core.errors import KehuError
 from kehu.core.timeutil import format_local
-from kehu.segments import schemas, service, tags
+from kehu.segments import rfm, schemas, service, tags
 from kehu.segments.conditions import OPERATORS, OPTIONS, STANDARD_FIELDS
 from kehu.tenancy import service as tenancy_service
 from kehu.ui.components import ServerTable, add_status_slot, localise_table
@@ -58,6 +58,7 @@ def segments_page() -> None:
         else:
             _segments_table(rows)
         _tags_card(principal, {s.id: s.name for s in segments})
+        _rfm_card(principal)
 
 
 def _segments_table(rows: list[dict[str, Any]]) -> None:
@@ -74,6 +75,40 @@ def _segments_table(rows: list[dict[str, Any]]) -> None:
     localise_table(table, tr)
     _status_slot(table)
     table.on("row-click", lambda e: ui.navigate.to(f"/segments/{e.args[1]['id']}"))
+
+
+def _rfm_card(principal: Any) -> None:
+    """The RFM classes of the reader's customers as a chart; computing them again; their bounds."""
+    def run() -> None:
+        if run_action(lambda s: rfm.request_run(s, principal), tr("rfm.queued")):
+            ui.navigate.reload()
+
+    with unit_of_work() as session:
+        model = schemas.RfmModelOut.model_validate(rfm.get_model(session, principal))
+        shares = rfm.distribution(session, principal)
+    with ui.card().classes("w-full"):
+        with ui.row().classes("w-full items-center"):
+            ui.label(tr("rfm.title")).classes("text-lg font-medium")
+            ui.label(tr("rfm.computed", at=format_local(model.computed_at, principal.timezone))
+                     if model.computed_at else tr("rfm.never")).classes("text-grey-7 text-sm")
+            ui.space()
+            if principal.can("segments", "create"):
+                ui.button(tr("rfm.run"), icon="calculate", on_click=lambda: run()).props("outline").mark("rfm-run")
+        ui.label(tr("rfm.help", r=", ".join(map(str, model.recency_days)), f=", ".join(map(str, model.frequency)),
+                    m=", ".join(f"{v:,.0f}" for v in model.monetary))).classes("text-xs text-grey-7")
+        classes = shares["classes"]
+        if not any(classes.values()):
+            ui.label(tr("rfm.empty")).classes("text-grey-7")
+            return
+        names = list(classes)
+        ui.echart({
+            "grid": {"left": 110, "right": 24, "top": 8, "bottom": 24},
+            "tooltip": {"trigger": "axis"},
+            "xAxis": {"type": "value", "minInterval": 1},
+            "yAxis": {"type": "category", "data": [tr(f"rfm.class.{n}") for n in names], "inverse": True},
+            "series": [{"type": "bar", "data": [{"value": classes[n], "itemStyle": {
+                "color": "#c0392b" if n.startswith("important") else "#7f8c8d"}} for n in names]}],
+        }).classes("w-full h-72")
 
 
 COLOURS = ("primary", "secondary", "positive", "negative", "warning", "info", "teal", "purple", "orange", "grey")
@@ -268,6 +303,8 @@ def builder_page() -> None:
                 ui.button(tr("segments.save"), icon="save", on_click=lambda: save()).classes("w-full").mark(
                     "segment-save")
 
+        debounce = ui.timer(0.4, lambda: preview(), active=False)
+
         def add(kind: str) -> None:
             builder.rules.append(builder.new_rule(kind))
             draw()
@@ -300,9 +337,10 @@ def builder_page() -> None:
                         ui.button(icon="close", on_click=lambda r=rule: remove(r)).props("flat round dense")
 
         def changed() -> None:
-            ui.timer(0.4, preview, once=True)
+            debounce.activate()  # the count follows the last change, not every keystroke
 
         def preview() -> None:
+            debounce.deactivate()
             if not builder.rules:
                 count_label.text, sample.rows = tr("segments.preview_hint"), []
                 return

@@ -63,9 +63,10 @@ def test_navigation_and_generated_keys_exist():
                                           "not_within")}
     keys |= {f"segments.status.{s}" for s in STATUS_COLOURS} | {f"segments.kind.{k}" for k in ("dynamic", "static")}
     keys |= {f"segments.measure.{m}" for m in ("count", "total", "last_ordered_at")}
+    from kehu.segments.rfm import CLASSES
     from kehu.segments.ui import COLOURS
 
-    keys |= {f"tags.colour.{c}" for c in COLOURS}
+    keys |= {f"tags.colour.{c}" for c in COLOURS} | {f"rfm.class.{c}" for c in CLASSES.values()}
     assert sorted(k for k in keys if k not in catalogue("zh")) == []
 
 

@@ -59,4 +59,11 @@ def test_marketing_builds_a_segment_and_sees_it_on_the_customer(page, server, si
     shoot(page, "segments-on-customer")
     page.goto(f"{server}/segments")
     page.get_by_text("重要客户").first.wait_for()
+    page.get_by_role("button", name="计算 RFM").click()
+    for _ in range(30):  # the embedded worker scores the customers with orders
+        page.goto(f"{server}/segments")
+        if page.get_by_text("计算于").count():
+            break
+        page.wait_for_timeout(500)
+    page.locator("canvas").first.wait_for()  # the chart of the eight classes
     shoot(page, "segments-list")
