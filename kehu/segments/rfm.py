@@ -77,10 +77,8 @@ def request_run(session: Session, principal: Principal) -> RfmModel:
     return model
 
 
-def _score(column: Any, bounds: list[Any], *, lower_is_better: bool) -> Any:
-    """1–5 from four ascending bounds."""
-    if lower_is_better:  # days since the last order: within the first bound scores 5
-        return case(*((column <= b, 5 - i) for i, b in enumerate(bounds)), else_=1)
+def _score(column: Any, bounds: list[Any]) -> Any:
+    """1–5 from four ascending lower bounds: at least the last scores 5, below the first scores 1."""
     return case(*((column >= b, 5 - i) for i, b in enumerate(reversed(bounds))), else_=1)
 
 
@@ -99,8 +97,8 @@ def compute(session: Session, org_id: int) -> dict[str, int]:
     # recency as "last order on or after now − bound", so no date arithmetic differs between the databases
     r = case(*((orders.c.last >= now - timedelta(days=d), 5 - i) for i, d in enumerate(model.recency_days)),
              else_=1)
-    f = _score(orders.c.n, model.frequency, lower_is_better=False)
-    m = _score(orders.c.total, model.monetary, lower_is_better=False)
+    f = _score(orders.c.n, model.frequency)
+    m = _score(orders.c.total, model.monetary)
     scored = select(orders.c.profile_id, orders.c.last, orders.c.n, orders.c.total, r.label("r"), f.label("f"),
                     m.label("m")).subquery()
     klass = case(*((and_(scored.c.r >= HIGH if recent else scored.c.r < HIGH,
