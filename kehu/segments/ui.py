@@ -81,7 +81,7 @@ def _rfm_card(principal: Any) -> None:
     """The RFM classes of the reader's customers as a chart; computing them again; their bounds."""
     def run() -> None:
         if run_action(lambda s: rfm.request_run(s, principal), tr("rfm.queued")):
-            ui.navigate.reload()
+            computed.text = tr("rfm.running")
 
     with unit_of_work() as session:
         model = schemas.RfmModelOut.model_validate(rfm.get_model(session, principal))
@@ -89,8 +89,8 @@ def _rfm_card(principal: Any) -> None:
     with ui.card().classes("w-full"):
         with ui.row().classes("w-full items-center"):
             ui.label(tr("rfm.title")).classes("text-lg font-medium")
-            ui.label(tr("rfm.computed", at=format_local(model.computed_at, principal.timezone))
-                     if model.computed_at else tr("rfm.never")).classes("text-grey-7 text-sm")
+            computed = ui.label(tr("rfm.computed", at=format_local(model.computed_at, principal.timezone))
+                                if model.computed_at else tr("rfm.never")).classes("text-grey-7 text-sm")
             ui.space()
             if principal.can("segments", "create"):
                 ui.button(tr("rfm.run"), icon="calculate", on_click=lambda: run()).props("outline").mark("rfm-run")

@@ -60,6 +60,7 @@ def test_marketing_builds_a_segment_and_sees_it_on_the_customer(page, server, si
     page.goto(f"{server}/segments")
     page.get_by_text("重要客户").first.wait_for()
     page.get_by_role("button", name="计算 RFM").click()
+    page.get_by_text("计算中").wait_for()
     for _ in range(30):  # the embedded worker scores the customers with orders
         page.goto(f"{server}/segments")
         if page.get_by_text("计算于").count():
