@@ -138,10 +138,16 @@ def request_refresh(session: Session, principal: Principal, segment_id: int) -> 
     require_row(session, principal, "segments", "update", unit_id=segment.unit_id, owner_id=segment.owner_id)
     if segment.kind != "dynamic":
         raise Conflict("A static segment keeps the members it was made with; it is not refreshed.")
-    if segment.status in ("queued", "refreshing"):
+    if segment.status in ("queued", "refreshing") and _refresh_pending(session, segment):
         raise Conflict("This segment is being refreshed already.")
     _enqueue_refresh(session, principal, segment)
     return segment
+
+
+def _refresh_pending(session: Session, segment: Segment) -> bool:
+    """Whether the segment's refresh job may still run (a job that failed for good leaves the segment free)."""
+    job = session.get(jobs.Job, segment.job_id) if segment.job_id else None
+    return job is not None and job.status in (jobs.QUEUED, jobs.RUNNING)
 
 
 def delete_segment(session: Session, principal: Principal, segment_id: int) -> None:

@@ -209,3 +209,21 @@ def test_dynamic_segments_are_recomputed_on_schedule(people, client, login, sess
     assert session.get(Segment, static["id"]).refreshes == 1  # a snapshot stays as it was taken
     assert member_names(client, admin, made["id"]) == ["刘洋", "张伟", "李娜"]
     assert member_names(client, admin, static["id"]) == ["张伟", "李娜"]
+
+
+def test_a_refresh_that_failed_for_good_does_not_block_the_next(people, client, login, session, clean_database,
+                                                                 settings):
+    from kehu.core.jobs import Job
+    from kehu.segments.models import Segment
+
+    admin = login("admin@example.com")
+    made = create(client, admin, name="上海客户", condition=SHANGHAI)
+    assert client.post(f"/api/v1/segments/{made['id']}/refresh", headers=admin).status_code == 409  # queued
+    segment = session.get(Segment, made["id"])
+    job = session.get(Job, segment.job_id)
+    job.status, job.error = "failed", "worker lost the database"  # as a job that used up its attempts
+    segment.status = "refreshing"
+    session.commit()
+    assert client.post(f"/api/v1/segments/{made['id']}/refresh", headers=admin).status_code == 202
+    run_jobs(clean_database, settings)
+    assert client.get(f"/api/v1/segments/{made['id']}", headers=admin).json()["status"] == "ready"
