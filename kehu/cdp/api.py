@@ -199,10 +199,6 @@ def update_product(product_id: int, data: schemas.ProductUpdate, session: Sessio
 
 
 # -- exports ---------------------------------------------------------------------------------------
-def _export_out(session: Any, row: Any) -> schemas.ExportOut:
-    return exports.export_state(session, row)
-
-
 @router.post("/customers/exports", response_model=schemas.ExportOut, status_code=status.HTTP_202_ACCEPTED,
              tags=["customers"])
 def export_customers(data: schemas.ExportRequest, session: SessionDep, principal: PrincipalDep) -> Any:
@@ -210,17 +206,17 @@ def export_customers(data: schemas.ExportRequest, session: SessionDep, principal
     is masked unless you hold pii.read. Poll ``GET /exports/{id}``, then download."""
     row = exports.request_export(session, principal, format=data.format, filters=exports.ExportFilters(
         q=data.q, unit_id=data.unit_id, stage=data.stage))
-    return _export_out(session, row)
+    return exports.export_state(session, row)
 
 
 @router.get("/exports", response_model=list[schemas.ExportOut], tags=["customers"])
 def list_exports(session: SessionDep, principal: PrincipalDep) -> Any:
-    return [_export_out(session, row) for row in exports.list_exports(session, principal)]
+    return [exports.export_state(session, row) for row in exports.list_exports(session, principal)]
 
 
 @router.get("/exports/{export_id}", response_model=schemas.ExportOut, tags=["customers"])
 def get_export(export_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
-    return _export_out(session, exports.get_export(session, principal, export_id))
+    return exports.export_state(session, exports.get_export(session, principal, export_id))
 
 
 @router.get("/exports/{export_id}/download", tags=["customers"],

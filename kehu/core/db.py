@@ -218,23 +218,20 @@ def copy_rows(session: Session, model: type, rows: list[dict[str, Any]]) -> int:
     if session.get_bind().dialect.name != "postgresql":
         session.connection().execute(model.__table__.insert(), rows)
         return len(rows)
-    defaults = _python_defaults(model.__table__, rows[0])
-    if defaults:
-        rows = [{**defaults, **row} for row in rows]
-    _copy_into(session, model.__table__.name, list(rows[0]), model.__table__, rows)
+    _copy_into(session, model.__table__, rows)
     return len(rows)
 
 
-def _python_defaults(table: Any, row: dict[str, Any]) -> dict[str, Any]:
-    """The column defaults SQLAlchemy fills in on INSERT (created_at, {} …), for the columns a row leaves
-    out — COPY would write NULL there."""
-    out: dict[str, Any] = {}
+def _with_defaults(table: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with the column defaults SQLAlchemy fills in on INSERT (created_at, {} …) for the columns
+    they leave out — COPY would write NULL there."""
+    defaults: dict[str, Any] = {}
     for column in table.columns:
-        if column.key in row or column.key == "id" or column.default is None:
+        if column.key in rows[0] or column.key == "id" or column.default is None:
             continue
         default = column.default
-        out[column.key] = default.arg(None) if default.is_callable else default.arg
-    return out
+        defaults[column.key] = default.arg(None) if default.is_callable else default.arg
+    return [{**defaults, **row} for row in rows] if defaults else rows
 
 
 def insert_returning_ids(session: Session, table: Any, rows: list[dict[str, Any]]) -> list[int]:
@@ -251,9 +248,7 @@ def insert_returning_ids(session: Session, table: Any, rows: list[dict[str, Any]
     # The sequence by name, not pg_get_serial_sequence() per row: that catalog lookup doubled the cost.
     ids = list(connection.exec_driver_sql(
         f"SELECT nextval('{sequence}') FROM generate_series(1, {len(rows)})").scalars())
-    defaults = _python_defaults(table, rows[0])
-    with_ids = [{"id": row_id, **defaults, **row} for row_id, row in zip(ids, rows, strict=True)]
-    _copy_into(session, table.name, list(with_ids[0]), table, with_ids)
+    _copy_into(session, table, [{"id": row_id, **row} for row_id, row in zip(ids, rows, strict=True)])
     return ids
 
 
@@ -283,13 +278,15 @@ class _JsonbForCopy(Dumper):
         return b"\x01" + orjson.dumps(obj, default=str, option=orjson.OPT_NON_STR_KEYS)  # as _json_dumps
 
 
-def _copy_into(session: Session, table_name: str, columns: list[str], table: Any, rows: list[dict[str, Any]],
-               *, types_of: str | None = None) -> None:
-    """COPY in binary format through psycopg's C row writer: values go as the server stores them, with no
-    text to format, escape and parse again (2-3x quicker than formatting text in Python, where one aware
-    timestamp alone cost ~3 µs). ``types_of`` names the table whose column types apply (for a scratch twin)."""
+def _copy_into(session: Session, table: Any, rows: list[dict[str, Any]], *, into: str | None = None) -> None:
+    """COPY ``rows`` of ``table`` (into the scratch twin ``into``, if given) in binary format through psycopg's
+    C row writer: values go as the server stores them, with no text to format, escape and parse again (2-3x
+    quicker than formatting text in Python, where one aware timestamp alone cost ~3 µs)."""
+    rows = _with_defaults(table, rows)
+    columns = list(rows[0])
+    table_name = into or table.name
     driver = session.connection().connection.driver_connection
-    types = _type_oids(driver, types_of or table_name, columns)
+    types = _type_oids(driver, table.name, columns)
     values = operator.itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
     names = ", ".join(f'"{c}"' for c in columns)
     with driver.cursor() as cursor:
@@ -304,16 +301,14 @@ def _copy_into(session: Session, table_name: str, columns: list[str], table: Any
 def _copy_ignoring_conflicts(session: Session, model: type, rows: list[dict[str, Any]],
                              conflict_columns: list[str]) -> int:
     table = model.__table__
-    defaults = _python_defaults(table, rows[0])
-    if defaults:
-        rows = [{**defaults, **row} for row in rows]
+    rows = _with_defaults(table, rows)
     columns = list(rows[0])
     scratch = f"kehu_scratch_{table.name}_{next(_scratch_tables)}"
     names = ", ".join(f'"{c}"' for c in columns)
     connection = session.connection()
     connection.exec_driver_sql(f'CREATE TEMP TABLE "{scratch}" ON COMMIT DROP AS SELECT {names} FROM '
                                f'"{table.name}" WITH NO DATA')
-    _copy_into(session, scratch, columns, table, rows, types_of=table.name)
+    _copy_into(session, table, rows, into=scratch)
     conflict = ", ".join(f'"{c}"' for c in conflict_columns)
     result = connection.exec_driver_sql(f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM "{scratch}" '
                                         f"ON CONFLICT ({conflict}) DO NOTHING")

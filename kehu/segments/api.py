@@ -105,7 +105,8 @@ def list_tags(session: SessionDep, principal: PrincipalDep) -> Any:
 def create_tag(data: schemas.TagCreate, session: SessionDep, principal: PrincipalDep) -> Any:
     """A tag to put on customers by hand, or (with ``segment_id``) one that is on exactly a segment's members."""
     tag = tags.create_tag(session, principal, data)
-    return _tag_out(tag, next((n for t, n in tags.list_tags(session, principal) if t.id == tag.id), 0))
+    [(_, carriers)] = tags.list_tags(session, principal, tag_id=tag.id)
+    return _tag_out(tag, carriers)
 
 
 @router.delete("/tags/{tag_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["tags"])

@@ -35,9 +35,14 @@ HIGH = 3
 
 def get_model(session: Session, principal: Principal) -> RfmModel:
     principal.require("segments", "read")
-    model = session.scalar(select(RfmModel).where(RfmModel.org_id == principal.org_id))
+    return _model_of(session, principal.org_id)
+
+
+def _model_of(session: Session, org_id: int) -> RfmModel:
+    """The organisation's bounds, made from the defaults on first use."""
+    model = session.scalar(select(RfmModel).where(RfmModel.org_id == org_id))
     if model is None:
-        model = RfmModel(org_id=principal.org_id, **{k: list(v) for k, v in DEFAULTS.items()}, status="ready")
+        model = RfmModel(org_id=org_id, **{k: list(v) for k, v in DEFAULTS.items()}, status="ready")
         session.add(model)
         session.flush()
     return model
@@ -84,11 +89,7 @@ def _score(column: Any, bounds: list[Any]) -> Any:
 
 def compute(session: Session, org_id: int) -> dict[str, int]:
     """Replace the organisation's scores and RFM tags; returns the count per class."""
-    model = session.scalar(select(RfmModel).where(RfmModel.org_id == org_id))
-    if model is None:
-        model = RfmModel(org_id=org_id, **{k: list(v) for k, v in DEFAULTS.items()})
-        session.add(model)
-        session.flush()
+    model = _model_of(session, org_id)
     now = utcnow()
     orders = select(Order.profile_id, func.max(Order.ordered_at).label("last"), func.count().label("n"),
                     func.sum(Order.total).label("total")).join(Profile, Profile.id == Order.profile_id).where(

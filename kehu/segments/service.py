@@ -115,9 +115,11 @@ def _add_chosen(session: Session, principal: Principal, segment: Segment, profil
     segment.member_count = len(wanted)
 
 
-def _enqueue_refresh(session: Session, principal: Principal, segment: Segment) -> None:
+def _enqueue_refresh(session: Session, principal: Principal | None, segment: Segment) -> None:
+    """A refresh job for the segment, run with the asker's rights (or as the platform, for the schedule)."""
     job = jobs.enqueue(session, kind=REFRESH_JOB, org_id=segment.org_id, unit_id=segment.unit_id,
-                       created_by_id=principal.user_id, created_by_api_key_id=principal.api_key_id,
+                       created_by_id=principal.user_id if principal else None,
+                       created_by_api_key_id=principal.api_key_id if principal else None,
                        payload={"segment_id": segment.id})
     segment.status, segment.job_id = "queued", job.id
     session.flush()
@@ -165,11 +167,15 @@ def delete_segment(session: Session, principal: Principal, segment_id: int) -> N
 def members(session: Session, principal: Principal, segment_id: int, *, limit: int = 50,
             cursor: str | None = None) -> Page[Any]:
     """The segment's customers that the reader may see (a dealer reading an HQ segment sees its own)."""
+    return keyset_page(session, _visible_members(session, principal, segment_id), id_column=Profile.id,
+                       limit=limit, cursor=cursor)
+
+
+def _visible_members(session: Session, principal: Principal, segment_id: int) -> Any:
     segment = get_segment(session, principal, segment_id)
     principal.require("profiles", "read")
-    query = select(Profile).join(SegmentMember, SegmentMember.profile_id == Profile.id).where(
+    return select(Profile).join(SegmentMember, SegmentMember.profile_id == Profile.id).where(
         SegmentMember.segment_id == segment.id, scope(principal, Profile))
-    return keyset_page(session, query, id_column=Profile.id, limit=limit, cursor=cursor)
 
 
 def segments_of(session: Session, principal: Principal, profile_id: int) -> list[schemas.SegmentBrief]:
@@ -186,11 +192,8 @@ def segments_of(session: Session, principal: Principal, profile_id: int) -> list
 def page_members(session: Session, principal: Principal, segment_id: int, *, page: int = 1,
                  per_page: int = 20) -> OffsetPage[Profile]:
     """Numbered pages of the members the reader may see, most recently seen first (the detail page's table)."""
-    segment = get_segment(session, principal, segment_id)
-    principal.require("profiles", "read")
-    query = select(Profile).join(SegmentMember, SegmentMember.profile_id == Profile.id).where(
-        SegmentMember.segment_id == segment.id, scope(principal, Profile))
-    return offset_page(session, query, order_by=[Profile.last_seen_at.desc().nulls_last(), Profile.id.desc()],
+    return offset_page(session, _visible_members(session, principal, segment_id),
+                       order_by=[Profile.last_seen_at.desc().nulls_last(), Profile.id.desc()],
                        page=page, per_page=per_page)
 
 
@@ -290,8 +293,6 @@ def enqueue_due_refreshes(database: Database, limit: int = 20) -> bool:
             if claimed:
                 segment = session.get(Segment, segment_id)
                 assert segment is not None
-                job = jobs.enqueue(session, kind=REFRESH_JOB, org_id=segment.org_id, unit_id=segment.unit_id,
-                                   payload={"segment_id": segment.id})
-                segment.job_id = job.id
+                _enqueue_refresh(session, None, segment)
                 queued += 1
     return queued > 0

@@ -32,15 +32,24 @@ def create_group(session: Session, principal: Principal, name: str) -> TagGroup:
     return group
 
 
-def list_tags(session: Session, principal: Principal) -> list[tuple[Tag, int]]:
-    """Every tag of the organisation with how many of the reader's customers carry it."""
+def list_tags(session: Session, principal: Principal, *, tag_id: int | None = None) -> list[tuple[Tag, int]]:
+    """Every tag of the organisation (or the one ``tag_id``) with how many of the reader's customers carry it."""
     principal.require("segments", "read")
     carried = select(ProfileTag.tag_id, func.count().label("n")).join(
         Profile, Profile.id == ProfileTag.profile_id).where(
-        ProfileTag.org_id == principal.org_id, scope(principal, Profile)).group_by(ProfileTag.tag_id).subquery()
+        ProfileTag.org_id == principal.org_id, scope(principal, Profile),
+        *([ProfileTag.tag_id == tag_id] if tag_id else [])).group_by(ProfileTag.tag_id).subquery()
     rows = session.execute(select(Tag, func.coalesce(carried.c.n, 0)).outerjoin(carried, carried.c.tag_id == Tag.id)
-                           .where(scope(principal, Tag)).order_by(Tag.group_id, Tag.name))
+                           .where(scope(principal, Tag), *([Tag.id == tag_id] if tag_id else []))
+                           .order_by(Tag.group_id, Tag.name))
     return [(tag, count) for tag, count in rows]
+
+
+def manual_tags(session: Session, principal: Principal) -> list[Tag]:
+    """The tags people put on by hand (those a rule puts on are the rule's), by name."""
+    principal.require("segments", "read")
+    return list(session.scalars(select(Tag).where(scope(principal, Tag), Tag.segment_id.is_(None), Tag.rule.is_(None))
+                                .order_by(Tag.name)))
 
 
 def get_tag(session: Session, principal: Principal, tag_id: int) -> Tag:

@@ -518,7 +518,7 @@ def _customer_segments(principal: Any, profile_id: int) -> None:
                 with unit_of_work() as session:
                     carried = [(t.id, t.name, t.colour, m.origin)
                                for t, m in tags.tags_of(session, principal, profile_id)]
-                    manual = {t.id: t.name for t, _ in tags.list_tags(session, principal) if t.segment_id is None}
+                    manual = {t.id: t.name for t in tags.manual_tags(session, principal)}  # no counts: a hot page
                     mine = service.segments_of(session, principal, profile_id)
             except KehuError as error:
                 notify_error(error)
