@@ -80,7 +80,9 @@ class Compiler:
         return or_(*(self.compile(c, f"{path}.conditions.{i}") for i, c in enumerate(node.conditions)))
 
     def _not(self, node: schemas.Not, path: str) -> ColumnElement[bool]:
-        return not_(self.compile(node.condition, f"{path}.condition"))
+        # SQL's "unknown" (a comparison with an empty field) would stay unknown under NOT and drop the row;
+        # a marketer's "not in Shanghai" includes the customers whose city nobody knows.
+        return not_(func.coalesce(self.compile(node.condition, f"{path}.condition"), false()))
 
     # -- fields -----------------------------------------------------------------------------------------
     def _field(self, node: schemas.FieldRule, path: str) -> ColumnElement[bool]:
@@ -304,8 +306,28 @@ class Compiler:
                              "unknown_segment")
         if node.segment_id in self.within:
             return self.fail(f"{path}.segment_id", "a segment cannot contain itself", "cycle")
+        if self.within and self._refers_to(node.segment_id, self.within):
+            return self.fail(f"{path}.segment_id", f"segment {node.segment_id} refers back to this one (a cycle)",
+                             "cycle")
         members = select(SegmentMember.profile_id).where(SegmentMember.segment_id == node.segment_id)
         return Profile.id.in_(members) if node.op == "in" else _outside(members)
+
+    def _refers_to(self, segment_id: int, targets: frozenset[int]) -> bool:
+        """Whether ``segment_id``'s condition, or a segment it refers to, refers to one of ``targets``."""
+        seen: set[int] = set()
+        pending = [segment_id]
+        while pending:
+            current = pending.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            condition = self.session.scalar(select(Segment.condition).where(Segment.id == current,
+                                                                            Segment.org_id == self.org_id))
+            referred = set(_segments_in(condition))
+            if referred & targets:
+                return True
+            pending.extend(referred)
+        return False
 
     def _tag(self, node: schemas.TagRule, path: str) -> ColumnElement[bool]:
         if not self.session.scalar(select(Tag.id).where(Tag.id == node.tag_id, Tag.org_id == self.org_id)):
@@ -380,18 +402,23 @@ class Compiler:
         amount = self._decimal(node.value, value_path)
         if amount is None:
             return false()
+        # A customer without (such) orders has spent 0: "less than 1,000" includes them, "at least 1,000"
+        # does not. Where 0 meets the bound, they are counted in by excluding those whose sum fails it.
         total = func.sum(Order.total)
-        at_least = base.group_by(Order.profile_id).having(total >= amount)
-        more_than = base.group_by(Order.profile_id).having(total > amount)
-        if node.op == "gte":
-            return Profile.id.in_(at_least)
-        if node.op == "gt":
-            return Profile.id.in_(more_than)
-        if node.op == "lt":
-            return _outside(at_least)  # no orders at all is less, too
-        if node.op == "lte":
-            return _outside(more_than)
-        return Profile.id.in_(base.group_by(Order.profile_id).having(total == amount))
+        meets = _compare(total, node.op, amount)
+        if _compare_values(node.op, Decimal(0), amount):
+            return _outside(base.group_by(Order.profile_id).having(not_(meets)))
+        return Profile.id.in_(base.group_by(Order.profile_id).having(meets))
+
+
+def _segments_in(condition: Any) -> list[int]:
+    """The segments a stored condition (plain JSON) refers to."""
+    if not isinstance(condition, dict):
+        return []
+    if condition.get("type") == "segment":
+        return [condition["segment_id"]]
+    children = condition.get("conditions") or ([condition["condition"]] if "condition" in condition else [])
+    return [s for child in children for s in _segments_in(child)]
 
 
 def _outside(ids: Any) -> ColumnElement[bool]:
@@ -405,6 +432,11 @@ def _outside(ids: Any) -> ColumnElement[bool]:
 def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
     return {"eq": column == value, "ne": or_(column.is_(None), column != value), "gt": column > value,
             "gte": column >= value, "lt": column < value, "lte": column <= value}[op]
+
+
+def _compare_values(op: str, actual: Any, bound: Any) -> bool:
+    return {"eq": actual == bound, "ne": actual != bound, "gt": actual > bound, "gte": actual >= bound,
+            "lt": actual < bound, "lte": actual <= bound}[op]
 
 
 def _bounded(profile_id: Any, op: str, n: int, at_least: Any) -> ColumnElement[bool]:
