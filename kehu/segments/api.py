@@ -41,6 +41,13 @@ def get_segment(segment_id: int, session: SessionDep, principal: PrincipalDep) -
     return service.get_segment(session, principal, segment_id)
 
 
+@router.patch("/segments/{segment_id}", response_model=schemas.SegmentOut)
+def update_segment(segment_id: int, data: schemas.SegmentUpdate, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Rename, describe, or give a dynamic segment a new condition (which starts a refresh; a condition that
+    would make segments refer to each other in a cycle is refused with the path of the reference)."""
+    return service.update_segment(session, principal, segment_id, data)
+
+
 @router.post("/segments/{segment_id}/refresh", response_model=schemas.SegmentOut,
              status_code=status.HTTP_202_ACCEPTED)
 def refresh_segment(segment_id: int, session: SessionDep, principal: PrincipalDep) -> Any:

@@ -323,7 +323,7 @@ class Compiler:
             seen.add(current)
             condition = self.session.scalar(select(Segment.condition).where(Segment.id == current,
                                                                             Segment.org_id == self.org_id))
-            referred = set(_segments_in(condition))
+            referred = set(segments_in(condition))
             if referred & targets:
                 return True
             pending.extend(referred)
@@ -411,14 +411,14 @@ class Compiler:
         return Profile.id.in_(base.group_by(Order.profile_id).having(meets))
 
 
-def _segments_in(condition: Any) -> list[int]:
+def segments_in(condition: Any) -> list[int]:
     """The segments a stored condition (plain JSON) refers to."""
     if not isinstance(condition, dict):
         return []
     if condition.get("type") == "segment":
         return [condition["segment_id"]]
     children = condition.get("conditions") or ([condition["condition"]] if "condition" in condition else [])
-    return [s for child in children for s in _segments_in(child)]
+    return [s for child in children for s in segments_in(child)]
 
 
 def _outside(ids: Any) -> ColumnElement[bool]:

@@ -185,6 +185,15 @@ class SegmentCreate(_Shape):
         return self
 
 
+class SegmentUpdate(_Shape):
+    """What may change on a saved segment: its name, its description and, for a dynamic one, its condition
+    (members follow at the refresh this starts)."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    description: str | None = Field(default=None, max_length=500)
+    condition: Condition | None = None
+
+
 class SegmentOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int

@@ -18,7 +18,7 @@ from kehu.core.errors import Conflict, ValidationFailed, invalid
 from kehu.core.pagination import OffsetPage, Page, keyset_page, offset_page
 from kehu.core.settings import get_settings
 from kehu.segments import schemas, tags
-from kehu.segments.conditions import compile_condition
+from kehu.segments.conditions import compile_condition, segments_in
 from kehu.segments.models import Segment, SegmentChange, SegmentMember
 from kehu.tenancy.access import Principal, get_scoped, masked, require_row, scope
 from kehu.tenancy.models import BusinessUnit, Organization
@@ -98,6 +98,36 @@ def create_segment(session: Session, principal: Principal, data: schemas.Segment
     return segment
 
 
+def update_segment(session: Session, principal: Principal, segment_id: int, data: schemas.SegmentUpdate) -> Segment:
+    """Rename, describe or (a dynamic segment) redefine. A new condition is checked as at creation — and for
+    cycles through other segments, which only an edit can make — and starts a refresh."""
+    segment = get_segment(session, principal, segment_id)
+    require_row(session, principal, "segments", "update", unit_id=segment.unit_id, owner_id=segment.owner_id)
+    before = {"name": segment.name, "description": segment.description, "condition": segment.condition}
+    if data.name is not None and data.name != segment.name:
+        if session.scalar(select(Segment.id).where(Segment.org_id == principal.org_id, Segment.name == data.name)):
+            raise Conflict(f"A segment named {data.name!r} exists already.")
+        segment.name = data.name
+    if data.description is not None:
+        segment.description = data.description
+    new_condition = data.condition.model_dump(mode="json", by_alias=True) if data.condition else None
+    redefined = new_condition is not None and new_condition != segment.condition
+    if redefined:
+        if segment.kind != "dynamic":
+            raise Conflict("A static segment keeps the members it was made with; its condition does not change.")
+        compile_condition(session, principal.org_id, principal.timezone, data.condition, segment_id=segment.id)
+        segment.condition = new_condition
+    after = {"name": segment.name, "description": segment.description, "condition": segment.condition}
+    if after == before:
+        return segment
+    audit.record(session, principal, action="update", entity="segments", entity_id=segment.id,
+                 unit_id=segment.unit_id, before=before, after=after, summary=f"Segment {segment.name} changed")
+    if redefined and not (segment.status in ("queued", "refreshing") and _refresh_pending(session, segment)):
+        _enqueue_refresh(session, principal, segment)  # a refresh already waiting will read the new condition
+    session.flush()
+    return segment
+
+
 def _add_chosen(session: Session, principal: Principal, segment: Segment, profile_ids: list[int]) -> None:
     """Hand-picked customers of a static segment: each must be one the creator may read."""
     wanted = sorted(set(profile_ids))
@@ -155,6 +185,11 @@ def _refresh_pending(session: Session, segment: Segment) -> bool:
 def delete_segment(session: Session, principal: Principal, segment_id: int) -> None:
     segment = get_segment(session, principal, segment_id)
     require_row(session, principal, "segments", "delete", unit_id=segment.unit_id, owner_id=segment.owner_id)
+    users = [name for name, condition in session.execute(select(Segment.name, Segment.condition).where(
+        Segment.org_id == segment.org_id, Segment.id != segment.id, Segment.condition.is_not(None)))
+        if segment.id in segments_in(condition)]
+    if users:  # they would fail at their next refresh
+        raise Conflict(f"Segments {', '.join(sorted(users))} are defined with this one; change them first.")
     session.execute(delete(SegmentChange).where(SegmentChange.segment_id == segment.id))
     session.execute(delete(SegmentMember).where(SegmentMember.segment_id == segment.id))
     audit.record(session, principal, action="delete", entity="segments", entity_id=segment.id,

@@ -156,6 +156,50 @@ def test_a_segment_cannot_be_defined_by_itself(people, client, login, session): 
     assert [(e.field, e.code) for e in refused.value.errors] == [("condition.conditions.1.segment_id", "cycle")]
 
 
+def test_a_segment_is_edited_and_its_members_follow(people, client, login, clean_database, settings):
+    admin = login("admin@example.com")
+    shanghai = create(client, admin, name="上海客户", condition=SHANGHAI)
+    run_jobs(clean_database, settings)
+    beijing = {"type": "field", "field": "city", "op": "eq", "value": "北京"}
+    edited = client.patch(f"/api/v1/segments/{shanghai['id']}", headers=admin,
+                          json={"name": "北京客户", "description": "改为北京", "condition": beijing})
+    assert edited.status_code == 200, edited.text
+    assert edited.json()["status"] == "queued" and edited.json()["name"] == "北京客户"
+    run_jobs(clean_database, settings)
+    assert member_names(client, admin, shanghai["id"]) == ["刘洋", "陈静"]
+    changes = client.get(f"/api/v1/segments/{shanghai['id']}/changes", headers=admin).json()["items"]
+    assert sorted((c["change"], c["refresh"]) for c in changes) == [("entered", 1)] * 2 + [("entered", 2)] * 2 + \
+        [("left", 2)] * 2
+    # a rename alone starts no refresh
+    renamed = client.patch(f"/api/v1/segments/{shanghai['id']}", headers=admin, json={"name": "京城客户"})
+    assert renamed.json()["status"] == "ready" and renamed.json()["refreshes"] == 2
+
+    # A refers to B; B may not be redefined to refer to A (nor, through A, to itself)
+    other = create(client, admin, name="非京城", condition={"type": "segment", "segment_id": shanghai["id"],
+                                                            "op": "not_in"})
+    cycle = client.patch(f"/api/v1/segments/{shanghai['id']}", headers=admin, json={"condition": {
+        "type": "all", "conditions": [beijing, {"type": "segment", "segment_id": other["id"], "op": "not_in"}]}})
+    assert cycle.status_code == 422, cycle.text
+    assert [(e["field"], e["code"]) for e in cycle.json()["errors"]] == [("condition.conditions.1.segment_id",
+                                                                          "cycle")]
+    in_use = client.delete(f"/api/v1/segments/{shanghai['id']}", headers=admin)
+    assert in_use.status_code == 409 and "非京城" in in_use.json()["detail"]
+    taken = client.patch(f"/api/v1/segments/{shanghai['id']}", headers=admin, json={"name": "非京城"})
+    assert taken.status_code == 409
+    bad = client.patch(f"/api/v1/segments/{shanghai['id']}", headers=admin, json={"condition": {
+        "type": "field", "field": "nope", "op": "eq", "value": 1}})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "condition.field"
+    # a dealer manager reads segments but does not change them; another organisation does not see them
+    assert client.patch(f"/api/v1/segments/{shanghai['id']}", headers=login("a.manager@example.com"),
+                        json={"name": "x"}).status_code == 403
+    assert client.patch(f"/api/v1/segments/{shanghai['id']}", headers=login("boss@other.example.com"),
+                        json={"name": "x"}).status_code == 404
+    # a static segment keeps its condition
+    picked = create(client, admin, name="挑选", kind="static", condition=SHANGHAI)
+    frozen = client.patch(f"/api/v1/segments/{picked['id']}", headers=admin, json={"condition": beijing})
+    assert frozen.status_code == 409
+
+
 def test_a_segment_exports_its_members_within_the_exporters_scope(people, client, login, clean_database,
                                                                   settings):
     import csv
