@@ -45,6 +45,12 @@ def list_tags(session: Session, principal: Principal, *, tag_id: int | None = No
     return [(tag, count) for tag, count in rows]
 
 
+def all_tags(session: Session, principal: Principal) -> list[Tag]:
+    """Every tag of the organisation by name, without counting who carries them (pickers)."""
+    principal.require("segments", "read")
+    return list(session.scalars(select(Tag).where(scope(principal, Tag)).order_by(Tag.name)))
+
+
 def manual_tags(session: Session, principal: Principal) -> list[Tag]:
     """The tags people put on by hand (those a rule puts on are the rule's), by name."""
     principal.require("segments", "read")

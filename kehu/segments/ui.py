@@ -21,7 +21,7 @@ from kehu.ui.components import ServerTable, add_status_slot, localise_table
 from kehu.ui.shell import empty_state, frame, notify_error, page, run_action, stat_card, tr, unit_of_work
 
 STATUS_COLOURS = {"queued": "grey-7", "refreshing": "primary", "ready": "positive", "failed": "negative"}
-RULE_TYPES = ("field", "event", "orders", "consent", "identity", "unit", "segment")
+RULE_TYPES = ("field", "event", "orders", "consent", "identity", "tag", "unit", "segment")
 CHANNELS = ("sms", "email", "wechat", "phone", "app_push", "mail")
 COMMON_EVENTS = ("test_drive_booked", "test_drive_completed", "showroom_visit", "quote_requested", "order_placed",
                  "vehicle_delivered", "maintenance_visit", "complaint", "ad_click", "wechat_follow", "app_login")
@@ -31,6 +31,7 @@ NEEDS_NO_VALUE = {"is_set", "is_not_set", "is_true", "is_false"}
 def register() -> None:
     page("/segments")(segments_page)
     page("/segments/new")(builder_page)
+    page("/segments/{segment_id}/edit")(builder_page)
     page("/segments/{segment_id}")(segment_page)
     cdp_ui.CUSTOMER_PANELS.append(_customer_segments)
 
@@ -182,13 +183,20 @@ def _tags_card(principal: Any, segment_names: dict[int, str]) -> None:
 
 
 # -- the builder ------------------------------------------------------------------------------------------
+MAX_DEPTH = 3  # groups within groups within groups: deeper is rarely what a marketer means
+
+
+def _group(match: str = "all", negate: bool = False, children: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"node": "group", "match": match, "negate": negate, "children": children or []}
+
+
 class Builder:
-    """A flat group of rules (all / any) edited as rows; the JSON condition is built from them."""
+    """The condition being edited, as a tree of groups (all / any, optionally negated) and rules; the JSON
+    condition is built from it, and an existing condition is read back into it."""
 
     def __init__(self, principal: Any) -> None:
         self.principal = principal
-        self.match = "all"
-        self.rules: list[dict[str, Any]] = []
+        self.root = _group()
         with unit_of_work() as session:
             custom = fields.definitions(session, principal.org_id)
             self.fields = {name: tr(f"segments.field.{name}") for name in STANDARD_FIELDS}
@@ -202,21 +210,39 @@ class Builder:
             self.units = {u.id: ("　" * u.depth) + u.name for u in tenancy_service.list_units(session, principal)} \
                 if principal.can("units") else {}
             self.segments = {s.id: s.name for s in service.list_segments(session, principal, limit=200).items}
+            self.tags = {t.id: t.name for t in tags.all_tags(session, principal)}
+
+    def kinds_offered(self) -> list[str]:
+        empty = {"unit": self.units, "segment": self.segments, "tag": self.tags}
+        return [k for k in RULE_TYPES if k not in empty or empty[k]]
 
     def new_rule(self, kind: str) -> dict[str, Any]:
         defaults: dict[str, dict[str, Any]] = {
             "field": {"field": "city", "op": "eq", "value": ""},
-            "event": {"event": "test_drive_booked", "op": "did", "count_op": "gte", "count": 1, "within_days": 30},
+            "event": {"event": "test_drive_booked", "op": "did", "count_op": "gte", "count": 1, "within_days": 30,
+                      "property": "", "property_value": ""},
             "orders": {"measure": "count", "op": "gte", "value": "1"},
             "consent": {"channel": "sms", "op": "granted"},
             "identity": {"kind": "wechat_openid", "op": "has"},
             "unit": {"unit_id": next(iter(self.units), None), "op": "within"},
             "segment": {"segment_id": next(iter(self.segments), None), "op": "in"},
+            "tag": {"tag_id": next(iter(self.tags), None), "op": "has"},
         }
-        return {"type": kind, **defaults[kind]}
+        return {"node": "rule", "type": kind, "keep": {}, **defaults[kind]}
 
-    def condition(self) -> dict[str, Any]:
-        return {"type": self.match, "conditions": [self._rule_json(r) for r in self.rules]}
+    def is_empty(self) -> bool:
+        return self._group_json(self.root) is None
+
+    def condition(self) -> dict[str, Any] | None:
+        return self._group_json(self.root)
+
+    def _group_json(self, group: dict[str, Any]) -> dict[str, Any] | None:
+        parts = [self._group_json(c) if c["node"] == "group" else self._rule_json(c) for c in group["children"]]
+        parts = [p for p in parts if p is not None]  # an empty group asks nothing
+        if not parts:
+            return None
+        out = {"type": group["match"], "conditions": parts}
+        return {"type": "not", "condition": out} if group["negate"] else out
 
     def _rule_json(self, rule: dict[str, Any]) -> dict[str, Any]:
         kind = rule["type"]
@@ -225,18 +251,72 @@ class Builder:
                     "value": None if rule["op"] in NEEDS_NO_VALUE else _typed(rule["value"], rule["op"],
                                                                                 self.kinds.get(rule["field"]))}
         if kind == "event":
-            out: dict[str, Any] = {"type": "event", "event": rule["event"], "op": rule["op"]}
+            out: dict[str, Any] = {"type": "event", "event": rule["event"], "op": rule["op"], **rule["keep"]}
             if rule["op"] == "did":
                 out["count"] = {"op": rule["count_op"], "value": int(rule["count"] or 0)}
             if rule.get("within_days"):
-                out["window"] = {"within_days": int(rule["within_days"])}
+                out["window"] = {**out.get("window", {}), "within_days": int(rule["within_days"])}
+            if str(rule.get("property") or "").strip():
+                value = _typed(rule.get("property_value"), "eq", None)
+                out["where"] = [{"property": rule["property"].strip(), "op": "eq", "value": value},
+                                *out.get("where", [])]
             return out
         if kind == "orders":
             value = _typed(rule["value"], rule["op"], "number" if rule["measure"] != "last_ordered_at" else "date")
             if rule["measure"] == "count" and isinstance(value, float) and value.is_integer():
                 value = int(value)
-            return {"type": "orders", "measure": rule["measure"], "op": rule["op"], "value": value}
-        return {k: v for k, v in rule.items()}
+            return {"type": "orders", "measure": rule["measure"], "op": rule["op"], "value": value, **rule["keep"]}
+        return {k: v for k, v in rule.items() if k not in ("node", "keep")}
+
+    # -- reading a saved condition back ------------------------------------------------------------------
+    def load(self, condition: dict[str, Any] | None) -> None:
+        if not condition:
+            return
+        node = self._node(condition)
+        self.root = node if node["node"] == "group" else _group(children=[node])
+
+    def _node(self, c: dict[str, Any]) -> dict[str, Any]:
+        if c["type"] in ("all", "any"):
+            return _group(c["type"], False, [self._node(x) for x in c["conditions"]])
+        if c["type"] == "not":
+            inner = self._node(c["condition"])
+            if inner["node"] == "group" and not inner["negate"]:
+                inner["negate"] = True
+                return inner
+            return _group("all", True, [inner])
+        rule: dict[str, Any] = {"node": "rule", "keep": {}, **c}
+        if c["type"] == "field":
+            rule["value"] = _shown(c.get("value"))
+        elif c["type"] == "event":
+            count = c.get("count") or {"op": "gte", "value": 1}
+            window = dict(c.get("window") or {})
+            where = list(c.get("where") or [])
+            # the row shows one "property = text" filter; any other filters are kept as they are
+            first = where.pop(0) if where and where[0].get("op", "eq") == "eq" and isinstance(
+                where[0]["value"], str) else None
+            rule.pop("window", None)
+            rule.pop("where", None)
+            rule.update(count_op=count["op"], count=count["value"], within_days=window.pop("within_days", None),
+                        property=first["property"] if first else "", property_value=_shown(first["value"])
+                        if first else "")
+            rule["keep"] = {k: v for k, v in (("window", window), ("where", where)) if v}
+        elif c["type"] == "orders":
+            rule["value"] = _shown(c.get("value"))
+            rule["keep"] = {k: c[k] for k in ("status", "sku", "window") if c.get(k)}
+            for key in ("status", "sku", "window"):
+                rule.pop(key, None)
+        return rule
+
+
+def _shown(value: Any) -> str:
+    """A condition value as its input box shows it."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(_shown(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _typed(text: Any, op: str, kind: str | None) -> Any:
@@ -256,39 +336,44 @@ def _typed(text: Any, op: str, kind: str | None) -> Any:
     return raw
 
 
-def builder_page() -> None:
-    with frame("segments.new", "/segments", "segments") as principal:
-        if not principal.can("segments", "create"):
+def builder_page(segment_id: int | None = None) -> None:
+    """A new segment, or (``segment_id``) a saved one edited: its condition read into the builder."""
+    with frame("segments.edit" if segment_id else "segments.new", "/segments", "segments") as principal:
+        if not principal.can("segments", "update" if segment_id else "create"):
             empty_state("block", tr("segments.no_right"), tr("segments.no_right_text"))
             return
         builder = Builder(principal)
         state: dict[str, Any] = {"name": "", "kind": "dynamic", "description": ""}
+        if segment_id:
+            try:
+                with unit_of_work() as session:
+                    saved = service.get_segment(session, principal, segment_id)
+                    state = {"name": saved.name, "kind": saved.kind, "description": saved.description}
+                    builder.load(saved.condition)
+                    builder.segments.pop(segment_id, None)  # it cannot refer to itself
+            except KehuError:
+                empty_state("search_off", tr("segments.not_found"), tr("segments.not_found_text"))
+                return
         with ui.row().classes("w-full gap-4 no-wrap items-start max-lg:flex-wrap"):
             with ui.column().classes("flex-1 min-w-0 gap-4"):
                 with ui.card().classes("w-full"):
                     with ui.row().classes("w-full gap-4 items-center"):
-                        ui.input(tr("segments.name"), on_change=lambda e: state.update(name=e.value)).props(
+                        ui.input(tr("segments.name"), value=state["name"],
+                                 on_change=lambda e: state.update(name=e.value)).props(
                             "outlined dense").classes("w-72").mark("segment-name")
-                        ui.toggle({"dynamic": tr("segments.kind.dynamic"), "static": tr("segments.kind.static")},
-                                  value="dynamic", on_change=lambda e: state.update(kind=e.value))
-                    ui.input(tr("segments.description"), on_change=lambda e: state.update(description=e.value)
-                             ).props("outlined dense").classes("w-full")
+                        kind = ui.toggle({"dynamic": tr("segments.kind.dynamic"),
+                                          "static": tr("segments.kind.static")}, value=state["kind"],
+                                         on_change=lambda e: state.update(kind=e.value))
+                        if segment_id:
+                            kind.disable()  # a snapshot does not become a rule, nor the other way
+                    ui.input(tr("segments.description"), value=state["description"],
+                             on_change=lambda e: state.update(description=e.value)).props("outlined dense").classes(
+                        "w-full")
                     ui.label(tr("segments.kind_help")).classes("text-xs text-grey-7")
                 with ui.card().classes("w-full"):
-                    with ui.row().classes("items-center gap-2"):
-                        ui.label(tr("segments.match"))
-                        ui.toggle({"all": tr("segments.match.all"), "any": tr("segments.match.any")}, value="all",
-                                  on_change=lambda e: (setattr(builder, "match", e.value), changed()))
-                    rules_area = ui.column().classes("w-full gap-2")
-                    with ui.row().classes("gap-2"):
-                        for kind in RULE_TYPES:
-                            if kind == "segment" and not builder.segments:
-                                continue
-                            if kind == "unit" and not builder.units:
-                                continue
-                            ui.button(tr(f"segments.rule.{kind}"), icon="add",
-                                      on_click=lambda k=kind: add(k)).props("outline dense no-caps").mark(
-                                f"add-{kind}")
+                    ui.label(tr("segments.conditions")).classes("text-lg font-medium")
+                    ui.label(tr("segments.groups_help")).classes("text-xs text-grey-7")
+                    tree_area = ui.column().classes("w-full gap-2")
             with ui.column().classes("w-[420px] shrink-0 gap-4 max-lg:w-full"):
                 with ui.card().classes("w-full"):
                     ui.label(tr("segments.preview")).classes("text-lg font-medium")
@@ -302,16 +387,19 @@ def builder_page() -> None:
                     localise_table(sample, tr)
                 ui.button(tr("segments.save"), icon="save", on_click=lambda: save()).classes("w-full").mark(
                     "segment-save")
+                if segment_id:
+                    ui.button(tr("common.cancel"), on_click=lambda: ui.navigate.to(f"/segments/{segment_id}")
+                              ).props("flat").classes("w-full")
 
         debounce = ui.timer(0.4, lambda: preview(), active=False)
 
-        def add(kind: str) -> None:
-            builder.rules.append(builder.new_rule(kind))
+        def add(group: dict[str, Any], node: dict[str, Any]) -> None:
+            group["children"].append(node)
             draw()
             changed()
 
-        def remove(rule: dict[str, Any]) -> None:
-            builder.rules.remove(rule)
+        def remove(group: dict[str, Any], node: dict[str, Any]) -> None:
+            group["children"].remove(node)
             draw()
             changed()
 
@@ -324,28 +412,63 @@ def builder_page() -> None:
                 draw()
             changed()
 
-        def draw() -> None:
-            rules_area.clear()
-            with rules_area:
-                if not builder.rules:
-                    ui.label(tr("segments.no_rules")).classes("text-grey-7")
-                for rule in builder.rules:
+        def draw_group(group: dict[str, Any], parent: dict[str, Any] | None, depth: int) -> None:
+            box = ui.column().classes("w-full gap-2")
+            if parent is not None:  # a nested group: indented, its edge red when it excludes
+                box.classes("rounded p-2 bg-grey-1").style(
+                    f"border-left: 4px solid {'#c0392b' if group['negate'] else '#1f4e79'}")
+            with box:
+                with ui.row().classes("w-full items-center gap-2"):
+                    ui.checkbox(tr("segments.negate"), value=group["negate"],
+                                on_change=lambda e: set_value(group, "negate", e.value, redraw=True)).props("dense")
+                    ui.label(tr("segments.match"))
+                    ui.toggle({"all": tr("segments.match.all"), "any": tr("segments.match.any")},
+                              value=group["match"], on_change=lambda e: set_value(group, "match", e.value)).props(
+                        "dense no-caps")
+                    ui.space()
+                    adder = ui.button(tr("segments.add_rule"), icon="add").props("outline dense no-caps").mark(
+                        "add-rule")
+                    with adder, ui.menu():
+                        for kind in builder.kinds_offered():
+                            ui.menu_item(tr(f"segments.rule.{kind}"),
+                                         on_click=lambda k=kind, g=group: add(g, builder.new_rule(k)))
+                    if depth < MAX_DEPTH:
+                        ui.button(tr("segments.add_group"), icon="account_tree",
+                                  on_click=lambda g=group: add(g, _group("any" if g["match"] == "all" else "all"))
+                                  ).props("outline dense no-caps").mark("add-group")
+                    if parent is not None:
+                        ui.button(icon="close", on_click=lambda: remove(parent, group)).props(
+                            "flat round dense").tooltip(tr("segments.remove_group"))
+                if not group["children"]:
+                    ui.label(tr("segments.no_rules") if parent is None else tr("segments.empty_group")).classes(
+                        "text-grey-7")
+                for child in group["children"]:
+                    if child["node"] == "group":
+                        draw_group(child, group, depth + 1)
+                        continue
                     with ui.row().classes("w-full items-center gap-2 no-wrap border rounded p-2"):
-                        ui.badge(tr(f"segments.rule.{rule['type']}")).props("outline")
-                        _rule_inputs(builder, rule, set_value)
+                        ui.badge(tr(f"segments.rule.{child['type']}")).props("outline")
+                        _rule_inputs(builder, child, set_value)
                         ui.space()
-                        ui.button(icon="close", on_click=lambda r=rule: remove(r)).props("flat round dense")
+                        ui.button(icon="close", on_click=lambda c=child, g=group: remove(g, c)).props(
+                            "flat round dense")
+
+        def draw() -> None:
+            tree_area.clear()
+            with tree_area:
+                draw_group(builder.root, None, 1)
 
         def changed() -> None:
             debounce.activate()  # the count follows the last change, not every keystroke
 
         def preview() -> None:
             debounce.deactivate()
-            if not builder.rules:
+            condition = builder.condition()
+            if condition is None:
                 count_label.text, sample.rows = tr("segments.preview_hint"), []
                 return
             try:
-                request = schemas.PreviewRequest.model_validate({"condition": builder.condition(), "sample": 10})
+                request = schemas.PreviewRequest.model_validate({"condition": condition, "sample": 10})
                 with unit_of_work() as session:
                     result = service.preview(session, principal, request)
             except (ValidationError, KehuError):  # a value still being typed; the save button says what is wrong
@@ -356,16 +479,28 @@ def builder_page() -> None:
                             "city": p.city or "—"} for p in result.sample]
 
         def save() -> None:
+            condition = builder.condition()
             try:
-                data = schemas.SegmentCreate.model_validate({**state, "condition": builder.condition()})
+                if segment_id:
+                    update = schemas.SegmentUpdate.model_validate(
+                        {**{k: state[k] for k in ("name", "description")},
+                         **({"condition": condition} if condition and state["kind"] == "dynamic" else {})})
+                else:
+                    data = schemas.SegmentCreate.model_validate({**state, "condition": condition})
             except ValidationError:
                 ui.notify(tr("segments.incomplete"), type="warning")
                 return
-            made = run_action(lambda s: service.create_segment(s, principal, data), tr("common.saved"))
+            if segment_id:
+                made = run_action(lambda s: service.update_segment(s, principal, segment_id, update),
+                                  tr("common.saved"))
+            else:
+                made = run_action(lambda s: service.create_segment(s, principal, data), tr("common.saved"))
             if made:
                 ui.navigate.to(f"/segments/{made.id}")
 
         draw()
+        if not builder.is_empty():
+            preview()
 
 
 def _rule_inputs(builder: Builder, rule: dict[str, Any], set_value: Any) -> None:
@@ -397,17 +532,30 @@ def _rule_inputs(builder: Builder, rule: dict[str, Any], set_value: Any) -> None
                          on_change=lambda e: set_value(rule, "value", e.value)).props(
                     "dense outlined debounce=400").classes("w-48").mark("rule-value")
     elif kind == "event":
-        ui.select(list(COMMON_EVENTS), value=rule["event"], new_value_mode="add-unique", with_input=True,
-                  label=tr("segments.event"), on_change=lambda e: set_value(rule, "event", e.value)).props(
-            "dense outlined").classes("w-52")
-        op_select(["did", "did_not"])
-        if rule["op"] == "did":
-            op_select(["gte", "eq", "lte"], "count_op")
-            ui.number(tr("segments.count"), value=rule["count"], min=0, step=1,
-                      on_change=lambda e: set_value(rule, "count", e.value)).props("dense outlined").classes("w-24")
-        ui.number(tr("segments.within_days"), value=rule["within_days"], min=1, step=1,
-                  on_change=lambda e: set_value(rule, "within_days", e.value)).props("dense outlined clearable"
-                                                                                     ).classes("w-32")
+        with ui.column().classes("gap-1"):
+            with ui.row().classes("items-center gap-2 no-wrap"):
+                ui.select(list(dict.fromkeys([rule["event"], *COMMON_EVENTS])), value=rule["event"],
+                          new_value_mode="add-unique", with_input=True, label=tr("segments.event"),
+                          on_change=lambda e: set_value(rule, "event", e.value)).props("dense outlined").classes(
+                    "w-52")
+                op_select(["did", "did_not"])
+                if rule["op"] == "did":
+                    op_select(["gte", "gt", "eq", "lte", "lt"], "count_op")
+                    ui.number(tr("segments.count"), value=rule["count"], min=0, step=1,
+                              on_change=lambda e: set_value(rule, "count", e.value)).props("dense outlined").classes(
+                        "w-24")
+                ui.number(tr("segments.within_days"), value=rule["within_days"], min=1, step=1,
+                          on_change=lambda e: set_value(rule, "within_days", e.value)).props(
+                    "dense outlined clearable").classes("w-32")
+            with ui.row().classes("items-center gap-2 no-wrap"):
+                ui.label(tr("segments.where")).classes("text-sm text-grey-7")
+                ui.input(tr("segments.property"), value=rule["property"], placeholder="model",
+                         on_change=lambda e: set_value(rule, "property", e.value)).props(
+                    "dense outlined debounce=400").classes("w-36")
+                ui.label("=")
+                ui.input(tr("segments.value"), value=rule["property_value"], placeholder="ID.4",
+                         on_change=lambda e: set_value(rule, "property_value", e.value)).props(
+                    "dense outlined debounce=400").classes("w-36")
     elif kind == "orders":
         ui.select({m: tr(f"segments.measure.{m}") for m in ("count", "total", "last_ordered_at")},
                   value=rule["measure"], on_change=lambda e: (set_value(rule, "measure", e.value), set_value(
@@ -434,6 +582,10 @@ def _rule_inputs(builder: Builder, rule: dict[str, Any], set_value: Any) -> None
         op_select(["in", "not_in"])
         ui.select(builder.segments, value=rule["segment_id"],
                   on_change=lambda e: set_value(rule, "segment_id", e.value)).props("dense outlined").classes("w-56")
+    elif kind == "tag":
+        op_select(["has", "lacks"])
+        ui.select(builder.tags, value=rule["tag_id"], with_input=True,
+                  on_change=lambda e: set_value(rule, "tag_id", e.value)).props("dense outlined").classes("w-56")
 
 
 # -- one segment --------------------------------------------------------------------------------------------
@@ -456,6 +608,9 @@ def segment_page(segment_id: int) -> None:
             if principal.can("profiles", "export"):
                 ui.button(tr("export.button"), icon="download", on_click=lambda: cdp_ui.export_dialog(
                     principal, {"segment_id": segment_id})).props("outline").mark("segment-export")
+            if principal.can("segments", "update"):
+                ui.button(tr("segments.edit"), icon="edit", on_click=lambda: ui.navigate.to(
+                    f"/segments/{segment_id}/edit")).props("outline").mark("segment-edit")
             if segment.kind == "dynamic" and principal.can("segments", "update"):
                 ui.button(tr("segments.refresh"), icon="refresh", on_click=lambda: refresh()).props("outline")
             if principal.can("segments", "delete"):

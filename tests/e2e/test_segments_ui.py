@@ -26,7 +26,8 @@ def test_marketing_builds_a_segment_and_sees_it_on_the_customer(page, server, si
     page.get_by_role("button", name="新建客群").click()
     page.wait_for_url(f"{server}/segments/new")
     page.get_by_label("名称").fill("车主")
-    page.get_by_role("button", name="客户属性").click()
+    page.get_by_role("button", name="添加条件", exact=True).click()
+    page.locator(".q-menu").get_by_text("客户属性").click()
     page.get_by_text("条件还不完整").wait_for()  # a city rule without a city yet
     page.locator(".q-select").nth(0).click()  # the rule's field
     page.get_by_role("option", name="生命周期阶段").click()
@@ -46,6 +47,33 @@ def test_marketing_builds_a_segment_and_sees_it_on_the_customer(page, server, si
     first = expected["sample"][0]["name"]
     page.locator(".q-table").get_by_text(first).first.wait_for()
     shoot(page, "segments-detail")
+
+    # edit it: owners outside Shanghai, as a nested group that excludes
+    with api(server, "admin@demo.kehu.dev") as admin:
+        narrowed = admin.post("/api/v1/segments/preview", json={"condition": {"type": "all", "conditions": [
+            {"type": "field", "field": "lifecycle_stage", "op": "eq", "value": "owner"},
+            {"type": "not", "condition": {"type": "any", "conditions": [
+                {"type": "field", "field": "city", "op": "eq", "value": "上海"}]}}]}}).json()
+    assert 0 < narrowed["count"] < expected["count"]
+    page.get_by_role("button", name="编辑客群").click()
+    page.wait_for_url(f"{segment_url}/edit")
+    page.get_by_text(re.compile(rf"{expected['count']:,} 位客户")).wait_for()  # the saved condition, read back
+    page.get_by_role("button", name="添加条件组").click()
+    page.get_by_role("button", name="添加条件", exact=True).nth(1).click()
+    page.locator(".q-menu").get_by_text("客户属性").click()
+    page.get_by_label("值").fill("上海")
+    page.get_by_text("排除", exact=True).nth(1).click()
+    page.get_by_text(re.compile(rf"{narrowed['count']:,} 位客户")).wait_for()
+    shoot(page, "segments-builder-nested")
+    page.get_by_role("button", name="保存客群").click()
+    page.wait_for_url(segment_url)
+    for _ in range(30):
+        page.goto(segment_url)
+        if page.get_by_text(f"{narrowed['count']:,}").count():
+            break
+        page.wait_for_timeout(500)
+    page.get_by_text(f"{narrowed['count']:,}", exact=True).first.wait_for()
+    first = narrowed["sample"][0]["name"]
 
     with api(server, "admin@demo.kehu.dev") as admin:
         assert admin.post("/api/v1/tags", json={"name": "重要客户", "colour": "orange"}).status_code == 201
