@@ -105,9 +105,11 @@ class EventOut(BaseModel):
 
 
 class TimelineItemOut(BaseModel):
-    """An event the customer caused (kind "event") or a change made to their record (kind "change")."""
+    """An event the customer caused (kind "event"), a change made to their record (kind "change"), or their
+    entering or leaving a segment (kind "segment": action entered | left, entity_id the segment, summary its
+    name)."""
 
-    kind: Literal["event", "change"]
+    kind: Literal["event", "change", "segment"]
     id: int
     ts: datetime
     type: str | None = Field(default=None, description="event: identify | track | page | screen | group | alias")

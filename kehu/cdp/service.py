@@ -339,6 +339,9 @@ def timeline_page(session: Session, principal: Principal, profile_id: int, *, li
             items.append(schemas.TimelineItemOut(kind="event", id=item.id, ts=item.ts, type=event.type,
                                                  event=event.event, source_id=event.source_id,
                                                  properties=event.properties or {}))
+        elif item.kind in history.TIMELINE_STREAMS:
+            items.append(schemas.TimelineItemOut(kind=item.kind, id=item.id, ts=item.ts,
+                                                 **history.TIMELINE_STREAMS[item.kind].present(principal, item.row)))
         else:
             change = item.row
             items.append(schemas.TimelineItemOut(

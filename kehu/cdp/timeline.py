@@ -6,6 +6,7 @@ the two are merged here, so a page costs two short index scans whatever the hist
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,7 @@ from kehu.core.pagination import Page, decode_cursor, encode_cursor
 from kehu.tenancy.access import Principal, masked
 
 EVENT, CHANGE = "event", "change"
-_RANK = {EVENT: 0, CHANGE: 1}  # at the same instant a change sorts above the event that caused it
+_RANK = {EVENT: 0, CHANGE: 1}  # at the same instant a change sorts above the event that caused it; streams follow
 PII_FIELDS = {"mobile", "email", "phone", "vin", "birthday"}
 HIDDEN_FIELDS = {"trait_times", "name_pinyin", "updated_at", "created_at"}
 
@@ -30,7 +31,28 @@ class TimelineItem:
     kind: str
     id: int
     ts: datetime
-    row: Event | AuditRecord
+    row: Any  # Event, AuditRecord, or what another domain's stream reads
+
+
+@dataclass
+class TimelineStream:
+    """Another domain's entries on the customer's timeline (segments: entered / left). ``read`` returns at most
+    ``limit + 1`` items of the profile that the reader may see, newest first, past the cursor as ``older(ts,
+    id)`` filters it; ``present`` gives the fields of the API's item."""
+
+    kind: str
+    rank: int
+    read: Callable[[Session, Principal, Profile, int, Callable[[Any, Any], Any]], list[TimelineItem]]
+    present: Callable[[Principal, Any], dict[str, Any]]
+
+
+TIMELINE_STREAMS: dict[str, TimelineStream] = {}
+
+
+def add_stream(stream: TimelineStream) -> None:
+    assert stream.rank not in _RANK.values() or _RANK.get(stream.kind) == stream.rank, "ranks order the streams"
+    TIMELINE_STREAMS[stream.kind] = stream
+    _RANK[stream.kind] = stream.rank
 
 
 def _older(column_ts: Any, column_id: Any, rank: int, cursor: tuple[datetime, int, int] | None) -> Any:
@@ -73,6 +95,9 @@ def timeline(session: Session, principal: Principal, profile: Profile, *, limit:
         .order_by(AuditRecord.ts.desc(), AuditRecord.id.desc()).limit(limit + 1))
     items = [TimelineItem(EVENT, e.id, e.ts, e) for e in events]
     items += [TimelineItem(CHANGE, c.id, c.ts, c) for c in changes]
+    for stream in TIMELINE_STREAMS.values():
+        items += stream.read(session, principal, profile, limit,
+                             lambda ts, id_, rank=stream.rank: _older(ts, id_, rank, after))
     items.sort(key=lambda i: (i.ts, _RANK[i.kind], i.id), reverse=True)
     if len(items) <= limit:
         return Page(items, None)

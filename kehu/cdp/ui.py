@@ -508,6 +508,15 @@ def _timeline(principal: Any, profile_id: int) -> None:
                 for item in page_.items:
                     change = item.kind == "change"
                     with ui.row().classes("w-full no-wrap items-start gap-3 py-2 border-b border-gray-100"):
+                        if item.kind == "segment":  # entered or left a segment
+                            entered = item.action == "entered"
+                            ui.icon("filter_alt" if entered else "filter_alt_off").classes(
+                                f"text-xl mt-1 {'text-positive' if entered else 'text-grey-6'}")
+                            ui.link(tr(f"timeline.segment_{item.action}", name=item.summary or ""),
+                                    f"/segments/{item.entity_id}").classes("font-medium flex-1 text-grey-9")
+                            ui.label(format_local(item.ts, principal.timezone)).classes(
+                                "text-xs text-grey-6 shrink-0")
+                            continue
                         if change:
                             ui.icon(CHANGE_ICONS.get(item.action or "", "history")).classes(
                                 "text-xl text-amber-8 mt-1")

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from kehu.cdp import exports
+from kehu.cdp import exports, timeline
 from kehu.cdp import service as cdp_service
 from kehu.cdp.models import Export, Profile
 from kehu.core import audit, jobs
@@ -64,6 +64,27 @@ def export_segment(session: Session, principal: Principal, segment_id: int, *, f
     get_segment(session, principal, segment_id)
     return exports.request_export(session, principal, format=format,
                                   filters=exports.ExportFilters(extra={"segment_id": segment_id}))
+
+
+# -- entering and leaving, on the customer's timeline ---------------------------------------------------------
+def _timeline_changes(session: Session, principal: Principal, profile: Profile, limit: int,
+                      older: Any) -> list[timeline.TimelineItem]:
+    """The customer's entries into and exits from the segments the reader may see."""
+    if not principal.can("segments", "read"):
+        return []
+    rows = session.execute(select(SegmentChange, Segment.name).join(Segment, Segment.id == SegmentChange.segment_id)
+                           .where(SegmentChange.profile_id == profile.id, SegmentChange.org_id == principal.org_id,
+                                  scope(principal, Segment), older(SegmentChange.at, SegmentChange.id))
+                           .order_by(SegmentChange.at.desc(), SegmentChange.id.desc()).limit(limit + 1))
+    return [timeline.TimelineItem("segment", change.id, change.at, (change, name)) for change, name in rows]
+
+
+def _timeline_item(principal: Principal, row: tuple[SegmentChange, str]) -> dict[str, Any]:
+    change, name = row
+    return {"action": change.change, "entity": "segments", "entity_id": change.segment_id, "summary": name}
+
+
+timeline.add_stream(timeline.TimelineStream("segment", 2, _timeline_changes, _timeline_item))
 
 
 # -- saved segments ------------------------------------------------------------------------------------

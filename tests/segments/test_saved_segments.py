@@ -8,6 +8,7 @@ from sqlalchemy import select
 from kehu.segments.models import SegmentChange, SegmentMember
 from tests.cdp.test_imports import run_jobs
 from tests.factories.cdp import basic, call, make_source, process
+from tests.factories.tenancy import make_user
 
 SHANGHAI = {"type": "field", "field": "city", "op": "eq", "value": "上海"}
 
@@ -57,6 +58,28 @@ def test_a_dynamic_segment_follows_its_condition(people, client, login, session,
     run_jobs(clean_database, settings)
     session.expire_all()
     assert len(session.scalars(select(SegmentChange).where(SegmentChange.segment_id == made["id"])).all()) == 4
+
+    # 李娜's timeline shows her entering and leaving, among her events and changes, page by page
+    li_na = next(c["profile_id"] for c in changes if c["change"] == "left")
+    seen, cursor = [], None
+    while True:
+        page = client.get(f"/api/v1/customers/{li_na}/timeline", headers=admin,
+                          params={"limit": 2, **({"cursor": cursor} if cursor else {})}).json()
+        seen += page["items"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    memberships = [(i["action"], i["summary"], i["entity_id"]) for i in seen if i["kind"] == "segment"]
+    assert memberships == [("left", "上海客户", made["id"]), ("entered", "上海客户", made["id"])]
+    assert len({(i["kind"], i["id"]) for i in seen}) == len(seen)  # no item twice across pages
+    assert [i["ts"] for i in seen] == sorted((i["ts"] for i in seen), reverse=True)
+    everything = client.get(f"/api/v1/customers/{li_na}/timeline", headers=admin, params={"limit": 100}).json()
+    assert [(i["kind"], i["id"]) for i in everything["items"]] == [(i["kind"], i["id"]) for i in seen]
+    # a call-centre agent (no access to segments) sees the customer's timeline without them
+    make_user(session, people.system, people.hq, "call_centre_agent", email="agent@example.com")
+    session.commit()
+    agent = client.get(f"/api/v1/customers/{li_na}/timeline", headers=login("agent@example.com")).json()
+    assert agent["items"] and not [i for i in agent["items"] if i["kind"] == "segment"]
 
 
 def test_a_static_segment_keeps_its_snapshot_and_hand_picked_members(people, client, login, session,
