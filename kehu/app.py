@@ -22,6 +22,7 @@ from kehu.core.jobs import Worker
 from kehu.core.logging import configure_logging
 from kehu.core.settings import Settings, get_settings
 from kehu.segments import api as segments_api
+from kehu.segments.lists import MAX_LIST_BYTES
 from kehu.tenancy import api as tenancy_api
 from kehu.tenancy.service import principal_for_job
 
@@ -61,7 +62,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
                        limits={"/v1/batch": MAX_BATCH_BYTES, "/v1/": MAX_MESSAGE_BYTES,
-                               "/api/v1/imports": MAX_FILE_BYTES + 1024 * 1024, "/_nicegui/": MAX_FILE_BYTES})
+                               "/api/v1/imports": MAX_FILE_BYTES + 1024 * 1024,
+                               "/api/v1/segments/": MAX_LIST_BYTES + 1024 * 1024, "/_nicegui/": MAX_FILE_BYTES})
     app.add_middleware(MetricsMiddleware)
     app.include_router(tenancy_api.router)
     app.include_router(cdp_api.router)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
 from kehu.cdp import exports, fields
 from kehu.cdp import service as cdp_service
 from kehu.cdp.schemas import ExportOut, ProfileOut
-from kehu.segments import rfm, schemas, service, tags
+from kehu.segments import lists, rfm, schemas, service, tags
 from kehu.tenancy.deps import Cursor, Limit, PrincipalDep, SessionDep
 from kehu.tenancy.schemas import Page
 
@@ -58,6 +58,19 @@ def refresh_segment(segment_id: int, session: SessionDep, principal: PrincipalDe
 def delete_segment(segment_id: int, session: SessionDep, principal: PrincipalDep) -> Response:
     service.delete_segment(session, principal, segment_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/segments/{segment_id}/members/upload", response_model=schemas.ListUploadOut)
+def upload_members(segment_id: int, session: SessionDep, principal: PrincipalDep,
+                   file: Annotated[UploadFile, File(description="CSV (UTF-8 or GBK) or XLSX, first row = headers")],
+                   match_by: Annotated[str, Form(description="customer_id, or an identity kind: mobile, email, "
+                                                             "wechat_openid, vin …")] = "mobile",
+                   column: Annotated[str | None, Form(description="the column holding the values (found by its "
+                                                                  "name when left out)")] = None) -> Any:
+    """Add the customers a list names to a static segment (up to 200,000 rows). Every row is accounted for:
+    added, already a member, or rejected with its row number and reason."""
+    return lists.add_from_file(session, principal, segment_id, filename=file.filename or "list.csv",
+                               content=file.file.read(), match_by=match_by, column=column or None)
 
 
 @router.get("/segments/{segment_id}/members", response_model=Page[ProfileOut])

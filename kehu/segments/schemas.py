@@ -168,7 +168,7 @@ condition_adapter: TypeAdapter[Any] = TypeAdapter(Condition)
 
 class SegmentCreate(_Shape):
     """A dynamic segment follows its condition; a static one is a snapshot of its condition's members now,
-    or of hand-picked customers (``profile_ids``), or both."""
+    or of hand-picked customers (``profile_ids``), or both, or empty until a list is uploaded to it."""
 
     name: str = Field(min_length=1, max_length=100)
     description: str = Field(default="", max_length=500)
@@ -180,8 +180,8 @@ class SegmentCreate(_Shape):
     def picked_only_for_static(self) -> SegmentCreate:
         if self.profile_ids and self.kind != "static":
             raise ValueError("hand-picked customers (profile_ids) make a static segment")
-        if self.condition is None and not self.profile_ids:
-            raise ValueError("give a condition, or hand-picked customers for a static segment")
+        if self.condition is None and self.kind == "dynamic":
+            raise ValueError("a dynamic segment needs a condition")
         return self
 
 
@@ -192,6 +192,24 @@ class SegmentUpdate(_Shape):
     name: str | None = Field(default=None, min_length=1, max_length=100)
     description: str | None = Field(default=None, max_length=500)
     condition: Condition | None = None
+
+
+class ListRejection(BaseModel):
+    row: int = Field(description="the row number as a spreadsheet shows it (the header is row 1)")
+    value: str
+    code: str = Field(description="not_found | repeated | phone_invalid | email_invalid | …")
+    reason: str = Field(description="the reason, in the uploader's language")
+
+
+class ListUploadOut(BaseModel):
+    """What became of each row: added, already a member, or rejected with its reason."""
+
+    model_config = ConfigDict(from_attributes=True)
+    rows: int
+    added: int
+    already: int
+    column: str = Field(description="the column the values were read from")
+    rejected: list[ListRejection]
 
 
 class SegmentOut(BaseModel):

@@ -14,7 +14,7 @@ from kehu.cdp import ui as cdp_ui
 from kehu.cdp.identity_rules import list_rules
 from kehu.core.errors import KehuError
 from kehu.core.timeutil import format_local
-from kehu.segments import rfm, schemas, service, tags
+from kehu.segments import lists, rfm, schemas, service, tags
 from kehu.segments.conditions import OPERATORS, OPTIONS, STANDARD_FIELDS
 from kehu.tenancy import service as tenancy_service
 from kehu.ui.components import ServerTable, add_status_slot, localise_table
@@ -52,6 +52,8 @@ def segments_page() -> None:
             ui.label(tr("segments.intro")).classes("text-grey-7")
             ui.space()
             if principal.can("segments", "create"):
+                ui.button(tr("segments.from_list"), icon="upload_file", on_click=lambda: list_dialog(principal)
+                          ).props("outline").mark("segment-from-list")
                 ui.button(tr("segments.new"), icon="add", on_click=lambda: ui.navigate.to("/segments/new")).mark(
                     "new-segment")
         if not rows:
@@ -180,6 +182,83 @@ def _tags_card(principal: Any, segment_names: dict[int, str]) -> None:
             dialog.open()
 
         draw()
+
+
+# -- lists -------------------------------------------------------------------------------------------------
+def list_dialog(principal: Any, segment_id: int | None = None) -> None:
+    """Upload a list (mobiles, e-mails, customer numbers, any identity) into a new static segment, or into
+    the static segment ``segment_id``; then show what became of every row."""
+    with unit_of_work() as session:
+        kinds = {k: tr("segments.list.customer_id") if k == lists.CUSTOMER_ID else
+                 (r.label_zh if principal.locale == "zh" else r.label_en) or k
+                 for k, r in [(lists.CUSTOMER_ID, None), *((r.kind, r) for r in list_rules(session, principal.org_id))]}
+    with ui.dialog() as dialog, ui.card().classes("w-[640px] max-w-full"):
+        ui.label(tr("segments.add_list") if segment_id else tr("segments.from_list")).classes("text-lg font-medium")
+        ui.label(tr("segments.list.help")).classes("text-sm text-grey-7")
+        name = None if segment_id else ui.input(tr("segments.name")).props("outlined dense").classes("w-full").mark(
+            "list-name")
+        with ui.row().classes("w-full gap-3 no-wrap"):
+            match_by = ui.select(kinds, value="mobile" if "mobile" in kinds else lists.CUSTOMER_ID,
+                                 label=tr("segments.list.match_by")).props("outlined dense").classes("flex-1")
+            column = ui.input(tr("segments.list.column"), placeholder=tr("segments.list.column_hint")).props(
+                "outlined dense").classes("flex-1")
+        picker = ui.upload(label=tr("imports.choose"), auto_upload=True, on_upload=lambda e: uploaded(e),
+                           max_file_size=lists.MAX_LIST_BYTES).props('accept=".csv,.xlsx,.xlsm,.txt"').classes(
+            "w-full").mark("list-upload")
+        outcome = ui.column().classes("w-full gap-2")
+        with ui.row().classes("w-full justify-end"):
+            ui.button(tr("common.close"), on_click=dialog.close).props("flat")
+        made_here: dict[str, int] = {}
+
+        async def uploaded(event: Any) -> None:
+            content = await event.file.read()
+            filename = event.file.name
+
+            def fill(session: Any) -> tuple[int, Any]:
+                target = made_here.get("id", segment_id)
+                if target is None:
+                    made = service.create_segment(session, principal, schemas.SegmentCreate(
+                        name=(name.value if name else "").strip() or filename.rsplit(".", 1)[0][:100],
+                        kind="static"))
+                    target = made.id
+                return target, lists.add_from_file(session, principal, target, filename=filename, content=content,
+                                                   match_by=match_by.value, column=(column.value or "").strip() or None)
+
+            done = run_action(fill)
+            picker.reset()
+            if done is None:
+                return
+            target, result = done
+            made_here["id"] = target  # a second file goes into the segment the first one made
+            if name is not None:
+                name.disable()
+            show(target, result)
+
+        def show(target: int, result: lists.ListUpload) -> None:
+            outcome.clear()
+            with outcome:
+                ui.label(tr("segments.list.outcome", rows=f"{result.rows:,}", added=f"{result.added:,}",
+                            already=f"{result.already:,}", rejected=f"{len(result.rejected):,}")).classes(
+                    "text-positive font-medium" if not result.rejected else "text-warning font-medium").mark(
+                    "list-outcome")
+                if result.rejected:
+                    table = ui.table(columns=[
+                        {"name": "row", "label": tr("segments.list.row"), "field": "row", "sortable": True},
+                        {"name": "value", "label": result.column, "field": "value", "align": "left"},
+                        {"name": "reason", "label": tr("segments.list.reason"), "field": "reason", "align": "left"},
+                    ], rows=[{"row": r.row, "value": r.value, "reason": r.reason} for r in result.rejected],
+                        row_key="row", pagination=8).classes("w-full").props("flat dense bordered")
+                    localise_table(table, tr)
+                with ui.row().classes("gap-2"):
+                    if result.rejected:
+                        ui.button(tr("imports.download_rejected"), icon="download",
+                                  on_click=lambda: ui.download.content(lists.rejections_csv(result, principal.locale),
+                                                                       f"segment-{target}-rejected.csv", "text/csv")
+                                  ).props("outline")
+                    ui.button(tr("segments.list.open"), icon="open_in_new",
+                              on_click=lambda: ui.navigate.to(f"/segments/{target}")).mark("list-open")
+
+    dialog.open()
 
 
 # -- the builder ------------------------------------------------------------------------------------------
@@ -613,6 +692,9 @@ def segment_page(segment_id: int) -> None:
                     f"/segments/{segment_id}/edit")).props("outline").mark("segment-edit")
             if segment.kind == "dynamic" and principal.can("segments", "update"):
                 ui.button(tr("segments.refresh"), icon="refresh", on_click=lambda: refresh()).props("outline")
+            if segment.kind == "static" and principal.can("segments", "update"):
+                ui.button(tr("segments.add_list"), icon="upload_file", on_click=lambda: list_dialog(
+                    principal, segment_id)).props("outline").mark("segment-add-list")
             if principal.can("segments", "delete"):
                 ui.button(tr("segments.delete"), icon="delete", on_click=lambda: remove()).props("flat color=negative")
         with ui.row().classes("w-full gap-4"):

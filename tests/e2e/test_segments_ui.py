@@ -96,3 +96,24 @@ def test_marketing_builds_a_segment_and_sees_it_on_the_customer(page, server, si
         page.wait_for_timeout(500)
     page.locator("canvas").first.wait_for()  # the chart of the eight classes
     shoot(page, "segments-list")
+
+
+def test_a_trade_fair_list_becomes_a_static_segment(page, server, sign_in, tmp_path):
+    with api(server, "admin@demo.kehu.dev") as admin:
+        owners = admin.post("/api/v1/segments/preview", json={"condition": {
+            "type": "field", "field": "mobile", "op": "is_set"}, "sample": 3}).json()["sample"]
+    mobiles = [p["mobile"].replace("+86", "") for p in owners]
+    listed = tmp_path / "车展名单.csv"
+    listed.write_text("手机号,姓名\n" + "".join(f"{m},来宾\n" for m in mobiles) + "123,写错了\n", encoding="utf-8")
+
+    sign_in("admin@demo.kehu.dev")
+    page.goto(f"{server}/segments")
+    page.get_by_role("button", name="从名单导入").click()
+    page.get_by_label("名称").fill("车展来宾")
+    page.locator(".q-uploader input[type=file]").set_input_files(str(listed))
+    page.get_by_text(f"共 4 行：新增 {len(mobiles)} 位客户，0 位已在客群，1 行未导入。").wait_for()
+    shoot(page, "segments-from-list")
+    page.get_by_role("button", name="查看客群").click()
+    page.wait_for_url(re.compile(rf"{server}/segments/\d+"))
+    page.locator(".q-table").get_by_text(owners[0]["name"]).first.wait_for()
+    page.get_by_role("button", name="导入名单").wait_for()  # a static segment takes more lists
