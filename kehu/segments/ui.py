@@ -86,6 +86,38 @@ def _rfm_card(principal: Any) -> None:
         if run_action(lambda s: rfm.request_run(s, principal), tr("rfm.queued")):
             computed.text = tr("rfm.running")
 
+    def edit() -> None:
+        """The bounds as a grid: recency (days), frequency (orders) and monetary (CNY), four ascending each."""
+        inputs: dict[str, list[Any]] = {}
+        with ui.dialog() as dialog, ui.card().classes("w-[640px] max-w-full"):
+            ui.label(tr("rfm.edit")).classes("text-lg font-medium")
+            ui.label(tr("rfm.edit_help")).classes("text-sm text-grey-7")
+            for key, step in (("recency_days", 1), ("frequency", 1), ("monetary", 1000)):
+                with ui.row().classes("w-full items-center gap-2 no-wrap"):
+                    ui.label(tr(f"rfm.bounds.{key}")).classes("w-40 shrink-0")
+                    inputs[key] = [ui.number(value=v, min=0, step=step, format="%.0f").props("outlined dense").classes(
+                        "flex-1") for v in getattr(model, key)]
+            statuses = ui.select({s: tr(f"order.status.{s}") for s in
+                                  ("placed", "paid", "delivered", "cancelled", "refunded")},
+                                 value=list(model.statuses), multiple=True, label=tr("rfm.statuses")).props(
+                "outlined dense use-chips").classes("w-full")
+
+            def save() -> None:
+                values = {k: [int(b.value) if k != "monetary" else float(b.value) for b in boxes]
+                          if all(b.value is not None for b in boxes) else None for k, boxes in inputs.items()}
+                if any(v is None for v in values.values()):
+                    ui.notify(tr("rfm.bounds_missing"), type="warning")
+                    return
+                if run_action(lambda s: rfm.update_model(s, principal, {**values, "statuses": statuses.value}),
+                              tr("rfm.saved")):
+                    dialog.close()
+                    ui.navigate.reload()
+
+            with ui.row().classes("w-full justify-end"):
+                ui.button(tr("common.cancel"), on_click=dialog.close).props("flat")
+                ui.button(tr("common.save"), on_click=save).mark("rfm-save")
+        dialog.open()
+
     with unit_of_work() as session:
         model = schemas.RfmModelOut.model_validate(rfm.get_model(session, principal))
         shares = rfm.distribution(session, principal)
@@ -95,6 +127,8 @@ def _rfm_card(principal: Any) -> None:
             computed = ui.label(tr("rfm.computed", at=format_local(model.computed_at, principal.timezone))
                                 if model.computed_at else tr("rfm.never")).classes("text-grey-7 text-sm")
             ui.space()
+            if principal.has("settings.manage"):
+                ui.button(tr("rfm.edit"), icon="tune", on_click=lambda: edit()).props("flat").mark("rfm-edit")
             if principal.can("segments", "create"):
                 ui.button(tr("rfm.run"), icon="calculate", on_click=lambda: run()).props("outline").mark("rfm-run")
         ui.label(tr("rfm.help", r=", ".join(map(str, model.recency_days)), f=", ".join(map(str, model.frequency)),

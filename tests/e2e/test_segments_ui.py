@@ -96,6 +96,11 @@ def test_marketing_builds_a_segment_and_sees_it_on_the_customer(page, server, si
         page.wait_for_timeout(500)
     page.locator("canvas").first.wait_for()  # the chart of the eight classes
     shoot(page, "segments-list")
+    page.get_by_role("button", name="调整评分区间").click()
+    page.locator(".q-dialog input").nth(0).fill("14")  # recent means within two weeks (was 30 days)
+    shoot(page, "segments-rfm-bounds")
+    page.get_by_role("button", name="保存").click()
+    page.get_by_text(re.compile("≤ 14, 90, 180, 365")).wait_for()
 
 
 def test_a_trade_fair_list_becomes_a_static_segment(page, server, sign_in, tmp_path):
