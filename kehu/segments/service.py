@@ -6,7 +6,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, literal, select, update
+from sqlalchemy import and_, delete, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from kehu.cdp import exports, timeline
@@ -334,18 +334,22 @@ def _run_refresh(ctx: jobs.JobContext) -> dict[str, Any]:
 @jobs.poller
 def enqueue_due_refreshes(database: Database, limit: int = 20) -> bool:
     """Dynamic segments not computed for ``segment_refresh_minutes`` get a refresh job (as the platform: a
-    segment covers its unit whoever made it). Several workers may look at once; each due segment is queued
-    once, by the worker whose update finds it still due."""
+    segment covers its unit whoever made it), and so do segments left waiting on a job that failed for good.
+    Several workers may look at once; each due segment is queued once, by the worker whose update finds it
+    still due (the update waits for the other's commit and then sees the new job)."""
     due_before = utcnow() - timedelta(minutes=get_settings().segment_refresh_minutes)
+    dead_jobs = select(jobs.Job.id).where(jobs.Job.status.in_((jobs.FAILED, jobs.CANCELLED)))
+    due = or_(and_(Segment.status.in_(("ready", "failed")), Segment.refreshed_at < due_before),
+              and_(Segment.status.in_(("queued", "refreshing")), Segment.job_id.in_(dead_jobs)))
     with database.unit_of_work() as session:
-        candidates = list(session.scalars(select(Segment.id).where(
-            Segment.kind == "dynamic", Segment.status.in_(("ready", "failed")), Segment.condition.is_not(None),
-            Segment.refreshed_at < due_before).order_by(Segment.refreshed_at).limit(limit)))
+        candidates = session.execute(select(Segment.id, Segment.job_id).where(
+            Segment.kind == "dynamic", Segment.condition.is_not(None), due).order_by(
+            Segment.refreshed_at.nulls_first()).limit(limit)).all()
         queued = 0
-        for segment_id in candidates:
+        for segment_id, job_id in candidates:
             claimed = session.execute(update(Segment).where(
-                Segment.id == segment_id, Segment.status.in_(("ready", "failed")), Segment.refreshed_at < due_before
-            ).values(status="queued").execution_options(synchronize_session=False)).rowcount
+                Segment.id == segment_id, Segment.job_id.is_(None) if job_id is None else Segment.job_id == job_id,
+                due).values(status="queued").execution_options(synchronize_session=False)).rowcount
             if claimed:
                 segment = session.get(Segment, segment_id)
                 assert segment is not None

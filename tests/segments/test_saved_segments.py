@@ -294,3 +294,17 @@ def test_a_refresh_that_failed_for_good_does_not_block_the_next(people, client, 
     assert client.post(f"/api/v1/segments/{made['id']}/refresh", headers=admin).status_code == 202
     run_jobs(clean_database, settings)
     assert client.get(f"/api/v1/segments/{made['id']}", headers=admin).json()["status"] == "ready"
+
+    # left waiting on a dead job, the schedule picks it up without anyone asking (once, however many look)
+    from kehu.segments.service import enqueue_due_refreshes
+
+    session.expire_all()
+    segment = session.get(Segment, made["id"])
+    session.get(Job, segment.job_id).status = "failed"
+    segment.status = "queued"
+    session.commit()
+    assert enqueue_due_refreshes(clean_database) is True
+    assert enqueue_due_refreshes(clean_database) is False
+    run_jobs(clean_database, settings)
+    after = client.get(f"/api/v1/segments/{made['id']}", headers=admin).json()
+    assert (after["status"], after["refreshes"]) == ("ready", 2)
