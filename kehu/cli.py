@@ -374,9 +374,12 @@ def bench(
     size: Annotated[int | None, typer.Option(help="Override the benchmark's data size")] = None,
     database_url: Annotated[str | None, typer.Option(help="Server to measure on (default: PostgreSQL at "
                                                      "127.0.0.1:5432, database kehu_bench)")] = None,
+    reuse: Annotated[bool, typer.Option("--reuse", help="Measure on the data a previous run left in the "
+                                                        "database, where the benchmark can (segments)")] = False,
 ) -> None:
     """Measure a DESIGN.md §6 target against its baseline in the same run; prints one JSON object each."""
     import importlib.util
+    import inspect
     import json as json_lib
     from pathlib import Path
 
@@ -392,7 +395,9 @@ def bench(
         spec = importlib.util.spec_from_file_location(f"kehu_bench_{bench_name}", path)
         module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
         spec.loader.exec_module(module)  # type: ignore[union-attr]
-        kwargs = {"size": size} if size else {}
+        kwargs: dict[str, object] = {"size": size} if size else {}
+        if reuse and "reuse" in inspect.signature(module.run).parameters:
+            kwargs["reuse"] = True
         result = module.run(database_url=database_url, **kwargs)
         print(json_lib.dumps(result, ensure_ascii=False))
         results.append(result)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, literal, or_, select, update
@@ -24,10 +24,11 @@ from kehu.tenancy.access import Principal, get_scoped, masked, require_row, scop
 from kehu.tenancy.models import BusinessUnit, Organization
 
 
-def matching(session: Session, principal: Principal, condition: Any) -> Any:
-    """The SELECT of the live profiles the principal may read that meet ``condition`` (one statement)."""
+def matching(session: Session, principal: Principal, condition: Any, *, now: datetime | None = None) -> Any:
+    """The SELECT of the live profiles the principal may read that meet ``condition`` (one statement), with
+    relative dates counted back from ``now`` (the present unless given)."""
     principal.require("profiles", "read")
-    clause = compile_condition(session, principal.org_id, principal.timezone, condition)
+    clause = compile_condition(session, principal.org_id, principal.timezone, condition, now=now)
     return select(Profile).where(scope(principal, Profile), Profile.merged_into_id.is_(None), clause)
 
 
