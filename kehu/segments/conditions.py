@@ -20,7 +20,17 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from kehu.cdp.fields import definitions
-from kehu.cdp.models import ConsentRecord, CustomField, Event, Identity, Order, OrderLine, Profile
+from kehu.cdp.models import (
+    Account,
+    AccountMember,
+    ConsentRecord,
+    CustomField,
+    Event,
+    Identity,
+    Order,
+    OrderLine,
+    Profile,
+)
 from kehu.core.db import utcnow
 from kehu.core.errors import FieldError, ValidationFailed
 from kehu.segments import schemas
@@ -366,6 +376,40 @@ class Compiler:
         return value.as_string() == text if node.op == "eq" else or_(value.as_string().is_(None),
                                                                       value.as_string() != text)
 
+    def _event_time(self, node: schemas.EventTimeRule, path: str) -> ColumnElement[bool]:
+        moment = func.min(Event.ts) if node.which == "first" else func.max(Event.ts)
+        having = self._moment_bound(moment, node.op, node.value, f"{path}.value")
+        if having is None:
+            return false()
+        return Profile.id.in_(select(Event.profile_id).where(Event.org_id == self.org_id, Event.event == node.event)
+                              .group_by(Event.profile_id).having(having))
+
+    def _moment_bound(self, moment: Any, op: str, value: Any, path: str) -> ColumnElement[bool] | None:
+        """``moment`` (an aggregate time) against a day or a number of days back; None when ``value`` is bad."""
+        if op in ("within_last_days", "more_than_days_ago"):
+            days = self._days(value, path)
+            if days is None:
+                return None
+            bound = self.now - timedelta(days=days)
+            return moment >= bound if op == "within_last_days" else moment < bound
+        bounds = self._day_range(value, path, False, False)
+        if bounds is None:
+            return None
+        return moment < bounds[0] if op == "before" else moment >= bounds[1]
+
+    # -- accounts ---------------------------------------------------------------------------------------
+    def _account(self, node: schemas.AccountRule, path: str) -> ColumnElement[bool]:
+        accounts = select(Account.id).where(Account.org_id == self.org_id)
+        if node.account_id is not None:
+            if not self.session.scalar(accounts.where(Account.id == node.account_id)):
+                return self.fail(f"{path}.account_id", f"no account {node.account_id} in this organisation",
+                                 "unknown_account")
+            accounts = accounts.where(Account.id == node.account_id)
+        if node.kind is not None:
+            accounts = accounts.where(Account.kind == node.kind)
+        members = select(AccountMember.profile_id).where(AccountMember.account_id.in_(accounts))
+        return Profile.id.in_(members) if node.op == "member" else _outside(members)
+
     # -- orders -----------------------------------------------------------------------------------------
     def _orders(self, node: schemas.OrderRule, path: str) -> ColumnElement[bool]:
         wheres = [Order.org_id == self.org_id, *self._window(Order.ordered_at, node.window, f"{path}.window")]
@@ -379,18 +423,9 @@ class Compiler:
             if node.op not in ("before", "after", "within_last_days", "more_than_days_ago"):
                 return self.fail(f"{path}.op", "last_ordered_at takes before, after, within_last_days or "
                                                "more_than_days_ago", "wrong_operator")
-            last = func.max(Order.ordered_at)
-            if node.op in ("within_last_days", "more_than_days_ago"):
-                days = self._days(node.value, value_path)
-                if days is None:
-                    return false()
-                bound = self.now - timedelta(days=days)
-                having = last >= bound if node.op == "within_last_days" else last < bound
-            else:
-                bounds = self._day_range(node.value, value_path, False, False)
-                if bounds is None:
-                    return false()
-                having = last < bounds[0] if node.op == "before" else last >= bounds[1]
+            having = self._moment_bound(func.max(Order.ordered_at), node.op, node.value, value_path)
+            if having is None:
+                return false()
             return Profile.id.in_(base.group_by(Order.profile_id).having(having))
         if node.op not in ("eq", "gte", "gt", "lte", "lt"):
             return self.fail(f"{path}.op", f"{node.measure} takes eq, gte, gt, lte or lt", "wrong_operator")

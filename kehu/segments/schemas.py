@@ -74,6 +74,27 @@ class EventRule(_Shape):
     where: list[PropertyFilter] = Field(default_factory=list, max_length=10)
 
 
+class EventTimeRule(_Shape):
+    """When a customer first (or last) did an event: "first test drive after 1 March", "last app login more
+    than 90 days ago". Customers who never did it meet none of these."""
+
+    type: Literal["event_time"]
+    event: str = Field(min_length=1, max_length=200)
+    which: Literal["first", "last"] = "last"
+    op: Literal["before", "after", "within_last_days", "more_than_days_ago"]
+    value: Any
+
+
+class AccountRule(_Shape):
+    """Belongs (or does not belong) to an account: a given one (``account_id``), or any of a kind (a company,
+    a household, a dealer group), or any at all when neither is given."""
+
+    type: Literal["account"]
+    op: Literal["member", "not_member"] = "member"
+    account_id: int | None = None
+    kind: Literal["company", "household", "dealer_group"] | None = None
+
+
 class OrderRule(_Shape):
     """Orders: how many, how much in total (CNY), or when the last one was; optionally only some statuses,
     one product (SKU) or a window."""
@@ -135,8 +156,8 @@ class Not(_Shape):
     condition: Condition
 
 
-Condition = Annotated[AllOf | AnyOf | Not | FieldRule | IdentityRule | EventRule | OrderRule | ConsentRule | UnitRule
-                      | SegmentRule | TagRule, Field(discriminator="type")]
+Condition = Annotated[AllOf | AnyOf | Not | FieldRule | IdentityRule | EventRule | EventTimeRule | OrderRule
+                      | ConsentRule | UnitRule | SegmentRule | TagRule | AccountRule, Field(discriminator="type")]
 AllOf.model_rebuild()
 AnyOf.model_rebuild()
 Not.model_rebuild()

@@ -8,7 +8,7 @@ from typing import Any, get_args
 from nicegui import ui
 from pydantic import ValidationError
 
-from kehu.cdp import fields
+from kehu.cdp import fields, relations
 from kehu.cdp import service as cdp_service
 from kehu.cdp import ui as cdp_ui
 from kehu.cdp.identity_rules import list_rules
@@ -21,7 +21,8 @@ from kehu.ui.components import ServerTable, add_status_slot, localise_table
 from kehu.ui.shell import empty_state, frame, notify_error, page, run_action, stat_card, tr, unit_of_work
 
 STATUS_COLOURS = {"queued": "grey-7", "refreshing": "primary", "ready": "positive", "failed": "negative"}
-RULE_TYPES = ("field", "event", "orders", "consent", "identity", "tag", "unit", "segment")
+RULE_TYPES = ("field", "event", "event_time", "orders", "consent", "identity", "tag", "account", "unit",
+              "segment")
 CHANNELS = ("sms", "email", "wechat", "phone", "app_push", "mail")
 COMMON_EVENTS = ("test_drive_booked", "test_drive_completed", "showroom_visit", "quote_requested", "order_placed",
                  "vehicle_delivered", "maintenance_visit", "complaint", "ad_click", "wechat_follow", "app_login")
@@ -324,6 +325,8 @@ class Builder:
                 if principal.can("units") else {}
             self.segments = {s.id: s.name for s in service.list_segments(session, principal, limit=200).items}
             self.tags = {t.id: t.name for t in tags.all_tags(session, principal)}
+            self.accounts = {a.id: a.name or a.external_id for a in relations.list_accounts(session, principal)} \
+                if principal.can("accounts") else {}
 
     def kinds_offered(self) -> list[str]:
         empty = {"unit": self.units, "segment": self.segments, "tag": self.tags}
@@ -340,6 +343,8 @@ class Builder:
             "unit": {"unit_id": next(iter(self.units), None), "op": "within"},
             "segment": {"segment_id": next(iter(self.segments), None), "op": "in"},
             "tag": {"tag_id": next(iter(self.tags), None), "op": "has"},
+            "event_time": {"event": "app_login", "which": "last", "op": "more_than_days_ago", "value": "90"},
+            "account": {"op": "member", "kind": None, "account_id": None},
         }
         return {"node": "rule", "type": kind, "keep": {}, **defaults[kind]}
 
@@ -379,6 +384,11 @@ class Builder:
             if rule["measure"] == "count" and isinstance(value, float) and value.is_integer():
                 value = int(value)
             return {"type": "orders", "measure": rule["measure"], "op": rule["op"], "value": value, **rule["keep"]}
+        if kind == "event_time":
+            return {"type": "event_time", "event": rule["event"], "which": rule["which"], "op": rule["op"],
+                    "value": _typed(rule["value"], rule["op"], "date")}
+        if kind == "account":
+            return {"type": "account", "op": rule["op"], **{k: rule[k] for k in ("kind", "account_id") if rule.get(k)}}
         return {k: v for k, v in rule.items() if k not in ("node", "keep")}
 
     # -- reading a saved condition back ------------------------------------------------------------------
@@ -413,7 +423,10 @@ class Builder:
                         property=first["property"] if first else "", property_value=_shown(first["value"])
                         if first else "")
             rule["keep"] = {k: v for k, v in (("window", window), ("where", where)) if v}
-        elif c["type"] == "orders":
+        elif c["type"] == "account":
+            rule.setdefault("kind", None)
+            rule.setdefault("account_id", None)
+        elif c["type"] in ("orders", "event_time"):
             rule["value"] = _shown(c.get("value"))
             rule["keep"] = {k: c[k] for k in ("status", "sku", "window") if c.get(k)}
             for key in ("status", "sku", "window"):
@@ -559,10 +572,10 @@ def builder_page(segment_id: int | None = None) -> None:
                     if child["node"] == "group":
                         draw_group(child, group, depth + 1)
                         continue
-                    with ui.row().classes("w-full items-center gap-2 no-wrap border rounded p-2"):
+                    with ui.row().classes("w-full items-center gap-2 no-wrap border rounded p-2 bg-white"):
                         ui.badge(tr(f"segments.rule.{child['type']}")).props("outline")
-                        _rule_inputs(builder, child, set_value)
-                        ui.space()
+                        with ui.row().classes("flex-1 min-w-0 items-center gap-2"):  # wraps on narrow screens
+                            _rule_inputs(builder, child, set_value)
                         ui.button(icon="close", on_click=lambda c=child, g=group: remove(g, c)).props(
                             "flat round dense")
 
@@ -646,7 +659,7 @@ def _rule_inputs(builder: Builder, rule: dict[str, Any], set_value: Any) -> None
                     "dense outlined debounce=400").classes("w-48").mark("rule-value")
     elif kind == "event":
         with ui.column().classes("gap-1"):
-            with ui.row().classes("items-center gap-2 no-wrap"):
+            with ui.row().classes("items-center gap-2"):
                 ui.select(list(dict.fromkeys([rule["event"], *COMMON_EVENTS])), value=rule["event"],
                           new_value_mode="add-unique", with_input=True, label=tr("segments.event"),
                           on_change=lambda e: set_value(rule, "event", e.value)).props("dense outlined").classes(
@@ -660,7 +673,7 @@ def _rule_inputs(builder: Builder, rule: dict[str, Any], set_value: Any) -> None
                 ui.number(tr("segments.within_days"), value=rule["within_days"], min=1, step=1,
                           on_change=lambda e: set_value(rule, "within_days", e.value)).props(
                     "dense outlined clearable").classes("w-32")
-            with ui.row().classes("items-center gap-2 no-wrap"):
+            with ui.row().classes("items-center gap-2"):
                 ui.label(tr("segments.where")).classes("text-sm text-grey-7")
                 ui.input(tr("segments.property"), value=rule["property"], placeholder="model",
                          on_change=lambda e: set_value(rule, "property", e.value)).props(
@@ -695,6 +708,27 @@ def _rule_inputs(builder: Builder, rule: dict[str, Any], set_value: Any) -> None
         op_select(["in", "not_in"])
         ui.select(builder.segments, value=rule["segment_id"],
                   on_change=lambda e: set_value(rule, "segment_id", e.value)).props("dense outlined").classes("w-56")
+    elif kind == "event_time":
+        ui.select({w: tr(f"segments.which.{w}") for w in ("first", "last")}, value=rule["which"],
+                  on_change=lambda e: set_value(rule, "which", e.value)).props("dense outlined").classes("w-28")
+        ui.select(list(dict.fromkeys([rule["event"], *COMMON_EVENTS])), value=rule["event"],
+                  new_value_mode="add-unique", with_input=True, label=tr("segments.event"),
+                  on_change=lambda e: set_value(rule, "event", e.value)).props("dense outlined").classes("w-52")
+        op_select(["within_last_days", "more_than_days_ago", "before", "after"])
+        hint = tr("segments.value_hint.days") if "days" in rule["op"] else tr("segments.value_hint.date")
+        ui.input(tr("segments.value"), value=str(rule["value"] or ""), placeholder=hint,
+                 on_change=lambda e: set_value(rule, "value", e.value)).props("dense outlined debounce=400").classes(
+            "w-36")
+    elif kind == "account":
+        op_select(["member", "not_member"])
+        ui.select({k: tr(f"account.kind.{k}") for k in ("company", "household", "dealer_group")}, value=rule["kind"],
+                  clearable=True, label=tr("segments.account_kind"),
+                  on_change=lambda e: set_value(rule, "kind", e.value)).props("dense outlined").classes("w-44")
+        if builder.accounts:
+            ui.select(builder.accounts, value=rule["account_id"], with_input=True, clearable=True,
+                      label=tr("segments.account_any"),
+                      on_change=lambda e: set_value(rule, "account_id", e.value)).props("dense outlined").classes(
+                "w-56")
     elif kind == "tag":
         op_select(["has", "lacks"])
         ui.select(builder.tags, value=rule["tag_id"], with_input=True,

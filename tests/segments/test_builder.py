@@ -30,6 +30,11 @@ def builder() -> Builder:
         {"type": "all", "conditions": [{"type": "tag", "tag_id": 7, "op": "lacks"},
                                        {"type": "consent", "channel": "sms", "purpose": "marketing",
                                         "op": "granted"}]}]},
+    {"type": "all", "conditions": [
+        {"type": "event_time", "event": "app_login", "which": "last", "op": "more_than_days_ago", "value": 90},
+        {"type": "event_time", "event": "test_drive_booked", "which": "first", "op": "after", "value": "2026-03-01"},
+        {"type": "account", "op": "member", "kind": "household"},
+        {"type": "account", "op": "not_member", "account_id": 12}]},
     {"type": "not", "condition": {"type": "any", "conditions": [
         {"type": "identity", "kind": "vin", "op": "has"}, {"type": "segment", "segment_id": 3, "op": "in"}]}},
 ])

@@ -11,12 +11,13 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
 from kehu.cdp import fields
-from kehu.cdp.models import ConsentRecord, Event, Identity, Order, Profile
+from kehu.cdp.models import Account, AccountMember, ConsentRecord, Event, Identity, Order, Profile
 from kehu.segments import schemas
 from kehu.segments.conditions import compile_condition
 from kehu.segments.models import ProfileTag, Tag
@@ -32,6 +33,7 @@ MODELS = [None, "ID.4", "ID.6"]
 STATUSES = ["placed", "paid", "cancelled"]
 TOTALS = [Decimal("0"), Decimal("1000"), Decimal("250000")]
 DEALERS = ["dealer_a", "dealer_b", "dealer_c"]
+ACCOUNTS = {"acme": "company", "wang": "household"}
 # Days ago are whole days plus an odd fraction, so no moment falls exactly on a window's edge.
 DAYS = st.integers(0, 60).map(lambda d: d + 0.37)
 
@@ -50,6 +52,7 @@ class Person:
     consent: list[tuple[float, str]]  # sms/marketing records: (days ago, granted|withdrawn)
     tagged: bool
     merged: bool
+    accounts: list[str]
     id: int = 0
 
 
@@ -68,6 +71,7 @@ people_strategy = st.lists(st.builds(
                      unique_by=lambda c: c[0]),
     tagged=st.booleans(),
     merged=st.sampled_from([False, False, False, True]),
+    accounts=st.lists(st.sampled_from(list(ACCOUNTS)), unique=True),
 ), min_size=1, max_size=10)
 
 COUNT_OPS = ["eq", "gte", "gt", "lte", "lt"]
@@ -95,9 +99,7 @@ DATE_RULES = st.one_of(
     st.builds(lambda op, n: {"type": "field", "field": "last_seen_at", "op": op, "value": n},
               st.sampled_from(["within_last_days", "more_than_days_ago"]), st.integers(0, 60)),
 )
-OTHER_RULES = st.one_of(
-    st.builds(lambda kind, op: {"type": "identity", "kind": kind, "op": op}, st.sampled_from(KINDS),
-              st.sampled_from(["has", "lacks"])),
+BEHAVIOUR_RULES = st.one_of(
     st.builds(lambda event, op, count, within, model: {
         "type": "event", "event": event, "op": op,
         **({"count": count} if count and op == "did" else {}),
@@ -115,18 +117,36 @@ OTHER_RULES = st.one_of(
               st.sampled_from(COUNT_OPS), st.sampled_from([0, 1000, 2000, 250000])),
     st.builds(lambda op, n: {"type": "orders", "measure": "last_ordered_at", "op": op, "value": n},
               st.sampled_from(["within_last_days", "more_than_days_ago"]), st.integers(0, 60)),
+    st.builds(lambda event, which, op, n: {"type": "event_time", "event": event, "which": which, "op": op,
+                                           "value": n},
+              st.sampled_from(EVENTS), st.sampled_from(["first", "last"]),
+              st.sampled_from(["within_last_days", "more_than_days_ago"]), st.integers(0, 60)),
+)
+RELATION_RULES = st.one_of(
+    st.builds(lambda kind, op: {"type": "identity", "kind": kind, "op": op}, st.sampled_from(KINDS),
+              st.sampled_from(["has", "lacks"])),
+    st.builds(lambda op, account, kind: {"type": "account", "op": op,
+                                         **({"account_id": account} if account else {}),
+                                         **({"kind": kind} if kind else {})},
+              st.sampled_from(["member", "not_member"]), st.sampled_from([None, *ACCOUNTS]),
+              st.sampled_from([None, "company", "household"])),
     st.builds(lambda op: {"type": "consent", "channel": "sms", "op": op}, st.sampled_from(["granted", "not_granted"])),
     st.builds(lambda op: {"type": "tag", "tag_id": "TAG", "op": op}, st.sampled_from(["has", "lacks"])),
     st.builds(lambda unit, op: {"type": "unit", "unit_id": unit, "op": op},
               st.sampled_from(["east", "dealer_c"]), st.sampled_from(["within", "not_within"])),
 )
-conditions_strategy = st.recursive(
-    st.one_of(TEXT_RULES, NUMBER_RULES, DATE_RULES, OTHER_RULES),
-    lambda inner: st.one_of(
+FAMILIES = {"fields": st.one_of(TEXT_RULES, NUMBER_RULES, DATE_RULES), "behaviour": BEHAVIOUR_RULES,
+            "relations": RELATION_RULES,
+            "mixed": st.one_of(TEXT_RULES, NUMBER_RULES, DATE_RULES, BEHAVIOUR_RULES, RELATION_RULES)}
+
+
+def conditions(family: str) -> st.SearchStrategy[dict[str, Any]]:
+    """Trees of all / any / not over one family of rules (or all of them): each family gets its own share of
+    examples, so rare paths of each are reached."""
+    return st.recursive(FAMILIES[family], lambda inner: st.one_of(
         st.builds(lambda cs: {"type": "all", "conditions": cs}, st.lists(inner, min_size=1, max_size=3)),
         st.builds(lambda cs: {"type": "any", "conditions": cs}, st.lists(inner, min_size=1, max_size=3)),
-        st.builds(lambda c: {"type": "not", "condition": c}, inner)),
-    max_leaves=6)
+        st.builds(lambda c: {"type": "not", "condition": c}, inner)), max_leaves=6)
 
 
 # -- the plain reading ---------------------------------------------------------------------------------------
@@ -184,6 +204,15 @@ def evaluate(c: dict[str, Any], p: Person, units: dict[str, set[str]]) -> bool:
             return n == 0
         count = c.get("count", {"op": "gte", "value": 1})
         return counted(count["op"], n, count["value"])
+    if kind == "event_time":
+        days = [d for name, d, _ in p.events if name == c["event"]]
+        if not days:
+            return False
+        when = max(days) if c["which"] == "first" else min(days)  # the first time is the most days ago
+        return (when <= c["value"]) == (c["op"] == "within_last_days")
+    if kind == "account":
+        return any((c.get("account_id") in (None, a)) and c.get("kind") in (None, ACCOUNTS[a])
+                   for a in p.accounts) == (c["op"] == "member")
     if kind == "orders":
         orders = [o for o in p.orders if not c.get("status") or o[2] in c["status"]]
         if c["measure"] == "count":
@@ -204,10 +233,19 @@ def evaluate(c: dict[str, Any], p: Person, units: dict[str, set[str]]) -> bool:
 
 
 # -- the database ----------------------------------------------------------------------------------------------
-def store(session, tree, people: list[Person], tag_id: int) -> None:  # type: ignore[no-untyped-def]
+def store(session, tree, people: list[Person], tag_id: int) -> dict[str, int]:  # type: ignore[no-untyped-def]
     org = tree.org.id
     for table in (Event, Order, Identity, ConsentRecord, ProfileTag):
         session.execute(delete(table).where(table.org_id == org))
+    session.execute(delete(AccountMember).where(AccountMember.account_id.in_(
+        select(Account.id).where(Account.org_id == org))))
+    session.execute(delete(Account).where(Account.org_id == org))
+    accounts = {}
+    for key, account_kind in ACCOUNTS.items():
+        account = Account(org_id=org, unit_id=tree.hq.id, external_id=key, kind=account_kind, name=key)
+        session.add(account)
+        session.flush()
+        accounts[key] = account.id
     session.execute(delete(Profile).where(Profile.org_id == org, Profile.merged_into_id.is_not(None)))
     session.execute(delete(Profile).where(Profile.org_id == org))
     survivor = None
@@ -234,17 +272,23 @@ def store(session, tree, people: list[Person], tag_id: int) -> None:  # type: ig
         for days, status in p.consent:
             session.add(ConsentRecord(org_id=org, profile_id=p.id, channel="sms", purpose="marketing",
                                       status=status, ts=ago(days)))
+        for key in p.accounts:
+            session.add(AccountMember(account_id=accounts[key], profile_id=p.id))
         if p.tagged:
             session.add(ProfileTag(tag_id=tag_id, profile_id=p.id, org_id=org, added_at=NOW))
     session.flush()
+    return accounts
 
 
-def resolve(condition: dict[str, Any], tree, tag_id: int) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def resolve(condition: dict[str, Any], tree, tag_id: int, accounts: dict[str, int]  # type: ignore[no-untyped-def]
+            ) -> dict[str, Any]:
     """The generated condition with the test's real ids in place of names."""
     if condition["type"] in ("all", "any"):
-        return {**condition, "conditions": [resolve(c, tree, tag_id) for c in condition["conditions"]]}
+        return {**condition, "conditions": [resolve(c, tree, tag_id, accounts) for c in condition["conditions"]]}
     if condition["type"] == "not":
-        return {**condition, "condition": resolve(condition["condition"], tree, tag_id)}
+        return {**condition, "condition": resolve(condition["condition"], tree, tag_id, accounts)}
+    if condition["type"] == "account" and condition.get("account_id"):
+        return {**condition, "account_id": accounts[condition["account_id"]]}
     if condition["type"] == "tag":
         return {**condition, "tag_id": tag_id}
     if condition["type"] == "unit":
@@ -252,10 +296,12 @@ def resolve(condition: dict[str, Any], tree, tag_id: int) -> dict[str, Any]:  # 
     return condition
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@pytest.mark.parametrize("family", list(FAMILIES))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
-@given(people=people_strategy, condition=conditions_strategy)
-def test_compiled_sql_agrees_with_a_plain_evaluation(tree, session, people, condition):  # type: ignore[no-untyped-def]
+@given(people=people_strategy, data=st.data())
+def test_compiled_sql_agrees_with_a_plain_evaluation(tree, session, family, people, data):  # type: ignore[no-untyped-def]
+    condition = data.draw(conditions(family), label="condition")
     org = tree.org.id
     if not session.scalar(select(Tag.id).where(Tag.org_id == org)):
         fields.create_field(session, tree.system, {"key": "budget", "label_zh": "预算", "label_en": "Budget",
@@ -263,9 +309,9 @@ def test_compiled_sql_agrees_with_a_plain_evaluation(tree, session, people, cond
         session.add(Tag(org_id=org, name="关注"))
         session.flush()
     tag_id = session.scalar(select(Tag.id).where(Tag.org_id == org))
-    store(session, tree, people, tag_id)
+    accounts = store(session, tree, people, tag_id)
     units = {"east": {"dealer_a", "dealer_b"}, "dealer_c": {"dealer_c"}}
-    parsed = schemas.condition_adapter.validate_python(resolve(condition, tree, tag_id))
+    parsed = schemas.condition_adapter.validate_python(resolve(condition, tree, tag_id, accounts))
     clause = compile_condition(session, org, "Asia/Shanghai", parsed, now=NOW)
     found = set(session.scalars(select(Profile.id).where(scope(tree.system, Profile),
                                                          Profile.merged_into_id.is_(None), clause)))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from tests.segments.conftest import NOW
 
 
@@ -100,6 +102,46 @@ def test_pii_is_masked_in_the_sample_without_pii_read(people, client, login):  #
     assert masked["count"] == 2 and all("*" in p["mobile"] for p in masked["sample"])
 
 
+def test_first_and_last_times_of_events(people, client, login):  # type: ignore[no-untyped-def]
+    admin = login("admin@example.com")
+    drove = {"type": "event_time", "event": "test_drive_booked"}
+    assert names(client, admin, {**drove, "which": "last", "op": "within_last_days", "value": 7}) == ["刘洋", "张伟"]
+    assert names(client, admin, {**drove, "which": "last", "op": "more_than_days_ago", "value": 7}) == ["李娜"]
+    assert names(client, admin, {**drove, "which": "first", "op": "within_last_days", "value": 7}) == ["刘洋"]
+    month_ago = (NOW - timedelta(days=30)).date().isoformat()
+    assert names(client, admin, {**drove, "which": "first", "op": "before", "value": month_ago}) == ["李娜"]
+    assert names(client, admin, {**drove, "which": "first", "op": "after", "value": month_ago}) == ["刘洋", "张伟"]
+    # those who never did it meet no time rule; "not" of one includes them
+    assert names(client, admin, {"type": "not", "condition": {**drove, "op": "within_last_days", "value": 7}}) == \
+        ["李娜", "王芳", "陈静"]
+    bad = client.post("/api/v1/segments/preview", headers=admin, json={"condition": {
+        **drove, "op": "before", "value": "last spring"}})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "condition.value"
+
+
+def test_accounts(people, client, login, session, clean_database):  # type: ignore[no-untyped-def]
+    from kehu.cdp.models import Account
+    from tests.factories.cdp import basic, call, make_source, process
+
+    _, key = make_source(session, people.system, "企业客户导入", people.hq.id)
+    session.commit()
+    response = client.post("/v1/batch", headers=basic(key), json={"batch": [
+        call("group", userId="zw", groupId="acme", traits={"name": "艾克美", "kind": "company"}),
+        call("group", userId="wf", groupId="wang-home", traits={"name": "王家", "kind": "household"}),
+        call("group", userId="cj", groupId="acme", traits={"name": "艾克美", "kind": "company"})]})
+    assert response.status_code == 200, response.text
+    process(clean_database)
+    admin = login("admin@example.com")
+    acme = session.scalar(select(Account.id).where(Account.external_id == "acme"))
+    assert names(client, admin, {"type": "account", "account_id": acme}) == ["张伟", "陈静"]
+    assert names(client, admin, {"type": "account", "kind": "household"}) == ["王芳"]
+    assert names(client, admin, {"type": "account"}) == ["张伟", "王芳", "陈静"]
+    assert names(client, admin, {"type": "account", "op": "not_member"}) == ["刘洋", "李娜"]
+    unknown = client.post("/api/v1/segments/preview", headers=admin, json={"condition": {
+        "type": "account", "account_id": 987654}})
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["code"] == "unknown_account"
+
+
 def test_mistakes_come_back_with_their_paths(people, client, login):  # type: ignore[no-untyped-def]
     admin = login("admin@example.com")
     condition = {"type": "all", "conditions": [
@@ -131,6 +173,6 @@ def test_the_condition_language_is_published_in_openapi(client):  # type: ignore
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
     condition = schemas["PreviewRequest"]["properties"]["condition"]
     assert {ref["$ref"].rsplit("/", 1)[1] for ref in condition["oneOf"]} == {
-        "AllOf", "AnyOf", "Not", "FieldRule", "IdentityRule", "EventRule", "OrderRule", "ConsentRule", "UnitRule",
-        "SegmentRule", "TagRule"}
+        "AllOf", "AnyOf", "Not", "FieldRule", "IdentityRule", "EventRule", "EventTimeRule", "OrderRule",
+        "ConsentRule", "UnitRule", "SegmentRule", "TagRule", "AccountRule"}
     assert "within_last_days" in schemas["FieldRule"]["properties"]["op"]["enum"]
