@@ -20,7 +20,7 @@ from kehu.core.settings import get_settings
 from kehu.segments import schemas, tags
 from kehu.segments.conditions import compile_condition, segments_in
 from kehu.segments.models import Segment, SegmentChange, SegmentMember
-from kehu.tenancy.access import Principal, get_scoped, masked, require_row, scope
+from kehu.tenancy.access import Principal, get_scoped, is_root_path, masked, require_row, scope, units_under
 from kehu.tenancy.models import BusinessUnit, Organization
 
 
@@ -273,15 +273,15 @@ def refresh_members(session: Session, segment: Segment) -> tuple[int, int]:
     assert segment.condition is not None
     number = segment.refreshes + 1
     now = utcnow()
-    unit_path = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == segment.unit_id))
+    unit_path = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == segment.unit_id)) or "/"
     timezone = session.scalar(select(Organization.timezone).where(Organization.id == segment.org_id))
     condition = schemas.condition_adapter.validate_python(segment.condition)
     clause = compile_condition(session, segment.org_id, timezone or "Asia/Shanghai", condition,
                                segment_id=segment.id)
-    units = select(BusinessUnit.id).where(BusinessUnit.org_id == segment.org_id,
-                                          BusinessUnit.path.startswith(unit_path or "/", autoescape=True))
-    covered = (Profile.org_id == segment.org_id, Profile.merged_into_id.is_(None), Profile.unit_id.in_(units),
-               clause)
+    # the units by id, and none at all for the top unit: see Principal.unit_tree for why
+    covered = (Profile.org_id == segment.org_id, Profile.merged_into_id.is_(None), clause,
+               *(() if is_root_path(unit_path) else
+                 (Profile.unit_id.in_(units_under(session, segment.org_id, unit_path)),)))
     member = SegmentMember
     found = select(literal(segment.id), Profile.id, literal(segment.org_id), literal(number), literal(False),
                    literal(now, type_=member.added_at.type)).where(*covered)

@@ -66,6 +66,10 @@ class Principal:
     locale: str = "zh"
     timezone: str = "Asia/Shanghai"
     is_system: bool = False
+    # The ids of the principal's unit and every unit under it, read when the principal is made: scope filters
+    # name them, because PostgreSQL cannot estimate "unit_id IN (units whose path starts …)" and plans a
+    # million-row segment refresh as nested loops (9 s instead of 1 s). None: not read (a subquery is used).
+    unit_tree: tuple[int, ...] | None = None
 
     def depth(self, entity: str, privilege: str = "read") -> str:
         if self.is_system:
@@ -95,7 +99,20 @@ class Principal:
         return cls(org_id=org_id, unit_id=unit_id, unit_path=unit_path, display="system", is_system=True)
 
 
+def units_under(session: Session, org_id: int, path: str) -> tuple[int, ...]:
+    """The ids of the unit at ``path`` and of every unit under it."""
+    return tuple(session.scalars(select(BusinessUnit.id).where(
+        BusinessUnit.org_id == org_id, BusinessUnit.path.startswith(path, autoescape=True)).order_by(BusinessUnit.id)))
+
+
+def is_root_path(path: str) -> bool:
+    """Whether a unit path is an organisation's top unit ("/1/"): its tree is the whole organisation."""
+    return path.count("/") == 2
+
+
 def _unit_tree_ids(principal: Principal) -> Any:
+    if principal.unit_tree is not None:
+        return principal.unit_tree
     return select(BusinessUnit.id).where(
         BusinessUnit.org_id == principal.org_id,
         BusinessUnit.path.startswith(principal.unit_path, autoescape=True),
@@ -119,6 +136,8 @@ def scope(principal: Principal, model: Any, privilege: str = "read") -> ColumnEl
     if depth == UNIT_TREE and unit_col is not None:
         if model is BusinessUnit:
             return and_(org_clause, BusinessUnit.path.startswith(principal.unit_path, autoescape=True))
+        if is_root_path(principal.unit_path):
+            return org_clause  # the top unit's tree is the organisation
         return and_(org_clause, unit_col.in_(_unit_tree_ids(principal)))
     if depth in (UNIT_TREE, UNIT) and unit_col is not None:
         return and_(org_clause, unit_col == principal.unit_id)

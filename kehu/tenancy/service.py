@@ -46,6 +46,7 @@ from kehu.tenancy.access import (
     rank,
     require_row,
     scope,
+    units_under,
 )
 from kehu.tenancy.models import ApiKey, BusinessUnit, LoginAttempt, Organization, Role, User
 from kehu.tenancy.roles import SYSTEM_ROLES
@@ -464,7 +465,7 @@ def _principal_of(session: Session, user: User) -> Principal:
         org_id=user.org_id, unit_id=user.unit_id, unit_path=user.unit.path, user_id=user.id,
         display=user.name, privileges=merge_privileges(r.privileges for r in user.roles),
         role_codes=tuple(sorted(r.code for r in user.roles)), locale=user.locale,
-        timezone=org.timezone if org else "Asia/Shanghai",
+        timezone=org.timezone if org else "Asia/Shanghai", unit_tree=units_under(session, user.org_id, user.unit.path),
     )
 
 
@@ -497,6 +498,7 @@ def _api_key_principal(session: Session, row: ApiKey) -> Principal:
         org_id=row.org_id, unit_id=row.unit_id, unit_path=row.unit.path, api_key_id=row.id,
         display=f"API key {row.name}", privileges=dict(row.role.privileges), role_codes=(row.role.code,),
         locale=org.default_locale if org else "zh", timezone=org.timezone if org else "Asia/Shanghai",
+        unit_tree=units_under(session, row.org_id, row.unit.path),
     )
 
 
