@@ -63,7 +63,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
                        limits={"/v1/batch": MAX_BATCH_BYTES, "/v1/": MAX_MESSAGE_BYTES,
                                "/api/v1/imports": MAX_FILE_BYTES + 1024 * 1024,
-                               "/api/v1/segments/": MAX_LIST_BYTES + 1024 * 1024, "/_nicegui/": MAX_FILE_BYTES})
+                               "/api/v1/segments/": MAX_LIST_BYTES + 1024 * 1024,
+                               "/api/v1/tags/": MAX_LIST_BYTES + 1024 * 1024, "/_nicegui/": MAX_FILE_BYTES})
     app.add_middleware(MetricsMiddleware)
     app.include_router(tenancy_api.router)
     app.include_router(cdp_api.router)

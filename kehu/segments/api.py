@@ -146,6 +146,17 @@ def untag_customers(tag_id: int, data: schemas.TagAssign, session: SessionDep, p
     return {"untagged": tags.tag_customers(session, principal, tag_id, data.profile_ids, remove=True)}
 
 
+@router.post("/tags/{tag_id}/customers/upload", response_model=schemas.ListUploadOut, tags=["tags"])
+def tag_from_list(tag_id: int, session: SessionDep, principal: PrincipalDep,
+                  file: Annotated[UploadFile, File(description="CSV (UTF-8 or GBK) or XLSX, first row = headers")],
+                  match_by: Annotated[str, Form(description="customer_id, or an identity kind")] = "mobile",
+                  column: Annotated[str | None, Form(description="the column holding the values")] = None) -> Any:
+    """Put a tag on the customers a list names (those you may update). Every row is accounted for: tagged,
+    already tagged, or rejected with its row number and reason."""
+    return lists.tag_from_file(session, principal, tag_id, filename=file.filename or "list.csv",
+                               content=file.file.read(), match_by=match_by, column=column or None)
+
+
 @router.get("/customers/{profile_id}/tags", response_model=list[schemas.CustomerTagOut], tags=["customers"])
 def customer_tags(profile_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
     carried = tags.tags_of(session, principal, profile_id)

@@ -1,5 +1,5 @@
-"""Static segments filled from a file: a list of mobiles, e-mails, customer numbers or any identity (a trade
-fair's visitors, a dealer's call list) becomes the segment's members.
+"""Lists: a file of mobiles, e-mails, customer numbers or any identity (a trade fair's visitors, a dealer's
+call list) becomes a static segment's members, or the customers carrying a tag.
 
 Every row is accounted for: it adds a customer, finds one already in the segment, or is rejected with its row
 number and reason (a value that is not a valid mobile, no such customer among those the uploader may read, a
@@ -17,10 +17,11 @@ from kehu.cdp import imports, normalise
 from kehu.cdp.identity_rules import list_rules
 from kehu.cdp.models import Identity, Profile
 from kehu.core import audit
-from kehu.core.db import copy_rows, one_of, utcnow
+from kehu.core.db import copy_rows, dialect_insert, one_of, utcnow
 from kehu.core.errors import Conflict, PayloadTooLarge, invalid
 from kehu.core.i18n import t
-from kehu.segments.models import Segment, SegmentChange, SegmentMember
+from kehu.segments import tags
+from kehu.segments.models import ProfileTag, Segment, SegmentChange, SegmentMember
 from kehu.tenancy.access import Principal, get_scoped, require_row, scope
 
 MAX_LIST_BYTES = 20 * 1024 * 1024
@@ -81,14 +82,10 @@ def _canonical(match_by: str, value: str) -> str:
     return normalise.identity_value(match_by, value)
 
 
-def add_from_file(session: Session, principal: Principal, segment_id: int, *, filename: str, content: bytes,
-                  match_by: str, column: str | None = None) -> ListUpload:
-    """Add the customers a file names to a static segment; see the module's description."""
-    segment = get_scoped(session, principal, Segment, segment_id)
-    require_row(session, principal, "segments", "update", unit_id=segment.unit_id, owner_id=segment.owner_id)
-    principal.require("profiles", "read")
-    if segment.kind != "static":
-        raise Conflict("Only a static segment takes a list; a dynamic one follows its condition.")
+def _match(session: Session, principal: Principal, *, filename: str, content: bytes, match_by: str,
+           column: str | None, privilege: str) -> tuple[ListUpload, list[tuple[int, str, int]]]:
+    """Read a list and find its customers among those the principal may ``privilege``: the outcome so far
+    (rows, rejections) and the (row, value as written, customer) of every row that named one."""
     if match_by not in match_kinds(session, principal):
         raise invalid("match_by", f"match by one of {', '.join(match_kinds(session, principal))}", "unknown")
     if len(content) > MAX_LIST_BYTES:
@@ -113,26 +110,38 @@ def add_from_file(session: Session, principal: Principal, segment_id: int, *, fi
             continue
         first_row[canonical] = number
         pending.append((number, written, canonical))
-    now = utcnow()
     dialect = session.get_bind().dialect.name
+    matched: list[tuple[int, str, int]] = []
     for start in range(0, len(pending), CHUNK):
         chunk = pending[start:start + CHUNK]
-        found = _customers(session, principal, match_by, [c for _, _, c in chunk], dialect)
-        ids = {found[c] for _, _, c in chunk if c in found}
-        members = set(session.scalars(select(SegmentMember.profile_id).where(
-            SegmentMember.segment_id == segment.id, one_of(SegmentMember.profile_id, sorted(ids), dialect)))) \
-            if ids else set()
-        new: list[int] = []
+        found = _customers(session, principal, match_by, [c for _, _, c in chunk], dialect, privilege)
         for number, written, canonical in chunk:
-            profile_id = found.get(canonical)
-            if profile_id is None:
+            if canonical in found:
+                matched.append((number, written, found[canonical]))
+            else:
                 result.rejected.append(Rejection(number, written, "not_found",
                                                  t("segments.list.not_found", principal.locale)))
-            elif profile_id in members:
-                result.already += 1
-            else:
-                members.add(profile_id)  # two values (a mobile, an old mobile) may name one customer
-                new.append(profile_id)
+    result.rejected.sort(key=lambda r: r.row)
+    return result, matched
+
+
+def add_from_file(session: Session, principal: Principal, segment_id: int, *, filename: str, content: bytes,
+                  match_by: str, column: str | None = None) -> ListUpload:
+    """Add the customers a file names to a static segment; see the module's description."""
+    segment = get_scoped(session, principal, Segment, segment_id)
+    require_row(session, principal, "segments", "update", unit_id=segment.unit_id, owner_id=segment.owner_id)
+    principal.require("profiles", "read")
+    if segment.kind != "static":
+        raise Conflict("Only a static segment takes a list; a dynamic one follows its condition.")
+    result, matched = _match(session, principal, filename=filename, content=content, match_by=match_by,
+                             column=column, privilege="read")
+    now = utcnow()
+    dialect = session.get_bind().dialect.name
+    for start in range(0, len(matched), CHUNK):
+        ids = sorted({p for _, _, p in matched[start:start + CHUNK]})
+        members = set(session.scalars(select(SegmentMember.profile_id).where(
+            SegmentMember.segment_id == segment.id, one_of(SegmentMember.profile_id, ids, dialect))))
+        new = [p for p in ids if p not in members]  # two values (a mobile, an old one) may name one customer
         copy_rows(session, SegmentMember, [{"segment_id": segment.id, "profile_id": p, "org_id": segment.org_id,
                                             "added_in": segment.refreshes, "leaving": False, "added_at": now}
                                            for p in new])
@@ -140,7 +149,7 @@ def add_from_file(session: Session, principal: Principal, segment_id: int, *, fi
                                             "change": "entered", "refresh": segment.refreshes, "at": now}
                                            for p in new])
         result.added += len(new)
-    result.rejected.sort(key=lambda r: r.row)
+    result.already = len({p for _, _, p in matched}) - result.added
     segment.member_count += result.added
     audit.record(session, principal, action="add_members", entity="segments", entity_id=segment.id,
                  unit_id=segment.unit_id, after={"file": filename, "match_by": match_by, "rows": result.rows,
@@ -150,10 +159,35 @@ def add_from_file(session: Session, principal: Principal, segment_id: int, *, fi
     return result
 
 
+def tag_from_file(session: Session, principal: Principal, tag_id: int, *, filename: str, content: bytes,
+                  match_by: str, column: str | None = None) -> ListUpload:
+    """Put a (manual) tag on the customers a file names, among those the uploader may update."""
+    tag = tags.get_tag(session, principal, tag_id)
+    principal.require("profiles", "update")
+    if tag.segment_id is not None or tag.rule is not None:
+        raise Conflict("This tag is put on by a rule (a segment, RFM); change the rule instead.")
+    result, matched = _match(session, principal, filename=filename, content=content, match_by=match_by,
+                             column=column, privilege="update")
+    now = utcnow()
+    ids = sorted({p for _, _, p in matched})
+    for start in range(0, len(ids), CHUNK):
+        statement = dialect_insert(session)(ProfileTag).on_conflict_do_nothing().returning(ProfileTag.profile_id)
+        result.added += len(session.execute(statement, [
+            {"tag_id": tag.id, "profile_id": p, "org_id": tag.org_id, "origin": "manual",
+             "added_by_id": principal.user_id, "added_at": now} for p in ids[start:start + CHUNK]]).all())
+    result.already = len(ids) - result.added
+    audit.record(session, principal, action="tag", entity="tags", entity_id=tag.id,
+                 after={"file": filename, "match_by": match_by, "rows": result.rows, "added": result.added,
+                        "rejected": len(result.rejected)},
+                 summary=f"Tag {tag.name} put on {result.added} customer(s) from {filename}")
+    session.flush()
+    return result
+
+
 def _customers(session: Session, principal: Principal, match_by: str, values: list[str],
-               dialect: str) -> dict[str, int]:
-    """canonical value → the live customer it names, among those the principal may read."""
-    readable = (scope(principal, Profile), Profile.merged_into_id.is_(None))
+               dialect: str, privilege: str) -> dict[str, int]:
+    """canonical value → the live customer it names, among those the principal may ``privilege``."""
+    readable = (scope(principal, Profile, privilege), Profile.merged_into_id.is_(None))
     if match_by == CUSTOMER_ID:
         ids = [int(v) for v in values]
         return {str(p): p for p in session.scalars(select(Profile.id).where(one_of(Profile.id, ids, dialect),

@@ -167,7 +167,8 @@ def _tags_card(principal: Any, segment_names: dict[int, str]) -> None:
             with unit_of_work() as session:
                 groups = {g.id: g.name for g in tags.list_groups(session, principal)}
                 rows = [{"id": t.id, "name": t.name, "colour": t.colour, "group": groups.get(t.group_id, "—"),
-                         "customers": n, "rule": segment_names.get(t.segment_id, "") if t.segment_id else ""}
+                         "customers": n, "rule": segment_names.get(t.segment_id, "") if t.segment_id else (
+                             "RFM" if t.rule else ""), "manual": t.segment_id is None and t.rule is None}
                         for t, n in tags.list_tags(session, principal)]
             with area:
                 if not rows:
@@ -178,11 +179,18 @@ def _tags_card(principal: Any, segment_names: dict[int, str]) -> None:
                     {"name": "group", "label": tr("tags.group"), "field": "group", "sortable": True, "align": "left"},
                     {"name": "customers", "label": tr("tags.customers"), "field": "customers", "sortable": True},
                     {"name": "rule", "label": tr("tags.rule"), "field": "rule", "align": "left"},
+                    {"name": "actions", "label": "", "field": "id"},
                 ], rows=rows, row_key="id", pagination=10).classes("w-full").props("flat bordered")
                 localise_table(table, tr)
                 table.add_slot("body-cell-name", """
                     <q-td :props="props"><q-chip dense :color="props.row.colour" text-color="white" icon="sell"
                       :label="props.value" /></q-td>""")
+                if principal.can("profiles", "update"):  # rule tags are their rule's: no list for them
+                    table.add_slot("body-cell-actions", f"""
+                        <q-td :props="props"><q-btn v-if="props.row.manual" flat dense no-caps icon="upload_file"
+                          label="{tr('tags.upload')}" @click="() => $parent.$emit('upload', props.row)" /></q-td>""")
+                    table.on("upload", lambda e: list_dialog(principal, tag=(e.args["id"], e.args["name"]),
+                                                             on_done=draw))
 
         def new_tag() -> None:
             with unit_of_work() as session:
@@ -220,18 +228,22 @@ def _tags_card(principal: Any, segment_names: dict[int, str]) -> None:
 
 
 # -- lists -------------------------------------------------------------------------------------------------
-def list_dialog(principal: Any, segment_id: int | None = None) -> None:
-    """Upload a list (mobiles, e-mails, customer numbers, any identity) into a new static segment, or into
-    the static segment ``segment_id``; then show what became of every row."""
+def list_dialog(principal: Any, segment_id: int | None = None, tag: tuple[int, str] | None = None,
+                on_done: Any = None) -> None:
+    """Upload a list (mobiles, e-mails, customer numbers, any identity) into a new static segment, into the
+    static segment ``segment_id``, or onto the customers of a ``tag`` (id, name); then show what became of
+    every row."""
     with unit_of_work() as session:
         kinds = {k: tr("segments.list.customer_id") if k == lists.CUSTOMER_ID else
                  (r.label_zh if principal.locale == "zh" else r.label_en) or k
                  for k, r in [(lists.CUSTOMER_ID, None), *((r.kind, r) for r in list_rules(session, principal.org_id))]}
     with ui.dialog() as dialog, ui.card().classes("w-[640px] max-w-full"):
-        ui.label(tr("segments.add_list") if segment_id else tr("segments.from_list")).classes("text-lg font-medium")
-        ui.label(tr("segments.list.help")).classes("text-sm text-grey-7")
-        name = None if segment_id else ui.input(tr("segments.name")).props("outlined dense").classes("w-full").mark(
-            "list-name")
+        title = tr("tags.from_list", name=tag[1]) if tag else (
+            tr("segments.add_list") if segment_id else tr("segments.from_list"))
+        ui.label(title).classes("text-lg font-medium")
+        ui.label(tr("tags.list_help") if tag else tr("segments.list.help")).classes("text-sm text-grey-7")
+        name = None if segment_id or tag else ui.input(tr("segments.name")).props("outlined dense").classes(
+            "w-full").mark("list-name")
         with ui.row().classes("w-full gap-3 no-wrap"):
             match_by = ui.select(kinds, value="mobile" if "mobile" in kinds else lists.CUSTOMER_ID,
                                  label=tr("segments.list.match_by")).props("outlined dense").classes("flex-1")
@@ -244,12 +256,18 @@ def list_dialog(principal: Any, segment_id: int | None = None) -> None:
         with ui.row().classes("w-full justify-end"):
             ui.button(tr("common.close"), on_click=dialog.close).props("flat")
         made_here: dict[str, int] = {}
+        if on_done is not None:  # when the dialog closes: redrawing now could remove the dialog with its page part
+            dialog.on("hide", lambda: on_done())
 
         async def uploaded(event: Any) -> None:
             content = await event.file.read()
             filename = event.file.name
 
             def fill(session: Any) -> tuple[int, Any]:
+                if tag is not None:
+                    return tag[0], lists.tag_from_file(session, principal, tag[0], filename=filename, content=content,
+                                                       match_by=match_by.value,
+                                                       column=(column.value or "").strip() or None)
                 target = made_here.get("id", segment_id)
                 if target is None:
                     made = service.create_segment(session, principal, schemas.SegmentCreate(
@@ -264,7 +282,8 @@ def list_dialog(principal: Any, segment_id: int | None = None) -> None:
             if done is None:
                 return
             target, result = done
-            made_here["id"] = target  # a second file goes into the segment the first one made
+            if tag is None:
+                made_here["id"] = target  # a second file goes into the segment the first one made
             if name is not None:
                 name.disable()
             show(target, result)
@@ -272,7 +291,8 @@ def list_dialog(principal: Any, segment_id: int | None = None) -> None:
         def show(target: int, result: lists.ListUpload) -> None:
             outcome.clear()
             with outcome:
-                ui.label(tr("segments.list.outcome", rows=f"{result.rows:,}", added=f"{result.added:,}",
+                ui.label(tr("tags.list_outcome" if tag else "segments.list.outcome", rows=f"{result.rows:,}",
+                            added=f"{result.added:,}",
                             already=f"{result.already:,}", rejected=f"{len(result.rejected):,}")).classes(
                     "text-positive font-medium" if not result.rejected else "text-warning font-medium").mark(
                     "list-outcome")
@@ -290,8 +310,9 @@ def list_dialog(principal: Any, segment_id: int | None = None) -> None:
                                   on_click=lambda: ui.download.content(lists.rejections_csv(result, principal.locale),
                                                                        f"segment-{target}-rejected.csv", "text/csv")
                                   ).props("outline")
-                    ui.button(tr("segments.list.open"), icon="open_in_new",
-                              on_click=lambda: ui.navigate.to(f"/segments/{target}")).mark("list-open")
+                    if tag is None:
+                        ui.button(tr("segments.list.open"), icon="open_in_new",
+                                  on_click=lambda: ui.navigate.to(f"/segments/{target}")).mark("list-open")
 
     dialog.open()
 

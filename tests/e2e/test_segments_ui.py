@@ -122,3 +122,14 @@ def test_a_trade_fair_list_becomes_a_static_segment(page, server, sign_in, tmp_p
     page.wait_for_url(re.compile(rf"{server}/segments/\d+"))
     page.locator(".q-table").get_by_text(owners[0]["name"]).first.wait_for()
     page.get_by_role("button", name="导入名单").wait_for()  # a static segment takes more lists
+
+    # the same list puts a tag on those customers
+    with api(server, "admin@demo.kehu.dev") as admin:
+        assert admin.post("/api/v1/tags", json={"name": "车展来宾", "colour": "teal"}).status_code == 201
+    page.goto(f"{server}/segments")
+    page.locator("tr").filter(has_text="车展来宾").get_by_role("button", name="导入名单").click()
+    page.locator(".q-uploader input[type=file]").set_input_files(str(listed))
+    page.get_by_text(f"共 4 行：{len(mobiles)} 位客户贴上标签，0 位已有此标签，1 行未导入。").wait_for()
+    shoot(page, "tags-from-list")
+    page.get_by_role("button", name="关闭").click()
+    page.locator("tr").filter(has_text="车展来宾").get_by_text(str(len(mobiles)), exact=True).wait_for()

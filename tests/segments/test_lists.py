@@ -71,3 +71,36 @@ def test_lists_are_refused_where_they_do_not_belong(people, client, login):  # t
     assert upload(client, login("a.manager@example.com"), fair["id"], LIST.encode()).status_code == 403
     assert upload(client, login("boss@other.example.com"), fair["id"], LIST.encode()).status_code == 404
     assert member_names(client, admin, fair["id"]) == []
+
+
+def test_a_list_puts_a_tag_on_the_customers_the_uploader_may_update(people, client, login):  # type: ignore[no-untyped-def]
+    admin, dealer = login("admin@example.com"), login("a.manager@example.com")
+    vip = client.post("/api/v1/tags", headers=admin, json={"name": "车展到访"}).json()
+    everyone = "手机\n" + "".join(f"1380000000{n}\n" for n in range(1, 6))
+    # dealer A's manager tags dealer A's customers; the others are not theirs to tag
+    answer = upload_tag(client, dealer, vip["id"], everyone.encode())
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["added"], body["already"]) == (2, 0)
+    assert [(r["row"], r["code"]) for r in body["rejected"]] == [(4, "not_found"), (5, "not_found"), (6, "not_found")]
+    assert tagged_names(client, admin, vip["id"]) == ["张伟", "李娜"]
+    again = upload_tag(client, admin, vip["id"], everyone.encode()).json()
+    assert (again["added"], again["already"], again["rejected"]) == (3, 2, [])
+    assert tagged_names(client, admin, vip["id"]) == ["刘洋", "张伟", "李娜", "王芳", "陈静"]
+    # a rule's tag is the rule's; a stranger's upload finds no tag
+    fair = create(client, admin, name="上海", condition={"type": "field", "field": "city", "op": "eq",
+                                                          "value": "上海"})
+    ruled = client.post("/api/v1/tags", headers=admin, json={"name": "上海客户", "segment_id": fair["id"]}).json()
+    assert upload_tag(client, admin, ruled["id"], everyone.encode()).status_code == 409
+    assert upload_tag(client, login("boss@other.example.com"), vip["id"], everyone.encode()).status_code == 404
+
+
+def upload_tag(client, headers, tag_id, content: bytes, **form):  # type: ignore[no-untyped-def]
+    return client.post(f"/api/v1/tags/{tag_id}/customers/upload", headers=headers,
+                       files={"file": ("名单.csv", content)}, data=form)
+
+
+def tagged_names(client, headers, tag_id) -> list[str]:  # type: ignore[no-untyped-def]
+    body = client.post("/api/v1/segments/preview", headers=headers, json={
+        "condition": {"type": "tag", "tag_id": tag_id}}).json()
+    return sorted(p["name"] for p in body["sample"])
