@@ -21,6 +21,9 @@ STAGE_COLOURS = {"visitor": "grey-6", "prospect": "blue-grey-6", "lead": "light-
 # Panels other domains add to the Customer 360 (segments, later leads and cases): called with the principal and
 # the customer's id, in the side column. Lets the 360 show them without the CDP depending on those domains.
 CUSTOMER_PANELS: list[Callable[[Any, int], None]] = []
+# Other domains' actions on customers picked in the list (put them in a segment, tag them): each adds its
+# buttons, given the principal, a function returning the picked ids and one that clears the pick.
+SELECTION_ACTIONS: list[Callable[[Any, Callable[[], list[int]], Callable[[], None]], None]] = []
 EVENT_ICONS = {"page": "web", "screen": "smartphone", "identify": "badge", "group": "groups", "alias": "link",
                "track": "bolt"}
 
@@ -116,9 +119,29 @@ def customers_page() -> None:
             {"name": "last_seen_at", "label": tr("customers.last_seen"), "field": "last_seen_at", "sortable": True,
              "align": "left"},
         ]
+        picked: list[int] = []
+        picked_bar = ui.row().classes("w-full items-center gap-2 bg-blue-1 rounded px-3 py-1").mark("picked-bar")
+        with picked_bar:
+            picked_label = ui.label().classes("font-medium")
+            for add_actions in SELECTION_ACTIONS:
+                add_actions(principal, lambda: list(picked), lambda: clear_pick())
+            ui.space()
+            ui.button(tr("customers.clear_pick"), icon="close", on_click=lambda: clear_pick()).props("flat dense")
+        picked_bar.set_visibility(False)
+
+        def on_pick(rows: list[dict[str, Any]]) -> None:
+            picked[:] = [r["id"] for r in rows]
+            picked_label.text = tr("customers.picked", count=len(picked))
+            picked_bar.set_visibility(bool(picked))
+
+        def clear_pick() -> None:
+            table.table.selected = []
+            on_pick([])
+
         table = ServerTable(columns, fetch, sort_by="last_seen_at", descending=True, tr=tr,
                             empty_text=tr("customers.empty"),
-                            on_row_click=lambda row: ui.navigate.to(f"/customers/{row['id']}"))
+                            on_row_click=lambda row: ui.navigate.to(f"/customers/{row['id']}"),
+                            on_select=on_pick if SELECTION_ACTIONS else None)
         _stage_slot(table.table)
 
         def apply(key: str, value: Any) -> None:

@@ -60,6 +60,19 @@ def delete_segment(segment_id: int, session: SessionDep, principal: PrincipalDep
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+@router.post("/segments/{segment_id}/members")
+def add_members(segment_id: int, data: schemas.CustomerSelection, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Add hand-picked customers (those you may read) to a static segment; those already in stay as they are."""
+    return {"added": service.change_members(session, principal, segment_id, data.profile_ids)}
+
+
+@router.post("/segments/{segment_id}/members/remove")
+def remove_members(segment_id: int, data: schemas.CustomerSelection, session: SessionDep,
+                   principal: PrincipalDep) -> Any:
+    """Take customers out of a static segment (recorded as having left)."""
+    return {"removed": service.change_members(session, principal, segment_id, data.profile_ids, remove=True)}
+
+
 @router.post("/segments/{segment_id}/members/upload", response_model=schemas.ListUploadOut)
 def upload_members(segment_id: int, session: SessionDep, principal: PrincipalDep,
                    file: Annotated[UploadFile, File(description="CSV (UTF-8 or GBK) or XLSX, first row = headers")],
@@ -136,13 +149,13 @@ def delete_tag(tag_id: int, session: SessionDep, principal: PrincipalDep) -> Res
 
 
 @router.post("/tags/{tag_id}/customers", tags=["tags"])
-def tag_customers(tag_id: int, data: schemas.TagAssign, session: SessionDep, principal: PrincipalDep) -> Any:
+def tag_customers(tag_id: int, data: schemas.CustomerSelection, session: SessionDep, principal: PrincipalDep) -> Any:
     """Put the tag on customers you may update (those already tagged stay as they are)."""
     return {"tagged": tags.tag_customers(session, principal, tag_id, data.profile_ids)}
 
 
 @router.post("/tags/{tag_id}/customers/remove", tags=["tags"])
-def untag_customers(tag_id: int, data: schemas.TagAssign, session: SessionDep, principal: PrincipalDep) -> Any:
+def untag_customers(tag_id: int, data: schemas.CustomerSelection, session: SessionDep, principal: PrincipalDep) -> Any:
     return {"untagged": tags.tag_customers(session, principal, tag_id, data.profile_ids, remove=True)}
 
 

@@ -300,7 +300,9 @@ class TagOut(BaseModel):
     customers: int = Field(description="How many of your customers carry it")
 
 
-class TagAssign(_Shape):
+class CustomerSelection(_Shape):
+    """Hand-picked customers (a selection in a list), to tag or to put in a static segment."""
+
     profile_ids: list[int] = Field(min_length=1, max_length=10_000)
 
 

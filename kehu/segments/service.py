@@ -150,8 +150,9 @@ def update_segment(session: Session, principal: Principal, segment_id: int, data
     return segment
 
 
-def _add_chosen(session: Session, principal: Principal, segment: Segment, profile_ids: list[int]) -> None:
-    """Hand-picked customers of a static segment: each must be one the creator may read."""
+def _add_chosen(session: Session, principal: Principal, segment: Segment, profile_ids: list[int]) -> int:
+    """Hand-picked customers into a static segment, each one the principal may read; returns how many joined
+    (those already in stay as they are)."""
     wanted = sorted(set(profile_ids))
     readable = set(session.scalars(select(Profile.id).where(scope(principal, Profile), Profile.id.in_(wanted),
                                                             Profile.merged_into_id.is_(None))))
@@ -159,12 +160,51 @@ def _add_chosen(session: Session, principal: Principal, segment: Segment, profil
     if missing:
         raise invalid("profile_ids", f"no such customers in your scope: {', '.join(map(str, missing[:20]))}",
                       "unknown")
+    present = set(session.scalars(select(SegmentMember.profile_id).where(
+        SegmentMember.segment_id == segment.id, SegmentMember.profile_id.in_(wanted))))
+    new = [p for p in wanted if p not in present]
     now = utcnow()
-    session.execute(insert(SegmentMember), [{"segment_id": segment.id, "profile_id": p, "org_id": segment.org_id,
-                                             "added_in": 0, "leaving": False, "added_at": now} for p in wanted])
-    session.execute(insert(SegmentChange), [{"org_id": segment.org_id, "segment_id": segment.id, "profile_id": p,
-                                             "change": "entered", "refresh": 0, "at": now} for p in wanted])
-    segment.member_count = len(wanted)
+    if new:
+        session.execute(insert(SegmentMember), [{"segment_id": segment.id, "profile_id": p, "org_id": segment.org_id,
+                                                 "added_in": segment.refreshes, "leaving": False, "added_at": now}
+                                                for p in new])
+        session.execute(insert(SegmentChange), [{"org_id": segment.org_id, "segment_id": segment.id, "profile_id": p,
+                                                 "change": "entered", "refresh": segment.refreshes, "at": now}
+                                                for p in new])
+    segment.member_count += len(new)
+    return len(new)
+
+
+def change_members(session: Session, principal: Principal, segment_id: int, profile_ids: list[int], *,
+                   remove: bool = False) -> int:
+    """Add hand-picked customers to a static segment, or take them out (recorded as having left); returns
+    how many changed. A dynamic segment's members are its condition's."""
+    segment = get_segment(session, principal, segment_id)
+    require_row(session, principal, "segments", "update", unit_id=segment.unit_id, owner_id=segment.owner_id)
+    if segment.kind != "static":
+        raise Conflict("A dynamic segment's members follow its condition; pick customers for a static one.")
+    if not remove:
+        changed = _add_chosen(session, principal, segment, profile_ids)
+    else:
+        wanted = sorted(set(profile_ids))
+        leaving = list(session.scalars(select(SegmentMember.profile_id).where(
+            SegmentMember.segment_id == segment.id, SegmentMember.profile_id.in_(wanted),
+            SegmentMember.profile_id.in_(select(Profile.id).where(scope(principal, Profile))))))
+        if leaving:
+            now = utcnow()
+            session.execute(insert(SegmentChange), [{"org_id": segment.org_id, "segment_id": segment.id,
+                                                     "profile_id": p, "change": "left", "refresh": segment.refreshes,
+                                                     "at": now} for p in leaving])
+            session.execute(delete(SegmentMember).where(SegmentMember.segment_id == segment.id,
+                                                        SegmentMember.profile_id.in_(leaving)))
+        segment.member_count -= len(leaving)
+        changed = len(leaving)
+    audit.record(session, principal, action="remove_members" if remove else "add_members", entity="segments",
+                 entity_id=segment.id, unit_id=segment.unit_id,
+                 after={"profile_ids": sorted(set(profile_ids))[:100], "changed": changed},
+                 summary=f"Segment {segment.name}: {changed} customer(s) {'taken out' if remove else 'added'}")
+    session.flush()
+    return changed
 
 
 def _enqueue_refresh(session: Session, principal: Principal | None, segment: Segment) -> None:

@@ -35,6 +35,7 @@ def register() -> None:
     page("/segments/{segment_id}/edit")(builder_page)
     page("/segments/{segment_id}")(segment_page)
     cdp_ui.CUSTOMER_PANELS.append(_customer_segments)
+    cdp_ui.SELECTION_ACTIONS.append(_picked_customers_actions)
 
 
 def _status_slot(table: ui.table) -> None:
@@ -827,6 +828,76 @@ def segment_page(segment_id: int) -> None:
         def remove() -> None:
             if run_action(lambda s: service.delete_segment(s, principal, segment_id) or True, tr("segments.deleted")):
                 ui.navigate.to("/segments")
+
+
+# -- on customers picked in the list -------------------------------------------------------------------------
+def _picked_customers_actions(principal: Any, picked: Any, clear: Any) -> None:
+    """Buttons on the customer list's selection: put the picked customers in a static segment, tag them."""
+    if principal.can("segments", "update") or principal.can("segments", "create"):
+        ui.button(tr("segments.pick_into"), icon="playlist_add", on_click=lambda: into_segment()).props(
+            "flat dense no-caps").mark("pick-into-segment")
+    if principal.can("profiles", "update") and principal.can("segments", "read"):
+        ui.button(tr("tags.pick_tag"), icon="sell", on_click=lambda: tag_them()).props("flat dense no-caps").mark(
+            "pick-tag")
+
+    def into_segment() -> None:
+        with unit_of_work() as session:
+            statics = {s.id: s.name for s in service.list_segments(session, principal, limit=200).items
+                       if s.kind == "static"}
+        with ui.dialog() as dialog, ui.card().classes("w-[460px]"):
+            ui.label(tr("segments.pick_into_title", count=len(picked()))).classes("text-lg font-medium")
+            target = ui.select(statics, label=tr("segments.pick_target"), with_input=True,
+                               new_value_mode="add-unique" if principal.can("segments", "create") else None
+                               ).classes("w-full").mark("pick-target")
+            ui.label(tr("segments.pick_help")).classes("text-xs text-grey-7")
+
+            def save() -> None:
+                chosen, ids = target.value, picked()
+                if not chosen:
+                    ui.notify(tr("segments.pick_target"), type="warning")
+                    return
+                if isinstance(chosen, int):
+                    done = run_action(lambda s: service.change_members(s, principal, chosen, ids))
+                    segment_id = chosen
+                else:  # a name typed: a new static segment of exactly these customers
+                    made = run_action(lambda s: service.create_segment(s, principal, schemas.SegmentCreate(
+                        name=chosen.strip(), kind="static", profile_ids=ids)))
+                    done, segment_id = (made.member_count, made.id) if made else (None, None)
+                if done is None:
+                    return
+                ui.notify(tr("segments.picked_added", count=done), type="positive")
+                dialog.close()
+                clear()
+                ui.navigate.to(f"/segments/{segment_id}")
+
+            with ui.row().classes("w-full justify-end"):
+                ui.button(tr("common.cancel"), on_click=dialog.close).props("flat")
+                ui.button(tr("common.save"), on_click=save).mark("pick-save")
+        dialog.open()
+
+    def tag_them() -> None:
+        with unit_of_work() as session:
+            manual = {t.id: t.name for t in tags.manual_tags(session, principal)}
+        with ui.dialog() as dialog, ui.card().classes("w-[460px]"):
+            ui.label(tr("tags.pick_title", count=len(picked()))).classes("text-lg font-medium")
+            if not manual:
+                ui.label(tr("tags.pick_none")).classes("text-grey-7")
+            tag = ui.select(manual, label=tr("tags.name"), with_input=True).classes("w-full")
+
+            def save() -> None:
+                if not tag.value:
+                    return
+                done = run_action(lambda s: tags.tag_customers(s, principal, tag.value, picked()))
+                if done is None:
+                    return
+                ui.notify(tr("tags.picked_tagged", count=done), type="positive")
+                dialog.close()
+                clear()
+
+            with ui.row().classes("w-full justify-end"):
+                ui.button(tr("common.cancel"), on_click=dialog.close).props("flat")
+                ui.button(tr("common.save"), on_click=save)
+        dialog.open()
 
 
 # -- on the Customer 360 -----------------------------------------------------------------------------------

@@ -25,12 +25,16 @@ class ServerTable:
     def __init__(self, columns: list[dict[str, Any]], fetch: Fetch, *, sort_by: str | None = None,
                  descending: bool = False, per_page: int = 20, row_key: str = "id",
                  on_row_click: Callable[[dict[str, Any]], None] | None = None, empty_text: str = "",
-                 tr: Callable[..., str] | None = None) -> None:
+                 tr: Callable[..., str] | None = None,
+                 on_select: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
+        """``on_select`` turns on check boxes (kept across pages) and hears every change of the selection."""
         self.fetch = fetch
         self.table = ui.table(
             columns=columns, rows=[], row_key=row_key,
             pagination={"rowsPerPage": per_page, "sortBy": sort_by, "descending": descending, "page": 1,
                         "rowsNumber": 0},
+            selection="multiple" if on_select else None,
+            on_select=(lambda e: on_select(list(e.selection))) if on_select else None,
         ).classes("w-full").props('flat bordered binary-state-sort rows-per-page-options="[10,20,50,100]"')
         if tr is not None:
             localise_table(self.table, tr)

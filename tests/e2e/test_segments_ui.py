@@ -133,3 +133,20 @@ def test_a_trade_fair_list_becomes_a_static_segment(page, server, sign_in, tmp_p
     shoot(page, "tags-from-list")
     page.get_by_role("button", name="关闭").click()
     page.locator("tr").filter(has_text="车展来宾").get_by_text(str(len(mobiles)), exact=True).wait_for()
+
+    # customers picked in the list go into a new static segment
+    page.goto(f"{server}/customers")
+    boxes = page.locator(".q-table tbody .q-checkbox")
+    boxes.nth(0).click()
+    boxes.nth(1).click()
+    page.get_by_text("已选择 2 位客户").wait_for()
+    assert page.url == f"{server}/customers"  # ticking a box does not open the customer
+    shoot(page, "customers-picked")
+    page.get_by_role("button", name="加入静态客群").click()
+    target = page.get_by_label("选择静态客群，或输入新客群名称")
+    target.fill("展厅回访")
+    target.press("Enter")
+    page.get_by_role("button", name="保存").click()
+    page.wait_for_url(re.compile(rf"{server}/segments/\d+"))
+    page.get_by_text("展厅回访").first.wait_for()
+    assert page.locator(".q-table tbody tr").count() == 2

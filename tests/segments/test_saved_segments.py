@@ -97,6 +97,22 @@ def test_a_static_segment_keeps_its_snapshot_and_hand_picked_members(people, cli
     assert member_names(client, admin, made["id"]) == ["张伟", "李娜", "王芳", "陈静"]
     only_picked = create(client, admin, name="手选", kind="static", profile_ids=picked)
     assert only_picked["status"] == "ready" and only_picked["member_count"] == 2
+    # more picked later, some taken out (recorded as having left); a dynamic segment takes no picks
+    zhang = next(p["id"] for p in everyone if p["name"] == "张伟")
+    added = client.post(f"/api/v1/segments/{only_picked['id']}/members", headers=admin,
+                        json={"profile_ids": [zhang, *picked]})
+    assert added.status_code == 200 and added.json() == {"added": 1}
+    removed = client.post(f"/api/v1/segments/{only_picked['id']}/members/remove", headers=admin,
+                          json={"profile_ids": picked[:1]})
+    assert removed.json() == {"removed": 1}
+    assert len(member_names(client, admin, only_picked["id"])) == 2
+    assert client.get(f"/api/v1/segments/{only_picked['id']}", headers=admin).json()["member_count"] == 2
+    changes = client.get(f"/api/v1/segments/{only_picked['id']}/changes", headers=admin).json()["items"]
+    assert sorted(c["change"] for c in changes) == ["entered"] * 3 + ["left"]
+    assert client.post(f"/api/v1/segments/{only_picked['id']}/members", headers=admin,
+                       json={"profile_ids": [987654]}).status_code == 422
+    assert client.post(f"/api/v1/segments/{only_picked['id']}/members", headers=login("a.manager@example.com"),
+                       json={"profile_ids": [zhang]}).status_code == 403
 
 
 def test_scope_decides_coverage_and_visibility(people, client, login, session, clean_database, settings):
