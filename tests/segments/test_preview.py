@@ -169,6 +169,36 @@ def test_mistakes_come_back_with_their_paths(people, client, login):  # type: ig
     assert "condition" in bad_shape.text
 
 
+def test_every_kind_of_mistake_is_named(people, client, login):  # type: ignore[no-untyped-def]
+    """One condition with every mistake the compiler knows; each is reported at its path, all at once."""
+    admin = login("admin@example.com")
+    drove = {"type": "event", "event": "test_drive_booked"}
+    mistakes = {
+        "unknown_field": field("favourite_colour", "eq", "red"),
+        "wrong_operator": field("city", "gt", 3),
+        "not_number": field("attributes.budget", "gte", "lots"),
+        "not_date": field("birthday", "before", "yesterday"),
+        "not_days": field("last_seen_at", "within_last_days", -3),
+        "not_list": field("city", "in", "上海"),
+        "not_pair": field("attributes.budget", "between", [1]),
+        "not_text": field("city", "eq", {"a": 1}),
+        "not_option": field("lifecycle_stage", "eq", "vip"),
+        "invalid": {**drove, "op": "did_not", "count": {"op": "gte", "value": 2}},
+        "not_count": {"type": "orders", "measure": "count", "op": "gte", "value": 1.5},
+        "unknown_unit": {"type": "unit", "unit_id": 999999},
+        "unknown_segment": {"type": "segment", "segment_id": 999999},
+        "unknown_tag": {"type": "tag", "tag_id": 999999},
+        "unknown_account": {"type": "account", "account_id": 999999},
+    }
+    response = client.post("/api/v1/segments/preview", headers=admin, json={"condition": {
+        "type": "any", "conditions": list(mistakes.values())}})
+    assert response.status_code == 422
+    found = {e["code"]: e["field"] for e in response.json()["errors"]}
+    for i, code in enumerate(mistakes):
+        assert found.get(code, "").startswith(f"condition.conditions.{i}."), (code, found)
+    # a cycle is the last: only a saved segment can refer back to itself (tested with the saved segments)
+
+
 def test_the_condition_language_is_published_in_openapi(client):  # type: ignore[no-untyped-def]
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
     condition = schemas["PreviewRequest"]["properties"]["condition"]
