@@ -130,15 +130,6 @@ def link_groups(session: Session, source: Source, links: list[tuple[str, dict[st
     return added
 
 
-def list_accounts(session: Session, principal: Any, *, limit: int = 500) -> list[Account]:
-    """The accounts the principal may read, by name (pickers)."""
-    from kehu.tenancy.access import scope
-
-    principal.require("accounts", "read")
-    return list(session.scalars(select(Account).where(scope(principal, Account)).order_by(Account.name, Account.id)
-                                .limit(limit)))
-
-
 def accounts_of(session: Session, profile: Profile) -> list[Account]:
     return list(session.scalars(select(Account).where(Account.id.in_(
         select(AccountMember.account_id).where(AccountMember.profile_id == profile.id))).order_by(Account.name)))

@@ -8,7 +8,7 @@ from typing import Any, get_args
 from nicegui import ui
 from pydantic import ValidationError
 
-from kehu.cdp import fields, relations
+from kehu.cdp import fields
 from kehu.cdp import service as cdp_service
 from kehu.cdp import ui as cdp_ui
 from kehu.cdp.identity_rules import list_rules
@@ -347,8 +347,8 @@ class Builder:
                 if principal.can("units") else {}
             self.segments = {s.id: s.name for s in service.list_segments(session, principal, limit=200).items}
             self.tags = {t.id: t.name for t in tags.all_tags(session, principal)}
-            self.accounts = {a.id: a.name or a.external_id for a in relations.list_accounts(session, principal)} \
-                if principal.can("accounts") else {}
+            self.accounts = {a.id: a.name or a.external_id for a in cdp_service.list_accounts(
+                session, principal, limit=500).items} if principal.can("accounts") else {}
 
     def kinds_offered(self) -> list[str]:
         empty = {"unit": self.units, "segment": self.segments, "tag": self.tags}
