@@ -21,6 +21,7 @@ from kehu.core.http import BodyLimitMiddleware, MetricsMiddleware, install_error
 from kehu.core.jobs import Worker
 from kehu.core.logging import configure_logging
 from kehu.core.settings import Settings, get_settings
+from kehu.sales import api as sales_api
 from kehu.segments import api as segments_api
 from kehu.segments.lists import MAX_LIST_BYTES
 from kehu.tenancy import api as tenancy_api
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(cdp_api.router)
     app.include_router(cdp_api.ingestion)
     app.include_router(segments_api.router)
+    app.include_router(sales_api.router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> Response:

@@ -21,6 +21,7 @@ from kehu.cdp.models import (
 )
 from kehu.core.audit import AuditRecord
 from kehu.core.jobs import Job
+from kehu.sales.models import Lead, LeadChange, LeadCursor, LeadRule, LeadSla, RoutingRule
 from kehu.segments.models import (
     ProfileTag,
     RfmModel,
@@ -48,6 +49,11 @@ __all__ = [
     "ImportRun",
     "IngestBatch",
     "Job",
+    "Lead",
+    "LeadChange",
+    "LeadCursor",
+    "LeadRule",
+    "LeadSla",
     "LoginAttempt",
     "Merge",
     "Order",
@@ -59,6 +65,7 @@ __all__ = [
     "RfmModel",
     "RfmScore",
     "Role",
+    "RoutingRule",
     "Segment",
     "SegmentChange",
     "SegmentMember",

@@ -105,11 +105,12 @@ class EventOut(BaseModel):
 
 
 class TimelineItemOut(BaseModel):
-    """An event the customer caused (kind "event"), a change made to their record (kind "change"), or their
+    """An event the customer caused (kind "event"), a change made to their record (kind "change"), their
     entering or leaving a segment (kind "segment": action entered | left, entity_id the segment, summary its
-    name)."""
+    name), or what happened to one of their leads (kind "lead": action created | inquiry | status | assigned |
+    contacted | escalated, entity_id the lead)."""
 
-    kind: Literal["event", "change", "segment"]
+    kind: Literal["event", "change", "segment", "lead"]
     id: int
     ts: datetime
     type: str | None = Field(default=None, description="event: identify | track | page | screen | group | alias")

@@ -1,0 +1,134 @@
+"""HTTP door of sales: leads, their history, assignment, rules and service levels."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+
+from kehu.core.pagination import OffsetPage
+from kehu.sales import schemas, service
+from kehu.tenancy.deps import PrincipalDep, SessionDep
+
+router = APIRouter(prefix="/api/v1", tags=["leads"])
+
+
+@router.get("/leads")
+def list_leads(session: SessionDep, principal: PrincipalDep,
+               status_: Annotated[str | None, Query(alias="status", description="a status, or open")] = None,
+               unit_id: int | None = None, owner_id: int | None = None, overdue: bool = False,
+               unassigned: bool = False, q: str | None = None, page: Annotated[int, Query(ge=1)] = 1,
+               per_page: Annotated[int, Query(ge=1, le=200)] = 50) -> Any:
+    """The leads you may see, newest inquiry first: a work queue by status, unit (and the units below it),
+    owner, overdue first contacts or unassigned, or the customer's name / mobile (``q``)."""
+    result: OffsetPage[Any] = service.page_leads(session, principal, status=status_, unit_id=unit_id,
+                                                 owner_id=owner_id, overdue=overdue, unassigned=unassigned, q=q,
+                                                 page=page, per_page=per_page)
+    return {"items": [schemas.LeadOut(**service.lead_out(lead)) for lead in result.items], "total": result.total,
+            "page": page, "per_page": per_page}
+
+
+@router.get("/leads/summary")
+def lead_summary(session: SessionDep, principal: PrincipalDep) -> dict[str, int]:
+    """How many leads per status in your scope, and how many open ones are overdue or unassigned."""
+    return service.counts(session, principal)
+
+
+@router.post("/leads", response_model=schemas.LeadCreated, status_code=status.HTTP_201_CREATED)
+def create_lead(data: schemas.LeadCreate, session: SessionDep, principal: PrincipalDep, response: Response) -> Any:
+    """Record an inquiry. The customer is found by One ID or made; an open lead of the same customer is
+    updated (answer 200, ``created`` false) rather than duplicated; a new lead is routed (201)."""
+    lead, created = service.create_lead(session, principal, data)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return schemas.LeadCreated(**service.lead_out(lead, created=created))
+
+
+@router.get("/leads/{lead_id}", response_model=schemas.LeadOut)
+def get_lead(lead_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    return service.lead_out(service.get_lead(session, principal, lead_id))
+
+
+@router.get("/leads/{lead_id}/history", response_model=list[schemas.LeadChangeOut])
+def lead_history(lead_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Everything that happened to the lead, newest first."""
+    return service.history(session, principal, lead_id)
+
+
+@router.post("/leads/{lead_id}/status", response_model=schemas.LeadOut)
+def change_status(lead_id: int, data: schemas.StatusChange, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Move the lead along inquiry → mql → sal → sql → converted, or disqualify it (with a reason) or recycle
+    it; a move the life cycle does not allow is 409 naming the ones it does."""
+    return service.lead_out(service.change_status(session, principal, lead_id, data))
+
+
+@router.post("/leads/{lead_id}/contacted", response_model=schemas.LeadOut)
+def contacted(lead_id: int, data: schemas.Contacted, session: SessionDep, principal: PrincipalDep) -> Any:
+    """The customer was contacted: the first time stops the first-contact clock."""
+    return service.lead_out(service.mark_contacted(session, principal, lead_id, data.note))
+
+
+@router.post("/leads/{lead_id}/assign", response_model=schemas.LeadOut)
+def assign(lead_id: int, data: schemas.Assignment, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Reassign to a unit (its next salesperson in turn) or to a salesperson."""
+    return service.lead_out(service.assign(session, principal, lead_id, data))
+
+
+@router.post("/leads/assign")
+def bulk_assign(data: schemas.BulkAssignment, session: SessionDep, principal: PrincipalDep) -> dict[str, int]:
+    """Reassign several leads at once; if one cannot be, none is."""
+    return {"assigned": service.bulk_assign(session, principal, data)}
+
+
+@router.get("/customers/{profile_id}/leads", response_model=list[schemas.LeadOut], tags=["customers"])
+def customer_leads(profile_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    return [service.lead_out(lead) for lead in service.leads_of(session, principal, profile_id)]
+
+
+# -- configuration ------------------------------------------------------------------------------------------------
+@router.get("/lead-rules", response_model=list[schemas.LeadRuleOut])
+def lead_rules(session: SessionDep, principal: PrincipalDep) -> Any:
+    return service.list_rules(session, principal)
+
+
+@router.put("/lead-rules", response_model=schemas.LeadRuleOut)
+def save_lead_rule(data: schemas.LeadRuleIn, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Make leads from an event (``test_drive_booked``, ``call_centre_inquiry`` …) from now on."""
+    return service.save_rule(session, principal, data)
+
+
+@router.delete("/lead-rules/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_lead_rule(rule_id: int, session: SessionDep, principal: PrincipalDep) -> Response:
+    service.delete_rule(session, principal, rule_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/routing-rules", response_model=list[schemas.RoutingRuleOut])
+def routing_rules(session: SessionDep, principal: PrincipalDep) -> Any:
+    return service.list_routing(session, principal)
+
+
+@router.post("/routing-rules", response_model=schemas.RoutingRuleOut, status_code=status.HTTP_201_CREATED)
+def create_routing_rule(data: schemas.RoutingRuleIn, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Send new leads matching provinces / cities / models / sources to a unit, where a salesperson is picked
+    by round robin or lowest open load. Customers who already belong to a dealer go back to it first."""
+    return service.save_routing(session, principal, data)
+
+
+@router.put("/routing-rules/{rule_id}", response_model=schemas.RoutingRuleOut)
+def update_routing_rule(rule_id: int, data: schemas.RoutingRuleIn, session: SessionDep,
+                        principal: PrincipalDep) -> Any:
+    return service.save_routing(session, principal, data, rule_id)
+
+
+@router.delete("/routing-rules/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_routing_rule(rule_id: int, session: SessionDep, principal: PrincipalDep) -> Response:
+    service.delete_routing(session, principal, rule_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put("/lead-sla")
+def set_sla(data: schemas.SlaIn, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
+    """Hours to the first contact: the organisation's default, or a unit's own."""
+    row = service.set_sla(session, principal, data)
+    return {"unit_id": row.unit_id, "first_contact_hours": row.first_contact_hours}

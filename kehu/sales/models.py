@@ -1,0 +1,133 @@
+"""Sales: leads (线索) with their history, the rules that make them from behaviour and route them to dealers,
+and first-contact service levels."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kehu.core.db import Base, BigId, IdMixin, JsonDoc, OwnedMixin, TimestampMixin
+
+OPEN_STATUSES = ("inquiry", "mql", "sal", "sql", "recycled")
+CLOSED_STATUSES = ("converted", "disqualified")
+STATUSES = (*OPEN_STATUSES, *CLOSED_STATUSES)
+
+
+class Lead(IdMixin, TimestampMixin, OwnedMixin, Base):
+    """A person's interest that sales should follow up: one open lead per customer, which later inquiries
+    update rather than duplicate. Placed in a dealer (``unit_id``) and, once assigned, owned by a salesperson."""
+
+    __tablename__ = "leads"
+    __entity__ = "leads"
+    __profile_link__ = "profile_id"
+    __table_args__ = (Index("ix_leads_org_status", "org_id", "status", "unit_id"),
+                      Index("ix_leads_profile", "profile_id"))
+
+    profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id"))
+    status: Mapped[str] = mapped_column(String(20), default="inquiry")  # see STATUSES
+    source: Mapped[str] = mapped_column(String(30), default="manual")  # web | app | call_centre | showroom | …
+    source_event: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the event that made it
+    model_interest: Mapped[str | None] = mapped_column(String(100), nullable=True)  # e.g. ID.4
+    note: Mapped[str] = mapped_column(String(2000), default="")
+    score: Mapped[int] = mapped_column(default=0)
+    inquiries: Mapped[int] = mapped_column(default=1)  # how many times the person asked while it was open
+    first_inquiry_at: Mapped[datetime] = mapped_column()
+    last_inquiry_at: Mapped[datetime] = mapped_column()
+    status_changed_at: Mapped[datetime] = mapped_column()
+    assigned_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    first_contact_due_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    first_contacted_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    escalated_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    disqualify_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    created_by_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+
+
+class LeadChange(IdMixin, Base):
+    """What happened to a lead, when and by whom: created, asked again, status, assigned, contacted,
+    escalated. The lead's history and the customer's timeline read it."""
+
+    __tablename__ = "lead_changes"
+    __profile_link__ = "profile_id"
+    __table_args__ = (Index("ix_lead_changes_lead", "lead_id", "at"),
+                      Index("ix_lead_changes_profile", "profile_id", "at"))
+
+    org_id: Mapped[int] = mapped_column(BigId)
+    lead_id: Mapped[int] = mapped_column(BigId, ForeignKey("leads.id", ondelete="CASCADE"))
+    profile_id: Mapped[int] = mapped_column(BigId)
+    kind: Mapped[str] = mapped_column(String(20))  # created | inquiry | status | assigned | contacted | escalated
+    from_status: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    to_status: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    unit_id: Mapped[int | None] = mapped_column(BigId, nullable=True)  # where it was assigned to
+    owner_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    actor_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    actor: Mapped[str] = mapped_column(String(100), default="")
+    at: Mapped[datetime] = mapped_column()
+
+
+class LeadRule(IdMixin, TimestampMixin, Base):
+    """An event that makes (or updates) a lead: ``test_drive_booked`` from the website, a call-centre
+    inquiry … with the source it is recorded under and the event property naming the model of interest."""
+
+    __tablename__ = "lead_rules"
+    __entity__ = "leads"
+    __scope_unit__ = None
+    __scope_owner__ = None
+    __table_args__ = (UniqueConstraint("org_id", "event"),)
+
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("organizations.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(30), default="web")
+    model_property: Mapped[str] = mapped_column(String(60), default="model")
+    is_active: Mapped[bool] = mapped_column(default=True)
+
+
+class LeadCursor(Base):
+    """How far the lead rules have read the organisation's events (the last event id considered)."""
+
+    __tablename__ = "lead_cursors"
+
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("organizations.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    last_event_id: Mapped[int] = mapped_column(BigId, default=0)
+
+
+class RoutingRule(IdMixin, TimestampMixin, Base):
+    """Where new leads go: the first active rule (by ``priority``) whose conditions all hold sends the lead
+    to ``unit_id``; there a salesperson is picked by ``method``. Conditions left empty match anything."""
+
+    __tablename__ = "routing_rules"
+    __entity__ = "leads"
+    __scope_unit__ = None
+    __scope_owner__ = None
+
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("organizations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    priority: Mapped[int] = mapped_column(default=100)  # lower first
+    provinces: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+    cities: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+    models: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+    sources: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+    unit_id: Mapped[int] = mapped_column(BigId, ForeignKey("business_units.id"))
+    method: Mapped[str] = mapped_column(String(20), default="round_robin")  # round_robin | least_loaded | none
+    is_active: Mapped[bool] = mapped_column(default=True)
+
+
+class LeadSla(IdMixin, Base):
+    """Hours to the first contact of an assigned lead: the organisation's default (``unit_id`` empty) or a
+    unit's own (a dealer and the units below it)."""
+
+    __tablename__ = "lead_slas"
+    __table_args__ = (UniqueConstraint("org_id", "unit_id"),)
+
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("organizations.id", ondelete="CASCADE"))
+    unit_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    first_contact_hours: Mapped[int] = mapped_column(default=24)
+
+
+def lead_fields(lead: Lead) -> dict[str, Any]:
+    """The fields an audit record keeps of a lead."""
+    return {k: getattr(lead, k) for k in ("status", "unit_id", "owner_id", "source", "model_interest", "score")}

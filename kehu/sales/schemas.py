@@ -1,0 +1,146 @@
+"""What the sales API takes and gives."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Status = Literal["inquiry", "mql", "sal", "sql", "converted", "disqualified", "recycled"]
+Source = Literal["web", "app", "wechat", "call_centre", "showroom", "event", "import", "api", "manual"]
+DisqualifyReason = Literal["no_budget", "no_response", "bought_elsewhere", "not_interested", "duplicate",
+                           "invalid_contact", "other"]
+Method = Literal["round_robin", "least_loaded", "none"]
+
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class LeadCreate(_Shape):
+    """An inquiry: for a known customer (``profile_id``) or for a person given by mobile / e-mail (found by
+    One ID, or made a new customer). A second inquiry while the person has an open lead updates that lead.
+    ``unit_id`` / ``owner_id`` place it by hand; otherwise the routing rules do."""
+
+    profile_id: int | None = None
+    name: str | None = Field(default=None, max_length=100)
+    mobile: str | None = Field(default=None, max_length=32)
+    email: str | None = Field(default=None, max_length=254)
+    province: str | None = Field(default=None, max_length=60)
+    city: str | None = Field(default=None, max_length=60)
+    source: Source = "manual"
+    model_interest: str | None = Field(default=None, max_length=100)
+    note: str = Field(default="", max_length=2000)
+    unit_id: int | None = None
+    owner_id: int | None = None
+
+    @model_validator(mode="after")
+    def someone(self) -> LeadCreate:
+        if self.profile_id is None and not (self.mobile or self.email):
+            raise ValueError("give the customer (profile_id) or a mobile or e-mail to find or make them by")
+        return self
+
+
+class LeadOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    profile_id: int
+    status: str
+    source: str
+    source_event: str | None
+    model_interest: str | None
+    note: str
+    score: int
+    inquiries: int
+    unit_id: int
+    owner_id: int | None
+    first_inquiry_at: datetime
+    last_inquiry_at: datetime
+    status_changed_at: datetime
+    assigned_at: datetime | None
+    first_contact_due_at: datetime | None
+    first_contacted_at: datetime | None
+    escalated_at: datetime | None
+    disqualify_reason: str | None
+    overdue: bool = Field(description="assigned, not contacted, and past its first-contact time")
+    created_at: datetime
+
+
+class LeadCreated(LeadOut):
+    created: bool = Field(description="false when an open lead of the same customer was updated instead")
+
+
+class LeadChangeOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    kind: str
+    from_status: str | None
+    to_status: str | None
+    unit_id: int | None
+    owner_id: int | None
+    reason: str
+    actor: str
+    at: datetime
+
+
+class StatusChange(_Shape):
+    status: Status
+    reason: DisqualifyReason | None = Field(default=None, description="required to disqualify")
+    note: str = Field(default="", max_length=500)
+
+
+class Assignment(_Shape):
+    """Where to: a unit (a salesperson there is picked by its routing method unless ``owner_id`` is given),
+    or straight to a salesperson (in their unit)."""
+
+    unit_id: int | None = None
+    owner_id: int | None = None
+
+    @model_validator(mode="after")
+    def somewhere(self) -> Assignment:
+        if self.unit_id is None and self.owner_id is None:
+            raise ValueError("give a unit_id, an owner_id or both")
+        return self
+
+
+class BulkAssignment(Assignment):
+    lead_ids: list[int] = Field(min_length=1, max_length=1000)
+
+
+class Contacted(_Shape):
+    note: str = Field(default="", max_length=500)
+
+
+class LeadRuleIn(_Shape):
+    event: str = Field(min_length=1, max_length=200)
+    source: Source = "web"
+    model_property: str = Field(default="model", min_length=1, max_length=60)
+    is_active: bool = True
+
+
+class LeadRuleOut(LeadRuleIn):
+    model_config = ConfigDict(from_attributes=True, extra="ignore")
+    id: int
+
+
+class RoutingRuleIn(_Shape):
+    name: str = Field(min_length=1, max_length=100)
+    priority: int = Field(default=100, ge=0, le=100_000)
+    provinces: list[str] = Field(default_factory=list, max_length=100)
+    cities: list[str] = Field(default_factory=list, max_length=500)
+    models: list[str] = Field(default_factory=list, max_length=100)
+    sources: list[Source] = Field(default_factory=list)
+    unit_id: int
+    method: Method = "round_robin"
+    is_active: bool = True
+
+
+class RoutingRuleOut(RoutingRuleIn):
+    model_config = ConfigDict(from_attributes=True, extra="ignore")
+    id: int
+
+
+class SlaIn(_Shape):
+    unit_id: int | None = Field(default=None, description="empty: the organisation's default")
+    first_contact_hours: int = Field(ge=1, le=24 * 30)

@@ -1,0 +1,584 @@
+"""Leads (线索): made from inquiries of any channel, one open lead per customer, routed to a dealer and a
+salesperson there, followed through inquiry → MQL → SAL → SQL → converted / disqualified / recycled, with a
+first-contact service level that escalates to the dealer's manager. Every change is kept (the lead's history
+and the customer's timeline) and written back to the customer, where segments see it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, func, select, update
+from sqlalchemy.orm import Session
+
+from kehu.cdp import normalise, timeline
+from kehu.cdp import schemas as cdp_schemas
+from kehu.cdp import service as cdp_service
+from kehu.cdp.models import Event, Identity, Profile
+from kehu.core import audit, jobs
+from kehu.core.db import Database, utcnow
+from kehu.core.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
+from kehu.core.pagination import OffsetPage, offset_page
+from kehu.sales import schemas
+from kehu.sales.models import (
+    CLOSED_STATUSES,
+    OPEN_STATUSES,
+    Lead,
+    LeadChange,
+    LeadCursor,
+    LeadRule,
+    LeadSla,
+    RoutingRule,
+    lead_fields,
+)
+from kehu.tenancy.access import Principal, get_scoped, is_root_path, merge_privileges, require_row, scope
+from kehu.tenancy.models import BusinessUnit, Role, User, user_roles
+
+# Which status may follow which. Converted is final; a disqualified lead can only be recycled (reopened).
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "inquiry": ("mql", "sal", "sql", "disqualified"),
+    "mql": ("sal", "sql", "disqualified", "recycled"),
+    "sal": ("sql", "disqualified", "recycled"),
+    "sql": ("converted", "disqualified", "recycled"),
+    "recycled": ("mql", "sal", "sql", "disqualified"),
+    "disqualified": ("recycled",),
+    "converted": (),
+}
+DEFAULT_FIRST_CONTACT_HOURS = 24
+# How the customer's life-cycle stage follows their leads (it never moves back).
+STAGE_ORDER = ("visitor", "prospect", "lead", "opportunity", "customer", "owner")
+
+
+def _now() -> datetime:
+    return utcnow()
+
+
+def _change(session: Session, lead: Lead, kind: str, actor: Principal | None, *, at: datetime,
+            from_status: str | None = None, to_status: str | None = None, reason: str = "") -> None:
+    session.add(LeadChange(org_id=lead.org_id, lead_id=lead.id, profile_id=lead.profile_id, kind=kind,
+                           from_status=from_status, to_status=to_status, unit_id=lead.unit_id, owner_id=lead.owner_id,
+                           reason=reason[:500], actor_id=actor.user_id if actor else None,
+                           actor=(actor.display if actor else "system")[:100], at=at))
+
+
+def is_overdue(lead: Lead, now: datetime | None = None) -> bool:
+    return (lead.status in OPEN_STATUSES and lead.first_contacted_at is None and lead.first_contact_due_at is not None
+            and lead.first_contact_due_at < (now or _now()))
+
+
+def lead_out(lead: Lead, **extra: Any) -> dict[str, Any]:
+    return {**{c.key: getattr(lead, c.key) for c in Lead.__table__.columns}, "overdue": is_overdue(lead), **extra}
+
+
+# -- the customer --------------------------------------------------------------------------------------------
+def _customer_for(session: Session, principal: Principal, data: schemas.LeadCreate) -> Profile:
+    """The customer the inquiry is about: given, found by One ID (mobile, then e-mail), or made now."""
+    if data.profile_id is not None:
+        return cdp_service.get_profile(session, principal, data.profile_id)
+    errors: list[FieldError] = []
+    pairs = []
+    for kind, value in (("mobile", data.mobile), ("email", data.email)):
+        if not value:
+            continue
+        try:
+            pairs.append((kind, normalise.identity_value(kind, value)))
+        except normalise.InvalidValue as error:
+            errors.append(FieldError(kind, error.text(principal.locale), error.code))
+    if errors:
+        raise ValidationFailed("; ".join(e.message for e in errors), errors=errors)
+    for kind, value in pairs:
+        found = session.scalar(select(Profile).join(Identity, Identity.profile_id == Profile.id).where(
+            Identity.org_id == principal.org_id, Identity.kind == kind, Identity.value == value,
+            Profile.merged_into_id.is_(None)))
+        if found is not None:
+            return found  # the same person, whoever holds their record: One ID, not a duplicate
+    return cdp_service.create_profile(session, principal, data=cdp_schemas.ProfileCreate(
+        name=data.name, mobile=data.mobile, email=data.email, province=data.province, city=data.city,
+        lifecycle_stage="lead"))
+
+
+def _write_back(session: Session, lead: Lead, profile: Profile) -> None:
+    """The lead's state on the customer: their stage moves forward (lead, then opportunity when converted),
+    ``attributes.lead_status`` says where their latest lead stands (segments ask it), and a customer placed
+    above the lead's dealer (at headquarters, say) or owned by nobody moves to the dealer and salesperson who
+    now follow them up. A customer of another dealer stays theirs."""
+    stage = "opportunity" if lead.status == "converted" else "lead"
+    current = profile.lifecycle_stage
+    if current not in STAGE_ORDER or STAGE_ORDER.index(current) < STAGE_ORDER.index(stage):  # churned comes back
+        profile.lifecycle_stage = stage
+    profile.attributes = {**(profile.attributes or {}), "lead_status": lead.status}
+    if lead.owner_id is None or (profile.unit_id == lead.unit_id and profile.owner_id == lead.owner_id):
+        return
+    unit_path = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == lead.unit_id)) or ""
+    profile_path = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == profile.unit_id)) or ""
+    above = unit_path.startswith(profile_path) and unit_path != profile_path
+    if above or (profile.owner_id is None and profile.unit_id == lead.unit_id):
+        profile.unit_id, profile.owner_id = lead.unit_id, lead.owner_id
+
+
+# -- routing -------------------------------------------------------------------------------------------------
+@dataclass
+class Route:
+    unit_id: int
+    owner_id: int | None
+    method: str
+    why: str
+
+
+def _salespeople(session: Session, unit_id: int) -> list[int]:
+    """Active users of the unit who work their own leads (a role granting ``leads.update`` at "own"): those
+    leads are shared among. Managers, who see the whole dealer, assign rather than receive."""
+    users = session.execute(select(User.id, Role.privileges).join(user_roles, user_roles.c.user_id == User.id)
+                            .join(Role, Role.id == user_roles.c.role_id)
+                            .where(User.unit_id == unit_id, User.is_active.is_(True))).all()
+    grants: dict[int, list[Any]] = {}
+    for user_id, privileges in users:
+        grants.setdefault(user_id, []).append(privileges)
+    return sorted(u for u, g in grants.items() if merge_privileges(g).get("leads.update") == "own")
+
+
+def _pick(session: Session, unit_id: int, method: str) -> int | None:
+    """A salesperson of the unit: the one given a lead longest ago (round robin; never given one first),
+    or the one with the fewest open leads (least loaded; ties by round robin)."""
+    people = _salespeople(session, unit_id)
+    if not people or method == "none":
+        return None
+    if session.get_bind().dialect.name == "postgresql":  # one assignment at a time per unit
+        session.execute(select(BusinessUnit.id).where(BusinessUnit.id == unit_id).with_for_update())
+    last = dict(session.execute(select(LeadChange.owner_id, func.max(LeadChange.id)).where(
+        LeadChange.kind == "assigned", LeadChange.unit_id == unit_id, LeadChange.owner_id.in_(people))
+        .group_by(LeadChange.owner_id)).all())
+    load: dict[int, int] = {}
+    if method == "least_loaded":
+        load = dict(session.execute(select(Lead.owner_id, func.count()).where(
+            Lead.owner_id.in_(people), Lead.status.in_(OPEN_STATUSES)).group_by(Lead.owner_id)).all())
+    return min(people, key=lambda u: (load.get(u, 0), last.get(u, 0), u))
+
+
+def route(session: Session, org_id: int, profile: Profile, lead: Lead) -> Route | None:
+    """Where a new lead goes. A customer who already belongs to a dealer goes back to that dealer (and to
+    their salesperson while they are active there); otherwise the first matching routing rule decides.
+    None: no rule matched, the lead waits where it was made (the call centre's or HQ's queue)."""
+    root = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == profile.unit_id))
+    if root is not None and not is_root_path(root):
+        owner = profile.owner_id if profile.owner_id in _salespeople(session, profile.unit_id) else None
+        return Route(profile.unit_id, owner if owner else _pick(session, profile.unit_id, "round_robin"),
+                     "round_robin", "existing_customer")
+    for rule in session.scalars(select(RoutingRule).where(RoutingRule.org_id == org_id,
+                                                          RoutingRule.is_active.is_(True))
+                                .order_by(RoutingRule.priority, RoutingRule.id)):
+        checks = ((rule.provinces, profile.province), (rule.cities, profile.city),
+                  (rule.models, lead.model_interest), (rule.sources, lead.source))
+        if all(not wanted or value in wanted for wanted, value in checks):
+            return Route(rule.unit_id, _pick(session, rule.unit_id, rule.method), rule.method, f"rule:{rule.name}")
+    return None
+
+
+def sla_hours(session: Session, org_id: int, unit_id: int) -> int:
+    """Hours to first contact at a unit: its own level, else the nearest above it, else the organisation's."""
+    path = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == unit_id)) or ""
+    ancestors = [int(p) for p in path.strip("/").split("/") if p]
+    levels = dict(session.execute(select(LeadSla.unit_id, LeadSla.first_contact_hours).where(
+        LeadSla.org_id == org_id)).all())
+    for unit in reversed(ancestors):
+        if unit in levels:
+            return levels[unit]
+    return levels.get(None, DEFAULT_FIRST_CONTACT_HOURS)
+
+
+def _place(session: Session, lead: Lead, unit_id: int, owner_id: int | None, actor: Principal | None,
+           now: datetime, reason: str) -> None:
+    lead.unit_id, lead.owner_id = unit_id, owner_id
+    if owner_id is not None:
+        lead.assigned_at = now
+        if lead.first_contacted_at is None:
+            lead.first_contact_due_at = now + timedelta(hours=sla_hours(session, lead.org_id, unit_id))
+            lead.escalated_at = None
+    session.flush()
+    _change(session, lead, "assigned", actor, at=now, reason=reason)
+
+
+# -- making leads ----------------------------------------------------------------------------------------------
+def create_lead(session: Session, principal: Principal, data: schemas.LeadCreate) -> tuple[Lead, bool]:
+    """A lead for the inquiry, or the customer's open lead updated (returns it and whether it is new)."""
+    principal.require("leads", "create")
+    profile = _customer_for(session, principal, data)
+    if data.unit_id is not None or data.owner_id is not None:
+        unit_id, owner_id = _placement(session, principal, data.unit_id, data.owner_id)
+        placed: Route | None = Route(unit_id, owner_id, "none", "by_hand")
+    else:
+        placed = None
+    lead, created = _inquire(session, principal, profile, source=data.source, source_event=None,
+                             model=data.model_interest, note=data.note, at=_now(), placed=placed)
+    return lead, created
+
+
+def _placement(session: Session, principal: Principal, unit_id: int | None, owner_id: int | None
+               ) -> tuple[int, int | None]:
+    """A placement given by hand, checked: the unit is the organisation's, the owner an active user there."""
+    if owner_id is not None:
+        owner = session.scalar(select(User).where(User.id == owner_id, User.org_id == principal.org_id,
+                                                  User.is_active.is_(True)))
+        if owner is None:
+            raise invalid("owner_id", "not an active user of this organisation", "unknown")
+        if unit_id is not None and owner.unit_id != unit_id:
+            raise invalid("owner_id", "the salesperson works at another unit", "wrong_unit")
+        unit_id = owner.unit_id
+    assert unit_id is not None
+    if session.scalar(select(BusinessUnit.id).where(BusinessUnit.id == unit_id,
+                                                    BusinessUnit.org_id == principal.org_id)) is None:
+        raise invalid("unit_id", "no such unit in this organisation", "unknown")
+    return unit_id, owner_id
+
+
+def _inquire(session: Session, actor: Principal, profile: Profile, *, source: str, source_event: str | None,
+             model: str | None, note: str, at: datetime, placed: Route | None) -> tuple[Lead, bool]:
+    open_lead = session.scalar(select(Lead).where(Lead.org_id == profile.org_id, Lead.profile_id == profile.id,
+                                                  Lead.status.in_(OPEN_STATUSES)).order_by(Lead.id.desc()).limit(1))
+    if open_lead is not None:  # the same person asking again: one lead, busier
+        open_lead.inquiries += 1
+        open_lead.last_inquiry_at = max(open_lead.last_inquiry_at, at)
+        open_lead.model_interest = model or open_lead.model_interest
+        if note:
+            open_lead.note = (open_lead.note + "\n" + note).strip()[-2000:]
+        session.flush()
+        _change(session, open_lead, "inquiry", actor, at=at, reason=source_event or source)
+        audit.record(session, actor, org_id=open_lead.org_id, action="inquiry", entity="leads",
+                     entity_id=open_lead.id, unit_id=open_lead.unit_id, after={"inquiries": open_lead.inquiries},
+                     summary=f"Lead {open_lead.id}: inquiry {open_lead.inquiries} ({source_event or source})")
+        return open_lead, False
+    lead = Lead(org_id=profile.org_id, unit_id=actor.unit_id or profile.unit_id, owner_id=None,
+                profile_id=profile.id, status="inquiry", source=source, source_event=source_event,
+                model_interest=model, note=note, inquiries=1, first_inquiry_at=at, last_inquiry_at=at,
+                status_changed_at=at, created_by_id=actor.user_id)
+    session.add(lead)
+    session.flush()
+    _change(session, lead, "created", actor, at=at, to_status="inquiry", reason=source_event or source)
+    chosen = placed or route(session, profile.org_id, profile, lead)
+    if chosen is not None:
+        _place(session, lead, chosen.unit_id, chosen.owner_id, actor, at, chosen.why)
+    _write_back(session, lead, profile)
+    audit.record(session, actor, org_id=lead.org_id, action="create", entity="leads", entity_id=lead.id,
+                 unit_id=lead.unit_id, after=lead_fields(lead),
+                 summary=f"Lead {lead.id} for customer {profile.id} ({source_event or source})")
+    session.flush()
+    return lead, True
+
+
+# -- reading -----------------------------------------------------------------------------------------------------
+def get_lead(session: Session, principal: Principal, lead_id: int) -> Lead:
+    return get_scoped(session, principal, Lead, lead_id)
+
+
+def page_leads(session: Session, principal: Principal, *, status: str | None = None, unit_id: int | None = None,
+               owner_id: int | None = None, overdue: bool = False, unassigned: bool = False, q: str | None = None,
+               page: int = 1, per_page: int = 20) -> OffsetPage[Lead]:
+    """The leads the reader may see, newest inquiry first, filtered as a work queue asks."""
+    principal.require("leads", "read")
+    query = select(Lead).where(scope(principal, Lead))
+    if status == "open":
+        query = query.where(Lead.status.in_(OPEN_STATUSES))
+    elif status:
+        query = query.where(Lead.status == status)
+    if unit_id is not None:
+        path = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == unit_id,
+                                                              BusinessUnit.org_id == principal.org_id))
+        if path is None:
+            raise invalid("unit_id", "no such unit in this organisation", "unknown")
+        query = query.where(Lead.unit_id.in_(select(BusinessUnit.id).where(
+            BusinessUnit.org_id == principal.org_id, BusinessUnit.path.startswith(path, autoescape=True))))
+    if owner_id is not None:
+        query = query.where(Lead.owner_id == owner_id)
+    if unassigned:
+        query = query.where(Lead.owner_id.is_(None), Lead.status.in_(OPEN_STATUSES))
+    if overdue:
+        query = query.where(Lead.status.in_(OPEN_STATUSES), Lead.first_contacted_at.is_(None),
+                            Lead.first_contact_due_at < _now())
+    if q:
+        query = query.where(Lead.profile_id.in_(select(Profile.id).where(*cdp_service.profile_filters(
+            principal, q, None, None))))
+    return offset_page(session, query, order_by=[Lead.last_inquiry_at.desc(), Lead.id.desc()], page=page,
+                       per_page=per_page)
+
+
+def history(session: Session, principal: Principal, lead_id: int) -> list[LeadChange]:
+    lead = get_lead(session, principal, lead_id)
+    return list(session.scalars(select(LeadChange).where(LeadChange.lead_id == lead.id)
+                                .order_by(LeadChange.at.desc(), LeadChange.id.desc())))
+
+
+def leads_of(session: Session, principal: Principal, profile_id: int) -> list[Lead]:
+    """A customer's leads that the reader may see (the Customer 360)."""
+    profile = cdp_service.get_profile(session, principal, profile_id)
+    if not principal.can("leads"):
+        return []
+    return list(session.scalars(select(Lead).where(Lead.profile_id == profile.id, scope(principal, Lead))
+                                .order_by(Lead.id.desc())))
+
+
+def counts(session: Session, principal: Principal) -> dict[str, int]:
+    """Leads per status within the reader's scope, with the open ones overdue and unassigned."""
+    principal.require("leads", "read")
+    now = _now()
+    rows = dict(session.execute(select(Lead.status, func.count()).where(scope(principal, Lead))
+                                .group_by(Lead.status)).all())
+    open_filter = and_(scope(principal, Lead), Lead.status.in_(OPEN_STATUSES))
+    overdue, unassigned = session.execute(select(
+        func.count(case((and_(Lead.first_contacted_at.is_(None), Lead.first_contact_due_at < now), 1))),
+        func.count(case((Lead.owner_id.is_(None), 1)))).where(open_filter)).one()
+    return {**rows, "open": sum(rows.get(s, 0) for s in OPEN_STATUSES), "overdue": overdue or 0,
+            "unassigned": unassigned or 0}
+
+
+# -- working a lead ------------------------------------------------------------------------------------------------
+def change_status(session: Session, principal: Principal, lead_id: int, data: schemas.StatusChange) -> Lead:
+    lead = get_lead(session, principal, lead_id)
+    require_row(session, principal, "leads", "update", unit_id=lead.unit_id, owner_id=lead.owner_id)
+    if data.status == lead.status:
+        return lead
+    if data.status not in TRANSITIONS[lead.status]:
+        allowed = ", ".join(TRANSITIONS[lead.status]) or "none (it is final)"
+        raise Conflict(f"A lead that is {lead.status} cannot become {data.status}; it can become {allowed}.",
+                       errors=[FieldError("status", f"not allowed after {lead.status}", "transition")])
+    if data.status == "disqualified" and data.reason is None:
+        raise invalid("reason", "say why the lead is disqualified", "required")
+    now = _now()
+    before = lead.status
+    lead.status, lead.status_changed_at = data.status, now
+    lead.disqualify_reason = data.reason if data.status == "disqualified" else None
+    if data.status in ("sal", "sql", "converted") and lead.first_contacted_at is None:
+        lead.first_contacted_at = now  # accepting or qualifying a lead means sales has talked to them
+    session.flush()
+    _change(session, lead, "status", principal, at=now, from_status=before, to_status=data.status,
+            reason=" ".join(filter(None, [data.reason, data.note])))
+    _write_back(session, lead, session.get(Profile, lead.profile_id))  # type: ignore[arg-type]
+    audit.record(session, principal, action="status", entity="leads", entity_id=lead.id, unit_id=lead.unit_id,
+                 before={"status": before}, after={"status": lead.status, "reason": data.reason},
+                 summary=f"Lead {lead.id}: {before} → {lead.status}")
+    return lead
+
+
+def mark_contacted(session: Session, principal: Principal, lead_id: int, note: str = "") -> Lead:
+    """The first contact made (stops the service-level clock); later contacts only add to the history."""
+    lead = get_lead(session, principal, lead_id)
+    require_row(session, principal, "leads", "update", unit_id=lead.unit_id, owner_id=lead.owner_id)
+    now = _now()
+    if lead.first_contacted_at is None:
+        lead.first_contacted_at = now
+    _change(session, lead, "contacted", principal, at=now, reason=note)
+    session.flush()
+    return lead
+
+
+def assign(session: Session, principal: Principal, lead_id: int, data: schemas.Assignment) -> Lead:
+    """Hand a lead to a unit (its routing picks the salesperson) or to a salesperson, by someone who may
+    assign it (a dealer manager within the dealer, HQ or the call centre anywhere)."""
+    lead = get_lead(session, principal, lead_id)
+    require_row(session, principal, "leads", "assign", unit_id=lead.unit_id, owner_id=lead.owner_id)
+    if lead.status in CLOSED_STATUSES:
+        raise Conflict(f"A {lead.status} lead is not assigned any more.")
+    unit_id, owner_id = _placement(session, principal, data.unit_id, data.owner_id)
+    require_row(session, principal, "leads", "assign", unit_id=unit_id, owner_id=owner_id)
+    if owner_id is None:
+        owner_id = _pick(session, unit_id, "round_robin")
+    before = {"unit_id": lead.unit_id, "owner_id": lead.owner_id}
+    _place(session, lead, unit_id, owner_id, principal, _now(), "by_hand")
+    _write_back(session, lead, session.get(Profile, lead.profile_id))  # type: ignore[arg-type]
+    audit.record(session, principal, action="assign", entity="leads", entity_id=lead.id, unit_id=lead.unit_id,
+                 before=before, after={"unit_id": unit_id, "owner_id": owner_id},
+                 summary=f"Lead {lead.id} assigned")
+    return lead
+
+
+def bulk_assign(session: Session, principal: Principal, data: schemas.BulkAssignment) -> int:
+    """Several leads at once (a salesperson leaving, a campaign's leads to a dealer): all or none."""
+    assigned = 0
+    for lead_id in sorted(set(data.lead_ids)):
+        try:
+            assign(session, principal, lead_id, schemas.Assignment(unit_id=data.unit_id, owner_id=data.owner_id))
+        except NotFound as error:
+            raise invalid("lead_ids", f"no lead {lead_id} that you may see", "unknown") from error
+        assigned += 1
+    return assigned
+
+
+# -- the service level: overdue leads go to the dealer manager's queue ---------------------------------------------
+@jobs.poller
+def escalate_overdue(database: Database, limit: int = 500) -> bool:
+    """Mark assigned leads nobody contacted in time as escalated (once each), with a history entry: the
+    manager's work queue and the SLA report count them. Several workers may run it; the update decides."""
+    now = _now()
+    with database.unit_of_work() as session:
+        due = list(session.scalars(select(Lead).where(
+            Lead.status.in_(OPEN_STATUSES), Lead.first_contacted_at.is_(None), Lead.escalated_at.is_(None),
+            Lead.first_contact_due_at < now).order_by(Lead.first_contact_due_at).limit(limit)))
+        for lead in due:
+            claimed = session.execute(update(Lead).where(Lead.id == lead.id, Lead.escalated_at.is_(None))
+                                      .values(escalated_at=now).execution_options(synchronize_session=False)).rowcount
+            if claimed:
+                _change(session, lead, "escalated", None, at=now, reason="first_contact_overdue")
+    return bool(due)
+
+
+# -- leads from behaviour ------------------------------------------------------------------------------------------
+LEAD_RULES_BATCH = 1000
+SETTLE_SECONDS = 30.0
+
+
+def list_rules(session: Session, principal: Principal) -> list[LeadRule]:
+    principal.require("leads", "read")
+    return list(session.scalars(select(LeadRule).where(LeadRule.org_id == principal.org_id).order_by(LeadRule.event)))
+
+
+def save_rule(session: Session, principal: Principal, data: schemas.LeadRuleIn) -> LeadRule:
+    """Add or change the rule for an event. The first rule of an organisation starts reading events from
+    now: the history already stored does not flood the dealers with old leads."""
+    principal.require_permission("settings.manage")
+    rule = session.scalar(select(LeadRule).where(LeadRule.org_id == principal.org_id, LeadRule.event == data.event))
+    if rule is None:
+        rule = LeadRule(org_id=principal.org_id, event=data.event)
+        session.add(rule)
+    rule.source, rule.model_property, rule.is_active = data.source, data.model_property, data.is_active
+    if session.get(LeadCursor, principal.org_id) is None:
+        latest = session.scalar(select(func.max(Event.id)).where(Event.org_id == principal.org_id)) or 0
+        session.add(LeadCursor(org_id=principal.org_id, last_event_id=latest))
+    session.flush()
+    audit.record(session, principal, action="update", entity="lead_rules", entity_id=rule.id,
+                 after=data.model_dump(), summary=f"Lead rule for {data.event}")
+    return rule
+
+
+def delete_rule(session: Session, principal: Principal, rule_id: int) -> None:
+    principal.require_permission("settings.manage")
+    rule = session.scalar(select(LeadRule).where(LeadRule.id == rule_id, LeadRule.org_id == principal.org_id))
+    if rule is None:
+        raise NotFound(f"No lead rule {rule_id}.")
+    session.delete(rule)
+    audit.record(session, principal, action="delete", entity="lead_rules", entity_id=rule_id,
+                 before={"event": rule.event}, summary=f"Lead rule for {rule.event} removed")
+    session.flush()
+
+
+@jobs.poller
+def leads_from_events(database: Database, settle_seconds: float = SETTLE_SECONDS) -> bool:
+    """Read each organisation's new events past its cursor; those its rules name make or update leads (as
+    the platform). A worker claims a batch by moving the cursor from where it read it (compare and set), so
+    two workers never take the same events; the leads and the moved cursor commit together, so a crash
+    repeats nothing and loses nothing. Only events received ``settle_seconds`` ago are read: ids are handed
+    out when a row is written, not when it commits, so a slow writer's lower id may appear after a higher
+    one — waiting a little keeps the cursor from passing it."""
+    from kehu.tenancy.service import system_principal
+
+    worked = False
+    with database.unit_of_work() as session:
+        org_ids = list(session.scalars(select(LeadCursor.org_id)))
+    for org_id in org_ids:
+        with database.unit_of_work() as session:
+            start = session.scalar(select(LeadCursor.last_event_id).where(LeadCursor.org_id == org_id))
+            rules = {r.event: r for r in session.scalars(select(LeadRule).where(
+                LeadRule.org_id == org_id, LeadRule.is_active.is_(True)))}
+            if start is None or not rules:
+                continue
+            settled = (Event.org_id == org_id, Event.id > start,
+                       Event.received_at <= _now() - timedelta(seconds=settle_seconds))
+            events = session.execute(select(Event.id, Event.event, Event.ts, Event.profile_id, Event.properties)
+                                     .where(*settled, Event.event.in_(list(rules)))
+                                     .order_by(Event.id).limit(LEAD_RULES_BATCH)).all()
+            # past every settled event read (a full batch: up to its last one), rule or not
+            end = events[-1][0] if len(events) == LEAD_RULES_BATCH else (
+                session.scalar(select(func.max(Event.id)).where(*settled)) or start)
+            if end == start:
+                continue
+            claimed = session.execute(update(LeadCursor).where(LeadCursor.org_id == org_id,
+                                                               LeadCursor.last_event_id == start)
+                                      .values(last_event_id=end).execution_options(synchronize_session=False))
+            if not claimed.rowcount:
+                continue  # another worker took this batch
+            principal = system_principal(session, org_id)
+            for _event_id, name, ts, profile_id, properties in events:
+                profile = session.get(Profile, profile_id)
+                while profile is not None and profile.merged_into_id is not None:
+                    profile = session.get(Profile, profile.merged_into_id)
+                if profile is None:
+                    continue
+                rule = rules[name]
+                model = (properties or {}).get(rule.model_property)
+                _inquire(session, principal, profile, source=rule.source, source_event=name,
+                         model=str(model)[:100] if model else None, note="", at=ts, placed=None)
+            worked = worked or bool(events)
+    return worked
+
+
+# -- routing rules and service levels --------------------------------------------------------------------------------
+def list_routing(session: Session, principal: Principal) -> list[RoutingRule]:
+    principal.require("leads", "read")
+    return list(session.scalars(select(RoutingRule).where(RoutingRule.org_id == principal.org_id)
+                                .order_by(RoutingRule.priority, RoutingRule.id)))
+
+
+def save_routing(session: Session, principal: Principal, data: schemas.RoutingRuleIn,
+                 rule_id: int | None = None) -> RoutingRule:
+    principal.require_permission("settings.manage")
+    _placement(session, principal, data.unit_id, None)
+    if rule_id is None:
+        rule = RoutingRule(org_id=principal.org_id)
+        session.add(rule)
+    else:
+        rule = session.scalar(select(RoutingRule).where(RoutingRule.id == rule_id,
+                                                        RoutingRule.org_id == principal.org_id))
+        if rule is None:
+            raise NotFound(f"No routing rule {rule_id}.")
+    for key, value in data.model_dump().items():
+        setattr(rule, key, value)
+    session.flush()
+    audit.record(session, principal, action="update", entity="routing_rules", entity_id=rule.id,
+                 after=data.model_dump(), summary=f"Routing rule {rule.name}")
+    return rule
+
+
+def delete_routing(session: Session, principal: Principal, rule_id: int) -> None:
+    principal.require_permission("settings.manage")
+    rule = session.scalar(select(RoutingRule).where(RoutingRule.id == rule_id, RoutingRule.org_id == principal.org_id))
+    if rule is None:
+        raise NotFound(f"No routing rule {rule_id}.")
+    session.delete(rule)
+    session.flush()
+
+
+def set_sla(session: Session, principal: Principal, data: schemas.SlaIn) -> LeadSla:
+    principal.require_permission("settings.manage")
+    if data.unit_id is not None:
+        _placement(session, principal, data.unit_id, None)
+    row = session.scalar(select(LeadSla).where(LeadSla.org_id == principal.org_id, LeadSla.unit_id.is_(None)
+                                               if data.unit_id is None else LeadSla.unit_id == data.unit_id))
+    if row is None:
+        row = LeadSla(org_id=principal.org_id, unit_id=data.unit_id)
+        session.add(row)
+    row.first_contact_hours = data.first_contact_hours
+    session.flush()
+    audit.record(session, principal, action="update", entity="lead_slas", entity_id=row.id, after=data.model_dump(),
+                 summary=f"First contact within {data.first_contact_hours} h")
+    return row
+
+
+# -- on the customer's timeline ------------------------------------------------------------------------------------
+def _timeline_changes(session: Session, principal: Principal, profile: Profile, limit: int,
+                      older: Any) -> list[timeline.TimelineItem]:
+    if not principal.can("leads"):
+        return []
+    rows = session.scalars(select(LeadChange).join(Lead, Lead.id == LeadChange.lead_id).where(
+        LeadChange.profile_id == profile.id, LeadChange.org_id == principal.org_id, scope(principal, Lead),
+        older(LeadChange.at, LeadChange.id)).order_by(LeadChange.at.desc(), LeadChange.id.desc()).limit(limit + 1))
+    return [timeline.TimelineItem("lead", c.id, c.at, c) for c in rows]
+
+
+def _timeline_item(principal: Principal, change: LeadChange) -> dict[str, Any]:
+    return {"action": change.kind, "entity": "leads", "entity_id": change.lead_id, "actor": change.actor,
+            "summary": change.to_status or change.reason or None,
+            "changes": {k: v for k, v in (("from", change.from_status), ("to", change.to_status),
+                                          ("reason", change.reason)) if v}}
+
+
+timeline.add_stream(timeline.TimelineStream("lead", 3, _timeline_changes, _timeline_item))
+

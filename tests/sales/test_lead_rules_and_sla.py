@@ -1,0 +1,105 @@
+"""Leads from behaviour (an event a rule names), the first-contact service level and its escalation, the
+customer's timeline, and two workers reading the same events at once."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from kehu.core.db import utcnow
+from kehu.sales.models import Lead
+from kehu.sales.service import escalate_overdue, leads_from_events
+from tests.factories.cdp import basic, call, make_source, process
+from tests.sales.conftest import new_lead
+
+
+def test_a_test_drive_booked_on_the_website_becomes_a_lead(sales, client, login, session, clean_database):  # type: ignore[no-untyped-def]
+    admin = login("admin@example.com")
+    _, key = make_source(session, sales.system, "官网", sales.hq.id)
+    session.commit()
+
+    def send(*calls):  # type: ignore[no-untyped-def]
+        assert client.post("/v1/batch", headers=basic(key), json={"batch": list(calls)}).status_code == 200
+        process(clean_database)
+
+    # history from before the rule makes no leads
+    send(call("identify", userId="u1", traits={"name": "吴磊", "phone": "13900009001", "city": "上海"}),
+         call("track", userId="u1", event="test_drive_booked", properties={"model": "ID.6"}))
+    rule = client.put("/api/v1/lead-rules", headers=admin, json={"event": "test_drive_booked", "source": "web"})
+    assert rule.status_code == 200, rule.text
+    leads_from_events(clean_database, 0)
+    assert client.get("/api/v1/leads", headers=admin).json()["total"] == 0
+
+    send(call("track", userId="u1", event="test_drive_booked", properties={"model": "ID.4"}),
+         call("track", userId="u1", event="page_viewed", properties={"model": "ID.3"}))
+    assert leads_from_events(clean_database) is False  # received a moment ago: not settled yet
+    assert leads_from_events(clean_database, 0) is True
+    leads = client.get("/api/v1/leads", headers=admin).json()["items"]
+    assert [(lead["source"], lead["source_event"], lead["model_interest"], lead["unit_id"]) for lead in leads] == \
+        [("web", "test_drive_booked", "ID.4", sales.dealer_a.id)]
+    send(call("track", userId="u1", event="test_drive_booked", properties={"model": "ID.4"}))
+    leads_from_events(clean_database, 0)
+    leads_from_events(clean_database, 0)  # nothing new: nothing changes
+    again = client.get("/api/v1/leads", headers=admin).json()["items"]
+    assert len(again) == 1 and again[0]["inquiries"] == 2
+    # the customer's timeline tells the lead's story, for those who may see leads
+    timeline = client.get(f"/api/v1/customers/{again[0]['profile_id']}/timeline", headers=admin).json()["items"]
+    assert [i["action"] for i in timeline if i["kind"] == "lead"] == ["inquiry", "assigned", "created"]
+    # a rule for a settings manager only
+    assert client.put("/api/v1/lead-rules", headers=login("a.manager@example.com"),
+                      json={"event": "x"}).status_code == 403
+
+
+def test_two_workers_reading_the_same_events_make_one_lead(sales, client, login, session, clean_database):  # type: ignore[no-untyped-def]
+    admin = login("admin@example.com")
+    _, key = make_source(session, sales.system, "官网", sales.hq.id)
+    session.commit()
+    client.put("/api/v1/lead-rules", headers=admin, json={"event": "quote_requested"})
+    calls = [call("track", userId=f"v{n}", event="quote_requested", properties={"model": "ID.4"}) for n in range(20)]
+    assert client.post("/v1/batch", headers=basic(key), json={"batch": calls}).status_code == 200
+    process(clean_database)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            while leads_from_events(clean_database, 0):
+                pass
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    rows = session.execute(select(Lead.profile_id, Lead.inquiries)).all()
+    assert len(rows) == 20 and {inquiries for _, inquiries in rows} == {1}
+
+
+def test_overdue_first_contacts_escalate_once(sales, client, login, session, clean_database):  # type: ignore[no-untyped-def]
+    admin, agent = login("admin@example.com"), login("agent@example.com")
+    assert client.put("/api/v1/lead-sla", headers=admin, json={"first_contact_hours": 4}).status_code == 200
+    assert client.put("/api/v1/lead-sla", headers=admin, json={"unit_id": sales.east.id,
+                                                               "first_contact_hours": 2}).status_code == 200
+    in_a = new_lead(client, agent, "13900010001", city="上海")  # dealer A is in the east: 2 hours
+    due = (utcnow() + timedelta(hours=2)).isoformat()
+    assert in_a["first_contact_due_at"][:13] == due[:13]
+    assert client.put("/api/v1/lead-sla", headers=admin, json={"first_contact_hours": 0}).status_code == 422
+    contacted = new_lead(client, agent, "13900010002", city="上海")
+    client.post(f"/api/v1/leads/{contacted['id']}/contacted", headers=admin, json={"note": "电话已联系"})
+    # three hours later: the uncontacted one is overdue and escalates, once
+    for lead_id in (in_a["id"], contacted["id"]):
+        session.get(Lead, lead_id).first_contact_due_at = utcnow() - timedelta(hours=1)
+    session.commit()
+    assert escalate_overdue(clean_database) is True
+    assert escalate_overdue(clean_database) is False
+    overdue = client.get("/api/v1/leads", headers=login("a.manager@example.com"), params={"overdue": True}).json()
+    assert [lead["id"] for lead in overdue["items"]] == [in_a["id"]]
+    assert overdue["items"][0]["overdue"] is True and overdue["items"][0]["escalated_at"] is not None
+    summary = client.get("/api/v1/leads/summary", headers=admin).json()
+    assert (summary["open"], summary["overdue"]) == (2, 1)
+    history = client.get(f"/api/v1/leads/{in_a['id']}/history", headers=admin).json()
+    assert history[0]["kind"] == "escalated"
