@@ -152,6 +152,10 @@ def demo(
             with console.status(f"Sending {customers} demo customers' touchpoints through ingestion…"):
                 profiles = seed_customers(session, result.org.id, customers=customers)
             console.print(f"{profiles} customer profiles resolved from web, app and showroom data.")
+            from kehu.demo.sales import seed_sales
+
+            leads = seed_sales(session, result.org.id)
+            console.print(f"{leads} leads from test-drive bookings, routed to the dealers' salespeople.")
     if result.created:
         console.print(f"Created [bold]{result.org.name}[/bold] with {result.users} staff accounts.")
     else:

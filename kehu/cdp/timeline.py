@@ -38,12 +38,13 @@ class TimelineItem:
 class TimelineStream:
     """Another domain's entries on the customer's timeline (segments: entered / left). ``read`` returns at most
     ``limit + 1`` items of the profile that the reader may see, newest first, past the cursor as ``older(ts,
-    id)`` filters it; ``present`` gives the fields of the API's item."""
+    id)`` filters it; ``present`` gives the fields of the API's item, ``title`` its line on a page."""
 
     kind: str
     rank: int
     read: Callable[[Session, Principal, Profile, int, Callable[[Any, Any], Any]], list[TimelineItem]]
     present: Callable[[Principal, Any], dict[str, Any]]
+    title: Callable[[Any, str | None], str]  # (the API's item, locale) → the line a page shows
 
 
 TIMELINE_STREAMS: dict[str, TimelineStream] = {}

@@ -8,6 +8,7 @@ from typing import Any
 from nicegui import ui
 
 from kehu.cdp import commerce, exports, fields, identity_rules, imports, relations, schemas, service
+from kehu.cdp import timeline as history
 from kehu.core.i18n import t
 from kehu.core.jobs import Job
 from kehu.core.timeutil import format_local
@@ -514,6 +515,12 @@ def _change_text(item: schemas.TimelineItemOut) -> str:
     return " · ".join(parts[:6])
 
 
+STREAM_ICONS = {("segment", "entered"): ("filter_alt", "text-positive"),
+                ("segment", "left"): ("filter_alt_off", "text-grey-6"),
+                ("lead", ""): ("person_search", "text-indigo-7"),
+                ("lead", "escalated"): ("alarm", "text-negative")}
+
+
 def _timeline(principal: Any, profile_id: int) -> None:
     state: dict[str, Any] = {"cursor": None}
     with ui.card().classes("w-full"):
@@ -531,12 +538,15 @@ def _timeline(principal: Any, profile_id: int) -> None:
                 for item in page_.items:
                     change = item.kind == "change"
                     with ui.row().classes("w-full no-wrap items-start gap-3 py-2 border-b border-gray-100"):
-                        if item.kind == "segment":  # entered or left a segment
-                            entered = item.action == "entered"
-                            ui.icon("filter_alt" if entered else "filter_alt_off").classes(
-                                f"text-xl mt-1 {'text-positive' if entered else 'text-grey-6'}")
-                            ui.link(tr(f"timeline.segment_{item.action}", name=item.summary or ""),
-                                    f"/segments/{item.entity_id}").classes("font-medium flex-1 text-grey-9")
+                        if item.kind not in ("event", "change"):  # another domain's entry: a segment, a lead
+                            icon, colour = STREAM_ICONS.get((item.kind, item.action or ""),
+                                                            STREAM_ICONS.get((item.kind, ""), ("history", "")))
+                            ui.icon(icon).classes(f"text-xl mt-1 {colour}")
+                            with ui.column().classes("gap-0 flex-1 min-w-0"):
+                                title = history.TIMELINE_STREAMS[item.kind].title(item, locale())
+                                ui.link(title, f"/{item.entity}/{item.entity_id}").classes("font-medium text-grey-9")
+                                if item.actor and item.actor != "system":
+                                    ui.label(tr("timeline.by", actor=item.actor)).classes("text-xs text-grey-7")
                             ui.label(format_local(item.ts, principal.timezone)).classes(
                                 "text-xs text-grey-6 shrink-0")
                             continue

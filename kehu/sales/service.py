@@ -19,6 +19,7 @@ from kehu.cdp.models import Event, Identity, Profile
 from kehu.core import audit, jobs
 from kehu.core.db import Database, utcnow
 from kehu.core.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
+from kehu.core.i18n import t
 from kehu.core.pagination import OffsetPage, offset_page
 from kehu.sales import schemas
 from kehu.sales.models import (
@@ -32,7 +33,7 @@ from kehu.sales.models import (
     RoutingRule,
     lead_fields,
 )
-from kehu.tenancy.access import Principal, get_scoped, is_root_path, merge_privileges, require_row, scope
+from kehu.tenancy.access import Principal, get_scoped, merge_privileges, require_row, scope
 from kehu.tenancy.models import BusinessUnit, Role, User, user_roles
 
 # Which status may follow which. Converted is final; a disqualified lead can only be recycled (reopened).
@@ -100,9 +101,10 @@ def _customer_for(session: Session, principal: Principal, data: schemas.LeadCrea
 
 def _write_back(session: Session, lead: Lead, profile: Profile) -> None:
     """The lead's state on the customer: their stage moves forward (lead, then opportunity when converted),
-    ``attributes.lead_status`` says where their latest lead stands (segments ask it), and a customer placed
-    above the lead's dealer (at headquarters, say) or owned by nobody moves to the dealer and salesperson who
-    now follow them up. A customer of another dealer stays theirs."""
+    ``attributes.lead_status`` says where their latest lead stands (segments ask it). A customer held by no
+    dealer (at headquarters, a region, the call centre) moves to the lead's dealer and salesperson, who now
+    follow them up; one of the same dealer without a salesperson gets the lead's; a customer of another
+    dealer stays theirs."""
     stage = "opportunity" if lead.status == "converted" else "lead"
     current = profile.lifecycle_stage
     if current not in STAGE_ORDER or STAGE_ORDER.index(current) < STAGE_ORDER.index(stage):  # churned comes back
@@ -110,11 +112,11 @@ def _write_back(session: Session, lead: Lead, profile: Profile) -> None:
     profile.attributes = {**(profile.attributes or {}), "lead_status": lead.status}
     if lead.owner_id is None or (profile.unit_id == lead.unit_id and profile.owner_id == lead.owner_id):
         return
-    unit_path = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == lead.unit_id)) or ""
-    profile_path = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == profile.unit_id)) or ""
-    above = unit_path.startswith(profile_path) and unit_path != profile_path
-    if above or (profile.owner_id is None and profile.unit_id == lead.unit_id):
+    holder = _dealer_of(session, profile.unit_id)
+    if holder is None:  # held by headquarters, a region or the call centre: the dealer takes them over
         profile.unit_id, profile.owner_id = lead.unit_id, lead.owner_id
+    elif holder == _dealer_of(session, lead.unit_id) and profile.owner_id is None:
+        profile.owner_id = lead.owner_id
 
 
 # -- routing -------------------------------------------------------------------------------------------------
@@ -126,12 +128,21 @@ class Route:
     why: str
 
 
+def _members(session: Session, unit_id: int) -> set[int]:
+    """The users of a unit and of the units under it (a dealer and its teams)."""
+    path = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == unit_id)) or "/"
+    return set(session.scalars(select(User.id).where(User.unit_id.in_(
+        select(BusinessUnit.id).where(BusinessUnit.path.startswith(path, autoescape=True))))))
+
+
 def _salespeople(session: Session, unit_id: int) -> list[int]:
-    """Active users of the unit who work their own leads (a role granting ``leads.update`` at "own"): those
-    leads are shared among. Managers, who see the whole dealer, assign rather than receive."""
+    """Active users of the unit and its teams who work their own leads (a role granting ``leads.update`` at
+    "own"): those leads are shared among. Managers, who see the whole dealer, assign rather than receive."""
+    path = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == unit_id)) or "/"
+    team = select(BusinessUnit.id).where(BusinessUnit.path.startswith(path, autoescape=True))
     users = session.execute(select(User.id, Role.privileges).join(user_roles, user_roles.c.user_id == User.id)
                             .join(Role, Role.id == user_roles.c.role_id)
-                            .where(User.unit_id == unit_id, User.is_active.is_(True))).all()
+                            .where(User.unit_id.in_(team), User.is_active.is_(True))).all()
     grants: dict[int, list[Any]] = {}
     for user_id, privileges in users:
         grants.setdefault(user_id, []).append(privileges)
@@ -156,15 +167,24 @@ def _pick(session: Session, unit_id: int, method: str) -> int | None:
     return min(people, key=lambda u: (load.get(u, 0), last.get(u, 0), u))
 
 
+def _dealer_of(session: Session, unit_id: int) -> int | None:
+    """The dealer a unit belongs to (itself, or the dealer above a team), if any: customers held at
+    headquarters, a region or the call centre belong to no dealer yet."""
+    path = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == unit_id)) or ""
+    ancestors = [int(p) for p in path.strip("/").split("/") if p]
+    return session.scalar(select(BusinessUnit.id).where(BusinessUnit.id.in_(ancestors), BusinessUnit.kind == "dealer")
+                          .order_by(BusinessUnit.depth.desc()).limit(1)) if ancestors else None
+
+
 def route(session: Session, org_id: int, profile: Profile, lead: Lead) -> Route | None:
     """Where a new lead goes. A customer who already belongs to a dealer goes back to that dealer (and to
     their salesperson while they are active there); otherwise the first matching routing rule decides.
     None: no rule matched, the lead waits where it was made (the call centre's or HQ's queue)."""
-    root = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == profile.unit_id))
-    if root is not None and not is_root_path(root):
-        owner = profile.owner_id if profile.owner_id in _salespeople(session, profile.unit_id) else None
-        return Route(profile.unit_id, owner if owner else _pick(session, profile.unit_id, "round_robin"),
-                     "round_robin", "existing_customer")
+    dealer = _dealer_of(session, profile.unit_id)
+    if dealer is not None:
+        owner = profile.owner_id if profile.owner_id in _salespeople(session, dealer) else None
+        return Route(dealer, owner if owner else _pick(session, dealer, "round_robin"), "round_robin",
+                     "existing_customer")
     for rule in session.scalars(select(RoutingRule).where(RoutingRule.org_id == org_id,
                                                           RoutingRule.is_active.is_(True))
                                 .order_by(RoutingRule.priority, RoutingRule.id)):
@@ -209,7 +229,7 @@ def create_lead(session: Session, principal: Principal, data: schemas.LeadCreate
         placed: Route | None = Route(unit_id, owner_id, "none", "by_hand")
     else:
         placed = None
-    lead, created = _inquire(session, principal, profile, source=data.source, source_event=None,
+    lead, created = record_inquiry(session, principal, profile, source=data.source, source_event=None,
                              model=data.model_interest, note=data.note, at=_now(), placed=placed)
     return lead, created
 
@@ -222,9 +242,9 @@ def _placement(session: Session, principal: Principal, unit_id: int | None, owne
                                                   User.is_active.is_(True)))
         if owner is None:
             raise invalid("owner_id", "not an active user of this organisation", "unknown")
-        if unit_id is not None and owner.unit_id != unit_id:
+        if unit_id is not None and owner.id not in _members(session, unit_id):
             raise invalid("owner_id", "the salesperson works at another unit", "wrong_unit")
-        unit_id = owner.unit_id
+        unit_id = unit_id if unit_id is not None else owner.unit_id
     assert unit_id is not None
     if session.scalar(select(BusinessUnit.id).where(BusinessUnit.id == unit_id,
                                                     BusinessUnit.org_id == principal.org_id)) is None:
@@ -232,8 +252,10 @@ def _placement(session: Session, principal: Principal, unit_id: int | None, owne
     return unit_id, owner_id
 
 
-def _inquire(session: Session, actor: Principal, profile: Profile, *, source: str, source_event: str | None,
-             model: str | None, note: str, at: datetime, placed: Route | None) -> tuple[Lead, bool]:
+def record_inquiry(session: Session, actor: Principal, profile: Profile, *, source: str, source_event: str | None,
+                   model: str | None, note: str, at: datetime, placed: Route | None = None) -> tuple[Lead, bool]:
+    """An inquiry of ``profile`` at ``at``: their open lead asked again, or a new lead routed (the rules and
+    imports call it for customers they already hold)."""
     open_lead = session.scalar(select(Lead).where(Lead.org_id == profile.org_id, Lead.profile_id == profile.id,
                                                   Lead.status.in_(OPEN_STATUSES)).order_by(Lead.id.desc()).limit(1))
     if open_lead is not None:  # the same person asking again: one lead, busier
@@ -300,6 +322,13 @@ def page_leads(session: Session, principal: Principal, *, status: str | None = N
             principal, q, None, None))))
     return offset_page(session, query, order_by=[Lead.last_inquiry_at.desc(), Lead.id.desc()], page=page,
                        per_page=per_page)
+
+
+def customers_of(session: Session, principal: Principal, leads: list[Lead]) -> dict[int, Profile]:
+    """The customers of leads the reader may see: whoever works a lead sees who it is about (with masking as
+    their roles say), even when the customer's record sits elsewhere."""
+    ids = sorted({lead.profile_id for lead in leads if lead.org_id == principal.org_id})
+    return {p.id: p for p in session.scalars(select(Profile).where(Profile.id.in_(ids)))} if ids else {}
 
 
 def history(session: Session, principal: Principal, lead_id: int) -> list[LeadChange]:
@@ -504,7 +533,7 @@ def leads_from_events(database: Database, settle_seconds: float = SETTLE_SECONDS
                     continue
                 rule = rules[name]
                 model = (properties or {}).get(rule.model_property)
-                _inquire(session, principal, profile, source=rule.source, source_event=name,
+                record_inquiry(session, principal, profile, source=rule.source, source_event=name,
                          model=str(model)[:100] if model else None, note="", at=ts, placed=None)
             worked = worked or bool(events)
     return worked
@@ -580,5 +609,14 @@ def _timeline_item(principal: Principal, change: LeadChange) -> dict[str, Any]:
                                           ("reason", change.reason)) if v}}
 
 
-timeline.add_stream(timeline.TimelineStream("lead", 3, _timeline_changes, _timeline_item))
+def _timeline_title(item: Any, locale: str | None) -> str:
+    """"Lead: SQL → converted", "Lead assigned", … in the reader's words."""
+    details = dict(item.changes or {})
+    words = {key: t(f"lead.status.{details[key]}", locale) for key in ("from", "to") if details.get(key)}
+    reason = details.get("reason", "")
+    words["reason"] = t(f"lead.reason.{reason}", locale, default=t(f"lead.source.{reason}", locale, default=reason))
+    return t(f"timeline.lead_{item.action}", locale, **{"from": "", "to": "", **words})
+
+
+timeline.add_stream(timeline.TimelineStream("lead", 3, _timeline_changes, _timeline_item, _timeline_title))
 

@@ -15,6 +15,7 @@ from kehu.cdp.models import Export, Profile
 from kehu.core import audit, jobs
 from kehu.core.db import Database, dialect_insert, utcnow
 from kehu.core.errors import Conflict, ValidationFailed, invalid
+from kehu.core.i18n import t
 from kehu.core.pagination import OffsetPage, Page, keyset_page, offset_page
 from kehu.core.settings import get_settings
 from kehu.segments import schemas, tags
@@ -85,7 +86,11 @@ def _timeline_item(principal: Principal, row: tuple[SegmentChange, str]) -> dict
     return {"action": change.change, "entity": "segments", "entity_id": change.segment_id, "summary": name}
 
 
-timeline.add_stream(timeline.TimelineStream("segment", 2, _timeline_changes, _timeline_item))
+def _timeline_title(item: Any, locale: str | None) -> str:
+    return t(f"timeline.segment_{item.action}", locale, name=item.summary or "")
+
+
+timeline.add_stream(timeline.TimelineStream("segment", 2, _timeline_changes, _timeline_item, _timeline_title))
 
 
 # -- saved segments ------------------------------------------------------------------------------------

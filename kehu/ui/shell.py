@@ -321,7 +321,6 @@ def dashboard_page() -> None:
 
 # -- domains still to come: say what will be here, show nothing fake --------------------------------------
 COMING = {
-    "/leads": ("nav.leads", "person_search", "coming.leads"),
     "/opportunities": ("nav.opportunities", "handshake", "coming.opportunities"),
     "/cases": ("nav.cases", "support_agent", "coming.cases"),
     "/journeys": ("nav.journeys", "alt_route", "coming.journeys"),
@@ -342,6 +341,7 @@ def mount_ui(app: FastAPI, settings: Settings, database: Database | None = None)
     global _ctx
     _ctx = UIContext(database=database or get_database(settings), settings=settings)
     from kehu.cdp import ui as cdp_ui
+    from kehu.sales import ui as sales_ui
     from kehu.segments import ui as segments_ui
     from kehu.tenancy import ui as tenancy_ui
 
@@ -352,6 +352,7 @@ def mount_ui(app: FastAPI, settings: Settings, database: Database | None = None)
     tenancy_ui.register()
     cdp_ui.register()
     segments_ui.register()
+    sales_ui.register()
     ui.run_with(app, storage_secret=settings.effective_secret_key(), title="kehu 客户", favicon="🚗",
                 language="zh-CN", show_welcome_message=False,
                 session_middleware_kwargs={"max_age": settings.ui_session_days * 86400, "same_site": "lax"})

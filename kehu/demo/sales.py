@@ -1,0 +1,52 @@
+"""Sales for the demo group: routing by the dealers' cities, a rule that turns website test-drive bookings
+into leads, and leads for the demo customers who booked one, at the stages their later history implies."""
+
+from __future__ import annotations
+
+import random
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kehu.cdp.models import Event, Profile
+from kehu.sales import schemas, service
+from kehu.tenancy import service as tenancy_service
+from kehu.tenancy.models import BusinessUnit
+
+
+def seed_sales(session: Session, org_id: int, *, seed: int = 2026) -> int:
+    """Returns the number of leads made."""
+    rng = random.Random(seed)
+    system = tenancy_service.system_principal(session, org_id)
+    dealers = session.scalars(select(BusinessUnit).where(BusinessUnit.org_id == org_id,
+                                                         BusinessUnit.kind == "dealer").order_by(BusinessUnit.code))
+    for n, dealer in enumerate(dealers):
+        if dealer.city:
+            service.save_routing(session, system, schemas.RoutingRuleIn(
+                name=f"{dealer.city} → {dealer.name}", priority=100 + n, cities=[dealer.city], unit_id=dealer.id))
+    service.save_rule(session, system, schemas.LeadRuleIn(event="test_drive_booked", source="web"))
+    first_booking: dict[int, tuple[object, str | None]] = {}
+    for profile_id, ts, properties in session.execute(select(Event.profile_id, Event.ts, Event.properties).where(
+            Event.org_id == org_id, Event.event == "test_drive_booked").order_by(Event.ts)):
+        first_booking.setdefault(profile_id, (ts, (properties or {}).get("model")))
+    made = 0
+    for profile_id, (ts, model) in sorted(first_booking.items()):
+        profile = session.get(Profile, profile_id)
+        if profile is None or profile.merged_into_id is not None:
+            continue
+        lead, _ = service.record_inquiry(session, system, profile, source="web", source_event="test_drive_booked",
+                                         model=model, note="", at=ts)  # type: ignore[arg-type]
+        made += 1
+        stage = profile.lifecycle_stage
+        if stage in ("customer", "owner"):
+            path = ["sql", "converted"]
+        elif stage == "opportunity":
+            path = ["sal", "sql"]
+        else:
+            path = rng.choice([[], ["mql"], ["mql", "sal"], ["disqualified"]])
+        if path or rng.random() < 0.3:  # the rest of the fresh inquiries nobody has called yet: overdue
+            service.mark_contacted(session, system, lead.id)
+        for status in path:
+            service.change_status(session, system, lead.id, schemas.StatusChange(
+                status=status, reason="no_response" if status == "disqualified" else None))
+    return made

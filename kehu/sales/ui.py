@@ -1,0 +1,299 @@
+"""Lead pages: the work queue (status tabs, overdue and unassigned counts, search), a lead's panel with its
+customer, life-cycle moves, assignment and history; new inquiries; the customer's leads on the 360."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nicegui import ui
+from pydantic import ValidationError
+
+from kehu.cdp import service as cdp_service
+from kehu.cdp import ui as cdp_ui
+from kehu.core.errors import KehuError
+from kehu.core.timeutil import format_local
+from kehu.sales import schemas, service
+from kehu.sales.models import OPEN_STATUSES, STATUSES
+from kehu.tenancy import service as tenancy_service
+from kehu.ui.components import ServerTable, add_status_slot
+from kehu.ui.shell import frame, notify_error, page, run_action, tr, unit_of_work
+
+STATUS_COLOURS = {"inquiry": "blue-grey-6", "mql": "light-blue-8", "sal": "indigo-6", "sql": "deep-purple-6",
+                  "converted": "positive", "disqualified": "grey-6", "recycled": "orange-8"}
+SOURCES = ("call_centre", "showroom", "web", "app", "wechat", "event", "manual")
+REASONS = ("no_budget", "no_response", "bought_elsewhere", "not_interested", "duplicate", "invalid_contact", "other")
+
+
+def register() -> None:
+    page("/leads")(leads_page)
+    cdp_ui.CUSTOMER_PANELS.append(_customer_leads)
+
+
+def _status_slot(table: ui.table) -> None:
+    add_status_slot(table, "status", {s: tr(f"lead.status.{s}") for s in STATUSES}, STATUS_COLOURS)
+
+
+def leads_page() -> None:
+    with frame("nav.leads", "/leads", "leads") as principal:
+        filters: dict[str, Any] = {"status": "open", "q": "", "unit_id": None, "overdue": False,
+                                   "unassigned": False, "mine": False}
+        with unit_of_work() as session:
+            totals = service.counts(session, principal)
+            units = {u.id: ("　" * u.depth) + u.name for u in tenancy_service.list_units(session, principal)} \
+                if principal.can("units") else {}
+        with ui.row().classes("w-full items-center gap-2"):
+            tabs = ui.tabs(on_change=lambda e: pick(e.value)).props("dense no-caps active-color=primary").classes(
+                "text-grey-8")
+            with tabs:
+                ui.tab("open", label=tr("leads.open", count=f"{totals.get('open', 0):,}"))
+                for status in STATUSES:
+                    ui.tab(status, label=f"{tr(f'lead.status.{status}')} {totals.get(status, 0):,}")
+            tabs.set_value("open")
+        with ui.row().classes("w-full items-center gap-3"):
+            ui.input(placeholder=tr("leads.search"), on_change=lambda e: apply("q", e.value)).props(
+                "outlined dense clearable debounce=300").classes("w-80")
+            if units and len(units) > 1:
+                ui.select(units, label=tr("users.unit"), clearable=True, with_input=True,
+                          on_change=lambda e: apply("unit_id", e.value)).props("outlined dense").classes("w-56")
+            ui.checkbox(tr("leads.overdue_only", count=totals.get("overdue", 0)),
+                        on_change=lambda e: apply("overdue", e.value)).mark("leads-overdue")
+            ui.checkbox(tr("leads.unassigned_only", count=totals.get("unassigned", 0)),
+                        on_change=lambda e: apply("unassigned", e.value))
+            if principal.user_id and principal.depth("leads", "read") != "own":
+                ui.checkbox(tr("leads.mine"), on_change=lambda e: apply("mine", e.value))
+            ui.space()
+            if principal.can("leads", "create"):
+                ui.button(tr("leads.new"), icon="add_call", on_click=lambda: new_lead()).mark("new-lead")
+
+        def fetch(page_no: int, per_page: int, sort: str | None, descending: bool) -> tuple[list[dict], int]:
+            with unit_of_work() as session:
+                result = service.page_leads(session, principal, status=filters["status"], q=filters["q"] or None,
+                                            unit_id=filters["unit_id"], overdue=filters["overdue"],
+                                            unassigned=filters["unassigned"],
+                                            owner_id=principal.user_id if filters["mine"] else None,
+                                            page=page_no, per_page=per_page)
+                return _rows(session, principal, result.items), result.total
+
+        columns = [
+            {"name": "customer", "label": tr("leads.customer"), "field": "customer", "align": "left"},
+            {"name": "mobile", "label": tr("users.phone"), "field": "mobile", "align": "left"},
+            {"name": "model", "label": tr("leads.model"), "field": "model", "align": "left"},
+            {"name": "source", "label": tr("leads.source"), "field": "source", "align": "left"},
+            {"name": "status", "label": tr("leads.status"), "field": "status", "align": "left"},
+            {"name": "unit", "label": tr("users.unit"), "field": "unit", "align": "left"},
+            {"name": "owner", "label": tr("customers.owner"), "field": "owner", "align": "left"},
+            {"name": "inquiries", "label": tr("leads.inquiries"), "field": "inquiries"},
+            {"name": "last_inquiry", "label": tr("leads.last_inquiry"), "field": "last_inquiry", "align": "left"},
+            {"name": "due", "label": tr("leads.due"), "field": "due", "align": "left"},
+        ]
+        table = ServerTable(columns, fetch, tr=tr, empty_text=tr("leads.empty"),
+                            on_row_click=lambda row: lead_panel(principal, row["id"], table.reload))
+        _status_slot(table.table)
+        table.table.add_slot("body-cell-due", """
+            <q-td :props="props"><span :class="props.row.overdue ? 'text-negative text-weight-bold' : ''">
+              <q-icon v-if="props.row.overdue" name="alarm" class="q-mr-xs" />{{ props.value }}</span></q-td>""")
+
+        def apply(key: str, value: Any) -> None:
+            filters[key] = value
+            table.reload(first_page=True)
+
+        def pick(status: str) -> None:
+            apply("status", status)
+
+        def new_lead() -> None:
+            _new_lead_dialog(principal, lambda: table.reload(first_page=True))
+
+
+def _rows(session: Any, principal: Any, leads: list[Any]) -> list[dict[str, Any]]:
+    profiles = service.customers_of(session, principal, leads)
+    owners, units = cdp_service.names_for(session, user_ids={lead.owner_id for lead in leads if lead.owner_id},
+                                          unit_ids={lead.unit_id for lead in leads})
+    rows = []
+    for lead in leads:
+        profile = profiles.get(lead.profile_id)
+        mobile = cdp_service.profile_out(principal, profile).mobile if profile else None
+        rows.append({"id": lead.id, "customer": (profile.name if profile else None) or f"#{lead.profile_id}",
+                     "mobile": cdp_ui.readable_phone(mobile) or "—", "model": lead.model_interest or "—",
+                     "source": tr(f"lead.source.{lead.source}"), "status": lead.status,
+                     "unit": units.get(lead.unit_id, ""), "owner": owners.get(lead.owner_id, "—")
+                     if lead.owner_id else tr("leads.unassigned"), "inquiries": lead.inquiries,
+                     "last_inquiry": format_local(lead.last_inquiry_at, principal.timezone),
+                     "due": format_local(lead.first_contact_due_at, principal.timezone)
+                     if lead.first_contact_due_at and lead.first_contacted_at is None
+                     and lead.status in OPEN_STATUSES else "—",
+                     "overdue": service.is_overdue(lead)})
+    return rows
+
+
+def _new_lead_dialog(principal: Any, done: Any) -> None:
+    """A call or a walk-in: who (found by mobile when known), what they want, where from."""
+    with ui.dialog() as dialog, ui.card().classes("w-[560px] max-w-full"):
+        ui.label(tr("leads.new")).classes("text-lg font-medium")
+        ui.label(tr("leads.new_help")).classes("text-sm text-grey-7")
+        with ui.row().classes("w-full gap-3 no-wrap"):
+            name = ui.input(tr("customers.name")).props("outlined dense").classes("flex-1").mark("lead-name")
+            mobile = ui.input(tr("users.phone")).props("outlined dense").classes("flex-1").mark("lead-mobile")
+        with ui.row().classes("w-full gap-3 no-wrap"):
+            city = ui.input(tr("unit.city")).props("outlined dense").classes("flex-1").mark("lead-city")
+            model = ui.input(tr("leads.model"), placeholder="ID.4").props("outlined dense").classes("flex-1")
+        source = ui.select({s: tr(f"lead.source.{s}") for s in SOURCES},
+                           value="showroom" if principal.depth("leads", "create") == "own" else "call_centre",
+                           label=tr("leads.source")).props("outlined dense").classes("w-full")
+        note = ui.textarea(tr("leads.note")).props("outlined dense autogrow").classes("w-full")
+
+        def save() -> None:
+            try:
+                data = schemas.LeadCreate(name=name.value or None, mobile=mobile.value or None,
+                                          city=city.value or None, model_interest=model.value or None,
+                                          source=source.value, note=note.value or "")
+            except ValidationError:
+                ui.notify(tr("leads.need_mobile"), type="warning")
+                return
+            made = run_action(lambda s: service.create_lead(s, principal, data))
+            if made is None:
+                return
+            _lead, created = made
+            ui.notify(tr("leads.created" if created else "leads.updated"), type="positive")
+            dialog.close()
+            done()
+
+        with ui.row().classes("w-full justify-end"):
+            ui.button(tr("common.cancel"), on_click=dialog.close).props("flat")
+            ui.button(tr("common.save"), on_click=save).mark("lead-save")
+    dialog.open()
+
+
+def lead_panel(principal: Any, lead_id: int, changed: Any) -> None:
+    """One lead in a side dialog: its customer, where it stands, the moves it may make, its history."""
+    with ui.dialog().props("position=right maximized") as dialog, ui.card().classes("w-[560px] h-full"):
+        body = ui.column().classes("w-full gap-3")
+
+        def draw() -> None:
+            body.clear()
+            try:
+                with unit_of_work() as session:
+                    lead = service.get_lead(session, principal, lead_id)
+                    profile = service.customers_of(session, principal, [lead]).get(lead.profile_id)
+                    shown = cdp_service.profile_out(principal, profile) if profile else None
+                    owners, units = cdp_service.names_for(session, user_ids={lead.owner_id} - {None},
+                                                          unit_ids={lead.unit_id})
+                    placed_at = units.get(lead.unit_id, "")
+                    placed_with = owners.get(lead.owner_id or 0, tr("leads.unassigned"))
+                    history = service.history(session, principal, lead_id)
+                    actors = {h.id: h.actor if h.actor != "system" else tr("timeline.system") for h in history}
+                    may_assign = principal.can("leads", "assign")
+                    people = {u.id: u.name for u in tenancy_service.list_users(
+                        session, principal, unit_id=lead.unit_id, active=True, limit=200).items} \
+                        if may_assign and principal.can("users") else {}
+                    may_update = principal.can("leads", "update")
+                    facts = (lead.status, lead.source, lead.model_interest, lead.inquiries, lead.note,
+                             lead.first_contact_due_at, lead.first_contacted_at, service.is_overdue(lead),
+                             lead.disqualify_reason, lead.profile_id)
+            except KehuError as error:
+                notify_error(error)
+                dialog.close()
+                return
+            status, source, model, inquiries, note, due, contacted, overdue, reason, profile_id = facts
+            with body:
+                with ui.row().classes("w-full items-center"):
+                    ui.label(tr("leads.lead", id=lead_id)).classes("text-xl font-medium")
+                    ui.badge(tr(f"lead.status.{status}")).props(f"color={STATUS_COLOURS[status]}").mark(
+                        "lead-status")
+                    ui.space()
+                    ui.button(icon="close", on_click=dialog.close).props("flat round dense")
+                with ui.card().classes("w-full bg-grey-1 shadow-none"):
+                    if shown is not None:
+                        ui.link(shown.name or f"#{profile_id}", f"/customers/{profile_id}").classes(
+                            "text-lg font-medium")
+                        ui.label(" · ".join(filter(None, [cdp_ui.readable_phone(shown.mobile), shown.city]))).classes(
+                            "text-grey-8")
+                    ui.label(tr("leads.facts", source=tr(f"lead.source.{source}"), model=model or "—",
+                                count=inquiries)).classes("text-sm text-grey-8")
+                    ui.label(tr("leads.placed", unit=placed_at, owner=placed_with)).classes("text-sm text-grey-8")
+                    if due and not contacted and status in OPEN_STATUSES:
+                        ui.label(tr("leads.due_at", at=format_local(due, principal.timezone))).classes(
+                            "text-sm " + ("text-negative font-medium" if overdue else "text-grey-8"))
+                    if reason:
+                        ui.label(tr("leads.reason_was", reason=tr(f"lead.reason.{reason}"))).classes("text-sm")
+                    if note:
+                        ui.label(note).classes("text-sm whitespace-pre-line")
+                if may_update and status in OPEN_STATUSES and not contacted:
+                    ui.button(tr("leads.contacted"), icon="phone_in_talk", on_click=lambda: act(
+                        lambda s: service.mark_contacted(s, principal, lead_id))).props("outline").mark(
+                        "lead-contacted")
+                moves = service.TRANSITIONS[status]
+                if may_update and moves:
+                    ui.label(tr("leads.move")).classes("font-medium")
+                    with ui.row().classes("gap-2"):
+                        for to in moves:
+                            if to == "disqualified":
+                                continue
+                            ui.button(tr(f"lead.status.{to}"), on_click=lambda s=to: act(
+                                lambda ses: service.change_status(ses, principal, lead_id,
+                                                                  schemas.StatusChange(status=s)))).props(
+                                f"unelevated no-caps color={STATUS_COLOURS[to]}").mark(f"lead-to-{to}")
+                    if "disqualified" in moves:
+                        with ui.row().classes("items-center gap-2"):
+                            why = ui.select({r: tr(f"lead.reason.{r}") for r in REASONS}, label=tr("leads.reason"))\
+                                .props("outlined dense").classes("w-48")
+                            ui.button(tr("leads.disqualify"), icon="block", on_click=lambda: act(
+                                lambda ses: service.change_status(ses, principal, lead_id, schemas.StatusChange(
+                                    status="disqualified", reason=why.value))) if why.value else ui.notify(
+                                tr("leads.reason"), type="warning")).props("flat color=negative no-caps")
+                if people and status in OPEN_STATUSES:
+                    with ui.row().classes("items-center gap-2"):
+                        who = ui.select(people, label=tr("leads.assign_to"), with_input=True).props(
+                            "outlined dense").classes("w-56")
+                        ui.button(tr("leads.assign"), icon="person_add", on_click=lambda: act(
+                            lambda ses: service.assign(ses, principal, lead_id, schemas.Assignment(
+                                owner_id=who.value))) if who.value else None).props("flat no-caps")
+                ui.separator()
+                ui.label(tr("leads.history")).classes("font-medium")
+                for h in history:
+                    with ui.row().classes("w-full no-wrap gap-3 text-sm py-1 border-b border-gray-100"):
+                        ui.label(format_local(h.at, principal.timezone)).classes("text-grey-6 w-32 shrink-0")
+                        ui.label(_history_text(h)).classes("flex-1")
+                        ui.label(actors.get(h.id, "")).classes("text-grey-7 shrink-0")
+
+        def act(fn: Any) -> None:
+            if run_action(fn, tr("common.saved")) is not None:
+                draw()
+                changed()
+
+        draw()
+    dialog.open()
+
+
+def _history_text(change: Any) -> str:
+    if change.kind == "status":
+        return tr("timeline.lead_status", **{"from": tr(f"lead.status.{change.from_status}"),
+                                             "to": tr(f"lead.status.{change.to_status}")}) + (
+            f" · {tr(f'lead.reason.{change.reason}')}" if change.reason in REASONS else "")
+    return tr(f"timeline.lead_{change.kind}")
+
+
+# -- on the Customer 360 -----------------------------------------------------------------------------------
+def _customer_leads(principal: Any, profile_id: int) -> None:
+    if not principal.can("leads"):
+        return
+    try:
+        with unit_of_work() as session:
+            leads = service.leads_of(session, principal, profile_id)
+            owners, _ = cdp_service.names_for(session, user_ids={lead.owner_id for lead in leads if lead.owner_id},
+                                              unit_ids=set())
+            rows = [(lead.id, lead.status, lead.model_interest, owners.get(lead.owner_id or 0),
+                     format_local(lead.last_inquiry_at, principal.timezone)) for lead in leads]
+    except KehuError:
+        return
+    with ui.card().classes("w-full"):
+        ui.label(tr("leads.of_customer")).classes("text-lg font-medium")
+        if not rows:
+            ui.label(tr("leads.of_customer_none")).classes("text-grey-7 text-sm")
+        for lead_id, status, model, owner, at in rows:
+            with ui.row().classes("w-full items-center gap-2 text-sm cursor-pointer").on(
+                    "click", lambda _=None, i=lead_id: lead_panel(principal, i, lambda: None)):
+                ui.badge(tr(f"lead.status.{status}")).props(f"color={STATUS_COLOURS[status]}")
+                ui.label(model or "—")
+                ui.label(owner or tr("leads.unassigned")).classes("text-grey-7")
+                ui.space()
+                ui.label(at).classes("text-grey-6")

@@ -1,0 +1,63 @@
+"""Leads in a real browser: a salesperson's queue holds their own leads only, a lead moves along its life
+cycle from its panel, and the call centre's new inquiry lands at the dealer of the customer's city."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.conftest import shoot
+from tests.e2e.test_customers_ui import api
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_salesperson_works_their_own_leads(page, server, sign_in):
+    with api(server, "sh001.sales1@demo.kehu.dev") as sales:
+        mine = sales.get("/api/v1/leads", params={"status": "open", "per_page": 200}).json()
+        me = sales.get("/api/v1/me").json()
+    with api(server, "admin@demo.kehu.dev") as admin:
+        everyone = admin.get("/api/v1/leads", params={"status": "open", "per_page": 200}).json()
+    assert 0 < mine["total"] < everyone["total"]
+    assert {lead["owner_id"] for lead in mine["items"]} == {me["user_id"]}
+    others = [lead for lead in everyone["items"] if lead["owner_id"] != me["user_id"]]
+
+    sign_in("sh001.sales1@demo.kehu.dev")
+    page.goto(f"{server}/leads")
+    page.get_by_text(f"待跟进 {mine['total']}").wait_for()
+    page.wait_for_timeout(1000)
+    shoot(page, "leads-queue")
+    # nothing of another salesperson's: their leads' customers are not in this queue
+    other_ids = {lead["profile_id"] for lead in others}
+    assert not other_ids & {lead["profile_id"] for lead in mine["items"]}
+
+    # the first lead: contacted, then qualified
+    page.locator(".q-table tbody tr").first.click()
+    page.get_by_text("跟进记录").wait_for()
+    if page.get_by_role("button", name="已联系客户").count():
+        page.get_by_role("button", name="已联系客户").click()
+        page.get_by_text("已联系客户").nth(1).wait_for()
+    shoot(page, "leads-panel")
+    status_before = page.locator(".q-dialog .q-badge").first.inner_text()
+    next_button = page.locator(".q-dialog button.q-btn--unelevated").first
+    target = next_button.inner_text()
+    next_button.click()
+    page.locator(".q-dialog .q-badge").filter(has_text=target).first.wait_for()
+    assert status_before != target
+
+
+def test_the_call_centre_enters_an_inquiry_that_reaches_a_dealer(page, server, sign_in):
+    sign_in("agent1@demo.kehu.dev")
+    page.goto(f"{server}/leads")
+    page.get_by_role("button", name="录入线索").click()
+    page.get_by_label("姓名").fill("测试来电")
+    page.get_by_label("手机").fill("13712345670")
+    page.get_by_label("城市").fill("上海")
+    page.get_by_label("意向车型").fill("ID.4")
+    shoot(page, "leads-new")
+    page.get_by_role("button", name="保存").click()
+    page.get_by_text("线索已创建并分配").wait_for()
+    with api(server, "admin@demo.kehu.dev") as admin:
+        found = admin.get("/api/v1/leads", params={"q": "13712345670"}).json()["items"]
+        units = {u["id"]: u for u in admin.get("/api/v1/units").json()}
+    assert len(found) == 1 and found[0]["owner_id"] is not None
+    assert units[found[0]["unit_id"]]["city"] == "上海"
