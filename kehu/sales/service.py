@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.orm import Session
 
-from kehu.cdp import normalise, timeline
+from kehu.cdp import fields, normalise, timeline
 from kehu.cdp import schemas as cdp_schemas
 from kehu.cdp import service as cdp_service
-from kehu.cdp.models import Event, Identity, Profile
+from kehu.cdp.models import CustomField, Event, Identity, Profile
 from kehu.core import audit, jobs
 from kehu.core.db import Database, utcnow
 from kehu.core.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
@@ -25,6 +25,7 @@ from kehu.sales import schemas
 from kehu.sales.models import (
     CLOSED_STATUSES,
     OPEN_STATUSES,
+    STATUSES,
     Lead,
     LeadChange,
     LeadCursor,
@@ -97,6 +98,23 @@ def _customer_for(session: Session, principal: Principal, data: schemas.LeadCrea
     return cdp_service.create_profile(session, principal, data=cdp_schemas.ProfileCreate(
         name=data.name, mobile=data.mobile, email=data.email, province=data.province, city=data.city,
         lifecycle_stage="lead"))
+
+
+LEAD_STATUS_FIELD = "lead_status"
+
+
+def _ensure_status_field(session: Session, org_id: int) -> None:
+    """The customer's lead status is a declared option field (线索状态), so the Customer 360 shows it in the
+    reader's words and the segment builder offers it with its options. Declared by the platform once."""
+    if session.scalar(select(CustomField.id).where(CustomField.org_id == org_id,
+                                                   CustomField.key == LEAD_STATUS_FIELD)) is not None:
+        return
+    from kehu.tenancy.service import system_principal
+
+    fields.create_field(session, system_principal(session, org_id), {
+        "key": LEAD_STATUS_FIELD, "label_zh": t("leads.field", "zh"), "label_en": t("leads.field", "en"),
+        "type": "option", "options": [{"value": s, "zh": t(f"lead.status.{s}", "zh"),
+                                       "en": t(f"lead.status.{s}", "en")} for s in STATUSES]})
 
 
 def _write_back(session: Session, lead: Lead, profile: Profile) -> None:
@@ -276,6 +294,7 @@ def record_inquiry(session: Session, actor: Principal, profile: Profile, *, sour
                 status_changed_at=at, created_by_id=actor.user_id)
     session.add(lead)
     session.flush()
+    _ensure_status_field(session, lead.org_id)
     _change(session, lead, "created", actor, at=at, to_status="inquiry", reason=source_event or source)
     chosen = placed or route(session, profile.org_id, profile, lead)
     if chosen is not None:

@@ -26,6 +26,7 @@ REASONS = ("no_budget", "no_response", "bought_elsewhere", "not_interested", "du
 
 def register() -> None:
     page("/leads")(leads_page)
+    page("/leads/{lead_id}")(leads_page)
     cdp_ui.CUSTOMER_PANELS.append(_customer_leads)
 
 
@@ -33,7 +34,8 @@ def _status_slot(table: ui.table) -> None:
     add_status_slot(table, "status", {s: tr(f"lead.status.{s}") for s in STATUSES}, STATUS_COLOURS)
 
 
-def leads_page() -> None:
+def leads_page(lead_id: int | None = None) -> None:
+    """The queue; with ``lead_id`` (a link from a customer's timeline) that lead's panel opens on it."""
     with frame("nav.leads", "/leads", "leads") as principal:
         filters: dict[str, Any] = {"status": "open", "q": "", "unit_id": None, "overdue": False,
                                    "unassigned": False, "mine": False}
@@ -102,6 +104,9 @@ def leads_page() -> None:
 
         def new_lead() -> None:
             _new_lead_dialog(principal, lambda: table.reload(first_page=True))
+
+        if lead_id is not None:
+            lead_panel(principal, int(lead_id), table.reload)
 
 
 def _rows(session: Any, principal: Any, leads: list[Any]) -> list[dict[str, Any]]:

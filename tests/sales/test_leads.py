@@ -91,6 +91,13 @@ def test_the_life_cycle_allows_what_it_allows(sales, client, login):  # type: ig
     assert move("recycled").status_code == 409  # converted is final
     customer = client.get(f"/api/v1/customers/{lead['profile_id']}", headers=owner_headers).json()["profile"]
     assert customer["lifecycle_stage"] == "opportunity" and customer["attributes"]["lead_status"] == "converted"
+    # marketing sees what sales did: the lead status is a declared field that segments ask about
+    found = client.post("/api/v1/segments/preview", headers=login("admin@example.com"), json={"condition": {
+        "type": "field", "field": "attributes.lead_status", "op": "eq", "value": "converted"}}).json()
+    assert [p["id"] for p in found["sample"]] == [lead["profile_id"]]
+    wrong = client.post("/api/v1/segments/preview", headers=login("admin@example.com"), json={"condition": {
+        "type": "field", "field": "attributes.lead_status", "op": "eq", "value": "won"}})
+    assert wrong.status_code == 422 and wrong.json()["errors"][0]["code"] == "not_option"
     # a converted customer asking again starts a new lead
     fresh = new_lead(client, agent, "13900006000")
     assert fresh["created"] is True and fresh["id"] != lead["id"]
