@@ -14,16 +14,33 @@ from kehu.tenancy import service as tenancy_service
 from kehu.tenancy.models import BusinessUnit
 
 
+def by_city_dealers(by_city: dict[str, list[BusinessUnit]]) -> list[BusinessUnit]:
+    return [d for here in by_city.values() for d in here]
+
+
 def seed_sales(session: Session, org_id: int, *, seed: int = 2026) -> int:
     """Returns the number of leads made."""
     rng = random.Random(seed)
     system = tenancy_service.system_principal(session, org_id)
     dealers = session.scalars(select(BusinessUnit).where(BusinessUnit.org_id == org_id,
                                                          BusinessUnit.kind == "dealer").order_by(BusinessUnit.code))
-    for n, dealer in enumerate(dealers):
+    by_city: dict[str, list[BusinessUnit]] = {}
+    for dealer in dealers:
         if dealer.city:
+            by_city.setdefault(dealer.city, []).append(dealer)
+    for n, (city, here) in enumerate(sorted(by_city.items())):
+        # one dealer in the city takes its leads; where there are several, the rule names the first and the
+        # national call centre's leads for that city go there (a city split by district is a later refinement)
+        service.save_routing(session, system, schemas.RoutingRuleIn(
+            name=f"{city} → {here[0].name}", priority=100 + n, cities=[city], unit_id=here[0].id))
+    regions = session.scalars(select(BusinessUnit).where(BusinessUnit.org_id == org_id,
+                                                         BusinessUnit.kind == "region").order_by(BusinessUnit.code))
+    for n, region in enumerate(regions):  # the rest of a region's provinces: shared among its dealers
+        provinces = sorted({d.province for d in by_city_dealers(by_city) if d.province and d.parent_id == region.id})
+        if provinces:
             service.save_routing(session, system, schemas.RoutingRuleIn(
-                name=f"{dealer.city} → {dealer.name}", priority=100 + n, cities=[dealer.city], unit_id=dealer.id))
+                name=f"{region.name}（其他城市）", priority=500 + n, provinces=provinces, unit_id=region.id,
+                method="least_loaded"))
     service.save_rule(session, system, schemas.LeadRuleIn(event="test_drive_booked", source="web"))
     first_booking: dict[int, tuple[object, str | None]] = {}
     for profile_id, ts, properties in session.execute(select(Event.profile_id, Event.ts, Event.properties).where(

@@ -209,8 +209,30 @@ def route(session: Session, org_id: int, profile: Profile, lead: Lead) -> Route 
         checks = ((rule.provinces, profile.province), (rule.cities, profile.city),
                   (rule.models, lead.model_interest), (rule.sources, lead.source))
         if all(not wanted or value in wanted for wanted, value in checks):
-            return Route(rule.unit_id, _pick(session, rule.unit_id, rule.method), rule.method, f"rule:{rule.name}")
+            dealer = _choose_dealer(session, rule.unit_id, rule.method)
+            return Route(dealer, _pick(session, dealer, rule.method), rule.method, f"rule:{rule.name}")
     return None
+
+
+def _choose_dealer(session: Session, unit_id: int, method: str) -> int:
+    """A rule may send leads to a region (or any unit above dealers): they are shared among its dealers, the
+    one given a lead longest ago first (or the one with the fewest open leads). A dealer is itself."""
+    path = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == unit_id)) or "/"
+    dealers = list(session.scalars(select(BusinessUnit.id).where(
+        BusinessUnit.path.startswith(path, autoescape=True), BusinessUnit.kind == "dealer",
+        BusinessUnit.id != unit_id)))
+    if not dealers or _dealer_of(session, unit_id) is not None:
+        return unit_id
+    if session.get_bind().dialect.name == "postgresql":  # one choice at a time per region
+        session.execute(select(BusinessUnit.id).where(BusinessUnit.id == unit_id).with_for_update())
+    last = dict(session.execute(select(Lead.unit_id, func.max(LeadChange.id)).join(
+        Lead, Lead.id == LeadChange.lead_id).where(LeadChange.kind == "assigned", Lead.unit_id.in_(dealers))
+        .group_by(Lead.unit_id)).all())
+    load: dict[int, int] = {}
+    if method == "least_loaded":
+        load = dict(session.execute(select(Lead.unit_id, func.count()).where(
+            Lead.unit_id.in_(dealers), Lead.status.in_(OPEN_STATUSES)).group_by(Lead.unit_id)).all())
+    return min(dealers, key=lambda d: (load.get(d, 0), last.get(d, 0), d))
 
 
 def sla_hours(session: Session, org_id: int, unit_id: int) -> int:
@@ -592,6 +614,22 @@ def delete_routing(session: Session, principal: Principal, rule_id: int) -> None
         raise NotFound(f"No routing rule {rule_id}.")
     session.delete(rule)
     session.flush()
+
+
+def list_slas(session: Session, principal: Principal) -> list[LeadSla]:
+    """The organisation's default first-contact hours (unit empty) and the units' own."""
+    principal.require("leads", "read")
+    return list(session.scalars(select(LeadSla).where(LeadSla.org_id == principal.org_id)
+                                .order_by(LeadSla.unit_id.is_not(None), LeadSla.unit_id)))
+
+
+def delete_sla(session: Session, principal: Principal, unit_id: int) -> None:
+    """A unit goes back to the level above it."""
+    principal.require_permission("settings.manage")
+    row = session.scalar(select(LeadSla).where(LeadSla.org_id == principal.org_id, LeadSla.unit_id == unit_id))
+    if row is not None:
+        session.delete(row)
+        session.flush()
 
 
 def set_sla(session: Session, principal: Principal, data: schemas.SlaIn) -> LeadSla:

@@ -27,6 +27,7 @@ REASONS = ("no_budget", "no_response", "bought_elsewhere", "not_interested", "du
 def register() -> None:
     page("/leads")(leads_page)
     page("/leads/{lead_id}")(leads_page)
+    page("/admin/leads")(settings_page)
     cdp_ui.CUSTOMER_PANELS.append(_customer_leads)
 
 
@@ -302,3 +303,225 @@ def _customer_leads(principal: Any, profile_id: int) -> None:
                 ui.label(owner or tr("leads.unassigned")).classes("text-grey-7")
                 ui.space()
                 ui.label(at).classes("text-grey-6")
+
+
+# -- settings: where leads come from, where they go, how fast they are answered ------------------------------------
+METHODS = ("round_robin", "least_loaded", "none")
+
+
+def settings_page() -> None:
+    with frame("nav.lead_settings", "/admin/leads", "leads") as principal:
+        manage = principal.has("settings.manage")
+        with unit_of_work() as session:
+            units = {u.id: ("　" * u.depth) + u.name for u in tenancy_service.list_units(session, principal)} \
+                if principal.can("units") else {}
+        ui.label(tr("lead_settings.intro")).classes("text-grey-7")
+        rules_card = ui.column().classes("w-full")
+        routing_card = ui.column().classes("w-full")
+        sla_card = ui.column().classes("w-full")
+
+        def draw_rules() -> None:
+            rules_card.clear()
+            with unit_of_work() as session:
+                rows = [{"id": r.id, "event": r.event, "source": tr(f"lead.source.{r.source}"),
+                         "model_property": r.model_property, "active": tr("status.active") if r.is_active
+                         else tr("status.inactive"), "raw": {"event": r.event, "source": r.source,
+                                                               "model_property": r.model_property,
+                                                               "is_active": r.is_active}}
+                        for r in service.list_rules(session, principal)]
+            with rules_card, ui.card().classes("w-full"):
+                with ui.row().classes("w-full items-center"):
+                    ui.label(tr("lead_settings.rules")).classes("text-lg font-medium")
+                    ui.space()
+                    if manage:
+                        ui.button(tr("lead_settings.add_rule"), icon="add", on_click=lambda: rule_dialog(None)).props(
+                            "outline").mark("add-lead-rule")
+                ui.label(tr("lead_settings.rules_help")).classes("text-sm text-grey-7")
+                if not rows:
+                    ui.label(tr("lead_settings.no_rules")).classes("text-grey-7")
+                    return
+                table = ui.table(columns=[
+                    {"name": "event", "label": tr("segments.event"), "field": "event", "align": "left"},
+                    {"name": "source", "label": tr("leads.source"), "field": "source", "align": "left"},
+                    {"name": "model_property", "label": tr("lead_settings.model_property"),
+                     "field": "model_property", "align": "left"},
+                    {"name": "active", "label": tr("users.status"), "field": "active", "align": "left"},
+                ], rows=rows, row_key="id").classes("w-full").props("flat bordered")
+                if manage:
+                    table.on("row-click", lambda e: rule_dialog(e.args[1]))
+                    table.props("hover")
+
+        def rule_dialog(row: dict[str, Any] | None) -> None:
+            raw = (row or {}).get("raw") or {"event": "", "source": "web", "model_property": "model",
+                                             "is_active": True}
+            with ui.dialog() as dialog, ui.card().classes("w-[480px]"):
+                ui.label(tr("lead_settings.rule")).classes("text-lg font-medium")
+                event = ui.input(tr("segments.event"), value=raw["event"], placeholder="test_drive_booked").classes(
+                    "w-full").mark("lead-rule-event")
+                if row:
+                    event.disable()
+                source = ui.select({s: tr(f"lead.source.{s}") for s in (*SOURCES, "api")}, value=raw["source"],
+                                   label=tr("leads.source")).classes("w-full")
+                prop = ui.input(tr("lead_settings.model_property"), value=raw["model_property"]).classes("w-full")
+                active = ui.switch(tr("status.active"), value=raw["is_active"])
+
+                def save() -> None:
+                    try:
+                        data = schemas.LeadRuleIn(event=event.value or "", source=source.value,
+                                                  model_property=prop.value or "model", is_active=active.value)
+                    except ValidationError:
+                        ui.notify(tr("lead_settings.incomplete"), type="warning")
+                        return
+                    if run_action(lambda s: service.save_rule(s, principal, data), tr("common.saved")):
+                        dialog.close()
+                        draw_rules()
+
+                def remove() -> None:
+                    if run_action(lambda s: service.delete_rule(s, principal, row["id"]) or True,  # type: ignore[index]
+                                  tr("common.saved")):
+                        dialog.close()
+                        draw_rules()
+
+                with ui.row().classes("w-full justify-end"):
+                    if row:
+                        ui.button(tr("common.delete"), on_click=remove).props("flat color=negative")
+                    ui.button(tr("common.cancel"), on_click=dialog.close).props("flat")
+                    ui.button(tr("common.save"), on_click=save).mark("lead-rule-save")
+            dialog.open()
+
+        def draw_routing() -> None:
+            routing_card.clear()
+            with unit_of_work() as session:
+                rules = service.list_routing(session, principal)
+                rows = [{"id": r.id, "priority": r.priority, "name": r.name,
+                         "when": "；".join(filter(None, [", ".join(r.provinces), ", ".join(r.cities),
+                                                        ", ".join(r.models),
+                                                        ", ".join(tr(f"lead.source.{x}") for x in r.sources)]))
+                         or tr("lead_settings.anything"),
+                         "unit": units.get(r.unit_id, "").strip(), "method": tr(f"lead_settings.method.{r.method}"),
+                         "active": tr("status.active") if r.is_active else tr("status.inactive"),
+                         "raw": schemas.RoutingRuleIn.model_validate(r, from_attributes=True).model_dump()}
+                        for r in rules]
+            with routing_card, ui.card().classes("w-full"):
+                with ui.row().classes("w-full items-center"):
+                    ui.label(tr("lead_settings.routing")).classes("text-lg font-medium")
+                    ui.space()
+                    if manage:
+                        ui.button(tr("lead_settings.add_routing"), icon="add",
+                                  on_click=lambda: routing_dialog(None)).props("outline").mark("add-routing")
+                ui.label(tr("lead_settings.routing_help")).classes("text-sm text-grey-7")
+                if not rows:
+                    ui.label(tr("lead_settings.no_routing")).classes("text-grey-7")
+                    return
+                table = ui.table(columns=[
+                    {"name": "priority", "label": tr("lead_settings.priority"), "field": "priority",
+                     "sortable": True},
+                    {"name": "name", "label": tr("api_keys.name"), "field": "name", "align": "left"},
+                    {"name": "when", "label": tr("lead_settings.when"), "field": "when", "align": "left"},
+                    {"name": "unit", "label": tr("lead_settings.to_unit"), "field": "unit", "align": "left"},
+                    {"name": "method", "label": tr("lead_settings.method"), "field": "method", "align": "left"},
+                    {"name": "active", "label": tr("users.status"), "field": "active", "align": "left"},
+                ], rows=rows, row_key="id", pagination=15).classes("w-full").props("flat bordered")
+                if manage:
+                    table.on("row-click", lambda e: routing_dialog(e.args[1]))
+                    table.props("hover")
+
+        def routing_dialog(row: dict[str, Any] | None) -> None:
+            raw = (row or {}).get("raw") or {"name": "", "priority": 100, "provinces": [], "cities": [], "models": [],
+                                             "sources": [], "unit_id": None, "method": "round_robin",
+                                             "is_active": True}
+            with ui.dialog() as dialog, ui.card().classes("w-[560px]"):
+                ui.label(tr("lead_settings.routing_rule")).classes("text-lg font-medium")
+                with ui.row().classes("w-full gap-3 no-wrap"):
+                    name = ui.input(tr("api_keys.name"), value=raw["name"]).classes("flex-1").mark("routing-name")
+                    priority = ui.number(tr("lead_settings.priority"), value=raw["priority"], min=0, step=10,
+                                         format="%.0f").classes("w-28")
+                lists = {}
+                for key in ("provinces", "cities", "models"):
+                    lists[key] = ui.select(raw[key], value=raw[key], multiple=True, new_value_mode="add-unique",
+                                           label=tr(f"lead_settings.{key}")).props("use-chips use-input").classes(
+                        "w-full")
+                sources = ui.select({s: tr(f"lead.source.{s}") for s in (*SOURCES, "api")}, value=raw["sources"],
+                                    multiple=True, label=tr("lead_settings.sources")).props("use-chips").classes(
+                    "w-full")
+                unit = ui.select(units, value=raw["unit_id"], with_input=True, label=tr("lead_settings.to_unit")
+                                 ).classes("w-full").mark("routing-unit")
+                method = ui.select({m: tr(f"lead_settings.method.{m}") for m in METHODS}, value=raw["method"],
+                                   label=tr("lead_settings.method")).classes("w-full")
+                active = ui.switch(tr("status.active"), value=raw["is_active"])
+                ui.label(tr("lead_settings.lists_help")).classes("text-xs text-grey-7")
+
+                def save() -> None:
+                    try:
+                        data = schemas.RoutingRuleIn(
+                            name=name.value or "", priority=int(priority.value or 0),
+                            **{k: list(v.value or []) for k, v in lists.items()}, sources=list(sources.value or []),
+                            unit_id=unit.value, method=method.value, is_active=active.value)
+                    except ValidationError:
+                        ui.notify(tr("lead_settings.incomplete"), type="warning")
+                        return
+                    if run_action(lambda s: service.save_routing(s, principal, data, row["id"] if row else None),
+                                  tr("common.saved")):
+                        dialog.close()
+                        draw_routing()
+
+                def remove() -> None:
+                    if run_action(lambda s: service.delete_routing(s, principal, row["id"]) or True,  # type: ignore[index]
+                                  tr("common.saved")):
+                        dialog.close()
+                        draw_routing()
+
+                with ui.row().classes("w-full justify-end"):
+                    if row:
+                        ui.button(tr("common.delete"), on_click=remove).props("flat color=negative")
+                    ui.button(tr("common.cancel"), on_click=dialog.close).props("flat")
+                    ui.button(tr("common.save"), on_click=save).mark("routing-save")
+            dialog.open()
+
+        def draw_sla() -> None:
+            sla_card.clear()
+            with unit_of_work() as session:
+                levels = [(row.unit_id, row.first_contact_hours) for row in service.list_slas(session, principal)]
+            default = next((h for u, h in levels if u is None), service.DEFAULT_FIRST_CONTACT_HOURS)
+            with sla_card, ui.card().classes("w-full"):
+                ui.label(tr("lead_settings.sla")).classes("text-lg font-medium")
+                ui.label(tr("lead_settings.sla_help")).classes("text-sm text-grey-7")
+                with ui.row().classes("items-center gap-3"):
+                    hours = ui.number(tr("lead_settings.default_hours"), value=default, min=1, max=720,
+                                      format="%.0f").classes("w-48")
+                    if manage:
+                        ui.button(tr("common.save"), on_click=lambda: set_level(None, hours.value)).props("outline")
+                for unit_id, level in levels:
+                    if unit_id is None:
+                        continue
+                    with ui.row().classes("items-center gap-3 text-sm"):
+                        ui.label(units.get(unit_id, str(unit_id)).strip()).classes("w-56")
+                        ui.label(tr("lead_settings.hours", hours=level))
+                        if manage:
+                            ui.button(icon="close", on_click=lambda u=unit_id: remove_level(u)).props(
+                                "flat round dense")
+                if manage:
+                    with ui.row().classes("items-center gap-3"):
+                        which = ui.select(units, with_input=True, label=tr("lead_settings.unit_level")).classes(
+                            "w-56")
+                        own = ui.number(tr("lead_settings.hours_short"), value=8, min=1, max=720,
+                                        format="%.0f").classes("w-28")
+                        ui.button(tr("lead_settings.add_level"), on_click=lambda: set_level(which.value, own.value)
+                                  if which.value else None).props("flat")
+
+        def set_level(unit_id: int | None, value: Any) -> None:
+            try:
+                data = schemas.SlaIn(unit_id=unit_id, first_contact_hours=int(value or 0))
+            except ValidationError:
+                ui.notify(tr("lead_settings.incomplete"), type="warning")
+                return
+            if run_action(lambda s: service.set_sla(s, principal, data), tr("common.saved")):
+                draw_sla()
+
+        def remove_level(unit_id: int) -> None:
+            if run_action(lambda s: service.delete_sla(s, principal, unit_id) or True, tr("common.saved")):
+                draw_sla()
+
+        draw_rules()
+        draw_routing()
+        draw_sla()

@@ -104,6 +104,7 @@ NAV: list[tuple[str, list[tuple[str, str, str, str | None]]]] = [
         ("nav.sources", "input", "/admin/sources", "sources"),
         ("nav.custom_fields", "tune", "/admin/custom-fields", "profiles"),
         ("nav.products", "inventory_2", "/admin/products", "orders"),
+        ("nav.lead_settings", "alt_route", "/admin/leads", "leads"),
         ("nav.audit", "history", "/admin/audit", "audit"),
         ("nav.jobs", "pending_actions", "/admin/jobs", "jobs"),
     ]),

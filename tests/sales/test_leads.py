@@ -147,3 +147,12 @@ def test_bad_inquiries_are_refused_with_the_field_at_fault(sales, client, login)
     assert elsewhere.status_code == 422 and elsewhere.json()["errors"][0]["field"] == "owner_id"
     assert client.post("/api/v1/leads", headers=login("boss@other.example.com"), json={
         "profile_id": 1}).status_code == 404
+
+
+def test_a_rule_to_a_region_shares_its_leads_among_the_dealers(sales, client, login):  # type: ignore[no-untyped-def]
+    admin, agent = login("admin@example.com"), login("agent@example.com")
+    assert client.post("/api/v1/routing-rules", headers=admin, json={
+        "name": "浙江其他城市", "cities": ["宁波", "温州"], "unit_id": sales.east.id}).status_code == 201
+    placed = [new_lead(client, agent, f"1390001100{n}", city="宁波") for n in range(4)]
+    assert Counter(lead["unit_id"] for lead in placed) == {sales.dealer_a.id: 2, sales.dealer_b.id: 2}
+    assert all(lead["owner_id"] is not None for lead in placed)  # and a salesperson there
