@@ -21,7 +21,17 @@ from kehu.cdp.models import (
 )
 from kehu.core.audit import AuditRecord
 from kehu.core.jobs import Job
-from kehu.sales.models import Lead, LeadChange, LeadCursor, LeadRule, LeadSla, RoutingRule
+from kehu.sales.models import (
+    Lead,
+    LeadChange,
+    LeadCursor,
+    LeadRule,
+    LeadSla,
+    ProfileScore,
+    RoutingRule,
+    ScoreRule,
+    ScoringModel,
+)
 from kehu.segments.models import (
     ProfileTag,
     RfmModel,
@@ -61,11 +71,14 @@ __all__ = [
     "Organization",
     "Product",
     "Profile",
+    "ProfileScore",
     "ProfileTag",
     "RfmModel",
     "RfmScore",
     "Role",
     "RoutingRule",
+    "ScoreRule",
+    "ScoringModel",
     "Segment",
     "SegmentChange",
     "SegmentMember",

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kehu.cdp.models import Event, Profile
-from kehu.sales import schemas, service
+from kehu.sales import schemas, scoring, service
 from kehu.tenancy import service as tenancy_service
 from kehu.tenancy.models import BusinessUnit
 
@@ -66,4 +66,14 @@ def seed_sales(session: Session, org_id: int, *, seed: int = 2026) -> int:
         for status in path:
             service.change_status(session, system, lead.id, schemas.StatusChange(
                 status=status, reason="no_response" if status == "disqualified" else None))
+    for rule in (
+        schemas.ScoreRuleIn(name="浏览车型详情", event="车型详情", points=5, half_life_days=14, max_points=30),
+        schemas.ScoreRuleIn(name="预约试驾", event="test_drive_booked", points=40, half_life_days=60),
+        schemas.ScoreRuleIn(name="到店", event="showroom_visit", points=20, half_life_days=60),
+        schemas.ScoreRuleIn.model_validate({"name": "短信营销授权", "kind": "condition", "points": 5, "condition": {
+            "type": "consent", "channel": "sms", "purpose": "marketing"}}),
+    ):
+        scoring.save_rule(session, system, rule)
+    scoring.set_threshold(session, system, 60)
+    scoring.compute(session, org_id)
     return made

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 
 from kehu.core.pagination import OffsetPage
-from kehu.sales import schemas, service
+from kehu.sales import schemas, scoring, service
 from kehu.tenancy.deps import PrincipalDep, SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["leads"])
@@ -132,3 +132,50 @@ def set_sla(data: schemas.SlaIn, session: SessionDep, principal: PrincipalDep) -
     """Hours to the first contact: the organisation's default, or a unit's own."""
     row = service.set_sla(session, principal, data)
     return {"unit_id": row.unit_id, "first_contact_hours": row.first_contact_hours}
+
+
+# -- scoring ---------------------------------------------------------------------------------------------------------
+@router.get("/leads/{lead_id}/score", response_model=schemas.LeadScoreOut)
+def lead_score(lead_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    """The lead's score and where its customer's points come from."""
+    lead = service.get_lead(session, principal, lead_id)
+    return {"score": lead.score, "now": scoring.explain(session, principal, lead)}
+
+
+@router.get("/score-rules", response_model=list[schemas.ScoreRuleOut])
+def score_rules(session: SessionDep, principal: PrincipalDep) -> Any:
+    return scoring.list_rules(session, principal)
+
+
+@router.post("/score-rules", response_model=schemas.ScoreRuleOut, status_code=status.HTTP_201_CREATED)
+def create_score_rule(data: schemas.ScoreRuleIn, session: SessionDep, principal: PrincipalDep) -> Any:
+    return scoring.save_rule(session, principal, data)
+
+
+@router.put("/score-rules/{rule_id}", response_model=schemas.ScoreRuleOut)
+def update_score_rule(rule_id: int, data: schemas.ScoreRuleIn, session: SessionDep, principal: PrincipalDep) -> Any:
+    return scoring.save_rule(session, principal, data, rule_id)
+
+
+@router.delete("/score-rules/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_score_rule(rule_id: int, session: SessionDep, principal: PrincipalDep) -> Response:
+    scoring.delete_rule(session, principal, rule_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/scoring", response_model=schemas.ScoringOut)
+def get_scoring(session: SessionDep, principal: PrincipalDep) -> Any:
+    principal.require("leads", "read")
+    return scoring.model_of(session, principal.org_id)
+
+
+@router.put("/scoring", response_model=schemas.ScoringOut)
+def set_scoring(data: schemas.ScoringIn, session: SessionDep, principal: PrincipalDep) -> Any:
+    """The score at which an open inquiry becomes an MQL (at the next computation)."""
+    return scoring.set_threshold(session, principal, data.mql_threshold)
+
+
+@router.post("/scoring/run", response_model=schemas.ScoringOut, status_code=status.HTTP_202_ACCEPTED)
+def run_scoring(session: SessionDep, principal: PrincipalDep) -> Any:
+    """Score every customer again (a job), update open leads, promote inquiries past the threshold."""
+    return scoring.request_run(session, principal)

@@ -131,3 +131,48 @@ class LeadSla(IdMixin, Base):
 def lead_fields(lead: Lead) -> dict[str, Any]:
     """The fields an audit record keeps of a lead."""
     return {k: getattr(lead, k) for k in ("status", "unit_id", "owner_id", "source", "model_interest", "score")}
+
+
+class ScoreRule(IdMixin, TimestampMixin, Base):
+    """Points towards a customer's lead score: for each time they did an ``event`` (halved for every
+    ``half_life_days`` of age, at most ``max_points``), or once for meeting a ``condition`` (the segment
+    language: a field, consent, a tag …). Points may be negative (a complaint, an unsubscribe)."""
+
+    __tablename__ = "score_rules"
+    __entity__ = "leads"
+    __scope_unit__ = None
+    __scope_owner__ = None
+
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("organizations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(10), default="event")  # event | condition
+    event: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    condition: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc, nullable=True)
+    points: Mapped[int] = mapped_column(default=10)
+    half_life_days: Mapped[int] = mapped_column(default=30)
+    max_points: Mapped[int | None] = mapped_column(nullable=True)
+    is_active: Mapped[bool] = mapped_column(default=True)
+
+
+class ScoringModel(IdMixin, Base):
+    """The organisation's threshold: an open inquiry whose customer scores this much becomes an MQL."""
+
+    __tablename__ = "scoring_models"
+    __table_args__ = (UniqueConstraint("org_id"),)
+
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("organizations.id", ondelete="CASCADE"))
+    mql_threshold: Mapped[int] = mapped_column(default=50)
+    computed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    job_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+
+
+class ProfileScore(Base):
+    """A customer's score at the last computation."""
+
+    __tablename__ = "profile_scores"
+    __table_args__ = (Index("ix_profile_scores_org_score", "org_id", "score"),)
+
+    profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id"), primary_key=True)
+    org_id: Mapped[int] = mapped_column(BigId)
+    score: Mapped[int] = mapped_column()
+    computed_at: Mapped[datetime] = mapped_column()

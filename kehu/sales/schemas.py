@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from kehu.segments.schemas import Condition
+
 Status = Literal["inquiry", "mql", "sal", "sql", "converted", "disqualified", "recycled"]
 Source = Literal["web", "app", "wechat", "call_centre", "showroom", "event", "import", "api", "manual"]
 DisqualifyReason = Literal["no_budget", "no_response", "bought_elsewhere", "not_interested", "duplicate",
@@ -144,3 +146,60 @@ class RoutingRuleOut(RoutingRuleIn):
 class SlaIn(_Shape):
     unit_id: int | None = Field(default=None, description="empty: the organisation's default")
     first_contact_hours: int = Field(ge=1, le=24 * 30)
+
+
+class ScoreRuleIn(_Shape):
+    """``event``: ``points`` for each time the customer did ``event``, halved for every ``half_life_days`` of
+    age, at most ``max_points`` in all. ``condition``: ``points`` once for a customer who meets ``condition``
+    (the segment language). Negative points count against."""
+
+    name: str = Field(min_length=1, max_length=100)
+    kind: Literal["event", "condition"] = "event"
+    event: str | None = Field(default=None, max_length=200)
+    condition: Condition | None = None
+    points: int = Field(ge=-1000, le=1000)
+    half_life_days: int = Field(default=30, ge=1, le=3650)
+    max_points: int | None = Field(default=None, ge=1, le=100_000)
+    is_active: bool = True
+
+    @model_validator(mode="after")
+    def complete(self) -> ScoreRuleIn:
+        if self.kind == "event" and not self.event:
+            raise ValueError("an event rule names its event")
+        if self.kind == "condition" and self.condition is None:
+            raise ValueError("a condition rule has a condition")
+        return self
+
+
+class ScoreRuleOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    name: str
+    kind: str
+    event: str | None
+    condition: dict[str, object] | None
+    points: int
+    half_life_days: int
+    max_points: int | None
+    is_active: bool
+
+
+class ScoringIn(_Shape):
+    mql_threshold: int = Field(ge=1, le=100_000)
+
+
+class ScoringOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    mql_threshold: int
+    computed_at: datetime | None
+
+
+class ScorePart(BaseModel):
+    rule_id: int
+    rule: str
+    points: int
+
+
+class LeadScoreOut(BaseModel):
+    score: int = Field(description="the lead's score at the last computation")
+    now: list[ScorePart] = Field(description="where the customer's points come from now, rule by rule")

@@ -12,7 +12,7 @@ from kehu.cdp import service as cdp_service
 from kehu.cdp import ui as cdp_ui
 from kehu.core.errors import KehuError
 from kehu.core.timeutil import format_local
-from kehu.sales import schemas, service
+from kehu.sales import schemas, scoring, service
 from kehu.sales.models import OPEN_STATUSES, STATUSES
 from kehu.tenancy import service as tenancy_service
 from kehu.ui.components import ServerTable, add_status_slot
@@ -186,6 +186,7 @@ def lead_panel(principal: Any, lead_id: int, changed: Any) -> None:
                     placed_at = units.get(lead.unit_id, "")
                     placed_with = owners.get(lead.owner_id or 0, tr("leads.unassigned"))
                     history = service.history(session, principal, lead_id)
+                    score, parts = lead.score, scoring.explain(session, principal, lead)
                     actors = {h.id: h.actor if h.actor != "system" else tr("timeline.system") for h in history}
                     may_assign = principal.can("leads", "assign")
                     people = {u.id: u.name for u in tenancy_service.list_users(
@@ -221,6 +222,12 @@ def lead_panel(principal: Any, lead_id: int, changed: Any) -> None:
                             "text-sm " + ("text-negative font-medium" if overdue else "text-grey-8"))
                     if reason:
                         ui.label(tr("leads.reason_was", reason=tr(f"lead.reason.{reason}"))).classes("text-sm")
+                    with ui.row().classes("items-center gap-2 text-sm"):
+                        ui.icon("speed").classes("text-primary")
+                        ui.label(tr("leads.score", score=score)).classes("font-medium").mark("lead-score")
+                        if parts:
+                            ui.label("（" + "，".join(f"{p['rule']} {p['points']:+d}" for p in parts) + "）"
+                                     ).classes("text-grey-7")
                     if note:
                         ui.label(note).classes("text-sm whitespace-pre-line")
                 if may_update and status in OPEN_STATUSES and not contacted:
@@ -522,6 +529,68 @@ def settings_page() -> None:
             if run_action(lambda s: service.delete_sla(s, principal, unit_id) or True, tr("common.saved")):
                 draw_sla()
 
+        scoring_card = ui.column().classes("w-full")
+
+        def draw_scoring() -> None:
+            scoring_card.clear()
+            with unit_of_work() as session:
+                model = schemas.ScoringOut.model_validate(scoring.model_of(session, principal.org_id))
+                rows = [{"id": r.id, "name": r.name, "what": r.event if r.kind == "event" else tr(
+                    "lead_settings.score_condition"), "points": r.points,
+                         "decay": tr("lead_settings.half_life", days=r.half_life_days) if r.kind == "event" else "—",
+                         "max": r.max_points or "—"} for r in scoring.list_rules(session, principal)]
+            with scoring_card, ui.card().classes("w-full"):
+                with ui.row().classes("w-full items-center"):
+                    ui.label(tr("lead_settings.scoring")).classes("text-lg font-medium")
+                    ui.label(tr("rfm.computed", at=format_local(model.computed_at, principal.timezone))
+                             if model.computed_at else tr("rfm.never")).classes("text-sm text-grey-7")
+                    ui.space()
+                    if principal.can("leads", "update"):
+                        ui.button(tr("lead_settings.score_now"), icon="calculate", on_click=lambda: run_action(
+                            lambda s: scoring.request_run(s, principal), tr("rfm.queued"))).props("outline")
+                ui.label(tr("lead_settings.scoring_help")).classes("text-sm text-grey-7")
+                with ui.row().classes("items-center gap-3"):
+                    threshold = ui.number(tr("lead_settings.threshold"), value=model.mql_threshold, min=1,
+                                          format="%.0f").classes("w-48")
+                    if manage:
+                        ui.button(tr("common.save"), on_click=lambda: run_action(
+                            lambda s: scoring.set_threshold(s, principal, int(threshold.value or 0)),
+                            tr("common.saved"))).props("flat")
+                if rows:
+                    ui.table(columns=[
+                        {"name": "name", "label": tr("api_keys.name"), "field": "name", "align": "left"},
+                        {"name": "what", "label": tr("lead_settings.score_what"), "field": "what", "align": "left"},
+                        {"name": "points", "label": tr("lead_settings.points"), "field": "points"},
+                        {"name": "decay", "label": tr("lead_settings.decay"), "field": "decay", "align": "left"},
+                        {"name": "max", "label": tr("lead_settings.max_points"), "field": "max"},
+                    ], rows=rows, row_key="id").classes("w-full").props("flat bordered")
+                else:
+                    ui.label(tr("lead_settings.no_scoring")).classes("text-grey-7")
+                if manage:
+                    with ui.row().classes("items-center gap-2"):
+                        name = ui.input(tr("api_keys.name")).props("dense outlined").classes("w-40")
+                        event = ui.input(tr("segments.event"), placeholder="test_drive_booked").props(
+                            "dense outlined").classes("w-48")
+                        points = ui.number(tr("lead_settings.points"), value=10, format="%.0f").props(
+                            "dense outlined").classes("w-24")
+                        half = ui.number(tr("lead_settings.half_life_days"), value=30, min=1, format="%.0f").props(
+                            "dense outlined").classes("w-28")
+                        cap = ui.number(tr("lead_settings.max_points"), min=1, format="%.0f").props(
+                            "dense outlined clearable").classes("w-24")
+                        ui.button(tr("lead_settings.add_score_rule"), icon="add", on_click=lambda: add_score(
+                            name.value, event.value, points.value, half.value, cap.value)).props("flat")
+
+        def add_score(name: Any, event: Any, points: Any, half: Any, cap: Any) -> None:
+            try:
+                data = schemas.ScoreRuleIn(name=name or event or "", event=event or None, points=int(points or 0),
+                                           half_life_days=int(half or 30), max_points=int(cap) if cap else None)
+            except (ValidationError, ValueError):
+                ui.notify(tr("lead_settings.incomplete"), type="warning")
+                return
+            if run_action(lambda s: scoring.save_rule(s, principal, data), tr("common.saved")):
+                draw_scoring()
+
         draw_rules()
         draw_routing()
+        draw_scoring()
         draw_sla()

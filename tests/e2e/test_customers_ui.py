@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import shoot
 
@@ -44,9 +45,12 @@ def test_admin_searches_by_pinyin_and_opens_customer_360(page, server, sign_in):
         someone = next(c for c in admin.get("/api/v1/customers", params={"limit": 50}).json()["items"]
                        if c["name"] and c["name_pinyin"])
         assert admin.patch(f"/api/v1/customers/{someone['id']}", json={"city": "苏州"}).status_code == 200
+        found = admin.get("/api/v1/customers", params={"q": someone["name_pinyin"], "limit": 50}).json()["items"]
     sign_in("admin@demo.kehu.dev")
     page.goto(f"{server}/customers")
     page.get_by_placeholder("搜索姓名、拼音、手机号、邮箱、车架号").fill(someone["name_pinyin"])
+    # the search answered (a row clicked while the table redraws is lost)
+    expect(page.locator(".q-table tbody tr")).to_have_count(min(len(found), 20))
     page.locator(".q-table").get_by_text(someone["name"]).first.click()
     page.wait_for_url(f"{server}/customers/*")
     page.get_by_text("时间线").wait_for()

@@ -66,11 +66,11 @@ def test_the_call_centre_enters_an_inquiry_that_reaches_a_dealer(page, server, s
 def test_an_administrator_adds_an_event_that_makes_leads(page, server, sign_in):
     sign_in("admin@demo.kehu.dev")
     page.goto(f"{server}/admin/leads")
-    page.get_by_text("test_drive_booked").wait_for()  # the demo's rule
+    page.get_by_text("test_drive_booked").first.wait_for()  # the demo's rule (and a scoring rule's event)
     page.get_by_role("button", name="添加事件").click()
-    page.get_by_label("事件").fill("quote_requested")
+    page.locator(".q-dialog").get_by_label("事件").fill("quote_requested")
     page.locator(".q-dialog").get_by_role("button", name="保存").click()
-    page.locator(".q-table").get_by_text("quote_requested").wait_for()
+    page.locator(".q-table").get_by_text("quote_requested").first.wait_for()
     shoot(page, "lead-settings")
     with api(server, "admin@demo.kehu.dev") as admin:
         events = {rule["event"] for rule in admin.get("/api/v1/lead-rules").json()}
@@ -79,5 +79,5 @@ def test_an_administrator_adds_an_event_that_makes_leads(page, server, sign_in):
     page.context.clear_cookies()
     sign_in("sh001.sales1@demo.kehu.dev")
     page.goto(f"{server}/admin/leads")
-    page.get_by_text("quote_requested").wait_for()
+    page.get_by_text("quote_requested").first.wait_for()
     assert page.get_by_role("button", name="添加事件").count() == 0
