@@ -13,9 +13,10 @@ from sqlalchemy.orm import Session
 from kehu.cdp.models import Event, Profile
 from kehu.core import audit, jobs
 from kehu.core.db import utcnow
-from kehu.core.errors import NotFound, invalid
+from kehu.core.errors import invalid
 from kehu.sales import schemas
 from kehu.sales.models import Lead, LeadChange, ProfileScore, ScoreRule, ScoringModel
+from kehu.sales.service import delete_setting, org_setting
 from kehu.segments import schemas as segment_schemas
 from kehu.segments.conditions import compile_condition
 from kehu.tenancy.access import Principal
@@ -53,9 +54,7 @@ def save_rule(session: Session, principal: Principal, data: schemas.ScoreRuleIn,
         rule = ScoreRule(org_id=principal.org_id)
         session.add(rule)
     else:
-        rule = session.scalar(select(ScoreRule).where(ScoreRule.id == rule_id, ScoreRule.org_id == principal.org_id))
-        if rule is None:
-            raise NotFound(f"No score rule {rule_id}.")
+        rule = org_setting(session, principal, ScoreRule, rule_id, "score rule")
     values = data.model_dump(mode="json", by_alias=True)  # the condition as the JSON it is stored as
     for key, value in values.items():
         setattr(rule, key, value)
@@ -66,12 +65,7 @@ def save_rule(session: Session, principal: Principal, data: schemas.ScoreRuleIn,
 
 
 def delete_rule(session: Session, principal: Principal, rule_id: int) -> None:
-    principal.require_permission("settings.manage")
-    rule = session.scalar(select(ScoreRule).where(ScoreRule.id == rule_id, ScoreRule.org_id == principal.org_id))
-    if rule is None:
-        raise NotFound(f"No score rule {rule_id}.")
-    session.delete(rule)
-    session.flush()
+    delete_setting(session, principal, ScoreRule, rule_id, "score rule")
 
 
 def set_threshold(session: Session, principal: Principal, threshold: int) -> ScoringModel:

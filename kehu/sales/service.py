@@ -519,15 +519,27 @@ def save_rule(session: Session, principal: Principal, data: schemas.LeadRuleIn) 
     return rule
 
 
-def delete_rule(session: Session, principal: Principal, rule_id: int) -> None:
+def org_setting(session: Session, principal: Principal, model: Any, row_id: int, what: str) -> Any:
+    """One of the organisation's configuration rows (a lead rule, a routing rule, a score rule) by id."""
+    row = session.scalar(select(model).where(model.id == row_id, model.org_id == principal.org_id))
+    if row is None:
+        raise NotFound(f"No {what} {row_id}.")
+    return row
+
+
+def delete_setting(session: Session, principal: Principal, model: Any, row_id: int, what: str) -> None:
+    """Remove a configuration row, by a settings manager, audited."""
     principal.require_permission("settings.manage")
-    rule = session.scalar(select(LeadRule).where(LeadRule.id == rule_id, LeadRule.org_id == principal.org_id))
-    if rule is None:
-        raise NotFound(f"No lead rule {rule_id}.")
-    session.delete(rule)
-    audit.record(session, principal, action="delete", entity="lead_rules", entity_id=rule_id,
-                 before={"event": rule.event}, summary=f"Lead rule for {rule.event} removed")
+    row = org_setting(session, principal, model, row_id, what)
+    session.delete(row)
+    audit.record(session, principal, action="delete", entity=model.__tablename__, entity_id=row_id,
+                 before={"name": getattr(row, "name", None) or getattr(row, "event", None)},
+                 summary=f"{what.capitalize()} {row_id} removed")
     session.flush()
+
+
+def delete_rule(session: Session, principal: Principal, rule_id: int) -> None:
+    delete_setting(session, principal, LeadRule, rule_id, "lead rule")
 
 
 @jobs.poller
@@ -595,10 +607,7 @@ def save_routing(session: Session, principal: Principal, data: schemas.RoutingRu
         rule = RoutingRule(org_id=principal.org_id)
         session.add(rule)
     else:
-        rule = session.scalar(select(RoutingRule).where(RoutingRule.id == rule_id,
-                                                        RoutingRule.org_id == principal.org_id))
-        if rule is None:
-            raise NotFound(f"No routing rule {rule_id}.")
+        rule = org_setting(session, principal, RoutingRule, rule_id, "routing rule")
     for key, value in data.model_dump().items():
         setattr(rule, key, value)
     session.flush()
@@ -608,12 +617,7 @@ def save_routing(session: Session, principal: Principal, data: schemas.RoutingRu
 
 
 def delete_routing(session: Session, principal: Principal, rule_id: int) -> None:
-    principal.require_permission("settings.manage")
-    rule = session.scalar(select(RoutingRule).where(RoutingRule.id == rule_id, RoutingRule.org_id == principal.org_id))
-    if rule is None:
-        raise NotFound(f"No routing rule {rule_id}.")
-    session.delete(rule)
-    session.flush()
+    delete_setting(session, principal, RoutingRule, rule_id, "routing rule")
 
 
 def list_slas(session: Session, principal: Principal) -> list[LeadSla]:

@@ -71,3 +71,19 @@ def test_score_rules_are_checked_and_guarded(sales, client, login):  # type: ign
         "name": "x", "event": "y", "points": 5}).status_code == 403
     assert client.put("/api/v1/scoring", headers=admin, json={"mql_threshold": 0}).status_code == 422
     assert client.get("/api/v1/score-rules", headers=login("boss@other.example.com")).json() == []
+
+
+def test_settings_rows_are_removed_by_their_organisation_only(sales, client, login):  # type: ignore[no-untyped-def]
+    admin, stranger = login("admin@example.com"), login("boss@other.example.com")
+    score = client.post("/api/v1/score-rules", headers=admin, json={"name": "试驾", "event": "x", "points": 5}).json()
+    lead_rule = client.put("/api/v1/lead-rules", headers=admin, json={"event": "quote_requested"}).json()
+    routing = client.get("/api/v1/routing-rules", headers=admin).json()[0]
+    for path in (f"/api/v1/score-rules/{score['id']}", f"/api/v1/lead-rules/{lead_rule['id']}",
+                 f"/api/v1/routing-rules/{routing['id']}"):
+        assert client.delete(path, headers=stranger).status_code in (403, 404), path
+        assert client.delete(path, headers=login("a.manager@example.com")).status_code == 403, path
+        assert client.delete(path, headers=admin).status_code == 204, path
+        assert client.delete(path, headers=admin).status_code == 404, path
+    assert client.get("/api/v1/score-rules", headers=admin).json() == []
+    assert client.get("/api/v1/lead-rules", headers=admin).json() == []
+    assert len(client.get("/api/v1/routing-rules", headers=admin).json()) == 1
