@@ -52,7 +52,9 @@ class LeadChange(IdMixin, Base):
     __tablename__ = "lead_changes"
     __profile_link__ = "profile_id"
     __table_args__ = (Index("ix_lead_changes_lead", "lead_id", "at"),
-                      Index("ix_lead_changes_profile", "profile_id", "at"))
+                      Index("ix_lead_changes_profile", "profile_id", "at"),
+                      # whose turn it is: the last assignment per salesperson (or dealer) of a unit
+                      Index("ix_lead_changes_turns", "unit_id", "kind", "owner_id", "id"))
 
     org_id: Mapped[int] = mapped_column(BigId)
     lead_id: Mapped[int] = mapped_column(BigId, ForeignKey("leads.id", ondelete="CASCADE"))

@@ -225,9 +225,8 @@ def _choose_dealer(session: Session, unit_id: int, method: str) -> int:
         return unit_id
     if session.get_bind().dialect.name == "postgresql":  # one choice at a time per region
         session.execute(select(BusinessUnit.id).where(BusinessUnit.id == unit_id).with_for_update())
-    last = dict(session.execute(select(Lead.unit_id, func.max(LeadChange.id)).join(
-        Lead, Lead.id == LeadChange.lead_id).where(LeadChange.kind == "assigned", Lead.unit_id.in_(dealers))
-        .group_by(Lead.unit_id)).all())
+    last = dict(session.execute(select(LeadChange.unit_id, func.max(LeadChange.id)).where(
+        LeadChange.unit_id.in_(dealers), LeadChange.kind == "assigned").group_by(LeadChange.unit_id)).all())
     load: dict[int, int] = {}
     if method == "least_loaded":
         load = dict(session.execute(select(Lead.unit_id, func.count()).where(
