@@ -22,6 +22,7 @@ from kehu.cdp.models import (
 from kehu.core.audit import AuditRecord
 from kehu.core.jobs import Job
 from kehu.sales.models import (
+    Activity,
     Lead,
     LeadChange,
     LeadCursor,
@@ -47,6 +48,7 @@ from kehu.tenancy.models import ApiKey, BusinessUnit, LoginAttempt, Organization
 __all__ = [
     "Account",
     "AccountMember",
+    "Activity",
     "ApiKey",
     "AuditRecord",
     "BusinessUnit",

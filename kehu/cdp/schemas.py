@@ -108,9 +108,10 @@ class TimelineItemOut(BaseModel):
     """An event the customer caused (kind "event"), a change made to their record (kind "change"), their
     entering or leaving a segment (kind "segment": action entered | left, entity_id the segment, summary its
     name), or what happened to one of their leads (kind "lead": action created | inquiry | status | assigned |
-    contacted | escalated, entity_id the lead)."""
+    contacted | escalated, entity_id the lead), or a sales activity (kind "activity": action call | visit |
+    test_drive | quote | … | task)."""
 
-    kind: Literal["event", "change", "segment", "lead"]
+    kind: Literal["event", "change", "segment", "lead", "activity"]
     id: int
     ts: datetime
     type: str | None = Field(default=None, description="event: identify | track | page | screen | group | alias")

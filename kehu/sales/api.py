@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 
 from kehu.core.pagination import OffsetPage
-from kehu.sales import schemas, scoring, service
+from kehu.sales import activities, schemas, scoring, service
 from kehu.tenancy.deps import PrincipalDep, SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["leads"])
@@ -179,3 +179,29 @@ def set_scoring(data: schemas.ScoringIn, session: SessionDep, principal: Princip
 def run_scoring(session: SessionDep, principal: PrincipalDep) -> Any:
     """Score every customer again (a job), update open leads, promote inquiries past the threshold."""
     return scoring.request_run(session, principal)
+
+
+# -- activities ------------------------------------------------------------------------------------------------------
+@router.post("/activities", response_model=schemas.ActivityOut, status_code=status.HTTP_201_CREATED,
+             tags=["activities"])
+def log_activity(data: schemas.ActivityIn, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Record a call, visit, test drive, quote or message (done now, or at ``done_at``), or plan one with
+    ``due_at``. Done on an open lead, a contact is its first contact."""
+    return activities.out(activities.log(session, principal, data))
+
+
+@router.get("/activities", tags=["activities"])
+def list_activities(session: SessionDep, principal: PrincipalDep, lead_id: int | None = None,
+                    profile_id: int | None = None, mine_open: bool = False,
+                    page: Annotated[int, Query(ge=1)] = 1,
+                    per_page: Annotated[int, Query(ge=1, le=200)] = 50) -> Any:
+    """A lead's or a customer's activities, or your own still to do (``mine_open``: due first)."""
+    result = activities.page(session, principal, lead_id=lead_id, profile_id=profile_id, mine_open=mine_open,
+                             page_no=page, per_page=per_page)
+    return {"items": [schemas.ActivityOut(**activities.out(a)) for a in result.items], "total": result.total}
+
+
+@router.post("/activities/{activity_id}/done", response_model=schemas.ActivityOut, tags=["activities"])
+def complete_activity(activity_id: int, data: schemas.ActivityDone, session: SessionDep,
+                      principal: PrincipalDep) -> Any:
+    return activities.out(activities.complete(session, principal, activity_id, data.outcome))

@@ -178,3 +178,25 @@ class ProfileScore(Base):
     org_id: Mapped[int] = mapped_column(BigId)
     score: Mapped[int] = mapped_column()
     computed_at: Mapped[datetime] = mapped_column()
+
+
+class Activity(IdMixin, TimestampMixin, OwnedMixin, Base):
+    """A follow-up: a call, a visit, a test drive, a quote, a message — done (``done_at``) or planned as a
+    task due at ``due_at``. On the customer (and their lead, if any); owned by whoever does it."""
+
+    __tablename__ = "activities"
+    __entity__ = "activities"
+    __profile_link__ = "profile_id"
+    __table_args__ = (Index("ix_activities_profile", "profile_id", "created_at"),
+                      Index("ix_activities_lead", "lead_id"),
+                      Index("ix_activities_owner_open", "owner_id", "done_at", "due_at"))
+
+    profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id"))
+    lead_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("leads.id", ondelete="SET NULL"), nullable=True)
+    kind: Mapped[str] = mapped_column(String(20))  # call | visit | test_drive | quote | wechat | sms | email | task
+    subject: Mapped[str] = mapped_column(String(200), default="")
+    note: Mapped[str] = mapped_column(String(2000), default="")
+    outcome: Mapped[str] = mapped_column(String(200), default="")
+    due_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    done_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    created_by_id: Mapped[int | None] = mapped_column(BigId, nullable=True)

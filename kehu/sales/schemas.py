@@ -203,3 +203,48 @@ class ScorePart(BaseModel):
 class LeadScoreOut(BaseModel):
     score: int = Field(description="the lead's score at the last computation")
     now: list[ScorePart] = Field(description="where the customer's points come from now, rule by rule")
+
+
+ActivityKind = Literal["call", "visit", "test_drive", "quote", "wechat", "sms", "email", "task"]
+
+
+class ActivityIn(_Shape):
+    """A follow-up on a lead (``lead_id``) or a customer (``profile_id``): done now unless ``due_at`` plans it
+    (then ``done`` false); ``done_at`` records one done earlier."""
+
+    lead_id: int | None = None
+    profile_id: int | None = None
+    kind: ActivityKind
+    subject: str = Field(default="", max_length=200)
+    note: str = Field(default="", max_length=2000)
+    outcome: str = Field(default="", max_length=200)
+    due_at: datetime | None = None
+    done_at: datetime | None = None
+    done: bool = False
+
+    @model_validator(mode="after")
+    def about_someone(self) -> ActivityIn:
+        if self.lead_id is None and self.profile_id is None:
+            raise ValueError("give the lead (lead_id) or the customer (profile_id)")
+        return self
+
+
+class ActivityOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    profile_id: int
+    lead_id: int | None
+    kind: str
+    subject: str
+    note: str
+    outcome: str
+    due_at: datetime | None
+    done_at: datetime | None
+    owner_id: int | None
+    unit_id: int
+    created_at: datetime
+    overdue: bool
+
+
+class ActivityDone(_Shape):
+    outcome: str = Field(default="", max_length=200)

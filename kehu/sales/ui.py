@@ -3,6 +3,7 @@ customer, life-cycle moves, assignment and history; new inquiries; the customer'
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from nicegui import ui
@@ -11,8 +12,8 @@ from pydantic import ValidationError
 from kehu.cdp import service as cdp_service
 from kehu.cdp import ui as cdp_ui
 from kehu.core.errors import KehuError
-from kehu.core.timeutil import format_local
-from kehu.sales import schemas, scoring, service
+from kehu.core.timeutil import aware, format_local
+from kehu.sales import activities, schemas, scoring, service
 from kehu.sales.models import OPEN_STATUSES, STATUSES
 from kehu.tenancy import service as tenancy_service
 from kehu.ui.components import ServerTable, add_status_slot
@@ -21,6 +22,7 @@ from kehu.ui.shell import frame, notify_error, page, run_action, tr, unit_of_wor
 STATUS_COLOURS = {"inquiry": "blue-grey-6", "mql": "light-blue-8", "sal": "indigo-6", "sql": "deep-purple-6",
                   "converted": "positive", "disqualified": "grey-6", "recycled": "orange-8"}
 SOURCES = ("call_centre", "showroom", "web", "app", "wechat", "event", "manual")
+ACTIVITY_KINDS = ("call", "visit", "test_drive", "quote", "wechat", "sms", "email", "task")
 REASONS = ("no_budget", "no_response", "bought_elsewhere", "not_interested", "duplicate", "invalid_contact", "other")
 
 
@@ -68,6 +70,42 @@ def leads_page(lead_id: int | None = None) -> None:
             if principal.can("leads", "create"):
                 ui.button(tr("leads.new"), icon="add_call", on_click=lambda: new_lead()).mark("new-lead")
 
+        todo_area = ui.column().classes("w-full")
+
+        def draw_todo() -> None:
+            """The reader's planned follow-ups, overdue ones first: the day's to-do list."""
+            todo_area.clear()
+            if not (principal.user_id and principal.can("activities")):
+                return
+            with unit_of_work() as session:
+                mine = activities.page(session, principal, mine_open=True, per_page=8)
+                people = activities.customers_of(session, principal, mine.items)
+                items = [(a.id, a.lead_id, a.kind, a.subject, a.due_at, activities.out(a)["overdue"],
+                          (people.get(a.profile_id).name if people.get(a.profile_id) else None)) for a in mine.items]
+                total = mine.total
+            if not items:
+                return
+            with todo_area, ui.card().classes("w-full bg-amber-1 shadow-none"):
+                ui.label(tr("activities.todo", count=total)).classes("font-medium").mark("todo")
+                for a_id, a_lead, a_kind, a_subject, a_due, a_late, who in items:
+                    with ui.row().classes("w-full no-wrap items-center gap-2 text-sm"):
+                        ui.icon("alarm" if a_late else "schedule").classes(
+                            "text-negative" if a_late else "text-grey-7")
+                        ui.label(format_local(a_due, principal.timezone) if a_due else "—").classes(
+                            "w-32 shrink-0 " + ("text-negative" if a_late else "text-grey-7"))
+                        text = " · ".join(filter(None, [tr(f"activity.kind.{a_kind}"), who, a_subject]))
+                        if a_lead:
+                            ui.link(text).on("click", lambda _=None, i=a_lead: lead_panel(
+                                principal, i, table.reload)).classes("flex-1 cursor-pointer")
+                        else:
+                            ui.label(text).classes("flex-1")
+                        ui.button(tr("activities.done"), on_click=lambda i=a_id: finish(i)).props(
+                            "flat dense no-caps")
+
+        def finish(activity_id: int) -> None:
+            if run_action(lambda s: activities.complete(s, principal, activity_id), tr("common.saved")):
+                draw_todo()
+
         def fetch(page_no: int, per_page: int, sort: str | None, descending: bool) -> tuple[list[dict], int]:
             with unit_of_work() as session:
                 result = service.page_leads(session, principal, status=filters["status"], q=filters["q"] or None,
@@ -106,6 +144,7 @@ def leads_page(lead_id: int | None = None) -> None:
         def new_lead() -> None:
             _new_lead_dialog(principal, lambda: table.reload(first_page=True))
 
+        draw_todo()
         if lead_id is not None:
             lead_panel(principal, int(lead_id), table.reload)
 
@@ -187,6 +226,10 @@ def lead_panel(principal: Any, lead_id: int, changed: Any) -> None:
                     placed_with = owners.get(lead.owner_id or 0, tr("leads.unassigned"))
                     history = service.history(session, principal, lead_id)
                     score, parts = lead.score, scoring.explain(session, principal, lead)
+                    done_things = [(a.id, a.kind, a.subject, a.note, a.outcome, a.due_at, a.done_at,
+                                    activities.out(a)["overdue"]) for a in activities.page(
+                        session, principal, lead_id=lead_id, per_page=100).items] \
+                        if principal.can("activities") else []
                     actors = {h.id: h.actor if h.actor != "system" else tr("timeline.system") for h in history}
                     may_assign = principal.can("leads", "assign")
                     people = {u.id: u.name for u in tenancy_service.list_users(
@@ -260,6 +303,32 @@ def lead_panel(principal: Any, lead_id: int, changed: Any) -> None:
                         ui.button(tr("leads.assign"), icon="person_add", on_click=lambda: act(
                             lambda ses: service.assign(ses, principal, lead_id, schemas.Assignment(
                                 owner_id=who.value))) if who.value else None).props("flat no-caps")
+                if principal.can("activities", "create") and status in OPEN_STATUSES:
+                    ui.label(tr("activities.log")).classes("font-medium")
+                    with ui.row().classes("w-full items-center gap-2"):
+                        kind = ui.select({k: tr(f"activity.kind.{k}") for k in ACTIVITY_KINDS}, value="call").props(
+                            "outlined dense").classes("w-28").mark("activity-kind")
+                        subject = ui.input(tr("activities.subject")).props("outlined dense").classes(
+                            "flex-1").mark("activity-subject")
+                        due = ui.input(tr("activities.due"), placeholder="2026-12-01 10:00").props(
+                            "outlined dense").classes("w-40")
+                        ui.button(tr("activities.save"), icon="add_task", on_click=lambda: log()).props(
+                            "flat no-caps").mark("activity-save")
+                        state["activity"] = (kind, subject, due)
+                if done_things:
+                    ui.label(tr("activities.title")).classes("font-medium")
+                    for a_id, a_kind, a_subject, a_note, a_outcome, a_due, a_done, a_late in done_things:
+                        with ui.row().classes("w-full no-wrap items-center gap-2 text-sm py-1"):
+                            ui.icon("task_alt" if a_done else ("alarm" if a_late else "schedule")).classes(
+                                "text-positive" if a_done else ("text-negative" if a_late else "text-grey-7"))
+                            ui.label(" · ".join(filter(None, [tr(f"activity.kind.{a_kind}"), a_subject, a_note,
+                                                              a_outcome]))).classes("flex-1")
+                            when = a_done or a_due
+                            ui.label(format_local(when, principal.timezone) if when else "").classes(
+                                "text-grey-6 shrink-0")
+                            if not a_done:
+                                ui.button(tr("activities.done"), on_click=lambda i=a_id: act(
+                                    lambda ses: activities.complete(ses, principal, i))).props("flat dense no-caps")
                 ui.separator()
                 ui.label(tr("leads.history")).classes("font-medium")
                 for h in history:
@@ -272,6 +341,23 @@ def lead_panel(principal: Any, lead_id: int, changed: Any) -> None:
             if run_action(fn, tr("common.saved")) is not None:
                 draw()
                 changed()
+
+        def log() -> None:
+            inputs = state.get("activity")
+            if not inputs:
+                return
+            kind, subject, due = inputs
+            try:
+                due_at = aware(datetime.fromisoformat(due.value.strip()), principal.timezone) \
+                    if (due.value or "").strip() else None
+                data = schemas.ActivityIn(lead_id=lead_id, kind=kind.value, subject=subject.value or "",
+                                          due_at=due_at)
+            except (ValueError, ValidationError):
+                ui.notify(tr("activities.bad_due"), type="warning")
+                return
+            act(lambda ses: activities.log(ses, principal, data))
+
+        state: dict[str, Any] = {}
 
         draw()
     dialog.open()

@@ -81,3 +81,24 @@ def test_an_administrator_adds_an_event_that_makes_leads(page, server, sign_in):
     page.goto(f"{server}/admin/leads")
     page.get_by_text("quote_requested").first.wait_for()
     assert page.get_by_role("button", name="添加事件").count() == 0
+
+
+def test_a_salesperson_logs_a_call_and_plans_a_test_drive(page, server, sign_in):
+    sign_in("hz001.sales1@demo.kehu.dev")
+    page.goto(f"{server}/leads")
+    page.locator(".q-table tbody tr").first.click()
+    page.get_by_text("记录跟进").wait_for()
+    page.locator(".q-dialog").get_by_label("内容").fill("电话沟通，客户想周六来店")
+    page.locator(".q-dialog").get_by_role("button", name="记录").click()
+    page.get_by_text("电话 · 电话沟通，客户想周六来店").wait_for()
+    page.locator(".q-dialog").get_by_label("内容").fill("周六试驾 ID.4")
+    page.locator(".q-dialog").get_by_label("计划时间（可选）").fill("2099-01-03 10:00")
+    page.locator(".q-dialog .q-select").filter(has_text="电话").click()
+    page.get_by_role("option", name="试驾").click()
+    page.locator(".q-dialog").get_by_role("button", name="记录").click()
+    page.get_by_text("试驾 · 周六试驾 ID.4").wait_for()
+    shoot(page, "lead-activities")
+    page.goto(f"{server}/leads")
+    page.get_by_text("我的待办").wait_for()
+    page.get_by_text("试驾 ·").first.wait_for()
+    shoot(page, "leads-todo")
