@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kehu.core.db import Base, BigId, IdMixin, JsonDoc, OwnedMixin, TimestampMixin
@@ -24,7 +24,11 @@ class Lead(IdMixin, TimestampMixin, OwnedMixin, Base):
     __entity__ = "leads"
     __profile_link__ = "profile_id"
     __table_args__ = (Index("ix_leads_org_status", "org_id", "status", "unit_id"),
-                      Index("ix_leads_profile", "profile_id"))
+                      Index("ix_leads_profile", "profile_id"),
+                      # the escalation poller's question, asked every few seconds: only the few still waiting
+                      Index("ix_leads_waiting", "first_contact_due_at",
+                            postgresql_where=text("first_contacted_at IS NULL AND escalated_at IS NULL"),
+                            sqlite_where=text("first_contacted_at IS NULL AND escalated_at IS NULL")))
 
     profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id"))
     status: Mapped[str] = mapped_column(String(20), default="inquiry")  # see STATUSES

@@ -81,6 +81,9 @@ def upgrade() -> None:
         batch_op.create_index('ix_leads_org_status', ['org_id', 'status', 'unit_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_leads_owner_id'), ['owner_id'], unique=False)
         batch_op.create_index('ix_leads_profile', ['profile_id'], unique=False)
+        batch_op.create_index('ix_leads_waiting', ['first_contact_due_at'], unique=False,
+                              postgresql_where=sa.text('first_contacted_at IS NULL AND escalated_at IS NULL'),
+                              sqlite_where=sa.text('first_contacted_at IS NULL AND escalated_at IS NULL'))
         batch_op.create_index(batch_op.f('ix_leads_unit_id'), ['unit_id'], unique=False)
 
     op.create_table('lead_changes',
@@ -137,6 +140,7 @@ def downgrade() -> None:
     op.drop_table('lead_changes')
     with op.batch_alter_table('leads', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_leads_unit_id'))
+        batch_op.drop_index('ix_leads_waiting')
         batch_op.drop_index('ix_leads_profile')
         batch_op.drop_index(batch_op.f('ix_leads_owner_id'))
         batch_op.drop_index('ix_leads_org_status')
