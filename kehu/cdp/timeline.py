@@ -7,7 +7,7 @@ the two are merged here, so a page costs two short index scans whatever the hist
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -45,6 +45,7 @@ class TimelineStream:
     read: Callable[[Session, Principal, Profile, int, Callable[[Any, Any], Any]], list[TimelineItem]]
     present: Callable[[Principal, Any], dict[str, Any]]
     title: Callable[[Any, str | None], str]  # (the API's item, locale) → the line a page shows
+    icons: dict[str, tuple[str, str]] = field(default_factory=dict)  # action ("" for any) → (icon, colour class)
 
 
 TIMELINE_STREAMS: dict[str, TimelineStream] = {}

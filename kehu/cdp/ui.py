@@ -515,12 +515,6 @@ def _change_text(item: schemas.TimelineItemOut) -> str:
     return " · ".join(parts[:6])
 
 
-STREAM_ICONS = {("segment", "entered"): ("filter_alt", "text-positive"),
-                ("segment", "left"): ("filter_alt_off", "text-grey-6"),
-                ("lead", ""): ("person_search", "text-indigo-7"),
-                ("lead", "escalated"): ("alarm", "text-negative")}
-
-
 def _timeline(principal: Any, profile_id: int) -> None:
     state: dict[str, Any] = {"cursor": None}
     with ui.card().classes("w-full"):
@@ -539,11 +533,11 @@ def _timeline(principal: Any, profile_id: int) -> None:
                     change = item.kind == "change"
                     with ui.row().classes("w-full no-wrap items-start gap-3 py-2 border-b border-gray-100"):
                         if item.kind not in ("event", "change"):  # another domain's entry: a segment, a lead
-                            icon, colour = STREAM_ICONS.get((item.kind, item.action or ""),
-                                                            STREAM_ICONS.get((item.kind, ""), ("history", "")))
+                            stream = history.TIMELINE_STREAMS[item.kind]
+                            icon, colour = stream.icons.get(item.action or "", stream.icons.get("", ("history", "")))
                             ui.icon(icon).classes(f"text-xl mt-1 {colour}")
                             with ui.column().classes("gap-0 flex-1 min-w-0"):
-                                title = history.TIMELINE_STREAMS[item.kind].title(item, locale())
+                                title = stream.title(item, locale())
                                 ui.link(title, f"/{item.entity}/{item.entity_id}").classes("font-medium text-grey-9")
                                 if item.actor and item.actor != "system":
                                     ui.label(tr("timeline.by", actor=item.actor)).classes("text-xs text-grey-7")

@@ -678,5 +678,6 @@ def _timeline_title(item: Any, locale: str | None) -> str:
     return t(f"timeline.lead_{item.action}", locale, **{"from": "", "to": "", **words})
 
 
-timeline.add_stream(timeline.TimelineStream("lead", 3, _timeline_changes, _timeline_item, _timeline_title))
+timeline.add_stream(timeline.TimelineStream("lead", 3, _timeline_changes, _timeline_item, _timeline_title, {
+    "": ("person_search", "text-indigo-7"), "escalated": ("alarm", "text-negative")}))
 

@@ -90,7 +90,8 @@ def _timeline_title(item: Any, locale: str | None) -> str:
     return t(f"timeline.segment_{item.action}", locale, name=item.summary or "")
 
 
-timeline.add_stream(timeline.TimelineStream("segment", 2, _timeline_changes, _timeline_item, _timeline_title))
+timeline.add_stream(timeline.TimelineStream("segment", 2, _timeline_changes, _timeline_item, _timeline_title, {
+    "entered": ("filter_alt", "text-positive"), "left": ("filter_alt_off", "text-grey-6")}))
 
 
 # -- saved segments ------------------------------------------------------------------------------------
