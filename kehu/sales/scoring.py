@@ -115,8 +115,10 @@ def compute(session: Session, org_id: int, *, now: datetime | None = None) -> di
         parts = union_all(*[_rule_points(session, r, org_id, timezone, now) for r in rules]).subquery()
         summed = select(parts.c.profile_id, literal(org_id), func.round(func.sum(parts.c.points)),
                         literal(now, type_=ProfileScore.computed_at.type)).group_by(parts.c.profile_id)
-        scored = session.execute(insert(ProfileScore).from_select(
-            ["profile_id", "org_id", "score", "computed_at"], summed)).rowcount or 0
+        session.execute(insert(ProfileScore).from_select(["profile_id", "org_id", "score", "computed_at"], summed))
+        # counted, not taken from the driver's row count (psycopg reports -1 for INSERT … SELECT here)
+        scored = session.scalar(select(func.count()).select_from(ProfileScore).where(
+            ProfileScore.org_id == org_id)) or 0
     open_leads = (Lead.org_id == org_id, Lead.status.in_(("inquiry", "mql", "sal", "sql", "recycled")))
     session.execute(update(Lead).where(*open_leads).values(score=func.coalesce(
         select(ProfileScore.score).where(ProfileScore.profile_id == Lead.profile_id).scalar_subquery(), 0))
