@@ -83,3 +83,52 @@ def kehu_process(url: str, *args: str, workdir: Path, env: dict[str, str] | None
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+def demo_data(url: str | None, size: int | None, *, reuse: bool, postgres: int, sqlite: int,
+              seed: int) -> tuple[str, int, dict[str, int | None]]:
+    """The demo group with ``size`` generated customers (the database, the organisation, the data's size):
+    made now in a fresh database, or — ``reuse`` — found where an earlier run left it (generating a million
+    customers takes a quarter of an hour). Settled either way, as autovacuum would leave it."""
+    import kehu.models  # noqa: F401 - every table registered
+    from kehu.core.db import Database, migrate
+    from kehu.demo.generate import generate
+    from kehu.demo.seed import seed_demo
+    from kehu.tenancy.models import Organization
+
+    if reuse:
+        found = url or os.environ.get("KEHU_BENCH_DATABASE_URL") or DEFAULT_URL
+        database = Database(found)
+        try:
+            migrate(database)  # data generated before newer tables existed gets them
+            with database.unit_of_work() as session:
+                org_id = session.query(Organization.id).filter_by(slug="demo").scalar()
+                counts = {name: session.execute(text(f"SELECT count(*) FROM {name}")).scalar() or 0
+                          for name in ("profiles", "events")}
+        except Exception:  # no such database or no tables yet: generate below
+            org_id, counts = None, {}
+        if org_id and counts.get("profiles"):
+            settle(database)
+            database.dispose()
+            return found, org_id, {"customers": None, **counts}
+        database.dispose()
+    url = fresh_database(url)
+    database = Database(url)
+    migrate(database)
+    with database.unit_of_work() as session:
+        seed_demo(session)
+        org_id = session.query(Organization.id).filter_by(slug="demo").scalar()
+    made = generate(database, org_id, customers=size or default_size(url, postgres=postgres, sqlite=sqlite),
+                    seed=seed)
+    settle(database)
+    database.dispose()
+    return url, org_id, {"customers": made.customers, "profiles": made.profiles, "events": made.events}
+
+
+def settle(database: object) -> None:
+    """VACUUM ANALYZE after a bulk load, as autovacuum would do before long: statistics for the planner, and
+    the visibility map that lets index-only scans skip the table (a fresh load makes them read every row)."""
+    if database.is_sqlite:  # type: ignore[attr-defined]
+        return
+    with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:  # type: ignore[attr-defined]
+        connection.exec_driver_sql("VACUUM ANALYZE")

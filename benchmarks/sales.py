@@ -18,47 +18,13 @@ from typing import Any
 from sqlalchemy import func, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_URL, default_size, fresh_database, machine
+from _common import demo_data, machine
 
 RULES = [
     {"name": "浏览车型详情", "event": "车型详情", "points": 5, "half_life_days": 14, "max_points": 30},
     {"name": "预约试驾", "event": "test_drive_booked", "points": 40, "half_life_days": 60},
     {"name": "到店", "event": "showroom_visit", "points": 20, "half_life_days": 60},
 ]
-
-
-def _prepare(url: str | None, size: int | None, reuse: bool) -> tuple[str, int, dict[str, Any]]:
-    import os
-
-    import kehu.models  # noqa: F401 - every table registered
-    from kehu.core.db import Database, migrate
-    from kehu.demo.generate import generate
-    from kehu.demo.seed import seed_demo
-    from kehu.tenancy.models import Organization
-
-    if reuse:
-        found = url or os.environ.get("KEHU_BENCH_DATABASE_URL") or DEFAULT_URL
-        database = Database(found)
-        try:
-            migrate(database)  # a database generated before the sales tables existed gets them
-            with database.unit_of_work() as session:
-                org_id = session.query(Organization.id).filter_by(slug="demo").scalar()
-                profiles = session.execute(text("SELECT count(*) FROM profiles")).scalar() or 0
-        except Exception:  # no such database yet: generate below
-            org_id, profiles = None, 0
-        database.dispose()
-        if org_id and profiles:
-            return found, org_id, {"profiles": profiles}
-    url = fresh_database(url)
-    size = size or default_size(url, postgres=50_000, sqlite=5_000)
-    database = Database(url)
-    migrate(database)
-    with database.unit_of_work() as session:
-        seed_demo(session)
-        org_id = session.query(Organization.id).filter_by(slug="demo").scalar()
-    made = generate(database, org_id, customers=size, seed=17)
-    database.dispose()
-    return url, org_id, {"customers": made.customers, "profiles": made.profiles, "events": made.events}
 
 
 def run(database_url: str | None = None, size: int | None = None, reuse: bool = False,
@@ -71,7 +37,8 @@ def run(database_url: str | None = None, size: int | None = None, reuse: bool = 
     from kehu.tenancy.models import BusinessUnit
     from kehu.tenancy.service import system_principal
 
-    url, org_id, data_size = _prepare(database_url, size, reuse)
+    url, org_id, data_size = demo_data(database_url, size, reuse=reuse, postgres=50_000, sqlite=5_000,
+                                         seed=17)
     database = Database(url)
     sqlite = database.is_sqlite
     leads = leads or (2_000 if sqlite else 10_000)

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_URL, default_size, fresh_database, machine
+from _common import demo_data, machine
 
 TARGETS_S = {"attributes": 1.0, "events": 3.0, "event_counts": 3.0, "refresh": 10.0}
 TARGET_RATIO = 1.5
@@ -109,54 +109,6 @@ def _duckdb_copy(database: Any, folder: Path) -> Any:
     return connection, time.perf_counter() - started
 
 
-def _prepare(url: str | None, size: int | None, reuse: bool) -> tuple[str, int, dict[str, int]]:
-    """The database to measure, the organisation and the data's size: generated now, or found (``reuse``)."""
-    import kehu.models  # noqa: F401 - every table registered
-    from kehu.core.db import Database, migrate
-    from kehu.demo.generate import generate
-    from kehu.demo.seed import seed_demo
-    from kehu.tenancy.models import Organization
-
-    if reuse:
-        import os
-
-        found_url = url or os.environ.get("KEHU_BENCH_DATABASE_URL") or DEFAULT_URL
-        database = Database(found_url)
-        try:
-            with database.unit_of_work() as session:
-                org_id = session.query(Organization.id).filter_by(slug="demo").scalar()
-                counts = {name: session.execute(text(f"SELECT count(*) FROM {name}")).scalar() or 0
-                          for name in ("profiles", "events")}
-        except Exception:  # no such database or no tables yet: generate below
-            org_id, counts = None, {}
-        database.dispose()
-        if org_id and counts.get("profiles"):
-            database = Database(found_url)
-            _settle(database)
-            database.dispose()
-            return found_url, org_id, {"customers": None, **counts}  # type: ignore[dict-item]
-    url = fresh_database(url)
-    size = size or default_size(url, postgres=100_000, sqlite=10_000)
-    database = Database(url)
-    migrate(database)
-    with database.unit_of_work() as session:
-        seed_demo(session)
-        org_id = session.query(Organization.id).filter_by(slug="demo").scalar()
-    made = generate(database, org_id, customers=size, seed=13)
-    _settle(database)
-    database.dispose()
-    return url, org_id, {"customers": made.customers, "profiles": made.profiles, "events": made.events}
-
-
-def _settle(database: Any) -> None:
-    """VACUUM ANALYZE after the bulk load, as autovacuum would do before long: statistics for the planner, and
-    the visibility map that lets index-only scans skip the table (a fresh load makes them read every row)."""
-    if database.is_sqlite:
-        return
-    with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.exec_driver_sql("VACUUM ANALYZE")
-
-
 def run(database_url: str | None = None, size: int | None = None, reuse: bool = False) -> dict[str, Any]:
     import kehu.models  # noqa: F401 - every table registered
     from kehu.cdp.models import Profile
@@ -166,7 +118,8 @@ def run(database_url: str | None = None, size: int | None = None, reuse: bool = 
     from kehu.tenancy.access import Principal
     from kehu.tenancy.models import BusinessUnit
 
-    url, org_id, data_size = _prepare(database_url, size, reuse)
+    url, org_id, data_size = demo_data(database_url, size, reuse=reuse, postgres=100_000, sqlite=10_000,
+                                         seed=13)
     database = Database(url)
     principal = Principal.system(org_id)
     now = utcnow()

@@ -81,12 +81,6 @@ def page(session: Session, principal: Principal, *, lead_id: int | None = None, 
     return offset_page(session, query, order_by=order, page=page_no, per_page=per_page)
 
 
-def customers_of(session: Session, principal: Principal, items: list[Activity]) -> dict[int, Profile]:
-    """The customers of activities the reader may see (their names on a to-do list)."""
-    ids = sorted({a.profile_id for a in items if a.org_id == principal.org_id})
-    return {p.id: p for p in session.scalars(select(Profile).where(Profile.id.in_(ids)))} if ids else {}
-
-
 def out(activity: Activity) -> dict[str, Any]:
     now = utcnow()
     return {**{c.key: getattr(activity, c.key) for c in Activity.__table__.columns},

@@ -34,7 +34,7 @@ from kehu.sales.models import (
     RoutingRule,
     lead_fields,
 )
-from kehu.tenancy.access import Principal, get_scoped, merge_privileges, require_row, scope
+from kehu.tenancy.access import Principal, get_scoped, merge_privileges, require_row, scope, units_under
 from kehu.tenancy.models import BusinessUnit, Role, User, user_roles
 
 # Which status may follow which. Converted is final; a disqualified lead can only be recycled (reopened).
@@ -146,31 +146,40 @@ class Route:
     why: str
 
 
+def _subtree(session: Session, unit_id: int) -> tuple[int, ...]:
+    """The unit and the units under it, by id (a dealer and its teams)."""
+    unit = session.get(BusinessUnit, unit_id)
+    return units_under(session, unit.org_id, unit.path) if unit else ()
+
+
+def _ancestors(session: Session, unit_id: int) -> list[int]:
+    """The unit and the units above it, from the top (its materialised path)."""
+    unit = session.get(BusinessUnit, unit_id)
+    return [int(p) for p in unit.path.strip("/").split("/") if p] if unit else []
+
+
 def _members(session: Session, unit_id: int) -> set[int]:
     """The users of a unit and of the units under it (a dealer and its teams)."""
-    path = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == unit_id)) or "/"
-    return set(session.scalars(select(User.id).where(User.unit_id.in_(
-        select(BusinessUnit.id).where(BusinessUnit.path.startswith(path, autoescape=True))))))
+    return set(session.scalars(select(User.id).where(User.unit_id.in_(_subtree(session, unit_id)))))
 
 
 def _salespeople(session: Session, unit_id: int) -> list[int]:
     """Active users of the unit and its teams who work their own leads (a role granting ``leads.update`` at
     "own"): those leads are shared among. Managers, who see the whole dealer, assign rather than receive."""
-    path = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == unit_id)) or "/"
-    team = select(BusinessUnit.id).where(BusinessUnit.path.startswith(path, autoescape=True))
     users = session.execute(select(User.id, Role.privileges).join(user_roles, user_roles.c.user_id == User.id)
                             .join(Role, Role.id == user_roles.c.role_id)
-                            .where(User.unit_id.in_(team), User.is_active.is_(True))).all()
+                            .where(User.unit_id.in_(_subtree(session, unit_id)), User.is_active.is_(True))).all()
     grants: dict[int, list[Any]] = {}
     for user_id, privileges in users:
         grants.setdefault(user_id, []).append(privileges)
     return sorted(u for u, g in grants.items() if merge_privileges(g).get("leads.update") == "own")
 
 
-def _pick(session: Session, unit_id: int, method: str) -> int | None:
-    """A salesperson of the unit: the one given a lead longest ago (round robin; never given one first),
-    or the one with the fewest open leads (least loaded; ties by round robin)."""
-    people = _salespeople(session, unit_id)
+def _pick(session: Session, unit_id: int, method: str, people: list[int] | None = None) -> int | None:
+    """A salesperson of the unit (``people``, when the caller has them): the one given a lead longest ago
+    (round robin; never given one first), or the one with the fewest open leads (least loaded; ties by round
+    robin)."""
+    people = _salespeople(session, unit_id) if people is None else people
     if not people or method == "none":
         return None
     if session.get_bind().dialect.name == "postgresql":  # one assignment at a time per unit
@@ -188,8 +197,7 @@ def _pick(session: Session, unit_id: int, method: str) -> int | None:
 def _dealer_of(session: Session, unit_id: int) -> int | None:
     """The dealer a unit belongs to (itself, or the dealer above a team), if any: customers held at
     headquarters, a region or the call centre belong to no dealer yet."""
-    path = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == unit_id)) or ""
-    ancestors = [int(p) for p in path.strip("/").split("/") if p]
+    ancestors = _ancestors(session, unit_id)
     return session.scalar(select(BusinessUnit.id).where(BusinessUnit.id.in_(ancestors), BusinessUnit.kind == "dealer")
                           .order_by(BusinessUnit.depth.desc()).limit(1)) if ancestors else None
 
@@ -200,8 +208,9 @@ def route(session: Session, org_id: int, profile: Profile, lead: Lead) -> Route 
     None: no rule matched, the lead waits where it was made (the call centre's or HQ's queue)."""
     dealer = _dealer_of(session, profile.unit_id)
     if dealer is not None:
-        owner = profile.owner_id if profile.owner_id in _salespeople(session, dealer) else None
-        return Route(dealer, owner if owner else _pick(session, dealer, "round_robin"), "round_robin",
+        people = _salespeople(session, dealer)
+        owner = profile.owner_id if profile.owner_id in people else None
+        return Route(dealer, owner or _pick(session, dealer, "round_robin", people), "round_robin",
                      "existing_customer")
     for rule in session.scalars(select(RoutingRule).where(RoutingRule.org_id == org_id,
                                                           RoutingRule.is_active.is_(True))
@@ -217,10 +226,8 @@ def route(session: Session, org_id: int, profile: Profile, lead: Lead) -> Route 
 def _choose_dealer(session: Session, unit_id: int, method: str) -> int:
     """A rule may send leads to a region (or any unit above dealers): they are shared among its dealers, the
     one given a lead longest ago first (or the one with the fewest open leads). A dealer is itself."""
-    path = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == unit_id)) or "/"
     dealers = list(session.scalars(select(BusinessUnit.id).where(
-        BusinessUnit.path.startswith(path, autoescape=True), BusinessUnit.kind == "dealer",
-        BusinessUnit.id != unit_id)))
+        BusinessUnit.id.in_(_subtree(session, unit_id)), BusinessUnit.kind == "dealer", BusinessUnit.id != unit_id)))
     if not dealers or _dealer_of(session, unit_id) is not None:
         return unit_id
     if session.get_bind().dialect.name == "postgresql":  # one choice at a time per region
@@ -236,8 +243,7 @@ def _choose_dealer(session: Session, unit_id: int, method: str) -> int:
 
 def sla_hours(session: Session, org_id: int, unit_id: int) -> int:
     """Hours to first contact at a unit: its own level, else the nearest above it, else the organisation's."""
-    path = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == unit_id)) or ""
-    ancestors = [int(p) for p in path.strip("/").split("/") if p]
+    ancestors = _ancestors(session, unit_id)
     levels = dict(session.execute(select(LeadSla.unit_id, LeadSla.first_contact_hours).where(
         LeadSla.org_id == org_id)).all())
     for unit in reversed(ancestors):
@@ -344,12 +350,10 @@ def page_leads(session: Session, principal: Principal, *, status: str | None = N
     elif status:
         query = query.where(Lead.status == status)
     if unit_id is not None:
-        path = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == unit_id,
-                                                              BusinessUnit.org_id == principal.org_id))
-        if path is None:
+        unit = session.get(BusinessUnit, unit_id)
+        if unit is None or unit.org_id != principal.org_id:
             raise invalid("unit_id", "no such unit in this organisation", "unknown")
-        query = query.where(Lead.unit_id.in_(select(BusinessUnit.id).where(
-            BusinessUnit.org_id == principal.org_id, BusinessUnit.path.startswith(path, autoescape=True))))
+        query = query.where(Lead.unit_id.in_(units_under(session, unit.org_id, unit.path)))
     if owner_id is not None:
         query = query.where(Lead.owner_id == owner_id)
     if unassigned:
@@ -364,10 +368,10 @@ def page_leads(session: Session, principal: Principal, *, status: str | None = N
                        per_page=per_page)
 
 
-def customers_of(session: Session, principal: Principal, leads: list[Lead]) -> dict[int, Profile]:
-    """The customers of leads the reader may see: whoever works a lead sees who it is about (with masking as
-    their roles say), even when the customer's record sits elsewhere."""
-    ids = sorted({lead.profile_id for lead in leads if lead.org_id == principal.org_id})
+def customers_of(session: Session, principal: Principal, rows: list[Any]) -> dict[int, Profile]:
+    """The customers of leads (or activities) the reader may see: whoever works a lead sees who it is about
+    (with masking as their roles say), even when the customer's record sits elsewhere."""
+    ids = sorted({row.profile_id for row in rows if row.org_id == principal.org_id})
     return {p.id: p for p in session.scalars(select(Profile).where(Profile.id.in_(ids)))} if ids else {}
 
 

@@ -79,7 +79,7 @@ def leads_page(lead_id: int | None = None) -> None:
                 return
             with unit_of_work() as session:
                 mine = activities.page(session, principal, mine_open=True, per_page=8)
-                people = activities.customers_of(session, principal, mine.items)
+                people = service.customers_of(session, principal, mine.items)
                 items = [(a.id, a.lead_id, a.kind, a.subject, a.due_at, activities.out(a)["overdue"],
                           (people.get(a.profile_id).name if people.get(a.profile_id) else None)) for a in mine.items]
                 total = mine.total
