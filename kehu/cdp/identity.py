@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import operator
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -263,6 +264,13 @@ class Resolver:
 
 
 # -- merges ------------------------------------------------------------------------------------------
+MergeHook = Callable[[Session, Profile, Merge], None]
+# Domains to the right (sales …) tidy their own rows after a merge (two open leads of one person become one)
+# and undo that on unmerge; they write what they did into the merge record's ``moved`` to find it again.
+AFTER_MERGE: list[MergeHook] = []
+AFTER_UNMERGE: list[MergeHook] = []
+
+
 def merge_profiles(session: Session, winner: Profile, loser: Profile, *, reason: str, detail: str = "",
                    actor: audit.Actor | None = None) -> Merge:
     """Fold ``loser`` into ``winner``: identities, events and linked rows move (recorded), traits combine by
@@ -292,6 +300,8 @@ def merge_profiles(session: Session, winner: Profile, loser: Profile, *, reason:
                    created_by_id=actor.user_id if actor else None)
     session.add(record)
     session.flush()
+    for hook in AFTER_MERGE:
+        hook(session, winner, record)
     audit.record(session, actor, org_id=winner.org_id, unit_id=winner.unit_id, action="merge", entity="profiles",
                  entity_id=winner.id, before={"loser_id": loser.id},
                  after={"merge_id": record.id, "identities": len(moved_identities), "reason": reason},
@@ -377,6 +387,8 @@ def unmerge(session: Session, merge: Merge, *, actor: audit.Actor | None = None)
     winner.attributes = attributes
     winner.name_pinyin = normalise.pinyin(winner.name)
     loser.merged_into_id = None
+    for hook in AFTER_UNMERGE:
+        hook(session, winner, merge)
     merge.undone_at = utcnow()
     merge.undone_by_id = actor.user_id if actor else None
     session.flush()

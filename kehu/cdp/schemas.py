@@ -109,9 +109,10 @@ class TimelineItemOut(BaseModel):
     entering or leaving a segment (kind "segment": action entered | left, entity_id the segment, summary its
     name), or what happened to one of their leads (kind "lead": action created | inquiry | status | assigned |
     contacted | escalated, entity_id the lead), or a sales activity (kind "activity": action call | visit |
-    test_drive | quote | … | task)."""
+    test_drive | quote | … | task), or a move of one of their opportunities (kind "opportunity": action
+    created | stage | won | lost | reopened, entity_id the opportunity, summary its title)."""
 
-    kind: Literal["event", "change", "segment", "lead", "activity"]
+    kind: Literal["event", "change", "segment", "lead", "activity", "opportunity"]
     id: int
     ts: datetime
     type: str | None = Field(default=None, description="event: identify | track | page | screen | group | alias")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Any
+from uuid import uuid4
 
 from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -457,6 +458,20 @@ def list_accounts(session: Session, principal: Principal, *, q: str | None = Non
     if q:
         stmt = stmt.where(or_(Account.name.like(f"%{q.strip()}%"), Account.external_id == q.strip()))
     return keyset_page(session, stmt, id_column=Account.id, limit=limit, cursor=cursor)
+
+
+def create_account(session: Session, principal: Principal, *, name: str, kind: str, unit_id: int,
+                   owner_id: int | None) -> Account:
+    """A company or household entered by hand (a lead's employer, a fleet buyer); its external id is made up,
+    since no source sent it."""
+    require_row(session, principal, "accounts", "create", unit_id=unit_id, owner_id=owner_id)
+    account = Account(org_id=principal.org_id, unit_id=unit_id, owner_id=owner_id, external_id=f"kehu:{uuid4().hex}",
+                      kind=kind, name=name.strip(), traits={})
+    session.add(account)
+    session.flush()
+    audit.record(session, principal, action="create", entity="accounts", entity_id=account.id, unit_id=unit_id,
+                 after={"name": account.name, "kind": kind}, summary=f"Account {account.name}")
+    return account
 
 
 def get_account(session: Session, principal: Principal, account_id: int) -> tuple[Account, list[Profile]]:

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from sqlalchemy import ForeignKey, Index, String, inspect
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from kehu.core.db import Base, BigId, IdMixin, JsonDoc, utcnow
+from kehu.core.db import Base, BigId, IdMixin, JsonDoc, copy_rows, utcnow
 
 # Columns never copied into the audit trail.
 SECRET_COLUMNS = {"password_hash", "digest", "secret"}
@@ -74,8 +74,7 @@ def changed(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, An
     return {k: before.get(k) for k in keys}, {k: after.get(k) for k in keys}
 
 
-def record(
-    session: Session,
+def entry(
     actor: Actor | None,
     *,
     action: str,
@@ -86,23 +85,27 @@ def record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
     summary: str = "",
-) -> AuditRecord:
-    """Append one audit record in the caller's transaction (so it commits or rolls back with the change)."""
+) -> dict[str, Any]:
+    """The column values of one audit record (every column: bulk writers copy them as they are)."""
     resolved_org = org_id if org_id is not None else (actor.org_id if actor else None)
     if resolved_org is None:
         raise ValueError("an audit record needs an organisation")
-    entry = AuditRecord(
-        org_id=resolved_org,
-        unit_id=unit_id if unit_id is not None else (actor.unit_id if actor else None),
-        actor_user_id=actor.user_id if actor else None,
-        actor_api_key_id=actor.api_key_id if actor else None,
-        actor_display=actor.display if actor else "system",
-        action=action,
-        entity=entity,
-        entity_id=entity_id,
-        summary=summary[:500],
-        before=before,
-        after=after,
-    )
-    session.add(entry)
-    return entry
+    return {"org_id": resolved_org, "unit_id": unit_id if unit_id is not None else (actor.unit_id if actor else None),
+            "ts": utcnow(), "actor_user_id": actor.user_id if actor else None,
+            "actor_api_key_id": actor.api_key_id if actor else None,
+            "actor_display": actor.display if actor else "system", "action": action, "entity": entity,
+            "entity_id": entity_id, "summary": summary[:500], "before": before, "after": after}
+
+
+def record(session: Session, actor: Actor | None, **what: Any) -> AuditRecord:
+    """Append one audit record in the caller's transaction (so it commits or rolls back with the change);
+    ``what`` as for ``entry``."""
+    record_row = AuditRecord(**entry(actor, **what))
+    session.add(record_row)
+    return record_row
+
+
+def record_many(session: Session, entries: list[dict[str, Any]]) -> None:
+    """Append many audit records (from ``entry``) in one COPY / multi-row INSERT, in the caller's
+    transaction: a batch of a thousand leads writes its audit trail in one statement."""
+    copy_rows(session, AuditRecord, entries)

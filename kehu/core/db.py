@@ -331,6 +331,26 @@ def month_of(column: Any, dialect_name: str) -> Any:
     return func.strftime("%Y-%m", column)
 
 
+def shifted(column: Any, hours: float, dialect_name: str) -> Any:
+    """A UTC timestamp column moved by ``hours`` (to a local wall clock before taking its month or day)."""
+    from sqlalchemy import func, literal_column
+
+    if not hours:
+        return column
+    if dialect_name == "postgresql":
+        return column + literal_column(f"interval '{float(hours)} hours'")
+    return func.datetime(column, f"{float(hours):+} hours")
+
+
+def seconds_between(start: Any, end: Any, dialect_name: str) -> Any:
+    """Seconds from one timestamp column to another, in SQL, on either database."""
+    from sqlalchemy import func
+
+    if dialect_name == "postgresql":
+        return func.extract("epoch", end - start)
+    return (func.julianday(end) - func.julianday(start)) * 86400.0
+
+
 class SchemaBehind(RuntimeError):
     """The database is at an older migration than this code needs."""
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
 from kehu.core.pagination import OffsetPage
-from kehu.sales import activities, schemas, scoring, service
+from kehu.sales import activities, opportunities, reports, schemas, scoring, service
 from kehu.tenancy.deps import PrincipalDep, SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["leads"])
@@ -127,11 +128,17 @@ def delete_routing_rule(rule_id: int, session: SessionDep, principal: PrincipalD
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.put("/lead-sla")
-def set_sla(data: schemas.SlaIn, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
-    """Hours to the first contact: the organisation's default, or a unit's own."""
-    row = service.set_sla(session, principal, data)
-    return {"unit_id": row.unit_id, "first_contact_hours": row.first_contact_hours}
+@router.get("/lead-sla", response_model=list[schemas.SlaOut])
+def list_slas(session: SessionDep, principal: PrincipalDep) -> Any:
+    """The organisation's first-contact level (unit empty) and the units' own."""
+    return service.list_slas(session, principal)
+
+
+@router.put("/lead-sla", response_model=schemas.SlaOut)
+def set_sla(data: schemas.SlaIn, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Hours to the first contact: the organisation's default, or a unit's own; with opening and closing times
+    (and open days) the clock runs in working hours only."""
+    return service.set_sla(session, principal, data)
 
 
 # -- scoring ---------------------------------------------------------------------------------------------------------
@@ -205,3 +212,188 @@ def list_activities(session: SessionDep, principal: PrincipalDep, lead_id: int |
 def complete_activity(activity_id: int, data: schemas.ActivityDone, session: SessionDep,
                       principal: PrincipalDep) -> Any:
     return activities.out(activities.complete(session, principal, activity_id, data.outcome))
+
+
+# -- opportunities ------------------------------------------------------------------------------------------------
+def _opportunity(session: Any, principal: Any, opportunity_id: int) -> Any:
+    return opportunities.detail(session, principal, opportunity_id)
+
+
+@router.post("/leads/{lead_id}/convert", status_code=status.HTTP_201_CREATED, tags=["leads", "opportunities"])
+def convert_lead(lead_id: int, data: schemas.LeadConversion, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Convert an open lead in one step: its customer joins the company given (an existing account or a new
+    one) and a new opportunity opens at the pipeline's first stage, owned by the lead's salesperson."""
+    lead, opportunity = opportunities.convert_lead(session, principal, lead_id, data)
+    return {"lead": schemas.LeadOut(**service.lead_out(lead)),
+            "opportunity": schemas.OpportunityDetail(**_opportunity(session, principal, opportunity.id))}
+
+
+@router.get("/opportunities", tags=["opportunities"])
+def list_opportunities(session: SessionDep, principal: PrincipalDep,
+                       status_: Annotated[str | None, Query(alias="status", description="open, won or lost")] = None,
+                       pipeline_id: int | None = None, stage: str | None = None, unit_id: int | None = None,
+                       owner_id: int | None = None, q: str | None = None, close_from: date | None = None,
+                       close_to: date | None = None, sort: str = "expected_close_on", descending: bool = False,
+                       page: Annotated[int, Query(ge=1)] = 1,
+                       per_page: Annotated[int, Query(ge=1, le=200)] = 50) -> Any:
+    """The deals you may see: by status, pipeline, stage (key), unit (and below), owner, expected close
+    dates, title or customer (``q``); sorted by expected_close_on, amount, created_at, stage_entered_at,
+    probability or title."""
+    result = opportunities.page_opportunities(
+        session, principal, status=status_, pipeline_id=pipeline_id, stage_key=stage, unit_id=unit_id,
+        owner_id=owner_id, q=q, close_from=close_from, close_to=close_to, sort=sort, descending=descending,
+        page=page, per_page=per_page)
+    keys = opportunities.all_stages(session, principal.org_id)
+    return {"items": [schemas.OpportunityOut(**opportunities.opportunity_out(session, o, keys))
+                      for o in result.items], "total": result.total, "page": page, "per_page": per_page}
+
+
+@router.post("/opportunities", response_model=schemas.OpportunityDetail, status_code=status.HTTP_201_CREATED,
+             tags=["opportunities"])
+def create_opportunity(data: schemas.OpportunityCreate, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Open a deal for a customer and/or a company; the stage's required fields must be filled."""
+    opportunity = opportunities.create_opportunity(session, principal, data)
+    return _opportunity(session, principal, opportunity.id)
+
+
+@router.get("/opportunities/board", tags=["opportunities"])
+def opportunity_board(session: SessionDep, principal: PrincipalDep, pipeline_id: int | None = None,
+                      unit_id: int | None = None, owner_id: int | None = None, q: str | None = None,
+                      per_stage: Annotated[int, Query(ge=1, le=200)] = 50) -> Any:
+    """The kanban: per stage the count, amount and weighted amount of its deals and the first ones."""
+    result = opportunities.board(session, principal, pipeline_id=pipeline_id, unit_id=unit_id, owner_id=owner_id,
+                                 q=q, per_stage=per_stage)
+    keys = opportunities.all_stages(session, principal.org_id)
+    return {"pipeline_id": result["pipeline"].id, "columns": [
+        {"stage": schemas.StageOut.model_validate(c["stage"]), "count": c["count"], "amount": c["amount"],
+         "weighted": c["weighted"],
+         "items": [schemas.OpportunityOut(**opportunities.opportunity_out(session, o, keys)) for o in c["cards"]]}
+        for c in result["columns"]]}
+
+
+@router.get("/opportunities/{opportunity_id}", response_model=schemas.OpportunityDetail, tags=["opportunities"])
+def get_opportunity(opportunity_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    return _opportunity(session, principal, opportunity_id)
+
+
+@router.patch("/opportunities/{opportunity_id}", response_model=schemas.OpportunityDetail, tags=["opportunities"])
+def update_opportunity(opportunity_id: int, data: schemas.OpportunityFields, session: SessionDep,
+                       principal: PrincipalDep) -> Any:
+    opportunities.update_opportunity(session, principal, opportunity_id, data)
+    return _opportunity(session, principal, opportunity_id)
+
+
+@router.post("/opportunities/{opportunity_id}/stage", response_model=schemas.OpportunityDetail,
+             tags=["opportunities"])
+def move_opportunity(opportunity_id: int, data: schemas.StageMove, session: SessionDep,
+                     principal: PrincipalDep) -> Any:
+    """Move to another stage of its pipeline: 422 naming the fields that stage needs, 409 if it is closed."""
+    opportunities.move_stage(session, principal, opportunity_id, data)
+    return _opportunity(session, principal, opportunity_id)
+
+
+@router.post("/opportunities/{opportunity_id}/close", response_model=schemas.OpportunityDetail,
+             tags=["opportunities"])
+def close_opportunity(opportunity_id: int, data: schemas.Close, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Won, or lost with the reason."""
+    opportunities.close(session, principal, opportunity_id, data)
+    return _opportunity(session, principal, opportunity_id)
+
+
+@router.post("/opportunities/{opportunity_id}/reopen", response_model=schemas.OpportunityDetail,
+             tags=["opportunities"])
+def reopen_opportunity(opportunity_id: int, session: SessionDep, principal: PrincipalDep,
+                       stage: str | None = None) -> Any:
+    opportunities.reopen(session, principal, opportunity_id, stage)
+    return _opportunity(session, principal, opportunity_id)
+
+
+@router.post("/opportunities/{opportunity_id}/assign", response_model=schemas.OpportunityDetail,
+             tags=["opportunities"])
+def assign_opportunity(opportunity_id: int, data: schemas.Assignment, session: SessionDep,
+                       principal: PrincipalDep) -> Any:
+    opportunities.assign(session, principal, opportunity_id, data)
+    return _opportunity(session, principal, opportunity_id)
+
+
+@router.get("/opportunities/{opportunity_id}/history", response_model=list[schemas.OpportunityChangeOut],
+            tags=["opportunities"])
+def opportunity_history(opportunity_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Every move, newest first, with the seconds the deal stayed in the stage it entered."""
+    return opportunities.history(session, principal, opportunity_id)
+
+
+@router.get("/customers/{profile_id}/opportunities", response_model=list[schemas.OpportunityOut],
+            tags=["customers"])
+def customer_opportunities(profile_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    keys = opportunities.all_stages(session, principal.org_id)
+    return [opportunities.opportunity_out(session, o, keys)
+            for o in opportunities.opportunities_of(session, principal, profile_id)]
+
+
+@router.get("/pipelines", response_model=list[schemas.PipelineOut], tags=["opportunities"])
+def list_pipelines(session: SessionDep, principal: PrincipalDep) -> Any:
+    return [_pipeline_out(pipeline, stages) for pipeline, stages in opportunities.list_pipelines(session, principal)]
+
+
+@router.post("/pipelines", response_model=schemas.PipelineOut, status_code=status.HTTP_201_CREATED,
+             tags=["opportunities"])
+def create_pipeline(data: schemas.PipelineIn, session: SessionDep, principal: PrincipalDep) -> Any:
+    pipeline = opportunities.save_pipeline(session, principal, data)
+    return _pipeline_out(pipeline, opportunities.stages_of(session, pipeline.id))
+
+
+@router.put("/pipelines/{pipeline_id}", response_model=schemas.PipelineOut, tags=["opportunities"])
+def update_pipeline(pipeline_id: int, data: schemas.PipelineIn, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Rename, reorder, add stages; a stage holding deals or in their history cannot be removed (409)."""
+    pipeline = opportunities.save_pipeline(session, principal, data, pipeline_id)
+    return _pipeline_out(pipeline, opportunities.stages_of(session, pipeline.id))
+
+
+def _pipeline_out(pipeline: Any, stages: list[Any]) -> dict[str, Any]:
+    return {"id": pipeline.id, "name": pipeline.name, "is_default": pipeline.is_default,
+            "is_active": pipeline.is_active, "stages": [schemas.StageOut.model_validate(s) for s in stages]}
+
+
+# -- reports ----------------------------------------------------------------------------------------------------------
+def _money(value: Any) -> float:
+    return round(float(value or 0), 2)
+
+
+@router.get("/reports/forecast", tags=["reports"])
+def forecast(session: SessionDep, principal: PrincipalDep, unit_id: int | None = None, start: date | None = None,
+             months: int = 6, pipeline_id: int | None = None) -> Any:
+    """Weighted pipeline (amount × probability of open deals) and open amount by expected close month, and
+    the amount won per month, for the unit (yours by default) and every unit below it: ``total`` is the
+    subtree's, ``own`` the unit's own deals. Only deals you may see are counted."""
+    result = reports.forecast(session, principal, unit_id=unit_id, start=start, months=months,
+                              pipeline_id=pipeline_id)
+
+    def figures(values: dict[str, Any]) -> dict[str, Any]:
+        return {month: {k: _money(v) if k in ("pipeline", "weighted", "won") else v for k, v in cell.items()}
+                for month, cell in values.items()}
+
+    return {"months": result["months"], "units": [
+        {"unit_id": r.unit_id, "parent_id": r.parent_id, "name": r.name, "kind": r.kind, "depth": r.depth,
+         "total": figures(r.total), "own": figures(r.own)} for r in result["units"]]}
+
+
+@router.get("/reports/funnel", tags=["reports"])
+def funnel(session: SessionDep, principal: PrincipalDep, pipeline_id: int | None = None, unit_id: int | None = None,
+           since: date | None = None, until: date | None = None) -> Any:
+    """For deals opened in the period (the last year by default): how many reached each stage, the rate from
+    stage to stage, won / lost / win rate, days to win and days per stage — per unit, rolled up."""
+    result = reports.funnel(session, principal, pipeline_id=pipeline_id, unit_id=unit_id, since=since, until=until)
+    return {"pipeline_id": result["pipeline"].id, "stages": [s.key for s in result["stages"]], "units": [
+        {"unit_id": r.unit_id, "parent_id": r.parent_id, "name": r.name, "kind": r.kind, "depth": r.depth,
+         **reports.funnel_rates(r.total, result["stages"])} for r in result["units"]]}
+
+
+@router.get("/reports/lead-service-levels", tags=["reports"])
+def lead_service_levels(session: SessionDep, principal: PrincipalDep, unit_id: int | None = None,
+                        since: date | None = None, until: date | None = None) -> Any:
+    """First contacts of the leads assigned in the period, per unit and rolled up: in time, late, still
+    waiting past their time (late and waiting_late are the breaches), escalated, hours to first contact."""
+    result = reports.lead_service_levels(session, principal, unit_id=unit_id, since=since, until=until)
+    return {"units": [{"unit_id": r.unit_id, "parent_id": r.parent_id, "name": r.name, "kind": r.kind,
+                       "depth": r.depth, **reports.service_level_rates(r.total)} for r in result["units"]]}

@@ -3,10 +3,11 @@ and first-contact service levels."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, time
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import ForeignKey, Index, Numeric, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kehu.core.db import Base, BigId, IdMixin, JsonDoc, OwnedMixin, TimestampMixin
@@ -123,8 +124,8 @@ class RoutingRule(IdMixin, TimestampMixin, Base):
 
 
 class LeadSla(IdMixin, Base):
-    """Hours to the first contact of an assigned lead: the organisation's default (``unit_id`` empty) or a
-    unit's own (a dealer and the units below it)."""
+    """Hours to the first contact of an assigned lead, counted in working hours when they are set: the
+    organisation's default (``unit_id`` empty) or a unit's own (a dealer and the units below it)."""
 
     __tablename__ = "lead_slas"
     __table_args__ = (UniqueConstraint("org_id", "unit_id"),)
@@ -132,6 +133,11 @@ class LeadSla(IdMixin, Base):
     org_id: Mapped[int] = mapped_column(BigId, ForeignKey("organizations.id", ondelete="CASCADE"))
     unit_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     first_contact_hours: Mapped[int] = mapped_column(default=24)
+    # Working hours: the clock runs only while the unit is open (a lead at 22:00 is due N hours after the next
+    # opening). Empty: around the clock.
+    opens_at: Mapped[time | None] = mapped_column(nullable=True)
+    closes_at: Mapped[time | None] = mapped_column(nullable=True)
+    open_days: Mapped[list[int]] = mapped_column(JsonDoc, default=lambda: [0, 1, 2, 3, 4, 5, 6])
 
 
 def lead_fields(lead: Lead) -> dict[str, Any]:
@@ -204,3 +210,135 @@ class Activity(IdMixin, TimestampMixin, OwnedMixin, Base):
     due_at: Mapped[datetime | None] = mapped_column(nullable=True)
     done_at: Mapped[datetime | None] = mapped_column(nullable=True)
     created_by_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+
+
+# -- opportunities (商机) ------------------------------------------------------------------------------------------
+OPPORTUNITY_STATUSES = ("open", "won", "lost")
+
+
+class Pipeline(IdMixin, TimestampMixin, Base):
+    """A sales process: the ordered stages an opportunity goes through. Each organisation has a default
+    (销售线索 → … → 项目实施) and may add its own (fleet sales, used cars …)."""
+
+    __tablename__ = "pipelines"
+    __table_args__ = (UniqueConstraint("org_id", "name"),)
+
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    is_default: Mapped[bool] = mapped_column(default=False)
+    is_active: Mapped[bool] = mapped_column(default=True)
+
+
+class PipelineStage(IdMixin, Base):
+    """One step of a pipeline with the win probability it stands for, the fields an opportunity must have
+    filled to enter it, and whether reaching it means the deal is won."""
+
+    __tablename__ = "pipeline_stages"
+    __table_args__ = (UniqueConstraint("pipeline_id", "key"), Index("ix_pipeline_stages_order", "pipeline_id",
+                                                                     "position"))
+
+    org_id: Mapped[int] = mapped_column(BigId)
+    pipeline_id: Mapped[int] = mapped_column(BigId, ForeignKey("pipelines.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(40))
+    name_zh: Mapped[str] = mapped_column(String(60))
+    name_en: Mapped[str] = mapped_column(String(60))
+    position: Mapped[int] = mapped_column()
+    probability: Mapped[int] = mapped_column(default=10)  # per cent
+    is_won: Mapped[bool] = mapped_column(default=False)
+    required_fields: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+
+
+class Opportunity(IdMixin, TimestampMixin, OwnedMixin, Base):
+    """A deal being worked (商机): for a customer (a person) and/or a company, with the products and amount
+    expected, its stage in a pipeline and the chance of winning it. Owned by a salesperson at a dealer."""
+
+    __tablename__ = "opportunities"
+    __entity__ = "opportunities"
+    __profile_link__ = "profile_id"
+    __table_args__ = (Index("ix_opportunities_org_status", "org_id", "status", "unit_id"),
+                      Index("ix_opportunities_stage", "stage_id", "status"),
+                      Index("ix_opportunities_profile", "profile_id"))
+
+    title: Mapped[str] = mapped_column(String(200))
+    profile_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("profiles.id"), nullable=True)
+    account_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("accounts.id"), nullable=True)
+    distributor_account_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("accounts.id"), nullable=True)
+    partner_account_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("accounts.id"), nullable=True)
+    lead_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("leads.id", ondelete="SET NULL"), nullable=True)
+    pipeline_id: Mapped[int] = mapped_column(BigId, ForeignKey("pipelines.id"))
+    stage_id: Mapped[int] = mapped_column(BigId, ForeignKey("pipeline_stages.id"))
+    status: Mapped[str] = mapped_column(String(10), default="open")  # open | won | lost
+    probability: Mapped[int] = mapped_column(default=10)  # per cent; the stage's unless set by hand
+    amount: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal("0"))  # expected, CNY
+    currency: Mapped[str] = mapped_column(String(3), default="CNY")
+    expected_close_on: Mapped[date | None] = mapped_column(nullable=True)
+    sales_method: Mapped[str] = mapped_column(String(20), default="direct")  # direct | distribution | …
+    source: Mapped[str] = mapped_column(String(30), default="manual")
+    influence: Mapped[str | None] = mapped_column(String(10), nullable=True)  # high | medium | low
+    competitors: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+    description: Mapped[str] = mapped_column(String(2000), default="")
+    stage_entered_at: Mapped[datetime] = mapped_column()
+    closed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    close_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    close_note: Mapped[str] = mapped_column(String(500), default="")
+    created_by_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+
+
+class OpportunityLine(IdMixin, Base):
+    """A product of the deal with its quantity and price (three ID.4 for a fleet, a service package …)."""
+
+    __tablename__ = "opportunity_lines"
+
+    opportunity_id: Mapped[int] = mapped_column(BigId, ForeignKey("opportunities.id", ondelete="CASCADE"),
+                                                index=True)
+    product_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("products.id"), nullable=True)
+    name: Mapped[str] = mapped_column(String(200))
+    quantity: Mapped[int] = mapped_column(default=1)
+    unit_price: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal("0"))
+
+
+class OpportunityContact(IdMixin, Base):
+    """A person on the customer's side and their part in the decision (决策人, 影响人, 使用人 …)."""
+
+    __tablename__ = "opportunity_contacts"
+    __profile_link__ = "profile_id"
+
+    opportunity_id: Mapped[int] = mapped_column(BigId, ForeignKey("opportunities.id", ondelete="CASCADE"),
+                                                index=True)
+    profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id"), index=True)
+    role: Mapped[str] = mapped_column(String(30), default="contact")
+
+
+class OpportunityMember(IdMixin, Base):
+    """A colleague on the deal besides its owner (销售团队): presales, the manager, a finance adviser."""
+
+    __tablename__ = "opportunity_members"
+    __table_args__ = (UniqueConstraint("opportunity_id", "user_id"),)
+
+    opportunity_id: Mapped[int] = mapped_column(BigId, ForeignKey("opportunities.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"), index=True)
+    role: Mapped[str] = mapped_column(String(30), default="sales")
+
+
+class OpportunityChange(IdMixin, Base):
+    """The stage history: each row is the opportunity entering a stage (or being won, lost, reopened,
+    reassigned), with the amount and probability it had then. Time in a stage is the gap to the next row."""
+
+    __tablename__ = "opportunity_changes"
+    __table_args__ = (Index("ix_opportunity_changes_opportunity", "opportunity_id", "at"),
+                      Index("ix_opportunity_changes_org", "org_id", "kind", "at"))
+
+    org_id: Mapped[int] = mapped_column(BigId)
+    opportunity_id: Mapped[int] = mapped_column(BigId, ForeignKey("opportunities.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))  # created | stage | won | lost | reopened | assigned | updated
+    from_stage_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    to_stage_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    status: Mapped[str] = mapped_column(String(10))
+    amount: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal("0"))
+    probability: Mapped[int] = mapped_column(default=0)
+    unit_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    owner_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    actor_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    actor: Mapped[str] = mapped_column(String(100), default="")
+    at: Mapped[datetime] = mapped_column()

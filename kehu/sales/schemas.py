@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, time
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -144,8 +145,18 @@ class RoutingRuleOut(RoutingRuleIn):
 
 
 class SlaIn(_Shape):
+    """Hours to the first contact; with ``opens_at`` / ``closes_at`` (and ``open_days``, 0 = Monday) they are
+    working hours in the organisation's time zone: the clock stops while the unit is closed."""
+
     unit_id: int | None = Field(default=None, description="empty: the organisation's default")
     first_contact_hours: int = Field(ge=1, le=24 * 30)
+    opens_at: time | None = None
+    closes_at: time | None = None
+    open_days: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4, 5, 6], min_length=1, max_length=7)
+
+
+class SlaOut(SlaIn):
+    model_config = ConfigDict(from_attributes=True, extra="ignore")
 
 
 class ScoreRuleIn(_Shape):
@@ -248,3 +259,216 @@ class ActivityOut(BaseModel):
 
 class ActivityDone(_Shape):
     outcome: str = Field(default="", max_length=200)
+
+
+# -- opportunities ------------------------------------------------------------------------------------------------
+SalesMethod = Literal["direct", "distribution", "agency", "fleet", "online"]
+Influence = Literal["high", "medium", "low"]
+ContactRole = Literal["decision_maker", "influencer", "user", "finance", "contact"]
+MemberRole = Literal["sales", "presales", "manager", "finance", "service"]
+LostReason = Literal["price", "competitor", "no_budget", "no_decision", "product_fit", "timing", "no_response",
+                     "other"]
+REQUIRABLE = ("amount", "expected_close_on", "products", "contacts", "account_id", "competitors", "description")
+
+
+class OpportunityLineIn(_Shape):
+    product_id: int | None = None
+    name: str | None = Field(default=None, max_length=200, description="the product's name unless given")
+    quantity: int = Field(default=1, ge=1, le=100_000)
+    unit_price: Decimal | None = Field(default=None, ge=0, le=Decimal("999999999999"), decimal_places=2,
+                                       description="the product's list price unless given")
+
+    @model_validator(mode="after")
+    def named(self) -> OpportunityLineIn:
+        if self.product_id is None and not self.name:
+            raise ValueError("give a product_id or a name")
+        return self
+
+
+class OpportunityLineOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    product_id: int | None
+    name: str
+    quantity: int
+    unit_price: Decimal
+
+
+class ContactIn(_Shape):
+    profile_id: int
+    role: ContactRole = "contact"
+
+
+class MemberIn(_Shape):
+    user_id: int
+    role: MemberRole = "sales"
+
+
+class OpportunityFields(_Shape):
+    """What a salesperson fills in; on update only the fields sent change (lists are replaced whole)."""
+
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    amount: Decimal | None = Field(default=None, ge=0, le=Decimal("999999999999"), decimal_places=2,
+                                   description="expected amount in CNY; the products' total when not given")
+    probability: int | None = Field(default=None, ge=0, le=100, description="per cent; the stage's by default")
+    expected_close_on: date | None = None
+    sales_method: SalesMethod | None = None
+    source: Source | None = None
+    influence: Influence | None = None
+    competitors: list[str] | None = Field(default=None, max_length=20)
+    account_id: int | None = None
+    distributor_account_id: int | None = None
+    partner_account_id: int | None = None
+    products: list[OpportunityLineIn] | None = Field(default=None, max_length=200)
+    contacts: list[ContactIn] | None = Field(default=None, max_length=50)
+    members: list[MemberIn] | None = Field(default=None, max_length=50)
+
+
+class OpportunityCreate(OpportunityFields):
+    """A new deal for a customer (``profile_id``) and/or a company (``account_id``), in a pipeline (the
+    default unless given) at a stage (its first unless given); placed at the owner's unit (the creator's
+    unless given)."""
+
+    title: str = Field(min_length=1, max_length=200)
+    profile_id: int | None = None
+    pipeline_id: int | None = None
+    stage_key: str | None = Field(default=None, max_length=40)
+    unit_id: int | None = None
+    owner_id: int | None = None
+
+    @model_validator(mode="after")
+    def for_someone(self) -> OpportunityCreate:
+        if self.profile_id is None and self.account_id is None:
+            raise ValueError("give the customer (profile_id) or the company (account_id)")
+        return self
+
+
+class StageMove(_Shape):
+    stage_key: str = Field(min_length=1, max_length=40)
+    note: str = Field(default="", max_length=500)
+
+
+class Close(_Shape):
+    """Won (the pipeline's won stage is entered) or lost, with the reason."""
+
+    outcome: Literal["won", "lost"]
+    reason: LostReason | None = Field(default=None, description="required when lost")
+    note: str = Field(default="", max_length=500)
+
+
+class OpportunityOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    title: str
+    profile_id: int | None
+    account_id: int | None
+    distributor_account_id: int | None
+    partner_account_id: int | None
+    lead_id: int | None
+    pipeline_id: int
+    stage_id: int
+    stage_key: str
+    status: str
+    probability: int
+    amount: Decimal
+    weighted_amount: Decimal
+    currency: str
+    expected_close_on: date | None
+    sales_method: str
+    source: str
+    influence: str | None
+    competitors: list[str]
+    description: str
+    unit_id: int
+    owner_id: int | None
+    stage_entered_at: datetime
+    closed_at: datetime | None
+    close_reason: str | None
+    close_note: str
+    created_at: datetime
+
+
+class OpportunityDetail(OpportunityOut):
+    products: list[OpportunityLineOut]
+    contacts: list[ContactIn]
+    members: list[MemberIn]
+
+
+class OpportunityChangeOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    kind: str
+    from_stage_id: int | None
+    to_stage_id: int | None
+    status: str
+    amount: Decimal
+    probability: int
+    owner_id: int | None
+    reason: str
+    actor: str
+    at: datetime
+    seconds_in_stage: int | None = Field(default=None, description="how long it stayed in the stage it entered")
+
+
+class StageIn(_Shape):
+    key: str = Field(min_length=1, max_length=40, pattern=r"^[a-z][a-z0-9_]*$")
+    name_zh: str = Field(min_length=1, max_length=60)
+    name_en: str = Field(min_length=1, max_length=60)
+    probability: int = Field(ge=0, le=100)
+    is_won: bool = False
+    required_fields: list[Literal["amount", "expected_close_on", "products", "contacts", "account_id",
+                                  "competitors", "description"]] = Field(default_factory=list)
+
+
+class PipelineIn(_Shape):
+    """A pipeline and its stages in order; exactly one stage, the last, is the won stage."""
+
+    name: str = Field(min_length=1, max_length=100)
+    is_default: bool = False
+    stages: list[StageIn] = Field(min_length=2, max_length=20)
+
+    @model_validator(mode="after")
+    def well_formed(self) -> PipelineIn:
+        keys = [s.key for s in self.stages]
+        if len(set(keys)) != len(keys):
+            raise ValueError("stage keys must differ")
+        if [s.is_won for s in self.stages] != [False] * (len(keys) - 1) + [True]:
+            raise ValueError("the last stage, and only it, is the won stage")
+        return self
+
+
+class StageOut(StageIn):
+    model_config = ConfigDict(from_attributes=True, extra="ignore")
+    id: int
+    position: int
+
+
+class PipelineOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    name: str
+    is_default: bool
+    is_active: bool
+    stages: list[StageOut]
+
+
+class LeadConversion(_Shape):
+    """Convert a lead in one step: the customer (already the lead's), optionally their company (an existing
+    account, or a new one named here, which the customer joins), and a new opportunity."""
+
+    title: str | None = Field(default=None, max_length=200, description="'<customer> · <model>' by default")
+    account_id: int | None = None
+    new_account_name: str | None = Field(default=None, max_length=200)
+    new_account_kind: Literal["company", "household"] = "company"
+    pipeline_id: int | None = None
+    amount: Decimal | None = Field(default=None, ge=0, le=Decimal("999999999999"), decimal_places=2)
+    expected_close_on: date | None = None
+    products: list[OpportunityLineIn] | None = Field(default=None, max_length=200)
+    note: str = Field(default="", max_length=500)
+
+    @model_validator(mode="after")
+    def one_account(self) -> LeadConversion:
+        if self.account_id is not None and self.new_account_name:
+            raise ValueError("give an existing account_id or a new_account_name, not both")
+        return self

@@ -126,13 +126,18 @@ def compute(session: Session, org_id: int, *, now: datetime | None = None) -> di
     model = model_of(session, org_id)
     promoted = list(session.scalars(select(Lead).where(Lead.org_id == org_id, Lead.status.in_(PROMOTABLE),
                                                        Lead.score >= model.mql_threshold)))
-    for lead in promoted:  # the few that cross the line: each gets its history entry and write-back
+    customers: dict[int, Profile] = {}
+    ids = sorted({lead.profile_id for lead in promoted})
+    for start in range(0, len(ids), 5000):  # the customers of the promoted leads, read together
+        customers.update({p.id: p for p in session.scalars(select(Profile).where(
+            Profile.id.in_(ids[start:start + 5000])))})
+    for lead in promoted:  # those that cross the line: each gets its history entry and write-back
         before = lead.status
         lead.status, lead.status_changed_at = "mql", now
         session.add(LeadChange(org_id=org_id, lead_id=lead.id, profile_id=lead.profile_id, kind="status",
                                from_status=before, to_status="mql", unit_id=lead.unit_id, owner_id=lead.owner_id,
                                reason=f"score {lead.score}", actor="system", at=now))
-        profile = session.get(Profile, lead.profile_id)
+        profile = customers.get(lead.profile_id)
         if profile is not None:
             profile.attributes = {**(profile.attributes or {}), "lead_status": "mql"}
     model.computed_at = now

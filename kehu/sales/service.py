@@ -12,12 +12,12 @@ from typing import Any
 from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.orm import Session
 
-from kehu.cdp import fields, normalise, timeline
+from kehu.cdp import fields, identity, normalise, timeline
 from kehu.cdp import schemas as cdp_schemas
 from kehu.cdp import service as cdp_service
-from kehu.cdp.models import CustomField, Event, Identity, Profile
+from kehu.cdp.models import CustomField, Event, Identity, Merge, Profile
 from kehu.core import audit, jobs
-from kehu.core.db import Database, utcnow
+from kehu.core.db import Database, copy_rows, utcnow
 from kehu.core.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
 from kehu.core.i18n import t
 from kehu.core.pagination import OffsetPage, offset_page
@@ -34,20 +34,21 @@ from kehu.sales.models import (
     RoutingRule,
     lead_fields,
 )
-from kehu.tenancy.access import Principal, get_scoped, merge_privileges, require_row, scope, units_under
-from kehu.tenancy.models import BusinessUnit, Role, User, user_roles
+from kehu.sales.routing import Route, Router
+from kehu.tenancy.access import Principal, get_scoped, require_row, scope, units_under
+from kehu.tenancy.models import BusinessUnit, User
 
-# Which status may follow which. Converted is final; a disqualified lead can only be recycled (reopened).
+# Which status may follow which by a status change. Converting is its own step (``convert_lead``: it opens the
+# opportunity) from any open status and is final; a disqualified lead can only be recycled (reopened).
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     "inquiry": ("mql", "sal", "sql", "disqualified"),
     "mql": ("sal", "sql", "disqualified", "recycled"),
     "sal": ("sql", "disqualified", "recycled"),
-    "sql": ("converted", "disqualified", "recycled"),
+    "sql": ("disqualified", "recycled"),
     "recycled": ("mql", "sal", "sql", "disqualified"),
     "disqualified": ("recycled",),
     "converted": (),
 }
-DEFAULT_FIRST_CONTACT_HOURS = 24
 # How the customer's life-cycle stage follows their leads (it never moves back).
 STAGE_ORDER = ("visitor", "prospect", "lead", "opportunity", "customer", "owner")
 
@@ -56,12 +57,22 @@ def _now() -> datetime:
     return utcnow()
 
 
+def _change_row(lead: Lead, kind: str, actor: Principal | None, *, at: datetime, from_status: str | None = None,
+                to_status: str | None = None, reason: str = "", unit_id: int | None = None,
+                owner_id: int | None = None) -> dict[str, Any]:
+    """A line of the lead's history; ``unit_id`` / ``owner_id`` say where it was when that differs from now."""
+    return {"org_id": lead.org_id, "lead_id": lead.id, "profile_id": lead.profile_id, "kind": kind,
+            "from_status": from_status, "to_status": to_status,
+            "unit_id": lead.unit_id if unit_id is None else unit_id,
+            "owner_id": lead.owner_id if unit_id is None else owner_id, "reason": reason[:500],
+            "actor_id": actor.user_id if actor else None, "actor": (actor.display if actor else "system")[:100],
+            "at": at}
+
+
 def _change(session: Session, lead: Lead, kind: str, actor: Principal | None, *, at: datetime,
             from_status: str | None = None, to_status: str | None = None, reason: str = "") -> None:
-    session.add(LeadChange(org_id=lead.org_id, lead_id=lead.id, profile_id=lead.profile_id, kind=kind,
-                           from_status=from_status, to_status=to_status, unit_id=lead.unit_id, owner_id=lead.owner_id,
-                           reason=reason[:500], actor_id=actor.user_id if actor else None,
-                           actor=(actor.display if actor else "system")[:100], at=at))
+    session.add(LeadChange(**_change_row(lead, kind, actor, at=at, from_status=from_status, to_status=to_status,
+                                         reason=reason)))
 
 
 def is_overdue(lead: Lead, now: datetime | None = None) -> bool:
@@ -117,7 +128,7 @@ def _ensure_status_field(session: Session, org_id: int) -> None:
                                        "en": t(f"lead.status.{s}", "en")} for s in STATUSES]})
 
 
-def _write_back(session: Session, lead: Lead, profile: Profile) -> None:
+def _write_back(session: Session, lead: Lead, profile: Profile, router: Router | None = None) -> None:
     """The lead's state on the customer: their stage moves forward (lead, then opportunity when converted),
     ``attributes.lead_status`` says where their latest lead stands (segments ask it). A customer held by no
     dealer (at headquarters, a region, the call centre) moves to the lead's dealer and salesperson, who now
@@ -130,137 +141,28 @@ def _write_back(session: Session, lead: Lead, profile: Profile) -> None:
     profile.attributes = {**(profile.attributes or {}), "lead_status": lead.status}
     if lead.owner_id is None or (profile.unit_id == lead.unit_id and profile.owner_id == lead.owner_id):
         return
-    holder = _dealer_of(session, profile.unit_id)
+    router = router or Router(session, lead.org_id)
+    holder = router.dealer_of(profile.unit_id)
     if holder is None:  # held by headquarters, a region or the call centre: the dealer takes them over
         profile.unit_id, profile.owner_id = lead.unit_id, lead.owner_id
-    elif holder == _dealer_of(session, lead.unit_id) and profile.owner_id is None:
+    elif holder == router.dealer_of(lead.unit_id) and profile.owner_id is None:
         profile.owner_id = lead.owner_id
 
 
-# -- routing -------------------------------------------------------------------------------------------------
-@dataclass
-class Route:
-    unit_id: int
-    owner_id: int | None
-    method: str
-    why: str
-
-
-def _subtree(session: Session, unit_id: int) -> tuple[int, ...]:
-    """The unit and the units under it, by id (a dealer and its teams)."""
-    unit = session.get(BusinessUnit, unit_id)
-    return units_under(session, unit.org_id, unit.path) if unit else ()
-
-
-def _ancestors(session: Session, unit_id: int) -> list[int]:
-    """The unit and the units above it, from the top (its materialised path)."""
-    unit = session.get(BusinessUnit, unit_id)
-    return [int(p) for p in unit.path.strip("/").split("/") if p] if unit else []
-
-
-def _members(session: Session, unit_id: int) -> set[int]:
-    """The users of a unit and of the units under it (a dealer and its teams)."""
-    return set(session.scalars(select(User.id).where(User.unit_id.in_(_subtree(session, unit_id)))))
-
-
-def _salespeople(session: Session, unit_id: int) -> list[int]:
-    """Active users of the unit and its teams who work their own leads (a role granting ``leads.update`` at
-    "own"): those leads are shared among. Managers, who see the whole dealer, assign rather than receive."""
-    users = session.execute(select(User.id, Role.privileges).join(user_roles, user_roles.c.user_id == User.id)
-                            .join(Role, Role.id == user_roles.c.role_id)
-                            .where(User.unit_id.in_(_subtree(session, unit_id)), User.is_active.is_(True))).all()
-    grants: dict[int, list[Any]] = {}
-    for user_id, privileges in users:
-        grants.setdefault(user_id, []).append(privileges)
-    return sorted(u for u, g in grants.items() if merge_privileges(g).get("leads.update") == "own")
-
-
-def _pick(session: Session, unit_id: int, method: str, people: list[int] | None = None) -> int | None:
-    """A salesperson of the unit (``people``, when the caller has them): the one given a lead longest ago
-    (round robin; never given one first), or the one with the fewest open leads (least loaded; ties by round
-    robin)."""
-    people = _salespeople(session, unit_id) if people is None else people
-    if not people or method == "none":
-        return None
-    if session.get_bind().dialect.name == "postgresql":  # one assignment at a time per unit
-        session.execute(select(BusinessUnit.id).where(BusinessUnit.id == unit_id).with_for_update())
-    last = dict(session.execute(select(LeadChange.owner_id, func.max(LeadChange.id)).where(
-        LeadChange.kind == "assigned", LeadChange.unit_id == unit_id, LeadChange.owner_id.in_(people))
-        .group_by(LeadChange.owner_id)).all())
-    load: dict[int, int] = {}
-    if method == "least_loaded":
-        load = dict(session.execute(select(Lead.owner_id, func.count()).where(
-            Lead.owner_id.in_(people), Lead.status.in_(OPEN_STATUSES)).group_by(Lead.owner_id)).all())
-    return min(people, key=lambda u: (load.get(u, 0), last.get(u, 0), u))
-
-
-def _dealer_of(session: Session, unit_id: int) -> int | None:
-    """The dealer a unit belongs to (itself, or the dealer above a team), if any: customers held at
-    headquarters, a region or the call centre belong to no dealer yet."""
-    ancestors = _ancestors(session, unit_id)
-    return session.scalar(select(BusinessUnit.id).where(BusinessUnit.id.in_(ancestors), BusinessUnit.kind == "dealer")
-                          .order_by(BusinessUnit.depth.desc()).limit(1)) if ancestors else None
-
-
-def route(session: Session, org_id: int, profile: Profile, lead: Lead) -> Route | None:
-    """Where a new lead goes. A customer who already belongs to a dealer goes back to that dealer (and to
-    their salesperson while they are active there); otherwise the first matching routing rule decides.
-    None: no rule matched, the lead waits where it was made (the call centre's or HQ's queue)."""
-    dealer = _dealer_of(session, profile.unit_id)
-    if dealer is not None:
-        people = _salespeople(session, dealer)
-        owner = profile.owner_id if profile.owner_id in people else None
-        return Route(dealer, owner or _pick(session, dealer, "round_robin", people), "round_robin",
-                     "existing_customer")
-    for rule in session.scalars(select(RoutingRule).where(RoutingRule.org_id == org_id,
-                                                          RoutingRule.is_active.is_(True))
-                                .order_by(RoutingRule.priority, RoutingRule.id)):
-        checks = ((rule.provinces, profile.province), (rule.cities, profile.city),
-                  (rule.models, lead.model_interest), (rule.sources, lead.source))
-        if all(not wanted or value in wanted for wanted, value in checks):
-            dealer = _choose_dealer(session, rule.unit_id, rule.method)
-            return Route(dealer, _pick(session, dealer, rule.method), rule.method, f"rule:{rule.name}")
-    return None
-
-
-def _choose_dealer(session: Session, unit_id: int, method: str) -> int:
-    """A rule may send leads to a region (or any unit above dealers): they are shared among its dealers, the
-    one given a lead longest ago first (or the one with the fewest open leads). A dealer is itself."""
-    dealers = list(session.scalars(select(BusinessUnit.id).where(
-        BusinessUnit.id.in_(_subtree(session, unit_id)), BusinessUnit.kind == "dealer", BusinessUnit.id != unit_id)))
-    if not dealers or _dealer_of(session, unit_id) is not None:
-        return unit_id
-    if session.get_bind().dialect.name == "postgresql":  # one choice at a time per region
-        session.execute(select(BusinessUnit.id).where(BusinessUnit.id == unit_id).with_for_update())
-    last = dict(session.execute(select(LeadChange.unit_id, func.max(LeadChange.id)).where(
-        LeadChange.unit_id.in_(dealers), LeadChange.kind == "assigned").group_by(LeadChange.unit_id)).all())
-    load: dict[int, int] = {}
-    if method == "least_loaded":
-        load = dict(session.execute(select(Lead.unit_id, func.count()).where(
-            Lead.unit_id.in_(dealers), Lead.status.in_(OPEN_STATUSES)).group_by(Lead.unit_id)).all())
-    return min(dealers, key=lambda d: (load.get(d, 0), last.get(d, 0), d))
-
-
-def sla_hours(session: Session, org_id: int, unit_id: int) -> int:
-    """Hours to first contact at a unit: its own level, else the nearest above it, else the organisation's."""
-    ancestors = _ancestors(session, unit_id)
-    levels = dict(session.execute(select(LeadSla.unit_id, LeadSla.first_contact_hours).where(
-        LeadSla.org_id == org_id)).all())
-    for unit in reversed(ancestors):
-        if unit in levels:
-            return levels[unit]
-    return levels.get(None, DEFAULT_FIRST_CONTACT_HOURS)
+# -- placing by hand (kehu.sales.routing decides where new leads go) -------------------------------------------------
+def next_salesperson(session: Session, org_id: int, unit_id: int) -> int | None:
+    """The unit's salesperson whose turn it is (round robin), for a deal or lead handed to the unit."""
+    return Router(session, org_id).pick(unit_id, "round_robin")
 
 
 def _place(session: Session, lead: Lead, unit_id: int, owner_id: int | None, actor: Principal | None,
-           now: datetime, reason: str) -> None:
+           now: datetime, reason: str, router: Router | None = None) -> None:
     lead.unit_id, lead.owner_id = unit_id, owner_id
     if owner_id is not None:
         lead.assigned_at = now
         if lead.first_contacted_at is None:
-            lead.first_contact_due_at = now + timedelta(hours=sla_hours(session, lead.org_id, unit_id))
+            lead.first_contact_due_at = (router or Router(session, lead.org_id)).first_contact_due(unit_id, now)
             lead.escalated_at = None
-    session.flush()
     _change(session, lead, "assigned", actor, at=now, reason=reason)
 
 
@@ -270,7 +172,7 @@ def create_lead(session: Session, principal: Principal, data: schemas.LeadCreate
     principal.require("leads", "create")
     profile = _customer_for(session, principal, data)
     if data.unit_id is not None or data.owner_id is not None:
-        unit_id, owner_id = _placement(session, principal, data.unit_id, data.owner_id)
+        unit_id, owner_id = placement(session, principal, data.unit_id, data.owner_id)
         placed: Route | None = Route(unit_id, owner_id, "none", "by_hand")
     else:
         placed = None
@@ -279,7 +181,7 @@ def create_lead(session: Session, principal: Principal, data: schemas.LeadCreate
     return lead, created
 
 
-def _placement(session: Session, principal: Principal, unit_id: int | None, owner_id: int | None
+def placement(session: Session, principal: Principal, unit_id: int | None, owner_id: int | None
                ) -> tuple[int, int | None]:
     """A placement given by hand, checked: the unit is the organisation's, the owner an active user there."""
     if owner_id is not None:
@@ -287,7 +189,7 @@ def _placement(session: Session, principal: Principal, unit_id: int | None, owne
                                                   User.is_active.is_(True)))
         if owner is None:
             raise invalid("owner_id", "not an active user of this organisation", "unknown")
-        if unit_id is not None and owner.id not in _members(session, unit_id):
+        if unit_id is not None and owner.unit_id not in Router(session, principal.org_id).subtree(unit_id):
             raise invalid("owner_id", "the salesperson works at another unit", "wrong_unit")
         unit_id = unit_id if unit_id is not None else owner.unit_id
     assert unit_id is not None
@@ -297,41 +199,103 @@ def _placement(session: Session, principal: Principal, unit_id: int | None, owne
     return unit_id, owner_id
 
 
+@dataclass
+class Inquiry:
+    """A person asking about a car: from an event the lead rules read, a form, a call, an import row."""
+
+    profile: Profile
+    source: str
+    source_event: str | None
+    model: str | None
+    note: str
+    at: datetime
+    placed: Route | None = None  # a placement given by hand; otherwise routing decides
+
+
 def record_inquiry(session: Session, actor: Principal, profile: Profile, *, source: str, source_event: str | None,
-                   model: str | None, note: str, at: datetime, placed: Route | None = None) -> tuple[Lead, bool]:
+                   model: str | None, note: str, at: datetime, placed: Route | None = None,
+                   router: Router | None = None) -> tuple[Lead, bool]:
     """An inquiry of ``profile`` at ``at``: their open lead asked again, or a new lead routed (the rules and
     imports call it for customers they already hold)."""
-    open_lead = session.scalar(select(Lead).where(Lead.org_id == profile.org_id, Lead.profile_id == profile.id,
-                                                  Lead.status.in_(OPEN_STATUSES)).order_by(Lead.id.desc()).limit(1))
-    if open_lead is not None:  # the same person asking again: one lead, busier
-        open_lead.inquiries += 1
-        open_lead.last_inquiry_at = max(open_lead.last_inquiry_at, at)
-        open_lead.model_interest = model or open_lead.model_interest
-        if note:
-            open_lead.note = (open_lead.note + "\n" + note).strip()[-2000:]
-        session.flush()
-        _change(session, open_lead, "inquiry", actor, at=at, reason=source_event or source)
-        audit.record(session, actor, org_id=open_lead.org_id, action="inquiry", entity="leads",
-                     entity_id=open_lead.id, unit_id=open_lead.unit_id, after={"inquiries": open_lead.inquiries},
-                     summary=f"Lead {open_lead.id}: inquiry {open_lead.inquiries} ({source_event or source})")
-        return open_lead, False
-    lead = Lead(org_id=profile.org_id, unit_id=actor.unit_id or profile.unit_id, owner_id=None,
-                profile_id=profile.id, status="inquiry", source=source, source_event=source_event,
-                model_interest=model, note=note, inquiries=1, first_inquiry_at=at, last_inquiry_at=at,
-                status_changed_at=at, created_by_id=actor.user_id)
-    session.add(lead)
-    session.flush()
-    _ensure_status_field(session, lead.org_id)
-    _change(session, lead, "created", actor, at=at, to_status="inquiry", reason=source_event or source)
-    chosen = placed or route(session, profile.org_id, profile, lead)
-    if chosen is not None:
-        _place(session, lead, chosen.unit_id, chosen.owner_id, actor, at, chosen.why)
-    _write_back(session, lead, profile)
-    audit.record(session, actor, org_id=lead.org_id, action="create", entity="leads", entity_id=lead.id,
-                 unit_id=lead.unit_id, after=lead_fields(lead),
-                 summary=f"Lead {lead.id} for customer {profile.id} ({source_event or source})")
-    session.flush()
-    return lead, True
+    return record_inquiries(session, actor, [Inquiry(profile, source, source_event, model, note, at, placed)],
+                            router)[0]
+
+
+def record_inquiries(session: Session, actor: Principal, inquiries: list[Inquiry],
+                     router: Router | None = None) -> list[tuple[Lead, bool]]:
+    """Inquiries of one organisation's customers, each answered as ``record_inquiry`` would (a lead and
+    whether it is new), in a handful of statements however many there are: the open leads are read in one
+    query, the new leads routed in memory and inserted together, their history and audit written together.
+    Two inquiries of one person in the batch make one lead asked twice."""
+    if not inquiries:
+        return []
+    org_id = inquiries[0].profile.org_id
+    router = router or Router(session, org_id)
+    wanted = sorted({i.profile.id for i in inquiries})
+    open_leads: dict[int, Lead] = {}
+    for start in range(0, len(wanted), 5000):
+        # by the customer's index alone, status checked here: given (org_id, status) PostgreSQL may walk every
+        # open lead of the organisation once per batch when its statistics lag behind a bulk load
+        for lead in session.scalars(select(Lead).where(Lead.profile_id.in_(wanted[start:start + 5000]))
+                                    .order_by(Lead.id)):
+            if lead.status in OPEN_STATUSES and lead.org_id == org_id:
+                open_leads[lead.profile_id] = lead  # the newest open one
+    answers: list[tuple[Lead, bool]] = []
+    fresh: list[tuple[Lead, Inquiry, int, Route | None]] = []
+    again: list[tuple[Lead, Inquiry]] = []
+    for inquiry in inquiries:
+        lead = open_leads.get(inquiry.profile.id)
+        if lead is not None:  # the same person asking again: one lead, busier
+            lead.inquiries += 1
+            lead.last_inquiry_at = max(lead.last_inquiry_at, inquiry.at)
+            lead.model_interest = inquiry.model or lead.model_interest
+            if inquiry.note:
+                lead.note = (lead.note + "\n" + inquiry.note).strip()[-2000:]
+            again.append((lead, inquiry))
+            answers.append((lead, False))
+            continue
+        lead = Lead(org_id=org_id, unit_id=actor.unit_id or inquiry.profile.unit_id, owner_id=None,
+                    profile_id=inquiry.profile.id, status="inquiry", source=inquiry.source,
+                    source_event=inquiry.source_event, model_interest=inquiry.model, note=inquiry.note, inquiries=1,
+                    first_inquiry_at=inquiry.at, last_inquiry_at=inquiry.at, status_changed_at=inquiry.at,
+                    created_by_id=actor.user_id)
+        made_at = lead.unit_id
+        chosen = inquiry.placed or router.route(inquiry.profile, lead)
+        if chosen is not None:
+            lead.unit_id, lead.owner_id = chosen.unit_id, chosen.owner_id
+            if chosen.owner_id is not None:
+                lead.assigned_at = inquiry.at
+                lead.first_contact_due_at = router.first_contact_due(chosen.unit_id, inquiry.at)
+        _write_back(session, lead, inquiry.profile, router)
+        open_leads[inquiry.profile.id] = lead
+        fresh.append((lead, inquiry, made_at, chosen))
+        answers.append((lead, True))
+    session.add_all([lead for lead, *_ in fresh])
+    session.flush()  # one multi-row INSERT … RETURNING gives the new leads their ids
+    if fresh and not router.status_field_ready:
+        _ensure_status_field(session, org_id)
+        router.status_field_ready = True
+    changes: list[dict[str, Any]] = []
+    trail: list[dict[str, Any]] = []
+    for lead, inquiry, made_at, chosen in fresh:
+        why = inquiry.source_event or inquiry.source
+        changes.append(_change_row(lead, "created", actor, at=inquiry.at, to_status="inquiry", reason=why,
+                                   unit_id=made_at, owner_id=None))
+        if chosen is not None:
+            changes.append(_change_row(lead, "assigned", actor, at=inquiry.at, reason=chosen.why))
+        trail.append(audit.entry(actor, org_id=org_id, action="create", entity="leads", entity_id=lead.id,
+                                 unit_id=lead.unit_id, after=lead_fields(lead),
+                                 summary=f"Lead {lead.id} for customer {lead.profile_id} ({why})"))
+    session.flush()  # pending updates (leads asked again) go out before rows copied beside the ORM
+    for lead, inquiry in again:
+        why = inquiry.source_event or inquiry.source
+        changes.append(_change_row(lead, "inquiry", actor, at=inquiry.at, reason=why))
+        trail.append(audit.entry(actor, org_id=org_id, action="inquiry", entity="leads", entity_id=lead.id,
+                                 unit_id=lead.unit_id, after={"inquiries": lead.inquiries},
+                                 summary=f"Lead {lead.id}: inquiry ({why})"))
+    copy_rows(session, LeadChange, changes)  # history and audit trail: one statement each
+    audit.record_many(session, trail)
+    return answers
 
 
 # -- reading -----------------------------------------------------------------------------------------------------
@@ -350,10 +314,7 @@ def page_leads(session: Session, principal: Principal, *, status: str | None = N
     elif status:
         query = query.where(Lead.status == status)
     if unit_id is not None:
-        unit = session.get(BusinessUnit, unit_id)
-        if unit is None or unit.org_id != principal.org_id:
-            raise invalid("unit_id", "no such unit in this organisation", "unknown")
-        query = query.where(Lead.unit_id.in_(units_under(session, unit.org_id, unit.path)))
+        query = query.where(Lead.unit_id.in_(unit_and_below(session, principal, unit_id)))
     if owner_id is not None:
         query = query.where(Lead.owner_id == owner_id)
     if unassigned:
@@ -366,6 +327,14 @@ def page_leads(session: Session, principal: Principal, *, status: str | None = N
             principal, q, None, None))))
     return offset_page(session, query, order_by=[Lead.last_inquiry_at.desc(), Lead.id.desc()], page=page,
                        per_page=per_page)
+
+
+def unit_and_below(session: Session, principal: Principal, unit_id: int) -> tuple[int, ...]:
+    """A list filter's unit (one of the organisation's) and the units under it, by id."""
+    unit = session.get(BusinessUnit, unit_id)
+    if unit is None or unit.org_id != principal.org_id:
+        raise invalid("unit_id", "no such unit in this organisation", "unknown")
+    return units_under(session, unit.org_id, unit.path)
 
 
 def customers_of(session: Session, principal: Principal, rows: list[Any]) -> dict[int, Profile]:
@@ -410,26 +379,35 @@ def change_status(session: Session, principal: Principal, lead_id: int, data: sc
     require_row(session, principal, "leads", "update", unit_id=lead.unit_id, owner_id=lead.owner_id)
     if data.status == lead.status:
         return lead
+    if data.status == "converted" and lead.status in OPEN_STATUSES:
+        raise Conflict("A lead is converted with its opportunity: POST /api/v1/leads/{id}/convert.",
+                       errors=[FieldError("status", "convert the lead to open its opportunity", "use_convert")])
     if data.status not in TRANSITIONS[lead.status]:
         allowed = ", ".join(TRANSITIONS[lead.status]) or "none (it is final)"
         raise Conflict(f"A lead that is {lead.status} cannot become {data.status}; it can become {allowed}.",
                        errors=[FieldError("status", f"not allowed after {lead.status}", "transition")])
     if data.status == "disqualified" and data.reason is None:
         raise invalid("reason", "say why the lead is disqualified", "required")
+    set_status(session, principal, lead, data.status, reason=data.reason, note=data.note)
+    return lead
+
+
+def set_status(session: Session, principal: Principal, lead: Lead, status: str, *, reason: str | None,
+               note: str = "") -> None:
+    """Move a lead (the caller checked the move), with its history, write-back and audit."""
     now = _now()
     before = lead.status
-    lead.status, lead.status_changed_at = data.status, now
-    lead.disqualify_reason = data.reason if data.status == "disqualified" else None
-    if data.status in ("sal", "sql", "converted") and lead.first_contacted_at is None:
+    lead.status, lead.status_changed_at = status, now
+    lead.disqualify_reason = reason if status == "disqualified" else None
+    if status in ("sal", "sql", "converted") and lead.first_contacted_at is None:
         lead.first_contacted_at = now  # accepting or qualifying a lead means sales has talked to them
     session.flush()
-    _change(session, lead, "status", principal, at=now, from_status=before, to_status=data.status,
-            reason=" ".join(filter(None, [data.reason, data.note])))
+    _change(session, lead, "status", principal, at=now, from_status=before, to_status=status,
+            reason=" ".join(filter(None, [reason, note])))
     _write_back(session, lead, session.get(Profile, lead.profile_id))  # type: ignore[arg-type]
     audit.record(session, principal, action="status", entity="leads", entity_id=lead.id, unit_id=lead.unit_id,
-                 before={"status": before}, after={"status": lead.status, "reason": data.reason},
+                 before={"status": before}, after={"status": lead.status, "reason": reason},
                  summary=f"Lead {lead.id}: {before} → {lead.status}")
-    return lead
 
 
 def mark_contacted(session: Session, principal: Principal, lead_id: int, note: str = "") -> Lead:
@@ -451,17 +429,38 @@ def assign(session: Session, principal: Principal, lead_id: int, data: schemas.A
     require_row(session, principal, "leads", "assign", unit_id=lead.unit_id, owner_id=lead.owner_id)
     if lead.status in CLOSED_STATUSES:
         raise Conflict(f"A {lead.status} lead is not assigned any more.")
-    unit_id, owner_id = _placement(session, principal, data.unit_id, data.owner_id)
+    unit_id, owner_id = placement(session, principal, data.unit_id, data.owner_id)
     require_row(session, principal, "leads", "assign", unit_id=unit_id, owner_id=owner_id)
+    if _already_there(lead, unit_id, data.owner_id):
+        return lead  # "to this dealer" when one of its salespeople has it already: nothing to do
     if owner_id is None:
-        owner_id = _pick(session, unit_id, "round_robin")
+        owner_id = next_salesperson(session, principal.org_id, unit_id)
     before = {"unit_id": lead.unit_id, "owner_id": lead.owner_id}
+    # Compare and set: of two people (or workers) assigning the same lead at once, one moves it; the other
+    # finds it moved — the same placement is then done already, another one is a conflict to look at again.
+    owner_then = Lead.owner_id.is_(None) if lead.owner_id is None else Lead.owner_id == lead.owner_id
+    claimed = session.execute(update(Lead).where(Lead.id == lead.id, Lead.unit_id == lead.unit_id, owner_then)
+                              .values(unit_id=unit_id, owner_id=owner_id)
+                              .execution_options(synchronize_session=False)).rowcount
+    if not claimed:
+        session.refresh(lead)
+        if _already_there(lead, unit_id, data.owner_id):
+            return lead
+        raise Conflict("Someone assigned this lead meanwhile; look at it again before reassigning it.",
+                       errors=[FieldError("owner_id", "the lead was assigned meanwhile", "changed")])
     _place(session, lead, unit_id, owner_id, principal, _now(), "by_hand")
     _write_back(session, lead, session.get(Profile, lead.profile_id))  # type: ignore[arg-type]
     audit.record(session, principal, action="assign", entity="leads", entity_id=lead.id, unit_id=lead.unit_id,
                  before=before, after={"unit_id": unit_id, "owner_id": owner_id},
                  summary=f"Lead {lead.id} assigned")
     return lead
+
+
+def _already_there(lead: Lead, unit_id: int, owner_id: int | None) -> bool:
+    """Whether the lead already sits where an assignment would put it (a unit only: with someone there)."""
+    if owner_id is not None:
+        return lead.unit_id == unit_id and lead.owner_id == owner_id
+    return lead.unit_id == unit_id and lead.owner_id is not None
 
 
 def bulk_assign(session: Session, principal: Principal, data: schemas.BulkAssignment) -> int:
@@ -581,16 +580,19 @@ def leads_from_events(database: Database, settle_seconds: float = SETTLE_SECONDS
             if not claimed.rowcount:
                 continue  # another worker took this batch
             principal = system_principal(session, org_id)
+            batch: list[Inquiry] = []
+            loaded = {p.id: p for p in session.scalars(select(Profile).where(
+                Profile.id.in_({e[3] for e in events})))}  # one read for the batch
             for _event_id, name, ts, profile_id, properties in events:
-                profile = session.get(Profile, profile_id)
+                profile = loaded.get(profile_id) or session.get(Profile, profile_id)
                 while profile is not None and profile.merged_into_id is not None:
                     profile = session.get(Profile, profile.merged_into_id)
                 if profile is None:
                     continue
                 rule = rules[name]
                 model = (properties or {}).get(rule.model_property)
-                record_inquiry(session, principal, profile, source=rule.source, source_event=name,
-                         model=str(model)[:100] if model else None, note="", at=ts, placed=None)
+                batch.append(Inquiry(profile, rule.source, name, str(model)[:100] if model else None, "", ts))
+            record_inquiries(session, principal, batch)  # the batch's leads in a few statements
             worked = worked or bool(events)
     return worked
 
@@ -605,7 +607,7 @@ def list_routing(session: Session, principal: Principal) -> list[RoutingRule]:
 def save_routing(session: Session, principal: Principal, data: schemas.RoutingRuleIn,
                  rule_id: int | None = None) -> RoutingRule:
     principal.require_permission("settings.manage")
-    _placement(session, principal, data.unit_id, None)
+    placement(session, principal, data.unit_id, None)
     if rule_id is None:
         rule = RoutingRule(org_id=principal.org_id)
         session.add(rule)
@@ -642,17 +644,82 @@ def delete_sla(session: Session, principal: Principal, unit_id: int) -> None:
 def set_sla(session: Session, principal: Principal, data: schemas.SlaIn) -> LeadSla:
     principal.require_permission("settings.manage")
     if data.unit_id is not None:
-        _placement(session, principal, data.unit_id, None)
+        placement(session, principal, data.unit_id, None)
     row = session.scalar(select(LeadSla).where(LeadSla.org_id == principal.org_id, LeadSla.unit_id.is_(None)
                                                if data.unit_id is None else LeadSla.unit_id == data.unit_id))
     if row is None:
         row = LeadSla(org_id=principal.org_id, unit_id=data.unit_id)
         session.add(row)
+    if (data.opens_at is None) != (data.closes_at is None):
+        raise invalid("closes_at" if data.closes_at is None else "opens_at", "give both opening and closing time",
+                      "required")
+    if data.opens_at is not None and data.closes_at is not None and data.opens_at >= data.closes_at:
+        raise invalid("closes_at", "closes after it opens", "range")
+    if not set(data.open_days) <= set(range(7)) or len(set(data.open_days)) != len(data.open_days):
+        raise invalid("open_days", "distinct days from 0 (Monday) to 6 (Sunday)", "range")
     row.first_contact_hours = data.first_contact_hours
+    row.opens_at, row.closes_at, row.open_days = data.opens_at, data.closes_at, sorted(data.open_days)
     session.flush()
     audit.record(session, principal, action="update", entity="lead_slas", entity_id=row.id, after=data.model_dump(),
                  summary=f"First contact within {data.first_contact_hours} h")
     return row
+
+
+# -- merges: one open lead per person ---------------------------------------------------------------------------------
+# How far along an open lead is: after a merge, the one furthest along stays open.
+PROGRESS = {"inquiry": 0, "recycled": 0, "mql": 1, "sal": 2, "sql": 3}
+
+
+def fold_open_leads(session: Session, winner: Profile, record: Merge) -> None:
+    """Two records of one person merged, each with an open lead: the lead furthest along (then the one
+    contacted, then the oldest) stays open and counts the other's inquiries; the other is disqualified as a
+    duplicate. The merge record remembers it, so an unmerge reopens it."""
+    open_leads = list(session.scalars(select(Lead).where(Lead.profile_id == winner.id,
+                                                         Lead.status.in_(OPEN_STATUSES)).order_by(Lead.id)))
+    if len(open_leads) < 2:
+        return
+    kept = max(open_leads, key=lambda lead: (PROGRESS.get(lead.status, 0), lead.first_contacted_at is not None,
+                                             -lead.first_inquiry_at.timestamp(), -lead.id))
+    now = _now()
+    folded: dict[str, str] = {}
+    for lead in open_leads:
+        if lead is kept:
+            continue
+        folded[str(lead.id)] = lead.status
+        kept.inquiries += lead.inquiries
+        kept.first_inquiry_at = min(kept.first_inquiry_at, lead.first_inquiry_at)
+        kept.last_inquiry_at = max(kept.last_inquiry_at, lead.last_inquiry_at)
+        before = lead.status
+        lead.status, lead.status_changed_at, lead.disqualify_reason = "disqualified", now, "duplicate"
+        session.flush()
+        _change(session, lead, "status", None, at=now, from_status=before, to_status="disqualified",
+                reason="duplicate")
+    record.moved = {**(record.moved or {}), "folded_leads": {"kept": kept.id, "leads": folded}}
+    session.flush()
+
+
+def unfold_leads(session: Session, winner: Profile, record: Merge) -> None:
+    """The merge undone: the leads it folded open again as they were (unless someone has worked them since)."""
+    folded = (record.moved or {}).get("folded_leads")
+    if not folded:
+        return
+    kept = session.get(Lead, folded["kept"])
+    now = _now()
+    for lead_id, status in folded["leads"].items():
+        lead = session.get(Lead, int(lead_id))
+        if lead is None or lead.status != "disqualified" or lead.disqualify_reason != "duplicate":
+            continue
+        lead.status, lead.status_changed_at, lead.disqualify_reason = status, now, None
+        if kept is not None:
+            kept.inquiries = max(1, kept.inquiries - lead.inquiries)
+        session.flush()
+        _change(session, lead, "status", None, at=now, from_status="disqualified", to_status=status,
+                reason="unmerged")
+    session.flush()
+
+
+identity.AFTER_MERGE.append(fold_open_leads)
+identity.AFTER_UNMERGE.append(unfold_leads)
 
 
 # -- on the customer's timeline ------------------------------------------------------------------------------------

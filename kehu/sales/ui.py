@@ -13,7 +13,7 @@ from kehu.cdp import service as cdp_service
 from kehu.cdp import ui as cdp_ui
 from kehu.core.errors import KehuError
 from kehu.core.timeutil import aware, format_local
-from kehu.sales import activities, schemas, scoring, service
+from kehu.sales import activities, opportunity_ui, routing, schemas, scoring, service
 from kehu.sales.models import OPEN_STATUSES, STATUSES
 from kehu.tenancy import service as tenancy_service
 from kehu.ui.components import ServerTable, add_status_slot
@@ -31,6 +31,7 @@ def register() -> None:
     page("/leads/{lead_id}")(leads_page)
     page("/admin/leads")(settings_page)
     cdp_ui.CUSTOMER_PANELS.append(_customer_leads)
+    opportunity_ui.register()
 
 
 def _status_slot(table: ui.table) -> None:
@@ -288,6 +289,10 @@ def lead_panel(principal: Any, lead_id: int, changed: Any) -> None:
                                 lambda ses: service.change_status(ses, principal, lead_id,
                                                                   schemas.StatusChange(status=s)))).props(
                                 f"unelevated no-caps color={STATUS_COLOURS[to]}").mark(f"lead-to-{to}")
+                        if status in OPEN_STATUSES and principal.can("opportunities", "create"):
+                            ui.button(tr("opp.convert"), icon="handshake", on_click=lambda: (
+                                dialog.close(), opportunity_ui.convert_dialog(principal, lead_id, model))).props(
+                                "outline no-caps color=positive").props('data-test="lead-convert"')
                     if "disqualified" in moves:
                         with ui.row().classes("items-center gap-2"):
                             why = ui.select({r: tr(f"lead.reason.{r}") for r in REASONS}, label=tr("leads.reason"))\
@@ -574,22 +579,35 @@ def settings_page() -> None:
         def draw_sla() -> None:
             sla_card.clear()
             with unit_of_work() as session:
-                levels = [(row.unit_id, row.first_contact_hours) for row in service.list_slas(session, principal)]
-            default = next((h for u, h in levels if u is None), service.DEFAULT_FIRST_CONTACT_HOURS)
+                levels = [(row.unit_id, row.first_contact_hours, row.opens_at, row.closes_at, row.open_days)
+                          for row in service.list_slas(session, principal)]
+            default = next((level for level in levels if level[0] is None),
+                           (None, routing.DEFAULT_FIRST_CONTACT_HOURS, None, None, list(range(7))))
+            days = {d: tr(f"weekday.{d}") for d in range(7)}
             with sla_card, ui.card().classes("w-full"):
                 ui.label(tr("lead_settings.sla")).classes("text-lg font-medium")
                 ui.label(tr("lead_settings.sla_help")).classes("text-sm text-grey-7")
                 with ui.row().classes("items-center gap-3"):
-                    hours = ui.number(tr("lead_settings.default_hours"), value=default, min=1, max=720,
+                    hours = ui.number(tr("lead_settings.default_hours"), value=default[1], min=1, max=720,
                                       format="%.0f").classes("w-48")
+                    opens = ui.input(tr("lead_settings.opens"), placeholder="09:00",
+                                     value=default[2].strftime("%H:%M") if default[2] else "").classes("w-28")
+                    closes = ui.input(tr("lead_settings.closes"), placeholder="18:00",
+                                      value=default[3].strftime("%H:%M") if default[3] else "").classes("w-28")
+                    open_days = ui.select(days, multiple=True, value=list(default[4] or range(7)),
+                                          label=tr("lead_settings.open_days")).props("use-chips").classes("w-96")
                     if manage:
-                        ui.button(tr("common.save"), on_click=lambda: set_level(None, hours.value)).props("outline")
-                for unit_id, level in levels:
+                        ui.button(tr("common.save"), on_click=lambda: set_level(
+                            None, hours.value, opens.value, closes.value, open_days.value)).props("outline")
+                ui.label(tr("lead_settings.hours_help")).classes("text-xs text-grey-6")
+                for unit_id, level, unit_opens, unit_closes, unit_days in levels:
                     if unit_id is None:
                         continue
                     with ui.row().classes("items-center gap-3 text-sm"):
                         ui.label(units.get(unit_id, str(unit_id)).strip()).classes("w-56")
-                        ui.label(tr("lead_settings.hours", hours=level))
+                        ui.label(tr("lead_settings.hours", hours=level) + (
+                            f" · {unit_opens:%H:%M}–{unit_closes:%H:%M} " + "、".join(days[d] for d in unit_days)
+                            if unit_opens and unit_closes else ""))
                         if manage:
                             ui.button(icon="close", on_click=lambda u=unit_id: remove_level(u)).props(
                                 "flat round dense")
@@ -602,9 +620,12 @@ def settings_page() -> None:
                         ui.button(tr("lead_settings.add_level"), on_click=lambda: set_level(which.value, own.value)
                                   if which.value else None).props("flat")
 
-        def set_level(unit_id: int | None, value: Any) -> None:
+        def set_level(unit_id: int | None, value: Any, opens: str = "", closes: str = "",
+                      open_days: Any = None) -> None:
             try:
-                data = schemas.SlaIn(unit_id=unit_id, first_contact_hours=int(value or 0))
+                data = schemas.SlaIn(unit_id=unit_id, first_contact_hours=int(value or 0),
+                                     opens_at=opens.strip() or None, closes_at=closes.strip() or None,
+                                     open_days=sorted(open_days) if open_days else list(range(7)))
             except ValidationError:
                 ui.notify(tr("lead_settings.incomplete"), type="warning")
                 return

@@ -88,6 +88,7 @@ NAV: list[tuple[str, list[tuple[str, str, str, str | None]]]] = [
         ("nav.customers", "groups", "/customers", "profiles"),
         ("nav.leads", "person_search", "/leads", "leads"),
         ("nav.opportunities", "handshake", "/opportunities", "opportunities"),
+        ("nav.sales_reports", "leaderboard", "/sales/reports", "opportunities"),
         ("nav.cases", "support_agent", "/cases", "cases"),
     ]),
     ("nav.section.marketing", [
@@ -105,6 +106,7 @@ NAV: list[tuple[str, list[tuple[str, str, str, str | None]]]] = [
         ("nav.custom_fields", "tune", "/admin/custom-fields", "profiles"),
         ("nav.products", "inventory_2", "/admin/products", "orders"),
         ("nav.lead_settings", "alt_route", "/admin/leads", "leads"),
+        ("nav.pipelines", "view_week", "/admin/pipelines", "opportunities"),
         ("nav.audit", "history", "/admin/audit", "audit"),
         ("nav.jobs", "pending_actions", "/admin/jobs", "jobs"),
     ]),
@@ -322,7 +324,6 @@ def dashboard_page() -> None:
 
 # -- domains still to come: say what will be here, show nothing fake --------------------------------------
 COMING = {
-    "/opportunities": ("nav.opportunities", "handshake", "coming.opportunities"),
     "/cases": ("nav.cases", "support_agent", "coming.cases"),
     "/journeys": ("nav.journeys", "alt_route", "coming.journeys"),
     "/loyalty": ("nav.loyalty", "card_membership", "coming.loyalty"),

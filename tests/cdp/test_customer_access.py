@@ -95,7 +95,7 @@ def test_reassign_moves_the_leavers_customers_to_the_colleague(client, tree, log
     assert make_worker(clean_database, settings).run_once()
     job = client.get(f"/api/v1/jobs/{response.json()['id']}", headers=manager).json()
     assert job["status"] == "succeeded"
-    assert job["result"]["moved"] == {"activities": 0, "leads": 0, "orders": 0, "profiles": 1}
+    assert job["result"]["moved"] == {"activities": 0, "leads": 0, "opportunities": 0, "orders": 0, "profiles": 1}
     session.expire_all()
     assert session.get(Profile, mine.id).owner_id == tree.a_sales2.id
     assert session.get(Profile, other.id).owner_id == tree.b_sales.id  # another dealer's: untouched

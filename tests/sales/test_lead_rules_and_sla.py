@@ -4,11 +4,13 @@ customer's timeline, and two workers reading the same events at once."""
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import select
 
 from kehu.core.db import utcnow
+from kehu.core.timeutil import add_working_hours
+from kehu.sales import service
 from kehu.sales.models import Lead
 from kehu.sales.service import escalate_overdue, leads_from_events
 from tests.factories.cdp import basic, call, make_source, process
@@ -103,3 +105,43 @@ def test_overdue_first_contacts_escalate_once(sales, client, login, session, cle
     assert (summary["open"], summary["overdue"]) == (2, 1)
     history = client.get(f"/api/v1/leads/{in_a['id']}/history", headers=admin).json()
     assert history[0]["kind"] == "escalated"
+
+
+def test_the_first_contact_clock_runs_in_working_hours(sales, client, login, monkeypatch):  # type: ignore[no-untyped-def]
+    shanghai = "Asia/Shanghai"
+    friday_five = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # 17:00 in Shanghai
+    weekdays = dict(opens=time(9), closes=time(18), days=[0, 1, 2, 3, 4], tz_name=shanghai)
+    assert add_working_hours(friday_five, 4, **weekdays) == datetime(2026, 11, 30, 4, 0, tzinfo=UTC)  # Mon 12:00
+    late_night = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)  # Tuesday 22:00 in Shanghai
+    assert add_working_hours(late_night, 2, **weekdays) == datetime(2026, 11, 25, 3, 0, tzinfo=UTC)  # Wed 11:00
+
+    admin = login("admin@example.com")
+    bad = client.put("/api/v1/lead-sla", headers=admin, json={"first_contact_hours": 4, "opens_at": "18:00",
+                                                              "closes_at": "09:00"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "closes_at"
+    half = client.put("/api/v1/lead-sla", headers=admin, json={"first_contact_hours": 4, "opens_at": "09:00"})
+    assert half.status_code == 422 and half.json()["errors"][0]["field"] == "closes_at"
+    saved = client.put("/api/v1/lead-sla", headers=admin, json={
+        "first_contact_hours": 4, "opens_at": "09:00", "closes_at": "18:00", "open_days": [0, 1, 2, 3, 4, 5]})
+    assert saved.status_code == 200 and saved.json()["opens_at"] == "09:00:00"
+    saturday_evening = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)  # 17:30 in Shanghai; closed on Sunday
+    monkeypatch.setattr(service, "_now", lambda: saturday_evening)
+    lead = new_lead(client, login("agent@example.com"), "13900040001", city="上海")
+    assert lead["first_contact_due_at"].startswith("2026-11-30T04:30")  # Monday 12:30 in Shanghai
+    assert [s["opens_at"] for s in client.get("/api/v1/lead-sla", headers=admin).json()] == ["09:00:00"]
+
+
+def test_one_person_asking_twice_in_a_batch_makes_one_lead(sales, client, login, session, clean_database):  # type: ignore[no-untyped-def]
+    admin = login("admin@example.com")
+    _, key = make_source(session, sales.system, "官网", sales.hq.id)
+    session.commit()
+    client.put("/api/v1/lead-rules", headers=admin, json={"event": "quote_requested"})
+    calls = [call("track", userId="v-twice", event="quote_requested", properties={"model": model})
+             for model in ("ID.4", "ID.6")] + [call("track", userId="v-once", event="quote_requested")]
+    assert client.post("/v1/batch", headers=basic(key), json={"batch": calls}).status_code == 200
+    process(clean_database)
+    assert leads_from_events(clean_database, 0)
+    leads = {lead.inquiries: lead for lead in session.scalars(select(Lead))}
+    assert sorted(leads) == [1, 2] and leads[2].model_interest == "ID.6"
+    history = client.get(f"/api/v1/leads/{leads[2].id}/history", headers=admin).json()
+    assert sorted(h["kind"] for h in history) == ["created", "inquiry"]  # no rule places it: it waits at HQ

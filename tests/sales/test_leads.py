@@ -4,8 +4,11 @@ customer."""
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 
+from kehu.sales import schemas, service
+from kehu.tenancy.service import principal_for_user
 from tests.sales.conftest import new_lead
 
 
@@ -82,11 +85,14 @@ def test_the_life_cycle_allows_what_it_allows(sales, client, login):  # type: ig
     assert move("sql").status_code == 200
     wrong = move("inquiry")
     assert wrong.status_code == 409 and wrong.json()["errors"][0]["field"] == "status"
-    assert "converted" in wrong.json()["detail"]
+    assert "recycled" in wrong.json()["detail"]
     no_reason = move("disqualified")
     assert no_reason.status_code == 422 and no_reason.json()["errors"][0]["field"] == "reason"
     assert move("disqualified", reason="shoe_size").status_code == 422
-    done = move("converted").json()
+    assert move("converted").json()["errors"][0]["code"] == "use_convert"  # converting opens the opportunity
+    converted = client.post(f"/api/v1/leads/{lead['id']}/convert", headers=owner_headers, json={})
+    assert converted.status_code == 201, converted.text
+    done = client.get(f"/api/v1/leads/{lead['id']}", headers=owner_headers).json()
     assert done["status"] == "converted" and done["first_contacted_at"] is not None
     assert move("recycled").status_code == 409  # converted is final
     customer = client.get(f"/api/v1/customers/{lead['profile_id']}", headers=owner_headers).json()["profile"]
@@ -156,3 +162,65 @@ def test_a_rule_to_a_region_shares_its_leads_among_the_dealers(sales, client, lo
     placed = [new_lead(client, agent, f"1390001100{n}", city="宁波") for n in range(4)]
     assert Counter(lead["unit_id"] for lead in placed) == {sales.dealer_a.id: 2, sales.dealer_b.id: 2}
     assert all(lead["owner_id"] is not None for lead in placed)  # and a salesperson there
+
+
+def test_a_merge_folds_two_open_leads_into_one_and_an_unmerge_parts_them(sales, client, login):  # type: ignore[no-untyped-def]
+    agent, owner, admin = login("agent@example.com"), login("a.sales@example.com"), login("admin@example.com")
+    first = new_lead(client, agent, "13900030001", city="上海", name="孙先生")
+    second = new_lead(client, agent, "13900030002", city="上海", name="孙先生")
+    second = new_lead(client, agent, "13900030002", city="上海")  # asked twice on his second number
+    assert second["inquiries"] == 2 and first["id"] != second["id"]
+    client.post(f"/api/v1/leads/{first['id']}/status", headers=owner if first["owner_id"] == sales.a_sales.id
+                else login("a.sales2@example.com"), json={"status": "sal"})
+    merged = client.post("/api/v1/customers/merges", headers=admin, json={
+        "winner_id": second["profile_id"], "loser_id": first["profile_id"]})
+    assert merged.status_code == 201, merged.text
+    kept = client.get(f"/api/v1/leads/{first['id']}", headers=admin).json()
+    folded = client.get(f"/api/v1/leads/{second['id']}", headers=admin).json()
+    assert (kept["status"], kept["inquiries"], kept["profile_id"]) == ("sal", 3, second["profile_id"])
+    assert (folded["status"], folded["disqualify_reason"]) == ("disqualified", "duplicate")
+    open_now = client.get("/api/v1/leads", headers=admin, params={"status": "open", "q": "13900030002"}).json()
+    assert [lead["id"] for lead in open_now["items"]] == [first["id"]]
+    # another inquiry lands on the one open lead
+    assert new_lead(client, agent, "13900030001")["id"] == first["id"]
+
+    undone = client.post(f"/api/v1/customers/merges/{merged.json()['id']}/undo", headers=admin)
+    assert undone.status_code == 200, undone.text
+    back = client.get(f"/api/v1/leads/{second['id']}", headers=admin).json()
+    assert (back["status"], back["profile_id"]) == ("inquiry", second["profile_id"])
+    kept = client.get(f"/api/v1/leads/{first['id']}", headers=admin).json()
+    assert (kept["profile_id"], kept["inquiries"]) == (first["profile_id"], 2)
+
+
+def test_two_people_assigning_one_lead_at_once_assign_it_once(sales, client, login, clean_database, monkeypatch):  # type: ignore[no-untyped-def]
+    lead = new_lead(client, login("agent@example.com"), "13900031001", city="乌鲁木齐")  # no rule: waits at HQ
+    assert lead["owner_id"] is None
+    both_placed = threading.Barrier(2, timeout=20)
+    real_placement = service.placement
+
+    def placement_then_wait(*args, **kwargs):  # type: ignore[no-untyped-def]
+        placed = real_placement(*args, **kwargs)
+        both_placed.wait()  # both have read the lead unassigned before either moves it
+        return placed
+
+    monkeypatch.setattr(service, "placement", placement_then_wait)
+    errors: list[BaseException] = []
+
+    def assign_to_dealer(user_id: int) -> None:
+        try:
+            with clean_database.unit_of_work() as session:
+                principal = principal_for_user(session, user_id)
+                service.assign(session, principal, lead["id"], schemas.Assignment(unit_id=sales.dealer_a.id))
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=assign_to_dealer, args=(sales.admin.id,)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    history = client.get(f"/api/v1/leads/{lead['id']}/history", headers=login("admin@example.com")).json()
+    assert [h["kind"] for h in history].count("assigned") == 1
+    final = client.get(f"/api/v1/leads/{lead['id']}", headers=login("admin@example.com")).json()
+    assert final["unit_id"] == sales.dealer_a.id and final["owner_id"] in (sales.a_sales.id, sales.a_sales2.id)
