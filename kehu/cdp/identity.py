@@ -8,8 +8,8 @@ with one multi-row INSERT that skips message ids already stored.
 from __future__ import annotations
 
 import operator
-from collections import defaultdict
-from collections.abc import Callable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -66,9 +66,10 @@ def message_identities(message: dict[str, Any]) -> tuple[list[tuple[str, str]], 
         pairs.append(("user_id", message["user_id"]))
     if message.get("anonymous_id"):
         pairs.append(("anonymous_id", message["anonymous_id"]))
+    traits = message.get("traits") or {}
     for trait, kind in IDENTITY_TRAITS.items():
-        raw = (message.get("traits") or {}).get(trait)
-        if raw in (None, ""):
+        raw = traits.get(trait)
+        if raw is None or raw == "":
             continue
         try:
             pairs.append((kind, raw if trusted else normalise.identity_value(kind, raw)))
@@ -321,8 +322,9 @@ def combine_traits(winner: Profile, loser: Profile) -> dict[str, Any]:
         if loser_value in (None, ""):
             continue
         winner_value = getattr(winner, key) if is_column else attributes.get(key)
-        loser_ts = (loser.trait_times or {}).get(key, {}).get("ts", "")
-        winner_ts = winner_times.get(key, {}).get("ts", "")
+        loser_entry = trait_time(loser, loser.trait_times or {}, key)
+        loser_ts = loser_entry.get("ts", "")
+        winner_ts = trait_time(winner, winner_times, key).get("ts", "")
         if winner_value in (None, "", "visitor") or (loser_ts and loser_ts > winner_ts):
             if winner_value == loser_value:
                 continue
@@ -331,8 +333,8 @@ def combine_traits(winner: Profile, loser: Profile) -> dict[str, Any]:
                 setattr(winner, key, loser_value)
             else:
                 attributes[key] = loser_value
-            if key in (loser.trait_times or {}):
-                winner_times[key] = loser.trait_times[key]
+            if loser_entry:
+                winner_times[key] = loser_entry
     if "name" in taken:
         winner.name_pinyin = normalise.pinyin(winner.name)
     winner.attributes = attributes
@@ -410,22 +412,9 @@ def apply_traits(profile: Profile, traits: dict[str, Any], *, ts: datetime, sour
     times = dict(profile.trait_times or {})
     attributes = dict(profile.attributes or {})
     stamp = ts.isoformat()
-    combined = dict(traits)
-    first, last = traits.get("firstName") or traits.get("first_name"), traits.get("lastName") or traits.get("last_name")
-    if not combined.get("name") and (first or last):
-        combined["name"] = f"{last or ''}{first or ''}" if _cjk(f"{last}{first}") else f"{first or ''} {last or ''}"
-    address = traits.get("address")
-    if isinstance(address, dict):
-        combined.setdefault("province", address.get("state") or address.get("province"))
-        combined.setdefault("city", address.get("city"))
-    for key, value in combined.items():
-        if key in ("firstName", "lastName", "first_name", "last_name", "address", "consent") or value is None:
-            continue  # consent becomes consent records, not a trait
-        if key in IDENTITY_TRAITS and key not in STANDARD_TRAITS:
-            continue  # an identity (VIN, openid, dealer number…), kept as such, not copied into attributes
-        column = STANDARD_TRAITS.get(key)
+    for key, column, value in _trait_targets(traits):
         target = column or key
-        if times.get(target, {}).get("ts", "") > stamp:
+        if trait_time(profile, times, target).get("ts", "") > stamp:
             continue  # a later call already set it: late events do not overwrite
         try:
             if normalised:
@@ -449,6 +438,43 @@ def apply_traits(profile: Profile, traits: dict[str, Any], *, ts: datetime, sour
     profile.attributes = attributes
     profile.trait_times = times
     return notes
+
+
+def trait_time(profile: Any, times: dict[str, Any], key: str) -> dict[str, Any]:
+    """When and from which source the profile's ``key`` was set ({} if unknown). Traits a profile was born
+    with share one entry, ``"*"`` (an import's million new profiles then carry one stamp each, not one per
+    trait); it stands for every trait the profile holds that has no entry of its own."""
+    entry = times.get(key)
+    if entry is None and "*" in times:
+        held = getattr(profile, key) if key in PROFILE_FIELDS else (profile.attributes or {}).get(key)
+        if held not in (None, ""):
+            return times["*"]
+    return entry or {}
+
+
+_NOT_TRAITS = frozenset(("firstName", "lastName", "first_name", "last_name", "address", "consent"))
+
+
+def _trait_targets(traits: dict[str, Any]) -> Iterator[tuple[str, str | None, Any]]:
+    """(trait, profile column or None for an attribute, value) for each trait a call sets: first and last
+    names make the name, an address its province and city; consent and identities are kept elsewhere."""
+    combined = traits
+    first, last = traits.get("firstName") or traits.get("first_name"), traits.get("lastName") or traits.get("last_name")
+    address = traits.get("address")
+    if ((first or last) and not traits.get("name")) or isinstance(address, dict):
+        combined = dict(traits)
+        if not combined.get("name") and (first or last):
+            combined["name"] = f"{last or ''}{first or ''}" if _cjk(f"{last}{first}") else \
+                f"{first or ''} {last or ''}"
+        if isinstance(address, dict):
+            combined.setdefault("province", address.get("state") or address.get("province"))
+            combined.setdefault("city", address.get("city"))
+    for key, value in combined.items():
+        if key in _NOT_TRAITS or value is None:
+            continue  # consent becomes consent records, not a trait
+        if key in IDENTITY_TRAITS and key not in STANDARD_TRAITS:
+            continue  # an identity (VIN, openid, dealer number…), kept as such, not copied into attributes
+        yield key, STANDARD_TRAITS.get(key), value
 
 
 def _clean(column: str, value: Any) -> Any:
@@ -507,9 +533,10 @@ def process_messages(session: Session, source: Source, messages: list[dict[str, 
         if message["type"] == "alias" and message.get("previous_id"):
             pairs.append(("anonymous_id", message["previous_id"]))
         extracted.append((message, pairs, notes))
-    all_pairs = {p for _, pairs, _ in extracted for p in pairs}
-    all_pairs |= {("user_id", m["previous_id"]) for m, _, _ in extracted if m.get("previous_id")}
-    resolver.preload(all_pairs)
+    mentioned = Counter(p for _, pairs, _ in extracted for p in pairs)
+    mentioned.update(("user_id", m["previous_id"]) for m, _, _ in extracted if m.get("previous_id"))
+    resolver.preload(set(mentioned))
+    newcomers, extracted = _split_newcomers(resolver, extracted, mentioned)
     defined = fields.definitions(session, source.org_id)
     resolved = []
     with session.no_autoflush:  # one flush for the whole batch, not one per call
@@ -558,6 +585,7 @@ def process_messages(session: Session, source: Source, messages: list[dict[str, 
                      "type": message["type"], "event": str(message["event"])[:200], "ts": ts,
                      "received_at": received_at, "identity_id": resolver.identity_id(produced),
                      "profile_id": owner.id, "properties": properties, "context": context})
+    rows += _add_newcomers(resolver, source, newcomers, received_at)
     if unique_message_ids:
         inserted = copy_rows(session, Event, rows)
     else:
@@ -565,6 +593,69 @@ def process_messages(session: Session, source: Source, messages: list[dict[str, 
     resolver.stats.events = inserted
     resolver.stats.duplicates += len(rows) - inserted
     return resolver.stats
+
+
+def _split_newcomers(resolver: Resolver, extracted: list[Any], mentioned: Counter[tuple[str, str]]
+                     ) -> tuple[list[Any], list[Any]]:
+    """Calls that bring a new person and nothing else to resolve: an identify with normalised traits (an
+    import's row) whose identities, one per kind, nobody holds and no other call of the batch mentions. Each
+    becomes a profile of its own whatever the order of the batch, so they skip the resolver."""
+    owner = resolver.owner
+    newcomers, rest = [], []
+    for item in extracted:
+        message, pairs, _ = item
+        traits = message.get("traits") or {}
+        if (message["type"] == "identify" and message.get("normalised") and pairs
+                and all(mentioned[p] == 1 and p not in owner for p in pairs)
+                and len({kind for kind, _ in pairs}) == len(pairs) and not _NOT_TRAITS.intersection(traits)):
+            newcomers.append(item)
+        else:
+            rest.append(item)
+    return newcomers, rest
+
+
+def _add_newcomers(resolver: Resolver, source: Source, newcomers: list[Any], received_at: datetime
+                   ) -> list[dict[str, Any]]:
+    """Write the newcomers' profiles and identities straight from their calls (rows built as dicts and
+    copied in: what the resolver would have made, at a fraction of its cost); their events' rows."""
+    if not newcomers:
+        return []
+    now, org_id = resolver.now, resolver.org_id
+    template = dict.fromkeys(_PROFILE_COLUMNS)
+    template.update(org_id=org_id, unit_id=source.unit_id, source=source.name, lifecycle_stage="visitor",
+                    created_at=now, updated_at=now)
+    profiles, moments = [], []
+    for message, _, _ in newcomers:
+        ts = datetime.fromisoformat(message["ts"])
+        moments.append(ts)
+        row = template.copy()
+        attributes: dict[str, Any] = {}
+        for key, column, value in _trait_targets(message.get("traits") or {}):
+            if column:
+                row[column] = date.fromisoformat(value) if column == "birthday" else value
+            else:
+                attributes[key] = value
+        if row["name"]:
+            row["name_pinyin"] = normalise.pinyin(row["name"])
+        # every trait from this one call: one shared stamp (see trait_time)
+        times = {"*": {"ts": ts.isoformat(), "src": source.id}} if message.get("traits") else {}
+        row.update(attributes=attributes, trait_times=times, first_seen_at=ts, last_seen_at=ts)
+        profiles.append(row)
+    profile_ids = insert_returning_ids(resolver.session, Profile.__table__, profiles)
+    identities = [{"org_id": org_id, "profile_id": profile_id, "kind": kind, "value": value, "source_id": source.id,
+                   "first_seen_at": ts, "last_seen_at": ts}
+                  for (_, pairs, _), profile_id, ts in zip(newcomers, profile_ids, moments, strict=True)
+                  for kind, value in pairs]
+    identity_ids = dict(zip(((i["kind"], i["value"]) for i in identities),
+                            insert_returning_ids(resolver.session, Identity.__table__, identities), strict=True))
+    resolver.stats.profiles_created += len(profiles)
+    priority = resolver.rules.priority
+    return [{"org_id": org_id, "source_id": source.id, "message_id": message["message_id"], "type": "identify",
+             "event": str(message["event"])[:200], "ts": ts, "received_at": received_at,
+             "identity_id": identity_ids[min(pairs, key=lambda p: priority(p[0]))], "profile_id": profile_id,
+             "properties": dict(message.get("properties") or {}),
+             "context": {**(message.get("context") or {}), **({"kehu_notes": notes} if notes else {})}}
+            for (message, pairs, notes), profile_id, ts in zip(newcomers, profile_ids, moments, strict=True)]
 
 
 MAX_BATCH_ATTEMPTS = 5

@@ -15,10 +15,10 @@ import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from kehu.cdp import normalise
@@ -27,13 +27,14 @@ from kehu.cdp.identity import LIFECYCLE_STAGES, process_messages
 from kehu.cdp.identity_rules import DEFAULT_RULES
 from kehu.cdp.models import ImportRejection, ImportRun, Order, Source
 from kehu.core import audit, jobs
-from kehu.core.db import one_of, refresh_statistics, utcnow
+from kehu.core.db import lost_a_race, one_of, refresh_statistics, utcnow
 from kehu.core.errors import Conflict, FieldError, PayloadTooLarge, ValidationFailed, invalid
 from kehu.core.pagination import Page, keyset_page
 from kehu.tenancy.access import Principal, get_scoped, require_row, scope, writable_units
 from kehu.tenancy.models import Organization
 
 IMPORT_JOB = "cdp.import_profiles"
+IMPORT_PART_JOB = "cdp.import_part"
 KINDS = ("profiles", "orders")
 CHUNK_ROWS = 5000  # rows per transaction: each chunk pays ~50 ms of lookups and bookkeeping
 MAX_FILE_BYTES = 100 * 1024 * 1024
@@ -170,14 +171,59 @@ def rows(content: bytes, filename: str) -> Iterator[tuple[int, dict[str, str]]]:
         return
     text, _ = _decode(content)
     reader = csv.reader(io.StringIO(text, newline=""))
-    headers: list[str] | None = None
-    for number, values in enumerate(reader, start=1):
-        if headers is None:
-            headers = [h.strip() for h in values]
-            continue
+    headers = [h.strip() for h in next(reader, [])]
+    yield from _records(reader, headers, 2)
+
+
+def _records(reader: Iterator[list[str]], headers: list[str], first: int) -> Iterator[tuple[int, dict[str, str]]]:
+    """Numbered rows of a CSV reader (the first numbered ``first``), empty ones skipped."""
+    named = [(i, h) for i, h in enumerate(headers) if h]
+    width = len(headers)
+    plain = len(named) == width  # every column named: the row's values zip with the headers
+    for number, values in enumerate(reader, start=first):
         if not any(v.strip() for v in values):
             continue
-        yield number, {h: (values[i].strip() if i < len(values) else "") for i, h in enumerate(headers) if h}
+        if plain and len(values) >= width:
+            yield number, dict(zip(headers, map(str.strip, values), strict=False))  # extra values: unnamed
+        else:
+            yield number, {h: (values[i].strip() if i < len(values) else "") for i, h in named}
+
+
+def part_rows(raw: bytes, encoding: str, headers: list[str], first: int) -> list[tuple[int, dict[str, str]]]:
+    """The rows of one part of a CSV file (its bytes as ``csv_parts`` cut them)."""
+    text = raw.decode("utf-8" if encoding == "utf-8-sig" else encoding)
+    return list(_records(csv.reader(io.StringIO(text, newline="")), headers, first))
+
+
+def csv_parts(content: bytes, encoding: str, rows_per_part: int) -> tuple[list[str], list[tuple[int, int, int]]]:
+    """A CSV file cut into parts of ``rows_per_part`` rows that workers can read apart: its header row and,
+    per part, (number of the part's first row, first byte, end byte). Cuts fall between records, never
+    inside a quoted field that spans lines."""
+    codec = "utf-8" if encoding == "utf-8-sig" else encoding
+    consumed = 3 if encoding == "utf-8-sig" and content.startswith(b"\xef\xbb\xbf") else 0
+
+    def lines() -> Iterator[str]:
+        nonlocal consumed
+        for line in io.StringIO(content.decode(encoding), newline=""):
+            consumed += len(line.encode(codec))
+            yield line
+
+    reader = csv.reader(lines())  # it reads no further than the record it returns
+    headers = [h.strip() for h in next(reader, [])]
+    parts: list[tuple[int, int, int]] = []
+    before, first, start, in_part = consumed, 2, consumed, 0
+    for number, values in enumerate(reader, start=2):
+        if in_part == 0:
+            first, start = number, before
+        if any(v.strip() for v in values):
+            in_part += 1
+        before = consumed
+        if in_part >= rows_per_part:
+            parts.append((first, start, before))
+            in_part = 0
+    if in_part:
+        parts.append((first, start, before))
+    return headers, parts
 
 
 def _xlsx_rows(content: bytes) -> Iterator[tuple[int, dict[str, str]]]:
@@ -269,6 +315,8 @@ def problems_text(problems: list[dict[str, Any]], locale: str | None) -> str:
 
 def _error_of(problem: dict[str, Any]) -> normalise.InvalidValue:
     return normalise.InvalidValue(str(problem.get("code", "")), **dict(problem.get("params") or {}))
+
+
 def row_to_message(run_id: int, number: int, row: dict[str, str], mapping: dict[str, str],
                    filename: str, defined: dict[str, Any] | None = None, *, ts: datetime | None = None
                    ) -> dict[str, Any]:
@@ -608,12 +656,53 @@ def rejections_csv(session: Session, principal: Principal, import_id: int, local
     return buffer.getvalue().encode("utf-8-sig")  # the BOM makes Excel read it as UTF-8
 
 
-# (last row number, calls made from the accepted rows, rejected rows with their problems)
-PreparedChunk = tuple[int, list[dict[str, Any]], list[tuple[int, dict[str, str], RowRejected]]]
+@dataclass
+class ChunkOutcome:
+    accepted: int = 0
+    rejected: int = 0
+    profiles_created: int = 0
+
+
+def _import_chunk(session: Session, run: ImportRun, source: Source, chunk: list[tuple[int, dict[str, str]]],
+                  defined: dict[str, Any], started: datetime) -> ChunkOutcome:
+    """Validate rows of a profile file and store them (profiles through One ID, rejections with their
+    reasons), in the caller's transaction. Row n is stamped ``started`` + n µs: the file's order decides
+    between two rows of one person whichever worker stores which first."""
+    messages, rejected = [], []
+    for number, row in chunk:
+        try:
+            messages.append(row_to_message(run.id, number, row, run.mapping, run.filename, defined,
+                                           ts=started + timedelta(microseconds=number)))
+        except RowRejected as error:
+            rejected.append(ImportRejection(import_id=run.id, row_number=number, reason=str(error)[:2000],
+                                            problems=error.as_json(), row=row))
+    refresh_statistics(session, STATISTICS_TABLES)
+    # Message ids are this run's row numbers: new by construction, so no duplicate check.
+    stats = process_messages(session, source, messages, received_at=utcnow(),
+                             unique_message_ids=True) if messages else None
+    session.add_all(rejected)
+    return ChunkOutcome(len(messages), len(rejected), stats.profiles_created if stats else 0)
+
+
+def _count(session: Session, run_id: int, outcome: ChunkOutcome) -> None:
+    """Add a chunk's counts to the run in SQL: parts stored side by side by several workers all add theirs."""
+    session.execute(update(ImportRun).where(ImportRun.id == run_id).values(
+        accepted_rows=ImportRun.accepted_rows + outcome.accepted,
+        rejected_rows=ImportRun.rejected_rows + outcome.rejected,
+        profiles_created=ImportRun.profiles_created + outcome.profiles_created,
+    ).execution_options(synchronize_session=False))
+
+
+def _progress(session: Session, run_id: int) -> tuple[int, int]:
+    done, total = session.execute(select(ImportRun.accepted_rows + ImportRun.rejected_rows, ImportRun.total_rows)
+                                  .where(ImportRun.id == run_id)).one()
+    return int(99 * done / max(total, 1)), done
 
 
 @jobs.job_handler(IMPORT_JOB)
 def _run_import(ctx: jobs.JobContext) -> dict[str, Any]:
+    """A CSV file of profiles is cut into parts, each a job of its own that any worker may take (this one
+    takes them too, then waits for the rest); a workbook or an order file is read through here in chunks."""
     session = ctx.session
     run = session.get(ImportRun, ctx.job.payload["import_id"])
     assert run is not None
@@ -621,48 +710,78 @@ def _run_import(ctx: jobs.JobContext) -> dict[str, Any]:
     assert source is not None
     if run.kind == "orders":
         return _run_order_import(ctx, run, source)
+    if _is_xlsx(run.filename):
+        return _run_workbook_import(ctx, run, source)
+    if "parts" not in ctx.checkpoint:
+        headers, parts = csv_parts(run.content, run.encoding, CHUNK_ROWS)
+        started = utcnow().isoformat()
+        for first, start, end in parts:
+            jobs.enqueue(session, kind=IMPORT_PART_JOB, org_id=run.org_id, unit_id=run.unit_id,
+                         created_by_id=ctx.job.created_by_id, created_by_api_key_id=ctx.job.created_by_api_key_id,
+                         parent_id=ctx.job.id, payload={"import_id": run.id, "headers": headers, "first_row": first,
+                                                        "start": start, "end": end, "started": started})
+        run.status = "running"
+        ctx.save(progress=0, checkpoint={"parts": len(parts), "started": started}, message=f"0/{run.total_rows}")
+
+    def report() -> None:
+        progress, done = _progress(session, run.id)
+        ctx.save(progress=progress, message=f"{done}/{run.total_rows}")
+
+    failed = ctx.run_parts(between=report)
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {ctx.checkpoint['parts']} parts of the file failed: "
+                           f"{(failed[0].error or '').splitlines()[-1] if failed[0].error else ''}")
+    session.refresh(run)
+    return _finish(ctx, run)
+
+
+@jobs.job_handler(IMPORT_PART_JOB)
+def _run_import_part(ctx: jobs.JobContext) -> dict[str, Any]:
+    if ctx.checkpoint.get("done"):
+        return ctx.checkpoint["outcome"]
+    session, part = ctx.session, ctx.job.payload
+    run = session.get(ImportRun, part["import_id"])
+    assert run is not None
+    source = session.get(Source, run.source_id)
+    assert source is not None
+    start, end = part["start"], part["end"]
+    raw = session.scalar(select(func.substr(ImportRun.content, start + 1, end - start))
+                         .where(ImportRun.id == run.id))
+    chunk = part_rows(bytes(raw or b""), run.encoding, part["headers"], part["first_row"])
+    defined = definitions(session, run.org_id)
+    for attempt in range(1, 6):
+        try:
+            outcome = _import_chunk(session, run, source, chunk, defined, datetime.fromisoformat(part["started"]))
+            _count(session, run.id, outcome)
+            result = {"rows": len(chunk), "accepted": outcome.accepted, "rejected": outcome.rejected}
+            ctx.save(progress=100, checkpoint={"done": True, "outcome": result})  # the rows and "done" together
+            return result
+        except Exception as error:
+            # Two parts storing one new person at once: the loser starts its part again and now finds the
+            # person where the winner put it (no failed attempt, no back-off).
+            if not lost_a_race(error) or attempt == 5:
+                raise
+            session.rollback()
+            run, source = session.get(ImportRun, part["import_id"]), session.get(Source, run.source_id)
+    raise AssertionError("unreachable")
+
+
+def _run_workbook_import(ctx: jobs.JobContext, run: ImportRun, source: Source) -> dict[str, Any]:
+    """A workbook has no byte ranges to hand out: its rows are read here, a chunk per transaction, each
+    committed with the checkpoint (a crash resumes after the last one)."""
+    session = ctx.session
     next_row = int(ctx.checkpoint.get("next_row", 0))
+    started = ctx.checkpoint.get("started") or utcnow().isoformat()
     defined = definitions(session, run.org_id)
     run.status = "running"
-    run_id, mapping, filename, content = run.id, dict(run.mapping), run.filename, run.content
-
-    def validated(chunk: list[tuple[int, dict[str, str]]]) -> PreparedChunk:
-        now = utcnow()  # one moment per chunk: the chunk's rows are stored together
-        messages, rejected = [], []
-        for number, row in chunk:
-            try:
-                messages.append(row_to_message(run_id, number, row, mapping, filename, defined, ts=now))
-            except RowRejected as error:
-                rejected.append((number, row, error))
-        return chunk[-1][0], messages, rejected
-
-    def prepared_chunks() -> Iterator[PreparedChunk]:
-        """The file from the checkpoint on, parsed and validated a chunk at a time."""
-        chunk: list[tuple[int, dict[str, str]]] = []
-        for number, row in rows(content, filename):
-            if number < next_row:
-                continue
-            chunk.append((number, row))
-            if len(chunk) >= CHUNK_ROWS:
-                yield validated(chunk)
-                chunk = []
-        if chunk:
-            yield validated(chunk)
-
-    for last_row, messages, rejected in prepared_chunks():
-        refresh_statistics(session, STATISTICS_TABLES)
-        # Message ids are this run's row numbers: new by construction, so no duplicate check.
-        stats = process_messages(session, source, messages, received_at=utcnow(),
-                                 unique_message_ids=True) if messages else None
-        session.add_all([ImportRejection(import_id=run_id, row_number=n, reason=str(error)[:2000],
-                                         problems=error.as_json(), row=r) for n, r, error in rejected])
-        run.accepted_rows += len(messages)
-        run.rejected_rows += len(rejected)
-        run.profiles_created += stats.profiles_created if stats else 0
-        done = run.accepted_rows + run.rejected_rows
-        # The chunk's rows, the counters and the checkpoint commit together: a crash resumes after them.
-        ctx.save(progress=int(99 * done / max(run.total_rows, 1)), checkpoint={"next_row": last_row + 1},
+    remaining = (r for r in rows(run.content, run.filename) if r[0] >= next_row)
+    while chunk := list(itertools.islice(remaining, CHUNK_ROWS)):
+        outcome = _import_chunk(session, run, source, chunk, defined, datetime.fromisoformat(started))
+        _count(session, run.id, outcome)
+        progress, done = _progress(session, run.id)
+        ctx.save(progress=progress, checkpoint={"next_row": chunk[-1][0] + 1, "started": started},
                  message=f"{done}/{run.total_rows}")
+    session.refresh(run)
     return _finish(ctx, run)
 
 

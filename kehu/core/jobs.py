@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 from prometheus_client import Counter
-from sqlalchemy import ForeignKey, Index, String, Text, or_, select, update
+from sqlalchemy import ForeignKey, Index, String, Text, func, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from kehu.core.db import Base, BigId, Database, IdMixin, JsonDoc, TimestampMixin, utcnow
@@ -41,6 +41,7 @@ class Job(IdMixin, TimestampMixin, Base):
     __table_args__ = (
         Index("ix_jobs_claim", "status", "run_at"),
         Index("ix_jobs_org_created", "org_id", "created_at"),
+        Index("ix_jobs_parent", "parent_id", "status"),
     )
 
     org_id: Mapped[int] = mapped_column(BigId, ForeignKey("organizations.id", ondelete="CASCADE"))
@@ -49,6 +50,8 @@ class Job(IdMixin, TimestampMixin, Base):
     # An API key that asked for the job: the job runs with the key's rights, never wider.
     created_by_api_key_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     kind: Mapped[str] = mapped_column(String(80))
+    # A part of a bigger job (one chunk of an import): any worker may take it, the parent waits for all.
+    parent_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
     status: Mapped[str] = mapped_column(String(20), default=QUEUED)
     progress: Mapped[int] = mapped_column(default=0)
@@ -101,6 +104,36 @@ class JobContext:
     def should_stop(self) -> bool:
         return self.worker.stopping.is_set()
 
+    def run_parts(self, *, between: Callable[[], None] | None = None, poll_seconds: float = 0.2) -> list[Job]:
+        """Work through this job's parts (jobs enqueued with ``parent_id`` = this job, and committed): take
+        them one after another while other workers take others, then wait for theirs to end. ``between``
+        runs after each part and while waiting (to report progress). Parts that failed for good before this
+        attempt get another round; returns those that failed in it."""
+        worker = self.worker
+        with worker.database.unit_of_work() as session:
+            for part in session.scalars(select(Job).where(Job.parent_id == self.job.id, Job.status == FAILED)):
+                retry(session, part)
+        while True:
+            if self.should_stop():
+                raise JobInterrupted()
+            part = worker.claim(parent_id=self.job.id)
+            if part is not None:
+                worker.run(part)
+            else:
+                with worker.database.sessionmaker() as session:
+                    unfinished = session.scalar(select(func.count()).select_from(Job).where(
+                        Job.parent_id == self.job.id, Job.status.in_((QUEUED, RUNNING))))
+                if not unfinished:
+                    break
+                worker.stopping.wait(poll_seconds)
+            if between is not None:
+                between()
+        with worker.database.sessionmaker() as session:
+            failed = list(session.scalars(select(Job).where(Job.parent_id == self.job.id, Job.status == FAILED)
+                                          .order_by(Job.id)))
+            session.expunge_all()
+        return failed
+
 
 class LeaseLost(Exception):
     pass
@@ -147,11 +180,12 @@ def enqueue(
     created_by_api_key_id: int | None = None,
     run_at: datetime | None = None,
     max_attempts: int = 5,
+    parent_id: int | None = None,
 ) -> Job:
     """Add a job in the caller's transaction: it exists only if the change that asked for it commits."""
     job = Job(
         org_id=org_id, unit_id=unit_id, created_by_id=created_by_id, created_by_api_key_id=created_by_api_key_id,
-        kind=kind, payload=payload or {},
+        kind=kind, payload=payload or {}, parent_id=parent_id,
         status=QUEUED, run_at=run_at or utcnow(), max_attempts=max_attempts,
     )
     session.add(job)
@@ -195,12 +229,15 @@ class Worker:
         self.principal_loader = principal_loader
 
     # -- claiming -------------------------------------------------------------------------------
-    def claim(self) -> Job | None:
+    def claim(self, *, parent_id: int | None = None) -> Job | None:
+        """The next due job (of ``parent_id``'s parts only, if given), now ours."""
         now = utcnow()
         claimable = or_(
             (Job.status == QUEUED) & (Job.run_at <= now),
             (Job.status == RUNNING) & (Job.locked_until < now),  # its worker died: resume it
         )
+        if parent_id is not None:
+            claimable = claimable & (Job.parent_id == parent_id)
         with self.database.unit_of_work() as session:
             stmt = select(Job).where(claimable).order_by(Job.run_at, Job.id).limit(1)
             if not self.database.is_sqlite:

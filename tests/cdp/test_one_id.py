@@ -4,11 +4,13 @@ lose to newer ones, and a merge can be undone exactly."""
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
 
-from kehu.cdp import schemas, service
+from kehu.cdp import imports, schemas, service
+from kehu.cdp.identity import process_messages, trait_time
 from kehu.cdp.models import Event, Identity, Merge, Profile
 from kehu.core.errors import Conflict
 from tests.factories.cdp import basic, call, process
@@ -200,3 +202,60 @@ def test_a_merge_inside_one_batch_keeps_what_comes_before_and_after_it(client, w
     assert Counter(session.scalars(select(Event.profile_id))) == {survivor.id: 4,
                                                                  next(p.id for p in profiles if p.city == "宁波"): 1}
     assert session.scalars(select(Merge)).one().winner_id == survivor.id
+
+
+def _imported(number: int, row: dict[str, str], ts: str) -> dict:  # type: ignore[type-arg]
+    """A row of a profile file as the import makes it into a call."""
+    mapping = {"姓名": "name", "手机": "mobile", "邮箱": "email", "性别": "gender", "生日": "birthday",
+               "城市": "city", "爱好": "attribute:hobby"}
+    return imports.row_to_message(1, number, row, {h: t for h, t in mapping.items() if h in row}, "f.csv",
+                                  ts=datetime.fromisoformat(ts))
+
+
+def test_a_new_person_from_an_import_is_the_profile_the_resolver_would_make(web_source, session):
+    """A row whose identities are new skips the resolver; the row beside it, sharing a mobile with another,
+    goes through it. Both profiles hold the same values and times."""
+    source, _ = web_source
+    row = {"姓名": " 欧阳 娜娜 ", "性别": "女", "生日": "1990-02-03", "城市": "上海", "爱好": "越野"}
+    messages = [_imported(2, {**row, "手机": "13800000001", "邮箱": "a@example.com"}, "2026-05-01T08:00:00+00:00"),
+                _imported(3, {**row, "手机": "13800000002", "邮箱": "b@example.com"}, "2026-05-01T08:00:00+00:00"),
+                _imported(4, {"手机": "13800000002"}, "2026-04-01T08:00:00+00:00")]  # the same person, earlier
+    stats = process_messages(session, source, messages, received_at=datetime.now(UTC), unique_message_ids=True)
+    session.commit()
+    assert stats.profiles_created == 2 and stats.events == 3
+    by_mobile = {p.mobile: p for p in live_profiles(session)}
+    fast, slow = by_mobile["+8613800000001"], by_mobile["+8613800000002"]
+    assert fast.trait_times == {"*": {"ts": "2026-05-01T08:00:00+00:00", "src": source.id}}
+    assert "*" not in slow.trait_times
+    columns = ("name", "name_pinyin", "gender", "birthday", "city", "province", "attributes", "lifecycle_stage",
+               "source", "unit_id", "owner_id", "first_seen_at", "last_seen_at")
+    assert [getattr(fast, c) for c in columns[:-2]] == [getattr(slow, c) for c in columns[:-2]]
+    assert (fast.name, fast.name_pinyin, fast.attributes) == ("欧阳娜娜", "ouyangnana", {"hobby": "越野"})
+    assert fast.first_seen_at.isoformat() == "2026-05-01T08:00:00+00:00"
+    assert slow.first_seen_at.isoformat() == "2026-04-01T08:00:00+00:00"  # the earlier row's moment
+    for key in ("name", "gender", "birthday", "city", "mobile", "email", "hobby"):
+        assert trait_time(fast, fast.trait_times, key) == trait_time(slow, slow.trait_times, key), key
+    assert trait_time(fast, fast.trait_times, "province") == {}  # never set: any call may set it
+
+
+def test_traits_an_import_gave_together_lose_only_to_newer_calls(client, web_source, session, clean_database):
+    source, key = web_source
+    process_messages(session, source, [_imported(2, {"姓名": "王五", "手机": "13800000009"},
+                                                 "2026-06-01T00:00:00+00:00")],
+                     received_at=datetime.now(UTC), unique_message_ids=True)
+    session.commit()
+    # older than the import: the name stays, the city (which the file did not give) is taken
+    send(client, key, call("identify", userId="w5", traits={"phone": "13800000009", "name": "老王", "city": "上海"},
+                           timestamp="2026-01-01T00:00:00Z"))
+    process(clean_database)
+    profile = live_profiles(session)[0]
+    assert (profile.name, profile.city) == ("王五", "上海")
+    send(client, key, call("identify", userId="w5", traits={"name": "王小五", "city": "杭州"},
+                           timestamp="2026-03-01T00:00:00Z"))
+    process(clean_database)
+    profile = live_profiles(session)[0]
+    assert (profile.name, profile.city) == ("王五", "杭州")  # the name is June's, the city January's
+    send(client, key, call("identify", userId="w5", traits={"name": "王小五"}, timestamp="2026-07-01T00:00:00Z"))
+    process(clean_database)
+    profile = live_profiles(session)[0]
+    assert profile.name == "王小五" and profile.trait_times["name"]["ts"].startswith("2026-07-01")
