@@ -3,7 +3,7 @@ against two COPY baselines measured in the same run:
 
 - ``copy_file``: the raw file into a table of text columns (what the database can swallow unparsed);
 - ``copy_output``: exactly the rows the import wrote (profiles, identities, events), copied into empty twins
-  of those tables with the same indexes and the identities' foreign key. No import that stores these rows
+  of those tables with the same indexes. No import that stores these rows
   can beat it, so ``ratio_to_output`` says how much of the time is kehu's own work."""
 
 from __future__ import annotations
@@ -94,7 +94,6 @@ def copy_output_rate(url: str, org_id: int, rows: int) -> float | None:
             dumps[table] = buffer.getvalue()
             cursor.execute(f"DROP TABLE IF EXISTS twin_{table}; CREATE TABLE twin_{table} "
                            f"(LIKE {table} INCLUDING DEFAULTS INCLUDING INDEXES INCLUDING CONSTRAINTS)")
-        cursor.execute("ALTER TABLE twin_identities ADD FOREIGN KEY (profile_id) REFERENCES twin_profiles (id)")
         raw.commit()
         started = time.perf_counter()
         for table in OUTPUT_TABLES:
@@ -171,7 +170,7 @@ def run(database_url: str | None = None, size: int | None = None, worker_process
                      "copy_output_rows_per_s": round(floor) if floor else None},
         "ratio": round(rate / baseline, 3) if baseline else None,
         "ratio_to_output": round(rate / floor, 3) if floor else None,
-        "pass": bool(rate >= TARGET_ROWS_PER_S and accepted + rejected == size == profiles),
+        "pass": bool(rate >= TARGET_ROWS_PER_S and accepted + rejected == size and status == "done"),
         "criteria": f">= {TARGET_ROWS_PER_S} rows/s with validation and One ID; every row accepted or reported",
         "machine": machine(url),
     }

@@ -13,7 +13,7 @@ import hashlib
 import io
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,11 +23,11 @@ from sqlalchemy.orm import Session
 
 from kehu.cdp import normalise
 from kehu.cdp.fields import coerce, definitions
-from kehu.cdp.identity import LIFECYCLE_STAGES, process_messages
+from kehu.cdp.identity import IDENTITY_TRAITS, LIFECYCLE_STAGES, process_messages
 from kehu.cdp.identity_rules import DEFAULT_RULES
 from kehu.cdp.models import ImportRejection, ImportRun, Order, Source
 from kehu.core import audit, jobs
-from kehu.core.db import lost_a_race, one_of, refresh_statistics, utcnow
+from kehu.core.db import commit_without_waiting_for_disk, lost_a_race, one_of, refresh_statistics, utcnow
 from kehu.core.errors import Conflict, FieldError, PayloadTooLarge, ValidationFailed, invalid
 from kehu.core.pagination import Page, keyset_page
 from kehu.tenancy.access import Principal, get_scoped, require_row, scope, writable_units
@@ -322,38 +322,71 @@ def row_to_message(run_id: int, number: int, row: dict[str, str], mapping: dict[
                    ) -> dict[str, Any]:
     """An identify call built from one row (stamped ``ts``, by default now), or RowRejected naming every
     problem of the row."""
-    traits: dict[str, Any] = {}
-    user_id: str | None = None
-    problems: list[Problem] = []
-    for header, target in mapping.items():
-        value = (row.get(header) or "").strip()
-        if not target or not value:
-            continue
-        try:
-            if target in ORDER_CUSTOMER_FIELDS or target.startswith("identity:"):
-                user_id = _customer_value(target, value, traits) or user_id
-            elif target == "gender":
-                traits["gender"] = normalise.gender(value)
-            elif target == "birthday":
-                traits["birthday"] = normalise.birthday(value).isoformat()
-            elif target == "lifecycle_stage":
-                if value not in LIFECYCLE_STAGES:
-                    raise normalise.InvalidValue("stage_unknown", value=value, allowed=", ".join(LIFECYCLE_STAGES))
-                traits["lifecycle_stage"] = value
-            elif target in ("province", "city"):
-                traits[target] = value[:60]
-            elif target.startswith("attribute:"):
-                key = target.split(":", 1)[1]
-                traits[key] = coerce(defined[key], value) if defined and key in defined else value
-        except normalise.InvalidValue as error:
-            problems.append(Problem(header, error))
-    if not problems and not user_id and not any(k in traits for k in ("phone", "email", *IDENTITY_KINDS)):
-        problems.append(Problem("", normalise.InvalidValue("no_identity")))
-    if problems:
-        raise RowRejected(problems)
-    return _call("identify", f"import-{run_id}-{number}", "import", user_id=user_id, traits=traits,
-                 properties={"import_id": run_id, "row": number, "file": filename}, ts=ts or utcnow(),
-                 normalised=True)
+    return RowReader(mapping, defined).message(run_id, number, row, filename, ts or utcnow())
+
+
+Put = Callable[[str, dict[str, Any]], str | None]  # checks a value, puts it into traits; a user id it returns
+
+
+def _put(target: str, defined: dict[str, Any] | None) -> Put:
+    """What one mapped column does with its value."""
+    if target in ORDER_CUSTOMER_FIELDS or target.startswith("identity:"):
+        return lambda value, traits: _customer_value(target, value, traits)
+    if target == "gender":
+        return lambda value, traits: traits.__setitem__("gender", normalise.gender(value))
+    if target == "birthday":
+        return lambda value, traits: traits.__setitem__("birthday", normalise.birthday(value).isoformat())
+    if target == "lifecycle_stage":
+        def stage(value: str, traits: dict[str, Any]) -> None:
+            if value not in LIFECYCLE_STAGES:
+                raise normalise.InvalidValue("stage_unknown", value=value, allowed=", ".join(LIFECYCLE_STAGES))
+            traits["lifecycle_stage"] = value
+        return stage
+    if target in ("province", "city"):
+        return lambda value, traits: traits.__setitem__(target, value[:60])
+    key = target.split(":", 1)[1]
+    field = (defined or {}).get(key)
+    if field is not None:
+        return lambda value, traits: traits.__setitem__(key, coerce(field, value))
+    return lambda value, traits: traits.__setitem__(key, value)
+
+
+_IDENTIFYING_TRAITS = frozenset(("phone", "email", *IDENTITY_KINDS))
+
+
+class RowReader:
+    """A file's column mapping made once into what each column does, then applied to every row."""
+
+    def __init__(self, mapping: dict[str, str], defined: dict[str, Any] | None = None) -> None:
+        self.columns = [(header, _put(target, defined)) for header, target in mapping.items() if target]
+        # the traits that carry identities, in the order One ID reads them (the call lists its identities)
+        puts = {"phone" if t == "mobile" else t.split(":", 1)[-1] for t in mapping.values() if t}
+        self.identity_traits = [(trait, kind) for trait, kind in IDENTITY_TRAITS.items() if trait in puts]
+
+    def message(self, run_id: int, number: int, row: dict[str, str], filename: str, ts: datetime
+                ) -> dict[str, Any]:
+        """The row's identify call, or RowRejected naming every problem of the row."""
+        traits: dict[str, Any] = {}
+        user_id: str | None = None
+        problems: list[Problem] = []
+        for header, put in self.columns:
+            value = row.get(header)
+            if not value or not (value := value.strip()):
+                continue
+            try:
+                user_id = put(value, traits) or user_id
+            except normalise.InvalidValue as error:
+                problems.append(Problem(header, error))
+        if not problems and not user_id and _IDENTIFYING_TRAITS.isdisjoint(traits):
+            problems.append(Problem("", normalise.InvalidValue("no_identity")))
+        if problems:
+            raise RowRejected(problems)
+        identities = [("user_id", user_id)] if user_id else []
+        identities += [(kind, traits[trait]) for trait, kind in self.identity_traits if trait in traits]
+        return {"type": "identify", "message_id": f"import-{run_id}-{number}", "user_id": user_id,
+                "anonymous_id": None, "previous_id": None, "group_id": None, "event": "import", "traits": traits,
+                "group_traits": {}, "properties": {"import_id": run_id, "row": number, "file": filename},
+                "context": {}, "ts": ts.isoformat(), "normalised": True, "identities": identities}
 
 
 def _call(kind: str, message_id: str, event: str, *, user_id: str | None, traits: dict[str, Any],
@@ -669,10 +702,11 @@ def _import_chunk(session: Session, run: ImportRun, source: Source, chunk: list[
     reasons), in the caller's transaction. Row n is stamped ``started`` + n µs: the file's order decides
     between two rows of one person whichever worker stores which first."""
     messages, rejected = [], []
+    reader = RowReader(run.mapping, defined)
+    run_id, filename = run.id, run.filename
     for number, row in chunk:
         try:
-            messages.append(row_to_message(run.id, number, row, run.mapping, run.filename, defined,
-                                           ts=started + timedelta(microseconds=number)))
+            messages.append(reader.message(run_id, number, row, filename, started + timedelta(microseconds=number)))
         except RowRejected as error:
             rejected.append(ImportRejection(import_id=run.id, row_number=number, reason=str(error)[:2000],
                                             problems=error.as_json(), row=row))
@@ -751,6 +785,7 @@ def _run_import_part(ctx: jobs.JobContext) -> dict[str, Any]:
     defined = definitions(session, run.org_id)
     for attempt in range(1, 6):
         try:
+            commit_without_waiting_for_disk(session)
             outcome = _import_chunk(session, run, source, chunk, defined, datetime.fromisoformat(part["started"]))
             _count(session, run.id, outcome)
             result = {"rows": len(chunk), "accepted": outcome.accepted, "rejected": outcome.rejected}

@@ -97,10 +97,11 @@ class Identity(IdMixin, Base):
     )
 
     org_id: Mapped[int] = mapped_column(BigId)
-    profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id"))
+    # No foreign key, as on events: identities are written at ingestion's pace (one to three per new person)
+    # and the key's check per row cost half of writing one. Only the resolver creates them, with or after
+    # their profile in the same transaction, and profiles are never deleted (a merge leaves a tombstone).
+    profile_id: Mapped[int] = mapped_column(BigId)
     kind: Mapped[str] = mapped_column(String(40))
-    # Set on new identities so one flush inserts a new profile and its identities together.
-    profile: Mapped[Profile] = relationship(lazy="raise_on_sql")
     value: Mapped[str] = mapped_column(String(254))
     source_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)

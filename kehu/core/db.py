@@ -407,6 +407,14 @@ def one_of(column: Any, values: list[Any], dialect_name: str) -> Any:
     return column.in_(values)
 
 
+def commit_without_waiting_for_disk(session: Session) -> None:
+    """Let this transaction's commit return before its WAL reaches the disk (PostgreSQL; SQLite ignores it).
+    Only for work committed together with its job checkpoint: a server crash can then lose the transaction
+    only whole, checkpoint included, and the job does that work again — nothing half done, nothing lost."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().exec_driver_sql("SET LOCAL synchronous_commit = off")
+
+
 def refresh_statistics(session: Session, table_names: list[str]) -> list[str]:
     """ANALYZE those of ``table_names`` that changed by more than their size since the planner last looked
     (or that it never looked at). Bulk writers call this between chunks: a table that grew from nothing to

@@ -1,5 +1,5 @@
 """Jobs in parts (an import cut for several workers); profiles lose the mobile and e-mail indexes (identities
-find people by them)
+find people by them); identities lose their foreign key to profiles (as events have none)
 
 Revision ID: 0021
 Revises: 0020
@@ -27,9 +27,15 @@ def upgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_profiles_org_email'))
         batch_op.drop_index(batch_op.f('ix_profiles_org_mobile'))
 
+    with op.batch_alter_table('identities', schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f('fk_identities_profile_id_profiles'), type_='foreignkey')
+
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('identities', schema=None) as batch_op:
+        batch_op.create_foreign_key(batch_op.f('fk_identities_profile_id_profiles'), 'profiles', ['profile_id'], ['id'])
+
     with op.batch_alter_table('profiles', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_profiles_org_mobile'), ['org_id', 'mobile'], unique=False)
         batch_op.create_index(batch_op.f('ix_profiles_org_email'), ['org_id', 'email'], unique=False)

@@ -8,12 +8,14 @@ import io
 import itertools
 import threading
 import time
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
 
 from kehu.app import make_worker
 from kehu.cdp import imports
+from kehu.cdp.identity import message_identities
 from kehu.cdp.models import ImportRejection, ImportRun, Profile
 from kehu.core.jobs import Job, Worker
 
@@ -260,3 +262,15 @@ def test_two_workers_share_the_parts_and_a_person_in_both_is_one_profile(client,
     parts = list(session.scalars(select(Job).where(Job.parent_id == done["job_id"])))
     # the part that lost started again at once, inside its job: no failed attempt, no back-off
     assert len(parts) == 2 and {(p.status, p.attempts) for p in parts} == {("succeeded", 1)}
+
+
+def test_a_row_lists_its_identities_as_one_id_would_read_them():
+    mapping = {"会员号": "identity:user_id", "车架号": "identity:vin", "邮箱": "email", "手机": "mobile",
+               "openid": "identity:wechat_openid", "姓名": "name"}
+    row = {"会员号": "M-1", "车架号": "LSVAA4182E2123456", "邮箱": "A@Example.com", "手机": "138 1234 5678",
+           "openid": "o-1", "姓名": "张伟"}
+    message = imports.RowReader(mapping).message(1, 2, row, "f.csv", datetime.now(UTC))
+    read = message_identities({k: v for k, v in message.items() if k != "identities"})
+    assert message["identities"] == read[0] == [("user_id", "M-1"), ("mobile", "+8613812345678"),
+                                                ("email", "a@example.com"), ("wechat_openid", "o-1"),
+                                                ("vin", "LSVAA4182E2123456")]
