@@ -336,8 +336,9 @@ def generate(
     processes: Annotated[int | None, typer.Option(help="Writer processes on PostgreSQL (default: one per "
                                                        "core; SQLite always uses one)", min=1)] = None,
 ) -> None:
-    """Add synthetic customers at scale (profiles, identities, three years of events, orders, vehicles),
-    written in bulk — for benchmarks and load tests."""
+    """Add synthetic customers at scale (profiles, identities, three years of events, orders, vehicles, leads
+    and deals), written in bulk — for benchmarks and load tests. On PostgreSQL a load that more than doubles
+    the events builds their indexes afterwards: run it while nothing else writes events."""
     from pathlib import Path
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -367,8 +368,35 @@ def generate(
     console.print(f"{made.customers:,} customers as {made.profiles:,} profiles, {made.identities:,} identities, "
                   f"{made.events:,} events, {made.orders:,} orders, {made.vehicles:,} vehicles in "
                   f"{made.seconds:.0f} s.")
+    console.print(f"Sales: {made.leads:,} leads, {made.opportunities:,} deals.")
     if truth:
-        console.print(f"Ground truth (profile_id,person): {truth}")
+        console.print(f"Ground truth (profile_id,person): {truth} — score One ID with "
+                      f"`kehu score-identities --truth {truth}`")
+
+
+@app.command("score-identities")
+def score_identities(
+    truth: Annotated[str, typer.Option(help="The ground truth: profile_id,person lines (kehu generate --truth)")],
+    org: Annotated[str, typer.Option(help="Organisation slug")] = "demo",
+    json_: Annotated[bool, typer.Option("--json", help="Print the figures as JSON")] = False,
+) -> None:
+    """How well One ID found the people behind the records: pairwise precision, recall and F1."""
+    import json
+    from pathlib import Path
+
+    from kehu.cdp.resolution_quality import read_truth, score_resolution
+
+    database = _ready_database()
+    with _reporting_errors(), database.unit_of_work() as session:
+        system, _ = _org_and_unit(session, org, None)
+        with Path(truth).open(encoding="utf-8") as file:
+            score = score_resolution(session, system.org_id, read_truth(file))
+    figures = score.as_dict()
+    if json_:
+        console.print_json(json.dumps(figures))
+        return
+    for name, value in figures.items():
+        console.print(f"{name:>16}  {'—' if value is None else value}")
 
 
 @app.command()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 
@@ -42,6 +44,13 @@ def test_demo_is_idempotent_and_users_and_sources_can_be_created(database_url, c
     assert "8 dealers added" in generated.stdout and "40 customers as" in generated.stdout
     truth = (tmp_path / "truth.csv").read_text().splitlines()
     assert truth[0] == "profile_id,person" and len(truth) > 41
+    assert re.search(r"Sales: \d+ leads, \d+ deals", generated.stdout)
+    scored = kehu(database_url, tmp_path, "score-identities", "--truth", str(tmp_path / "truth.csv"), "--json")
+    assert scored.returncode == 0, scored.stdout + scored.stderr
+    figures = json.loads(scored.stdout)
+    # the duplicates share no identity: One ID (exact matching) merges none of them yet
+    assert figures["records"] == len(truth) - 1 and figures["people"] == 40 and figures["true_pairs"] > 0
+    assert (figures["found_pairs"], figures["recall"], figures["f1"]) == (0, 0.0, 0.0)
     repeated = kehu(database_url, tmp_path, "generate", "--customers", "40", "--seed", "9")
     assert repeated.returncode == 1 and "seed 9 already" in repeated.stdout
 

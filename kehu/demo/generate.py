@@ -11,27 +11,39 @@ from __future__ import annotations
 
 import base64
 import bisect
+import contextlib
 import hashlib
 import itertools
 import multiprocessing
 import os
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TextIO
 
-from sqlalchemy import select
+from sqlalchemy import UniqueConstraint, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.schema import AddConstraint, DropConstraint
 
 from kehu.cdp import normalise, schemas, service
 from kehu.cdp.models import Event, Identity, Order, OrderLine, Product, Profile, Source, Vehicle
 from kehu.core.db import Database, copy_rows, insert_returning_ids, one_of, refresh_statistics, utcnow
 from kehu.core.errors import Conflict
 from kehu.demo.customers import MAIL_DOMAINS, MODELS, _person, vin
+from kehu.sales import opportunities
+from kehu.sales.models import (
+    Lead,
+    LeadChange,
+    LeadCursor,
+    Opportunity,
+    OpportunityChange,
+    OpportunityLine,
+    PipelineStage,
+)
 from kehu.tenancy import service as tenancy_service
 from kehu.tenancy.models import BusinessUnit, Role, User
 
@@ -56,6 +68,8 @@ class Generated:
     events: int = 0
     orders: int = 0
     vehicles: int = 0
+    leads: int = 0
+    opportunities: int = 0
     seconds: float = 0.0
     by_table: dict[str, int] = field(default_factory=dict)
 
@@ -111,7 +125,7 @@ def generate(database: Database, org_id: int, *, customers: int, events_per_cust
         processes = os.cpu_count() or 1
 
     def take(part: Generated, lines: list[str], size: int) -> None:
-        for name in ("profiles", "identities", "events", "orders", "vehicles"):
+        for name in ("profiles", "identities", "events", "orders", "vehicles", "leads", "opportunities"):
             setattr(out, name, getattr(out, name) + getattr(part, name))
         out.customers += size
         if truth is not None:
@@ -119,19 +133,72 @@ def generate(database: Database, org_id: int, *, customers: int, events_per_cust
         if progress:
             progress(size)
 
-    if processes <= 1 or len(chunks) == 1:
-        for index, first, size in chunks:
-            take(*_run_chunk(database, plan, index, first, size), size)
-    else:
-        url = database.url
-        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no engine or socket inherited
-        with ProcessPoolExecutor(processes, mp_context=context) as pool:
-            futures = {pool.submit(_chunk_in_process, url, plan, index, first, size): size
-                       for index, first, size in chunks}
-            for future in as_completed(futures):
-                take(*future.result(), futures[future])
+    # A load that more than doubles the events builds their lookup indexes afterwards, sorted, in one go:
+    # kept up row by row, their random inserts into indexes far bigger than memory dominated past a few
+    # million events (what pg_restore does for the same reason).
+    aside = not database.is_sqlite and customers * events_per_customer > _row_estimate(database, "events")
+    with _indexes_set_aside(database, Event.__table__) if aside else contextlib.nullcontext():
+        if processes <= 1 or len(chunks) == 1:
+            for index, first, size in chunks:
+                take(*_run_chunk(database, plan, index, first, size), size)
+        else:
+            url = database.url
+            context = multiprocessing.get_context("spawn")  # a fresh interpreter: no engine or socket inherited
+            with ProcessPoolExecutor(processes, mp_context=context) as pool:
+                futures = {pool.submit(_chunk_in_process, url, plan, index, first, size): size
+                           for index, first, size in chunks}
+                for future in as_completed(futures):
+                    take(*future.result(), futures[future])
+    with database.unit_of_work() as session:
+        # The lead rules must not read the generated history again: its leads are written already.
+        latest = session.scalar(select(func.max(Event.id)).where(Event.org_id == org_id)) or 0
+        session.execute(update(LeadCursor).where(LeadCursor.org_id == org_id, LeadCursor.last_event_id < latest)
+                        .values(last_event_id=latest))
     out.seconds = time.perf_counter() - started
     return out
+
+
+def _row_estimate(database: Database, table: str) -> int:
+    with database.engine.connect() as connection:
+        return int(connection.exec_driver_sql(
+            f"SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE relname = '{table}'").scalar() or 0)
+
+
+@contextlib.contextmanager
+def _indexes_set_aside(database: Database, table: Any) -> Iterator[None]:
+    """Drop ``table``'s secondary indexes and unique constraints for a bulk load of rows that are unique by
+    construction, and build them again afterwards (also after a failed load, and first of all, should an
+    earlier load have been killed before it could)."""
+    indexes = list(table.indexes)
+    uniques = [c for c in table.constraints if isinstance(c, UniqueConstraint)]
+
+    def restore() -> None:
+        with database.engine.connect() as connection:
+            # a sorted build per index, with memory for it and the server's parallel workers
+            connection.exec_driver_sql("SET maintenance_work_mem = '1GB'")
+            connection.exec_driver_sql("SET max_parallel_maintenance_workers = 2")
+            present = set(connection.exec_driver_sql(
+                f"SELECT indexname FROM pg_indexes WHERE tablename = '{table.name}'").scalars())
+            for index in indexes:
+                if index.name not in present:
+                    index.create(connection)
+            for unique in uniques:
+                if unique.name not in present:
+                    connection.execute(AddConstraint(unique))
+            connection.exec_driver_sql(f'ANALYZE "{table.name}"')
+            connection.commit()
+
+    restore()
+    with database.engine.connect() as connection:
+        for unique in uniques:
+            connection.execute(DropConstraint(unique))
+        for index in indexes:
+            connection.exec_driver_sql(f'DROP INDEX "{index.name}"')
+        connection.commit()
+    try:
+        yield
+    finally:
+        restore()
 
 
 @dataclass(frozen=True)
@@ -181,6 +248,8 @@ class _Context:
     app: int
     showroom: dict[int, int]
     products: dict[str, int]
+    pipeline_id: int
+    stages: list[tuple[int, int]]  # the default pipeline's (stage id, probability), first to won
     duplicate_share: float = 0.0
 
     @classmethod
@@ -220,7 +289,10 @@ class _Context:
                 session.add(product)
                 session.flush()
             products[model] = product.id
-        return cls(org_id, seed, dealers, consultants, web, app, showroom, products)
+        pipeline = opportunities.default_pipeline(session, org_id)
+        stages = [(stage.id, stage.probability) for stage in session.scalars(
+            select(PipelineStage).where(PipelineStage.pipeline_id == pipeline.id).order_by(PipelineStage.position))]
+        return cls(org_id, seed, dealers, consultants, web, app, showroom, products, pipeline.id, stages)
 
 
 # Deliberate duplicates: the same person met at another touchpoint, written down differently.
@@ -407,6 +479,9 @@ def _chunk(session: Session, ctx: _Context, rng: random.Random, size: int, *, be
                                  "purchased_at": (ordered + timedelta(days=20)).date(), "created_at": ordered,
                                  "updated_at": ordered})
     copy_rows(session, Event, events)
+    out.leads, out.opportunities = _sales(session, ctx, rng, [  # a person's first record met the dealer
+        (profile_id, person) for profile_id, person in zip(profile_ids, people, strict=True) if person.record % 4 == 0],
+        now=now)
     order_ids = insert_returning_ids(session, Order.__table__, orders)
     copy_rows(session, OrderLine, [{"order_id": order_id, "product_id": ctx.products[model], "sku": model,
                                     "name": model, "quantity": 1, "unit_price": order["total"]}
@@ -417,6 +492,98 @@ def _chunk(session: Session, ctx: _Context, rng: random.Random, size: int, *, be
     out.orders += len(orders)
     out.vehicles += len(vehicles)
     return truth
+
+
+# How far the sales history of a person at each life-cycle stage got: lead statuses for those still in
+# the lead stage; everyone further along converted their lead into a deal.
+OPEN_LEAD_STATUSES = (("sal", 40), ("sql", 30), ("recycled", 10), ("disqualified", 20))
+LOST_REASONS = ("price", "competitor", "no_budget", "timing")
+
+
+def _sales(session: Session, ctx: _Context, rng: random.Random, people: list[tuple[int, _Person]], *,
+           now: datetime) -> tuple[int, int]:
+    """Leads and deals consistent with each person's events: the first test-drive booking made the lead
+    (the demo's lead rule), the dealer's consultant took it within the hour and called within a day; people
+    who went on to quote and buy converted it into a deal, won at the order, or still open or lost."""
+    leads, changes, deals, deal_people = [], [], [], []
+    for profile_id, person in people:
+        if person.stage == "prospect":
+            continue  # no funnel events, no lead
+        at = person.stamps[len(person.stamps) // 3]  # the booking (see the funnel in _chunk)
+        assigned = at + timedelta(minutes=rng.randint(2, 50))
+        contacted = assigned + timedelta(minutes=rng.randint(10, 36 * 60)) if rng.random() < 0.93 else None
+        if person.stage == "lead":
+            status = rng.choices([s for s, _ in OPEN_LEAD_STATUSES], [w for _, w in OPEN_LEAD_STATUSES])[0]
+        else:
+            status = "converted"
+        changed = min(now, max(contacted or assigned, assigned) + timedelta(days=rng.randint(1, 20)))
+        leads.append({
+            "org_id": ctx.org_id, "unit_id": person.dealer.id, "owner_id": person.owner, "profile_id": profile_id,
+            "status": status, "source": "web", "source_event": "test_drive_booked", "model_interest": person.model,
+            "note": "", "score": rng.randint(10, 90), "inquiries": rng.choice((1, 1, 1, 2, 3)),
+            "first_inquiry_at": at, "last_inquiry_at": at, "status_changed_at": changed, "assigned_at": assigned,
+            "first_contact_due_at": assigned + timedelta(hours=24), "first_contacted_at": contacted,
+            "escalated_at": assigned + timedelta(hours=24) if contacted is None and at < now - timedelta(days=1)
+            else None, "disqualify_reason": "not_interested" if status == "disqualified" else None,
+            "created_by_id": None, "created_at": at, "updated_at": changed})
+        if status == "converted":
+            deal_people.append((len(leads) - 1, profile_id, person, changed))
+    lead_ids = insert_returning_ids(session, Lead.__table__, leads)
+    for lead_id, lead in zip(lead_ids, leads, strict=True):
+        base = {"org_id": ctx.org_id, "lead_id": lead_id, "profile_id": lead["profile_id"], "reason": "",
+                "actor_id": None, "actor": "", "unit_id": None, "owner_id": None}
+        changes.append({**base, "kind": "created", "from_status": None, "to_status": "inquiry",
+                        "at": lead["first_inquiry_at"]})
+        changes.append({**base, "kind": "assigned", "from_status": None, "to_status": None,
+                        "unit_id": lead["unit_id"], "owner_id": lead["owner_id"], "at": lead["assigned_at"]})
+        if lead["first_contacted_at"]:
+            changes.append({**base, "kind": "contacted", "from_status": None, "to_status": None,
+                            "at": lead["first_contacted_at"]})
+        changes.append({**base, "kind": "status", "from_status": "inquiry", "to_status": lead["status"],
+                        "at": lead["status_changed_at"]})
+    copy_rows(session, LeadChange, changes)
+
+    stage_ids = [stage_id for stage_id, _ in ctx.stages]
+    probability = dict(ctx.stages)
+    history = []
+    for index, profile_id, person, opened in deal_people:
+        won = person.stage in ("customer", "owner")
+        ordered = person.stamps[min(len(person.stamps) // 3 + len(FUNNEL), len(person.stamps) - 1)]
+        if won:
+            stage, status, closed = stage_ids[-1], "won", max(ordered, opened)
+        elif rng.random() < 0.2:
+            stage, status, closed = rng.choice(stage_ids[1:5]), "lost", min(now, opened + timedelta(days=30))
+        else:
+            stage, status, closed = rng.choice(stage_ids[:-1]), "open", None
+        entered = closed or min(now, opened + timedelta(days=rng.randint(0, 25)))
+        deals.append({
+            "org_id": ctx.org_id, "unit_id": person.dealer.id, "owner_id": person.owner,
+            "title": f"{person.model} · {person.dealer.city}", "profile_id": profile_id, "account_id": None,
+            "distributor_account_id": None, "partner_account_id": None, "lead_id": lead_ids[index],
+            "pipeline_id": ctx.pipeline_id, "stage_id": stage, "status": status,
+            "probability": 100 if won else 0 if status == "lost" else probability[stage],
+            "amount": Decimal(person.price), "currency": "CNY",
+            "expected_close_on": (closed or opened + timedelta(days=rng.randint(20, 90))).date(),
+            "sales_method": "direct", "source": "web", "influence": None, "competitors": [], "description": "",
+            "stage_entered_at": entered, "closed_at": closed,
+            "close_reason": rng.choice(LOST_REASONS) if status == "lost" else None, "close_note": "",
+            "created_by_id": None, "created_at": opened, "updated_at": entered})
+    deal_ids = insert_returning_ids(session, Opportunity.__table__, deals)
+    for deal_id, deal in zip(deal_ids, deals, strict=True):
+        base = {"org_id": ctx.org_id, "opportunity_id": deal_id, "amount": deal["amount"], "unit_id": deal["unit_id"],
+                "owner_id": deal["owner_id"], "reason": "", "actor_id": None, "actor": ""}
+        history.append({**base, "kind": "created", "from_stage_id": None, "to_stage_id": stage_ids[0],
+                        "status": "open", "probability": probability[stage_ids[0]], "at": deal["created_at"]})
+        if deal["stage_id"] != stage_ids[0] or deal["status"] != "open":
+            kind = {"won": "won", "lost": "lost"}.get(deal["status"], "stage")
+            history.append({**base, "kind": kind, "from_stage_id": stage_ids[0], "to_stage_id": deal["stage_id"],
+                            "status": deal["status"], "probability": deal["probability"],
+                            "at": deal["stage_entered_at"]})
+    copy_rows(session, OpportunityChange, history)
+    copy_rows(session, OpportunityLine, [{"opportunity_id": deal_id, "product_id": ctx.products[person.model],
+                                          "name": person.model, "quantity": 1, "unit_price": Decimal(person.price)}
+                                         for deal_id, (_, _, person, _) in zip(deal_ids, deal_people, strict=True)])
+    return len(leads), len(deals)
 
 
 def _avoid_taken_mobiles(session: Session, ctx: _Context, people: list[_Person], profiles: list[dict]) -> None:

@@ -17,6 +17,11 @@ from kehu.cdp.models import Event, Identity, Order, OrderLine, Profile, Vehicle
 from kehu.core.errors import Conflict
 from kehu.demo.generate import generate, noisy_name
 from kehu.demo.seed import seed_demo
+from kehu.sales import opportunities
+from kehu.sales import schemas as sales_schemas
+from kehu.sales import service as sales_service
+from kehu.sales.models import Lead, Opportunity, OpportunityChange
+from kehu.sales.service import leads_from_events
 from kehu.tenancy import service as tenancy_service
 
 
@@ -61,6 +66,43 @@ def test_generated_customers_are_whole_and_scoped(clean_database, session, demo_
         generate(clean_database, demo_org, customers=10, seed=3)
     again = generate(clean_database, demo_org, customers=10, events_per_customer=5, seed=4, duplicate_share=0)
     assert again.customers == 10 and count(session, Profile) == 310
+
+
+def test_generated_leads_and_deals_follow_each_persons_events(clean_database, session, demo_org):
+    """A person who booked a test drive has a lead made at that moment, placed at their dealer with its
+    consultant; those who went on to buy converted it into a deal won at the order; the lead rules do not
+    read the generated history again; a salesperson's pipeline holds their own deals only."""
+    sales_service.save_rule(session, tenancy_service.system_principal(session, demo_org),
+                            sales_schemas.LeadRuleIn(event="test_drive_booked", source="web"))  # as the demo has
+    session.commit()
+    before = count(session, Lead)
+    made = generate(clean_database, demo_org, customers=400, events_per_customer=12, seed=5, duplicate_share=0)
+    session.expire_all()
+    leads = list(session.scalars(select(Lead).where(Lead.source_event == "test_drive_booked",
+                                                    Lead.first_inquiry_at.is_not(None)).order_by(Lead.id)))[before:]
+    assert 200 < len(leads) < 400
+    bookings = {(p, ts) for p, ts in session.execute(select(Event.profile_id, Event.ts).where(
+        Event.event == "test_drive_booked"))}
+    assert all((lead.profile_id, lead.first_inquiry_at) in bookings for lead in leads)
+    profiles = {p.id: p for p in session.scalars(select(Profile))}
+    assert all(lead.unit_id == profiles[lead.profile_id].unit_id and lead.owner_id == profiles[lead.profile_id]
+               .owner_id and lead.assigned_at >= lead.first_inquiry_at for lead in leads)
+    deals = {d.lead_id: d for d in session.scalars(select(Opportunity).where(
+        Opportunity.lead_id.in_([lead.id for lead in leads])))}
+    converted = [lead for lead in leads if lead.status == "converted"]
+    assert converted and set(deals) == {lead.id for lead in converted}
+    buyers = set(session.scalars(select(Order.profile_id)))
+    won = {d.profile_id for d in deals.values() if d.status == "won"}
+    assert won == buyers & {lead.profile_id for lead in converted} and won
+    assert all(d.closed_at >= d.created_at for d in deals.values() if d.closed_at)
+    assert count(session, OpportunityChange) >= len(deals) and made.customers == 400
+    # the lead rules start after the generated events: nothing is made twice
+    leads_from_events(clean_database, settle_seconds=0)
+    assert count(session, Lead) == before + len(leads)
+    owner = next(d.owner_id for d in deals.values() if d.owner_id)
+    salesperson = tenancy_service.principal_for_user(session, owner)
+    board = opportunities.page_opportunities(session, salesperson, per_page=200)
+    assert board.items and {d.owner_id for d in board.items} == {owner}
 
 
 def test_duplicates_come_with_their_ground_truth(clean_database, session, demo_org):
