@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import default_size, fresh_database, is_sqlite, machine
+from _common import demo_data, is_sqlite, machine
 
 TARGET_P99_MS = 50.0
 SAMPLES = 400
@@ -46,26 +46,17 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
             "p99_ms": round(ordered[int(len(ordered) * 0.99) - 1], 2)}
 
 
-def run(database_url: str | None = None, size: int | None = None, events_per_customer: int = 20) -> dict[str, Any]:
+def run(database_url: str | None = None, size: int | None = None, reuse: bool = False) -> dict[str, Any]:
+    """``reuse``: measure on the generated data a previous run (of this or another benchmark) left."""
     import kehu.models  # noqa: F401
     from kehu.cdp import service
-    from kehu.core.db import Database, migrate
-    from kehu.demo.generate import generate
-    from kehu.demo.seed import seed_demo
+    from kehu.core.db import Database
     from kehu.tenancy import service as tenancy_service
-    from kehu.tenancy.models import Organization
 
-    url = fresh_database(database_url)
-    size = size or default_size(url, postgres=100_000, sqlite=10_000)
+    url, org_id, data_size = demo_data(database_url, size, reuse=reuse, postgres=100_000, sqlite=10_000, seed=11)
     baseline_sql = [SQLITE_CONSENTS if is_sqlite(url) and "DISTINCT ON" in sql else sql for sql in BASELINE_SQL]
     database = Database(url)
-    migrate(database)
     with database.unit_of_work() as session:
-        seed_demo(session)
-        org_id = session.query(Organization.id).filter_by(slug="demo").scalar()
-    made = generate(database, org_id, customers=size, events_per_customer=events_per_customer, seed=11)
-    with database.unit_of_work() as session:
-        session.connection().exec_driver_sql("ANALYZE") if session.get_bind().dialect.name == "postgresql" else None
         admin = tenancy_service.principal_for_user(session, session.execute(text(
             "SELECT id FROM users WHERE email = 'admin@demo.kehu.dev'")).scalar_one())
         ids = [row[0] for row in session.execute(text("SELECT id FROM profiles WHERE org_id = :org"),
@@ -99,8 +90,7 @@ def run(database_url: str | None = None, size: int | None = None, events_per_cus
     database.dispose()
     return {
         "target": "customer 360 data",
-        "data_size": {"profiles": made.customers, "events": made.events, "orders": made.orders,
-                      "generate_seconds": round(made.seconds, 1), "samples": SAMPLES},
+        "data_size": {**data_size, "samples": SAMPLES},
         "kehu": mine,
         "baseline": {"hand_written_sql": base},
         "ratio": round(mine["p99_ms"] / base["p99_ms"], 2) if base["p99_ms"] else None,

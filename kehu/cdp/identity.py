@@ -627,6 +627,7 @@ def _add_newcomers(resolver: Resolver, source: Source, newcomers: list[Any], rec
     template.update(org_id=org_id, unit_id=source.unit_id, source=source.name, lifecycle_stage="visitor",
                     created_at=now, updated_at=now)
     pinyin, parse_date, parse_moment = normalise.pinyin, date.fromisoformat, datetime.fromisoformat
+    standard, identity_traits = STANDARD_TRAITS, IDENTITY_TRAITS
     profiles, moments = [], []
     for message, _, _ in newcomers:
         ts = parse_moment(message["ts"])
@@ -634,10 +635,15 @@ def _add_newcomers(resolver: Resolver, source: Source, newcomers: list[Any], rec
         row = template.copy()
         attributes: dict[str, Any] = {}
         traits = message.get("traits") or {}
-        for key, column, value in _trait_targets(traits):
+        # a newcomer's traits are normalised and carry no composite ones (see _split_newcomers): each is a
+        # column, an identity kept as such, or an attribute
+        for key, value in traits.items():
+            column = standard.get(key)
+            if value is None:
+                continue
             if column:
                 row[column] = parse_date(value) if column == "birthday" else value
-            else:
+            elif key not in identity_traits:
                 attributes[key] = value
         if row["name"]:
             row["name_pinyin"] = pinyin(row["name"])
