@@ -757,9 +757,15 @@ def _run_import(ctx: jobs.JobContext) -> dict[str, Any]:
         run.status = "running"
         ctx.save(progress=0, checkpoint={"parts": len(parts), "started": started}, message=f"0/{run.total_rows}")
 
-    def report() -> None:
+    reported = {"done": -1}
+
+    def report() -> None:  # asked every fraction of a second while other workers store parts: write on change
         progress, done = _progress(session, run.id)
-        ctx.save(progress=progress, message=f"{done}/{run.total_rows}")
+        if done != reported["done"]:
+            ctx.save(progress=progress, message=f"{done}/{run.total_rows}")
+            reported["done"] = done
+        else:
+            session.rollback()  # end the read, so the next one sees what the others committed
 
     failed = ctx.run_parts(between=report)
     if failed:
