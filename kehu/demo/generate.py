@@ -136,6 +136,8 @@ def generate(database: Database, org_id: int, *, customers: int, events_per_cust
     # A load that more than doubles the events builds their lookup indexes afterwards, sorted, in one go:
     # kept up row by row, their random inserts into indexes far bigger than memory dominated past a few
     # million events (what pg_restore does for the same reason).
+    if not database.is_sqlite:
+        _build_missing_indexes(database, Event.__table__)  # should an earlier load have been killed midway
     aside = not database.is_sqlite and customers * events_per_customer > _row_estimate(database, "events")
     with _indexes_set_aside(database, Event.__table__) if aside else contextlib.nullcontext():
         if processes <= 1 or len(chunks) == 1:
@@ -164,31 +166,32 @@ def _row_estimate(database: Database, table: str) -> int:
             f"SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE relname = '{table}'").scalar() or 0)
 
 
+def _build_missing_indexes(database: Database, table: Any) -> None:
+    """Build those of ``table``'s indexes and unique constraints that are missing: sorted builds, with
+    memory for them and the server's parallel workers (for this transaction only)."""
+    with database.engine.connect() as connection:
+        present = set(connection.exec_driver_sql(
+            f"SELECT indexname FROM pg_indexes WHERE tablename = '{table.name}'").scalars())
+        missing = [i for i in table.indexes if i.name not in present]
+        uniques = [c for c in table.constraints if isinstance(c, UniqueConstraint) and c.name not in present]
+        if not missing and not uniques:
+            return
+        connection.exec_driver_sql("SET LOCAL maintenance_work_mem = '1GB'")
+        connection.exec_driver_sql("SET LOCAL max_parallel_maintenance_workers = 2")
+        for index in missing:
+            index.create(connection)
+        for unique in uniques:
+            connection.execute(AddConstraint(unique))
+        connection.exec_driver_sql(f'ANALYZE "{table.name}"')
+        connection.commit()
+
+
 @contextlib.contextmanager
 def _indexes_set_aside(database: Database, table: Any) -> Iterator[None]:
     """Drop ``table``'s secondary indexes and unique constraints for a bulk load of rows that are unique by
-    construction, and build them again afterwards (also after a failed load, and first of all, should an
-    earlier load have been killed before it could)."""
+    construction, and build them again afterwards (also after a failed load)."""
     indexes = list(table.indexes)
     uniques = [c for c in table.constraints if isinstance(c, UniqueConstraint)]
-
-    def restore() -> None:
-        with database.engine.connect() as connection:
-            # a sorted build per index, with memory for it and the server's parallel workers
-            connection.exec_driver_sql("SET maintenance_work_mem = '1GB'")
-            connection.exec_driver_sql("SET max_parallel_maintenance_workers = 2")
-            present = set(connection.exec_driver_sql(
-                f"SELECT indexname FROM pg_indexes WHERE tablename = '{table.name}'").scalars())
-            for index in indexes:
-                if index.name not in present:
-                    index.create(connection)
-            for unique in uniques:
-                if unique.name not in present:
-                    connection.execute(AddConstraint(unique))
-            connection.exec_driver_sql(f'ANALYZE "{table.name}"')
-            connection.commit()
-
-    restore()
     with database.engine.connect() as connection:
         for unique in uniques:
             connection.execute(DropConstraint(unique))
@@ -198,7 +201,7 @@ def _indexes_set_aside(database: Database, table: Any) -> Iterator[None]:
     try:
         yield
     finally:
-        restore()
+        _build_missing_indexes(database, table)
 
 
 @dataclass(frozen=True)

@@ -169,3 +169,18 @@ def test_chunks_are_written_by_several_processes(clean_database, session, demo_o
     assert made.events == count(session, Event)
     people = {row["person"] for row in csv.DictReader(io.StringIO(truth.getvalue()))}
     assert people == {f"31-{n}" for n in range(120)}  # every chunk, each person once
+
+
+def test_a_big_load_builds_the_events_indexes_afterwards_even_after_a_killed_one(clean_database, session,
+                                                                                   demo_org):
+    if clean_database.is_sqlite:
+        pytest.skip("SQLite keeps its indexes up during the load")
+    with clean_database.engine.begin() as connection:  # what a load killed midway leaves behind
+        connection.exec_driver_sql("DROP INDEX ix_events_org_event_ts")
+    generate(clean_database, demo_org, customers=60, events_per_customer=5, seed=12, duplicate_share=0)
+    with clean_database.engine.connect() as connection:
+        present = set(connection.exec_driver_sql(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'events'").scalars())
+    assert {"pk_events", "ix_events_org_event_ts", "ix_events_org_profile_ts",
+            "uq_events_source_id_message_id"} <= present
+    assert count(session, Event) > 60 * 3
