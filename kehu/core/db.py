@@ -395,10 +395,10 @@ def lost_a_race(error: BaseException) -> bool:
 
 def one_of(column: Any, values: list[Any], dialect_name: str) -> Any:
     """``column IN values``. On PostgreSQL one array parameter, so the statement text stays the same whatever
-    the list's length and the server and driver reuse it. Written ``IN (SELECT unnest(:values))`` rather
-    than ``= ANY(:values)``: with an index both are index lookups, but where the planner picks a scan (a
-    table that grew since it was last analysed) ``= ANY`` compares every row with every value (10,000 values
-    × a million rows), while the semi-join hashes the list once."""
+    the list's length (SQLAlchemy compiles it once; the server plans it for each list). Written
+    ``IN (SELECT unnest(:values))`` rather than ``= ANY(:values)``: with an index both are index lookups, but
+    where the planner picks a scan (a table that grew since it was last analysed) ``= ANY`` compares every row
+    with every value (10,000 values × a million rows), while the semi-join hashes the list once."""
     if dialect_name == "postgresql":
         from sqlalchemy import bindparam, func, select
         from sqlalchemy.dialects.postgresql import ARRAY
