@@ -25,6 +25,7 @@ from kehu.core.db import (
     copy_rows,
     insert_ignoring_conflicts,
     insert_returning_ids,
+    lost_a_race,
     one_of,
     profile_linked_models,
     refresh_statistics,
@@ -690,10 +691,10 @@ def drain_inbox(session: Session, *, limit: int = 20) -> int:
         try:
             with session.begin_nested():
                 process_batch(session, batch)
-        except (IntegrityError, OperationalError) as error:
-            _note_failure(session, batch_id, error, retry=True)
         except Exception as error:
-            _note_failure(session, batch_id, error, retry=False)
+            # A collision raised by COPY comes from the driver itself, not wrapped by SQLAlchemy.
+            _note_failure(session, batch_id, error,
+                          retry=isinstance(error, IntegrityError | OperationalError) or lost_a_race(error))
     return len(batches)
 
 

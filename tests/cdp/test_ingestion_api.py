@@ -121,3 +121,29 @@ def test_sources_api_shows_the_write_key_once(client, tree, login):
     assert all("write_key" not in s for s in client.get("/api/v1/sources", headers=admin).json())
     sales = login("a.sales@example.com")
     assert client.post("/api/v1/sources", headers=sales, json={"name": "x"}).status_code == 403
+
+
+def test_a_batch_that_collides_in_copy_is_tried_again_not_set_aside(client, web_source, session, clean_database,
+                                                                     monkeypatch):
+    """Two workers storing one new identity at once: COPY raises the driver's own unique violation (not
+    SQLAlchemy's). The batch stays pending for the next round, and then goes through."""
+    import psycopg
+
+    from kehu.cdp import identity
+
+    _, key = web_source
+    assert client.post("/v1/batch", headers=basic(key), json={"batch": [
+        call("identify", userId="u-copy", traits={"name": "王五"})]}).status_code == 200
+    real = identity.process_batch
+
+    def collides(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise psycopg.errors.UniqueViolation("duplicate key value violates unique constraint")
+
+    monkeypatch.setattr(identity, "process_batch", collides)
+    with clean_database.unit_of_work() as s:
+        identity.drain_inbox(s)
+    batch = session.scalars(select(IngestBatch)).one()
+    assert (batch.status, batch.attempts) == ("pending", 1)
+    monkeypatch.setattr(identity, "process_batch", real)
+    process(clean_database)
+    assert count(session, Event) == 1 and count(session, IngestBatch, IngestBatch.status == "processed") == 1
