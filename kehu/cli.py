@@ -156,6 +156,10 @@ def demo(
 
             leads = seed_sales(session, result.org.id)
             console.print(f"{leads} leads from test-drive bookings, routed to the dealers' salespeople.")
+            from kehu.cdp import dedupe
+
+            found = dedupe.run(session, result.org.id)
+            console.print(f"{found['proposed']} pairs of records that are probably one person, for review.")
     if result.created:
         console.print(f"Created [bold]{result.org.name}[/bold] with {result.users} staff accounts.")
     else:

@@ -10,7 +10,7 @@ import orjson
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile, status
 from fastapi.responses import JSONResponse
 
-from kehu.cdp import commerce, exports, fields, identity_rules, imports, ingest, schemas, service
+from kehu.cdp import commerce, dedupe, exports, fields, identity_rules, imports, ingest, schemas, service
 from kehu.core.errors import BadRequest, FieldError, Unauthorized
 from kehu.tenancy.deps import Cursor, Limit, PrincipalDep, SessionDep
 from kehu.tenancy.schemas import Page
@@ -365,3 +365,62 @@ def list_identity_rules(session: SessionDep, principal: PrincipalDep) -> Any:
 @router.put("/identity-rules/{kind}", response_model=schemas.IdentityRuleOut, tags=["one id"])
 def set_identity_rule(kind: str, data: schemas.IdentityRuleIn, session: SessionDep, principal: PrincipalDep) -> Any:
     return vars(identity_rules.set_rule(session, principal, kind=kind, **data.model_dump()))
+
+
+# -- probabilistic dedupe ------------------------------------------------------------------------------------
+@router.get("/dedupe", response_model=schemas.DedupeSettingsOut, tags=["dedupe"])
+def get_dedupe(session: SessionDep, principal: PrincipalDep) -> Any:
+    """Thresholds, the last run's figures and the fitted model."""
+    return dedupe.get_settings(session, principal)
+
+
+@router.put("/dedupe", response_model=schemas.DedupeSettingsOut, tags=["dedupe"])
+def update_dedupe(data: schemas.DedupeSettingsIn, session: SessionDep, principal: PrincipalDep) -> Any:
+    return dedupe.update_settings(session, principal, review_threshold=data.review_threshold,
+                                  auto_merge_threshold=data.auto_merge_threshold,
+                                  clear_auto_merge=data.clear_auto_merge)
+
+
+@router.post("/dedupe/run", response_model=schemas.DedupeSettingsOut, status_code=status.HTTP_202_ACCEPTED,
+             tags=["dedupe"])
+def run_dedupe(session: SessionDep, principal: PrincipalDep) -> Any:
+    """Find probable duplicates now (a job; one at a time)."""
+    return dedupe.request_run(session, principal)
+
+
+@router.get("/duplicates", tags=["dedupe"])
+def list_duplicates(session: SessionDep, principal: PrincipalDep, limit: Limit = 50, cursor: Cursor = None,
+                    status_: Annotated[Literal["open", "merged", "dismissed"], Query(alias="status")] = "open",
+                    min_probability: Annotated[float | None, Query(ge=0, le=1)] = None,
+                    unit_id: int | None = None) -> dict[str, Any]:
+    """Pairs of customers that are probably one person, most probable first; only pairs whose two customers
+    you may both read."""
+    page = dedupe.list_candidates(session, principal, status=status_, min_probability=min_probability,
+                                  unit_id=unit_id, limit=limit, cursor=cursor)
+    return {"items": [d.model_dump(mode="json") for d in dedupe.candidates_out(session, principal, page.items)],
+            "next_cursor": page.next_cursor}
+
+
+@router.get("/duplicates/{candidate_id}", response_model=schemas.DuplicateOut, tags=["dedupe"])
+def get_duplicate(candidate_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    return dedupe.candidates_out(session, principal, [dedupe.get_candidate(session, principal, candidate_id)])[0]
+
+
+@router.post("/duplicates/{candidate_id}/merge", response_model=schemas.MergeOut, status_code=status.HTTP_201_CREATED,
+             tags=["dedupe"])
+def merge_duplicate(candidate_id: int, session: SessionDep, principal: PrincipalDep,
+                    data: schemas.DuplicateMergeIn | None = None) -> Any:
+    """The same person: merge the two (undo it like any merge, which also dismisses the pair)."""
+    return dedupe.merge_candidate(session, principal, candidate_id, winner_id=data.winner_id if data else None)
+
+
+@router.post("/duplicates/{candidate_id}/dismiss", response_model=schemas.DuplicateOut, tags=["dedupe"])
+def dismiss_duplicate(candidate_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Not the same person: the pair is never proposed again."""
+    return dedupe.candidates_out(session, principal, [dedupe.dismiss_candidate(session, principal, candidate_id)])[0]
+
+
+@router.get("/customers/{profile_id}/duplicates", response_model=list[schemas.DuplicateOut], tags=["dedupe"])
+def customer_duplicates(profile_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    profile = service.get_profile(session, principal, profile_id)
+    return dedupe.candidates_out(session, principal, dedupe.candidates_of(session, principal, profile.id))

@@ -84,7 +84,7 @@ RANDOM_SAMPLE_RECORDS = 1500  # ~1.1 M random pairs for u (as Splink's default o
 EM_ITERATIONS = 40
 # No level is impossible for one person: a typo can break any field, and one such pair must not be ruled out.
 M_FLOOR = 1e-4
-EM_MIN_PAIRS = 30  # a rule with fewer candidate pairs teaches nothing reliable
+EM_MIN_PAIRS = 10  # a rule with fewer candidate pairs teaches nothing reliable
 
 
 @dataclass
@@ -96,6 +96,7 @@ class MatchModel:
     prior: float  # probability that two random records are one person
     records: int
     trained_on: dict[str, int] = field(default_factory=dict)  # candidate pairs per blocking rule
+    trained: list[str] = field(default_factory=list)  # comparisons whose m the data taught (others: defaults)
 
     def weight(self, comparison: str, level: int) -> float:
         """log2(m/u) of a level: how much it says for (positive) or against one person."""
@@ -105,7 +106,7 @@ class MatchModel:
                          max(self.u[comparison].get(level, 1e-9), 1e-9))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"prior": self.prior, "records": self.records, "trained_on": self.trained_on,
+        return {"prior": self.prior, "records": self.records, "trained_on": self.trained_on, "trained": self.trained,
                 "levels": {c: {str(level): {"m": round(self.m[c].get(level, 0.0), 6),
                                             "u": round(self.u[c].get(level, 0.0), 8),
                                             "weight": round(self.weight(c, level), 3)}
@@ -234,11 +235,10 @@ def _estimate_u(con: duckdb.DuckDBPyConnection, records: int) -> dict[str, dict[
     u = {}
     for name, (_, levels) in COMPARISONS.items():
         known = sum(counts[name].values())
-        floor = 1 / max(known * 10, 1_000)
-        u[name] = {level: max(counts[name].get(level, 0) / known if known else floor, floor)
-                   for level in [lv for lv, _ in levels] + [0]}
-        if known:
-            u[name][0] = max(counts[name].get(0, 0) / known, floor)
+        floor = 1 / max(known * 10, 1_000)  # a level no random pair reached is rare, not impossible
+        agree = {level: max(counts[name].get(level, 0) / known if known else floor, floor) for level, _ in levels}
+        different = counts[name].get(0, 0) / known if known else 1 - sum(agree.values())
+        u[name] = {**agree, 0: max(different, floor)}
     return u
 
 
@@ -247,7 +247,7 @@ def _meets(levels: dict[str, int], rule: dict[str, int]) -> bool:
 
 
 def _em(patterns: list[tuple[dict[str, int], int]], u: dict[str, dict[int, float]], free: list[str],
-        share: float) -> dict[str, dict[int, float]] | None:
+        share: float) -> dict[str, dict[int, float] | None] | None:
     """m for the ``free`` comparisons from the pairs of one blocking rule, u and the rule's share of matches
     fixed (with one or two informative comparisons left free, a free share would trade off against m)."""
     if sum(n for _, n in patterns) < EM_MIN_PAIRS:
@@ -272,7 +272,8 @@ def _em(patterns: list[tuple[dict[str, int], int]], u: dict[str, dict[int, float
         for name in free:
             if known[name] > 0:
                 m[name] = {level: max(matched[name].get(level, 0.0) / known[name], M_FLOOR) for level in m[name]}
-    return m
+    # A comparison no pair of the rule had on both sides taught nothing here.
+    return {name: levels if any(seen[name] >= 0 for seen, _ in patterns) else None for name, levels in m.items()}
 
 
 def fit(con: duckdb.DuckDBPyConnection, records: int, patterns: list[tuple[dict[str, int], int]]) -> MatchModel:
@@ -295,13 +296,15 @@ def fit(con: duckdb.DuckDBPyConnection, records: int, patterns: list[tuple[dict[
         m_rule = _em(mine, u, free, share)
         if m_rule:
             for name, levels in m_rule.items():
-                estimates[name].append(levels)
+                if levels is not None:
+                    estimates[name].append(levels)
     m = {}
     for name in COMPARISONS:
         found = estimates[name]
         m[name] = {level: sum(e[level] for e in found) / len(found) for level in found[0]} if found \
             else dict(DEFAULT_M[name])
-    model = MatchModel(m=m, u=u, prior=1e-6, records=records, trained_on=trained_on)
+    model = MatchModel(m=m, u=u, prior=1e-6, records=records, trained_on=trained_on,
+                       trained=[name for name in COMPARISONS if estimates[name]])
     model.prior = _prior(model, patterns, records)
     return model
 

@@ -360,3 +360,44 @@ class Export(IdMixin, TimestampMixin, Base):
     filename: Mapped[str] = mapped_column(String(255), default="")
     content: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class DedupeSettings(IdMixin, TimestampMixin, Base):
+    """Per organisation: how sure probabilistic matching must be to propose a pair for review or to merge it
+    without asking, and what its last run found (with the fitted model, so a reviewer can see why)."""
+
+    __tablename__ = "dedupe_settings"
+    __table_args__ = (UniqueConstraint("org_id"),)
+
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("organizations.id", ondelete="CASCADE"))
+    review_threshold: Mapped[float] = mapped_column(default=0.8)
+    auto_merge_threshold: Mapped[float | None] = mapped_column(nullable=True)  # None: people decide every pair
+    status: Mapped[str] = mapped_column(String(20), default="idle")  # idle | queued | running | done | failed
+    job_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    last_run_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    figures: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    model: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+
+
+class DuplicateCandidate(IdMixin, Base):
+    """疑似重复: two live profiles that are probably one person, with the evidence (a level per comparison).
+    Open until someone merges or dismisses it (or a run no longer finds it); a dismissed pair is never
+    proposed again."""
+
+    __tablename__ = "duplicate_candidates"
+    __table_args__ = (
+        UniqueConstraint("org_id", "profile_a_id", "profile_b_id"),
+        Index("ix_duplicate_candidates_queue", "org_id", "status", "probability"),
+        Index("ix_duplicate_candidates_b", "profile_b_id"),
+    )
+
+    org_id: Mapped[int] = mapped_column(BigId)
+    profile_a_id: Mapped[int] = mapped_column(BigId, index=True)  # the lower id of the two
+    profile_b_id: Mapped[int] = mapped_column(BigId)
+    probability: Mapped[float] = mapped_column()
+    levels: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | merged | dismissed
+    found_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    decided_by_id: Mapped[int | None] = mapped_column(BigId, nullable=True)  # None when merged automatically
+    merge_id: Mapped[int | None] = mapped_column(BigId, nullable=True)

@@ -381,3 +381,47 @@ class ProductOut(BaseModel):
     kind: str
     price: Decimal | None
     is_active: bool
+
+
+# -- probabilistic dedupe -----------------------------------------------------------------------------------
+class DedupeSettingsIn(Strict):
+    review_threshold: float | None = Field(default=None, ge=0.5, lt=1,
+                                           description="Pairs at least this probable are proposed for review")
+    auto_merge_threshold: float | None = Field(
+        default=None, ge=0.5, lt=1, description="Pairs at least this probable are merged without asking; "
+                                                "send null with clear_auto_merge to let people decide every pair")
+    clear_auto_merge: bool = False
+
+
+class DedupeSettingsOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    review_threshold: float
+    auto_merge_threshold: float | None
+    status: str
+    job_id: int | None
+    last_run_at: datetime | None
+    figures: dict[str, Any]
+    model: dict[str, Any] = Field(description="The fitted model: per comparison level m, u and the weight "
+                                              "log2(m/u); the prior; pairs each blocking rule found")
+
+
+class EvidenceOut(BaseModel):
+    comparison: str = Field(description="name | birthday | mobile | email | city | address")
+    level: int = Field(description="0 = different; higher = closer (name: 1 similar, 2 same pinyin, 3 same)")
+    weight: float | None
+
+
+class DuplicateOut(BaseModel):
+    id: int
+    probability: float
+    status: str
+    found_at: datetime
+    decided_at: datetime | None
+    decided_by_id: int | None
+    merge_id: int | None
+    evidence: list[EvidenceOut]
+    customers: list[ProfileOut] = Field(description="The two customers, the older record first")
+
+
+class DuplicateMergeIn(Strict):
+    winner_id: int | None = Field(default=None, description="The customer that stays (default: the older record)")

@@ -7,13 +7,13 @@ from typing import Any
 
 from nicegui import ui
 
-from kehu.cdp import commerce, exports, fields, identity_rules, imports, relations, schemas, service
+from kehu.cdp import commerce, dedupe_ui, exports, fields, identity_rules, imports, relations, schemas, service
 from kehu.cdp import timeline as history
 from kehu.core.i18n import t
 from kehu.core.jobs import Job
 from kehu.core.timeutil import format_local
 from kehu.tenancy import service as tenancy_service
-from kehu.ui.components import ServerTable, add_status_slot, localise_table
+from kehu.ui.components import ServerTable, add_status_slot, localise_table, readable_phone
 from kehu.ui.shell import empty_state, frame, locale, page, run_action, tr, unit_of_work, validated
 
 STAGES = ("visitor", "prospect", "lead", "opportunity", "customer", "owner", "churned")
@@ -33,6 +33,7 @@ def register() -> None:
     page("/admin/custom-fields")(custom_fields_page)
     page("/admin/products")(products_page)
     page("/customers/import")(import_page)
+    dedupe_ui.register()  # before /customers/{profile_id}, which would take "duplicates" for an id
     page("/customers")(customers_page)
     page("/customers/{profile_id}")(customer_page)
     page("/admin/sources")(sources_page)
@@ -40,13 +41,6 @@ def register() -> None:
 
 def _stage_label(stage: str) -> str:
     return tr(f"stage.{stage}")
-
-
-def readable_phone(value: str | None) -> str | None:
-    """+8613812345678 → +86 138 1234 5678 (masked values pass through as they are)."""
-    if value and value.startswith("+86") and len(value) == 14 and value[1:].isdigit():
-        return f"+86 {value[3:6]} {value[6:10]} {value[10:]}"
-    return value
 
 
 def _display_name(name: str | None, profile_id: int) -> str:
@@ -269,6 +263,7 @@ def customer_page(profile_id: int) -> None:
         _profile_card(principal, out, owners, units)
         with ui.row().classes("w-full gap-4 no-wrap items-start max-lg:flex-wrap"):
             with ui.column().classes("w-[420px] shrink-0 gap-4 max-lg:w-full"):
+                dedupe_ui.duplicates_panel(principal, profile.id)
                 _identities_card(identities)
                 for panel in CUSTOMER_PANELS:
                     panel(principal, profile.id)

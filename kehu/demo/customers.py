@@ -10,7 +10,7 @@ from itertools import cycle
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kehu.cdp import ingest, schemas, service
+from kehu.cdp import ingest, normalise, schemas, service
 from kehu.cdp.identity import drain_inbox
 from kehu.cdp.models import Event, Profile
 from kehu.core.db import utcnow
@@ -32,6 +32,28 @@ MAIL_DOMAINS = ["qq.com", "163.com", "126.com", "sina.com", "outlook.com"]
 COMPANIES = [("91310000MA1", "上海浦江物流有限公司"), ("91330100MA2", "杭州云栖软件有限公司"),
              ("91440300MA3", "深圳前海科技有限公司"), ("91110000MA4", "北京朝阳出行服务有限公司"),
              ("91120000MA5", "天津港汽车租赁有限公司")]
+
+
+# Deliberate duplicates: the same person met at another touchpoint, written down differently.
+SIMILAR = dict(zip("伟静丽娜明杰军敏涛婷磊艳芳洋", "玮婧莉那铭洁君民滔亭垒燕方阳", strict=True))
+TRADITIONAL = dict(zip("张刘陈杨黄赵吴孙马郑谢冯邓韩叶苏吕丁沈伟丽军娟红华国东晓龙静艳洁凤",
+                       "張劉陳楊黃趙吳孫馬鄭謝馮鄧韓葉蘇呂丁瀋偉麗軍娟紅華國東曉龍靜豔潔鳳", strict=True))
+
+
+
+def noisy_name(rng: random.Random, name: str) -> str:
+    """How another touchpoint writes the same person's name: a similar character, pinyin in either order,
+    traditional characters — or the name as it is."""
+    family, given = name[:1], name[1:]
+    way = rng.choice(["typo", "pinyin", "swapped", "traditional", "same"])
+    if way == "typo" and any(c in SIMILAR for c in given):
+        return family + "".join(SIMILAR.get(c, c) for c in given)
+    if way in ("pinyin", "swapped"):
+        spelled = (normalise.pinyin(family) or "").title(), (normalise.pinyin(given) or "").title()
+        return f"{spelled[0]} {spelled[1]}" if way == "pinyin" else f"{spelled[1]} {spelled[0]}"
+    if way == "traditional":
+        return "".join(TRADITIONAL.get(c, c) for c in name)
+    return name
 
 
 VIN_VALUES = {**{str(d): d for d in range(10)}, **dict(zip("ABCDEFGH", range(1, 9), strict=True)),
@@ -79,6 +101,12 @@ def seed_customers(session: Session, org_id: int, *, customers: int, seed: int =
         name=f"{d.name} 展厅", kind="server", unit_id=d.id))[0] for d in dealers}
     outbox: dict[int, list[dict[str, object]]] = {web.id: [], app.id: [], **{s.id: [] for s in showrooms.values()}}
     sources = {web.id: web, app.id: app, **{s.id: s for s in showrooms.values()}}
+    hotline, _ = service.create_source(session, system, data=schemas.SourceCreate(name="客服热线", kind="server"))
+    outbox[hotline.id], sources[hotline.id] = [], hotline
+    # Some showroom customers call the hotline later from another phone and the agent takes their name down by
+    # ear: a second record of the same person sharing no identity, for probabilistic dedupe to find. A rng of
+    # its own, so the rest of the demo is the same with or without them.
+    callers = random.Random(seed + 1)
     now = utcnow()
     counter = 0
 
@@ -124,6 +152,12 @@ def seed_customers(session: Session, org_id: int, *, customers: int, seed: int =
                      traits={"name": company[1], "kind": "company", "city": dealer.city})
             emit(showroom.id, "track", ts + timedelta(minutes=30), anonymousId=f"dms-{dms_no}",
                  event="showroom_visit", properties={"model": model})
+            if callers.random() < 0.05:
+                other_phone = callers.choice(MOBILE_PREFIXES) + f"{callers.randrange(10**8):08d}"
+                emit(hotline.id, "identify", ts + timedelta(days=callers.randint(3, 60)), anonymousId=f"cc-{seed}-{n}",
+                     traits={"name": noisy_name(callers, str(person["name"])), "birthday": person["birthday"],
+                             "phone": other_phone, "city": dealer.city, "province": dealer.province,
+                             "lifecycle_stage": "prospect"})
             stage = "opportunity"
             if rng.random() < 0.5:
                 emit(showroom.id, "track", ts + timedelta(hours=1), anonymousId=f"dms-{dms_no}",

@@ -33,7 +33,7 @@ from kehu.cdp import normalise, schemas, service
 from kehu.cdp.models import Event, Identity, Order, OrderLine, Product, Profile, Source, Vehicle
 from kehu.core.db import Database, copy_rows, insert_returning_ids, one_of, refresh_statistics, utcnow
 from kehu.core.errors import Conflict
-from kehu.demo.customers import MAIL_DOMAINS, MODELS, _person, vin
+from kehu.demo.customers import MAIL_DOMAINS, MODELS, _person, noisy_name, vin
 from kehu.sales import opportunities
 from kehu.sales.models import (
     Lead,
@@ -298,11 +298,7 @@ class _Context:
         return cls(org_id, seed, dealers, consultants, web, app, showroom, products, pipeline.id, stages)
 
 
-# Deliberate duplicates: the same person met at another touchpoint, written down differently.
-SIMILAR = dict(zip("伟静丽娜明杰军敏涛婷磊艳芳洋", "玮婧莉那铭洁君民滔亭垒燕方阳", strict=True))
-TRADITIONAL = dict(zip("张刘陈杨黄赵吴孙马郑谢冯邓韩叶苏吕丁沈伟丽军娟红华国东晓龙静艳洁凤",
-                       "張劉陳楊黃趙吳孫馬鄭謝馮鄧韓葉蘇呂丁瀋偉麗軍娟紅華國東曉龍靜豔潔鳳", strict=True))
-
+# Each generated record of a person has an address of its own (a second touchpoint rarely writes the same).
 
 DISTRICTS = ("高新区", "经开区", "新区", "城东区", "城西区", "中心区", "滨江区", "北区")
 STREETS = ("人民路", "解放路", "中山路", "建设路", "和平路", "长江路", "黄河路", "文化路", "新华路", "青年路")
@@ -312,21 +308,6 @@ def _wechat_id(kind: str, seed: int, record: int) -> str:
     """A 28-character id shaped like WeChat's (they start with "o"), stable per seed and record."""
     digest = base64.urlsafe_b64encode(hashlib.sha1(f"{kind}-{seed}-{record}".encode()).digest()).decode()
     return "o" + digest[:27]
-
-
-def noisy_name(rng: random.Random, name: str) -> str:
-    """How another touchpoint writes the same person's name: a similar character, pinyin in either order,
-    traditional characters — or the name as it is."""
-    family, given = name[:1], name[1:]
-    way = rng.choice(["typo", "pinyin", "swapped", "traditional", "same"])
-    if way == "typo" and any(c in SIMILAR for c in given):
-        return family + "".join(SIMILAR.get(c, c) for c in given)
-    if way in ("pinyin", "swapped"):
-        spelled = (normalise.pinyin(family) or "").title(), (normalise.pinyin(given) or "").title()
-        return f"{spelled[0]} {spelled[1]}" if way == "pinyin" else f"{spelled[1]} {spelled[0]}"
-    if way == "traditional":
-        return "".join(TRADITIONAL.get(c, c) for c in name)
-    return name
 
 
 @dataclass

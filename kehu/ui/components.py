@@ -8,6 +8,13 @@ from typing import Any
 from nicegui import ui
 
 
+def readable_phone(value: str | None) -> str | None:
+    """+8613812345678 → +86 138 1234 5678 (masked values pass through as they are)."""
+    if value and value.startswith("+86") and len(value) == 14 and value[1:].isdigit():
+        return f"+86 {value[3:6]} {value[6:10]} {value[10:]}"
+    return value
+
+
 def localise_table(table: ui.table, tr: Callable[..., str]) -> ui.table:
     """Quasar's own table texts in the reader's language (its language pack is global, ours is per user)."""
     of = tr("table.of")

@@ -86,6 +86,7 @@ NAV: list[tuple[str, list[tuple[str, str, str, str | None]]]] = [
     ("nav.section.work", [
         ("nav.dashboard", "dashboard", "/", None),
         ("nav.customers", "groups", "/customers", "profiles"),
+        ("nav.duplicates", "join_inner", "/customers/duplicates", "profiles"),
         ("nav.leads", "person_search", "/leads", "leads"),
         ("nav.opportunities", "handshake", "/opportunities", "opportunities"),
         ("nav.sales_reports", "leaderboard", "/sales/reports", "opportunities"),

@@ -1,0 +1,340 @@
+"""Probabilistic dedupe (疑似重复客户): a job fits the matching model on the organisation's live profiles
+(``kehu.cdp.matching``), proposes the pairs above the review threshold for people to merge or dismiss, and
+— when the organisation allows it — merges the pairs above the auto-merge threshold itself.
+
+A pair is visible to whoever may read both customers, and decided by whoever may update both (as a merge by
+hand). A dismissed pair is never proposed again; undoing a merge made from a pair dismisses the pair, so the
+next run does not merge the two again."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from kehu.cdp import identity, matching, schemas
+from kehu.cdp.models import DedupeSettings, DuplicateCandidate, Merge, Profile
+from kehu.cdp.service import profile_filters, profile_out
+from kehu.core import audit, jobs
+from kehu.core.db import dialect_insert, utcnow
+from kehu.core.errors import Conflict, NotFound, invalid
+from kehu.core.pagination import OffsetPage, Page, keyset_page, offset_page
+from kehu.tenancy.access import Principal, require_row, scope
+
+DEDUPE_JOB = "cdp.dedupe"
+OPEN, MERGED, DISMISSED = "open", "merged", "dismissed"
+STORE_CHUNK = 5_000
+MERGE_BATCH = 100  # automatic merges committed (with the job's progress) this many at a time
+
+
+# -- settings and runs ---------------------------------------------------------------------------------------
+def settings_of(session: Session, org_id: int) -> DedupeSettings:
+    found = session.scalar(select(DedupeSettings).where(DedupeSettings.org_id == org_id))
+    if found is None:
+        found = DedupeSettings(org_id=org_id, review_threshold=0.8, auto_merge_threshold=None, status="idle",
+                               figures={}, model={})
+        session.add(found)
+        session.flush()
+    return found
+
+
+def get_settings(session: Session, principal: Principal) -> DedupeSettings:
+    principal.require("profiles", "read")
+    return settings_of(session, principal.org_id)
+
+
+def update_settings(session: Session, principal: Principal, *, review_threshold: float | None,
+                    auto_merge_threshold: float | None, clear_auto_merge: bool = False) -> DedupeSettings:
+    """New thresholds (probabilities): pairs from ``review_threshold`` up are proposed; from
+    ``auto_merge_threshold`` up merged without asking (none: every pair waits for a person)."""
+    principal.require_permission("settings.manage")
+    found = settings_of(session, principal.org_id)
+    review = found.review_threshold if review_threshold is None else review_threshold
+    auto = None if clear_auto_merge else (found.auto_merge_threshold if auto_merge_threshold is None
+                                          else auto_merge_threshold)
+    if not 0.5 <= review < 1:
+        raise invalid("review_threshold", "a probability from 0.5 up to (not including) 1", "out_of_range")
+    if auto is not None and not review <= auto < 1:
+        raise invalid("auto_merge_threshold", "a probability from the review threshold up to (not including) 1",
+                      "out_of_range")
+    before = {"review_threshold": found.review_threshold, "auto_merge_threshold": found.auto_merge_threshold}
+    found.review_threshold, found.auto_merge_threshold = review, auto
+    session.flush()
+    audit.record(session, principal, action="update", entity="dedupe_settings", entity_id=found.id, before=before,
+                 after={"review_threshold": review, "auto_merge_threshold": auto},
+                 summary="Dedupe thresholds changed")
+    return found
+
+
+def request_run(session: Session, principal: Principal) -> DedupeSettings:
+    """Queue a run (one at a time: asking while one waits or runs gives that one back)."""
+    principal.require_permission("settings.manage")
+    found = settings_of(session, principal.org_id)
+    if found.status in ("queued", "running") and found.job_id:
+        job = session.get(jobs.Job, found.job_id)
+        if job is not None and job.status in (jobs.QUEUED, jobs.RUNNING):
+            return found
+    job = jobs.enqueue(session, kind=DEDUPE_JOB, org_id=principal.org_id, unit_id=principal.unit_id,
+                       created_by_id=principal.user_id, created_by_api_key_id=principal.api_key_id,
+                       payload={"org_id": principal.org_id})
+    found.status, found.job_id = "queued", job.id
+    session.flush()
+    return found
+
+
+def store_candidates(session: Session, org_id: int, pairs: list[tuple[int, int, float, dict[str, int]]],
+                     *, found_at: datetime) -> dict[str, int]:
+    """Put this run's pairs in the queue: new pairs open, open pairs get their new figures, decided pairs
+    stay as they were; open pairs this run no longer finds leave the queue. Returns the counts."""
+    table = DuplicateCandidate.__table__
+    insert = dialect_insert(session)(table)
+    statement = insert.on_conflict_do_update(
+        index_elements=["org_id", "profile_a_id", "profile_b_id"],
+        set_={"probability": insert.excluded.probability, "levels": insert.excluded.levels,
+              "found_at": insert.excluded.found_at},
+        where=table.c.status == OPEN)
+    for start in range(0, len(pairs), STORE_CHUNK):
+        session.execute(statement, [
+            {"org_id": org_id, "profile_a_id": a, "profile_b_id": b, "probability": round(p, 6), "levels": levels,
+             "status": OPEN, "found_at": found_at}
+            for a, b, p, levels in pairs[start:start + STORE_CHUNK]])
+    gone = session.execute(delete(DuplicateCandidate).where(
+        DuplicateCandidate.org_id == org_id, DuplicateCandidate.status == OPEN,
+        DuplicateCandidate.found_at < found_at)).rowcount or 0
+    still_open = session.scalar(select(func.count()).select_from(DuplicateCandidate).where(
+        DuplicateCandidate.org_id == org_id, DuplicateCandidate.status == OPEN)) or 0
+    return {"open": still_open, "no_longer_found": gone}
+
+
+def _live(session: Session, profile_id: int) -> Profile | None:
+    profile = session.get(Profile, profile_id)
+    hops = 0
+    while profile is not None and profile.merged_into_id is not None and hops < 50:
+        profile, hops = session.get(Profile, profile.merged_into_id), hops + 1
+    return profile
+
+
+def _merge_pair(session: Session, candidate: DuplicateCandidate, *, winner_id: int | None, actor: Any,
+                detail: str) -> Merge | None:
+    """Merge the two customers of a pair (the older record survives unless ``winner_id`` says otherwise)."""
+    first, second = _live(session, candidate.profile_a_id), _live(session, candidate.profile_b_id)
+    if first is None or second is None or first.id == second.id:
+        return None  # already one customer (an earlier pair of the same cluster merged them)
+    winner, loser = (first, second) if first.id < second.id else (second, first)
+    if winner_id is not None and winner_id == loser.id:
+        winner, loser = loser, winner
+    merge = identity.merge_profiles(session, winner, loser, reason="dedupe", detail=detail, actor=actor)
+    candidate.status, candidate.merge_id, candidate.decided_at = MERGED, merge.id, utcnow()
+    return merge
+
+
+def run(session: Session, org_id: int, *, ctx: jobs.JobContext | None = None) -> dict[str, Any]:
+    """The job's work: fit, score, queue the pairs; merge those above the auto-merge threshold. A run that
+    dies after queueing resumes at the merging (each batch of merges commits with the job's checkpoint)."""
+    found = settings_of(session, org_id)
+    checkpoint = dict(ctx.checkpoint) if ctx else {}
+    if checkpoint.get("stage") != "merging":
+        found.status = "running"
+        started = utcnow()
+        clock = time.perf_counter()
+        result = matching.find_matches(session, org_id, threshold=found.review_threshold)
+        counts = store_candidates(session, org_id, result.pairs, found_at=started)
+        found.model = result.model.as_dict()
+        found.figures = {"records": result.model.records, "candidate_pairs": result.candidate_pairs,
+                         "proposed": len(result.pairs), **counts, "merged": 0,
+                         "seconds": round(time.perf_counter() - clock, 2)}
+        found.last_run_at = started
+        checkpoint = {"stage": "merging"}
+        if ctx:
+            ctx.save(progress=60, message=f"{len(result.pairs)} pairs proposed", checkpoint=checkpoint)
+    merged = int(found.figures.get("merged", 0))
+    if found.auto_merge_threshold is not None:
+        actor = ctx.principal if ctx else None
+        to_merge = select(DuplicateCandidate).where(
+            DuplicateCandidate.org_id == org_id, DuplicateCandidate.status == OPEN,
+            DuplicateCandidate.probability >= found.auto_merge_threshold).order_by(
+            DuplicateCandidate.probability.desc(), DuplicateCandidate.id)
+        total = session.scalar(select(func.count()).select_from(to_merge.subquery())) or 0
+        done = 0
+        while batch := list(session.scalars(to_merge.limit(MERGE_BATCH))):
+            for candidate in batch:
+                if _merge_pair(session, candidate, winner_id=None, actor=actor,
+                               detail=f"automatic: probability {candidate.probability:.3f}") is not None:
+                    merged += 1
+                else:  # nothing left to merge: the pair is settled
+                    candidate.status, candidate.decided_at = MERGED, utcnow()
+            done += len(batch)
+            found.figures = {**found.figures, "merged": merged}
+            if ctx:
+                ctx.save(progress=60 + 40 * done // max(total, 1), message=f"{merged} merged",
+                         checkpoint=checkpoint)
+            else:
+                session.flush()
+        found.figures = {**found.figures, "open": session.scalar(select(func.count()).select_from(
+            DuplicateCandidate).where(DuplicateCandidate.org_id == org_id, DuplicateCandidate.status == OPEN)) or 0}
+    found.status = "done"
+    session.flush()
+    return dict(found.figures)
+
+
+@jobs.job_handler(DEDUPE_JOB)
+def _run_job(ctx: jobs.JobContext) -> dict[str, Any]:
+    org_id = ctx.job.payload["org_id"]
+    try:
+        figures = run(ctx.session, org_id, ctx=ctx)
+    except Exception:
+        ctx.session.rollback()
+        with ctx.worker.database.unit_of_work() as session:
+            session.execute(update(DedupeSettings).where(DedupeSettings.org_id == org_id).values(status="failed"))
+        raise
+    audit.record(ctx.session, ctx.principal, org_id=org_id, action="compute", entity="dedupe_settings",
+                 after=figures, summary=f"Dedupe run: {figures.get('proposed', 0)} pairs proposed, "
+                                        f"{figures.get('merged', 0)} merged")
+    return figures
+
+
+def _dismiss_after_unmerge(session: Session, profile: Profile, merge: Merge) -> None:
+    """Undoing a merge made from a pair says the two are different people: dismiss the pair."""
+    if merge.reason == "dedupe":
+        session.execute(update(DuplicateCandidate).where(DuplicateCandidate.merge_id == merge.id).values(
+            status=DISMISSED, decided_at=utcnow()))
+
+
+identity.AFTER_UNMERGE.append(_dismiss_after_unmerge)
+
+
+# -- the review queue ----------------------------------------------------------------------------------------
+def _filtered(session: Session, principal: Principal, *, status: str, min_probability: float | None,
+              unit_id: int | None, profile_id: int | None = None) -> Select[Any]:
+    """Pairs both of whose customers the principal may read (open pairs: both still live)."""
+    principal.require("profiles", "read")
+    if status not in (OPEN, MERGED, DISMISSED):
+        raise invalid("status", "one of open, merged, dismissed", "not_option")
+    readable = select(Profile.id).where(scope(principal, Profile))
+    if status == OPEN:
+        readable = readable.where(Profile.merged_into_id.is_(None))
+    stmt = select(DuplicateCandidate).where(
+        DuplicateCandidate.org_id == principal.org_id, DuplicateCandidate.status == status,
+        DuplicateCandidate.profile_a_id.in_(readable), DuplicateCandidate.profile_b_id.in_(readable))
+    if min_probability is not None:
+        stmt = stmt.where(DuplicateCandidate.probability >= min_probability)
+    if unit_id is not None:  # either customer held in that unit or under it
+        in_unit = select(Profile.id).where(*profile_filters(principal, None, unit_id, None))
+        stmt = stmt.where(or_(DuplicateCandidate.profile_a_id.in_(in_unit),
+                              DuplicateCandidate.profile_b_id.in_(in_unit)))
+    if profile_id is not None:
+        stmt = stmt.where(or_(DuplicateCandidate.profile_a_id == profile_id,
+                              DuplicateCandidate.profile_b_id == profile_id))
+    return stmt
+
+
+def list_candidates(session: Session, principal: Principal, *, status: str = OPEN,
+                    min_probability: float | None = None, unit_id: int | None = None, limit: int = 50,
+                    cursor: str | None = None) -> Page[DuplicateCandidate]:
+    stmt = _filtered(session, principal, status=status, min_probability=min_probability, unit_id=unit_id)
+    return keyset_page(session, stmt, id_column=DuplicateCandidate.id, sort_column=DuplicateCandidate.probability,
+                       limit=limit, cursor=cursor)
+
+
+SORTS = {"probability": DuplicateCandidate.probability, "found_at": DuplicateCandidate.found_at,
+         "decided_at": DuplicateCandidate.decided_at}
+
+
+def page_candidates(session: Session, principal: Principal, *, status: str = OPEN,
+                    min_probability: float | None = None, unit_id: int | None = None, sort: str = "probability",
+                    descending: bool = True, page: int = 1, per_page: int = 20) -> OffsetPage[DuplicateCandidate]:
+    """A numbered page for the review table."""
+    stmt = _filtered(session, principal, status=status, min_probability=min_probability, unit_id=unit_id)
+    column = SORTS.get(sort, DuplicateCandidate.probability)
+    order = [column.desc() if descending else column.asc(), DuplicateCandidate.id.desc()]
+    return offset_page(session, stmt, order_by=order, page=page, per_page=per_page)
+
+
+def candidates_of(session: Session, principal: Principal, profile_id: int) -> list[DuplicateCandidate]:
+    """The open pairs a customer is in (for the Customer 360), most probable first."""
+    stmt = _filtered(session, principal, status=OPEN, min_probability=None, unit_id=None, profile_id=profile_id)
+    return list(session.scalars(stmt.order_by(DuplicateCandidate.probability.desc()).limit(20)))
+
+
+def get_candidate(session: Session, principal: Principal, candidate_id: int) -> DuplicateCandidate:
+    principal.require("profiles", "read")
+    readable = select(Profile.id).where(scope(principal, Profile))
+    found = session.scalar(select(DuplicateCandidate).where(
+        DuplicateCandidate.id == candidate_id, DuplicateCandidate.org_id == principal.org_id,
+        DuplicateCandidate.profile_a_id.in_(readable), DuplicateCandidate.profile_b_id.in_(readable)))
+    if found is None:
+        raise NotFound(f"No duplicate pair with id {candidate_id}.")
+    return found
+
+
+def profiles_of(session: Session, candidates: list[DuplicateCandidate]) -> dict[int, Profile]:
+    ids = {c.profile_a_id for c in candidates} | {c.profile_b_id for c in candidates}
+    return {p.id: p for p in session.scalars(select(Profile).where(Profile.id.in_(ids)))} if ids else {}
+
+
+def _decidable(session: Session, principal: Principal, candidate_id: int) -> tuple[DuplicateCandidate,
+                                                                                     list[Profile]]:
+    candidate = get_candidate(session, principal, candidate_id)
+    if candidate.status != OPEN:
+        raise Conflict(f"This pair was already decided ({candidate.status}).")
+    people = [session.get(Profile, candidate.profile_a_id), session.get(Profile, candidate.profile_b_id)]
+    for profile in people:
+        if profile is None or profile.merged_into_id is not None:
+            raise Conflict("One of these customers has been merged since; the pair is out of date.")
+        require_row(session, principal, "profiles", "update", unit_id=profile.unit_id, owner_id=profile.owner_id)
+    return candidate, people
+
+
+def merge_candidate(session: Session, principal: Principal, candidate_id: int, *,
+                    winner_id: int | None = None) -> Merge:
+    """Merge the pair's two customers; ``winner_id`` (one of the two) is the record that stays."""
+    candidate, people = _decidable(session, principal, candidate_id)
+    if winner_id is not None and winner_id not in {p.id for p in people}:
+        raise invalid("winner_id", "one of the pair's two customers", "not_in_pair")
+    merge = _merge_pair(session, candidate, winner_id=winner_id, actor=principal,
+                        detail=f"duplicate pair {candidate.id} (probability {candidate.probability:.3f}), "
+                               f"confirmed by {principal.display}")
+    if merge is None:  # unreachable after _decidable's checks; kept for safety
+        raise Conflict("These two are already one customer.")
+    candidate.decided_by_id = principal.user_id
+    session.flush()
+    return merge
+
+
+def dismiss_candidate(session: Session, principal: Principal, candidate_id: int) -> DuplicateCandidate:
+    """Not the same person: the pair leaves the queue and is never proposed again."""
+    candidate, _ = _decidable(session, principal, candidate_id)
+    candidate.status, candidate.decided_at, candidate.decided_by_id = DISMISSED, utcnow(), principal.user_id
+    session.flush()
+    audit.record(session, principal, action="dismiss", entity="duplicate_candidates", entity_id=candidate.id,
+                 after={"profiles": [candidate.profile_a_id, candidate.profile_b_id]},
+                 summary=f"Customers {candidate.profile_a_id} and {candidate.profile_b_id} are not the same person")
+    return candidate
+
+
+def evidence(model: dict[str, Any], levels: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each comparison's level with the model's weight for it (log2 of how much likelier among matches),
+    strongest first; unknown levels are left out (they weigh nothing)."""
+    found = []
+    for comparison, level in levels.items():
+        if int(level) < 0:
+            continue
+        weight = model.get("levels", {}).get(comparison, {}).get(str(level), {}).get("weight")
+        found.append({"comparison": comparison, "level": int(level), "weight": weight})
+    return sorted(found, key=lambda e: -(e["weight"] or 0))
+
+
+def candidates_out(session: Session, principal: Principal,
+                   candidates: list[DuplicateCandidate]) -> list[schemas.DuplicateOut]:
+    """The pairs as the principal may see them: both customers (PII masked without pii.read), the evidence."""
+    people = profiles_of(session, candidates)
+    model = settings_of(session, principal.org_id).model if candidates else {}
+    return [schemas.DuplicateOut(
+        id=c.id, probability=c.probability, status=c.status, found_at=c.found_at, decided_at=c.decided_at,
+        decided_by_id=c.decided_by_id, merge_id=c.merge_id,
+        evidence=[schemas.EvidenceOut(**e) for e in evidence(model, c.levels)],
+        customers=[profile_out(principal, people[pid]) for pid in (c.profile_a_id, c.profile_b_id) if pid in people])
+        for c in candidates]
