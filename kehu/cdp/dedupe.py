@@ -9,17 +9,18 @@ next run does not merge the two again."""
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, func, or_, select, update
+from sqlalchemy import Select, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from kehu.cdp import identity, matching, schemas
 from kehu.cdp.models import DedupeSettings, DuplicateCandidate, Merge, Profile
 from kehu.cdp.service import profile_filters, profile_out
 from kehu.core import audit, jobs
-from kehu.core.db import dialect_insert, utcnow
+from kehu.core import settings as kehu_settings
+from kehu.core.db import Database, dialect_insert, utcnow
 from kehu.core.errors import Conflict, NotFound, invalid
 from kehu.core.pagination import OffsetPage, Page, keyset_page, offset_page
 from kehu.tenancy.access import Principal, require_row, scope
@@ -83,6 +84,35 @@ def request_run(session: Session, principal: Principal) -> DedupeSettings:
     found.status, found.job_id = "queued", job.id
     session.flush()
     return found
+
+
+@jobs.poller
+def enqueue_due_runs(database: Database, limit: int = 10) -> bool:
+    """An organisation that has looked for duplicates before gets a new run every ``dedupe_refresh_hours``
+    (and one whose run was left waiting on a job that failed for good). The update that queues it checks it
+    is still due, so two workers looking at once queue it once."""
+    hours = kehu_settings.get_settings().dedupe_refresh_hours
+    if hours <= 0:
+        return False
+    due_before = utcnow() - timedelta(hours=hours)
+    dead_jobs = select(jobs.Job.id).where(jobs.Job.status.in_((jobs.FAILED, jobs.CANCELLED)))
+    due = or_(and_(DedupeSettings.status.in_(("done", "failed")), DedupeSettings.last_run_at < due_before),
+              and_(DedupeSettings.status.in_(("queued", "running")), DedupeSettings.job_id.in_(dead_jobs)))
+    with database.unit_of_work() as session:
+        found = session.execute(select(DedupeSettings.id, DedupeSettings.org_id, DedupeSettings.job_id).where(
+            due).order_by(DedupeSettings.last_run_at).limit(limit)).all()
+        queued = 0
+        for settings_id, org_id, job_id in found:
+            job = jobs.enqueue(session, kind=DEDUPE_JOB, org_id=org_id, payload={"org_id": org_id})
+            claimed = session.execute(update(DedupeSettings).where(
+                DedupeSettings.id == settings_id,
+                DedupeSettings.job_id.is_(None) if job_id is None else DedupeSettings.job_id == job_id, due,
+            ).values(status="queued", job_id=job.id).execution_options(synchronize_session=False)).rowcount
+            if claimed:
+                queued += 1
+            else:  # another worker queued it first
+                session.delete(job)
+        return queued > 0
 
 
 def store_candidates(session: Session, org_id: int, pairs: list[tuple[int, int, float, dict[str, int]]],

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     job_backoff_seconds: float = 5.0
     api_page_max: int = Field(default=500, ge=1)
     segment_refresh_minutes: int = Field(default=1440, ge=5)  # dynamic segments are recomputed this often
+    # Once an organisation has looked for duplicates, a worker looks again this often (0: only on demand).
+    dedupe_refresh_hours: int = Field(default=24, ge=0)
 
     @classmethod
     def settings_customise_sources(

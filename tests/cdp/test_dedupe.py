@@ -7,11 +7,12 @@ from __future__ import annotations
 import random
 from datetime import date, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from kehu.cdp import dedupe, schemas, service
 from kehu.cdp.models import DedupeSettings, DuplicateCandidate, Merge, Profile
 from kehu.core import jobs
+from kehu.core.db import utcnow
 from kehu.demo.customers import GIVEN_FEMALE, GIVEN_MALE, SURNAMES
 from tests.cdp.test_imports import run_jobs
 
@@ -137,3 +138,25 @@ def test_thresholds_are_checked_and_auto_merge_resumes_after_a_crash(  # type: i
     assert session.get(Profile, ids["liu_typo"]).merged_into_id == ids["liu"]
     assert session.get(Profile, ids["zhang_namesake"]).merged_into_id is None
     assert all(c.status == "merged" and c.merge_id for c in session.scalars(select(DuplicateCandidate)))
+
+
+def test_an_organisation_that_looked_before_is_looked_at_again_daily(  # type: ignore[no-untyped-def]
+        client, tree, login, session, clean_database, settings):
+    _people(session, tree)
+    admin = login("admin@example.com")
+    assert not dedupe.enqueue_due_runs(clean_database)  # never looked: nothing is run behind its back
+    client.post("/api/v1/dedupe/run", headers=admin)
+    run_jobs(clean_database, settings)
+    assert not dedupe.enqueue_due_runs(clean_database)  # just looked
+    with clean_database.unit_of_work() as s:
+        s.execute(DedupeSettings.__table__.update().values(last_run_at=utcnow() - timedelta(hours=25)))
+    assert dedupe.enqueue_due_runs(clean_database)
+    assert not dedupe.enqueue_due_runs(clean_database)  # queued once, whoever asks again
+    session.expire_all()
+    state = session.scalar(select(DedupeSettings))
+    assert state.status == "queued"
+    assert session.scalar(select(func.count()).select_from(jobs.Job).where(
+        jobs.Job.kind == dedupe.DEDUPE_JOB, jobs.Job.status == jobs.QUEUED)) == 1
+    run_jobs(clean_database, settings)
+    session.expire_all()
+    assert session.scalar(select(DedupeSettings)).status == "done"
