@@ -9,14 +9,15 @@ next run does not merge the two again."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from kehu.cdp import identity, matching, schemas
-from kehu.cdp.models import DedupeSettings, DuplicateCandidate, Merge, Profile
+from kehu.cdp import identity, identity_rules, matching, schemas
+from kehu.cdp.models import DedupeSettings, DuplicateCandidate, Identity, Merge, Profile
 from kehu.cdp.service import profile_filters, profile_out
 from kehu.core import audit, jobs
 from kehu.core import settings as kehu_settings
@@ -161,6 +162,13 @@ def _merge_pair(session: Session, candidate: DuplicateCandidate, *, winner_id: i
     return merge
 
 
+def _within_limits(session: Session, rules: identity_rules.Rules, first: int, second: int) -> bool:
+    """Would one customer holding both records' identities stay within One ID's limits per kind (one app user
+    id, three mobiles…)? An automatic merge never breaks them; a person may still merge such a pair."""
+    held = Counter(session.execute(select(Identity.kind).where(Identity.profile_id.in_((first, second)))).scalars())
+    return all(count <= rules.limit(kind) for kind, count in held.items())
+
+
 def run(session: Session, org_id: int, *, ctx: jobs.JobContext | None = None) -> dict[str, Any]:
     """The job's work: fit, score, queue the pairs; merge those above the auto-merge threshold. A run that
     dies after queueing resumes at the merging (each batch of merges commits with the job's checkpoint)."""
@@ -168,6 +176,8 @@ def run(session: Session, org_id: int, *, ctx: jobs.JobContext | None = None) ->
     checkpoint = dict(ctx.checkpoint) if ctx else {}
     if checkpoint.get("stage") != "merging":
         found.status = "running"
+        if ctx:
+            ctx.save(progress=5, message="reading customers")
         started = utcnow()
         clock = time.perf_counter()
         result = matching.find_matches(session, org_id, threshold=found.review_threshold)
@@ -188,16 +198,23 @@ def run(session: Session, org_id: int, *, ctx: jobs.JobContext | None = None) ->
             DuplicateCandidate.probability >= found.auto_merge_threshold).order_by(
             DuplicateCandidate.probability.desc(), DuplicateCandidate.id)
         total = session.scalar(select(func.count()).select_from(to_merge.subquery())) or 0
+        rules = identity_rules.rules_for(session, org_id)
+        held_back = set(checkpoint.get("held_back", []))  # beyond One ID's limits: left for a person
         done = 0
-        while batch := list(session.scalars(to_merge.limit(MERGE_BATCH))):
+        while batch := list(session.scalars(to_merge.where(DuplicateCandidate.id.not_in(held_back or [0]))
+                                            .limit(MERGE_BATCH))):
             for candidate in batch:
-                if _merge_pair(session, candidate, winner_id=None, actor=actor,
-                               detail=f"automatic: probability {candidate.probability:.3f}") is not None:
-                    merged += 1
-                else:  # nothing left to merge: the pair is settled
+                first, second = _live(session, candidate.profile_a_id), _live(session, candidate.profile_b_id)
+                if first is None or second is None or first.id == second.id:  # one customer already
                     candidate.status, candidate.decided_at = MERGED, utcnow()
+                elif not _within_limits(session, rules, first.id, second.id):
+                    held_back.add(candidate.id)
+                elif _merge_pair(session, candidate, winner_id=None, actor=actor,
+                                 detail=f"automatic: probability {candidate.probability:.3f}") is not None:
+                    merged += 1
             done += len(batch)
-            found.figures = {**found.figures, "merged": merged}
+            checkpoint = {**checkpoint, "held_back": sorted(held_back)}
+            found.figures = {**found.figures, "merged": merged, "held_back": len(held_back)}
             if ctx:
                 ctx.save(progress=60 + 40 * done // max(total, 1), message=f"{merged} merged",
                          checkpoint=checkpoint)
