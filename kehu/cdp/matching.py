@@ -61,10 +61,9 @@ COMPARISONS: dict[str, tuple[str, list[tuple[int, str]]]] = {
     # Only the whole address: a local part shaped like the name (zhangwei.88@) says no more than the name.
     "email": ("l.email IS NULL OR r.email IS NULL", [(2, "l.email = r.email")]),
     "city": ("l.city IS NULL OR r.city IS NULL", [(1, "l.city = r.city")]),
-    "address": ("l.address IS NULL OR r.address IS NULL", [
-        (2, "l.address = r.address"),
-        (1, "jaro_winkler_similarity(l.address, r.address) >= 0.92"),
-    ]),
+    # Only the whole address: two addresses in one city look alike by their common prefix (city, district,
+    # a main road), and a similarity level would count the city a second time.
+    "address": ("l.address IS NULL OR r.address IS NULL", [(2, "l.address = r.address")]),
 }
 # Blocking rules: equal columns, and the comparison levels that say a pair meets the rule (so the pairs a
 # rule would make are found again among the scored pairs, whichever rule made them first).
@@ -78,10 +77,10 @@ BLOCKING_RULES: list[tuple[str, tuple[str, ...], dict[str, int]]] = [
 # Where EM has nothing to learn from (a tiny organisation), these stand in: matches mostly agree.
 DEFAULT_M = {"name": {3: 0.55, 2: 0.35, 1: 0.05, 0: 0.05}, "birthday": {2: 0.9, 1: 0.05, 0: 0.05},
              "mobile": {2: 0.5, 1: 0.05, 0: 0.45}, "email": {2: 0.5, 0: 0.5}, "city": {1: 0.8, 0: 0.2},
-             "address": {2: 0.3, 1: 0.1, 0: 0.6}}
+             "address": {2: 0.3, 0: 0.7}}
 NAME_TF_FLOOR = 1e-6
 RANDOM_SAMPLE_RECORDS = 1500  # ~1.1 M random pairs for u (as Splink's default of 1 M)
-EM_ITERATIONS = 40
+EM_ITERATIONS = 200
 # No level is impossible for one person: a typo can break any field, and one such pair must not be ruled out.
 M_FLOOR = 1e-4
 EM_MIN_PAIRS = 10  # a rule with fewer candidate pairs teaches nothing reliable
@@ -246,94 +245,55 @@ def _meets(levels: dict[str, int], rule: dict[str, int]) -> bool:
     return all(levels[name] >= at for name, at in rule.items())
 
 
-def _em(patterns: list[tuple[dict[str, int], int]], u: dict[str, dict[int, float]], free: list[str],
-        share: float) -> dict[str, dict[int, float] | None] | None:
-    """m for the ``free`` comparisons from the pairs of one blocking rule, u and the rule's share of matches
-    fixed (with one or two informative comparisons left free, a free share would trade off against m)."""
-    if sum(n for _, n in patterns) < EM_MIN_PAIRS:
-        return None
-    m = {name: dict(DEFAULT_M[name]) for name in free}
-    for _ in range(EM_ITERATIONS):
-        matched = {name: {} for name in free}
-        known = dict.fromkeys(free, 0.0)
-        for levels, n in patterns:
-            odds_m, odds_u = share, 1 - share
-            for name in free:
-                level = levels[name]
-                if level >= 0:
-                    odds_m *= m[name].get(level, 1e-6)
-                    odds_u *= u[name].get(level, 1e-9)
-            posterior = odds_m / (odds_m + odds_u) if odds_m + odds_u else 0.0
-            for name in free:
-                level = levels[name]
-                if level >= 0:
-                    matched[name][level] = matched[name].get(level, 0.0) + posterior * n
-                    known[name] += posterior * n
-        for name in free:
-            if known[name] > 0:
-                m[name] = {level: max(matched[name].get(level, 0.0) / known[name], M_FLOOR) for level in m[name]}
-    # A comparison no pair of the rule had on both sides taught nothing here.
-    return {name: levels if any(seen[name] >= 0 for seen, _ in patterns) else None for name, levels in m.items()}
-
-
 def fit(con: duckdb.DuckDBPyConnection, records: int, patterns: list[tuple[dict[str, int], int]]) -> MatchModel:
+    """u from random pairs; m and the prior by expectation maximisation over the candidate pairs' patterns.
+
+    The E-step weighs every comparison (blocked ones too) with the population's u, so a pair's posterior is
+    what it would be among all pairs: blocking is a function of the levels and selects without biasing it.
+    The M-step learns each comparison's m only from the pairs of blocking rules that leave it free (among
+    a rule's pairs the matches agree on its own fields by construction), pooled over those rules."""
     u = _estimate_u(con, records)
-    estimates: dict[str, list[dict[int, float]]] = {name: [] for name in COMPARISONS}
-    trained_on = {}
-    coincidence = _coincidences(con)
-    possible = records * (records - 1) / 2
-    for rule_name, columns, rule in BLOCKING_RULES:
-        mine = [(levels, n) for levels, n in patterns if _meets(levels, rule)]
-        pairs = sum(n for _, n in mine)
-        trained_on[rule_name] = pairs
-        if not pairs:
-            continue
-        # Different people meet a rule by coincidence as often as its fields' values repeat (independent
-        # fields): the rest of its pairs are matches.
-        chance = math.prod(coincidence[column] for column in columns)
-        share = min(max(1 - possible * chance / pairs, 0.01), 0.99)
-        free = [name for name in COMPARISONS if name not in rule]
-        m_rule = _em(mine, u, free, share)
-        if m_rule:
-            for name, levels in m_rule.items():
-                if levels is not None:
-                    estimates[name].append(levels)
-    m = {}
-    for name in COMPARISONS:
-        found = estimates[name]
-        m[name] = {level: sum(e[level] for e in found) / len(found) for level in found[0]} if found \
-            else dict(DEFAULT_M[name])
-    model = MatchModel(m=m, u=u, prior=1e-6, records=records, trained_on=trained_on,
-                       trained=[name for name in COMPARISONS if estimates[name]])
-    model.prior = _prior(model, patterns, records)
-    return model
-
-
-def _coincidences(con: duckdb.DuckDBPyConnection) -> dict[str, float]:
-    """Per blocking column: the probability that two random records hold the same (known) value, Σ share²."""
-    columns = sorted({column for _, cols, _ in BLOCKING_RULES for column in cols})
-    found = {}
-    for column in columns:
-        found[column] = con.execute(f"SELECT coalesce(sum(c * c), 0) / (SELECT count(*) FROM records)::DOUBLE ^ 2 "
-                                    f"FROM (SELECT count(*)::DOUBLE AS c FROM records WHERE {column} IS NOT NULL "
-                                    f"GROUP BY {column})").fetchone()[0]
-    return found
-
-
-def _prior(model: MatchModel, patterns: list[tuple[dict[str, int], int]], records: int) -> float:
-    """The probability that two random records match: the expected matches among the candidates (a fixed
-    point: the prior sets the posteriors that count them) over all possible pairs."""
     possible = max(records * (records - 1) / 2, 1)
-    weights = [(sum(model.weight(c, level) for c, level in levels.items()), n) for levels, n in patterns]
-    prior = min(records / possible, 0.5)  # a start: one duplicate pair per record
-    for _ in range(50):
+    rules = [(name, rule) for name, _, rule in BLOCKING_RULES]
+    trained_on = {name: sum(n for levels, n in patterns if _meets(levels, rule)) for name, rule in rules}
+    # per pattern: its count, its known levels, and the comparisons it may teach (free in a rule it meets)
+    prepared = []
+    for levels, n in patterns:
+        known = [(c, level) for c, level in levels.items() if level >= 0]
+        met = [rule for name, rule in rules if trained_on[name] >= EM_MIN_PAIRS and _meets(levels, rule)]
+        teaches = [(c, level, times) for c, level in known if (times := sum(1 for rule in met if c not in rule))]
+        prepared.append((n, known, teaches))
+    m = {name: dict(DEFAULT_M[name]) for name in COMPARISONS}
+    prior = min(0.1 * records / possible, 0.5)  # a start: one record in ten has a twin
+    taught: set[str] = set()
+    for _ in range(EM_ITERATIONS):
         odds = prior / (1 - prior)
-        expected = sum(n / (1 + 1 / (odds * 2 ** w)) for w, n in weights)
-        new = min(max(expected / possible, 1e-12), 0.5)
-        if abs(new - prior) <= prior * 1e-4:
-            return new
-        prior = new
-    return prior
+        matched: dict[str, dict[int, float]] = {name: dict.fromkeys(m[name], 0.0) for name in COMPARISONS}
+        expected = 0.0
+        for n, known, teaches in prepared:
+            ratio = odds
+            for c, level in known:
+                ratio *= m[c].get(level, M_FLOOR) / u[c].get(level, 1e-9)
+            posterior = ratio / (1 + ratio)
+            expected += n * posterior
+            for c, level, times in teaches:
+                matched[c][level] = matched[c].get(level, 0.0) + n * posterior * times
+        change = 0.0
+        for name in COMPARISONS:
+            mass = sum(matched[name].values())
+            if mass <= 0:
+                continue
+            taught.add(name)
+            new = {level: max(value / mass, M_FLOOR) for level, value in matched[name].items()}
+            change = max(change, *(abs(new[level] - m[name].get(level, 0.0)) for level in new))
+            m[name] = new
+        new_prior = min(max(expected / possible, 1e-12), 0.5)
+        change = max(change, abs(new_prior - prior) / prior)
+        prior = new_prior
+        if change < 1e-5:
+            break
+    return MatchModel(m=m, u=u, prior=prior, records=records, trained_on=trained_on,
+                      trained=[name for name in COMPARISONS if name in taught])
 
 
 # -- scoring -------------------------------------------------------------------------------------------------
