@@ -660,13 +660,20 @@ def _add_newcomers(resolver: Resolver, source: Source, newcomers: list[Any], rec
     identity_ids = dict(zip(((i["kind"], i["value"]) for i in identities),
                             insert_returning_ids(resolver.session, Identity.__table__, identities), strict=True))
     resolver.stats.profiles_created += len(profiles)
-    priority = resolver.rules.priority
-    return [{"org_id": org_id, "source_id": source_id, "message_id": message["message_id"], "type": "identify",
-             "event": str(message["event"])[:200], "ts": ts, "received_at": received_at,
-             "identity_id": identity_ids[pairs[0] if len(pairs) == 1 else min(pairs, key=lambda p: priority(p[0]))],
-             "profile_id": profile_id, "properties": dict(message.get("properties") or {}),
-             "context": {**(message.get("context") or {}), **({"kehu_notes": notes} if notes else {})}}
-            for (message, pairs, notes), profile_id, ts in zip(newcomers, profile_ids, moments, strict=True)]
+    # the event's identity is the call's strongest; kinds ranked once, not asked of the rules per row
+    rank = {kind: resolver.rules.priority(kind) for kind in {kind for _, pairs, _ in newcomers for kind, _ in pairs}}
+    events = []
+    for (message, pairs, notes), profile_id, ts in zip(newcomers, profile_ids, moments, strict=True):
+        strongest = pairs[0] if len(pairs) == 1 else min(pairs, key=lambda p: rank[p[0]])
+        context = message.get("context") or {}
+        # the calls are this batch's own (made from a file's rows or decoded from the inbox): their
+        # properties and context go into the rows as they are, not copied
+        events.append({"org_id": org_id, "source_id": source_id, "message_id": message["message_id"],
+                       "type": "identify", "event": str(message["event"])[:200], "ts": ts,
+                       "received_at": received_at, "identity_id": identity_ids[strongest], "profile_id": profile_id,
+                       "properties": message.get("properties") or {},
+                       "context": {**context, "kehu_notes": notes} if notes else context})
+    return events
 
 
 MAX_BATCH_ATTEMPTS = 5

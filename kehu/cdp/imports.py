@@ -201,6 +201,14 @@ def csv_parts(content: bytes, encoding: str, rows_per_part: int) -> tuple[list[s
     inside a quoted field that spans lines."""
     codec = "utf-8" if encoding == "utf-8-sig" else encoding
     consumed = 3 if encoding == "utf-8-sig" and content.startswith(b"\xef\xbb\xbf") else 0
+    if b'"' not in content and content.count(b"\r") == content.count(b"\r\n"):
+        return _unquoted_parts(content, codec, consumed, rows_per_part)
+    return _parsed_parts(content, encoding, codec, consumed, rows_per_part)
+
+
+def _parsed_parts(content: bytes, encoding: str, codec: str, consumed: int, rows_per_part: int
+                  ) -> tuple[list[str], list[tuple[int, int, int]]]:
+    """csv_parts by parsing the file: quoted fields may hold newlines."""
 
     def lines() -> Iterator[str]:
         nonlocal consumed
@@ -223,6 +231,28 @@ def csv_parts(content: bytes, encoding: str, rows_per_part: int) -> tuple[list[s
             in_part = 0
     if in_part:
         parts.append((first, start, before))
+    return headers, parts
+
+
+def _unquoted_parts(content: bytes, codec: str, start: int, rows_per_part: int
+                    ) -> tuple[list[str], list[tuple[int, int, int]]]:
+    """csv_parts of a file without quotes (most exports): every line is a record, so the cuts are found by
+    jumping from newline to newline in the bytes (a newline byte never occurs inside a UTF-8 or GB18030
+    character) instead of decoding and parsing the file."""
+    end = len(content)
+    header_end = content.find(b"\n", start)
+    header_end = end if header_end < 0 else header_end + 1
+    headers = [h.strip() for h in next(csv.reader([content[start:header_end].decode(codec)]), [])]
+    parts: list[tuple[int, int, int]] = []
+    position, number = header_end, 2
+    while position < end:
+        cut, lines = position, 0
+        while lines < rows_per_part and cut < end:
+            found = content.find(b"\n", cut)
+            cut = end if found < 0 else found + 1
+            lines += 1
+        parts.append((number, position, cut))
+        position, number = cut, number + lines
     return headers, parts
 
 

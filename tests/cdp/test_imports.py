@@ -190,25 +190,30 @@ def test_rejection_reasons_come_in_the_readers_language(client, tree, login, cle
 
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "gb18030"])
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])
-def test_a_file_is_cut_into_parts_between_records(encoding, newline):
+@pytest.mark.parametrize("quoted", [True, False])
+def test_a_file_is_cut_into_parts_between_records(encoding, newline, quoted):
     """Parts read apart give exactly the file's rows, numbered as a spreadsheet shows them, even where a
-    quoted field spans lines, lines are empty or the file has a BOM."""
+    quoted field spans lines, lines are empty or the file has a BOM; a file without quotes is cut by its
+    newlines alone (the quick path), with the same result."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator=newline)
     writer.writerow(["姓名", "手机", "备注"])
     for n in range(9):
-        writer.writerow([f"客户{n}", f"1390000{n:04d}", "第一行\n第二行" if n % 3 == 0 else "普通"])
+        writer.writerow([f"客户{n}", f"1390000{n:04d}", "第一行\n第二行" if quoted and n % 3 == 0 else "普通"])
         if n == 4:
             buffer.write(newline + "," * 2 + newline)  # an empty line and a line of empty cells
     content = buffer.getvalue().encode(encoding)
+    assert (b'"' in content) is quoted
     headers, parts = imports.csv_parts(content, encoding, 2)
-    assert headers == ["姓名", "手机", "备注"] and len(parts) == 5
+    assert headers == ["姓名", "手机", "备注"] and len(parts) == (5 if quoted else 6)  # quick: empty lines count
+    assert parts[0][1] == len("姓名,手机,备注".encode(encoding)) + len(newline)  # (a BOM included)
+    assert parts[-1][2] == len(content)
     assert all(a[2] == b[1] for a, b in itertools.pairwise(parts))  # one after another, no gaps
     read_apart = [row for first, start, end in parts
                   for row in imports.part_rows(content[start:end], encoding, headers, first)]
     assert read_apart == list(imports.rows(content, "客户.csv"))
     assert [n for n, _ in read_apart] == [2, 3, 4, 5, 6, 9, 10, 11, 12]  # 7 and 8 are empty
-    assert read_apart[0][1]["备注"] == "第一行\n第二行"
+    assert read_apart[0][1]["备注"] == ("第一行\n第二行" if quoted else "普通")
 
 
 def test_two_workers_share_the_parts_and_a_person_in_both_is_one_profile(client, tree, login, session,
