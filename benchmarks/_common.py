@@ -18,8 +18,12 @@ from sqlalchemy import create_engine, make_url, text
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/kehu_bench"
 
 
-def fresh_database(url: str | None) -> str:
-    """Drop and create the benchmark database (PostgreSQL) or start a new SQLite file."""
+def fresh_database(url: str | None, scratch: str | None = None) -> str:
+    """Drop and create the benchmark database (PostgreSQL) or start a new SQLite file. ``scratch`` names a
+    database of its own on the default server (``kehu_bench_<scratch>``) for a benchmark that makes its own
+    data, so the generated million that ``--reuse`` benchmarks measure on survives it (``kehu bench all``)."""
+    if url is None and scratch and not os.environ.get("KEHU_BENCH_DATABASE_URL"):
+        url = make_url(DEFAULT_URL).set(database=f"kehu_bench_{scratch}").render_as_string(hide_password=False)
     url = url or os.environ.get("KEHU_BENCH_DATABASE_URL") or DEFAULT_URL
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":

@@ -84,7 +84,7 @@ def run(database_url: str | None = None, size: int | None = None) -> dict[str, A
     from kehu.demo.generate import generate
     from kehu.demo.seed import seed_demo
 
-    url = fresh_database(database_url)
+    url = fresh_database(database_url, scratch="dedupe")
     customers = size or default_size(url, postgres=100_000, sqlite=20_000)
     database = Database(url)
     migrate(database)

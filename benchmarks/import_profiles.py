@@ -119,7 +119,7 @@ def run(database_url: str | None = None, size: int | None = None, worker_process
     from kehu.core.jobs import Job
     from kehu.tenancy import service as tenancy_service
 
-    url = fresh_database(database_url)
+    url = fresh_database(database_url, scratch="import")
     size = size or default_size(url, postgres=100_000, sqlite=10_000)
     if is_sqlite(url):  # one writer
         worker_processes = 1

@@ -101,7 +101,7 @@ def run(database_url: str | None = None, size: int | None = None, batch_size: in
     from kehu.core.db import Database, migrate
     from kehu.tenancy import service as tenancy_service
 
-    url = fresh_database(database_url)
+    url = fresh_database(database_url, scratch="ingest")
     size = size or default_size(url, postgres=200_000, sqlite=20_000)
     if is_sqlite(url):  # one writer: one server process and one worker
         server_processes = worker_processes = 1
