@@ -8,11 +8,12 @@ from typing import Any
 from nicegui import ui
 
 from kehu.cdp import dedupe, schemas, service
+from kehu.core.errors import KehuError
 from kehu.core.jobs import Job
 from kehu.core.timeutil import format_local
 from kehu.tenancy import service as tenancy_service
 from kehu.ui.components import ServerTable, readable_phone
-from kehu.ui.shell import frame, page, run_action, tr, unit_of_work
+from kehu.ui.shell import frame, notify_error, page, run_action, tr, unit_of_work
 
 # The levels a reviewer reads, in the order they matter; each comparison's level 0 is "different".
 SHOWN_LEVELS = [("name", 3), ("name", 2), ("name", 1), ("name", 0), ("birthday", 2), ("birthday", 1),
@@ -280,13 +281,18 @@ def _weights_card(model: dict[str, Any]) -> None:
 
 def _merge_dialog(principal: Any, row: dict[str, Any], *, after: Any) -> None:
     """The two records side by side; the reviewer picks the one that stays."""
-    with unit_of_work() as session:
-        candidate = dedupe.get_candidate(session, principal, row["id"])
-        people = dedupe.profiles_of(session, [candidate])
-        pair = [people[candidate.profile_a_id], people[candidate.profile_b_id]]
-        owners, units = service.names_for(session, user_ids={p.owner_id for p in pair if p.owner_id},
-                                          unit_ids={p.unit_id for p in pair})
-        outs = [service.profile_out(principal, p) for p in pair]
+    try:
+        with unit_of_work() as session:
+            candidate = dedupe.get_candidate(session, principal, row["id"])
+            people = dedupe.profiles_of(session, [candidate])
+            pair = [people[candidate.profile_a_id], people[candidate.profile_b_id]]
+            owners, units = service.names_for(session, user_ids={p.owner_id for p in pair if p.owner_id},
+                                              unit_ids={p.unit_id for p in pair})
+            outs = [service.profile_out(principal, p) for p in pair]
+    except KehuError as error:  # decided or out of reach since the table was drawn
+        notify_error(error)
+        after()
+        return
     values = []
     for person, out in zip(pair, outs, strict=True):
         values.append({"name": out.name, "mobile": out.mobile, "email": out.email, "birthday": out.birthday,

@@ -10,10 +10,10 @@ A Fellegi–Sunter model, as Splink fits one, computed in DuckDB over a columnar
    name key + city, mobile, e-mail, birthday + city), each pair once.
 3. **Compare**: each pair gets a level per comparison (name exact / same key / similar key / different,
    birthday exact / near / different, …; unknown when either side lacks the field).
-4. **Learn**: u (how often non-matches agree) from random record pairs; m (how often matches agree) by
-   expectation maximisation per blocking rule, leaving out the comparisons that rule fixes — run over the
-   few hundred distinct comparison patterns with their counts, not over millions of pairs; the prior from
-   the expected matches among the candidates.
+4. **Learn**: u (how often non-matches agree) from random record pairs; m (how often matches agree) and
+   the prior by expectation maximisation, each comparison's m taught only by the blocking rules that leave
+   it free — run over the few hundred distinct comparison patterns with their counts, not over millions of
+   pairs (see ``fit``).
 5. **Score**: each pair's match weight is the prior's log-odds plus the sum of log2(m/u) of its levels, with
    a term-frequency adjustment for the name (two 王伟 are weaker evidence than two 欧阳修); probability =
    1 / (1 + 2^-weight).
@@ -58,7 +58,7 @@ COMPARISONS: dict[str, tuple[str, list[tuple[int, str]]]] = {
         (2, "l.mobile = r.mobile"),
         (1, "levenshtein(l.mobile, r.mobile) <= 1"),
     ]),
-    # Only the whole address: a local part shaped like the name (zhangwei.88@) says no more than the name.
+    # Only the whole e-mail address: a local part shaped like the name (zhangwei.88@) says no more than the name.
     "email": ("l.email IS NULL OR r.email IS NULL", [(2, "l.email = r.email")]),
     "city": ("l.city IS NULL OR r.city IS NULL", [(1, "l.city = r.city")]),
     # Only the whole address: two addresses in one city look alike by their common prefix (city, district,
@@ -122,11 +122,8 @@ class MatchResult:
 
 
 # -- reading the records ------------------------------------------------------------------------------------
-COLUMNS = ("id", "unit_id", "name", "name_pinyin", "birthday", "mobile", "email", "city", "address")
-
-
-def export_records(session: Session, org_id: int, path: Path) -> int:
-    """Write the organisation's live profiles' matching fields to a CSV file; returns how many."""
+def export_records(session: Session, org_id: int, path: Path) -> None:
+    """Write the organisation's live profiles' matching fields to a CSV file (COPY on PostgreSQL)."""
     address = Profile.attributes["address"].as_string()
     query = select(Profile.id, Profile.unit_id, Profile.name, Profile.name_pinyin, Profile.birthday, Profile.mobile,
                    Profile.email, Profile.city, address).where(
@@ -134,20 +131,15 @@ def export_records(session: Session, org_id: int, path: Path) -> int:
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         compiled = query.compile(connection, compile_kwargs={"literal_binds": True})
-        count = 0
         with path.open("wb") as out, connection.connection.driver_connection.cursor() as cursor, \
                 cursor.copy(f"COPY ({compiled}) TO STDOUT (FORMAT csv)") as copy:
             for chunk in copy:
                 out.write(chunk)
-                count += bytes(chunk).count(b"\n")
-        return count  # fields never hold a newline (names, phones, cities, addresses are single-line)
-    count = 0
+        return
     with path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         for row in session.execute(query).yield_per(20_000):
             writer.writerow(["" if value is None else value for value in row])
-            count += 1
-    return count
 
 
 def _load(con: duckdb.DuckDBPyConnection, path: Path) -> int:
