@@ -777,7 +777,10 @@ def _run_import(ctx: jobs.JobContext) -> dict[str, Any]:
     if _is_xlsx(run.filename):
         return _run_workbook_import(ctx, run, source)
     if "parts" not in ctx.checkpoint:
-        headers, parts = csv_parts(run.content, run.encoding, CHUNK_ROWS)
+        # a big file in fewer, larger parts (each part pays its lookups and bookkeeping once), still enough
+        # of them (about a hundred) for every worker to keep busy to the end
+        headers, parts = csv_parts(run.content, run.encoding,
+                                   min(max(CHUNK_ROWS, run.total_rows // 50), 4 * CHUNK_ROWS))
         started = utcnow().isoformat()
         for first, start, end in parts:
             jobs.enqueue(session, kind=IMPORT_PART_JOB, org_id=run.org_id, unit_id=run.unit_id,
