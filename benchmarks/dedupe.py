@@ -16,7 +16,6 @@ import contextlib
 import io
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -27,23 +26,15 @@ THRESHOLD = 0.9
 SWEEP = (0.5, 0.7, 0.9, 0.95, 0.99)
 
 
-def _f1(clusters: dict[int, int], truth: dict[int, str]) -> dict[str, float | int]:
+def _f1(clusters: dict[int, int], truth: dict[int, str]) -> dict[str, Any]:
     """Pairwise precision, recall and F1 of a clustering (record → cluster) against the truth."""
-    def pairs(counts: Counter[Any]) -> int:
-        return sum(n * (n - 1) // 2 for n in counts.values())
+    from kehu.cdp.resolution_quality import score_clusters
 
-    label = {record: clusters.get(record, record) for record in truth}
-    true_pairs = pairs(Counter(truth.values()))
-    found = pairs(Counter(label.values()))
-    correct = pairs(Counter((label[r], truth[r]) for r in truth))
-    precision = correct / found if found else 0.0
-    recall = correct / true_pairs if true_pairs else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
-            "found_pairs": found, "true_pairs": true_pairs}
+    figures = score_clusters([(clusters.get(record, record), person) for record, person in truth.items()]).as_dict()
+    return {key: figures[key] or 0.0 for key in ("precision", "recall", "f1", "found_pairs", "true_pairs")}
 
 
-def _splink(con: Any, records: int) -> tuple[list[tuple[int, int, float]], float]:
+def _splink(con: Any) -> tuple[list[tuple[int, int, float]], float]:
     import splink.comparison_library as cl
     from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
@@ -127,7 +118,7 @@ def run(database_url: str | None = None, size: int | None = None) -> dict[str, A
         return result
     # Splink's scratch tables are named __splink__…: it shares the connection and the records table.
     with contextlib.redirect_stdout(sys.stderr):  # Splink prints its training notes; stdout carries the JSON
-        theirs, splink_s = _splink(con, records)
+        theirs, splink_s = _splink(con)
     splink_s += read_s
     splink_scores = sweep(theirs)
     result["baseline"] = {"name": f"splink {splink.__version__} (DuckDB)", "seconds": round(splink_s, 2),

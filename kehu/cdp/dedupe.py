@@ -135,9 +135,12 @@ def store_candidates(session: Session, org_id: int, pairs: list[tuple[int, int, 
     gone = session.execute(delete(DuplicateCandidate).where(
         DuplicateCandidate.org_id == org_id, DuplicateCandidate.status == OPEN,
         DuplicateCandidate.found_at < found_at)).rowcount or 0
-    still_open = session.scalar(select(func.count()).select_from(DuplicateCandidate).where(
+    return {"open": _open_count(session, org_id), "no_longer_found": gone}
+
+
+def _open_count(session: Session, org_id: int) -> int:
+    return session.scalar(select(func.count()).select_from(DuplicateCandidate).where(
         DuplicateCandidate.org_id == org_id, DuplicateCandidate.status == OPEN)) or 0
-    return {"open": still_open, "no_longer_found": gone}
 
 
 def _live(session: Session, profile_id: int) -> Profile | None:
@@ -148,12 +151,10 @@ def _live(session: Session, profile_id: int) -> Profile | None:
     return profile
 
 
-def _merge_pair(session: Session, candidate: DuplicateCandidate, *, winner_id: int | None, actor: Any,
-                detail: str) -> Merge | None:
-    """Merge the two customers of a pair (the older record survives unless ``winner_id`` says otherwise)."""
-    first, second = _live(session, candidate.profile_a_id), _live(session, candidate.profile_b_id)
-    if first is None or second is None or first.id == second.id:
-        return None  # already one customer (an earlier pair of the same cluster merged them)
+def _merge_pair(session: Session, candidate: DuplicateCandidate, first: Profile, second: Profile, *,
+                winner_id: int | None, actor: Any, detail: str) -> Merge:
+    """Merge the pair's two (live, different) customers; the older record survives unless ``winner_id`` says
+    otherwise."""
     winner, loser = (first, second) if first.id < second.id else (second, first)
     if winner_id is not None and winner_id == loser.id:
         winner, loser = loser, winner
@@ -209,8 +210,9 @@ def run(session: Session, org_id: int, *, ctx: jobs.JobContext | None = None) ->
                     candidate.status, candidate.decided_at = MERGED, utcnow()
                 elif not _within_limits(session, rules, first.id, second.id):
                     held_back.add(candidate.id)
-                elif _merge_pair(session, candidate, winner_id=None, actor=actor,
-                                 detail=f"automatic: probability {candidate.probability:.3f}") is not None:
+                else:
+                    _merge_pair(session, candidate, first, second, winner_id=None, actor=actor,
+                                detail=f"automatic: probability {candidate.probability:.3f}")
                     merged += 1
             done += len(batch)
             checkpoint = {**checkpoint, "held_back": sorted(held_back)}
@@ -220,8 +222,7 @@ def run(session: Session, org_id: int, *, ctx: jobs.JobContext | None = None) ->
                          checkpoint=checkpoint)
             else:
                 session.flush()
-        found.figures = {**found.figures, "open": session.scalar(select(func.count()).select_from(
-            DuplicateCandidate).where(DuplicateCandidate.org_id == org_id, DuplicateCandidate.status == OPEN)) or 0}
+        found.figures = {**found.figures, "open": _open_count(session, org_id)}
     found.status = "done"
     session.flush()
     return dict(found.figures)
@@ -254,18 +255,23 @@ identity.AFTER_UNMERGE.append(_dismiss_after_unmerge)
 
 
 # -- the review queue ----------------------------------------------------------------------------------------
+def _readable(principal: Principal, *, live: bool) -> Select[Any]:
+    """The organisation's pairs both of whose customers the principal may read (``live``: both unmerged)."""
+    principal.require("profiles", "read")
+    readable = select(Profile.id).where(scope(principal, Profile))
+    if live:
+        readable = readable.where(Profile.merged_into_id.is_(None))
+    return select(DuplicateCandidate).where(
+        DuplicateCandidate.org_id == principal.org_id, DuplicateCandidate.profile_a_id.in_(readable),
+        DuplicateCandidate.profile_b_id.in_(readable))
+
+
 def _filtered(session: Session, principal: Principal, *, status: str, min_probability: float | None,
               unit_id: int | None, profile_id: int | None = None) -> Select[Any]:
     """Pairs both of whose customers the principal may read (open pairs: both still live)."""
-    principal.require("profiles", "read")
     if status not in (OPEN, MERGED, DISMISSED):
         raise invalid("status", "one of open, merged, dismissed", "not_option")
-    readable = select(Profile.id).where(scope(principal, Profile))
-    if status == OPEN:
-        readable = readable.where(Profile.merged_into_id.is_(None))
-    stmt = select(DuplicateCandidate).where(
-        DuplicateCandidate.org_id == principal.org_id, DuplicateCandidate.status == status,
-        DuplicateCandidate.profile_a_id.in_(readable), DuplicateCandidate.profile_b_id.in_(readable))
+    stmt = _readable(principal, live=status == OPEN).where(DuplicateCandidate.status == status)
     if min_probability is not None:
         stmt = stmt.where(DuplicateCandidate.probability >= min_probability)
     if unit_id is not None:  # either customer held in that unit or under it
@@ -307,11 +313,7 @@ def candidates_of(session: Session, principal: Principal, profile_id: int) -> li
 
 
 def get_candidate(session: Session, principal: Principal, candidate_id: int) -> DuplicateCandidate:
-    principal.require("profiles", "read")
-    readable = select(Profile.id).where(scope(principal, Profile))
-    found = session.scalar(select(DuplicateCandidate).where(
-        DuplicateCandidate.id == candidate_id, DuplicateCandidate.org_id == principal.org_id,
-        DuplicateCandidate.profile_a_id.in_(readable), DuplicateCandidate.profile_b_id.in_(readable)))
+    found = session.scalar(_readable(principal, live=False).where(DuplicateCandidate.id == candidate_id))
     if found is None:
         raise NotFound(f"No duplicate pair with id {candidate_id}.")
     return found
@@ -341,11 +343,9 @@ def merge_candidate(session: Session, principal: Principal, candidate_id: int, *
     candidate, people = _decidable(session, principal, candidate_id)
     if winner_id is not None and winner_id not in {p.id for p in people}:
         raise invalid("winner_id", "one of the pair's two customers", "not_in_pair")
-    merge = _merge_pair(session, candidate, winner_id=winner_id, actor=principal,
+    merge = _merge_pair(session, candidate, *people, winner_id=winner_id, actor=principal,
                         detail=f"duplicate pair {candidate.id} (probability {candidate.probability:.3f}), "
                                f"confirmed by {principal.display}")
-    if merge is None:  # unreachable after _decidable's checks; kept for safety
-        raise Conflict("These two are already one customer.")
     candidate.decided_by_id = principal.user_id
     session.flush()
     return merge

@@ -80,9 +80,15 @@ def score_resolution(session: Session, org_id: int, truth: list[tuple[int, str]]
         return profile_id
 
     kept = [(live(profile_id), person) for profile_id, person in truth if profile_id in present]
-    by_profile = Counter(profile for profile, _ in kept)
+    return score_clusters(kept, missing_records=len(named - present))
+
+
+def score_clusters(kept: list[tuple[int, str]], *, missing_records: int = 0) -> ResolutionScore:
+    """The score of a clustering given as (cluster, true person) per record: One ID's profiles, or the
+    clusters of a matcher's pairs (the dedupe benchmark)."""
+    by_cluster = Counter(cluster for cluster, _ in kept)
     by_person = Counter(person for _, person in kept)
     by_both = Counter(kept)
-    return ResolutionScore(records=len(kept), people=len(by_person), profiles=len(by_profile),
-                           true_pairs=_pairs(by_person.values()), found_pairs=_pairs(by_profile.values()),
-                           correct_pairs=_pairs(by_both.values()), missing_records=len(named - present))
+    return ResolutionScore(records=len(kept), people=len(by_person), profiles=len(by_cluster),
+                           true_pairs=_pairs(by_person.values()), found_pairs=_pairs(by_cluster.values()),
+                           correct_pairs=_pairs(by_both.values()), missing_records=missing_records)
