@@ -53,6 +53,26 @@ def machine(url: str) -> dict[str, object]:
             "database_version": str(version).split(" on ")[0]}
 
 
+def cpu_seconds(pids: list[int] | None = None) -> float | None:
+    """CPU time (user + system) used so far by the processes ``pids`` or, without pids, by the local
+    PostgreSQL server's processes (Linux /proc; None where it cannot be read). Read before and after a
+    timed step, it says where the step's time went: our Python or the database."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in ([proc / str(p) for p in pids] if pids is not None else proc.iterdir()):
+        try:
+            if pids is None and not (entry / "cmdline").read_bytes().startswith(b"postgres"):
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, ValueError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import default_size, fresh_database, is_sqlite, kehu_process, machine
+from _common import cpu_seconds, default_size, fresh_database, is_sqlite, kehu_process, machine
 
 TARGET_ROWS_PER_S = 20_000
 
@@ -133,10 +133,10 @@ def run(database_url: str | None = None, size: int | None = None, worker_process
     workdir = Path(tempfile.mkdtemp(prefix="kehu-bench-"))
     workers = [kehu_process(url, "worker", workdir=workdir, env={"KEHU_JOB_POLL_SECONDS": "0.05"})
                for _ in range(worker_processes)]
-    for worker in workers:
-        worker.__enter__()
+    worker_pids = [worker.__enter__().pid for worker in workers]
     try:
         time.sleep(3)  # the workers have started and are polling
+        cpu_before = cpu_seconds(worker_pids), cpu_seconds()
         started = time.perf_counter()
         with database.unit_of_work() as session:
             imports.start(session, tenancy_service.system_principal(session, org.id), run_id)
@@ -149,6 +149,7 @@ def run(database_url: str | None = None, size: int | None = None, worker_process
                 break
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
+        cpu_after = cpu_seconds(worker_pids), cpu_seconds()
     finally:
         for worker in workers:
             worker.__exit__(None, None, None)
@@ -165,7 +166,12 @@ def run(database_url: str | None = None, size: int | None = None, worker_process
         "target": "CSV import of profiles",
         "data_size": {"rows": size, "bytes": len(content), "parts": parts, "worker_processes": worker_processes},
         "kehu": {"rows_per_s": round(rate), "status": status, "accepted": accepted, "rejected": rejected,
-                 "profiles": profiles, "seconds": round(elapsed, 2)},
+                 "profiles": profiles, "seconds": round(elapsed, 2),
+                 # where the time went: CPU µs per row in the workers (Python) and in the database server
+                 "cpu_us_per_row": {name: round((after - before) / size * 1e6, 1)
+                                    for name, before, after in zip(("workers", "database"), cpu_before, cpu_after,
+                                                                   strict=True)
+                                    if before is not None and after is not None}},
         "baseline": {"copy_file_rows_per_s": round(baseline) if baseline else None,
                      "copy_output_rows_per_s": round(floor) if floor else None},
         "ratio": round(rate / baseline, 3) if baseline else None,

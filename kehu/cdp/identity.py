@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -23,8 +23,10 @@ from kehu.cdp.models import Event, Identity, IngestBatch, Merge, Profile, Source
 from kehu.core import audit
 from kehu.core.db import (
     copy_rows,
+    copy_tuples,
     insert_ignoring_conflicts,
     insert_returning_ids,
+    insert_tuples_returning_ids,
     lost_a_race,
     one_of,
     profile_linked_models,
@@ -517,10 +519,9 @@ def process_batch(session: Session, batch: IngestBatch) -> BatchStats:
 
 
 def process_messages(session: Session, source: Source, messages: list[dict[str, Any]], *,
-                     received_at: datetime, unique_message_ids: bool = False) -> BatchStats:
-    """The one path from validated calls to profiles and events (used by ingestion and by imports).
-    ``unique_message_ids``: the caller made every message id itself and none can be stored already (the
-    rows of one import run), so events are appended without the duplicate check."""
+                     received_at: datetime) -> BatchStats:
+    """The one path from validated calls to profiles and events (ingestion, order imports; a profile
+    import's rows take ``store_imported_rows``, which ends here for the rows that need resolving)."""
     resolver = Resolver(session, source.org_id, rules_for(session, source.org_id))
     resolver.stats.messages = len(messages)
     # A messageId already stored is skipped by the INSERT below (ON CONFLICT DO NOTHING); resolving its
@@ -539,7 +540,18 @@ def process_messages(session: Session, source: Source, messages: list[dict[str, 
     mentioned = Counter(p for _, pairs, _ in extracted for p in pairs)
     mentioned.update(("user_id", m["previous_id"]) for m, _, _ in extracted if m.get("previous_id"))
     resolver.preload(set(mentioned))
-    newcomers, extracted = _split_newcomers(resolver, extracted, mentioned)
+    rows = _resolve(resolver, source, extracted, received_at)
+    inserted = insert_ignoring_conflicts(session, Event, rows, ["source_id", "message_id"])
+    resolver.stats.events = inserted
+    resolver.stats.duplicates += len(rows) - inserted
+    return resolver.stats
+
+
+def _resolve(resolver: Resolver, source: Source, extracted: list[tuple[dict[str, Any], list[Any], list[str]]],
+             received_at: datetime) -> list[dict[str, Any]]:
+    """Resolve (message, identities, notes) in time order after ``preload``: profiles, merges, traits,
+    consent, accounts and orders written; the rows of their events returned."""
+    session = resolver.session
     defined = fields.definitions(session, source.org_id)
     resolved = []
     with session.no_autoflush:  # one flush for the whole batch, not one per call
@@ -588,92 +600,116 @@ def process_messages(session: Session, source: Source, messages: list[dict[str, 
                      "type": message["type"], "event": str(message["event"])[:200], "ts": ts,
                      "received_at": received_at, "identity_id": resolver.identity_id(produced),
                      "profile_id": owner.id, "properties": properties, "context": context})
-    rows += _add_newcomers(resolver, source, newcomers, received_at)
-    if unique_message_ids:
-        inserted = copy_rows(session, Event, rows)
-    else:
-        inserted = insert_ignoring_conflicts(session, Event, rows, ["source_id", "message_id"])
-    resolver.stats.events = inserted
-    resolver.stats.duplicates += len(rows) - inserted
+    return rows
+
+
+# -- imported rows ---------------------------------------------------------------------------------
+class ImportedRow(NamedTuple):
+    """A validated row of a profile file: its normalised traits (JSON values, dates as ISO text), the
+    identities they carry (as ``message_identities`` orders them) and its moment, ``stamp`` being ``ts`` in
+    ISO form."""
+
+    message_id: str
+    ts: datetime
+    stamp: str
+    traits: dict[str, Any]
+    identities: list[tuple[str, str]]
+    properties: dict[str, Any]
+
+    def message(self) -> dict[str, Any]:
+        """The identify call the row stands for."""
+        user_id = next((value for kind, value in self.identities if kind == "user_id"), None)
+        return {"type": "identify", "message_id": self.message_id, "user_id": user_id, "anonymous_id": None,
+                "previous_id": None, "group_id": None, "event": "import", "traits": self.traits, "group_traits": {},
+                "properties": self.properties, "context": {}, "ts": self.stamp, "normalised": True,
+                "identities": self.identities}
+
+
+def store_imported_rows(session: Session, source: Source, rows: list[ImportedRow], *,
+                        received_at: datetime) -> BatchStats:
+    """Profiles and events from the rows of an import, whose message ids are new by construction. A row
+    that brings a new person and nothing else to resolve (identities, one per kind, that nobody holds and
+    no other row of the batch mentions) becomes a profile of its own whatever the order of the rows: such
+    rows skip the resolver and go in as tuples (what the resolver would have written, at a fraction of its
+    cost: an import's first run is nearly all of them). The others are resolved as calls."""
+    resolver = Resolver(session, source.org_id, rules_for(session, source.org_id))
+    resolver.stats.messages = len(rows)
+    mentioned = Counter(pair for row in rows for pair in row.identities)
+    resolver.preload(set(mentioned))
+    owner = resolver.owner
+    newcomers, rest = [], []
+    for row in rows:
+        pairs = row.identities
+        if (pairs and all(mentioned[p] == 1 and p not in owner for p in pairs)
+                and len({kind for kind, _ in pairs}) == len(pairs) and _NOT_TRAITS.isdisjoint(row.traits)):
+            newcomers.append(row)
+        else:
+            rest.append(row)
+    if rest:
+        extracted = [(row.message(), list(row.identities), []) for row in rest]
+        copy_rows(session, Event, _resolve(resolver, source, extracted, received_at))
+    _add_newcomers(resolver, source, newcomers, received_at)
+    resolver.stats.events = len(rows)
     return resolver.stats
 
 
-def _split_newcomers(resolver: Resolver, extracted: list[Any], mentioned: Counter[tuple[str, str]]
-                     ) -> tuple[list[Any], list[Any]]:
-    """Calls that bring a new person and nothing else to resolve: an identify with normalised traits (an
-    import's row) whose identities, one per kind, nobody holds and no other call of the batch mentions. Each
-    becomes a profile of its own whatever the order of the batch, so they skip the resolver."""
-    owner = resolver.owner
-    newcomers, rest = [], []
-    for item in extracted:
-        message, pairs, _ = item
-        traits = message.get("traits") or {}
-        if (message["type"] == "identify" and message.get("normalised") and pairs
-                and all(mentioned[p] == 1 and p not in owner for p in pairs)
-                and len({kind for kind, _ in pairs}) == len(pairs) and _NOT_TRAITS.isdisjoint(traits)):
-            newcomers.append(item)
-        else:
-            rest.append(item)
-    return newcomers, rest
+_TRAIT_COLUMNS = tuple(dict.fromkeys(STANDARD_TRAITS.values()))  # name, gender, birthday, mobile, …
+_NEWCOMER_COLUMNS = ["org_id", "unit_id", *_TRAIT_COLUMNS, "name_pinyin", "attributes", "trait_times",
+                     "first_seen_at", "last_seen_at", "created_at", "updated_at"]
+_IDENTITY_COLUMNS = ["org_id", "profile_id", "kind", "value", "source_id", "first_seen_at", "last_seen_at"]
+_EVENT_COLUMNS = ["org_id", "source_id", "message_id", "type", "event", "ts", "received_at", "identity_id",
+                  "profile_id", "properties", "context"]
 
 
-def _add_newcomers(resolver: Resolver, source: Source, newcomers: list[Any], received_at: datetime
-                   ) -> list[dict[str, Any]]:
-    """Write the newcomers' profiles and identities straight from their calls (rows built as dicts and
-    copied in: what the resolver would have made, at a fraction of its cost); their events' rows."""
+def _add_newcomers(resolver: Resolver, source: Source, newcomers: list[ImportedRow], received_at: datetime
+                   ) -> None:
+    """Write the newcomers' profiles, identities and events as tuples, one COPY per table."""
     if not newcomers:
-        return []
-    now, org_id, source_id = resolver.now, resolver.org_id, source.id  # plain locals: read a million times
-    template = dict.fromkeys(_PROFILE_COLUMNS)
-    template.update(org_id=org_id, unit_id=source.unit_id, source=source.name, lifecycle_stage="visitor",
-                    created_at=now, updated_at=now)
-    pinyin, parse_date, parse_moment = normalise.pinyin, date.fromisoformat, datetime.fromisoformat
-    standard, identity_traits = STANDARD_TRAITS, IDENTITY_TRAITS
-    profiles, moments = [], []
-    for message, _, _ in newcomers:
-        ts = parse_moment(message["ts"])
-        moments.append(ts)
-        row = template.copy()
+        return
+    session = resolver.session
+    now, org_id, unit_id, source_id = resolver.now, resolver.org_id, source.unit_id, source.id  # locals: read
+    blank = dict.fromkeys(_TRAIT_COLUMNS)  # a million times
+    blank["source"], blank["lifecycle_stage"] = source.name, "visitor"
+    standard, identity_traits, pinyin, parse_date = STANDARD_TRAITS.get, IDENTITY_TRAITS, normalise.pinyin, \
+        date.fromisoformat
+    profiles = []
+    for row in newcomers:
+        columns = blank.copy()
         attributes: dict[str, Any] = {}
-        traits = message.get("traits") or {}
-        # a newcomer's traits are normalised and carry no composite ones (see _split_newcomers): each is a
-        # column, an identity kept as such, or an attribute
-        for key, value in traits.items():
-            column = standard.get(key)
+        # a newcomer's traits are normalised and carry no composite ones: each is a column, an identity
+        # kept as such, or an attribute
+        for key, value in row.traits.items():
             if value is None:
                 continue
+            column = standard(key)
             if column:
-                row[column] = parse_date(value) if column == "birthday" else value
+                columns[column] = value
             elif key not in identity_traits:
                 attributes[key] = value
-        if row["name"]:
-            row["name_pinyin"] = pinyin(row["name"])
+        if columns["birthday"]:
+            columns["birthday"] = parse_date(columns["birthday"])
+        name = columns["name"]
         # every trait from this one call: one shared stamp (see trait_time)
-        row["trait_times"] = {"*": {"ts": message["ts"], "src": source_id}} if traits else {}
-        row["attributes"], row["first_seen_at"], row["last_seen_at"] = attributes, ts, ts
-        profiles.append(row)
-    profile_ids = insert_returning_ids(resolver.session, Profile.__table__, profiles)
-    identities = [{"org_id": org_id, "profile_id": profile_id, "kind": kind, "value": value, "source_id": source_id,
-                   "first_seen_at": ts, "last_seen_at": ts}
-                  for (_, pairs, _), profile_id, ts in zip(newcomers, profile_ids, moments, strict=True)
-                  for kind, value in pairs]
-    identity_ids = dict(zip(((i["kind"], i["value"]) for i in identities),
-                            insert_returning_ids(resolver.session, Identity.__table__, identities), strict=True))
+        times = {"*": {"ts": row.stamp, "src": source_id}} if row.traits else {}
+        profiles.append((org_id, unit_id, *columns.values(), pinyin(name) if name else None, attributes, times,
+                         row.ts, row.ts, now, now))
+    profile_ids = insert_tuples_returning_ids(session, Profile.__table__, _NEWCOMER_COLUMNS, profiles)
+    identities = [(org_id, profile_id, kind, value, source_id, row.ts, row.ts)
+                  for row, profile_id in zip(newcomers, profile_ids, strict=True) for kind, value in row.identities]
+    identity_ids = insert_tuples_returning_ids(session, Identity.__table__, _IDENTITY_COLUMNS, identities)
     resolver.stats.profiles_created += len(profiles)
     # the event's identity is the call's strongest; kinds ranked once, not asked of the rules per row
-    rank = {kind: resolver.rules.priority(kind) for kind in {kind for _, pairs, _ in newcomers for kind, _ in pairs}}
+    rank = {kind: resolver.rules.priority(kind) for kind in {kind for _, _, kind, _, _, _, _ in identities}}
     events = []
-    for (message, pairs, notes), profile_id, ts in zip(newcomers, profile_ids, moments, strict=True):
-        strongest = pairs[0] if len(pairs) == 1 else min(pairs, key=lambda p: rank[p[0]])
-        context = message.get("context") or {}
-        # the calls are this batch's own (made from a file's rows or decoded from the inbox): their
-        # properties and context go into the rows as they are, not copied
-        events.append({"org_id": org_id, "source_id": source_id, "message_id": message["message_id"],
-                       "type": "identify", "event": str(message["event"])[:200], "ts": ts,
-                       "received_at": received_at, "identity_id": identity_ids[strongest], "profile_id": profile_id,
-                       "properties": message.get("properties") or {},
-                       "context": {**context, "kehu_notes": notes} if notes else context})
-    return events
+    taken = iter(identity_ids)
+    empty: dict[str, Any] = {}
+    for row, profile_id in zip(newcomers, profile_ids, strict=True):
+        pairs = row.identities
+        ids = [next(taken) for _ in pairs]
+        strongest = ids[0] if len(pairs) == 1 else ids[min(range(len(pairs)), key=lambda i: rank[pairs[i][0]])]
+        events.append((org_id, source_id, row.message_id, "identify", "import", row.ts, received_at, strongest,
+                       profile_id, row.properties, empty))
+    copy_tuples(session, Event.__table__, _EVENT_COLUMNS, events)
 
 
 MAX_BATCH_ATTEMPTS = 5

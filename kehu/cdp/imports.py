@@ -9,6 +9,7 @@ accepted or rejected as a whole (half an order would be a wrong order)."""
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import itertools
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from kehu.cdp import normalise
 from kehu.cdp.fields import coerce, definitions
-from kehu.cdp.identity import IDENTITY_TRAITS, LIFECYCLE_STAGES, process_messages
+from kehu.cdp.identity import IDENTITY_TRAITS, LIFECYCLE_STAGES, ImportedRow, process_messages, store_imported_rows
 from kehu.cdp.identity_rules import DEFAULT_RULES
 from kehu.cdp.models import ImportRejection, ImportRun, Order, Source
 from kehu.core import audit, jobs
@@ -175,24 +176,42 @@ def rows(content: bytes, filename: str) -> Iterator[tuple[int, dict[str, str]]]:
     yield from _records(reader, headers, 2)
 
 
+def _value_rows(reader: Iterator[list[str]], first: int) -> Iterator[tuple[int, list[str]]]:
+    """Numbered rows of a CSV reader (the first numbered ``first``) as their values, empty ones skipped."""
+    for number, values in enumerate(reader, start=first):
+        if any(v.strip() for v in values):
+            yield number, values
+
+
 def _records(reader: Iterator[list[str]], headers: list[str], first: int) -> Iterator[tuple[int, dict[str, str]]]:
-    """Numbered rows of a CSV reader (the first numbered ``first``), empty ones skipped."""
+    """Numbered rows of a CSV reader (the first numbered ``first``) as {header: text}, empty ones skipped."""
     named = [(i, h) for i, h in enumerate(headers) if h]
     width = len(headers)
     plain = len(named) == width  # every column named: the row's values zip with the headers
-    for number, values in enumerate(reader, start=first):
-        if not any(v.strip() for v in values):
-            continue
+    for number, values in _value_rows(reader, first):
         if plain and len(values) >= width:
             yield number, dict(zip(headers, map(str.strip, values), strict=False))  # extra values: unnamed
         else:
-            yield number, {h: (values[i].strip() if i < len(values) else "") for i, h in named}
+            yield number, _named_values(values, named)
+
+
+def _named_values(values: list[str], named: list[tuple[int, str]]) -> dict[str, str]:
+    return {h: (values[i].strip() if i < len(values) else "") for i, h in named}
 
 
 def part_rows(raw: bytes, encoding: str, headers: list[str], first: int) -> list[tuple[int, dict[str, str]]]:
     """The rows of one part of a CSV file (its bytes as ``csv_parts`` cut them)."""
-    text = raw.decode("utf-8" if encoding == "utf-8-sig" else encoding)
-    return list(_records(csv.reader(io.StringIO(text, newline="")), headers, first))
+    return list(_records(_csv_reader(raw, encoding), headers, first))
+
+
+def part_values(raw: bytes, encoding: str, first: int) -> list[tuple[int, list[str]]]:
+    """``part_rows`` as each row's list of values, in the order of the file's columns (what an import reads:
+    a dict per row would cost more than the parsing)."""
+    return list(_value_rows(_csv_reader(raw, encoding), first))
+
+
+def _csv_reader(raw: bytes, encoding: str) -> Iterator[list[str]]:
+    return csv.reader(io.StringIO(raw.decode("utf-8" if encoding == "utf-8-sig" else encoding), newline=""))
 
 
 def csv_parts(content: bytes, encoding: str, rows_per_part: int) -> tuple[list[str], list[tuple[int, int, int]]]:
@@ -355,68 +374,87 @@ def row_to_message(run_id: int, number: int, row: dict[str, str], mapping: dict[
     return RowReader(mapping, defined).message(run_id, number, row, filename, ts or utcnow())
 
 
-Put = Callable[[str, dict[str, Any]], str | None]  # checks a value, puts it into traits; a user id it returns
+Clean = Callable[[str], Any]  # checks a value of a column and gives it as the profile keeps it
+_USER_ID = "\0user_id"  # where a row's user id waits among its traits (a call carries it apart)
 
 
-def _put(target: str, defined: dict[str, Any] | None) -> Put:
-    """What one mapped column does with its value."""
-    if target in ORDER_CUSTOMER_FIELDS or target.startswith("identity:"):
-        return lambda value, traits: _customer_value(target, value, traits)
+def _cleaner(target: str, defined: dict[str, Any] | None) -> tuple[str, Clean]:
+    """What one mapped column of a profile file becomes: the trait it sets and how its values are checked."""
+    if target == "mobile":
+        return "phone", normalise.phone
+    if target == "email":
+        return "email", normalise.email
+    if target == "name":
+        return "name", lambda value: normalise.name(value)[:100]
     if target == "gender":
-        return lambda value, traits: traits.__setitem__("gender", normalise.gender(value))
+        return "gender", normalise.gender
     if target == "birthday":
-        return lambda value, traits: traits.__setitem__("birthday", normalise.birthday(value).isoformat())
+        return "birthday", lambda value: normalise.birthday(value).isoformat()
     if target == "lifecycle_stage":
-        def stage(value: str, traits: dict[str, Any]) -> None:
+        def stage(value: str) -> str:
             if value not in LIFECYCLE_STAGES:
                 raise normalise.InvalidValue("stage_unknown", value=value, allowed=", ".join(LIFECYCLE_STAGES))
-            traits["lifecycle_stage"] = value
-        return stage
+            return value
+        return "lifecycle_stage", stage
     if target in ("province", "city"):
-        return lambda value, traits: traits.__setitem__(target, value[:60])
+        return target, lambda value: value[:60]
     key = target.split(":", 1)[1]
+    if target.startswith("identity:"):
+        return (_USER_ID if key == "user_id" else key), functools.partial(normalise.identity_value, key)
     field = (defined or {}).get(key)
     if field is not None:
-        return lambda value, traits: traits.__setitem__(key, coerce(field, value))
-    return lambda value, traits: traits.__setitem__(key, value)
+        return key, functools.partial(coerce, field)
+    return key, str
 
 
 _IDENTIFYING_TRAITS = frozenset(("phone", "email", *IDENTITY_KINDS))
 
 
 class RowReader:
-    """A file's column mapping made once into what each column does, then applied to every row."""
+    """A file's column mapping made once into what each column does, then applied to every row. Rows come as
+    lists of values in the order of ``headers`` (the file's header row; by default the mapping's)."""
 
-    def __init__(self, mapping: dict[str, str], defined: dict[str, Any] | None = None) -> None:
-        self.columns = [(header, _put(target, defined)) for header, target in mapping.items() if target]
+    def __init__(self, mapping: dict[str, str], defined: dict[str, Any] | None = None,
+                 headers: list[str] | None = None) -> None:
+        self.headers = list(mapping) if headers is None else headers
+        position = {header: index for index, header in enumerate(self.headers) if header}
+        self.columns = [(position[header], header, *_cleaner(target, defined)) for header, target in mapping.items()
+                        if target]
+        self.named = [(index, header) for header, index in position.items()]
         # the traits that carry identities, in the order One ID reads them (the call lists its identities)
         puts = {"phone" if t == "mobile" else t.split(":", 1)[-1] for t in mapping.values() if t}
         self.identity_traits = [(trait, kind) for trait, kind in IDENTITY_TRAITS.items() if trait in puts]
 
-    def message(self, run_id: int, number: int, row: dict[str, str], filename: str, ts: datetime
-                ) -> dict[str, Any]:
-        """The row's identify call, or RowRejected naming every problem of the row."""
+    def row(self, run_id: int, number: int, values: list[str], filename: str, ts: datetime) -> ImportedRow:
+        """The row validated and normalised, or RowRejected naming every problem of the row."""
         traits: dict[str, Any] = {}
-        user_id: str | None = None
         problems: list[Problem] = []
-        for header, put in self.columns:
-            value = row.get(header)
-            if not value or not (value := value.strip()):
+        width = len(values)
+        for index, header, trait, clean in self.columns:
+            if index >= width or not (value := values[index]) or not (value := value.strip()):
                 continue
             try:
-                user_id = put(value, traits) or user_id
+                traits[trait] = clean(value)
             except normalise.InvalidValue as error:
                 problems.append(Problem(header, error))
+        user_id = traits.pop(_USER_ID, None)
         if not problems and not user_id and _IDENTIFYING_TRAITS.isdisjoint(traits):
             problems.append(Problem("", normalise.InvalidValue("no_identity")))
         if problems:
             raise RowRejected(problems)
         identities = [("user_id", user_id)] if user_id else []
         identities += [(kind, traits[trait]) for trait, kind in self.identity_traits if trait in traits]
-        return {"type": "identify", "message_id": f"import-{run_id}-{number}", "user_id": user_id,
-                "anonymous_id": None, "previous_id": None, "group_id": None, "event": "import", "traits": traits,
-                "group_traits": {}, "properties": {"import_id": run_id, "row": number, "file": filename},
-                "context": {}, "ts": ts.isoformat(), "normalised": True, "identities": identities}
+        return ImportedRow(f"import-{run_id}-{number}", ts, ts.isoformat(), traits, identities,
+                           {"import_id": run_id, "row": number, "file": filename})
+
+    def message(self, run_id: int, number: int, row: dict[str, str], filename: str, ts: datetime
+                ) -> dict[str, Any]:
+        """The identify call of a row given as {header: text}, or RowRejected naming every problem of the row."""
+        return self.row(run_id, number, [row.get(h) or "" for h in self.headers], filename, ts).message()
+
+    def as_dict(self, values: list[str]) -> dict[str, str]:
+        """A row's values by header (what a rejection keeps)."""
+        return _named_values(values, self.named)
 
 
 def _call(kind: str, message_id: str, event: str, *, user_id: str | None, traits: dict[str, Any],
@@ -726,26 +764,30 @@ class ChunkOutcome:
     profiles_created: int = 0
 
 
-def _import_chunk(session: Session, run: ImportRun, source: Source, chunk: list[tuple[int, dict[str, str]]],
-                  defined: dict[str, Any], started: datetime) -> ChunkOutcome:
+def _import_chunk(session: Session, run: ImportRun, source: Source, reader: RowReader,
+                  chunk: list[tuple[int, list[str]]], started: datetime) -> ChunkOutcome:
     """Validate rows of a profile file and store them (profiles through One ID, rejections with their
     reasons), in the caller's transaction. Row n is stamped ``started`` + n µs: the file's order decides
     between two rows of one person whichever worker stores which first."""
-    messages, rejected = [], []
-    reader = RowReader(run.mapping, defined)
+    with jobs.cyclic_collector_paused():
+        return _store_chunk(session, run, source, reader, chunk, started)
+
+
+def _store_chunk(session: Session, run: ImportRun, source: Source, reader: RowReader,
+                 chunk: list[tuple[int, list[str]]], started: datetime) -> ChunkOutcome:
+    imported, rejected = [], []
     run_id, filename = run.id, run.filename
-    for number, row in chunk:
+    for number, values in chunk:
         try:
-            messages.append(reader.message(run_id, number, row, filename, started + timedelta(microseconds=number)))
+            imported.append(reader.row(run_id, number, values, filename, started + timedelta(microseconds=number)))
         except RowRejected as error:
             rejected.append(ImportRejection(import_id=run.id, row_number=number, reason=str(error)[:2000],
-                                            problems=error.as_json(), row=row))
+                                            problems=error.as_json(), row=reader.as_dict(values)))
     refresh_statistics(session, STATISTICS_TABLES)
     # Message ids are this run's row numbers: new by construction, so no duplicate check.
-    stats = process_messages(session, source, messages, received_at=utcnow(),
-                             unique_message_ids=True) if messages else None
+    stats = store_imported_rows(session, source, imported, received_at=utcnow()) if imported else None
     session.add_all(rejected)
-    return ChunkOutcome(len(messages), len(rejected), stats.profiles_created if stats else 0)
+    return ChunkOutcome(len(imported), len(rejected), stats.profiles_created if stats else 0)
 
 
 def _count(session: Session, run_id: int, outcome: ChunkOutcome) -> None:
@@ -820,12 +862,12 @@ def _run_import_part(ctx: jobs.JobContext) -> dict[str, Any]:
     start, end = part["start"], part["end"]
     raw = session.scalar(select(func.substr(ImportRun.content, start + 1, end - start))
                          .where(ImportRun.id == run.id))
-    chunk = part_rows(bytes(raw or b""), run.encoding, part["headers"], part["first_row"])
-    defined = definitions(session, run.org_id)
+    chunk = part_values(bytes(raw or b""), run.encoding, part["first_row"])
+    reader = RowReader(run.mapping, definitions(session, run.org_id), part["headers"])
     for attempt in range(1, 6):
         try:
             commit_without_waiting_for_disk(session)
-            outcome = _import_chunk(session, run, source, chunk, defined, datetime.fromisoformat(part["started"]))
+            outcome = _import_chunk(session, run, source, reader, chunk, datetime.fromisoformat(part["started"]))
             _count(session, run.id, outcome)
             result = {"rows": len(chunk), "accepted": outcome.accepted, "rejected": outcome.rejected}
             ctx.save(progress=100, checkpoint={"done": True, "outcome": result})  # the rows and "done" together
@@ -846,11 +888,12 @@ def _run_workbook_import(ctx: jobs.JobContext, run: ImportRun, source: Source) -
     session = ctx.session
     next_row = int(ctx.checkpoint.get("next_row", 0))
     started = ctx.checkpoint.get("started") or utcnow().isoformat()
-    defined = definitions(session, run.org_id)
+    reader = RowReader(run.mapping, definitions(session, run.org_id), run.headers)
     run.status = "running"
-    remaining = (r for r in rows(run.content, run.filename) if r[0] >= next_row)
+    remaining = ((n, [row.get(h, "") for h in run.headers]) for n, row in rows(run.content, run.filename)
+                 if n >= next_row)
     while chunk := list(itertools.islice(remaining, CHUNK_ROWS)):
-        outcome = _import_chunk(session, run, source, chunk, defined, datetime.fromisoformat(started))
+        outcome = _import_chunk(session, run, source, reader, chunk, datetime.fromisoformat(started))
         _count(session, run.id, outcome)
         progress, done = _progress(session, run.id)
         ctx.save(progress=progress, checkpoint={"next_row": chunk[-1][0] + 1, "started": started},

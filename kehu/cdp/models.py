@@ -53,12 +53,12 @@ class Profile(IdMixin, TimestampMixin, OwnedMixin, Base):
     __tablename__ = "profiles"
     __entity__ = "profiles"
     __pii__ = ("mobile", "email", "birthday")
-    # No index on mobile or e-mail: finding a person by them goes through identities (unique per org, kind
-    # and value), and customer search ORs them with a substring match that scans anyway. Each index costs
-    # every import and every new visitor a write.
+    # No index on mobile, e-mail or pinyin: finding a person by them goes through identities (unique per org,
+    # kind and value), and customer search ORs them with a substring match of the name that scans anyway (a
+    # pinyin index was never used: LIKE 'zhang%' takes no index under the databases' C.UTF-8 collation). Each
+    # index costs every import and every new visitor a write.
     __table_args__ = (
         Index("ix_profiles_org_unit", "org_id", "unit_id"),
-        Index("ix_profiles_org_pinyin", "org_id", "name_pinyin"),
         # Only tombstones point anywhere; most profiles would be NULL entries in a full index.
         Index("ix_profiles_merged_into", "merged_into_id", postgresql_where=text("merged_into_id IS NOT NULL"),
               sqlite_where=text("merged_into_id IS NOT NULL")),
@@ -183,7 +183,9 @@ class ImportRun(IdMixin, TimestampMixin, Base):
     source_id: Mapped[int] = mapped_column(BigId, ForeignKey("sources.id"))
     kind: Mapped[str] = mapped_column(String(20), default="profiles", server_default="profiles")  # | orders
     filename: Mapped[str] = mapped_column(String(255))
-    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # read when needed (parts read a slice)
+    # Read when needed: each part of an import reads its slice. Stored uncompressed on PostgreSQL (STORAGE
+    # EXTERNAL, migration 0024), so a slice reads its own chunks instead of decompressing the file up to it.
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     encoding: Mapped[str] = mapped_column(String(20), default="utf-8")
     headers: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
     mapping: Mapped[dict[str, str]] = mapped_column(JsonDoc, default=dict)

@@ -18,6 +18,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SPACES = re.compile(r"\s+")
 _ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
 _EARLIEST_BIRTHDAY = date(1900, 1, 1)
+_SURELY_PAST = date(2026, 1, 1)  # a day before it is before today on any day the code runs: no date.today()
 
 
 class InvalidValue(ValueError):
@@ -54,7 +55,11 @@ def phone(value: object, region: str = DEFAULT_REGION) -> str:
     raw = str(value or "").strip()
     if not raw:
         raise InvalidValue("phone_empty")
-    raw = unicodedata.normalize("NFKC", raw)  # full-width digits from Chinese input methods
+    if (region == "CN" and len(raw) == 11 and raw.isdigit() and raw.isascii()  # as most files write them
+            and _cn_mobile_numbers().fullmatch(raw)):
+        return "+86" + raw
+    if not raw.isascii():
+        raw = unicodedata.normalize("NFKC", raw)  # full-width digits from Chinese input methods
     if region == "CN":
         mobile = _CN_MOBILE.fullmatch(raw.translate(_SEPARATORS))
         if mobile and _cn_mobile_numbers().fullmatch(mobile.group(1)):
@@ -69,7 +74,8 @@ def phone(value: object, region: str = DEFAULT_REGION) -> str:
 
 
 def email(value: object) -> str:
-    raw = unicodedata.normalize("NFKC", str(value or "")).strip().lower()
+    raw = str(value or "")
+    raw = (raw if raw.isascii() else unicodedata.normalize("NFKC", raw)).strip().lower()
     if not _EMAIL.match(raw):
         raise InvalidValue("email_invalid", value=raw)
     return raw
@@ -122,7 +128,7 @@ def birthday(value: object) -> date:
         except ValueError:
             parsed = None
         if parsed is not None:
-            if not _EARLIEST_BIRTHDAY <= parsed <= date.today():
+            if not _EARLIEST_BIRTHDAY <= parsed < _SURELY_PAST and not _EARLIEST_BIRTHDAY <= parsed <= date.today():
                 raise InvalidValue("date_out_of_range", value=text)
             return parsed
     raw = unicodedata.normalize("NFKC", text).strip()

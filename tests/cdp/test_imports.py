@@ -143,10 +143,11 @@ class WorkerDied(BaseException):
     pass
 
 
-def worker_dies_in_second_chunk(monkeypatch, database) -> None:  # type: ignore[no-untyped-def]
-    """Run the queued import with chunks of 4 rows on a worker that dies while resolving the second chunk."""
+def worker_dies_in_second_chunk(monkeypatch, database, step: str = "store_imported_rows") -> None:  # type: ignore[no-untyped-def]
+    """Run the queued import with chunks of 4 rows on a worker that dies while storing the second chunk
+    (``step``: what stores a chunk of that kind of file)."""
     monkeypatch.setattr(imports, "CHUNK_ROWS", 4)
-    real = imports.process_messages
+    real = getattr(imports, step)
     calls = {"n": 0}
 
     def dies_on_second_chunk(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -155,7 +156,7 @@ def worker_dies_in_second_chunk(monkeypatch, database) -> None:  # type: ignore[
             raise WorkerDied
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(imports, "process_messages", dies_on_second_chunk)
+    monkeypatch.setattr(imports, step, dies_on_second_chunk)
     with pytest.raises(WorkerDied):
         Worker(database, lease_seconds=1, name="dying").run_once()
 
@@ -231,7 +232,7 @@ def test_two_workers_share_the_parts_and_a_person_in_both_is_one_profile(client,
     run_id = upload(client, admin, "\n".join(lines).encode()).json()["id"]
     both_inside = threading.Barrier(2, timeout=30)
     calls: list[str] = []
-    real = imports.process_messages
+    real = imports.store_imported_rows
 
     def together(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(threading.current_thread().name)
@@ -239,7 +240,7 @@ def test_two_workers_share_the_parts_and_a_person_in_both_is_one_profile(client,
             both_inside.wait()  # each worker's first part starts before either has stored anything
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(imports, "process_messages", together)
+    monkeypatch.setattr(imports, "store_imported_rows", together)
     client.post(f"/api/v1/imports/{run_id}/start", headers=admin)
 
     def work(name: str) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import phonenumbers
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pypinyin import Style, lazy_pinyin
@@ -28,11 +31,25 @@ def ours(text: str) -> str | None:
 
 
 @settings(max_examples=3000, deadline=None)
-@given(digits=st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True),
-       form=st.sampled_from(["{d}", "+86{d}", "86{d}", "+86 {a} {b} {c}", "{a}-{b}-{c}", "({a}) {b}{c}"]))
+@given(digits=st.from_regex(r"1[0-9]{10}", fullmatch=True),
+       form=st.sampled_from(["{d}", "+86{d}", "86{d}", "+86 {a} {b} {c}", "{a}-{b}-{c}", "({a}) {b}{c}", "{w}"]))
 def test_mainland_mobiles_match_libphonenumber(digits: str, form: str) -> None:
-    text = form.format(d=digits, a=digits[:3], b=digits[3:7], c=digits[7:])
+    full_width = digits.translate(str.maketrans("0123456789", "０１２３４５６７８９"))  # a Chinese input method's
+    text = form.format(d=digits, a=digits[:3], b=digits[3:7], c=digits[7:], w=full_width)
     assert ours(text) == reference_phone(text)
+
+
+def test_birthdays_up_to_today_are_taken_and_later_ones_refused() -> None:
+    today = date.today()
+    recent = today - timedelta(days=300)
+    for text, expected in (("1990-02-03", date(1990, 2, 3)), ("1990/2/3", date(1990, 2, 3)),
+                           ("1990年2月3日", date(1990, 2, 3)), (today.isoformat(), today),
+                           (recent.isoformat(), recent)):
+        assert normalise.birthday(text) == expected
+    for text in ((today + timedelta(days=1)).isoformat(), "1899-12-31", "2999-01-01"):
+        with pytest.raises(normalise.InvalidValue) as refused:
+            normalise.birthday(text)
+        assert refused.value.code == "date_out_of_range"
 
 
 def test_carrier_prefixes_and_foreign_numbers_take_the_full_check() -> None:

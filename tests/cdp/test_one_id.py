@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from kehu.cdp import imports, schemas, service
-from kehu.cdp.identity import process_messages, trait_time
+from kehu.cdp.identity import ImportedRow, store_imported_rows, trait_time
 from kehu.cdp.models import Event, Identity, Merge, Profile
 from kehu.core.errors import Conflict
 from tests.factories.cdp import basic, call, process
@@ -204,12 +204,12 @@ def test_a_merge_inside_one_batch_keeps_what_comes_before_and_after_it(client, w
     assert session.scalars(select(Merge)).one().winner_id == survivor.id
 
 
-def _imported(number: int, row: dict[str, str], ts: str) -> dict:  # type: ignore[type-arg]
-    """A row of a profile file as the import makes it into a call."""
+def _imported(number: int, row: dict[str, str], ts: str) -> ImportedRow:
+    """A row of a profile file as the import reads it."""
     mapping = {"姓名": "name", "手机": "mobile", "邮箱": "email", "性别": "gender", "生日": "birthday",
                "城市": "city", "爱好": "attribute:hobby"}
-    return imports.row_to_message(1, number, row, {h: t for h, t in mapping.items() if h in row}, "f.csv",
-                                  ts=datetime.fromisoformat(ts))
+    reader = imports.RowReader({h: t for h, t in mapping.items() if h in row})
+    return reader.row(1, number, [row[h] for h in reader.headers], "f.csv", datetime.fromisoformat(ts))
 
 
 def test_a_new_person_from_an_import_is_the_profile_the_resolver_would_make(web_source, session):
@@ -217,10 +217,10 @@ def test_a_new_person_from_an_import_is_the_profile_the_resolver_would_make(web_
     goes through it. Both profiles hold the same values and times."""
     source, _ = web_source
     row = {"姓名": " 欧阳 娜娜 ", "性别": "女", "生日": "1990-02-03", "城市": "上海", "爱好": "越野"}
-    messages = [_imported(2, {**row, "手机": "13800000001", "邮箱": "a@example.com"}, "2026-05-01T08:00:00+00:00"),
+    rows = [_imported(2, {**row, "手机": "13800000001", "邮箱": "a@example.com"}, "2026-05-01T08:00:00+00:00"),
                 _imported(3, {**row, "手机": "13800000002", "邮箱": "b@example.com"}, "2026-05-01T08:00:00+00:00"),
                 _imported(4, {"手机": "13800000002"}, "2026-04-01T08:00:00+00:00")]  # the same person, earlier
-    stats = process_messages(session, source, messages, received_at=datetime.now(UTC), unique_message_ids=True)
+    stats = store_imported_rows(session, source, rows, received_at=datetime.now(UTC))
     session.commit()
     assert stats.profiles_created == 2 and stats.events == 3
     by_mobile = {p.mobile: p for p in live_profiles(session)}
@@ -240,9 +240,8 @@ def test_a_new_person_from_an_import_is_the_profile_the_resolver_would_make(web_
 
 def test_traits_an_import_gave_together_lose_only_to_newer_calls(client, web_source, session, clean_database):
     source, key = web_source
-    process_messages(session, source, [_imported(2, {"姓名": "王五", "手机": "13800000009"},
-                                                 "2026-06-01T00:00:00+00:00")],
-                     received_at=datetime.now(UTC), unique_message_ids=True)
+    store_imported_rows(session, source, [_imported(2, {"姓名": "王五", "手机": "13800000009"},
+                                                    "2026-06-01T00:00:00+00:00")], received_at=datetime.now(UTC))
     session.commit()
     # older than the import: the name stays, the city (which the file did not give) is taken
     send(client, key, call("identify", userId="w5", traits={"phone": "13800000009", "name": "老王", "city": "上海"},

@@ -142,7 +142,7 @@ def test_an_order_import_whose_worker_dies_resumes(client, tree, login, session,
     run_id = client.post("/api/v1/imports?kind=orders", headers=admin,
                          files={"file": ("o.csv", "\n".join(lines).encode(), "text/csv")}).json()["id"]
     client.post(f"/api/v1/imports/{run_id}/start", headers=admin)
-    worker_dies_in_second_chunk(monkeypatch, clean_database)
+    worker_dies_in_second_chunk(monkeypatch, clean_database, "process_messages")
     session.expire_all()
     assert session.scalar(select(func.count()).select_from(Order)) == 2  # the first chunk: two whole orders
     time.sleep(1.2)
