@@ -236,6 +236,11 @@ def test_a_new_person_from_an_import_is_the_profile_the_resolver_would_make(web_
     for key in ("name", "gender", "birthday", "city", "mobile", "email", "hobby"):
         assert trait_time(fast, fast.trait_times, key) == trait_time(slow, slow.trait_times, key), key
     assert trait_time(fast, fast.trait_times, "province") == {}  # never set: any call may set it
+    # each event names its profile's strongest identity (the mobile), whichever way the profile was made
+    for profile in (fast, slow):
+        kinds = {session.get(Identity, event.identity_id).kind for event in
+                 session.scalars(select(Event).where(Event.profile_id == profile.id))}
+        assert kinds == {"mobile"}
 
 
 def test_traits_an_import_gave_together_lose_only_to_newer_calls(client, web_source, session, clean_database):
