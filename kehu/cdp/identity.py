@@ -667,8 +667,9 @@ def _add_newcomers(resolver: Resolver, source: Source, newcomers: list[ImportedR
     if not newcomers:
         return
     session = resolver.session
-    now, org_id, unit_id, source_id = resolver.now, resolver.org_id, source.unit_id, source.id  # locals: read
-    blank = dict.fromkeys(_TRAIT_COLUMNS)  # a million times
+    # plain locals: read a million times
+    now, org_id, unit_id, source_id = resolver.now, resolver.org_id, source.unit_id, source.id
+    blank = dict.fromkeys(_TRAIT_COLUMNS)
     blank["source"], blank["lifecycle_stage"] = source.name, "visitor"
     standard, identity_traits, pinyin, parse_date = STANDARD_TRAITS.get, IDENTITY_TRAITS, normalise.pinyin, \
         date.fromisoformat

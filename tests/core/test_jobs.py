@@ -147,3 +147,27 @@ def test_unknown_job_kind_fails_clearly(session, tree, clean_database):
     worker(clean_database).run_once()
     session.refresh(job)
     assert job.status == "failed" and "no handler registered" in job.error
+
+
+def test_the_cycle_collector_pauses_for_bulk_work_and_comes_back_as_it_was() -> None:
+    import gc
+
+    from kehu.core.jobs import cyclic_collector_paused
+
+    assert gc.isenabled()
+    with cyclic_collector_paused():
+        assert not gc.isenabled()
+        with cyclic_collector_paused():  # nested (or another thread's part): still paused at the inner end
+            pass
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), cyclic_collector_paused():
+        raise RuntimeError("a part that fails")
+    assert gc.isenabled()  # back on after a failure too
+    gc.disable()  # someone who keeps it off on purpose: a pause leaves it off
+    try:
+        with cyclic_collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
