@@ -606,12 +606,10 @@ def _resolve(resolver: Resolver, source: Source, extracted: list[tuple[dict[str,
 # -- imported rows ---------------------------------------------------------------------------------
 class ImportedRow(NamedTuple):
     """A validated row of a profile file: its normalised traits (JSON values, dates as ISO text), the
-    identities they carry (as ``message_identities`` orders them) and its moment, ``stamp`` being ``ts`` in
-    ISO form."""
+    identities they carry (as ``message_identities`` orders them) and its moment."""
 
     message_id: str
     ts: datetime
-    stamp: str
     traits: dict[str, Any]
     identities: list[tuple[str, str]]
     properties: dict[str, Any]
@@ -621,7 +619,7 @@ class ImportedRow(NamedTuple):
         user_id = next((value for kind, value in self.identities if kind == "user_id"), None)
         return {"type": "identify", "message_id": self.message_id, "user_id": user_id, "anonymous_id": None,
                 "previous_id": None, "group_id": None, "event": "import", "traits": self.traits, "group_traits": {},
-                "properties": self.properties, "context": {}, "ts": self.stamp, "normalised": True,
+                "properties": self.properties, "context": {}, "ts": self.ts.isoformat(), "normalised": True,
                 "identities": self.identities}
 
 
@@ -691,7 +689,7 @@ def _add_newcomers(resolver: Resolver, source: Source, newcomers: list[ImportedR
             columns["birthday"] = parse_date(columns["birthday"])
         name = columns["name"]
         # every trait from this one call: one shared stamp (see trait_time)
-        times = {"*": {"ts": row.stamp, "src": source_id}} if row.traits else {}
+        times = {"*": {"ts": row.ts.isoformat(), "src": source_id}} if row.traits else {}
         profiles.append((org_id, unit_id, *columns.values(), pinyin(name) if name else None, attributes, times,
                          row.ts, row.ts, now, now))
     profile_ids = insert_tuples_returning_ids(session, Profile.__table__, _NEWCOMER_COLUMNS, profiles)

@@ -444,7 +444,7 @@ class RowReader:
             raise RowRejected(problems)
         identities = [("user_id", user_id)] if user_id else []
         identities += [(kind, traits[trait]) for trait, kind in self.identity_traits if trait in traits]
-        return ImportedRow(f"import-{run_id}-{number}", ts, ts.isoformat(), traits, identities,
+        return ImportedRow(f"import-{run_id}-{number}", ts, traits, identities,
                            {"import_id": run_id, "row": number, "file": filename})
 
     def message(self, run_id: int, number: int, row: dict[str, str], filename: str, ts: datetime

@@ -248,9 +248,7 @@ def insert_returning_ids(session: Session, table: Any, rows: list[dict[str, Any]
     if session.get_bind().dialect.name != "postgresql":
         statement = table.insert().returning(table.c.id, sort_by_parameter_order=True)
         return list(session.connection().execute(statement, rows).scalars())
-    ids = reserve_ids(session, table, len(rows))
-    _copy_into(session, table, [{"id": row_id, **row} for row_id, row in zip(ids, rows, strict=True)])
-    return ids
+    return insert_tuples_returning_ids(session, table, *_as_tuples(table, rows))
 
 
 _scratch_tables = itertools.count()
@@ -281,10 +279,15 @@ class _JsonbForCopy(Dumper):
 
 def _copy_into(session: Session, table: Any, rows: list[dict[str, Any]], *, into: str | None = None) -> None:
     """COPY ``rows`` of ``table`` (into the scratch twin ``into``, if given): see ``_copy_tuples``."""
+    _copy_tuples(session, table, *_as_tuples(table, rows), into=into)
+
+
+def _as_tuples(table: Any, rows: list[dict[str, Any]]) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Rows given as dicts laid out as tuples of their columns, the table's Python-side defaults filled in."""
     rows = _with_defaults(table, rows)
     columns = list(rows[0])
     values = operator.itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
-    _copy_tuples(session, table, columns, map(values, rows), into=into)
+    return columns, list(map(values, rows))
 
 
 def _copy_tuples(session: Session, table: Any, columns: list[str], rows: Iterable[tuple[Any, ...]], *,
