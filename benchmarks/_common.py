@@ -73,6 +73,23 @@ def cpu_seconds(pids: list[int] | None = None) -> float | None:
     return total
 
 
+def wait_until_idle(pids: list[int], *, busy_below: float = 0.2, timeout: float = 120) -> None:
+    """Wait until the processes ``pids`` have done starting: a `kehu worker` spends seconds importing its
+    code on a slow machine, then only polls for jobs. Without /proc, a fixed few seconds."""
+    if cpu_seconds(pids) is None:
+        time.sleep(3)
+        return
+    deadline = time.monotonic() + timeout
+    before = cpu_seconds(pids)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = cpu_seconds(pids)
+        if now is not None and before is not None and now - before < busy_below * 0.5 * len(pids):
+            return
+        before = now
+    raise RuntimeError(f"processes {pids} were still busy after {timeout} s")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

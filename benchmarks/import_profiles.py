@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu_seconds, default_size, fresh_database, is_sqlite, kehu_process, machine
+from _common import cpu_seconds, default_size, fresh_database, is_sqlite, kehu_process, machine, wait_until_idle
 
 TARGET_ROWS_PER_S = 20_000
 
@@ -135,7 +135,7 @@ def run(database_url: str | None = None, size: int | None = None, worker_process
                for _ in range(worker_processes)]
     worker_pids = [worker.__enter__().pid for worker in workers]
     try:
-        time.sleep(3)  # the workers have started and are polling
+        wait_until_idle(worker_pids)  # the workers have started and are polling
         cpu_before = cpu_seconds(worker_pids), cpu_seconds()
         started = time.perf_counter()
         with database.unit_of_work() as session:

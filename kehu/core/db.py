@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import operator
+import sqlite3
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -430,6 +431,16 @@ def lost_a_race(error: BaseException) -> bool:
     conflict that trying again can resolve."""
     state = getattr(error, "sqlstate", None) or getattr(getattr(error, "orig", None), "sqlstate", None)
     return state in CONCURRENCY_SQLSTATES
+
+
+def unique_violation(error: BaseException) -> bool:
+    """Whether ``error`` (from SQLAlchemy, or from the driver itself as COPY raises it) says that a row's key
+    is taken, on either database."""
+    orig = getattr(error, "orig", None) or error
+    if (getattr(error, "sqlstate", None) or getattr(orig, "sqlstate", None)) == "23505":
+        return True
+    return getattr(orig, "sqlite_errorcode", None) in (sqlite3.SQLITE_CONSTRAINT_UNIQUE,
+                                                       sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
 
 
 def one_of(column: Any, values: list[Any], dialect_name: str) -> Any:
