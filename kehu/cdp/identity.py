@@ -628,6 +628,10 @@ class ImportedRow(NamedTuple):
 # people kehu knows shows itself in the sample, a file of new people pays one small query instead of one
 # index probe per identity (the unique index checks each as it is written anyway). 0: nothing presumed.
 NEWCOMER_PROBE = 256
+# Presumed newcomers are written this many rows at a time, each batch in a savepoint: a person an earlier
+# part of the file already stored sends back only the batch it is in, not the part (a real file's
+# duplicates are spread all over it).
+PRESUMED_ROWS = 1000
 
 
 def store_imported_rows(session: Session, source: Source, rows: list[ImportedRow], *,
@@ -639,8 +643,8 @@ def store_imported_rows(session: Session, source: Source, rows: list[ImportedRow
     cost: an import's first run is nearly all of them). The others are resolved as calls.
 
     Whether nobody holds a row's identities is first presumed, when a sample of them finds none held: the
-    newcomers are written in a savepoint and the identities' unique index says whether any was held after
-    all, in which case the savepoint goes back and every identity of the part is looked up."""
+    newcomers are written in savepoints and the identities' unique index says whether one was held after
+    all; the rows of such a savepoint are then looked up and resolved like the rest."""
     rules = rules_for(session, source.org_id)
     mentioned = Counter(pair for row in rows for pair in row.identities)
     alone, others = [], []
@@ -651,26 +655,27 @@ def store_imported_rows(session: Session, source: Source, rows: list[ImportedRow
             alone.append(row)
         else:
             others.append(row)
+    profiles_created = 0
     if alone and NEWCOMER_PROBE:
         presumed = Resolver(session, source.org_id, rules)
         pairs = [pair for row in alone for pair in row.identities]
         presumed.preload(set(pairs[::max(1, len(pairs) // NEWCOMER_PROBE)][:NEWCOMER_PROBE]))
         if not presumed.owner:
-            try:
-                with session.begin_nested():
-                    _add_newcomers(presumed, source, alone, received_at)
-            except Exception as error:
-                if not unique_violation(error):
-                    raise
-            else:
-                resolver = Resolver(session, source.org_id, rules)
-                resolver.preload({pair for row in others for pair in row.identities})
-                _resolve_rows(resolver, source, others, received_at)
-                resolver.stats.profiles_created += presumed.stats.profiles_created
-                resolver.stats.messages = resolver.stats.events = len(rows)
-                return resolver.stats
+            unsure = []
+            # in the order of their identities: each batch then covers a narrow stretch of the unique index
+            alone.sort(key=_identities_of)
+            for start in range(0, len(alone), PRESUMED_ROWS):
+                batch = alone[start:start + PRESUMED_ROWS]
+                try:
+                    with session.begin_nested():
+                        _add_newcomers(presumed, source, batch, received_at)
+                except Exception as error:
+                    if not unique_violation(error):
+                        raise
+                    unsure += batch
+            alone, profiles_created = unsure, presumed.stats.profiles_created
     resolver = Resolver(session, source.org_id, rules)
-    resolver.preload(set(mentioned))
+    resolver.preload({pair for row in (*alone, *others) for pair in row.identities})
     owner = resolver.owner
     newcomers = []
     for row in alone:
@@ -680,8 +685,12 @@ def store_imported_rows(session: Session, source: Source, rows: list[ImportedRow
             newcomers.append(row)
     _resolve_rows(resolver, source, others, received_at)
     _add_newcomers(resolver, source, newcomers, received_at)
+    resolver.stats.profiles_created += profiles_created
     resolver.stats.messages = resolver.stats.events = len(rows)
     return resolver.stats
+
+
+_identities_of = operator.attrgetter("identities")
 
 
 def _resolve_rows(resolver: Resolver, source: Source, rows: list[ImportedRow], received_at: datetime) -> None:
@@ -747,7 +756,6 @@ def _add_newcomers(resolver: Resolver, source: Source, newcomers: list[ImportedR
     identity_ids = [0] * len(identities)
     for i, identity_id in zip(order, stored, strict=True):
         identity_ids[i] = identity_id
-    resolver.stats.profiles_created += len(profiles)
     # the event's identity is the call's strongest (the first of equals); kinds ranked once, not asked of
     # the rules per row
     rank = {kind: resolver.rules.priority(kind) for kind in {identity[2] for identity in identities}}.__getitem__
@@ -768,6 +776,7 @@ def _add_newcomers(resolver: Resolver, source: Source, newcomers: list[ImportedR
         append((org_id, source_id, row.message_id, "identify", "import", row.ts, received_at, strongest,
                 profile_id, row.properties, empty))
     copy_tuples(session, Event.__table__, _EVENT_COLUMNS, events)
+    resolver.stats.profiles_created += len(profiles)
 
 
 MAX_BATCH_ATTEMPTS = 5

@@ -94,14 +94,15 @@ def test_importing_the_same_file_twice_creates_no_duplicates(client, tree, login
 
 def test_a_known_person_among_presumed_newcomers_is_found_when_written(client, tree, login, session,
                                                                       clean_database, settings, monkeypatch):
-    """A part whose sample of identities finds nobody known is written as newcomers; when a row's phone turns
-    out to be held after all, the part goes back and resolves every row: the known person is updated, not
-    copied, and the others are still new."""
+    """A part whose sample of identities finds nobody known is written as newcomers, a few rows at a time;
+    when a row's e-mail turns out to be held after all, its few rows go back and are resolved: the known person
+    is updated, not copied, and every other row is still a new person."""
     admin = login("admin@example.com")
     known = upload(client, admin, (HEADER + "老客户,13911110000,old@example.com,,,,,\n").encode()).json()["id"]
     client.post(f"/api/v1/imports/{known}/start", headers=admin)
     run_jobs(clean_database, settings)
     monkeypatch.setattr(identity, "NEWCOMER_PROBE", 1)  # the sample: the first row's phone
+    monkeypatch.setattr(identity, "PRESUMED_ROWS", 3)  # rows 2-4, 5-7 (the known person in 7), 8-10
     lines = [f"新客户{n},1390000{n:04d},,,,,," for n in range(8)]
     lines.insert(5, "老客户改名,,OLD@example.com,女,,,,")
     run_id = upload(client, admin, (HEADER + "\n".join(lines)).encode()).json()["id"]
