@@ -31,7 +31,6 @@ from kehu.core.db import (
     one_of,
     profile_linked_models,
     refresh_statistics,
-    unique_violation,
     utcnow,
 )
 
@@ -624,73 +623,29 @@ class ImportedRow(NamedTuple):
                 "identities": self.identities}
 
 
-# Pairs of a part's presumed newcomers looked up before they are written without looking each up: a file of
-# people kehu knows shows itself in the sample, a file of new people pays one small query instead of one
-# index probe per identity (the unique index checks each as it is written anyway). 0: nothing presumed.
-NEWCOMER_PROBE = 256
-# Presumed newcomers are written this many rows at a time, each batch in a savepoint: a person an earlier
-# part of the file already stored sends back only the batch it is in, not the part (a real file's
-# duplicates are spread all over it).
-PRESUMED_ROWS = 1000
-
-
 def store_imported_rows(session: Session, source: Source, rows: list[ImportedRow], *,
                         received_at: datetime) -> BatchStats:
     """Profiles and events from the rows of an import, whose message ids are new by construction. A row
     that brings a new person and nothing else to resolve (identities, one per kind, that nobody holds and
     no other row of the batch mentions) becomes a profile of its own whatever the order of the rows: such
     rows skip the resolver and go in as tuples (what the resolver would have written, at a fraction of its
-    cost: an import's first run is nearly all of them). The others are resolved as calls.
-
-    Whether nobody holds a row's identities is first presumed, when a sample of them finds none held: the
-    newcomers are written in savepoints and the identities' unique index says whether one was held after
-    all; the rows of such a savepoint are then looked up and resolved like the rest."""
-    rules = rules_for(session, source.org_id)
+    cost: an import's first run is nearly all of them). The others are resolved as calls."""
+    resolver = Resolver(session, source.org_id, rules_for(session, source.org_id))
     mentioned = Counter(pair for row in rows for pair in row.identities)
-    alone, others = [], []
+    resolver.preload(set(mentioned))
+    owner = resolver.owner
+    newcomers, others = [], []
     for row in rows:
         pairs = row.identities
-        if (pairs and all(mentioned[p] == 1 for p in pairs) and len({kind for kind, _ in pairs}) == len(pairs)
-                and _NOT_TRAITS.isdisjoint(row.traits)):
-            alone.append(row)
-        else:
-            others.append(row)
-    profiles_created = 0
-    if alone and NEWCOMER_PROBE:
-        presumed = Resolver(session, source.org_id, rules)
-        pairs = [pair for row in alone for pair in row.identities]
-        presumed.preload(set(pairs[::max(1, len(pairs) // NEWCOMER_PROBE)][:NEWCOMER_PROBE]))
-        if not presumed.owner:
-            unsure = []
-            # in the order of their identities: each batch then covers a narrow stretch of the unique index
-            alone.sort(key=_identities_of)
-            for start in range(0, len(alone), PRESUMED_ROWS):
-                batch = alone[start:start + PRESUMED_ROWS]
-                try:
-                    with session.begin_nested():
-                        _add_newcomers(presumed, source, batch, received_at)
-                except Exception as error:
-                    if not unique_violation(error):
-                        raise
-                    unsure += batch
-            alone, profiles_created = unsure, presumed.stats.profiles_created
-    resolver = Resolver(session, source.org_id, rules)
-    resolver.preload({pair for row in (*alone, *others) for pair in row.identities})
-    owner = resolver.owner
-    newcomers = []
-    for row in alone:
-        if any(p in owner for p in row.identities):
-            others.append(row)
-        else:
+        if (pairs and all(mentioned[p] == 1 and p not in owner for p in pairs)
+                and len({kind for kind, _ in pairs}) == len(pairs) and _NOT_TRAITS.isdisjoint(row.traits)):
             newcomers.append(row)
+        else:
+            others.append(row)
     _resolve_rows(resolver, source, others, received_at)
     _add_newcomers(resolver, source, newcomers, received_at)
-    resolver.stats.profiles_created += profiles_created
     resolver.stats.messages = resolver.stats.events = len(rows)
     return resolver.stats
-
-
-_identities_of = operator.attrgetter("identities")
 
 
 def _resolve_rows(resolver: Resolver, source: Source, rows: list[ImportedRow], received_at: datetime) -> None:

@@ -878,9 +878,8 @@ def _import_part(ctx: jobs.JobContext) -> dict[str, Any]:
             ctx.save(progress=100, checkpoint={"done": True, "outcome": result})  # the rows and "done" together
             return result
         except Exception as error:
-            # Two parts storing one new person at once, in a row the loser resolves (a presumed newcomer goes
-            # back to its savepoint instead, see store_imported_rows): the loser starts its part again and now
-            # finds the person where the winner put it (no failed attempt, no back-off).
+            # Two parts storing one new person at once: the loser starts its part again and now finds the
+            # person where the winner put it (no failed attempt, no back-off).
             if not lost_a_race(error) or attempt == 5:
                 raise
             session.rollback()

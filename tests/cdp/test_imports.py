@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from kehu.app import make_worker
-from kehu.cdp import identity, imports
+from kehu.cdp import imports
 from kehu.cdp.identity import message_identities
 from kehu.cdp.models import ImportRejection, ImportRun, Profile
 from kehu.core.jobs import Job, Worker
@@ -92,19 +92,16 @@ def test_importing_the_same_file_twice_creates_no_duplicates(client, tree, login
     assert live(session) == 2
 
 
-def test_a_known_person_among_presumed_newcomers_is_found_when_written(client, tree, login, session,
-                                                                      clean_database, settings, monkeypatch):
-    """A part whose sample of identities finds nobody known is written as newcomers, a few rows at a time;
-    when a row's e-mail turns out to be held after all, its few rows go back and are resolved: the known person
-    is updated, not copied, and every other row is still a new person."""
+def test_a_known_person_in_a_file_of_new_people_is_updated_not_copied(client, tree, login, session,
+                                                                     clean_database, settings):
+    """One row of a file of new people is someone an earlier import brought (by e-mail): that person is updated
+    and takes the new phone, every other row is a new person."""
     admin = login("admin@example.com")
     known = upload(client, admin, (HEADER + "老客户,13911110000,old@example.com,,,,,\n").encode()).json()["id"]
     client.post(f"/api/v1/imports/{known}/start", headers=admin)
     run_jobs(clean_database, settings)
-    monkeypatch.setattr(identity, "NEWCOMER_PROBE", 1)  # the sample: the first row's phone
-    monkeypatch.setattr(identity, "PRESUMED_ROWS", 3)  # rows 2-4, 5-7 (the known person in 7), 8-10
     lines = [f"新客户{n},1390000{n:04d},,,,,," for n in range(8)]
-    lines.insert(5, "老客户改名,,OLD@example.com,女,,,,")
+    lines.insert(5, "老客户改名,13911112222,OLD@example.com,女,,,,")
     run_id = upload(client, admin, (HEADER + "\n".join(lines)).encode()).json()["id"]
     client.post(f"/api/v1/imports/{run_id}/start", headers=admin)
     run_jobs(clean_database, settings)
@@ -112,7 +109,7 @@ def test_a_known_person_among_presumed_newcomers_is_found_when_written(client, t
     assert (done["status"], done["accepted_rows"], done["profiles_created"]) == ("done", 9, 8)
     assert live(session) == 9
     person = session.scalars(select(Profile).where(Profile.email == "old@example.com")).one()
-    assert (person.name, person.mobile, person.gender) == ("老客户改名", "+8613911110000", "female")
+    assert (person.name, person.mobile, person.gender) == ("老客户改名", "+8613911112222", "female")
 
 
 def test_xlsx_is_read_like_csv(client, tree, login, session, clean_database, settings):
@@ -240,18 +237,14 @@ def test_a_file_is_cut_into_parts_between_records(encoding, newline, quoted):
     assert read_apart[0][1]["备注"] == ("第一行\n第二行" if quoted else "普通")
 
 
-@pytest.mark.parametrize("presumed", [True, False])
 def test_two_workers_share_the_parts_and_a_person_in_both_is_one_profile(client, tree, login, session,
-                                                                         clean_database, monkeypatch, presumed):
+                                                                         clean_database, monkeypatch):
     """Two workers store the two parts of a file at the same moment; both hold the same new person (rows 4
-    and 39). One of them finds the person taken when it writes and resolves the row onto that profile: when
-    its part's newcomers were presumed new, by going back to their savepoint; otherwise by starting its part
-    again. The later row of the file wins whatever the order the parts were stored in."""
+    and 39). One of them finds the person taken when it writes, starts its part again and resolves the row
+    onto that profile; the later row of the file wins whatever the order the parts were stored in."""
     if clean_database.is_sqlite:
         pytest.skip("SQLite has one writer: its single worker takes the parts one after another")
     monkeypatch.setattr(imports, "CHUNK_ROWS", 20)
-    if not presumed:
-        monkeypatch.setattr(identity, "NEWCOMER_PROBE", 0)
     lines = [HEADER.strip()] + [f"客户{n},1390000{n:04d},,,,,,第{n}行" for n in range(40)]
     lines[3] = "旧名字,13912340000,,,,,,"
     lines[38] = "新名字,13912340000,,,,,,"
@@ -288,7 +281,7 @@ def test_two_workers_share_the_parts_and_a_person_in_both_is_one_profile(client,
     done = client.get(f"/api/v1/imports/{run_id}", headers=admin).json()
     assert (done["status"], done["job_status"], done["accepted_rows"], done["profiles_created"]) == \
         ("done", "succeeded", 40, 39)
-    assert sorted(set(calls)) == ["w0", "w1"] and len(calls) == (2 if presumed else 3)  # a part stored again
+    assert sorted(set(calls)) == ["w0", "w1"] and len(calls) == 3  # one part was stored again
     assert live(session) == 39
     person = session.scalars(select(Profile).where(Profile.mobile == "+8613912340000")).one()
     assert person.name == "新名字"
