@@ -631,28 +631,24 @@ def store_imported_rows(session: Session, source: Source, rows: list[ImportedRow
     rows skip the resolver and go in as tuples (what the resolver would have written, at a fraction of its
     cost: an import's first run is nearly all of them). The others are resolved as calls."""
     resolver = Resolver(session, source.org_id, rules_for(session, source.org_id))
+    resolver.stats.messages = len(rows)
     mentioned = Counter(pair for row in rows for pair in row.identities)
     resolver.preload(set(mentioned))
     owner = resolver.owner
-    newcomers, others = [], []
+    newcomers, rest = [], []
     for row in rows:
         pairs = row.identities
         if (pairs and all(mentioned[p] == 1 and p not in owner for p in pairs)
                 and len({kind for kind, _ in pairs}) == len(pairs) and _NOT_TRAITS.isdisjoint(row.traits)):
             newcomers.append(row)
         else:
-            others.append(row)
-    _resolve_rows(resolver, source, others, received_at)
+            rest.append(row)
+    if rest:
+        extracted = [(row.message(), list(row.identities), []) for row in rest]
+        copy_rows(session, Event, _resolve(resolver, source, extracted, received_at))
     _add_newcomers(resolver, source, newcomers, received_at)
-    resolver.stats.messages = resolver.stats.events = len(rows)
+    resolver.stats.events = len(rows)
     return resolver.stats
-
-
-def _resolve_rows(resolver: Resolver, source: Source, rows: list[ImportedRow], received_at: datetime) -> None:
-    """Imported rows that need One ID's resolver, resolved as the identify calls they stand for."""
-    if rows:
-        extracted = [(row.message(), list(row.identities), []) for row in rows]
-        copy_rows(resolver.session, Event, _resolve(resolver, source, extracted, received_at))
 
 
 _TRAIT_COLUMNS = tuple(dict.fromkeys(STANDARD_TRAITS.values()))  # name, gender, birthday, mobile, …
