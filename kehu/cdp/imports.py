@@ -768,13 +768,8 @@ def _import_chunk(session: Session, run: ImportRun, source: Source, reader: RowR
                   chunk: list[tuple[int, list[str]]], started: datetime) -> ChunkOutcome:
     """Validate rows of a profile file and store them (profiles through One ID, rejections with their
     reasons), in the caller's transaction. Row n is stamped ``started`` + n µs: the file's order decides
-    between two rows of one person whichever worker stores which first."""
-    with jobs.cyclic_collector_paused():
-        return _store_chunk(session, run, source, reader, chunk, started)
-
-
-def _store_chunk(session: Session, run: ImportRun, source: Source, reader: RowReader,
-                 chunk: list[tuple[int, list[str]]], started: datetime) -> ChunkOutcome:
+    between two rows of one person whichever worker stores which first. Its callers pause the cycle
+    collector (``jobs.cyclic_collector_paused``) while they read and store rows."""
     imported, rejected = [], []
     run_id, filename = run.id, run.filename
     for number, values in chunk:
@@ -854,7 +849,7 @@ def _run_import(ctx: jobs.JobContext) -> dict[str, Any]:
 def _run_import_part(ctx: jobs.JobContext) -> dict[str, Any]:
     if ctx.checkpoint.get("done"):
         return ctx.checkpoint["outcome"]
-    with jobs.cyclic_collector_paused():  # from the first list of values on (see _import_chunk)
+    with jobs.cyclic_collector_paused():  # millions of small objects, from the first list of values on
         return _import_part(ctx)
 
 
@@ -898,7 +893,8 @@ def _run_workbook_import(ctx: jobs.JobContext, run: ImportRun, source: Source) -
     remaining = ((n, [row.get(h, "") for h in run.headers]) for n, row in rows(run.content, run.filename)
                  if n >= next_row)
     while chunk := list(itertools.islice(remaining, CHUNK_ROWS)):
-        outcome = _import_chunk(session, run, source, reader, chunk, datetime.fromisoformat(started))
+        with jobs.cyclic_collector_paused():
+            outcome = _import_chunk(session, run, source, reader, chunk, datetime.fromisoformat(started))
         _count(session, run.id, outcome)
         progress, done = _progress(session, run.id)
         ctx.save(progress=progress, checkpoint={"next_row": chunk[-1][0] + 1, "started": started},

@@ -245,9 +245,6 @@ def insert_returning_ids(session: Session, table: Any, rows: list[dict[str, Any]
     costs ~20x more there); SQLite takes a multi-row INSERT … RETURNING."""
     if not rows:
         return []
-    if session.get_bind().dialect.name != "postgresql":
-        statement = table.insert().returning(table.c.id, sort_by_parameter_order=True)
-        return list(session.connection().execute(statement, rows).scalars())
     return insert_tuples_returning_ids(session, table, *_as_tuples(table, rows))
 
 
@@ -292,6 +289,11 @@ def _as_tuples(table: Any, rows: list[dict[str, Any]]) -> tuple[list[str], list[
     return columns, list(map(values, rows))
 
 
+def _as_dicts(columns: list[str], rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Rows laid out as tuples of ``columns`` as the dicts an INSERT of SQLAlchemy takes (SQLite's path)."""
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
 def _copy_tuples(session: Session, table: Any, columns: list[str], rows: Iterable[tuple[Any, ...]], *,
                  into: str | None = None) -> None:
     """COPY rows given as tuples of ``columns`` in binary format through psycopg's C row writer: values go as
@@ -315,7 +317,7 @@ def copy_tuples(session: Session, table: Any, columns: list[str], rows: list[tup
     if not rows:
         return 0
     if session.get_bind().dialect.name != "postgresql":
-        session.connection().execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
+        session.connection().execute(table.insert(), _as_dicts(columns, rows))
     else:
         _copy_tuples(session, table, columns, rows)
     return len(rows)
@@ -328,18 +330,24 @@ def insert_tuples_returning_ids(session: Session, table: Any, columns: list[str]
         return []
     if session.get_bind().dialect.name != "postgresql":
         statement = table.insert().returning(table.c.id, sort_by_parameter_order=True)
-        return list(session.connection().execute(
-            statement, [dict(zip(columns, row, strict=True)) for row in rows]).scalars())
+        return list(session.connection().execute(statement, _as_dicts(columns, rows)).scalars())
     ids = reserve_ids(session, table, len(rows))
     _copy_tuples(session, table, [*columns, "id"], map(operator.add, rows, ((row_id,) for row_id in ids)))
     return ids
 
 
+_id_sequences: dict[str, str] = {}
+
+
 def reserve_ids(session: Session, table: Any, count: int) -> list[int]:
     """``count`` new ids of ``table`` from its sequence, in one query (PostgreSQL)."""
     connection = session.connection()
-    sequence = connection.exec_driver_sql(f"SELECT pg_get_serial_sequence('{table.name}', 'id')").scalar()
-    # The sequence by name, not pg_get_serial_sequence() per row: that catalog lookup doubled the cost.
+    # The sequence by name, looked up once per table, not pg_get_serial_sequence() per row: that catalog
+    # lookup doubled the cost.
+    sequence = _id_sequences.get(table.name)
+    if sequence is None:
+        sequence = _id_sequences[table.name] = connection.exec_driver_sql(
+            f"SELECT pg_get_serial_sequence('{table.name}', 'id')").scalar()
     with connection.connection.driver_connection.cursor() as cursor:  # plain tuples: 10x less than Result rows
         cursor.execute(f"SELECT nextval('{sequence}') FROM generate_series(1, {count})")
         return [row_id for row_id, in cursor.fetchall()]
