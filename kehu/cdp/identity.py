@@ -7,6 +7,7 @@ with one multi-row INSERT that skips message ids already stored.
 
 from __future__ import annotations
 
+import itertools
 import operator
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -124,11 +125,16 @@ class Resolver:
 
     def preload(self, pairs: set[tuple[str, str]]) -> None:
         """One query for the identities the batch mentions, one for their profiles, one for all they hold."""
-        if not pairs:
-            return
         by_kind: dict[str, list[str]] = defaultdict(list)
         for kind, value in pairs:
             by_kind[kind].append(value)
+        self.preload_values(by_kind)
+
+    def preload_values(self, by_kind: dict[str, list[str]]) -> None:
+        """``preload`` of the values of each kind (repeats allowed)."""
+        by_kind = {kind: list(dict.fromkeys(values)) for kind, values in by_kind.items() if values}
+        if not by_kind:
+            return
         owners: dict[tuple[str, str], int] = {}
         dialect = self.session.get_bind().dialect.name
         for kind, values in by_kind.items():  # (org_id, kind, value IN …) walks the unique index
@@ -445,12 +451,16 @@ def apply_traits(profile: Profile, traits: dict[str, Any], *, ts: datetime, sour
     return notes
 
 
+_BORN_WITH = frozenset(("source", "lifecycle_stage"))  # what _new_profile sets before any trait
+
+
 def trait_time(profile: Any, times: dict[str, Any], key: str) -> dict[str, Any]:
     """When and from which source the profile's ``key`` was set ({} if unknown). Traits a profile was born
     with share one entry, ``"*"`` (an import's million new profiles then carry one stamp each, not one per
-    trait); it stands for every trait the profile holds that has no entry of its own."""
+    trait); it stands for every trait the profile holds that has no entry of its own, but for the two columns a
+    new profile holds without being given them (``_BORN_WITH``): those have their own entry when given."""
     entry = times.get(key)
-    if entry is None and "*" in times:
+    if entry is None and "*" in times and key not in _BORN_WITH:
         held = getattr(profile, key) if key in PROFILE_FIELDS else (profile.attributes or {}).get(key)
         if held not in (None, ""):
             return times["*"]
@@ -521,7 +531,7 @@ def process_batch(session: Session, batch: IngestBatch) -> BatchStats:
 def process_messages(session: Session, source: Source, messages: list[dict[str, Any]], *,
                      received_at: datetime) -> BatchStats:
     """The one path from validated calls to profiles and events (ingestion, order imports; a profile
-    import's rows take ``store_imported_rows``, which ends here for the rows that need resolving)."""
+    import's rows take ``store_imported``, which ends here for the rows that need resolving)."""
     resolver = Resolver(session, source.org_id, rules_for(session, source.org_id))
     resolver.stats.messages = len(messages)
     # A messageId already stored is skipped by the INSERT below (ON CONFLICT DO NOTHING); resolving its
@@ -623,31 +633,60 @@ class ImportedRow(NamedTuple):
                 "identities": self.identities}
 
 
-def store_imported_rows(session: Session, source: Source, rows: list[ImportedRow], *,
-                        received_at: datetime) -> BatchStats:
-    """Profiles and events from the rows of an import, whose message ids are new by construction. A row
-    that brings a new person and nothing else to resolve (identities, one per kind, that nobody holds and
-    no other row of the batch mentions) becomes a profile of its own whatever the order of the rows: such
-    rows skip the resolver and go in as tuples (what the resolver would have written, at a fraction of its
-    cost: an import's first run is nearly all of them). The others are resolved as calls."""
+class ImportedColumns(NamedTuple):
+    """Validated rows of a profile file laid out by column, as ``RowReader.read`` gives them: row ``i`` is what
+    ``row(i)`` says (the ImportedRow ``RowReader.row`` makes of it). A file's columns hold a million rows'
+    values as a few lists, so the common case (new people) is written without an object per row."""
+
+    run_id: int
+    filename: str
+    numbers: list[int]
+    moments: list[datetime]
+    traits: dict[str, list[Any]]  # trait → each row's normalised value, None where the row gives none
+    identities: list[tuple[str, list[Any]]]  # (kind, each row's value) in the order a call lists them
+
+    def row(self, i: int) -> ImportedRow:
+        number = self.numbers[i]
+        return ImportedRow(f"import-{self.run_id}-{number}", self.moments[i],
+                           {trait: values[i] for trait, values in self.traits.items() if values[i] is not None},
+                           [(kind, values[i]) for kind, values in self.identities if values[i] is not None],
+                           {"import_id": self.run_id, "row": number, "file": self.filename})
+
+
+def store_imported(session: Session, source: Source, columns: ImportedColumns, odd: list[ImportedRow], *,
+                   received_at: datetime) -> BatchStats:
+    """Profiles and events from the rows of an import, whose message ids are new by construction: ``columns``
+    (the rows read by column) and ``odd`` (rows the columns cannot hold, read one by one). A row that brings
+    a new person and nothing else to resolve (identities that nobody holds and no other row mentions) becomes
+    a profile of its own whatever the order of the rows: such rows skip the resolver and go in column by
+    column (what the resolver would have written, at a fraction of its cost: an import's first run is nearly
+    all of them). The others are resolved as calls."""
     resolver = Resolver(session, source.org_id, rules_for(session, source.org_id))
-    resolver.stats.messages = len(rows)
-    mentioned = Counter(pair for row in rows for pair in row.identities)
-    resolver.preload(set(mentioned))
-    owner = resolver.owner
-    newcomers, rest = [], []
-    for row in rows:
-        pairs = row.identities
-        if (pairs and all(mentioned[p] == 1 and p not in owner for p in pairs)
-                and len({kind for kind, _ in pairs}) == len(pairs) and _NOT_TRAITS.isdisjoint(row.traits)):
-            newcomers.append(row)
-        else:
-            rest.append(row)
+    resolver.stats.messages = len(columns.numbers) + len(odd)
+    mentioned: dict[str, list[Any]] = defaultdict(list)
+    for kind, values in columns.identities:
+        mentioned[kind] += [value for value in values if value is not None]
+    for row in odd:
+        for kind, value in row.identities:
+            mentioned[kind].append(value)
+    resolver.preload_values(mentioned)
+    held: dict[str, set[Any]] = defaultdict(set)
+    for kind, value in resolver.owner:
+        held[kind].add(value)
+    resolved: set[int] = set()  # rows (by place in the columns) that another row or a stored person touches
+    for kind, values in columns.identities:
+        taken = held[kind]
+        if len(set(mentioned[kind])) < len(mentioned[kind]):  # a value more than one row gives
+            taken = taken | {value for value, count in Counter(mentioned[kind]).items() if count > 1}
+        if taken:
+            resolved.update(i for i, value in enumerate(values) if value in taken)
+    rest = [*(columns.row(i) for i in sorted(resolved)), *odd]
     if rest:
         extracted = [(row.message(), list(row.identities), []) for row in rest]
         copy_rows(session, Event, _resolve(resolver, source, extracted, received_at))
-    _add_newcomers(resolver, source, newcomers, received_at)
-    resolver.stats.events = len(rows)
+    _add_newcomers(resolver, source, columns,
+                   None if not resolved else [i for i in range(len(columns.numbers)) if i not in resolved], received_at)
+    resolver.stats.events = resolver.stats.messages
     return resolver.stats
 
 
@@ -661,73 +700,102 @@ _EVENT_COLUMNS = ["org_id", "source_id", "message_id", "type", "event", "ts", "r
                   "profile_id", "properties", "context"]
 
 
-def _add_newcomers(resolver: Resolver, source: Source, newcomers: list[ImportedRow], received_at: datetime
-                   ) -> None:
-    """Write the newcomers' profiles, identities and events as tuples, one COPY per table."""
-    if not newcomers:
+def columns_hold(traits: list[str], identity_kinds: list[str]) -> bool:
+    """Can ``ImportedColumns`` with these traits (in a file's order) and identity kinds be written by column?
+    Not when two traits fill one profile column or give one kind (the row decides which), nor with traits
+    that are not plain values (``_NOT_TRAITS``): such files are resolved row by row."""
+    slots = [_TRAIT_SLOT[trait] for trait in traits if trait in _TRAIT_SLOT]
+    return (len(set(traits)) == len(traits) and len(set(slots)) == len(slots)
+            and len(set(identity_kinds)) == len(identity_kinds) and _NOT_TRAITS.isdisjoint(traits))
+
+
+def _memoised(convert: Callable[[Any], Any]) -> Callable[[list[Any]], list[Any]]:
+    """``convert`` applied to a column, once per distinct value (None stays None)."""
+    def column(values: list[Any]) -> list[Any]:
+        done: dict[Any, Any] = {None: None}
+        return [done[value] if value in done else done.setdefault(value, convert(value)) for value in values]
+    return column
+
+
+_dates, _pinyins = _memoised(date.fromisoformat), _memoised(normalise.pinyin)
+
+
+def _add_newcomers(resolver: Resolver, source: Source, columns: ImportedColumns, keep: list[int] | None,
+                   received_at: datetime) -> None:
+    """Write the newcomers' profiles, identities and events column by column, one COPY per table: the rows
+    ``keep`` names (all of them if None)."""
+    def pick(values: list[Any]) -> list[Any]:
+        return values if keep is None else [values[i] for i in keep]
+
+    count = len(columns.numbers) if keep is None else len(keep)
+    if not count:
         return
     session = resolver.session
-    # plain locals: read a million times
     now, org_id, unit_id, source_id = resolver.now, resolver.org_id, source.unit_id, source.id
-    blank: list[Any] = [None] * len(_TRAIT_COLUMNS)
-    blank[_TRAIT_AT["source"]], blank[_TRAIT_AT["lifecycle_stage"]] = source.name, "visitor"
+    # a newcomer's traits are normalised and carry no composite ones (columns_hold): each is a column, an
+    # identity kept as such, or an attribute
+    defaults = {_TRAIT_AT["source"]: source.name, _TRAIT_AT["lifecycle_stage"]: "visitor"}
+    slots: list[Any] = [itertools.repeat(defaults.get(at)) for at in range(len(_TRAIT_COLUMNS))]
+    attributes: list[tuple[str, list[Any]]] = []
+    for trait, values in columns.traits.items():
+        at = _TRAIT_SLOT.get(trait)
+        if at is not None:
+            default = defaults.get(at)
+            slots[at] = pick(values) if default is None else [default if v is None else v for v in pick(values)]
+        elif trait not in IDENTITY_TRAITS:
+            attributes.append((trait, pick(values)))
     birthday_at, name_at = _TRAIT_AT["birthday"], _TRAIT_AT["name"]
-    slot, identity_traits, pinyin, parse_date = _TRAIT_SLOT.get, IDENTITY_TRAITS, normalise.pinyin, date.fromisoformat
+    names = slots[name_at] if isinstance(slots[name_at], list) else None
+    if isinstance(slots[birthday_at], list):
+        slots[birthday_at] = _dates(slots[birthday_at])  # ISO text in the traits, a date in the column
     nothing: dict[str, Any] = {}  # shared by every row without attributes: written, never changed
-    profiles = []
-    append = profiles.append
-    for row in newcomers:
-        columns = blank.copy()
-        attributes = nothing
-        # a newcomer's traits are normalised and carry no composite ones: each is a column, an identity
-        # kept as such, or an attribute
-        for key, value in row.traits.items():
-            at = slot(key)
-            if at is not None:
-                columns[at] = value
-            elif value is not None and key not in identity_traits:
-                if attributes is nothing:
-                    attributes = {}
-                attributes[key] = value
-        if columns[birthday_at]:
-            columns[birthday_at] = parse_date(columns[birthday_at])
-        name, ts = columns[name_at], row.ts
-        # every trait from this one call: one shared stamp (see trait_time; the JSON writer spells the moment
-        # as isoformat() does)
-        append((org_id, unit_id, *columns, pinyin(name) if name else None, attributes,
-                {"*": {"ts": ts, "src": source_id}} if row.traits else nothing, ts, ts, now, now))
-    profile_ids = insert_tuples_returning_ids(session, Profile.__table__, _NEWCOMER_COLUMNS, profiles)
-    identities = [(org_id, profile_id, kind, value, source_id, row.ts, row.ts)
-                  for row, profile_id in zip(newcomers, profile_ids, strict=True) for kind, value in row.identities]
-    # Into the unique index in its own order: neighbouring keys share leaf pages, so once the index outgrows
-    # the database's cache a batch reads each page once instead of once per identity (~20 % less each).
-    order = sorted(range(len(identities)), key=[identity[2:4] for identity in identities].__getitem__)
-    stored = insert_tuples_returning_ids(session, Identity.__table__, _IDENTITY_COLUMNS,
-                                         list(map(identities.__getitem__, order)))
-    identity_ids = [0] * len(identities)
-    for i, identity_id in zip(order, stored, strict=True):
-        identity_ids[i] = identity_id
-    # the event's identity is the call's strongest (the first of equals); kinds ranked once, not asked of
-    # the rules per row
-    rank = {kind: resolver.rules.priority(kind) for kind in {identity[2] for identity in identities}}.__getitem__
-    events = []
-    append = events.append
-    empty: dict[str, Any] = {}
-    at = 0  # where the row's identities begin among identity_ids
-    for row, profile_id in zip(newcomers, profile_ids, strict=True):
-        pairs = row.identities
-        count = len(pairs)
-        if count == 1:
-            strongest = identity_ids[at]
-        elif count == 2:
-            strongest = identity_ids[at + (rank(pairs[1][0]) < rank(pairs[0][0]))]
-        else:
-            strongest = identity_ids[at + min(range(count), key=lambda i: rank(pairs[i][0]))]
-        at += count
-        append((org_id, source_id, row.message_id, "identify", "import", row.ts, received_at, strongest,
-                profile_id, row.properties, empty))
-    copy_tuples(session, Event.__table__, _EVENT_COLUMNS, events)
-    resolver.stats.profiles_created += len(profiles)
+    if attributes:
+        keys = [key for key, _ in attributes]
+        attribute_rows: Any = [{key: value for key, value in zip(keys, values, strict=True) if value is not None}
+                               or nothing for values in zip(*(values for _, values in attributes), strict=True)]
+    else:
+        attribute_rows = itertools.repeat(nothing)
+    moments = pick(columns.moments)
+    # every trait from this one call: one shared stamp (see trait_time; the JSON writer spells the moment as
+    # isoformat() does)
+    stamps = [{"*": {"ts": ts, "src": source_id}} for ts in moments]
+    for trait in _BORN_WITH.intersection(columns.traits):  # given by the file: stamped as their own
+        for stamp, value in zip(stamps, pick(columns.traits[trait]), strict=True):
+            if value is not None:
+                stamp[trait] = stamp["*"]
+    repeat = itertools.repeat
+    profile_ids = insert_tuples_returning_ids(session, Profile.__table__, _NEWCOMER_COLUMNS, list(zip(
+        repeat(org_id), repeat(unit_id), *slots, _pinyins(names) if names else repeat(None), attribute_rows,
+        stamps, moments, moments, repeat(now), repeat(now), strict=False)))
+    # Into the unique index in its own order (kind, then value): neighbouring keys share leaf pages, so once
+    # the index outgrows the database's cache a batch reads each page once instead of once per identity.
+    identities, laid_out = [], []
+    for kind, all_values in sorted(columns.identities, key=operator.itemgetter(0)):
+        values = pick(all_values)
+        given = sorted((i for i, value in enumerate(values) if value is not None), key=values.__getitem__)
+        identities += [(org_id, profile_ids[i], kind, values[i], source_id, moments[i], moments[i]) for i in given]
+        laid_out.append((kind, given))
+    stored = iter(insert_tuples_returning_ids(session, Identity.__table__, _IDENTITY_COLUMNS, identities))
+    identity_ids: dict[str, list[Any]] = {}
+    for kind, given in laid_out:
+        ids: list[Any] = [None] * count
+        for i, identity_id in zip(given, stored, strict=False):  # the kind's share of ``stored``
+            ids[i] = identity_id
+        identity_ids[kind] = ids
+    # the event's identity is the call's strongest (the first of equals)
+    kinds = [kind for kind, _ in columns.identities]
+    ranked = sorted(range(len(kinds)), key=lambda k: (resolver.rules.priority(kinds[k]), k))
+    strongest = identity_ids[kinds[ranked[0]]]
+    for k in ranked[1:]:
+        if None in strongest:
+            strongest = [a if a is not None else b for a, b in zip(strongest, identity_ids[kinds[k]], strict=True)]
+    run_id, filename = columns.run_id, columns.filename
+    numbers = pick(columns.numbers)
+    copy_tuples(session, Event.__table__, _EVENT_COLUMNS, list(zip(
+        repeat(org_id), repeat(source_id), [f"import-{run_id}-{number}" for number in numbers], repeat("identify"),
+        repeat("import"), moments, repeat(received_at), strongest, profile_ids,
+        [{"import_id": run_id, "row": number, "file": filename} for number in numbers], repeat(nothing), strict=False)))
+    resolver.stats.profiles_created += count
 
 
 MAX_BATCH_ATTEMPTS = 5

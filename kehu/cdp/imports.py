@@ -14,17 +14,25 @@ import hashlib
 import io
 import itertools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from kehu.cdp import normalise
 from kehu.cdp.fields import coerce, definitions
-from kehu.cdp.identity import IDENTITY_TRAITS, LIFECYCLE_STAGES, ImportedRow, process_messages, store_imported_rows
+from kehu.cdp.identity import (
+    IDENTITY_TRAITS,
+    LIFECYCLE_STAGES,
+    ImportedColumns,
+    ImportedRow,
+    columns_hold,
+    process_messages,
+    store_imported,
+)
 from kehu.cdp.identity_rules import DEFAULT_RULES
 from kehu.cdp.models import ImportRejection, ImportRun, Order, Source
 from kehu.core import audit, jobs
@@ -424,6 +432,13 @@ class RowReader:
         # the traits that carry identities, in the order One ID reads them (the call lists its identities)
         puts = {"phone" if t == "mobile" else t.split(":", 1)[-1] for t in mapping.values() if t}
         self.identity_traits = [(trait, kind) for trait, kind in IDENTITY_TRAITS.items() if trait in puts]
+        traits = [trait for _, _, trait, _ in self.columns]
+        self.by_column = columns_hold([t for t in traits if t != _USER_ID],
+                                      [*(["user_id"] if _USER_ID in traits else []),
+                                       *(kind for _, kind in self.identity_traits)])
+        # values that repeat down a column (a few genders, cities, thousands of birthdays): checked once each
+        self.memoised = {trait for trait in traits if trait in ("gender", "birthday", "lifecycle_stage", "province",
+                                                                "city")}
 
     def row(self, run_id: int, number: int, values: list[str], filename: str, ts: datetime) -> ImportedRow:
         """The row validated and normalised, or RowRejected naming every problem of the row."""
@@ -447,6 +462,55 @@ class RowReader:
         return ImportedRow(f"import-{run_id}-{number}", ts, traits, identities,
                            {"import_id": run_id, "row": number, "file": filename})
 
+    def read(self, run_id: int, chunk: list[tuple[int, list[str]]], filename: str, started: datetime
+             ) -> ReadChunk:
+        """``row`` for every (number, values) of ``chunk`` (row n stamped ``started`` + n µs), column by column:
+        the rows it accepts as ImportedColumns, the few the columns cannot hold as ImportedRows, the rest
+        rejected. Row by row only for a row with a problem (whose reasons ``row`` then gives) and for files
+        whose mapping the columns cannot hold."""
+        def moment(number: int) -> datetime:
+            return started + timedelta(microseconds=number)
+
+        def one_by_one(positions: Iterable[int]) -> None:
+            for i in positions:
+                number, values = chunk[i]
+                try:
+                    odd.append(self.row(run_id, number, values, filename, moment(number)))
+                except RowRejected as error:
+                    rejected.append((number, values, error))
+
+        odd: list[ImportedRow] = []
+        rejected: list[tuple[int, list[str], RowRejected]] = []
+        if not self.by_column:
+            one_by_one(range(len(chunk)))
+            return ReadChunk(ImportedColumns(run_id, filename, [], [], {}, []), odd, rejected)
+        rows = [values for _, values in chunk]
+        unread: set[int] = set()  # rows with a problem or a value the columns cannot hold: read one by one
+        traits: dict[str, list[Any]] = {}
+        for index, _, trait, clean in self.columns:
+            traits[trait] = _clean_column(clean, [values[index] if index < len(values) else "" for values in rows],
+                                          unread, trait in self.memoised)
+        user_ids = traits.pop(_USER_ID, None)
+        identifying = [values for trait, values in traits.items() if trait in _IDENTIFYING_TRAITS]
+        if user_ids is not None:
+            identifying.append(user_ids)
+        if len(identifying) == 1:
+            unread.update(i for i, value in enumerate(identifying[0]) if value is None)
+        else:  # no identity in the row: ``row`` says so
+            width = len(identifying)
+            unread.update(i for i, values in enumerate(zip(*identifying, strict=True)) if values.count(None) == width)
+        one_by_one(sorted(unread))
+        numbers = [number for number, _ in chunk]
+        if unread:
+            keep = [i for i in range(len(chunk)) if i not in unread]
+            numbers = [numbers[i] for i in keep]
+            traits = {trait: [values[i] for i in keep] for trait, values in traits.items()}
+            user_ids = [user_ids[i] for i in keep] if user_ids is not None else None
+        identities = [("user_id", user_ids)] if user_ids is not None else []
+        identities += [(kind, traits[trait]) for trait, kind in self.identity_traits]
+        return ReadChunk(ImportedColumns(run_id, filename, numbers, list(map(moment, numbers)), traits, identities),
+                         odd, rejected)
+
     def message(self, run_id: int, number: int, row: dict[str, str], filename: str, ts: datetime
                 ) -> dict[str, Any]:
         """The identify call of a row given as {header: text}, or RowRejected naming every problem of the row."""
@@ -455,6 +519,43 @@ class RowReader:
     def as_dict(self, values: list[str]) -> dict[str, str]:
         """A row's values by header (what a rejection keeps)."""
         return _named_values(values, self.named)
+
+
+class ReadChunk(NamedTuple):
+    columns: ImportedColumns
+    odd: list[ImportedRow]
+    rejected: list[tuple[int, list[str], RowRejected]]  # (number, values, reasons)
+
+    @property
+    def accepted(self) -> int:
+        return len(self.columns.numbers) + len(self.odd)
+
+
+_UNSEEN = object()
+
+
+def _clean_column(clean: Clean, cells: list[str], unread: set[int], memoised: bool) -> list[Any]:
+    """A column's values as ``RowReader.row`` cleans them, None where a cell is blank; a cell that fails (or
+    cleans to None, which the columns cannot tell from blank) puts its row in ``unread``."""
+    out: list[Any] = []
+    append = out.append
+    done: dict[str, Any] = {}
+    for at, cell in enumerate(cells):
+        if not cell or not (cell := cell.strip()):
+            append(None)
+            continue
+        value = done.get(cell, _UNSEEN) if memoised else _UNSEEN
+        if value is _UNSEEN:
+            try:
+                value = clean(cell)
+            except normalise.InvalidValue:
+                value = None
+            if memoised:
+                done[cell] = value
+        if value is None:
+            unread.add(at)
+        append(value)
+    return out
 
 
 def _call(kind: str, message_id: str, event: str, *, user_id: str | None, traits: dict[str, Any],
@@ -770,19 +871,14 @@ def _import_chunk(session: Session, run: ImportRun, source: Source, reader: RowR
     reasons), in the caller's transaction. Row n is stamped ``started`` + n µs: the file's order decides
     between two rows of one person whichever worker stores which first. Its callers pause the cycle
     collector (``jobs.cyclic_collector_paused``) while they read and store rows."""
-    imported, rejected = [], []
-    run_id, filename = run.id, run.filename
-    for number, values in chunk:
-        try:
-            imported.append(reader.row(run_id, number, values, filename, started + timedelta(microseconds=number)))
-        except RowRejected as error:
-            rejected.append(ImportRejection(import_id=run.id, row_number=number, reason=str(error)[:2000],
-                                            problems=error.as_json(), row=reader.as_dict(values)))
+    read = reader.read(run.id, chunk, run.filename, started)
     refresh_statistics(session, STATISTICS_TABLES)
     # Message ids are this run's row numbers: new by construction, so no duplicate check.
-    stats = store_imported_rows(session, source, imported, received_at=utcnow()) if imported else None
-    session.add_all(rejected)
-    return ChunkOutcome(len(imported), len(rejected), stats.profiles_created if stats else 0)
+    stats = store_imported(session, source, read.columns, read.odd, received_at=utcnow()) if read.accepted else None
+    session.add_all(ImportRejection(import_id=run.id, row_number=number, reason=str(error)[:2000],
+                                    problems=error.as_json(), row=reader.as_dict(values))
+                    for number, values, error in read.rejected)
+    return ChunkOutcome(read.accepted, len(read.rejected), stats.profiles_created if stats else 0)
 
 
 def _count(session: Session, run_id: int, outcome: ChunkOutcome) -> None:

@@ -163,7 +163,7 @@ class WorkerDied(BaseException):
     pass
 
 
-def worker_dies_in_second_chunk(monkeypatch, database, step: str = "store_imported_rows") -> None:  # type: ignore[no-untyped-def]
+def worker_dies_in_second_chunk(monkeypatch, database, step: str = "store_imported") -> None:  # type: ignore[no-untyped-def]
     """Run the queued import with chunks of 4 rows on a worker that dies while storing the second chunk
     (``step``: what stores a chunk of that kind of file)."""
     monkeypatch.setattr(imports, "CHUNK_ROWS", 4)
@@ -252,7 +252,7 @@ def test_two_workers_share_the_parts_and_a_person_in_both_is_one_profile(client,
     run_id = upload(client, admin, "\n".join(lines).encode()).json()["id"]
     both_inside = threading.Barrier(2, timeout=30)
     calls: list[str] = []
-    real = imports.store_imported_rows
+    real = imports.store_imported
 
     def together(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(threading.current_thread().name)
@@ -260,7 +260,7 @@ def test_two_workers_share_the_parts_and_a_person_in_both_is_one_profile(client,
             both_inside.wait()  # each worker's first part starts before either has stored anything
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(imports, "store_imported_rows", together)
+    monkeypatch.setattr(imports, "store_imported", together)
     client.post(f"/api/v1/imports/{run_id}/start", headers=admin)
 
     def work(name: str) -> None:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from kehu.cdp import imports, schemas, service
-from kehu.cdp.identity import ImportedRow, store_imported_rows, trait_time
+from kehu.cdp.identity import ImportedRow, store_imported, trait_time
 from kehu.cdp.models import Event, Identity, Merge, Profile
 from kehu.core.errors import Conflict
 from tests.factories.cdp import basic, call, process
@@ -204,37 +204,52 @@ def test_a_merge_inside_one_batch_keeps_what_comes_before_and_after_it(client, w
     assert session.scalars(select(Merge)).one().winner_id == survivor.id
 
 
+MAPPING = {"姓名": "name", "手机": "mobile", "邮箱": "email", "性别": "gender", "生日": "birthday", "城市": "city",
+           "爱好": "attribute:hobby"}
+
+
 def _imported(number: int, row: dict[str, str], ts: str) -> ImportedRow:
-    """A row of a profile file as the import reads it."""
-    mapping = {"姓名": "name", "手机": "mobile", "邮箱": "email", "性别": "gender", "生日": "birthday",
-               "城市": "city", "爱好": "attribute:hobby"}
-    reader = imports.RowReader({h: t for h, t in mapping.items() if h in row})
+    """A row of a profile file as the import reads it one by one."""
+    reader = imports.RowReader({h: t for h, t in MAPPING.items() if h in row})
     return reader.row(1, number, [row[h] for h in reader.headers], "f.csv", datetime.fromisoformat(ts))
 
 
+def _read(rows: dict[int, dict[str, str]], started: str) -> imports.ReadChunk:
+    """Rows of a profile file (by number) as the import reads them column by column."""
+    reader = imports.RowReader(MAPPING)
+    return reader.read(1, [(n, [row.get(h, "") for h in reader.headers]) for n, row in rows.items()], "f.csv",
+                       datetime.fromisoformat(started))
+
+
+def _store(session, source, read: imports.ReadChunk, *odd: ImportedRow):  # type: ignore[no-untyped-def]
+    return store_imported(session, source, read.columns, [*read.odd, *odd], received_at=datetime.now(UTC))
+
+
 def test_a_new_person_from_an_import_is_the_profile_the_resolver_would_make(web_source, session):
-    """A row whose identities are new skips the resolver; the row beside it, sharing a mobile with another,
-    goes through it. Both profiles hold the same values and times."""
+    """A row whose identities are new skips the resolver; the row beside it, sharing a mobile with a row read
+    one by one, goes through it. Both profiles hold the same values and times."""
     source, _ = web_source
     row = {"姓名": " 欧阳 娜娜 ", "性别": "女", "生日": "1990-02-03", "城市": "上海", "爱好": "越野"}
-    rows = [_imported(2, {**row, "手机": "13800000001", "邮箱": "a@example.com"}, "2026-05-01T08:00:00+00:00"),
-                _imported(3, {**row, "手机": "13800000002", "邮箱": "b@example.com"}, "2026-05-01T08:00:00+00:00"),
-                _imported(4, {"手机": "13800000002"}, "2026-04-01T08:00:00+00:00")]  # the same person, earlier
-    stats = store_imported_rows(session, source, rows, received_at=datetime.now(UTC))
+    read = _read({2: {**row, "手机": "13800000001", "邮箱": "a@example.com"},
+                  3: {**row, "手机": "13800000002", "邮箱": "b@example.com"}}, "2026-05-01T08:00:00+00:00")
+    assert read.columns.numbers == [2, 3] and not read.odd and not read.rejected
+    stats = _store(session, source, read,
+                   _imported(4, {"手机": "13800000002"}, "2026-04-01T08:00:00+00:00"))  # the same person, earlier
     session.commit()
     assert stats.profiles_created == 2 and stats.events == 3
     by_mobile = {p.mobile: p for p in live_profiles(session)}
     fast, slow = by_mobile["+8613800000001"], by_mobile["+8613800000002"]
-    assert fast.trait_times == {"*": {"ts": "2026-05-01T08:00:00+00:00", "src": source.id}}
+    assert fast.trait_times == {"*": {"ts": "2026-05-01T08:00:00.000002+00:00", "src": source.id}}
     assert "*" not in slow.trait_times
     columns = ("name", "name_pinyin", "gender", "birthday", "city", "province", "attributes", "lifecycle_stage",
                "source", "unit_id", "owner_id", "first_seen_at", "last_seen_at")
     assert [getattr(fast, c) for c in columns[:-2]] == [getattr(slow, c) for c in columns[:-2]]
     assert (fast.name, fast.name_pinyin, fast.attributes) == ("欧阳娜娜", "ouyangnana", {"hobby": "越野"})
-    assert fast.first_seen_at.isoformat() == "2026-05-01T08:00:00+00:00"
+    assert fast.first_seen_at.isoformat() == "2026-05-01T08:00:00.000002+00:00"
     assert slow.first_seen_at.isoformat() == "2026-04-01T08:00:00+00:00"  # the earlier row's moment
-    for key in ("name", "gender", "birthday", "city", "mobile", "email", "hobby"):
-        assert trait_time(fast, fast.trait_times, key) == trait_time(slow, slow.trait_times, key), key
+    for key in ("name", "gender", "birthday", "city", "mobile", "email", "hobby"):  # each row's moment
+        assert trait_time(fast, fast.trait_times, key) == {"ts": "2026-05-01T08:00:00.000002+00:00", "src": source.id}
+        assert trait_time(slow, slow.trait_times, key) == {"ts": "2026-05-01T08:00:00.000003+00:00", "src": source.id}
     assert trait_time(fast, fast.trait_times, "province") == {}  # never set: any call may set it
     # each event names its profile's strongest identity (the mobile), whichever way the profile was made
     for profile in (fast, slow):
@@ -245,8 +260,7 @@ def test_a_new_person_from_an_import_is_the_profile_the_resolver_would_make(web_
 
 def test_traits_an_import_gave_together_lose_only_to_newer_calls(client, web_source, session, clean_database):
     source, key = web_source
-    store_imported_rows(session, source, [_imported(2, {"姓名": "王五", "手机": "13800000009"},
-                                                    "2026-06-01T00:00:00+00:00")], received_at=datetime.now(UTC))
+    _store(session, source, _read({2: {"姓名": "王五", "手机": "13800000009"}}, "2026-06-01T00:00:00+00:00"))
     session.commit()
     # older than the import: the name stays, the city (which the file did not give) is taken
     send(client, key, call("identify", userId="w5", traits={"phone": "13800000009", "name": "老王", "city": "上海"},
