@@ -7,7 +7,6 @@ with one multi-row INSERT that skips message ids already stored.
 
 from __future__ import annotations
 
-import itertools
 import operator
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -23,11 +22,12 @@ from kehu.cdp.identity_rules import Rules, rules_for
 from kehu.cdp.models import Event, Identity, IngestBatch, Merge, Profile, Source
 from kehu.core import audit
 from kehu.core.db import (
+    EveryRow,
+    copy_columns,
     copy_rows,
-    copy_tuples,
+    insert_columns_returning_ids,
     insert_ignoring_conflicts,
     insert_returning_ids,
-    insert_tuples_returning_ids,
     lost_a_race,
     one_of,
     profile_linked_models,
@@ -691,20 +691,13 @@ def store_imported(session: Session, source: Source, columns: ImportedColumns, o
 
 
 _TRAIT_COLUMNS = tuple(dict.fromkeys(STANDARD_TRAITS.values()))  # name, gender, birthday, mobile, …
-_TRAIT_AT = {column: at for at, column in enumerate(_TRAIT_COLUMNS)}
-_TRAIT_SLOT = {trait: _TRAIT_AT[column] for trait, column in STANDARD_TRAITS.items()}  # trait → its column's place
-_NEWCOMER_COLUMNS = ["org_id", "unit_id", *_TRAIT_COLUMNS, "name_pinyin", "attributes", "trait_times",
-                     "first_seen_at", "last_seen_at", "created_at", "updated_at"]
-_IDENTITY_COLUMNS = ["org_id", "profile_id", "kind", "value", "source_id", "first_seen_at", "last_seen_at"]
-_EVENT_COLUMNS = ["org_id", "source_id", "message_id", "type", "event", "ts", "received_at", "identity_id",
-                  "profile_id", "properties", "context"]
 
 
 def columns_hold(traits: list[str], identity_kinds: list[str]) -> bool:
     """Can ``ImportedColumns`` with these traits (in a file's order) and identity kinds be written by column?
     Not when two traits fill one profile column or give one kind (the row decides which), nor with traits
     that are not plain values (``_NOT_TRAITS``): such files are resolved row by row."""
-    slots = [_TRAIT_SLOT[trait] for trait in traits if trait in _TRAIT_SLOT]
+    slots = [STANDARD_TRAITS[trait] for trait in traits if trait in STANDARD_TRAITS]
     return (len(set(traits)) == len(traits) and len(set(slots)) == len(slots)
             and len(set(identity_kinds)) == len(identity_kinds) and _NOT_TRAITS.isdisjoint(traits))
 
@@ -734,48 +727,56 @@ def _add_newcomers(resolver: Resolver, source: Source, columns: ImportedColumns,
     now, org_id, unit_id, source_id = resolver.now, resolver.org_id, source.unit_id, source.id
     # a newcomer's traits are normalised and carry no composite ones (columns_hold): each is a column, an
     # identity kept as such, or an attribute
-    defaults = {_TRAIT_AT["source"]: source.name, _TRAIT_AT["lifecycle_stage"]: "visitor"}
-    slots: list[Any] = [itertools.repeat(defaults.get(at)) for at in range(len(_TRAIT_COLUMNS))]
+    profiles: dict[str, Any] = {"org_id": EveryRow(org_id), "unit_id": EveryRow(unit_id),
+                                **{column: EveryRow(None) for column in _TRAIT_COLUMNS},
+                                "source": EveryRow(source.name), "lifecycle_stage": EveryRow("visitor")}
     attributes: list[tuple[str, list[Any]]] = []
     for trait, values in columns.traits.items():
-        at = _TRAIT_SLOT.get(trait)
-        if at is not None:
-            default = defaults.get(at)
-            slots[at] = pick(values) if default is None else [default if v is None else v for v in pick(values)]
-        elif trait not in IDENTITY_TRAITS:
-            attributes.append((trait, pick(values)))
-    birthday_at, name_at = _TRAIT_AT["birthday"], _TRAIT_AT["name"]
-    names = slots[name_at] if isinstance(slots[name_at], list) else None
-    if isinstance(slots[birthday_at], list):
-        slots[birthday_at] = _dates(slots[birthday_at])  # ISO text in the traits, a date in the column
-    nothing: dict[str, Any] = {}  # shared by every row without attributes: written, never changed
+        column = STANDARD_TRAITS.get(trait)
+        if column is None:
+            if trait not in IDENTITY_TRAITS:
+                attributes.append((trait, pick(values)))
+        elif column in _BORN_WITH:
+            default = profiles[column].value
+            profiles[column] = [default if value is None else value for value in pick(values)]
+        else:
+            profiles[column] = pick(values)
+    if isinstance(profiles["birthday"], list):
+        profiles["birthday"] = _dates(profiles["birthday"])  # ISO text in the traits, a date in the column
+    names = profiles["name"]
+    profiles["name_pinyin"] = _pinyins(names) if isinstance(names, list) else EveryRow(None)
+    nothing: dict[str, Any] = {}
     if attributes:
         keys = [key for key, _ in attributes]
-        attribute_rows: Any = [{key: value for key, value in zip(keys, values, strict=True) if value is not None}
-                               or nothing for values in zip(*(values for _, values in attributes), strict=True)]
+        profiles["attributes"] = [{key: value for key, value in zip(keys, values, strict=True) if value is not None}
+                                  for values in zip(*(values for _, values in attributes), strict=True)]
     else:
-        attribute_rows = itertools.repeat(nothing)
+        profiles["attributes"] = EveryRow(nothing)
     moments = pick(columns.moments)
-    # every trait from this one call: one shared stamp (see trait_time; the JSON writer spells the moment as
-    # isoformat() does)
+    # every trait from this one call: one shared stamp (see trait_time)
     stamps = [{"*": {"ts": ts, "src": source_id}} for ts in moments]
     for trait in _BORN_WITH.intersection(columns.traits):  # given by the file: stamped as their own
         for stamp, value in zip(stamps, pick(columns.traits[trait]), strict=True):
             if value is not None:
                 stamp[trait] = stamp["*"]
-    repeat = itertools.repeat
-    profile_ids = insert_tuples_returning_ids(session, Profile.__table__, _NEWCOMER_COLUMNS, list(zip(
-        repeat(org_id), repeat(unit_id), *slots, _pinyins(names) if names else repeat(None), attribute_rows,
-        stamps, moments, moments, repeat(now), repeat(now), strict=False)))
+    profiles.update(trait_times=stamps, first_seen_at=moments, last_seen_at=moments, created_at=EveryRow(now),
+                    updated_at=EveryRow(now))
+    profile_ids = insert_columns_returning_ids(session, Profile.__table__, profiles)
     # Into the unique index in its own order (kind, then value): neighbouring keys share leaf pages, so once
     # the index outgrows the database's cache a batch reads each page once instead of once per identity.
-    identities, laid_out = [], []
+    identities: dict[str, list[Any]] = {"profile_id": [], "kind": [], "value": [], "first_seen_at": []}
+    laid_out = []
     for kind, all_values in sorted(columns.identities, key=operator.itemgetter(0)):
         values = pick(all_values)
         given = sorted((i for i, value in enumerate(values) if value is not None), key=values.__getitem__)
-        identities += [(org_id, profile_ids[i], kind, values[i], source_id, moments[i], moments[i]) for i in given]
+        identities["profile_id"] += [profile_ids[i] for i in given]
+        identities["kind"] += [kind] * len(given)
+        identities["value"] += [values[i] for i in given]
+        identities["first_seen_at"] += [moments[i] for i in given]
         laid_out.append((kind, given))
-    stored = iter(insert_tuples_returning_ids(session, Identity.__table__, _IDENTITY_COLUMNS, identities))
+    stored = iter(insert_columns_returning_ids(session, Identity.__table__, {
+        "org_id": EveryRow(org_id), **identities, "last_seen_at": identities["first_seen_at"],
+        "source_id": EveryRow(source_id)}))
     identity_ids: dict[str, list[Any]] = {}
     for kind, given in laid_out:
         ids: list[Any] = [None] * count
@@ -791,10 +792,12 @@ def _add_newcomers(resolver: Resolver, source: Source, columns: ImportedColumns,
             strongest = [a if a is not None else b for a, b in zip(strongest, identity_ids[kinds[k]], strict=True)]
     run_id, filename = columns.run_id, columns.filename
     numbers = pick(columns.numbers)
-    copy_tuples(session, Event.__table__, _EVENT_COLUMNS, list(zip(
-        repeat(org_id), repeat(source_id), [f"import-{run_id}-{number}" for number in numbers], repeat("identify"),
-        repeat("import"), moments, repeat(received_at), strongest, profile_ids,
-        [{"import_id": run_id, "row": number, "file": filename} for number in numbers], repeat(nothing), strict=False)))
+    copy_columns(session, Event.__table__, {
+        "org_id": EveryRow(org_id), "source_id": EveryRow(source_id),
+        "message_id": [f"import-{run_id}-{number}" for number in numbers], "type": EveryRow("identify"),
+        "event": EveryRow("import"), "ts": moments, "received_at": EveryRow(received_at), "identity_id": strongest,
+        "profile_id": profile_ids, "properties": [{"import_id": run_id, "row": number, "file": filename}
+                                                  for number in numbers], "context": EveryRow(nothing)})
     resolver.stats.profiles_created += count
 
 

@@ -96,14 +96,18 @@ def name(value: object) -> str:
     return raw
 
 
+PINYIN_LENGTH = 200  # what profiles.name_pinyin holds: a name of 100 characters can spell 600
+
+
 def pinyin(value: str | None) -> str | None:
-    """Tone-less pinyin without spaces (张伟 → zhangwei), for search and matching. Names are read character by
-    character (cached), which is what pypinyin does for names anyway and a hundred times quicker."""
+    """Tone-less pinyin without spaces (张伟 → zhangwei), for search and matching, at most PINYIN_LENGTH
+    characters. Names are read character by character (cached), which is what pypinyin does for names anyway
+    and a hundred times quicker."""
     if not value:
         return None
     if _CJK_NAME.fullmatch(value):
-        return _cjk_pinyin(value)
-    return "".join(lazy_pinyin(value, style=Style.NORMAL, errors="default")).lower().replace(" ", "")
+        return _cjk_pinyin(value)[:PINYIN_LENGTH]
+    return "".join(lazy_pinyin(value, style=Style.NORMAL, errors="default")).lower().replace(" ", "")[:PINYIN_LENGTH]
 
 
 @functools.lru_cache(maxsize=200_000)

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
-import operator
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
-from psycopg.adapt import Dumper
-from psycopg.pq import Format
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
@@ -245,7 +243,7 @@ def insert_returning_ids(session: Session, table: Any, rows: list[dict[str, Any]
     costs ~20x more there); SQLite takes a multi-row INSERT … RETURNING."""
     if not rows:
         return []
-    return insert_tuples_returning_ids(session, table, *_as_tuples(table, rows))
+    return insert_columns_returning_ids(session, table, _as_columns(table, rows))
 
 
 _scratch_tables = itertools.count()
@@ -263,76 +261,92 @@ def _type_oids(driver: Any, table_name: str, columns: list[str]) -> list[int]:
     return [_column_type_oids[(table_name, c)] for c in columns]
 
 
-class _JsonbForCopy(Dumper):
-    """Binary jsonb for COPY: the version byte and orjson's bytes in one call (psycopg's own dumper goes through
-    two Python layers and the json module, ~4 µs a value; every event carries two JSON values)."""
+class EveryRow(NamedTuple):
+    """A column's value shared by every row of ``copy_columns`` (the organisation, a batch's moment)."""
 
-    format = Format.BINARY
-    oid = 3802  # jsonb, a built-in type: the same number in every PostgreSQL
+    value: Any
 
-    def dump(self, obj: Any) -> bytes:
-        if not obj and obj.__class__ is dict:
-            return b"\x01{}"  # most rows' attributes and context
-        return b"\x01" + orjson.dumps(obj, default=str, option=orjson.OPT_NON_STR_KEYS)  # as _json_dumps
+
+_JSONB, _TEXT, _BIGINT = 3802, 25, 20  # built-in types: the same numbers in every PostgreSQL
+_json_bytes = functools.partial(orjson.dumps, default=str, option=orjson.OPT_NON_STR_KEYS)  # as _json_dumps
+
+
+def _jsonb_texts(values: Iterable[Any]) -> list[str]:
+    """JSON values as binary COPY takes jsonb (a version byte, then the text), sent as text: made by C
+    functions over the whole column, where psycopg's jsonb dumper cost a Python call and the json module for
+    every value (~4 µs; every profile and event carries two)."""
+    return list(map("\x01".__add__, map(bytes.decode, map(_json_bytes, values))))
 
 
 def _copy_into(session: Session, table: Any, rows: list[dict[str, Any]], *, into: str | None = None) -> None:
-    """COPY ``rows`` of ``table`` (into the scratch twin ``into``, if given): see ``_copy_tuples``."""
-    _copy_tuples(session, table, *_as_tuples(table, rows), into=into)
+    """COPY ``rows`` of ``table`` (into the scratch twin ``into``, if given): see ``_copy_columns``."""
+    _copy_columns(session, table, _as_columns(table, rows), into=into)
 
 
-def _as_tuples(table: Any, rows: list[dict[str, Any]]) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Rows given as dicts laid out as tuples of their columns, the table's Python-side defaults filled in."""
+def _as_columns(table: Any, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Rows given as dicts laid out as columns, the table's Python-side defaults filled in."""
     rows = _with_defaults(table, rows)
-    columns = list(rows[0])
-    values = operator.itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
-    return columns, list(map(values, rows))
+    return {column: [row[column] for row in rows] for column in rows[0]}
 
 
-def _as_dicts(columns: list[str], rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    """Rows laid out as tuples of ``columns`` as the dicts an INSERT of SQLAlchemy takes (SQLite's path)."""
-    return [dict(zip(columns, row, strict=True)) for row in rows]
+def _laid_out(columns: dict[str, Any]) -> tuple[int, list[Any]]:
+    """How many rows ``columns`` hold, and each column as an iterable of exactly that many values."""
+    count = next(len(values) for values in columns.values() if not isinstance(values, EveryRow))
+    return count, [itertools.repeat(v.value, count) if isinstance(v, EveryRow) else v for v in columns.values()]
 
 
-def _copy_tuples(session: Session, table: Any, columns: list[str], rows: Iterable[tuple[Any, ...]], *,
-                 into: str | None = None) -> None:
-    """COPY rows given as tuples of ``columns`` in binary format through psycopg's C row writer: values go as
-    the server stores them, with no text to format, escape and parse again (2-3x quicker than formatting
-    text in Python, where one aware timestamp alone cost ~3 µs)."""
+def _as_dicts(columns: dict[str, Any]) -> list[dict[str, Any]]:
+    """Columns as the dict rows an INSERT of SQLAlchemy takes (SQLite's path)."""
+    names = list(columns)
+    return [dict(zip(names, row, strict=True)) for row in zip(*_laid_out(columns)[1], strict=True)]
+
+
+def _copy_columns(session: Session, table: Any, columns: dict[str, Any], *, into: str | None = None) -> None:
+    """COPY rows given as columns in binary format through psycopg's C row writer: values go as the server
+    stores them, with no text to format, escape and parse again (2-3x quicker than formatting text in
+    Python, where one aware timestamp alone cost ~3 µs)."""
     driver = session.connection().connection.driver_connection
-    types = _type_oids(driver, table.name, columns)
+    types = _type_oids(driver, table.name, list(columns))
+    values = []
+    for at, (oid, column) in enumerate(zip(types, columns.values(), strict=True)):
+        if oid == _JSONB:
+            types[at] = _TEXT
+            column = EveryRow(_jsonb_texts([column.value])[0]) if isinstance(column, EveryRow) else _jsonb_texts(column)
+        values.append(column)
+    _, laid_out = _laid_out(dict(zip(columns, values, strict=True)))
     names = ", ".join(f'"{c}"' for c in columns)
-    with driver.cursor() as cursor:
-        cursor.adapters.register_dumper(dict, _JsonbForCopy)
-        with cursor.copy(f'COPY "{into or table.name}" ({names}) FROM STDIN (FORMAT BINARY)') as copy:
-            copy.set_types(types)
-            write = copy.write_row
-            for row in rows:
-                write(row)
+    with driver.cursor() as cursor, cursor.copy(
+            f'COPY "{into or table.name}" ({names}) FROM STDIN (FORMAT BINARY)') as copy:
+        copy.set_types(types)
+        write = copy.write_row
+        for row in zip(*laid_out, strict=True):
+            write(row)
 
 
-def copy_tuples(session: Session, table: Any, columns: list[str], rows: list[tuple[Any, ...]]) -> int:
-    """``copy_rows`` for rows already laid out as tuples of ``columns`` (every column the table needs: no
-    defaults are filled in), which spares building a dict per row where millions are written."""
-    if not rows:
+def copy_columns(session: Session, table: Any, columns: dict[str, Any]) -> int:
+    """``copy_rows`` for rows laid out as columns ({column: a list of values, or EveryRow(value)}; every
+    column the table needs: no defaults are filled in), which spares building a dict per row where millions
+    are written."""
+    count, _ = _laid_out(columns)
+    if not count:
         return 0
     if session.get_bind().dialect.name != "postgresql":
-        session.connection().execute(table.insert(), _as_dicts(columns, rows))
+        session.connection().execute(table.insert(), _as_dicts(columns))
     else:
-        _copy_tuples(session, table, columns, rows)
-    return len(rows)
+        _copy_columns(session, table, columns)
+    return count
 
 
-def insert_tuples_returning_ids(session: Session, table: Any, columns: list[str],
-                                rows: list[tuple[Any, ...]]) -> list[int]:
-    """``insert_returning_ids`` for rows laid out as tuples of ``columns`` (as ``copy_tuples``)."""
-    if not rows:
+def insert_columns_returning_ids(session: Session, table: Any, columns: dict[str, Any]) -> list[int]:
+    """``insert_returning_ids`` for rows laid out as columns (as ``copy_columns``)."""
+    count, _ = _laid_out(columns)
+    if not count:
         return []
     if session.get_bind().dialect.name != "postgresql":
         statement = table.insert().returning(table.c.id, sort_by_parameter_order=True)
-        return list(session.connection().execute(statement, _as_dicts(columns, rows)).scalars())
-    ids = reserve_ids(session, table, len(rows))
-    _copy_tuples(session, table, [*columns, "id"], map(operator.add, rows, ((row_id,) for row_id in ids)))
+        return list(session.connection().execute(statement, _as_dicts(columns)).scalars())
+    ids = reserve_ids(session, table, count)
+    _copy_columns(session, table, {**columns, "id": ids})
     return ids
 
 

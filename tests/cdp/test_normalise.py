@@ -61,3 +61,10 @@ def test_carrier_prefixes_and_foreign_numbers_take_the_full_check() -> None:
 def test_names_read_character_by_character_like_pypinyin() -> None:
     for name in ("张伟", "王秀英", "欧阳娜娜", "李 娜", "Zhang Wei"):
         assert normalise.pinyin(name) == "".join(lazy_pinyin(name, style=Style.NORMAL)).lower().replace(" ", "")
+
+
+def test_the_pinyin_of_a_long_name_fits_its_column() -> None:
+    """A name of 100 characters (what a profile keeps) spells up to 600 letters of pinyin; the column holds 200
+    (PostgreSQL refused the row and with it the import's part)."""
+    assert normalise.pinyin("王" * 100) == "wang" * 50
+    assert len(normalise.pinyin("Wolfeschlegelsteinhausen" * 10)) == 200
