@@ -508,8 +508,9 @@ class RowReader:
             user_ids = [user_ids[i] for i in keep] if user_ids is not None else None
         identities = [("user_id", user_ids)] if user_ids is not None else []
         identities += [(kind, traits[trait]) for trait, kind in self.identity_traits]
-        return ReadChunk(ImportedColumns(run_id, filename, numbers, list(map(moment, numbers)), traits, identities),
-                         odd, rejected)
+        # started + n µs by C functions alone (timedelta(0, 0, n)): a Python call per row cost twice as much
+        moments = list(map(started.__add__, map(timedelta, itertools.repeat(0), itertools.repeat(0), numbers)))
+        return ReadChunk(ImportedColumns(run_id, filename, numbers, moments, traits, identities), odd, rejected)
 
     def message(self, run_id: int, number: int, row: dict[str, str], filename: str, ts: datetime
                 ) -> dict[str, Any]:
