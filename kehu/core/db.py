@@ -485,22 +485,32 @@ def commit_without_waiting_for_disk(session: Session) -> None:
 
 
 def refresh_statistics(session: Session, table_names: list[str]) -> list[str]:
-    """ANALYZE those of ``table_names`` that changed by more than their size since the planner last looked
-    (or that it never looked at). Bulk writers call this between chunks: a table that grew from nothing to
-    a million rows inside a minute is still 'empty' to the planner until autovacuum comes round, and a
-    lookup of 1,000 identities then becomes a nested loop over every identity (seconds, not milliseconds).
-    Growth by doubling means a handful of ANALYZEs over a whole load. Returns the tables analysed."""
+    """ANALYZE those of ``table_names`` whose statistics the planner would misjudge: never analysed, analysed
+    while no row was visible yet, grown to more than twice the pages it had then, or changed by more than its
+    size since. Bulk writers call this before each chunk: a table that grew from nothing to a million rows
+    inside a minute is still 'empty' to the planner until autovacuum comes round, and a lookup of 1,000
+    identities then becomes a nested loop over every identity (seconds, not milliseconds). The pages count
+    at once, where the change counters reach the server a second or more late — long enough, with two
+    workers and parts of 5,000 rows, for a part to meet the table of 40,000 rows 'empty'. Growth by doubling
+    means a handful of ANALYZEs over a whole load; each runs and commits on a connection of its own, so the
+    planner sees it at once in every session and it holds its lock for milliseconds, not for the caller's
+    transaction (whose own rows ANALYZE would not see: call it before writing). Returns the tables analysed."""
     if session.get_bind().dialect.name != "postgresql":
         return []  # SQLite plans these lookups by its indexes alone
     from sqlalchemy import bindparam, text
 
-    stale = list(session.execute(text(
-        "SELECT c.relname FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid "
-        "WHERE c.relname IN :names AND c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace "
-        "AND (c.reltuples < 0 OR COALESCE(s.n_mod_since_analyze, 0) > GREATEST(c.reltuples, 1000))"
-    ).bindparams(bindparam("names", expanding=True)), {"names": table_names}).scalars())
-    for name in stale:
-        session.connection().exec_driver_sql(f'ANALYZE "{name}"')
+    with session.get_bind().engine.connect() as connection:
+        stale = list(connection.execute(text(
+            "SELECT c.relname FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid "
+            "WHERE c.relname IN :names AND c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace "
+            "AND (c.reltuples < 0 OR COALESCE(s.n_mod_since_analyze, 0) > GREATEST(c.reltuples, 1000) "
+            "OR (c.reltuples = 0 AND pg_relation_size(c.oid) > 0) "
+            "OR pg_relation_size(c.oid) > (2 * c.relpages + 8) * current_setting('block_size')::bigint)"
+        ).bindparams(bindparam("names", expanding=True)), {"names": table_names}).scalars())
+        for name in stale:
+            # another worker analysing it right now: its statistics are moments away
+            connection.exec_driver_sql(f'ANALYZE (SKIP_LOCKED) "{name}"')
+        connection.commit()
     return stale
 
 

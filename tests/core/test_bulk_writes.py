@@ -82,3 +82,28 @@ def test_statistics_refreshed_once_a_table_outgrows_them(session):
         session.rollback()
         session.connection().exec_driver_sql("ALTER TABLE events RESET (autovacuum_enabled)")
         session.commit()
+
+
+def test_statistics_taken_of_an_empty_table_are_refreshed_as_soon_as_rows_arrive(session):
+    """Two workers start an import at once: the first part analyses the empty table, the other's rows land a
+    moment later. The next part must not plan its lookups for an empty table (a nested loop over every row
+    per lookup) while the server's change counters still say nothing happened."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    session.connection().exec_driver_sql("ALTER TABLE events SET (autovacuum_enabled = false)")
+    session.commit()
+    try:
+        session.connection().exec_driver_sql("ANALYZE events")
+        session.commit()
+        assert refresh_statistics(session, ["events"]) == []  # empty, and known to be
+        copy_rows(session, Event, [event(n) for n in range(COPY_THRESHOLD)])
+        session.commit()
+        # at once: no waiting for the counters to be published
+        assert refresh_statistics(session, ["events"]) == ["events"]
+        assert session.connection().exec_driver_sql(
+            "SELECT reltuples FROM pg_class WHERE relname = 'events'").scalar() == COPY_THRESHOLD
+        assert refresh_statistics(session, ["events"]) == []
+    finally:
+        session.rollback()
+        session.connection().exec_driver_sql("ALTER TABLE events RESET (autovacuum_enabled)")
+        session.commit()
