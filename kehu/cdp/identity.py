@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
+import orjson
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -23,6 +24,7 @@ from kehu.cdp.models import Event, Identity, IngestBatch, Merge, Profile, Source
 from kehu.core import audit
 from kehu.core.db import (
     EveryRow,
+    JsonTexts,
     copy_columns,
     copy_rows,
     insert_columns_returning_ids,
@@ -745,7 +747,7 @@ def _add_newcomers(resolver: Resolver, source: Source, columns: ImportedColumns,
         profiles["birthday"] = _dates(profiles["birthday"])  # ISO text in the traits, a date in the column
     names = profiles["name"]
     profiles["name_pinyin"] = _pinyins(names) if isinstance(names, list) else EveryRow(None)
-    nothing: dict[str, Any] = {}
+    nothing: dict[str, Any] = {}  # attributes and context of the rows that have none: written once, as "{}"
     if attributes:
         keys = [key for key, _ in attributes]
         profiles["attributes"] = [{key: value for key, value in zip(keys, values, strict=True) if value is not None}
@@ -753,12 +755,16 @@ def _add_newcomers(resolver: Resolver, source: Source, columns: ImportedColumns,
     else:
         profiles["attributes"] = EveryRow(nothing)
     moments = pick(columns.moments)
-    # every trait from this one call: one shared stamp (see trait_time)
-    stamps = [{"*": {"ts": ts, "src": source_id}} for ts in moments]
-    for trait in _BORN_WITH.intersection(columns.traits):  # given by the file: stamped as their own
-        for stamp, value in zip(stamps, pick(columns.traits[trait]), strict=True):
-            if value is not None:
-                stamp[trait] = stamp["*"]
+    # every trait from this one call: one shared stamp (see trait_time), written as text from the moments'
+    # JSON spelling (one orjson call for the part, which writes a moment as isoformat() does)
+    stamps: list[Any] = JsonTexts(map(f'{{"*":{{"ts":%s,"src":{source_id}}}}}'.__mod__,
+                                      orjson.dumps(moments).decode()[1:-1].split(",")))
+    if born_with := _BORN_WITH.intersection(columns.traits):  # given by the file: stamped as their own
+        stamps = [{"*": {"ts": ts, "src": source_id}} for ts in moments]
+        for trait in born_with:
+            for stamp, value in zip(stamps, pick(columns.traits[trait]), strict=True):
+                if value is not None:
+                    stamp[trait] = stamp["*"]
     profiles.update(trait_times=stamps, first_seen_at=moments, last_seen_at=moments, created_at=EveryRow(now),
                     updated_at=EveryRow(now))
     profile_ids = insert_columns_returning_ids(session, Profile.__table__, profiles)
@@ -792,12 +798,14 @@ def _add_newcomers(resolver: Resolver, source: Source, columns: ImportedColumns,
             strongest = [a if a is not None else b for a, b in zip(strongest, identity_ids[kinds[k]], strict=True)]
     run_id, filename = columns.run_id, columns.filename
     numbers = pick(columns.numbers)
+    # {"import_id": …, "row": n, "file": …} for each n, as text
+    properties = f'{{"import_id":{run_id},"row":%d,"file":' + orjson.dumps(filename).decode().replace("%", "%%") + "}"
     copy_columns(session, Event.__table__, {
         "org_id": EveryRow(org_id), "source_id": EveryRow(source_id),
         "message_id": [f"import-{run_id}-{number}" for number in numbers], "type": EveryRow("identify"),
         "event": EveryRow("import"), "ts": moments, "received_at": EveryRow(received_at), "identity_id": strongest,
-        "profile_id": profile_ids, "properties": [{"import_id": run_id, "row": number, "file": filename}
-                                                  for number in numbers], "context": EveryRow(nothing)})
+        "profile_id": profile_ids, "properties": JsonTexts(map(properties.__mod__, numbers)),
+        "context": EveryRow(nothing)})
     resolver.stats.profiles_created += count
 
 

@@ -20,6 +20,7 @@ from kehu.tenancy import service as tenancy_service
 from tests.factories.cdp import make_source
 
 STARTED = datetime(2026, 5, 1, 8, 0, 0, 999_990, tzinfo=UTC)  # rows past the second's end carry into the next
+FILENAME = '客户 "100%".csv'  # quotes and a per cent sign: the file's name is written into every event
 PHONES = ["13800000001", "13800000002", " 138 0000 0003", "+86 13800000001", "１３８００００００４", "12345",
           "+1 415 555 2671", "", "   "]
 EMAILS = ["a@example.com", "A@Example.com ", "b@example.com", "not-an-email", "", "ｃ@example.com"]
@@ -66,7 +67,7 @@ def _one_by_one(reader: imports.RowReader, rows: list[tuple[int, list[str]]]) ->
     accepted, rejected = {}, {}
     for number, values in rows:
         try:
-            accepted[number] = reader.row(7, number, values, "f.csv", imports.timedelta(microseconds=number) + STARTED)
+            accepted[number] = reader.row(7, number, values, FILENAME, imports.timedelta(microseconds=number) + STARTED)
         except imports.RowRejected as error:
             rejected[number] = error.as_json()
     return accepted, rejected
@@ -77,7 +78,7 @@ def _one_by_one(reader: imports.RowReader, rows: list[tuple[int, list[str]]]) ->
 def test_reading_by_column_accepts_and_rejects_every_row_as_reading_it_alone(file):  # type: ignore[no-untyped-def]
     mapping, rows = file
     reader = _reader(mapping)
-    read = reader.read(7, rows, "f.csv", STARTED)
+    read = reader.read(7, rows, FILENAME, STARTED)
     accepted, rejected = _one_by_one(reader, rows)
     by_column = {number: read.columns.row(i) for i, number in enumerate(read.columns.numbers)}
     assert {**by_column, **{row.properties["row"]: row for row in read.odd}} == accepted
@@ -96,9 +97,10 @@ def _customers(session, org_id: int, source_id: int) -> dict:  # type: ignore[no
                                                    .where(Identity.org_id == org_id)):
         identities.setdefault(profile_id, set()).add((kind, value))
     events = {}
-    for profile_id, identity_id in session.execute(select(Event.profile_id, Event.identity_id)
-                                                   .where(Event.org_id == org_id)):
-        events.setdefault(profile_id, []).append(session.get(Identity, identity_id).kind)
+    for profile_id, identity_id, properties, ts in session.execute(
+            select(Event.profile_id, Event.identity_id, Event.properties, Event.ts).where(Event.org_id == org_id)):
+        events.setdefault(profile_id, []).append((session.get(Identity, identity_id).kind, ts,
+                                                  sorted(properties.items())))
     customers = {}
     for profile in session.scalars(select(Profile).where(Profile.org_id == org_id, Profile.merged_into_id.is_(None))):
         times = {key: {**entry, "src": entry["src"] == source_id} if (entry := trait_time(
@@ -129,11 +131,11 @@ def test_new_people_written_by_column_are_the_customers_the_resolver_makes(sessi
         session.flush()
         batches = [rows[:2], rows] if stored_before else [rows]
         for run_id, batch in enumerate(batches, start=7):  # a file imported again is another run
-            read = reader.read(run_id, batch, "f.csv", STARTED)
+            read = reader.read(run_id, batch, FILENAME, STARTED)
             columns, odd = read.columns, read.odd
             if through_resolver:
                 odd = [*(columns.row(i) for i in range(len(columns.numbers))), *odd]
-                columns = ImportedColumns(7, "f.csv", [], [], {}, [])
+                columns = ImportedColumns(7, FILENAME, [], [], {}, [])
             store_imported(session, source, columns, odd, received_at=STARTED)
             session.flush()
         outcomes.append(_customers(session, org.id, source.id))
