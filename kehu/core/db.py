@@ -318,13 +318,12 @@ def _copy_columns(session: Session, table: Any, columns: dict[str, Any], *, into
     Python, where one aware timestamp alone cost ~3 µs)."""
     driver = session.connection().connection.driver_connection
     types = _type_oids(driver, table.name, list(columns))
-    values = []
-    for at, (oid, column) in enumerate(zip(types, columns.values(), strict=True)):
-        if oid == _JSONB:
-            types[at] = _TEXT
-            column = EveryRow(_jsonb_texts([column.value])[0]) if isinstance(column, EveryRow) else _jsonb_texts(column)
-        values.append(column)
-    _, laid_out = _laid_out(dict(zip(columns, values, strict=True)))
+    for (name, column), oid in zip(list(columns.items()), types, strict=True):
+        if oid == _JSONB:  # sent as text (see _jsonb_texts)
+            columns = {**columns, name: EveryRow(_jsonb_texts([column.value])[0]) if isinstance(column, EveryRow)
+                       else _jsonb_texts(column)}
+    types = [_TEXT if oid == _JSONB else oid for oid in types]
+    _, laid_out = _laid_out(columns)
     names = ", ".join(f'"{c}"' for c in columns)
     with driver.cursor() as cursor, cursor.copy(
             f'COPY "{into or table.name}" ({names}) FROM STDIN (FORMAT BINARY)') as copy:
