@@ -386,33 +386,36 @@ Clean = Callable[[str], Any]  # checks a value of a column and gives it as the p
 _USER_ID = "\0user_id"  # where a row's user id waits among its traits (a call carries it apart)
 
 
-def _cleaner(target: str, defined: dict[str, Any] | None) -> tuple[str, Clean]:
-    """What one mapped column of a profile file becomes: the trait it sets and how its values are checked."""
+def _cleaner(target: str, defined: dict[str, Any] | None) -> tuple[str, Clean, bool]:
+    """What one mapped column of a profile file becomes: the trait it sets, how its values are checked, and
+    whether its values repeat down the column (a few genders, cities, options, thousands of birthdays), so
+    each distinct one is checked once."""
     if target == "mobile":
-        return "phone", normalise.phone
+        return "phone", normalise.phone, False
     if target == "email":
-        return "email", normalise.email
+        return "email", normalise.email, False
     if target == "name":
-        return "name", lambda value: normalise.name(value)[:100]
+        return "name", lambda value: normalise.name(value)[:100], False
     if target == "gender":
-        return "gender", normalise.gender
+        return "gender", normalise.gender, True
     if target == "birthday":
-        return "birthday", lambda value: normalise.birthday(value).isoformat()
+        return "birthday", lambda value: normalise.birthday(value).isoformat(), True
     if target == "lifecycle_stage":
         def stage(value: str) -> str:
             if value not in LIFECYCLE_STAGES:
                 raise normalise.InvalidValue("stage_unknown", value=value, allowed=", ".join(LIFECYCLE_STAGES))
             return value
-        return "lifecycle_stage", stage
+        return "lifecycle_stage", stage, True
     if target in ("province", "city"):
-        return target, lambda value: value[:60]
+        return target, lambda value: value[:60], True
     key = target.split(":", 1)[1]
     if target.startswith("identity:"):
-        return (_USER_ID if key == "user_id" else key), functools.partial(normalise.identity_value, key)
+        return (_USER_ID if key == "user_id" else key), functools.partial(normalise.identity_value, key), False
     field = (defined or {}).get(key)
     if field is not None:
-        return key, functools.partial(coerce, field)
-    return key, str
+        # a multi-option value is a list, which rows must not share
+        return key, functools.partial(coerce, field), field.type in ("date", "boolean", "option")
+    return key, str, False
 
 
 _IDENTIFYING_TRAITS = frozenset(("phone", "email", *IDENTITY_KINDS))
@@ -426,8 +429,8 @@ class RowReader:
                  headers: list[str] | None = None) -> None:
         self.headers = list(mapping) if headers is None else headers
         position = {header: index for index, header in enumerate(self.headers) if header}
-        self.columns = [(position[header], header, *_cleaner(target, defined)) for header, target in mapping.items()
-                        if target]
+        cleaners = {header: _cleaner(target, defined) for header, target in mapping.items() if target}
+        self.columns = [(position[header], header, trait, clean) for header, (trait, clean, _) in cleaners.items()]
         self.named = [(index, header) for header, index in position.items()]
         # the traits that carry identities, in the order One ID reads them (the call lists its identities)
         puts = {"phone" if t == "mobile" else t.split(":", 1)[-1] for t in mapping.values() if t}
@@ -436,9 +439,7 @@ class RowReader:
         self.by_column = columns_hold([t for t in traits if t != _USER_ID],
                                       [*(["user_id"] if _USER_ID in traits else []),
                                        *(kind for _, kind in self.identity_traits)])
-        # values that repeat down a column (a few genders, cities, thousands of birthdays): checked once each
-        self.memoised = {trait for trait in traits if trait in ("gender", "birthday", "lifecycle_stage", "province",
-                                                                "city")}
+        self.memoised = {trait for trait, _, repeats in cleaners.values() if repeats}
 
     def row(self, run_id: int, number: int, values: list[str], filename: str, ts: datetime) -> ImportedRow:
         """The row validated and normalised, or RowRejected naming every problem of the row."""

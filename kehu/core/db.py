@@ -221,7 +221,7 @@ def copy_rows(session: Session, model: type, rows: list[dict[str, Any]]) -> int:
     if session.get_bind().dialect.name != "postgresql":
         session.connection().execute(model.__table__.insert(), rows)
         return len(rows)
-    _copy_into(session, model.__table__, rows)
+    _copy_columns(session, model.__table__, _as_columns(model.__table__, rows))
     return len(rows)
 
 
@@ -283,11 +283,6 @@ def _jsonb_texts(values: Iterable[Any]) -> list[str]:
     if isinstance(values, JsonTexts):
         return list(map("\x01".__add__, values))
     return list(map("\x01".__add__, map(bytes.decode, map(_json_bytes, values))))
-
-
-def _copy_into(session: Session, table: Any, rows: list[dict[str, Any]], *, into: str | None = None) -> None:
-    """COPY ``rows`` of ``table`` (into the scratch twin ``into``, if given): see ``_copy_columns``."""
-    _copy_columns(session, table, _as_columns(table, rows), into=into)
 
 
 def _as_columns(table: Any, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
@@ -380,14 +375,14 @@ def reserve_ids(session: Session, table: Any, count: int) -> list[int]:
 def _copy_ignoring_conflicts(session: Session, model: type, rows: list[dict[str, Any]],
                              conflict_columns: list[str]) -> int:
     table = model.__table__
-    rows = _with_defaults(table, rows)
-    columns = list(rows[0])
+    laid_out = _as_columns(table, rows)  # the defaults filled in once, for the scratch table and the INSERT
+    columns = list(laid_out)
     scratch = f"kehu_scratch_{table.name}_{next(_scratch_tables)}"
     names = ", ".join(f'"{c}"' for c in columns)
     connection = session.connection()
     connection.exec_driver_sql(f'CREATE TEMP TABLE "{scratch}" ON COMMIT DROP AS SELECT {names} FROM '
                                f'"{table.name}" WITH NO DATA')
-    _copy_into(session, table, rows, into=scratch)
+    _copy_columns(session, table, laid_out, into=scratch)
     conflict = ", ".join(f'"{c}"' for c in conflict_columns)
     result = connection.exec_driver_sql(f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM "{scratch}" '
                                         f"ON CONFLICT ({conflict}) DO NOTHING")

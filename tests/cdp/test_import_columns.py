@@ -31,15 +31,21 @@ CITIES = ["上海", "杭州", "市" * 70, ""]
 STAGES = ["lead", "customer", "nonsense", ""]
 VINS = ["LSVAA4182E2123456", "lsvaa4182e2123456", "BAD", ""]
 LEVELS = ["3", "1,200", "x", ""]
+TIERS = ["gold", "金卡", "Silver", "silver", "platinum", ""]  # an option's value, its labels, a wrong one
 VALUES = {"mobile": PHONES, "email": EMAILS, "name": NAMES, "gender": GENDERS, "birthday": BIRTHDAYS,
           "city": CITIES, "province": CITIES, "lifecycle_stage": STAGES, "identity:vin": VINS,
           "identity:user_id": ["u1", "u2", " ", ""], "attribute:hobby": ["越野", ""], "attribute:source": ["展会", ""],
-          "attribute:level": LEVELS, "attribute:first_name": ["伟", ""], "attribute:mobile": PHONES}
+          "attribute:level": LEVELS, "attribute:tier": TIERS, "attribute:first_name": ["伟", ""],
+          "attribute:mobile": PHONES}
 # Mappings the columns hold, and two they cannot (a trait that is not a plain value; a second mobile column)
 TARGETS = ["mobile", "email", "name", "gender", "birthday", "city", "province", "lifecycle_stage", "identity:vin",
-           "identity:user_id", "attribute:hobby", "attribute:source", "attribute:level"]
+           "identity:user_id", "attribute:hobby", "attribute:source", "attribute:level", "attribute:tier"]
 ODD_TARGETS = ["attribute:first_name", "attribute:mobile"]
 LEVEL = CustomField(key="level", type="number", label_zh="等级", label_en="Level", options=[], is_pii=False)
+TIER = CustomField(key="tier", type="option", label_zh="会员等级", label_en="Tier", is_pii=False,
+                   options=[{"value": "gold", "zh": "金卡", "en": "Gold"},
+                            {"value": "silver", "zh": "银卡", "en": "Silver"}])
+FIELDS = {"level": LEVEL, "tier": TIER}
 
 
 @st.composite
@@ -60,7 +66,7 @@ def files(draw: st.DrawFn, odd: bool = True) -> tuple[dict[str, str], list[tuple
 
 
 def _reader(mapping: dict[str, str]) -> imports.RowReader:
-    return imports.RowReader(mapping, {"level": LEVEL}, list(mapping))
+    return imports.RowReader(mapping, FIELDS, list(mapping))
 
 
 def _one_by_one(reader: imports.RowReader, rows: list[tuple[int, list[str]]]) -> tuple[dict, dict]:
@@ -126,8 +132,9 @@ def test_new_people_written_by_column_are_the_customers_the_resolver_makes(sessi
     for through_resolver in (False, True):
         org = tenancy_service.create_organization(session, name="O", slug=f"o{next(_orgs)}")
         source, _ = make_source(session, tenancy_service.system_principal(session, org.id), "导入")
-        session.add(CustomField(org_id=org.id, **{c.key: getattr(LEVEL, c.key) for c in CustomField.__table__.columns
-                                                  if c.key in ("key", "type", "label_zh", "label_en", "options")}))
+        kept = ("key", "type", "label_zh", "label_en", "options")
+        session.add_all(CustomField(org_id=org.id, **{key: getattr(field, key) for key in kept})
+                        for field in FIELDS.values())
         session.flush()
         batches = [rows[:2], rows] if stored_before else [rows]
         for run_id, batch in enumerate(batches, start=7):  # a file imported again is another run
