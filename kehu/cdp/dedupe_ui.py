@@ -176,7 +176,8 @@ def _run_card(principal: Any, state: schemas.DedupeSettingsOut, progress: tuple[
                               on_click=lambda: _settings_dialog(principal, state)).props("flat").mark("dedupe-settings")
         with ui.row().classes("w-full items-center gap-3 text-sm"):
             status = ui.label().classes("font-medium").mark("dedupe-status")
-            bar = ui.linear_progress(value=0, show_value=False).props("rounded size=6px").classes("w-48")
+            bar = ui.linear_progress(value=0, show_value=False).props("rounded size=6px animation-speed=300")
+            bar.classes("w-48")
         with ui.row().classes("w-full items-end gap-8"):
             for key, label in (("records", "dedupe.fig.records"), ("candidate_pairs", "dedupe.fig.compared"),
                                ("proposed", "dedupe.fig.proposed"), ("merged", "dedupe.fig.merged")):

@@ -188,7 +188,7 @@ def export_dialog(principal: Any, filters: dict[str, Any]) -> None:
             ui.toggle({"xlsx": "Excel (.xlsx)", "csv": "CSV"}, value="xlsx",
                       on_change=lambda e: state.__setitem__("format", e.value)).props("no-caps")
         status = ui.label().classes("text-grey-8")
-        bar = ui.linear_progress(value=0, show_value=False).props("size=12px rounded")
+        bar = ui.linear_progress(value=0, show_value=False).props("size=12px rounded animation-speed=300")
         bar.set_visibility(False)
         actions = ui.row().classes("w-full justify-end gap-2")
 
@@ -727,7 +727,7 @@ def import_page() -> None:
             steps.clear()
             with steps, ui.card().classes("w-full"):
                 title = ui.label(tr("imports.running")).classes("text-lg font-medium")
-                bar = ui.linear_progress(value=0, show_value=False).props("size=18px rounded")
+                bar = ui.linear_progress(value=0, show_value=False).props("size=18px rounded animation-speed=300")
                 counts = ui.label().classes("text-grey-8").mark("import-result")
                 actions = ui.row()
 
