@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from kehu.cdp import commerce, dedupe, exports, fields, identity_rules, imports, ingest, schemas, service
 from kehu.core.errors import BadRequest, FieldError, Unauthorized
+from kehu.core.http import decoded_body
 from kehu.tenancy.deps import Cursor, Limit, PrincipalDep, SessionDep
 from kehu.tenancy.schemas import Page
 
@@ -35,8 +36,9 @@ def _write_key(request: Request, body: Any) -> str:
     raise Unauthorized("Send the source's write key as the Basic auth user name (empty password).")
 
 
-async def _json_body(request: Request) -> Any:
-    raw = await request.body()
+async def _json_body(request: Request, limit: int) -> Any:
+    """The JSON a call sent, unpacked first if the client compressed it (limit: the path's, unpacked)."""
+    raw = decoded_body(await request.body(), request.headers.get("content-encoding"), limit)
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -50,7 +52,7 @@ def _answer(result: ingest.Accepted) -> JSONResponse:
 
 @ingestion.post("/batch", summary="Send up to 500 KB of calls at once")
 async def batch(request: Request) -> JSONResponse:
-    body = await _json_body(request)
+    body = await _json_body(request, ingest.MAX_BATCH_BYTES)
     if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
         raise BadRequest("A batch body is an object with a `batch` array.",
                          errors=[FieldError("batch", "expected an array of calls", "type")])
@@ -78,7 +80,7 @@ async def _store(request: Request, body: Any, calls: list[tuple[Any, str | None]
 
 def _single(call_type: str):  # type: ignore[no-untyped-def]
     async def endpoint(request: Request) -> JSONResponse:
-        body = await _json_body(request)
+        body = await _json_body(request, ingest.MAX_MESSAGE_BYTES)
         return await _store(request, body, [(body, call_type)], None, single=True)
 
     endpoint.__name__ = f"ingest_{call_type}"

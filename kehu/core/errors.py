@@ -56,6 +56,10 @@ class PayloadTooLarge(KehuError):
     status, slug, title = 413, "payload-too-large", "Payload too large"
 
 
+class UnsupportedMediaType(KehuError):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
 class ValidationFailed(KehuError):
     status, slug, title = 422, "validation-failed", "Validation failed"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import zlib
 from typing import Any
 
 import structlog
@@ -13,11 +14,12 @@ from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kehu.core.errors import KehuError
+from kehu.core.errors import BadRequest, FieldError, KehuError, PayloadTooLarge, UnsupportedMediaType
 
 log = structlog.get_logger("kehu.http")
 PROBLEM = "application/problem+json"
 PROBLEM_BASE = "https://kehu.dev/problems/"
+SEGMENT_PATHS = "/v1/"  # the Segment-compatible ingestion API
 
 HTTP_REQUESTS = Counter("kehu_http_requests_total", "HTTP requests", ["method", "route", "status"])
 HTTP_LATENCY = Histogram("kehu_http_request_seconds", "HTTP request latency", ["method", "route"])
@@ -41,6 +43,10 @@ def problem(
         body["instance"] = instance or request.url.path  # type: ignore[union-attr]
     if errors:
         body["errors"] = errors
+    if body.get("instance", "").startswith(SEGMENT_PATHS):
+        # Segment's and RudderStack's libraries report a refused call by these two members (RudderStack's
+        # fails with a KeyError without them)
+        body["code"], body["message"] = slug, detail or title
     body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
@@ -71,6 +77,8 @@ async def _kehu_error_handler(request: Request, exc: KehuError) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     if exc.status == 429 and "retry_after" in exc.extra:
         headers = {"Retry-After": str(exc.extra["retry_after"])}
+    if exc.status == 415 and "accept_encoding" in exc.extra:  # RFC 9110 §12.5.3: say which codings we take
+        headers = {"Accept-Encoding": str(exc.extra["accept_encoding"])}
     return problem(
         request, exc.status, exc.slug, exc.title, exc.detail,
         errors=[e.as_dict() for e in exc.errors] or None, headers=headers, **exc.extra,
@@ -95,6 +103,39 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(KehuError, _kehu_error_handler)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unhandled_handler)
+
+
+# Content codings a request body may arrive in, as zlib window settings (gzip's header, or zlib's for deflate)
+_CODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def decoded_body(body: bytes, content_encoding: str | None, limit: int) -> bytes:
+    """The request body as it was before the client compressed it (Segment's and RudderStack's libraries can
+    gzip their batches), unpacked coding by coding, last applied first. ``limit`` holds for the unpacked body
+    too, so a small compressed body cannot unpack into a huge one: past it the unpacking stops."""
+    codings = [c.strip().lower() for c in (content_encoding or "").split(",") if c.strip()]
+    for coding in reversed(codings):
+        if coding == "identity":
+            continue
+        if coding not in _CODINGS:
+            raise UnsupportedMediaType(
+                f"Request bodies may be sent as they are or with Content-Encoding gzip or deflate, not {coding!r}.",
+                errors=[FieldError("Content-Encoding", f"unsupported content coding {coding!r}", "unsupported")],
+                extra={"accept_encoding": "gzip, deflate"})
+        unpacker = zlib.decompressobj(_CODINGS[coding])
+        try:
+            unpacked = unpacker.decompress(body, limit + 1)
+        except zlib.error as exc:
+            raise BadRequest(f"The request body is not valid {coding} data: {exc}.", errors=[FieldError(
+                "Content-Encoding", f"the body is not valid {coding} data", "encoding_invalid")]) from exc
+        if len(unpacked) > limit:
+            raise PayloadTooLarge(f"The request body unpacks to more than the limit of {limit} bytes.",
+                                  extra={"limit_bytes": limit})
+        if not unpacker.eof or unpacker.unused_data:
+            raise BadRequest(f"The request body is not one complete {coding} stream.", errors=[FieldError(
+                "Content-Encoding", f"the {coding} data is cut short or followed by more", "encoding_invalid")])
+        body = unpacked
+    return body
 
 
 class BodyLimitMiddleware:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 
 from sqlalchemy import func, select
 
@@ -102,6 +104,38 @@ def test_bad_write_key_malformed_json_and_oversize_are_refused(client, web_sourc
     single_invalid = client.post("/v1/track", headers=basic(key), json={"userId": "u"})
     assert single_invalid.status_code == 400 and single_invalid.json()["errors"][0]["field"] == "event"
     assert count(session, IngestBatch) == 0
+
+
+def test_compressed_bodies_are_unpacked_within_the_same_limits(client, web_source, session, clean_database):
+    """Segment's and RudderStack's libraries may gzip a batch (RudderStack's does by default)."""
+    _, key = web_source
+    batch = {"batch": [call("track", userId="u1", event="官网访问", messageId=f"m-{n}") for n in range(3)]}
+    gzipped = {**basic(key), "Content-Type": "application/json", "Content-Encoding": "gzip"}
+    response = client.post("/v1/batch", headers=gzipped, content=gzip.compress(json.dumps(batch).encode()))
+    assert response.status_code == 200 and response.json()["accepted"] == 3, response.text
+    deflated = client.post("/v1/identify", headers={**gzipped, "Content-Encoding": "deflate"},
+                           content=zlib.compress(json.dumps({"userId": "u2", "messageId": "m-9"}).encode()))
+    assert deflated.status_code == 200, deflated.text
+    assert count(session, IngestBatch) == 2
+    process(clean_database)
+    assert count(session, Event) == 4
+
+    # 40 KB of JSON that gzip packs into a few hundred bytes: past a single call's 32 KB once unpacked
+    packed = gzip.compress(json.dumps({"userId": "u", "event": "x", "properties": {"p": "y" * 40_000}}).encode())
+    assert len(packed) < 1024
+    bomb = client.post("/v1/track", headers=gzipped, content=packed)
+    assert bomb.status_code == 413 and bomb.json()["limit_bytes"] == 32 * 1024
+    for body, encoding in ((b"not gzip at all", "gzip"), (gzip.compress(b'{"batch": []}')[:-6], "gzip"),
+                           (gzip.compress(b'{"batch": []}') + b"junk", "gzip")):
+        bad = client.post("/v1/batch", headers={**gzipped, "Content-Encoding": encoding}, content=body)
+        assert bad.status_code == 400, bad.text
+        assert bad.headers["content-type"] == "application/problem+json"
+        assert bad.json()["errors"][0]["field"] == "Content-Encoding"
+    unknown = client.post("/v1/batch", headers={**gzipped, "Content-Encoding": "br"}, content=b"...")
+    assert unknown.status_code == 415 and unknown.headers["accept-encoding"] == "gzip, deflate"
+    assert unknown.json()["errors"][0] == {"field": "Content-Encoding", "message": "unsupported content coding 'br'",
+                                           "code": "unsupported"}
+    assert count(session, IngestBatch) == 2  # nothing of the refused bodies was stored
 
 
 def test_write_key_in_body_and_disabled_source(client, web_source, session, login):

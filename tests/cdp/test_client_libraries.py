@@ -1,0 +1,104 @@
+"""Off-the-shelf client libraries pointed at kehu work unchanged: Segment's analytics-python and RudderStack's
+Python SDK (which gzips its batches by default) talk to a real kehu server over HTTP, as they would in production."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import uvicorn
+from rudderstack.analytics.client import Client as RudderStackClient
+from rudderstack.analytics.request import APIError as RudderStackAPIError
+from segment.analytics.client import Client as SegmentClient
+from segment.analytics.request import APIError as SegmentAPIError
+from sqlalchemy import func, select
+
+from kehu.cdp.models import Account, Event, Identity, IngestBatch, Profile
+from tests.factories.cdp import process
+
+
+@pytest.fixture
+def kehu_host(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The test app served by uvicorn on a free local port, for clients that speak real HTTP."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _send_a_customer_journey(client) -> None:  # type: ignore[no-untyped-def]
+    """What a shop's back end sends about one visitor who becomes a known customer."""
+    client.page(anonymous_id="anon-7", name="车型首页", properties={"url": "https://shop.example/models"})
+    client.screen(anonymous_id="anon-7", name="配置器", properties={"model": "ID.4"})
+    client.alias(previous_id="anon-7", user_id="u-7")
+    client.identify(user_id="u-7", traits={"name": "李娜", "phone": "138 1234 5678", "email": "Li.Na@Example.com"})
+    client.track(user_id="u-7", event="test_drive_booked", properties={"model": "ID.4", "dealer": "HZ001"})
+    client.group(user_id="u-7", group_id="co-42", traits={"name": "某某科技"})
+    client.flush()
+
+
+def _the_customer(session) -> Profile:  # type: ignore[no-untyped-def]
+    session.expire_all()
+    profiles = session.scalars(select(Profile).where(Profile.merged_into_id.is_(None))).all()
+    assert len(profiles) == 1, [p.id for p in profiles]  # the anonymous visitor became the identified customer
+    return profiles[0]
+
+
+@pytest.mark.parametrize("gzip", [False, True], ids=["plain", "gzip"])
+def test_segment_analytics_python_works_unchanged(kehu_host, web_source, session, clean_database, gzip):
+    _, key = web_source
+    errors = []
+    client = SegmentClient(key, host=kehu_host, sync_mode=True, gzip=gzip, max_retries=0,
+                           on_error=lambda error, batch: errors.append(error))
+    _send_a_customer_journey(client)
+    assert not errors
+    process(clean_database)
+    customer = _the_customer(session)
+    assert (customer.name, customer.mobile, customer.email) == ("李娜", "+8613812345678", "li.na@example.com")
+    events = session.scalars(select(Event).where(Event.profile_id == customer.id)).all()
+    assert sorted(e.type for e in events) == ["alias", "group", "identify", "page", "screen", "track"]
+    track = next(e for e in events if e.type == "track")
+    assert (track.event, track.properties) == ("test_drive_booked", {"model": "ID.4", "dealer": "HZ001"})
+    assert track.context["library"]["name"] == "analytics-python"
+    assert {(i.kind, i.value) for i in session.scalars(select(Identity).where(Identity.profile_id == customer.id))
+            } >= {("user_id", "u-7"), ("anonymous_id", "anon-7"), ("mobile", "+8613812345678")}
+    assert session.scalar(select(Account.name).where(Account.external_id == "co-42")) == "某某科技"
+
+
+def test_rudderstack_python_sdk_works_unchanged_with_its_gzipped_batches(kehu_host, web_source, session,
+                                                                         clean_database):
+    _, key = web_source
+    client = RudderStackClient(key, host=kehu_host, sync_mode=True, max_retries=0)
+    assert client.gzip  # the SDK's default: every batch arrives with Content-Encoding: gzip
+    _send_a_customer_journey(client)
+    process(clean_database)
+    customer = _the_customer(session)
+    assert (customer.name, customer.mobile) == ("李娜", "+8613812345678")
+    events = session.scalars(select(Event).where(Event.profile_id == customer.id)).all()
+    assert sorted(e.type for e in events) == ["alias", "group", "identify", "page", "screen", "track"]
+    assert next(e for e in events if e.type == "track").context["library"]["name"] == "analytics-python"
+
+
+@pytest.mark.parametrize(("library", "api_error"), [(SegmentClient, SegmentAPIError),
+                                                     (RudderStackClient, RudderStackAPIError)],
+                         ids=["segment", "rudderstack"])
+def test_a_refused_batch_reaches_the_library_with_kehus_reason(kehu_host, web_source, session, library, api_error):
+    client = library("wk_not_a_key", host=kehu_host, sync_mode=True, max_retries=0)
+    with pytest.raises(api_error) as refused:
+        client.track(user_id="u-1", event="官网访问")
+    assert (refused.value.status, refused.value.code) == (401, "unauthorized")
+    assert "write key" in refused.value.message
+    assert session.scalar(select(func.count()).select_from(IngestBatch)) == 0
