@@ -17,7 +17,14 @@ from kehu.cdp import api as cdp_api
 from kehu.cdp.imports import MAX_FILE_BYTES
 from kehu.cdp.ingest import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
 from kehu.core.db import Database, get_database
-from kehu.core.http import BodyLimitMiddleware, MetricsMiddleware, install_error_handlers, problem
+from kehu.core.http import (
+    SEGMENT_PATHS,
+    BodyLimitMiddleware,
+    MetricsMiddleware,
+    PathCorsMiddleware,
+    install_error_handlers,
+    problem,
+)
 from kehu.core.jobs import Worker
 from kehu.core.logging import configure_logging
 from kehu.core.settings import Settings, get_settings
@@ -62,11 +69,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.secret_key = settings.effective_secret_key()
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
-                       limits={"/v1/batch": MAX_BATCH_BYTES, "/v1/": MAX_MESSAGE_BYTES,
+                       limits={"/v1/b": MAX_BATCH_BYTES, "/v1/": MAX_MESSAGE_BYTES,  # /v1/b: /v1/batch, /v1/b
                                "/api/v1/imports": MAX_FILE_BYTES + 1024 * 1024,
                                "/api/v1/segments/": MAX_LIST_BYTES + 1024 * 1024,
                                "/api/v1/tags/": MAX_LIST_BYTES + 1024 * 1024, "/_nicegui/": MAX_FILE_BYTES})
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(PathCorsMiddleware, prefix=SEGMENT_PATHS)  # last added runs first
     app.include_router(tenancy_api.router)
     app.include_router(cdp_api.router)
     app.include_router(cdp_api.ingestion)

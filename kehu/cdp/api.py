@@ -51,6 +51,7 @@ def _answer(result: ingest.Accepted) -> JSONResponse:
 
 
 @ingestion.post("/batch", summary="Send up to 500 KB of calls at once")
+@ingestion.post("/b", include_in_schema=False)  # analytics.js's batching path
 async def batch(request: Request) -> JSONResponse:
     body = await _json_body(request, ingest.MAX_BATCH_BYTES)
     if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
@@ -89,6 +90,22 @@ def _single(call_type: str):  # type: ignore[no-untyped-def]
 
 for _call in SINGLE_CALLS:
     ingestion.post(f"/{_call}", summary=f"Segment {_call} call")(_single(_call))
+    # analytics.js (Segment's browser library) posts each call to its type's first letter: /v1/t, /v1/i, …
+    ingestion.post(f"/{_call[0]}", include_in_schema=False)(_single(_call))
+
+
+@ingestion.get("/projects/{write_key}/settings", summary="Settings for Segment's analytics.js")
+def browser_settings(write_key: str, request: Request, session: SessionDep) -> dict[str, Any]:
+    """What analytics.js loads from its CDN before it sends anything: with its ``cdnURL`` set to kehu's
+    address it reads here to send every call to kehu (and to nobody else: no other destination, no metrics)."""
+    service.source_for_write_key(session, write_key)
+    scheme, _, host = str(request.base_url).rstrip("/").partition("://")
+    return {"integrations": {"Segment.io": {"apiKey": write_key, "apiHost": f"{host}/v1", "protocol": scheme,
+                                            "addBundledMetadata": False, "unbundledIntegrations": []}},
+            "plan": {"track": {"__default": {"enabled": True, "integrations": {}}},
+                     "identify": {"__default": {"enabled": True}}, "group": {"__default": {"enabled": True}}},
+            "analyticsNextEnabled": True, "middlewareSettings": {}, "enabledMiddleware": {},
+            "metrics": {"sampleRate": 0}, "legacyVideoPluginsEnabled": False, "remotePlugins": []}
 
 
 # -- sources ---------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kehu.core.errors import BadRequest, FieldError, KehuError, PayloadTooLarge, UnsupportedMediaType
@@ -202,6 +203,25 @@ class BodyLimitMiddleware:
 
 async def _noop_receive() -> Message:
     return {"type": "http.disconnect"}
+
+
+class PathCorsMiddleware:
+    """Lets pages of any origin call the paths under ``prefix`` (and only those): Segment's analytics.js posts
+    there from the shop's own site, with the source's write key in the body (public, as Segment's is); the rest
+    of the API stays same-origin. Starlette's CORS rules, answering preflights too; outermost, so refusals
+    (401, 413) reach the page readable."""
+
+    def __init__(self, app: ASGIApp, prefix: str) -> None:
+        self.app = app
+        self.prefix = prefix
+        self.cors = CORSMiddleware(app, allow_origins=["*"], allow_methods=["GET", "POST"], allow_headers=["*"],
+                                   max_age=86400)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self.prefix):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 class MetricsMiddleware:

@@ -3,6 +3,7 @@ Python SDK (which gzips its batches by default) talk to a real kehu server over 
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -102,3 +103,53 @@ def test_a_refused_batch_reaches_the_library_with_kehus_reason(kehu_host, web_so
     assert (refused.value.status, refused.value.code) == (401, "unauthorized")
     assert "write key" in refused.value.message
     assert session.scalar(select(func.count()).select_from(IngestBatch)) == 0
+
+
+# -- Segment's browser library, analytics.js: each call to /v1/<letter> as text/plain with the write key in the
+# body (a request a browser sends cross-origin without a preflight), settings first from its CDN address
+
+SHOP = "https://shop.example"
+
+
+def test_analytics_js_calls_are_accepted_from_the_shops_own_site(client, web_source, session, clean_database):
+    _, key = web_source
+    settings = client.get(f"/v1/projects/{key}/settings", headers={"Origin": SHOP})
+    assert settings.status_code == 200 and settings.headers["access-control-allow-origin"] == "*"
+    segment_io = settings.json()["integrations"]["Segment.io"]
+    assert (segment_io["apiKey"], segment_io["apiHost"], segment_io["protocol"]) == (key, "testserver/v1", "http")
+    assert list(settings.json()["integrations"]) == ["Segment.io"]  # to kehu only
+    assert settings.json()["metrics"]["sampleRate"] == 0  # and no usage metrics sent to Segment
+    plain = {"Content-Type": "text/plain", "Origin": SHOP}
+    calls = [("p", {"type": "page", "anonymousId": "anon-3", "name": "车型首页", "context": {"page": {"url": SHOP}}}),
+             ("i", {"type": "identify", "anonymousId": "anon-3", "userId": "u-3", "traits": {"phone": "13912345678"}}),
+             ("t", {"type": "track", "userId": "u-3", "event": "test_drive_booked", "properties": {"model": "ID.4"}}),
+             ("b", {"batch": [{"type": "track", "userId": "u-3", "event": "brochure_downloaded"}]})]
+    for letter, body in calls:
+        response = client.post(f"/v1/{letter}", headers=plain, content=json.dumps({**body, "writeKey": key}))
+        assert response.status_code == 200, (letter, response.text)
+        assert response.headers["access-control-allow-origin"] == "*"
+    process(clean_database)
+    customer = _the_customer(session)
+    assert customer.mobile == "+8613912345678"
+    assert sorted(session.scalars(select(Event.event).where(Event.profile_id == customer.id))) == [
+        "brochure_downloaded", "identify", "test_drive_booked", "车型首页"]
+
+
+def test_only_the_segment_paths_are_open_to_other_sites(client, tree, login):
+    preflight = client.options("/v1/batch", headers={
+        "Origin": SHOP, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type, content-encoding"})
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+    refused = client.post("/v1/t", headers={"Content-Type": "text/plain", "Origin": SHOP},
+                          content=json.dumps({"type": "track", "userId": "u", "event": "x", "writeKey": "wk_nope"}))
+    assert refused.status_code == 401 and refused.headers["access-control-allow-origin"] == "*"  # readable there
+    assert refused.json()["code"] == "unauthorized"
+    assert client.get("/v1/projects/wk_nope/settings").status_code == 401
+    headers = {**login("admin@example.com"), "Origin": SHOP}
+    api = client.get("/api/v1/customers", headers=headers)
+    assert api.status_code == 200 and "access-control-allow-origin" not in api.headers
+    api_preflight = client.options("/api/v1/customers", headers={"Origin": SHOP,
+                                                                 "Access-Control-Request-Method": "GET"})
+    assert "access-control-allow-origin" not in api_preflight.headers

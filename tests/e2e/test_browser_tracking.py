@@ -1,0 +1,53 @@
+"""A shop's web page on its own origin sends calls to kehu as Segment's analytics.js does, in a real browser
+(the browser's cross-origin rules are the point: a page on localhost talks to kehu on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.e2e.test_customers_ui import api
+
+pytestmark = pytest.mark.e2e
+
+# What analytics.js does: settings from its CDN address (set to kehu), then each call to <apiHost>/<letter> as
+# text/plain with the write key in the body; a server-style batch with Basic auth and JSON needs a preflight.
+SEND_LIKE_ANALYTICS_JS = """async ([kehu, key]) => {
+    const settings = await (await fetch(`${kehu}/v1/projects/${key}/settings`)).json();
+    const io = settings.integrations["Segment.io"];
+    const send = (letter, call) => fetch(`${io.protocol}://${io.apiHost}/${letter}`, {
+        method: "post", headers: {"Content-Type": "text/plain"}, body: JSON.stringify({...call, writeKey: key})});
+    const answers = [
+        await send("p", {type: "page", anonymousId: "browser-anon-1", name: "车型首页",
+                         context: {page: {url: location.href}}}),
+        await send("i", {type: "identify", anonymousId: "browser-anon-1", userId: "browser-u-1",
+                         traits: {name: "周杰", phone: "139 1234 5670"}}),
+        await send("t", {type: "track", userId: "browser-u-1", event: "test_drive_booked",
+                         properties: {model: "ID.4"}}),
+        await fetch(`${kehu}/v1/batch`, {method: "POST", headers: {
+            "Content-Type": "application/json", "Authorization": "Basic " + btoa(key + ":")},
+            body: JSON.stringify({batch: [{type: "track", userId: "browser-u-1", event: "brochure_downloaded"}]})}),
+    ];
+    return Promise.all(answers.map(async (answer) => [answer.status, (await answer.json()).success]));
+}"""
+
+
+def test_a_shop_page_on_its_own_origin_sends_calls_the_way_analytics_js_does(page, server):
+    with api(server, "admin@demo.kehu.dev") as admin:
+        created = admin.post("/api/v1/sources", json={"name": "官网（浏览器）", "kind": "web"})
+        assert created.status_code == 201, created.text
+        key = created.json()["write_key"]
+        shop = server.replace("127.0.0.1", "localhost")
+        page.goto(f"{shop}/healthz")
+        assert page.evaluate(SEND_LIKE_ANALYTICS_JS, [server, key]) == [[200, True]] * 4
+        deadline = time.monotonic() + 30  # the server's embedded worker resolves the calls onto a customer
+        while time.monotonic() < deadline:
+            found = admin.get("/api/v1/customers", params={"q": "13912345670"}).json()["items"]
+            if found:
+                break
+            time.sleep(0.3)
+        assert [c["name"] for c in found] == ["周杰"]
+        timeline = admin.get(f"/api/v1/customers/{found[0]['id']}", params={"include": "events"}).json()["events"]
+        assert sorted(e["event"] for e in timeline) == ["brochure_downloaded", "identify", "test_drive_booked",
+                                                         "车型首页"]
