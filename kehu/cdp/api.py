@@ -108,6 +108,21 @@ def browser_settings(write_key: str, request: Request, session: SessionDep) -> d
             "metrics": {"sampleRate": 0}, "legacyVideoPluginsEnabled": False, "remotePlugins": []}
 
 
+@ingestion.get("/sourceConfig", summary="Source configuration for RudderStack's JavaScript SDK")
+@ingestion.get("/sourceConfig/", include_in_schema=False)
+def rudderstack_source_config(request: Request, session: SessionDep,
+                              write_key: Annotated[str | None, Query(alias="writeKey")] = None) -> dict[str, Any]:
+    """What RudderStack's JavaScript SDK loads before it sends anything, with its ``configUrl`` set to kehu's
+    ``…/v1``: the source, enabled, with no destination of its own (the SDK then sends every call to its
+    ``dataPlaneUrl``, kehu) and no error or metrics reports. The write key comes as Basic auth or ``?writeKey=``."""
+    key = _write_key(request, {"writeKey": write_key})
+    source = service.source_for_write_key(session, key)
+    return {"isHosted": False, "source": {
+        "id": str(source.id), "name": source.name, "writeKey": key, "enabled": True,
+        "workspaceId": str(source.org_id), "destinations": [],
+        "config": {"statsCollection": {"errors": {"enabled": False}, "metrics": {"enabled": False}}}}}
+
+
 # -- sources ---------------------------------------------------------------------------------------
 @router.get("/sources", response_model=list[schemas.SourceOut], tags=["sources"])
 def list_sources(session: SessionDep, principal: PrincipalDep) -> Any:

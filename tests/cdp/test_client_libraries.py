@@ -18,7 +18,7 @@ from segment.analytics.request import APIError as SegmentAPIError
 from sqlalchemy import func, select
 
 from kehu.cdp.models import Account, Event, Identity, IngestBatch, Profile
-from tests.factories.cdp import process
+from tests.factories.cdp import basic, process
 
 
 @pytest.fixture
@@ -153,3 +153,18 @@ def test_only_the_segment_paths_are_open_to_other_sites(client, tree, login):
     api_preflight = client.options("/api/v1/customers", headers={"Origin": SHOP,
                                                                  "Access-Control-Request-Method": "GET"})
     assert "access-control-allow-origin" not in api_preflight.headers
+
+
+def test_rudderstack_js_reads_its_source_config_from_kehu(client, web_source):
+    """RudderStack's JavaScript SDK with configUrl …/v1 asks /v1/sourceConfig/ (key in the query and as Basic auth)
+    and then sends each call to its dataPlaneUrl's /v1/<type>, JSON with Basic auth (preflighted)."""
+    source, key = web_source
+    asked = client.get("/v1/sourceConfig/", params={"p": "npm", "v": "3.34.1", "writeKey": key},
+                       headers={**basic(key), "Origin": SHOP})
+    assert asked.status_code == 200 and asked.headers["access-control-allow-origin"] == "*"
+    config = asked.json()["source"]
+    assert (config["id"], config["writeKey"], config["enabled"], config["destinations"]) == (str(source.id), key,
+                                                                                            True, [])
+    assert config["config"]["statsCollection"] == {"errors": {"enabled": False}, "metrics": {"enabled": False}}
+    assert client.get("/v1/sourceConfig", headers=basic(key)).json()["source"]["writeKey"] == key
+    assert client.get("/v1/sourceConfig/", params={"writeKey": "wk_nope"}).status_code == 401
