@@ -75,7 +75,10 @@ async def _validation_handler(request: Request, exc: RequestValidationError) -> 
 
 
 async def _kehu_error_handler(request: Request, exc: KehuError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    headers = None
+    if exc.status == 401:  # the challenge the path takes: the write key as Basic user name under /v1, else a token
+        segment = request.url.path.startswith(SEGMENT_PATHS)
+        headers = {"WWW-Authenticate": 'Basic realm="kehu", charset="UTF-8"' if segment else "Bearer"}
     if exc.status == 429 and "retry_after" in exc.extra:
         headers = {"Retry-After": str(exc.extra["retry_after"])}
     if exc.status == 415 and "accept_encoding" in exc.extra:  # RFC 9110 §12.5.3: say which codings we take

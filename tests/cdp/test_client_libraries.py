@@ -146,6 +146,7 @@ def test_only_the_segment_paths_are_open_to_other_sites(client, tree, login):
                           content=json.dumps({"type": "track", "userId": "u", "event": "x", "writeKey": "wk_nope"}))
     assert refused.status_code == 401 and refused.headers["access-control-allow-origin"] == "*"  # readable there
     assert refused.json()["code"] == "unauthorized"
+    assert refused.headers["www-authenticate"].startswith("Basic ")  # the write key is the Basic user name
     assert client.get("/v1/projects/wk_nope/settings").status_code == 401
     headers = {**login("admin@example.com"), "Origin": SHOP}
     api = client.get("/api/v1/customers", headers=headers)
