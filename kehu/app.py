@@ -69,7 +69,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.secret_key = settings.effective_secret_key()
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
-                       limits={"/v1/b": MAX_BATCH_BYTES, "/v1/": MAX_MESSAGE_BYTES,  # /v1/b: /v1/batch, /v1/b
+                       limits={"/v1/b": MAX_BATCH_BYTES, "/v1/import": MAX_BATCH_BYTES,  # /v1/b: /v1/batch and /v1/b
+                               "/v1/": MAX_MESSAGE_BYTES,
                                "/api/v1/imports": MAX_FILE_BYTES + 1024 * 1024,
                                "/api/v1/segments/": MAX_LIST_BYTES + 1024 * 1024,
                                "/api/v1/tags/": MAX_LIST_BYTES + 1024 * 1024, "/_nicegui/": MAX_FILE_BYTES})

@@ -51,7 +51,8 @@ def _answer(result: ingest.Accepted) -> JSONResponse:
 
 
 @ingestion.post("/batch", summary="Send up to 500 KB of calls at once")
-@ingestion.post("/b", include_in_schema=False)  # analytics.js's batching path
+@ingestion.post("/b", include_in_schema=False)  # analytics.js's and the mobile libraries' batching path
+@ingestion.post("/import", include_in_schema=False)  # Segment's older name for a batch, still used by old clients
 async def batch(request: Request) -> JSONResponse:
     body = await _json_body(request, ingest.MAX_BATCH_BYTES)
     if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
