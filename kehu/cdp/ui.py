@@ -567,9 +567,43 @@ def _timeline(principal: Any, profile_id: int) -> None:
 
 
 # -- data sources ------------------------------------------------------------------------------------
+def _connect_snippets(key: str, address: str, kind: str) -> None:
+    """How to send data with the new key: each library as verified against kehu (see README), opened on the one
+    that fits the source's kind."""
+    host = address.split("://", 1)[-1]
+    snippets = {
+        "analytics.js": ("javascript", "// npm install @segment/analytics-next\n"
+                         'import { AnalyticsBrowser } from "@segment/analytics-next";\n'
+                         "export const analytics = AnalyticsBrowser.load({\n"
+                         f'  writeKey: "{key}",\n  cdnURL: "{address}",\n}});\n'
+                         'analytics.track("test_drive_booked", { model: "ID.4" });'),
+        "RudderStack JS": ("javascript", "// npm install @rudderstack/analytics-js\n"
+                           'import { RudderAnalytics } from "@rudderstack/analytics-js";\n'
+                           "const analytics = new RudderAnalytics();\n"
+                           f'analytics.load("{key}", "{address}", {{\n  configUrl: "{address}/v1",\n}});'),
+        "Python": ("python", "# pip install segment-analytics-python\n"
+                   "import segment.analytics as analytics\n\n"
+                   f'analytics.write_key = "{key}"\nanalytics.host = "{address}"\n'
+                   'analytics.track("u1", "test_drive_booked", {"model": "ID.4"})'),
+        "curl": ("bash", f"curl -u '{key}:' -H 'Content-Type: application/json' \\\n"
+                 f"  -d '{{\"userId\": \"u1\", \"event\": \"test_drive_booked\"}}' \\\n  {address}/v1/track"),
+    }
+    first = {"web": "analytics.js", "server": "Python"}.get(kind, "curl")
+    ui.label(tr("sources.connect", host=host)).classes("text-sm text-grey-8 mt-2")
+    with ui.tabs().props("dense no-caps align=left active-color=primary").classes("w-full") as tabs:
+        for name in snippets:
+            ui.tab(name)
+    with ui.tab_panels(tabs, value=first).classes("w-full").mark("source-snippets"):
+        for name, (language, code) in snippets.items():
+            with ui.tab_panel(name).classes("p-0"):
+                ui.code(code, language=language).classes("w-full text-xs")
+
+
 def sources_page() -> None:
     with frame("nav.sources", "/admin/sources", "sources") as principal:
         ui.label(tr("sources.help")).classes("text-grey-7")
+        request = ui.context.client.request
+        kehu_address = str(request.base_url).rstrip("/") if request is not None else "https://kehu.example.com"
 
         @ui.refreshable
         def source_table() -> None:
@@ -622,9 +656,7 @@ def sources_page() -> None:
                         with result:
                             ui.label(tr("api_keys.shown_once")).classes("text-warning font-medium")
                             ui.input(value=key).props("readonly outlined").classes("w-full font-mono")
-                            ui.code(f"curl -u '{key}:' -H 'Content-Type: application/json' \\\n"
-                                    f"  -d '{{\"userId\": \"u1\", \"event\": \"test_drive_booked\"}}' \\\n"
-                                    f"  http://<kehu-host>/v1/track", language="bash").classes("w-full text-xs")
+                            _connect_snippets(key, kehu_address, kind.value)
                         save_button.disable()
                         source_table.refresh()
 

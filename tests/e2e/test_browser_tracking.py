@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import pytest
+from playwright.sync_api import expect
 
+from tests.e2e.conftest import shoot
 from tests.e2e.test_customers_ui import api
 
 pytestmark = pytest.mark.e2e
@@ -51,3 +54,22 @@ def test_a_shop_page_on_its_own_origin_sends_calls_the_way_analytics_js_does(pag
         timeline = admin.get(f"/api/v1/customers/{found[0]['id']}", params={"include": "events"}).json()["events"]
         assert sorted(e["event"] for e in timeline) == ["brochure_downloaded", "identify", "test_drive_booked",
                                                          "车型首页"]
+
+
+def test_a_new_web_source_shows_its_key_and_how_to_connect_with_it(page, server, sign_in):
+    sign_in("admin@demo.kehu.dev")
+    page.goto(f"{server}/admin/sources")
+    page.get_by_role("button", name="新建数据源").click()
+    page.get_by_label("名称").fill("活动落地页")
+    page.get_by_role("button", name="生成").click()
+    page.get_by_text("请立即复制保存").wait_for()
+    key = page.locator("input[value^='wk_']").input_value()
+    assert key.startswith("wk_")
+    shown = page.locator(".q-tab-panel:visible").inner_text()  # a website source opens on analytics.js
+    assert "@segment/analytics-next" in shown and f'writeKey: "{key}",' in shown and f'cdnURL: "{server}",' in shown
+    shoot(page, "source-created")
+    page.get_by_role("tab", name="Python").click()
+    expect(page.locator(".q-tab-panel").filter(has_text=f'analytics.host = "{server}"')).to_be_visible()
+    sent = httpx.post(f"{server}/v1/track", auth=(key, ""),
+                      json={"userId": "u-landing", "event": "brochure_downloaded"})
+    assert sent.status_code == 200 and sent.json()["accepted"] == 1  # the key it showed works
