@@ -655,8 +655,10 @@ def sources_page() -> None:
                         result.clear()
                         with result:
                             ui.label(tr("api_keys.shown_once")).classes("text-warning font-medium")
-                            ui.input(value=key).props("readonly outlined").classes("w-full font-mono")
+                            shown = ui.input(value=key).props("readonly outlined").classes("w-full font-mono")
                             _connect_snippets(key, kehu_address, kind.value)
+                        # the key selected, ready to copy (and the focus off the tabs, which it would mark)
+                        ui.timer(0.1, lambda: shown.run_method("select"), once=True)
                         save_button.disable()
                         source_table.refresh()
 
