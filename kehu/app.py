@@ -73,7 +73,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                                "/v1/": MAX_MESSAGE_BYTES,
                                "/api/v1/imports": MAX_FILE_BYTES + 1024 * 1024,
                                "/api/v1/segments/": MAX_LIST_BYTES + 1024 * 1024,
-                               "/api/v1/tags/": MAX_LIST_BYTES + 1024 * 1024, "/_nicegui/": MAX_FILE_BYTES})
+                               "/api/v1/tags/": MAX_LIST_BYTES + 1024 * 1024, "/_nicegui/": MAX_FILE_BYTES},
+                       bad_request_under=(SEGMENT_PATHS,))
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(PathCorsMiddleware, prefix=SEGMENT_PATHS)  # last added runs first
     app.include_router(tenancy_api.router)

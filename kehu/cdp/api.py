@@ -38,7 +38,7 @@ def _write_key(request: Request, body: Any) -> str:
 
 async def _json_body(request: Request, limit: int) -> Any:
     """The JSON a call sent, unpacked first if the client compressed it (limit: the path's, unpacked)."""
-    raw = decoded_body(await request.body(), request.headers.get("content-encoding"), limit)
+    raw = decoded_body(await request.body(), request.headers.get("content-encoding"), limit, ingest.CallTooLarge)
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -13,15 +13,23 @@ from sqlalchemy.orm import Session
 
 from kehu.cdp.models import IngestBatch, Source
 from kehu.core.db import utcnow
+from kehu.core.errors import BadRequest
 
 CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
+MAX_BATCH_CALLS = 2500  # Segment's too: the calls past it are reported, not kept (the batch still answers 200)
 MAX_EVENT_NAME = 200
 
 
 class MessageError(ValueError):
     pass
+
+
+class CallTooLarge(BadRequest):
+    """A call or batch over Segment's size limits: 400, as Segment's API answers it (413 elsewhere in kehu)."""
+
+    slug, title = "payload-too-large", "Payload too large"
 
 
 @dataclass
@@ -131,6 +139,8 @@ def accept(session: Session, source: Source, messages: list[tuple[Any, str | Non
     rejected: list[dict[str, Any]] = []
     for index, (raw, call_type) in enumerate(messages):
         try:
+            if index >= MAX_BATCH_CALLS:
+                raise MessageError(f"batch: more than {MAX_BATCH_CALLS} calls; send the rest in another batch")
             valid.append(validate_message(raw, call_type, received_at=received_at, batch_context=batch_context))
         except MessageError as error:
             message_id = raw.get("messageId") if isinstance(raw, dict) else None

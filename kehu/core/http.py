@@ -113,10 +113,12 @@ def install_error_handlers(app: FastAPI) -> None:
 _CODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
-def decoded_body(body: bytes, content_encoding: str | None, limit: int) -> bytes:
+def decoded_body(body: bytes, content_encoding: str | None, limit: int,
+                 too_large: type[KehuError] = PayloadTooLarge) -> bytes:
     """The request body as it was before the client compressed it (Segment's and RudderStack's libraries can
     gzip their batches), unpacked coding by coding, last applied first. ``limit`` holds for the unpacked body
-    too, so a small compressed body cannot unpack into a huge one: past it the unpacking stops."""
+    too, so a small compressed body cannot unpack into a huge one: past it the unpacking stops and
+    ``too_large`` is raised (413 by default; Segment's API answers 400)."""
     codings = [c.strip().lower() for c in (content_encoding or "").split(",") if c.strip()]
     for coding in reversed(codings):
         if coding == "identity":
@@ -133,8 +135,8 @@ def decoded_body(body: bytes, content_encoding: str | None, limit: int) -> bytes
             raise BadRequest(f"The request body is not valid {coding} data: {exc}.", errors=[FieldError(
                 "Content-Encoding", f"the body is not valid {coding} data", "encoding_invalid")]) from exc
         if len(unpacked) > limit:
-            raise PayloadTooLarge(f"The request body unpacks to more than the limit of {limit} bytes.",
-                                  extra={"limit_bytes": limit})
+            raise too_large(f"The request body unpacks to more than the limit of {limit} bytes.",
+                            errors=[_too_large_field(limit)], extra={"limit_bytes": limit})
         if not unpacker.eof or unpacker.unused_data:
             raise BadRequest(f"The request body is not one complete {coding} stream.", errors=[FieldError(
                 "Content-Encoding", f"the {coding} data is cut short or followed by more", "encoding_invalid")])
@@ -142,13 +144,20 @@ def decoded_body(body: bytes, content_encoding: str | None, limit: int) -> bytes
     return body
 
 
-class BodyLimitMiddleware:
-    """Refuses bodies over ``max_bytes`` (declared or streamed) with 413 before any handler reads them."""
+def _too_large_field(limit: int) -> FieldError:
+    return FieldError("body", f"larger than the limit of {limit} bytes", "too_large")
 
-    def __init__(self, app: ASGIApp, max_bytes: int, limits: dict[str, int] | None = None) -> None:
+
+class BodyLimitMiddleware:
+    """Refuses bodies over ``max_bytes`` (declared or streamed) with 413 before any handler reads them — with
+    400 under ``bad_request_under``, as Segment's API answers an oversized call or batch."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, limits: dict[str, int] | None = None,
+                 bad_request_under: tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.limits = limits or {}  # path prefix → own limit (e.g. ingestion batches)
+        self.bad_request_under = bad_request_under
 
     def _limit_for(self, path: str) -> int:
         for prefix, limit in self.limits.items():
@@ -196,10 +205,11 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
     async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
+        status = 400 if scope["path"].startswith(self.bad_request_under) else 413
         response = problem(
-            None, 413, "payload-too-large", "Payload too large",
+            None, status, "payload-too-large", "Payload too large",
             f"The request body is larger than the limit of {limit} bytes.",
-            instance=scope["path"], limit_bytes=limit,
+            errors=[_too_large_field(limit).as_dict()], instance=scope["path"], limit_bytes=limit,
         )
         await response(scope, _noop_receive, send)
 
