@@ -1,5 +1,7 @@
 """Off-the-shelf client libraries pointed at kehu work unchanged: Segment's analytics-python and RudderStack's
-Python SDK (which gzips its batches by default) talk to a real kehu server over HTTP, as they would in production."""
+Python SDK (which gzips its batches by default) talk to a real kehu server over HTTP, as they would in production;
+the requests of the browser libraries (Segment's analytics.js, RudderStack's JavaScript SDK) are replayed as they
+send them. tests/e2e/test_browser_tracking.py sends them from a real browser on another origin."""
 
 from __future__ import annotations
 
