@@ -99,7 +99,10 @@ def lag_seconds(database: Any, after_batch_id: int) -> dict[str, float]:
                 IngestBatch.id > after_batch_id, IngestBatch.processed_at.is_not(None))))
     if not lags:
         return {}
-    at = lambda share: lags[min(len(lags) - 1, int(share * len(lags)))]  # noqa: E731
+
+    def at(share: float) -> float:
+        return lags[min(len(lags) - 1, int(share * len(lags)))]
+
     return {"p50": round(at(0.5), 2), "p95": round(at(0.95), 2), "p99": round(at(0.99), 2),
             "max": round(lags[-1], 2), "batches": len(lags)}
 
