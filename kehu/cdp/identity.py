@@ -616,6 +616,11 @@ def _resolve(resolver: Resolver, source: Source, extracted: list[tuple[dict[str,
 
 
 # -- imported rows ---------------------------------------------------------------------------------
+def import_message_id(run_id: int, number: int) -> str:
+    """The message id of row ``number`` of an import run: new by construction, the same if the part runs again."""
+    return f"import-{run_id}-{number}"
+
+
 class ImportedRow(NamedTuple):
     """A validated row of a profile file: its normalised traits (JSON values, dates as ISO text), the
     identities they carry (as ``message_identities`` orders them) and its moment."""
@@ -625,6 +630,14 @@ class ImportedRow(NamedTuple):
     traits: dict[str, Any]
     identities: list[tuple[str, str]]
     properties: dict[str, Any]
+
+    @classmethod
+    def of(cls, run_id: int, number: int, filename: str, ts: datetime, traits: dict[str, Any],
+           identities: list[tuple[str, str]]) -> ImportedRow:
+        """Row ``number`` of import run ``run_id``: its message id and event properties (``_add_newcomers``
+        writes the same as text)."""
+        return cls(import_message_id(run_id, number), ts, traits, identities,
+                   {"import_id": run_id, "row": number, "file": filename})
 
     def message(self) -> dict[str, Any]:
         """The identify call the row stands for."""
@@ -649,10 +662,9 @@ class ImportedColumns(NamedTuple):
 
     def row(self, i: int) -> ImportedRow:
         number = self.numbers[i]
-        return ImportedRow(f"import-{self.run_id}-{number}", self.moments[i],
-                           {trait: values[i] for trait, values in self.traits.items() if values[i] is not None},
-                           [(kind, values[i]) for kind, values in self.identities if values[i] is not None],
-                           {"import_id": self.run_id, "row": number, "file": self.filename})
+        return ImportedRow.of(self.run_id, number, self.filename, self.moments[i],
+                              {trait: values[i] for trait, values in self.traits.items() if values[i] is not None},
+                              [(kind, values[i]) for kind, values in self.identities if values[i] is not None])
 
 
 def store_imported(session: Session, source: Source, columns: ImportedColumns, odd: list[ImportedRow], *,
@@ -798,11 +810,11 @@ def _add_newcomers(resolver: Resolver, source: Source, columns: ImportedColumns,
             strongest = [a if a is not None else b for a, b in zip(strongest, identity_ids[kinds[k]], strict=True)]
     run_id, filename = columns.run_id, columns.filename
     numbers = pick(columns.numbers)
-    # {"import_id": …, "row": n, "file": …} for each n, as text
+    # ImportedRow.of's {"import_id": …, "row": n, "file": …} for each n, as text
     properties = f'{{"import_id":{run_id},"row":%d,"file":' + orjson.dumps(filename).decode().replace("%", "%%") + "}"
     copy_columns(session, Event.__table__, {
         "org_id": EveryRow(org_id), "source_id": EveryRow(source_id),
-        "message_id": [f"import-{run_id}-{number}" for number in numbers], "type": EveryRow("identify"),
+        "message_id": [import_message_id(run_id, number) for number in numbers], "type": EveryRow("identify"),
         "event": EveryRow("import"), "ts": moments, "received_at": EveryRow(received_at), "identity_id": strongest,
         "profile_id": profile_ids, "properties": JsonTexts(map(properties.__mod__, numbers)),
         "context": EveryRow(nothing)})

@@ -460,8 +460,7 @@ class RowReader:
             raise RowRejected(problems)
         identities = [("user_id", user_id)] if user_id else []
         identities += [(kind, traits[trait]) for trait, kind in self.identity_traits if trait in traits]
-        return ImportedRow(f"import-{run_id}-{number}", ts, traits, identities,
-                           {"import_id": run_id, "row": number, "file": filename})
+        return ImportedRow.of(run_id, number, filename, ts, traits, identities)
 
     def read(self, run_id: int, chunk: list[tuple[int, list[str]]], filename: str, started: datetime
              ) -> ReadChunk:
