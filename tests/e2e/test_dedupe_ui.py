@@ -30,7 +30,9 @@ def test_hq_reviews_duplicates_and_a_dealer_sees_none(page, server, sign_in):  #
     page.wait_for_url(re.compile(r"/customers/\d+$"))
     page.get_by_text(re.compile("可能是同一人")).wait_for()
     shoot(page, "duplicates-on-360")
-    page.go_back()
+    # back to the queue by its address, not by Back: once in CI the merge button of a page restored by Back
+    # opened no dialog (suspected: clicked before the restored page had reconnected)
+    page.goto(f"{server}/customers/duplicates")
     rows.first.wait_for()
 
     # merge the most probable pair, keeping the older record
