@@ -46,11 +46,11 @@ def duplicates_page() -> None:
                 with ui.column().classes("w-[420px] shrink-0 max-lg:w-full"):
                     _weights_card(state.model)
         with ui.row().classes("w-full items-center gap-3"):
-            with ui.tabs(on_change=lambda e: apply("status", e.value)).props(
-                    "dense no-caps active-color=primary indicator-color=primary") as tabs:
+            # opened on "open" without an on_change call: apply() is defined further down
+            with ui.tabs(value="open", on_change=lambda e: apply("status", e.value)).props(
+                    "dense no-caps active-color=primary indicator-color=primary"):
                 for status in ("open", "merged", "dismissed"):
                     ui.tab(status, label=tr(f"dedupe.status.{status}"))
-            tabs.value = "open"
             ui.space()
             ui.select({None: tr("dedupe.any_probability"), 0.9: "≥ 90%", 0.95: "≥ 95%", 0.99: "≥ 99%"},
                       value=None, label=tr("dedupe.probability"),

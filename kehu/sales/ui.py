@@ -48,13 +48,13 @@ def leads_page(lead_id: int | None = None) -> None:
             units = {u.id: ("　" * u.depth) + u.name for u in tenancy_service.list_units(session, principal)} \
                 if principal.can("units") else {}
         with ui.row().classes("w-full items-center gap-2"):
-            tabs = ui.tabs(on_change=lambda e: pick(e.value)).props("dense no-caps active-color=primary").classes(
-                "text-grey-8")
+            # opened on "open" without an on_change call: pick() is defined further down
+            tabs = ui.tabs(value="open", on_change=lambda e: pick(e.value)).props(
+                "dense no-caps active-color=primary").classes("text-grey-8")
             with tabs:
                 ui.tab("open", label=tr("leads.open", count=f"{totals.get('open', 0):,}"))
                 for status in STATUSES:
                     ui.tab(status, label=f"{tr(f'lead.status.{status}')} {totals.get(status, 0):,}")
-            tabs.set_value("open")
         with ui.row().classes("w-full items-center gap-3"):
             ui.input(placeholder=tr("leads.search"), on_change=lambda e: apply("q", e.value)).props(
                 "outlined dense clearable debounce=300").classes("w-80")

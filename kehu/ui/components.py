@@ -42,7 +42,7 @@ class ServerTable:
                         "rowsNumber": 0},
             selection="multiple" if on_select else None,
             on_select=(lambda e: on_select(list(e.selection))) if on_select else None,
-        ).classes("w-full").props('flat bordered binary-state-sort rows-per-page-options="[10,20,50,100]"')
+        ).classes("w-full").props('flat bordered binary-state-sort :rows-per-page-options="[10,20,50,100]"')
         if tr is not None:
             localise_table(self.table, tr)
         if empty_text:

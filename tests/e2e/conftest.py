@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -18,6 +19,8 @@ from kehu.core.db import recreate_database
 
 CHROMIUM = os.environ.get("KEHU_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(os.environ.get("KEHU_SCREENSHOTS", "screenshots"))
+# The server's log, read after every test: a traceback logged while a test ran fails that test.
+SERVER_LOG: list[Path] = []
 
 
 def _free_port() -> int:
@@ -48,6 +51,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     kehu = [sys.executable, "-m", "kehu"]
     subprocess.run([*kehu, "demo", "--no-serve"], env=env, cwd=tmp, check=True, capture_output=True)
     log = open(tmp / "server.log", "w")  # noqa: SIM115 - closed after the server stops
+    SERVER_LOG[:] = [tmp / "server.log"]
     process = subprocess.Popen([*kehu, "serve", "--port", str(port), "--skip-migrate"], env=env, cwd=tmp,
                                stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -79,11 +83,47 @@ def browser(server: str):  # type: ignore[no-untyped-def]
         instance.close()
 
 
+def _server_log_size() -> int:
+    return SERVER_LOG[0].stat().st_size if SERVER_LOG and SERVER_LOG[0].exists() else 0
+
+
+def _server_log_since(offset: int) -> str:
+    if not SERVER_LOG or not SERVER_LOG[0].exists():
+        return ""
+    with SERVER_LOG[0].open("rb") as log:
+        log.seek(offset)
+        return log.read().decode("utf-8", "replace")
+
+
+_FAULT = re.compile(r"^(ERROR|CRITICAL)\b|\[(error|critical)\s*\]|Traceback \(most recent call last\)")
+
+
+def server_faults(text: str) -> list[str]:
+    """What the server logged at error level or as a traceback (a user met a broken page), with what followed."""
+    lines = text.splitlines()
+    return ["\n".join(lines[i:i + 40]) for i, line in enumerate(lines) if _FAULT.search(line)][:3]
+
+
 @pytest.fixture
-def page(browser):  # type: ignore[no-untyped-def]
+def page(request, browser):  # type: ignore[no-untyped-def]
+    """A fresh browser page. The test fails if the page logs a console error or throws, or if the server logs a
+    traceback meanwhile: what the user sees is the test, and a broken widget often shows only there. A test that
+    provokes an error on purpose names what it expects with ``@pytest.mark.expected_console("text")``."""
     context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
-    yield context.new_page()
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(f"uncaught in the page: {error}"))
+    offset = _server_log_size()
+    yield page
     context.close()
+    time.sleep(0.2)  # let the server finish logging what the last request did
+    allowed = [text for marker in request.node.iter_markers("expected_console") for text in marker.args]
+    problems = [p for p in problems if not any(text in p for text in allowed)]
+    faults = server_faults(_server_log_since(offset))
+    if problems or faults:
+        pytest.fail("the browser or the server reported errors during the test:\n"
+                    + "\n".join(problems + faults)[:8000], pytrace=False)
 
 
 @pytest.fixture
