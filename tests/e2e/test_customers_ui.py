@@ -80,3 +80,22 @@ def test_a_dealer_manager_exports_only_their_dealers_customers(page, server, sig
     text = path.read_text(encoding="utf-8-sig")
     exported = {int(line.split(",")[0]) for line in text.splitlines()[1:]}
     assert exported == {c["id"] for c in visible}
+
+
+def test_a_search_without_hits_then_one_with_hits_shows_the_table_again(page, server, sign_in):
+    sign_in("admin@demo.kehu.dev")
+    page.goto(f"{server}/customers")
+    rows = page.locator(".q-table tbody tr")
+    expect(rows).to_have_count(20)
+    search = page.get_by_placeholder("搜索姓名、拼音、手机号、邮箱、车架号")
+    search.fill("没有这个人zzzq")
+    page.get_by_text("没有符合条件的客户", exact=False).wait_for()
+    search.fill("王")
+    expect(rows.first).to_contain_text("王")
+    search.fill("")
+    expect(rows).to_have_count(20)
+    # the pager's rows-per-page choice takes effect (its options once reached the browser as a string)
+    page.locator(".q-table__bottom .q-select").click()
+    page.get_by_role("option", name="50").click()
+    expect(rows).to_have_count(50)
+    assert "1–50" in page.locator(".q-table__bottom").inner_text()

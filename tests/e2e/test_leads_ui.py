@@ -104,3 +104,18 @@ def test_a_salesperson_logs_a_call_and_plans_a_test_drive(page, server, sign_in)
     page.get_by_text("我的待办").wait_for()
     page.get_by_text("试驾 ·").first.wait_for()
     shoot(page, "leads-todo")
+
+
+def test_a_lead_search_without_hits_then_one_with_hits_shows_the_queue_again(page, server, sign_in):
+    with api(server, "admin@demo.kehu.dev") as admin:
+        lead = admin.get("/api/v1/leads", params={"status": "open", "per_page": 1}).json()["items"][0]
+        name = admin.get(f"/api/v1/customers/{lead['profile_id']}").json()["profile"]["name"]
+    sign_in("admin@demo.kehu.dev")
+    page.goto(f"{server}/leads")
+    rows = page.locator(".q-table tbody tr")
+    rows.first.wait_for()
+    search = page.get_by_placeholder("搜索客户姓名、拼音、手机号")
+    search.fill("没有这个人zzzq")
+    page.get_by_text("暂无数据").or_(page.locator(".q-table__bottom--nodata")).first.wait_for()
+    search.fill(name)
+    page.locator(".q-table tbody").get_by_text(name).first.wait_for()
