@@ -19,6 +19,7 @@ from kehu.cdp.models import Identity, Profile
 from kehu.core import audit
 from kehu.core.db import copy_rows, dialect_insert, one_of, utcnow
 from kehu.core.errors import Conflict, PayloadTooLarge, invalid
+from kehu.core.files import CsvSheet
 from kehu.core.i18n import t
 from kehu.segments import tags
 from kehu.segments.models import ProfileTag, Segment, SegmentChange, SegmentMember
@@ -200,13 +201,9 @@ def _customers(session: Session, principal: Principal, match_by: str, values: li
 
 def rejections_csv(upload: ListUpload, locale: str | None) -> bytes:
     """The rejected rows as a CSV the uploader can fix and upload again (UTF-8 with BOM: Excel reads it)."""
-    import csv
-    import io
-
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow([t("segments.list.row", locale), upload.column or t("segments.value", locale),
-                     t("segments.list.reason", locale)])
+    out = CsvSheet()
+    out.write([t("segments.list.row", locale), upload.column or t("segments.value", locale),
+               t("segments.list.reason", locale)])
     for rejection in upload.rejected:
-        writer.writerow([rejection.row, rejection.value, rejection.reason])
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
+        out.write([rejection.row, rejection.value, rejection.reason])
+    return out.content()
