@@ -684,7 +684,8 @@ def _rule_inputs(builder: Builder, rule: dict[str, Any], set_value: Any) -> None
         offered = builder.operators(rule["field"]) | {rule["op"]}
         op_select(sorted(offered, key=list(get_args(schemas.FieldOp)).index))
         if builder.is_masked(rule["field"]):
-            ui.icon("lock").classes("text-grey-6").tooltip(tr("segments.personal_hint")).mark("rule-personal")
+            ui.icon("lock").classes("text-grey-6").props("data-testid=rule-personal").tooltip(
+                tr("segments.personal_hint"))
         if rule["op"] not in NEEDS_NO_VALUE:
             options = OPTIONS.get(rule["field"])
             if options and rule["op"] in ("eq", "ne"):
