@@ -35,6 +35,13 @@ PSEUDONYMOUS_IDENTITIES = frozenset({"anonymous_id", "user_id", "wechat_openid",
                                      "dealer_customer_no"})
 
 
+def identity_kind(kind: str) -> str | None:
+    """The kind of personal data an identity of ``kind`` is (None: a pseudonymous id, shown as it is)."""
+    if kind in PSEUDONYMOUS_IDENTITIES:
+        return None
+    return {"mobile": masking.MOBILE, "email": masking.EMAIL}.get(kind, masking.TEXT)
+
+
 @dataclass(frozen=True)
 class PersonalData:
     """Which of an organisation's customer values are personal data, and of what kind (None: not personal)."""
@@ -58,9 +65,7 @@ class PersonalData:
         return Profile.__pii__.get(name)
 
     def of_identity(self, kind: str) -> str | None:
-        if kind in PSEUDONYMOUS_IDENTITIES:
-            return None
-        return {"mobile": masking.MOBILE, "email": masking.EMAIL}.get(kind, masking.TEXT)
+        return identity_kind(kind)
 
     def of_import_target(self, target: str | None) -> str | None:
         """A file column mapped to ``target`` (``mobile``, ``attribute:key``, ``identity:vin``…; None: not

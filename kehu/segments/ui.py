@@ -236,9 +236,11 @@ def list_dialog(principal: Any, segment_id: int | None = None, tag: tuple[int, s
     static segment ``segment_id``, or onto the customers of a ``tag`` (id, name); then show what became of
     every row."""
     with unit_of_work() as session:
+        allowed = set(lists.match_kinds(session, principal))  # without pii.read: no mobiles, e-mails, VINs
         kinds = {k: tr("segments.list.customer_id") if k == lists.CUSTOMER_ID else
                  (r.label_zh if principal.locale == "zh" else r.label_en) or k
-                 for k, r in [(lists.CUSTOMER_ID, None), *((r.kind, r) for r in list_rules(session, principal.org_id))]}
+                 for k, r in [(lists.CUSTOMER_ID, None), *((r.kind, r) for r in list_rules(session, principal.org_id))]
+                 if k in allowed}
     with ui.dialog() as dialog, ui.card().classes("w-[640px] max-w-full"):
         title = tr("tags.from_list", name=tag[1]) if tag else (
             tr("segments.add_list") if segment_id else tr("segments.from_list"))

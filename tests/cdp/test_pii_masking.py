@@ -86,7 +86,8 @@ def secrets() -> dict[str, str]:
 
 def leaks(answer: str) -> list[str]:
     """The personal values, or runs of 4 of their characters beyond what a mask may keep, found in ``answer``
-    (a day's "-11-" is in every timestamp and says nothing)."""
+    (timestamps left out: their microseconds hold any four digits, and a day's "-11-" says nothing)."""
+    answer = re.sub(r"\d{4}-\d\d-\d\d[T ][\d:.]+(Z|[+-]\d\d:?\d\d)?", "", answer)  # timestamps' digit runs
     found = []
     for value, kept in secrets().items():
         for start in range(len(value) - 3):

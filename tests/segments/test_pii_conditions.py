@@ -76,3 +76,19 @@ def test_a_segment_cannot_be_saved_or_edited_into_an_oracle(client, login, marke
     admin = client.post("/api/v1/segments", headers=login("admin@example.com"),
                         json={"name": "138 号段", "condition": oracle})
     assert admin.status_code == 201, admin.text
+
+
+def test_a_list_of_guessed_mobiles_is_no_question_either(client, login, marketer):  # type: ignore[no-untyped-def]
+    """Before: a list of 10,000 guesses for the four hidden digits, uploaded once, came back with the one row
+    that found a customer."""
+    guesses = "手机\n" + "\n".join(f"1380000{n:04d}" for n in range(10_000)) + "\n"
+    made = client.post("/api/v1/segments", headers=marketer, json={"name": "名单", "kind": "static"}).json()
+    refused = client.post(f"/api/v1/segments/{made['id']}/members/upload", headers=marketer,
+                          data={"match_by": "mobile"}, files={"file": ("guesses.csv", guesses.encode(), "text/csv")})
+    assert refused.status_code == 403 and refused.json()["errors"][0]["field"] == "match_by"
+    by_number = client.post(f"/api/v1/segments/{made['id']}/members/upload", headers=marketer,
+                            data={"match_by": "customer_id"}, files={"file": ("ids.csv", b"id\n1\n", "text/csv")})
+    assert by_number.status_code == 200, by_number.text
+    admin = client.post(f"/api/v1/segments/{made['id']}/members/upload", headers=login("admin@example.com"),
+                        data={"match_by": "mobile"}, files={"file": ("guesses.csv", guesses.encode(), "text/csv")})
+    assert admin.status_code == 200 and admin.json()["added"] + admin.json()["already"] == 5  # id 1 was in
