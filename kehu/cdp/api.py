@@ -11,6 +11,7 @@ from fastapi import APIRouter, File, Query, Request, Response, UploadFile, statu
 from fastapi.responses import JSONResponse
 
 from kehu.cdp import commerce, dedupe, exports, fields, identity_rules, imports, ingest, schemas, service
+from kehu.cdp.views import CustomerView
 from kehu.core.errors import BadRequest, FieldError, Unauthorized
 from kehu.core.http import decoded_body
 from kehu.tenancy.deps import Cursor, Limit, PrincipalDep, SessionDep
@@ -152,15 +153,16 @@ def list_customers(session: SessionDep, principal: PrincipalDep, limit: Limit = 
                    q: Annotated[str | None, Query(description="Name, pinyin, mobile, e-mail, VIN or any identity")]
                    = None, unit_id: int | None = None, stage: Stage | None = None) -> Any:
     page = service.list_profiles(session, principal, q=q, unit_id=unit_id, stage=stage, limit=limit, cursor=cursor)
-    defined = fields.definitions(session, principal.org_id)
-    return {"items": [service.profile_out(principal, p, defined) for p in page.items],
+    view = CustomerView.of(session, principal)
+    return {"items": [view.profile(p) for p in page.items],
             "next_cursor": page.next_cursor}
 
 
 @router.post("/customers", response_model=schemas.ProfileOut, status_code=status.HTTP_201_CREATED,
              tags=["customers"])
 def create_customer(data: schemas.ProfileCreate, session: SessionDep, principal: PrincipalDep) -> Any:
-    return service.profile_out(principal, service.create_profile(session, principal, data=data))
+    profile = service.create_profile(session, principal, data=data)
+    return CustomerView.of(session, principal).profile(profile)
 
 
 INCLUDES = {"identities", "merges", "events", "timeline", "consents", "accounts", "orders", "vehicles"}
@@ -191,7 +193,8 @@ def get_customer_timeline(profile_id: int, session: SessionDep, principal: Princ
 @router.patch("/customers/{profile_id}", response_model=schemas.ProfileOut, tags=["customers"])
 def update_customer(profile_id: int, data: schemas.ProfileUpdate, session: SessionDep,
                     principal: PrincipalDep) -> Any:
-    return service.profile_out(principal, service.update_profile(session, principal, profile_id, data=data))
+    profile = service.update_profile(session, principal, profile_id, data=data)
+    return CustomerView.of(session, principal).profile(profile)
 
 
 @router.post("/customers/merges", response_model=schemas.MergeOut, status_code=status.HTTP_201_CREATED,
@@ -203,7 +206,8 @@ def merge_customers(data: schemas.MergeRequest, session: SessionDep, principal: 
 @router.post("/customers/merges/{merge_id}/undo", response_model=schemas.ProfileOut, tags=["customers"])
 def undo_merge(merge_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
     """Unmerge: the merged-away customer comes back with its identities, events and linked records."""
-    return service.profile_out(principal, service.unmerge(session, principal, merge_id))
+    profile = service.unmerge(session, principal, merge_id)
+    return CustomerView.of(session, principal).profile(profile)
 
 
 @router.post("/customers/assign", tags=["customers"])
@@ -340,15 +344,18 @@ def record_consent(profile_id: int, data: schemas.ConsentCreate, session: Sessio
 @router.get("/accounts", response_model=Page[schemas.AccountOut], tags=["accounts"])
 def list_accounts(session: SessionDep, principal: PrincipalDep, limit: Limit = 50, cursor: Cursor = None,
                   q: str | None = None) -> Any:
-    return service.list_accounts(session, principal, q=q, limit=limit, cursor=cursor)
+    page = service.list_accounts(session, principal, q=q, limit=limit, cursor=cursor)
+    view = CustomerView.of(session, principal)
+    return {"items": [view.account(a) for a in page.items], "next_cursor": page.next_cursor}
 
 
 @router.get("/accounts/{account_id}", tags=["accounts"])
 def get_account(account_id: int, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
     """An account and those of its members the caller may see."""
     account, members = service.get_account(session, principal, account_id)
-    return {"account": schemas.AccountOut.model_validate(account).model_dump(mode="json"),
-            "members": [service.profile_out(principal, p).model_dump(mode="json") for p in members]}
+    view = CustomerView.of(session, principal)
+    return {"account": view.account(account).model_dump(mode="json"),
+            "members": [view.profile(p).model_dump(mode="json") for p in members]}
 
 
 @router.post("/orders", response_model=schemas.OrderOut, status_code=status.HTTP_201_CREATED, tags=["orders"])

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from kehu.cdp import identity, identity_rules, matching, schemas
 from kehu.cdp.models import DedupeSettings, DuplicateCandidate, Identity, Merge, Profile
-from kehu.cdp.service import profile_filters, profile_out
+from kehu.cdp.service import profile_filters
+from kehu.cdp.views import CustomerView
 from kehu.core import audit, jobs
 from kehu.core import settings as kehu_settings
 from kehu.core.db import Database, dialect_insert, utcnow
@@ -379,9 +380,10 @@ def candidates_out(session: Session, principal: Principal,
     """The pairs as the principal may see them: both customers (PII masked without pii.read), the evidence."""
     people = profiles_of(session, candidates)
     model = settings_of(session, principal.org_id).model if candidates else {}
+    view = CustomerView.of(session, principal)
     return [schemas.DuplicateOut(
         id=c.id, probability=c.probability, status=c.status, found_at=c.found_at, decided_at=c.decided_at,
         decided_by_id=c.decided_by_id, merge_id=c.merge_id,
         evidence=[schemas.EvidenceOut(**e) for e in evidence(model, c.levels)],
-        customers=[profile_out(principal, people[pid]) for pid in (c.profile_a_id, c.profile_b_id) if pid in people])
+        customers=[view.profile(people[pid]) for pid in (c.profile_a_id, c.profile_b_id) if pid in people])
         for c in candidates]

@@ -8,6 +8,7 @@ from typing import Any
 from nicegui import ui
 
 from kehu.cdp import dedupe, schemas, service
+from kehu.cdp.views import CustomerView
 from kehu.core.errors import KehuError
 from kehu.core.jobs import Job
 from kehu.core.timeutil import format_local
@@ -67,6 +68,7 @@ def duplicates_page() -> None:
                                                sort=sort or "probability", descending=descending, page=page_no,
                                                per_page=per_page)
                 people = dedupe.profiles_of(session, found.items)
+                view = CustomerView.of(session, principal)
                 _, unit_names = service.names_for(session, user_ids=set(),
                                                   unit_ids={p.unit_id for p in people.values()})
                 rows = []
@@ -79,7 +81,7 @@ def duplicates_page() -> None:
                                                         for e in dedupe.evidence(state.model, c.levels)]}
                     for side, pid in (("a", c.profile_a_id), ("b", c.profile_b_id)):
                         person = people.get(pid)
-                        out = service.profile_out(principal, person) if person else None
+                        out = view.profile(person) if person else None
                         row[side] = {"id": pid, "name": (out.name if out else None) or f"#{pid}",
                                      "contact": " · ".join(v for v in (
                                          readable_phone(out.mobile), out.birthday) if v) if out else "",
@@ -289,7 +291,8 @@ def _merge_dialog(principal: Any, row: dict[str, Any], *, after: Any) -> None:
             pair = [people[candidate.profile_a_id], people[candidate.profile_b_id]]
             owners, units = service.names_for(session, user_ids={p.owner_id for p in pair if p.owner_id},
                                               unit_ids={p.unit_id for p in pair})
-            outs = [service.profile_out(principal, p) for p in pair]
+            view = CustomerView.of(session, principal)
+            outs = [view.profile(p) for p in pair]
     except KehuError as error:  # decided or out of reach since the table was drawn
         notify_error(error)
         after()
@@ -338,7 +341,8 @@ def duplicates_panel(principal: Any, profile_id: int) -> None:
         pairs = dedupe.candidates_of(session, principal, profile_id)
         people = dedupe.profiles_of(session, pairs)
         others = [(c, people.get(c.profile_b_id if c.profile_a_id == profile_id else c.profile_a_id)) for c in pairs]
-        rows = [(c.probability, other.id, service.profile_out(principal, other)) for c, other in others if other]
+        view = CustomerView.of(session, principal)
+        rows = [(c.probability, other.id, view.profile(other)) for c, other in others if other]
     if not rows:
         return
     with ui.card().classes("w-full border-l-4 border-orange-400").mark("duplicates-panel"):

@@ -4,8 +4,6 @@ download audited. The file is written in one go at the end, so a job that dies h
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +14,8 @@ from sqlalchemy.orm import Session
 from kehu.cdp import fields, schemas
 from kehu.cdp.identity import LIFECYCLE_STAGES
 from kehu.cdp.models import Export, Profile
-from kehu.core import audit, jobs
+from kehu.cdp.views import CustomerView
+from kehu.core import audit, files, jobs
 from kehu.core.db import utcnow
 from kehu.core.errors import Conflict, NotFound, ValidationFailed, invalid
 from kehu.core.i18n import t
@@ -126,7 +125,7 @@ def _header(locale: str, defined: dict[str, Any]) -> list[str]:
 
 def _rows(session: Session, principal: Principal, export: Export) -> Any:
     """The export's rows in id order, a chunk at a time (keyset), as the principal may see them."""
-    from kehu.cdp.service import profile_filters, profile_out
+    from kehu.cdp.service import profile_filters
 
     filters = export.filters or {}
     where = profile_filters(principal, filters.get("q"), filters.get("unit_id"), filters.get("stage"))
@@ -134,7 +133,8 @@ def _rows(session: Session, principal: Principal, export: Export) -> Any:
     for key, value in filters.items():
         if key not in LIST_FILTERS:
             where.append(FILTER_PROVIDERS[key](session, principal, value))
-    defined = fields.definitions(session, export.org_id)
+    view = CustomerView.of(session, principal)
+    defined = view.personal.defined
     units = dict(session.execute(select(BusinessUnit.id, BusinessUnit.name)
                                  .where(BusinessUnit.org_id == export.org_id)).all())
     people = dict(session.execute(select(User.id, User.name).where(User.org_id == export.org_id)).all())
@@ -146,7 +146,7 @@ def _rows(session: Session, principal: Principal, export: Export) -> Any:
         if not chunk:
             return
         for profile in chunk:
-            out = profile_out(principal, profile, defined)
+            out = view.profile(profile)
             values = [
                 out.id, out.name or "", out.mobile or "", out.email or "",
                 t(f"gender.{out.gender}", locale, default=out.gender or "") if out.gender else "",
@@ -185,28 +185,14 @@ def _run_export(ctx: jobs.JobContext) -> dict[str, Any]:
     defined = fields.definitions(session, export.org_id)
     header = _header(locale, defined)
     count = 0
-    if fmt == "xlsx":
-        from openpyxl import Workbook
-
-        book = Workbook(write_only=True)
-        sheet = book.create_sheet(t("export.sheet", locale, default="customers"))
-        sheet.append(header)
-        for values in _rows(session, principal, export):
-            count += 1
-            if count > XLSX_MAX_ROWS:
-                raise invalid("format", f"a worksheet holds at most {XLSX_MAX_ROWS} rows; export as CSV")
-            sheet.append(values)
-        buffer = io.BytesIO()
-        book.save(buffer)
-        content = buffer.getvalue()
-    else:
-        text = io.StringIO()
-        writer = csv.writer(text)
-        writer.writerow(header)
-        for values in _rows(session, principal, export):
-            writer.writerow(values)
-            count += 1
-        content = text.getvalue().encode("utf-8-sig")  # the BOM makes Excel read UTF-8
+    out = files.sheet(fmt, t("export.sheet", locale, default="customers"))
+    out.write(header)
+    for values in _rows(session, principal, export):
+        count += 1
+        if fmt == "xlsx" and count > XLSX_MAX_ROWS:
+            raise invalid("format", f"a worksheet holds at most {XLSX_MAX_ROWS} rows; export as CSV")
+        out.write(values)
+    content = out.content()
     export = session.get(Export, export_id)  # expunged with the chunks
     assert export is not None
     stamp = utcnow()

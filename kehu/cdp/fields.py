@@ -16,7 +16,8 @@ from kehu.cdp.models import CustomField
 from kehu.core import audit
 from kehu.core.audit import snapshot
 from kehu.core.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
-from kehu.tenancy.access import Principal, mask
+from kehu.tenancy.access import Principal
+from kehu.tenancy.masking import is_masked
 
 TYPES = ("text", "number", "date", "boolean", "option", "multi_option")
 RESERVED = {"name", "gender", "birthday", "mobile", "phone", "email", "province", "city", "source",
@@ -35,6 +36,8 @@ def coerce(field: CustomField, value: Any) -> Any:
     """The value in the field's type, or InvalidValue saying why not."""
     if value is None or value == "":
         return None
+    if field.is_pii and is_masked(value):  # a masked export imported again must not overwrite the real value
+        raise normalise.InvalidValue("masked", value=value)
     if field.type == "text":
         text = str(value).strip()
         if len(text) > 1000:
@@ -87,14 +90,6 @@ def clean_attributes(defined: dict[str, CustomField], attributes: dict[str, Any]
         except normalise.InvalidValue as error:
             problems.append((key, error))
     return clean, problems
-
-
-def mask_attributes(principal: Principal, defined: dict[str, CustomField], attributes: dict[str, Any]
-                    ) -> dict[str, Any]:
-    if principal.has("pii.read"):
-        return attributes
-    return {k: (mask(str(v)) if k in defined and defined[k].is_pii and v not in (None, "") else v)
-            for k, v in attributes.items()}
 
 
 # -- managing definitions ------------------------------------------------------------------------------

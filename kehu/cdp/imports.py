@@ -35,11 +35,14 @@ from kehu.cdp.identity import (
 )
 from kehu.cdp.identity_rules import DEFAULT_RULES
 from kehu.cdp.models import ImportRejection, ImportRun, Order, Source
+from kehu.cdp.views import CustomerView, file_view
 from kehu.core import audit, jobs
 from kehu.core.db import commit_without_waiting_for_disk, lost_a_race, one_of, refresh_statistics, utcnow
 from kehu.core.errors import Conflict, FieldError, PayloadTooLarge, ValidationFailed, invalid
+from kehu.core.files import CsvSheet
 from kehu.core.pagination import Page, keyset_page
 from kehu.tenancy.access import Principal, get_scoped, require_row, scope, writable_units
+from kehu.tenancy.masking import MASK
 from kehu.tenancy.models import Organization
 
 IMPORT_JOB = "cdp.import_profiles"
@@ -772,18 +775,20 @@ def dealer_codes(session: Session, principal: Principal) -> dict[str, int]:
 
 
 def _preview_orders(session: Session, principal: Principal, run: ImportRun, limit: int,
-                    locale: str | None) -> list[PreviewRow]:
+                    locale: str | None, view: CustomerView) -> list[PreviewRow]:
     out: list[PreviewRow] = []
+    shown = functools.partial(view.file_row, run.mapping)
     if not {"order_no", "ordered_at"} <= set(run.mapping.values()):
-        return [PreviewRow(n, row, True, "") for n, row in itertools.islice(rows(run.content, run.filename), limit)]
+        return [PreviewRow(n, shown(row), True, "")
+                for n, row in itertools.islice(rows(run.content, run.filename), limit)]
     dealers = dealer_codes(session, principal)
     for group in order_groups(run):
         try:
             order_to_message(run.id, group, run.mapping, run.filename, tz_name=principal.timezone, dealers=dealers)
-            out += [PreviewRow(n, row, True, "") for n, row in group]
+            out += [PreviewRow(n, shown(row), True, "") for n, row in group]
         except RowRejected as error:
-            out += [PreviewRow(n, row, False, reason) for (n, row), reason in
-                    zip(group, _group_reasons(error, group, locale or principal.locale), strict=True)]
+            out += [PreviewRow(n, shown(row), False, _reason(view, run, problems, locale or principal.locale))
+                    for (n, row), problems in zip(group, _group_problems(error, group), strict=True)]
         if len(out) >= limit:
             break
     return out[:limit]
@@ -800,23 +805,26 @@ def _group_problems(error: RowRejected, group: list[tuple[int, dict[str, str]]])
     return out
 
 
-def _group_reasons(error: RowRejected, group: list[tuple[int, dict[str, str]]], locale: str | None) -> list[str]:
-    return [RowRejected(problems).text(locale) for problems in _group_problems(error, group)]
+def _reason(view: CustomerView, run: ImportRun, problems: list[Problem], locale: str | None) -> str:
+    """Why a row was refused, in ``locale``, quoting its values as the reader may see them."""
+    return problems_text(view.file_problems(run.mapping, RowRejected(problems).as_json()), locale)
 
 
 def preview(session: Session, principal: Principal, import_id: int, limit: int = 10,
             locale: str | None = None) -> list[PreviewRow]:
     run = get_run(session, principal, import_id)
+    view = file_view(session, principal, uploaded_by=run.created_by_id)
     if run.kind == "orders":
-        return _preview_orders(session, principal, run, limit, locale)
+        return _preview_orders(session, principal, run, limit, locale, view)
     defined = definitions(session, run.org_id)
     out: list[PreviewRow] = []
     for number, row in rows(run.content, run.filename):
         try:
             row_to_message(run.id, number, row, run.mapping, run.filename, defined)
-            out.append(PreviewRow(number, row, True, ""))
+            out.append(PreviewRow(number, view.file_row(run.mapping, row), True, ""))
         except RowRejected as error:
-            out.append(PreviewRow(number, row, False, error.text(locale or principal.locale)))
+            out.append(PreviewRow(number, view.file_row(run.mapping, row), False,
+                                  _reason(view, run, error.problems, locale or principal.locale)))
         if len(out) >= limit:
             break
     return out
@@ -846,15 +854,17 @@ def rejections(session: Session, principal: Principal, import_id: int) -> list[I
 
 def rejections_csv(session: Session, principal: Principal, import_id: int, locale: str | None = None) -> bytes:
     """The rejected rows as they were, with their row number and reason (in ``locale``): fix them and import
-    this file again."""
+    this file again. Masked as the preview is for readers other than the uploader without pii.read."""
     run = get_run(session, principal, import_id)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["row_number", "reason", *run.headers])
+    view = file_view(session, principal, uploaded_by=run.created_by_id)
+    sheet = CsvSheet()
+    sheet.write(["row_number", "reason", *run.headers])
     for rejection in rejections(session, principal, import_id):
-        reason = problems_text(rejection.problems, locale) if rejection.problems else rejection.reason
-        writer.writerow([rejection.row_number, reason, *(rejection.row.get(h, "") for h in run.headers)])
-    return buffer.getvalue().encode("utf-8-sig")  # the BOM makes Excel read it as UTF-8
+        reason = problems_text(view.file_problems(run.mapping, rejection.problems), locale) if rejection.problems \
+            else (rejection.reason if view.sees_all else MASK)
+        row = view.file_row(run.mapping, rejection.row)
+        sheet.write([rejection.row_number, reason, *(row.get(h, "") for h in run.headers)])
+    return sheet.content()
 
 
 @dataclass

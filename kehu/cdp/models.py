@@ -52,7 +52,7 @@ class Profile(IdMixin, TimestampMixin, OwnedMixin, Base):
 
     __tablename__ = "profiles"
     __entity__ = "profiles"
-    __pii__ = ("mobile", "email", "birthday")
+    __pii__ = {"mobile": "mobile", "email": "email", "birthday": "birthday"}  # column → kind (kehu.tenancy.masking)
     # No index on mobile, e-mail or pinyin: finding a person by them goes through identities (unique per org,
     # kind and value), and customer search ORs them with a substring match of the name that scans anyway (a
     # pinyin index was never used: LIKE 'zhang%' takes no index under the databases' C.UTF-8 collation). Each

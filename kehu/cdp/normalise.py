@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 from pypinyin import Style, lazy_pinyin
 
+from kehu.tenancy.masking import MASK
+
 DEFAULT_REGION = "CN"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SPACES = re.compile(r"\s+")
@@ -76,6 +78,8 @@ def phone(value: object, region: str = DEFAULT_REGION) -> str:
 def email(value: object) -> str:
     raw = str(value or "")
     raw = (raw if raw.isascii() else unicodedata.normalize("NFKC", raw)).strip().lower()
+    if MASK in raw:  # z***@example.com from a masked export: as an identity it would join strangers
+        raise InvalidValue("masked", value=raw)
     if not _EMAIL.match(raw):
         raise InvalidValue("email_invalid", value=raw)
     return raw

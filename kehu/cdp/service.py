@@ -23,6 +23,7 @@ from kehu.cdp.models import (
     Source,
     Vehicle,
 )
+from kehu.cdp.views import PSEUDONYMOUS_IDENTITIES, CustomerView
 from kehu.core import audit
 from kehu.core.audit import changed, snapshot
 from kehu.core.db import Database, month_of, utcnow
@@ -30,7 +31,7 @@ from kehu.core.errors import Conflict, FieldError, NotFound, Unauthorized, Valid
 from kehu.core.jobs import poller
 from kehu.core.pagination import OffsetPage, Page, keyset_page, offset_page
 from kehu.core.security import digest_api_key, generate_api_key
-from kehu.tenancy.access import Principal, get_scoped, masked, require_row, scope
+from kehu.tenancy.access import Principal, get_scoped, require_row, scope
 from kehu.tenancy.models import BusinessUnit, User
 
 WRITE_KEY_PREFIX = "wk_"
@@ -84,12 +85,22 @@ def _live() -> Any:
 
 
 def _search_filter(principal: Principal, q: str) -> Any:
-    """Name, pinyin, mobile in any format, e-mail, or any identity value (VIN, openid, user id…)."""
+    """Name, pinyin, mobile in any format, e-mail, or any identity value (VIN, openid, user id…).
+
+    Without pii.read personal data is no search key beyond what the reader is shown (a mobile's last four
+    digits) and identities only by their pseudonymous kinds: each answer (found / not found) would otherwise
+    confirm a hidden value, and a few dozen searches rebuild a masked number digit by digit."""
     text = q.strip()
     clauses: list[Any] = [Profile.name.like(f"%{text}%")]
     letters = text.lower().replace(" ", "")
     if letters.isascii() and letters.isalpha():
         clauses.append(Profile.name_pinyin.like(f"{letters}%"))
+    if not principal.has("pii.read"):
+        if len(text) == 4 and text.isdigit():
+            clauses.append(Profile.mobile.like(f"%{text}"))
+        clauses.append(exists().where(Identity.profile_id == Profile.id, Identity.org_id == principal.org_id,
+                                      Identity.kind.in_(PSEUDONYMOUS_IDENTITIES), Identity.value == text))
+        return or_(*clauses)
     try:
         clauses.append(Profile.mobile == normalise.phone(text))
     except normalise.InvalidValue:
@@ -151,29 +162,6 @@ def get_profile(session: Session, principal: Principal, profile_id: int) -> Prof
     if profile is None:
         raise NotFound(f"No customer with id {profile_id}.")
     return profile
-
-
-def profile_out(principal: Principal, profile: Profile,
-                defined: dict[str, Any] | None = None) -> schemas.ProfileOut:
-    """The profile as the principal may see it: PII (standard and custom fields) masked without pii.read."""
-    pii = principal.has("pii.read")
-    return schemas.ProfileOut(
-        id=profile.id, name=profile.name, name_pinyin=profile.name_pinyin, gender=profile.gender,
-        birthday=(profile.birthday.isoformat() if pii else f"{profile.birthday.year}-**-**")
-        if profile.birthday else None,
-        mobile=masked(principal, profile.mobile), email=masked(principal, profile.email),
-        province=profile.province, city=profile.city, source=profile.source,
-        lifecycle_stage=profile.lifecycle_stage, unit_id=profile.unit_id, owner_id=profile.owner_id,
-        attributes=fields.mask_attributes(principal, defined or {}, dict(profile.attributes or {})),
-        first_seen_at=profile.first_seen_at,
-        last_seen_at=profile.last_seen_at, created_at=profile.created_at, updated_at=profile.updated_at,
-    )
-
-
-def identity_out(principal: Principal, row: Identity) -> schemas.IdentityOut:
-    value = masked(principal, row.value) if row.kind in ("mobile", "email") else row.value
-    return schemas.IdentityOut(id=row.id, kind=row.kind, value=value or "", source_id=row.source_id,
-                               first_seen_at=row.first_seen_at, last_seen_at=row.last_seen_at)
 
 
 def _check_owner(session: Session, principal: Principal, unit_id: int, owner_id: int | None) -> None:
@@ -329,9 +317,10 @@ def timeline(session: Session, principal: Principal, profile: Profile, *, limit:
 
 
 def timeline_page(session: Session, principal: Principal, profile_id: int, *, limit: int = 50,
-                  cursor: str | None = None) -> schemas.TimelinePage:
+                  cursor: str | None = None, view: CustomerView | None = None) -> schemas.TimelinePage:
     """The interleaved timeline of events and changes, for the API and the Customer 360 page."""
     profile = get_profile(session, principal, profile_id)
+    view = view or CustomerView.of(session, principal)
     page = history.timeline(session, principal, profile, limit=limit, cursor=cursor)
     items = []
     for item in page.items:
@@ -339,7 +328,7 @@ def timeline_page(session: Session, principal: Principal, profile_id: int, *, li
             event = item.row
             items.append(schemas.TimelineItemOut(kind="event", id=item.id, ts=item.ts, type=event.type,
                                                  event=event.event, source_id=event.source_id,
-                                                 properties=event.properties or {}))
+                                                 properties=view.properties(event.properties or {})))
         elif item.kind in history.TIMELINE_STREAMS:
             items.append(schemas.TimelineItemOut(kind=item.kind, id=item.id, ts=item.ts,
                                                  **history.TIMELINE_STREAMS[item.kind].present(principal, item.row)))
@@ -347,35 +336,37 @@ def timeline_page(session: Session, principal: Principal, profile_id: int, *, li
             change = item.row
             items.append(schemas.TimelineItemOut(
                 kind="change", id=item.id, ts=item.ts, action=change.action, entity=change.entity,
-                entity_id=change.entity_id, actor=change.actor_display, summary=change.summary,
-                changes=history.change_details(principal, change)))
+                entity_id=change.entity_id, actor=change.actor_display, summary=history.change_summary(view, change),
+                changes=history.change_details(view, change)))
     return schemas.TimelinePage(items=items, next_cursor=page.next_cursor)
 
 
 def customer_360(session: Session, principal: Principal, profile_id: int, *, include: set[str],
                  limit: int = 50, cursor: str | None = None) -> schemas.Customer360:
     profile = get_profile(session, principal, profile_id)
-    result = schemas.Customer360(profile=profile_out(principal, profile, fields.definitions(session, profile.org_id)))
+    view = CustomerView.of(session, principal)
+    result = schemas.Customer360(profile=view.profile(profile))
     if "identities" in include:
-        result.identities = [identity_out(principal, i) for i in identities_of(session, profile)]
+        result.identities = [view.identity(i) for i in identities_of(session, profile)]
     if "merges" in include:
         result.merges = [schemas.MergeOut.model_validate(m) for m in merges_of(session, profile)]
     if "consents" in include:
         result.consents = [schemas.ConsentOut(**vars(c)) for c in relations.current_consents(session, profile)]
     if "accounts" in include:
-        result.accounts = [schemas.AccountOut.model_validate(a) for a in relations.accounts_of(session, profile)]
+        result.accounts = [view.account(a) for a in relations.accounts_of(session, profile)]
     if "orders" in include:
         result.orders = orders_of(session, principal, profile)
     if "vehicles" in include:
-        result.vehicles = [schemas.VehicleOut.model_validate(v) for v in session.scalars(
+        result.vehicles = [view.vehicle(v) for v in session.scalars(
             select(Vehicle).where(Vehicle.profile_id == profile.id).order_by(Vehicle.purchased_at.desc()))]
     if "timeline" in include:
-        page_ = timeline_page(session, principal, profile.id, limit=limit, cursor=cursor)
+        page_ = timeline_page(session, principal, profile.id, limit=limit, cursor=cursor, view=view)
         result.timeline, result.timeline_next_cursor = page_.items, page_.next_cursor
     if "events" in include:
         page = timeline(session, principal, profile, limit=limit, cursor=cursor)
         result.events = [schemas.EventOut(id=e.id, type=e.type, event=e.event, ts=e.ts, source_id=e.source_id,
-                                          properties=e.properties or {}, context=e.context or {})
+                                          properties=view.properties(e.properties or {}),
+                                          context=view.properties(e.context or {}))
                          for e in page.items]
         result.events_next_cursor = page.next_cursor
     return result

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
@@ -18,11 +18,13 @@ from kehu.cdp.models import Event, Order, Profile
 from kehu.core.audit import AuditRecord
 from kehu.core.errors import invalid
 from kehu.core.pagination import Page, decode_cursor, encode_cursor
-from kehu.tenancy.access import Principal, masked
+
+if TYPE_CHECKING:
+    from kehu.cdp.views import CustomerView
+from kehu.tenancy.access import Principal
 
 EVENT, CHANGE = "event", "change"
 _RANK = {EVENT: 0, CHANGE: 1}  # at the same instant a change sorts above the event that caused it; streams follow
-PII_FIELDS = {"mobile", "email", "phone", "vin", "birthday"}
 HIDDEN_FIELDS = {"trait_times", "name_pinyin", "updated_at", "created_at"}
 
 
@@ -108,13 +110,33 @@ def timeline(session: Session, principal: Principal, profile: Profile, *, limit:
     return Page(items, encode_cursor([last.ts.isoformat(), _RANK[last.kind], last.id]))
 
 
-def change_details(principal: Principal, record: AuditRecord) -> dict[str, Any]:
-    """What a change set, field by field, with personal data masked for viewers without ``pii.read``."""
+def _personal_kind(view: CustomerView, key: str) -> str | None:
+    return view.personal.of_attribute(key) or Profile.__pii__.get(key)
+
+
+def change_summary(view: CustomerView, record: AuditRecord) -> str:
+    """A change's one-line summary, with the personal values it quotes ("Vehicle LSV… registered") masked as
+    its fields are."""
+    summary = record.summary or ""
+    if view.sees_all:
+        return summary
+    for values in (record.before or {}, record.after or {}):
+        for key, value in values.items():
+            kind = _personal_kind(view, key)
+            if kind and isinstance(value, str) and value and value in summary:
+                summary = summary.replace(value, str(view.value(kind, value)))
+    return summary
+
+
+def change_details(view: CustomerView, record: AuditRecord) -> dict[str, Any]:
+    """What a change set, field by field, with personal data masked (by its kind) for viewers without
+    ``pii.read``."""
     after = record.after or {}
     out: dict[str, Any] = {}
     for key, value in after.items():
         if key in HIDDEN_FIELDS or isinstance(value, dict | list):
             continue
         text = "" if value is None else str(value)
-        out[key] = masked(principal, text) if key in PII_FIELDS else text[:200]
+        kind = _personal_kind(view, key)
+        out[key] = view.value(kind, text) if kind else text[:200]
     return out

@@ -9,10 +9,12 @@ from nicegui import ui
 
 from kehu.cdp import commerce, dedupe_ui, exports, fields, identity_rules, imports, relations, schemas, service
 from kehu.cdp import timeline as history
+from kehu.cdp.views import CustomerView
 from kehu.core.i18n import t
 from kehu.core.jobs import Job
 from kehu.core.timeutil import format_local
 from kehu.tenancy import service as tenancy_service
+from kehu.tenancy.masking import is_masked
 from kehu.ui.components import ServerTable, add_status_slot, localise_table, readable_phone
 from kehu.ui.shell import empty_state, frame, locale, page, run_action, tr, unit_of_work, validated
 
@@ -93,9 +95,10 @@ def customers_page() -> None:
                 owners, unit_names = service.names_for(
                     session, user_ids={p.owner_id for p in result.items if p.owner_id},
                     unit_ids={p.unit_id for p in result.items})
+                view = CustomerView.of(session, principal)
                 rows = []
                 for p in result.items:
-                    out = service.profile_out(principal, p)
+                    out = view.profile(p)
                     rows.append({"id": p.id, "name": _display_name(p.name, p.id),
                                  "mobile": readable_phone(out.mobile) or "—",
                                  "city": p.city or "—", "stage": p.lifecycle_stage,
@@ -248,8 +251,9 @@ def customer_page(profile_id: int) -> None:
             return
         with unit_of_work() as session:
             profile = service.get_profile(session, principal, profile_id)
-            out = service.profile_out(principal, profile)
-            identities = [service.identity_out(principal, i) for i in service.identities_of(session, profile)]
+            view = CustomerView.of(session, principal)
+            out = view.profile(profile)
+            identities = [view.identity(i) for i in service.identities_of(session, profile)]
             merges = service.merges_of(session, profile)
             months = service.activity_by_month(session, principal, profile)
             consents = relations.current_consents(session, profile)
@@ -258,8 +262,7 @@ def customer_page(profile_id: int) -> None:
             accounts = [(a.name or a.external_id, a.kind) for a in relations.accounts_of(session, profile)]
             owners, units = service.names_for(session, user_ids={profile.owner_id} if profile.owner_id else set(),
                                               unit_ids={profile.unit_id})
-            defined = fields.definitions(session, profile.org_id)
-            out = service.profile_out(principal, profile, defined)
+            defined = view.personal.defined
         _profile_card(principal, out, owners, units)
         with ui.row().classes("w-full gap-4 no-wrap items-start max-lg:flex-wrap"):
             with ui.column().classes("w-[420px] shrink-0 gap-4 max-lg:w-full"):
@@ -308,6 +311,8 @@ def _attribute_text(field: Any, key: str, value: Any) -> tuple[str, str]:
         return key, str(value)
     label = field.label_en if locale() == "en" else field.label_zh
     options = {o["value"]: (o["en"] if locale() == "en" else o["zh"]) for o in field.options}
+    if is_masked(value):
+        return label, str(value)  # hidden whole: not the yes, the option or the date it stands for
     if field.type == "boolean":
         return label, tr("common.yes") if value else tr("common.no")
     if field.type in ("option", "multi_option"):
@@ -465,7 +470,8 @@ def _merge_dialog(principal: Any, profile_id: int) -> None:
                 return
             with unit_of_work() as session:
                 found = service.page_profiles(session, principal, q=text, per_page=8).items
-                rows = [(p.id, _display_name(p.name, p.id), service.profile_out(principal, p).mobile or "",
+                view = CustomerView.of(session, principal)
+                rows = [(p.id, _display_name(p.name, p.id), view.profile(p).mobile or "",
                          p.city or "") for p in found if p.id != profile_id]
             with results:
                 if not rows:

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from kehu.cdp import commerce as cdp_commerce
 from kehu.cdp import service as cdp_service
 from kehu.cdp import ui as cdp_ui
+from kehu.cdp.views import CustomerView
 from kehu.core.errors import KehuError
 from kehu.core.timeutil import format_local
 from kehu.sales import opportunities, reports, schemas
@@ -298,8 +299,9 @@ def _new_dialog(principal: Any, profile_id: int | None = None) -> None:
                 return
             with unit_of_work() as session:
                 hits = cdp_service.page_profiles(session, principal, q=text, per_page=20).items
+                view = CustomerView.of(session, principal)
                 options = {p.id: " · ".join(filter(None, [p.name, cdp_ui.readable_phone(
-                    cdp_service.profile_out(principal, p).mobile), p.city])) for p in hits}
+                    view.profile(p).mobile), p.city])) for p in hits}
             found.update(options)
             keep = {who.value: found[who.value]} if who.value in found else {}
             who.set_options({**keep, **options}, value=next(iter(options)) if len(options) == 1 else who.value)
@@ -378,7 +380,7 @@ def opportunity_page(opportunity_id: int) -> None:
                     history = opportunities.history(session, principal, int(opportunity_id))
                     person = cdp_service.get_profile(session, principal, deal["profile_id"]) \
                         if deal["profile_id"] and principal.can("profiles") else None
-                    shown = cdp_service.profile_out(principal, person) if person else None
+                    shown = CustomerView.of(session, principal).profile(person) if person else None
                     accounts = {k: cdp_service.get_account(session, principal, deal[k])[0].name
                                 for k in ("account_id", "distributor_account_id", "partner_account_id")
                                 if deal[k] and principal.can("accounts")}
@@ -706,9 +708,9 @@ def _people_dialog(principal: Any, deal: dict[str, Any], names: dict[int, str], 
                 return
             with unit_of_work() as session:
                 hits = cdp_service.page_profiles(session, principal, q=text, per_page=5).items
+                view = CustomerView.of(session, principal)
                 for p in hits:
-                    known[p.id] = " · ".join(filter(None, [p.name, cdp_ui.readable_phone(
-                        cdp_service.profile_out(principal, p).mobile)]))
+                    known[p.id] = " · ".join(filter(None, [p.name, cdp_ui.readable_phone(view.profile(p).mobile)]))
             if len(hits) == 1 and hits[0].id not in {c["profile_id"] for c in contacts}:
                 contacts.append({"profile_id": hits[0].id, "role": "contact"})
                 draw_rows()

@@ -49,7 +49,7 @@ def save_rule(session: Session, principal: Principal, data: schemas.ScoreRuleIn,
     principal.require_permission("settings.manage")
     if data.kind == "condition":
         compile_condition(session, principal.org_id, principal.timezone,
-                          segment_schemas.condition_adapter.validate_python(data.condition))
+                          segment_schemas.condition_adapter.validate_python(data.condition), reader=principal)
     if rule_id is None:
         rule = ScoreRule(org_id=principal.org_id)
         session.add(rule)
@@ -84,7 +84,7 @@ def _rule_points(session: Session, rule: ScoreRule, org_id: int, timezone: str, 
     """SELECT (profile_id, points) of one rule, for every customer (or one)."""
     if rule.kind == "condition":
         clause = compile_condition(session, org_id, timezone,
-                                   segment_schemas.condition_adapter.validate_python(rule.condition))
+                                   segment_schemas.condition_adapter.validate_python(rule.condition), reader=None)
         query = select(Profile.id.label("profile_id"), literal(rule.points).label("points")).where(
             Profile.org_id == org_id, Profile.merged_into_id.is_(None), clause)
         return query.where(Profile.id == profile_id) if profile_id is not None else query

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from kehu.cdp import service as cdp_service
 from kehu.cdp import ui as cdp_ui
+from kehu.cdp.views import CustomerView
 from kehu.core.errors import KehuError
 from kehu.core.timeutil import aware, format_local
 from kehu.sales import activities, opportunity_ui, routing, schemas, scoring, service
@@ -152,12 +153,13 @@ def leads_page(lead_id: int | None = None) -> None:
 
 def _rows(session: Any, principal: Any, leads: list[Any]) -> list[dict[str, Any]]:
     profiles = service.customers_of(session, principal, leads)
+    view = CustomerView.of(session, principal)
     owners, units = cdp_service.names_for(session, user_ids={lead.owner_id for lead in leads if lead.owner_id},
                                           unit_ids={lead.unit_id for lead in leads})
     rows = []
     for lead in leads:
         profile = profiles.get(lead.profile_id)
-        mobile = cdp_service.profile_out(principal, profile).mobile if profile else None
+        mobile = view.profile(profile).mobile if profile else None
         rows.append({"id": lead.id, "customer": (profile.name if profile else None) or f"#{lead.profile_id}",
                      "mobile": cdp_ui.readable_phone(mobile) or "—", "model": lead.model_interest or "—",
                      "source": tr(f"lead.source.{lead.source}"), "status": lead.status,
@@ -220,7 +222,7 @@ def lead_panel(principal: Any, lead_id: int, changed: Any) -> None:
                 with unit_of_work() as session:
                     lead = service.get_lead(session, principal, lead_id)
                     profile = service.customers_of(session, principal, [lead]).get(lead.profile_id)
-                    shown = cdp_service.profile_out(principal, profile) if profile else None
+                    shown = CustomerView.of(session, principal).profile(profile) if profile else None
                     owners, units = cdp_service.names_for(session, user_ids={lead.owner_id} - {None},
                                                           unit_ids={lead.unit_id})
                     placed_at = units.get(lead.unit_id, "")

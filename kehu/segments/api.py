@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
-from kehu.cdp import exports, fields
-from kehu.cdp import service as cdp_service
+from kehu.cdp import exports
 from kehu.cdp.schemas import ExportOut, ProfileOut
+from kehu.cdp.views import CustomerView
 from kehu.segments import lists, rfm, schemas, service, tags
 from kehu.tenancy.deps import Cursor, Limit, PrincipalDep, SessionDep
 from kehu.tenancy.schemas import Page
@@ -91,8 +91,8 @@ def segment_members(segment_id: int, session: SessionDep, principal: PrincipalDe
                     cursor: Cursor = None) -> Any:
     """The members you may see, with cursor paging (a dealer reading a group-wide segment sees its own)."""
     page = service.members(session, principal, segment_id, limit=limit, cursor=cursor)
-    defined = fields.definitions(session, principal.org_id)
-    return {"items": [cdp_service.profile_out(principal, p, defined) for p in page.items],
+    view = CustomerView.of(session, principal)
+    return {"items": [view.profile(p) for p in page.items],
             "next_cursor": page.next_cursor}
 
 

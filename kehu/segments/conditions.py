@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,10 +32,12 @@ from kehu.cdp.models import (
     OrderLine,
     Profile,
 )
+from kehu.cdp.views import PersonalData
 from kehu.core.db import utcnow
-from kehu.core.errors import FieldError, ValidationFailed
+from kehu.core.errors import FieldError, Forbidden, ValidationFailed
 from kehu.segments import schemas
 from kehu.segments.models import ProfileTag, Segment, SegmentMember, Tag
+from kehu.tenancy.access import Principal
 from kehu.tenancy.models import BusinessUnit
 
 # Standard fields and their kinds; custom fields are ``attributes.<key>`` with the kind of their definition.
@@ -57,6 +60,12 @@ OPERATORS: dict[str, set[str]] = {
     "datetime": {"before", "after", "between", "within_last_days", "more_than_days_ago", "is_set",
                  "is_not_set"},
 }
+# What a condition may ask of personal data (a masked field) without pii.read: whether it is there, which the
+# reader sees anyway. Any value test (equals, contains, starts with, before, between…) answers yes or no about
+# the hidden value, and a count or a sample of who matches narrows it to one person: 72 previews rebuild a
+# masked mobile digit by digit. So such a condition is refused (403, naming the field), whatever is asked of it.
+PRESENCE_OPERATORS = frozenset({"is_set", "is_not_set"})
+PII_REFUSED = "pii_read_required"
 MAX_IN_VALUES = 1000
 NUMBER_ONLY = {"gt", "gte", "lt", "lte", "between"}
 ATTRIBUTE_KEY = re.compile(r"[\w\-]{1,60}")  # letters (also Chinese), digits, _ and -: safe in a JSON path
@@ -70,8 +79,13 @@ class Compiler:
     now: datetime
     dialect: str
     custom: dict[str, CustomField]
+    reads_pii: bool  # may the condition test the values of personal data (pii.read, or the platform itself)
     within: frozenset[int] = frozenset()  # the segment(s) this condition defines: referring to one is a cycle
     errors: list[FieldError] = field(default_factory=list)
+
+    @cached_property
+    def personal(self) -> PersonalData:
+        return PersonalData(self.custom)
 
     # -- entry ------------------------------------------------------------------------------------------
     def compile(self, node: Any, path: str) -> ColumnElement[bool]:
@@ -81,6 +95,10 @@ class Compiler:
     def fail(self, path: str, message: str, code: str = "invalid") -> ColumnElement[bool]:
         self.errors.append(FieldError(path, message, code))
         return false()
+
+    def refuse_personal(self, path: str, name: str) -> ColumnElement[bool]:
+        return self.fail(path, f"{name} is personal data: without pii.read a condition may only ask whether it "
+                               "is set (is_set, is_not_set)", PII_REFUSED)
 
     # -- groups -----------------------------------------------------------------------------------------
     def _all(self, node: schemas.AllOf, path: str) -> ColumnElement[bool]:
@@ -116,6 +134,9 @@ class Compiler:
         if node.op not in OPERATORS[kind]:
             return self.fail(f"{path}.op", f"{node.op} does not apply to {name} ({kind}); use one of "
                                            f"{', '.join(sorted(OPERATORS[kind]))}", "wrong_operator")
+        if node.op not in operators_for(kind, personal=self.personal.of_field(name) is not None,
+                                        reads_pii=self.reads_pii):
+            return self.refuse_personal(f"{path}.field", name)
         if node.op == "is_set":
             return column.is_not(None) if kind not in ("text", "option") else and_(column.is_not(None), column != "")
         if node.op == "is_not_set":
@@ -361,6 +382,8 @@ class Compiler:
                         lambda n: base if n == 1 else base.group_by(Event.profile_id).having(func.count() >= n))
 
     def _property(self, node: schemas.PropertyFilter, path: str) -> ColumnElement[bool]:
+        if not self.reads_pii and self.personal.of_attribute(node.property) is not None:
+            return self.refuse_personal(f"{path}.property", node.property)
         value = Event.properties[node.property]
         numeric = isinstance(node.value, int | float) and not isinstance(node.value, bool)
         if node.op in ("gt", "gte", "lt", "lte") or (numeric and node.op in ("eq", "ne")):
@@ -494,14 +517,25 @@ def _bounded(profile_id: Any, op: str, n: int, at_least: Any) -> ColumnElement[b
     return and_(member(n), outside(n + 1))  # eq
 
 
-def compile_condition(session: Session, org_id: int, timezone: str, condition: Any, *,
+def operators_for(kind: str, *, personal: bool, reads_pii: bool) -> set[str]:
+    """The operators a reader may use on a field of ``kind`` (``personal``: its values are masked for them)."""
+    return OPERATORS[kind] if reads_pii or not personal else OPERATORS[kind] & PRESENCE_OPERATORS
+
+
+def compile_condition(session: Session, org_id: int, timezone: str, condition: Any, *, reader: Principal | None,
                       now: datetime | None = None, path: str = "condition", segment_id: int | None = None
                       ) -> ColumnElement[bool]:
     """The SQL filter over ``Profile`` for ``condition`` (of segment ``segment_id``, if it defines one), or
-    ValidationFailed naming every bad node."""
+    ValidationFailed naming every bad node. ``reader`` is who asks (their pii.read decides what they may ask
+    of personal data: Forbidden naming the fields otherwise); None is the platform evaluating a condition that
+    was checked against its author when it was saved (a segment's refresh, a scoring rule)."""
+    custom = definitions(session, org_id)
     compiler = Compiler(session, org_id, ZoneInfo(timezone), now or utcnow(), session.get_bind().dialect.name,
-                        definitions(session, org_id), frozenset({segment_id} if segment_id else ()))
+                        custom, reader is None or reader.has("pii.read"), frozenset({segment_id} if segment_id else ()))
     clause = compiler.compile(condition, path)
+    if any(e.code == PII_REFUSED for e in compiler.errors):
+        raise Forbidden("The condition tests personal data, which your roles do not let you read.",
+                        errors=compiler.errors)
     if compiler.errors:
         raise ValidationFailed("The condition has problems.", errors=compiler.errors)
     return clause

@@ -16,11 +16,14 @@ from sqlalchemy.orm import Session
 from kehu.cdp import imports, normalise
 from kehu.cdp.identity_rules import list_rules
 from kehu.cdp.models import Identity, Profile
+from kehu.cdp.views import identity_kind
 from kehu.core import audit
 from kehu.core.db import copy_rows, dialect_insert, one_of, utcnow
-from kehu.core.errors import Conflict, PayloadTooLarge, invalid
+from kehu.core.errors import Conflict, FieldError, Forbidden, PayloadTooLarge, invalid
+from kehu.core.files import CsvSheet
 from kehu.core.i18n import t
 from kehu.segments import tags
+from kehu.segments.conditions import PII_REFUSED
 from kehu.segments.models import ProfileTag, Segment, SegmentChange, SegmentMember
 from kehu.tenancy.access import Principal, get_scoped, require_row, scope
 
@@ -55,8 +58,11 @@ class ListUpload:
 
 
 def match_kinds(session: Session, principal: Principal) -> list[str]:
-    """What a list can be matched by: kehu's customer number or any identity kind of the organisation."""
-    return [CUSTOMER_ID, *(r.kind for r in list_rules(session, principal.org_id))]
+    """What a list can be matched by: kehu's customer number or any identity kind of the organisation; without
+    pii.read only the pseudonymous kinds. A list of mobiles is a question about each of them, and its answer
+    (which rows found a customer) would confirm a masked number among 10,000 guesses in one upload."""
+    kinds = [CUSTOMER_ID, *(r.kind for r in list_rules(session, principal.org_id))]
+    return kinds if principal.has("pii.read") else [k for k in kinds if k == CUSTOMER_ID or identity_kind(k) is None]
 
 
 def _column(headers: list[str], match_by: str, column: str | None) -> str:
@@ -86,8 +92,12 @@ def _match(session: Session, principal: Principal, *, filename: str, content: by
            column: str | None, privilege: str) -> tuple[ListUpload, list[tuple[int, str, int]]]:
     """Read a list and find its customers among those the principal may ``privilege``: the outcome so far
     (rows, rejections) and the (row, value as written, customer) of every row that named one."""
-    if match_by not in match_kinds(session, principal):
-        raise invalid("match_by", f"match by one of {', '.join(match_kinds(session, principal))}", "unknown")
+    allowed = match_kinds(session, principal)
+    if match_by not in allowed and identity_kind(match_by) is not None and not principal.has("pii.read"):
+        raise Forbidden(f"{match_by} is personal data: without pii.read a list matches by "
+                        f"{', '.join(allowed)}", errors=[FieldError("match_by", "personal data", PII_REFUSED)])
+    if match_by not in allowed:
+        raise invalid("match_by", f"match by one of {', '.join(allowed)}", "unknown")
     if len(content) > MAX_LIST_BYTES:
         raise PayloadTooLarge(f"Lists up to {MAX_LIST_BYTES // (1024 * 1024)} MB can be uploaded.")
     table, total = imports.read_table(content, filename)
@@ -200,13 +210,9 @@ def _customers(session: Session, principal: Principal, match_by: str, values: li
 
 def rejections_csv(upload: ListUpload, locale: str | None) -> bytes:
     """The rejected rows as a CSV the uploader can fix and upload again (UTF-8 with BOM: Excel reads it)."""
-    import csv
-    import io
-
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow([t("segments.list.row", locale), upload.column or t("segments.value", locale),
-                     t("segments.list.reason", locale)])
+    out = CsvSheet()
+    out.write([t("segments.list.row", locale), upload.column or t("segments.value", locale),
+               t("segments.list.reason", locale)])
     for rejection in upload.rejected:
-        writer.writerow([rejection.row, rejection.value, rejection.reason])
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
+        out.write([rejection.row, rejection.value, rejection.reason])
+    return out.content()

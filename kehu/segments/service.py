@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from kehu.cdp import exports, timeline
 from kehu.cdp import service as cdp_service
 from kehu.cdp.models import Export, Profile
+from kehu.cdp.views import CustomerView
 from kehu.core import audit, jobs
 from kehu.core.db import Database, dialect_insert, utcnow
 from kehu.core.errors import Conflict, ValidationFailed, invalid
@@ -21,7 +22,7 @@ from kehu.core.settings import get_settings
 from kehu.segments import schemas, tags
 from kehu.segments.conditions import compile_condition, segments_in
 from kehu.segments.models import Segment, SegmentChange, SegmentMember
-from kehu.tenancy.access import Principal, get_scoped, is_root_path, masked, require_row, scope, units_under
+from kehu.tenancy.access import Principal, get_scoped, is_root_path, require_row, scope, units_under
 from kehu.tenancy.models import BusinessUnit, Organization
 
 
@@ -29,7 +30,7 @@ def matching(session: Session, principal: Principal, condition: Any, *, now: dat
     """The SELECT of the live profiles the principal may read that meet ``condition`` (one statement), with
     relative dates counted back from ``now`` (the present unless given)."""
     principal.require("profiles", "read")
-    clause = compile_condition(session, principal.org_id, principal.timezone, condition, now=now)
+    clause = compile_condition(session, principal.org_id, principal.timezone, condition, reader=principal, now=now)
     return select(Profile).where(scope(principal, Profile), Profile.merged_into_id.is_(None), clause)
 
 
@@ -44,7 +45,8 @@ def preview(session: Session, principal: Principal, request: schemas.PreviewRequ
         # Newest customers first: walking the primary key backwards stops at the sample's size, where ordering
         # by last contact would sort every match (half a million at a million profiles) for twenty rows.
         rows = session.scalars(query.order_by(Profile.id.desc()).limit(request.sample))
-        sample = [schemas.SampleProfile(id=p.id, name=p.name, mobile=masked(principal, p.mobile), city=p.city,
+        view = CustomerView.of(session, principal)
+        sample = [schemas.SampleProfile(id=p.id, name=p.name, mobile=view.profile(p).mobile, city=p.city,
                                         lifecycle_stage=p.lifecycle_stage, unit_id=p.unit_id,
                                         last_seen_at=p.last_seen_at) for p in rows]
     return schemas.PreviewOut(count=count, sample=sample, milliseconds=round((time.perf_counter() - started) * 1000))
@@ -105,7 +107,7 @@ def create_segment(session: Session, principal: Principal, data: schemas.Segment
     if data.condition is None and data.kind == "dynamic":
         raise invalid("condition", "a dynamic segment needs a condition", "required")
     if data.condition is not None:
-        compile_condition(session, principal.org_id, principal.timezone, data.condition)
+        compile_condition(session, principal.org_id, principal.timezone, data.condition, reader=principal)
     if session.scalar(select(Segment.id).where(Segment.org_id == principal.org_id, Segment.name == data.name)):
         raise Conflict(f"A segment named {data.name!r} exists already.")
     segment = Segment(org_id=principal.org_id, unit_id=principal.unit_id, owner_id=principal.user_id,
@@ -143,7 +145,8 @@ def update_segment(session: Session, principal: Principal, segment_id: int, data
     if redefined:
         if segment.kind != "dynamic":
             raise Conflict("A static segment keeps the members it was made with; its condition does not change.")
-        compile_condition(session, principal.org_id, principal.timezone, data.condition, segment_id=segment.id)
+        compile_condition(session, principal.org_id, principal.timezone, data.condition, reader=principal,
+                          segment_id=segment.id)
         segment.condition = new_condition
     after = {"name": segment.name, "description": segment.description, "condition": segment.condition}
     if after == before:
@@ -322,7 +325,7 @@ def refresh_members(session: Session, segment: Segment) -> tuple[int, int]:
     unit_path = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == segment.unit_id)) or "/"
     timezone = session.scalar(select(Organization.timezone).where(Organization.id == segment.org_id))
     condition = schemas.condition_adapter.validate_python(segment.condition)
-    clause = compile_condition(session, segment.org_id, timezone or "Asia/Shanghai", condition,
+    clause = compile_condition(session, segment.org_id, timezone or "Asia/Shanghai", condition, reader=None,
                                segment_id=segment.id)
     # the units by id, and none at all for the top unit: see Principal.unit_tree for why
     covered = (Profile.org_id == segment.org_id, Profile.merged_into_id.is_(None), clause,

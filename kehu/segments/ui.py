@@ -12,10 +12,11 @@ from kehu.cdp import fields
 from kehu.cdp import service as cdp_service
 from kehu.cdp import ui as cdp_ui
 from kehu.cdp.identity_rules import list_rules
+from kehu.cdp.views import CustomerView, PersonalData
 from kehu.core.errors import KehuError
 from kehu.core.timeutil import format_local
 from kehu.segments import lists, rfm, schemas, service, tags
-from kehu.segments.conditions import OPERATORS, OPTIONS, STANDARD_FIELDS
+from kehu.segments.conditions import OPTIONS, PII_REFUSED, STANDARD_FIELDS, operators_for
 from kehu.tenancy import service as tenancy_service
 from kehu.ui.components import ServerTable, add_status_slot, localise_table
 from kehu.ui.shell import empty_state, frame, notify_error, page, run_action, stat_card, tr, unit_of_work
@@ -235,9 +236,11 @@ def list_dialog(principal: Any, segment_id: int | None = None, tag: tuple[int, s
     static segment ``segment_id``, or onto the customers of a ``tag`` (id, name); then show what became of
     every row."""
     with unit_of_work() as session:
+        allowed = set(lists.match_kinds(session, principal))  # without pii.read: no mobiles, e-mails, VINs
         kinds = {k: tr("segments.list.customer_id") if k == lists.CUSTOMER_ID else
                  (r.label_zh if principal.locale == "zh" else r.label_en) or k
-                 for k, r in [(lists.CUSTOMER_ID, None), *((r.kind, r) for r in list_rules(session, principal.org_id))]}
+                 for k, r in [(lists.CUSTOMER_ID, None), *((r.kind, r) for r in list_rules(session, principal.org_id))]
+                 if k in allowed}
     with ui.dialog() as dialog, ui.card().classes("w-[640px] max-w-full"):
         title = tr("tags.from_list", name=tag[1]) if tag else (
             tr("segments.add_list") if segment_id else tr("segments.from_list"))
@@ -335,6 +338,7 @@ class Builder:
         self.root = _group()
         with unit_of_work() as session:
             custom = fields.definitions(session, principal.org_id)
+            self.personal = PersonalData(custom)
             self.fields = {name: tr(f"segments.field.{name}") for name in STANDARD_FIELDS}
             self.kinds = {name: kind for name, kind in STANDARD_FIELDS.items()}
             for key, definition in custom.items():
@@ -349,6 +353,14 @@ class Builder:
             self.tags = {t.id: t.name for t in tags.all_tags(session, principal)}
             self.accounts = {a.id: a.name or a.external_id for a in cdp_service.list_accounts(
                 session, principal, limit=500).items} if principal.can("accounts") else {}
+
+    def is_masked(self, field: str) -> bool:
+        """Whether the field is personal data the reader sees masked (conditions may only ask if it is set)."""
+        return self.personal.of_field(field) is not None and not self.principal.has("pii.read")
+
+    def operators(self, field: str) -> set[str]:
+        return operators_for(self.kinds.get(field, "text"), personal=self.personal.of_field(field) is not None,
+                             reads_pii=self.principal.has("pii.read"))
 
     def kinds_offered(self) -> list[str]:
         empty = {"unit": self.units, "segment": self.segments, "tag": self.tags}
@@ -553,9 +565,10 @@ def builder_page(segment_id: int | None = None) -> None:
 
         def set_value(rule: dict[str, Any], key: str, value: Any, redraw: bool = False) -> None:
             rule[key] = value
-            if key == "field":  # another field: an operator it takes
-                allowed = OPERATORS[builder.kinds.get(value, "text")]
-                rule["op"] = rule["op"] if rule["op"] in allowed else sorted(allowed)[0]
+            if key == "field":  # another field: an operator it takes (and the reader may use on it)
+                allowed = builder.operators(value)
+                rule["op"] = rule["op"] if rule["op"] in allowed else (
+                    "is_set" if builder.is_masked(value) else sorted(allowed)[0])
             if redraw:
                 draw()
             changed()
@@ -619,7 +632,12 @@ def builder_page(segment_id: int | None = None) -> None:
                 request = schemas.PreviewRequest.model_validate({"condition": condition, "sample": 10})
                 with unit_of_work() as session:
                     result = service.preview(session, principal, request)
-            except (ValidationError, KehuError):  # a value still being typed; the save button says what is wrong
+            except KehuError as error:
+                refused = [e.field for e in error.errors if e.code == PII_REFUSED]
+                count_label.text = tr("segments.personal_refused") if refused else tr("segments.incomplete")
+                sample.rows = []
+                return
+            except ValidationError:  # a value still being typed; the save button says what is wrong
                 count_label.text, sample.rows = tr("segments.incomplete"), []
                 return
             count_label.text = tr("segments.preview_count", count=f"{result.count:,}", ms=result.milliseconds)
@@ -664,7 +682,12 @@ def _rule_inputs(builder: Builder, rule: dict[str, Any], set_value: Any) -> None
                   on_change=lambda e: set_value(rule, "field", e.value, redraw=True)).props("dense outlined").classes(
             "w-44").mark("rule-field")
         field_kind = builder.kinds.get(rule["field"], "text")
-        op_select(sorted(OPERATORS[field_kind], key=list(get_args(schemas.FieldOp)).index))
+        # a saved condition may hold an operator this reader may not use: shown, so the page draws, and refused
+        offered = builder.operators(rule["field"]) | {rule["op"]}
+        op_select(sorted(offered, key=list(get_args(schemas.FieldOp)).index))
+        if builder.is_masked(rule["field"]):
+            ui.icon("lock").classes("text-grey-6").props("data-testid=rule-personal").tooltip(
+                tr("segments.personal_hint"))
         if rule["op"] not in NEEDS_NO_VALUE:
             options = OPTIONS.get(rule["field"])
             if options and rule["op"] in ("eq", "ne"):
@@ -800,9 +823,10 @@ def segment_page(segment_id: int) -> None:
         def fetch(page_no: int, per_page: int, sort: str | None, descending: bool) -> tuple[list[dict], int]:
             with unit_of_work() as session:
                 result = service.page_members(session, principal, segment_id, page=page_no, per_page=per_page)
+                view = CustomerView.of(session, principal)
                 rows = []
                 for p in result.items:
-                    out = cdp_service.profile_out(principal, p)
+                    out = view.profile(p)
                     rows.append({"id": p.id, "name": p.name or f"#{p.id}",
                                  "mobile": cdp_ui.readable_phone(out.mobile) or "—", "city": p.city or "—",
                                  "stage": p.lifecycle_stage,

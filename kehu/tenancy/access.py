@@ -1,4 +1,5 @@
-"""Who is acting (Principal) and what they may touch: privileges × depth, the one ``scope()`` filter, masking.
+"""Who is acting (Principal) and what they may touch: privileges × depth, the one ``scope()`` filter. How personal
+data looks without ``pii.read`` is ``kehu.tenancy.masking``.
 
 Modelled on Dynamics 365 business units: a role grants, per entity, each privilege at a depth
 none < own < unit < unit_tree < org. A user may hold several roles; the widest grant wins.
@@ -196,22 +197,4 @@ def get_scoped(session: Session, principal: Principal, model: Any, row_id: int, 
     if row is None:
         raise NotFound(f"No {model.__entity__} record with id {row_id}.")
     return row
-
-
-def mask(value: str | None) -> str | None:
-    """脱敏: keep enough to recognise a value, hide the rest (+86138****5678, z***@example.com, 110****1234)."""
-    if not value:
-        return value
-    if "@" in value:
-        local, _, domain = value.partition("@")
-        return f"{local[:1]}***@{domain}"
-    if value.startswith("+") and value[1:].isdigit() and len(value) > 11:
-        return f"{value[:-8]}****{value[-4:]}"  # E.164: country code and operator prefix stay
-    if len(value) >= 7:  # mobiles, ID numbers, anything long: first three, last four
-        return f"{value[:3]}****{value[-4:]}"
-    return value[:1] + "*" * (len(value) - 1)
-
-
-def masked(principal: Principal, value: str | None) -> str | None:
-    return value if principal.has("pii.read") else mask(value)
 

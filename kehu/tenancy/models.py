@@ -79,7 +79,7 @@ class User(IdMixin, TimestampMixin, Base):
     __entity__ = "users"
     __scope_unit__ = "unit_id"
     __scope_owner__ = "id"
-    __pii__ = ("email", "phone")
+    __pii__ = {"email": "email", "phone": "mobile"}  # column → kind of personal data (kehu.tenancy.masking)
 
     org_id: Mapped[int] = mapped_column(BigId, ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
     unit_id: Mapped[int] = mapped_column(BigId, ForeignKey("business_units.id"), index=True)

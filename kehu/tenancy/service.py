@@ -41,13 +41,13 @@ from kehu.tenancy.access import (
     PRIVILEGES,
     Principal,
     get_scoped,
-    masked,
     merge_privileges,
     rank,
     require_row,
     scope,
     units_under,
 )
+from kehu.tenancy.masking import masked
 from kehu.tenancy.models import ApiKey, BusinessUnit, LoginAttempt, Organization, Role, User
 from kehu.tenancy.roles import SYSTEM_ROLES
 
@@ -320,7 +320,10 @@ def _user_filters(principal: Principal, *, unit_id: int | None, q: str | None, a
             filters.append(User.unit_id == unit_id)
     if q:
         like = f"%{q.strip().lower()}%"
-        filters.append(or_(func.lower(User.name).like(like), User.email.like(like)))
+        # Without pii.read an e-mail is shown masked, so it is no search key either: a substring match would
+        # spell out a hidden address letter by letter.
+        filters.append(or_(func.lower(User.name).like(like), User.email.like(like)) if principal.has("pii.read")
+                       else func.lower(User.name).like(like))
     if active is not None:
         filters.append(User.is_active.is_(active))
     if role:
@@ -341,6 +344,8 @@ def page_users(session: Session, principal: Principal, *, unit_id: int | None = 
                page: int = 1, per_page: int = 20) -> OffsetPage[User]:
     principal.require("users", "read")
     column = USER_SORTS.get(sort, User.name)
+    if column is User.email and not principal.has("pii.read"):
+        column = User.name  # the order of hidden addresses would tell them apart
     stmt = select(User).where(*_user_filters(principal, unit_id=unit_id, q=q, active=active, role=role))
     order = [column.desc() if descending else column.asc(), User.id]
     return offset_page(session, stmt, order_by=order, page=page, per_page=per_page)
@@ -352,7 +357,8 @@ def get_user(session: Session, principal: Principal, user_id: int) -> User:
 
 def user_out(principal: Principal, user: User) -> schemas.UserOut:
     return schemas.UserOut(
-        id=user.id, email=masked(principal, user.email), name=user.name, phone=masked(principal, user.phone),
+        id=user.id, email=masked(principal, User.__pii__["email"], user.email), name=user.name,
+        phone=masked(principal, User.__pii__["phone"], user.phone),
         unit_id=user.unit_id, unit_name=user.unit.name, roles=sorted(r.code for r in user.roles),
         locale=user.locale, is_active=user.is_active, last_login_at=user.last_login_at, created_at=user.created_at,
     )

@@ -61,7 +61,7 @@ def test_marketing_exports_everyone_masked_to_xlsx_with_filters(client, tree, lo
     header, *rows = [list(r) for r in sheet.iter_rows(values_only=True)]
     assert header[:4] == ["客户ID", "姓名", "手机号", "邮箱"] and len(rows) == 4 == done["row_count"]
     wang = next(r for r in rows if r[1] == "王五")
-    assert wang[2] == "+86138****4444" and wang[3] == "w***@example.com"
+    assert wang[2] == "+86138****4444" and wang[3] == "***@example.com"  # ww: two letters would be half of it
     _, filtered = export(client, marketing, clean_database, settings, format="csv", q="王五")
     assert [r["姓名"] for r in csv_rows(filtered)] == ["王五"]
     _, by_unit = export(client, marketing, clean_database, settings, unit_id=tree.north.id)

@@ -312,7 +312,7 @@ def test_compiled_sql_agrees_with_a_plain_evaluation(tree, session, family, peop
     accounts = store(session, tree, people, tag_id)
     units = {"east": {"dealer_a", "dealer_b"}, "dealer_c": {"dealer_c"}}
     parsed = schemas.condition_adapter.validate_python(resolve(condition, tree, tag_id, accounts))
-    clause = compile_condition(session, org, "Asia/Shanghai", parsed, now=NOW)
+    clause = compile_condition(session, org, "Asia/Shanghai", parsed, reader=None, now=NOW)
     found = set(session.scalars(select(Profile.id).where(scope(tree.system, Profile),
                                                          Profile.merged_into_id.is_(None), clause)))
     expected = {p.id for p in people if not (p.merged and p.id != people[0].id) and evaluate(condition, p, units)}

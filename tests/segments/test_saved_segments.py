@@ -191,7 +191,7 @@ def test_a_segment_cannot_be_defined_by_itself(people, client, login, session): 
     itself = schemas.condition_adapter.validate_python({"type": "any", "conditions": [
         SHANGHAI, {"type": "segment", "segment_id": made["id"]}]})
     with pytest.raises(ValidationFailed) as refused:
-        compile_condition(session, people.org.id, "Asia/Shanghai", itself, segment_id=made["id"])
+        compile_condition(session, people.org.id, "Asia/Shanghai", itself, reader=None, segment_id=made["id"])
     assert [(e.field, e.code) for e in refused.value.errors] == [("condition.conditions.1.segment_id", "cycle")]
 
 
