@@ -6,10 +6,10 @@ from datetime import date
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from kehu.cdp import commerce, fields, identity, normalise, relations, schemas
+from kehu.cdp import commerce, fields, identity, normalise, relations, schemas, search
 from kehu.cdp import timeline as history
 from kehu.cdp.models import (
     Account,
@@ -84,27 +84,9 @@ def _live() -> Any:
 
 
 def _search_filter(principal: Principal, q: str) -> Any:
-    """Name, pinyin, mobile in any format, e-mail, or any identity value (VIN, openid, user id…)."""
-    text = q.strip()
-    clauses: list[Any] = [Profile.name.like(f"%{text}%")]
-    letters = text.lower().replace(" ", "")
-    if letters.isascii() and letters.isalpha():
-        clauses.append(Profile.name_pinyin.like(f"{letters}%"))
-    try:
-        clauses.append(Profile.mobile == normalise.phone(text))
-    except normalise.InvalidValue:
-        digits = "".join(c for c in text if c.isdigit())
-        if len(digits) >= 4:
-            clauses.append(Profile.mobile.like(f"%{digits}"))  # the last digits of a mobile
-    if "@" in text:
-        clauses.append(Profile.email == text.lower())
-    identity_values = {text, text.upper()}
-    clauses.append(exists().where(Identity.profile_id == Profile.id, Identity.org_id == principal.org_id,
-                                  Identity.value.in_(identity_values)))
-    if len(text) == 17:
-        clauses.append(exists().where(Vehicle.profile_id == Profile.id, Vehicle.org_id == principal.org_id,
-                                      Vehicle.vin == text.upper()))
-    return or_(*clauses)
+    """Name, pinyin, mobile in any format or its last digits, e-mail, or any identity value (VIN, openid, user
+    id…): the candidates kehu.cdp.search finds on its indexes."""
+    return Profile.id.in_(search.candidates(principal.org_id, q))
 
 
 PROFILE_SORTS = {"name": Profile.name, "last_seen_at": Profile.last_seen_at, "created_at": Profile.created_at,
