@@ -85,8 +85,8 @@ def _live() -> Any:
 
 def _search_filter(principal: Principal, q: str) -> Any:
     """Name, pinyin, mobile in any format or its last digits, e-mail, or any identity value (VIN, openid, user
-    id…): the candidates kehu.cdp.search finds on its indexes."""
-    return Profile.id.in_(search.candidates(principal.org_id, q))
+    id…), each from its own index (kehu.cdp.search)."""
+    return search.matches(principal.org_id, q)
 
 
 PROFILE_SORTS = {"name": Profile.name, "last_seen_at": Profile.last_seen_at, "created_at": Profile.created_at,
