@@ -7,7 +7,7 @@ from typing import Any
 from uuid import uuid4
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from kehu.cdp import commerce, fields, identity, normalise, relations, schemas, search
 from kehu.cdp import timeline as history
@@ -108,7 +108,8 @@ def profile_filters(principal: Principal, q: str | None, unit_id: int | None, st
 def list_profiles(session: Session, principal: Principal, *, q: str | None = None, unit_id: int | None = None,
                   stage: str | None = None, limit: int = 50, cursor: str | None = None) -> Page[Profile]:
     principal.require("profiles", "read")
-    stmt = select(Profile).where(*profile_filters(principal, q, unit_id, stage))
+    # trait_times (when and whence each trait was set) is read by ingestion, never by a list: left unread
+    stmt = select(Profile).options(defer(Profile.trait_times)).where(*profile_filters(principal, q, unit_id, stage))
     return keyset_page(session, stmt, id_column=Profile.id, limit=limit, cursor=cursor, descending=True)
 
 
@@ -118,7 +119,8 @@ def page_profiles(session: Session, principal: Principal, *, q: str | None = Non
     principal.require("profiles", "read")
     column = PROFILE_SORTS.get(sort, Profile.last_seen_at)
     order = [column.desc().nulls_last() if descending else column.asc().nulls_last(), Profile.id.desc()]
-    stmt = select(Profile).where(*profile_filters(principal, q, unit_id, stage))
+    # trait_times (when and whence each trait was set) is read by ingestion, never by a list: left unread
+    stmt = select(Profile).options(defer(Profile.trait_times)).where(*profile_filters(principal, q, unit_id, stage))
     return offset_page(session, stmt, order_by=order, page=page, per_page=per_page)
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from kehu.core import audit, jobs
@@ -473,7 +474,8 @@ def _principal_of(session: Session, user: User) -> Principal:
     )
 
 
-def _fingerprint(user_id: int) -> Any:
+@functools.cache
+def _fingerprint() -> Any:
     """One row that changes whenever anything a user's principal is made of changes: the user (roles given or
     taken, unit, revocation, language: each bumps updated_at), their roles' privileges, their unit's path, the
     organisation, and the units under theirs (one added, moved, renamed or closed)."""
@@ -486,7 +488,7 @@ def _fingerprint(user_id: int) -> Any:
                    select(func.count()).select_from(under).where(*subtree).scalar_subquery(),
                    select(func.max(under.updated_at)).where(*subtree).scalar_subquery())
             .join(unit, unit.id == User.unit_id).join(Organization, Organization.id == User.org_id)
-            .where(User.id == user_id))
+            .where(User.id == bindparam("user_id")))  # built once: building it cost as much as running it
 
 
 # Principals this process made, with the fingerprint they were made from: each request reads the fingerprint (one
@@ -498,7 +500,7 @@ _PRINCIPALS_KEPT = 20_000
 
 def principal_for_user(session: Session, user_id: int, token_version: int | None = None) -> Principal:
     """The principal of an active user; a token issued before a revocation (version bump) is refused."""
-    row = session.execute(_fingerprint(user_id)).one_or_none()
+    row = session.execute(_fingerprint(), {"user_id": user_id}).one_or_none()
     if row is None or not row.is_active:
         raise Unauthorized("The account does not exist or is deactivated.")
     if token_version is not None and token_version != row.token_version:
