@@ -127,10 +127,11 @@ def kehu_process(url: str, *args: str, workdir: Path, env: dict[str, str] | None
 
 
 def demo_data(url: str | None, size: int | None, *, reuse: bool, postgres: int, sqlite: int,
-              seed: int) -> tuple[str, int, dict[str, int | None]]:
+              seed: int, dealers: int | None = None) -> tuple[str, int, dict[str, int | None]]:
     """The demo group with ``size`` generated customers (the database, the organisation, the data's size):
     made now in a fresh database, or — ``reuse`` — found where an earlier run left it (generating a million
-    customers takes a quarter of an hour). Settled either way, as autovacuum would leave it."""
+    customers takes a quarter of an hour). Settled either way, as autovacuum would leave it. ``dealers``: grow
+    the network to that many dealers (with their staff) before the customers are spread over it."""
     import kehu.models  # noqa: F401 - every table registered
     from kehu.core.db import Database, migrate
     from kehu.demo.generate import generate
@@ -159,6 +160,10 @@ def demo_data(url: str | None, size: int | None, *, reuse: bool, postgres: int, 
     with database.unit_of_work() as session:
         seed_demo(session)
         org_id = session.query(Organization.id).filter_by(slug="demo").scalar()
+        if dealers:
+            from kehu.demo.network import grow_network
+
+            grow_network(session, org_id, dealers=dealers)
     made = generate(database, org_id, customers=size or default_size(url, postgres=postgres, sqlite=sqlite),
                     seed=seed)
     settle(database)

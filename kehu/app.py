@@ -6,6 +6,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -49,6 +50,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # sync routes and dependencies run in AnyIO's thread pool: as many at once as the database pool serves
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
         worker = None
         if run_worker:
             worker = make_worker(database, settings)

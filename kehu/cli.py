@@ -415,11 +415,15 @@ def bench(
                                                      "127.0.0.1:5432, database kehu_bench)")] = None,
     reuse: Annotated[bool, typer.Option("--reuse", help="Measure on the data a previous run left in the "
                                                         "database, where the benchmark can (segments)")] = False,
+    param: Annotated[list[str] | None, typer.Option("--param", help="One of the benchmark's own settings, "
+                                                    "NAME=VALUE (e.g. servers=4 for load); repeat for several")]
+    = None,
 ) -> None:
     """Measure a DESIGN.md §6 target against its baseline in the same run; prints one JSON object each."""
     import importlib.util
     import inspect
     import json as json_lib
+    import sys
     from pathlib import Path
 
     folder = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -433,10 +437,19 @@ def bench(
             raise typer.Exit(code=1)
         spec = importlib.util.spec_from_file_location(f"kehu_bench_{bench_name}", path)
         module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        sys.modules[spec.name] = module  # type: ignore[union-attr]  # dataclasses look their module up there
         spec.loader.exec_module(module)  # type: ignore[union-attr]
         kwargs: dict[str, object] = {"size": size} if size else {}
-        if reuse and "reuse" in inspect.signature(module.run).parameters:
+        accepted = inspect.signature(module.run).parameters
+        if reuse and "reuse" in accepted:
             kwargs["reuse"] = True
+        for item in param or []:
+            key, _, value = item.partition("=")
+            if key not in accepted or key in ("database_url", "size", "reuse"):
+                own = ", ".join(k for k in accepted if k not in ("database_url", "size", "reuse")) or "none"
+                console.print(f"[red]{bench_name} has no setting {key!r}; its settings: {own}[/red]")
+                raise typer.Exit(code=1)
+            kwargs[key] = _number_or_text(value)
         result = module.run(database_url=database_url, **kwargs)
         print(json_lib.dumps(result, ensure_ascii=False))
         results.append(result)
@@ -444,6 +457,13 @@ def bench(
         Path(json_out).write_text(json_lib.dumps(results, ensure_ascii=False, indent=2))
     if not all(r.get("pass") for r in results):
         raise typer.Exit(code=2)
+
+
+def _number_or_text(value: str) -> object:
+    for kind in (int, float):
+        with contextlib.suppress(ValueError):
+            return kind(value)
+    return value
 
 
 def _safe_url(url: str) -> str:

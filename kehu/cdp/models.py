@@ -53,12 +53,16 @@ class Profile(IdMixin, TimestampMixin, OwnedMixin, Base):
     __tablename__ = "profiles"
     __entity__ = "profiles"
     __pii__ = {"mobile": "mobile", "email": "email", "birthday": "birthday"}  # column → kind (kehu.tenancy.masking)
-    # No index on mobile, e-mail or pinyin: finding a person by them goes through identities (unique per org,
-    # kind and value), and customer search ORs them with a substring match of the name that scans anyway (a
-    # pinyin index was never used: LIKE 'zhang%' takes no index under the databases' C.UTF-8 collation). Each
-    # index costs every import and every new visitor a write.
+    # Customer search (kehu.cdp.search) finds each kind of match on an index of its own: the name's characters
+    # and pairs (GIN, PostgreSQL), the pinyin in byte order (LIKE 'zhang%' takes no plain index under the
+    # databases' C.UTF-8 collation), the mobile's last four digits. Mobiles and e-mails in full are found
+    # through identities (unique per org, kind and value). Each index costs every import and new visitor a write.
     __table_args__ = (
         Index("ix_profiles_org_unit", "org_id", "unit_id"),
+        Index("ix_profiles_org_pinyin", "org_id", "name_pinyin", postgresql_ops={"name_pinyin": "text_pattern_ops"}),
+        Index("ix_profiles_org_mobile_tail", "org_id", text("substr(mobile, length(mobile) - 3)")),
+        Index("ix_profiles_name_grams", text("kehu_name_grams(name)"), postgresql_using="gin").ddl_if(
+            dialect="postgresql"),
         # Only tombstones point anywhere; most profiles would be NULL entries in a full index.
         Index("ix_profiles_merged_into", "merged_into_id", postgresql_where=text("merged_into_id IS NOT NULL"),
               sqlite_where=text("merged_into_id IS NOT NULL")),

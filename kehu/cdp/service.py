@@ -6,10 +6,10 @@ from datetime import date
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import exists, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session, defer
 
-from kehu.cdp import commerce, fields, identity, normalise, relations, schemas
+from kehu.cdp import commerce, fields, identity, normalise, relations, schemas, search
 from kehu.cdp import timeline as history
 from kehu.cdp.models import (
     Account,
@@ -23,7 +23,7 @@ from kehu.cdp.models import (
     Source,
     Vehicle,
 )
-from kehu.cdp.views import PSEUDONYMOUS_IDENTITIES, CustomerView
+from kehu.cdp.views import CustomerView
 from kehu.core import audit
 from kehu.core.audit import changed, snapshot
 from kehu.core.db import Database, month_of, utcnow
@@ -85,37 +85,9 @@ def _live() -> Any:
 
 
 def _search_filter(principal: Principal, q: str) -> Any:
-    """Name, pinyin, mobile in any format, e-mail, or any identity value (VIN, openid, user id…).
-
-    Without pii.read personal data is no search key beyond what the reader is shown (a mobile's last four
-    digits) and identities only by their pseudonymous kinds: each answer (found / not found) would otherwise
-    confirm a hidden value, and a few dozen searches rebuild a masked number digit by digit."""
-    text = q.strip()
-    clauses: list[Any] = [Profile.name.like(f"%{text}%")]
-    letters = text.lower().replace(" ", "")
-    if letters.isascii() and letters.isalpha():
-        clauses.append(Profile.name_pinyin.like(f"{letters}%"))
-    if not principal.has("pii.read"):
-        if len(text) == 4 and text.isdigit():
-            clauses.append(Profile.mobile.like(f"%{text}"))
-        clauses.append(exists().where(Identity.profile_id == Profile.id, Identity.org_id == principal.org_id,
-                                      Identity.kind.in_(PSEUDONYMOUS_IDENTITIES), Identity.value == text))
-        return or_(*clauses)
-    try:
-        clauses.append(Profile.mobile == normalise.phone(text))
-    except normalise.InvalidValue:
-        digits = "".join(c for c in text if c.isdigit())
-        if len(digits) >= 4:
-            clauses.append(Profile.mobile.like(f"%{digits}"))  # the last digits of a mobile
-    if "@" in text:
-        clauses.append(Profile.email == text.lower())
-    identity_values = {text, text.upper()}
-    clauses.append(exists().where(Identity.profile_id == Profile.id, Identity.org_id == principal.org_id,
-                                  Identity.value.in_(identity_values)))
-    if len(text) == 17:
-        clauses.append(exists().where(Vehicle.profile_id == Profile.id, Vehicle.org_id == principal.org_id,
-                                      Vehicle.vin == text.upper()))
-    return or_(*clauses)
+    """Name, pinyin, mobile in any format or its last digits, e-mail, or any identity value (VIN, openid, user
+    id…), each from its own index (kehu.cdp.search); without pii.read only by what the reader is shown."""
+    return search.matches(principal.org_id, q, personal=principal.has("pii.read"))
 
 
 PROFILE_SORTS = {"name": Profile.name, "last_seen_at": Profile.last_seen_at, "created_at": Profile.created_at,
@@ -137,7 +109,8 @@ def profile_filters(principal: Principal, q: str | None, unit_id: int | None, st
 def list_profiles(session: Session, principal: Principal, *, q: str | None = None, unit_id: int | None = None,
                   stage: str | None = None, limit: int = 50, cursor: str | None = None) -> Page[Profile]:
     principal.require("profiles", "read")
-    stmt = select(Profile).where(*profile_filters(principal, q, unit_id, stage))
+    # trait_times (when and whence each trait was set) is read by ingestion, never by a list: left unread
+    stmt = select(Profile).options(defer(Profile.trait_times)).where(*profile_filters(principal, q, unit_id, stage))
     return keyset_page(session, stmt, id_column=Profile.id, limit=limit, cursor=cursor, descending=True)
 
 
@@ -147,7 +120,8 @@ def page_profiles(session: Session, principal: Principal, *, q: str | None = Non
     principal.require("profiles", "read")
     column = PROFILE_SORTS.get(sort, Profile.last_seen_at)
     order = [column.desc().nulls_last() if descending else column.asc().nulls_last(), Profile.id.desc()]
-    stmt = select(Profile).where(*profile_filters(principal, q, unit_id, stage))
+    # trait_times (when and whence each trait was set) is read by ingestion, never by a list: left unread
+    stmt = select(Profile).options(defer(Profile.trait_times)).where(*profile_filters(principal, q, unit_id, stage))
     return offset_page(session, stmt, order_by=order, page=page, per_page=per_page)
 
 

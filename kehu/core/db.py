@@ -85,13 +85,14 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, pool_size: int = 10) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        pool = {"pool_size": pool_size, "max_overflow": 4} if path and path != ":memory:" else {}
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
-                               json_serializer=_json_dumps, json_deserializer=orjson.loads)
+                               json_serializer=_json_dumps, json_deserializer=orjson.loads, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     # No JIT: kehu's heavy statements (segment counts over millions of events) spent 1.5 s compiling
@@ -102,16 +103,20 @@ def make_engine(url: str) -> Engine:
     # while they run (an import finding identities: the plan made on the first, empty chunk scanned the whole
     # table for every later chunk, 35 ms instead of 5); planned each time, each gets the plan its data needs.
     connect_args["prepare_threshold"] = None
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, json_serializer=_json_dumps,
+    # A fixed pool and a few spare: a server's requests each hold one connection, and its thread pool is sized to
+    # match (Settings.threads). Two servers at 10 + 20 overflow each, beside workers, ran PostgreSQL out of its
+    # 100 connections under fifty clients ("too many clients already"), and more connections than cores only
+    # queue inside the database.
+    return create_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True, json_serializer=_json_dumps,
                          json_deserializer=orjson.loads, connect_args=connect_args)
 
 
 class Database:
     """One engine and its session factory; the edges (request, job, CLI command) own the transaction."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pool_size: int = 10) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, pool_size)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -144,7 +149,7 @@ def get_database(settings: Settings | None = None) -> Database:
     settings = settings or get_settings()
     url = settings.effective_database_url
     if _default is None or _default.url != url:
-        _default = Database(url)
+        _default = Database(url, pool_size=settings.threads + 2)  # + the UI's and the embedded worker's threads
     return _default
 
 

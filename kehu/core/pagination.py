@@ -22,10 +22,21 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
+# Numbered pages count their rows only this far: past it a table says "10,000+" rather than count a million rows
+# for every page it shows (a customer list of a million profiles counted each one: 0.3 s a page, seconds under
+# load). Nobody pages to the 501st page of twenty; they search or filter.
+COUNT_CAP = 10_000
+
+
 @dataclass
 class OffsetPage(Generic[T]):
     items: list[T]
-    total: int
+    total: int  # exact up to COUNT_CAP; COUNT_CAP + 1 means "more than COUNT_CAP"
+
+    @property
+    def more(self) -> bool:
+        """Whether there are more rows than the count went up to."""
+        return self.total > COUNT_CAP
 
 
 def encode_cursor(values: list[Any]) -> str:
@@ -99,7 +110,9 @@ def offset_page(
     page: int,
     per_page: int,
 ) -> OffsetPage[Any]:
-    """A numbered page with the total, for UI tables that show “1–20 of 1,234”."""
-    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    """A numbered page with the total, for UI tables that show “1–20 of 1,234” (or “of 10,000+”: the count
+    stops past COUNT_CAP)."""
+    counted = stmt.order_by(None).limit(COUNT_CAP + 1).subquery()
+    total = session.scalar(select(func.count()).select_from(counted)) or 0
     rows = list(session.scalars(stmt.order_by(*order_by).offset(max(page - 1, 0) * per_page).limit(per_page)))
     return OffsetPage(rows, total)

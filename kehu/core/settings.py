@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     job_max_attempts: int = 5
     job_backoff_seconds: float = 5.0
     api_page_max: int = Field(default=500, ge=1)
+    # Requests one server process works on at once (its thread pool; the database pool is sized to it). AnyIO's
+    # default of 40 against a pool of 30 left threads waiting for a connection, and on two cores more threads only
+    # contend for the interpreter and the database.
+    threads: int = Field(default=12, ge=1)
     segment_refresh_minutes: int = Field(default=1440, ge=5)  # dynamic segments are recomputed this often
     # Once an organisation has looked for duplicates, a worker looks again this often (0: only on demand).
     dedupe_refresh_hours: int = Field(default=24, ge=0)

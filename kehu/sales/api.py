@@ -26,7 +26,7 @@ def list_leads(session: SessionDep, principal: PrincipalDep,
                                                  owner_id=owner_id, overdue=overdue, unassigned=unassigned, q=q,
                                                  page=page, per_page=per_page)
     return {"items": [schemas.LeadOut(**service.lead_out(lead)) for lead in result.items], "total": result.total,
-            "page": page, "per_page": per_page}
+            "total_is_exact": not result.more, "page": page, "per_page": per_page}
 
 
 @router.get("/leads/summary")
@@ -205,7 +205,8 @@ def list_activities(session: SessionDep, principal: PrincipalDep, lead_id: int |
     """A lead's or a customer's activities, or your own still to do (``mine_open``: due first)."""
     result = activities.page(session, principal, lead_id=lead_id, profile_id=profile_id, mine_open=mine_open,
                              page_no=page, per_page=per_page)
-    return {"items": [schemas.ActivityOut(**activities.out(a)) for a in result.items], "total": result.total}
+    return {"items": [schemas.ActivityOut(**activities.out(a)) for a in result.items], "total": result.total,
+            "total_is_exact": not result.more}
 
 
 @router.post("/activities/{activity_id}/done", response_model=schemas.ActivityOut, tags=["activities"])
@@ -245,7 +246,8 @@ def list_opportunities(session: SessionDep, principal: PrincipalDep,
         page=page, per_page=per_page)
     keys = opportunities.all_stages(session, principal.org_id)
     return {"items": [schemas.OpportunityOut(**opportunities.opportunity_out(session, o, keys))
-                      for o in result.items], "total": result.total, "page": page, "per_page": per_page}
+                      for o in result.items], "total": result.total, "total_is_exact": not result.more,
+            "page": page, "per_page": per_page}
 
 
 @router.post("/opportunities", response_model=schemas.OpportunityDetail, status_code=status.HTTP_201_CREATED,

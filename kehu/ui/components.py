@@ -7,6 +7,8 @@ from typing import Any
 
 from nicegui import ui
 
+from kehu.core.pagination import COUNT_CAP
+
 
 def readable_phone(value: str | None) -> str | None:
     """+8613812345678 → +86 138 1234 5678 (masked values pass through as they are)."""
@@ -16,10 +18,12 @@ def readable_phone(value: str | None) -> str | None:
 
 
 def localise_table(table: ui.table, tr: Callable[..., str]) -> ui.table:
-    """Quasar's own table texts in the reader's language (its language pack is global, ours is per user)."""
+    """Quasar's own table texts in the reader's language (its language pack is global, ours is per user). A
+    total past the count's cap (kehu.core.pagination) reads "of 10,000+": the rows were not all counted."""
     of = tr("table.of")
+    total = f"(total > {COUNT_CAP} ? '{COUNT_CAP:,}+' : total.toLocaleString('en'))"
     table.props(f'rows-per-page-label="{tr("table.rows_per_page")}" no-data-label="{tr("table.no_data")}" '
-                f':pagination-label="(first, last, total) => `${{first}}–${{last}} {of} ${{total}}`"')
+                f':pagination-label="(first, last, total) => `${{first}}–${{last}} {of} ${{{total}}}`"')
     return table
 
 

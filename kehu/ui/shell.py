@@ -3,10 +3,12 @@ and the pages of domains still to come. Pages call services directly, never our 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI
 from nicegui import app as gui_app
@@ -18,6 +20,8 @@ from kehu.core.i18n import normalise_locale, t
 from kehu.core.settings import Settings
 from kehu.tenancy import service
 from kehu.tenancy.access import Principal
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -43,16 +47,42 @@ def tr(key: str, **params: Any) -> str:
     return t(key, locale(), **params)
 
 
-def current_principal() -> Principal | None:
-    auth = gui_app.storage.user.get("auth")
-    if not auth:
-        return None
+def _principal_for(auth: dict[str, Any]) -> Principal | None:
     try:
         with context().database.unit_of_work() as session:
             return service.principal_for_user(session, auth["user_id"], token_version=auth["ver"])
     except Unauthorized:
-        gui_app.storage.user.pop("auth", None)
         return None
+
+
+def current_principal() -> Principal | None:
+    auth = gui_app.storage.user.get("auth")
+    if not auth:
+        return None
+    principal = _principal_for(auth)
+    if principal is None:
+        gui_app.storage.user.pop("auth", None)
+    return principal
+
+
+async def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run blocking work (database, password hashing) in a thread. A page or handler runs on its server's one
+    event loop, which every other browser and API call of that process waits on: a sign-in that hashed its
+    password there stalled everyone for its duration, and for as long as the database took to answer under
+    load (24 s to sign in beside fifty API clients). The thread sees the caller's context (the visitor's
+    storage and language)."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+async def signed_in() -> Principal | None:
+    """The visitor's principal, read off the event loop (``current_principal`` for async pages)."""
+    auth = gui_app.storage.user.get("auth")
+    if not auth:
+        return None
+    principal = await off_loop(_principal_for, auth)
+    if principal is None:
+        gui_app.storage.user.pop("auth", None)
+    return principal
 
 
 def notify_error(error: KehuError) -> None:
@@ -125,10 +155,12 @@ def _sign_out() -> None:
 
 
 @contextlib.contextmanager
-def frame(title_key: str, active: str, entity: str | None = None) -> Iterator[Principal]:
+def frame(title_key: str, active: str, entity: str | None = None,
+          principal: Principal | None = None) -> Iterator[Principal]:
     """Header, navigation and page title around a page's content; redirects to sign-in when needed and
-    says so plainly when the viewer's roles do not reach ``entity``."""
-    principal = current_principal()
+    says so plainly when the viewer's roles do not reach ``entity``. An async page passes the ``principal`` it
+    read off the loop (``await signed_in()``)."""
+    principal = principal or current_principal()
     if principal is None:
         ui.navigate.to("/login")
         raise _Redirected
@@ -176,6 +208,16 @@ def page(path: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         import functools
+
+        if inspect.iscoroutinefunction(fn):
+            @functools.wraps(fn)
+            async def waiting(*args: Any, **kw: Any) -> Any:
+                try:
+                    return await fn(*args, **kw)
+                except _Redirected:
+                    return None
+
+            return ui.page(path, **kwargs)(waiting)
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kw: Any) -> Any:
@@ -234,8 +276,24 @@ def stat_card(label: str, value: Any, icon: str, hint: str = "") -> None:
 
 
 # -- sign-in -------------------------------------------------------------------------------------------
-def login_page() -> None:
-    if current_principal() is not None:
+def _sign_in(email: str, password: str, ip: str, policy: service.LoginPolicy) -> dict[str, Any] | KehuError:
+    """Check the password and record the attempt (committed even when it fails, so throttling counts it): the
+    signed-in user's session values, or the error to show."""
+    session = context().database.sessionmaker()
+    try:
+        user = service.authenticate(session, email=email, password=password, ip=ip, policy=policy)
+        signed = {"auth": {"user_id": user.id, "ver": user.token_version}, "locale": user.locale}
+        session.commit()
+        return signed
+    except KehuError as error:
+        session.commit()  # the failed attempt counts towards throttling
+        return error
+    finally:
+        session.close()
+
+
+async def login_page() -> None:
+    if await signed_in() is not None:
         ui.navigate.to("/")
         return
     ui.page_title(f"{tr('login.title')} · kehu 客户")
@@ -252,24 +310,15 @@ def login_page() -> None:
                 "outlined").classes("w-full").mark("login-password")
             message = ui.label().classes("text-negative text-sm")
 
-            def submit() -> None:
+            async def submit() -> None:
                 settings = context().settings
                 policy = service.LoginPolicy(settings.login_max_failures, settings.login_lockout_minutes)
-                session = context().database.sessionmaker()
-                try:
-                    user = service.authenticate(session, email=email.value, password=password.value, ip=ip,
-                                                policy=policy)
-                    auth = {"user_id": user.id, "ver": user.token_version}
-                    user_locale = user.locale
-                    session.commit()
-                except KehuError as error:
-                    session.commit()  # the failed attempt counts towards throttling
-                    message.set_text(tr("login.failed") if error.status == 401 else error.detail)
+                signed = await off_loop(_sign_in, email.value, password.value, ip, policy)
+                if isinstance(signed, KehuError):
+                    message.set_text(tr("login.failed") if signed.status == 401 else signed.detail)
                     return
-                finally:
-                    session.close()
-                gui_app.storage.user["auth"] = auth
-                gui_app.storage.user.setdefault("locale", user_locale)
+                gui_app.storage.user["auth"] = signed["auth"]
+                gui_app.storage.user.setdefault("locale", signed["locale"])
                 ui.navigate.to("/")
 
             password.on("keydown.enter", submit)
@@ -278,12 +327,28 @@ def login_page() -> None:
 
 
 # -- dashboard -----------------------------------------------------------------------------------------
-def dashboard_page() -> None:
+def _dashboard_figures(principal: Principal) -> dict[str, Any]:
+    with unit_of_work() as session:
+        return {
+            "counts": service.counts_by_unit_kind(session, principal),
+            "staff": service.active_user_count(session, principal),
+            "staff_by_region": service.staff_by_top_unit(session, principal)
+            if principal.can("units") and principal.can("users") else [],
+            "entries": service.list_audit(session, principal, limit=8).items if principal.can("audit") else [],
+        }
+
+
+async def dashboard_page() -> None:
+    """Where everyone lands after signing in: its figures are read off the event loop."""
     from kehu.core.timeutil import format_local
 
-    with frame("nav.dashboard", "/") as principal, unit_of_work() as session:
-        counts = service.counts_by_unit_kind(session, principal)
-        staff = service.active_user_count(session, principal)
+    principal = await signed_in()
+    if principal is None:
+        ui.navigate.to("/login")
+        return
+    figures = await off_loop(_dashboard_figures, principal)
+    with frame("nav.dashboard", "/", principal=principal):
+        counts, staff = figures["counts"], figures["staff"]
         with ui.row().classes("w-full gap-4"):
             stat_card(tr("dashboard.regions"), counts.get("region", 0), "public")
             stat_card(tr("dashboard.dealers"), counts.get("dealer", 0), "storefront")
@@ -291,7 +356,7 @@ def dashboard_page() -> None:
             stat_card(tr("dashboard.staff"), staff, "badge")
         with ui.row().classes("w-full gap-4 items-stretch"):
             if principal.can("units") and principal.can("users"):
-                staff_by_region = service.staff_by_top_unit(session, principal)
+                staff_by_region = figures["staff_by_region"]
                 with ui.card().classes("flex-1 min-w-[380px]"):
                     ui.label(tr("dashboard.staff_by_region")).classes("text-lg font-medium")
                     if staff_by_region:
@@ -308,7 +373,7 @@ def dashboard_page() -> None:
                     else:
                         ui.label(tr("dashboard.no_staff")).classes("text-grey-7")
             if principal.can("audit"):
-                entries = service.list_audit(session, principal, limit=8).items
+                entries = figures["entries"]
                 with ui.card().classes("flex-1 min-w-[380px]"):
                     ui.label(tr("dashboard.recent_changes")).classes("text-lg font-medium")
                     if not entries:

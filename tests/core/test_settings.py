@@ -30,3 +30,24 @@ def test_the_generated_secret_key_is_kept_across_restarts(tmp_path):
     assert len(first) > 40
     assert Settings(data_dir=tmp_path).effective_secret_key() == first
     assert oct((tmp_path / "secret_key").stat().st_mode)[-3:] == "600"
+
+
+def test_a_servers_thread_pool_and_database_pool_are_sized_together(tmp_path, database_url):
+    import anyio.to_thread
+    from fastapi.testclient import TestClient
+
+    from kehu.app import create_app
+    from kehu.core.db import get_database, set_database
+
+    settings = Settings(data_dir=tmp_path, database_url=database_url, secret_key="s" * 40, threads=7,
+                        embedded_worker=False)
+    try:
+        database = get_database(settings)
+        assert database.engine.pool.size() == 9  # the threads, the UI's thread and the embedded worker's
+        with TestClient(create_app(settings, database, with_ui=False)) as client:
+            # the limiter belongs to the server's event loop: read it there
+            limit = client.portal.call(lambda: anyio.to_thread.current_default_thread_limiter().total_tokens)
+            assert limit == 7
+    finally:
+        set_database(None)
+        database.dispose()
