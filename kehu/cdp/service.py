@@ -498,10 +498,11 @@ def profile_counts(session: Session, principal: Principal) -> dict[str, int]:
 @poller
 def drain_inbox(database: Database, batches: int = 20) -> bool:
     """Up to ``batches`` inbox batches, each in its own short transaction, so concurrent workers hold
-    profile row locks only briefly (long transactions over shared profiles deadlock)."""
+    profile row locks only briefly (long transactions over shared profiles deadlock). A batch reads the
+    profiles it resolves against and then writes: on SQLite it holds the write lock from the start."""
     done = 0
     for _ in range(batches):
-        with database.unit_of_work() as session:
+        with database.unit_of_work(writer=True) as session:
             if not identity.drain_inbox(session, limit=1):
                 break
         done += 1
