@@ -842,7 +842,7 @@ def _recent_imports(principal: Any) -> None:
 
 # -- product catalogue -----------------------------------------------------------------------------
 def products_page() -> None:
-    with frame("nav.products", "/admin/products", "orders") as principal:
+    with frame("nav.products", "/admin/products", "settings.manage") as principal:
         ui.label(tr("products.help")).classes("text-grey-7")
         filters: dict[str, Any] = {"kind": None}
         manage = principal.has("settings.manage")
@@ -922,7 +922,7 @@ def products_page() -> None:
 
 # -- custom fields -----------------------------------------------------------------------------------
 def custom_fields_page() -> None:
-    with frame("nav.custom_fields", "/admin/custom-fields", "profiles") as principal:
+    with frame("nav.custom_fields", "/admin/custom-fields", "settings.manage") as principal:
         ui.label(tr("fields.help")).classes("text-grey-7")
 
         @ui.refreshable

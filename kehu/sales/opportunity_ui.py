@@ -908,7 +908,7 @@ def _stat(label: str, value: str, icon: str, hint: str = "") -> None:
 def pipelines_page() -> None:
     """Each pipeline's stages in order: names in both languages, probability, the fields a deal needs to
     enter, the won stage last. Stages are added, renamed, reordered; one that holds deals cannot go."""
-    with frame("nav.pipelines", "/admin/pipelines", "opportunities") as principal:
+    with frame("nav.pipelines", "/admin/pipelines", "settings.manage") as principal:
         may_edit = principal.has("settings.manage")
         area = ui.column().classes("w-full gap-4")
 

@@ -410,7 +410,7 @@ METHODS = ("round_robin", "least_loaded", "none")
 
 
 def settings_page() -> None:
-    with frame("nav.lead_settings", "/admin/leads", "leads") as principal:
+    with frame("nav.lead_settings", "/admin/leads", "settings.manage") as principal:
         manage = principal.has("settings.manage")
         with unit_of_work() as session:
             units = {u.id: ("　" * u.depth) + u.name for u in tenancy_service.list_units(session, principal)} \
@@ -654,9 +654,10 @@ def settings_page() -> None:
                     ui.label(tr("rfm.computed", at=format_local(model.computed_at, principal.timezone))
                              if model.computed_at else tr("rfm.never")).classes("text-sm text-grey-7")
                     ui.space()
-                    if principal.can("leads", "update"):
+                    if manage:
                         ui.button(tr("lead_settings.score_now"), icon="calculate", on_click=lambda: run_action(
-                            lambda s: scoring.request_run(s, principal), tr("rfm.queued"))).props("outline")
+                            lambda s: scoring.request_run(s, principal), tr("lead_settings.score_queued"))).props(
+                            "outline")
                 ui.label(tr("lead_settings.scoring_help")).classes("text-sm text-grey-7")
                 with ui.row().classes("items-center gap-3"):
                     threshold = ui.number(tr("lead_settings.threshold"), value=model.mql_threshold, min=1,

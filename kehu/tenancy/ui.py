@@ -57,7 +57,7 @@ def _role_options(principal: Principal) -> dict[str, str]:
 
 # -- business units ------------------------------------------------------------------------------------
 def units_page() -> None:
-    with frame("nav.units", "/admin/units", "units") as principal:
+    with frame("nav.units", "/admin/units", "units.update") as principal:
         state: dict[str, Any] = {"selected": None}
         with ui.row().classes("w-full gap-4 no-wrap items-start"):
             with ui.card().classes("w-[380px] shrink-0"):
@@ -203,7 +203,7 @@ def _decorate(nodes: list[dict[str, Any]]) -> None:
 
 # -- users ---------------------------------------------------------------------------------------------
 def users_page() -> None:
-    with frame("nav.users", "/admin/users", "users") as principal:
+    with frame("nav.users", "/admin/users", "users.update") as principal:
         units = _unit_options(principal)
         roles = _role_options(principal)
         filters: dict[str, Any] = {"q": "", "unit_id": None, "role": None, "active": True}
@@ -583,7 +583,7 @@ def _changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str
 
 # -- jobs ----------------------------------------------------------------------------------------------
 def jobs_page() -> None:
-    with frame("nav.jobs", "/admin/jobs", "jobs") as principal:
+    with frame("nav.jobs", "/admin/jobs", "jobs.read@unit") as principal:
         state: dict[str, Any] = {"status": None}
         ui.select({s: tr(f"job.status.{s}") for s in ("queued", "running", "succeeded", "failed", "cancelled")},
                   label=tr("users.status"), clearable=True,

@@ -19,7 +19,7 @@ from kehu.core.errors import KehuError, Unauthorized
 from kehu.core.i18n import normalise_locale, t
 from kehu.core.settings import Settings
 from kehu.tenancy import service
-from kehu.tenancy.access import Principal
+from kehu.tenancy.access import NONE, PERMISSIONS, Principal, rank
 
 T = TypeVar("T")
 
@@ -112,7 +112,7 @@ def run_action(fn: Callable[[Any], Any], success: str | None = None) -> Any:
 
 # -- the frame -------------------------------------------------------------------------------------
 NAV: list[tuple[str, list[tuple[str, str, str, str | None]]]] = [
-    # section key, [(label key, icon, path, entity needed to see it)]
+    # section key, [(label key, icon, path, what the viewer needs to see it: see ``may_see``)]
     ("nav.section.work", [
         ("nav.dashboard", "dashboard", "/", None),
         ("nav.customers", "groups", "/customers", "profiles"),
@@ -129,19 +129,34 @@ NAV: list[tuple[str, list[tuple[str, str, str, str | None]]]] = [
         ("nav.analytics", "insights", "/analytics", "reports"),
     ]),
     ("nav.section.admin", [
-        ("nav.units", "account_tree", "/admin/units", "units"),
-        ("nav.users", "badge", "/admin/users", "users"),
+        ("nav.units", "account_tree", "/admin/units", "units.update"),
+        ("nav.users", "badge", "/admin/users", "users.update"),
         ("nav.roles", "admin_panel_settings", "/admin/roles", "roles"),
         ("nav.api_keys", "key", "/admin/api-keys", "api_keys"),
         ("nav.sources", "input", "/admin/sources", "sources"),
-        ("nav.custom_fields", "tune", "/admin/custom-fields", "profiles"),
-        ("nav.products", "inventory_2", "/admin/products", "orders"),
-        ("nav.lead_settings", "alt_route", "/admin/leads", "leads"),
-        ("nav.pipelines", "view_week", "/admin/pipelines", "opportunities"),
+        ("nav.custom_fields", "tune", "/admin/custom-fields", "settings.manage"),
+        ("nav.products", "inventory_2", "/admin/products", "settings.manage"),
+        ("nav.lead_settings", "alt_route", "/admin/leads", "settings.manage"),
+        ("nav.pipelines", "view_week", "/admin/pipelines", "settings.manage"),
         ("nav.audit", "history", "/admin/audit", "audit"),
-        ("nav.jobs", "pending_actions", "/admin/jobs", "jobs"),
+        ("nav.jobs", "pending_actions", "/admin/jobs", "jobs.read@unit"),
     ]),
 ]
+
+
+def may_see(principal: Principal, need: str | None) -> bool:
+    """Whether a page is of use to the viewer: ``need`` is an entity (read at any depth), ``entity.privilege``,
+    ``entity.privilege@depth`` (at least that depth) or a permission such as ``settings.manage``. Pages for
+    setting the organisation up are the settings managers'; a salesperson's own jobs show where they started
+    them, not on the administrators' job page."""
+    if need is None:
+        return True
+    if need in PERMISSIONS:
+        return principal.has(need)
+    need, _, depth = need.partition("@")
+    entity, _, privilege = need.partition(".")
+    held = principal.depth(entity, privilege or "read")
+    return rank(held) >= rank(depth) if depth else held != NONE
 
 
 def _toggle_language() -> None:
@@ -179,7 +194,7 @@ def frame(title_key: str, active: str, entity: str | None = None,
         ui.label(principal.display).classes("text-sm max-sm:hidden")
     with ui.left_drawer(value=True, bordered=True).classes("bg-grey-1 px-0") as drawer:
         for section, items in NAV:
-            visible = [i for i in items if i[3] is None or principal.can(i[3])]
+            visible = [i for i in items if may_see(principal, i[3])]
             if not visible:
                 continue
             ui.label(tr(section)).classes("text-xs uppercase text-grey-7 px-4 pt-4 pb-1")
@@ -193,7 +208,7 @@ def frame(title_key: str, active: str, entity: str | None = None,
                     ui.label(tr(label_key))
     with ui.column().classes("w-full max-w-screen-2xl mx-auto p-6 gap-4"):
         ui.label(tr(title_key)).classes("text-2xl font-semibold text-grey-9")
-        if entity is not None and not principal.can(entity):
+        if not may_see(principal, entity):
             empty_state("lock", tr("shell.no_access_title"), tr("shell.no_access_text"))
             raise _Redirected
         yield principal
