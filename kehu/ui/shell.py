@@ -86,6 +86,13 @@ async def signed_in() -> Principal | None:
 
 
 def notify_error(error: KehuError) -> None:
+    if error.message is not None:
+        key, params = error.message
+        here = locale()
+        words = {k: (v.get(here) or next(iter(v.values()), "")) if isinstance(v, dict) else v
+                 for k, v in params.items()}
+        ui.notify(t(key, here, **words), type="negative", multi_line=True)
+        return
     details = "; ".join(f"{e.field}: {e.message}" for e in error.errors)
     ui.notify(f"{error.detail or error.title}" + (f" ({details})" if details else ""), type="negative",
               multi_line=True)
