@@ -132,3 +132,15 @@ def test_a_salesperson_sees_only_the_pages_of_their_work(page, server, sign_in):
     sign_in("admin@demo.kehu.dev")
     for label in ADMIN_PAGES:
         assert drawer.get_by_text(label, exact=True).count() == 1, label
+
+
+def test_the_audit_trail_reads_in_words_not_keys(page, server, sign_in):
+    """Issue 20: the audit page showed 修改entity.score_rules, status线索 and raw ids."""
+    import re
+
+    sign_in("admin@demo.kehu.dev")
+    page.goto(f"{server}/admin/audit")
+    page.locator(".q-table tbody tr").first.wait_for()
+    text = page.locator(".q-table").inner_text()
+    assert not re.search(r"entity\.|audit\.action|\b[a-z]+_id\b|timeline\.", text), text[:500]
+    shoot(page, "audit-trail")
