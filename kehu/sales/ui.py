@@ -29,6 +29,9 @@ REASONS = ("no_budget", "no_response", "bought_elsewhere", "not_interested", "du
 
 
 def register() -> None:
+    from kehu.sales import home_ui
+
+    page("/")(home_ui.home_page)
     page("/leads")(leads_page)
     page("/leads/{lead_id}")(leads_page)
     page("/admin/leads")(settings_page)

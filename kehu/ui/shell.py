@@ -1,5 +1,6 @@
-"""The NiceGUI shell: sign-in, the frame every page shares (header, navigation, language), the dashboard,
-and the pages of domains still to come. Pages call services directly, never our own HTTP API."""
+"""The NiceGUI shell: sign-in, the frame every page shares (header, navigation, language) and the pages of
+domains still to come (the home page is the sales domain's: kehu.sales.home_ui). Pages call services
+directly, never our own HTTP API."""
 
 from __future__ import annotations
 
@@ -348,68 +349,6 @@ async def login_page() -> None:
         ui.button("English" if locale() == "zh" else "中文", on_click=_toggle_language).props("flat dense")
 
 
-# -- dashboard -----------------------------------------------------------------------------------------
-def _dashboard_figures(principal: Principal) -> dict[str, Any]:
-    with unit_of_work() as session:
-        return {
-            "counts": service.counts_by_unit_kind(session, principal),
-            "staff": service.active_user_count(session, principal),
-            "staff_by_region": service.staff_by_top_unit(session, principal)
-            if principal.can("units") and principal.can("users") else [],
-            "entries": service.list_audit(session, principal, limit=8).items if principal.can("audit") else [],
-        }
-
-
-async def dashboard_page() -> None:
-    """Where everyone lands after signing in: its figures are read off the event loop."""
-    from kehu.core.timeutil import format_local
-
-    principal = await signed_in()
-    if principal is None:
-        ui.navigate.to("/login")
-        return
-    figures = await off_loop(_dashboard_figures, principal)
-    with frame("nav.dashboard", "/", principal=principal):
-        counts, staff = figures["counts"], figures["staff"]
-        with ui.row().classes("w-full gap-4"):
-            stat_card(tr("dashboard.regions"), counts.get("region", 0), "public")
-            stat_card(tr("dashboard.dealers"), counts.get("dealer", 0), "storefront")
-            stat_card(tr("dashboard.teams"), counts.get("team", 0), "groups_2")
-            stat_card(tr("dashboard.staff"), staff, "badge")
-        with ui.row().classes("w-full gap-4 items-stretch"):
-            if principal.can("units") and principal.can("users"):
-                staff_by_region = figures["staff_by_region"]
-                with ui.card().classes("flex-1 min-w-[380px]"):
-                    ui.label(tr("dashboard.staff_by_region")).classes("text-lg font-medium")
-                    if staff_by_region:
-                        names = [n for n, _ in staff_by_region]
-                        ui.echart({
-                            "tooltip": {"trigger": "axis"},
-                            "grid": {"left": 120, "right": 24, "top": 10, "bottom": 24},
-                            "xAxis": {"type": "value", "minInterval": 1},
-                            "yAxis": {"type": "category", "data": names[::-1]},
-                            "series": [{"type": "bar", "data": [c for _, c in staff_by_region][::-1],
-                                        "itemStyle": {"color": "#1f4e79"}, "label": {"show": True,
-                                                                                    "position": "right"}}],
-                        }).classes("h-72 w-full")
-                    else:
-                        ui.label(tr("dashboard.no_staff")).classes("text-grey-7")
-            if principal.can("audit"):
-                entries = figures["entries"]
-                with ui.card().classes("flex-1 min-w-[380px]"):
-                    ui.label(tr("dashboard.recent_changes")).classes("text-lg font-medium")
-                    if not entries:
-                        ui.label(tr("audit.empty")).classes("text-grey-7")
-                    for entry in entries:
-                        with ui.row().classes("w-full no-wrap gap-3 text-sm py-2 border-b border-gray-200"):
-                            ui.label(format_local(entry.ts, principal.timezone)).classes("text-grey-6 w-32 shrink-0")
-                            ui.label(actor_name(entry)).classes("w-24 shrink-0 font-medium truncate")
-                            ui.label(audit_text(entry)).classes("text-grey-8")
-        with ui.card().classes("w-full bg-blue-1 shadow-none"):
-            ui.label(tr("dashboard.coming_title")).classes("font-medium")
-            ui.label(tr("dashboard.coming_text")).classes("text-grey-8 text-sm")
-
-
 # -- domains still to come: say what will be here, show nothing fake --------------------------------------
 COMING = {
     "/cases": ("nav.cases", "support_agent", "coming.cases"),
@@ -436,7 +375,6 @@ def mount_ui(app: FastAPI, settings: Settings, database: Database | None = None)
     from kehu.tenancy import ui as tenancy_ui
 
     page("/login")(login_page)
-    page("/")(dashboard_page)
     for path, (title_key, icon, text_key) in COMING.items():
         _register_coming(path, title_key, icon, text_key)
     tenancy_ui.register()
