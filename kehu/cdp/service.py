@@ -459,8 +459,12 @@ def merge_by_hand(session: Session, principal: Principal, *, data: schemas.Merge
         raise Conflict("These two ids are already the same customer.")
     for profile in (winner, loser):
         require_row(session, principal, "profiles", "update", unit_id=profile.unit_id, owner_id=profile.owner_id)
+    from kehu.cdp.dedupe import checked_choices
+
+    checked_choices(session, principal.org_id, data.fields)
     return identity.merge_profiles(session, winner, loser, reason="manual",
-                                   detail=data.reason or f"merged by {principal.display}", actor=principal)
+                                   detail=data.reason or f"merged by {principal.display}", actor=principal,
+                                   kept=True, choices=data.fields)
 
 
 def unmerge(session: Session, principal: Principal, merge_id: int) -> Profile:

@@ -483,19 +483,27 @@ def _merge_dialog(principal: Any, profile_id: int) -> None:
         ui.input(placeholder=tr("customers.search"), on_change=lambda e: search(e.value)).props(
             "outlined dense debounce=300 autofocus").classes("w-full")
 
-        def confirm() -> None:
+        def compare() -> None:
             if chosen["id"] is None:
                 ui.notify(tr("customers.pick_one"), type="warning")
                 return
-            merged = run_action(lambda s: service.merge_by_hand(s, principal, data=schemas.MergeRequest(
-                winner_id=profile_id, loser_id=chosen["id"])), tr("customers.merged"))
-            if merged is not None:
-                dialog.close()
+            other = chosen["id"]
+            dialog.close()
+
+            def merge(session: Any, winner: int, fields: dict[str, str]) -> Any:
+                return service.merge_by_hand(session, principal, data=schemas.MergeRequest(
+                    winner_id=winner, loser_id=other if winner == profile_id else profile_id, fields=fields))
+
+            def after() -> None:
                 ui.navigate.reload()
+
+            dedupe_ui.merge_side_by_side(principal, profile_id, other, title=tr("customers.merge_with"),
+                                         merge=merge, after=after)
 
         with ui.row().classes("w-full justify-end"):
             ui.button(tr("common.cancel"), on_click=dialog.close).props("flat")
-            ui.button(tr("customers.merge_confirm"), on_click=confirm).props("color=negative")
+            ui.button(tr("customers.merge_compare"), icon="compare_arrows", on_click=compare).props(
+                'color=primary data-test="merge-compare"')
     dialog.open()
 
 
