@@ -35,7 +35,7 @@ from kehu.sales.models import (
     lead_fields,
 )
 from kehu.sales.routing import Route, Router
-from kehu.tenancy.access import Principal, get_scoped, require_row, scope, units_under
+from kehu.tenancy.access import Principal, get_scoped, require_row, scope, units_under, within_depth
 from kehu.tenancy.models import BusinessUnit, User
 
 # Which status may follow which by a status change. Converting is its own step (``convert_lead``: it opens the
@@ -212,6 +212,28 @@ class Inquiry:
     placed: Route | None = None  # a placement given by hand; otherwise routing decides
 
 
+def _within_reach(session: Session, actor: Principal, router: Router, route: Route | None) -> Route | None:
+    """A person's new lead where they may read it: routed as usual when the route stays within what the
+    caller may read, else the caller's own lead at their unit (themselves as its salesperson when they work
+    leads there, else the unit's next salesperson the caller may read, else the caller). The platform's
+    leads go where routing sends them."""
+    if actor.is_system or actor.unit_id is None:
+        return route
+    depth = actor.depth("leads", "read")
+    # no route: the lead waits unassigned at the caller's unit (the call centre's or HQ's queue)
+    unit_id, owner_id = (route.unit_id, route.owner_id) if route is not None else (actor.unit_id, None)
+    if within_depth(session, actor, depth, unit_id=unit_id, owner_id=owner_id):
+        return route
+    unit_id, owner_id = actor.unit_id, actor.user_id
+    if actor.user_id not in router.salespeople(unit_id):
+        picked = router.pick(unit_id, "round_robin")
+        if picked is not None and within_depth(session, actor, depth, unit_id=unit_id, owner_id=picked):
+            owner_id = picked
+    elif owner_id is not None:
+        router.handed(unit_id, owner_id)  # their turn is taken, as if routing had handed it to them
+    return Route(unit_id, owner_id, "none", "own_inquiry")
+
+
 def record_inquiry(session: Session, actor: Principal, profile: Profile, *, source: str, source_event: str | None,
                    model: str | None, note: str, at: datetime, placed: Route | None = None,
                    router: Router | None = None) -> tuple[Lead, bool]:
@@ -226,7 +248,15 @@ def record_inquiries(session: Session, actor: Principal, inquiries: list[Inquiry
     """Inquiries of one organisation's customers, each answered as ``record_inquiry`` would (a lead and
     whether it is new), in a handful of statements however many there are: the open leads are read in one
     query, the new leads routed in memory and inserted together, their history and audit written together.
-    Two inquiries of one person in the batch make one lead asked twice."""
+    Two inquiries of one person in the batch make one lead asked twice.
+
+    Whose open lead an inquiry joins depends on who records it. The platform (lead rules, imports, ingestion:
+    a system actor) keeps one open lead per person and routes new ones. A person (a consultant, a manager, the
+    call centre) only ever touches leads they may read: the inquiry is folded into the person's open lead if
+    the caller may read it; otherwise it becomes a new lead, and a new lead that routing would send where the
+    caller may not read it (another dealer's customer, another salesperson's) stays the caller's own, at the
+    caller's unit. Two dealers may so each hold an open lead of the same person — the group shares the
+    customer, not each dealer's pipeline — and the caller's answer is their own lead, never another's."""
     if not inquiries:
         return []
     org_id = inquiries[0].profile.org_id
@@ -236,8 +266,10 @@ def record_inquiries(session: Session, actor: Principal, inquiries: list[Inquiry
     for start in range(0, len(wanted), 5000):
         # by the customer's index alone, status checked here: given (org_id, status) PostgreSQL may walk every
         # open lead of the organisation once per batch when its statistics lag behind a bulk load
-        for lead in session.scalars(select(Lead).where(Lead.profile_id.in_(wanted[start:start + 5000]))
-                                    .order_by(Lead.id)):
+        query = select(Lead).where(Lead.profile_id.in_(wanted[start:start + 5000]))
+        if not actor.is_system:  # a person's inquiry joins only a lead they may read
+            query = query.where(scope(actor, Lead))
+        for lead in session.scalars(query.order_by(Lead.id)):
             if lead.status in OPEN_STATUSES and lead.org_id == org_id:
                 open_leads[lead.profile_id] = lead  # the newest open one
     answers: list[tuple[Lead, bool]] = []
@@ -260,7 +292,7 @@ def record_inquiries(session: Session, actor: Principal, inquiries: list[Inquiry
                     first_inquiry_at=inquiry.at, last_inquiry_at=inquiry.at, status_changed_at=inquiry.at,
                     created_by_id=actor.user_id)
         made_at = lead.unit_id
-        chosen = inquiry.placed or router.route(inquiry.profile, lead)
+        chosen = inquiry.placed or _within_reach(session, actor, router, router.route(inquiry.profile, lead))
         if chosen is not None:
             lead.unit_id, lead.owner_id = chosen.unit_id, chosen.owner_id
             if chosen.owner_id is not None:
@@ -718,6 +750,14 @@ def unfold_leads(session: Session, winner: Profile, record: Merge) -> None:
     session.flush()
 
 
+def _reads_through_lead(session: Session, principal: Principal, profile_id: int) -> bool:
+    """A reader of one of the customer's leads sees the customer, wherever their record sits: a dealer that
+    took up a person the group already knew (an inquiry recorded for them) works its lead with them."""
+    return principal.can("leads") and session.scalar(select(Lead.id).where(
+        Lead.profile_id == profile_id, scope(principal, Lead)).limit(1)) is not None
+
+
+cdp_service.READ_THROUGH.append(_reads_through_lead)
 identity.AFTER_MERGE.append(fold_open_leads)
 identity.AFTER_UNMERGE.append(unfold_leads)
 
