@@ -703,30 +703,39 @@ PROGRESS = {"inquiry": 0, "recycled": 0, "mql": 1, "sal": 2, "sql": 3}
 
 
 def fold_open_leads(session: Session, winner: Profile, record: Merge) -> None:
-    """Two records of one person merged, each with an open lead: the lead furthest along (then the one
-    contacted, then the oldest) stays open and counts the other's inquiries; the other is disqualified as a
-    duplicate. The merge record remembers it, so an unmerge reopens it."""
+    """Two records of one person merged, each with an open lead at the same dealer: the lead furthest along
+    (then the one contacted, then the oldest) stays open and counts the other's inquiries; the other is
+    disqualified as a duplicate. Leads of different dealers stay open, each its dealer's (as an inquiry of a
+    dealer never joins another dealer's lead). The merge record remembers it, so an unmerge reopens them."""
     open_leads = list(session.scalars(select(Lead).where(Lead.profile_id == winner.id,
                                                          Lead.status.in_(OPEN_STATUSES)).order_by(Lead.id)))
     if len(open_leads) < 2:
         return
-    kept = max(open_leads, key=lambda lead: (PROGRESS.get(lead.status, 0), lead.first_contacted_at is not None,
-                                             -lead.first_inquiry_at.timestamp(), -lead.id))
+    router = Router(session, winner.org_id)
+    by_dealer: dict[int | None, list[Lead]] = {}
+    for lead in open_leads:
+        by_dealer.setdefault(router.dealer_of(lead.unit_id), []).append(lead)
     now = _now()
     folded: dict[str, str] = {}
-    for lead in open_leads:
-        if lead is kept:
-            continue
-        folded[str(lead.id)] = lead.status
-        kept.inquiries += lead.inquiries
-        kept.first_inquiry_at = min(kept.first_inquiry_at, lead.first_inquiry_at)
-        kept.last_inquiry_at = max(kept.last_inquiry_at, lead.last_inquiry_at)
-        before = lead.status
-        lead.status, lead.status_changed_at, lead.disqualify_reason = "disqualified", now, "duplicate"
-        session.flush()
-        _change(session, lead, "status", None, at=now, from_status=before, to_status="disqualified",
-                reason="duplicate")
-    record.moved = {**(record.moved or {}), "folded_leads": {"kept": kept.id, "leads": folded}}
+    kept_by: dict[str, int] = {}
+    for leads in by_dealer.values():
+        kept = max(leads, key=lambda lead: (PROGRESS.get(lead.status, 0), lead.first_contacted_at is not None,
+                                            -lead.first_inquiry_at.timestamp(), -lead.id))
+        for lead in leads:
+            if lead is kept:
+                continue
+            folded[str(lead.id)], kept_by[str(lead.id)] = lead.status, kept.id
+            kept.inquiries += lead.inquiries
+            kept.first_inquiry_at = min(kept.first_inquiry_at, lead.first_inquiry_at)
+            kept.last_inquiry_at = max(kept.last_inquiry_at, lead.last_inquiry_at)
+            before = lead.status
+            lead.status, lead.status_changed_at, lead.disqualify_reason = "disqualified", now, "duplicate"
+            session.flush()
+            _change(session, lead, "status", None, at=now, from_status=before, to_status="disqualified",
+                    reason="duplicate")
+    if folded:
+        record.moved = {**(record.moved or {}), "folded_leads": {
+            "kept": next(iter(kept_by.values())), "leads": folded, "kept_by": kept_by}}
     session.flush()
 
 
@@ -735,13 +744,13 @@ def unfold_leads(session: Session, winner: Profile, record: Merge) -> None:
     folded = (record.moved or {}).get("folded_leads")
     if not folded:
         return
-    kept = session.get(Lead, folded["kept"])
     now = _now()
     for lead_id, status in folded["leads"].items():
         lead = session.get(Lead, int(lead_id))
         if lead is None or lead.status != "disqualified" or lead.disqualify_reason != "duplicate":
             continue
         lead.status, lead.status_changed_at, lead.disqualify_reason = status, now, None
+        kept = session.get(Lead, (folded.get("kept_by") or {}).get(lead_id, folded["kept"]))
         if kept is not None:
             kept.inquiries = max(1, kept.inquiries - lead.inquiries)
         session.flush()

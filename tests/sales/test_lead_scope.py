@@ -71,3 +71,20 @@ def test_a_dealer_takes_up_a_customer_of_another_dealer_through_its_own_lead(sal
     assert deal.json()["opportunity"]["unit_id"] == sales.dealer_a.id
     b_now = client.get(f"/api/v1/leads/{b_lead.json()['id']}", headers=b_sales).json()
     assert (b_now["status"], b_now["inquiries"], b_now["note"]) == ("inquiry", 1, "B跟进中")
+
+
+def test_a_merge_keeps_each_dealers_open_lead(sales, client, login):  # type: ignore[no-untyped-def]
+    """Two records of one person, each with an open lead at a different dealer, merged: both leads stay open,
+    each its dealer's; an unmerge leaves them as they are."""
+    a_sales, b_sales, admin = login("a.sales@example.com"), login("b.sales@example.com"), login("admin@example.com")
+    in_a = client.post("/api/v1/leads", headers=a_sales, json={"mobile": "13900093001", "name": "孙先生"}).json()
+    in_b = client.post("/api/v1/leads", headers=b_sales, json={"mobile": "13900093002", "name": "孙先生"}).json()
+    merged = client.post("/api/v1/customers/merges", headers=admin, json={
+        "winner_id": in_b["profile_id"], "loser_id": in_a["profile_id"]})
+    assert merged.status_code == 201, merged.text
+    a_now = client.get(f"/api/v1/leads/{in_a['id']}", headers=a_sales).json()
+    b_now = client.get(f"/api/v1/leads/{in_b['id']}", headers=b_sales).json()
+    assert (a_now["status"], a_now["inquiries"], a_now["unit_id"]) == ("inquiry", 1, sales.dealer_a.id)
+    assert (b_now["status"], b_now["inquiries"], b_now["unit_id"]) == ("inquiry", 1, sales.dealer_b.id)
+    assert client.post(f"/api/v1/customers/merges/{merged.json()['id']}/undo", headers=admin).status_code == 200
+    assert client.get(f"/api/v1/leads/{in_a['id']}", headers=a_sales).json()["status"] == "inquiry"
