@@ -355,8 +355,9 @@ def page_leads(session: Session, principal: Principal, *, status: str | None = N
         query = query.where(Lead.status.in_(OPEN_STATUSES), Lead.first_contacted_at.is_(None),
                             Lead.first_contact_due_at < _now())
     if q:
-        query = query.where(Lead.profile_id.in_(select(Profile.id).where(*cdp_service.profile_filters(
-            principal, q, None, None))))
+        # among the reader's leads: their customers are seen through the leads (customers_of), in scope or not
+        query = query.where(Lead.profile_id.in_(select(Profile.id).where(
+            cdp_service.search_filter(principal, q), Profile.merged_into_id.is_(None))))
     return offset_page(session, query, order_by=[Lead.last_inquiry_at.desc(), Lead.id.desc()], page=page,
                        per_page=per_page)
 

@@ -66,6 +66,8 @@ def test_a_dealer_takes_up_a_customer_of_another_dealer_through_its_own_lead(sal
     assert seen.status_code == 200 and seen.json()["profile"]["unit_id"] == sales.dealer_b.id  # still B's record
     assert "B跟进中" not in seen.text  # B's lead is not on A's timeline
     assert client.patch(f"/api/v1/customers/{customer_id}", headers=a_sales, json={"name": "改名"}).status_code == 403
+    found = client.get("/api/v1/leads", headers=a_sales, params={"q": "13900092000"}).json()["items"]
+    assert [lead["id"] for lead in found] == [a_lead.json()["id"]]  # A finds its lead by its customer's mobile
     deal = client.post(f"/api/v1/leads/{a_lead.json()['id']}/convert", headers=a_sales, json={})
     assert deal.status_code == 201, deal.text
     assert deal.json()["opportunity"]["unit_id"] == sales.dealer_a.id
