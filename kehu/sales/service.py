@@ -168,7 +168,11 @@ def _place(session: Session, lead: Lead, unit_id: int, owner_id: int | None, act
 
 # -- making leads ----------------------------------------------------------------------------------------------
 def create_lead(session: Session, principal: Principal, data: schemas.LeadCreate) -> tuple[Lead, bool]:
-    """A lead for the inquiry, or the customer's open lead updated (returns it and whether it is new)."""
+    """A lead for the inquiry, or the customer's open lead updated (returns it and whether it is new).
+
+    The customer is found across the group by One ID (or made); the lead is the caller's: an open lead of the
+    person is updated only if the caller may read it, otherwise the inquiry is a new lead of the caller's own,
+    at their unit (see ``record_inquiries``). Another dealer's lead is neither returned nor changed."""
     principal.require("leads", "create")
     profile = _customer_for(session, principal, data)
     if data.unit_id is not None or data.owner_id is not None:
