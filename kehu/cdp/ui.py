@@ -10,13 +10,24 @@ from nicegui import ui
 from kehu.cdp import commerce, dedupe_ui, exports, fields, identity_rules, imports, relations, schemas, service
 from kehu.cdp import timeline as history
 from kehu.cdp.views import CustomerView
+from kehu.core.errors import KehuError
 from kehu.core.i18n import t
 from kehu.core.jobs import Job
 from kehu.core.timeutil import format_local
 from kehu.tenancy import service as tenancy_service
 from kehu.tenancy.masking import is_masked
 from kehu.ui.components import ServerTable, add_status_slot, localise_table, readable_phone
-from kehu.ui.shell import empty_state, frame, locale, page, run_action, tr, unit_of_work, validated
+from kehu.ui.shell import (
+    empty_state,
+    frame,
+    locale,
+    notify_error,
+    page,
+    run_action,
+    tr,
+    unit_of_work,
+    validated,
+)
 
 STAGES = ("visitor", "prospect", "lead", "opportunity", "customer", "owner", "churned")
 STAGE_COLOURS = {"visitor": "grey-6", "prospect": "blue-grey-6", "lead": "light-blue-8", "opportunity": "indigo-6",
@@ -27,6 +38,10 @@ CUSTOMER_PANELS: list[Callable[[Any, int], None]] = []
 # Other domains' actions on customers picked in the list (put them in a segment, tag them): each adds its
 # buttons, given the principal, a function returning the picked ids and one that clears the pick.
 SELECTION_ACTIONS: list[Callable[[Any, Callable[[], list[int]], Callable[[], None]], None]] = []
+# What a reader may do about a person the group already knows (a new customer's mobile or e-mail in use): sales
+# offers to record an inquiry for them, the way a dealer takes up a customer held elsewhere. Called with the
+# principal and what the form held (name, mobile, email, city).
+INQUIRY_ACTIONS: list[Callable[[Any, dict[str, str | None]], None]] = []
 EVENT_ICONS = {"page": "web", "screen": "smartphone", "identify": "badge", "group": "groups", "alias": "link",
                "track": "bolt"}
 
@@ -162,15 +177,48 @@ def customers_page() -> None:
                 stage = ui.select({s: _stage_label(s) for s in STAGES}, value="prospect",
                                   label=tr("customers.stage")).classes("w-full")
 
+                in_use = ui.column().classes("w-full gap-1")
+
+                def record_inquiry(held: dict[str, str | None]) -> None:
+                    dialog.close()
+                    INQUIRY_ACTIONS[0](principal, held)
+
+                def taken(error: KehuError, held: dict[str, str | None]) -> None:
+                    """The mobile or e-mail is a customer's already: say so (naming them only if the reader may
+                    open them) and offer what to do instead."""
+                    in_use.clear()
+                    with in_use, ui.card().props("flat bordered").classes("w-full bg-orange-1"):
+                        ui.label(error.detail).classes("text-negative font-medium").props(
+                            "data-testid=customer-in-use")
+                        ui.label(str(error.extra.get("hint", ""))).classes("text-sm text-grey-8")
+                        with ui.row().classes("w-full justify-end gap-2"):
+                            if "existing_id" in error.extra:
+                                ui.button(tr("customers.open_existing"), on_click=lambda: ui.navigate.to(
+                                    f"/customers/{error.extra['existing_id']}")).props("flat")
+                            if INQUIRY_ACTIONS and principal.can("leads", "create"):
+                                ui.button(tr("customers.record_inquiry"), icon="person_search",
+                                          on_click=lambda: record_inquiry(held)).props(
+                                    "data-testid=customer-record-inquiry")
+
                 def save() -> None:
-                    created = validated(lambda: run_action(lambda s: service.create_profile(
-                        s, principal, data=schemas.ProfileCreate(
-                            name=name.value or None, mobile=mobile.value or None, email=email.value or None,
-                            gender=gender.value, city=city.value or None, lifecycle_stage=stage.value)),
-                        tr("common.saved")))
-                    if created:
-                        dialog.close()
-                        ui.navigate.to(f"/customers/{created.id}")
+                    data = validated(lambda: schemas.ProfileCreate(
+                        name=name.value or None, mobile=mobile.value or None, email=email.value or None,
+                        gender=gender.value, city=city.value or None, lifecycle_stage=stage.value))
+                    if data is None:
+                        return
+                    try:
+                        with unit_of_work() as session:
+                            created_id = service.create_profile(session, principal, data=data).id
+                    except KehuError as error:
+                        if error.errors and error.errors[0].code == "in_use":
+                            taken(error, {"name": data.name, "mobile": data.mobile, "email": data.email,
+                                          "city": data.city})
+                        else:
+                            notify_error(error)
+                        return
+                    ui.notify(tr("common.saved"), type="positive")
+                    dialog.close()
+                    ui.navigate.to(f"/customers/{created_id}")
 
                 with ui.row().classes("w-full justify-end"):
                     ui.button(tr("common.cancel"), on_click=dialog.close).props("flat")

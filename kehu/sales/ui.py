@@ -36,6 +36,8 @@ def register() -> None:
     page("/leads/{lead_id}")(leads_page)
     page("/admin/leads")(settings_page)
     cdp_ui.CUSTOMER_PANELS.append(_customer_leads)
+    cdp_ui.INQUIRY_ACTIONS.append(lambda principal, held: _new_lead_dialog(
+        principal, lambda: ui.navigate.to("/leads"), held))
     opportunity_ui.register()
 
 
@@ -177,16 +179,23 @@ def _rows(session: Any, principal: Any, leads: list[Any]) -> list[dict[str, Any]
     return rows
 
 
-def _new_lead_dialog(principal: Any, done: Any) -> None:
-    """A call or a walk-in: who (found by mobile when known), what they want, where from."""
+def _new_lead_dialog(principal: Any, done: Any, held: dict[str, str | None] | None = None) -> None:
+    """A call or a walk-in: who (found by mobile or e-mail when known), what they want, where from. ``held``:
+    what another form already knows of the person (a new customer whose mobile the group knows)."""
+    held = held or {}
     with ui.dialog() as dialog, ui.card().classes("w-[560px] max-w-full"):
         ui.label(tr("leads.new")).classes("text-lg font-medium")
         ui.label(tr("leads.new_help")).classes("text-sm text-grey-7")
         with ui.row().classes("w-full gap-3 no-wrap"):
-            name = ui.input(tr("customers.name")).props("outlined dense").classes("flex-1").mark("lead-name")
-            mobile = ui.input(tr("users.phone")).props("outlined dense").classes("flex-1").mark("lead-mobile")
+            name = ui.input(tr("customers.name"), value=held.get("name") or "").props("outlined dense").classes(
+                "flex-1").mark("lead-name")
+            mobile = ui.input(tr("users.phone"), value=held.get("mobile") or "").props("outlined dense").classes(
+                "flex-1").mark("lead-mobile")
+        email = ui.input(tr("users.email"), value=held.get("email") or "").props("outlined dense").classes(
+            "w-full").mark("lead-email")
         with ui.row().classes("w-full gap-3 no-wrap"):
-            city = ui.input(tr("unit.city")).props("outlined dense").classes("flex-1").mark("lead-city")
+            city = ui.input(tr("unit.city"), value=held.get("city") or "").props("outlined dense").classes(
+                "flex-1").mark("lead-city")
             model = ui.input(tr("leads.model"), placeholder="ID.4").props("outlined dense").classes("flex-1")
         source = ui.select({s: tr(f"lead.source.{s}") for s in SOURCES},
                            value="showroom" if principal.depth("leads", "create") == "own" else "call_centre",
@@ -196,8 +205,9 @@ def _new_lead_dialog(principal: Any, done: Any) -> None:
         def save() -> None:
             try:
                 data = schemas.LeadCreate(name=name.value or None, mobile=mobile.value or None,
-                                          city=city.value or None, model_interest=model.value or None,
-                                          source=source.value, note=note.value or "")
+                                          email=email.value or None, city=city.value or None,
+                                          model_interest=model.value or None, source=source.value,
+                                          note=note.value or "")
             except ValidationError:
                 ui.notify(tr("leads.need_mobile"), type="warning")
                 return
