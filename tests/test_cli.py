@@ -66,7 +66,7 @@ def test_import_profiles_then_orders_from_the_command_line(database_url, clean_d
     assert "1 rows accepted (1 new customers), 1 rejected, 1 values left out." in profiles.stdout
     # the row is imported without its wrong birthday, which is listed with its row, column and reason
     assert warnings.read_text(encoding="utf-8-sig").splitlines()[1] == \
-        '2,"生日","1945-04-93","生日: 不是日期（YYYY-MM-DD）：1945-04-93"'
+        '2,"生日","1945-04-93","不是日期（YYYY-MM-DD）：1945-04-93"'
     orders = tmp_path / "orders.csv"
     orders.write_text("order no,order date,mobile,dealer,sku,qty,price\n"
                       "SO-9,2025-01-02,13566665555,SH001,ID4,1,259800\n"

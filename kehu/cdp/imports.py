@@ -902,7 +902,7 @@ class ValueWarning:
     row_number: int
     column: str
     value: str
-    reason: str
+    reason: str  # what is wrong with the value (the column is named apart)
 
 
 WARNING_COLUMNS = ("row_number", "column", "value", "reason")
@@ -916,9 +916,8 @@ def _warnings(session: Session, principal: Principal, run: ImportRun, locale: st
     locale = locale or principal.locale
     for warning in chosen:
         value = view.file_row(run.mapping, {warning.column: warning.value})[warning.column]
-        reason = problems_text(view.file_problems(run.mapping, [{"column": warning.column, **warning.problem}]),
-                               locale)
-        yield ValueWarning(warning.row_number, warning.column, value, reason)
+        (problem,) = view.file_problems(run.mapping, [{"column": warning.column, **warning.problem}])
+        yield ValueWarning(warning.row_number, warning.column, value, _error_of(problem).text(locale))
 
 
 def warnings(session: Session, principal: Principal, import_id: int, *, locale: str | None = None,

@@ -47,5 +47,6 @@ def downgrade() -> None:
     op.drop_table('import_warnings')
     with op.batch_alter_table('imports', schema=None) as batch_op:
         batch_op.drop_column('warnings')
-    with op.batch_alter_table('profiles', schema=None) as batch_op:
-        batch_op.drop_column('address')
+    # a plain DROP COLUMN (SQLite 3.35+): a batch would copy profiles into a new table without the expression
+    # indexes it cannot reflect (ix_profiles_org_mobile_tail), which the downgrade of 0025 then fails to drop
+    op.drop_column('profiles', 'address')

@@ -85,4 +85,4 @@ def test_import_maps_headers_to_custom_fields_by_label_and_leaves_bad_values_out
     assert (done["accepted_rows"], done["rejected_rows"], done["warnings"]) == (2, 0, 1)
     warnings = client.get(f"/api/v1/imports/{run['id']}/warnings?lang=zh", headers=admin).json()["items"]
     assert [(w["row_number"], w["column"], w["value"]) for w in warnings] == [(3, "意向车型", "高尔夫")]
-    assert warnings[0]["reason"].startswith("意向车型: 不在可选项中：高尔夫")
+    assert warnings[0]["reason"].startswith("不在可选项中：高尔夫")
