@@ -99,3 +99,16 @@ def test_a_search_without_hits_then_one_with_hits_shows_the_table_again(page, se
     page.get_by_role("option", name="50").click()
     expect(rows).to_have_count(50)
     assert "1–50" in page.locator(".q-table__bottom").inner_text()
+
+
+def test_a_customer_entered_with_an_address_shows_it_on_the_360(page, server, sign_in):
+    sign_in("admin@demo.kehu.dev")
+    page.goto(f"{server}/customers")
+    page.get_by_role("button", name="新增客户").click()
+    page.get_by_label("姓名", exact=True).fill("花木兰")
+    page.get_by_label("手机", exact=True).fill("13512340987")
+    page.get_by_label("地址").fill("河南省商丘市虞城县木兰大道8号")
+    page.get_by_role("button", name="保存").click()
+    page.wait_for_url(f"{server}/customers/*")
+    page.get_by_text("河南省商丘市虞城县木兰大道8号").wait_for()
+    shoot(page, "customer-360-address")
