@@ -431,7 +431,10 @@ class RowReader:
         self.headers = list(mapping) if headers is None else headers
         self.position = position = {header: index for index, header in enumerate(self.headers) if header}
         cleaners = {header: _cleaner(target, defined) for header, target in mapping.items() if target}
-        self.columns = [(position[header], header, trait, clean) for header, (trait, clean, _) in cleaners.items()]
+        # in the file's order, whatever the order of the stored mapping (PostgreSQL's JSONB sorts its keys): a row's
+        # problems are named, and its traits applied, column by column as the file has them
+        self.columns = sorted((position[header], header, trait, clean)
+                              for header, (trait, clean, _) in cleaners.items())
         self.named = [(index, header) for header, index in position.items()]
         # the traits that carry identities, in the order One ID reads them (the call lists its identities)
         puts = {"phone" if t == "mobile" else t.split(":", 1)[-1] for t in mapping.values() if t}
