@@ -31,6 +31,7 @@ from kehu.core.errors import Conflict, FieldError, NotFound, Unauthorized, Valid
 from kehu.core.jobs import poller
 from kehu.core.pagination import OffsetPage, Page, keyset_page, offset_page
 from kehu.core.security import digest_api_key, generate_api_key
+from kehu.tenancy import service as tenancy_service
 from kehu.tenancy.access import Principal, get_scoped, require_row, scope
 from kehu.tenancy.models import BusinessUnit, User
 
@@ -483,11 +484,8 @@ def activity_by_month(session: Session, principal: Principal, profile: Profile) 
 
 def names_for(session: Session, *, user_ids: set[int], unit_ids: set[int]) -> tuple[dict[int, str], dict[int, str]]:
     """Display names of owners and units for a page of customers, in two queries (no query per row)."""
-    users = dict(session.execute(select(User.id, User.name).where(User.id.in_(user_ids))).all()) \
-        if user_ids else {}
-    units = dict(session.execute(select(BusinessUnit.id, BusinessUnit.name).where(
-        BusinessUnit.id.in_(unit_ids))).all()) if unit_ids else {}
-    return users, units
+    names = tenancy_service.names_of(session, unit_ids=unit_ids, user_ids=user_ids)
+    return names["user"], names["unit"]
 
 
 def profile_counts(session: Session, principal: Principal) -> dict[str, int]:
@@ -500,10 +498,11 @@ def profile_counts(session: Session, principal: Principal) -> dict[str, int]:
 @poller
 def drain_inbox(database: Database, batches: int = 20) -> bool:
     """Up to ``batches`` inbox batches, each in its own short transaction, so concurrent workers hold
-    profile row locks only briefly (long transactions over shared profiles deadlock)."""
+    profile row locks only briefly (long transactions over shared profiles deadlock). A batch reads the
+    profiles it resolves against and then writes: on SQLite it holds the write lock from the start."""
     done = 0
     for _ in range(batches):
-        with database.unit_of_work() as session:
+        with database.unit_of_work(writer=True) as session:
             if not identity.drain_inbox(session, limit=1):
                 break
         done += 1
