@@ -47,9 +47,10 @@ IDENTITY_TRAITS = {
 STANDARD_TRAITS = {
     "name": "name", "gender": "gender", "birthday": "birthday", "phone": "mobile", "mobile": "mobile",
     "email": "email", "province": "province", "state": "province", "city": "city", "source": "source",
-    "lifecycle_stage": "lifecycle_stage", "lifecycleStage": "lifecycle_stage",
+    "lifecycle_stage": "lifecycle_stage", "lifecycleStage": "lifecycle_stage", "address": "address",
 }
-PROFILE_FIELDS = ("name", "gender", "birthday", "mobile", "email", "province", "city", "source", "lifecycle_stage")
+PROFILE_FIELDS = ("name", "gender", "birthday", "mobile", "email", "province", "city", "address", "source",
+                  "lifecycle_stage")
 LIFECYCLE_STAGES = ("visitor", "prospect", "lead", "opportunity", "customer", "owner", "churned")
 
 
@@ -488,12 +489,13 @@ def trait_time(profile: Any, times: dict[str, Any], key: str) -> dict[str, Any]:
     return entry or {}
 
 
-_NOT_TRAITS = frozenset(("firstName", "lastName", "first_name", "last_name", "address", "consent"))
+_NOT_TRAITS = frozenset(("firstName", "lastName", "first_name", "last_name", "consent"))
 
 
 def _trait_targets(traits: dict[str, Any]) -> Iterator[tuple[str, str | None, Any]]:
     """(trait, profile column or None for an attribute, value) for each trait a call sets: first and last
-    names make the name, an address its province and city; consent and identities are kept elsewhere."""
+    names make the name; an address is text, or Segment's {street, city, state, …}, whose street is the
+    address and whose state and city are the province and city; consent and identities are kept elsewhere."""
     combined = traits
     first, last = traits.get("firstName") or traits.get("first_name"), traits.get("lastName") or traits.get("last_name")
     address = traits.get("address")
@@ -505,6 +507,7 @@ def _trait_targets(traits: dict[str, Any]) -> Iterator[tuple[str, str | None, An
         if isinstance(address, dict):
             combined.setdefault("province", address.get("state") or address.get("province"))
             combined.setdefault("city", address.get("city"))
+            combined["address"] = address.get("street") or None
     for key, value in combined.items():
         if key in _NOT_TRAITS or value is None:
             continue  # consent becomes consent records, not a trait
@@ -531,6 +534,8 @@ def _clean(column: str, value: Any) -> Any:
         if value not in LIFECYCLE_STAGES:
             raise normalise.InvalidValue("stage_unknown", value=value, allowed=", ".join(LIFECYCLE_STAGES))
         return value
+    if column == "address":
+        return normalise.address(value)
     return str(value).strip()[:100]
 
 
