@@ -125,6 +125,9 @@ class Resolver:
         self.new_identities: list[tuple[Any, str, str, int, datetime]] = []
         self.swapped: dict[int, Profile] = {}  # id(NewProfile) → its loaded row, after an early write
         self.now = utcnow()  # the batch's moment: rows it creates share it
+        # where a person this batch discovers starts: an anonymous visitor for the streams; someone an import
+        # names (a mobile, an e-mail: a dealer's or the call centre's list) is a prospect
+        self.newcomer_stage = "visitor"
 
     def preload(self, pairs: set[tuple[str, str]]) -> None:
         """One query for the identities the batch mentions, one for their profiles, one for all they hold."""
@@ -222,7 +225,7 @@ class Resolver:
         now = self.now
         profile = NewProfile(org_id=self.org_id, unit_id=source.unit_id, owner_id=None, attributes={},
                              trait_times={}, first_seen_at=ts, last_seen_at=ts, source=source.name,
-                             lifecycle_stage="visitor", created_at=now, updated_at=now)
+                             lifecycle_stage=self.newcomer_stage, created_at=now, updated_at=now)
         self.new_profiles.append(profile)
         self.held[profile] = defaultdict(set)
         self.stats.profiles_created += 1
@@ -700,6 +703,7 @@ def store_imported(session: Session, source: Source, columns: ImportedColumns, o
     column (what the resolver would have written, at a fraction of its cost: an import's first run is nearly
     all of them). The others are resolved as calls."""
     resolver = Resolver(session, source.org_id, rules_for(session, source.org_id))
+    resolver.newcomer_stage = "prospect"
     resolver.stats.messages = len(columns.numbers) + len(odd)
     mentioned: dict[str, list[Any]] = defaultdict(list)
     for kind, values in columns.identities:
@@ -767,7 +771,7 @@ def _add_newcomers(resolver: Resolver, source: Source, columns: ImportedColumns,
     # identity kept as such, or an attribute
     profiles: dict[str, Any] = {"org_id": EveryRow(org_id), "unit_id": EveryRow(unit_id),
                                 **{column: EveryRow(None) for column in _TRAIT_COLUMNS},
-                                "source": EveryRow(source.name), "lifecycle_stage": EveryRow("visitor")}
+                                "source": EveryRow(source.name), "lifecycle_stage": EveryRow(resolver.newcomer_stage)}
     attributes: list[tuple[str, list[Any]]] = []
     for trait, values in columns.traits.items():
         column = STANDARD_TRAITS.get(trait)

@@ -889,7 +889,7 @@ def rejections_csv(session: Session, principal: Principal, import_id: int, local
     run = get_run(session, principal, import_id)
     view = file_view(session, principal, uploaded_by=run.created_by_id)
     sheet = CsvSheet()
-    sheet.write(["row_number", "reason", *run.headers])
+    sheet.write([t("imports.warning.row_number", locale), t("imports.warning.reason", locale), *run.headers])
     for rejection in rejections(session, principal, import_id):
         reason = problems_text(view.file_problems(run.mapping, rejection.problems), locale) if rejection.problems \
             else (rejection.reason if view.sees_all else MASK)

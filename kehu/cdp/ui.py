@@ -60,8 +60,16 @@ def _stage_label(stage: str) -> str:
     return tr(f"stage.{stage}")
 
 
-def _display_name(name: str | None, profile_id: int) -> str:
-    return name or tr("customers.anonymous", id=profile_id)
+def _display_name(name: str | None, profile_id: int, out: schemas.ProfileOut | None = None) -> str:
+    """The name, or for a customer who left none how to tell them apart (a mobile's last digits, an e-mail as
+    the reader sees it); only someone who left nothing is an anonymous visitor."""
+    if name:
+        return name
+    if out is not None and out.mobile:
+        return tr("customers.nameless_mobile", tail=out.mobile[-4:])
+    if out is not None and out.email:
+        return tr("customers.nameless", contact=out.email)
+    return tr("customers.anonymous", id=profile_id)
 
 
 def _stage_slot(table: ui.table, column: str = "stage") -> None:
@@ -114,7 +122,7 @@ def customers_page() -> None:
                 rows = []
                 for p in result.items:
                     out = view.profile(p)
-                    rows.append({"id": p.id, "name": _display_name(p.name, p.id),
+                    rows.append({"id": p.id, "name": _display_name(p.name, p.id, out),
                                  "mobile": readable_phone(out.mobile) or "—",
                                  "city": p.city or "—", "stage": p.lifecycle_stage,
                                  "owner": owners.get(p.owner_id, "—") if p.owner_id else "—",
@@ -376,7 +384,8 @@ def _profile_card(principal: Any, out: schemas.ProfileOut, owners: dict[int, str
         ui.avatar((out.name or "?")[:1], color="primary", text_color="white", size="64px")
         with ui.column().classes("gap-1 flex-1"):
             with ui.row().classes("items-center gap-3"):
-                ui.label(_display_name(out.name, out.id)).classes("text-2xl font-semibold").mark("customer-title")
+                ui.label(_display_name(out.name, out.id, out)).classes("text-2xl font-semibold").mark(
+                    "customer-title")
                 ui.badge(_stage_label(out.lifecycle_stage), color=STAGE_COLOURS.get(out.lifecycle_stage, "grey-7"))
                 if out.name_pinyin:
                     ui.label(out.name_pinyin).classes("text-grey-6")
@@ -522,7 +531,7 @@ def _merge_dialog(principal: Any, profile_id: int) -> None:
             with unit_of_work() as session:
                 found = service.page_profiles(session, principal, q=text, per_page=8).items
                 view = CustomerView.of(session, principal)
-                rows = [(p.id, _display_name(p.name, p.id), view.profile(p).mobile or "",
+                rows = [(p.id, _display_name(p.name, p.id, view.profile(p)), view.profile(p).mobile or "",
                          p.city or "") for p in found if p.id != profile_id]
             with results:
                 if not rows:

@@ -148,7 +148,7 @@ def test_a_wrong_optional_value_is_left_out_and_reported_not_the_row(  # type: i
     # only a row without a usable identity is rejected, with every problem it has
     rejected = client.get(f"/api/v1/imports/{run['id']}/rejections.csv", headers=admin).content.decode("utf-8-sig")
     (row,) = list(csv.DictReader(io.StringIO(rejected)))
-    assert row["row_number"] == "4" and row["reason"] == "邮箱: not an e-mail address: ww#example.com"
+    assert row["Row"] == "4" and row["Reason"] == "邮箱: not an e-mail address: ww#example.com"
 
 
 def test_warnings_are_masked_for_readers_other_than_the_uploader(  # type: ignore[no-untyped-def]

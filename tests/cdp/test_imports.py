@@ -69,6 +69,7 @@ def test_a_gbk_file_full_of_defects(client, tree, login, session, clean_database
     assert done["profiles_created"] == 4 and live(session) == 4
     wang = session.scalars(select(Profile).where(Profile.name == "王芳")).one()
     assert (wang.mobile, wang.birthday, wang.city) == ("+8613900001111", None, "北京")
+    assert wang.lifecycle_stage == "prospect"  # someone a list names, not an anonymous visitor (issue 20)
     zhang = session.scalars(select(Profile).where(Profile.name == "张伟")).one()
     assert zhang.mobile == "+8613812345678" and zhang.attributes["备注"] == "重复行"
     zhao = session.scalars(select(Profile).where(Profile.name == "赵六")).one()
@@ -76,7 +77,7 @@ def test_a_gbk_file_full_of_defects(client, tree, login, session, clean_database
     report = client.get(f"/api/v1/imports/{body['id']}/rejections.csv", headers=admin)
     assert report.status_code == 200 and report.content.startswith(b"\xef\xbb\xbf")
     rejected = list(csv.DictReader(io.StringIO(report.content.decode("utf-8-sig"))))
-    reasons = {int(r["row_number"]): r["reason"] for r in rejected}
+    reasons = {int(r["Row"]): r["Reason"] for r in rejected}  # headers in the language asked for (en)
     assert set(reasons) == {3, 7}
     assert "手机" in reasons[3] and "no identifying value" in reasons[7]
     assert rejected[0]["姓名"] == "李娜"  # the row comes back as it was, ready to fix
