@@ -60,13 +60,17 @@ def create_access_token(secret: str, *, user_id: int, org_id: int, token_version
 
 def decode_access_token(secret: str, token: str) -> dict[str, Any]:
     try:
-        claims = jwt.decode(token, secret, algorithms=[JWT_ALGORITHM], options={"require": ["sub", "exp"]})
+        # "ver" is the revocation claim (the user's token_version): a token without it could never be revoked
+        claims = jwt.decode(token, secret, algorithms=[JWT_ALGORITHM],
+                            options={"require": ["sub", "exp", "ver", "typ"]})
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("The access token has expired; sign in again.") from exc
     except jwt.InvalidTokenError as exc:
         raise Unauthorized("The access token is not valid.") from exc
     if claims.get("typ") != "access":
         raise Unauthorized("The token is not an access token.")
+    if not isinstance(claims.get("ver"), int) or isinstance(claims.get("ver"), bool):
+        raise Unauthorized("The access token is not valid.")
     return claims
 
 

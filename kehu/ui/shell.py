@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -55,8 +56,40 @@ def _principal_for(auth: dict[str, Any]) -> Principal | None:
         return None
 
 
-def current_principal() -> Principal | None:
+def _live_auth() -> dict[str, Any] | None:
+    """The visitor's sign-in, or None once it is older than ``ui_session_hours`` or idle (no page opened) longer
+    than ``ui_idle_minutes``; a page opened keeps it alive."""
     auth = gui_app.storage.user.get("auth")
+    if not auth:
+        return None
+    settings, now = context().settings, time.time()
+    seen = auth.get("seen", 0)
+    if (now - auth.get("at", 0) > settings.ui_session_hours * 3600
+            or (settings.ui_idle_minutes and now - seen > settings.ui_idle_minutes * 60)):
+        gui_app.storage.user.pop("auth", None)
+        return None
+    if now - seen > 60:  # a write to the visitor's storage at most once a minute
+        gui_app.storage.user["auth"] = {**auth, "seen": now}
+    return auth
+
+
+def _ui_signed_in(session: Any) -> bool:
+    """Whether the request's browser has a live UI sign-in (lets /docs open for a signed-in user)."""
+    try:
+        auth = _live_auth()
+    except (RuntimeError, AssertionError, KeyError):  # no UI storage for this request
+        return False
+    if not auth:
+        return False
+    try:
+        service.principal_for_user(session, auth["user_id"], token_version=auth["ver"])
+    except Unauthorized:
+        return False
+    return True
+
+
+def current_principal() -> Principal | None:
+    auth = _live_auth()
     if not auth:
         return None
     principal = _principal_for(auth)
@@ -76,7 +109,7 @@ async def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 async def signed_in() -> Principal | None:
     """The visitor's principal, read off the event loop (``current_principal`` for async pages)."""
-    auth = gui_app.storage.user.get("auth")
+    auth = _live_auth()
     if not auth:
         return None
     principal = await off_loop(_principal_for, auth)
@@ -253,7 +286,7 @@ def audit_text(entry: Any) -> str:
     subject = after.get("name") or before.get("name") or after.get("code") or (
         f"#{entry.entity_id}" if entry.entity_id else "")
     action = t(f"audit.action.{entry.action}", locale(), default=entry.action)
-    if entry.action == "login":
+    if entry.action in ("login", "login_failed", "login_throttled"):
         return action
     return tr("audit.text", action=action, entity=tr(f"entity.{entry.entity}"), subject=subject)
 
@@ -282,7 +315,9 @@ def _sign_in(email: str, password: str, ip: str, policy: service.LoginPolicy) ->
     session = context().database.sessionmaker()
     try:
         user = service.authenticate(session, email=email, password=password, ip=ip, policy=policy)
-        signed = {"auth": {"user_id": user.id, "ver": user.token_version}, "locale": user.locale}
+        now = time.time()
+        signed = {"auth": {"user_id": user.id, "ver": user.token_version, "at": now, "seen": now},
+                  "locale": user.locale}
         session.commit()
         return signed
     except KehuError as error:
@@ -292,13 +327,21 @@ def _sign_in(email: str, password: str, ip: str, policy: service.LoginPolicy) ->
         session.close()
 
 
+def _sign_in_refusal(error: KehuError) -> str:
+    if error.status == 429:
+        seconds = int(error.extra.get("retry_after", 1))
+        return (tr("login.throttled_seconds", seconds=seconds) if seconds < 120
+                else tr("login.throttled_minutes", minutes=(seconds + 59) // 60))
+    return tr("login.failed") if error.status == 401 else error.detail
+
+
 async def login_page() -> None:
     if await signed_in() is not None:
         ui.navigate.to("/")
         return
     ui.page_title(f"{tr('login.title')} · kehu 客户")
     ui.colors(primary="#1f4e79")
-    ip = ""
+    ip = ui.context.client.ip  # the proxy's X-Forwarded-For when uvicorn trusts it (forwarded_allow_ips)
     with ui.column().classes("absolute-center items-center gap-6"):
         with ui.row().classes("items-center gap-3"):
             ui.label("kehu 客户").classes("text-4xl font-bold text-primary")
@@ -312,10 +355,10 @@ async def login_page() -> None:
 
             async def submit() -> None:
                 settings = context().settings
-                policy = service.LoginPolicy(settings.login_max_failures, settings.login_lockout_minutes)
+                policy = service.LoginPolicy.of(settings)
                 signed = await off_loop(_sign_in, email.value, password.value, ip, policy)
                 if isinstance(signed, KehuError):
-                    message.set_text(tr("login.failed") if signed.status == 401 else signed.detail)
+                    message.set_text(_sign_in_refusal(signed))
                     return
                 gui_app.storage.user["auth"] = signed["auth"]
                 gui_app.storage.user.setdefault("locale", signed["locale"])
@@ -413,6 +456,7 @@ def mount_ui(app: FastAPI, settings: Settings, database: Database | None = None)
     from kehu.segments import ui as segments_ui
     from kehu.tenancy import ui as tenancy_ui
 
+    app.state.ui_signed_in = _ui_signed_in
     page("/login")(login_page)
     page("/")(dashboard_page)
     for path, (title_key, icon, text_key) in COMING.items():
@@ -423,4 +467,6 @@ def mount_ui(app: FastAPI, settings: Settings, database: Database | None = None)
     sales_ui.register()
     ui.run_with(app, storage_secret=settings.effective_secret_key(), title="kehu 客户", favicon="🚗",
                 language="zh-CN", show_welcome_message=False,
-                session_middleware_kwargs={"max_age": settings.ui_session_days * 86400, "same_site": "lax"})
+                # HttpOnly is Starlette's default; Secure is added per request by SecurityHeadersMiddleware
+                session_middleware_kwargs={"max_age": int(settings.ui_session_hours * 3600), "same_site": "lax",
+                                           "https_only": settings.cookie_secure is True})
