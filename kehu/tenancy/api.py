@@ -95,8 +95,11 @@ def get_user(user_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
 
 
 @router.patch("/users/{user_id}", response_model=schemas.UserOut, tags=["users"])
-def update_user(user_id: int, data: schemas.UserUpdate, session: SessionDep, principal: PrincipalDep) -> Any:
-    return service.user_out(principal, service.update_user(session, principal, user_id, data=data))
+def update_user(user_id: int, data: schemas.UserUpdate, session: SessionDep, principal: PrincipalDep,
+                settings: SettingsDep) -> Any:
+    """Your own password changes only with ``current_password``; an administrator sets another user's without."""
+    user = service.update_user(session, principal, user_id, data=data, policy=service.LoginPolicy.of(settings))
+    return service.user_out(principal, user)
 
 
 @router.post("/reassignments", response_model=schemas.JobOut, status_code=status.HTTP_202_ACCEPTED, tags=["users"])

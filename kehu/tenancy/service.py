@@ -397,13 +397,14 @@ def create_user(session: Session, principal: Principal, *, data: schemas.UserCre
     return user
 
 
-def update_user(session: Session, principal: Principal, user_id: int, *, data: schemas.UserUpdate) -> User:
+def update_user(session: Session, principal: Principal, user_id: int, *, data: schemas.UserUpdate,
+                policy: LoginPolicy | None = None) -> User:
     user = get_user(session, principal, user_id)
     is_self = user.id == principal.user_id
     changes = data.model_dump(exclude_unset=True)
     current_password = changes.pop("current_password", None)
     if is_self and "password" in changes:  # before anything changes
-        _check_current_password(session, user, current_password)
+        _check_current_password(session, user, current_password, policy or LoginPolicy())
     self_service = {"name", "phone", "locale", "password"}
     if not (is_self and set(changes) <= self_service):
         require_row(session, principal, "users", "update", unit_id=user.unit_id, owner_id=user.id)
@@ -440,7 +441,7 @@ def update_user(session: Session, principal: Principal, user_id: int, *, data: s
     return user
 
 
-def _check_current_password(session: Session, user: User, current: str | None) -> None:
+def _check_current_password(session: Session, user: User, current: str | None, policy: LoginPolicy) -> None:
     """Your own password changes only with the present one (a stolen session or an unlocked screen must not be
     enough to take the account over); an administrator setting another user's does not need it. Wrong guesses
     count as failed sign-ins of the account, so this is no way around the sign-in throttle."""
@@ -454,7 +455,7 @@ def _check_current_password(session: Session, user: User, current: str | None) -
     if not verify_password(user.password_hash, current):
         # counted in a transaction of its own: the request's is rolled back with the error
         with Session(session.get_bind()) as own, own.begin():
-            _count_failure(own, key, LoginPolicy(), now)
+            _count_failure(own, key, policy, now)
             _audit_sign_in(own, own.get(User, user.id), "login_failed", "Wrong present password given to change it")
         raise invalid("current_password", "does not match your present password", "incorrect")
 

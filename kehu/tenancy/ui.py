@@ -15,6 +15,7 @@ from kehu.ui.components import ServerTable, add_status_slot, localise_table
 from kehu.ui.shell import (
     actor_name,
     audit_text,
+    context,
     empty_state,
     frame,
     locale,
@@ -302,7 +303,8 @@ def users_page() -> None:
                             if current.visible:
                                 changes["current_password"] = current.value or None
                         action = lambda s: service.update_user(  # noqa: E731
-                            s, principal, existing.id, data=schemas.UserUpdate(**changes))
+                            s, principal, existing.id, data=schemas.UserUpdate(**changes),
+                            policy=service.LoginPolicy.of(context().settings))
                     if validated(lambda: run_action(action, tr("common.saved"))):
                         dialog.close()
                         table.reload()
