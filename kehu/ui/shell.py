@@ -356,6 +356,7 @@ async def login_page() -> None:
             async def submit() -> None:
                 settings = context().settings
                 policy = service.LoginPolicy.of(settings)
+                message.set_text("")  # each answer shows afresh, even when it repeats the last one
                 signed = await off_loop(_sign_in, email.value, password.value, ip, policy)
                 if isinstance(signed, KehuError):
                     message.set_text(_sign_in_refusal(signed))
