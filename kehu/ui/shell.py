@@ -124,8 +124,15 @@ def notify_error(error: KehuError) -> None:
               multi_line=True)
 
 
+def _touch() -> None:
+    """Work on a page (a click that reads or writes) keeps the sign-in alive, as opening a page does."""
+    with contextlib.suppress(RuntimeError, AssertionError, KeyError):  # outside a visitor's request: nothing to do
+        _live_auth()  # an expired sign-in is dropped, not revived
+
+
 @contextlib.contextmanager
 def unit_of_work() -> Iterator[Any]:
+    _touch()
     with context().database.unit_of_work() as session:
         yield session
 
