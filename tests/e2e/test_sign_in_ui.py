@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 
+import httpx
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import shoot
@@ -51,3 +52,14 @@ def test_the_session_cookie_and_the_pages_security_headers(page, server, sign_in
     assert not session["secure"]  # served over plain http here; Secure over https (tests/core/test_security_headers)
     hours = (session["expires"] - time.time()) / 3600
     assert 11.9 < hours <= 12.01, f"the session cookie lives {hours:.1f} h"
+
+
+def test_api_docs_open_for_a_signed_in_browser_only(page, server, sign_in):
+    assert httpx.get(f"{server}/openapi.json").status_code == 401  # production settings: signed-in users only
+    assert httpx.get(f"{server}/metrics").status_code == 401
+    sign_in("agent1@demo.kehu.dev")
+    # the browser's own session cookie, without loading Swagger UI's scripts (from a CDN this machine may not reach)
+    schema = page.request.get(f"{server}/openapi.json")
+    assert schema.status == 200 and "/api/v1/customers" in schema.json()["paths"]
+    docs = page.request.get(f"{server}/docs")
+    assert docs.status == 200 and "cdn.jsdelivr.net" in docs.headers["content-security-policy"]
