@@ -82,7 +82,7 @@ def allowed_to(setting: str) -> Callable[..., None]:
             get_principal(request, session, token=bearer or None, api_key=api_key)  # 401 unless valid
             return
         ui_signed_in = getattr(request.app.state, "ui_signed_in", None)
-        if ui_signed_in is not None and ui_signed_in(session):
+        if ui_signed_in is not None and ui_signed_in(request, session):
             return
         raise Unauthorized(f"Sign in first: this server shows {request.url.path} to signed-in users only "
                            f"(setting {setting}).")

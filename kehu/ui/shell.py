@@ -73,12 +73,35 @@ def _live_auth() -> dict[str, Any] | None:
     return auth
 
 
-def _ui_signed_in(session: Any) -> bool:
-    """Whether the request's browser has a live UI sign-in (lets /docs open for a signed-in user)."""
+def _ui_signed_in(request: Any, session: Any) -> bool:
+    """Whether the request's browser has a live UI sign-in (lets /docs open for a signed-in user). API routes lie
+    outside NiceGUI's mounted app and its session middleware, so the session cookie is read here as Starlette's
+    SessionMiddleware writes it (signed JSON); a browser whose storage this process has not loaded yet (no page
+    opened since a restart) counts as not signed in."""
+    import base64
+    import json
+
+    from itsdangerous import BadSignature, TimestampSigner
+    from nicegui.storage import request_contextvar
+    from starlette.requests import Request
+
+    settings = context().settings
+    cookie = request.cookies.get("session")
+    if not cookie:
+        return False
+    try:
+        data = TimestampSigner(settings.effective_secret_key()).unsign(
+            cookie.encode(), max_age=int(settings.ui_session_hours * 3600))
+        session_id = json.loads(base64.b64decode(data))["id"]
+    except (BadSignature, ValueError, KeyError, TypeError):
+        return False
+    token = request_contextvar.set(Request({"type": "http", "session": {"id": session_id}}))
     try:
         auth = _live_auth()
-    except (RuntimeError, AssertionError, KeyError):  # no UI storage for this request
+    except (RuntimeError, AssertionError, KeyError):  # its storage not loaded in this process
         return False
+    finally:
+        request_contextvar.reset(token)
     if not auth:
         return False
     try:
