@@ -456,7 +456,8 @@ def _check_current_password(session: Session, user: User, current: str | None, p
         # counted in a transaction of its own: the request's is rolled back with the error
         with Session(session.get_bind()) as own, own.begin():
             _count_failure(own, key, policy, now)
-            _audit_sign_in(own, own.get(User, user.id), "login_failed", "Wrong present password given to change it")
+            _audit_sign_in(own, own.get(User, user.id), action="login_failed",
+                           summary="Wrong present password given to change it")
         raise invalid("current_password", "does not match your present password", "incorrect")
 
 
@@ -514,7 +515,7 @@ def _count_failure(session: Session, keys: list[tuple[str, int]], policy: LoginP
     session.flush()
 
 
-def _audit_sign_in(session: Session, user: User | None, action: str, summary: str) -> None:
+def _audit_sign_in(session: Session, user: User | None, *, action: str, summary: str) -> None:
     """Failed and refused sign-ins go to the audit of the account's organisation (an unknown e-mail has none: its
     attempts stay in login_attempts)."""
     if user is None:
@@ -541,8 +542,9 @@ def authenticate(session: Session, *, email: str, password: str, ip: str = "",
             row.last_refused_at = now
         if first:
             user = session.scalar(select(User).where(User.email == email))
-            _audit_sign_in(session, user, "login_throttled",
-                           f"Sign-in refused for {wait} s after repeated failures" + (f" (from {ip})" if ip else ""))
+            _audit_sign_in(session, user, action="login_throttled",
+                           summary=f"Sign-in refused for {wait} s after repeated failures"
+                           + (f" (from {ip})" if ip else ""))
         session.flush()
         raise TooManyRequests(f"Too many failed sign-ins; try again in {wait} seconds.",
                               extra={"retry_after": wait})
@@ -553,7 +555,7 @@ def authenticate(session: Session, *, email: str, password: str, ip: str = "",
     session.add(LoginAttempt(email=email, ip=ip, ts=now, success=ok))
     if not ok or user is None:
         _count_failure(session, keys, policy, now)
-        _audit_sign_in(session, user, "login_failed", "Failed sign-in" + (f" from {ip}" if ip else ""))
+        _audit_sign_in(session, user, action="login_failed", summary="Failed sign-in" + (f" from {ip}" if ip else ""))
         session.flush()
         raise Unauthorized("Incorrect e-mail or password, or the account is deactivated.")
     # The account's count starts again; the address's does not, or a sprayer could clear it with an account of
@@ -845,3 +847,11 @@ def staff_by_top_unit(session: Session, principal: Principal) -> list[tuple[str,
     )
     counts = {name: count for name, count in session.execute(stmt)}
     return sorted(((g.name, counts.get(g.name, 0)) for g in groups), key=lambda r: -r[1])
+
+
+def names_of(session: Session, *, unit_ids: set[int], user_ids: set[int]) -> dict[str, dict[int, str]]:
+    """Display names of units and people (two queries, however many rows name them)."""
+    units = dict(session.execute(select(BusinessUnit.id, BusinessUnit.name).where(
+        BusinessUnit.id.in_(unit_ids))).all()) if unit_ids else {}
+    users = dict(session.execute(select(User.id, User.name).where(User.id.in_(user_ids))).all()) if user_ids else {}
+    return {"unit": units, "user": users}
