@@ -58,18 +58,25 @@ def _principal_for(auth: dict[str, Any]) -> Principal | None:
 
 
 def _live_auth() -> dict[str, Any] | None:
-    """The visitor's sign-in, or None once it is older than ``ui_session_hours`` or idle (no page opened) longer
-    than ``ui_idle_minutes``; a page opened keeps it alive."""
+    """The visitor's sign-in, or None once it is older than ``ui_session_hours`` or idle (no page opened, nothing
+    clicked) longer than ``ui_idle_minutes``. Only the event loop's thread writes the visitor's storage (NiceGUI
+    saves it from there); a thread reading it just answers."""
     auth = gui_app.storage.user.get("auth")
     if not auth:
         return None
     settings, now = context().settings, time.time()
     seen = auth.get("seen", 0)
+    try:
+        asyncio.get_running_loop()
+        on_loop = True
+    except RuntimeError:
+        on_loop = False
     if (now - auth.get("at", 0) > settings.ui_session_hours * 3600
             or (settings.ui_idle_minutes and now - seen > settings.ui_idle_minutes * 60)):
-        gui_app.storage.user.pop("auth", None)
+        if on_loop:
+            gui_app.storage.user.pop("auth", None)
         return None
-    if now - seen > 60:  # a write to the visitor's storage at most once a minute
+    if on_loop and now - seen > 60:  # a write to the visitor's storage at most once a minute
         gui_app.storage.user["auth"] = {**auth, "seen": now}
     return auth
 
