@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -23,6 +24,7 @@ from kehu.core.http import (
     BodyLimitMiddleware,
     MetricsMiddleware,
     PathCorsMiddleware,
+    SecurityHeadersMiddleware,
     install_error_handlers,
     problem,
 )
@@ -33,6 +35,7 @@ from kehu.sales import api as sales_api
 from kehu.segments import api as segments_api
 from kehu.segments.lists import MAX_LIST_BYTES
 from kehu.tenancy import api as tenancy_api
+from kehu.tenancy.deps import allowed_to
 from kehu.tenancy.service import principal_for_job
 
 
@@ -64,6 +67,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     app = FastAPI(
         title="kehu API", version=__version__, lifespan=lifespan,
+        docs_url=None, redoc_url=None, openapi_url=None,  # served below, as settings.api_docs allows
         description="kehu (客户): customer data platform, marketing automation and CRM. "
                     "Errors are RFC 9457 problem+json; lists use cursor pagination (?limit=&cursor=).",
     )
@@ -95,15 +99,43 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             return problem(None, 503, "unavailable", "Database unavailable", str(exc)[:200], instance="/healthz")
         return JSONResponse({"status": "ok"})
 
-    @app.get("/metrics", tags=["ops"])
-    def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    if settings.metrics != "off":
+        @app.get("/metrics", tags=["ops"], dependencies=[Depends(allowed_to("metrics"))])
+        def metrics() -> Response:
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    if settings.api_docs != "off":
+        _serve_docs(app)
 
     if with_ui:
         from kehu.ui.shell import mount_ui
 
         mount_ui(app, settings, database)
+    # added last, so outermost: its headers and the cookies' Secure flag reach every answer, the UI session's too
+    app.add_middleware(SecurityHeadersMiddleware, cookie_secure=settings.cookie_secure)
     return app
+
+
+def _serve_docs(app: FastAPI) -> None:
+    """/openapi.json, /docs (Swagger UI) and /redoc, for whoever settings.api_docs lets in."""
+    guard = [Depends(allowed_to("api_docs"))]
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=guard)
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=guard)
+    def swagger() -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} · Swagger UI",
+                                   oauth2_redirect_url="/docs/oauth2-redirect")
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    def swagger_redirect() -> Response:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False, dependencies=guard)
+    def redoc() -> Response:
+        return get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} · ReDoc")
 
 
 def app_from_settings() -> FastAPI:

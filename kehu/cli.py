@@ -81,8 +81,8 @@ def _org_and_unit(session: Any, org: str, unit: str | None) -> tuple[Any, int | 
     return system, unit_id
 
 
-def _serve(host: str | None, port: int | None, workers: int = 1) -> None:
-    settings = get_settings()
+def _serve(host: str | None, port: int | None, workers: int = 1, settings: Any = None) -> None:
+    settings = settings or get_settings()
     options = {"host": host or settings.host, "port": port or settings.port, "proxy_headers": True,
                "log_level": settings.log_level.lower()}
     if workers > 1:  # several processes on one port; each is a full, stateless kehu
@@ -179,7 +179,14 @@ def demo(
     console.print(f"Sign in at [bold]{url}[/bold] as [bold]{ADMIN_EMAIL}[/bold] / [bold]{DEMO_PASSWORD}[/bold]")
     console.print(f"(every demo account uses the same password; API docs at {url}/docs)")
     if serve_:
-        _serve(host, port)
+        _serve(host, port, settings=demo_settings(settings))
+
+
+def demo_settings(settings: Any) -> Any:
+    """The demo shows its API documentation and metrics to anyone, unless the environment or kehu.toml says
+    otherwise (production settings keep them for signed-in users)."""
+    opened = {name: "open" for name in ("api_docs", "metrics") if name not in settings.model_fields_set}
+    return settings.model_copy(update=opened)
 
 
 def _identified_profiles(session: Any, org_id: int) -> int:

@@ -46,7 +46,7 @@ from kehu.segments.models import (
     Tag,
     TagGroup,
 )
-from kehu.tenancy.models import ApiKey, BusinessUnit, LoginAttempt, Organization, Role, User
+from kehu.tenancy.models import ApiKey, BusinessUnit, LoginAttempt, LoginThrottle, Organization, Role, User
 
 __all__ = [
     "Account",
@@ -73,6 +73,7 @@ __all__ = [
     "LeadRule",
     "LeadSla",
     "LoginAttempt",
+    "LoginThrottle",
     "Merge",
     "Order",
     "OrderLine",
