@@ -1,7 +1,7 @@
 """Sign-in throttling per account and per client address, in the database (login_throttles)
 
 Revision ID: 0026_auth
-Revises: 0025_load
+Revises: 0026_imports
 Create Date: 2026-12-03 12:30:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import kehu.core.db
 
 revision: str = '0026_auth'
-down_revision: str | None = '0025_load'
+down_revision: str | None = '0026_imports'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
