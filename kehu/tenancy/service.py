@@ -42,6 +42,8 @@ from kehu.tenancy.access import (
     PERMISSIONS,
     PRIVILEGES,
     Principal,
+    Ref,
+    check_references,
     get_scoped,
     is_root_path,
     merge_privileges,
@@ -112,11 +114,7 @@ def get_unit(session: Session, principal: Principal, unit_id: int) -> BusinessUn
 
 
 def _unit_in_org(session: Session, principal: Principal, unit_id: int, field: str) -> BusinessUnit:
-    unit = session.scalar(select(BusinessUnit).where(BusinessUnit.id == unit_id,
-                                                     BusinessUnit.org_id == principal.org_id))
-    if unit is None:
-        raise invalid(field, f"no business unit with id {unit_id}", "not_found")
-    return unit
+    return check_references(session, principal, {field: Ref(BusinessUnit, unit_id, None)})[field]
 
 
 def _check_kind(parent: BusinessUnit, kind: str, field: str = "kind") -> None:
@@ -601,8 +599,9 @@ def request_reassign(session: Session, principal: Principal, *, data: schemas.Re
     """Queue the bulk move of everything one user owns to another; runs as a resumable, audited job."""
     if data.from_user_id == data.to_user_id:
         raise invalid("to_user_id", "must differ from from_user_id")
-    source = get_user(session, principal, data.from_user_id)
-    target = get_user(session, principal, data.to_user_id)
+    found = check_references(session, principal, {"from_user_id": Ref(User, data.from_user_id),
+                                                  "to_user_id": Ref(User, data.to_user_id)})
+    source, target = found["from_user_id"], found["to_user_id"]
     if not target.is_active:
         raise invalid("to_user_id", "records cannot go to a deactivated user")
     if not any(principal.can(entity, "assign") for entity in OWNED_ENTITIES):
