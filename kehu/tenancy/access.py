@@ -285,7 +285,11 @@ def _place(session: Session, principal: Principal, place: Place, found: Found, e
         errors.append(FieldError(place.owner_field, t("reference.wrong_unit", principal.locale), "wrong_unit"))
         return
     if not within_depth(session, principal, depth, unit_id=unit_id, owner_id=place.owner_id):
-        at_fault = place.owner_field if depth == OWN and place.owner_id != principal.user_id else place.unit_field
+        # the field at fault: the unit, unless "own" reaches it and only the owner is someone else
+        at_fault = place.unit_field
+        if depth == OWN and place.owner_id != principal.user_id and (
+                unit is None or principal.unit_path.startswith(unit.path)):
+            at_fault = place.owner_field
         errors.append(_problem(principal, at_fault, "out_of_scope",
                                [place.owner_id if at_fault == place.owner_field else unit_id]))
         return
