@@ -164,7 +164,8 @@ def create_profile(session: Session, principal: Principal, *, data: schemas.Prof
     unit_id = data.unit_id if data.unit_id is not None else principal.unit_id
     owner_id = data.owner_id if data.owner_id is not None else (principal.user_id if principal.depth(
         "profiles", "create") == "own" else None)
-    check_references(session, principal, place=Place("profiles", "create", unit_id, owner_id))
+    check_references(session, principal, place=Place("profiles", "create", unit_id, owner_id,
+                                                     owner_at_unit=data.owner_id is not None))
     values, errors = _standard_values(data.model_dump(exclude={"unit_id", "owner_id", "attributes"}))
     attributes, problems = fields.clean_attributes(fields.definitions(session, principal.org_id), data.attributes)
     errors += [FieldError(f"attributes.{key}", str(error), error.code) for key, error in problems]
