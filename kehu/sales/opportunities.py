@@ -105,7 +105,7 @@ def save_pipeline(session: Session, principal: Principal, data: schemas.Pipeline
         session.add(pipeline)
         session.flush()
     else:
-        pipeline = get_pipeline(session, principal, pipeline_id)
+        pipeline = service.org_setting(session, principal, Pipeline, pipeline_id, "pipeline")  # a path id: 404
     clash = session.scalar(select(Pipeline.id).where(Pipeline.org_id == principal.org_id, Pipeline.name == data.name,
                                                      Pipeline.id != pipeline.id))
     if clash is not None:
