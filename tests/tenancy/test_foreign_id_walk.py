@@ -265,6 +265,8 @@ def test_no_write_accepts_another_organisations_id(app, client, tree, login, ses
                     wrong.append(f"{what}: {answer.status_code} (expected 404) {answer.text[:300]}")
                 elif where != "path" and not (answer.status_code == 422 and _names_field(answer, name)):
                     wrong.append(f"{what}: {answer.status_code} does not name {name}: {answer.text[:300]}")
+                elif where != "path" and "out_of_scope" in {e["code"] for e in answer.json()["errors"]}:
+                    wrong.append(f"{what}: another organisation's id is told apart from an unknown one")
     assert not unknown, ("Write endpoints name ids the walk cannot fill; add their kind to FIELD_KINDS "
                          "(and a record of that kind to tests/factories/records.py):\n" + "\n".join(unknown))
     assert not wrong, f"{len(wrong)} of {probes} foreign ids were not refused:\n" + "\n".join(wrong)
