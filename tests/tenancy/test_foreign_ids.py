@@ -88,3 +88,22 @@ def test_the_depth_check_knows_the_organisation_and_the_dealer(session, tree):
     assert within_depth(session, a_sales, UNIT, unit_id=tree.dealer_a.id)
     assert not within_depth(session, a_sales, UNIT_TREE, unit_id=tree.dealer_b.id)
     assert not within_depth(session, a_sales, NONE, unit_id=tree.dealer_a.id, owner_id=tree.a_sales.id)
+
+
+def test_a_condition_names_only_accounts_the_reader_may_see(client, tree, login, session):
+    from kehu.cdp import service as cdp_service
+
+    theirs = cdp_service.create_account(session, tree.system, name="杭州车队", kind="company",
+                                        unit_id=tree.dealer_b.id, owner_id=None)
+    ours = cdp_service.create_account(session, tree.system, name="上海车队", kind="company",
+                                      unit_id=tree.dealer_a.id, owner_id=None)
+    session.commit()
+    manager = login("a.manager@example.com")
+
+    def preview(account_id: int):  # type: ignore[no-untyped-def]
+        return client.post("/api/v1/segments/preview", headers=manager, json={
+            "condition": {"type": "account", "account_id": account_id}})
+
+    assert preview(ours.id).status_code == 200
+    assert _fault(preview(theirs.id)) == (422, [("condition.account_id", "out_of_scope")])
+    assert _fault(preview(987654321)) == (422, [("condition.account_id", "unknown_account")])
