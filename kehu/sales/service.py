@@ -330,9 +330,7 @@ def page_leads(session: Session, principal: Principal, *, status: str | None = N
 
 def unit_and_below(session: Session, principal: Principal, unit_id: int) -> tuple[int, ...]:
     """A list filter's unit (one of the organisation's) and the units under it, by id."""
-    unit = session.get(BusinessUnit, unit_id)
-    if unit is None or unit.org_id != principal.org_id:
-        raise invalid("unit_id", "no such unit in this organisation", "unknown")
+    unit = check_references(session, principal, {"unit_id": Ref(BusinessUnit, unit_id, None)})["unit_id"]
     return units_under(session, unit.org_id, unit.path)
 
 
