@@ -103,7 +103,8 @@ def duplicates_page() -> None:
         def draw_table() -> None:
             table_box.clear()
             with table_box:
-                empty = tr("dedupe.empty_open") if filters["status"] == "open" else tr("dedupe.empty_decided")
+                empty = (tr("dedupe.empty_open") if principal.has("settings.manage") else tr(
+                    "dedupe.empty_open_reviewer")) if filters["status"] == "open" else tr("dedupe.empty_decided")
                 table = ServerTable(columns, fetch, sort_by="probability", descending=True, tr=tr, empty_text=empty)
                 holder["table"] = table
                 table.table.add_slot("body-cell-probability", """
@@ -180,18 +181,22 @@ def _run_card(principal: Any, state: schemas.DedupeSettingsOut, progress: tuple[
             status = ui.label().classes("font-medium").mark("dedupe-status")
             bar = ui.linear_progress(value=0, show_value=False).props("rounded size=6px animation-speed=300")
             bar.classes("w-48")
-        with ui.row().classes("w-full items-end gap-8"):
-            for key, label in (("records", "dedupe.fig.records"), ("candidate_pairs", "dedupe.fig.compared"),
-                               ("proposed", "dedupe.fig.proposed"), ("merged", "dedupe.fig.merged")):
-                if key in figures:
-                    with ui.column().classes("gap-0"):
-                        ui.label(f"{figures[key]:,}").classes("text-xl font-medium text-primary")
-                        ui.label(tr(label)).classes("text-xs text-grey-7")
-            ui.space()
-            thresholds = tr("dedupe.thresholds", review=_percent(state.review_threshold),
-                            auto=_percent(state.auto_merge_threshold) if state.auto_merge_threshold
-                            else tr("dedupe.auto_off"))
-            ui.label(thresholds).classes("text-xs text-grey-7")
+        if not principal.has("settings.manage"):
+            # the run's figures count the whole group's records and pairs; a dealer or region reviews its own
+            ui.label(tr("dedupe.help_reviewer")).classes("text-sm text-grey-7")
+        else:
+            with ui.row().classes("w-full items-end gap-8"):
+                for key, label in (("records", "dedupe.fig.records"), ("candidate_pairs", "dedupe.fig.compared"),
+                                   ("proposed", "dedupe.fig.proposed"), ("merged", "dedupe.fig.merged")):
+                    if key in figures:
+                        with ui.column().classes("gap-0"):
+                            ui.label(f"{figures[key]:,}").classes("text-xl font-medium text-primary")
+                            ui.label(tr(label)).classes("text-xs text-grey-7")
+                ui.space()
+                thresholds = tr("dedupe.thresholds", review=_percent(state.review_threshold),
+                                auto=_percent(state.auto_merge_threshold) if state.auto_merge_threshold
+                                else tr("dedupe.auto_off"))
+                ui.label(thresholds).classes("text-xs text-grey-7")
 
     def show(current: str, done: int, message: str) -> None:
         running = current in ("queued", "running")

@@ -31,8 +31,9 @@ from kehu.core.errors import Conflict, FieldError, NotFound, Unauthorized, Valid
 from kehu.core.jobs import poller
 from kehu.core.pagination import OffsetPage, Page, keyset_page, offset_page
 from kehu.core.security import digest_api_key, generate_api_key
+from kehu.tenancy import service as tenancy_service
 from kehu.tenancy.access import Place, Principal, Ref, check_references, get_scoped, require_row, scope
-from kehu.tenancy.models import BusinessUnit, User
+from kehu.tenancy.models import BusinessUnit
 
 WRITE_KEY_PREFIX = "wk_"
 
@@ -464,11 +465,8 @@ def activity_by_month(session: Session, principal: Principal, profile: Profile) 
 
 def names_for(session: Session, *, user_ids: set[int], unit_ids: set[int]) -> tuple[dict[int, str], dict[int, str]]:
     """Display names of owners and units for a page of customers, in two queries (no query per row)."""
-    users = dict(session.execute(select(User.id, User.name).where(User.id.in_(user_ids))).all()) \
-        if user_ids else {}
-    units = dict(session.execute(select(BusinessUnit.id, BusinessUnit.name).where(
-        BusinessUnit.id.in_(unit_ids))).all()) if unit_ids else {}
-    return users, units
+    names = tenancy_service.names_of(session, unit_ids=unit_ids, user_ids=user_ids)
+    return names["user"], names["unit"]
 
 
 def profile_counts(session: Session, principal: Principal) -> dict[str, int]:

@@ -511,9 +511,29 @@ def _change_title(item: schemas.TimelineItemOut) -> str:
 
 
 def _change_text(item: schemas.TimelineItemOut) -> str:
-    parts = [f"{t(f'field.{k}', locale(), default=k)}: {v}" for k, v in (item.changes or {}).items()
+    parts = [f"{t(f'field.{k}', locale(), default=k)}: {_change_value(k, v)}" for k, v in (item.changes or {}).items()
              if v != "" and not k.endswith("_id") and not (item.entity == "orders" and k == "external_id")]
     return " · ".join(parts[:6])
+
+
+def _change_value(key: str, value: Any) -> Any:
+    """A recorded code in words: a merge's reason "manual" is 手工合并."""
+    return t(f"timeline.{key}.{value}", locale(), default=str(value)) if key == "reason" else value
+
+
+def _event_details(item: schemas.TimelineItemOut) -> str:
+    """An event's properties as a line: an imported row says which file and row it came from."""
+    properties = dict(item.properties or {})
+    if "import_id" in properties:
+        rows = properties.pop("rows", None) or [properties.pop("row", "")]
+        origin = tr("timeline.imported_from", file=properties.pop("file", "") or "—",
+                    rows=", ".join(str(r) for r in rows[:5]))
+        properties.pop("import_id")
+        properties.pop("products", None)
+        rest = [f"{t(f'field.{k}', locale(), default=k)}: {v}" for k, v in properties.items()
+                if not isinstance(v, dict | list)]
+        return " · ".join([origin, *rest][:6])
+    return ", ".join(f"{k}: {v}" for k, v in list(properties.items())[:6] if not isinstance(v, dict | list))
 
 
 def _timeline(principal: Any, profile_id: int) -> None:
@@ -561,8 +581,7 @@ def _timeline(principal: Any, profile_id: int) -> None:
                             else:
                                 ui.label(t(f"event.{item.event}", locale(), default=item.event or "")).classes(
                                     "font-medium")
-                                details = ", ".join(f"{k}: {v}" for k, v in list((item.properties or {}).items())[:6]
-                                                    if not isinstance(v, dict | list))
+                                details = _event_details(item)
                                 if details:
                                     ui.label(details).classes("text-xs text-grey-7 truncate")
                         ui.label(format_local(item.ts, principal.timezone)).classes("text-xs text-grey-6 shrink-0")
@@ -842,7 +861,7 @@ def _recent_imports(principal: Any) -> None:
 
 # -- product catalogue -----------------------------------------------------------------------------
 def products_page() -> None:
-    with frame("nav.products", "/admin/products", "orders") as principal:
+    with frame("nav.products", "/admin/products", "settings.manage") as principal:
         ui.label(tr("products.help")).classes("text-grey-7")
         filters: dict[str, Any] = {"kind": None}
         manage = principal.has("settings.manage")
@@ -922,7 +941,7 @@ def products_page() -> None:
 
 # -- custom fields -----------------------------------------------------------------------------------
 def custom_fields_page() -> None:
-    with frame("nav.custom_fields", "/admin/custom-fields", "profiles") as principal:
+    with frame("nav.custom_fields", "/admin/custom-fields", "settings.manage") as principal:
         ui.label(tr("fields.help")).classes("text-grey-7")
 
         @ui.refreshable

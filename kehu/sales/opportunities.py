@@ -394,8 +394,11 @@ def _missing_for(session: Session, opportunity: Opportunity, stage: PipelineStag
 def _require_for(session: Session, opportunity: Opportunity, stage: PipelineStage) -> None:
     missing = _missing_for(session, opportunity, stage)
     if missing:
+        fields = {"zh": "、".join(t(f"pipeline.field.{e.field}", "zh") for e in missing),
+                  "en": ", ".join(t(f"pipeline.field.{e.field}", "en").lower() for e in missing)}
         raise ValidationFailed(f"Stage {stage.key} needs {', '.join(e.field for e in missing)} filled in first.",
-                               errors=missing)
+                               errors=missing, message=("opp.stage_needs", {
+                                   "stage": {"zh": stage.name_zh, "en": stage.name_en}, "fields": fields}))
 
 
 def _write_back(session: Session, opportunity: Opportunity) -> None:
@@ -610,6 +613,20 @@ def assign(session: Session, principal: Principal, opportunity_id: int, data: sc
 
 
 # -- a lead converted in one step --------------------------------------------------------------------------------------
+def conversion_defaults(session: Session, principal: Principal, lead_id: int) -> dict[str, Any]:
+    """What the convert dialog starts from: the title the deal gets when none is typed (the customer's name
+    and the model asked about) and the list price of that model in the catalogue, if one is named so."""
+    lead = service.get_lead(session, principal, lead_id)
+    profile = session.get(Profile, lead.profile_id)
+    name = (profile.name if profile else None) or t("customers.unnamed", principal.locale)
+    price = None
+    if lead.model_interest:
+        price = session.scalar(select(Product.price).where(
+            Product.org_id == principal.org_id, Product.is_active.is_(True), Product.kind == "vehicle_model",
+            func.lower(Product.name) == lead.model_interest.strip().lower(), Product.price.is_not(None)).limit(1))
+    return {"title": " · ".join(filter(None, [name, lead.model_interest])), "amount": price}
+
+
 def convert_lead(session: Session, principal: Principal, lead_id: int,
                  data: schemas.LeadConversion) -> tuple[Lead, Opportunity]:
     """Qualify an open lead at any point of its life cycle: its customer (One ID made them already) joins the

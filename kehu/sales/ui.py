@@ -13,12 +13,13 @@ from kehu.cdp import service as cdp_service
 from kehu.cdp import ui as cdp_ui
 from kehu.cdp.views import CustomerView
 from kehu.core.errors import KehuError
+from kehu.core.i18n import t
 from kehu.core.timeutil import aware, format_local
 from kehu.sales import activities, opportunity_ui, routing, schemas, scoring, service
 from kehu.sales.models import OPEN_STATUSES, STATUSES
 from kehu.tenancy import service as tenancy_service
 from kehu.ui.components import ServerTable, add_status_slot
-from kehu.ui.shell import frame, notify_error, page, run_action, tr, unit_of_work
+from kehu.ui.shell import frame, locale, notify_error, page, run_action, tr, unit_of_work
 
 STATUS_COLOURS = {"inquiry": "blue-grey-6", "mql": "light-blue-8", "sal": "indigo-6", "sql": "deep-purple-6",
                   "converted": "positive", "disqualified": "grey-6", "recycled": "orange-8"}
@@ -28,6 +29,9 @@ REASONS = ("no_budget", "no_response", "bought_elsewhere", "not_interested", "du
 
 
 def register() -> None:
+    from kehu.sales import home_ui
+
+    page("/")(home_ui.home_page)
     page("/leads")(leads_page)
     page("/leads/{lead_id}")(leads_page)
     page("/admin/leads")(settings_page)
@@ -409,8 +413,14 @@ def _customer_leads(principal: Any, profile_id: int) -> None:
 METHODS = ("round_robin", "least_loaded", "none")
 
 
+def _event_name(key: str | None) -> str:
+    """An event as people know it, its key beside it for whoever wires up the tracking: 预约试驾 · test_drive_booked."""
+    name = t(f"event.{key}", locale(), default="") if key else ""
+    return f"{name} · {key}" if name and name != key else (key or "")
+
+
 def settings_page() -> None:
-    with frame("nav.lead_settings", "/admin/leads", "leads") as principal:
+    with frame("nav.lead_settings", "/admin/leads", "settings.manage") as principal:
         manage = principal.has("settings.manage")
         with unit_of_work() as session:
             units = {u.id: ("　" * u.depth) + u.name for u in tenancy_service.list_units(session, principal)} \
@@ -423,7 +433,7 @@ def settings_page() -> None:
         def draw_rules() -> None:
             rules_card.clear()
             with unit_of_work() as session:
-                rows = [{"id": r.id, "event": r.event, "source": tr(f"lead.source.{r.source}"),
+                rows = [{"id": r.id, "event": _event_name(r.event), "source": tr(f"lead.source.{r.source}"),
                          "model_property": r.model_property, "active": tr("status.active") if r.is_active
                          else tr("status.inactive"), "raw": {"event": r.event, "source": r.source,
                                                                "model_property": r.model_property,
@@ -644,7 +654,7 @@ def settings_page() -> None:
             scoring_card.clear()
             with unit_of_work() as session:
                 model = schemas.ScoringOut.model_validate(scoring.model_of(session, principal.org_id))
-                rows = [{"id": r.id, "name": r.name, "what": r.event if r.kind == "event" else tr(
+                rows = [{"id": r.id, "name": r.name, "what": _event_name(r.event) if r.kind == "event" else tr(
                     "lead_settings.score_condition"), "points": r.points,
                          "decay": tr("lead_settings.half_life", days=r.half_life_days) if r.kind == "event" else "—",
                          "max": r.max_points or "—"} for r in scoring.list_rules(session, principal)]
@@ -654,9 +664,10 @@ def settings_page() -> None:
                     ui.label(tr("rfm.computed", at=format_local(model.computed_at, principal.timezone))
                              if model.computed_at else tr("rfm.never")).classes("text-sm text-grey-7")
                     ui.space()
-                    if principal.can("leads", "update"):
+                    if manage:
                         ui.button(tr("lead_settings.score_now"), icon="calculate", on_click=lambda: run_action(
-                            lambda s: scoring.request_run(s, principal), tr("rfm.queued"))).props("outline")
+                            lambda s: scoring.request_run(s, principal), tr("lead_settings.score_queued"))).props(
+                            "outline")
                 ui.label(tr("lead_settings.scoring_help")).classes("text-sm text-grey-7")
                 with ui.row().classes("items-center gap-3"):
                     threshold = ui.number(tr("lead_settings.threshold"), value=model.mql_threshold, min=1,

@@ -11,9 +11,9 @@ from tests.e2e.conftest import shoot
 pytestmark = pytest.mark.e2e
 
 
-def api(server: str, email: str) -> httpx.Client:
+def api(server: str, email: str, password: str = "kehu-demo-2026") -> httpx.Client:
     token = httpx.post(f"{server}/api/v1/auth/token",
-                       data={"username": email, "password": "kehu-demo-2026"}).json()["access_token"]
+                       data={"username": email, "password": password}).json()["access_token"]
     return httpx.Client(base_url=server, headers={"Authorization": f"Bearer {token}"})
 
 

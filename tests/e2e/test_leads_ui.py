@@ -77,12 +77,16 @@ def test_an_administrator_adds_an_event_that_makes_leads(page, server, sign_in):
     with api(server, "admin@demo.kehu.dev") as admin:
         events = {rule["event"] for rule in admin.get("/api/v1/lead-rules").json()}
     assert events == {"test_drive_booked", "quote_requested"}
-    # a dealer salesperson reads the rules but changes nothing
+    # the rules are the settings managers': a dealer salesperson neither sees the page nor rescoring
     page.context.clear_cookies()
     sign_in("sh001.sales1@demo.kehu.dev")
     page.goto(f"{server}/admin/leads")
-    page.get_by_text("quote_requested").first.wait_for()
-    assert page.get_by_role("button", name="添加事件").count() == 0
+    page.get_by_text("无权访问").wait_for()
+    assert page.get_by_text("quote_requested").count() == 0
+    assert page.get_by_role("button", name="立即计算").count() == 0
+    with api(server, "sh001.sales1@demo.kehu.dev") as sales:
+        refused = sales.post("/api/v1/scoring/run")
+    assert refused.status_code == 403 and refused.headers["content-type"].startswith("application/problem+json")
 
 
 def test_a_salesperson_logs_a_call_and_plans_a_test_drive(page, server, sign_in):
