@@ -238,9 +238,9 @@ class Found:
         return self.rows.get(name)
 
 
-def _problem(principal: Principal, name: str, code: str, ids: list[Any]) -> FieldError:
-    shown = ", ".join(str(i) for i in ids[:20])
-    return FieldError(name, t(f"reference.{code}", principal.locale, ids=shown), code)
+def _problem(name: str, code: str, ids: list[Any] | None = None) -> FieldError:
+    """A fault of one field, in English for the API (pages say it in the reader's words: see check_references)."""
+    return FieldError(name, t(f"reference.{code}", "en", ids=", ".join(str(i) for i in (ids or [])[:20])), code)
 
 
 def _resolve(session: Session, principal: Principal, name: str, ref: Ref, errors: list[FieldError]) -> Any:
@@ -256,14 +256,14 @@ def _resolve(session: Session, principal: Principal, name: str, ref: Ref, errors
         rows = {row.id: row for row in session.scalars(query)}
     unknown = [i for i in ids if i not in rows]
     if unknown:
-        errors.append(_problem(principal, name, "unknown", unknown))
+        errors.append(_problem(name, "unknown", unknown))
     entity = getattr(model, "__entity__", None)
     if ref.privilege and entity and rows and principal.depth(entity, ref.privilege) != ORG:
         allowed = set(session.scalars(select(model.id).where(model.id.in_(list(rows)),
                                                              scope(principal, model, ref.privilege))))
         outside = [i for i in rows if i not in allowed]
         if outside:
-            errors.append(_problem(principal, name, "out_of_scope", outside))
+            errors.append(_problem(name, "out_of_scope", outside))
     return rows.get(ids[0]) if single else [rows[i] for i in ids if i in rows]
 
 
@@ -282,7 +282,7 @@ def _place(session: Session, principal: Principal, place: Place, found: Found, e
         if unit is None:
             return
     if place.owner_at_unit and unit is not None and owner is not None and not owner.unit.path.startswith(unit.path):
-        errors.append(FieldError(place.owner_field, t("reference.wrong_unit", principal.locale), "wrong_unit"))
+        errors.append(_problem(place.owner_field, "wrong_unit"))
         return
     if not within_depth(session, principal, depth, unit_id=unit_id, owner_id=place.owner_id):
         # the field at fault: the unit, unless "own" reaches it and only the owner is someone else
@@ -290,7 +290,7 @@ def _place(session: Session, principal: Principal, place: Place, found: Found, e
         if depth == OWN and place.owner_id != principal.user_id and (
                 unit is None or principal.unit_path.startswith(unit.path)):
             at_fault = place.owner_field
-        errors.append(_problem(principal, at_fault, "out_of_scope",
+        errors.append(_problem(at_fault, "out_of_scope",
                                [place.owner_id if at_fault == place.owner_field else unit_id]))
         return
     found.rows[place.unit_field], found.rows[place.owner_field] = unit, owner
@@ -312,7 +312,9 @@ def check_references(session: Session, principal: Principal, refs: Mapping[str, 
     if place is not None:
         _place(session, principal, place, found, errors)
     if errors:
-        raise ValidationFailed("; ".join(f"{e.field}: {e.message}" for e in errors), errors=errors)
+        first = errors[0]
+        raise ValidationFailed("; ".join(f"{e.field}: {e.message}" for e in errors), errors=errors,
+                               message=(f"reference.page.{first.code}", {}))
     return found
 
 

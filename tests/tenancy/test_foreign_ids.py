@@ -107,3 +107,19 @@ def test_a_condition_names_only_accounts_the_reader_may_see(client, tree, login,
     assert preview(ours.id).status_code == 200
     assert _fault(preview(theirs.id)) == (422, [("condition.account_id", "out_of_scope")])
     assert _fault(preview(987654321)) == (422, [("condition.account_id", "unknown_account")])
+
+
+def test_the_check_speaks_english_to_the_api_and_the_readers_language_to_pages(session, tree):
+    import pytest
+
+    from kehu.core.errors import ValidationFailed
+    from kehu.core.i18n import t
+    from kehu.tenancy.access import Place, check_references
+
+    a_sales = tree.principal(session, tree.a_sales)
+    with pytest.raises(ValidationFailed) as raised:
+        check_references(session, a_sales, place=Place("profiles", "create", tree.dealer_b.id, tree.a_sales.id))
+    assert [(e.field, e.code) for e in raised.value.errors] == [("unit_id", "out_of_scope")]
+    assert raised.value.errors[0].message.startswith("outside what your roles allow")
+    key, params = raised.value.message  # type: ignore[misc]
+    assert t(key, "zh", **params) == "超出您的角色权限范围。"
