@@ -118,7 +118,7 @@ def test_the_check_speaks_english_to_the_api_and_the_readers_language_to_pages(s
 
     a_sales = tree.principal(session, tree.a_sales)
     with pytest.raises(ValidationFailed) as raised:
-        check_references(session, a_sales, place=Place("profiles", "create", tree.dealer_b.id, tree.a_sales.id))
+        check_references(session, a_sales, place=Place("profiles", "create", tree.dealer_b.id))
     assert [(e.field, e.code) for e in raised.value.errors] == [("unit_id", "out_of_scope")]
     assert raised.value.errors[0].message.startswith("outside what your roles allow")
     key, params = raised.value.message  # type: ignore[misc]
