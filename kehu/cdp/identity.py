@@ -47,9 +47,10 @@ IDENTITY_TRAITS = {
 STANDARD_TRAITS = {
     "name": "name", "gender": "gender", "birthday": "birthday", "phone": "mobile", "mobile": "mobile",
     "email": "email", "province": "province", "state": "province", "city": "city", "source": "source",
-    "lifecycle_stage": "lifecycle_stage", "lifecycleStage": "lifecycle_stage",
+    "lifecycle_stage": "lifecycle_stage", "lifecycleStage": "lifecycle_stage", "address": "address",
 }
-PROFILE_FIELDS = ("name", "gender", "birthday", "mobile", "email", "province", "city", "source", "lifecycle_stage")
+PROFILE_FIELDS = ("name", "gender", "birthday", "mobile", "email", "province", "city", "address", "source",
+                  "lifecycle_stage")
 LIFECYCLE_STAGES = ("visitor", "prospect", "lead", "opportunity", "customer", "owner", "churned")
 
 
@@ -286,9 +287,13 @@ AFTER_UNMERGE: list[MergeHook] = []
 
 
 def merge_profiles(session: Session, winner: Profile, loser: Profile, *, reason: str, detail: str = "",
-                   actor: audit.Actor | None = None) -> Merge:
-    """Fold ``loser`` into ``winner``: identities, events and linked rows move (recorded), traits combine by
-    last-write-wins, the loser stays as a tombstone pointing at the winner."""
+                   actor: audit.Actor | None = None, kept: bool = False,
+                   choices: dict[str, str] | None = None) -> Merge:
+    """Fold ``loser`` into ``winner``: identities, events and linked rows move (recorded), the loser stays as a
+    tombstone pointing at the winner. Traits combine by last-write-wins for merges the streams make; ``kept``
+    (a person chose the record to keep) keeps the winner's values, as Salesforce and Dynamics do, filling
+    only what it lacks and taking the further life-cycle stage, and ``choices`` ({field: "winner"|"loser"})
+    are the person's picks field by field."""
     session.flush()
     moved_identities = list(session.scalars(select(Identity.id).where(Identity.profile_id == loser.id)))
     session.execute(update(Identity).where(Identity.id.in_(moved_identities)).values(profile_id=winner.id)
@@ -305,7 +310,7 @@ def merge_profiles(session: Session, winner: Profile, loser: Profile, *, reason:
             session.execute(update(model).where(model.id.in_(ids)).values(profile_id=winner.id)
                             .execution_options(synchronize_session=False))
             linked[model.__tablename__] = ids
-    taken = combine_traits(winner, loser)
+    taken = combine_traits(winner, loser, kept=kept, choices=choices)
     winner.first_seen_at = min(filter(None, [winner.first_seen_at, loser.first_seen_at]), default=None)
     winner.last_seen_at = max(filter(None, [winner.last_seen_at, loser.last_seen_at]), default=None)
     loser.merged_into_id = winner.id
@@ -323,9 +328,18 @@ def merge_profiles(session: Session, winner: Profile, loser: Profile, *, reason:
     return record
 
 
-def combine_traits(winner: Profile, loser: Profile) -> dict[str, Any]:
-    """Take from the loser what the winner lacks or what the loser learnt later. Returns, per taken field,
+def further(stage: Any, than: Any) -> bool:
+    """A life-cycle stage further along than another (churned counts as an owner's; unknown ones as none)."""
+    order = {s: n for n, s in enumerate(LIFECYCLE_STAGES)} | {"churned": LIFECYCLE_STAGES.index("owner")}
+    return order.get(stage, -1) > order.get(than, -1)
+
+
+def combine_traits(winner: Profile, loser: Profile, *, kept: bool = False,
+                   choices: dict[str, str] | None = None) -> dict[str, Any]:
+    """Take from the loser what the winner lacks or what the loser learnt later (``kept``: only what the winner
+    lacks, and a further life-cycle stage; ``choices``: what the person picked). Returns, per taken field,
     the winner's previous value and the value taken, so an unmerge can put back what nobody changed since."""
+    choices = choices or {}
     taken: dict[str, Any] = {}
     winner_times = dict(winner.trait_times or {})
     attributes = dict(winner.attributes or {})
@@ -338,7 +352,13 @@ def combine_traits(winner: Profile, loser: Profile) -> dict[str, Any]:
         loser_entry = trait_time(loser, loser.trait_times or {}, key)
         loser_ts = loser_entry.get("ts", "")
         winner_ts = trait_time(winner, winner_times, key).get("ts", "")
-        if winner_value in (None, "", "visitor") or (loser_ts and loser_ts > winner_ts):
+        if key in choices:
+            take = choices[key] == "loser"
+        elif kept:
+            take = winner_value in (None, "") or (key == "lifecycle_stage" and further(loser_value, winner_value))
+        else:
+            take = winner_value in (None, "", "visitor") or bool(loser_ts and loser_ts > winner_ts)
+        if take:
             if winner_value == loser_value:
                 continue
             taken[key] = {"before": _plain(winner_value), "taken": _plain(loser_value)}
@@ -469,12 +489,13 @@ def trait_time(profile: Any, times: dict[str, Any], key: str) -> dict[str, Any]:
     return entry or {}
 
 
-_NOT_TRAITS = frozenset(("firstName", "lastName", "first_name", "last_name", "address", "consent"))
+_NOT_TRAITS = frozenset(("firstName", "lastName", "first_name", "last_name", "consent"))
 
 
 def _trait_targets(traits: dict[str, Any]) -> Iterator[tuple[str, str | None, Any]]:
     """(trait, profile column or None for an attribute, value) for each trait a call sets: first and last
-    names make the name, an address its province and city; consent and identities are kept elsewhere."""
+    names make the name; an address is text, or Segment's {street, city, state, …}, whose street is the
+    address and whose state and city are the province and city; consent and identities are kept elsewhere."""
     combined = traits
     first, last = traits.get("firstName") or traits.get("first_name"), traits.get("lastName") or traits.get("last_name")
     address = traits.get("address")
@@ -486,6 +507,7 @@ def _trait_targets(traits: dict[str, Any]) -> Iterator[tuple[str, str | None, An
         if isinstance(address, dict):
             combined.setdefault("province", address.get("state") or address.get("province"))
             combined.setdefault("city", address.get("city"))
+            combined["address"] = address.get("street") or None
     for key, value in combined.items():
         if key in _NOT_TRAITS or value is None:
             continue  # consent becomes consent records, not a trait
@@ -512,6 +534,8 @@ def _clean(column: str, value: Any) -> Any:
         if value not in LIFECYCLE_STAGES:
             raise normalise.InvalidValue("stage_unknown", value=value, allowed=", ".join(LIFECYCLE_STAGES))
         return value
+    if column == "address":
+        return normalise.address(value)
     return str(value).strip()[:100]
 
 

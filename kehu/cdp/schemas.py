@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kehu.cdp.models import ADDRESS_LENGTH
+
 SourceKind = Literal["web", "app", "server", "import"]
 Gender = Literal["male", "female", "other"]
 Stage = Literal["visitor", "prospect", "lead", "opportunity", "customer", "owner", "churned"]
@@ -46,6 +48,7 @@ class ProfileCreate(Strict):
     email: str | None = Field(default=None, max_length=254)
     province: str | None = Field(default=None, max_length=60)
     city: str | None = Field(default=None, max_length=60)
+    address: str | None = Field(default=None, max_length=ADDRESS_LENGTH)
     lifecycle_stage: Stage = "prospect"
     unit_id: int | None = None
     owner_id: int | None = None
@@ -60,6 +63,7 @@ class ProfileUpdate(Strict):
     email: str | None = Field(default=None, max_length=254)
     province: str | None = Field(default=None, max_length=60)
     city: str | None = Field(default=None, max_length=60)
+    address: str | None = Field(default=None, max_length=ADDRESS_LENGTH)
     lifecycle_stage: Stage | None = None
     attributes: dict[str, Any] | None = None
 
@@ -74,6 +78,7 @@ class ProfileOut(BaseModel):
     email: str | None
     province: str | None
     city: str | None
+    address: str | None
     source: str | None
     lifecycle_stage: str
     unit_id: int
@@ -242,10 +247,18 @@ class Customer360(BaseModel):
     timeline_next_cursor: str | None = None
 
 
+MergeChoices = dict[str, Literal["winner", "loser"]]
+MERGE_CHOICES = Field(default_factory=dict, max_length=200, description=(
+    "Field by field, whose value the merged customer keeps (standard fields and custom ones). A field not "
+    "named keeps the surviving record's value, or takes the other's when it has none; the life-cycle stage "
+    "is the further of the two."))
+
+
 class MergeRequest(Strict):
     winner_id: int
     loser_id: int
     reason: str = Field(default="", max_length=500)
+    fields: MergeChoices = MERGE_CHOICES
 
 
 class AssignRequest(Strict):
@@ -269,6 +282,7 @@ class ImportOut(BaseModel):
     rejected_rows: int
     profiles_created: int
     orders_created: int
+    warnings: int = Field(description="Values of accepted rows that were left out (listed under /warnings)")
     created_at: datetime
 
 
@@ -283,6 +297,16 @@ class PreviewRowOut(BaseModel):
     row_number: int
     values: dict[str, str]
     ok: bool
+    reason: str = Field(description="Why the row would be rejected (empty when it is accepted)")
+    warnings: str = Field(description="Values of an accepted row that would be left out, and why")
+
+
+class ImportWarningOut(BaseModel):
+    """A value of an accepted row that was not stored."""
+
+    row_number: int
+    column: str
+    value: str
     reason: str
 
 
@@ -425,3 +449,4 @@ class DuplicateOut(BaseModel):
 
 class DuplicateMergeIn(Strict):
     winner_id: int | None = Field(default=None, description="The customer that stays (default: the older record)")
+    fields: MergeChoices = MERGE_CHOICES

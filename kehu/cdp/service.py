@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 from uuid import uuid4
@@ -28,6 +29,7 @@ from kehu.core import audit
 from kehu.core.audit import changed, snapshot
 from kehu.core.db import Database, month_of, utcnow
 from kehu.core.errors import Conflict, FieldError, NotFound, Unauthorized, ValidationFailed, invalid
+from kehu.core.i18n import t
 from kehu.core.jobs import poller
 from kehu.core.pagination import OffsetPage, Page, keyset_page, offset_page
 from kehu.core.security import digest_api_key, generate_api_key
@@ -82,9 +84,11 @@ def _live() -> Any:
     return Profile.merged_into_id.is_(None)
 
 
-def _search_filter(principal: Principal, q: str) -> Any:
+def search_filter(principal: Principal, q: str) -> Any:
     """Name, pinyin, mobile in any format or its last digits, e-mail, or any identity value (VIN, openid, user
-    id…), each from its own index (kehu.cdp.search); without pii.read only by what the reader is shown."""
+    id…), each from its own index (kehu.cdp.search); without pii.read only by what the reader is shown. No scope:
+    callers add the customer scope (``profile_filters``) or search among rows already scoped (a reader's leads,
+    whose customers they see through them)."""
     return search.matches(principal.org_id, q, personal=principal.has("pii.read"))
 
 
@@ -95,7 +99,7 @@ PROFILE_SORTS = {"name": Profile.name, "last_seen_at": Profile.last_seen_at, "cr
 def profile_filters(principal: Principal, q: str | None, unit_id: int | None, stage: str | None) -> list[Any]:
     filters: list[Any] = [scope(principal, Profile, "read"), _live()]
     if q:
-        filters.append(_search_filter(principal, q))
+        filters.append(search_filter(principal, q))
     if unit_id is not None:
         sub = select(BusinessUnit.path).where(BusinessUnit.id == unit_id).scalar_subquery()
         filters.append(Profile.unit_id.in_(select(BusinessUnit.id).where(BusinessUnit.path.startswith(sub))))
@@ -123,17 +127,61 @@ def page_profiles(session: Session, principal: Principal, *, q: str | None = Non
     return offset_page(session, stmt, order_by=order, page=page, per_page=per_page)
 
 
-def get_profile(session: Session, principal: Principal, profile_id: int) -> Profile:
-    """A live profile in scope. An id that was merged away leads to the profile it lives on in."""
-    profile = session.scalar(select(Profile).where(Profile.id == profile_id, scope(principal, Profile, "read")))
+# A reader may see one customer outside their customer scope through a row of their own about that customer:
+# a dealer that recorded an inquiry of a person the group already knows works its lead with the customer's
+# record (the group shares the customer; lists, searches, segments and exports keep the scope filter).
+# Domains to the right register ``(session, principal, profile_id) -> bool`` here (sales: a lead they may read).
+READ_THROUGH: list[Callable[[Session, Principal, int], bool]] = []
+
+
+def _follow(session: Session, profile_id: int, *where: Any) -> Profile | None:
+    """The profile by id, or the one it was merged into (an id merged away leads to where it lives on)."""
+    profile = session.scalar(select(Profile).where(Profile.id == profile_id, *where))
     hops = 0
     while profile is not None and profile.merged_into_id is not None and hops < 20:
-        profile = session.scalar(select(Profile).where(Profile.id == profile.merged_into_id,
-                                                       scope(principal, Profile, "read")))
+        profile = session.scalar(select(Profile).where(Profile.id == profile.merged_into_id, *where))
         hops += 1
-    if profile is None:
+    return profile
+
+
+def get_profile(session: Session, principal: Principal, profile_id: int) -> Profile:
+    """A live profile in scope, or one the reader reaches through a row of theirs (``READ_THROUGH``). An id
+    that was merged away leads to the profile it lives on in."""
+    profile = _follow(session, profile_id, scope(principal, Profile, "read"))
+    if profile is None and READ_THROUGH:
+        reached = _follow(session, profile_id, Profile.org_id == principal.org_id)
+        if reached is not None and reached.merged_into_id is None and any(
+                grant(session, principal, reached.id) for grant in READ_THROUGH):
+            profile = reached
+    if profile is None or profile.merged_into_id is not None:
         raise NotFound(f"No customer with id {profile_id}.")
     return profile
+
+
+def can_read_profile(session: Session, principal: Principal, profile_id: int) -> bool:
+    """Whether ``get_profile`` would answer the reader (in scope, or reached through a row of theirs)."""
+    try:
+        get_profile(session, principal, profile_id)
+    except NotFound:
+        return False
+    return True
+
+
+def in_use(session: Session, principal: Principal, field: str, holder_id: int, *, hint: str,
+           hidden_hint: str | None = None) -> Conflict:
+    """409 ``in_use``: the value of ``field`` (a mobile, an e-mail, a VIN) belongs to another customer. The
+    answer names that customer (``existing_id``) only when the caller may read them: an id — or a "belongs to
+    customer N" — for a customer of another dealer would confirm who holds a number the caller merely typed
+    (an existence oracle across the group). ``hint`` says what to do instead (the catalogue's words; for a
+    mobile or e-mail: record an inquiry, which makes the caller's own lead and shows them the customer);
+    ``hidden_hint`` replaces it when the holder is out of the caller's sight."""
+    readable = can_read_profile(session, principal, holder_id)
+    locale = principal.locale
+    words = t(f"customers.in_use.{field}", locale)
+    extra: dict[str, Any] = {"hint": t(hint if readable or hidden_hint is None else hidden_hint, locale)}
+    if readable:
+        extra["existing_id"] = holder_id
+    return Conflict(words, errors=[FieldError(field, words, "in_use")], extra=extra)
 
 
 def _standard_values(data: dict[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:
@@ -150,6 +198,8 @@ def _standard_values(data: dict[str, Any]) -> tuple[dict[str, Any], list[FieldEr
                 value = normalise.email(value)
             elif key == "name":
                 value = normalise.name(value) or None
+            elif key == "address":
+                value = normalise.address(value) or None
             elif key == "birthday" and isinstance(value, date) and value > date.today():
                 raise normalise.InvalidValue("date_out_of_range", value=value)
         except normalise.InvalidValue as error:
@@ -177,9 +227,7 @@ def create_profile(session: Session, principal: Principal, *, data: schemas.Prof
         existing = session.scalar(select(Identity.profile_id).where(Identity.org_id == principal.org_id,
                                                                     Identity.kind == kind, Identity.value == value))
         if existing is not None:
-            raise Conflict(f"A customer with this {kind} exists (id {existing}).",
-                           errors=[FieldError(kind, "already belongs to another customer", "unique")],
-                           extra={"existing_id": existing})
+            raise in_use(session, principal, kind, existing, hint="customers.in_use_hint")
     now = utcnow()
     profile = Profile(org_id=principal.org_id, unit_id=unit_id, owner_id=owner_id, attributes=attributes,
                       trait_times={k: {"ts": now.isoformat(), "src": None} for k, v in values.items() if v},
@@ -225,8 +273,8 @@ def update_profile(session: Session, principal: Principal, profile_id: int, *,
             if owner is None:
                 session.add(Identity(org_id=profile.org_id, profile_id=profile.id, kind=kind, value=value))
             elif owner != profile.id:
-                raise Conflict(f"That {kind} belongs to customer {owner}; merge the two customers instead.",
-                               errors=[FieldError(kind, "belongs to another customer", "unique")])
+                raise in_use(session, principal, kind, owner, hint="customers.in_use_merge_hint",
+                             hidden_hint="customers.in_use_hint")
     session.flush()
     old, new = changed(before, snapshot(profile))
     for key in ("trait_times", "name_pinyin"):
@@ -381,6 +429,11 @@ def register_vehicle(session: Session, principal: Principal, profile_id: int, *,
         vin = normalise.identity_value("vin", data.vin)
     except normalise.InvalidValue as error:
         raise invalid("vin", str(error)) from error
+    holder = session.scalar(select(Vehicle.profile_id).where(Vehicle.org_id == profile.org_id, Vehicle.vin == vin))
+    if holder is not None and holder != profile.id and not can_read_profile(session, principal, holder):
+        # a resale moves the car, but only between customers the caller sees: a car of another dealer's customer
+        # is neither moved out of their record nor confirmed to be theirs
+        raise in_use(session, principal, "vin", holder, hint="vehicles.in_use_hint")
     vehicle = commerce.register_vehicle(session, profile, vin=vin, model=data.model, unit_id=profile.unit_id,
                                         purchased_at=data.purchased_at, plate=data.plate,
                                         model_year=data.model_year)
@@ -442,8 +495,12 @@ def merge_by_hand(session: Session, principal: Principal, *, data: schemas.Merge
         raise Conflict("These two ids are already the same customer.")
     for profile in (winner, loser):
         require_row(session, principal, "profiles", "update", unit_id=profile.unit_id, owner_id=profile.owner_id)
+    from kehu.cdp.dedupe import checked_choices
+
+    checked_choices(session, principal.org_id, data.fields)
     return identity.merge_profiles(session, winner, loser, reason="manual",
-                                   detail=data.reason or f"merged by {principal.display}", actor=principal)
+                                   detail=data.reason or f"merged by {principal.display}", actor=principal,
+                                   kept=True, choices=data.fields)
 
 
 def unmerge(session: Session, principal: Principal, merge_id: int) -> Profile:

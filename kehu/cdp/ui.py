@@ -10,13 +10,24 @@ from nicegui import ui
 from kehu.cdp import commerce, dedupe_ui, exports, fields, identity_rules, imports, relations, schemas, service
 from kehu.cdp import timeline as history
 from kehu.cdp.views import CustomerView
+from kehu.core.errors import KehuError
 from kehu.core.i18n import t
 from kehu.core.jobs import Job
 from kehu.core.timeutil import format_local
 from kehu.tenancy import service as tenancy_service
 from kehu.tenancy.masking import is_masked
 from kehu.ui.components import ServerTable, add_status_slot, localise_table, readable_phone
-from kehu.ui.shell import empty_state, frame, locale, page, run_action, tr, unit_of_work, validated
+from kehu.ui.shell import (
+    empty_state,
+    frame,
+    locale,
+    notify_error,
+    page,
+    run_action,
+    tr,
+    unit_of_work,
+    validated,
+)
 
 STAGES = ("visitor", "prospect", "lead", "opportunity", "customer", "owner", "churned")
 STAGE_COLOURS = {"visitor": "grey-6", "prospect": "blue-grey-6", "lead": "light-blue-8", "opportunity": "indigo-6",
@@ -27,6 +38,10 @@ CUSTOMER_PANELS: list[Callable[[Any, int], None]] = []
 # Other domains' actions on customers picked in the list (put them in a segment, tag them): each adds its
 # buttons, given the principal, a function returning the picked ids and one that clears the pick.
 SELECTION_ACTIONS: list[Callable[[Any, Callable[[], list[int]], Callable[[], None]], None]] = []
+# What a reader may do about a person the group already knows (a new customer's mobile or e-mail in use): sales
+# offers to record an inquiry for them, the way a dealer takes up a customer held elsewhere. Called with the
+# principal and what the form held (name, mobile, email, city).
+INQUIRY_ACTIONS: list[Callable[[Any, dict[str, str | None]], None]] = []
 EVENT_ICONS = {"page": "web", "screen": "smartphone", "identify": "badge", "group": "groups", "alias": "link",
                "track": "bolt"}
 
@@ -159,18 +174,53 @@ def customers_page() -> None:
                 gender = ui.select({"male": tr("gender.male"), "female": tr("gender.female")}, clearable=True,
                                    label=tr("customers.gender")).classes("w-full")
                 city = ui.input(tr("unit.city")).classes("w-full")
+                address = ui.input(tr("customers.address")).classes("w-full")
                 stage = ui.select({s: _stage_label(s) for s in STAGES}, value="prospect",
                                   label=tr("customers.stage")).classes("w-full")
 
+                in_use = ui.column().classes("w-full gap-1")
+
+                def record_inquiry(held: dict[str, str | None]) -> None:
+                    dialog.close()
+                    INQUIRY_ACTIONS[0](principal, held)
+
+                def taken(error: KehuError, held: dict[str, str | None]) -> None:
+                    """The mobile or e-mail is a customer's already: say so (naming them only if the reader may
+                    open them) and offer what to do instead."""
+                    in_use.clear()
+                    with in_use, ui.card().props("flat bordered").classes("w-full bg-orange-1"):
+                        ui.label(error.detail).classes("text-negative font-medium").props(
+                            "data-testid=customer-in-use")
+                        ui.label(str(error.extra.get("hint", ""))).classes("text-sm text-grey-8")
+                        with ui.row().classes("w-full justify-end gap-2"):
+                            if "existing_id" in error.extra:
+                                ui.button(tr("customers.open_existing"), on_click=lambda: ui.navigate.to(
+                                    f"/customers/{error.extra['existing_id']}")).props("flat")
+                            if INQUIRY_ACTIONS and principal.can("leads", "create"):
+                                ui.button(tr("customers.record_inquiry"), icon="person_search",
+                                          on_click=lambda: record_inquiry(held)).props(
+                                    "data-testid=customer-record-inquiry")
+
                 def save() -> None:
-                    created = validated(lambda: run_action(lambda s: service.create_profile(
-                        s, principal, data=schemas.ProfileCreate(
-                            name=name.value or None, mobile=mobile.value or None, email=email.value or None,
-                            gender=gender.value, city=city.value or None, lifecycle_stage=stage.value)),
-                        tr("common.saved")))
-                    if created:
-                        dialog.close()
-                        ui.navigate.to(f"/customers/{created.id}")
+                    data = validated(lambda: schemas.ProfileCreate(
+                        name=name.value or None, mobile=mobile.value or None, email=email.value or None,
+                        gender=gender.value, city=city.value or None, address=address.value or None,
+                        lifecycle_stage=stage.value))
+                    if data is None:
+                        return
+                    try:
+                        with unit_of_work() as session:
+                            created_id = service.create_profile(session, principal, data=data).id
+                    except KehuError as error:
+                        if error.errors and error.errors[0].code == "in_use":
+                            taken(error, {"name": data.name, "mobile": data.mobile, "email": data.email,
+                                          "city": data.city})
+                        else:
+                            notify_error(error)
+                        return
+                    ui.notify(tr("common.saved"), type="positive")
+                    dialog.close()
+                    ui.navigate.to(f"/customers/{created_id}")
 
                 with ui.row().classes("w-full justify-end"):
                     ui.button(tr("common.cancel"), on_click=dialog.close).props("flat")
@@ -335,6 +385,7 @@ def _profile_card(principal: Any, out: schemas.ProfileOut, owners: dict[int, str
                 (tr("customers.gender"), tr(f"gender.{out.gender}") if out.gender else None),
                 (tr("customers.birthday"), out.birthday),
                 (tr("unit.city"), " ".join(dict.fromkeys(filter(None, [out.province, out.city]))) or None),
+                (tr("customers.address"), out.address),
                 (tr("customers.owner"), owners.get(out.owner_id) if out.owner_id else None),
                 (tr("users.unit"), units.get(out.unit_id)), (tr("customers.source"), out.source),
                 (tr("customers.first_seen"), format_local(out.first_seen_at, principal.timezone)),
@@ -483,19 +534,27 @@ def _merge_dialog(principal: Any, profile_id: int) -> None:
         ui.input(placeholder=tr("customers.search"), on_change=lambda e: search(e.value)).props(
             "outlined dense debounce=300 autofocus").classes("w-full")
 
-        def confirm() -> None:
+        def compare() -> None:
             if chosen["id"] is None:
                 ui.notify(tr("customers.pick_one"), type="warning")
                 return
-            merged = run_action(lambda s: service.merge_by_hand(s, principal, data=schemas.MergeRequest(
-                winner_id=profile_id, loser_id=chosen["id"])), tr("customers.merged"))
-            if merged is not None:
-                dialog.close()
+            other = chosen["id"]
+            dialog.close()
+
+            def merge(session: Any, winner: int, fields: dict[str, str]) -> Any:
+                return service.merge_by_hand(session, principal, data=schemas.MergeRequest(
+                    winner_id=winner, loser_id=other if winner == profile_id else profile_id, fields=fields))
+
+            def after() -> None:
                 ui.navigate.reload()
+
+            dedupe_ui.merge_side_by_side(principal, profile_id, other, title=tr("customers.merge_with"),
+                                         merge=merge, after=after)
 
         with ui.row().classes("w-full justify-end"):
             ui.button(tr("common.cancel"), on_click=dialog.close).props("flat")
-            ui.button(tr("customers.merge_confirm"), on_click=confirm).props("color=negative")
+            ui.button(tr("customers.merge_compare"), icon="compare_arrows", on_click=compare).props(
+                'color=primary data-test="merge-compare"')
     dialog.open()
 
 
@@ -765,11 +824,16 @@ def import_page() -> None:
                         ui.label(tr("imports.preview")).classes("font-medium")
                         for row in rows_:
                             with ui.row().classes("w-full no-wrap items-start gap-2 text-sm"):
-                                ui.icon("check_circle" if row.ok else "error").classes(
-                                    "text-positive" if row.ok else "text-negative")
+                                icon, colour = (("error", "text-negative") if not row.ok else
+                                                ("warning", "text-warning") if row.warnings else
+                                                ("check_circle", "text-positive"))
+                                ui.icon(icon).classes(colour)
                                 ui.label(tr("imports.row", n=row.row_number)).classes("w-16 shrink-0 text-grey-7")
-                                ui.label(row.reason or " · ".join(v for v in row.values.values() if v)).classes(
-                                    "text-negative" if not row.ok else "text-grey-8")
+                                with ui.column().classes("gap-0"):
+                                    ui.label(row.reason or " · ".join(v for v in row.values.values() if v)).classes(
+                                        "text-negative" if not row.ok else "text-grey-8")
+                                    if row.warnings:
+                                        ui.label(row.warnings).classes("text-orange-9")
                     return True
 
                 def begin() -> None:
@@ -789,6 +853,7 @@ def import_page() -> None:
                 bar = ui.linear_progress(value=0, show_value=False).props("size=18px rounded animation-speed=300")
                 counts = ui.label().classes("text-grey-8").mark("import-result")
                 actions = ui.row()
+                warnings_box = ui.column().classes("w-full")
 
                 def poll() -> None:
                     from kehu.core.jobs import Job
@@ -798,7 +863,7 @@ def import_page() -> None:
                         job = session.get(Job, run.job_id)
                         progress, job_status = (job.progress, job.status) if job else (0, "queued")
                         accepted, rejected, created = run.accepted_rows, run.rejected_rows, run.profiles_created
-                        orders, kind = run.orders_created, run.kind
+                        orders, kind, warned = run.orders_created, run.kind, run.warnings
                         error = job.error if job else None
                     bar.set_value(progress / 100)
                     counts.set_text(tr("imports.counts_orders" if kind == "orders" else "imports.counts",
@@ -813,6 +878,9 @@ def import_page() -> None:
                                           on_click=download_rejected).props("outline")
                             ui.button(tr("imports.another"), icon="upload_file",
                                       on_click=lambda: ui.navigate.to("/customers/import")).props("flat")
+                        if warned:
+                            with warnings_box:
+                                _import_warnings(principal, state["run_id"], warned)
 
                 timer = ui.timer(1.0, poll)
 
@@ -833,12 +901,42 @@ def import_page() -> None:
         _recent_imports(principal)
 
 
+WARNINGS_SHOWN = 20
+
+
+def _import_warnings(principal: Any, run_id: int, count: int) -> None:
+    """The values an import left out of accepted rows: the first of them, and all of them to download."""
+    with unit_of_work() as session:
+        shown = imports.warnings(session, principal, run_id, locale=locale(), limit=WARNINGS_SHOWN).items
+    with ui.row().classes("items-center gap-2 mt-2"):
+        ui.icon("warning").classes("text-warning text-xl")
+        ui.label(tr("imports.warnings_count", count=count)).classes("font-medium").mark("import-warnings")
+    ui.label(tr("imports.warnings_help")).classes("text-grey-7 text-sm")
+    table = ui.table(columns=[
+        {"name": "row", "label": tr("imports.warning.row_number"), "field": "row", "align": "left"},
+        {"name": "column", "label": tr("imports.warning.column"), "field": "column", "align": "left"},
+        {"name": "value", "label": tr("imports.warning.value"), "field": "value", "align": "left"},
+        {"name": "reason", "label": tr("imports.warning.reason"), "field": "reason", "align": "left"},
+    ], rows=[{"id": i, "row": w.row_number, "column": w.column, "value": w.value, "reason": w.reason}
+             for i, w in enumerate(shown)], row_key="id").classes("w-full").props("flat dense bordered")
+    localise_table(table, tr)
+    if count > len(shown):
+        ui.label(tr("imports.more_warnings", count=count - len(shown))).classes("text-grey-7 text-sm")
+
+    def download() -> None:
+        with unit_of_work() as session:
+            data = imports.warnings_file(session, principal, run_id, locale())
+        ui.download.content(data, f"import-{run_id}-warnings.csv", "text/csv")
+
+    ui.button(tr("imports.download_warnings"), icon="download", on_click=download).props("outline")
+
+
 def _recent_imports(principal: Any) -> None:
     with unit_of_work() as session:
         runs = imports.list_runs(session, principal, limit=10).items
         rows = [{"id": r.id, "file": r.filename, "kind": tr(f"imports.kind.{r.kind}"),
                  "status": tr(f"imports.status.{r.status}"), "rows": r.total_rows, "accepted": r.accepted_rows,
-                 "rejected": r.rejected_rows, "created": r.profiles_created,
+                 "rejected": r.rejected_rows, "warnings": r.warnings, "created": r.profiles_created,
                  "orders": r.orders_created if r.kind == "orders" else "—",
                  "at": format_local(r.created_at, principal.timezone)} for r in runs]
     if not rows:
@@ -852,11 +950,25 @@ def _recent_imports(principal: Any) -> None:
             {"name": "rows", "label": tr("imports.rows"), "field": "rows"},
             {"name": "accepted", "label": tr("imports.accepted"), "field": "accepted"},
             {"name": "rejected", "label": tr("imports.rejected"), "field": "rejected"},
+            {"name": "warnings", "label": tr("imports.warnings"), "field": "warnings"},
             {"name": "created", "label": tr("imports.created"), "field": "created"},
             {"name": "orders", "label": tr("imports.orders_created"), "field": "orders"},
             {"name": "at", "label": tr("common.created_at"), "field": "at", "align": "left"},
-        ], rows=rows).classes("w-full").props("flat dense")
+        ], rows=rows, row_key="id").classes("w-full").props("flat dense")
         localise_table(table, tr)
+        table.on("rowClick", lambda e: _recent_import_warnings(principal, e.args[1]))
+
+
+def _recent_import_warnings(principal: Any, row: dict[str, Any]) -> None:
+    """A past import's values left out, opened from the list of recent imports."""
+    if not row.get("warnings"):
+        return
+    with ui.dialog() as dialog, ui.card().classes("w-[900px] max-w-full"):
+        ui.label(row["file"]).classes("text-lg font-medium")
+        _import_warnings(principal, row["id"], row["warnings"])
+        with ui.row().classes("w-full justify-end"):
+            ui.button(tr("common.close"), on_click=dialog.close).props("flat")
+    dialog.open()
 
 
 # -- product catalogue -----------------------------------------------------------------------------

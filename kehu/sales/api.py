@@ -38,8 +38,10 @@ def lead_summary(session: SessionDep, principal: PrincipalDep) -> dict[str, int]
 
 @router.post("/leads", response_model=schemas.LeadCreated, status_code=status.HTTP_201_CREATED)
 def create_lead(data: schemas.LeadCreate, session: SessionDep, principal: PrincipalDep, response: Response) -> Any:
-    """Record an inquiry. The customer is found by One ID or made; an open lead of the same customer is
-    updated (answer 200, ``created`` false) rather than duplicated; a new lead is routed (201)."""
+    """Record an inquiry. The customer is found by One ID or made; an open lead of the same customer that
+    you may read is updated (answer 200, ``created`` false) rather than duplicated; otherwise a new lead is
+    routed (201) — kept as your own, at your unit, when it would go where you may not read it (another
+    dealer's customer). This is how a dealer takes up a customer the group already knows."""
     lead, created = service.create_lead(session, principal, data)
     if not created:
         response.status_code = status.HTTP_200_OK

@@ -217,8 +217,8 @@ def _filtered(session: Session, principal: Principal, *, status: str | None, pip
     if q:
         text = q.strip()
         query = query.where(or_(Opportunity.title.contains(text, autoescape=True),
-                                Opportunity.profile_id.in_(select(Profile.id).where(
-                                    *cdp_service.profile_filters(principal, text, None, None)))))
+                                Opportunity.profile_id.in_(select(Profile.id).where(  # among the reader's deals
+                                    cdp_service.search_filter(principal, text), Profile.merged_into_id.is_(None)))))
     return query
 
 

@@ -68,7 +68,7 @@ def _amount_input(value: Any = "", mark: str | None = None) -> ParsedInput:
 
 def _close_input(value: date | None = None, mark: str | None = None) -> ParsedInput:
     """An expected close date, typed (2027-01-15, 2027/1/15, 2027年1月15日) or picked."""
-    return ParsedInput(tr("opp.expected_close"), normalise.calendar_date, _explained,
+    return ParsedInput(tr("opp.expected_close"), normalise.day, _explained,
                        value=value.isoformat() if value else "", placeholder="2027-01-31", picker=True, mark=mark)
 
 
@@ -159,14 +159,16 @@ def opportunities_page() -> None:
             with ui.row().classes("w-full no-wrap gap-3 overflow-x-auto items-start pb-4"):
                 for _stage_id, key, name, probability, is_won, count, amount, weighted, items in columns:
                     column = ui.column().classes(
-                        "w-56 shrink-0 gap-2 p-2 rounded-lg " + ("bg-green-1" if is_won else "bg-blue-grey-1"))
+                        # the columns share the width (seven fit beside the navigation at 1440 px), never narrower
+                        # than a card can be read at
+                        "flex-1 min-w-[8.5rem] gap-2 p-2 rounded-lg " + ("bg-green-1" if is_won else "bg-blue-grey-1"))
                     column.props(f'data-test="stage-{key}"')
                     with column:
                         with ui.column().classes("w-full gap-0 px-1"):
-                            with ui.row().classes("w-full items-center no-wrap"):
-                                ui.label(name).classes("font-medium")
-                                ui.badge(f"{probability}%").props("color=grey-5 text-color=grey-9 rounded")
+                            with ui.row().classes("w-full items-center no-wrap gap-1"):
+                                ui.label(name).classes("font-medium whitespace-nowrap truncate")
                                 ui.space()
+                                ui.badge(f"{probability}%").props("color=grey-5 text-color=grey-9 rounded")
                                 ui.label(f"{count:,}").classes("text-grey-8 text-sm")
                             ui.label(tr("opp.column_sum", amount=money(amount), weighted=money(weighted))).classes(
                                 "text-xs text-grey-7")
@@ -176,17 +178,18 @@ def opportunities_page() -> None:
                                 late = close_on is not None and close_on < today and not is_won
                                 card = ui.card().classes("w-full p-2 gap-1 cursor-grab shadow-1").props("draggable")
                                 card.props(f'data-test="card-{o_id}"')
-                                card.on("dragstart", lambda _=None, i=o_id: state.update(dragged=i))
+                                card.on("dragstart", lambda _=None, i=o_id, k=key: state.update(dragged=i, came_from=k))
                                 card.on("click", lambda _=None, i=o_id: ui.navigate.to(f"/opportunities/{i}"))
                                 with card:
                                     ui.label(title).classes("text-sm font-medium leading-tight")
                                     ui.label(who or "—").classes("text-xs text-grey-7")
-                                    with ui.row().classes("w-full items-center no-wrap text-xs"):
-                                        ui.label(money(o_amount)).classes("font-medium text-primary")
+                                    with ui.row().classes("w-full items-center gap-x-2 gap-y-0 text-xs"):
+                                        ui.label(money(o_amount)).classes("font-medium text-primary whitespace-nowrap")
                                         ui.space()
                                         if close_on:
                                             ui.label(close_on.isoformat()).classes(
-                                                "text-negative font-medium" if late else "text-grey-7")
+                                                "whitespace-nowrap " + ("text-negative font-medium" if late
+                                                                        else "text-grey-7"))
                                     ui.label(o_owner or tr("leads.unassigned")).classes("text-xs text-grey-6")
                         if count > len(items):
                             ui.label(tr("opp.more", count=count - len(items))).classes("text-xs text-grey-7 px-1")
@@ -197,6 +200,9 @@ def opportunities_page() -> None:
         def dropped(stage_key: str) -> None:
             opportunity_id, state["dragged"] = state["dragged"], None
             if opportunity_id is None:
+                return
+            if state.get("came_from") == stage_key:  # put back where it was: nothing moved, nothing to say
+                show("board")
                 return
             run_action(lambda s: opportunities.move_stage(s, principal, opportunity_id, schemas.StageMove(
                 stage_key=stage_key)), tr("opp.moved"))

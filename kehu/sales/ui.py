@@ -36,6 +36,8 @@ def register() -> None:
     page("/leads/{lead_id}")(leads_page)
     page("/admin/leads")(settings_page)
     cdp_ui.CUSTOMER_PANELS.append(_customer_leads)
+    cdp_ui.INQUIRY_ACTIONS.append(lambda principal, held: _new_lead_dialog(
+        principal, lambda: ui.navigate.to("/leads"), held))
     opportunity_ui.register()
 
 
@@ -57,19 +59,19 @@ def leads_page(lead_id: int | None = None) -> None:
             tabs = ui.tabs(value="open", on_change=lambda e: pick(e.value)).props(
                 "dense no-caps active-color=primary").classes("text-grey-8")
             with tabs:
-                ui.tab("open", label=tr("leads.open", count=f"{totals.get('open', 0):,}"))
+                tab_of = {"open": ui.tab("open", label=tr("leads.open", count=f"{totals.get('open', 0):,}"))}
                 for status in STATUSES:
-                    ui.tab(status, label=f"{tr(f'lead.status.{status}')} {totals.get(status, 0):,}")
+                    tab_of[status] = ui.tab(status, label=f"{tr(f'lead.status.{status}')} {totals.get(status, 0):,}")
         with ui.row().classes("w-full items-center gap-3"):
             ui.input(placeholder=tr("leads.search"), on_change=lambda e: apply("q", e.value)).props(
                 "outlined dense clearable debounce=300").classes("w-80")
             if units and len(units) > 1:
                 ui.select(units, label=tr("users.unit"), clearable=True, with_input=True,
                           on_change=lambda e: apply("unit_id", e.value)).props("outlined dense").classes("w-56")
-            ui.checkbox(tr("leads.overdue_only", count=totals.get("overdue", 0)),
-                        on_change=lambda e: apply("overdue", e.value)).mark("leads-overdue")
-            ui.checkbox(tr("leads.unassigned_only", count=totals.get("unassigned", 0)),
-                        on_change=lambda e: apply("unassigned", e.value))
+            overdue_box = ui.checkbox(tr("leads.overdue_only", count=totals.get("overdue", 0)),
+                                      on_change=lambda e: apply("overdue", e.value)).mark("leads-overdue")
+            unassigned_box = ui.checkbox(tr("leads.unassigned_only", count=totals.get("unassigned", 0)),
+                                         on_change=lambda e: apply("unassigned", e.value))
             if principal.user_id and principal.depth("leads", "read") != "own":
                 ui.checkbox(tr("leads.mine"), on_change=lambda e: apply("mine", e.value))
             ui.space()
@@ -102,7 +104,7 @@ def leads_page(lead_id: int | None = None) -> None:
                         text = " · ".join(filter(None, [tr(f"activity.kind.{a_kind}"), who, a_subject]))
                         if a_lead:
                             ui.link(text).on("click", lambda _=None, i=a_lead: lead_panel(
-                                principal, i, table.reload)).classes("flex-1 cursor-pointer")
+                                principal, i, changed)).classes("flex-1 cursor-pointer")
                         else:
                             ui.label(text).classes("flex-1")
                         ui.button(tr("activities.done"), on_click=lambda i=a_id: finish(i)).props(
@@ -134,11 +136,26 @@ def leads_page(lead_id: int | None = None) -> None:
             {"name": "due", "label": tr("leads.due"), "field": "due", "align": "left"},
         ]
         table = ServerTable(columns, fetch, tr=tr, empty_text=tr("leads.empty"),
-                            on_row_click=lambda row: lead_panel(principal, row["id"], table.reload))
+                            on_row_click=lambda row: lead_panel(principal, row["id"], changed))
         _status_slot(table.table)
         table.table.add_slot("body-cell-due", """
             <q-td :props="props"><span :class="props.row.overdue ? 'text-negative text-weight-bold' : ''">
               <q-icon v-if="props.row.overdue" name="alarm" class="q-mr-xs" />{{ props.value }}</span></q-td>""")
+
+        def recount() -> None:
+            """The tabs' and filters' counts after a change made on this page (they went stale until a reload)."""
+            with unit_of_work() as session:
+                now = service.counts(session, principal)
+            for status, tab in tab_of.items():
+                label = tr("leads.open", count=f"{now.get('open', 0):,}") if status == "open" else \
+                    f"{tr(f'lead.status.{status}')} {now.get(status, 0):,}"
+                tab.props(f'label="{label}"')
+            overdue_box.set_text(tr("leads.overdue_only", count=now.get("overdue", 0)))
+            unassigned_box.set_text(tr("leads.unassigned_only", count=now.get("unassigned", 0)))
+
+        def changed() -> None:
+            table.reload()
+            recount()
 
         def apply(key: str, value: Any) -> None:
             filters[key] = value
@@ -148,11 +165,11 @@ def leads_page(lead_id: int | None = None) -> None:
             apply("status", status)
 
         def new_lead() -> None:
-            _new_lead_dialog(principal, lambda: table.reload(first_page=True))
+            _new_lead_dialog(principal, lambda: (table.reload(first_page=True), recount()))
 
         draw_todo()
         if lead_id is not None:
-            lead_panel(principal, int(lead_id), table.reload)
+            lead_panel(principal, int(lead_id), changed)
 
 
 def _rows(session: Any, principal: Any, leads: list[Any]) -> list[dict[str, Any]]:
@@ -177,16 +194,23 @@ def _rows(session: Any, principal: Any, leads: list[Any]) -> list[dict[str, Any]
     return rows
 
 
-def _new_lead_dialog(principal: Any, done: Any) -> None:
-    """A call or a walk-in: who (found by mobile when known), what they want, where from."""
+def _new_lead_dialog(principal: Any, done: Any, held: dict[str, str | None] | None = None) -> None:
+    """A call or a walk-in: who (found by mobile or e-mail when known), what they want, where from. ``held``:
+    what another form already knows of the person (a new customer whose mobile the group knows)."""
+    held = held or {}
     with ui.dialog() as dialog, ui.card().classes("w-[560px] max-w-full"):
         ui.label(tr("leads.new")).classes("text-lg font-medium")
         ui.label(tr("leads.new_help")).classes("text-sm text-grey-7")
         with ui.row().classes("w-full gap-3 no-wrap"):
-            name = ui.input(tr("customers.name")).props("outlined dense").classes("flex-1").mark("lead-name")
-            mobile = ui.input(tr("users.phone")).props("outlined dense").classes("flex-1").mark("lead-mobile")
+            name = ui.input(tr("customers.name"), value=held.get("name") or "").props("outlined dense").classes(
+                "flex-1").mark("lead-name")
+            mobile = ui.input(tr("users.phone"), value=held.get("mobile") or "").props("outlined dense").classes(
+                "flex-1").mark("lead-mobile")
+        email = ui.input(tr("users.email"), value=held.get("email") or "").props("outlined dense").classes(
+            "w-full").mark("lead-email")
         with ui.row().classes("w-full gap-3 no-wrap"):
-            city = ui.input(tr("unit.city")).props("outlined dense").classes("flex-1").mark("lead-city")
+            city = ui.input(tr("unit.city"), value=held.get("city") or "").props("outlined dense").classes(
+                "flex-1").mark("lead-city")
             model = ui.input(tr("leads.model"), placeholder="ID.4").props("outlined dense").classes("flex-1")
         source = ui.select({s: tr(f"lead.source.{s}") for s in SOURCES},
                            value="showroom" if principal.depth("leads", "create") == "own" else "call_centre",
@@ -196,8 +220,9 @@ def _new_lead_dialog(principal: Any, done: Any) -> None:
         def save() -> None:
             try:
                 data = schemas.LeadCreate(name=name.value or None, mobile=mobile.value or None,
-                                          city=city.value or None, model_interest=model.value or None,
-                                          source=source.value, note=note.value or "")
+                                          email=email.value or None, city=city.value or None,
+                                          model_interest=model.value or None, source=source.value,
+                                          note=note.value or "")
             except ValidationError:
                 ui.notify(tr("leads.need_mobile"), type="warning")
                 return

@@ -155,7 +155,7 @@ def test_a_duplicate_pair_is_masked(client, tree, login, person, session):  # ty
 # -- an import's preview and rejected rows --------------------------------------------------------------------
 FILE = ("姓名,手机,邮箱,id_card_no,plate_no,备注\n"
         "孙立群,13957308641,walnut.grove81@example.com,330106196204187732,浙AK7Q3X,老客户\n"
-        "钱晓东,1395730864,xd.qian@example.com,330106198811021234,沪B88X71,\n")  # a digit short: rejected
+        "钱晓东,1395730864,xd.qian@@example.com,330106198811021234,沪B88X71,\n")  # no usable identity: rejected
 
 
 def test_an_import_is_masked_for_readers_other_than_its_uploader(  # type: ignore[no-untyped-def]

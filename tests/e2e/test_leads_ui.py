@@ -3,7 +3,10 @@ cycle from its panel, and the call centre's new inquiry lands at the dealer of t
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import shoot
 from tests.e2e.test_customers_ui import api
@@ -40,11 +43,20 @@ def test_a_salesperson_works_their_own_leads(page, server, sign_in):
         assert page.get_by_role("button", name="已联系客户").count() == 0
     shoot(page, "leads-panel")
     status_before = page.locator(".q-dialog .q-badge").first.inner_text()
+
+    def tab_count(label: str) -> int:
+        return int(re.sub(r"\D", "", page.locator(".q-tab").filter(has_text=re.compile(f"^{label}")).first
+                          .inner_text()) or 0)
+
+    before_count = tab_count(status_before)
     next_button = page.locator(".q-dialog button.q-btn--unelevated").first
     target = next_button.inner_text()
     next_button.click()
     page.locator(".q-dialog .q-badge").filter(has_text=target).first.wait_for()
     assert status_before != target
+    # the tabs count again without a reload (issue 20: they went stale)
+    expect(page.locator(".q-tab").filter(has_text=re.compile(f"^{status_before}")).first).to_contain_text(
+        str(before_count - 1))
 
 
 def test_the_call_centre_enters_an_inquiry_that_reaches_a_dealer(page, server, sign_in):
