@@ -167,6 +167,12 @@ def can_read_profile(session: Session, principal: Principal, profile_id: int) ->
     return True
 
 
+def customer_ref(ids: int | list[int] | None, privilege: str = "read", where: Any = None) -> Ref:
+    """Customer ids a write names, for check_references: read as ``get_profile`` reads them (in scope, or reached
+    through a row of the reader's), changed only within scope."""
+    return Ref(Profile, ids, privilege, where, reach=can_read_profile if privilege == "read" else None)
+
+
 def in_use(session: Session, principal: Principal, field: str, holder_id: int, *, hint: str,
            hidden_hint: str | None = None) -> Conflict:
     """409 ``in_use``: the value of ``field`` (a mobile, an e-mail, a VIN) belongs to another customer. The
@@ -401,7 +407,7 @@ def orders_of(session: Session, principal: Principal, profile: Profile) -> list[
 def create_order(session: Session, principal: Principal, *, data: schemas.OrderCreate) -> schemas.OrderOut:
     unit_id = data.unit_id if data.unit_id is not None else principal.unit_id
     owner_id = data.owner_id if data.owner_id is not None else principal.user_id
-    check_references(session, principal, {"profile_id": Ref(Profile, data.profile_id)},
+    check_references(session, principal, {"profile_id": customer_ref(data.profile_id)},
                      place=Place("orders", "create", unit_id, owner_id, owner_at_unit=data.owner_id is not None))
     profile = get_profile(session, principal, data.profile_id)
     order = commerce.create_order(session, principal, profile, external_id=data.external_id,

@@ -29,7 +29,7 @@ def log(session: Session, principal: Principal, data: schemas.ActivityIn) -> Act
     """Record an activity done now (or at ``done_at``), or plan one (``due_at`` without ``done_at``)."""
     principal.require("activities", "create")
     check_references(session, principal, {"lead_id": Ref(Lead, data.lead_id),
-                                          "profile_id": Ref(Profile, data.profile_id)})
+                                          "profile_id": cdp_service.customer_ref(data.profile_id)})
     lead = get_lead(session, principal, data.lead_id) if data.lead_id is not None else None
     profile_id = lead.profile_id if lead is not None else data.profile_id
     if lead is None:

@@ -353,7 +353,7 @@ def _lines(session: Session, principal: Principal, items: list[schemas.Opportuni
 
 
 def _contacts(session: Session, principal: Principal, items: list[schemas.ContactIn]) -> list[OpportunityContact]:
-    check_references(session, principal, {f"contacts.{n}.profile_id": Ref(Profile, item.profile_id)
+    check_references(session, principal, {f"contacts.{n}.profile_id": cdp_service.customer_ref(item.profile_id)
                                           for n, item in enumerate(items)})
     return [OpportunityContact(profile_id=i.profile_id, role=i.role) for i in items]
 
@@ -446,7 +446,7 @@ def create_opportunity(session: Session, principal: Principal, data: schemas.Opp
     """A new deal at the first stage of its pipeline (or the one named), owned by the creator unless placed
     elsewhere; the stage's required fields are checked as for any move."""
     principal.require("opportunities", "create")
-    check_references(session, principal, {"profile_id": Ref(Profile, data.profile_id)})
+    check_references(session, principal, {"profile_id": cdp_service.customer_ref(data.profile_id)})
     profile = cdp_service.get_profile(session, principal, data.profile_id) if data.profile_id is not None else None
     pipeline = get_pipeline(session, principal, data.pipeline_id)
     stage = _stage(session, pipeline, data.stage_key)

@@ -184,7 +184,7 @@ def create_lead(session: Session, principal: Principal, data: schemas.LeadCreate
     person is updated only if the caller may read it, otherwise the inquiry is a new lead of the caller's own,
     at their unit (see ``record_inquiries``). Another dealer's lead is neither returned nor changed."""
     principal.require("leads", "create")
-    check_references(session, principal, {"profile_id": Ref(Profile, data.profile_id)})
+    check_references(session, principal, {"profile_id": cdp_service.customer_ref(data.profile_id)})
     profile = _customer_for(session, principal, data)
     if data.unit_id is not None or data.owner_id is not None:
         unit_id, owner_id = placement(session, principal, data.unit_id, data.owner_id, entity="leads",

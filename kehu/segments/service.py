@@ -173,7 +173,7 @@ def _add_chosen(session: Session, principal: Principal, segment: Segment, profil
     (those already in stay as they are)."""
     wanted = sorted(set(profile_ids))
     live = Profile.merged_into_id.is_(None)
-    check_references(session, principal, {"profile_ids": Ref(Profile, wanted, "read", live)})
+    check_references(session, principal, {"profile_ids": cdp_service.customer_ref(wanted, "read", live)})
     present = set(session.scalars(select(SegmentMember.profile_id).where(
         SegmentMember.segment_id == segment.id, SegmentMember.profile_id.in_(wanted))))
     new = [p for p in wanted if p not in present]

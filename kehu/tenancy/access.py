@@ -208,6 +208,9 @@ class Ref:
     id: int | Collection[int] | None
     privilege: str | None = "read"
     where: Any = None  # what the row must also be (an active user); otherwise it is unknown
+    # (session, principal, id) -> bool: a row outside the scope filter the caller still reaches (a customer
+    # through their own lead, as the domain that owns the row reads it)
+    reach: Any = None
 
 
 @dataclass(frozen=True)
@@ -261,7 +264,7 @@ def _resolve(session: Session, principal: Principal, name: str, ref: Ref, errors
     if ref.privilege and entity and rows and principal.depth(entity, ref.privilege) != ORG:
         allowed = set(session.scalars(select(model.id).where(model.id.in_(list(rows)),
                                                              scope(principal, model, ref.privilege))))
-        outside = [i for i in rows if i not in allowed]
+        outside = [i for i in rows if i not in allowed and not (ref.reach and ref.reach(session, principal, i))]
         if outside:
             errors.append(_problem(name, "out_of_scope", outside))
     return rows.get(ids[0]) if single else [rows[i] for i in ids if i in rows]
