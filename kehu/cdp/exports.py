@@ -20,7 +20,7 @@ from kehu.core.db import utcnow
 from kehu.core.errors import Conflict, NotFound, ValidationFailed, invalid
 from kehu.core.i18n import t
 from kehu.core.timeutil import format_local
-from kehu.tenancy.access import Principal, scope
+from kehu.tenancy.access import Principal, Ref, check_references, scope
 from kehu.tenancy.models import BusinessUnit, User
 
 EXPORT_JOB = "cdp.export_customers"
@@ -56,6 +56,7 @@ def request_export(session: Session, principal: Principal, *, format: str = "csv
     if format not in FORMATS:
         raise invalid("format", f"one of {', '.join(FORMATS)}", "not_option")
     filters = filters or ExportFilters()
+    check_references(session, principal, {"unit_id": Ref(BusinessUnit, filters.unit_id, None)})
     if filters.stage is not None and filters.stage not in LIFECYCLE_STAGES:
         raise invalid("stage", f"one of {', '.join(LIFECYCLE_STAGES)}", "not_option")
     for key, value in filters.extra.items():

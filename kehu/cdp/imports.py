@@ -43,7 +43,7 @@ from kehu.core.errors import Conflict, FieldError, PayloadTooLarge, ValidationFa
 from kehu.core.files import CsvSheet
 from kehu.core.i18n import t
 from kehu.core.pagination import Page, keyset_page
-from kehu.tenancy.access import Principal, get_scoped, require_row, scope, writable_units
+from kehu.tenancy.access import Place, Principal, check_references, get_scoped, require_row, scope, writable_units
 from kehu.tenancy.masking import MASK
 from kehu.tenancy.models import Organization
 
@@ -738,7 +738,8 @@ def upload(session: Session, principal: Principal, *, filename: str, content: by
     unit_id = unit_id if unit_id is not None else principal.unit_id
     if kind not in KINDS:
         raise invalid("kind", f"one of {', '.join(KINDS)}", "not_option")
-    require_row(session, principal, "imports", "create", unit_id=unit_id, owner_id=principal.user_id)
+    check_references(session, principal, place=Place("imports", "create", unit_id, principal.user_id,
+                                                     owner_at_unit=False))
     principal.require("profiles", "create")
     if kind == "orders":
         require_row(session, principal, "orders", "create", unit_id=unit_id, owner_id=principal.user_id)

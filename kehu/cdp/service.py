@@ -34,8 +34,8 @@ from kehu.core.jobs import poller
 from kehu.core.pagination import OffsetPage, Page, keyset_page, offset_page
 from kehu.core.security import digest_api_key, generate_api_key
 from kehu.tenancy import service as tenancy_service
-from kehu.tenancy.access import Principal, get_scoped, require_row, scope
-from kehu.tenancy.models import BusinessUnit, User
+from kehu.tenancy.access import Place, Principal, Ref, check_references, get_scoped, require_row, scope
+from kehu.tenancy.models import BusinessUnit
 
 WRITE_KEY_PREFIX = "wk_"
 
@@ -43,11 +43,8 @@ WRITE_KEY_PREFIX = "wk_"
 # -- sources ---------------------------------------------------------------------------------------
 def create_source(session: Session, principal: Principal, *, data: schemas.SourceCreate) -> tuple[Source, str]:
     unit_id = data.unit_id if data.unit_id is not None else principal.unit_id
-    unit = session.scalar(select(BusinessUnit).where(BusinessUnit.id == unit_id,
-                                                     BusinessUnit.org_id == principal.org_id))
-    if unit is None:
-        raise invalid("unit_id", f"no business unit with id {unit_id}", "not_found")
-    require_row(session, principal, "sources", "create", unit_id=unit.id, owner_id=principal.user_id)
+    unit = check_references(session, principal, place=Place("sources", "create", unit_id, principal.user_id,
+                                                            owner_at_unit=False))["unit_id"]
     new = generate_api_key()
     write_key = WRITE_KEY_PREFIX + new.key.removeprefix("kehu_")
     source = Source(org_id=principal.org_id, unit_id=unit.id, created_by_id=principal.user_id, name=data.name,
@@ -170,6 +167,12 @@ def can_read_profile(session: Session, principal: Principal, profile_id: int) ->
     return True
 
 
+def customer_ref(ids: int | list[int] | None, privilege: str = "read", where: Any = None) -> Ref:
+    """Customer ids a write names, for check_references: read as ``get_profile`` reads them (in scope, or reached
+    through a row of the reader's), changed only within scope."""
+    return Ref(Profile, ids, privilege, where, reach=can_read_profile if privilege == "read" else None)
+
+
 def in_use(session: Session, principal: Principal, field: str, holder_id: int, *, hint: str,
            hidden_hint: str | None = None) -> Conflict:
     """409 ``in_use``: the value of ``field`` (a mobile, an e-mail, a VIN) belongs to another customer. The
@@ -185,15 +188,6 @@ def in_use(session: Session, principal: Principal, field: str, holder_id: int, *
     if readable:
         extra["existing_id"] = holder_id
     return Conflict(words, errors=[FieldError(field, words, "in_use")], extra=extra)
-
-
-def _check_owner(session: Session, principal: Principal, unit_id: int, owner_id: int | None) -> None:
-    if owner_id is None:
-        return
-    owner = session.scalar(select(User).where(User.id == owner_id, User.org_id == principal.org_id,
-                                              User.is_active))
-    if owner is None:
-        raise invalid("owner_id", "no active user with that id", "not_found")
 
 
 def _standard_values(data: dict[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:
@@ -227,8 +221,8 @@ def create_profile(session: Session, principal: Principal, *, data: schemas.Prof
     unit_id = data.unit_id if data.unit_id is not None else principal.unit_id
     owner_id = data.owner_id if data.owner_id is not None else (principal.user_id if principal.depth(
         "profiles", "create") == "own" else None)
-    require_row(session, principal, "profiles", "create", unit_id=unit_id, owner_id=owner_id or principal.user_id)
-    _check_owner(session, principal, unit_id, owner_id)  # type: ignore[arg-type]
+    check_references(session, principal, place=Place("profiles", "create", unit_id, owner_id,
+                                                     owner_at_unit=data.owner_id is not None))
     values, errors = _standard_values(data.model_dump(exclude={"unit_id", "owner_id", "attributes"}))
     attributes, problems = fields.clean_attributes(fields.definitions(session, principal.org_id), data.attributes)
     errors += [FieldError(f"attributes.{key}", str(error), error.code) for key, error in problems]
@@ -301,17 +295,10 @@ def update_profile(session: Session, principal: Principal, profile_id: int, *,
 def assign_profiles(session: Session, principal: Principal, *, profile_ids: list[int], owner_id: int) -> int:
     """Give customers to a salesperson (their unit follows). One UPDATE over the rows the principal may
     assign; ids outside that scope are refused as not found, so nothing is half-done."""
-    principal.require("profiles", "assign")
-    owner = session.scalar(select(User).where(User.id == owner_id, User.org_id == principal.org_id, User.is_active))
-    if owner is None:
-        raise invalid("owner_id", "no active user with that id", "not_found")
-    require_row(session, principal, "profiles", "assign", unit_id=owner.unit_id, owner_id=owner.id)
-    wanted = set(profile_ids)
-    allowed = set(session.scalars(select(Profile.id).where(Profile.id.in_(wanted), _live(),
-                                                           scope(principal, Profile, "assign"))))
-    missing = sorted(wanted - allowed)
-    if missing:
-        raise NotFound(f"No customers with ids {missing[:20]} that you may assign.")
+    found = check_references(session, principal, {"profile_ids": Ref(Profile, profile_ids, "assign", _live())},
+                             place=Place("profiles", "assign", None, owner_id))
+    owner = found["owner_id"]
+    allowed = {p.id for p in found["profile_ids"]}
     session.execute(update(Profile).where(Profile.id.in_(allowed))
                     .values(owner_id=owner.id, unit_id=owner.unit_id, updated_at=utcnow())
                     .execution_options(synchronize_session=False))
@@ -418,11 +405,11 @@ def orders_of(session: Session, principal: Principal, profile: Profile) -> list[
 
 
 def create_order(session: Session, principal: Principal, *, data: schemas.OrderCreate) -> schemas.OrderOut:
-    profile = get_profile(session, principal, data.profile_id)
     unit_id = data.unit_id if data.unit_id is not None else principal.unit_id
     owner_id = data.owner_id if data.owner_id is not None else principal.user_id
-    require_row(session, principal, "orders", "create", unit_id=unit_id, owner_id=owner_id)
-    _check_owner(session, principal, unit_id, owner_id)  # type: ignore[arg-type]
+    check_references(session, principal, {"profile_id": customer_ref(data.profile_id)},
+                     place=Place("orders", "create", unit_id, owner_id, owner_at_unit=data.owner_id is not None))
+    profile = get_profile(session, principal, data.profile_id)
     order = commerce.create_order(session, principal, profile, external_id=data.external_id,
                                   ordered_at=data.ordered_at or utcnow(), unit_id=unit_id,  # type: ignore[arg-type]
                                   owner_id=owner_id, status=data.status,
@@ -506,6 +493,8 @@ def get_account(session: Session, principal: Principal, account_id: int) -> tupl
 def merge_by_hand(session: Session, principal: Principal, *, data: schemas.MergeRequest) -> Merge:
     if data.winner_id == data.loser_id:
         raise invalid("loser_id", "must differ from winner_id")
+    check_references(session, principal, {"winner_id": Ref(Profile, data.winner_id, "update"),
+                                          "loser_id": Ref(Profile, data.loser_id, "update")})
     winner = get_profile(session, principal, data.winner_id)
     loser = get_profile(session, principal, data.loser_id)
     if winner.id == loser.id:

@@ -20,7 +20,7 @@ from kehu.core.pagination import OffsetPage, offset_page
 from kehu.sales import schemas
 from kehu.sales.models import OPEN_STATUSES, Activity, Lead
 from kehu.sales.service import get_lead, mark_contacted
-from kehu.tenancy.access import Principal, get_scoped, require_row, scope
+from kehu.tenancy.access import Principal, Ref, check_references, get_scoped, require_row, scope
 
 CONTACTS = ("call", "visit", "test_drive", "quote", "wechat", "sms", "email")  # a touch with the customer
 
@@ -28,6 +28,8 @@ CONTACTS = ("call", "visit", "test_drive", "quote", "wechat", "sms", "email")  #
 def log(session: Session, principal: Principal, data: schemas.ActivityIn) -> Activity:
     """Record an activity done now (or at ``done_at``), or plan one (``due_at`` without ``done_at``)."""
     principal.require("activities", "create")
+    check_references(session, principal, {"lead_id": Ref(Lead, data.lead_id),
+                                          "profile_id": cdp_service.customer_ref(data.profile_id)})
     lead = get_lead(session, principal, data.lead_id) if data.lead_id is not None else None
     profile_id = lead.profile_id if lead is not None else data.profile_id
     if lead is None:

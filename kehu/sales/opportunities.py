@@ -16,7 +16,7 @@ from kehu.cdp import timeline
 from kehu.cdp.models import Account, AccountMember, Product, Profile
 from kehu.core import audit
 from kehu.core.db import utcnow
-from kehu.core.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
+from kehu.core.errors import Conflict, FieldError, ValidationFailed, invalid
 from kehu.core.i18n import t
 from kehu.core.pagination import OffsetPage, offset_page
 from kehu.sales import schemas, service
@@ -31,7 +31,7 @@ from kehu.sales.models import (
     Pipeline,
     PipelineStage,
 )
-from kehu.tenancy.access import Principal, get_scoped, require_row, scope
+from kehu.tenancy.access import Principal, Ref, check_references, get_scoped, require_row, scope
 from kehu.tenancy.models import User
 
 # The default pipeline (DESIGN §7): key, 中文, English, win probability, fields a deal needs to enter it.
@@ -84,10 +84,7 @@ def get_pipeline(session: Session, principal: Principal, pipeline_id: int | None
     """A pipeline of the reader's organisation (the default when ``pipeline_id`` is None)."""
     if pipeline_id is None:
         return default_pipeline(session, principal.org_id)
-    pipeline = session.scalar(select(Pipeline).where(Pipeline.id == pipeline_id, Pipeline.org_id == principal.org_id))
-    if pipeline is None:
-        raise invalid("pipeline_id", "no such pipeline in this organisation", "unknown")
-    return pipeline
+    return check_references(session, principal, {"pipeline_id": Ref(Pipeline, pipeline_id, None)})["pipeline_id"]
 
 
 def list_pipelines(session: Session, principal: Principal) -> list[tuple[Pipeline, list[PipelineStage]]]:
@@ -108,7 +105,7 @@ def save_pipeline(session: Session, principal: Principal, data: schemas.Pipeline
         session.add(pipeline)
         session.flush()
     else:
-        pipeline = get_pipeline(session, principal, pipeline_id)
+        pipeline = service.org_setting(session, principal, Pipeline, pipeline_id, "pipeline")  # a path id: 404
     clash = session.scalar(select(Pipeline.id).where(Pipeline.org_id == principal.org_id, Pipeline.name == data.name,
                                                      Pipeline.id != pipeline.id))
     if clash is not None:
@@ -335,26 +332,20 @@ def _stage(session: Session, pipeline: Pipeline, key: str | None) -> PipelineSta
     raise invalid("stage_key", f"not a stage of this pipeline ({', '.join(s.key for s in stages)})", "unknown")
 
 
+ACCOUNT_FIELDS = ("account_id", "distributor_account_id", "partner_account_id")
+
+
 def _check_accounts(session: Session, principal: Principal, values: dict[str, Any]) -> None:
-    for field in ("account_id", "distributor_account_id", "partner_account_id"):
-        account_id = values.get(field)
-        if account_id is not None:
-            try:
-                get_scoped(session, principal, Account, account_id)
-            except NotFound as error:
-                raise invalid(field, "no such account that you may see", "unknown") from error
+    check_references(session, principal, {name: Ref(Account, values.get(name)) for name in ACCOUNT_FIELDS})
 
 
 def _lines(session: Session, principal: Principal, items: list[schemas.OpportunityLineIn]) -> list[OpportunityLine]:
     """Order lines from the catalogue (name and list price unless given)."""
-    wanted = {i.product_id for i in items if i.product_id is not None}
-    products = {p.id: p for p in session.scalars(select(Product).where(
-        Product.org_id == principal.org_id, Product.id.in_(wanted)))} if wanted else {}
+    found = check_references(session, principal, {f"products.{n}.product_id": Ref(Product, item.product_id, None)
+                                                  for n, item in enumerate(items)})
     lines = []
     for n, item in enumerate(items):
-        product = products.get(item.product_id) if item.product_id is not None else None
-        if item.product_id is not None and product is None:
-            raise invalid(f"products.{n}.product_id", "no such product in this organisation", "unknown")
+        product = found[f"products.{n}.product_id"]
         price = item.unit_price if item.unit_price is not None else (product.price if product else None)
         lines.append(OpportunityLine(product_id=item.product_id, name=item.name or (product.name if product else ""),
                                      quantity=item.quantity, unit_price=price or Decimal("0")))
@@ -362,22 +353,16 @@ def _lines(session: Session, principal: Principal, items: list[schemas.Opportuni
 
 
 def _contacts(session: Session, principal: Principal, items: list[schemas.ContactIn]) -> list[OpportunityContact]:
-    for n, item in enumerate(items):
-        try:
-            cdp_service.get_profile(session, principal, item.profile_id)
-        except NotFound as error:
-            raise invalid(f"contacts.{n}.profile_id", "no such customer that you may see", "unknown") from error
+    check_references(session, principal, {f"contacts.{n}.profile_id": cdp_service.customer_ref(item.profile_id)
+                                          for n, item in enumerate(items)})
     return [OpportunityContact(profile_id=i.profile_id, role=i.role) for i in items]
 
 
 def _members(session: Session, principal: Principal, items: list[schemas.MemberIn]) -> list[OpportunityMember]:
-    ids = {i.user_id for i in items}
-    known = set(session.scalars(select(User.id).where(User.org_id == principal.org_id, User.id.in_(ids),
-                                                      User.is_active.is_(True)))) if ids else set()
-    for n, item in enumerate(items):
-        if item.user_id not in known:
-            raise invalid(f"members.{n}.user_id", "not an active user of this organisation", "unknown")
-    if len(ids) != len(items):
+    active = User.is_active.is_(True)
+    check_references(session, principal, {f"members.{n}.user_id": Ref(User, item.user_id, None, active)
+                                          for n, item in enumerate(items)})
+    if len({i.user_id for i in items}) != len(items):
         raise invalid("members", "a colleague is on the team once", "duplicate")
     return [OpportunityMember(user_id=i.user_id, role=i.role) for i in items]
 
@@ -461,6 +446,7 @@ def create_opportunity(session: Session, principal: Principal, data: schemas.Opp
     """A new deal at the first stage of its pipeline (or the one named), owned by the creator unless placed
     elsewhere; the stage's required fields are checked as for any move."""
     principal.require("opportunities", "create")
+    check_references(session, principal, {"profile_id": cdp_service.customer_ref(data.profile_id)})
     profile = cdp_service.get_profile(session, principal, data.profile_id) if data.profile_id is not None else None
     pipeline = get_pipeline(session, principal, data.pipeline_id)
     stage = _stage(session, pipeline, data.stage_key)
@@ -470,9 +456,10 @@ def create_opportunity(session: Session, principal: Principal, data: schemas.Opp
             unit_id, owner_id = lead.unit_id, lead.owner_id or principal.user_id
         if unit_id is None:
             raise invalid("unit_id", "say where the deal belongs", "required")
+        require_row(session, principal, "opportunities", "create", unit_id=unit_id, owner_id=owner_id)
     else:
-        unit_id, owner_id = service.placement(session, principal, data.unit_id, data.owner_id)
-    require_row(session, principal, "opportunities", "create", unit_id=unit_id, owner_id=owner_id)
+        unit_id, owner_id = service.placement(session, principal, data.unit_id, data.owner_id,
+                                              entity="opportunities", privilege="create")
     now = at or _now()
     opportunity = Opportunity(org_id=principal.org_id, unit_id=unit_id, owner_id=owner_id, title=data.title,
                               profile_id=profile.id if profile else None, lead_id=lead.id if lead else None,
@@ -612,8 +599,7 @@ def reopen(session: Session, principal: Principal, opportunity_id: int, stage_ke
 def assign(session: Session, principal: Principal, opportunity_id: int, data: schemas.Assignment) -> Opportunity:
     """Hand a deal to a salesperson (or a unit's next one in turn), by someone who may assign it there."""
     opportunity = _writable(session, principal, opportunity_id, "assign")
-    unit_id, owner_id = service.placement(session, principal, data.unit_id, data.owner_id)
-    require_row(session, principal, "opportunities", "assign", unit_id=unit_id, owner_id=owner_id)
+    unit_id, owner_id = service.placement(session, principal, data.unit_id, data.owner_id, entity="opportunities")
     if owner_id is None:
         owner_id = service.next_salesperson(session, principal.org_id, unit_id)
     before = _fields(opportunity)

@@ -35,8 +35,18 @@ from kehu.sales.models import (
     lead_fields,
 )
 from kehu.sales.routing import Route, Router
-from kehu.tenancy.access import Principal, get_scoped, require_row, scope, units_under, within_depth
-from kehu.tenancy.models import BusinessUnit, User
+from kehu.tenancy.access import (
+    Place,
+    Principal,
+    Ref,
+    check_references,
+    get_scoped,
+    require_row,
+    scope,
+    units_under,
+    within_depth,
+)
+from kehu.tenancy.models import BusinessUnit
 
 # Which status may follow which by a status change. Converting is its own step (``convert_lead``: it opens the
 # opportunity) from any open status and is final; a disqualified lead can only be recycled (reopened).
@@ -174,9 +184,11 @@ def create_lead(session: Session, principal: Principal, data: schemas.LeadCreate
     person is updated only if the caller may read it, otherwise the inquiry is a new lead of the caller's own,
     at their unit (see ``record_inquiries``). Another dealer's lead is neither returned nor changed."""
     principal.require("leads", "create")
+    check_references(session, principal, {"profile_id": cdp_service.customer_ref(data.profile_id)})
     profile = _customer_for(session, principal, data)
     if data.unit_id is not None or data.owner_id is not None:
-        unit_id, owner_id = placement(session, principal, data.unit_id, data.owner_id)
+        unit_id, owner_id = placement(session, principal, data.unit_id, data.owner_id, entity="leads",
+                                      privilege="create")
         placed: Route | None = Route(unit_id, owner_id, "none", "by_hand")
     else:
         placed = None
@@ -185,22 +197,19 @@ def create_lead(session: Session, principal: Principal, data: schemas.LeadCreate
     return lead, created
 
 
-def placement(session: Session, principal: Principal, unit_id: int | None, owner_id: int | None
-               ) -> tuple[int, int | None]:
-    """A placement given by hand, checked: the unit is the organisation's, the owner an active user there."""
-    if owner_id is not None:
-        owner = session.scalar(select(User).where(User.id == owner_id, User.org_id == principal.org_id,
-                                                  User.is_active.is_(True)))
-        if owner is None:
-            raise invalid("owner_id", "not an active user of this organisation", "unknown")
-        if unit_id is not None and owner.unit_id not in Router(session, principal.org_id).subtree(unit_id):
-            raise invalid("owner_id", "the salesperson works at another unit", "wrong_unit")
-        unit_id = unit_id if unit_id is not None else owner.unit_id
-    assert unit_id is not None
-    if session.scalar(select(BusinessUnit.id).where(BusinessUnit.id == unit_id,
-                                                    BusinessUnit.org_id == principal.org_id)) is None:
-        raise invalid("unit_id", "no such unit in this organisation", "unknown")
-    return unit_id, owner_id
+def placement(session: Session, principal: Principal, unit_id: int | None, owner_id: int | None, *,
+              entity: str | None = None, privilege: str = "assign") -> tuple[int, int | None]:
+    """A placement given by hand, checked (kehu.tenancy.access.check_references): the unit is the
+    organisation's, the owner an active user working there, and, for a row of ``entity``, both within what the
+    principal may ``privilege`` (a consultant places nothing at another dealer). Without ``entity`` (a routing
+    rule's or a service level's unit) the unit only has to be the organisation's."""
+    if entity is None:
+        check_references(session, principal, {"unit_id": Ref(BusinessUnit, unit_id, None)})
+        assert unit_id is not None
+        return unit_id, owner_id
+    found = check_references(session, principal, place=Place(entity, privilege, unit_id, owner_id))
+    assert found.unit_id is not None
+    return found.unit_id, owner_id
 
 
 @dataclass
@@ -368,9 +377,7 @@ def page_leads(session: Session, principal: Principal, *, status: str | None = N
 
 def unit_and_below(session: Session, principal: Principal, unit_id: int) -> tuple[int, ...]:
     """A list filter's unit (one of the organisation's) and the units under it, by id."""
-    unit = session.get(BusinessUnit, unit_id)
-    if unit is None or unit.org_id != principal.org_id:
-        raise invalid("unit_id", "no such unit in this organisation", "unknown")
+    unit = check_references(session, principal, {"unit_id": Ref(BusinessUnit, unit_id, None)})["unit_id"]
     return units_under(session, unit.org_id, unit.path)
 
 
@@ -466,8 +473,7 @@ def assign(session: Session, principal: Principal, lead_id: int, data: schemas.A
     require_row(session, principal, "leads", "assign", unit_id=lead.unit_id, owner_id=lead.owner_id)
     if lead.status in CLOSED_STATUSES:
         raise Conflict(f"A {lead.status} lead is not assigned any more.")
-    unit_id, owner_id = placement(session, principal, data.unit_id, data.owner_id)
-    require_row(session, principal, "leads", "assign", unit_id=unit_id, owner_id=owner_id)
+    unit_id, owner_id = placement(session, principal, data.unit_id, data.owner_id, entity="leads")
     if _already_there(lead, unit_id, data.owner_id):
         return lead  # "to this dealer" when one of its salespeople has it already: nothing to do
     if owner_id is None:
@@ -502,6 +508,7 @@ def _already_there(lead: Lead, unit_id: int, owner_id: int | None) -> bool:
 
 def bulk_assign(session: Session, principal: Principal, data: schemas.BulkAssignment) -> int:
     """Several leads at once (a salesperson leaving, a campaign's leads to a dealer): all or none."""
+    check_references(session, principal, {"lead_ids": Ref(Lead, data.lead_ids, "assign")})
     assigned = 0
     for lead_id in sorted(set(data.lead_ids)):
         try:

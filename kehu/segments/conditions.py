@@ -37,7 +37,7 @@ from kehu.core.db import utcnow
 from kehu.core.errors import FieldError, Forbidden, ValidationFailed
 from kehu.segments import schemas
 from kehu.segments.models import ProfileTag, Segment, SegmentMember, Tag
-from kehu.tenancy.access import Principal
+from kehu.tenancy.access import Principal, Ref, check_references
 from kehu.tenancy.models import BusinessUnit
 
 # Standard fields and their kinds; custom fields are ``attributes.<key>`` with the kind of their definition.
@@ -82,6 +82,7 @@ class Compiler:
     reads_pii: bool  # may the condition test the values of personal data (pii.read, or the platform itself)
     within: frozenset[int] = frozenset()  # the segment(s) this condition defines: referring to one is a cycle
     errors: list[FieldError] = field(default_factory=list)
+    reader: Principal | None = None
 
     @cached_property
     def personal(self) -> PersonalData:
@@ -95,6 +96,18 @@ class Compiler:
     def fail(self, path: str, message: str, code: str = "invalid") -> ColumnElement[bool]:
         self.errors.append(FieldError(path, message, code))
         return false()
+
+    def reference(self, path: str, model: Any, row_id: int, code: str, privilege: str | None = None) -> Any:
+        """The row a rule names, checked as every foreign id of a write is (check_references): another
+        organisation's or a missing one is this language's ``code`` (unknown_unit …), one beyond the reader's
+        ``privilege`` out_of_scope. The platform (no reader) checks the organisation only."""
+        asker = self.reader or Principal.system(self.org_id)
+        try:
+            return check_references(self.session, asker, {path: Ref(model, row_id, privilege)})[path]
+        except ValidationFailed as error:
+            self.errors += [FieldError(e.field, e.message, code if e.code == "unknown" else e.code)
+                            for e in error.errors]
+            return None
 
     def refuse_personal(self, path: str, name: str) -> ColumnElement[bool]:
         return self.fail(path, f"{name} is personal data: without pii.read a condition may only ask whether it "
@@ -312,10 +325,10 @@ class Compiler:
         return Profile.id.in_(holders) if node.op == "has" else _outside(holders)
 
     def _unit(self, node: schemas.UnitRule, path: str) -> ColumnElement[bool]:
-        unit_path = self.session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == node.unit_id,
-                                                                        BusinessUnit.org_id == self.org_id))
-        if unit_path is None:
-            return self.fail(f"{path}.unit_id", f"no unit {node.unit_id} in this organisation", "unknown_unit")
+        unit = self.reference(f"{path}.unit_id", BusinessUnit, node.unit_id, "unknown_unit")
+        if unit is None:
+            return false()
+        unit_path = unit.path
         tree = select(BusinessUnit.id).where(BusinessUnit.org_id == self.org_id,
                                              BusinessUnit.path.startswith(unit_path, autoescape=True))
         return Profile.unit_id.in_(tree) if node.op == "within" else Profile.unit_id.not_in(tree)
@@ -331,10 +344,8 @@ class Compiler:
         return Profile.id.in_(latest_granted) if node.op == "granted" else _outside(latest_granted)
 
     def _segment(self, node: schemas.SegmentRule, path: str) -> ColumnElement[bool]:
-        if not self.session.scalar(select(Segment.id).where(Segment.id == node.segment_id,
-                                                            Segment.org_id == self.org_id)):
-            return self.fail(f"{path}.segment_id", f"no segment {node.segment_id} in this organisation",
-                             "unknown_segment")
+        if self.reference(f"{path}.segment_id", Segment, node.segment_id, "unknown_segment", "read") is None:
+            return false()
         if node.segment_id in self.within:
             return self.fail(f"{path}.segment_id", "a segment cannot contain itself", "cycle")
         if self.within and self._refers_to(node.segment_id, self.within):
@@ -361,8 +372,8 @@ class Compiler:
         return False
 
     def _tag(self, node: schemas.TagRule, path: str) -> ColumnElement[bool]:
-        if not self.session.scalar(select(Tag.id).where(Tag.id == node.tag_id, Tag.org_id == self.org_id)):
-            return self.fail(f"{path}.tag_id", f"no tag {node.tag_id} in this organisation", "unknown_tag")
+        if self.reference(f"{path}.tag_id", Tag, node.tag_id, "unknown_tag") is None:
+            return false()
         carriers = select(ProfileTag.profile_id).where(ProfileTag.tag_id == node.tag_id)
         return Profile.id.in_(carriers) if node.op == "has" else _outside(carriers)
 
@@ -424,9 +435,8 @@ class Compiler:
     def _account(self, node: schemas.AccountRule, path: str) -> ColumnElement[bool]:
         accounts = select(Account.id).where(Account.org_id == self.org_id)
         if node.account_id is not None:
-            if not self.session.scalar(accounts.where(Account.id == node.account_id)):
-                return self.fail(f"{path}.account_id", f"no account {node.account_id} in this organisation",
-                                 "unknown_account")
+            if self.reference(f"{path}.account_id", Account, node.account_id, "unknown_account", "read") is None:
+                return false()
             accounts = accounts.where(Account.id == node.account_id)
         if node.kind is not None:
             accounts = accounts.where(Account.kind == node.kind)
@@ -531,7 +541,8 @@ def compile_condition(session: Session, org_id: int, timezone: str, condition: A
     was checked against its author when it was saved (a segment's refresh, a scoring rule)."""
     custom = definitions(session, org_id)
     compiler = Compiler(session, org_id, ZoneInfo(timezone), now or utcnow(), session.get_bind().dialect.name,
-                        custom, reader is None or reader.has("pii.read"), frozenset({segment_id} if segment_id else ()))
+                        custom, reader is None or reader.has("pii.read"), frozenset({segment_id} if segment_id else ()),
+                        reader=reader)
     clause = compiler.compile(condition, path)
     if any(e.code == PII_REFUSED for e in compiler.errors):
         raise Forbidden("The condition tests personal data, which your roles do not let you read.",

@@ -22,7 +22,16 @@ from kehu.core.settings import get_settings
 from kehu.segments import schemas, tags
 from kehu.segments.conditions import compile_condition, segments_in
 from kehu.segments.models import Segment, SegmentChange, SegmentMember
-from kehu.tenancy.access import Principal, get_scoped, is_root_path, require_row, scope, units_under
+from kehu.tenancy.access import (
+    Principal,
+    Ref,
+    check_references,
+    get_scoped,
+    is_root_path,
+    require_row,
+    scope,
+    units_under,
+)
 from kehu.tenancy.models import BusinessUnit, Organization
 
 
@@ -163,12 +172,8 @@ def _add_chosen(session: Session, principal: Principal, segment: Segment, profil
     """Hand-picked customers into a static segment, each one the principal may read; returns how many joined
     (those already in stay as they are)."""
     wanted = sorted(set(profile_ids))
-    readable = set(session.scalars(select(Profile.id).where(scope(principal, Profile), Profile.id.in_(wanted),
-                                                            Profile.merged_into_id.is_(None))))
-    missing = [i for i in wanted if i not in readable]
-    if missing:
-        raise invalid("profile_ids", f"no such customers in your scope: {', '.join(map(str, missing[:20]))}",
-                      "unknown")
+    live = Profile.merged_into_id.is_(None)
+    check_references(session, principal, {"profile_ids": cdp_service.customer_ref(wanted, "read", live)})
     present = set(session.scalars(select(SegmentMember.profile_id).where(
         SegmentMember.segment_id == segment.id, SegmentMember.profile_id.in_(wanted))))
     new = [p for p in wanted if p not in present]
@@ -196,6 +201,8 @@ def change_members(session: Session, principal: Principal, segment_id: int, prof
         changed = _add_chosen(session, principal, segment, profile_ids)
     else:
         wanted = sorted(set(profile_ids))
+        # one who left the principal's scope can still be taken out; another organisation's id is unknown
+        check_references(session, principal, {"profile_ids": Ref(Profile, wanted, None)})
         leaving = list(session.scalars(select(SegmentMember.profile_id).where(
             SegmentMember.segment_id == segment.id, SegmentMember.profile_id.in_(wanted),
             SegmentMember.profile_id.in_(select(Profile.id).where(scope(principal, Profile))))))

@@ -9,10 +9,10 @@ from kehu.cdp import service as cdp_service
 from kehu.cdp.models import Profile
 from kehu.core import audit
 from kehu.core.db import dialect_insert, utcnow
-from kehu.core.errors import Conflict, NotFound, invalid
+from kehu.core.errors import Conflict, NotFound
 from kehu.segments import schemas
 from kehu.segments.models import ProfileTag, Segment, SegmentMember, Tag, TagGroup
-from kehu.tenancy.access import Principal, scope
+from kehu.tenancy.access import Principal, Ref, check_references, scope
 
 
 def list_groups(session: Session, principal: Principal) -> list[TagGroup]:
@@ -70,12 +70,8 @@ def create_tag(session: Session, principal: Principal, data: schemas.TagCreate) 
     principal.require("segments", "create")
     if session.scalar(select(Tag.id).where(Tag.org_id == principal.org_id, Tag.name == data.name)):
         raise Conflict(f"A tag named {data.name!r} exists already.")
-    if data.group_id is not None and not session.scalar(select(TagGroup.id).where(
-            TagGroup.id == data.group_id, TagGroup.org_id == principal.org_id)):
-        raise invalid("group_id", f"no tag group {data.group_id}", "unknown")
-    if data.segment_id is not None and not session.scalar(select(Segment.id).where(
-            Segment.id == data.segment_id, scope(principal, Segment))):
-        raise invalid("segment_id", f"no segment {data.segment_id} in your scope", "unknown")
+    check_references(session, principal, {"group_id": Ref(TagGroup, data.group_id, None),
+                                          "segment_id": Ref(Segment, data.segment_id)})
     tag = Tag(org_id=principal.org_id, group_id=data.group_id, name=data.name, colour=data.colour,
               segment_id=data.segment_id, created_by_id=principal.user_id)
     session.add(tag)
@@ -104,12 +100,8 @@ def tag_customers(session: Session, principal: Principal, tag_id: int, profile_i
     if tag.segment_id is not None or tag.rule is not None:
         raise Conflict("This tag is put on by a rule (a segment, RFM); change the rule instead.")
     wanted = sorted(set(profile_ids))
-    allowed = set(session.scalars(select(Profile.id).where(Profile.id.in_(wanted), Profile.merged_into_id.is_(None),
-                                                           scope(principal, Profile, "update"))))
-    missing = [i for i in wanted if i not in allowed]
-    if missing:
-        raise invalid("profile_ids", f"no such customers you may update: {', '.join(map(str, missing[:20]))}",
-                      "unknown")
+    check_references(session, principal, {"profile_ids": Ref(Profile, wanted, "update",
+                                                              Profile.merged_into_id.is_(None))})
     if remove:
         changed = session.execute(delete(ProfileTag).where(ProfileTag.tag_id == tag.id,
                                                            ProfileTag.profile_id.in_(wanted))).rowcount

@@ -7,15 +7,16 @@ none < own < unit < unit_tree < org. A user may hold several roles; the widest g
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, select
 from sqlalchemy.orm import Session
 
-from kehu.core.errors import Forbidden, NotFound
-from kehu.tenancy.models import BusinessUnit
+from kehu.core.errors import FieldError, Forbidden, NotFound, ValidationFailed
+from kehu.core.i18n import t
+from kehu.tenancy.models import BusinessUnit, User
 
 NONE, OWN, UNIT, UNIT_TREE, ORG = "none", "own", "unit", "unit_tree", "org"
 DEPTHS = (NONE, OWN, UNIT, UNIT_TREE, ORG)
@@ -150,22 +151,35 @@ def scope(principal: Principal, model: Any, privilege: str = "read") -> ColumnEl
     return org_clause if unit_col is None and owner_col is None else false()
 
 
+def _unit_path(session: Session, principal: Principal, unit_id: int) -> str | None:
+    """The path of a unit of the principal's organisation; None for any other id (another organisation's too)."""
+    if unit_id == principal.unit_id:
+        return principal.unit_path
+    if not _is_bigint(unit_id):
+        return None
+    return session.scalar(
+        select(BusinessUnit.path).where(BusinessUnit.id == unit_id, BusinessUnit.org_id == principal.org_id))
+
+
 def within_depth(session: Session, principal: Principal, depth: str, *, unit_id: int | None,
                  owner_id: int | None = None) -> bool:
-    """Whether a row placed at ``unit_id`` / owned by ``owner_id`` falls inside ``depth`` (for writes)."""
-    if principal.is_system or depth == ORG:
-        return True
+    """Whether a row placed at ``unit_id`` / owned by ``owner_id`` falls inside ``depth`` (for writes).
+
+    A unit outside the principal's organisation is outside every depth, org-wide and system included. "Own"
+    asks for the principal as owner and a unit they could own a row at: theirs or one above it (a lead sits at
+    the dealer, its salesperson in a team under it), never another dealer."""
     if depth == NONE:
         return False
+    path = _unit_path(session, principal, unit_id) if unit_id is not None else None
+    if unit_id is not None and path is None:
+        return False
+    if principal.is_system or depth == ORG:
+        return True
     if depth == OWN:
-        return owner_id is not None and owner_id == principal.user_id
+        return (owner_id is not None and owner_id == principal.user_id
+                and (path is None or principal.unit_path.startswith(path)))
     if depth == UNIT:
         return unit_id is not None and unit_id == principal.unit_id
-    if unit_id is None:
-        return False
-    path = session.scalar(
-        select(BusinessUnit.path).where(BusinessUnit.id == unit_id, BusinessUnit.org_id == principal.org_id)
-    )
     return path is not None and path.startswith(principal.unit_path)
 
 
@@ -175,6 +189,136 @@ def require_row(session: Session, principal: Principal, entity: str, privilege: 
     depth = principal.require(entity, privilege)
     if not within_depth(session, principal, depth, unit_id=unit_id, owner_id=owner_id):
         raise Forbidden(f"That {entity} record is outside what your roles allow you to {privilege}.")
+
+
+# -- foreign ids a write names -------------------------------------------------------------------------------
+_BIGINT = 2**63 - 1
+
+
+def _is_bigint(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -_BIGINT <= value <= _BIGINT
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A foreign id (or a list of them) the caller gave: rows of ``model`` that must be the organisation's and,
+    when ``privilege`` is given and the model is scoped (``__entity__``), within the caller's scope for it."""
+
+    model: Any
+    id: int | Collection[int] | None
+    privilege: str | None = "read"
+    where: Any = None  # what the row must also be (an active user); otherwise it is unknown
+    # (session, principal, id) -> bool: a row outside the scope filter the caller still reaches (a customer
+    # through their own lead, as the domain that owns the row reads it)
+    reach: Any = None
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a row of ``entity`` is written (made, moved, handed over): a unit and an owner, as the caller gave
+    them or the service defaulted them. Without a unit the owner's is used."""
+
+    entity: str
+    privilege: str
+    unit_id: int | None
+    owner_id: int | None = None
+    unit_field: str = "unit_id"
+    owner_field: str = "owner_id"
+    # the owner holds the row, so works at the unit or under it; False where the "owner" only records who made
+    # the row (a source's creator) or was defaulted to the caller
+    owner_at_unit: bool = True
+
+
+@dataclass
+class Found:
+    """The rows ``check_references`` found, by field; ``unit_id`` / ``owner_id`` of the placement checked."""
+
+    rows: dict[str, Any] = field(default_factory=dict)
+    unit_id: int | None = None
+    owner_id: int | None = None
+
+    def __getitem__(self, name: str) -> Any:
+        return self.rows.get(name)
+
+
+def _problem(name: str, code: str, ids: list[Any] | None = None) -> FieldError:
+    """A fault of one field, in English for the API (pages say it in the reader's words: see check_references)."""
+    return FieldError(name, t(f"reference.{code}", "en", ids=", ".join(str(i) for i in (ids or [])[:20])), code)
+
+
+def _resolve(session: Session, principal: Principal, name: str, ref: Ref, errors: list[FieldError]) -> Any:
+    single = not isinstance(ref.id, Collection)
+    ids = [ref.id] if single else list(dict.fromkeys(ref.id))  # type: ignore[arg-type]
+    model = ref.model
+    wanted = [i for i in ids if _is_bigint(i)]
+    rows: dict[int, Any] = {}
+    if wanted:
+        query = select(model).where(model.id.in_(wanted), model.org_id == principal.org_id)
+        if ref.where is not None:
+            query = query.where(ref.where)
+        rows = {row.id: row for row in session.scalars(query)}
+    unknown = [i for i in ids if i not in rows]
+    if unknown:
+        errors.append(_problem(name, "unknown", unknown))
+    entity = getattr(model, "__entity__", None)
+    if ref.privilege and entity and rows and principal.depth(entity, ref.privilege) != ORG:
+        allowed = set(session.scalars(select(model.id).where(model.id.in_(list(rows)),
+                                                             scope(principal, model, ref.privilege))))
+        outside = [i for i in rows if i not in allowed and not (ref.reach and ref.reach(session, principal, i))]
+        if outside:
+            errors.append(_problem(name, "out_of_scope", outside))
+    return rows.get(ids[0]) if single else [rows[i] for i in ids if i in rows]
+
+
+def _place(session: Session, principal: Principal, place: Place, found: Found, errors: list[FieldError]) -> None:
+    depth = principal.require(place.entity, place.privilege)
+    owner = None
+    if place.owner_id is not None:
+        owner = _resolve(session, principal, place.owner_field,
+                         Ref(User, place.owner_id, None, User.is_active.is_(True)), errors)
+        if owner is None:
+            return
+    unit_id = place.unit_id if place.unit_id is not None else (owner.unit_id if owner is not None else None)
+    unit = None
+    if unit_id is not None:
+        unit = _resolve(session, principal, place.unit_field, Ref(BusinessUnit, unit_id, None), errors)
+        if unit is None:
+            return
+    if place.owner_at_unit and unit is not None and owner is not None and not owner.unit.path.startswith(unit.path):
+        errors.append(_problem(place.owner_field, "wrong_unit"))
+        return
+    if not within_depth(session, principal, depth, unit_id=unit_id, owner_id=place.owner_id):
+        # the field at fault: the unit, unless "own" reaches it and only the owner is someone else
+        at_fault = place.unit_field
+        if depth == OWN and place.owner_id != principal.user_id and (
+                unit is None or principal.unit_path.startswith(unit.path)):
+            at_fault = place.owner_field
+        errors.append(_problem(at_fault, "out_of_scope",
+                               [place.owner_id if at_fault == place.owner_field else unit_id]))
+        return
+    found.rows[place.unit_field], found.rows[place.owner_field] = unit, owner
+    found.unit_id, found.owner_id = unit_id, place.owner_id
+
+
+def check_references(session: Session, principal: Principal, refs: Mapping[str, Ref] | None = None, *,
+                     place: Place | None = None) -> Found:
+    """Every foreign id a write names, checked in one place before anything is written: each must be a row of
+    the caller's organisation (code ``unknown`` otherwise: another organisation's id is not told apart from one
+    that does not exist) and within the caller's scope for the privilege named (``out_of_scope``). A placement
+    (unit and owner of the row written) must also be one the caller's depth for ``entity.privilege`` reaches,
+    with the owner working at or under the unit (``wrong_unit``). All faults are answered together: 422."""
+    errors: list[FieldError] = []
+    found = Found()
+    for name, ref in (refs or {}).items():
+        if ref.id is not None:
+            found.rows[name] = _resolve(session, principal, name, ref, errors)
+    if place is not None:
+        _place(session, principal, place, found, errors)
+    if errors:
+        first = errors[0]
+        raise ValidationFailed("; ".join(f"{e.field}: {e.message}" for e in errors), errors=errors,
+                               message=(f"reference.page.{first.code}", {}))
+    return found
 
 
 def writable_units(session: Session, principal: Principal, entity: str, privilege: str) -> list[BusinessUnit]:

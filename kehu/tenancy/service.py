@@ -43,7 +43,10 @@ from kehu.tenancy.access import (
     OWNED_ENTITIES,
     PERMISSIONS,
     PRIVILEGES,
+    Place,
     Principal,
+    Ref,
+    check_references,
     get_scoped,
     is_root_path,
     merge_privileges,
@@ -122,12 +125,12 @@ def get_unit(session: Session, principal: Principal, unit_id: int) -> BusinessUn
     return get_scoped(session, principal, BusinessUnit, unit_id)
 
 
-def _unit_in_org(session: Session, principal: Principal, unit_id: int, field: str) -> BusinessUnit:
-    unit = session.scalar(select(BusinessUnit).where(BusinessUnit.id == unit_id,
-                                                     BusinessUnit.org_id == principal.org_id))
-    if unit is None:
-        raise invalid(field, f"no business unit with id {unit_id}", "not_found")
-    return unit
+def _placed_at(session: Session, principal: Principal, unit_id: int, field: str, entity: str, privilege: str,
+               owner_id: int | None = None) -> BusinessUnit:
+    """A unit given for a row of ``entity``: the organisation's (else unknown) and one the principal may
+    ``privilege`` rows at (else out of scope)."""
+    return check_references(session, principal, place=Place(entity, privilege, unit_id, owner_id, unit_field=field,
+                                                             owner_at_unit=False))[field]
 
 
 def _check_kind(parent: BusinessUnit, kind: str, field: str = "kind") -> None:
@@ -138,8 +141,7 @@ def _check_kind(parent: BusinessUnit, kind: str, field: str = "kind") -> None:
 
 
 def create_unit(session: Session, principal: Principal, *, data: schemas.UnitCreate) -> BusinessUnit:
-    parent = _unit_in_org(session, principal, data.parent_id, "parent_id")
-    require_row(session, principal, "units", "create", unit_id=parent.id)
+    parent = _placed_at(session, principal, data.parent_id, "parent_id", "units", "create")
     _check_kind(parent, data.kind)
     _ensure_code_free(session, principal.org_id, data.code)
     unit = BusinessUnit(org_id=principal.org_id, parent_id=parent.id, name=data.name, code=data.code,
@@ -189,10 +191,9 @@ def update_unit(session: Session, principal: Principal, unit_id: int, *, data: s
 def _move_unit(session: Session, principal: Principal, unit: BusinessUnit, parent_id: int | None) -> None:
     if unit.parent_id is None or parent_id is None:
         raise invalid("parent_id", "the headquarters unit stays the root of the tree")
-    parent = _unit_in_org(session, principal, parent_id, "parent_id")
+    parent = _placed_at(session, principal, parent_id, "parent_id", "units", "update")
     if parent.path.startswith(unit.path):
         raise invalid("parent_id", "a unit cannot move under itself or its own sub-units")
-    require_row(session, principal, "units", "update", unit_id=parent.id)
     _check_kind(parent, unit.kind, "parent_id")
     old_path, new_path = unit.path, f"{parent.path}{unit.id}/"
     shift = parent.depth + 1 - unit.depth
@@ -379,8 +380,7 @@ def user_out(principal: Principal, user: User) -> schemas.UserOut:
 
 
 def create_user(session: Session, principal: Principal, *, data: schemas.UserCreate) -> User:
-    unit = _unit_in_org(session, principal, data.unit_id, "unit_id")
-    require_row(session, principal, "users", "create", unit_id=unit.id)
+    unit = _placed_at(session, principal, data.unit_id, "unit_id", "users", "create")
     roles = _roles_by_code(session, principal, data.roles)
     _check_can_grant(principal, merge_privileges(r.privileges for r in roles))
     email = data.email.lower()
@@ -410,8 +410,7 @@ def update_user(session: Session, principal: Principal, user_id: int, *, data: s
         require_row(session, principal, "users", "update", unit_id=user.unit_id, owner_id=user.id)
     before = {**snapshot(user), "roles": sorted(r.code for r in user.roles)}
     if "unit_id" in changes:
-        unit = _unit_in_org(session, principal, changes.pop("unit_id"), "unit_id")
-        require_row(session, principal, "users", "update", unit_id=unit.id)
+        unit = _placed_at(session, principal, changes.pop("unit_id"), "unit_id", "users", "update")
         user.unit_id = unit.id
     if "roles" in changes:
         roles = _roles_by_code(session, principal, changes.pop("roles"))
@@ -670,8 +669,8 @@ def list_api_keys(session: Session, principal: Principal) -> list[ApiKey]:
 
 def create_api_key(session: Session, principal: Principal, *, data: schemas.ApiKeyCreate) -> tuple[ApiKey, str]:
     unit_id = data.unit_id if data.unit_id is not None else principal.unit_id
-    unit = _unit_in_org(session, principal, unit_id, "unit_id")  # type: ignore[arg-type]
-    require_row(session, principal, "api_keys", "create", unit_id=unit.id, owner_id=principal.user_id)
+    unit = _placed_at(session, principal, unit_id, "unit_id", "api_keys", "create",  # type: ignore[arg-type]
+                      owner_id=principal.user_id)
     role = _roles_by_code(session, principal, [data.role], "role")[0]
     _check_can_grant(principal, role.privileges)
     if data.expires_at is not None and data.expires_at <= utcnow():
@@ -702,8 +701,9 @@ def request_reassign(session: Session, principal: Principal, *, data: schemas.Re
     """Queue the bulk move of everything one user owns to another; runs as a resumable, audited job."""
     if data.from_user_id == data.to_user_id:
         raise invalid("to_user_id", "must differ from from_user_id")
-    source = get_user(session, principal, data.from_user_id)
-    target = get_user(session, principal, data.to_user_id)
+    found = check_references(session, principal, {"from_user_id": Ref(User, data.from_user_id),
+                                                  "to_user_id": Ref(User, data.to_user_id)})
+    source, target = found["from_user_id"], found["to_user_id"]
     if not target.is_active:
         raise invalid("to_user_id", "records cannot go to a deactivated user")
     if not any(principal.can(entity, "assign") for entity in OWNED_ENTITIES):

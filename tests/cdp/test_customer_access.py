@@ -112,11 +112,11 @@ def test_assign_gives_customers_to_a_salesperson_within_scope_only(client, tree,
     assert ids(client.get("/api/v1/customers", headers=login("a.sales2@example.com"))) == {mine.id, colleague.id}
     outside = client.post("/api/v1/customers/assign", headers=manager,
                           json={"profile_ids": [mine.id, other.id], "owner_id": tree.a_sales.id})
-    assert outside.status_code == 404
+    assert outside.status_code == 422 and outside.json()["errors"][0]["field"] == "profile_ids"
     session.expire_all()
     assert session.get(Profile, mine.id).owner_id == tree.a_sales2.id  # nothing half-done
     to_other_dealer = client.post("/api/v1/customers/assign", headers=manager,
                                   json={"profile_ids": [mine.id], "owner_id": tree.b_sales.id})
-    assert to_other_dealer.status_code == 403
+    assert to_other_dealer.status_code == 422 and to_other_dealer.json()["errors"][0]["code"] == "out_of_scope"
     assert client.post("/api/v1/customers/assign", headers=login("a.sales@example.com"),
                        json={"profile_ids": [mine.id], "owner_id": tree.a_sales.id}).status_code == 403

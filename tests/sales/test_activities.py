@@ -42,8 +42,10 @@ def test_activities_stay_within_scope_and_shape(sales, client, login):  # type: 
     agent = login("agent@example.com")
     in_b = new_lead(client, agent, "13900013002", city="杭州")
     a_sales = login("a.sales@example.com")
-    assert client.post("/api/v1/activities", headers=a_sales, json={
-        "lead_id": in_b["id"], "kind": "call"}).status_code == 404  # another dealer's lead
+    theirs = client.post("/api/v1/activities", headers=a_sales, json={"lead_id": in_b["id"], "kind": "call"})
+    assert theirs.status_code == 422  # another dealer's lead
+    assert theirs.json()["errors"][0] == {"field": "lead_id", "code": "out_of_scope",
+                                          "message": theirs.json()["errors"][0]["message"]}
     assert client.post("/api/v1/activities", headers=a_sales, json={"kind": "call"}).status_code == 422
     assert client.post("/api/v1/activities", headers=login("b.sales@example.com"), json={
         "lead_id": in_b["id"], "kind": "fax"}).status_code == 422

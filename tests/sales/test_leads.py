@@ -130,8 +130,9 @@ def test_dealers_see_and_work_only_their_own_leads(sales, client, login):  # typ
     assert moved.status_code == 200 and moved.json()["owner_id"] == sales.a_sales.id
     assert client.post(f"/api/v1/leads/{theirs['id']}/assign", headers=a_sales,
                        json={"owner_id": sales.a_sales2.id}).status_code == 403
-    assert client.post(f"/api/v1/leads/{theirs['id']}/assign", headers=a_manager,
-                       json={"owner_id": sales.b_sales.id}).status_code == 403  # another dealer's person
+    elsewhere = client.post(f"/api/v1/leads/{theirs['id']}/assign", headers=a_manager,
+                            json={"owner_id": sales.b_sales.id})  # another dealer's person
+    assert elsewhere.status_code == 422 and elsewhere.json()["errors"][0]["code"] == "out_of_scope"
     bulk = client.post("/api/v1/leads/assign", headers=login("admin@example.com"),
                        json={"lead_ids": [lead["id"] for lead in in_a], "unit_id": sales.dealer_c.id})
     assert bulk.json() == {"assigned": 2}
@@ -151,8 +152,9 @@ def test_bad_inquiries_are_refused_with_the_field_at_fault(sales, client, login)
     elsewhere = client.post("/api/v1/leads", headers=agent, json={"mobile": "13900008000",
                                                                    "owner_id": sales.other_org_admin.id})
     assert elsewhere.status_code == 422 and elsewhere.json()["errors"][0]["field"] == "owner_id"
-    assert client.post("/api/v1/leads", headers=login("boss@other.example.com"), json={
-        "profile_id": 1}).status_code == 404
+    foreign = client.post("/api/v1/leads", headers=login("boss@other.example.com"), json={"profile_id": 1})
+    assert foreign.status_code == 422 and foreign.json()["errors"][0]["field"] == "profile_id"
+    assert foreign.json()["errors"][0]["code"] == "unknown"  # another organisation's customer is not told apart
 
 
 def test_a_rule_to_a_region_shares_its_leads_among_the_dealers(sales, client, login):  # type: ignore[no-untyped-def]

@@ -169,10 +169,11 @@ def test_dealers_see_only_their_own_deals(tree, client, login):  # type: ignore[
     # a deal cannot be for someone else's customer, nor placed where the creator may not
     foreign = client.post("/api/v1/opportunities", headers=a_sales,
                           json={"title": "x", "profile_id": theirs["profile_id"]})
-    assert foreign.status_code == 404
+    assert foreign.status_code == 422 and foreign.json()["errors"][0]["field"] == "profile_id"
     elsewhere = client.post("/api/v1/opportunities", headers=a_sales, json={
         "title": "x", "profile_id": mine["profile_id"], "unit_id": tree.dealer_b.id})
-    assert elsewhere.status_code == 403
+    assert elsewhere.status_code == 422 and elsewhere.json()["errors"][0]["field"] == "unit_id"
+    assert elsewhere.json()["errors"][0]["code"] == "out_of_scope"
     # the manager reassigns within the dealer; the salesperson may not
     assert client.post(f"/api/v1/opportunities/{mine['id']}/assign", headers=a_sales,
                        json={"owner_id": tree.a_sales2.id}).status_code == 403

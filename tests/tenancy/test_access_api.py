@@ -102,4 +102,5 @@ def test_dealer_manager_manages_staff_of_own_dealer_only(client, tree, login):
     elsewhere = client.post("/api/v1/users", headers=headers, json={
         "email": "intruder@example.com", "name": "跨店", "password": "long-enough-1",
         "unit_id": tree.dealer_b.id, "roles": ["dealer_sales"]})
-    assert elsewhere.status_code == 403
+    assert elsewhere.status_code == 422
+    assert [(e["field"], e["code"]) for e in elsewhere.json()["errors"]] == [("unit_id", "out_of_scope")]

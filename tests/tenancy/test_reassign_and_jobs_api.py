@@ -28,7 +28,9 @@ def test_reassign_refuses_wrong_role_other_dealers_and_self(client, tree, login)
     assert client.post("/api/v1/reassignments", headers=sales, json=body).status_code == 403
     manager = login("a.manager@example.com")
     other = {"from_user_id": tree.b_sales.id, "to_user_id": tree.a_sales2.id}
-    assert client.post("/api/v1/reassignments", headers=manager, json=other).status_code == 404
+    refused = client.post("/api/v1/reassignments", headers=manager, json=other)
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "from_user_id"
+    assert refused.json()["errors"][0]["code"] == "out_of_scope"
     same = client.post("/api/v1/reassignments", headers=manager,
                        json={"from_user_id": tree.a_sales.id, "to_user_id": tree.a_sales.id})
     assert same.status_code == 422 and same.json()["errors"][0]["field"] == "to_user_id"

@@ -74,4 +74,5 @@ def test_dealer_manager_creates_teams_in_own_dealer_via_api(client, tree, login)
     assert ok.status_code == 201
     other = client.post("/api/v1/units", headers=headers, json={
         "parent_id": tree.dealer_b.id, "name": "越界", "code": "HZ001-T1", "kind": "team"})
-    assert other.status_code == 403
+    assert other.status_code == 422
+    assert [(e["field"], e["code"]) for e in other.json()["errors"]] == [("parent_id", "out_of_scope")]
