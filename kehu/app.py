@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -21,13 +21,18 @@ from kehu.core.db import Database, get_database
 from kehu.core.http import (
     SEGMENT_PATHS,
     BodyLimitMiddleware,
+    InputGuardMiddleware,
+    LastResortMiddleware,
     MetricsMiddleware,
     PathCorsMiddleware,
+    bounded_integers,
+    install_api_fallback,
     install_error_handlers,
     problem,
 )
 from kehu.core.jobs import Worker
 from kehu.core.logging import configure_logging
+from kehu.core.openapi import install_openapi
 from kehu.core.settings import Settings, get_settings
 from kehu.sales import api as sales_api
 from kehu.segments import api as segments_api
@@ -66,11 +71,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         title="kehu API", version=__version__, lifespan=lifespan,
         description="kehu (客户): customer data platform, marketing automation and CRM. "
                     "Errors are RFC 9457 problem+json; lists use cursor pagination (?limit=&cursor=).",
+        dependencies=[Depends(bounded_integers)],
     )
     app.state.settings = settings
     app.state.database = database
     app.state.secret_key = settings.effective_secret_key()
     install_error_handlers(app)
+    app.add_middleware(LastResortMiddleware)  # innermost: nothing raised past it drops the connection
+    app.add_middleware(InputGuardMiddleware, raw_json_under=(SEGMENT_PATHS,))
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
                        limits={"/v1/b": MAX_BATCH_BYTES, "/v1/import": MAX_BATCH_BYTES,  # /v1/b: /v1/batch and /v1/b
                                "/v1/": MAX_MESSAGE_BYTES,
@@ -98,6 +106,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     @app.get("/metrics", tags=["ops"])
     def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    install_api_fallback(app, ("/api/", SEGMENT_PATHS))  # after every API route, before the UI at /
+    install_openapi(app)
 
     if with_ui:
         from kehu.ui.shell import mount_ui

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kehu.core.schemas import omissible
+
 SourceKind = Literal["web", "app", "server", "import"]
 Gender = Literal["male", "female", "other"]
 Stage = Literal["visitor", "prospect", "lead", "opportunity", "customer", "owner", "churned"]
@@ -60,8 +62,8 @@ class ProfileUpdate(Strict):
     email: str | None = Field(default=None, max_length=254)
     province: str | None = Field(default=None, max_length=60)
     city: str | None = Field(default=None, max_length=60)
-    lifecycle_stage: Stage | None = None
-    attributes: dict[str, Any] | None = None
+    lifecycle_stage: Stage = omissible()
+    attributes: dict[str, Any] = omissible()
 
 
 class ProfileOut(BaseModel):
@@ -302,10 +304,10 @@ class CustomFieldCreate(Strict):
 
 
 class CustomFieldUpdate(Strict):
-    label_zh: str | None = Field(default=None, min_length=1, max_length=100)
-    label_en: str | None = Field(default=None, min_length=1, max_length=100)
-    options: list[FieldOption] | None = Field(default=None, max_length=200)
-    is_pii: bool | None = None
+    label_zh: str = omissible(min_length=1, max_length=100)
+    label_en: str = omissible(min_length=1, max_length=100)
+    options: list[FieldOption] = omissible(max_length=200)
+    is_pii: bool = omissible()
 
 
 class CustomFieldOut(BaseModel):
@@ -366,10 +368,10 @@ class ProductCreate(Strict):
 
 
 class ProductUpdate(Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    kind: ProductKind | None = None
+    name: str = omissible(min_length=1, max_length=200)
+    kind: ProductKind = omissible()
     price: Decimal | None = Field(default=None, ge=0, lt=Decimal("1e12"), decimal_places=2)
-    is_active: bool | None = None
+    is_active: bool = omissible()
 
 
 class ProductOut(BaseModel):

@@ -7,6 +7,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
+from kehu.core.schemas import omissible
+
 T = TypeVar("T")
 UnitKind = Literal["hq", "region", "dealer", "team"]
 Depth = Literal["none", "own", "unit", "unit_tree", "org"]
@@ -36,11 +38,11 @@ class UnitCreate(Strict):
 
 
 class UnitUpdate(Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    parent_id: int | None = None
+    name: str = omissible(min_length=1, max_length=200)
+    parent_id: int = omissible()
     province: str | None = Field(default=None, max_length=60)
     city: str | None = Field(default=None, max_length=60)
-    is_active: bool | None = None
+    is_active: bool = omissible()
 
 
 class UnitOut(Out):
@@ -72,13 +74,13 @@ class UserCreate(Strict):
 
 
 class UserUpdate(Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    unit_id: int | None = None
-    roles: list[str] | None = Field(default=None, min_length=1)
+    name: str = omissible(min_length=1, max_length=100)
+    unit_id: int = omissible()
+    roles: list[str] = omissible(min_length=1)
     phone: str | None = Field(default=None, max_length=32)
-    locale: Literal["zh", "en"] | None = None
-    is_active: bool | None = None
-    password: str | None = Field(default=None, min_length=8, max_length=200)
+    locale: Literal["zh", "en"] = omissible()
+    is_active: bool = omissible()
+    password: str = omissible(min_length=8, max_length=200)
 
 
 class UserOut(BaseModel):
@@ -104,10 +106,10 @@ class RoleCreate(Strict):
 
 
 class RoleUpdate(Strict):
-    name_zh: str | None = Field(default=None, min_length=1, max_length=100)
-    name_en: str | None = Field(default=None, min_length=1, max_length=100)
-    description: str | None = Field(default=None, max_length=500)
-    privileges: dict[str, Depth] | None = None
+    name_zh: str = omissible(min_length=1, max_length=100)
+    name_en: str = omissible(min_length=1, max_length=100)
+    description: str = omissible(max_length=500)
+    privileges: dict[str, Depth] = omissible()
 
 
 class RoleOut(Out):
