@@ -312,7 +312,7 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_JSON_DEPTH = 255  # no request of ours nests anywhere near it; Python's parser recurses up to ~1000
 NUL_MESSAGE = "must not contain the NUL character (U+0000)"
 RANGE_MESSAGE = f"must be a whole number from {INT64_MIN} to {INT64_MAX}"
-_INTEGER = re.compile(r"\s*[+-]?\d+\s*")
+_INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
 
 
 def _nul(field_name: str) -> dict[str, str]:
@@ -471,9 +471,10 @@ async def bounded_integers(request: Request) -> None:
     errors = []
     for location, name in _integer_params(route):
         raw = [request.path_params.get(name)] if location == "path" else request.query_params.getlist(name)
-        for value in raw:
-            if value is not None and _INTEGER.fullmatch(value) and (
-                    len(value.strip().lstrip("+-")) > 19 or not INT64_MIN <= int(value) <= INT64_MAX):
+        for value in raw:  # what is not a whole number at all is left to the parameter's own validation
+            number = value.strip(" \t") if value is not None else ""
+            if _INTEGER.fullmatch(number) and (len(number.lstrip("+-")) > 19
+                                               or not INT64_MIN <= int(number) <= INT64_MAX):
                 errors.append({"loc": (location, name), "msg": RANGE_MESSAGE, "type": "out_of_range"})
     if errors:
         raise RequestValidationError(errors)

@@ -53,8 +53,9 @@ WRITES = {"post", "put", "patch", "delete"}
 
 def _statuses(path: str, method: str, operation: dict[str, Any]) -> set[int]:
     """The error statuses an operation can answer, by what it takes: every operation validates its input
-    (400, 422); a caller is authenticated and authorised (401, 403); an id names a record the caller may not
-    see (404); a write can conflict (409); a body can be too large (413)."""
+    (400, 422); a caller is authenticated and authorised (401, 403); an id (in the path, a ``…_id`` query
+    parameter or a body) names a record the caller may not see (404); a write can conflict (409); a body can be
+    too large (413)."""
     if path == "/healthz":
         return {503}
     if path == "/metrics":
@@ -64,7 +65,9 @@ def _statuses(path: str, method: str, operation: dict[str, Any]) -> set[int]:
         return statuses | {401, 403, 404, 413, 415}
     if operation.get("security"):
         statuses |= {401, 403}
-    if "{" in path or method in WRITES:
+    names_a_record = any(p.get("in") == "query" and p.get("name", "").endswith("_id")
+                         for p in operation.get("parameters", []))
+    if "{" in path or method in WRITES or names_a_record:
         statuses |= {404}
     if method in WRITES:
         statuses |= {409, 413}
@@ -140,6 +143,7 @@ def describe(document: dict[str, Any], app: FastAPI) -> dict[str, Any]:
                 if str(status) == "422":
                     response["description"] = REASONS[422]
                 response["content"] = problem_content
+            operation["responses"] = responses = dict(sorted(responses.items()))
             if (path, method) in sparse_routes:
                 for response in responses.values():
                     for media in response.get("content", {}).values():

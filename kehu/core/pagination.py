@@ -130,5 +130,8 @@ def offset_page(
     stops past COUNT_CAP)."""
     counted = stmt.order_by(None).limit(COUNT_CAP + 1).subquery()
     total = session.scalar(select(func.count()).select_from(counted)) or 0
-    rows = list(session.scalars(stmt.order_by(*order_by).offset(max(page - 1, 0) * per_page).limit(per_page)))
+    offset = max(page - 1, 0) * per_page
+    if offset >= 2**63:  # past any last page: the database's OFFSET is a BIGINT (page 2**63 - 1 answered 500)
+        return OffsetPage([], total)
+    rows = list(session.scalars(stmt.order_by(*order_by).offset(offset).limit(per_page)))
     return OffsetPage(rows, total)

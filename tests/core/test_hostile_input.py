@@ -66,10 +66,17 @@ def test_an_id_past_int64_in_the_path_is_422(client, tree, login):
     assert "path.unit_id" in _fields(client.patch(f"/api/v1/units/{BIG}", headers=headers, json={"name": "x"}))
 
 
+def test_an_id_that_is_no_number_is_422_not_500(client, tree, login):  # found by the fuzzer
+    response = client.get("/api/v1/customers/5%1C%C2%85/timeline", headers=login("admin@example.com"))
+    assert "path.profile_id" in _fields(response)
+
+
 def test_an_id_past_int64_in_the_query_and_page_number_is_422(client, tree, login):
     headers = login("admin@example.com")
     assert "query.unit_id" in _fields(client.get(f"/api/v1/customers?unit_id={BIG}", headers=headers))
     assert "query.page" in _fields(client.get(f"/api/v1/leads?page={BIG}", headers=headers))
+    last = client.get(f"/api/v1/leads?page={BIG - 1}", headers=headers)  # found by the fuzzer: OFFSET overflowed
+    assert last.status_code == 200 and last.json()["items"] == [], last.text
 
 
 def test_an_id_past_int64_in_a_body_is_422(client, tree, login):
