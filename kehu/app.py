@@ -25,7 +25,7 @@ from kehu.core.http import (
     LastResortMiddleware,
     MetricsMiddleware,
     PathCorsMiddleware,
-    bounded_integers,
+    bounded_parameters,
     install_api_fallback,
     install_error_handlers,
     problem,
@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         title="kehu API", version=__version__, lifespan=lifespan,
         description="kehu (客户): customer data platform, marketing automation and CRM. "
                     "Errors are RFC 9457 problem+json; lists use cursor pagination (?limit=&cursor=).",
-        dependencies=[Depends(bounded_integers)],
+        dependencies=[Depends(bounded_parameters)],
     )
     app.state.settings = settings
     app.state.database = database

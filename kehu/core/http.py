@@ -7,6 +7,7 @@ import time
 import types
 import typing
 import zlib
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -439,43 +440,63 @@ class InputGuardMiddleware:
         await self.app(scope, replay, send)
 
 
-def _holds_int(annotation: Any) -> bool:
-    if annotation is int:
+def _holds(annotation: Any, kinds: tuple[type, ...]) -> bool:
+    if annotation in kinds:
         return True
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) in (typing.Union, list, set, tuple):
-        return any(_holds_int(arg) for arg in typing.get_args(annotation))
+        return any(_holds(arg, kinds) for arg in typing.get_args(annotation))
     return False
 
 
-def _integer_params(route: APIRoute) -> list[tuple[str, str]]:
-    cached = getattr(route, "_kehu_integer_params", None)
+def _typed_params(route: APIRoute) -> list[tuple[str, str, str]]:
+    """(location, name, "int" | "date") of the route's path and query parameters that take an integer or a
+    date, found once per route."""
+    cached = getattr(route, "_kehu_typed_params", None)
     if cached is None:
         cached, dependants = [], [route.dependant]
         while dependants:
             dependant = dependants.pop()
-            cached += [(location, field.alias) for location, fields in (("path", dependant.path_params),
-                                                                        ("query", dependant.query_params))
-                       for field in fields if _holds_int(field.field_info.annotation)]
+            for location, fields in (("path", dependant.path_params), ("query", dependant.query_params)):
+                for field in fields:
+                    if _holds(field.field_info.annotation, (int,)):
+                        cached.append((location, field.alias, "int"))
+                    elif _holds(field.field_info.annotation, (date, datetime)):
+                        cached.append((location, field.alias, "date"))
             dependants.extend(dependant.dependencies)
-        route._kehu_integer_params = cached  # type: ignore[attr-defined]
+        route._kehu_typed_params = cached  # type: ignore[attr-defined]
     return cached
 
 
-async def bounded_integers(request: Request) -> None:
-    """App-wide dependency: an integer path or query parameter (an id, a page number) past int64 is refused
-    with 422 naming it, as if its type said so, rather than reach the database (OverflowError on SQLite,
-    "out of range" on PostgreSQL: a 500 either way)."""
+# Dates a parameter may name: a day's neighbours and time zones exist for all of them (9999-12-31 has no next
+# day; 0001-01-01 at +08:00 no UTC start), so a report "until 9999-12-31" cannot overflow.
+DATE_MESSAGE = "must be a date from 0002-01-01 to 9998-12-31"
+_YEAR = re.compile(r"([+-]?[0-9]+)-", re.ASCII)
+
+
+def _out_of_range_value(kind: str, value: str) -> bool:
+    if kind == "int":
+        number = value.strip(" \t")
+        return bool(_INTEGER.fullmatch(number)) and (len(number.lstrip("+-")) > 19
+                                                     or not INT64_MIN <= int(number) <= INT64_MAX)
+    year = _YEAR.match(value.strip(" \t"))
+    return year is not None and not 2 <= int(year.group(1)[:6]) <= 9998
+
+
+async def bounded_parameters(request: Request) -> None:
+    """App-wide dependency: an integer path or query parameter (an id, a page number) past int64, or a date
+    parameter at the calendar's edge, is refused with 422 naming it, as if its type said so, rather than reach
+    the database (OverflowError on SQLite, "out of range" on PostgreSQL) or date arithmetic: a 500 either way.
+    What is not a number or a date at all is left to the parameter's own validation."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
     errors = []
-    for location, name in _integer_params(route):
+    for location, name, kind in _typed_params(route):
         raw = [request.path_params.get(name)] if location == "path" else request.query_params.getlist(name)
-        for value in raw:  # what is not a whole number at all is left to the parameter's own validation
-            number = value.strip(" \t") if value is not None else ""
-            if _INTEGER.fullmatch(number) and (len(number.lstrip("+-")) > 19
-                                               or not INT64_MIN <= int(number) <= INT64_MAX):
-                errors.append({"loc": (location, name), "msg": RANGE_MESSAGE, "type": "out_of_range"})
+        for value in raw:
+            if value is not None and _out_of_range_value(kind, value):
+                errors.append({"loc": (location, name), "msg": RANGE_MESSAGE if kind == "int" else DATE_MESSAGE,
+                               "type": "out_of_range"})
     if errors:
         raise RequestValidationError(errors)
 

@@ -191,3 +191,22 @@ def test_an_unexpected_error_is_problem_500_and_does_not_reach_the_server(app: F
         response = c.get("/api/v1/boom")
     body = _problem(response, 500)
     assert body["type"].endswith("/internal-error") and "secret" not in response.text
+
+
+# -- found by the fuzzer --------------------------------------------------------------------------------------
+def test_a_second_pipeline_of_the_same_name_is_422_not_a_unique_violation(client, tree, login):
+    headers = login("admin@example.com")
+    body = {"name": "大客户", "stages": [
+        {"key": "lead", "name_zh": "线索", "name_en": "Lead", "probability": 10},
+        {"key": "won", "name_zh": "赢单", "name_en": "Won", "probability": 100, "is_won": True}]}
+    assert client.post("/api/v1/pipelines", headers=headers, json=body).status_code == 201
+    assert "name" in _fields(client.post("/api/v1/pipelines", headers=headers, json=body))
+
+
+def test_report_dates_at_the_calendar_edge_are_422(client, tree, login):
+    headers = login("admin@example.com")
+    for path in ("/api/v1/reports/forecast?start=9999-12-31", "/api/v1/reports/funnel?until=9999-12-31",
+                 "/api/v1/reports/lead-service-levels?since=0001-01-01",
+                 "/api/v1/audit?until=9999-12-31T23:59:59-12:00"):
+        fields = _fields(client.get(path, headers=headers))
+        assert fields & {"query.start", "query.until", "query.since"}, (path, fields)
