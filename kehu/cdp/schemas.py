@@ -8,15 +8,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kehu.core.schemas import omissible
+from kehu.core.schemas import Input, omissible
 
 SourceKind = Literal["web", "app", "server", "import"]
 Gender = Literal["male", "female", "other"]
 Stage = Literal["visitor", "prospect", "lead", "opportunity", "customer", "owner", "churned"]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class Strict(Input):
+    """Request bodies (see kehu.core.schemas.Input)."""
 
 
 class SourceCreate(Strict):

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
 
-from kehu.core.schemas import omissible
+from kehu.core.schemas import Input, omissible
 
 CountOp = Literal["eq", "gte", "gt", "lte", "lt"]
 FieldOp = Literal["eq", "ne", "in", "not_in", "contains", "starts_with", "gt", "gte", "lt", "lte", "between",
@@ -20,8 +20,8 @@ FieldOp = Literal["eq", "ne", "in", "not_in", "contains", "starts_with", "gt", "
                   "is_not_set"]
 
 
-class _Shape(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class _Shape(Input):
+    """Request bodies (see kehu.core.schemas.Input)."""
 
 
 class Window(_Shape):

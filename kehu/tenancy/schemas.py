@@ -7,15 +7,15 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
-from kehu.core.schemas import omissible
+from kehu.core.schemas import Input, omissible
 
 T = TypeVar("T")
 UnitKind = Literal["hq", "region", "dealer", "team"]
 Depth = Literal["none", "own", "unit", "unit_tree", "org"]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class Strict(Input):
+    """Request bodies (see kehu.core.schemas.Input)."""
 
 
 class Out(BaseModel):

@@ -5,6 +5,7 @@ methods answer problem+json, not the UI's HTML page (issue 19, item 8)."""
 from __future__ import annotations
 
 import warnings
+from datetime import UTC, datetime
 
 import pytest
 from fastapi import FastAPI
@@ -110,7 +111,7 @@ def test_dates_at_the_end_of_the_calendar_are_422(client, tree, login, rule):
     response = client.post("/api/v1/segments/preview", headers=login("admin@example.com"),
                            json={"condition": {"type": "all", "conditions": [rule]}})
     fields = _fields(response)
-    assert any(f.startswith("condition.conditions.0") for f in fields), fields
+    assert any(f.startswith(("condition.conditions.0", "body.condition.all.conditions.0")) for f in fields), fields
 
 
 # -- deep nesting ----------------------------------------------------------------------------------------------
@@ -210,3 +211,22 @@ def test_report_dates_at_the_calendar_edge_are_422(client, tree, login):
                  "/api/v1/audit?until=9999-12-31T23:59:59-12:00"):
         fields = _fields(client.get(path, headers=headers))
         assert fields & {"query.start", "query.until", "query.since"}, (path, fields)
+
+
+@pytest.mark.parametrize("when", ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+08:00", "9999-12-31"])
+def test_body_dates_at_the_calendar_edge_are_422(client, tree, login, when):
+    headers = login("admin@example.com")
+    created = client.post("/api/v1/customers", headers=headers, json={"name": "王先生", "unit_id": tree.dealer_a.id})
+    response = client.post("/api/v1/activities", headers=headers,
+                           json={"kind": "call", "profile_id": created.json()["id"], "due_at": when})
+    assert "body.due_at" in _fields(response)
+
+
+def test_an_activity_time_without_a_zone_is_the_organisations(client, tree, login):
+    headers = login("admin@example.com")
+    created = client.post("/api/v1/customers", headers=headers, json={"name": "王先生", "unit_id": tree.dealer_a.id})
+    response = client.post("/api/v1/activities", headers=headers,
+                           json={"kind": "call", "profile_id": created.json()["id"], "due_at": "2030-01-02T09:00:00"})
+    assert response.status_code == 201, response.text
+    due = datetime.fromisoformat(response.json()["due_at"])
+    assert due == datetime(2030, 1, 2, 1, tzinfo=UTC)  # 09:00 in Shanghai
