@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.secret_key = settings.effective_secret_key()
     install_error_handlers(app)
     app.add_middleware(LastResortMiddleware)  # innermost: nothing raised past it drops the connection
-    app.add_middleware(InputGuardMiddleware, raw_json_under=(SEGMENT_PATHS,))
+    app.add_middleware(InputGuardMiddleware, bodies_under=("/api/",))
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
                        limits={"/v1/b": MAX_BATCH_BYTES, "/v1/import": MAX_BATCH_BYTES,  # /v1/b: /v1/batch and /v1/b
                                "/v1/": MAX_MESSAGE_BYTES,

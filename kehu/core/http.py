@@ -380,13 +380,13 @@ def _is_json(content_type: str) -> bool:
 class InputGuardMiddleware:
     """Refuses, with 422 naming the field, a NUL in the path, a query string, a form or a JSON body, and an
     integer past int64 in a JSON body; a JSON body nested deeper than MAX_JSON_DEPTH, or not JSON at all (a lone
-    surrogate, NaN), is refused before Python's parser can recurse on it or pass it on. Paths under
-    ``raw_json_under`` (the Segment-spec ingestion, whose bodies may be compressed and whose properties are
-    the sender's) check their bodies themselves (see ``json_input_errors``). Inside the body limit."""
+    surrogate, NaN), is refused before Python's parser can recurse on it or pass it on. Bodies are read under
+    ``bodies_under`` only: the Segment-spec ingestion (bodies may be compressed, properties are the sender's)
+    checks its own with ``json_input_errors``. Inside the body limit."""
 
-    def __init__(self, app: ASGIApp, raw_json_under: tuple[str, ...] = ()) -> None:
+    def __init__(self, app: ASGIApp, bodies_under: tuple[str, ...] = ("/api/",)) -> None:
         self.app = app
-        self.raw_json_under = raw_json_under
+        self.bodies_under = bodies_under  # the UI's own traffic (NiceGUI's uploads, socket.io) is not ours to read
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -400,7 +400,7 @@ class InputGuardMiddleware:
         headers = dict(scope.get("headers") or [])
         content_type = headers.get(b"content-type", b"").decode("latin-1")
         form = content_type.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded"
-        if (scope["method"] in ("GET", "HEAD", "OPTIONS") or scope["path"].startswith(self.raw_json_under)
+        if (scope["method"] in ("GET", "HEAD", "OPTIONS") or not scope["path"].startswith(self.bodies_under)
                 or headers.get(b"content-encoding") or not (form or _is_json(content_type))):
             await self.app(scope, receive, send)
             return
