@@ -146,22 +146,29 @@ def demo(
     settings = get_settings()
     configure_logging(settings.log_json, settings.log_level)
     database = get_database(settings)
-    migrate(database)
+    with console.status("Preparing the database…"):
+        migrate(database)
     with database.unit_of_work() as session:
-        result = seed_demo(session)
+        with console.status("Creating the demo group: headquarters, regions, dealers and their staff…"):
+            result = seed_demo(session)
         if result.created and customers > 0:
             from kehu.demo.customers import seed_customers
 
             with console.status(f"Sending {customers} demo customers' touchpoints through ingestion…"):
                 profiles = seed_customers(session, result.org.id, customers=customers)
-            console.print(f"{profiles} customer profiles resolved from web, app and showroom data.")
+            known = _identified_profiles(session, result.org.id)
+            console.print(f"{known:,} customers resolved from web, app and showroom data, and {profiles - known:,} "
+                          "anonymous visitors (web and app visits not yet tied to a person: they become customers "
+                          "when they sign in or leave a mobile).")
             from kehu.demo.sales import seed_sales
 
-            leads = seed_sales(session, result.org.id)
+            with console.status("Routing test-drive bookings to the dealers' salespeople as leads and deals…"):
+                leads = seed_sales(session, result.org.id)
             console.print(f"{leads} leads from test-drive bookings, routed to the dealers' salespeople.")
             from kehu.cdp import dedupe
 
-            found = dedupe.run(session, result.org.id)
+            with console.status("Looking for records that are probably one person…"):
+                found = dedupe.run(session, result.org.id)
             console.print(f"{found['proposed']} pairs of records that are probably one person, for review.")
     if result.created:
         console.print(f"Created [bold]{result.org.name}[/bold] with {result.users} staff accounts.")
@@ -173,6 +180,17 @@ def demo(
     console.print(f"(every demo account uses the same password; API docs at {url}/docs)")
     if serve_:
         _serve(host, port)
+
+
+def _identified_profiles(session: Any, org_id: int) -> int:
+    """Profiles that know who they are (a name, mobile or e-mail), as opposed to anonymous visitors."""
+    from sqlalchemy import func, or_, select
+
+    from kehu.cdp.models import Profile
+
+    return session.scalar(select(func.count()).select_from(Profile).where(
+        Profile.org_id == org_id, Profile.merged_into_id.is_(None),
+        or_(Profile.name.is_not(None), Profile.mobile.is_not(None), Profile.email.is_not(None)))) or 0
 
 
 @org_app.command("create")

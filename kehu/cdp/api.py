@@ -457,7 +457,8 @@ def get_duplicate(candidate_id: int, session: SessionDep, principal: PrincipalDe
 def merge_duplicate(candidate_id: int, session: SessionDep, principal: PrincipalDep,
                     data: schemas.DuplicateMergeIn | None = None) -> Any:
     """The same person: merge the two (undo it like any merge, which also dismisses the pair)."""
-    return dedupe.merge_candidate(session, principal, candidate_id, winner_id=data.winner_id if data else None)
+    return dedupe.merge_candidate(session, principal, candidate_id, winner_id=data.winner_id if data else None,
+                                  fields=data.fields if data else None)
 
 
 @router.post("/duplicates/{candidate_id}/dismiss", response_model=schemas.DuplicateOut, tags=["dedupe"])

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Select, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from kehu.cdp import fields as custom_fields
 from kehu.cdp import identity, identity_rules, matching, schemas
 from kehu.cdp.models import DedupeSettings, DuplicateCandidate, Identity, Merge, Profile
 from kehu.cdp.service import profile_filters
@@ -153,13 +154,14 @@ def _live(session: Session, profile_id: int) -> Profile | None:
 
 
 def _merge_pair(session: Session, candidate: DuplicateCandidate, first: Profile, second: Profile, *,
-                winner_id: int | None, actor: Any, detail: str) -> Merge:
+                winner_id: int | None, actor: Any, detail: str, choices: dict[str, str] | None = None) -> Merge:
     """Merge the pair's two (live, different) customers; the older record survives unless ``winner_id`` says
-    otherwise."""
+    otherwise. A person's merge (``choices`` given, even empty) keeps the surviving record's values."""
     winner, loser = (first, second) if first.id < second.id else (second, first)
     if winner_id is not None and winner_id == loser.id:
         winner, loser = loser, winner
-    merge = identity.merge_profiles(session, winner, loser, reason="dedupe", detail=detail, actor=actor)
+    merge = identity.merge_profiles(session, winner, loser, reason="dedupe", detail=detail, actor=actor,
+                                    kept=choices is not None, choices=choices)
     candidate.status, candidate.merge_id, candidate.decided_at = MERGED, merge.id, utcnow()
     return merge
 
@@ -245,14 +247,16 @@ def _run_job(ctx: jobs.JobContext) -> dict[str, Any]:
     return figures
 
 
-def _dismiss_after_unmerge(session: Session, profile: Profile, merge: Merge) -> None:
-    """Undoing a merge made from a pair says the two are different people: dismiss the pair."""
+def _review_again_after_unmerge(session: Session, profile: Profile, merge: Merge) -> None:
+    """Undoing a merge made from a pair takes back a decision, it does not make the opposite one: the pair goes
+    back to the queue to be reviewed (dismiss it there if the two are different people). It vanished from every
+    tab when undoing dismissed it silently."""
     if merge.reason == "dedupe":
         session.execute(update(DuplicateCandidate).where(DuplicateCandidate.merge_id == merge.id).values(
-            status=DISMISSED, decided_at=utcnow()))
+            status=OPEN, decided_at=None, decided_by_id=None, merge_id=None))
 
 
-identity.AFTER_UNMERGE.append(_dismiss_after_unmerge)
+identity.AFTER_UNMERGE.append(_review_again_after_unmerge)
 
 
 # -- the review queue ----------------------------------------------------------------------------------------
@@ -338,13 +342,26 @@ def _decidable(session: Session, principal: Principal, candidate_id: int) -> tup
     return candidate, people
 
 
+def checked_choices(session: Session, org_id: int, fields: dict[str, str] | None) -> None:
+    """A person's picks name fields customers have (standard or the organisation's own), each "winner" or
+    "loser"."""
+    known = {*identity.PROFILE_FIELDS, *custom_fields.definitions(session, org_id)}
+    for key, side in (fields or {}).items():
+        if key not in known:
+            raise invalid(f"fields.{key}", "not a field of customers", "unknown")
+        if side not in ("winner", "loser"):
+            raise invalid(f"fields.{key}", "winner or loser", "not_option")
+
+
 def merge_candidate(session: Session, principal: Principal, candidate_id: int, *,
-                    winner_id: int | None = None) -> Merge:
-    """Merge the pair's two customers; ``winner_id`` (one of the two) is the record that stays."""
+                    winner_id: int | None = None, fields: dict[str, str] | None = None) -> Merge:
+    """Merge the pair's two customers; ``winner_id`` (one of the two) is the record that stays, with its values
+    unless ``fields`` picks the other record's ({field: "winner"|"loser"}); what it lacks it takes."""
     candidate, people = _decidable(session, principal, candidate_id)
     if winner_id is not None and winner_id not in {p.id for p in people}:
         raise invalid("winner_id", "one of the pair's two customers", "not_in_pair")
-    merge = _merge_pair(session, candidate, *people, winner_id=winner_id, actor=principal,
+    checked_choices(session, principal.org_id, fields)
+    merge = _merge_pair(session, candidate, *people, winner_id=winner_id, actor=principal, choices=fields or {},
                         detail=f"duplicate pair {candidate.id} (probability {candidate.probability:.3f}), "
                                f"confirmed by {principal.display}")
     candidate.decided_by_id = principal.user_id

@@ -8,6 +8,7 @@ from typing import Any
 from nicegui import ui
 
 from kehu.cdp import dedupe, schemas, service
+from kehu.cdp.identity import further
 from kehu.cdp.views import CustomerView
 from kehu.core.errors import KehuError
 from kehu.core.jobs import Job
@@ -103,7 +104,8 @@ def duplicates_page() -> None:
         def draw_table() -> None:
             table_box.clear()
             with table_box:
-                empty = tr("dedupe.empty_open") if filters["status"] == "open" else tr("dedupe.empty_decided")
+                empty = (tr("dedupe.empty_open") if principal.has("settings.manage") else tr(
+                    "dedupe.empty_open_reviewer")) if filters["status"] == "open" else tr("dedupe.empty_decided")
                 table = ServerTable(columns, fetch, sort_by="probability", descending=True, tr=tr, empty_text=empty)
                 holder["table"] = table
                 table.table.add_slot("body-cell-probability", """
@@ -180,18 +182,22 @@ def _run_card(principal: Any, state: schemas.DedupeSettingsOut, progress: tuple[
             status = ui.label().classes("font-medium").mark("dedupe-status")
             bar = ui.linear_progress(value=0, show_value=False).props("rounded size=6px animation-speed=300")
             bar.classes("w-48")
-        with ui.row().classes("w-full items-end gap-8"):
-            for key, label in (("records", "dedupe.fig.records"), ("candidate_pairs", "dedupe.fig.compared"),
-                               ("proposed", "dedupe.fig.proposed"), ("merged", "dedupe.fig.merged")):
-                if key in figures:
-                    with ui.column().classes("gap-0"):
-                        ui.label(f"{figures[key]:,}").classes("text-xl font-medium text-primary")
-                        ui.label(tr(label)).classes("text-xs text-grey-7")
-            ui.space()
-            thresholds = tr("dedupe.thresholds", review=_percent(state.review_threshold),
-                            auto=_percent(state.auto_merge_threshold) if state.auto_merge_threshold
-                            else tr("dedupe.auto_off"))
-            ui.label(thresholds).classes("text-xs text-grey-7")
+        if not principal.has("settings.manage"):
+            # the run's figures count the whole group's records and pairs; a dealer or region reviews its own
+            ui.label(tr("dedupe.help_reviewer")).classes("text-sm text-grey-7")
+        else:
+            with ui.row().classes("w-full items-end gap-8"):
+                for key, label in (("records", "dedupe.fig.records"), ("candidate_pairs", "dedupe.fig.compared"),
+                                   ("proposed", "dedupe.fig.proposed"), ("merged", "dedupe.fig.merged")):
+                    if key in figures:
+                        with ui.column().classes("gap-0"):
+                            ui.label(f"{figures[key]:,}").classes("text-xl font-medium text-primary")
+                            ui.label(tr(label)).classes("text-xs text-grey-7")
+                ui.space()
+                thresholds = tr("dedupe.thresholds", review=_percent(state.review_threshold),
+                                auto=_percent(state.auto_merge_threshold) if state.auto_merge_threshold
+                                else tr("dedupe.auto_off"))
+                ui.label(thresholds).classes("text-xs text-grey-7")
 
     def show(current: str, done: int, message: str) -> None:
         running = current in ("queued", "running")
@@ -283,49 +289,122 @@ def _weights_card(model: dict[str, Any]) -> None:
 
 
 def _merge_dialog(principal: Any, row: dict[str, Any], *, after: Any) -> None:
-    """The two records side by side; the reviewer picks the one that stays."""
+    """The pair's two records side by side, to merge from the review queue."""
     try:
         with unit_of_work() as session:
             candidate = dedupe.get_candidate(session, principal, row["id"])
-            people = dedupe.profiles_of(session, [candidate])
-            pair = [people[candidate.profile_a_id], people[candidate.profile_b_id]]
-            owners, units = service.names_for(session, user_ids={p.owner_id for p in pair if p.owner_id},
-                                              unit_ids={p.unit_id for p in pair})
-            view = CustomerView.of(session, principal)
-            outs = [view.profile(p) for p in pair]
     except KehuError as error:  # decided or out of reach since the table was drawn
         notify_error(error)
         after()
         return
-    values = []
+    merge_side_by_side(
+        principal, candidate.profile_a_id, candidate.profile_b_id,
+        title=tr("dedupe.merge_title", probability=_percent(candidate.probability)),
+        merge=lambda s, winner, fields: dedupe.merge_candidate(s, principal, row["id"], winner_id=winner,
+                                                                fields=fields),
+        after=after)
+
+
+# The fields a person chooses between when merging (unit, owner and first seen are shown, not chosen: they
+# follow the kept record).
+CHOSEN = ("name", "mobile", "email", "birthday", "gender", "city", "lifecycle_stage")
+
+
+def _kept_rule(field: str, kept: Any, other: Any) -> str:
+    """Which side a field takes unless the person says otherwise: the kept record's value, the other's when the
+    kept one has none, and the further life-cycle stage."""
+    if kept in (None, ""):
+        return "other" if other not in (None, "") else "kept"
+    if field == "lifecycle_stage" and other and further(other, kept):
+        return "other"
+    return "kept"
+
+
+def merge_side_by_side(principal: Any, first_id: int, second_id: int, *, title: str, merge: Any,
+                       after: Any) -> None:
+    """Two customers side by side: the person picks the record that stays and, field by field where the two
+    differ, whose value it keeps — prefilled with the kept record's values, the other's where it has none and
+    the further life-cycle stage. ``merge(session, winner_id, fields)`` does it."""
+    try:
+        with unit_of_work() as session:
+            pair = [service.get_profile(session, principal, first_id), service.get_profile(session, principal,
+                                                                                            second_id)]
+            owners, units = service.names_for(session, user_ids={p.owner_id for p in pair if p.owner_id},
+                                              unit_ids={p.unit_id for p in pair})
+            view = CustomerView.of(session, principal)
+            outs = [view.profile(p) for p in pair]
+    except KehuError as error:
+        notify_error(error)
+        after()
+        return
+    raw = [{k: getattr(out, k) for k in CHOSEN} for out in outs]
+    shown = []
     for person, out in zip(pair, outs, strict=True):
-        values.append({"name": out.name, "mobile": out.mobile, "email": out.email, "birthday": out.birthday,
-                       "gender": tr(f"gender.{out.gender}") if out.gender else None, "city": out.city,
-                       "lifecycle_stage": tr(f"stage.{out.lifecycle_stage}"), "unit": units.get(person.unit_id),
-                       "owner": owners.get(person.owner_id) if person.owner_id else None,
-                       "first_seen_at": format_local(person.first_seen_at, principal.timezone)})
-    keep = {"id": pair[0].id}
-    with ui.dialog() as dialog, ui.card().classes("w-[720px] max-w-full"):
-        ui.label(tr("dedupe.merge_title", probability=_percent(candidate.probability))).classes(
-            "text-lg font-medium")
+        shown.append({"name": out.name, "mobile": readable_phone(out.mobile), "email": out.email,
+                      "birthday": str(out.birthday) if out.birthday else None,
+                      "gender": tr(f"gender.{out.gender}") if out.gender else None, "city": out.city,
+                      "lifecycle_stage": tr(f"stage.{out.lifecycle_stage}") if out.lifecycle_stage else None,
+                      "unit": units.get(person.unit_id), "owner": owners.get(person.owner_id) if person.owner_id
+                      else None, "first_seen_at": format_local(person.first_seen_at, principal.timezone)})
+    state: dict[str, Any] = {"keep": 0, "picks": {}}
+    with ui.dialog() as dialog, ui.card().classes("w-[760px] max-w-full"):
+        ui.label(title).classes("text-lg font-medium")
         ui.label(tr("dedupe.merge_help")).classes("text-sm text-grey-7")
-        with ui.grid(columns=3).classes("w-full gap-x-4 gap-y-1 items-center text-sm"):
-            ui.label("")
-            choice = ui.radio({pair[0].id: tr("dedupe.keep_this"), pair[1].id: tr("dedupe.keep_this")},
-                              value=pair[0].id, on_change=lambda e: keep.update(id=e.value)).props("inline dense")
-            choice.classes("col-span-2 justify-around")
-            for key in FIELDS:
-                left, right = values[0][key], values[1][key]
-                same = left is not None and left == right
-                ui.label(tr(f"dedupe.field.{key}")).classes("text-grey-7")
-                for value in (left, right):
-                    ui.label(value or "—").classes("font-medium text-positive" if same else "")
+        grid = ui.column().classes("w-full gap-0")
+
+        def draw() -> None:
+            grid.clear()
+            keep = state["keep"]
+            with grid, ui.grid(columns="140px 1fr 1fr").classes("w-full gap-x-4 gap-y-1 items-center text-sm"):
+                ui.label("")
+                for side in (0, 1):
+                    ui.radio({side: tr("dedupe.keep_this")}, value=side if side == keep else None,
+                             on_change=lambda e, side=side: choose_record(side) if e.value == side else None).props(
+                        f'dense data-test="keep-{side}"')
+                for key in FIELDS:
+                    left, right = shown[0][key], shown[1][key]
+                    ui.label(tr(f"dedupe.field.{key}")).classes("text-grey-7")
+                    if key not in CHOSEN:
+                        for value in (left, right):
+                            ui.label(value or "—")
+                        continue
+                    taken = state["picks"].get(key)
+                    if taken is None:
+                        rule = _kept_rule(key, raw[keep][key], raw[1 - keep][key])
+                        taken = keep if rule == "kept" else 1 - keep
+                    same = left is not None and left == right
+                    for side, value in ((0, left), (1, right)):
+                        if same or value in (None, ""):
+                            ui.label(value or "—").classes("font-medium text-positive" if same else "text-grey-6")
+                        else:
+                            ui.radio({side: value}, value=taken if taken == side else None,
+                                     on_change=lambda e, key=key, side=side: pick(key, side) if e.value == side
+                                     else None).props(f'dense data-test="pick-{key}-{side}"').classes(
+                                "font-medium" if taken == side else "text-grey-7")
+
+        def choose_record(side: int) -> None:
+            state["keep"], state["picks"] = side, {}
+            draw()
+
+        def pick(key: str, side: int) -> None:
+            state["picks"][key] = side
+            draw()
+
+        draw()
         with ui.row().classes("w-full justify-end"):
             ui.button(tr("common.cancel"), on_click=dialog.close).props("flat")
 
             def confirm() -> None:
-                merged = run_action(lambda s: dedupe.merge_candidate(s, principal, row["id"], winner_id=keep["id"]),
-                                    tr("customers.merged"))
+                keep = state["keep"]
+                fields = {}
+                for key in CHOSEN:
+                    side = state["picks"].get(key)
+                    if side is None:
+                        rule = _kept_rule(key, raw[keep][key], raw[1 - keep][key])
+                        side = keep if rule == "kept" else 1 - keep
+                    fields[key] = "winner" if side == keep else "loser"
+                winner = pair[keep].id
+                merged = run_action(lambda s: merge(s, winner, fields), tr("customers.merged"))
                 if merged is not None:
                     dialog.close()
                     after()

@@ -286,9 +286,13 @@ AFTER_UNMERGE: list[MergeHook] = []
 
 
 def merge_profiles(session: Session, winner: Profile, loser: Profile, *, reason: str, detail: str = "",
-                   actor: audit.Actor | None = None) -> Merge:
-    """Fold ``loser`` into ``winner``: identities, events and linked rows move (recorded), traits combine by
-    last-write-wins, the loser stays as a tombstone pointing at the winner."""
+                   actor: audit.Actor | None = None, kept: bool = False,
+                   choices: dict[str, str] | None = None) -> Merge:
+    """Fold ``loser`` into ``winner``: identities, events and linked rows move (recorded), the loser stays as a
+    tombstone pointing at the winner. Traits combine by last-write-wins for merges the streams make; ``kept``
+    (a person chose the record to keep) keeps the winner's values, as Salesforce and Dynamics do, filling
+    only what it lacks and taking the further life-cycle stage, and ``choices`` ({field: "winner"|"loser"})
+    are the person's picks field by field."""
     session.flush()
     moved_identities = list(session.scalars(select(Identity.id).where(Identity.profile_id == loser.id)))
     session.execute(update(Identity).where(Identity.id.in_(moved_identities)).values(profile_id=winner.id)
@@ -305,7 +309,7 @@ def merge_profiles(session: Session, winner: Profile, loser: Profile, *, reason:
             session.execute(update(model).where(model.id.in_(ids)).values(profile_id=winner.id)
                             .execution_options(synchronize_session=False))
             linked[model.__tablename__] = ids
-    taken = combine_traits(winner, loser)
+    taken = combine_traits(winner, loser, kept=kept, choices=choices)
     winner.first_seen_at = min(filter(None, [winner.first_seen_at, loser.first_seen_at]), default=None)
     winner.last_seen_at = max(filter(None, [winner.last_seen_at, loser.last_seen_at]), default=None)
     loser.merged_into_id = winner.id
@@ -323,9 +327,18 @@ def merge_profiles(session: Session, winner: Profile, loser: Profile, *, reason:
     return record
 
 
-def combine_traits(winner: Profile, loser: Profile) -> dict[str, Any]:
-    """Take from the loser what the winner lacks or what the loser learnt later. Returns, per taken field,
+def further(stage: Any, than: Any) -> bool:
+    """A life-cycle stage further along than another (churned counts as an owner's; unknown ones as none)."""
+    order = {s: n for n, s in enumerate(LIFECYCLE_STAGES)} | {"churned": LIFECYCLE_STAGES.index("owner")}
+    return order.get(stage, -1) > order.get(than, -1)
+
+
+def combine_traits(winner: Profile, loser: Profile, *, kept: bool = False,
+                   choices: dict[str, str] | None = None) -> dict[str, Any]:
+    """Take from the loser what the winner lacks or what the loser learnt later (``kept``: only what the winner
+    lacks, and a further life-cycle stage; ``choices``: what the person picked). Returns, per taken field,
     the winner's previous value and the value taken, so an unmerge can put back what nobody changed since."""
+    choices = choices or {}
     taken: dict[str, Any] = {}
     winner_times = dict(winner.trait_times or {})
     attributes = dict(winner.attributes or {})
@@ -338,7 +351,13 @@ def combine_traits(winner: Profile, loser: Profile) -> dict[str, Any]:
         loser_entry = trait_time(loser, loser.trait_times or {}, key)
         loser_ts = loser_entry.get("ts", "")
         winner_ts = trait_time(winner, winner_times, key).get("ts", "")
-        if winner_value in (None, "", "visitor") or (loser_ts and loser_ts > winner_ts):
+        if key in choices:
+            take = choices[key] == "loser"
+        elif kept:
+            take = winner_value in (None, "") or (key == "lifecycle_stage" and further(loser_value, winner_value))
+        else:
+            take = winner_value in (None, "", "visitor") or bool(loser_ts and loser_ts > winner_ts)
+        if take:
             if winner_value == loser_value:
                 continue
             taken[key] = {"before": _plain(winner_value), "taken": _plain(loser_value)}

@@ -161,6 +161,27 @@ def birthday(value: object) -> date:
     raise InvalidValue("date_invalid", value=raw)
 
 
+_WRITTEN_DAY = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?$")
+
+
+def calendar_date(value: object) -> date:
+    """A day as people write it — 2027-01-15, 2027/1/15, 2027.1.15, 2027年1月15日, 20270115 — of any year from
+    1800 to 9999: a close date, an expiry or the next service is not a birthday and may lie in the future."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    raw = unicodedata.normalize("NFKC", str(value or "")).strip()
+    found = _WRITTEN_DAY.match(raw) or (re.fullmatch(r"(\d{4})(\d{2})(\d{2})", raw))
+    try:
+        parsed = date(*(int(part) for part in found.groups())) if found else None
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.year < 1800:
+        raise InvalidValue("date_invalid", value=raw)
+    return parsed
+
+
 def moment(value: object, tz_name: str = "Asia/Shanghai") -> datetime:
     """A point in time (UTC) from what people write: 2024-03-05, 2024/3/5 14:30, 2024年3月5日, ISO 8601. A time
     without a zone is read in ``tz_name`` (the organisation's), a bare date as its midnight."""

@@ -244,10 +244,18 @@ class Customer360(BaseModel):
     timeline_next_cursor: str | None = None
 
 
+MergeChoices = dict[str, Literal["winner", "loser"]]
+MERGE_CHOICES = Field(default_factory=dict, max_length=200, description=(
+    "Field by field, whose value the merged customer keeps (standard fields and custom ones). A field not "
+    "named keeps the surviving record's value, or takes the other's when it has none; the life-cycle stage "
+    "is the further of the two."))
+
+
 class MergeRequest(Strict):
     winner_id: int
     loser_id: int
     reason: str = Field(default="", max_length=500)
+    fields: MergeChoices = MERGE_CHOICES
 
 
 class AssignRequest(Strict):
@@ -427,3 +435,4 @@ class DuplicateOut(BaseModel):
 
 class DuplicateMergeIn(Strict):
     winner_id: int | None = Field(default=None, description="The customer that stays (default: the older record)")
+    fields: MergeChoices = MERGE_CHOICES

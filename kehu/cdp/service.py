@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 from uuid import uuid4
@@ -28,9 +29,11 @@ from kehu.core import audit
 from kehu.core.audit import changed, snapshot
 from kehu.core.db import Database, month_of, utcnow
 from kehu.core.errors import Conflict, FieldError, NotFound, Unauthorized, ValidationFailed, invalid
+from kehu.core.i18n import t
 from kehu.core.jobs import poller
 from kehu.core.pagination import OffsetPage, Page, keyset_page, offset_page
 from kehu.core.security import digest_api_key, generate_api_key
+from kehu.tenancy import service as tenancy_service
 from kehu.tenancy.access import Principal, get_scoped, require_row, scope
 from kehu.tenancy.models import BusinessUnit, User
 
@@ -84,9 +87,11 @@ def _live() -> Any:
     return Profile.merged_into_id.is_(None)
 
 
-def _search_filter(principal: Principal, q: str) -> Any:
+def search_filter(principal: Principal, q: str) -> Any:
     """Name, pinyin, mobile in any format or its last digits, e-mail, or any identity value (VIN, openid, user
-    id…), each from its own index (kehu.cdp.search); without pii.read only by what the reader is shown."""
+    id…), each from its own index (kehu.cdp.search); without pii.read only by what the reader is shown. No scope:
+    callers add the customer scope (``profile_filters``) or search among rows already scoped (a reader's leads,
+    whose customers they see through them)."""
     return search.matches(principal.org_id, q, personal=principal.has("pii.read"))
 
 
@@ -97,7 +102,7 @@ PROFILE_SORTS = {"name": Profile.name, "last_seen_at": Profile.last_seen_at, "cr
 def profile_filters(principal: Principal, q: str | None, unit_id: int | None, stage: str | None) -> list[Any]:
     filters: list[Any] = [scope(principal, Profile, "read"), _live()]
     if q:
-        filters.append(_search_filter(principal, q))
+        filters.append(search_filter(principal, q))
     if unit_id is not None:
         sub = select(BusinessUnit.path).where(BusinessUnit.id == unit_id).scalar_subquery()
         filters.append(Profile.unit_id.in_(select(BusinessUnit.id).where(BusinessUnit.path.startswith(sub))))
@@ -125,17 +130,61 @@ def page_profiles(session: Session, principal: Principal, *, q: str | None = Non
     return offset_page(session, stmt, order_by=order, page=page, per_page=per_page)
 
 
-def get_profile(session: Session, principal: Principal, profile_id: int) -> Profile:
-    """A live profile in scope. An id that was merged away leads to the profile it lives on in."""
-    profile = session.scalar(select(Profile).where(Profile.id == profile_id, scope(principal, Profile, "read")))
+# A reader may see one customer outside their customer scope through a row of their own about that customer:
+# a dealer that recorded an inquiry of a person the group already knows works its lead with the customer's
+# record (the group shares the customer; lists, searches, segments and exports keep the scope filter).
+# Domains to the right register ``(session, principal, profile_id) -> bool`` here (sales: a lead they may read).
+READ_THROUGH: list[Callable[[Session, Principal, int], bool]] = []
+
+
+def _follow(session: Session, profile_id: int, *where: Any) -> Profile | None:
+    """The profile by id, or the one it was merged into (an id merged away leads to where it lives on)."""
+    profile = session.scalar(select(Profile).where(Profile.id == profile_id, *where))
     hops = 0
     while profile is not None and profile.merged_into_id is not None and hops < 20:
-        profile = session.scalar(select(Profile).where(Profile.id == profile.merged_into_id,
-                                                       scope(principal, Profile, "read")))
+        profile = session.scalar(select(Profile).where(Profile.id == profile.merged_into_id, *where))
         hops += 1
-    if profile is None:
+    return profile
+
+
+def get_profile(session: Session, principal: Principal, profile_id: int) -> Profile:
+    """A live profile in scope, or one the reader reaches through a row of theirs (``READ_THROUGH``). An id
+    that was merged away leads to the profile it lives on in."""
+    profile = _follow(session, profile_id, scope(principal, Profile, "read"))
+    if profile is None and READ_THROUGH:
+        reached = _follow(session, profile_id, Profile.org_id == principal.org_id)
+        if reached is not None and reached.merged_into_id is None and any(
+                grant(session, principal, reached.id) for grant in READ_THROUGH):
+            profile = reached
+    if profile is None or profile.merged_into_id is not None:
         raise NotFound(f"No customer with id {profile_id}.")
     return profile
+
+
+def can_read_profile(session: Session, principal: Principal, profile_id: int) -> bool:
+    """Whether ``get_profile`` would answer the reader (in scope, or reached through a row of theirs)."""
+    try:
+        get_profile(session, principal, profile_id)
+    except NotFound:
+        return False
+    return True
+
+
+def in_use(session: Session, principal: Principal, field: str, holder_id: int, *, hint: str,
+           hidden_hint: str | None = None) -> Conflict:
+    """409 ``in_use``: the value of ``field`` (a mobile, an e-mail, a VIN) belongs to another customer. The
+    answer names that customer (``existing_id``) only when the caller may read them: an id — or a "belongs to
+    customer N" — for a customer of another dealer would confirm who holds a number the caller merely typed
+    (an existence oracle across the group). ``hint`` says what to do instead (the catalogue's words; for a
+    mobile or e-mail: record an inquiry, which makes the caller's own lead and shows them the customer);
+    ``hidden_hint`` replaces it when the holder is out of the caller's sight."""
+    readable = can_read_profile(session, principal, holder_id)
+    locale = principal.locale
+    words = t(f"customers.in_use.{field}", locale)
+    extra: dict[str, Any] = {"hint": t(hint if readable or hidden_hint is None else hidden_hint, locale)}
+    if readable:
+        extra["existing_id"] = holder_id
+    return Conflict(words, errors=[FieldError(field, words, "in_use")], extra=extra)
 
 
 def _check_owner(session: Session, principal: Principal, unit_id: int, owner_id: int | None) -> None:
@@ -188,9 +237,7 @@ def create_profile(session: Session, principal: Principal, *, data: schemas.Prof
         existing = session.scalar(select(Identity.profile_id).where(Identity.org_id == principal.org_id,
                                                                     Identity.kind == kind, Identity.value == value))
         if existing is not None:
-            raise Conflict(f"A customer with this {kind} exists (id {existing}).",
-                           errors=[FieldError(kind, "already belongs to another customer", "unique")],
-                           extra={"existing_id": existing})
+            raise in_use(session, principal, kind, existing, hint="customers.in_use_hint")
     now = utcnow()
     profile = Profile(org_id=principal.org_id, unit_id=unit_id, owner_id=owner_id, attributes=attributes,
                       trait_times={k: {"ts": now.isoformat(), "src": None} for k, v in values.items() if v},
@@ -236,8 +283,8 @@ def update_profile(session: Session, principal: Principal, profile_id: int, *,
             if owner is None:
                 session.add(Identity(org_id=profile.org_id, profile_id=profile.id, kind=kind, value=value))
             elif owner != profile.id:
-                raise Conflict(f"That {kind} belongs to customer {owner}; merge the two customers instead.",
-                               errors=[FieldError(kind, "belongs to another customer", "unique")])
+                raise in_use(session, principal, kind, owner, hint="customers.in_use_merge_hint",
+                             hidden_hint="customers.in_use_hint")
     session.flush()
     old, new = changed(before, snapshot(profile))
     for key in ("trait_times", "name_pinyin"):
@@ -399,6 +446,11 @@ def register_vehicle(session: Session, principal: Principal, profile_id: int, *,
         vin = normalise.identity_value("vin", data.vin)
     except normalise.InvalidValue as error:
         raise invalid("vin", str(error)) from error
+    holder = session.scalar(select(Vehicle.profile_id).where(Vehicle.org_id == profile.org_id, Vehicle.vin == vin))
+    if holder is not None and holder != profile.id and not can_read_profile(session, principal, holder):
+        # a resale moves the car, but only between customers the caller sees: a car of another dealer's customer
+        # is neither moved out of their record nor confirmed to be theirs
+        raise in_use(session, principal, "vin", holder, hint="vehicles.in_use_hint")
     vehicle = commerce.register_vehicle(session, profile, vin=vin, model=data.model, unit_id=profile.unit_id,
                                         purchased_at=data.purchased_at, plate=data.plate,
                                         model_year=data.model_year)
@@ -458,8 +510,12 @@ def merge_by_hand(session: Session, principal: Principal, *, data: schemas.Merge
         raise Conflict("These two ids are already the same customer.")
     for profile in (winner, loser):
         require_row(session, principal, "profiles", "update", unit_id=profile.unit_id, owner_id=profile.owner_id)
+    from kehu.cdp.dedupe import checked_choices
+
+    checked_choices(session, principal.org_id, data.fields)
     return identity.merge_profiles(session, winner, loser, reason="manual",
-                                   detail=data.reason or f"merged by {principal.display}", actor=principal)
+                                   detail=data.reason or f"merged by {principal.display}", actor=principal,
+                                   kept=True, choices=data.fields)
 
 
 def unmerge(session: Session, principal: Principal, merge_id: int) -> Profile:
@@ -481,11 +537,8 @@ def activity_by_month(session: Session, principal: Principal, profile: Profile) 
 
 def names_for(session: Session, *, user_ids: set[int], unit_ids: set[int]) -> tuple[dict[int, str], dict[int, str]]:
     """Display names of owners and units for a page of customers, in two queries (no query per row)."""
-    users = dict(session.execute(select(User.id, User.name).where(User.id.in_(user_ids))).all()) \
-        if user_ids else {}
-    units = dict(session.execute(select(BusinessUnit.id, BusinessUnit.name).where(
-        BusinessUnit.id.in_(unit_ids))).all()) if unit_ids else {}
-    return users, units
+    names = tenancy_service.names_of(session, unit_ids=unit_ids, user_ids=user_ids)
+    return names["user"], names["unit"]
 
 
 def profile_counts(session: Session, principal: Principal) -> dict[str, int]:
@@ -498,10 +551,11 @@ def profile_counts(session: Session, principal: Principal) -> dict[str, int]:
 @poller
 def drain_inbox(database: Database, batches: int = 20) -> bool:
     """Up to ``batches`` inbox batches, each in its own short transaction, so concurrent workers hold
-    profile row locks only briefly (long transactions over shared profiles deadlock)."""
+    profile row locks only briefly (long transactions over shared profiles deadlock). A batch reads the
+    profiles it resolves against and then writes: on SQLite it holds the write lock from the start."""
     done = 0
     for _ in range(batches):
-        with database.unit_of_work() as session:
+        with database.unit_of_work(writer=True) as session:
             if not identity.drain_inbox(session, limit=1):
                 break
         done += 1

@@ -10,13 +10,24 @@ from nicegui import ui
 from kehu.cdp import commerce, dedupe_ui, exports, fields, identity_rules, imports, relations, schemas, service
 from kehu.cdp import timeline as history
 from kehu.cdp.views import CustomerView
+from kehu.core.errors import KehuError
 from kehu.core.i18n import t
 from kehu.core.jobs import Job
 from kehu.core.timeutil import format_local
 from kehu.tenancy import service as tenancy_service
 from kehu.tenancy.masking import is_masked
 from kehu.ui.components import ServerTable, add_status_slot, localise_table, readable_phone
-from kehu.ui.shell import empty_state, frame, locale, page, run_action, tr, unit_of_work, validated
+from kehu.ui.shell import (
+    empty_state,
+    frame,
+    locale,
+    notify_error,
+    page,
+    run_action,
+    tr,
+    unit_of_work,
+    validated,
+)
 
 STAGES = ("visitor", "prospect", "lead", "opportunity", "customer", "owner", "churned")
 STAGE_COLOURS = {"visitor": "grey-6", "prospect": "blue-grey-6", "lead": "light-blue-8", "opportunity": "indigo-6",
@@ -27,6 +38,10 @@ CUSTOMER_PANELS: list[Callable[[Any, int], None]] = []
 # Other domains' actions on customers picked in the list (put them in a segment, tag them): each adds its
 # buttons, given the principal, a function returning the picked ids and one that clears the pick.
 SELECTION_ACTIONS: list[Callable[[Any, Callable[[], list[int]], Callable[[], None]], None]] = []
+# What a reader may do about a person the group already knows (a new customer's mobile or e-mail in use): sales
+# offers to record an inquiry for them, the way a dealer takes up a customer held elsewhere. Called with the
+# principal and what the form held (name, mobile, email, city).
+INQUIRY_ACTIONS: list[Callable[[Any, dict[str, str | None]], None]] = []
 EVENT_ICONS = {"page": "web", "screen": "smartphone", "identify": "badge", "group": "groups", "alias": "link",
                "track": "bolt"}
 
@@ -162,15 +177,48 @@ def customers_page() -> None:
                 stage = ui.select({s: _stage_label(s) for s in STAGES}, value="prospect",
                                   label=tr("customers.stage")).classes("w-full")
 
+                in_use = ui.column().classes("w-full gap-1")
+
+                def record_inquiry(held: dict[str, str | None]) -> None:
+                    dialog.close()
+                    INQUIRY_ACTIONS[0](principal, held)
+
+                def taken(error: KehuError, held: dict[str, str | None]) -> None:
+                    """The mobile or e-mail is a customer's already: say so (naming them only if the reader may
+                    open them) and offer what to do instead."""
+                    in_use.clear()
+                    with in_use, ui.card().props("flat bordered").classes("w-full bg-orange-1"):
+                        ui.label(error.detail).classes("text-negative font-medium").props(
+                            "data-testid=customer-in-use")
+                        ui.label(str(error.extra.get("hint", ""))).classes("text-sm text-grey-8")
+                        with ui.row().classes("w-full justify-end gap-2"):
+                            if "existing_id" in error.extra:
+                                ui.button(tr("customers.open_existing"), on_click=lambda: ui.navigate.to(
+                                    f"/customers/{error.extra['existing_id']}")).props("flat")
+                            if INQUIRY_ACTIONS and principal.can("leads", "create"):
+                                ui.button(tr("customers.record_inquiry"), icon="person_search",
+                                          on_click=lambda: record_inquiry(held)).props(
+                                    "data-testid=customer-record-inquiry")
+
                 def save() -> None:
-                    created = validated(lambda: run_action(lambda s: service.create_profile(
-                        s, principal, data=schemas.ProfileCreate(
-                            name=name.value or None, mobile=mobile.value or None, email=email.value or None,
-                            gender=gender.value, city=city.value or None, lifecycle_stage=stage.value)),
-                        tr("common.saved")))
-                    if created:
-                        dialog.close()
-                        ui.navigate.to(f"/customers/{created.id}")
+                    data = validated(lambda: schemas.ProfileCreate(
+                        name=name.value or None, mobile=mobile.value or None, email=email.value or None,
+                        gender=gender.value, city=city.value or None, lifecycle_stage=stage.value))
+                    if data is None:
+                        return
+                    try:
+                        with unit_of_work() as session:
+                            created_id = service.create_profile(session, principal, data=data).id
+                    except KehuError as error:
+                        if error.errors and error.errors[0].code == "in_use":
+                            taken(error, {"name": data.name, "mobile": data.mobile, "email": data.email,
+                                          "city": data.city})
+                        else:
+                            notify_error(error)
+                        return
+                    ui.notify(tr("common.saved"), type="positive")
+                    dialog.close()
+                    ui.navigate.to(f"/customers/{created_id}")
 
                 with ui.row().classes("w-full justify-end"):
                     ui.button(tr("common.cancel"), on_click=dialog.close).props("flat")
@@ -483,19 +531,27 @@ def _merge_dialog(principal: Any, profile_id: int) -> None:
         ui.input(placeholder=tr("customers.search"), on_change=lambda e: search(e.value)).props(
             "outlined dense debounce=300 autofocus").classes("w-full")
 
-        def confirm() -> None:
+        def compare() -> None:
             if chosen["id"] is None:
                 ui.notify(tr("customers.pick_one"), type="warning")
                 return
-            merged = run_action(lambda s: service.merge_by_hand(s, principal, data=schemas.MergeRequest(
-                winner_id=profile_id, loser_id=chosen["id"])), tr("customers.merged"))
-            if merged is not None:
-                dialog.close()
+            other = chosen["id"]
+            dialog.close()
+
+            def merge(session: Any, winner: int, fields: dict[str, str]) -> Any:
+                return service.merge_by_hand(session, principal, data=schemas.MergeRequest(
+                    winner_id=winner, loser_id=other if winner == profile_id else profile_id, fields=fields))
+
+            def after() -> None:
                 ui.navigate.reload()
+
+            dedupe_ui.merge_side_by_side(principal, profile_id, other, title=tr("customers.merge_with"),
+                                         merge=merge, after=after)
 
         with ui.row().classes("w-full justify-end"):
             ui.button(tr("common.cancel"), on_click=dialog.close).props("flat")
-            ui.button(tr("customers.merge_confirm"), on_click=confirm).props("color=negative")
+            ui.button(tr("customers.merge_compare"), icon="compare_arrows", on_click=compare).props(
+                'color=primary data-test="merge-compare"')
     dialog.open()
 
 
@@ -511,9 +567,29 @@ def _change_title(item: schemas.TimelineItemOut) -> str:
 
 
 def _change_text(item: schemas.TimelineItemOut) -> str:
-    parts = [f"{t(f'field.{k}', locale(), default=k)}: {v}" for k, v in (item.changes or {}).items()
+    parts = [f"{t(f'field.{k}', locale(), default=k)}: {_change_value(k, v)}" for k, v in (item.changes or {}).items()
              if v != "" and not k.endswith("_id") and not (item.entity == "orders" and k == "external_id")]
     return " · ".join(parts[:6])
+
+
+def _change_value(key: str, value: Any) -> Any:
+    """A recorded code in words: a merge's reason "manual" is 手工合并."""
+    return t(f"timeline.{key}.{value}", locale(), default=str(value)) if key == "reason" else value
+
+
+def _event_details(item: schemas.TimelineItemOut) -> str:
+    """An event's properties as a line: an imported row says which file and row it came from."""
+    properties = dict(item.properties or {})
+    if "import_id" in properties:
+        rows = properties.pop("rows", None) or [properties.pop("row", "")]
+        origin = tr("timeline.imported_from", file=properties.pop("file", "") or "—",
+                    rows=", ".join(str(r) for r in rows[:5]))
+        properties.pop("import_id")
+        properties.pop("products", None)
+        rest = [f"{t(f'field.{k}', locale(), default=k)}: {v}" for k, v in properties.items()
+                if not isinstance(v, dict | list)]
+        return " · ".join([origin, *rest][:6])
+    return ", ".join(f"{k}: {v}" for k, v in list(properties.items())[:6] if not isinstance(v, dict | list))
 
 
 def _timeline(principal: Any, profile_id: int) -> None:
@@ -561,8 +637,7 @@ def _timeline(principal: Any, profile_id: int) -> None:
                             else:
                                 ui.label(t(f"event.{item.event}", locale(), default=item.event or "")).classes(
                                     "font-medium")
-                                details = ", ".join(f"{k}: {v}" for k, v in list((item.properties or {}).items())[:6]
-                                                    if not isinstance(v, dict | list))
+                                details = _event_details(item)
                                 if details:
                                     ui.label(details).classes("text-xs text-grey-7 truncate")
                         ui.label(format_local(item.ts, principal.timezone)).classes("text-xs text-grey-6 shrink-0")
@@ -842,7 +917,7 @@ def _recent_imports(principal: Any) -> None:
 
 # -- product catalogue -----------------------------------------------------------------------------
 def products_page() -> None:
-    with frame("nav.products", "/admin/products", "orders") as principal:
+    with frame("nav.products", "/admin/products", "settings.manage") as principal:
         ui.label(tr("products.help")).classes("text-grey-7")
         filters: dict[str, Any] = {"kind": None}
         manage = principal.has("settings.manage")
@@ -922,7 +997,7 @@ def products_page() -> None:
 
 # -- custom fields -----------------------------------------------------------------------------------
 def custom_fields_page() -> None:
-    with frame("nav.custom_fields", "/admin/custom-fields", "profiles") as principal:
+    with frame("nav.custom_fields", "/admin/custom-fields", "settings.manage") as principal:
         ui.label(tr("fields.help")).classes("text-grey-7")
 
         @ui.refreshable

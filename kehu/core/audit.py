@@ -97,6 +97,16 @@ def entry(
             "entity_id": entity_id, "summary": summary[:500], "before": before, "after": after}
 
 
+# What the audit page filters by: every ``entity`` an audit record is written for (a test keeps this complete and
+# each one named in the catalogue as entity.<name>).
+AUDITED_ENTITIES = (
+    "accounts", "activities", "api_keys", "custom_fields", "dedupe_settings", "duplicate_candidates",
+    "identity_kinds", "imports", "jobs", "lead_rules", "lead_slas", "leads", "opportunities", "orders",
+    "organizations", "pipelines", "products", "profiles", "rfm_models", "roles", "routing_rules", "score_rules",
+    "segments", "sources", "tag_groups", "tags", "units", "users",
+)
+
+
 def record(session: Session, actor: Actor | None, **what: Any) -> AuditRecord:
     """Append one audit record in the caller's transaction (so it commits or rolls back with the change);
     ``what`` as for ``entry``."""

@@ -124,10 +124,17 @@ class Database:
         return self.engine.dialect.name == "sqlite"
 
     @contextlib.contextmanager
-    def unit_of_work(self) -> Iterator[Session]:
-        """A session whose work is committed on success and rolled back on any error."""
+    def unit_of_work(self, *, writer: bool = False) -> Iterator[Session]:
+        """A session whose work is committed on success and rolled back on any error.
+
+        ``writer``: on SQLite the transaction takes the write lock with its first statement (BEGIN IMMEDIATE),
+        waiting for it as long as the busy timeout allows. A transaction that reads first and writes later
+        is otherwise refused at once ("database is locked") when another process wrote in between: SQLite
+        cannot move its snapshot forward, and the busy timeout does not wait that out."""
         session = self.sessionmaker()
         try:
+            if writer and self.is_sqlite:
+                session.connection().exec_driver_sql("BEGIN IMMEDIATE")
             yield session
             session.commit()
         except BaseException:

@@ -23,6 +23,9 @@ class KehuError(Exception):
     detail: str = ""
     errors: list[FieldError] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    # The error in the reader's words, for pages: a catalogue key and its parameters; a parameter may be a
+    # {locale: text} mapping (a stage's name in each language). ``detail`` stays English, for the API and logs.
+    message: tuple[str, dict[str, Any]] | None = None
 
     status = 400
     slug = "bad-request"

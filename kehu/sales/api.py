@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
 from kehu.core.pagination import OffsetPage
-from kehu.sales import activities, opportunities, reports, schemas, scoring, service
+from kehu.sales import activities, opportunities, reports, schemas, scoring, service, workday
 from kehu.tenancy.deps import PrincipalDep, SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["leads"])
@@ -37,8 +38,10 @@ def lead_summary(session: SessionDep, principal: PrincipalDep) -> dict[str, int]
 
 @router.post("/leads", response_model=schemas.LeadCreated, status_code=status.HTTP_201_CREATED)
 def create_lead(data: schemas.LeadCreate, session: SessionDep, principal: PrincipalDep, response: Response) -> Any:
-    """Record an inquiry. The customer is found by One ID or made; an open lead of the same customer is
-    updated (answer 200, ``created`` false) rather than duplicated; a new lead is routed (201)."""
+    """Record an inquiry. The customer is found by One ID or made; an open lead of the same customer that
+    you may read is updated (answer 200, ``created`` false) rather than duplicated; otherwise a new lead is
+    routed (201) — kept as your own, at your unit, when it would go where you may not read it (another
+    dealer's customer). This is how a dealer takes up a customer the group already knows."""
     lead, created = service.create_lead(session, principal, data)
     if not created:
         response.status_code = status.HTTP_200_OK
@@ -399,3 +402,22 @@ def lead_service_levels(session: SessionDep, principal: PrincipalDep, unit_id: i
     result = reports.lead_service_levels(session, principal, unit_id=unit_id, since=since, until=until)
     return {"units": [{"unit_id": r.unit_id, "parent_id": r.parent_id, "name": r.name, "kind": r.kind,
                        "depth": r.depth, **reports.service_level_rates(r.total)} for r in result["units"]]}
+
+
+@router.get("/home", tags=["reports"])
+def home(session: SessionDep, principal: PrincipalDep) -> Any:
+    """The caller's day, as their home page shows it: leads awaiting a first contact (soonest due first, with
+    how many there are and how many are late), planned activities overdue and due today, open deals by stage
+    of the default pipeline, won this month against the same time last month, and — by role — each
+    salesperson of their dealer (``people``) or each unit right below theirs (``units``). A part the caller's
+    role does not reach is null."""
+    day = workday.my_day(session, principal)
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return _money(value) if isinstance(value, Decimal) else value
+
+    return {k: plain(v) for k, v in vars(day).items()}

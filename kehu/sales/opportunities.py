@@ -220,8 +220,8 @@ def _filtered(session: Session, principal: Principal, *, status: str | None, pip
     if q:
         text = q.strip()
         query = query.where(or_(Opportunity.title.contains(text, autoescape=True),
-                                Opportunity.profile_id.in_(select(Profile.id).where(
-                                    *cdp_service.profile_filters(principal, text, None, None)))))
+                                Opportunity.profile_id.in_(select(Profile.id).where(  # among the reader's deals
+                                    cdp_service.search_filter(principal, text), Profile.merged_into_id.is_(None)))))
     return query
 
 
@@ -409,8 +409,11 @@ def _missing_for(session: Session, opportunity: Opportunity, stage: PipelineStag
 def _require_for(session: Session, opportunity: Opportunity, stage: PipelineStage) -> None:
     missing = _missing_for(session, opportunity, stage)
     if missing:
+        fields = {"zh": "、".join(t(f"pipeline.field.{e.field}", "zh") for e in missing),
+                  "en": ", ".join(t(f"pipeline.field.{e.field}", "en").lower() for e in missing)}
         raise ValidationFailed(f"Stage {stage.key} needs {', '.join(e.field for e in missing)} filled in first.",
-                               errors=missing)
+                               errors=missing, message=("opp.stage_needs", {
+                                   "stage": {"zh": stage.name_zh, "en": stage.name_en}, "fields": fields}))
 
 
 def _write_back(session: Session, opportunity: Opportunity) -> None:
@@ -624,6 +627,20 @@ def assign(session: Session, principal: Principal, opportunity_id: int, data: sc
 
 
 # -- a lead converted in one step --------------------------------------------------------------------------------------
+def conversion_defaults(session: Session, principal: Principal, lead_id: int) -> dict[str, Any]:
+    """What the convert dialog starts from: the title the deal gets when none is typed (the customer's name
+    and the model asked about) and the list price of that model in the catalogue, if one is named so."""
+    lead = service.get_lead(session, principal, lead_id)
+    profile = session.get(Profile, lead.profile_id)
+    name = (profile.name if profile else None) or t("customers.unnamed", principal.locale)
+    price = None
+    if lead.model_interest:
+        price = session.scalar(select(Product.price).where(
+            Product.org_id == principal.org_id, Product.is_active.is_(True), Product.kind == "vehicle_model",
+            func.lower(Product.name) == lead.model_interest.strip().lower(), Product.price.is_not(None)).limit(1))
+    return {"title": " · ".join(filter(None, [name, lead.model_interest])), "amount": price}
+
+
 def convert_lead(session: Session, principal: Principal, lead_id: int,
                  data: schemas.LeadConversion) -> tuple[Lead, Opportunity]:
     """Qualify an open lead at any point of its life cycle: its customer (One ID made them already) joins the

@@ -6,13 +6,14 @@ conversion of a lead, the customer's deals on the 360, the pipeline settings and
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from nicegui import ui
 from pydantic import ValidationError
 
 from kehu.cdp import commerce as cdp_commerce
+from kehu.cdp import normalise
 from kehu.cdp import service as cdp_service
 from kehu.cdp import ui as cdp_ui
 from kehu.cdp.views import CustomerView
@@ -20,7 +21,7 @@ from kehu.core.errors import KehuError
 from kehu.core.timeutil import format_local
 from kehu.sales import opportunities, reports, schemas
 from kehu.tenancy import service as tenancy_service
-from kehu.ui.components import ServerTable, add_status_slot
+from kehu.ui.components import ParsedInput, ServerTable, add_status_slot
 from kehu.ui.shell import empty_state, frame, locale, notify_error, page, run_action, tr, unit_of_work, validated
 
 STATUS_COLOURS = {"open": "primary", "won": "positive", "lost": "grey-6"}
@@ -55,18 +56,20 @@ def aside(text: str) -> str:
     return f"（{text}）" if locale() == "zh" else f" ({text})"
 
 
-def _decimal(text: Any) -> Decimal | None:
-    try:
-        return Decimal(str(text).replace(",", "").strip()) if str(text or "").strip() else None
-    except InvalidOperation:
-        return None
+def _explained(error: Exception) -> str:
+    return error.text(locale()) if isinstance(error, normalise.InvalidValue) else str(error)
 
 
-def _date(text: Any) -> date | None:
-    try:
-        return date.fromisoformat(str(text).strip()) if str(text or "").strip() else None
-    except ValueError:
-        return None
+def _amount_input(value: Any = "", mark: str | None = None) -> ParsedInput:
+    """An amount as dealers write it: 259800, ¥259,800, 25.98万."""
+    return ParsedInput(tr("opp.amount"), normalise.amount, _explained, value="" if value is None else str(value),
+                       placeholder=tr("opp.amount_hint"), mark=mark)
+
+
+def _close_input(value: date | None = None, mark: str | None = None) -> ParsedInput:
+    """An expected close date, typed (2027-01-15, 2027/1/15, 2027年1月15日) or picked."""
+    return ParsedInput(tr("opp.expected_close"), normalise.calendar_date, _explained,
+                       value=value.isoformat() if value else "", placeholder="2027-01-31", picker=True, mark=mark)
 
 
 # -- board and list ---------------------------------------------------------------------------------------------------
@@ -156,14 +159,16 @@ def opportunities_page() -> None:
             with ui.row().classes("w-full no-wrap gap-3 overflow-x-auto items-start pb-4"):
                 for _stage_id, key, name, probability, is_won, count, amount, weighted, items in columns:
                     column = ui.column().classes(
-                        "w-56 shrink-0 gap-2 p-2 rounded-lg " + ("bg-green-1" if is_won else "bg-blue-grey-1"))
+                        # the columns share the width (seven fit beside the navigation at 1440 px), never narrower
+                        # than a card can be read at
+                        "flex-1 min-w-[8.5rem] gap-2 p-2 rounded-lg " + ("bg-green-1" if is_won else "bg-blue-grey-1"))
                     column.props(f'data-test="stage-{key}"')
                     with column:
                         with ui.column().classes("w-full gap-0 px-1"):
-                            with ui.row().classes("w-full items-center no-wrap"):
-                                ui.label(name).classes("font-medium")
-                                ui.badge(f"{probability}%").props("color=grey-5 text-color=grey-9 rounded")
+                            with ui.row().classes("w-full items-center no-wrap gap-1"):
+                                ui.label(name).classes("font-medium whitespace-nowrap truncate")
                                 ui.space()
+                                ui.badge(f"{probability}%").props("color=grey-5 text-color=grey-9 rounded")
                                 ui.label(f"{count:,}").classes("text-grey-8 text-sm")
                             ui.label(tr("opp.column_sum", amount=money(amount), weighted=money(weighted))).classes(
                                 "text-xs text-grey-7")
@@ -173,17 +178,18 @@ def opportunities_page() -> None:
                                 late = close_on is not None and close_on < today and not is_won
                                 card = ui.card().classes("w-full p-2 gap-1 cursor-grab shadow-1").props("draggable")
                                 card.props(f'data-test="card-{o_id}"')
-                                card.on("dragstart", lambda _=None, i=o_id: state.update(dragged=i))
+                                card.on("dragstart", lambda _=None, i=o_id, k=key: state.update(dragged=i, came_from=k))
                                 card.on("click", lambda _=None, i=o_id: ui.navigate.to(f"/opportunities/{i}"))
                                 with card:
                                     ui.label(title).classes("text-sm font-medium leading-tight")
                                     ui.label(who or "—").classes("text-xs text-grey-7")
-                                    with ui.row().classes("w-full items-center no-wrap text-xs"):
-                                        ui.label(money(o_amount)).classes("font-medium text-primary")
+                                    with ui.row().classes("w-full items-center gap-x-2 gap-y-0 text-xs"):
+                                        ui.label(money(o_amount)).classes("font-medium text-primary whitespace-nowrap")
                                         ui.space()
                                         if close_on:
                                             ui.label(close_on.isoformat()).classes(
-                                                "text-negative font-medium" if late else "text-grey-7")
+                                                "whitespace-nowrap " + ("text-negative font-medium" if late
+                                                                        else "text-grey-7"))
                                     ui.label(o_owner or tr("leads.unassigned")).classes("text-xs text-grey-6")
                         if count > len(items):
                             ui.label(tr("opp.more", count=count - len(items))).classes("text-xs text-grey-7 px-1")
@@ -194,6 +200,9 @@ def opportunities_page() -> None:
         def dropped(stage_key: str) -> None:
             opportunity_id, state["dragged"] = state["dragged"], None
             if opportunity_id is None:
+                return
+            if state.get("came_from") == stage_key:  # put back where it was: nothing moved, nothing to say
+                show("board")
                 return
             run_action(lambda s: opportunities.move_stage(s, principal, opportunity_id, schemas.StageMove(
                 stage_key=stage_key)), tr("opp.moved"))
@@ -310,17 +319,18 @@ def _new_dialog(principal: Any, profile_id: int | None = None) -> None:
 
         query.on_value_change(lambda e: search(e.value))
         with ui.row().classes("w-full gap-3 no-wrap"):
-            amount = ui.input(tr("opp.amount"), placeholder="219900").props("outlined dense").classes("flex-1").props(
-                'data-test="opp-amount"')
-            close_on = ui.input(tr("opp.expected_close"), placeholder="2027-01-31").props(
-                "outlined dense").classes("flex-1").props('data-test="opp-close"')
+            amount = _amount_input(mark="opp-amount").classes("flex-1")
+            close_on = _close_input(mark="opp-close").classes("flex-1")
         method = ui.select({m: tr(f"opp.method.{m}") for m in SALES_METHODS}, value="direct",
                            label=tr("opp.sales_method")).props("outlined dense").classes("w-full")
 
         def save() -> None:
+            (amount_ok, amount_value), (close_ok, close_value) = amount.read(), close_on.read()
+            if not (amount_ok and close_ok):
+                return
             data = validated(lambda: schemas.OpportunityCreate(
-                title=title.value or "", profile_id=who.value, amount=_decimal(amount.value),
-                expected_close_on=_date(close_on.value), sales_method=method.value))
+                title=title.value or "", profile_id=who.value, amount=amount_value,
+                expected_close_on=close_value, sales_method=method.value))
             if data is None:
                 return
             made = run_action(lambda s: opportunities.create_opportunity(s, principal, data).id, tr("common.saved"))
@@ -336,21 +346,25 @@ def _new_dialog(principal: Any, profile_id: int | None = None) -> None:
 
 def convert_dialog(principal: Any, lead_id: int, model: str | None) -> None:
     """Convert a lead: the customer's company (optional, new or existing), amount, expected close date."""
+    with unit_of_work() as session:
+        start = opportunities.conversion_defaults(session, principal, lead_id)
     with ui.dialog() as dialog, ui.card().classes("w-[520px] max-w-full"):
         ui.label(tr("opp.convert_title")).classes("text-lg font-medium")
         ui.label(tr("opp.convert_help")).classes("text-sm text-grey-7")
-        title = ui.input(tr("opp.title"), placeholder=tr("opp.title_default", model=model or "")).props(
-            "outlined dense").classes("w-full")
+        title = ui.input(tr("opp.title"), value=start["title"]).props(
+            'outlined dense data-test="convert-title"').classes("w-full")
         company = ui.input(tr("opp.new_account")).props("outlined dense").classes("w-full")
         with ui.row().classes("w-full gap-3 no-wrap"):
-            amount = ui.input(tr("opp.amount")).props('outlined dense data-test="convert-amount"').classes("flex-1")
-            close_on = ui.input(tr("opp.expected_close"), placeholder="2027-01-31").props(
-                "outlined dense").classes("flex-1")
+            amount = _amount_input(start["amount"], mark="convert-amount").classes("flex-1")
+            close_on = _close_input(mark="convert-close").classes("flex-1")
 
         def save() -> None:
+            (amount_ok, amount_value), (close_ok, close_value) = amount.read(), close_on.read()
+            if not (amount_ok and close_ok):
+                return
             data = validated(lambda: schemas.LeadConversion(
-                title=title.value or None, new_account_name=company.value or None, amount=_decimal(amount.value),
-                expected_close_on=_date(close_on.value)))
+                title=title.value or None, new_account_name=company.value or None, amount=amount_value,
+                expected_close_on=close_value))
             if data is None:
                 return
             made = run_action(lambda s: opportunities.convert_lead(s, principal, lead_id, data)[1].id,
@@ -559,13 +573,10 @@ def _edit_dialog(principal: Any, deal: dict[str, Any], done: Any) -> None:
         ui.label(tr("opp.edit")).classes("text-lg font-medium")
         title = ui.input(tr("opp.title"), value=deal["title"]).props("outlined dense").classes("w-full")
         with ui.row().classes("w-full gap-3 no-wrap"):
-            amount = ui.input(tr("opp.amount"), value=str(deal["amount"])).props("outlined dense").classes(
-                "flex-1").props('data-test="edit-amount"')
+            amount = _amount_input(deal["amount"], mark="edit-amount").classes("flex-1")
             probability = ui.number(tr("opp.probability"), value=deal["probability"], min=0, max=100).props(
                 "outlined dense").classes("w-32")
-            close_on = ui.input(tr("opp.expected_close"), value=deal["expected_close_on"].isoformat()
-                                if deal["expected_close_on"] else "", placeholder="2027-01-31").props(
-                "outlined dense").classes("flex-1").props('data-test="edit-close"')
+            close_on = _close_input(deal["expected_close_on"], mark="edit-close").classes("flex-1")
         with ui.row().classes("w-full gap-3 no-wrap"):
             method = ui.select({m: tr(f"opp.method.{m}") for m in SALES_METHODS}, value=deal["sales_method"],
                                label=tr("opp.sales_method")).props("outlined dense").classes("flex-1")
@@ -577,10 +588,13 @@ def _edit_dialog(principal: Any, deal: dict[str, Any], done: Any) -> None:
             "outlined dense autogrow").classes("w-full")
 
         def save() -> None:
+            (amount_ok, amount_value), (close_ok, close_value) = amount.read(), close_on.read()
+            if not (amount_ok and close_ok):
+                return
             try:
                 data = schemas.OpportunityFields(
-                    title=title.value or None, amount=_decimal(amount.value), probability=int(probability.value or 0),
-                    expected_close_on=_date(close_on.value), sales_method=method.value, influence=influence.value,
+                    title=title.value or None, amount=amount_value, probability=int(probability.value or 0),
+                    expected_close_on=close_value, sales_method=method.value, influence=influence.value,
                     competitors=[c.strip() for c in (competitors.value or "").replace(",", "、").split("、")
                                  if c.strip()], description=description.value or "")
             except ValidationError as error:
@@ -908,7 +922,7 @@ def _stat(label: str, value: str, icon: str, hint: str = "") -> None:
 def pipelines_page() -> None:
     """Each pipeline's stages in order: names in both languages, probability, the fields a deal needs to
     enter, the won stage last. Stages are added, renamed, reordered; one that holds deals cannot go."""
-    with frame("nav.pipelines", "/admin/pipelines", "opportunities") as principal:
+    with frame("nav.pipelines", "/admin/pipelines", "settings.manage") as principal:
         may_edit = principal.has("settings.manage")
         area = ui.column().classes("w-full gap-4")
 

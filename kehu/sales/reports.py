@@ -20,7 +20,7 @@ from kehu.core.errors import invalid
 from kehu.core.timeutil import zone
 from kehu.sales import opportunities
 from kehu.sales.models import OPEN_STATUSES, Lead, Opportunity, OpportunityChange, PipelineStage
-from kehu.tenancy.access import Principal, scope, units_under
+from kehu.tenancy.access import OWN, Principal, scope, units_under
 from kehu.tenancy.models import BusinessUnit
 
 
@@ -46,19 +46,42 @@ def _add(into: dict[str, Any], more: dict[str, Any]) -> None:
             into[key] = into.get(key, 0) + value
 
 
-def _root(session: Session, principal: Principal, unit_id: int | None) -> BusinessUnit:
-    """The unit a report starts from: the one asked for (within the reader's part of the tree) or the reader's."""
+def _root(session: Session, principal: Principal, unit_id: int | None, model: Any) -> BusinessUnit:
+    """The unit a report starts from: the one asked for (within the reader's part of the tree) or the reader's
+    own. A reader who sees only their own rows (a salesperson) starts where those rows are: their deals and
+    leads sit on the dealer while they work in one of its teams, and a report rooted at the team was all zero."""
+    home = _reader_home(session, principal, model)
     if unit_id is None:
-        unit = session.get(BusinessUnit, principal.unit_id) if principal.unit_id is not None else session.scalar(
-            select(BusinessUnit).where(BusinessUnit.org_id == principal.org_id, BusinessUnit.parent_id.is_(None)))
+        unit = home
     else:
         unit = session.get(BusinessUnit, unit_id)
         if unit is None or unit.org_id != principal.org_id or not (
-                principal.is_system or unit.path.startswith(principal.unit_path)):
+                principal.is_system or unit.path.startswith(principal.unit_path)
+                or (home is not None and unit.path.startswith(home.path))):
             raise invalid("unit_id", "no such unit within your part of the organisation", "unknown")
     if unit is None:
         raise invalid("unit_id", "no unit to report on", "unknown")
     return unit
+
+
+def _reader_home(session: Session, principal: Principal, model: Any) -> BusinessUnit | None:
+    """The reader's unit, or for a reader of their own rows only the lowest unit holding all of them and theirs."""
+    if principal.unit_id is None:
+        return session.scalar(select(BusinessUnit).where(BusinessUnit.org_id == principal.org_id,
+                                                         BusinessUnit.parent_id.is_(None)))
+    unit = session.get(BusinessUnit, principal.unit_id)
+    if unit is None or principal.depth(model.__tablename__, "read") != OWN:
+        return unit
+    paths = [unit.path, *session.scalars(select(BusinessUnit.path).where(BusinessUnit.id.in_(
+        select(model.unit_id).where(scope(principal, model), model.org_id == principal.org_id).distinct())))]
+    common = paths[0].strip("/").split("/")
+    for path in paths[1:]:
+        steps = path.strip("/").split("/")
+        shared = 0
+        while shared < min(len(common), len(steps)) and common[shared] == steps[shared]:
+            shared += 1
+        common = common[:shared]
+    return session.get(BusinessUnit, int(common[-1])) if common else unit
 
 
 def roll_up(session: Session, root: BusinessUnit, own: dict[int, dict[str, Any]]) -> list[UnitFigures]:
@@ -107,7 +130,7 @@ def forecast(session: Session, principal: Principal, *, unit_id: int | None = No
     principal.require("opportunities", "read")
     if not 1 <= months <= 24:
         raise invalid("months", "between 1 and 24", "range")
-    root = _root(session, principal, unit_id)
+    root = _root(session, principal, unit_id, Opportunity)
     today = datetime.now(zone(principal.timezone)).date()
     first = (start or today).replace(day=1)
     keys = _months(first, months)
@@ -161,7 +184,7 @@ def funnel(session: Session, principal: Principal, *, pipeline_id: int | None = 
     the rate from one stage to the next, won and lost, the win rate, the days from opening to winning, and
     the average days deals stayed in each stage — per unit, rolled up."""
     principal.require("opportunities", "read")
-    root = _root(session, principal, unit_id)
+    root = _root(session, principal, unit_id, Opportunity)
     pipeline = opportunities.get_pipeline(session, principal, pipeline_id)
     stages = opportunities.stages_of(session, pipeline.id)
     begin, finish = _period(principal, since, until)
@@ -233,7 +256,7 @@ def lead_service_levels(session: Session, principal: Principal, *, unit_id: int 
     """For the leads assigned in the period: contacted in time, contacted late, still waiting past their
     time (both breaches), waiting within it, escalated, and the average hours to the first contact."""
     principal.require("leads", "read")
-    root = _root(session, principal, unit_id)
+    root = _root(session, principal, unit_id, Lead)
     begin, finish = _period(principal, since, until)
     now = utcnow()
     dialect = _dialect(session)

@@ -24,7 +24,8 @@ class _Shape(Input):
 
 class LeadCreate(_Shape):
     """An inquiry: for a known customer (``profile_id``) or for a person given by mobile / e-mail (found by
-    One ID, or made a new customer). A second inquiry while the person has an open lead updates that lead.
+    One ID, or made a new customer). A second inquiry while the person has an open lead the caller may read
+    updates that lead; another dealer's open lead is left alone (the inquiry becomes the caller's own lead).
     ``unit_id`` / ``owner_id`` place it by hand; otherwise the routing rules do."""
 
     profile_id: int | None = None

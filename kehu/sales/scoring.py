@@ -159,7 +159,8 @@ def explain(session: Session, principal: Principal, lead: Lead) -> list[dict[str
 
 
 def request_run(session: Session, principal: Principal) -> ScoringModel:
-    principal.require("leads", "update")
+    """Rescore every lead of the organisation: a settings manager's decision, as changing the rules is."""
+    principal.require_permission("settings.manage")
     model = model_of(session, principal.org_id)
     job = jobs.enqueue(session, kind=SCORING_JOB, org_id=principal.org_id, unit_id=principal.unit_id,
                        created_by_id=principal.user_id, created_by_api_key_id=principal.api_key_id,

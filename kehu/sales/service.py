@@ -35,7 +35,7 @@ from kehu.sales.models import (
     lead_fields,
 )
 from kehu.sales.routing import Route, Router
-from kehu.tenancy.access import Principal, get_scoped, require_row, scope, units_under
+from kehu.tenancy.access import Principal, get_scoped, require_row, scope, units_under, within_depth
 from kehu.tenancy.models import BusinessUnit, User
 
 # Which status may follow which by a status change. Converting is its own step (``convert_lead``: it opens the
@@ -168,7 +168,11 @@ def _place(session: Session, lead: Lead, unit_id: int, owner_id: int | None, act
 
 # -- making leads ----------------------------------------------------------------------------------------------
 def create_lead(session: Session, principal: Principal, data: schemas.LeadCreate) -> tuple[Lead, bool]:
-    """A lead for the inquiry, or the customer's open lead updated (returns it and whether it is new)."""
+    """A lead for the inquiry, or the customer's open lead updated (returns it and whether it is new).
+
+    The customer is found across the group by One ID (or made); the lead is the caller's: an open lead of the
+    person is updated only if the caller may read it, otherwise the inquiry is a new lead of the caller's own,
+    at their unit (see ``record_inquiries``). Another dealer's lead is neither returned nor changed."""
     principal.require("leads", "create")
     profile = _customer_for(session, principal, data)
     if data.unit_id is not None or data.owner_id is not None:
@@ -212,6 +216,28 @@ class Inquiry:
     placed: Route | None = None  # a placement given by hand; otherwise routing decides
 
 
+def _within_reach(session: Session, actor: Principal, router: Router, route: Route | None) -> Route | None:
+    """A person's new lead where they may read it: routed as usual when the route stays within what the
+    caller may read, else the caller's own lead at their unit (themselves as its salesperson when they work
+    leads there, else the unit's next salesperson the caller may read, else the caller). The platform's
+    leads go where routing sends them."""
+    if actor.is_system or actor.unit_id is None:
+        return route
+    depth = actor.depth("leads", "read")
+    # no route: the lead waits unassigned at the caller's unit (the call centre's or HQ's queue)
+    unit_id, owner_id = (route.unit_id, route.owner_id) if route is not None else (actor.unit_id, None)
+    if within_depth(session, actor, depth, unit_id=unit_id, owner_id=owner_id):
+        return route
+    unit_id, owner_id = actor.unit_id, actor.user_id
+    if actor.user_id not in router.salespeople(unit_id):
+        picked = router.pick(unit_id, "round_robin")
+        if picked is not None and within_depth(session, actor, depth, unit_id=unit_id, owner_id=picked):
+            owner_id = picked
+    elif owner_id is not None:
+        router.handed(unit_id, owner_id)  # their turn is taken, as if routing had handed it to them
+    return Route(unit_id, owner_id, "none", "own_inquiry")
+
+
 def record_inquiry(session: Session, actor: Principal, profile: Profile, *, source: str, source_event: str | None,
                    model: str | None, note: str, at: datetime, placed: Route | None = None,
                    router: Router | None = None) -> tuple[Lead, bool]:
@@ -226,7 +252,15 @@ def record_inquiries(session: Session, actor: Principal, inquiries: list[Inquiry
     """Inquiries of one organisation's customers, each answered as ``record_inquiry`` would (a lead and
     whether it is new), in a handful of statements however many there are: the open leads are read in one
     query, the new leads routed in memory and inserted together, their history and audit written together.
-    Two inquiries of one person in the batch make one lead asked twice."""
+    Two inquiries of one person in the batch make one lead asked twice.
+
+    Whose open lead an inquiry joins depends on who records it. The platform (lead rules, imports, ingestion:
+    a system actor) keeps one open lead per person and routes new ones. A person (a consultant, a manager, the
+    call centre) only ever touches leads they may read: the inquiry is folded into the person's open lead if
+    the caller may read it; otherwise it becomes a new lead, and a new lead that routing would send where the
+    caller may not read it (another dealer's customer, another salesperson's) stays the caller's own, at the
+    caller's unit. Two dealers may so each hold an open lead of the same person — the group shares the
+    customer, not each dealer's pipeline — and the caller's answer is their own lead, never another's."""
     if not inquiries:
         return []
     org_id = inquiries[0].profile.org_id
@@ -236,8 +270,10 @@ def record_inquiries(session: Session, actor: Principal, inquiries: list[Inquiry
     for start in range(0, len(wanted), 5000):
         # by the customer's index alone, status checked here: given (org_id, status) PostgreSQL may walk every
         # open lead of the organisation once per batch when its statistics lag behind a bulk load
-        for lead in session.scalars(select(Lead).where(Lead.profile_id.in_(wanted[start:start + 5000]))
-                                    .order_by(Lead.id)):
+        query = select(Lead).where(Lead.profile_id.in_(wanted[start:start + 5000]))
+        if not actor.is_system:  # a person's inquiry joins only a lead they may read
+            query = query.where(scope(actor, Lead))
+        for lead in session.scalars(query.order_by(Lead.id)):
             if lead.status in OPEN_STATUSES and lead.org_id == org_id:
                 open_leads[lead.profile_id] = lead  # the newest open one
     answers: list[tuple[Lead, bool]] = []
@@ -260,7 +296,7 @@ def record_inquiries(session: Session, actor: Principal, inquiries: list[Inquiry
                     first_inquiry_at=inquiry.at, last_inquiry_at=inquiry.at, status_changed_at=inquiry.at,
                     created_by_id=actor.user_id)
         made_at = lead.unit_id
-        chosen = inquiry.placed or router.route(inquiry.profile, lead)
+        chosen = inquiry.placed or _within_reach(session, actor, router, router.route(inquiry.profile, lead))
         if chosen is not None:
             lead.unit_id, lead.owner_id = chosen.unit_id, chosen.owner_id
             if chosen.owner_id is not None:
@@ -323,8 +359,9 @@ def page_leads(session: Session, principal: Principal, *, status: str | None = N
         query = query.where(Lead.status.in_(OPEN_STATUSES), Lead.first_contacted_at.is_(None),
                             Lead.first_contact_due_at < _now())
     if q:
-        query = query.where(Lead.profile_id.in_(select(Profile.id).where(*cdp_service.profile_filters(
-            principal, q, None, None))))
+        # among the reader's leads: their customers are seen through the leads (customers_of), in scope or not
+        query = query.where(Lead.profile_id.in_(select(Profile.id).where(
+            cdp_service.search_filter(principal, q), Profile.merged_into_id.is_(None))))
     return offset_page(session, query, order_by=[Lead.last_inquiry_at.desc(), Lead.id.desc()], page=page,
                        per_page=per_page)
 
@@ -671,30 +708,39 @@ PROGRESS = {"inquiry": 0, "recycled": 0, "mql": 1, "sal": 2, "sql": 3}
 
 
 def fold_open_leads(session: Session, winner: Profile, record: Merge) -> None:
-    """Two records of one person merged, each with an open lead: the lead furthest along (then the one
-    contacted, then the oldest) stays open and counts the other's inquiries; the other is disqualified as a
-    duplicate. The merge record remembers it, so an unmerge reopens it."""
+    """Two records of one person merged, each with an open lead at the same dealer: the lead furthest along
+    (then the one contacted, then the oldest) stays open and counts the other's inquiries; the other is
+    disqualified as a duplicate. Leads of different dealers stay open, each its dealer's (as an inquiry of a
+    dealer never joins another dealer's lead). The merge record remembers it, so an unmerge reopens them."""
     open_leads = list(session.scalars(select(Lead).where(Lead.profile_id == winner.id,
                                                          Lead.status.in_(OPEN_STATUSES)).order_by(Lead.id)))
     if len(open_leads) < 2:
         return
-    kept = max(open_leads, key=lambda lead: (PROGRESS.get(lead.status, 0), lead.first_contacted_at is not None,
-                                             -lead.first_inquiry_at.timestamp(), -lead.id))
+    router = Router(session, winner.org_id)
+    by_dealer: dict[int | None, list[Lead]] = {}
+    for lead in open_leads:
+        by_dealer.setdefault(router.dealer_of(lead.unit_id), []).append(lead)
     now = _now()
     folded: dict[str, str] = {}
-    for lead in open_leads:
-        if lead is kept:
-            continue
-        folded[str(lead.id)] = lead.status
-        kept.inquiries += lead.inquiries
-        kept.first_inquiry_at = min(kept.first_inquiry_at, lead.first_inquiry_at)
-        kept.last_inquiry_at = max(kept.last_inquiry_at, lead.last_inquiry_at)
-        before = lead.status
-        lead.status, lead.status_changed_at, lead.disqualify_reason = "disqualified", now, "duplicate"
-        session.flush()
-        _change(session, lead, "status", None, at=now, from_status=before, to_status="disqualified",
-                reason="duplicate")
-    record.moved = {**(record.moved or {}), "folded_leads": {"kept": kept.id, "leads": folded}}
+    kept_by: dict[str, int] = {}
+    for leads in by_dealer.values():
+        kept = max(leads, key=lambda lead: (PROGRESS.get(lead.status, 0), lead.first_contacted_at is not None,
+                                            -lead.first_inquiry_at.timestamp(), -lead.id))
+        for lead in leads:
+            if lead is kept:
+                continue
+            folded[str(lead.id)], kept_by[str(lead.id)] = lead.status, kept.id
+            kept.inquiries += lead.inquiries
+            kept.first_inquiry_at = min(kept.first_inquiry_at, lead.first_inquiry_at)
+            kept.last_inquiry_at = max(kept.last_inquiry_at, lead.last_inquiry_at)
+            before = lead.status
+            lead.status, lead.status_changed_at, lead.disqualify_reason = "disqualified", now, "duplicate"
+            session.flush()
+            _change(session, lead, "status", None, at=now, from_status=before, to_status="disqualified",
+                    reason="duplicate")
+    if folded:
+        record.moved = {**(record.moved or {}), "folded_leads": {
+            "kept": next(iter(kept_by.values())), "leads": folded, "kept_by": kept_by}}
     session.flush()
 
 
@@ -703,13 +749,13 @@ def unfold_leads(session: Session, winner: Profile, record: Merge) -> None:
     folded = (record.moved or {}).get("folded_leads")
     if not folded:
         return
-    kept = session.get(Lead, folded["kept"])
     now = _now()
     for lead_id, status in folded["leads"].items():
         lead = session.get(Lead, int(lead_id))
         if lead is None or lead.status != "disqualified" or lead.disqualify_reason != "duplicate":
             continue
         lead.status, lead.status_changed_at, lead.disqualify_reason = status, now, None
+        kept = session.get(Lead, (folded.get("kept_by") or {}).get(lead_id, folded["kept"]))
         if kept is not None:
             kept.inquiries = max(1, kept.inquiries - lead.inquiries)
         session.flush()
@@ -718,6 +764,14 @@ def unfold_leads(session: Session, winner: Profile, record: Merge) -> None:
     session.flush()
 
 
+def _reads_through_lead(session: Session, principal: Principal, profile_id: int) -> bool:
+    """A reader of one of the customer's leads sees the customer, wherever their record sits: a dealer that
+    took up a person the group already knew (an inquiry recorded for them) works its lead with them."""
+    return principal.can("leads") and session.scalar(select(Lead.id).where(
+        Lead.profile_id == profile_id, scope(principal, Lead)).limit(1)) is not None
+
+
+cdp_service.READ_THROUGH.append(_reads_through_lead)
 identity.AFTER_MERGE.append(fold_open_leads)
 identity.AFTER_UNMERGE.append(unfold_leads)
 

@@ -13,12 +13,13 @@ from kehu.cdp import service as cdp_service
 from kehu.cdp import ui as cdp_ui
 from kehu.cdp.views import CustomerView
 from kehu.core.errors import KehuError
+from kehu.core.i18n import t
 from kehu.core.timeutil import aware, format_local
 from kehu.sales import activities, opportunity_ui, routing, schemas, scoring, service
 from kehu.sales.models import OPEN_STATUSES, STATUSES
 from kehu.tenancy import service as tenancy_service
 from kehu.ui.components import ServerTable, add_status_slot
-from kehu.ui.shell import frame, notify_error, page, run_action, tr, unit_of_work
+from kehu.ui.shell import frame, locale, notify_error, page, run_action, tr, unit_of_work
 
 STATUS_COLOURS = {"inquiry": "blue-grey-6", "mql": "light-blue-8", "sal": "indigo-6", "sql": "deep-purple-6",
                   "converted": "positive", "disqualified": "grey-6", "recycled": "orange-8"}
@@ -28,10 +29,15 @@ REASONS = ("no_budget", "no_response", "bought_elsewhere", "not_interested", "du
 
 
 def register() -> None:
+    from kehu.sales import home_ui
+
+    page("/")(home_ui.home_page)
     page("/leads")(leads_page)
     page("/leads/{lead_id}")(leads_page)
     page("/admin/leads")(settings_page)
     cdp_ui.CUSTOMER_PANELS.append(_customer_leads)
+    cdp_ui.INQUIRY_ACTIONS.append(lambda principal, held: _new_lead_dialog(
+        principal, lambda: ui.navigate.to("/leads"), held))
     opportunity_ui.register()
 
 
@@ -53,19 +59,19 @@ def leads_page(lead_id: int | None = None) -> None:
             tabs = ui.tabs(value="open", on_change=lambda e: pick(e.value)).props(
                 "dense no-caps active-color=primary").classes("text-grey-8")
             with tabs:
-                ui.tab("open", label=tr("leads.open", count=f"{totals.get('open', 0):,}"))
+                tab_of = {"open": ui.tab("open", label=tr("leads.open", count=f"{totals.get('open', 0):,}"))}
                 for status in STATUSES:
-                    ui.tab(status, label=f"{tr(f'lead.status.{status}')} {totals.get(status, 0):,}")
+                    tab_of[status] = ui.tab(status, label=f"{tr(f'lead.status.{status}')} {totals.get(status, 0):,}")
         with ui.row().classes("w-full items-center gap-3"):
             ui.input(placeholder=tr("leads.search"), on_change=lambda e: apply("q", e.value)).props(
                 "outlined dense clearable debounce=300").classes("w-80")
             if units and len(units) > 1:
                 ui.select(units, label=tr("users.unit"), clearable=True, with_input=True,
                           on_change=lambda e: apply("unit_id", e.value)).props("outlined dense").classes("w-56")
-            ui.checkbox(tr("leads.overdue_only", count=totals.get("overdue", 0)),
-                        on_change=lambda e: apply("overdue", e.value)).mark("leads-overdue")
-            ui.checkbox(tr("leads.unassigned_only", count=totals.get("unassigned", 0)),
-                        on_change=lambda e: apply("unassigned", e.value))
+            overdue_box = ui.checkbox(tr("leads.overdue_only", count=totals.get("overdue", 0)),
+                                      on_change=lambda e: apply("overdue", e.value)).mark("leads-overdue")
+            unassigned_box = ui.checkbox(tr("leads.unassigned_only", count=totals.get("unassigned", 0)),
+                                         on_change=lambda e: apply("unassigned", e.value))
             if principal.user_id and principal.depth("leads", "read") != "own":
                 ui.checkbox(tr("leads.mine"), on_change=lambda e: apply("mine", e.value))
             ui.space()
@@ -98,7 +104,7 @@ def leads_page(lead_id: int | None = None) -> None:
                         text = " · ".join(filter(None, [tr(f"activity.kind.{a_kind}"), who, a_subject]))
                         if a_lead:
                             ui.link(text).on("click", lambda _=None, i=a_lead: lead_panel(
-                                principal, i, table.reload)).classes("flex-1 cursor-pointer")
+                                principal, i, changed)).classes("flex-1 cursor-pointer")
                         else:
                             ui.label(text).classes("flex-1")
                         ui.button(tr("activities.done"), on_click=lambda i=a_id: finish(i)).props(
@@ -130,11 +136,26 @@ def leads_page(lead_id: int | None = None) -> None:
             {"name": "due", "label": tr("leads.due"), "field": "due", "align": "left"},
         ]
         table = ServerTable(columns, fetch, tr=tr, empty_text=tr("leads.empty"),
-                            on_row_click=lambda row: lead_panel(principal, row["id"], table.reload))
+                            on_row_click=lambda row: lead_panel(principal, row["id"], changed))
         _status_slot(table.table)
         table.table.add_slot("body-cell-due", """
             <q-td :props="props"><span :class="props.row.overdue ? 'text-negative text-weight-bold' : ''">
               <q-icon v-if="props.row.overdue" name="alarm" class="q-mr-xs" />{{ props.value }}</span></q-td>""")
+
+        def recount() -> None:
+            """The tabs' and filters' counts after a change made on this page (they went stale until a reload)."""
+            with unit_of_work() as session:
+                now = service.counts(session, principal)
+            for status, tab in tab_of.items():
+                label = tr("leads.open", count=f"{now.get('open', 0):,}") if status == "open" else \
+                    f"{tr(f'lead.status.{status}')} {now.get(status, 0):,}"
+                tab.props(f'label="{label}"')
+            overdue_box.set_text(tr("leads.overdue_only", count=now.get("overdue", 0)))
+            unassigned_box.set_text(tr("leads.unassigned_only", count=now.get("unassigned", 0)))
+
+        def changed() -> None:
+            table.reload()
+            recount()
 
         def apply(key: str, value: Any) -> None:
             filters[key] = value
@@ -144,11 +165,11 @@ def leads_page(lead_id: int | None = None) -> None:
             apply("status", status)
 
         def new_lead() -> None:
-            _new_lead_dialog(principal, lambda: table.reload(first_page=True))
+            _new_lead_dialog(principal, lambda: (table.reload(first_page=True), recount()))
 
         draw_todo()
         if lead_id is not None:
-            lead_panel(principal, int(lead_id), table.reload)
+            lead_panel(principal, int(lead_id), changed)
 
 
 def _rows(session: Any, principal: Any, leads: list[Any]) -> list[dict[str, Any]]:
@@ -173,16 +194,23 @@ def _rows(session: Any, principal: Any, leads: list[Any]) -> list[dict[str, Any]
     return rows
 
 
-def _new_lead_dialog(principal: Any, done: Any) -> None:
-    """A call or a walk-in: who (found by mobile when known), what they want, where from."""
+def _new_lead_dialog(principal: Any, done: Any, held: dict[str, str | None] | None = None) -> None:
+    """A call or a walk-in: who (found by mobile or e-mail when known), what they want, where from. ``held``:
+    what another form already knows of the person (a new customer whose mobile the group knows)."""
+    held = held or {}
     with ui.dialog() as dialog, ui.card().classes("w-[560px] max-w-full"):
         ui.label(tr("leads.new")).classes("text-lg font-medium")
         ui.label(tr("leads.new_help")).classes("text-sm text-grey-7")
         with ui.row().classes("w-full gap-3 no-wrap"):
-            name = ui.input(tr("customers.name")).props("outlined dense").classes("flex-1").mark("lead-name")
-            mobile = ui.input(tr("users.phone")).props("outlined dense").classes("flex-1").mark("lead-mobile")
+            name = ui.input(tr("customers.name"), value=held.get("name") or "").props("outlined dense").classes(
+                "flex-1").mark("lead-name")
+            mobile = ui.input(tr("users.phone"), value=held.get("mobile") or "").props("outlined dense").classes(
+                "flex-1").mark("lead-mobile")
+        email = ui.input(tr("users.email"), value=held.get("email") or "").props("outlined dense").classes(
+            "w-full").mark("lead-email")
         with ui.row().classes("w-full gap-3 no-wrap"):
-            city = ui.input(tr("unit.city")).props("outlined dense").classes("flex-1").mark("lead-city")
+            city = ui.input(tr("unit.city"), value=held.get("city") or "").props("outlined dense").classes(
+                "flex-1").mark("lead-city")
             model = ui.input(tr("leads.model"), placeholder="ID.4").props("outlined dense").classes("flex-1")
         source = ui.select({s: tr(f"lead.source.{s}") for s in SOURCES},
                            value="showroom" if principal.depth("leads", "create") == "own" else "call_centre",
@@ -192,8 +220,9 @@ def _new_lead_dialog(principal: Any, done: Any) -> None:
         def save() -> None:
             try:
                 data = schemas.LeadCreate(name=name.value or None, mobile=mobile.value or None,
-                                          city=city.value or None, model_interest=model.value or None,
-                                          source=source.value, note=note.value or "")
+                                          email=email.value or None, city=city.value or None,
+                                          model_interest=model.value or None, source=source.value,
+                                          note=note.value or "")
             except ValidationError:
                 ui.notify(tr("leads.need_mobile"), type="warning")
                 return
@@ -409,8 +438,14 @@ def _customer_leads(principal: Any, profile_id: int) -> None:
 METHODS = ("round_robin", "least_loaded", "none")
 
 
+def _event_name(key: str | None) -> str:
+    """An event as people know it, its key beside it for whoever wires up the tracking: 预约试驾 · test_drive_booked."""
+    name = t(f"event.{key}", locale(), default="") if key else ""
+    return f"{name} · {key}" if name and name != key else (key or "")
+
+
 def settings_page() -> None:
-    with frame("nav.lead_settings", "/admin/leads", "leads") as principal:
+    with frame("nav.lead_settings", "/admin/leads", "settings.manage") as principal:
         manage = principal.has("settings.manage")
         with unit_of_work() as session:
             units = {u.id: ("　" * u.depth) + u.name for u in tenancy_service.list_units(session, principal)} \
@@ -423,7 +458,7 @@ def settings_page() -> None:
         def draw_rules() -> None:
             rules_card.clear()
             with unit_of_work() as session:
-                rows = [{"id": r.id, "event": r.event, "source": tr(f"lead.source.{r.source}"),
+                rows = [{"id": r.id, "event": _event_name(r.event), "source": tr(f"lead.source.{r.source}"),
                          "model_property": r.model_property, "active": tr("status.active") if r.is_active
                          else tr("status.inactive"), "raw": {"event": r.event, "source": r.source,
                                                                "model_property": r.model_property,
@@ -644,7 +679,7 @@ def settings_page() -> None:
             scoring_card.clear()
             with unit_of_work() as session:
                 model = schemas.ScoringOut.model_validate(scoring.model_of(session, principal.org_id))
-                rows = [{"id": r.id, "name": r.name, "what": r.event if r.kind == "event" else tr(
+                rows = [{"id": r.id, "name": r.name, "what": _event_name(r.event) if r.kind == "event" else tr(
                     "lead_settings.score_condition"), "points": r.points,
                          "decay": tr("lead_settings.half_life", days=r.half_life_days) if r.kind == "event" else "—",
                          "max": r.max_points or "—"} for r in scoring.list_rules(session, principal)]
@@ -654,9 +689,10 @@ def settings_page() -> None:
                     ui.label(tr("rfm.computed", at=format_local(model.computed_at, principal.timezone))
                              if model.computed_at else tr("rfm.never")).classes("text-sm text-grey-7")
                     ui.space()
-                    if principal.can("leads", "update"):
+                    if manage:
                         ui.button(tr("lead_settings.score_now"), icon="calculate", on_click=lambda: run_action(
-                            lambda s: scoring.request_run(s, principal), tr("rfm.queued"))).props("outline")
+                            lambda s: scoring.request_run(s, principal), tr("lead_settings.score_queued"))).props(
+                            "outline")
                 ui.label(tr("lead_settings.scoring_help")).classes("text-sm text-grey-7")
                 with ui.row().classes("items-center gap-3"):
                     threshold = ui.number(tr("lead_settings.threshold"), value=model.mql_threshold, min=1,

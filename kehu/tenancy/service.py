@@ -746,3 +746,11 @@ def staff_by_top_unit(session: Session, principal: Principal) -> list[tuple[str,
     )
     counts = {name: count for name, count in session.execute(stmt)}
     return sorted(((g.name, counts.get(g.name, 0)) for g in groups), key=lambda r: -r[1])
+
+
+def names_of(session: Session, *, unit_ids: set[int], user_ids: set[int]) -> dict[str, dict[int, str]]:
+    """Display names of units and people (two queries, however many rows name them)."""
+    units = dict(session.execute(select(BusinessUnit.id, BusinessUnit.name).where(
+        BusinessUnit.id.in_(unit_ids))).all()) if unit_ids else {}
+    users = dict(session.execute(select(User.id, User.name).where(User.id.in_(user_ids))).all()) if user_ids else {}
+    return {"unit": units, "user": users}

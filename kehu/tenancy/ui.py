@@ -6,6 +6,7 @@ from typing import Any
 
 from nicegui import ui
 
+from kehu.core.audit import AUDITED_ENTITIES as AUDITED
 from kehu.core.i18n import t
 from kehu.core.pagination import OffsetPage
 from kehu.core.timeutil import format_local
@@ -57,7 +58,7 @@ def _role_options(principal: Principal) -> dict[str, str]:
 
 # -- business units ------------------------------------------------------------------------------------
 def units_page() -> None:
-    with frame("nav.units", "/admin/units", "units") as principal:
+    with frame("nav.units", "/admin/units", "units.update") as principal:
         state: dict[str, Any] = {"selected": None}
         with ui.row().classes("w-full gap-4 no-wrap items-start"):
             with ui.card().classes("w-[380px] shrink-0"):
@@ -203,7 +204,7 @@ def _decorate(nodes: list[dict[str, Any]]) -> None:
 
 # -- users ---------------------------------------------------------------------------------------------
 def users_page() -> None:
-    with frame("nav.users", "/admin/users", "users") as principal:
+    with frame("nav.users", "/admin/users", "users.update") as principal:
         units = _unit_options(principal)
         roles = _role_options(principal)
         filters: dict[str, Any] = {"q": "", "unit_id": None, "role": None, "active": True}
@@ -511,7 +512,7 @@ def audit_page() -> None:
         with unit_of_work() as session:
             people = {u.id: u.name for u in service.page_users(session, principal, per_page=1000).items} \
                 if principal.can("users") else {}
-        entities = {e: tr(f"entity.{e}") for e in ("units", "users", "roles", "api_keys", "jobs", "organizations")}
+        entities = dict(sorted(((e, tr(f"entity.{e}")) for e in AUDITED), key=lambda pair: pair[1]))
         with ui.row().classes("w-full items-center gap-3"):
             ui.select(people, label=tr("audit.who"), clearable=True, with_input=True,
                       on_change=lambda e: refilter("user_id", e.value)).props("outlined dense").classes("w-48")
@@ -533,9 +534,11 @@ def audit_page() -> None:
                 result = service.list_audit(session, principal, user_id=state["user_id"], entity=state["entity"],
                                             since=day(state["since"]), until=day(state["until"], 1), limit=25,
                                             cursor=state["cursors"][-1])
+                names = _names_in(session, result.items)
                 rows = [{"id": e.id, "ts": format_local(e.ts, principal.timezone, with_seconds=True),
                          "actor": actor_name(e), "entity": tr(f"entity.{e.entity}"),
-                         "summary": audit_text(e), "changes": _changes(e.before, e.after)} for e in result.items]
+                         "summary": audit_text(e), "changes": _changes(e.before, e.after, names, locale(), e.entity)}
+                        for e in result.items]
             if not rows:
                 empty_state("history", tr("audit.empty"), tr("audit.empty_text"))
             else:
@@ -572,18 +575,70 @@ def audit_page() -> None:
         entries()
 
 
-def _changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
-    if not before and not after:
-        return ""
+def _names_in(session: Any, entries: list[Any]) -> dict[str, dict[Any, str]]:
+    """Names of the units and people the entries' changes point at, so the page shows 上海浦东4S店, not 17."""
+    ids: dict[str, set[Any]] = {"unit": set(), "user": set()}
+    for entry in entries:
+        for values in (entry.before or {}, entry.after or {}):
+            for key, value in values.items():
+                if isinstance(value, int) and key in ("unit_id", "parent_id"):
+                    ids["unit"].add(value)
+                elif isinstance(value, int) and key in ("owner_id", "user_id", "assigned_to_id"):
+                    ids["user"].add(value)
+    return service.names_of(session, unit_ids=ids["unit"], user_ids=ids["user"])
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a == b or str(a) == str(b):
+        return True
+    try:  # 659700 and "659700.00" are one amount
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return False
+
+
+STATUS_WORDS = {"leads": "lead.status", "opportunities": "opp.status", "users": "users.status"}
+
+
+def _changes(before: dict[str, Any] | None, after: dict[str, Any] | None, names: dict[str, dict[Any, str]],
+             language: str, entity: str = "") -> str:
+    """What changed, field by field in the reader's words: unchanged fields left out, units and people by name,
+    other references said to have changed rather than shown as numbers."""
     if not before:
         return ""  # a creation: the summary says it
-    keys = list(dict.fromkeys([*(before or {}), *(after or {})]))
-    return "\n".join(f"{k}: {(before or {}).get(k)} → {(after or {}).get(k)}" for k in keys[:8])
+
+    def shown(key: str, value: Any) -> str:
+        if value is None or value == "":
+            return "—"
+        if key in ("unit_id", "parent_id"):
+            return names["unit"].get(value, "—")
+        if key in ("owner_id", "user_id", "assigned_to_id"):
+            return names["user"].get(value, "—")
+        if isinstance(value, bool):
+            return t("common.yes" if value else "common.no", language)
+        if key == "status" and entity in STATUS_WORDS:
+            return t(f"{STATUS_WORDS[entity]}.{value}", language, default=str(value))
+        if key == "reason" and isinstance(value, str) and ":" in value:  # "opportunity:420": what it led to
+            kind, _, number = value.partition(":")
+            return f"{t(f'audit.reason.{kind}', language, default=kind)} #{number}"
+        return str(value)
+
+    lines = []
+    for key in dict.fromkeys([*before, *(after or {})]):
+        old, new = before.get(key), (after or {}).get(key)
+        if _same(old, new) or key in ("trait_times", "name_pinyin", "updated_at"):
+            continue
+        label = t(f"audit.field.{key}", language, default=key.removesuffix("_id"))
+        if key.endswith("_id") and key not in ("unit_id", "parent_id", "owner_id", "user_id", "assigned_to_id"):
+            lines.append(t("audit.changed", language, field=label))
+        else:
+            lines.append(f"{label}: {shown(key, old)} → {shown(key, new)}")
+    return "\n".join(lines[:8])
 
 
 # -- jobs ----------------------------------------------------------------------------------------------
 def jobs_page() -> None:
-    with frame("nav.jobs", "/admin/jobs", "jobs") as principal:
+    with frame("nav.jobs", "/admin/jobs", "jobs.read@unit") as principal:
         state: dict[str, Any] = {"status": None}
         ui.select({s: tr(f"job.status.{s}") for s in ("queued", "running", "succeeded", "failed", "cancelled")},
                   label=tr("users.status"), clearable=True,

@@ -84,3 +84,49 @@ def add_status_slot(table: ui.table, column: str, labels: dict[str, str],
         <q-td :props="props">
           <q-badge :color="({colours})[props.value] || 'grey-7'" :label="({mapping})[props.value] || props.value" />
         </q-td>""")
+
+
+class ParsedInput:
+    """A text field read by ``parse`` as the user types (``11.99万``, ``2027/01/15``): what cannot be read is said
+    under the field at once, and ``read()`` refuses it on save instead of passing on nothing — a typed amount
+    that silently became empty once created a ¥0 deal. ``picker`` adds a calendar that fills in the field."""
+
+    def __init__(self, label: str, parse: Callable[[str], Any], explain: Callable[[Exception], str], *,
+                 value: str = "", placeholder: str | None = None, picker: bool = False,
+                 props: str = "outlined dense", mark: str | None = None) -> None:
+        self.parse, self.explain = parse, explain
+        self.field = ui.input(label, value=value, placeholder=placeholder, validation=self._problem).props(props)
+        if mark:
+            self.field.props(f'data-test="{mark}"')
+        if picker:
+            with self.field.add_slot("append"):
+                icon = ui.icon("event").classes("cursor-pointer")
+            with self.field, ui.menu().props("no-parent-event") as menu:
+                ui.date(on_change=lambda e: (self.field.set_value(e.value or ""), menu.close())).props(
+                    "minimal today-btn")
+            icon.on("click", menu.open)
+
+    def _problem(self, text: str | None) -> str | None:
+        if not (text or "").strip():
+            return None
+        try:
+            self.parse(text or "")
+        except ValueError as error:
+            return self.explain(error)
+        return None
+
+    def classes(self, add: str) -> ParsedInput:
+        self.field.classes(add)
+        return self
+
+    def read(self) -> tuple[bool, Any]:
+        """(True, the value or None when empty) or (False, None) after showing why the text cannot be read."""
+        text = (self.field.value or "").strip()
+        if not text:
+            return True, None
+        problem = self._problem(text)
+        if problem is not None:
+            self.field.validate()
+            ui.notify(f"{self.field.props.get('label', '')}: {problem}", type="negative")
+            return False, None
+        return True, self.parse(text)

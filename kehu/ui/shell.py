@@ -1,5 +1,6 @@
-"""The NiceGUI shell: sign-in, the frame every page shares (header, navigation, language), the dashboard,
-and the pages of domains still to come. Pages call services directly, never our own HTTP API."""
+"""The NiceGUI shell: sign-in, the frame every page shares (header, navigation, language) and the pages of
+domains still to come (the home page is the sales domain's: kehu.sales.home_ui). Pages call services
+directly, never our own HTTP API."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from kehu.core.errors import KehuError, Unauthorized
 from kehu.core.i18n import normalise_locale, t
 from kehu.core.settings import Settings
 from kehu.tenancy import service
-from kehu.tenancy.access import Principal
+from kehu.tenancy.access import NONE, PERMISSIONS, Principal, rank
 
 T = TypeVar("T")
 
@@ -86,6 +87,13 @@ async def signed_in() -> Principal | None:
 
 
 def notify_error(error: KehuError) -> None:
+    if error.message is not None:
+        key, params = error.message
+        here = locale()
+        words = {k: (v.get(here) or next(iter(v.values()), "")) if isinstance(v, dict) else v
+                 for k, v in params.items()}
+        ui.notify(t(key, here, **words), type="negative", multi_line=True)
+        return
     details = "; ".join(f"{e.field}: {e.message}" for e in error.errors)
     ui.notify(f"{error.detail or error.title}" + (f" ({details})" if details else ""), type="negative",
               multi_line=True)
@@ -112,7 +120,7 @@ def run_action(fn: Callable[[Any], Any], success: str | None = None) -> Any:
 
 # -- the frame -------------------------------------------------------------------------------------
 NAV: list[tuple[str, list[tuple[str, str, str, str | None]]]] = [
-    # section key, [(label key, icon, path, entity needed to see it)]
+    # section key, [(label key, icon, path, what the viewer needs to see it: see ``may_see``)]
     ("nav.section.work", [
         ("nav.dashboard", "dashboard", "/", None),
         ("nav.customers", "groups", "/customers", "profiles"),
@@ -129,19 +137,34 @@ NAV: list[tuple[str, list[tuple[str, str, str, str | None]]]] = [
         ("nav.analytics", "insights", "/analytics", "reports"),
     ]),
     ("nav.section.admin", [
-        ("nav.units", "account_tree", "/admin/units", "units"),
-        ("nav.users", "badge", "/admin/users", "users"),
+        ("nav.units", "account_tree", "/admin/units", "units.update"),
+        ("nav.users", "badge", "/admin/users", "users.update"),
         ("nav.roles", "admin_panel_settings", "/admin/roles", "roles"),
         ("nav.api_keys", "key", "/admin/api-keys", "api_keys"),
         ("nav.sources", "input", "/admin/sources", "sources"),
-        ("nav.custom_fields", "tune", "/admin/custom-fields", "profiles"),
-        ("nav.products", "inventory_2", "/admin/products", "orders"),
-        ("nav.lead_settings", "alt_route", "/admin/leads", "leads"),
-        ("nav.pipelines", "view_week", "/admin/pipelines", "opportunities"),
+        ("nav.custom_fields", "tune", "/admin/custom-fields", "settings.manage"),
+        ("nav.products", "inventory_2", "/admin/products", "settings.manage"),
+        ("nav.lead_settings", "alt_route", "/admin/leads", "settings.manage"),
+        ("nav.pipelines", "view_week", "/admin/pipelines", "settings.manage"),
         ("nav.audit", "history", "/admin/audit", "audit"),
-        ("nav.jobs", "pending_actions", "/admin/jobs", "jobs"),
+        ("nav.jobs", "pending_actions", "/admin/jobs", "jobs.read@unit"),
     ]),
 ]
+
+
+def may_see(principal: Principal, need: str | None) -> bool:
+    """Whether a page is of use to the viewer: ``need`` is an entity (read at any depth), ``entity.privilege``,
+    ``entity.privilege@depth`` (at least that depth) or a permission such as ``settings.manage``. Pages for
+    setting the organisation up are the settings managers'; a salesperson's own jobs show where they started
+    them, not on the administrators' job page."""
+    if need is None:
+        return True
+    if need in PERMISSIONS:
+        return principal.has(need)
+    need, _, depth = need.partition("@")
+    entity, _, privilege = need.partition(".")
+    held = principal.depth(entity, privilege or "read")
+    return rank(held) >= rank(depth) if depth else held != NONE
 
 
 def _toggle_language() -> None:
@@ -179,7 +202,7 @@ def frame(title_key: str, active: str, entity: str | None = None,
         ui.label(principal.display).classes("text-sm max-sm:hidden")
     with ui.left_drawer(value=True, bordered=True).classes("bg-grey-1 px-0") as drawer:
         for section, items in NAV:
-            visible = [i for i in items if i[3] is None or principal.can(i[3])]
+            visible = [i for i in items if may_see(principal, i[3])]
             if not visible:
                 continue
             ui.label(tr(section)).classes("text-xs uppercase text-grey-7 px-4 pt-4 pb-1")
@@ -193,7 +216,7 @@ def frame(title_key: str, active: str, entity: str | None = None,
                     ui.label(tr(label_key))
     with ui.column().classes("w-full max-w-screen-2xl mx-auto p-6 gap-4"):
         ui.label(tr(title_key)).classes("text-2xl font-semibold text-grey-9")
-        if entity is not None and not principal.can(entity):
+        if not may_see(principal, entity):
             empty_state("lock", tr("shell.no_access_title"), tr("shell.no_access_text"))
             raise _Redirected
         yield principal
@@ -326,68 +349,6 @@ async def login_page() -> None:
         ui.button("English" if locale() == "zh" else "中文", on_click=_toggle_language).props("flat dense")
 
 
-# -- dashboard -----------------------------------------------------------------------------------------
-def _dashboard_figures(principal: Principal) -> dict[str, Any]:
-    with unit_of_work() as session:
-        return {
-            "counts": service.counts_by_unit_kind(session, principal),
-            "staff": service.active_user_count(session, principal),
-            "staff_by_region": service.staff_by_top_unit(session, principal)
-            if principal.can("units") and principal.can("users") else [],
-            "entries": service.list_audit(session, principal, limit=8).items if principal.can("audit") else [],
-        }
-
-
-async def dashboard_page() -> None:
-    """Where everyone lands after signing in: its figures are read off the event loop."""
-    from kehu.core.timeutil import format_local
-
-    principal = await signed_in()
-    if principal is None:
-        ui.navigate.to("/login")
-        return
-    figures = await off_loop(_dashboard_figures, principal)
-    with frame("nav.dashboard", "/", principal=principal):
-        counts, staff = figures["counts"], figures["staff"]
-        with ui.row().classes("w-full gap-4"):
-            stat_card(tr("dashboard.regions"), counts.get("region", 0), "public")
-            stat_card(tr("dashboard.dealers"), counts.get("dealer", 0), "storefront")
-            stat_card(tr("dashboard.teams"), counts.get("team", 0), "groups_2")
-            stat_card(tr("dashboard.staff"), staff, "badge")
-        with ui.row().classes("w-full gap-4 items-stretch"):
-            if principal.can("units") and principal.can("users"):
-                staff_by_region = figures["staff_by_region"]
-                with ui.card().classes("flex-1 min-w-[380px]"):
-                    ui.label(tr("dashboard.staff_by_region")).classes("text-lg font-medium")
-                    if staff_by_region:
-                        names = [n for n, _ in staff_by_region]
-                        ui.echart({
-                            "tooltip": {"trigger": "axis"},
-                            "grid": {"left": 120, "right": 24, "top": 10, "bottom": 24},
-                            "xAxis": {"type": "value", "minInterval": 1},
-                            "yAxis": {"type": "category", "data": names[::-1]},
-                            "series": [{"type": "bar", "data": [c for _, c in staff_by_region][::-1],
-                                        "itemStyle": {"color": "#1f4e79"}, "label": {"show": True,
-                                                                                    "position": "right"}}],
-                        }).classes("h-72 w-full")
-                    else:
-                        ui.label(tr("dashboard.no_staff")).classes("text-grey-7")
-            if principal.can("audit"):
-                entries = figures["entries"]
-                with ui.card().classes("flex-1 min-w-[380px]"):
-                    ui.label(tr("dashboard.recent_changes")).classes("text-lg font-medium")
-                    if not entries:
-                        ui.label(tr("audit.empty")).classes("text-grey-7")
-                    for entry in entries:
-                        with ui.row().classes("w-full no-wrap gap-3 text-sm py-2 border-b border-gray-200"):
-                            ui.label(format_local(entry.ts, principal.timezone)).classes("text-grey-6 w-32 shrink-0")
-                            ui.label(actor_name(entry)).classes("w-24 shrink-0 font-medium truncate")
-                            ui.label(audit_text(entry)).classes("text-grey-8")
-        with ui.card().classes("w-full bg-blue-1 shadow-none"):
-            ui.label(tr("dashboard.coming_title")).classes("font-medium")
-            ui.label(tr("dashboard.coming_text")).classes("text-grey-8 text-sm")
-
-
 # -- domains still to come: say what will be here, show nothing fake --------------------------------------
 COMING = {
     "/cases": ("nav.cases", "support_agent", "coming.cases"),
@@ -414,7 +375,6 @@ def mount_ui(app: FastAPI, settings: Settings, database: Database | None = None)
     from kehu.tenancy import ui as tenancy_ui
 
     page("/login")(login_page)
-    page("/")(dashboard_page)
     for path, (title_key, icon, text_key) in COMING.items():
         _register_coming(path, title_key, icon, text_key)
     tenancy_ui.register()

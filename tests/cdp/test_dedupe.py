@@ -99,13 +99,16 @@ def test_a_run_proposes_duplicates_and_people_decide_within_their_scope(  # type
     dismissed = client.post(f"/api/v1/duplicates/{chen_id}/dismiss", headers=east)
     assert dismissed.status_code == 200 and dismissed.json()["status"] == "dismissed"
 
-    # the merge is undone: the pair is dismissed too, and the next run proposes neither again
+    # the merge is undone: the decision is taken back, so the pair is to be reviewed again (issue 20: it
+    # vanished from every tab), once, however often the search runs; the dismissed pair stays dismissed
     assert client.post(f"/api/v1/customers/merges/{merged.json()['id']}/undo", headers=dealer_a).status_code == 200
+    assert _pairs(client, dealer_a) == {zhang} and _pairs(client, dealer_a, status="merged") == set()
     client.post("/api/v1/dedupe/run", headers=admin)
     run_jobs(clean_database, settings)
-    again = _pairs(client, admin)
-    assert liu in again and zhang not in again and chen not in again
-    assert _pairs(client, admin, status="dismissed") == {zhang, chen}
+    again = client.get("/api/v1/duplicates", headers=admin).json()["items"]
+    assert [frozenset(c["id"] for c in i["customers"]) for i in again].count(zhang) == 1
+    assert liu in _pairs(client, admin) and chen not in _pairs(client, admin)
+    assert _pairs(client, admin, status="dismissed") == {chen}
 
 
 def test_thresholds_are_checked_and_auto_merge_resumes_after_a_crash(  # type: ignore[no-untyped-def]

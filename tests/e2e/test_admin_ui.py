@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.conftest import shoot
+from tests.e2e.test_customers_ui import api
 
 pytestmark = pytest.mark.e2e
 
@@ -50,11 +51,13 @@ def test_admin_hires_a_salesperson_who_then_sees_only_their_dealer(page, server,
     newcomer.get_by_label("密码").fill("welcome-2026")
     newcomer.get_by_role("button", name="登录").click()
     newcomer.wait_for_url(f"{server}/")
-    newcomer.goto(f"{server}/admin/users")
-    newcomer.locator(".q-table").get_by_text("qian@demo.kehu.dev").wait_for()
-    body = newcomer.locator(".q-table").inner_text()
-    assert "bj001.sales1@demo.kehu.dev" in body  # a colleague in the same team
-    assert "sh001" not in body and "admin@demo.kehu.dev" not in body
+    newcomer.get_by_text("钱新人").first.wait_for()
+    newcomer.goto(f"{server}/admin/users")  # staff are their dealer manager's to administer
+    newcomer.get_by_text("无权访问").wait_for()
+    with api(server, "qian@demo.kehu.dev", "welcome-2026") as qian:
+        colleagues = {u["email"] for u in qian.get("/api/v1/users", params={"limit": 200}).json()["items"]}
+    assert "bj001.sales1@demo.kehu.dev" in colleagues  # a colleague in the same team, for picking
+    assert not any(e.startswith("sh001") for e in colleagues) and "admin@demo.kehu.dev" not in colleagues
     newcomer.context.close()
 
 
@@ -67,10 +70,10 @@ def test_language_switch_shows_english(page, server, sign_in):
     shoot(page, "users-en")
 
 
-def test_dealer_sales_sees_only_their_dealer_in_the_ui(page, server, sign_in):
-    sign_in("sh001.sales1@demo.kehu.dev")
+def test_a_dealer_manager_administers_only_their_dealer_in_the_ui(page, server, sign_in):
+    sign_in("sh001.manager@demo.kehu.dev")
     nav = page.locator(".q-drawer")
-    assert not nav.get_by_text("审计日志").is_visible()
+    nav.get_by_text("用户", exact=True).wait_for()
     page.goto(f"{server}/admin/users")
     page.get_by_text("sh001.sales1@demo.kehu.dev").wait_for()
     table = page.locator(".q-table")
@@ -80,8 +83,10 @@ def test_dealer_sales_sees_only_their_dealer_in_the_ui(page, server, sign_in):
     page.goto(f"{server}/admin/units")
     page.locator(".q-tree").get_by_text("上海浦东4S店销售组", exact=True).wait_for()
     assert "华东大区" not in page.locator(".q-tree").inner_text()
-    shoot(page, "dealer-sales-units")
-    page.goto(f"{server}/admin/audit")
+    shoot(page, "dealer-manager-units")
+    page.goto(f"{server}/admin/roles")
+    page.get_by_text("销售顾问").first.wait_for()
+    page.goto(f"{server}/admin/custom-fields")  # the group's settings are headquarters'
     page.get_by_text("无权访问").wait_for()
 
 
@@ -100,3 +105,42 @@ def test_admin_adds_a_product_to_the_catalogue(page, server, sign_in):
     page.get_by_role("cell", name="360 度行车记录仪").wait_for()
     assert page.get_by_role("cell", name="¥1,999.00").is_visible()
     shoot(page, "products")
+
+
+ADMIN_PAGES = ("组织架构", "用户", "字段与身份规则", "产品目录", "线索规则", "商机阶段", "后台任务")
+
+
+def test_a_salesperson_sees_only_the_pages_of_their_work(page, server, sign_in):
+    """Issue 20: a salesperson's navigation listed seven administration pages they could not use."""
+    sign_in("sh001.sales1@demo.kehu.dev")
+    drawer = page.locator(".q-drawer")
+    drawer.get_by_text("线索", exact=True).wait_for()
+    for label in ("客户", "商机", "销售报表"):
+        assert drawer.get_by_text(label, exact=True).count() == 1, label
+    for label in ADMIN_PAGES:
+        assert drawer.get_by_text(label, exact=True).count() == 0, label
+    shoot(page, "salesperson-home")
+    for path in ("/admin/units", "/admin/users", "/admin/custom-fields", "/admin/products", "/admin/pipelines",
+                 "/admin/jobs"):
+        page.goto(f"{server}{path}")
+        page.get_by_text("无权访问").wait_for()
+    # the possible duplicates of their customers, without the group's figures or a button they lack
+    page.goto(f"{server}/customers/duplicates")
+    page.get_by_text("查找由总部发起").wait_for()
+    assert page.get_by_role("button", name="立即查找").count() == 0
+    page.context.clear_cookies()
+    sign_in("admin@demo.kehu.dev")
+    for label in ADMIN_PAGES:
+        assert drawer.get_by_text(label, exact=True).count() == 1, label
+
+
+def test_the_audit_trail_reads_in_words_not_keys(page, server, sign_in):
+    """Issue 20: the audit page showed 修改entity.score_rules, status线索 and raw ids."""
+    import re
+
+    sign_in("admin@demo.kehu.dev")
+    page.goto(f"{server}/admin/audit")
+    page.locator(".q-table tbody tr").first.wait_for()
+    text = page.locator(".q-table").inner_text()
+    assert not re.search(r"entity\.|audit\.action|\b[a-z]+_id\b|timeline\.", text), text[:500]
+    shoot(page, "audit-trail")

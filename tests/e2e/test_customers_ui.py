@@ -11,9 +11,9 @@ from tests.e2e.conftest import shoot
 pytestmark = pytest.mark.e2e
 
 
-def api(server: str, email: str) -> httpx.Client:
+def api(server: str, email: str, password: str = "kehu-demo-2026") -> httpx.Client:
     token = httpx.post(f"{server}/api/v1/auth/token",
-                       data={"username": email, "password": "kehu-demo-2026"}).json()["access_token"]
+                       data={"username": email, "password": password}).json()["access_token"]
     return httpx.Client(base_url=server, headers={"Authorization": f"Bearer {token}"})
 
 
@@ -99,3 +99,40 @@ def test_a_search_without_hits_then_one_with_hits_shows_the_table_again(page, se
     page.get_by_role("option", name="50").click()
     expect(rows).to_have_count(50)
     assert "1–50" in page.locator(".q-table__bottom").inner_text()
+
+
+def test_a_new_customer_already_known_elsewhere_becomes_an_inquiry(page, server, sign_in):
+    """Issue 19, item 3: a consultant enters a new customer whose mobile a customer of another dealer holds —
+    the dialog says the mobile is in use, names nobody, and offers to record an inquiry, which becomes the
+    consultant's own lead about that customer."""
+    with api(server, "admin@demo.kehu.dev") as admin:
+        units = {u["code"]: u["id"] for u in admin.get("/api/v1/units").json()}
+        held = next(c for c in admin.get("/api/v1/customers", params={"unit_id": units["BJ001"], "limit": 50})
+                    .json()["items"] if c["mobile"] and c["name"])
+    sign_in("sh001.sales1@demo.kehu.dev")
+    page.goto(f"{server}/customers")
+    page.get_by_role("button", name="新增客户").click()
+    dialog = page.locator(".q-dialog")
+    dialog.get_by_label("姓名").fill("测试认领")
+    dialog.get_by_label("手机").fill(held["mobile"])
+    dialog.get_by_role("button", name="保存").click()
+    notice = page.get_by_test_id("customer-in-use")
+    notice.wait_for()
+    assert notice.inner_text() == "该手机号已被使用。"
+    text = dialog.inner_text()
+    assert held["name"] not in text and str(held["id"]) not in text and "记录询盘" in text
+    shoot(page, "customer-in-use")
+    page.get_by_test_id("customer-record-inquiry").click()
+    lead_dialog = page.locator(".q-dialog").filter(has_text="录入线索")
+    lead_dialog.wait_for()
+    assert lead_dialog.get_by_label("手机").input_value() == held["mobile"]
+    shoot(page, "customer-in-use-inquiry")
+    lead_dialog.get_by_role("button", name="保存").click()
+    page.wait_for_url(f"{server}/leads")  # to the consultant's queue, where the new lead is
+    page.locator(".q-table tbody tr").first.get_by_text(held["name"]).wait_for()  # the group's customer, by name
+    with api(server, "sh001.sales1@demo.kehu.dev") as sales:
+        mine = sales.get("/api/v1/leads", params={"q": held["mobile"]}).json()["items"]
+        me = sales.get("/api/v1/me").json()
+        assert [(lead["profile_id"], lead["unit_id"], lead["owner_id"]) for lead in mine] == [
+            (held["id"], me["unit_id"], me["user_id"])]  # at their own unit (a team of SH001)
+        assert sales.get(f"/api/v1/customers/{held['id']}").status_code == 200  # seen through the lead

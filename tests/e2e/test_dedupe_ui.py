@@ -60,6 +60,43 @@ def test_hq_reviews_duplicates_and_a_dealer_sees_none(page, server, sign_in):  #
 def test_a_dealer_sees_no_pair_it_holds_only_one_side_of(page, server, sign_in):  # type: ignore[no-untyped-def]
     sign_in("sh001.manager@demo.kehu.dev")
     page.goto(f"{server}/customers/duplicates")
-    page.get_by_text(re.compile("暂无待处理的疑似重复客户")).wait_for()
+    page.get_by_text(re.compile("您可见的客户中暂无疑似重复")).wait_for()
     assert page.locator("tbody tr a").count() == 0
     assert page.get_by_role("button", name="立即查找").count() == 0  # runs are for settings managers
+
+
+def test_merging_by_hand_keeps_the_chosen_record_and_the_picked_values(page, server, sign_in):  # type: ignore[no-untyped-def]
+    """Issue 20: keeping the dealer's 丁梓涵 and merging a hotline record into it left "Zihan Ding" with the other
+    mobile and an earlier stage. Side by side, the kept record's values are preselected; the person picks the
+    e-mail of the other record; both mobiles find the customer afterwards."""
+    from tests.e2e.test_customers_ui import api
+
+    with api(server, "admin@demo.kehu.dev") as admin:
+        dealer = admin.post("/api/v1/customers", json={"name": "丁梓涵", "mobile": "13900070001",
+                                                       "email": "ding@dealer.example.com",
+                                                       "lifecycle_stage": "opportunity"}).json()
+        hotline = admin.post("/api/v1/customers", json={"name": "Zihan Ding", "mobile": "13900070002",
+                                                        "email": "zihan@hotline.example.com",
+                                                        "lifecycle_stage": "prospect"}).json()
+    sign_in("admin@demo.kehu.dev")
+    page.goto(f"{server}/customers/{dealer['id']}")
+    page.get_by_role("button", name="合并重复客户…").click()
+    dialog = page.locator(".q-dialog")
+    dialog.get_by_placeholder(re.compile("搜索")).fill("Zihan Ding")
+    dialog.get_by_text(re.compile(f"#{hotline['id']} Zihan Ding")).click()
+    dialog.locator("[data-test='merge-compare']").click()
+    side = page.locator(".q-dialog").filter(has_text="保留这份")
+    side.wait_for()
+    # preselected: the kept record's name, mobile and the further stage
+    assert side.locator("[data-test='pick-name-0'] .q-radio__inner--truthy").count() == 1
+    assert side.locator("[data-test='pick-name-1'] .q-radio__inner--truthy").count() == 0
+    side.locator("[data-test='pick-email-1']").click()
+    shoot(page, "merge-side-by-side")
+    side.get_by_role("button", name="确认合并").click()
+    page.get_by_role("button", name="撤销合并").wait_for()  # the page comes back with the merge in its history
+    with api(server, "admin@demo.kehu.dev") as admin:
+        kept = admin.get(f"/api/v1/customers/{dealer['id']}").json()["profile"]
+        found = admin.get("/api/v1/customers", params={"q": "13900070002"}).json()["items"]
+    assert (kept["name"], kept["mobile"], kept["lifecycle_stage"]) == ("丁梓涵", "+8613900070001", "opportunity")
+    assert kept["email"] == "zihan@hotline.example.com"
+    assert [c["id"] for c in found] == [dealer["id"]]

@@ -3,7 +3,10 @@ cycle from its panel, and the call centre's new inquiry lands at the dealer of t
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import shoot
 from tests.e2e.test_customers_ui import api
@@ -40,11 +43,20 @@ def test_a_salesperson_works_their_own_leads(page, server, sign_in):
         assert page.get_by_role("button", name="已联系客户").count() == 0
     shoot(page, "leads-panel")
     status_before = page.locator(".q-dialog .q-badge").first.inner_text()
+
+    def tab_count(label: str) -> int:
+        return int(re.sub(r"\D", "", page.locator(".q-tab").filter(has_text=re.compile(f"^{label}")).first
+                          .inner_text()) or 0)
+
+    before_count = tab_count(status_before)
     next_button = page.locator(".q-dialog button.q-btn--unelevated").first
     target = next_button.inner_text()
     next_button.click()
     page.locator(".q-dialog .q-badge").filter(has_text=target).first.wait_for()
     assert status_before != target
+    # the tabs count again without a reload (issue 20: they went stale)
+    expect(page.locator(".q-tab").filter(has_text=re.compile(f"^{status_before}")).first).to_contain_text(
+        str(before_count - 1))
 
 
 def test_the_call_centre_enters_an_inquiry_that_reaches_a_dealer(page, server, sign_in):
@@ -77,12 +89,16 @@ def test_an_administrator_adds_an_event_that_makes_leads(page, server, sign_in):
     with api(server, "admin@demo.kehu.dev") as admin:
         events = {rule["event"] for rule in admin.get("/api/v1/lead-rules").json()}
     assert events == {"test_drive_booked", "quote_requested"}
-    # a dealer salesperson reads the rules but changes nothing
+    # the rules are the settings managers': a dealer salesperson neither sees the page nor rescoring
     page.context.clear_cookies()
     sign_in("sh001.sales1@demo.kehu.dev")
     page.goto(f"{server}/admin/leads")
-    page.get_by_text("quote_requested").first.wait_for()
-    assert page.get_by_role("button", name="添加事件").count() == 0
+    page.get_by_text("无权访问").wait_for()
+    assert page.get_by_text("quote_requested").count() == 0
+    assert page.get_by_role("button", name="立即计算").count() == 0
+    with api(server, "sh001.sales1@demo.kehu.dev") as sales:
+        refused = sales.post("/api/v1/scoring/run")
+    assert refused.status_code == 403 and refused.headers["content-type"].startswith("application/problem+json")
 
 
 def test_a_salesperson_logs_a_call_and_plans_a_test_drive(page, server, sign_in):

@@ -147,3 +147,53 @@ def test_an_administrator_adds_a_stage_to_the_pipeline(page, server, sign_in):
     with api(server, "admin@demo.kehu.dev") as admin:
         stages = [s["key"] for s in admin.get("/api/v1/pipelines").json()[0]["stages"]]
     assert stages[-2:] == ["handover", "delivery"] and len(stages) == len(pipeline["stages"]) + 1
+
+
+def test_converting_refuses_what_it_cannot_read_and_says_why_in_chinese(page, server, sign_in):
+    """Issue 20: 11.99万 and 2027/01/15 once became a ¥0 deal without a close date, and a stage that asks for an
+    amount answered in English with its key."""
+    with api(server, "admin@demo.kehu.dev") as admin:  # a salesperson no other test works as, with two open leads
+        leads = admin.get("/api/v1/leads", params={"status": "open", "per_page": 200}).json()["items"]
+        emails = {u["id"]: u["email"] for u in admin.get("/api/v1/users", params={"limit": 200}).json()["items"]}
+    held: dict[str, list] = {}
+    for lead in leads:
+        held.setdefault(emails.get(lead["owner_id"], ""), []).append(lead)
+    who = next(e for e, mine in sorted(held.items()) if ".sales" in e and len(mine) >= 2
+               and not e.startswith(("sh001.sales1", "hz001.sales1")))
+    first, second = held[who][:2]
+    sign_in(who)
+    page.goto(f"{server}/leads/{first['id']}")
+    page.locator("[data-test='lead-convert']").click()
+    dialog = page.locator(".q-dialog")
+    title = dialog.locator("input[data-test='convert-title']")
+    expect(title).not_to_have_value("")  # the customer and the model asked about
+    amount = dialog.locator("input[data-test='convert-amount']")
+    amount.fill("11.99万元多")
+    dialog.get_by_text("不是有效金额").wait_for()  # said under the field as it is typed
+    dialog.locator("input[data-test='convert-close']").fill("2027/13/45")
+    page.locator("[data-test='convert-save']").click()
+    dialog.get_by_text("不是日期").first.wait_for()
+    shoot(page, "lead-convert-refused")
+    assert "/leads/" in page.url  # nothing was created
+    amount.fill("11.99万")
+    dialog.locator("input[data-test='convert-close']").fill("2027/01/15")
+    page.locator("[data-test='convert-save']").click()
+    page.wait_for_url(f"{server}/opportunities/*")
+    deal_id = int(page.url.rsplit("/", 1)[1])
+    with api(server, who) as sales:
+        deal = sales.get(f"/api/v1/opportunities/{deal_id}").json()
+    assert (deal["amount"], deal["expected_close_on"]) == ("119900.00", "2027-01-15")
+
+    # a deal without an amount cannot enter 方案提供: the board says so in the user's words
+    page.goto(f"{server}/leads/{second['id']}")
+    page.locator("[data-test='lead-convert']").click()
+    page.locator(".q-dialog input[data-test='convert-amount']").fill("")
+    page.locator("[data-test='convert-save']").click()
+    page.wait_for_url(f"{server}/opportunities/*")
+    bare = int(page.url.rsplit("/", 1)[1])
+    page.goto(f"{server}/opportunities")
+    card = page.locator(f"[data-test='card-{bare}']")
+    card.wait_for()
+    card.drag_to(page.locator("[data-test='stage-proposal']"))
+    page.get_by_text("进入「方案提供」前请先填写：金额").wait_for()
+    assert page.get_by_text("proposal").count() == 0

@@ -134,3 +134,31 @@ def test_first_contact_service_levels_count_breaches(sales, client, login, sessi
     assert _row(report, sales.east.id)["assigned"] == 5 and _row(report, sales.hq.id)["breaches"] == 2
     mine = client.get("/api/v1/reports/lead-service-levels", headers=login("b.sales@example.com")).json()
     assert _row(mine, sales.dealer_b.id)["assigned"] == 1
+
+
+def test_a_salesperson_in_a_team_sees_their_deals_held_by_the_dealer(tree, client, login, session):  # type: ignore[no-untyped-def]
+    """Issue 20: a salesperson works in a team of the dealer while their deals and leads sit on the dealer; the
+    report rooted at the team showed ¥0."""
+    from tests.factories.tenancy import make_unit, make_user
+
+    team = make_unit(session, tree.system, tree.dealer_a, "展厅一组", "team", "SH001-T1")
+    seller = make_user(session, tree.system, team, "dealer_sales", email="team.sales@example.com", name="孙销售")
+    session.commit()
+    this_day, this_month = _month(0)
+    manager = login("a.manager@example.com")
+    deal = open_deal(client, manager, customer(client, manager, "13900020031"), amount="259800",
+                     expected_close_on=this_day, stage_key="proposal", unit_id=tree.dealer_a.id, owner_id=seller.id)
+    assert deal["unit_id"] == tree.dealer_a.id
+    mine = client.get("/api/v1/reports/forecast", headers=login("team.sales@example.com")).json()
+    assert mine["units"][0]["unit_id"] == tree.dealer_a.id  # the report starts at the dealer
+    assert _row(mine, tree.dealer_a.id)["total"][this_month]["pipeline"] == 259800
+    assert _row(mine, tree.dealer_a.id)["total"][this_month]["weighted"] == 259800 * 0.4
+    funnel = client.get("/api/v1/reports/funnel", headers=login("team.sales@example.com"))
+    assert funnel.status_code == 200 and funnel.json()["units"][0]["unit_id"] == tree.dealer_a.id
+    # still their own deals only: the dealer's other deals stay out
+    open_deal(client, manager, customer(client, manager, "13900020032"), amount="100000", expected_close_on=this_day)
+    again = client.get("/api/v1/reports/forecast", headers=login("team.sales@example.com")).json()
+    assert _row(again, tree.dealer_a.id)["total"][this_month]["pipeline"] == 259800
+    above = client.get("/api/v1/reports/forecast", headers=login("team.sales@example.com"),
+                       params={"unit_id": tree.east.id})
+    assert above.status_code == 422

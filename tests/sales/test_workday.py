@@ -1,0 +1,54 @@
+"""The home page's day (GET /api/v1/home): what a salesperson must do now and how their month goes, their own
+only; a dealer manager's salespeople side by side; a region's dealers compared."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from kehu.core.db import utcnow
+from tests.sales.conftest import new_lead
+
+
+def test_a_salesperson_sees_their_waiting_leads_agenda_and_month(sales, client, login):  # type: ignore[no-untyped-def]
+    agent, b_sales = login("agent@example.com"), login("b.sales@example.com")
+    mine = new_lead(client, agent, "13900014001", city="杭州", model_interest="ID.4")
+    theirs = new_lead(client, agent, "13900014002", city="上海")  # dealer A's
+    late = client.post("/api/v1/activities", headers=b_sales, json={
+        "lead_id": mine["id"], "kind": "task", "subject": "发送报价",
+        "due_at": (utcnow() - timedelta(hours=2)).isoformat()})
+    assert late.status_code == 201, late.text
+    soon = client.post("/api/v1/activities", headers=b_sales, json={
+        "lead_id": mine["id"], "kind": "test_drive", "subject": "试驾 ID.4",
+        "due_at": (utcnow() + timedelta(minutes=5)).isoformat()})
+    assert soon.status_code == 201, soon.text
+    day = client.get("/api/v1/home", headers=b_sales)
+    assert day.status_code == 200, day.text
+    body = day.json()
+    assert body["scope_kind"] == "own"
+    assert [w["id"] for w in body["waiting"]] == [mine["id"]] and body["waiting_count"] == 1
+    assert body["waiting"][0]["model"] == "ID.4" and theirs["id"] not in [w["id"] for w in body["waiting"]]
+    assert [a["id"] for a in body["overdue"]] == [late.json()["id"]] and body["overdue_count"] == 1
+    if (utcnow() + timedelta(hours=8)).hour < 23 or (utcnow() + timedelta(hours=8)).minute < 50:  # Asia/Shanghai
+        assert [a["id"] for a in body["today"]] == [soon.json()["id"]]
+    assert [s["key"] for s in body["pipeline"]][:2] == ["lead", "qualified"]
+    assert body["month"] == {"won_count": 0, "won": 0.0, "last_count": 0, "last": 0.0}
+    assert body["people"] is None and body["units"] is None
+
+
+def test_a_dealer_manager_sees_each_salesperson_and_a_region_its_dealers(sales, client, login):  # type: ignore[no-untyped-def]
+    agent = login("agent@example.com")
+    for n in range(3):
+        new_lead(client, agent, f"1390001500{n}", city="上海")  # round robin between dealer A's two salespeople
+    new_lead(client, agent, "13900015009", city="杭州")
+    manager = client.get("/api/v1/home", headers=login("a.manager@example.com")).json()
+    assert manager["scope_kind"] == "dealer"
+    people = {p["name"]: p for p in manager["people"]}
+    assert {"张销售", "赵销售"} <= set(people) and "陈销售" not in people  # dealer B's salesperson is not theirs
+    assert people["张销售"]["open_leads"] + people["赵销售"]["open_leads"] == 3
+    region = client.get("/api/v1/home", headers=login("east@example.com")).json()
+    assert region["scope_kind"] == "region"
+    dealers = {u["name"]: u for u in region["units"]}
+    assert set(dealers) == {"上海浦东店", "杭州西湖店"}
+    assert dealers["上海浦东店"]["open_leads"] == 3 and dealers["杭州西湖店"]["open_leads"] == 1
+    hq = client.get("/api/v1/home", headers=login("admin@example.com")).json()
+    assert hq["scope_kind"] == "network" and {u["name"] for u in hq["units"]} == {"华东大区", "华北大区"}
