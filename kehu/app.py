@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import Depends, FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -25,6 +26,7 @@ from kehu.core.http import (
     LastResortMiddleware,
     MetricsMiddleware,
     PathCorsMiddleware,
+    SecurityHeadersMiddleware,
     bounded_parameters,
     install_api_fallback,
     install_error_handlers,
@@ -38,6 +40,7 @@ from kehu.sales import api as sales_api
 from kehu.segments import api as segments_api
 from kehu.segments.lists import MAX_LIST_BYTES
 from kehu.tenancy import api as tenancy_api
+from kehu.tenancy.deps import allowed_to
 from kehu.tenancy.service import principal_for_job
 
 
@@ -69,6 +72,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     app = FastAPI(
         title="kehu API", version=__version__, lifespan=lifespan,
+        docs_url=None, redoc_url=None, openapi_url=None,  # served below, as settings.api_docs allows
         description="kehu (客户): customer data platform, marketing automation and CRM. "
                     "Errors are RFC 9457 problem+json; lists use cursor pagination (?limit=&cursor=).",
         dependencies=[Depends(bounded_parameters)],
@@ -103,9 +107,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             return problem(None, 503, "unavailable", "Database unavailable", str(exc)[:200], instance="/healthz")
         return JSONResponse({"status": "ok"})
 
-    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
-    def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    if settings.metrics != "off":
+        @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse,
+                 dependencies=[Depends(allowed_to("metrics"))])
+        def metrics() -> Response:
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    if settings.api_docs != "off":
+        _serve_docs(app)
 
     install_api_fallback(app, ("/api/", SEGMENT_PATHS))  # after every API route, before the UI at /
     install_openapi(app)
@@ -114,7 +123,31 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         from kehu.ui.shell import mount_ui
 
         mount_ui(app, settings, database)
+    # added last, so outermost: its headers and the cookies' Secure flag reach every answer, the UI session's too
+    app.add_middleware(SecurityHeadersMiddleware, cookie_secure=settings.cookie_secure)
     return app
+
+
+def _serve_docs(app: FastAPI) -> None:
+    """/openapi.json, /docs (Swagger UI) and /redoc, for whoever settings.api_docs lets in."""
+    guard = [Depends(allowed_to("api_docs"))]
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=guard)
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=guard)
+    def swagger() -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} · Swagger UI",
+                                   oauth2_redirect_url="/docs/oauth2-redirect")
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    def swagger_redirect() -> Response:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False, dependencies=guard)
+    def redoc() -> Response:
+        return get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} · ReDoc")
 
 
 def app_from_settings() -> FastAPI:

@@ -81,8 +81,8 @@ def _org_and_unit(session: Any, org: str, unit: str | None) -> tuple[Any, int | 
     return system, unit_id
 
 
-def _serve(host: str | None, port: int | None, workers: int = 1) -> None:
-    settings = get_settings()
+def _serve(host: str | None, port: int | None, workers: int = 1, settings: Any = None) -> None:
+    settings = settings or get_settings()
     options = {"host": host or settings.host, "port": port or settings.port, "proxy_headers": True,
                "log_level": settings.log_level.lower()}
     if workers > 1:  # several processes on one port; each is a full, stateless kehu
@@ -179,7 +179,14 @@ def demo(
     console.print(f"Sign in at [bold]{url}[/bold] as [bold]{ADMIN_EMAIL}[/bold] / [bold]{DEMO_PASSWORD}[/bold]")
     console.print(f"(every demo account uses the same password; API docs at {url}/docs)")
     if serve_:
-        _serve(host, port)
+        _serve(host, port, settings=demo_settings(settings))
+
+
+def demo_settings(settings: Any) -> Any:
+    """The demo shows its API documentation and metrics to anyone, unless the environment or kehu.toml says
+    otherwise (production settings keep them for signed-in users)."""
+    opened = {name: "open" for name in ("api_docs", "metrics") if name not in settings.model_fields_set}
+    return settings.model_copy(update=opened)
 
 
 def _identified_profiles(session: Any, org_id: int) -> int:
@@ -267,9 +274,14 @@ def import_profiles(
     map_: Annotated[list[str] | None, typer.Option("--map", help=_MAP_HELP)] = None,
     errors: Annotated[str | None, typer.Option(help="Write the rejected rows with their reasons to this CSV")]
     = None,
+    warnings: Annotated[str | None, typer.Option(
+        help="Write the values left out of accepted rows (row, column, value, reason) to this CSV (.xlsx: a "
+             "workbook)")] = None,
 ) -> None:
-    """Import customer profiles through One ID, with a progress bar; re-importing a file adds no duplicates."""
-    _import_file("profiles", file, org, unit, map_, errors)
+    """Import customer profiles through One ID, with a progress bar; re-importing a file adds no duplicates. A
+    wrong optional value (a birthday 1945-04-93) is left out of its row and reported; only a row without a
+    usable identity is rejected."""
+    _import_file("profiles", file, org, unit, map_, errors, warnings)
 
 
 @import_app.command("orders")
@@ -288,7 +300,7 @@ def import_orders(
 
 
 def _import_file(kind: str, file: str, org: str, unit: str | None, map_: list[str] | None,
-                 errors: str | None) -> None:
+                 errors: str | None, warnings: str | None = None) -> None:
     from pathlib import Path
 
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
@@ -335,11 +347,16 @@ def _import_file(kind: str, file: str, org: str, unit: str | None, map_: list[st
         run = session.get(ImportRun, run_id)
         job = session.get(Job, job_id)
         created = f"{run.orders_created} new orders, " if kind == "orders" else ""
+        left_out = f", {run.warnings} values left out" if run.warnings else ""
         console.print(f"{run.accepted_rows} rows accepted ({created}{run.profiles_created} new customers), "
-                      f"{run.rejected_rows} rejected.")
+                      f"{run.rejected_rows} rejected{left_out}.")
         if run.rejected_rows and errors:
             Path(errors).write_bytes(imports.rejections_csv(session, system, run_id))
             console.print(f"Rejected rows with reasons: {errors}")
+        if warnings:  # written even when empty, so a script finds the file it asked for
+            Path(warnings).write_bytes(imports.warnings_file(
+                session, system, run_id, format="xlsx" if warnings.lower().endswith(".xlsx") else "csv"))
+            console.print(f"Values left out, with reasons: {warnings}")
         if job.status == "failed":
             console.print(f"[red]The import failed: {job.error}[/red]")
             raise typer.Exit(code=1)

@@ -12,6 +12,7 @@ from kehu.cdp.models import (
     IdentityKind,
     ImportRejection,
     ImportRun,
+    ImportWarning,
     IngestBatch,
     Merge,
     Order,
@@ -45,7 +46,7 @@ from kehu.segments.models import (
     Tag,
     TagGroup,
 )
-from kehu.tenancy.models import ApiKey, BusinessUnit, LoginAttempt, Organization, Role, User
+from kehu.tenancy.models import ApiKey, BusinessUnit, LoginAttempt, LoginThrottle, Organization, Role, User
 
 __all__ = [
     "Account",
@@ -63,6 +64,7 @@ __all__ = [
     "IdentityKind",
     "ImportRejection",
     "ImportRun",
+    "ImportWarning",
     "IngestBatch",
     "Job",
     "Lead",
@@ -71,6 +73,7 @@ __all__ = [
     "LeadRule",
     "LeadSla",
     "LoginAttempt",
+    "LoginThrottle",
     "Merge",
     "Order",
     "OrderLine",

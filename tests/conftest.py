@@ -79,7 +79,8 @@ def session(clean_database: Database) -> Iterator[Session]:
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(data_dir=tmp_path / "data", database_url=database_url, secret_key="test-secret-" + "x" * 40,
-                    login_max_failures=3, embedded_worker=False, job_backoff_seconds=0.0, job_lease_seconds=5)
+                    login_free_failures=3, embedded_worker=False, job_backoff_seconds=0.0, job_lease_seconds=5,
+                    api_docs="open", metrics="open")  # tests read the schema; production settings guard both
 
 
 @pytest.fixture

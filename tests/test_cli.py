@@ -58,10 +58,15 @@ def test_demo_is_idempotent_and_users_and_sources_can_be_created(database_url, c
 def test_import_profiles_then_orders_from_the_command_line(database_url, clean_database, tmp_path):
     assert kehu(database_url, tmp_path, "demo", "--no-serve", "--customers", "0").returncode == 0
     customers = tmp_path / "客户.csv"
-    customers.write_text("姓名,手机\n白龙马,13566665555\n坏号码,123\n", encoding="gbk")
-    profiles = kehu(database_url, tmp_path, "import", "profiles", str(customers), "--org", "demo", "--unit", "SH001")
+    customers.write_text("姓名,手机,生日\n白龙马,13566665555,1945-04-93\n坏号码,123,\n", encoding="gbk")
+    warnings = tmp_path / "warnings.csv"
+    profiles = kehu(database_url, tmp_path, "import", "profiles", str(customers), "--org", "demo", "--unit", "SH001",
+                    "--warnings", str(warnings))
     assert profiles.returncode == 0, profiles.stdout + profiles.stderr
-    assert "1 rows accepted (1 new customers), 1 rejected." in profiles.stdout
+    assert "1 rows accepted (1 new customers), 1 rejected, 1 values left out." in profiles.stdout
+    # the row is imported without its wrong birthday, which is listed with its row, column and reason
+    assert warnings.read_text(encoding="utf-8-sig").splitlines()[1] == \
+        '2,"生日","1945-04-93","不是日期（YYYY-MM-DD）：1945-04-93"'
     orders = tmp_path / "orders.csv"
     orders.write_text("order no,order date,mobile,dealer,sku,qty,price\n"
                       "SO-9,2025-01-02,13566665555,SH001,ID4,1,259800\n"

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from kehu.cdp import commerce, dedupe, exports, fields, identity_rules, imports, ingest, schemas, service
 from kehu.cdp.views import CustomerView
+from kehu.core import files
 from kehu.core.errors import BadRequest, FieldError, Unauthorized, ValidationFailed
 from kehu.core.http import decoded_body, json_input_errors
 from kehu.tenancy.deps import Cursor, Limit, PrincipalDep, SessionDep
@@ -281,7 +282,7 @@ def _import_out(session: Any, run: Any) -> schemas.ImportOut:
         status=run.status, job_id=run.job_id, job_status=job.status if job else None,
         progress=job.progress if job else 0, total_rows=run.total_rows, accepted_rows=run.accepted_rows,
         rejected_rows=run.rejected_rows, profiles_created=run.profiles_created,
-        orders_created=run.orders_created, created_at=run.created_at)
+        orders_created=run.orders_created, warnings=run.warnings, created_at=run.created_at)
 
 
 @router.post("/imports", response_model=schemas.ImportOut, status_code=status.HTTP_201_CREATED, tags=["imports"])
@@ -333,6 +334,28 @@ def import_rejections(import_id: int, session: SessionDep, principal: PrincipalD
     return Response(imports.rejections_csv(session, principal, import_id, lang),
                     media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="import-{import_id}-rejected.csv"'})
+
+
+@router.get("/imports/{import_id}/warnings", response_model=Page[schemas.ImportWarningOut], tags=["imports"])
+def import_warnings(import_id: int, session: SessionDep, principal: PrincipalDep, limit: Limit = 50,
+                    cursor: Cursor = None,
+                    lang: Annotated[Literal["zh", "en"], Query(description="Language of the reasons")] = "en",
+                    ) -> Any:
+    """The values of accepted rows that were left out (a wrong birthday, an e-mail beside a good mobile…), by
+    row number: the row was imported without them."""
+    page = imports.warnings(session, principal, import_id, locale=lang, limit=limit, cursor=cursor)
+    return {"items": [schemas.ImportWarningOut(**vars(w)) for w in page.items], "next_cursor": page.next_cursor}
+
+
+@router.get("/imports/{import_id}/warnings.{format}", tags=["imports"], response_class=Response,
+            responses={200: {"content": {"text/csv": {}, files.XlsxSheet.media_type: {}}}})
+def import_warnings_file(import_id: int, format: Literal["csv", "xlsx"], session: SessionDep, principal: PrincipalDep,
+                         lang: Annotated[Literal["zh", "en"], Query(description="Language of the reasons")] = "en",
+                         ) -> Response:
+    """Every warning (row number, column, value as written, reason) as CSV (UTF-8 with BOM) or XLSX."""
+    media = "text/csv; charset=utf-8" if format == "csv" else files.XlsxSheet.media_type
+    return Response(imports.warnings_file(session, principal, import_id, lang, format), media_type=media,
+                    headers={"Content-Disposition": f'attachment; filename="import-{import_id}-warnings.{format}"'})
 
 
 @router.post("/customers/{profile_id}/consents", response_model=schemas.ConsentOut,

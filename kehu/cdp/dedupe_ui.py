@@ -21,7 +21,8 @@ from kehu.ui.shell import frame, notify_error, page, run_action, tr, unit_of_wor
 SHOWN_LEVELS = [("name", 3), ("name", 2), ("name", 1), ("name", 0), ("birthday", 2), ("birthday", 1),
                 ("birthday", 0), ("mobile", 2), ("mobile", 0), ("email", 2), ("email", 0), ("city", 1), ("city", 0),
                 ("address", 2), ("address", 1)]
-FIELDS = ("name", "mobile", "email", "birthday", "gender", "city", "lifecycle_stage", "unit", "owner", "first_seen_at")
+FIELDS = ("name", "mobile", "email", "birthday", "gender", "city", "address", "lifecycle_stage", "unit", "owner",
+          "first_seen_at")
 
 
 def _evidence_label(comparison: str, level: int) -> str:
@@ -307,7 +308,7 @@ def _merge_dialog(principal: Any, row: dict[str, Any], *, after: Any) -> None:
 
 # The fields a person chooses between when merging (unit, owner and first seen are shown, not chosen: they
 # follow the kept record).
-CHOSEN = ("name", "mobile", "email", "birthday", "gender", "city", "lifecycle_stage")
+CHOSEN = ("name", "mobile", "email", "birthday", "gender", "city", "address", "lifecycle_stage")
 
 
 def _kept_rule(field: str, kept: Any, other: Any) -> str:
@@ -343,6 +344,7 @@ def merge_side_by_side(principal: Any, first_id: int, second_id: int, *, title: 
         shown.append({"name": out.name, "mobile": readable_phone(out.mobile), "email": out.email,
                       "birthday": str(out.birthday) if out.birthday else None,
                       "gender": tr(f"gender.{out.gender}") if out.gender else None, "city": out.city,
+                      "address": out.address,
                       "lifecycle_stage": tr(f"stage.{out.lifecycle_stage}") if out.lifecycle_stage else None,
                       "unit": units.get(person.unit_id), "owner": owners.get(person.owner_id) if person.owner_id
                       else None, "first_seen_at": format_local(person.first_seen_at, principal.timezone)})

@@ -5,7 +5,6 @@ stay free-form, as Segment traits are."""
 from __future__ import annotations
 
 import re
-from datetime import date
 from typing import Any
 
 from sqlalchemy import select
@@ -50,7 +49,8 @@ def coerce(field: CustomField, value: Any) -> Any:
             raise normalise.InvalidValue("not_number", value=value) from None
         return int(number) if number.is_integer() else number
     if field.type == "date":
-        return normalise.birthday(value).isoformat() if not isinstance(value, date) else value.isoformat()
+        # any day: a custom date is an expiry, a next service, a purchase, not a birthday held to a life's span
+        return normalise.day(value).isoformat()
     if field.type == "boolean":
         if isinstance(value, bool):
             return value

@@ -47,9 +47,10 @@ IDENTITY_TRAITS = {
 STANDARD_TRAITS = {
     "name": "name", "gender": "gender", "birthday": "birthday", "phone": "mobile", "mobile": "mobile",
     "email": "email", "province": "province", "state": "province", "city": "city", "source": "source",
-    "lifecycle_stage": "lifecycle_stage", "lifecycleStage": "lifecycle_stage",
+    "lifecycle_stage": "lifecycle_stage", "lifecycleStage": "lifecycle_stage", "address": "address",
 }
-PROFILE_FIELDS = ("name", "gender", "birthday", "mobile", "email", "province", "city", "source", "lifecycle_stage")
+PROFILE_FIELDS = ("name", "gender", "birthday", "mobile", "email", "province", "city", "address", "source",
+                  "lifecycle_stage")
 LIFECYCLE_STAGES = ("visitor", "prospect", "lead", "opportunity", "customer", "owner", "churned")
 
 
@@ -124,6 +125,9 @@ class Resolver:
         self.new_identities: list[tuple[Any, str, str, int, datetime]] = []
         self.swapped: dict[int, Profile] = {}  # id(NewProfile) → its loaded row, after an early write
         self.now = utcnow()  # the batch's moment: rows it creates share it
+        # where a person this batch discovers starts: an anonymous visitor for the streams; someone an import
+        # names (a mobile, an e-mail: a dealer's or the call centre's list) is a prospect
+        self.newcomer_stage = "visitor"
 
     def preload(self, pairs: set[tuple[str, str]]) -> None:
         """One query for the identities the batch mentions, one for their profiles, one for all they hold."""
@@ -221,7 +225,7 @@ class Resolver:
         now = self.now
         profile = NewProfile(org_id=self.org_id, unit_id=source.unit_id, owner_id=None, attributes={},
                              trait_times={}, first_seen_at=ts, last_seen_at=ts, source=source.name,
-                             lifecycle_stage="visitor", created_at=now, updated_at=now)
+                             lifecycle_stage=self.newcomer_stage, created_at=now, updated_at=now)
         self.new_profiles.append(profile)
         self.held[profile] = defaultdict(set)
         self.stats.profiles_created += 1
@@ -488,12 +492,13 @@ def trait_time(profile: Any, times: dict[str, Any], key: str) -> dict[str, Any]:
     return entry or {}
 
 
-_NOT_TRAITS = frozenset(("firstName", "lastName", "first_name", "last_name", "address", "consent"))
+_NOT_TRAITS = frozenset(("firstName", "lastName", "first_name", "last_name", "consent"))
 
 
 def _trait_targets(traits: dict[str, Any]) -> Iterator[tuple[str, str | None, Any]]:
     """(trait, profile column or None for an attribute, value) for each trait a call sets: first and last
-    names make the name, an address its province and city; consent and identities are kept elsewhere."""
+    names make the name; an address is text, or Segment's {street, city, state, …}, whose street is the
+    address and whose state and city are the province and city; consent and identities are kept elsewhere."""
     combined = traits
     first, last = traits.get("firstName") or traits.get("first_name"), traits.get("lastName") or traits.get("last_name")
     address = traits.get("address")
@@ -505,6 +510,7 @@ def _trait_targets(traits: dict[str, Any]) -> Iterator[tuple[str, str | None, An
         if isinstance(address, dict):
             combined.setdefault("province", address.get("state") or address.get("province"))
             combined.setdefault("city", address.get("city"))
+            combined["address"] = address.get("street") or None
     for key, value in combined.items():
         if key in _NOT_TRAITS or value is None:
             continue  # consent becomes consent records, not a trait
@@ -531,6 +537,8 @@ def _clean(column: str, value: Any) -> Any:
         if value not in LIFECYCLE_STAGES:
             raise normalise.InvalidValue("stage_unknown", value=value, allowed=", ".join(LIFECYCLE_STAGES))
         return value
+    if column == "address":
+        return normalise.address(value)
     return str(value).strip()[:100]
 
 
@@ -695,6 +703,7 @@ def store_imported(session: Session, source: Source, columns: ImportedColumns, o
     column (what the resolver would have written, at a fraction of its cost: an import's first run is nearly
     all of them). The others are resolved as calls."""
     resolver = Resolver(session, source.org_id, rules_for(session, source.org_id))
+    resolver.newcomer_stage = "prospect"
     resolver.stats.messages = len(columns.numbers) + len(odd)
     mentioned: dict[str, list[Any]] = defaultdict(list)
     for kind, values in columns.identities:
@@ -762,7 +771,7 @@ def _add_newcomers(resolver: Resolver, source: Source, columns: ImportedColumns,
     # identity kept as such, or an attribute
     profiles: dict[str, Any] = {"org_id": EveryRow(org_id), "unit_id": EveryRow(unit_id),
                                 **{column: EveryRow(None) for column in _TRAIT_COLUMNS},
-                                "source": EveryRow(source.name), "lifecycle_stage": EveryRow("visitor")}
+                                "source": EveryRow(source.name), "lifecycle_stage": EveryRow(resolver.newcomer_stage)}
     attributes: list[tuple[str, list[Any]]] = []
     for trait, values in columns.traits.items():
         column = STANDARD_TRAITS.get(trait)

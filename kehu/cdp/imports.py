@@ -13,13 +13,14 @@ import functools
 import hashlib
 import io
 import itertools
+import operator
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from kehu.cdp import normalise
@@ -34,12 +35,13 @@ from kehu.cdp.identity import (
     store_imported,
 )
 from kehu.cdp.identity_rules import DEFAULT_RULES
-from kehu.cdp.models import ImportRejection, ImportRun, Order, Source
+from kehu.cdp.models import ImportRejection, ImportRun, ImportWarning, Order, Source
 from kehu.cdp.views import CustomerView, file_view
-from kehu.core import audit, jobs
+from kehu.core import audit, files, jobs
 from kehu.core.db import commit_without_waiting_for_disk, lost_a_race, one_of, refresh_statistics, utcnow
 from kehu.core.errors import Conflict, FieldError, PayloadTooLarge, ValidationFailed, invalid
 from kehu.core.files import CsvSheet
+from kehu.core.i18n import t
 from kehu.core.pagination import Page, keyset_page
 from kehu.tenancy.access import Principal, get_scoped, require_row, scope, writable_units
 from kehu.tenancy.masking import MASK
@@ -52,7 +54,7 @@ CHUNK_ROWS = 5000  # rows per transaction: each chunk pays ~50 ms of lookups and
 MAX_FILE_BYTES = 100 * 1024 * 1024
 # Tables a chunk looks up by many values at once (by id or by a unique key per row needs no statistics)
 STATISTICS_TABLES = ["identities"]
-STANDARD_FIELDS = ("name", "mobile", "email", "gender", "birthday", "province", "city", "lifecycle_stage")
+STANDARD_FIELDS = ("name", "mobile", "email", "gender", "birthday", "province", "city", "address", "lifecycle_stage")
 IDENTITY_KINDS = tuple(r.kind for r in DEFAULT_RULES if r.kind not in ("anonymous_id", "mobile", "email"))
 # Columns of an order file: the order (from its first row), each row's line, and who the customer is.
 ORDER_FIELDS = ("order_no", "ordered_at", "status", "total", "currency", "dealer", "sku", "product", "quantity",
@@ -73,6 +75,8 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "birthday": ("birthday", "birthdate", "dateofbirth", "dob", "生日", "出生日期", "出生年月日"),
     "province": ("province", "state", "省", "省份"),
     "city": ("city", "城市", "市"),
+    "address": ("address", "streetaddress", "street", "addr", "地址", "详细地址", "联系地址", "家庭地址", "住址",
+                "通讯地址", "通信地址"),
     "lifecycle_stage": ("stage", "lifecyclestage", "阶段", "生命周期阶段", "客户阶段"),
     "identity:vin": ("vin", "vincode", "车架号", "vin码", "车辆识别代号"),
     "identity:dealer_customer_no": ("dealercustomerno", "customerno", "经销商客户号", "客户编号", "客户号"),
@@ -377,14 +381,6 @@ def _error_of(problem: dict[str, Any]) -> normalise.InvalidValue:
     return normalise.InvalidValue(str(problem.get("code", "")), **dict(problem.get("params") or {}))
 
 
-def row_to_message(run_id: int, number: int, row: dict[str, str], mapping: dict[str, str],
-                   filename: str, defined: dict[str, Any] | None = None, *, ts: datetime | None = None
-                   ) -> dict[str, Any]:
-    """An identify call built from one row (stamped ``ts``, by default now), or RowRejected naming every
-    problem of the row."""
-    return RowReader(mapping, defined).message(run_id, number, row, filename, ts or utcnow())
-
-
 Clean = Callable[[str], Any]  # checks a value of a column and gives it as the profile keeps it
 _USER_ID = "\0user_id"  # where a row's user id waits among its traits (a call carries it apart)
 
@@ -411,6 +407,8 @@ def _cleaner(target: str, defined: dict[str, Any] | None) -> tuple[str, Clean, b
         return "lifecycle_stage", stage, True
     if target in ("province", "city"):
         return target, lambda value: value[:60], True
+    if target == "address":
+        return "address", normalise.address, False
     key = target.split(":", 1)[1]
     if target.startswith("identity:"):
         return (_USER_ID if key == "user_id" else key), functools.partial(normalise.identity_value, key), False
@@ -431,9 +429,12 @@ class RowReader:
     def __init__(self, mapping: dict[str, str], defined: dict[str, Any] | None = None,
                  headers: list[str] | None = None) -> None:
         self.headers = list(mapping) if headers is None else headers
-        position = {header: index for index, header in enumerate(self.headers) if header}
+        self.position = position = {header: index for index, header in enumerate(self.headers) if header}
         cleaners = {header: _cleaner(target, defined) for header, target in mapping.items() if target}
-        self.columns = [(position[header], header, trait, clean) for header, (trait, clean, _) in cleaners.items()]
+        # in the file's order, whatever the order of the stored mapping (PostgreSQL's JSONB sorts its keys): a row's
+        # problems are named, and its traits applied, column by column as the file has them
+        self.columns = sorted((position[header], header, trait, clean)
+                              for header, (trait, clean, _) in cleaners.items())
         self.named = [(index, header) for header, index in position.items()]
         # the traits that carry identities, in the order One ID reads them (the call lists its identities)
         puts = {"phone" if t == "mobile" else t.split(":", 1)[-1] for t in mapping.values() if t}
@@ -446,6 +447,13 @@ class RowReader:
 
     def row(self, run_id: int, number: int, values: list[str], filename: str, ts: datetime) -> ImportedRow:
         """The row validated and normalised, or RowRejected naming every problem of the row."""
+        return self.read_row(run_id, number, values, filename, ts)[0]
+
+    def read_row(self, run_id: int, number: int, values: list[str], filename: str, ts: datetime
+                 ) -> tuple[ImportedRow, list[Problem]]:
+        """The row validated and normalised without the values that fail (each a warning), or RowRejected when
+        no usable identity is left: then every problem of the row is named, so it needs fixing once. A wrong
+        birthday or gender, or a wrong e-mail beside a good mobile, must not cost the customer's whole row."""
         traits: dict[str, Any] = {}
         problems: list[Problem] = []
         width = len(values)
@@ -457,20 +465,23 @@ class RowReader:
             except normalise.InvalidValue as error:
                 problems.append(Problem(header, error))
         user_id = traits.pop(_USER_ID, None)
-        if not problems and not user_id and _IDENTIFYING_TRAITS.isdisjoint(traits):
-            problems.append(Problem("", normalise.InvalidValue("no_identity")))
-        if problems:
-            raise RowRejected(problems)
+        if not user_id and _IDENTIFYING_TRAITS.isdisjoint(traits):
+            raise RowRejected(problems or [Problem("", normalise.InvalidValue("no_identity"))])
         identities = [("user_id", user_id)] if user_id else []
         identities += [(kind, traits[trait]) for trait, kind in self.identity_traits if trait in traits]
-        return ImportedRow.of(run_id, number, filename, ts, traits, identities)
+        return ImportedRow.of(run_id, number, filename, ts, traits, identities), problems
+
+    def cell(self, values: list[str], header: str) -> str:
+        """The cell of ``header`` in a row (what a warning quotes)."""
+        index = self.position.get(header)
+        return values[index].strip() if index is not None and index < len(values) else ""
 
     def read(self, run_id: int, chunk: list[tuple[int, list[str]]], filename: str, started: datetime
              ) -> ReadChunk:
-        """``row`` for every (number, values) of ``chunk`` (row n stamped ``started`` + n µs), column by column:
-        the rows it accepts as ImportedColumns, the few the columns cannot hold as ImportedRows, the rest
-        rejected. Row by row only for a row with a problem (whose reasons ``row`` then gives) and for files
-        whose mapping the columns cannot hold."""
+        """``read_row`` for every (number, values) of ``chunk`` (row n stamped ``started`` + n µs), column by
+        column: the rows it accepts as ImportedColumns, the few the columns cannot hold as ImportedRows, the
+        rest rejected; the values left out of accepted rows as warnings. Row by row only for a row without an
+        identity (whose reasons ``read_row`` then gives) and for files whose mapping the columns cannot hold."""
         numbers = [number for number, _ in chunk]
         # started + n µs by C functions alone (timedelta(0, 0, n)): a Python call per row cost twice as much
         moments = list(map(started.__add__, map(timedelta, itertools.repeat(0), itertools.repeat(0), numbers)))
@@ -479,21 +490,27 @@ class RowReader:
             for i in positions:
                 number, values = chunk[i]
                 try:
-                    odd.append(self.row(run_id, number, values, filename, moments[i]))
+                    row, problems = self.read_row(run_id, number, values, filename, moments[i])
                 except RowRejected as error:
                     rejected.append((number, values, error))
+                    continue
+                odd.append(row)
+                if problems:
+                    warned.append((number, values, problems))
 
         odd: list[ImportedRow] = []
         rejected: list[tuple[int, list[str], RowRejected]] = []
+        warned: list[tuple[int, list[str], list[Problem]]] = []
         if not self.by_column:
             one_by_one(range(len(chunk)))
-            return ReadChunk(ImportedColumns(run_id, filename, [], [], {}, []), odd, rejected)
+            return ReadChunk(ImportedColumns(run_id, filename, [], [], {}, []), odd, rejected, warned)
         rows = [values for _, values in chunk]
-        unread: set[int] = set()  # rows with a problem or a value the columns cannot hold: read one by one
+        unread: set[int] = set()  # rows without an identity or with a value the columns cannot hold: read alone
+        failed: dict[int, list[Problem]] = {}  # rows' values that fail, in the order of the columns
         traits: dict[str, list[Any]] = {}
-        for index, _, trait, clean in self.columns:
+        for index, header, trait, clean in self.columns:
             traits[trait] = _clean_column(clean, [values[index] if index < len(values) else "" for values in rows],
-                                          unread, trait in self.memoised)
+                                          unread, trait in self.memoised, failed, header)
         user_ids = traits.pop(_USER_ID, None)
         identifying = [values for trait, values in traits.items() if trait in _IDENTIFYING_TRAITS]
         if user_ids is not None:
@@ -504,6 +521,8 @@ class RowReader:
             width = len(identifying)
             unread.update(i for i, values in enumerate(zip(*identifying, strict=True)) if values.count(None) == width)
         one_by_one(sorted(unread))
+        warned += [(chunk[i][0], chunk[i][1], problems) for i, problems in sorted(failed.items()) if i not in unread]
+        warned.sort(key=operator.itemgetter(0))
         if unread:
             keep = [i for i in range(len(chunk)) if i not in unread]
             numbers, moments = [numbers[i] for i in keep], [moments[i] for i in keep]
@@ -511,7 +530,8 @@ class RowReader:
             user_ids = [user_ids[i] for i in keep] if user_ids is not None else None
         identities = [("user_id", user_ids)] if user_ids is not None else []
         identities += [(kind, traits[trait]) for trait, kind in self.identity_traits]
-        return ReadChunk(ImportedColumns(run_id, filename, numbers, moments, traits, identities), odd, rejected)
+        return ReadChunk(ImportedColumns(run_id, filename, numbers, moments, traits, identities), odd, rejected,
+                         warned)
 
     def message(self, run_id: int, number: int, row: dict[str, str], filename: str, ts: datetime
                 ) -> dict[str, Any]:
@@ -527,6 +547,7 @@ class ReadChunk(NamedTuple):
     columns: ImportedColumns
     odd: list[ImportedRow]
     rejected: list[tuple[int, list[str], RowRejected]]  # (number, values, reasons)
+    warned: list[tuple[int, list[str], list[Problem]]]  # accepted rows' values left out: (number, values, why)
 
     @property
     def accepted(self) -> int:
@@ -536,9 +557,11 @@ class ReadChunk(NamedTuple):
 _UNSEEN = object()
 
 
-def _clean_column(clean: Clean, cells: list[str], unread: set[int], memoised: bool) -> list[Any]:
-    """A column's values as ``RowReader.row`` cleans them, None where a cell is blank; a cell that fails (or
-    cleans to None, which the columns cannot tell from blank) puts its row in ``unread``."""
+def _clean_column(clean: Clean, cells: list[str], unread: set[int], memoised: bool,
+                  failed: dict[int, list[Problem]], header: str) -> list[Any]:
+    """A column's values as ``RowReader.read_row`` cleans them, None where a cell is blank or fails (the failure
+    added to the row's in ``failed``); a cell that cleans to None, which the columns cannot tell from blank,
+    puts its row in ``unread``."""
     out: list[Any] = []
     append = out.append
     done: dict[str, Any] = {}
@@ -550,12 +573,15 @@ def _clean_column(clean: Clean, cells: list[str], unread: set[int], memoised: bo
         if value is _UNSEEN:
             try:
                 value = clean(cell)
-            except normalise.InvalidValue:
-                value = None
+            except normalise.InvalidValue as error:
+                value = error
             if memoised:
                 done[cell] = value
         if value is None:
             unread.add(at)
+        elif isinstance(value, normalise.InvalidValue):
+            failed.setdefault(at, []).append(Problem(header, value))
+            value = None
         append(value)
     return out
 
@@ -761,7 +787,8 @@ class PreviewRow:
     row_number: int
     values: dict[str, str]
     ok: bool
-    reason: str
+    reason: str  # why the row would be rejected
+    warnings: str = ""  # the values of an accepted row that would be left out, and why
 
 
 def dealer_codes(session: Session, principal: Principal) -> dict[str, int]:
@@ -806,7 +833,8 @@ def _group_problems(error: RowRejected, group: list[tuple[int, dict[str, str]]])
 
 
 def _reason(view: CustomerView, run: ImportRun, problems: list[Problem], locale: str | None) -> str:
-    """Why a row was refused, in ``locale``, quoting its values as the reader may see them."""
+    """Why a row was refused (or values of it left out), in ``locale``, quoting its values as the reader may
+    see them."""
     return problems_text(view.file_problems(run.mapping, RowRejected(problems).as_json()), locale)
 
 
@@ -816,15 +844,18 @@ def preview(session: Session, principal: Principal, import_id: int, limit: int =
     view = file_view(session, principal, uploaded_by=run.created_by_id)
     if run.kind == "orders":
         return _preview_orders(session, principal, run, limit, locale, view)
-    defined = definitions(session, run.org_id)
+    reader = RowReader(run.mapping, definitions(session, run.org_id))
+    locale = locale or principal.locale
     out: list[PreviewRow] = []
     for number, row in rows(run.content, run.filename):
+        values = [row.get(h) or "" for h in reader.headers]
         try:
-            row_to_message(run.id, number, row, run.mapping, run.filename, defined)
-            out.append(PreviewRow(number, view.file_row(run.mapping, row), True, ""))
+            _, problems = reader.read_row(run.id, number, values, run.filename, utcnow())
+            out.append(PreviewRow(number, view.file_row(run.mapping, row), True, "",
+                                  _reason(view, run, problems, locale) if problems else ""))
         except RowRejected as error:
             out.append(PreviewRow(number, view.file_row(run.mapping, row), False,
-                                  _reason(view, run, error.problems, locale or principal.locale)))
+                                  _reason(view, run, error.problems, locale)))
         if len(out) >= limit:
             break
     return out
@@ -858,7 +889,7 @@ def rejections_csv(session: Session, principal: Principal, import_id: int, local
     run = get_run(session, principal, import_id)
     view = file_view(session, principal, uploaded_by=run.created_by_id)
     sheet = CsvSheet()
-    sheet.write(["row_number", "reason", *run.headers])
+    sheet.write([t("imports.warning.row_number", locale), t("imports.warning.reason", locale), *run.headers])
     for rejection in rejections(session, principal, import_id):
         reason = problems_text(view.file_problems(run.mapping, rejection.problems), locale) if rejection.problems \
             else (rejection.reason if view.sees_all else MASK)
@@ -868,10 +899,61 @@ def rejections_csv(session: Session, principal: Principal, import_id: int, local
 
 
 @dataclass
+class ValueWarning:
+    """A value of an accepted row that was left out, as a reader may see it."""
+
+    row_number: int
+    column: str
+    value: str
+    reason: str  # what is wrong with the value (the column is named apart)
+
+
+WARNING_COLUMNS = ("row_number", "column", "value", "reason")
+
+
+def _warnings(session: Session, principal: Principal, run: ImportRun, locale: str | None,
+              chosen: Iterable[ImportWarning]) -> Iterator[ValueWarning]:
+    """Stored warnings with their values and reasons masked, as the preview's cells are, for readers other than
+    the uploader without pii.read (a column is masked by what it is mapped to), the reasons in ``locale``."""
+    view = file_view(session, principal, uploaded_by=run.created_by_id)
+    locale = locale or principal.locale
+    for warning in chosen:
+        value = view.file_row(run.mapping, {warning.column: warning.value})[warning.column]
+        (problem,) = view.file_problems(run.mapping, [{"column": warning.column, **warning.problem}])
+        yield ValueWarning(warning.row_number, warning.column, value, _error_of(problem).text(locale))
+
+
+def warnings(session: Session, principal: Principal, import_id: int, *, locale: str | None = None,
+             limit: int = 100, cursor: str | None = None) -> Page[ValueWarning]:
+    """The values of accepted rows that were not stored, by row number (a page of them)."""
+    run = get_run(session, principal, import_id)
+    page = keyset_page(session, select(ImportWarning).where(ImportWarning.import_id == run.id),
+                       id_column=ImportWarning.id, sort_column=ImportWarning.row_number, descending=False,
+                       limit=limit, cursor=cursor)
+    return Page(list(_warnings(session, principal, run, locale, page.items)), page.next_cursor)
+
+
+def warnings_file(session: Session, principal: Principal, import_id: int, locale: str | None = None,
+                  format: str = "csv") -> bytes:
+    """Every warning of an import (row number, column, value as written, reason in ``locale``) as CSV or XLSX,
+    masked as ``warnings`` are."""
+    run = get_run(session, principal, import_id)
+    locale = locale or principal.locale
+    sheet = files.sheet(format, f"import-{run.id}-warnings")
+    sheet.write([t(f"imports.warning.{c}", locale, default=c) for c in WARNING_COLUMNS])
+    stored = session.scalars(select(ImportWarning).where(ImportWarning.import_id == run.id)
+                             .order_by(ImportWarning.row_number, ImportWarning.id).execution_options(yield_per=5000))
+    for warning in _warnings(session, principal, run, locale, stored):
+        sheet.write([warning.row_number, warning.column, warning.value, warning.reason])
+    return sheet.content()
+
+
+@dataclass
 class ChunkOutcome:
     accepted: int = 0
     rejected: int = 0
     profiles_created: int = 0
+    warnings: int = 0
 
 
 def _import_chunk(session: Session, run: ImportRun, source: Source, reader: RowReader,
@@ -887,7 +969,12 @@ def _import_chunk(session: Session, run: ImportRun, source: Source, reader: RowR
     session.add_all(ImportRejection(import_id=run.id, row_number=number, reason=str(error)[:2000],
                                     problems=error.as_json(), row=reader.as_dict(values))
                     for number, values, error in read.rejected)
-    return ChunkOutcome(read.accepted, len(read.rejected), stats.profiles_created if stats else 0)
+    warnings = [{"import_id": run.id, "row_number": number, "column": problem.column,
+                 "value": reader.cell(values, problem.column), "problem": problem.error.as_dict()}
+                for number, values, problems in read.warned for problem in problems]
+    if warnings:
+        session.execute(insert(ImportWarning), warnings)
+    return ChunkOutcome(read.accepted, len(read.rejected), stats.profiles_created if stats else 0, len(warnings))
 
 
 def _count(session: Session, run_id: int, outcome: ChunkOutcome) -> None:
@@ -896,6 +983,7 @@ def _count(session: Session, run_id: int, outcome: ChunkOutcome) -> None:
         accepted_rows=ImportRun.accepted_rows + outcome.accepted,
         rejected_rows=ImportRun.rejected_rows + outcome.rejected,
         profiles_created=ImportRun.profiles_created + outcome.profiles_created,
+        warnings=ImportRun.warnings + outcome.warnings,
     ).execution_options(synchronize_session=False))
 
 
@@ -974,7 +1062,8 @@ def _import_part(ctx: jobs.JobContext) -> dict[str, Any]:
             commit_without_waiting_for_disk(session)
             outcome = _import_chunk(session, run, source, reader, chunk, datetime.fromisoformat(part["started"]))
             _count(session, run.id, outcome)
-            result = {"rows": len(chunk), "accepted": outcome.accepted, "rejected": outcome.rejected}
+            result = {"rows": len(chunk), "accepted": outcome.accepted, "rejected": outcome.rejected,
+                      "warnings": outcome.warnings}
             ctx.save(progress=100, checkpoint={"done": True, "outcome": result})  # the rows and "done" together
             return result
         except Exception as error:
@@ -1011,10 +1100,11 @@ def _run_workbook_import(ctx: jobs.JobContext, run: ImportRun, source: Source) -
 def _finish(ctx: jobs.JobContext, run: ImportRun) -> dict[str, Any]:
     run.status = "done"
     outcome = {"accepted": run.accepted_rows, "rejected": run.rejected_rows, "profiles_created": run.profiles_created,
-               "orders_created": run.orders_created}
+               "orders_created": run.orders_created, "warnings": run.warnings}
     audit.record(ctx.session, ctx.principal, org_id=run.org_id, action="finish", entity="imports", entity_id=run.id,
                  unit_id=run.unit_id, after=outcome,
-                 summary=f"Import of {run.filename}: {run.accepted_rows} accepted, {run.rejected_rows} rejected")
+                 summary=f"Import of {run.filename}: {run.accepted_rows} accepted, {run.rejected_rows} rejected, "
+                         f"{run.warnings} values left out")
     ctx.session.flush()
     return outcome
 

@@ -11,6 +11,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kehu.core.db import Base, BigId, IdMixin, JsonDoc, OwnedMixin, TimestampMixin, utcnow
 
+ADDRESS_LENGTH = 255  # a Chinese address with province, district, street, building and flat needs ~60 characters
+
 
 class Source(IdMixin, TimestampMixin, Base):
     """Where data comes from (a website, an app, a server, an import). Its write key authenticates /v1."""
@@ -52,7 +54,8 @@ class Profile(IdMixin, TimestampMixin, OwnedMixin, Base):
 
     __tablename__ = "profiles"
     __entity__ = "profiles"
-    __pii__ = {"mobile": "mobile", "email": "email", "birthday": "birthday"}  # column → kind (kehu.tenancy.masking)
+    # column → kind (kehu.tenancy.masking)
+    __pii__ = {"mobile": "mobile", "email": "email", "birthday": "birthday", "address": "text"}
     # Customer search (kehu.cdp.search) finds each kind of match on an index of its own: the name's characters
     # and pairs (GIN, PostgreSQL), the pinyin in byte order (LIKE 'zhang%' takes no plain index under the
     # databases' C.UTF-8 collation), the mobile's last four digits. Mobiles and e-mails in full are found
@@ -81,6 +84,7 @@ class Profile(IdMixin, TimestampMixin, OwnedMixin, Base):
     email: Mapped[str | None] = mapped_column(String(254), nullable=True)
     province: Mapped[str | None] = mapped_column(String(60), nullable=True)
     city: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    address: Mapped[str | None] = mapped_column(String(ADDRESS_LENGTH), nullable=True)  # street, number, flat
     source: Mapped[str | None] = mapped_column(String(100), nullable=True)
     lifecycle_stage: Mapped[str] = mapped_column(String(30), default="visitor")
     attributes: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
@@ -200,6 +204,7 @@ class ImportRun(IdMixin, TimestampMixin, Base):
     rejected_rows: Mapped[int] = mapped_column(default=0)
     profiles_created: Mapped[int] = mapped_column(default=0)
     orders_created: Mapped[int] = mapped_column(default=0, server_default="0")
+    warnings: Mapped[int] = mapped_column(default=0, server_default="0")  # values left out of accepted rows
 
 
 class ImportRejection(IdMixin, Base):
@@ -213,6 +218,20 @@ class ImportRejection(IdMixin, Base):
     reason: Mapped[str] = mapped_column(Text)  # English, for the API
     problems: Mapped[list[dict[str, Any]]] = mapped_column(JsonDoc, default=list)  # codes, for every language
     row: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+
+
+class ImportWarning(IdMixin, Base):
+    """A value of an accepted row that was not stored (a birthday 1945-04-93, an e-mail that is no e-mail beside
+    a good mobile): the row's number, the column, the cell as written and why, as a code for every language."""
+
+    __tablename__ = "import_warnings"
+    __table_args__ = (Index("ix_import_warnings_import_row", "import_id", "row_number"),)
+
+    import_id: Mapped[int] = mapped_column(BigId, ForeignKey("imports.id", ondelete="CASCADE"))
+    row_number: Mapped[int] = mapped_column()
+    column: Mapped[str] = mapped_column(Text)
+    value: Mapped[str] = mapped_column(Text)
+    problem: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)  # {"code", "params"}
 
 
 class ConsentRecord(IdMixin, Base):

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 from pypinyin import Style, lazy_pinyin
 
+from kehu.cdp.models import ADDRESS_LENGTH
 from kehu.tenancy.masking import MASK
 
 DEFAULT_REGION = "CN"
@@ -100,6 +101,12 @@ def name(value: object) -> str:
     return raw
 
 
+def address(value: object) -> str:
+    """A postal address as one line: spaces folded, full-width digits and letters made plain (３号楼 → 3号楼), at
+    most ADDRESS_LENGTH characters."""
+    return _SPACES.sub(" ", unicodedata.normalize("NFKC", str(value or ""))).strip()[:ADDRESS_LENGTH]
+
+
 PINYIN_LENGTH = 200  # what profiles.name_pinyin holds: a name of 100 characters can spell 600
 
 
@@ -125,61 +132,47 @@ def _char_pinyin(char: str) -> str:
 
 
 def birthday(value: object) -> date:
+    """A day of birth: any date ``day`` reads, from 1900-01-01 to today."""
+    parsed, raw = _day(value)
+    if not _EARLIEST_BIRTHDAY <= parsed < _SURELY_PAST and not _EARLIEST_BIRTHDAY <= parsed <= date.today():
+        raise InvalidValue("date_out_of_range", value=raw)
+    return parsed
+
+
+def day(value: object) -> date:
+    """A calendar day as people write it (2024-03-05, 2024/3/5, 2024年3月5日, 20240305, 2024-03-05T10:00), any
+    year a date can hold: an expiry or next-service date lies ahead, a purchase may lie long ago. Only a
+    birthday (``birthday``) is held to the span of a life."""
+    return _day(value)[0]
+
+
+def _day(value: object) -> tuple[date, str]:
+    """(the day, the text it was read from, as an error quotes it)."""
     if isinstance(value, datetime):
-        return value.date()
+        return value.date(), value.isoformat()
     if isinstance(value, date):
-        return value
+        return value, value.isoformat()
     text = str(value or "")
     if len(text) == 10 and text[4] == text[7] == "-" and text[:4].isdigit():  # ISO already: the common case
         try:
-            parsed = date.fromisoformat(text)
+            return date.fromisoformat(text), text
         except ValueError:
-            parsed = None
-        if parsed is not None:
-            if not _EARLIEST_BIRTHDAY <= parsed < _SURELY_PAST and not _EARLIEST_BIRTHDAY <= parsed <= date.today():
-                raise InvalidValue("date_out_of_range", value=text)
-            return parsed
+            pass
     raw = unicodedata.normalize("NFKC", text).strip()
     raw = raw.replace("年", "-").replace("月", "-").replace("日", "").replace("/", "-").replace(".", "-")
+    raw = _SPACES.sub("", raw) if "-" in raw else raw  # "2027 年 1 月 15 日"
     iso = _ISO_DATE.fullmatch(raw)
     if iso:  # the common case, without strptime's cost
         try:
-            parsed = date(int(iso.group(1)), int(iso.group(2)), int(iso.group(3)))
+            return date(int(iso.group(1)), int(iso.group(2)), int(iso.group(3))), raw
         except ValueError:
             raise InvalidValue("date_invalid", value=raw) from None
-        if not date(1900, 1, 1) <= parsed <= date.today():
-            raise InvalidValue("date_out_of_range", value=raw)
-        return parsed
     for fmt in ("%Y-%m-%d", "%Y%m%d"):
         try:
-            parsed = datetime.strptime(raw[:10] if "T" in raw else raw, fmt).date()
+            return datetime.strptime(raw[:10] if "T" in raw else raw, fmt).date(), raw
         except ValueError:
             continue
-        if not date(1900, 1, 1) <= parsed <= date.today():
-            raise InvalidValue("date_out_of_range", value=raw)
-        return parsed
     raise InvalidValue("date_invalid", value=raw)
-
-
-_WRITTEN_DAY = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?$")
-
-
-def calendar_date(value: object) -> date:
-    """A day as people write it — 2027-01-15, 2027/1/15, 2027.1.15, 2027年1月15日, 20270115 — of any year from
-    1800 to 9999: a close date, an expiry or the next service is not a birthday and may lie in the future."""
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    raw = unicodedata.normalize("NFKC", str(value or "")).strip()
-    found = _WRITTEN_DAY.match(raw) or (re.fullmatch(r"(\d{4})(\d{2})(\d{2})", raw))
-    try:
-        parsed = date(*(int(part) for part in found.groups())) if found else None
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.year < 1800:
-        raise InvalidValue("date_invalid", value=raw)
-    return parsed
 
 
 def moment(value: object, tz_name: str = "Asia/Shanghai") -> datetime:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kehu.cdp.models import ADDRESS_LENGTH
 from kehu.core.schemas import Input, omissible
 
 SourceKind = Literal["web", "app", "server", "import"]
@@ -48,6 +49,7 @@ class ProfileCreate(Strict):
     email: str | None = Field(default=None, max_length=254)
     province: str | None = Field(default=None, max_length=60)
     city: str | None = Field(default=None, max_length=60)
+    address: str | None = Field(default=None, max_length=ADDRESS_LENGTH)
     lifecycle_stage: Stage = "prospect"
     unit_id: int | None = None
     owner_id: int | None = None
@@ -62,6 +64,7 @@ class ProfileUpdate(Strict):
     email: str | None = Field(default=None, max_length=254)
     province: str | None = Field(default=None, max_length=60)
     city: str | None = Field(default=None, max_length=60)
+    address: str | None = Field(default=None, max_length=ADDRESS_LENGTH)
     lifecycle_stage: Stage = omissible()
     attributes: dict[str, Any] = omissible()
 
@@ -76,6 +79,7 @@ class ProfileOut(BaseModel):
     email: str | None
     province: str | None
     city: str | None
+    address: str | None
     source: str | None
     lifecycle_stage: str
     unit_id: int
@@ -279,6 +283,7 @@ class ImportOut(BaseModel):
     rejected_rows: int
     profiles_created: int
     orders_created: int
+    warnings: int = Field(description="Values of accepted rows that were left out (listed under /warnings)")
     created_at: datetime
 
 
@@ -293,6 +298,16 @@ class PreviewRowOut(BaseModel):
     row_number: int
     values: dict[str, str]
     ok: bool
+    reason: str = Field(description="Why the row would be rejected (empty when it is accepted)")
+    warnings: str = Field(description="Values of an accepted row that would be left out, and why")
+
+
+class ImportWarningOut(BaseModel):
+    """A value of an accepted row that was not stored."""
+
+    row_number: int
+    column: str
+    value: str
     reason: str
 
 

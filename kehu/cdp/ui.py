@@ -60,8 +60,16 @@ def _stage_label(stage: str) -> str:
     return tr(f"stage.{stage}")
 
 
-def _display_name(name: str | None, profile_id: int) -> str:
-    return name or tr("customers.anonymous", id=profile_id)
+def _display_name(name: str | None, profile_id: int, out: schemas.ProfileOut | None = None) -> str:
+    """The name, or for a customer who left none how to tell them apart (a mobile's last digits, an e-mail as
+    the reader sees it); only someone who left nothing is an anonymous visitor."""
+    if name:
+        return name
+    if out is not None and out.mobile:
+        return tr("customers.nameless_mobile", tail=out.mobile[-4:])
+    if out is not None and out.email:
+        return tr("customers.nameless", contact=out.email)
+    return tr("customers.anonymous", id=profile_id)
 
 
 def _stage_slot(table: ui.table, column: str = "stage") -> None:
@@ -114,7 +122,7 @@ def customers_page() -> None:
                 rows = []
                 for p in result.items:
                     out = view.profile(p)
-                    rows.append({"id": p.id, "name": _display_name(p.name, p.id),
+                    rows.append({"id": p.id, "name": _display_name(p.name, p.id, out),
                                  "mobile": readable_phone(out.mobile) or "—",
                                  "city": p.city or "—", "stage": p.lifecycle_stage,
                                  "owner": owners.get(p.owner_id, "—") if p.owner_id else "—",
@@ -174,6 +182,7 @@ def customers_page() -> None:
                 gender = ui.select({"male": tr("gender.male"), "female": tr("gender.female")}, clearable=True,
                                    label=tr("customers.gender")).classes("w-full")
                 city = ui.input(tr("unit.city")).classes("w-full")
+                address = ui.input(tr("customers.address")).classes("w-full")
                 stage = ui.select({s: _stage_label(s) for s in STAGES}, value="prospect",
                                   label=tr("customers.stage")).classes("w-full")
 
@@ -203,7 +212,8 @@ def customers_page() -> None:
                 def save() -> None:
                     data = validated(lambda: schemas.ProfileCreate(
                         name=name.value or None, mobile=mobile.value or None, email=email.value or None,
-                        gender=gender.value, city=city.value or None, lifecycle_stage=stage.value))
+                        gender=gender.value, city=city.value or None, address=address.value or None,
+                        lifecycle_stage=stage.value))
                     if data is None:
                         return
                     try:
@@ -374,7 +384,8 @@ def _profile_card(principal: Any, out: schemas.ProfileOut, owners: dict[int, str
         ui.avatar((out.name or "?")[:1], color="primary", text_color="white", size="64px")
         with ui.column().classes("gap-1 flex-1"):
             with ui.row().classes("items-center gap-3"):
-                ui.label(_display_name(out.name, out.id)).classes("text-2xl font-semibold").mark("customer-title")
+                ui.label(_display_name(out.name, out.id, out)).classes("text-2xl font-semibold").mark(
+                    "customer-title")
                 ui.badge(_stage_label(out.lifecycle_stage), color=STAGE_COLOURS.get(out.lifecycle_stage, "grey-7"))
                 if out.name_pinyin:
                     ui.label(out.name_pinyin).classes("text-grey-6")
@@ -383,6 +394,7 @@ def _profile_card(principal: Any, out: schemas.ProfileOut, owners: dict[int, str
                 (tr("customers.gender"), tr(f"gender.{out.gender}") if out.gender else None),
                 (tr("customers.birthday"), out.birthday),
                 (tr("unit.city"), " ".join(dict.fromkeys(filter(None, [out.province, out.city]))) or None),
+                (tr("customers.address"), out.address),
                 (tr("customers.owner"), owners.get(out.owner_id) if out.owner_id else None),
                 (tr("users.unit"), units.get(out.unit_id)), (tr("customers.source"), out.source),
                 (tr("customers.first_seen"), format_local(out.first_seen_at, principal.timezone)),
@@ -519,7 +531,7 @@ def _merge_dialog(principal: Any, profile_id: int) -> None:
             with unit_of_work() as session:
                 found = service.page_profiles(session, principal, q=text, per_page=8).items
                 view = CustomerView.of(session, principal)
-                rows = [(p.id, _display_name(p.name, p.id), view.profile(p).mobile or "",
+                rows = [(p.id, _display_name(p.name, p.id, view.profile(p)), view.profile(p).mobile or "",
                          p.city or "") for p in found if p.id != profile_id]
             with results:
                 if not rows:
@@ -821,11 +833,16 @@ def import_page() -> None:
                         ui.label(tr("imports.preview")).classes("font-medium")
                         for row in rows_:
                             with ui.row().classes("w-full no-wrap items-start gap-2 text-sm"):
-                                ui.icon("check_circle" if row.ok else "error").classes(
-                                    "text-positive" if row.ok else "text-negative")
+                                icon, colour = (("error", "text-negative") if not row.ok else
+                                                ("warning", "text-warning") if row.warnings else
+                                                ("check_circle", "text-positive"))
+                                ui.icon(icon).classes(colour)
                                 ui.label(tr("imports.row", n=row.row_number)).classes("w-16 shrink-0 text-grey-7")
-                                ui.label(row.reason or " · ".join(v for v in row.values.values() if v)).classes(
-                                    "text-negative" if not row.ok else "text-grey-8")
+                                with ui.column().classes("gap-0"):
+                                    ui.label(row.reason or " · ".join(v for v in row.values.values() if v)).classes(
+                                        "text-negative" if not row.ok else "text-grey-8")
+                                    if row.warnings:
+                                        ui.label(row.warnings).classes("text-orange-9")
                     return True
 
                 def begin() -> None:
@@ -845,6 +862,7 @@ def import_page() -> None:
                 bar = ui.linear_progress(value=0, show_value=False).props("size=18px rounded animation-speed=300")
                 counts = ui.label().classes("text-grey-8").mark("import-result")
                 actions = ui.row()
+                warnings_box = ui.column().classes("w-full")
 
                 def poll() -> None:
                     from kehu.core.jobs import Job
@@ -854,7 +872,7 @@ def import_page() -> None:
                         job = session.get(Job, run.job_id)
                         progress, job_status = (job.progress, job.status) if job else (0, "queued")
                         accepted, rejected, created = run.accepted_rows, run.rejected_rows, run.profiles_created
-                        orders, kind = run.orders_created, run.kind
+                        orders, kind, warned = run.orders_created, run.kind, run.warnings
                         error = job.error if job else None
                     bar.set_value(progress / 100)
                     counts.set_text(tr("imports.counts_orders" if kind == "orders" else "imports.counts",
@@ -869,6 +887,9 @@ def import_page() -> None:
                                           on_click=download_rejected).props("outline")
                             ui.button(tr("imports.another"), icon="upload_file",
                                       on_click=lambda: ui.navigate.to("/customers/import")).props("flat")
+                        if warned:
+                            with warnings_box:
+                                _import_warnings(principal, state["run_id"], warned)
 
                 timer = ui.timer(1.0, poll)
 
@@ -889,12 +910,42 @@ def import_page() -> None:
         _recent_imports(principal)
 
 
+WARNINGS_SHOWN = 20
+
+
+def _import_warnings(principal: Any, run_id: int, count: int) -> None:
+    """The values an import left out of accepted rows: the first of them, and all of them to download."""
+    with unit_of_work() as session:
+        shown = imports.warnings(session, principal, run_id, locale=locale(), limit=WARNINGS_SHOWN).items
+    with ui.row().classes("items-center gap-2 mt-2"):
+        ui.icon("warning").classes("text-warning text-xl")
+        ui.label(tr("imports.warnings_count", count=count)).classes("font-medium").mark("import-warnings")
+    ui.label(tr("imports.warnings_help")).classes("text-grey-7 text-sm")
+    table = ui.table(columns=[
+        {"name": "row", "label": tr("imports.warning.row_number"), "field": "row", "align": "left"},
+        {"name": "column", "label": tr("imports.warning.column"), "field": "column", "align": "left"},
+        {"name": "value", "label": tr("imports.warning.value"), "field": "value", "align": "left"},
+        {"name": "reason", "label": tr("imports.warning.reason"), "field": "reason", "align": "left"},
+    ], rows=[{"id": i, "row": w.row_number, "column": w.column, "value": w.value, "reason": w.reason}
+             for i, w in enumerate(shown)], row_key="id").classes("w-full").props("flat dense bordered")
+    localise_table(table, tr)
+    if count > len(shown):
+        ui.label(tr("imports.more_warnings", count=count - len(shown))).classes("text-grey-7 text-sm")
+
+    def download() -> None:
+        with unit_of_work() as session:
+            data = imports.warnings_file(session, principal, run_id, locale())
+        ui.download.content(data, f"import-{run_id}-warnings.csv", "text/csv")
+
+    ui.button(tr("imports.download_warnings"), icon="download", on_click=download).props("outline")
+
+
 def _recent_imports(principal: Any) -> None:
     with unit_of_work() as session:
         runs = imports.list_runs(session, principal, limit=10).items
         rows = [{"id": r.id, "file": r.filename, "kind": tr(f"imports.kind.{r.kind}"),
                  "status": tr(f"imports.status.{r.status}"), "rows": r.total_rows, "accepted": r.accepted_rows,
-                 "rejected": r.rejected_rows, "created": r.profiles_created,
+                 "rejected": r.rejected_rows, "warnings": r.warnings, "created": r.profiles_created,
                  "orders": r.orders_created if r.kind == "orders" else "—",
                  "at": format_local(r.created_at, principal.timezone)} for r in runs]
     if not rows:
@@ -908,11 +959,25 @@ def _recent_imports(principal: Any) -> None:
             {"name": "rows", "label": tr("imports.rows"), "field": "rows"},
             {"name": "accepted", "label": tr("imports.accepted"), "field": "accepted"},
             {"name": "rejected", "label": tr("imports.rejected"), "field": "rejected"},
+            {"name": "warnings", "label": tr("imports.warnings"), "field": "warnings"},
             {"name": "created", "label": tr("imports.created"), "field": "created"},
             {"name": "orders", "label": tr("imports.orders_created"), "field": "orders"},
             {"name": "at", "label": tr("common.created_at"), "field": "at", "align": "left"},
-        ], rows=rows).classes("w-full").props("flat dense")
+        ], rows=rows, row_key="id").classes("w-full").props("flat dense")
         localise_table(table, tr)
+        table.on("rowClick", lambda e: _recent_import_warnings(principal, e.args[1]))
+
+
+def _recent_import_warnings(principal: Any, row: dict[str, Any]) -> None:
+    """A past import's values left out, opened from the list of recent imports."""
+    if not row.get("warnings"):
+        return
+    with ui.dialog() as dialog, ui.card().classes("w-[900px] max-w-full"):
+        ui.label(row["file"]).classes("text-lg font-medium")
+        _import_warnings(principal, row["id"], row["warnings"])
+        with ui.row().classes("w-full justify-end"):
+            ui.button(tr("common.close"), on_click=dialog.close).props("flat")
+    dialog.open()
 
 
 # -- product catalogue -----------------------------------------------------------------------------

@@ -530,3 +530,71 @@ def install_api_fallback(app: FastAPI, prefixes: tuple[str, ...]) -> None:
         app.add_api_route(prefix.rstrip("/") + "/{rest:path}", fallback, include_in_schema=False,
                           methods=list(_METHODS))
         fallbacks.append(app.router.routes[-1])
+
+
+# Content-Security-Policy of the web UI. NiceGUI renders with Vue's in-browser template compiler (eval) and inline
+# scripts and styles, so 'unsafe-inline' and 'unsafe-eval' stay; everything else is the page's own origin, and the
+# page may not be framed (clickjacking) nor post forms or set a base URL elsewhere.
+UI_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+          "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+          "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+# JSON and other data answers load nothing and render nothing.
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+# FastAPI's /docs (Swagger UI) and /redoc load their scripts, styles and fonts from public CDNs.
+DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+            "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+            "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; font-src 'self' "
+            "https://fonts.gstatic.com; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; "
+            "base-uri 'self'; frame-ancestors 'none'")
+API_PATHS = ("/api/", SEGMENT_PATHS, "/healthz", "/metrics", "/openapi.json")
+DOCS_PATHS = ("/docs", "/redoc")
+
+
+def is_https(scope: Scope) -> bool:
+    """Served over https: directly, or behind a proxy that says so (uvicorn rewrites the scheme only for proxies it
+    trusts; the header alone can only make us stricter, never looser)."""
+    if scope.get("scheme") in ("https", "wss"):
+        return True
+    for name, value in scope.get("headers") or []:
+        if name == b"x-forwarded-proto":
+            return value.split(b",")[0].strip().lower() == b"https"
+    return False
+
+
+class SecurityHeadersMiddleware:
+    """Security headers on every answer (UI, API, ingestion): a Content-Security-Policy by kind of path,
+    X-Frame-Options DENY, nosniff, a referrer policy; over https also HSTS and the Secure flag on every cookie
+    (``cookie_secure``: None → when the request came over https, True/False → always/never). The ingestion paths
+    keep answering any origin: these headers govern how a browser treats our own answers, not who may call."""
+
+    def __init__(self, app: ASGIApp, cookie_secure: bool | None = None) -> None:
+        self.app = app
+        self.cookie_secure = cookie_secure
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        csp = DOCS_CSP if path.startswith(DOCS_PATHS) else API_CSP if path.startswith(API_PATHS) else UI_CSP
+        https = is_https(scope)
+        secure = https if self.cookie_secure is None else self.cookie_secure
+        added = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+                 (b"referrer-policy", b"strict-origin-when-cross-origin")]
+        if https:
+            added.append((b"strict-transport-security", b"max-age=31536000"))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                present = {name.lower() for name, _ in headers}
+                headers += [(n, v) for n, v in added if n not in present]
+                if b"content-security-policy" not in present:
+                    headers.append((b"content-security-policy", csp.encode()))
+                if secure:
+                    headers = [(n, v + b"; secure") if n.lower() == b"set-cookie" and b"secure" not in v.lower()
+                               else (n, v) for n, v in headers]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -21,8 +21,9 @@ _hasher = PasswordHasher()
 
 def use_fast_password_hashing() -> None:
     """Cheap argon2 parameters, for test suites only (production keeps the library's defaults)."""
-    global _hasher
+    global _hasher, _DUMMY_HASH
     _hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))  # as cheap as the real ones, or unknown e-mails stand out
 API_KEY_PREFIX = "kehu_"
 JWT_ALGORITHM = "HS256"
 
@@ -60,13 +61,17 @@ def create_access_token(secret: str, *, user_id: int, org_id: int, token_version
 
 def decode_access_token(secret: str, token: str) -> dict[str, Any]:
     try:
-        claims = jwt.decode(token, secret, algorithms=[JWT_ALGORITHM], options={"require": ["sub", "exp"]})
+        # "ver" is the revocation claim (the user's token_version): a token without it could never be revoked
+        claims = jwt.decode(token, secret, algorithms=[JWT_ALGORITHM],
+                            options={"require": ["sub", "exp", "ver", "typ"]})
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("The access token has expired; sign in again.") from exc
     except jwt.InvalidTokenError as exc:
         raise Unauthorized("The access token is not valid.") from exc
     if claims.get("typ") != "access":
         raise Unauthorized("The token is not an access token.")
+    if not isinstance(claims.get("ver"), int) or isinstance(claims.get("ver"), bool):
+        raise Unauthorized("The access token is not valid.")
     return claims
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -19,12 +20,29 @@ class Settings(BaseSettings):
     database_url: str = ""  # empty → SQLite file in data_dir
     secret_key: str = ""  # empty → generated once and kept in data_dir/secret_key
     access_token_minutes: int = 60 * 8
-    ui_session_days: int = 7
+    # A UI sign-in lasts this long at most, and ends sooner after this many minutes without a page or click (0: no
+    # idle limit). A week-long cookie outlived shared showroom PCs.
+    ui_session_hours: float = Field(default=12, gt=0)
+    ui_idle_minutes: int = Field(default=120, ge=0)
+    # The session cookie's Secure flag: None → set it when the request came over https (directly, or as the proxy's
+    # X-Forwarded-Proto says), so a plain-http demo still signs in.
+    cookie_secure: bool | None = None
     default_timezone: str = "Asia/Shanghai"
     default_locale: str = "zh"
     max_body_bytes: int = 1_048_576
-    login_max_failures: int = 5
-    login_lockout_minutes: int = 15
+    # Sign-in throttling (kehu.tenancy.service.authenticate): so many failures in a row are free, per account and per
+    # client address (an office behind one address makes more honest typos); then each try waits twice as long as
+    # the last (1 s, 2 s, 4 s …) up to the cap. A failure is forgotten after a quiet window. Never a hard lock: the
+    # right password after the wait signs in, so nobody can lock another user out.
+    login_free_failures: int = Field(default=5, ge=1)
+    login_free_failures_per_address: int = Field(default=20, ge=1)
+    login_max_wait_seconds: int = Field(default=900, ge=1)
+    login_window_minutes: int = Field(default=15, ge=1)
+    # /docs, /redoc and /openapi.json; /metrics. "open" to anyone, "signed_in" (a bearer token, API key or UI
+    # session; metrics also take metrics_token as a bearer, for Prometheus), or "off" (404). `kehu demo` opens both.
+    api_docs: Literal["open", "signed_in", "off"] = "signed_in"
+    metrics: Literal["open", "signed_in", "off"] = "signed_in"
+    metrics_token: str = ""
     log_json: bool = False
     log_level: str = "INFO"
     host: str = "127.0.0.1"

@@ -68,7 +68,7 @@ def _amount_input(value: Any = "", mark: str | None = None) -> ParsedInput:
 
 def _close_input(value: date | None = None, mark: str | None = None) -> ParsedInput:
     """An expected close date, typed (2027-01-15, 2027/1/15, 2027年1月15日) or picked."""
-    return ParsedInput(tr("opp.expected_close"), normalise.calendar_date, _explained,
+    return ParsedInput(tr("opp.expected_close"), normalise.day, _explained,
                        value=value.isoformat() if value else "", placeholder="2027-01-31", picker=True, mark=mark)
 
 

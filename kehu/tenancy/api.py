@@ -26,11 +26,11 @@ def issue_token(
 ) -> schemas.Token:
     """OAuth2 password grant: exchange e-mail and password for a bearer access token."""
     ip = request.client.host if request.client else ""
-    policy = service.LoginPolicy(settings.login_max_failures, settings.login_lockout_minutes)
+    policy = service.LoginPolicy.of(settings)
     try:
         user = service.authenticate(session, email=username, password=password, ip=ip, policy=policy)
     except Exception:
-        session.commit()  # keep the failed attempt: throttling depends on it
+        session.commit()  # keep the failed attempt and its audit: throttling depends on it
         raise
     token = create_access_token(request.app.state.secret_key, user_id=user.id, org_id=user.org_id,
                                 token_version=user.token_version, minutes=settings.access_token_minutes)
@@ -95,8 +95,11 @@ def get_user(user_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
 
 
 @router.patch("/users/{user_id}", response_model=schemas.UserOut, tags=["users"])
-def update_user(user_id: int, data: schemas.UserUpdate, session: SessionDep, principal: PrincipalDep) -> Any:
-    return service.user_out(principal, service.update_user(session, principal, user_id, data=data))
+def update_user(user_id: int, data: schemas.UserUpdate, session: SessionDep, principal: PrincipalDep,
+                settings: SettingsDep) -> Any:
+    """Your own password changes only with ``current_password``; an administrator sets another user's without."""
+    user = service.update_user(session, principal, user_id, data=data, policy=service.LoginPolicy.of(settings))
+    return service.user_out(principal, user)
 
 
 @router.post("/reassignments", response_model=schemas.JobOut, status_code=status.HTTP_202_ACCEPTED, tags=["users"])

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hmac
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Query, Request, Security
@@ -56,10 +57,37 @@ def get_principal(
         user_id = int(claims["sub"])
     except (TypeError, ValueError) as exc:
         raise Unauthorized("The access token is not valid.") from exc
-    return service.principal_for_user(session, user_id, token_version=claims.get("ver"))
+    return service.principal_for_user(session, user_id, token_version=claims["ver"])
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def allowed_to(setting: str) -> Callable[..., None]:
+    """A guard for /docs, /openapi.json or /metrics as ``settings.<setting>`` says: "open" lets anyone in,
+    "signed_in" wants a bearer token or API key (as any API call), a UI session, or for metrics the
+    ``metrics_token`` (what Prometheus sends as its bearer). "off" routes are not registered at all."""
+
+    def check(request: Request, session: SessionDep) -> None:
+        settings: Settings = request.app.state.settings
+        if getattr(settings, setting) == "open":
+            return
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        bearer = value.strip() if scheme.lower() == "bearer" else ""
+        if (setting == "metrics" and settings.metrics_token and bearer
+                and hmac.compare_digest(bearer.encode(), settings.metrics_token.encode())):
+            return
+        api_key = request.headers.get("x-api-key")
+        if bearer or api_key:
+            get_principal(request, session, token=bearer or None, api_key=api_key)  # 401 unless valid
+            return
+        ui_signed_in = getattr(request.app.state, "ui_signed_in", None)
+        if ui_signed_in is not None and ui_signed_in(request, session):
+            return
+        raise Unauthorized(f"Sign in first: this server shows {request.url.path} to signed-in users only "
+                           f"(setting {setting}).")
+
+    return check
 
 
 Limit = Annotated[int, Query(ge=1, le=500, description="Items per page (1–500).")]

@@ -130,3 +130,17 @@ class LoginAttempt(IdMixin, Base):
     ts: Mapped[datetime] = mapped_column()
     success: Mapped[bool] = mapped_column(default=False)
 
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins counted per account and per client address (``key``: ``account:<e-mail>`` or
+    ``address:<ip>``), in the database so every server process sees the same wait. One row a key, however many
+    attempts: a password-spraying client makes no more rows than it has addresses."""
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)  # in a row, forgotten after a quiet window
+    last_failure_at: Mapped[datetime] = mapped_column()
+    blocked_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_refused_at: Mapped[datetime | None] = mapped_column(nullable=True)  # a try refused for waiting

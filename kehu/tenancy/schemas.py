@@ -61,7 +61,8 @@ class UnitOut(Out):
 class UserCreate(Strict):
     email: EmailStr
     name: str = Field(min_length=1, max_length=100)
-    password: str = Field(min_length=8, max_length=200)
+    # Length and the list of common passwords are checked by the service (kehu.core.passwords), for every way in.
+    password: str = Field(max_length=200, description="At least 10 characters, not a common password.")
     unit_id: int
     roles: list[str] = Field(min_length=1)
     phone: str | None = Field(default=None, max_length=32)
@@ -80,7 +81,10 @@ class UserUpdate(Strict):
     phone: str | None = Field(default=None, max_length=32)
     locale: Literal["zh", "en"] = omissible()
     is_active: bool = omissible()
-    password: str = omissible(min_length=8, max_length=200)
+    password: str = omissible(max_length=200,
+                              description="A new password: at least 10 characters, not a common password.")
+    current_password: str | None = Field(default=None, max_length=200,
+                                         description="Your present password; needed to change your own password.")
 
 
 class UserOut(BaseModel):

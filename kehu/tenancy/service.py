@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from kehu.core import audit, jobs
@@ -26,6 +27,7 @@ from kehu.core.errors import (
 )
 from kehu.core.jobs import Job
 from kehu.core.pagination import OffsetPage, Page, keyset_page, offset_page
+from kehu.core.passwords import check_new_password
 from kehu.core.security import (
     api_key_matches,
     burn_password_check,
@@ -51,7 +53,16 @@ from kehu.tenancy.access import (
     units_under,
 )
 from kehu.tenancy.masking import masked
-from kehu.tenancy.models import ApiKey, BusinessUnit, LoginAttempt, Organization, Role, User, user_roles
+from kehu.tenancy.models import (
+    ApiKey,
+    BusinessUnit,
+    LoginAttempt,
+    LoginThrottle,
+    Organization,
+    Role,
+    User,
+    user_roles,
+)
 from kehu.tenancy.roles import SYSTEM_ROLES
 
 KIND_RANK = {"hq": 0, "region": 1, "dealer": 2, "team": 3}
@@ -375,6 +386,7 @@ def create_user(session: Session, principal: Principal, *, data: schemas.UserCre
     email = data.email.lower()
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         raise Conflict("A user with that e-mail exists.", errors=[FieldError("email", "already used", "unique")])
+    check_new_password(data.password, email=email)
     user = User(org_id=principal.org_id, unit_id=unit.id, email=email, name=data.name, phone=data.phone,
                 password_hash=hash_password(data.password), locale=data.locale, roles=roles)
     session.add(user)
@@ -385,10 +397,14 @@ def create_user(session: Session, principal: Principal, *, data: schemas.UserCre
     return user
 
 
-def update_user(session: Session, principal: Principal, user_id: int, *, data: schemas.UserUpdate) -> User:
+def update_user(session: Session, principal: Principal, user_id: int, *, data: schemas.UserUpdate,
+                policy: LoginPolicy | None = None) -> User:
     user = get_user(session, principal, user_id)
     is_self = user.id == principal.user_id
     changes = data.model_dump(exclude_unset=True)
+    current_password = changes.pop("current_password", None)
+    if is_self and "password" in changes:  # before anything changes
+        _check_current_password(session, user, current_password, policy or LoginPolicy())
     self_service = {"name", "phone", "locale", "password"}
     if not (is_self and set(changes) <= self_service):
         require_row(session, principal, "users", "update", unit_id=user.unit_id, owner_id=user.id)
@@ -405,7 +421,9 @@ def update_user(session: Session, principal: Principal, user_id: int, *, data: s
         user.roles = roles
         user.token_version += 1
     if "password" in changes:
-        user.password_hash = hash_password(changes.pop("password"))
+        new_password = changes.pop("password") or ""
+        check_new_password(new_password, email=user.email)
+        user.password_hash = hash_password(new_password)
         user.token_version += 1  # signs out every other session
     if changes.get("is_active") is False and user.is_active:
         if is_self:
@@ -423,44 +441,127 @@ def update_user(session: Session, principal: Principal, user_id: int, *, data: s
     return user
 
 
+def _check_current_password(session: Session, user: User, current: str | None, policy: LoginPolicy) -> None:
+    """Your own password changes only with the present one (a stolen session or an unlocked screen must not be
+    enough to take the account over); an administrator setting another user's does not need it. Wrong guesses
+    count as failed sign-ins of the account, so this is no way around the sign-in throttle."""
+    if not current:
+        raise invalid("current_password", "your present password is needed to change it", "required")
+    now = utcnow()
+    key = _throttle_keys(user.email, "")
+    wait, _rows = _wait_left(session, [key[0][0]], now)
+    if wait:
+        raise TooManyRequests(f"Too many wrong passwords; try again in {wait} seconds.", extra={"retry_after": wait})
+    if not verify_password(user.password_hash, current):
+        # counted in a transaction of its own: the request's is rolled back with the error
+        with Session(session.get_bind()) as own, own.begin():
+            _count_failure(own, key, policy, now)
+            _audit_sign_in(own, own.get(User, user.id), action="login_failed",
+                           summary="Wrong present password given to change it")
+        raise invalid("current_password", "does not match your present password", "incorrect")
+
+
 # -- sign-in and principals ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LoginPolicy:
-    max_failures: int = 5
-    lockout_minutes: int = 15
+    free_failures: int = 5  # per account
+    free_failures_per_address: int = 20
+    max_wait_seconds: int = 900
+    window_minutes: int = 15
+
+    @classmethod
+    def of(cls, settings: Any) -> LoginPolicy:
+        return cls(settings.login_free_failures, settings.login_free_failures_per_address,
+                   settings.login_max_wait_seconds, settings.login_window_minutes)
+
+
+def _throttle_keys(email: str, ip: str) -> list[tuple[str, int]]:
+    return [(f"account:{email}"[:300], 0)] + ([(f"address:{ip}"[:300], 1)] if ip else [])
+
+
+def _wait_left(session: Session, keys: list[str], now: datetime) -> tuple[int, list[LoginThrottle]]:
+    """Seconds before another try may be made (0: now), and the rows that make it wait."""
+    rows = list(session.scalars(select(LoginThrottle).where(LoginThrottle.key.in_(keys))))
+    waiting = [r for r in rows if r.blocked_until is not None and r.blocked_until > now]
+    if not waiting:
+        return 0, []
+    left = max((r.blocked_until - now).total_seconds() for r in waiting if r.blocked_until)
+    return max(1, int(left + 0.999)), waiting
+
+
+def _count_failure(session: Session, keys: list[tuple[str, int]], policy: LoginPolicy, now: datetime) -> None:
+    """One more failure on each key; past the free ones the next try waits 1 s, 2 s, 4 s … up to the cap. Rows are
+    locked (PostgreSQL) so two servers counting at once both count."""
+    window = timedelta(minutes=policy.window_minutes)
+    for key, kind in keys:
+        free = policy.free_failures if kind == 0 else policy.free_failures_per_address
+        row = session.scalar(select(LoginThrottle).where(LoginThrottle.key == key).with_for_update())
+        if row is None:
+            try:
+                with session.begin_nested():
+                    session.add(LoginThrottle(key=key, failures=0, last_failure_at=now))
+            except IntegrityError:  # another server made it meanwhile
+                pass
+            row = session.scalar(select(LoginThrottle).where(LoginThrottle.key == key).with_for_update())
+            assert row is not None
+        quiet_since = max(row.last_failure_at, row.blocked_until or row.last_failure_at)
+        if now - quiet_since > window:
+            row.failures = 0
+        row.failures += 1
+        row.last_failure_at = now
+        over = row.failures - free
+        if over >= 0:
+            row.blocked_until = now + timedelta(seconds=min(policy.max_wait_seconds, 2 ** min(over, 30)))
+    session.flush()
+
+
+def _audit_sign_in(session: Session, user: User | None, *, action: str, summary: str) -> None:
+    """Failed and refused sign-ins go to the audit of the account's organisation (an unknown e-mail has none: its
+    attempts stay in login_attempts)."""
+    if user is None:
+        return
+    audit.record(session, None, org_id=user.org_id, unit_id=user.unit_id, action=action, entity="users",
+                 entity_id=user.id, summary=summary)
 
 
 def authenticate(session: Session, *, email: str, password: str, ip: str = "",
                  policy: LoginPolicy = LoginPolicy()) -> User:
-    """Check a password. Every attempt is recorded (the caller commits even on failure, so throttling
-    survives); after ``max_failures`` failures in the window the address is locked for a while."""
+    """Check a password. Each attempt is recorded (the caller commits even on failure, so the count survives).
+    Failures are counted per account and per client address; past the free ones a try must wait, doubling each
+    time (429 with ``retry_after``). A try made too soon is refused without looking at the password, and the right
+    password after the wait signs in: throttling slows guessing without letting anyone lock a user out."""
     email = (email or "").strip().lower()
+    ip = (ip or "")[:64]
     now = utcnow()
-    window_start = now - timedelta(minutes=policy.lockout_minutes)
-    last_success = session.scalar(
-        select(func.max(LoginAttempt.ts)).where(LoginAttempt.email == email, LoginAttempt.success)
-    )
-    since = max(window_start, last_success) if last_success else window_start
-    failures = session.scalar(
-        select(func.count()).select_from(LoginAttempt)
-        .where(LoginAttempt.email == email, LoginAttempt.success.is_(False), LoginAttempt.ts > since)
-    ) or 0
-    if failures >= policy.max_failures:
-        oldest = session.scalar(
-            select(func.min(LoginAttempt.ts)).where(LoginAttempt.email == email, LoginAttempt.success.is_(False),
-                                                    LoginAttempt.ts > since)
-        )
-        retry_after = max(1, int(((oldest or now) + timedelta(minutes=policy.lockout_minutes) - now).total_seconds()))
-        raise TooManyRequests(f"Too many failed sign-ins for this account; try again in {retry_after // 60 + 1} "
-                              "minutes.", extra={"retry_after": retry_after})
+    keys = _throttle_keys(email, ip)
+    wait, waiting = _wait_left(session, [k for k, _ in keys], now)
+    if wait:
+        # Noted in the audit once per wait (at its first refused try), so hammering cannot flood the log.
+        first = [r for r in waiting if r.last_refused_at is None or r.last_refused_at < r.last_failure_at]
+        for row in waiting:
+            row.last_refused_at = now
+        if first:
+            user = session.scalar(select(User).where(User.email == email))
+            _audit_sign_in(session, user, action="login_throttled",
+                           summary=f"Sign-in refused for {wait} s after repeated failures"
+                           + (f" (from {ip})" if ip else ""))
+        session.flush()
+        raise TooManyRequests(f"Too many failed sign-ins; try again in {wait} seconds.",
+                              extra={"retry_after": wait})
     user = session.scalar(select(User).where(User.email == email))
     ok = user is not None and user.is_active and verify_password(user.password_hash, password)
     if user is None:
         burn_password_check(password)
-    session.add(LoginAttempt(email=email, ip=ip[:64], ts=now, success=ok))
-    session.flush()
+    session.add(LoginAttempt(email=email, ip=ip, ts=now, success=ok))
     if not ok or user is None:
+        _count_failure(session, keys, policy, now)
+        _audit_sign_in(session, user, action="login_failed", summary="Failed sign-in" + (f" from {ip}" if ip else ""))
+        session.flush()
         raise Unauthorized("Incorrect e-mail or password, or the account is deactivated.")
+    # The account's count starts again; the address's does not, or a sprayer could clear it with an account of
+    # its own between guesses.
+    session.execute(update(LoginThrottle).where(LoginThrottle.key == keys[0][0])
+                    .values(failures=0, blocked_until=None).execution_options(synchronize_session=False))
     user.last_login_at = now
     audit.record(session, _principal_of(session, user), action="login", entity="users", entity_id=user.id,
                  unit_id=user.unit_id, summary=f"{user.name} signed in" + (f" from {ip}" if ip else ""))

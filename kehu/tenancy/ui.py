@@ -16,6 +16,7 @@ from kehu.ui.components import ServerTable, add_status_slot, localise_table
 from kehu.ui.shell import (
     actor_name,
     audit_text,
+    context,
     empty_state,
     frame,
     locale,
@@ -279,6 +280,10 @@ def users_page() -> None:
                                  label=tr("users.locale")).classes("w-full")
                 password = ui.input(tr("users.password") if existing is None else tr("users.new_password"),
                                     password=True).classes("w-full").mark("user-password")
+                # your own password changes only with the present one (an administrator sets others' without)
+                current = ui.input(tr("users.current_password"), password=True).classes("w-full").mark(
+                    "user-current-password")
+                current.set_visibility(existing is not None and existing.id == principal.user_id)
                 active = ui.switch(tr("status.active"), value=existing.is_active if existing else True)
                 if existing is None:
                     active.set_visibility(False)
@@ -296,8 +301,11 @@ def users_page() -> None:
                             changes["phone"] = phone.value or None
                         if password.value:
                             changes["password"] = password.value
+                            if current.visible:
+                                changes["current_password"] = current.value or None
                         action = lambda s: service.update_user(  # noqa: E731
-                            s, principal, existing.id, data=schemas.UserUpdate(**changes))
+                            s, principal, existing.id, data=schemas.UserUpdate(**changes),
+                            policy=service.LoginPolicy.of(context().settings))
                     if validated(lambda: run_action(action, tr("common.saved"))):
                         dialog.close()
                         table.reload()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -56,8 +57,70 @@ def _principal_for(auth: dict[str, Any]) -> Principal | None:
         return None
 
 
-def current_principal() -> Principal | None:
+def _live_auth() -> dict[str, Any] | None:
+    """The visitor's sign-in, or None once it is older than ``ui_session_hours`` or idle (no page opened, nothing
+    clicked) longer than ``ui_idle_minutes``. Only the event loop's thread writes the visitor's storage (NiceGUI
+    saves it from there); a thread reading it just answers."""
     auth = gui_app.storage.user.get("auth")
+    if not auth:
+        return None
+    settings, now = context().settings, time.time()
+    seen = auth.get("seen", 0)
+    try:
+        asyncio.get_running_loop()
+        on_loop = True
+    except RuntimeError:
+        on_loop = False
+    if (now - auth.get("at", 0) > settings.ui_session_hours * 3600
+            or (settings.ui_idle_minutes and now - seen > settings.ui_idle_minutes * 60)):
+        if on_loop:
+            gui_app.storage.user.pop("auth", None)
+        return None
+    if on_loop and now - seen > 60:  # a write to the visitor's storage at most once a minute
+        gui_app.storage.user["auth"] = {**auth, "seen": now}
+    return auth
+
+
+def _ui_signed_in(request: Any, session: Any) -> bool:
+    """Whether the request's browser has a live UI sign-in (lets /docs open for a signed-in user). API routes lie
+    outside NiceGUI's mounted app and its session middleware, so the session cookie is read here as Starlette's
+    SessionMiddleware writes it (signed JSON); a browser whose storage this process has not loaded yet (no page
+    opened since a restart) counts as not signed in."""
+    import base64
+    import json
+
+    from itsdangerous import BadSignature, TimestampSigner
+    from nicegui.storage import request_contextvar
+    from starlette.requests import Request
+
+    settings = context().settings
+    cookie = request.cookies.get("session")
+    if not cookie:
+        return False
+    try:
+        data = TimestampSigner(settings.effective_secret_key()).unsign(
+            cookie.encode(), max_age=int(settings.ui_session_hours * 3600))
+        session_id = json.loads(base64.b64decode(data))["id"]
+    except (BadSignature, ValueError, KeyError, TypeError):
+        return False
+    token = request_contextvar.set(Request({"type": "http", "session": {"id": session_id}}))
+    try:
+        auth = _live_auth()
+    except (RuntimeError, AssertionError, KeyError):  # its storage not loaded in this process
+        return False
+    finally:
+        request_contextvar.reset(token)
+    if not auth:
+        return False
+    try:
+        service.principal_for_user(session, auth["user_id"], token_version=auth["ver"])
+    except Unauthorized:
+        return False
+    return True
+
+
+def current_principal() -> Principal | None:
+    auth = _live_auth()
     if not auth:
         return None
     principal = _principal_for(auth)
@@ -77,7 +140,7 @@ async def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 async def signed_in() -> Principal | None:
     """The visitor's principal, read off the event loop (``current_principal`` for async pages)."""
-    auth = gui_app.storage.user.get("auth")
+    auth = _live_auth()
     if not auth:
         return None
     principal = await off_loop(_principal_for, auth)
@@ -99,8 +162,15 @@ def notify_error(error: KehuError) -> None:
               multi_line=True)
 
 
+def _touch() -> None:
+    """Work on a page (a click that reads or writes) keeps the sign-in alive, as opening a page does."""
+    with contextlib.suppress(RuntimeError, AssertionError, KeyError):  # outside a visitor's request: nothing to do
+        _live_auth()  # an expired sign-in is dropped, not revived
+
+
 @contextlib.contextmanager
 def unit_of_work() -> Iterator[Any]:
+    _touch()
     with context().database.unit_of_work() as session:
         yield session
 
@@ -276,7 +346,7 @@ def audit_text(entry: Any) -> str:
     subject = after.get("name") or before.get("name") or after.get("code") or (
         f"#{entry.entity_id}" if entry.entity_id else "")
     action = t(f"audit.action.{entry.action}", locale(), default=entry.action)
-    if entry.action == "login":
+    if entry.action in ("login", "login_failed", "login_throttled"):
         return action
     return tr("audit.text", action=action, entity=tr(f"entity.{entry.entity}"), subject=subject)
 
@@ -305,7 +375,9 @@ def _sign_in(email: str, password: str, ip: str, policy: service.LoginPolicy) ->
     session = context().database.sessionmaker()
     try:
         user = service.authenticate(session, email=email, password=password, ip=ip, policy=policy)
-        signed = {"auth": {"user_id": user.id, "ver": user.token_version}, "locale": user.locale}
+        now = time.time()
+        signed = {"auth": {"user_id": user.id, "ver": user.token_version, "at": now, "seen": now},
+                  "locale": user.locale}
         session.commit()
         return signed
     except KehuError as error:
@@ -315,13 +387,21 @@ def _sign_in(email: str, password: str, ip: str, policy: service.LoginPolicy) ->
         session.close()
 
 
+def _sign_in_refusal(error: KehuError) -> str:
+    if error.status == 429:
+        seconds = int(error.extra.get("retry_after", 1))
+        return (tr("login.throttled_seconds", seconds=seconds) if seconds < 120
+                else tr("login.throttled_minutes", minutes=(seconds + 59) // 60))
+    return tr("login.failed") if error.status == 401 else error.detail
+
+
 async def login_page() -> None:
     if await signed_in() is not None:
         ui.navigate.to("/")
         return
     ui.page_title(f"{tr('login.title')} · kehu 客户")
     ui.colors(primary="#1f4e79")
-    ip = ""
+    ip = ui.context.client.ip  # the proxy's X-Forwarded-For when uvicorn trusts it (forwarded_allow_ips)
     with ui.column().classes("absolute-center items-center gap-6"):
         with ui.row().classes("items-center gap-3"):
             ui.label("kehu 客户").classes("text-4xl font-bold text-primary")
@@ -335,10 +415,11 @@ async def login_page() -> None:
 
             async def submit() -> None:
                 settings = context().settings
-                policy = service.LoginPolicy(settings.login_max_failures, settings.login_lockout_minutes)
+                policy = service.LoginPolicy.of(settings)
+                message.set_text("")  # each answer shows afresh, even when it repeats the last one
                 signed = await off_loop(_sign_in, email.value, password.value, ip, policy)
                 if isinstance(signed, KehuError):
-                    message.set_text(tr("login.failed") if signed.status == 401 else signed.detail)
+                    message.set_text(_sign_in_refusal(signed))
                     return
                 gui_app.storage.user["auth"] = signed["auth"]
                 gui_app.storage.user.setdefault("locale", signed["locale"])
@@ -374,6 +455,7 @@ def mount_ui(app: FastAPI, settings: Settings, database: Database | None = None)
     from kehu.segments import ui as segments_ui
     from kehu.tenancy import ui as tenancy_ui
 
+    app.state.ui_signed_in = _ui_signed_in
     page("/login")(login_page)
     for path, (title_key, icon, text_key) in COMING.items():
         _register_coming(path, title_key, icon, text_key)
@@ -383,4 +465,6 @@ def mount_ui(app: FastAPI, settings: Settings, database: Database | None = None)
     sales_ui.register()
     ui.run_with(app, storage_secret=settings.effective_secret_key(), title="kehu 客户", favicon="🚗",
                 language="zh-CN", show_welcome_message=False,
-                session_middleware_kwargs={"max_age": settings.ui_session_days * 86400, "same_site": "lax"})
+                # HttpOnly is Starlette's default; Secure is added per request by SecurityHeadersMiddleware
+                session_middleware_kwargs={"max_age": int(settings.ui_session_hours * 3600), "same_site": "lax",
+                                           "https_only": settings.cookie_secure is True})

@@ -68,8 +68,8 @@ def test_ingested_traits_are_coerced_and_bad_values_noted(client, tree, login, w
     assert profile.attributes == {"intended_model": "id4", "budget": 30}
 
 
-def test_import_maps_headers_to_custom_fields_by_label_and_rejects_bad_values(client, tree, login, clean_database,
-                                                                              settings):
+def test_import_maps_headers_to_custom_fields_by_label_and_leaves_bad_values_out(client, tree, login, clean_database,
+                                                                                 settings):
     from kehu.app import make_worker
 
     admin = login("admin@example.com")
@@ -82,7 +82,7 @@ def test_import_maps_headers_to_custom_fields_by_label_and_rejects_bad_values(cl
     while worker.run_once():
         pass
     done = client.get(f"/api/v1/imports/{run['id']}", headers=admin).json()
-    assert (done["accepted_rows"], done["rejected_rows"]) == (1, 1)
-    reasons = client.get(f"/api/v1/imports/{run['id']}/rejections.csv?lang=zh", headers=admin).content.decode(
-        "utf-8-sig")
-    assert "意向车型: 不在可选项中：高尔夫" in reasons
+    assert (done["accepted_rows"], done["rejected_rows"], done["warnings"]) == (2, 0, 1)
+    warnings = client.get(f"/api/v1/imports/{run['id']}/warnings?lang=zh", headers=admin).json()["items"]
+    assert [(w["row_number"], w["column"], w["value"]) for w in warnings] == [(3, "意向车型", "高尔夫")]
+    assert warnings[0]["reason"].startswith("不在可选项中：高尔夫")

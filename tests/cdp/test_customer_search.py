@@ -47,6 +47,7 @@ def test_search_finds_a_customer_by_each_thing_people_type(client, tree, login, 
         "zhangweihua": ["zhang"], "zhangwei": ["zhang"], "li": ["li"],  # pinyin from its start
         "138 1234 5678": ["zhang"], "+86-138-1234-5678": ["zhang"], "5678": ["zhang"], "345678": ["zhang"],
         "0000": ["wei"],  # the last digits of a mobile
+        "1381234": ["zhang"], "138 1234 56": ["zhang"], "1398765": ["wei"],  # its start (issue 20)
         "weihua.zhang@example.com": ["zhang"], "WeiHua.Zhang@EXAMPLE.com": ["zhang"],
         "LSVAA4182E2123456": ["li"], "lsvaa4182e2123456": ["li"], "oWx-123abc": ["wei"],
         "王": [], "1234": [], "nobody@example.com": [],
@@ -127,6 +128,7 @@ def test_each_kind_of_search_is_answered_from_its_index(session, tree, clean_dat
         "zhangwei": "ix_profiles_org_pinyin",
         "0001234": "ix_profiles_org_mobile_tail", "13900001234": "ix_profiles_org_mobile_tail",
         "c1234@example.com": "uq_identities_org_id_kind_value", "SH001-77": "uq_identities_org_id_kind_value",
+        "1390000123": "uq_identities_org_id_kind_value",  # a mobile's start, a range of the identities' index
         "LSVAA410000001234": "uq_vehicles_org_id_vin",
     }
     for q, index in searches.items():

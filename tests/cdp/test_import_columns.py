@@ -36,16 +36,19 @@ VALUES = {"mobile": PHONES, "email": EMAILS, "name": NAMES, "gender": GENDERS, "
           "city": CITIES, "province": CITIES, "lifecycle_stage": STAGES, "identity:vin": VINS,
           "identity:user_id": ["u1", "u2", " ", ""], "attribute:hobby": ["越野", ""], "attribute:source": ["展会", ""],
           "attribute:level": LEVELS, "attribute:tier": TIERS, "attribute:first_name": ["伟", ""],
-          "attribute:mobile": PHONES}
+          "attribute:mobile": PHONES, "address": ["上海市浦东新区碧波路690号", " 北京  朝阳区３号 ", ""],
+          "attribute:expires": ["2999-01-01", "1800-01-01", "2031-02-30", ""]}
 # Mappings the columns hold, and two they cannot (a trait that is not a plain value; a second mobile column)
 TARGETS = ["mobile", "email", "name", "gender", "birthday", "city", "province", "lifecycle_stage", "identity:vin",
-           "identity:user_id", "attribute:hobby", "attribute:source", "attribute:level", "attribute:tier"]
+           "identity:user_id", "attribute:hobby", "attribute:source", "attribute:level", "attribute:tier", "address",
+           "attribute:expires"]
 ODD_TARGETS = ["attribute:first_name", "attribute:mobile"]
 LEVEL = CustomField(key="level", type="number", label_zh="等级", label_en="Level", options=[], is_pii=False)
 TIER = CustomField(key="tier", type="option", label_zh="会员等级", label_en="Tier", is_pii=False,
                    options=[{"value": "gold", "zh": "金卡", "en": "Gold"},
                             {"value": "silver", "zh": "银卡", "en": "Silver"}])
-FIELDS = {"level": LEVEL, "tier": TIER}
+EXPIRES = CustomField(key="expires", type="date", label_zh="到期日", label_en="Expires", options=[], is_pii=False)
+FIELDS = {"level": LEVEL, "tier": TIER, "expires": EXPIRES}
 
 
 @st.composite
@@ -69,14 +72,18 @@ def _reader(mapping: dict[str, str]) -> imports.RowReader:
     return imports.RowReader(mapping, FIELDS, list(mapping))
 
 
-def _one_by_one(reader: imports.RowReader, rows: list[tuple[int, list[str]]]) -> tuple[dict, dict]:
-    accepted, rejected = {}, {}
+def _one_by_one(reader: imports.RowReader, rows: list[tuple[int, list[str]]]) -> tuple[dict, dict, dict]:
+    accepted, rejected, warned = {}, {}, {}
     for number, values in rows:
         try:
-            accepted[number] = reader.row(7, number, values, FILENAME, imports.timedelta(microseconds=number) + STARTED)
+            accepted[number], problems = reader.read_row(7, number, values, FILENAME,
+                                                         imports.timedelta(microseconds=number) + STARTED)
         except imports.RowRejected as error:
             rejected[number] = error.as_json()
-    return accepted, rejected
+            continue
+        if problems:
+            warned[number] = imports.RowRejected(problems).as_json()
+    return accepted, rejected, warned
 
 
 @settings(max_examples=300, deadline=None)
@@ -85,10 +92,13 @@ def test_reading_by_column_accepts_and_rejects_every_row_as_reading_it_alone(fil
     mapping, rows = file
     reader = _reader(mapping)
     read = reader.read(7, rows, FILENAME, STARTED)
-    accepted, rejected = _one_by_one(reader, rows)
+    accepted, rejected, warned = _one_by_one(reader, rows)
     by_column = {number: read.columns.row(i) for i, number in enumerate(read.columns.numbers)}
     assert {**by_column, **{row.properties["row"]: row for row in read.odd}} == accepted
     assert {number: error.as_json() for number, _, error in read.rejected} == rejected
+    assert {number: imports.RowRejected(problems).as_json() for number, _, problems in read.warned} == warned
+    assert [number for number, _, _ in read.warned] == sorted(warned)
+    assert all(values == dict(rows)[number] for number, values, _ in read.warned)
     assert read.accepted == len(accepted)
     assert all(values == dict(rows)[number] for number, values, _ in read.rejected)
     if reader.by_column:  # only a row with a problem is read alone; the plain mappings are all by column

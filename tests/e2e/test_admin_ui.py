@@ -39,7 +39,7 @@ def test_admin_hires_a_salesperson_who_then_sees_only_their_dealer(page, server,
     dialog.get_by_label("角色").click()
     page.locator(".q-menu").get_by_text("销售顾问").click()
     page.keyboard.press("Escape")
-    dialog.get_by_label("初始密码（至少 8 位）").fill("welcome-2026")
+    dialog.get_by_label("初始密码（至少 10 位，不能是常见密码）").fill("welcome-2026")
     dialog.get_by_role("button", name="保存").click()
     page.get_by_text("已保存").wait_for()
     page.get_by_placeholder("搜索姓名或邮箱").fill("qian")

@@ -1,9 +1,13 @@
 """A shop's web page on its own origin sends calls to kehu as Segment's analytics.js does, in a real browser
-(the browser's cross-origin rules are the point: a page on localhost talks to kehu on 127.0.0.1)."""
+(the browser's cross-origin rules are the point: a page served by the shop on localhost talks to kehu on 127.0.0.1;
+a page of kehu's own would carry kehu's Content-Security-Policy, which no shop page has)."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -36,13 +40,35 @@ SEND_LIKE_ANALYTICS_JS = """async ([kehu, key]) => {
 }"""
 
 
-def test_a_shop_page_on_its_own_origin_sends_calls_the_way_analytics_js_does(page, server):
+class _ShopPage(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = "<!doctype html><meta charset=utf-8><title>车型首页</title><h1>示范车行</h1>".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def shop() -> Iterator[str]:
+    """The shop's own web server, on another origin than kehu."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _ShopPage)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://localhost:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_shop_page_on_its_own_origin_sends_calls_the_way_analytics_js_does(page, server, shop):
     with api(server, "admin@demo.kehu.dev") as admin:
         created = admin.post("/api/v1/sources", json={"name": "官网（浏览器）", "kind": "web"})
         assert created.status_code == 201, created.text
         key = created.json()["write_key"]
-        shop = server.replace("127.0.0.1", "localhost")
-        page.goto(f"{shop}/healthz")
+        page.goto(f"{shop}/")
         assert page.evaluate(SEND_LIKE_ANALYTICS_JS, [server, key]) == [[200, True]] * 4
         deadline = time.monotonic() + 30  # the server's embedded worker resolves the calls onto a customer
         while time.monotonic() < deadline:

@@ -136,3 +136,16 @@ def test_a_new_customer_already_known_elsewhere_becomes_an_inquiry(page, server,
         assert [(lead["profile_id"], lead["unit_id"], lead["owner_id"]) for lead in mine] == [
             (held["id"], me["unit_id"], me["user_id"])]  # at their own unit (a team of SH001)
         assert sales.get(f"/api/v1/customers/{held['id']}").status_code == 200  # seen through the lead
+
+
+def test_a_customer_entered_with_an_address_shows_it_on_the_360(page, server, sign_in):
+    sign_in("admin@demo.kehu.dev")
+    page.goto(f"{server}/customers")
+    page.get_by_role("button", name="新增客户").click()
+    page.get_by_label("姓名", exact=True).fill("花木兰")
+    page.get_by_label("手机", exact=True).fill("13512340987")
+    page.get_by_label("地址").fill("河南省商丘市虞城县木兰大道8号")
+    page.get_by_role("button", name="保存").click()
+    page.wait_for_url(f"{server}/customers/*")
+    page.get_by_text("河南省商丘市虞城县木兰大道8号").wait_for()
+    shoot(page, "customer-360-address")

@@ -50,5 +50,5 @@ def test_a_region_manager_compares_their_dealers(page, server, sign_in):
     sign_in("admin@demo.kehu.dev")
     page.locator("[data-test='home-units']").get_by_text("各大区对比").wait_for()
     assert "华东大区" in page.locator("[data-test='home-units']").inner_text()
-    page.get_by_text("各大区在职员工").wait_for()
+    page.get_by_text("下级单位在职员工").wait_for()
     shoot(page, "home-hq")

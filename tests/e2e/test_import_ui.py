@@ -9,9 +9,12 @@ from tests.e2e.conftest import shoot
 pytestmark = pytest.mark.e2e
 
 
-def test_import_a_gbk_csv_with_a_bad_row(page, server, sign_in, tmp_path):
+def test_import_a_gbk_csv_with_a_bad_row_and_a_bad_value(page, server, sign_in, tmp_path):
+    """A row without a usable mobile is rejected; a row whose birthday is wrong is imported without it, and the
+    birthday is listed on the page with its row, column and reason."""
     path = tmp_path / "展厅客户.csv"
-    path.write_bytes("姓名,手机号码,城市,意向车型\n孙悟空,13599998888,杭州,ID.4\n猪八戒,123,杭州,ID.6\n".encode("gbk"))
+    path.write_bytes(("姓名,手机号码,城市,地址,生日,意向车型\n孙悟空,13599998888,杭州,花果山水帘洞1号,,ID.4\n"
+                      "猪八戒,123,杭州,,,ID.6\n沙和尚,13599997777,杭州,流沙河,1945-04-93,ID.3\n").encode("gbk"))
     sign_in("marketing1@demo.kehu.dev")
     page.goto(f"{server}/customers/import")
     page.locator(".q-uploader input[type=file]").set_input_files(str(path))
@@ -19,13 +22,25 @@ def test_import_a_gbk_csv_with_a_bad_row(page, server, sign_in, tmp_path):
     assert page.get_by_text("扩展属性「意向车型」").is_visible()
     page.get_by_role("button", name="预检").click()
     page.get_by_text("手机号码: 不是有效的手机号：123").wait_for()
+    assert page.get_by_text("生日: 不是日期（YYYY-MM-DD）：1945-04-93").is_visible()
     shoot(page, "import-mapping")
     page.get_by_role("button", name="开始导入").click()
     page.get_by_text("导入完成").wait_for(timeout=30_000)
-    assert "已接受 1 行（新客户 1 位），拒绝 1 行" in page.get_by_text("已接受").inner_text()
+    assert page.get_by_text("已接受 2 行（新客户 2 位），拒绝 1 行").is_visible()
     assert page.get_by_role("button", name="下载被拒绝的行").is_visible()
+    page.get_by_text("已接受的行中有 1 个值未导入").wait_for()
+    assert page.get_by_role("cell", name="1945-04-93", exact=True).is_visible()
+    assert page.get_by_role("button", name="下载未导入的值").is_visible()
     _bar_is_full(page)
     shoot(page, "import-done")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="下载未导入的值").click()
+    assert "1945-04-93" in download.value.path().read_bytes().decode("utf-8-sig")
+    page.get_by_role("button", name="再导入一个文件").click()
+    page.get_by_text("最近的导入").wait_for()
+    page.get_by_role("cell", name="展厅客户.csv").click()  # a past import's values left out, again
+    page.get_by_role("dialog").get_by_text("已接受的行中有 1 个值未导入").wait_for()
+    shoot(page, "import-recent-warnings")
 
 
 def test_a_dealer_manager_imports_orders(page, server, sign_in, tmp_path):
