@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import Depends, FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
@@ -22,14 +22,19 @@ from kehu.core.db import Database, get_database
 from kehu.core.http import (
     SEGMENT_PATHS,
     BodyLimitMiddleware,
+    InputGuardMiddleware,
+    LastResortMiddleware,
     MetricsMiddleware,
     PathCorsMiddleware,
     SecurityHeadersMiddleware,
+    bounded_parameters,
+    install_api_fallback,
     install_error_handlers,
     problem,
 )
 from kehu.core.jobs import Worker
 from kehu.core.logging import configure_logging
+from kehu.core.openapi import install_openapi
 from kehu.core.settings import Settings, get_settings
 from kehu.sales import api as sales_api
 from kehu.segments import api as segments_api
@@ -70,11 +75,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         docs_url=None, redoc_url=None, openapi_url=None,  # served below, as settings.api_docs allows
         description="kehu (客户): customer data platform, marketing automation and CRM. "
                     "Errors are RFC 9457 problem+json; lists use cursor pagination (?limit=&cursor=).",
+        dependencies=[Depends(bounded_parameters)],
     )
     app.state.settings = settings
     app.state.database = database
     app.state.secret_key = settings.effective_secret_key()
     install_error_handlers(app)
+    app.add_middleware(LastResortMiddleware)  # innermost: nothing raised past it drops the connection
+    app.add_middleware(InputGuardMiddleware, bodies_under=("/api/",))
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
                        limits={"/v1/b": MAX_BATCH_BYTES, "/v1/import": MAX_BATCH_BYTES,  # /v1/b: /v1/batch and /v1/b
                                "/v1/": MAX_MESSAGE_BYTES,
@@ -100,12 +108,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         return JSONResponse({"status": "ok"})
 
     if settings.metrics != "off":
-        @app.get("/metrics", tags=["ops"], dependencies=[Depends(allowed_to("metrics"))])
+        @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse,
+                 dependencies=[Depends(allowed_to("metrics"))])
         def metrics() -> Response:
             return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     if settings.api_docs != "off":
         _serve_docs(app)
+
+    install_api_fallback(app, ("/api/", SEGMENT_PATHS))  # after every API route, before the UI at /
+    install_openapi(app)
 
     if with_ui:
         from kehu.ui.shell import mount_ui

@@ -13,8 +13,8 @@ from fastapi.responses import JSONResponse
 from kehu.cdp import commerce, dedupe, exports, fields, identity_rules, imports, ingest, schemas, service
 from kehu.cdp.views import CustomerView
 from kehu.core import files
-from kehu.core.errors import BadRequest, FieldError, Unauthorized
-from kehu.core.http import decoded_body
+from kehu.core.errors import BadRequest, FieldError, Unauthorized, ValidationFailed
+from kehu.core.http import decoded_body, json_input_errors
 from kehu.tenancy.deps import Cursor, Limit, PrincipalDep, SessionDep
 from kehu.tenancy.schemas import Page
 
@@ -42,10 +42,14 @@ async def _json_body(request: Request, limit: int) -> Any:
     """The JSON a call sent, unpacked first if the client compressed it (limit: the path's, unpacked)."""
     raw = decoded_body(await request.body(), request.headers.get("content-encoding"), limit, ingest.CallTooLarge)
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"The request body is not valid JSON: {exc}",
                          errors=[FieldError("body", "not valid JSON", "json_invalid")]) from exc
+    if errors := json_input_errors(body, int64=False):  # properties are the sender's: any number, but no NUL
+        raise ValidationFailed("; ".join(f"{e['field']}: {e['message']}" for e in errors),
+                               errors=[FieldError(**e) for e in errors])
+    return body
 
 
 def _answer(result: ingest.Accepted) -> JSONResponse:

@@ -9,14 +9,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from kehu.cdp.models import ADDRESS_LENGTH
+from kehu.core.schemas import Input, omissible
 
 SourceKind = Literal["web", "app", "server", "import"]
 Gender = Literal["male", "female", "other"]
 Stage = Literal["visitor", "prospect", "lead", "opportunity", "customer", "owner", "churned"]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class Strict(Input):
+    """Request bodies (see kehu.core.schemas.Input)."""
 
 
 class SourceCreate(Strict):
@@ -64,8 +65,8 @@ class ProfileUpdate(Strict):
     province: str | None = Field(default=None, max_length=60)
     city: str | None = Field(default=None, max_length=60)
     address: str | None = Field(default=None, max_length=ADDRESS_LENGTH)
-    lifecycle_stage: Stage | None = None
-    attributes: dict[str, Any] | None = None
+    lifecycle_stage: Stage = omissible()
+    attributes: dict[str, Any] = omissible()
 
 
 class ProfileOut(BaseModel):
@@ -326,10 +327,10 @@ class CustomFieldCreate(Strict):
 
 
 class CustomFieldUpdate(Strict):
-    label_zh: str | None = Field(default=None, min_length=1, max_length=100)
-    label_en: str | None = Field(default=None, min_length=1, max_length=100)
-    options: list[FieldOption] | None = Field(default=None, max_length=200)
-    is_pii: bool | None = None
+    label_zh: str = omissible(min_length=1, max_length=100)
+    label_en: str = omissible(min_length=1, max_length=100)
+    options: list[FieldOption] = omissible(max_length=200)
+    is_pii: bool = omissible()
 
 
 class CustomFieldOut(BaseModel):
@@ -390,10 +391,10 @@ class ProductCreate(Strict):
 
 
 class ProductUpdate(Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    kind: ProductKind | None = None
+    name: str = omissible(min_length=1, max_length=200)
+    kind: ProductKind = omissible()
     price: Decimal | None = Field(default=None, ge=0, lt=Decimal("1e12"), decimal_places=2)
-    is_active: bool | None = None
+    is_active: bool = omissible()
 
 
 class ProductOut(BaseModel):

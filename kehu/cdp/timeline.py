@@ -76,9 +76,12 @@ def _parse(cursor: str | None) -> tuple[datetime, int, int] | None:
         return None
     values = decode_cursor(cursor, size=3)
     try:
-        return datetime.fromisoformat(values[0]), int(values[1]), int(values[2])
+        parsed = datetime.fromisoformat(values[0]), int(values[1]), int(values[2])
     except (TypeError, ValueError) as exc:
         raise invalid("cursor", "not a cursor returned by this API") from exc
+    if not all(-(2**63) <= n < 2**63 for n in parsed[1:]):  # a forged id past BIGINT: 422, not the database's 500
+        raise invalid("cursor", "not a cursor returned by this API")
+    return parsed
 
 
 def timeline(session: Session, principal: Principal, profile: Profile, *, limit: int = 50,

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import re
 import time
+import types
+import typing
 import zlib
+from datetime import date, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
+import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kehu.core.errors import BadRequest, FieldError, KehuError, PayloadTooLarge, UnsupportedMediaType
@@ -97,9 +105,14 @@ async def _http_error_handler(request: Request, exc: StarletteHTTPException) -> 
     return problem(request, exc.status_code, slug, title, detail, headers=getattr(exc, "headers", None))
 
 
+def _internal_error(path: str) -> JSONResponse:
+    return problem(None, 500, "internal-error", "Internal error", "An unexpected error occurred; it was logged.",
+                   instance=path)
+
+
 async def _unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", path=request.url.path)
-    return problem(request, 500, "internal-error", "Internal error", "An unexpected error occurred; it was logged.")
+    return _internal_error(request.url.path)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -262,6 +275,261 @@ class MetricsMiddleware:
             template = getattr(route, "path", None) or ("/ui" if not scope["path"].startswith(("/api", "/v1")) else "?")
             HTTP_REQUESTS.labels(scope["method"], template, str(status_holder["status"])).inc()
             HTTP_LATENCY.labels(scope["method"], template).observe(time.perf_counter() - start)
+
+
+class LastResortMiddleware:
+    """Answers an exception no handler took with problem+json 500 and keeps it here. Starlette's outermost
+    error middleware answers too, but then raises the exception on to the server, and uvicorn closes the
+    client's keep-alive connection for it. Once a response has started there is nothing to answer: re-raised."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            if started:
+                raise
+            log.exception("unhandled error", path=scope["path"], method=scope["method"])
+            await _internal_error(scope["path"])(scope, receive, send)
+
+
+# -- hostile input, refused before any handler sees it ---------------------------------------------------------
+# PostgreSQL refuses NUL in text (SQLite stores it), BIGINT holds int64 and Python's int holds anything: without
+# these checks the same request answered 500 on one database and stored a NUL on the other.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_JSON_DEPTH = 255  # no request of ours nests anywhere near it; Python's parser recurses up to ~1000
+NUL_MESSAGE = "must not contain the NUL character (U+0000)"
+RANGE_MESSAGE = f"must be a whole number from {INT64_MIN} to {INT64_MAX}"
+_INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
+
+
+def _nul(field_name: str) -> dict[str, str]:
+    return {"field": field_name, "message": NUL_MESSAGE, "code": "nul_character"}
+
+
+def _out_of_range(field_name: str) -> dict[str, str]:
+    return {"field": field_name, "message": RANGE_MESSAGE, "code": "out_of_range"}
+
+
+def json_input_errors(value: Any, prefix: str = "body", *, int64: bool = True, limit: int = 20) -> list[dict[str, str]]:
+    """Where parsed JSON holds a NUL in a string (or a key), nests deeper than MAX_JSON_DEPTH or, with
+    ``int64``, a number past int64 (an integral float too: validation would take 1e19 for an int), as
+    ``body.a.0.b`` paths (FastAPI's way of naming body fields); at most ``limit`` of them."""
+    errors: list[dict[str, str]] = []
+    stack: list[tuple[str, Any, int]] = [(prefix, value, 0)]
+    while stack and len(errors) < limit:
+        path, node, depth = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                errors.append(_nul(path))
+        elif isinstance(node, bool) or node is None:
+            continue
+        elif isinstance(node, int):
+            if int64 and not INT64_MIN <= node <= INT64_MAX:
+                errors.append(_out_of_range(path))
+        elif isinstance(node, float):  # orjson reads an integer past 64 bits as a float: ±2**63 itself is out
+            if int64 and not -(2.0**63) < node < 2.0**63:
+                errors.append(_out_of_range(path))
+        elif depth >= MAX_JSON_DEPTH:
+            return [{"field": prefix, "message": f"nested deeper than {MAX_JSON_DEPTH} levels", "code": "too_deep"}]
+        elif isinstance(node, dict):
+            for key, item in reversed(node.items()):
+                name = f"{path}.{key}"
+                if "\x00" in key:
+                    errors.append(_nul(name.replace("\x00", "\\u0000")))
+                    continue
+                stack.append((name, item, depth + 1))
+        elif isinstance(node, list):
+            stack.extend((f"{path}.{i}", item, depth + 1) for i, item in reversed(list(enumerate(node))))
+    return errors
+
+
+def _refuse_input(scope: Scope, errors: list[dict[str, str]], status: int = 422) -> JSONResponse:
+    if status == 400:
+        return problem(None, 400, "malformed-json", "Malformed JSON",
+                       f"The request body is not valid JSON: {errors[0]['message']}", errors=errors,
+                       instance=scope["path"])
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return problem(None, 422, "validation-failed", "Validation failed", detail, errors=errors, instance=scope["path"])
+
+
+def _query_errors(query: str, prefix: str) -> list[dict[str, str]]:
+    return [_nul(f"{prefix}.{name.replace(chr(0), '')}")
+            for name, value in parse_qsl(query, keep_blank_values=True, errors="replace")
+            if "\x00" in name or "\x00" in value]
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media in ("", "application/json") or media.endswith("+json")
+
+
+class InputGuardMiddleware:
+    """Refuses, with 422 naming the field, a NUL in the path, a query string, a form or a JSON body, and an
+    integer past int64 in a JSON body; a JSON body nested deeper than MAX_JSON_DEPTH, or not JSON at all (a lone
+    surrogate, NaN), is refused before Python's parser can recurse on it or pass it on. Bodies are read under
+    ``bodies_under`` only: the Segment-spec ingestion (bodies may be compressed, properties are the sender's)
+    checks its own with ``json_input_errors``. Inside the body limit."""
+
+    def __init__(self, app: ASGIApp, bodies_under: tuple[str, ...] = ("/api/",)) -> None:
+        self.app = app
+        self.bodies_under = bodies_under  # the UI's own traffic (NiceGUI's uploads, socket.io) is not ours to read
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        errors = [_nul("path")] if "\x00" in scope["path"] else []
+        errors += _query_errors(scope.get("query_string", b"").decode("latin-1"), "query")
+        if errors:
+            await _refuse_input(scope, errors)(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
+        form = content_type.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded"
+        if (scope["method"] in ("GET", "HEAD", "OPTIONS") or not scope["path"].startswith(self.bodies_under)
+                or headers.get(b"content-encoding") or not (form or _is_json(content_type))):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        status, errors = 422, []
+        if form:
+            errors = _query_errors(body.decode("latin-1"), "body")
+        elif body.strip():
+            try:
+                errors = json_input_errors(orjson.loads(body))
+            except orjson.JSONDecodeError as exc:
+                if "depth" in str(exc).lower() or "recursion" in str(exc).lower():
+                    errors = [{"field": "body", "message": f"nested deeper than {MAX_JSON_DEPTH} levels",
+                               "code": "too_deep"}]
+                else:
+                    status, errors = 400, [{"field": "body", "message": str(exc), "code": "json_invalid"}]
+        if errors:
+            await _refuse_input(scope, errors, status)(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def _holds(annotation: Any, kinds: tuple[type, ...]) -> bool:
+    if annotation in kinds:
+        return True
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) in (typing.Union, list, set, tuple):
+        return any(_holds(arg, kinds) for arg in typing.get_args(annotation))
+    return False
+
+
+def _typed_params(route: APIRoute) -> list[tuple[str, str, str]]:
+    """(location, name, "int" | "date") of the route's path and query parameters that take an integer or a
+    date, found once per route."""
+    cached = getattr(route, "_kehu_typed_params", None)
+    if cached is None:
+        cached, dependants = [], [route.dependant]
+        while dependants:
+            dependant = dependants.pop()
+            for location, fields in (("path", dependant.path_params), ("query", dependant.query_params)):
+                for field in fields:
+                    if _holds(field.field_info.annotation, (int,)):
+                        cached.append((location, field.alias, "int"))
+                    elif _holds(field.field_info.annotation, (date, datetime)):
+                        cached.append((location, field.alias, "date"))
+            dependants.extend(dependant.dependencies)
+        route._kehu_typed_params = cached  # type: ignore[attr-defined]
+    return cached
+
+
+# Dates a parameter may name: a day's neighbours and time zones exist for all of them (9999-12-31 has no next
+# day; 0001-01-01 at +08:00 no UTC start), so a report "until 9999-12-31" cannot overflow.
+DATE_MESSAGE = "must be a date from 0002-01-01 to 9998-12-31"
+_YEAR = re.compile(r"([+-]?[0-9]+)-", re.ASCII)
+
+
+def _out_of_range_value(kind: str, value: str) -> bool:
+    if kind == "int":
+        number = value.strip(" \t")
+        return bool(_INTEGER.fullmatch(number)) and (len(number.lstrip("+-")) > 19
+                                                     or not INT64_MIN <= int(number) <= INT64_MAX)
+    year = _YEAR.match(value.strip(" \t"))
+    return year is not None and not 2 <= int(year.group(1)[:6]) <= 9998
+
+
+async def bounded_parameters(request: Request) -> None:
+    """App-wide dependency: an integer path or query parameter (an id, a page number) past int64, or a date
+    parameter at the calendar's edge, is refused with 422 naming it, as if its type said so, rather than reach
+    the database (OverflowError on SQLite, "out of range" on PostgreSQL) or date arithmetic: a 500 either way.
+    What is not a number or a date at all is left to the parameter's own validation."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    errors = []
+    for location, name, kind in _typed_params(route):
+        raw = [request.path_params.get(name)] if location == "path" else request.query_params.getlist(name)
+        for value in raw:
+            if value is not None and _out_of_range_value(kind, value):
+                errors.append({"loc": (location, name), "msg": RANGE_MESSAGE if kind == "int" else DATE_MESSAGE,
+                               "type": "out_of_range"})
+    if errors:
+        raise RequestValidationError(errors)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def install_api_fallback(app: FastAPI, prefixes: tuple[str, ...]) -> None:
+    """Unknown paths and wrong methods under the API prefixes answer problem+json 404 / 405 (with Allow)
+    rather than fall through to the web UI mounted at / and its HTML page. Register it after every API route
+    (the first route that matches both path and method takes the request)."""
+    fallbacks: list[Any] = []
+
+    async def fallback(request: Request) -> JSONResponse:
+        allowed = set()
+        for method in _METHODS:  # which methods some operation at this path takes: 405 naming them, not 404
+            probe = {**request.scope, "method": method}
+            for route in app.router.routes:
+                match, _ = route.matches(probe)
+                if match is Match.FULL:
+                    if route not in fallbacks:
+                        allowed.add(method)
+                    break
+        if allowed:
+            allow = ", ".join(sorted(allowed))
+            return problem(request, 405, "method-not-allowed", "Method not allowed",
+                           f"{request.method} is not allowed here; allowed: {allow}.", headers={"Allow": allow})
+        return problem(request, 404, "not-found", "Not found", f"No API operation at {request.url.path}.")
+
+    for prefix in prefixes:
+        app.add_api_route(prefix.rstrip("/") + "/{rest:path}", fallback, include_in_schema=False,
+                          methods=list(_METHODS))
+        fallbacks.append(app.router.routes[-1])
 
 
 # Content-Security-Policy of the web UI. NiceGUI renders with Vue's in-browser template compiler (eval) and inline

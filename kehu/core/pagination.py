@@ -68,6 +68,7 @@ def keyset_page(
     sort_column = sort_column if sort_column is not None else id_column
     if cursor:
         last_sort, last_id = decode_cursor(cursor)
+        last_id = _coerce(id_column, last_id)
         if sort_column is id_column:
             stmt = stmt.where(id_column < last_id if descending else id_column > last_id)
         else:
@@ -89,16 +90,31 @@ def keyset_page(
 
 
 def _coerce(column: InstrumentedAttribute[Any], value: Any) -> Any:
+    """A cursor's value as the column's type, or 422: a forged cursor (an id past BIGINT, an object, text for a
+    number) would otherwise reach the database and fail there, as a 500."""
     from datetime import datetime
+    from decimal import Decimal
 
     python_type = None
     with contextlib.suppress(NotImplementedError):
         python_type = column.type.python_type
-    if python_type is datetime and isinstance(value, str):
+    forged = invalid("cursor", "not a cursor returned by this API")
+    if python_type is datetime:
+        if not isinstance(value, str):
+            raise forged
         try:
             return datetime.fromisoformat(value)
         except ValueError as exc:
-            raise invalid("cursor", "not a cursor returned by this API") from exc
+            raise forged from exc
+    if python_type is int and (isinstance(value, bool) or not isinstance(value, int)
+                               or not -(2**63) <= value < 2**63):
+        raise forged
+    if python_type is str and (not isinstance(value, str) or "\x00" in value):
+        raise forged
+    if python_type in (float, Decimal) and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise forged
+    if isinstance(value, dict | list):
+        raise forged
     return value
 
 
@@ -114,5 +130,8 @@ def offset_page(
     stops past COUNT_CAP)."""
     counted = stmt.order_by(None).limit(COUNT_CAP + 1).subquery()
     total = session.scalar(select(func.count()).select_from(counted)) or 0
-    rows = list(session.scalars(stmt.order_by(*order_by).offset(max(page - 1, 0) * per_page).limit(per_page)))
+    offset = max(page - 1, 0) * per_page
+    if offset >= 2**63:  # past any last page: the database's OFFSET is a BIGINT (page 2**63 - 1 answered 500)
+        return OffsetPage([], total)
+    rows = list(session.scalars(stmt.order_by(*order_by).offset(offset).limit(per_page)))
     return OffsetPage(rows, total)

@@ -17,6 +17,7 @@ from kehu.core.db import utcnow
 from kehu.core.errors import Conflict
 from kehu.core.i18n import t
 from kehu.core.pagination import OffsetPage, offset_page
+from kehu.core.timeutil import aware
 from kehu.sales import schemas
 from kehu.sales.models import OPEN_STATUSES, Activity, Lead
 from kehu.sales.service import get_lead, mark_contacted
@@ -37,10 +38,12 @@ def log(session: Session, principal: Principal, data: schemas.ActivityIn) -> Act
     unit_id = lead.unit_id if lead is not None else principal.unit_id
     require_row(session, principal, "activities", "create", unit_id=unit_id, owner_id=principal.user_id)
     now = utcnow()
-    done_at = data.done_at or (None if data.due_at is not None and not data.done else now)
+    # a time without a zone is the organisation's wall clock (it reached the database as a 500 before)
+    due_at, done_at = aware(data.due_at, principal.timezone), aware(data.done_at, principal.timezone)
+    done_at = done_at or (None if due_at is not None and not data.done else now)
     activity = Activity(org_id=principal.org_id, unit_id=unit_id, owner_id=principal.user_id,
                         profile_id=profile_id, lead_id=lead.id if lead else None, kind=data.kind,
-                        subject=data.subject, note=data.note, outcome=data.outcome, due_at=data.due_at,
+                        subject=data.subject, note=data.note, outcome=data.outcome, due_at=due_at,
                         done_at=done_at, created_by_id=principal.user_id)
     session.add(activity)
     session.flush()

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from kehu.cdp import service as cdp_service
@@ -100,16 +100,19 @@ def save_pipeline(session: Session, principal: Principal, data: schemas.Pipeline
     """Add a pipeline or change one: its stages in the order given, matched by key. A stage that still holds
     opportunities cannot be dropped (move them first); the stage history keeps pointing at the same rows."""
     principal.require_permission("settings.manage")
-    if pipeline_id is None:
+    # a path id that is not ours: 404
+    pipeline = service.org_setting(session, principal, Pipeline, pipeline_id, "pipeline") \
+        if pipeline_id is not None else None
+    # before the new row is written: its INSERT would hit the unique name first, a 500 instead of this 422
+    others = Pipeline.id != pipeline.id if pipeline is not None else true()
+    clash = session.scalar(select(Pipeline.id).where(Pipeline.org_id == principal.org_id, Pipeline.name == data.name,
+                                                     others))
+    if clash is not None:
+        raise invalid("name", "another pipeline has this name", "duplicate")
+    if pipeline is None:
         pipeline = Pipeline(org_id=principal.org_id, name=data.name)
         session.add(pipeline)
         session.flush()
-    else:
-        pipeline = service.org_setting(session, principal, Pipeline, pipeline_id, "pipeline")  # a path id: 404
-    clash = session.scalar(select(Pipeline.id).where(Pipeline.org_id == principal.org_id, Pipeline.name == data.name,
-                                                     Pipeline.id != pipeline.id))
-    if clash is not None:
-        raise invalid("name", "another pipeline has this name", "duplicate")
     existing = {s.key: s for s in stages_of(session, pipeline.id)}
     dropped = [s for key, s in existing.items() if key not in {x.key for x in data.stages}]
     for stage in dropped:

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from kehu.core.schemas import Input
 from kehu.segments.schemas import Condition
 
 Status = Literal["inquiry", "mql", "sal", "sql", "converted", "disqualified", "recycled"]
@@ -17,8 +18,8 @@ DisqualifyReason = Literal["no_budget", "no_response", "bought_elsewhere", "not_
 Method = Literal["round_robin", "least_loaded", "none"]
 
 
-class _Shape(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class _Shape(Input):
+    """Request bodies (see kehu.core.schemas.Input)."""
 
 
 class LeadCreate(_Shape):

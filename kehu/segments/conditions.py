@@ -91,7 +91,11 @@ class Compiler:
     # -- entry ------------------------------------------------------------------------------------------
     def compile(self, node: Any, path: str) -> ColumnElement[bool]:
         handler = getattr(self, f"_{node.type}")
-        return handler(node, path)
+        try:
+            return handler(node, path)
+        except OverflowError:  # a day at the calendar's edge: 9999-12-31 has no next day, 0001-01-01 no UTC start
+            return self.fail(path, "a date or number out of range (dates from 0001-01-02 to 9999-12-30)",
+                             "out_of_range")
 
     def fail(self, path: str, message: str, code: str = "invalid") -> ColumnElement[bool]:
         self.errors.append(FieldError(path, message, code))

@@ -10,7 +10,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
+
+from kehu.core.schemas import Input, omissible
 
 CountOp = Literal["eq", "gte", "gt", "lte", "lt"]
 FieldOp = Literal["eq", "ne", "in", "not_in", "contains", "starts_with", "gt", "gte", "lt", "lte", "between",
@@ -18,8 +20,8 @@ FieldOp = Literal["eq", "ne", "in", "not_in", "contains", "starts_with", "gt", "
                   "is_not_set"]
 
 
-class _Shape(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class _Shape(Input):
+    """Request bodies (see kehu.core.schemas.Input)."""
 
 
 class Window(_Shape):
@@ -156,8 +158,30 @@ class Not(_Shape):
     condition: Condition
 
 
+# How deep groups (all / any / not) may nest. A marketer's condition is a few levels deep; a deeper one is a
+# generated attack, and past ~65 levels validating and compiling it recursed until Python gave up (a 500).
+MAX_CONDITION_DEPTH = 20
+
+
+def _within_depth(value: Any) -> Any:
+    """Measures the raw tree before it is validated (which would recurse through it), without recursing."""
+    stack, deepest = [(value, 1)], 0
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_CONDITION_DEPTH:
+            raise ValueError(f"conditions may nest at most {MAX_CONDITION_DEPTH} levels deep (all / any / not)")
+        if isinstance(node, dict):
+            children = node.get("conditions") if node.get("type") in ("all", "any") else (
+                [node.get("condition")] if node.get("type") == "not" else [])
+            if isinstance(children, list):
+                stack.extend((child, depth + 1) for child in children)
+    return value
+
+
 Condition = Annotated[AllOf | AnyOf | Not | FieldRule | IdentityRule | EventRule | EventTimeRule | OrderRule
-                      | ConsentRule | UnitRule | SegmentRule | TagRule | AccountRule, Field(discriminator="type")]
+                      | ConsentRule | UnitRule | SegmentRule | TagRule | AccountRule, Field(discriminator="type"),
+                      BeforeValidator(_within_depth)]
 AllOf.model_rebuild()
 AnyOf.model_rebuild()
 Not.model_rebuild()
@@ -210,9 +234,9 @@ class SegmentUpdate(_Shape):
     """What may change on a saved segment: its name, its description and, for a dynamic one, its condition
     (members follow at the refresh this starts)."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    description: str | None = Field(default=None, max_length=500)
-    condition: Condition | None = None
+    name: str = omissible(min_length=1, max_length=100)
+    description: str = omissible(max_length=500)
+    condition: Condition = omissible()
 
 
 class ListRejection(BaseModel):

@@ -7,13 +7,15 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
+from kehu.core.schemas import Input, omissible
+
 T = TypeVar("T")
 UnitKind = Literal["hq", "region", "dealer", "team"]
 Depth = Literal["none", "own", "unit", "unit_tree", "org"]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class Strict(Input):
+    """Request bodies (see kehu.core.schemas.Input)."""
 
 
 class Out(BaseModel):
@@ -36,11 +38,11 @@ class UnitCreate(Strict):
 
 
 class UnitUpdate(Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    parent_id: int | None = None
+    name: str = omissible(min_length=1, max_length=200)
+    parent_id: int = omissible()
     province: str | None = Field(default=None, max_length=60)
     city: str | None = Field(default=None, max_length=60)
-    is_active: bool | None = None
+    is_active: bool = omissible()
 
 
 class UnitOut(Out):
@@ -73,14 +75,14 @@ class UserCreate(Strict):
 
 
 class UserUpdate(Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    unit_id: int | None = None
-    roles: list[str] | None = Field(default=None, min_length=1)
+    name: str = omissible(min_length=1, max_length=100)
+    unit_id: int = omissible()
+    roles: list[str] = omissible(min_length=1)
     phone: str | None = Field(default=None, max_length=32)
-    locale: Literal["zh", "en"] | None = None
-    is_active: bool | None = None
-    password: str | None = Field(default=None, max_length=200,
-                                 description="A new password: at least 10 characters, not a common password.")
+    locale: Literal["zh", "en"] = omissible()
+    is_active: bool = omissible()
+    password: str = omissible(max_length=200,
+                              description="A new password: at least 10 characters, not a common password.")
     current_password: str | None = Field(default=None, max_length=200,
                                          description="Your present password; needed to change your own password.")
 
@@ -108,10 +110,10 @@ class RoleCreate(Strict):
 
 
 class RoleUpdate(Strict):
-    name_zh: str | None = Field(default=None, min_length=1, max_length=100)
-    name_en: str | None = Field(default=None, min_length=1, max_length=100)
-    description: str | None = Field(default=None, max_length=500)
-    privileges: dict[str, Depth] | None = None
+    name_zh: str = omissible(min_length=1, max_length=100)
+    name_en: str = omissible(min_length=1, max_length=100)
+    description: str = omissible(max_length=500)
+    privileges: dict[str, Depth] = omissible()
 
 
 class RoleOut(Out):

@@ -17,8 +17,10 @@ def test_hq_keeps_the_catalogue_and_dealers_read_it(client, tree, login):
     assert bad.status_code == 422
     assert {e["field"] for e in bad.json()["errors"]} == {"body.sku", "body.name", "body.kind", "body.price"}
     product_id = made.json()["id"]
+    emptied = client.patch(f"/api/v1/products/{product_id}", headers=admin, json={"name": None})
+    assert emptied.status_code == 422 and emptied.json()["errors"][0]["field"] == "body.name"  # a name stays
     changed = client.patch(f"/api/v1/products/{product_id}", headers=admin,
-                           json={"price": "249800.5", "is_active": False, "name": None})
+                           json={"price": "249800.5", "is_active": False})
     assert changed.status_code == 200
     assert (changed.json()["price"], changed.json()["is_active"], changed.json()["name"]) == (
         "249800.50", False, "ID.4 Pro")
