@@ -7,6 +7,7 @@ import re
 import time
 
 import httpx
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import shoot
@@ -35,8 +36,18 @@ def test_after_repeated_failures_the_page_says_how_long_to_wait_then_signs_in(pa
     assert found, shown
     shoot(page, "sign-in-wait")
     time.sleep(int(found.group(1)) + 0.2)
-    _attempt(page, "agent2@demo.kehu.dev", "kehu-demo-2026")  # the right password after the wait signs in
-    page.wait_for_url(f"{server}/")
+    for _ in range(3):  # the right password after the wait signs in
+        _attempt(page, "agent2@demo.kehu.dev", "kehu-demo-2026")
+        try:
+            page.wait_for_url(f"{server}/", timeout=15_000)
+            break
+        except PlaywrightTimeout:
+            # on a busy machine a failed try the loop above read too early counted too, and doubled the wait
+            # once more: the page says how long, and that wait is kept
+            again = re.fullmatch(r"登录失败次数过多，请等待 (\d+) 秒后再试。", message.inner_text())
+            assert again, message.inner_text()
+            time.sleep(int(again.group(1)) + 0.2)
+    assert page.url.rstrip("/") == server
 
 
 def test_the_session_cookie_and_the_pages_security_headers(page, server, sign_in):
