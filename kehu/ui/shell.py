@@ -184,7 +184,9 @@ def run_action(fn: Callable[[Any], Any], success: str | None = None) -> Any:
         notify_error(error)
         return None
     if success:
-        ui.notify(success, type="positive")
+        # one success note at a time: a new one takes the last one's place (with a count when it repeats)
+        # instead of piling up for five seconds each
+        ui.notify(success, type="positive", group="kehu-done", timeout=2500)
     return result
 
 
