@@ -206,16 +206,7 @@ class BodyLimitMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+        await self.app(scope, _replaying(body, receive), send)
 
     async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
         status = 400 if scope["path"].startswith(self.bad_request_under) else 413
@@ -357,6 +348,21 @@ def json_input_errors(value: Any, prefix: str = "body", *, int64: bool = True, l
     return errors
 
 
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the app the body a middleware has read already, then the connection's own
+    messages (a disconnect)."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
 def _refuse_input(scope: Scope, errors: list[dict[str, str]], status: int = 422) -> JSONResponse:
     if status == 400:
         return problem(None, 400, "malformed-json", "Malformed JSON",
@@ -428,16 +434,7 @@ class InputGuardMiddleware:
         if errors:
             await _refuse_input(scope, errors, status)(scope, receive, send)
             return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+        await self.app(scope, _replaying(body, receive), send)
 
 
 def _holds(annotation: Any, kinds: tuple[type, ...]) -> bool:

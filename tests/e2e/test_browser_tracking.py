@@ -91,8 +91,9 @@ def test_a_new_web_source_shows_its_key_and_how_to_connect_with_it(page, server,
     page.get_by_text("请立即复制保存").wait_for()
     key = page.locator("input[value^='wk_']").input_value()
     assert key.startswith("wk_")
-    shown = page.locator(".q-tab-panel:visible").inner_text()  # a website source opens on analytics.js
-    assert "@segment/analytics-next" in shown and f'writeKey: "{key}",' in shown and f'cdnURL: "{server}",' in shown
+    shown = page.locator(".q-tab-panel:visible")  # a website source opens on analytics.js
+    for snippet in ("@segment/analytics-next", f'writeKey: "{key}",', f'cdnURL: "{server}",'):
+        expect(shown).to_contain_text(snippet)  # the code block is drawn after the panel: wait for it
     shoot(page, "source-created")
     page.get_by_role("tab", name="Python").click()
     expect(page.locator(".q-tab-panel").filter(has_text=f'analytics.host = "{server}"')).to_be_visible()
