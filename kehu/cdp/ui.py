@@ -1,4 +1,8 @@
-"""Customer pages: the customer list (search, filters, server-side paging) and Customer 360; data sources."""
+"""Customer pages: the customer list (search, filters, server-side paging) and Customer 360; data sources.
+
+Over 800 lines: the customer list, the Customer 360 and its panels, and the data-source, product and field
+settings pages; to split next are the settings pages into cdp/settings_ui.py.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,11 @@
 """Leads (线索): made from inquiries of any channel, one open lead per customer, routed to a dealer and a
 salesperson there, followed through inquiry → MQL → SAL → SQL → converted / disqualified / recycled, with a
 first-contact service level that escalates to the dealer's manager. Every change is kept (the lead's history
-and the customer's timeline) and written back to the customer, where segments see it."""
+and the customer's timeline) and written back to the customer, where segments see it.
+
+Over 800 lines: the lead's life cycle (making, routing, moving, escalating, merging) shares one set of
+status rules and history writers; to split next is the inquiry intake (record_inquiries) into leads_intake.py.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,9 @@
 """Segment pages: the list, the builder with its live count, a segment's members and changes; and the
-segments a customer belongs to, on the Customer 360."""
+segments a customer belongs to, on the Customer 360.
+
+Over 800 lines: the builder (its condition tree, live count and pickers) is most of it; to split next is the
+builder into segments/builder_ui.py, apart from the list and member pages.
+"""
 
 from __future__ import annotations
 
