@@ -257,7 +257,7 @@ def _settings_dialog(principal: Any, state: schemas.DedupeSettingsOut) -> None:
             saved = run_action(lambda s: dedupe.update_settings(
                 s, principal, review_threshold=review.value / 100,
                 auto_merge_threshold=auto.value / 100 if auto_on.value else None,
-                clear_auto_merge=not auto_on.value), tr("common.saved"))
+                clear_auto_merge=not auto_on.value), tr("done.dedupe_settings_saved"))
             if saved is not None:
                 dialog.close()
                 ui.navigate.reload()

@@ -230,7 +230,8 @@ def customers_page() -> None:
                         else:
                             notify_error(error)
                         return
-                    ui.notify(tr("common.saved"), type="positive")
+                    ui.notify(tr("done.customer_created", name=data.name or data.mobile or data.email or ""),
+                              type="positive", group="kehu-done")
                     dialog.close()
                     ui.navigate.to(f"/customers/{created_id}")
 
@@ -483,7 +484,8 @@ def _consent_dialog(principal: Any, profile_id: int) -> None:
             saved = validated(lambda: run_action(lambda s: service.record_consent(
                 s, principal, profile_id, data=schemas.ConsentCreate(
                     channel=channel.value, purpose=purpose.value, granted=granted.value,
-                    evidence=evidence.value or "")), tr("common.saved")))
+                    evidence=evidence.value or "")),
+                tr("done.consent_granted" if granted.value else "done.consent_withdrawn")))
             if saved is not None:
                 dialog.close()
                 ui.navigate.reload()
@@ -733,7 +735,8 @@ def sources_page() -> None:
             table.on("toggle", lambda e: toggle(e.args["id"], e.args["status"] != "active"))
 
         def toggle(source_id: int, active: bool) -> None:
-            run_action(lambda s: service.set_source_active(s, principal, source_id, active), tr("common.saved"))
+            run_action(lambda s: service.set_source_active(s, principal, source_id, active),
+                       tr("done.source_enabled" if active else "done.source_disabled"))
             source_table.refresh()
 
         def create() -> None:
@@ -1035,12 +1038,13 @@ def products_page() -> None:
                         done = validated(lambda: run_action(lambda s: commerce.update_product(
                             s, principal, row["id"], schemas.ProductUpdate(
                                 name=name.value or "", kind=kind.value, price=amount, is_active=active.value,
-                            ).model_dump(exclude_unset=True)), tr("common.saved")))
+                            ).model_dump(exclude_unset=True)), tr("done.product_saved", name=name.value or "")))
                     else:
                         done = validated(lambda: run_action(lambda s: commerce.create_product(
                             s, principal, schemas.ProductCreate(
                                 sku=(sku.value or "").strip(), name=name.value or "", kind=kind.value, price=amount,
-                                is_active=active.value).model_dump()), tr("common.saved")))
+                                is_active=active.value).model_dump()),
+                            tr("done.product_created", name=name.value or "")))
                     if done is not None:
                         dialog.close()
                         product_table.refresh()
@@ -1116,7 +1120,8 @@ def custom_fields_page() -> None:
                             key=key.value or "", label_zh=label_zh.value or "", label_en=label_en.value or "",
                             type=kind.value, is_pii=pii.value,
                             options=parsed_options() if kind.value in ("option", "multi_option") else [],
-                        ).model_dump(mode="json")), tr("common.saved")))
+                        ).model_dump(mode="json")),
+                        tr("done.field_created", name=(label_zh.value if locale() == "zh" else label_en.value) or "")))
                     if created is not None:
                         dialog.close()
                         field_table.refresh()
@@ -1152,7 +1157,8 @@ def _identity_rules_card(principal: Any) -> None:
                     ui.button(icon="save", on_click=lambda r=rule, p=priority, m=limit: run_action(
                         lambda s: identity_rules.set_rule(s, principal, kind=r.kind, priority=int(p.value or 1),
                                                           max_per_profile=int(m.value or 1)),
-                        tr("common.saved"))).props("flat dense").mark(f"save-rule-{rule.kind}")
+                        tr("done.identity_rule_saved", kind=t(f"identity.{r.kind}", locale(), default=r.kind)))
+                    ).props("flat dense").mark(f"save-rule-{rule.kind}")
                 else:
                     priority.disable()
                     limit.disable()

@@ -337,7 +337,8 @@ def _new_dialog(principal: Any, profile_id: int | None = None) -> None:
                 expected_close_on=close_value, sales_method=method.value))
             if data is None:
                 return
-            made = run_action(lambda s: opportunities.create_opportunity(s, principal, data).id, tr("common.saved"))
+            made = run_action(lambda s: opportunities.create_opportunity(s, principal, data).id,
+                              tr("done.opp_created", title=data.title))
             if made is not None:
                 dialog.close()
                 ui.navigate.to(f"/opportunities/{made}")
@@ -429,7 +430,8 @@ def opportunity_page(opportunity_id: int) -> None:
                     if may_update and status == "open":
                         ui.button(tr("opp.win"), icon="emoji_events", on_click=lambda: act(
                             lambda s: opportunities.close(s, principal, int(opportunity_id),
-                                                          schemas.Close(outcome="won")))).props(
+                                                          schemas.Close(outcome="won")),
+                            tr("done.opp_won"))).props(
                             "unelevated color=positive no-caps").props('data-test="opp-win"')
                         ui.button(tr("opp.lose"), icon="thumb_down_off_alt", on_click=lambda: _lost_dialog(
                             principal, int(opportunity_id), draw)).props("outline color=negative no-caps")
@@ -437,7 +439,8 @@ def opportunity_page(opportunity_id: int) -> None:
                             principal, deal, draw)).props("flat no-caps").props('data-test="opp-edit"')
                     elif may_update:
                         ui.button(tr("opp.reopen"), icon="replay", on_click=lambda: act(
-                            lambda s: opportunities.reopen(s, principal, int(opportunity_id)))).props("flat no-caps")
+                            lambda s: opportunities.reopen(s, principal, int(opportunity_id)),
+                            tr("done.opp_reopened"))).props("flat no-caps")
                 # the stage path: where the deal is, and a click moves it
                 with ui.row().classes("w-full no-wrap gap-1"):
                     for stage in stages:
@@ -454,9 +457,10 @@ def opportunity_page(opportunity_id: int) -> None:
                         with chip:
                             ui.label(f"{opportunities.stage_name(stage, locale())} · {stage.probability}%")
                         if may_update and status == "open" and not here:
-                            chip.on("click", lambda _=None, k=stage.key: act(
+                            chip.on("click", lambda _=None, k=stage.key, n=stage_names[stage.id]: act(
                                 lambda s: opportunities.move_stage(s, principal, int(opportunity_id),
-                                                                   schemas.StageMove(stage_key=k))))
+                                                                   schemas.StageMove(stage_key=k)),
+                                tr("done.opp_stage", stage=n)))
                 with ui.row().classes("w-full gap-4 items-stretch"):
                     with ui.card().classes("flex-1 min-w-[320px]"):
                         facts = [
@@ -553,21 +557,22 @@ def opportunity_page(opportunity_id: int) -> None:
                             "outlined dense").classes("w-56")
                         ui.button(tr("leads.assign"), icon="person_add", on_click=lambda: act(
                             lambda s: opportunities.assign(s, principal, int(opportunity_id), schemas.Assignment(
-                                owner_id=to.value))) if to.value else None).props("flat no-caps")
+                                owner_id=to.value)), tr("done.assigned", name=people.get(to.value, "")))
+                            if to.value else None).props("flat no-caps")
 
-        def act(fn: Any) -> None:
-            if run_action(fn, tr("common.saved")) is not None:
+        def act(fn: Any, done: str) -> None:
+            if run_action(fn, done) is not None:
                 draw()
 
         draw()
 
 
 def _save(principal: Any, opportunity_id: int, data: schemas.OpportunityFields | None, dialog: Any,
-          done: Any) -> None:
+          done: Any, saved: str = "done.opp_saved") -> None:
     """A dialog's changes to a deal saved (none: the form was refused): on success the dialog closes and the
     page draws again."""
     if data is not None and run_action(lambda s: opportunities.update_opportunity(s, principal, opportunity_id, data),
-                  tr("common.saved")) is not None:
+                                            tr(saved)) is not None:
         dialog.close()
         done()
 
@@ -658,7 +663,7 @@ def _products_dialog(principal: Any, deal: dict[str, Any], done: Any) -> None:
                 product_id=r["product_id"], name=r["name"] or None, quantity=int(r["quantity"] or 1),
                 unit_price=Decimal(str(r["unit_price"] or 0)).quantize(Decimal("0.01"))) for r in rows
                 if r["product_id"] is not None or r["name"]]))
-            _save(principal, deal["id"], data, dialog, done)
+            _save(principal, deal["id"], data, dialog, done, "done.opp_products_saved")
 
         draw_lines()
         with ui.row().classes("w-full items-center"):
@@ -741,7 +746,7 @@ def _people_dialog(principal: Any, deal: dict[str, Any], names: dict[int, str], 
             data = validated(lambda: schemas.OpportunityFields(
                 contacts=[schemas.ContactIn(**c) for c in contacts],
                 members=[schemas.MemberIn(**m) for m in members]))
-            _save(principal, deal["id"], data, dialog, done)
+            _save(principal, deal["id"], data, dialog, done, "done.opp_people_saved")
 
         draw_rows()
         with ui.row().classes("w-full justify-end"):
@@ -1019,7 +1024,7 @@ def pipelines_page() -> None:
                     if data is None:
                         return
                     if run_action(lambda s: opportunities.save_pipeline(s, principal, data, pipeline_id),
-                                  tr("common.saved")) is not None:
+                                  tr("done.pipeline_saved", name=data.name)) is not None:
                         dialog.close()
                         draw()
 

@@ -111,7 +111,7 @@ def leads_page(lead_id: int | None = None) -> None:
                             "flat dense no-caps")
 
         def finish(activity_id: int) -> None:
-            if run_action(lambda s: activities.complete(s, principal, activity_id), tr("common.saved")):
+            if run_action(lambda s: activities.complete(s, principal, activity_id), tr("done.activity_completed")):
                 draw_todo()
 
         def fetch(page_no: int, per_page: int, sort: str | None, descending: bool) -> tuple[list[dict], int]:
@@ -307,7 +307,8 @@ def lead_panel(principal: Any, lead_id: int, changed: Any) -> None:
                         ui.label(note).classes("text-sm whitespace-pre-line")
                 if may_update and status in OPEN_STATUSES and not contacted:
                     ui.button(tr("leads.contacted"), icon="phone_in_talk", on_click=lambda: act(
-                        lambda s: service.mark_contacted(s, principal, lead_id))).props("outline").mark(
+                        lambda s: service.mark_contacted(s, principal, lead_id),
+                        tr("done.lead_contacted"))).props("outline").mark(
                         "lead-contacted")
                 moves = service.TRANSITIONS[status]
                 if may_update and moves:
@@ -318,7 +319,8 @@ def lead_panel(principal: Any, lead_id: int, changed: Any) -> None:
                                 continue
                             ui.button(tr(f"lead.status.{to}"), on_click=lambda s=to: act(
                                 lambda ses: service.change_status(ses, principal, lead_id,
-                                                                  schemas.StatusChange(status=s)))).props(
+                                                                  schemas.StatusChange(status=s)),
+                                tr("done.lead_status", status=tr(f"lead.status.{s}")))).props(
                                 f"unelevated no-caps color={STATUS_COLOURS[to]}").mark(f"lead-to-{to}")
                         if status in OPEN_STATUSES and principal.can("opportunities", "create"):
                             ui.button(tr("opp.convert"), icon="handshake", on_click=lambda: (
@@ -330,7 +332,9 @@ def lead_panel(principal: Any, lead_id: int, changed: Any) -> None:
                                 .props("outlined dense").classes("w-48")
                             ui.button(tr("leads.disqualify"), icon="block", on_click=lambda: act(
                                 lambda ses: service.change_status(ses, principal, lead_id, schemas.StatusChange(
-                                    status="disqualified", reason=why.value))) if why.value else ui.notify(
+                                    status="disqualified", reason=why.value)),
+                                tr("done.lead_status", status=tr("lead.status.disqualified")))
+                            if why.value else ui.notify(
                                 tr("leads.reason"), type="warning")).props("flat color=negative no-caps")
                 if people and status in OPEN_STATUSES:
                     with ui.row().classes("items-center gap-2"):
@@ -338,7 +342,8 @@ def lead_panel(principal: Any, lead_id: int, changed: Any) -> None:
                             "outlined dense").classes("w-56")
                         ui.button(tr("leads.assign"), icon="person_add", on_click=lambda: act(
                             lambda ses: service.assign(ses, principal, lead_id, schemas.Assignment(
-                                owner_id=who.value))) if who.value else None).props("flat no-caps")
+                                owner_id=who.value)), tr("done.assigned", name=people.get(who.value, "")))
+                            if who.value else None).props("flat no-caps")
                 if principal.can("activities", "create") and status in OPEN_STATUSES:
                     ui.label(tr("activities.log")).classes("font-medium")
                     with ui.row().classes("w-full items-center gap-2"):
@@ -364,7 +369,8 @@ def lead_panel(principal: Any, lead_id: int, changed: Any) -> None:
                                 "text-grey-6 shrink-0")
                             if not a_done:
                                 ui.button(tr("activities.done"), on_click=lambda i=a_id: act(
-                                    lambda ses: activities.complete(ses, principal, i))).props("flat dense no-caps")
+                                    lambda ses: activities.complete(ses, principal, i),
+                                    tr("done.activity_completed"))).props("flat dense no-caps")
                 ui.separator()
                 ui.label(tr("leads.history")).classes("font-medium")
                 for h in history:
@@ -373,8 +379,8 @@ def lead_panel(principal: Any, lead_id: int, changed: Any) -> None:
                         ui.label(_history_text(h)).classes("flex-1")
                         ui.label(actors.get(h.id, "")).classes("text-grey-7 shrink-0")
 
-        def act(fn: Any) -> None:
-            if run_action(fn, tr("common.saved")) is not None:
+        def act(fn: Any, done: str) -> None:
+            if run_action(fn, done) is not None:
                 draw()
                 changed()
 
@@ -391,7 +397,7 @@ def lead_panel(principal: Any, lead_id: int, changed: Any) -> None:
             except (ValueError, ValidationError):
                 ui.notify(tr("activities.bad_due"), type="warning")
                 return
-            act(lambda ses: activities.log(ses, principal, data))
+            act(lambda ses: activities.log(ses, principal, data), tr("done.activity_logged"))
 
         state: dict[str, Any] = {}
 
@@ -507,13 +513,13 @@ def settings_page() -> None:
                     except ValidationError:
                         ui.notify(tr("lead_settings.incomplete"), type="warning")
                         return
-                    if run_action(lambda s: service.save_rule(s, principal, data), tr("common.saved")):
+                    if run_action(lambda s: service.save_rule(s, principal, data), tr("done.lead_rule_saved")):
                         dialog.close()
                         draw_rules()
 
                 def remove() -> None:
                     if run_action(lambda s: service.delete_rule(s, principal, row["id"]) or True,  # type: ignore[index]
-                                  tr("common.saved")):
+                                  tr("done.lead_rule_deleted")):
                         dialog.close()
                         draw_rules()
 
@@ -596,13 +602,13 @@ def settings_page() -> None:
                         ui.notify(tr("lead_settings.incomplete"), type="warning")
                         return
                     if run_action(lambda s: service.save_routing(s, principal, data, row["id"] if row else None),
-                                  tr("common.saved")):
+                                  tr("done.routing_saved")):
                         dialog.close()
                         draw_routing()
 
                 def remove() -> None:
                     if run_action(lambda s: service.delete_routing(s, principal, row["id"]) or True,  # type: ignore[index]
-                                  tr("common.saved")):
+                                  tr("done.routing_deleted")):
                         dialog.close()
                         draw_routing()
 
@@ -666,11 +672,12 @@ def settings_page() -> None:
             except ValidationError:
                 ui.notify(tr("lead_settings.incomplete"), type="warning")
                 return
-            if run_action(lambda s: service.set_sla(s, principal, data), tr("common.saved")):
+            if run_action(lambda s: service.set_sla(s, principal, data), tr("done.sla_saved")):
                 draw_sla()
 
         def remove_level(unit_id: int) -> None:
-            if run_action(lambda s: service.delete_sla(s, principal, unit_id) or True, tr("common.saved")):
+            if run_action(lambda s: service.delete_sla(s, principal, unit_id) or True,
+                          tr("done.sla_removed")):
                 draw_sla()
 
         scoring_card = ui.column().classes("w-full")
@@ -700,7 +707,7 @@ def settings_page() -> None:
                     if manage:
                         ui.button(tr("common.save"), on_click=lambda: run_action(
                             lambda s: scoring.set_threshold(s, principal, int(threshold.value or 0)),
-                            tr("common.saved"))).props("flat")
+                            tr("done.threshold_saved"))).props("flat")
                 if rows:
                     ui.table(columns=[
                         {"name": "name", "label": tr("api_keys.name"), "field": "name", "align": "left"},
@@ -732,7 +739,7 @@ def settings_page() -> None:
             except (ValidationError, ValueError):
                 ui.notify(tr("lead_settings.incomplete"), type="warning")
                 return
-            if run_action(lambda s: scoring.save_rule(s, principal, data), tr("common.saved")):
+            if run_action(lambda s: scoring.save_rule(s, principal, data), tr("done.score_rule_saved")):
                 draw_scoring()
 
         draw_rules()

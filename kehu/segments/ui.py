@@ -220,7 +220,7 @@ def _tags_card(principal: Any, segment_names: dict[int, str]) -> None:
                         group_id = made_group.id
                     made = run_action(lambda s: tags.create_tag(s, principal, schemas.TagCreate(
                         name=(name.value or "").strip() or "-", group_id=group_id, colour=colour.value,
-                        segment_id=bound.value)), tr("common.saved"))
+                        segment_id=bound.value)), lambda tag: tr("done.tag_created", name=tag.name))
                     if made is not None:
                         dialog.close()
                         draw()
@@ -662,9 +662,10 @@ def builder_page(segment_id: int | None = None) -> None:
                 return
             if segment_id:
                 made = run_action(lambda s: service.update_segment(s, principal, segment_id, update),
-                                  tr("common.saved"))
+                                  lambda segment: tr("done.segment_saved", name=segment.name))
             else:
-                made = run_action(lambda s: service.create_segment(s, principal, data), tr("common.saved"))
+                made = run_action(lambda s: service.create_segment(s, principal, data),
+                              lambda segment: tr("done.segment_created", name=segment.name))
             if made:
                 ui.navigate.to(f"/segments/{made.id}")
 

@@ -148,7 +148,8 @@ def units_page() -> None:
                             parent_id=parent_id, name=name.value or "", code=code.value or "", kind=kind.value,
                             province=province.value or None, city=city.value or None))
 
-                    created = validated(lambda: run_action(create, tr("common.saved")))
+                    created = validated(lambda: run_action(
+                        create, lambda unit: tr("done.unit_created", name=unit.name)))
                     if created:
                         dialog.close()
                         state["selected"] = created.id
@@ -180,7 +181,8 @@ def units_page() -> None:
                     if parent is not None:
                         changes["parent_id"] = parent.value
                     result = validated(lambda: run_action(lambda s: service.update_unit(
-                        s, principal, unit_id, data=schemas.UnitUpdate(**changes)), tr("common.saved")))
+                        s, principal, unit_id, data=schemas.UnitUpdate(**changes)),
+                        lambda unit: tr("done.unit_saved", name=unit.name)))
                     if result:
                         dialog.close()
                         render_tree.refresh()
@@ -306,7 +308,8 @@ def users_page() -> None:
                         action = lambda s: service.update_user(  # noqa: E731
                             s, principal, existing.id, data=schemas.UserUpdate(**changes),
                             policy=service.LoginPolicy.of(context().settings))
-                    if validated(lambda: run_action(action, tr("common.saved"))):
+                    done = tr("done.user_saved" if existing else "done.user_created", name=name.value or email.value)
+                    if validated(lambda: run_action(action, done)):
                         dialog.close()
                         table.reload()
 
@@ -408,7 +411,7 @@ def roles_page() -> None:
                 if editable:
                     def save() -> None:
                         run_action(lambda s: service.update_role(s, principal, role.id, data=schemas.RoleUpdate(
-                            privileges=grants)), tr("common.saved"))
+                            privileges=grants)), tr("done.role_saved"))
 
                     ui.button(tr("common.save"), icon="save", on_click=save).classes("mt-4")
                 elif role.code == "org_admin":
@@ -423,7 +426,7 @@ def roles_page() -> None:
                 def save() -> None:
                     role = validated(lambda: run_action(lambda s: service.create_role(s, principal, data=(
                         schemas.RoleCreate(code=code.value, name_zh=name_zh.value, name_en=name_en.value))),
-                        tr("common.saved")))
+                        tr("done.role_created")))
                     if role:
                         dialog.close()
                         pick(role.id)

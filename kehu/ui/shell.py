@@ -175,14 +175,19 @@ def unit_of_work() -> Iterator[Any]:
         yield session
 
 
-def run_action(fn: Callable[[Any], Any], success: str | None = None) -> Any:
-    """Run one service call in its own transaction; domain errors become a readable notification."""
+def run_action(fn: Callable[[Any], Any], success: str | Callable[[Any], str] | None = None) -> Any:
+    """Run one service call in its own transaction; domain errors become a readable notification.
+
+    ``success`` says what was done, in the user's words ("商机「X」已创建", not "已保存"); given as a function
+    it is built from the call's result (e.g. the name the server settled on)."""
     try:
         with unit_of_work() as session:
             result = fn(session)
     except KehuError as error:
         notify_error(error)
         return None
+    if callable(success):
+        success = success(result)
     if success:
         # one success note at a time: a new one takes the last one's place (with a count when it repeats)
         # instead of piling up for five seconds each

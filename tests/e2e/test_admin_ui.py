@@ -23,7 +23,7 @@ def test_admin_signs_in_opens_the_unit_tree_and_adds_a_dealer(page, server, sign
     page.get_by_label("名称").fill("苏州园区4S店")
     page.get_by_label("编码").fill("SZH001")
     page.get_by_role("button", name="保存").click()
-    page.get_by_text("已保存").wait_for()
+    page.get_by_text("组织单元「苏州园区4S店」已创建").wait_for()
     assert tree.get_by_text("苏州园区4S店", exact=True).is_visible()
 
 
@@ -41,7 +41,7 @@ def test_admin_hires_a_salesperson_who_then_sees_only_their_dealer(page, server,
     page.keyboard.press("Escape")
     dialog.get_by_label("初始密码（至少 10 位，不能是常见密码）").fill("welcome-2026")
     dialog.get_by_role("button", name="保存").click()
-    page.get_by_text("已保存").wait_for()
+    page.get_by_text("用户 钱新人 已创建").wait_for()
     page.get_by_placeholder("搜索姓名或邮箱").fill("qian")
     page.locator(".q-table").get_by_text("qian@demo.kehu.dev").wait_for()
 

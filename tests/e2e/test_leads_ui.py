@@ -38,7 +38,7 @@ def test_a_salesperson_works_their_own_leads(page, server, sign_in):
     page.get_by_text("跟进记录").wait_for()
     if page.get_by_role("button", name="已联系客户").count():
         page.get_by_role("button", name="已联系客户").click()
-        page.get_by_text("已保存").wait_for()
+        page.get_by_text("已记录首次联系").wait_for()
         page.locator(".q-dialog").get_by_text("已联系客户", exact=True).first.wait_for()
         assert page.get_by_role("button", name="已联系客户").count() == 0
     shoot(page, "leads-panel")

@@ -79,7 +79,7 @@ def test_a_lead_converts_from_its_panel(page, server, sign_in):
     expect(dialog.get_by_label("数量").first).to_have_value("2")
     shoot(page, "opportunity-products")
     dialog.locator("[data-test='products-save']").click()
-    page.get_by_text("已保存").wait_for()
+    page.get_by_text("产品明细已保存").wait_for()
     with api(server, "sh001.sales1@demo.kehu.dev") as sales:
         deal = sales.get(f"/api/v1/opportunities/{deal_id}").json()
     assert len(deal["products"]) == 1 and deal["products"][0]["quantity"] == 2
@@ -102,7 +102,7 @@ def test_a_lead_converts_from_its_panel(page, server, sign_in):
     dialog.locator("[data-test='member-row']").wait_for()
     shoot(page, "opportunity-people")
     dialog.locator("[data-test='people-save']").click()
-    page.get_by_text("已保存").wait_for()
+    page.get_by_text("联系人与团队已保存").wait_for()
     with api(server, "sh001.sales1@demo.kehu.dev") as sales:
         deal = sales.get(f"/api/v1/opportunities/{deal_id}").json()
     assert deal["contacts"] == [{"profile_id": deal["profile_id"], "role": "decision_maker"}]
