@@ -21,6 +21,7 @@ from kehu.cdp.ingest import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
 from kehu.core.db import Database, get_database
 from kehu.core.http import (
     SEGMENT_PATHS,
+    AdmissionMiddleware,
     BodyLimitMiddleware,
     InputGuardMiddleware,
     LastResortMiddleware,
@@ -81,7 +82,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.database = database
     app.state.secret_key = settings.effective_secret_key()
     install_error_handlers(app)
-    app.add_middleware(LastResortMiddleware)  # innermost: nothing raised past it drops the connection
+    # innermost, its body already read and checked: as many API requests at once as the server has threads (each
+    # holds a connection; the pool has a few more for the pages, uploads and the embedded worker)
+    app.add_middleware(AdmissionMiddleware, limit=settings.threads, prefixes=("/api/", SEGMENT_PATHS))
+    app.add_middleware(LastResortMiddleware)  # nothing raised past it drops the connection
     app.add_middleware(InputGuardMiddleware, bodies_under=("/api/",))
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
                        limits={"/v1/b": MAX_BATCH_BYTES, "/v1/import": MAX_BATCH_BYTES,  # /v1/b: /v1/batch and /v1/b

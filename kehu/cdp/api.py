@@ -14,8 +14,8 @@ from kehu.cdp import commerce, dedupe, exports, fields, identity_rules, imports,
 from kehu.cdp.views import CustomerView
 from kehu.core import files
 from kehu.core.errors import BadRequest, FieldError, Unauthorized, ValidationFailed
-from kehu.core.http import decoded_body, json_input_errors
-from kehu.tenancy.deps import Cursor, Limit, PrincipalDep, SessionDep
+from kehu.core.http import decoded_body, json_input_errors, validated_json
+from kehu.tenancy.deps import Cursor, Limit, PrincipalDep, SessionDep, reads_only
 from kehu.tenancy.schemas import Page
 
 ingestion = APIRouter(prefix="/v1", tags=["ingestion (Segment spec)"])
@@ -154,13 +154,14 @@ Stage = Literal["visitor", "prospect", "lead", "opportunity", "customer", "owner
 
 
 @router.get("/customers", response_model=Page[schemas.ProfileOut], tags=["customers"])
+@reads_only
 def list_customers(session: SessionDep, principal: PrincipalDep, limit: Limit = 50, cursor: Cursor = None,
                    q: Annotated[str | None, Query(description="Name, pinyin, mobile, e-mail, VIN or any identity")]
                    = None, unit_id: int | None = None, stage: Stage | None = None) -> Any:
     page = service.list_profiles(session, principal, q=q, unit_id=unit_id, stage=stage, limit=limit, cursor=cursor)
     view = CustomerView.of(session, principal)
-    return {"items": [view.profile(p) for p in page.items],
-            "next_cursor": page.next_cursor}
+    return validated_json(Page[schemas.ProfileOut](items=[view.profile(p) for p in page.items],
+                                                   next_cursor=page.next_cursor))
 
 
 @router.post("/customers", response_model=schemas.ProfileOut, status_code=status.HTTP_201_CREATED,
@@ -175,6 +176,7 @@ INCLUDES = {"identities", "merges", "events", "timeline", "consents", "accounts"
 
 @router.get("/customers/{profile_id}", response_model=schemas.Customer360, response_model_exclude_none=True,
             tags=["customers"])
+@reads_only
 def get_customer(profile_id: int, session: SessionDep, principal: PrincipalDep,
                  include: Annotated[str, Query(description="Comma-separated: identities, merges, events, "
                                                            "timeline, consents, accounts, orders, vehicles")] = "",
@@ -185,10 +187,12 @@ def get_customer(profile_id: int, session: SessionDep, principal: PrincipalDep,
     if unknown:
         raise BadRequest(f"Unknown include: {', '.join(sorted(unknown))}",
                          errors=[FieldError("include", f"one or more of {', '.join(sorted(INCLUDES))}", "enum")])
-    return service.customer_360(session, principal, profile_id, include=wanted, limit=limit, cursor=cursor)
+    return validated_json(service.customer_360(session, principal, profile_id, include=wanted, limit=limit,
+                                               cursor=cursor), exclude_none=True)
 
 
 @router.get("/customers/{profile_id}/timeline", response_model=schemas.TimelinePage, tags=["customers"])
+@reads_only
 def get_customer_timeline(profile_id: int, session: SessionDep, principal: PrincipalDep, limit: Limit = 50,
                           cursor: Cursor = None) -> Any:
     """What the customer did and what was done to their record, newest first; page with ``next_cursor``."""

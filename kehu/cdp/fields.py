@@ -7,16 +7,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from kehu.cdp import normalise
 from kehu.cdp.models import CustomField
 from kehu.core import audit
 from kehu.core.audit import snapshot
+from kehu.core.db import utcnow
 from kehu.core.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
 from kehu.tenancy.access import Principal
 from kehu.tenancy.masking import is_masked
+from kehu.tenancy.models import Organization
 
 TYPES = ("text", "number", "date", "boolean", "option", "multi_option")
 RESERVED = {"name", "gender", "birthday", "mobile", "phone", "email", "province", "city", "source",
@@ -105,6 +107,12 @@ def _check(data: dict[str, Any]) -> None:
         raise ValidationFailed("; ".join(f"{e.field}: {e.message}" for e in errors), errors=errors)
 
 
+def _touch_organization(session: Session, org_id: int) -> None:
+    """A field added or changed touches its organisation: principals carry the fields' masking rules (views.
+    CustomerView.of) and are made again when their organisation changed, in this process and every other."""
+    session.execute(update(Organization).where(Organization.id == org_id).values(updated_at=utcnow()))
+
+
 def create_field(session: Session, principal: Principal, data: dict[str, Any]) -> CustomField:
     principal.require_permission("settings.manage")
     key = data["key"]
@@ -118,6 +126,7 @@ def create_field(session: Session, principal: Principal, data: dict[str, Any]) -
     field = CustomField(org_id=principal.org_id, **data)
     session.add(field)
     session.flush()
+    _touch_organization(session, principal.org_id)
     audit.record(session, principal, action="create", entity="custom_fields", entity_id=field.id,
                  after=snapshot(field), summary=f"Custom field {key} created")
     return field
@@ -134,6 +143,7 @@ def update_field(session: Session, principal: Principal, field_id: int, changes:
     for key, value in changes.items():
         setattr(field, key, value)
     session.flush()
+    _touch_organization(session, principal.org_id)
     audit.record(session, principal, action="update", entity="custom_fields", entity_id=field.id, before=before,
                  after=snapshot(field), summary=f"Custom field {field.key} updated")
     return field

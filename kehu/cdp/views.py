@@ -52,6 +52,14 @@ class PersonalData:
     def of(cls, session: Session, org_id: int) -> PersonalData:
         return cls(definitions(session, org_id))
 
+    @classmethod
+    def detached(cls, session: Session, org_id: int) -> PersonalData:
+        """As ``of``, with copies of the fields that belong to no session: it is kept with a principal, read by
+        concurrent requests, and outlives the session it was read in."""
+        columns = CustomField.__table__.columns.keys()
+        return cls({key: CustomField(**{c: getattr(f, c) for c in columns})
+                    for key, f in definitions(session, org_id).items()})
+
     def of_attribute(self, key: str) -> str | None:
         field = self.defined.get(key)
         if field is not None:
@@ -89,7 +97,10 @@ class CustomerView:
 
     @classmethod
     def of(cls, session: Session, principal: Principal) -> CustomerView:
-        return cls(principal, PersonalData.of(session, principal.org_id))
+        personal = principal.memo.get("personal_data")
+        if personal is None:  # once per principal: a field's change makes the principal anew (fields.py)
+            personal = principal.memo["personal_data"] = PersonalData.detached(session, principal.org_id)
+        return cls(principal, personal)
 
     def value(self, kind: str | None, value: Any) -> Any:
         return value if kind is None or self.sees_all else masking.mask_value(kind, value)

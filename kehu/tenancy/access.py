@@ -72,6 +72,9 @@ class Principal:
     # name them, because PostgreSQL cannot estimate "unit_id IN (units whose path starts …)" and plans a
     # million-row segment refresh as nested loops (9 s instead of 1 s). None: not read (a subquery is used).
     unit_tree: tuple[int, ...] | None = None
+    # What requests work out from the principal and what its fingerprint covers (the organisation's custom fields:
+    # changing one touches the organisation), kept with it while the process keeps the principal.
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def depth(self, entity: str, privilege: str = "read") -> str:
         if self.is_system:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Form, Query, Request, Response, status
 from kehu.core.security import create_access_token
 from kehu.tenancy import schemas, service
 from kehu.tenancy.access import DEPTHS, ENTITIES, PERMISSIONS, PRIVILEGES
-from kehu.tenancy.deps import Cursor, Limit, PrincipalDep, SessionDep, SettingsDep
+from kehu.tenancy.deps import Cursor, Limit, PrincipalDep, SessionDep, SettingsDep, reads_only
 
 router = APIRouter(prefix="/api/v1")
 
@@ -38,6 +38,7 @@ def issue_token(
 
 
 @router.get("/me", tags=["auth"])
+@reads_only
 def me(principal: PrincipalDep) -> dict[str, Any]:
     return {
         "user_id": principal.user_id, "api_key_id": principal.api_key_id, "org_id": principal.org_id,

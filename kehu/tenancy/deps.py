@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Iterator
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
@@ -29,9 +29,22 @@ def get_database(request: Request) -> Database:
     return request.app.state.database
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def reads_only(endpoint: F) -> F:
+    """Marks a route that only reads, with plain queries (no server-side cursor, no lock): its statements run
+    without a transaction around them on PostgreSQL (``unit_of_work(reader=True)``). For the busiest reads."""
+    endpoint.__kehu_reads_only__ = True  # type: ignore[attr-defined]
+    return endpoint
+
+
 def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request: committed before the response is sent, rolled back on any error."""
-    with request.app.state.database.unit_of_work() as session:
+    """One transaction per request: committed before the response is sent, rolled back on any error; none at all
+    for a route that ``reads_only``."""
+    route = request.scope.get("route")
+    reader = getattr(getattr(route, "endpoint", None), "__kehu_reads_only__", False)
+    with request.app.state.database.unit_of_work(reader=reader) as session:
         yield session
 
 

@@ -593,12 +593,45 @@ def _fingerprint() -> Any:
     subtree = (under.org_id == User.org_id, under.path.startswith(unit.path))
     return (select(User.token_version, User.is_active, User.updated_at, unit.path, unit.updated_at,
                    Organization.updated_at,
+                   # correlate: two levels down SQLAlchemy would otherwise put users into the inner FROM and
+                   # read every user's roles
                    select(func.max(Role.updated_at)).where(Role.id.in_(
-                       select(user_roles.c.role_id).where(user_roles.c.user_id == User.id))).scalar_subquery(),
+                       select(user_roles.c.role_id).where(user_roles.c.user_id == User.id).correlate(User)
+                   )).scalar_subquery(),
                    select(func.count()).select_from(under).where(*subtree).scalar_subquery(),
                    select(func.max(under.updated_at)).where(*subtree).scalar_subquery())
             .join(unit, unit.id == User.unit_id).join(Organization, Organization.id == User.org_id)
             .where(User.id == bindparam("user_id")))  # built once: building it cost as much as running it
+
+
+# The fingerprint as PostgreSQL runs it, prepared once per connection. Planning the subqueries afresh (kehu
+# prepares nothing else, db.make_engine) and scanning every unit for "path LIKE <a column> || '%'" (a pattern
+# PostgreSQL cannot match against an index) cost the database 1.5 ms on every request, more than a consultant's
+# page of customers; as a range in byte order (paths hold digits and '/', all below '~') the subtree is read from
+# ix_business_units_org_path_prefix: 0.08 ms.
+FINGERPRINT_SQL = """
+SELECT u.token_version, u.is_active, u.updated_at, unit.path, unit.updated_at AS unit_updated_at,
+       o.updated_at AS org_updated_at,
+       (SELECT max(r.updated_at) FROM roles r JOIN user_roles ur ON ur.role_id = r.id
+         WHERE ur.user_id = u.id) AS roles_updated_at,
+       tree.units, tree.units_updated_at
+  FROM users u JOIN business_units unit ON unit.id = u.unit_id JOIN organizations o ON o.id = u.org_id
+ CROSS JOIN LATERAL (SELECT count(*) AS units, max(b.updated_at) AS units_updated_at FROM business_units b
+                      WHERE b.org_id = u.org_id AND b.path ~>=~ unit.path AND b.path ~<~ (unit.path || '~')) tree
+ WHERE u.id = %(user_id)s"""
+
+
+def _read_fingerprint(session: Session, user_id: int) -> Any:
+    """The user's fingerprint row (None: no such user): ``FINGERPRINT_SQL`` on PostgreSQL, ``_fingerprint`` (the
+    same columns) elsewhere."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return session.execute(_fingerprint(), {"user_id": user_id}).one_or_none()
+    from psycopg.rows import namedtuple_row
+
+    driver = connection.connection.driver_connection
+    with driver.cursor(row_factory=namedtuple_row) as cursor:
+        return cursor.execute(FINGERPRINT_SQL, {"user_id": user_id}, prepare=True).fetchone()
 
 
 # Principals this process made, with the fingerprint they were made from: each request reads the fingerprint (one
@@ -610,7 +643,7 @@ _PRINCIPALS_KEPT = 20_000
 
 def principal_for_user(session: Session, user_id: int, token_version: int | None = None) -> Principal:
     """The principal of an active user; a token issued before a revocation (version bump) is refused."""
-    row = session.execute(_fingerprint(), {"user_id": user_id}).one_or_none()
+    row = _read_fingerprint(session, user_id)
     if row is None or not row.is_active:
         raise Unauthorized("The account does not exist or is deactivated.")
     if token_version is not None and token_version != row.token_version:

@@ -222,3 +222,19 @@ def test_staff_e_mails_are_no_search_key_without_pii_read(client, tree, login, s
     assert [u["email"] for u in by_name] == ["a***@example.com"]
     admin = client.get("/api/v1/users", headers=login("admin@example.com"), params={"q": "a.sales2@"}).json()
     assert [u["name"] for u in admin["items"]] == ["赵销售"]
+
+
+def test_a_field_marked_personal_is_masked_from_the_next_request_on(client, login, person):  # type: ignore[no-untyped-def]
+    """A server keeps a reader's principal, and the masking rules with it, between requests: a field that becomes
+    personal data must be masked in the very next answer, not when the principal happens to be made again."""
+    admin, analyst = login("admin@example.com"), login("analyst@example.com")
+    fields = client.get("/api/v1/custom-fields", headers=admin).json()
+    home = next(f for f in fields if f["key"] == "home")
+    assert client.patch(f"/api/v1/custom-fields/{home['id']}", headers=admin, json={"is_pii": False}).status_code == 200
+    shown = client.get(f"/api/v1/customers/{person}", headers=analyst).json()["profile"]["attributes"]["home"]
+    assert shown == CUSTOM["home"][2]
+    assert client.patch(f"/api/v1/custom-fields/{home['id']}", headers=admin, json={"is_pii": True}).status_code == 200
+    for answer in (client.get(f"/api/v1/customers/{person}", headers=analyst).json()["profile"],
+                   client.get("/api/v1/customers", headers=analyst).json()["items"][0]):
+        assert answer["attributes"]["home"] != CUSTOM["home"][2]
+        assert answer["attributes"]["home"].startswith("***")
