@@ -82,9 +82,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.database = database
     app.state.secret_key = settings.effective_secret_key()
     install_error_handlers(app)
-    # innermost, its body already read and checked: as many API requests at once as the server has threads (each
-    # holds a connection; the pool has a few more for the pages, uploads and the embedded worker)
-    app.add_middleware(AdmissionMiddleware, limit=settings.threads, prefixes=("/api/", SEGMENT_PATHS))
+    # innermost, its body already read and checked: as many API requests at once as the pool has connections
+    # (threads + 2, db.get_database), each holding one; its 4 spare ones serve the pages, uploads and the embedded
+    # worker
+    app.add_middleware(AdmissionMiddleware, limit=settings.threads + 2, prefixes=("/api/", SEGMENT_PATHS))
     app.add_middleware(LastResortMiddleware)  # nothing raised past it drops the connection
     app.add_middleware(InputGuardMiddleware, bodies_under=("/api/",))
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,

@@ -326,10 +326,11 @@ def timeline(session: Session, principal: Principal, profile: Profile, *, limit:
                        descending=True)
 
 
-def timeline_page(session: Session, principal: Principal, profile_id: int, *, limit: int = 50,
+def timeline_page(session: Session, principal: Principal, profile_id: int | Profile, *, limit: int = 50,
                   cursor: str | None = None, view: CustomerView | None = None) -> schemas.TimelinePage:
-    """The interleaved timeline of events and changes, for the API and the Customer 360 page."""
-    profile = get_profile(session, principal, profile_id)
+    """The interleaved timeline of events and changes, for the API and the Customer 360 page (which passes the
+    profile it has read already)."""
+    profile = profile_id if isinstance(profile_id, Profile) else get_profile(session, principal, profile_id)
     view = view or CustomerView.of(session, principal)
     page = history.timeline(session, principal, profile, limit=limit, cursor=cursor)
     items = []
@@ -370,7 +371,7 @@ def customer_360(session: Session, principal: Principal, profile_id: int, *, inc
         result.vehicles = [view.vehicle(v) for v in session.scalars(
             select(Vehicle).where(Vehicle.profile_id == profile.id).order_by(Vehicle.purchased_at.desc()))]
     if "timeline" in include:
-        page_ = timeline_page(session, principal, profile.id, limit=limit, cursor=cursor, view=view)
+        page_ = timeline_page(session, principal, profile, limit=limit, cursor=cursor, view=view)
         result.timeline, result.timeline_next_cursor = page_.items, page_.next_cursor
     if "events" in include:
         page = timeline(session, principal, profile, limit=limit, cursor=cursor)

@@ -53,10 +53,12 @@ class Settings(BaseSettings):
     job_max_attempts: int = 5
     job_backoff_seconds: float = 5.0
     api_page_max: int = Field(default=500, ge=1)
-    # Requests one server process works on at once (its thread pool; the database pool is sized to it). AnyIO's
-    # default of 40 against a pool of 30 left threads waiting for a connection, and on two cores more threads only
-    # contend for the interpreter and the database.
-    threads: int = Field(default=12, ge=1)
+    # Requests one server process works on at once (its thread pool; the database pool is sized to it, and API
+    # requests are admitted to match: http.AdmissionMiddleware). AnyIO's default of 40 against a pool of 30 left
+    # threads waiting for a connection; on two cores more threads only contend for the interpreter (the pages'
+    # event loop with them: a sign-in under fifty API clients took 10 s with 12 threads, 6–8 s with 4) and the
+    # database.
+    threads: int = Field(default=6, ge=1)
     segment_refresh_minutes: int = Field(default=1440, ge=5)  # dynamic segments are recomputed this often
     # Once an organisation has looked for duplicates, a worker looks again this often (0: only on demand).
     dedupe_refresh_hours: int = Field(default=24, ge=0)
