@@ -23,12 +23,12 @@ from kehu.cdp.models import (
     Vehicle,
 )
 from kehu.core.audit import AuditRecord
+from kehu.core.events import DomainEvent, EventCursor
 from kehu.core.jobs import Job
 from kehu.sales.models import (
     Activity,
     Lead,
     LeadChange,
-    LeadCursor,
     LeadRule,
     LeadSla,
     ProfileScore,
@@ -58,8 +58,10 @@ __all__ = [
     "ConsentRecord",
     "CustomField",
     "DedupeSettings",
+    "DomainEvent",
     "DuplicateCandidate",
     "Event",
+    "EventCursor",
     "Identity",
     "IdentityKind",
     "ImportRejection",
@@ -69,7 +71,6 @@ __all__ = [
     "Job",
     "Lead",
     "LeadChange",
-    "LeadCursor",
     "LeadRule",
     "LeadSla",
     "LoginAttempt",

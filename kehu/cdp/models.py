@@ -6,7 +6,18 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, Numeric, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    FetchedValue,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kehu.core.db import Base, BigId, IdMixin, JsonDoc, OwnedMixin, TimestampMixin, utcnow
@@ -141,6 +152,8 @@ class Event(IdMixin, Base):
         Index("ix_events_org_event_ts", "org_id", "event", "ts", postgresql_include=["profile_id"]),
         # No index on identity_id: a merge finds an identity's events on the profile that holds it (events
         # always sit on their identity's profile), through the index above; one index less on every event.
+        # Consumers read the stream in the order of its transactions (core/events.py: the lead rules).
+        Index("ix_events_txid_id", "txid", "id"),
     )
 
     org_id: Mapped[int] = mapped_column(BigId)
@@ -154,6 +167,8 @@ class Event(IdMixin, Base):
     profile_id: Mapped[int] = mapped_column(BigId)
     properties: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
     context: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    # the writing transaction's id, filled by the database (core/events.py); None on rows older than 0028
+    txid: Mapped[int | None] = mapped_column(BigInteger, server_default=FetchedValue(), nullable=True)
 
 
 class Merge(IdMixin, Base):

@@ -25,12 +25,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TextIO
 
-from sqlalchemy import UniqueConstraint, func, select, update
+from sqlalchemy import UniqueConstraint, select
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import AddConstraint, DropConstraint
 
 from kehu.cdp import normalise, schemas, service
 from kehu.cdp.models import Event, Identity, Order, OrderLine, Product, Profile, Source, Vehicle
+from kehu.core import events
 from kehu.core.db import Database, copy_rows, insert_returning_ids, one_of, refresh_statistics, utcnow
 from kehu.core.errors import Conflict
 from kehu.demo.customers import MAIL_DOMAINS, MODELS, _person, noisy_name, vin
@@ -38,12 +39,12 @@ from kehu.sales import opportunities
 from kehu.sales.models import (
     Lead,
     LeadChange,
-    LeadCursor,
     Opportunity,
     OpportunityChange,
     OpportunityLine,
     PipelineStage,
 )
+from kehu.sales.service import LEAD_RULES
 from kehu.tenancy import service as tenancy_service
 from kehu.tenancy.models import BusinessUnit, Role, User
 
@@ -153,9 +154,7 @@ def generate(database: Database, org_id: int, *, customers: int, events_per_cust
                     take(*future.result(), futures[future])
     with database.unit_of_work() as session:
         # The lead rules must not read the generated history again: its leads are written already.
-        latest = session.scalar(select(func.max(Event.id)).where(Event.org_id == org_id)) or 0
-        session.execute(update(LeadCursor).where(LeadCursor.org_id == org_id, LeadCursor.last_event_id < latest)
-                        .values(last_event_id=latest))
+        events.skip_to_end(session, LEAD_RULES)
     out.seconds = time.perf_counter() - started
     return out
 

@@ -92,16 +92,6 @@ class LeadRule(IdMixin, TimestampMixin, Base):
     is_active: Mapped[bool] = mapped_column(default=True)
 
 
-class LeadCursor(Base):
-    """How far the lead rules have read the organisation's events (the last event id considered)."""
-
-    __tablename__ = "lead_cursors"
-
-    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("organizations.id", ondelete="CASCADE"),
-                                        primary_key=True)
-    last_event_id: Mapped[int] = mapped_column(BigId, default=0)
-
-
 class RoutingRule(IdMixin, TimestampMixin, Base):
     """Where new leads go: the first active rule (by ``priority``) whose conditions all hold sends the lead
     to ``unit_id``; there a salesperson is picked by ``method``. Conditions left empty match anything."""

@@ -10,7 +10,7 @@ status rules and history writers; to split next is the inquiry intake (record_in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, case, func, select, update
@@ -20,7 +20,7 @@ from kehu.cdp import fields, identity, normalise, timeline
 from kehu.cdp import schemas as cdp_schemas
 from kehu.cdp import service as cdp_service
 from kehu.cdp.models import CustomField, Event, Identity, Merge, Profile
-from kehu.core import audit, jobs
+from kehu.core import audit, events, jobs
 from kehu.core.db import Database, copy_rows, utcnow
 from kehu.core.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
 from kehu.core.i18n import t
@@ -32,7 +32,6 @@ from kehu.sales.models import (
     STATUSES,
     Lead,
     LeadChange,
-    LeadCursor,
     LeadRule,
     LeadSla,
     RoutingRule,
@@ -542,8 +541,8 @@ def escalate_overdue(database: Database, limit: int = 500) -> bool:
 
 
 # -- leads from behaviour ------------------------------------------------------------------------------------------
-LEAD_RULES_BATCH = 1000
-SETTLE_SECONDS = 30.0
+LEAD_RULES = "sales.lead_rules"  # the lead rules' event consumer
+LEAD_RULES_BATCH = 2000
 
 
 def list_rules(session: Session, principal: Principal) -> list[LeadRule]:
@@ -552,17 +551,15 @@ def list_rules(session: Session, principal: Principal) -> list[LeadRule]:
 
 
 def save_rule(session: Session, principal: Principal, data: schemas.LeadRuleIn) -> LeadRule:
-    """Add or change the rule for an event. The first rule of an organisation starts reading events from
-    now: the history already stored does not flood the dealers with old leads."""
+    """Add or change the rule for an event. A rule acts on events received from its creation on: the history
+    already stored does not flood the dealers with old leads."""
     principal.require_permission("settings.manage")
     rule = session.scalar(select(LeadRule).where(LeadRule.org_id == principal.org_id, LeadRule.event == data.event))
     if rule is None:
         rule = LeadRule(org_id=principal.org_id, event=data.event)
         session.add(rule)
     rule.source, rule.model_property, rule.is_active = data.source, data.model_property, data.is_active
-    if session.get(LeadCursor, principal.org_id) is None:
-        latest = session.scalar(select(func.max(Event.id)).where(Event.org_id == principal.org_id)) or 0
-        session.add(LeadCursor(org_id=principal.org_id, last_event_id=latest))
+    events.start(session, LEAD_RULES)  # the first rule anywhere: the rules read the events from here on
     session.flush()
     audit.record(session, principal, action="update", entity="lead_rules", entity_id=rule.id,
                  after=data.model_dump(), summary=f"Lead rule for {data.event}")
@@ -592,57 +589,48 @@ def delete_rule(session: Session, principal: Principal, rule_id: int) -> None:
     delete_setting(session, principal, LeadRule, rule_id, "lead rule")
 
 
-@jobs.poller
-def leads_from_events(database: Database, settle_seconds: float = SETTLE_SECONDS) -> bool:
-    """Read each organisation's new events past its cursor; those its rules name make or update leads (as
-    the platform). A worker claims a batch by moving the cursor from where it read it (compare and set), so
-    two workers never take the same events; the leads and the moved cursor commit together, so a crash
-    repeats nothing and loses nothing. Only events received ``settle_seconds`` ago are read: ids are handed
-    out when a row is written, not when it commits, so a slow writer's lower id may appear after a higher
-    one — waiting a little keeps the cursor from passing it."""
+def _rule_events(session: Session) -> list[Any] | None:
+    """What the lead rules want of the customers' events: those an active rule names (None: no rule anywhere)."""
+    names = list(session.scalars(select(LeadRule.event).where(LeadRule.is_active.is_(True)).distinct()))
+    return [Event.event.in_(names)] if names else None
+
+
+@events.subscribe(LEAD_RULES, stream=Event, wanted=_rule_events, batch=LEAD_RULES_BATCH)
+def _leads_from(session: Session, batch: list[Event]) -> None:
+    """The customers' events an active rule names make or update leads (as the platform), in the transaction that
+    moves the lead rules' cursor past them: a crash repeats nothing and loses nothing, and two workers never take
+    the same events (core/events.py). Events are read as soon as their transaction is known to be final, with
+    no settle delay. A rule acts on events received from its creation on."""
     from kehu.tenancy.service import system_principal
 
-    worked = False
-    with database.unit_of_work() as session:
-        org_ids = list(session.scalars(select(LeadCursor.org_id)))
-    for org_id in org_ids:
-        with database.unit_of_work() as session:
-            start = session.scalar(select(LeadCursor.last_event_id).where(LeadCursor.org_id == org_id))
-            rules = {r.event: r for r in session.scalars(select(LeadRule).where(
-                LeadRule.org_id == org_id, LeadRule.is_active.is_(True)))}
-            if start is None or not rules:
+    by_org: dict[int, list[Event]] = {}
+    for event in batch:
+        by_org.setdefault(event.org_id, []).append(event)
+    for org_id, org_events in by_org.items():
+        rules = {r.event: r for r in session.scalars(select(LeadRule).where(
+            LeadRule.org_id == org_id, LeadRule.is_active.is_(True)))}
+        org_events = [e for e in org_events if e.event in rules and e.received_at >= rules[e.event].created_at]
+        if not org_events:
+            continue
+        loaded = {p.id: p for p in session.scalars(select(Profile).where(
+            Profile.id.in_({e.profile_id for e in org_events})))}  # one read for the batch
+        inquiries: list[Inquiry] = []
+        for event in org_events:
+            profile = loaded.get(event.profile_id) or session.get(Profile, event.profile_id)
+            while profile is not None and profile.merged_into_id is not None:
+                profile = session.get(Profile, profile.merged_into_id)
+            if profile is None:
                 continue
-            settled = (Event.org_id == org_id, Event.id > start,
-                       Event.received_at <= _now() - timedelta(seconds=settle_seconds))
-            events = session.execute(select(Event.id, Event.event, Event.ts, Event.profile_id, Event.properties)
-                                     .where(*settled, Event.event.in_(list(rules)))
-                                     .order_by(Event.id).limit(LEAD_RULES_BATCH)).all()
-            # past every settled event read (a full batch: up to its last one), rule or not
-            end = events[-1][0] if len(events) == LEAD_RULES_BATCH else (
-                session.scalar(select(func.max(Event.id)).where(*settled)) or start)
-            if end == start:
-                continue
-            claimed = session.execute(update(LeadCursor).where(LeadCursor.org_id == org_id,
-                                                               LeadCursor.last_event_id == start)
-                                      .values(last_event_id=end).execution_options(synchronize_session=False))
-            if not claimed.rowcount:
-                continue  # another worker took this batch
-            principal = system_principal(session, org_id)
-            batch: list[Inquiry] = []
-            loaded = {p.id: p for p in session.scalars(select(Profile).where(
-                Profile.id.in_({e[3] for e in events})))}  # one read for the batch
-            for _event_id, name, ts, profile_id, properties in events:
-                profile = loaded.get(profile_id) or session.get(Profile, profile_id)
-                while profile is not None and profile.merged_into_id is not None:
-                    profile = session.get(Profile, profile.merged_into_id)
-                if profile is None:
-                    continue
-                rule = rules[name]
-                model = (properties or {}).get(rule.model_property)
-                batch.append(Inquiry(profile, rule.source, name, str(model)[:100] if model else None, "", ts))
-            record_inquiries(session, principal, batch)  # the batch's leads in a few statements
-            worked = worked or bool(events)
-    return worked
+            rule = rules[event.event]
+            model = (event.properties or {}).get(rule.model_property)
+            inquiries.append(Inquiry(profile, rule.source, event.event, str(model)[:100] if model else None, "",
+                                     event.ts))
+        record_inquiries(session, system_principal(session, org_id), inquiries)  # a few statements per batch
+
+
+def leads_from_events(database: Database) -> bool:
+    """One step of the lead rules (what the worker runs among the event consumers): True when there were events."""
+    return events.consume(database, events.subscriptions()[LEAD_RULES]) > 0
 
 
 # -- routing rules and service levels --------------------------------------------------------------------------------

@@ -97,7 +97,7 @@ def test_generated_leads_and_deals_follow_each_persons_events(clean_database, se
     assert all(d.closed_at >= d.created_at for d in deals.values() if d.closed_at)
     assert count(session, OpportunityChange) >= len(deals) and made.customers == 400
     # the lead rules start after the generated events: nothing is made twice
-    leads_from_events(clean_database, settle_seconds=0)
+    leads_from_events(clean_database)
     assert count(session, Lead) == before + len(leads)
     owner = next(d.owner_id for d in deals.values() if d.owner_id)
     salesperson = tenancy_service.principal_for_user(session, owner)

@@ -4,11 +4,13 @@ customer's timeline, and two workers reading the same events at once."""
 from __future__ import annotations
 
 import threading
+import time as clock
 from datetime import UTC, datetime, time, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from kehu.core.db import utcnow
+from kehu.core.jobs import Worker
 from kehu.core.timeutil import add_working_hours
 from kehu.sales import service
 from kehu.sales.models import Lead
@@ -31,19 +33,18 @@ def test_a_test_drive_booked_on_the_website_becomes_a_lead(sales, client, login,
          call("track", userId="u1", event="test_drive_booked", properties={"model": "ID.6"}))
     rule = client.put("/api/v1/lead-rules", headers=admin, json={"event": "test_drive_booked", "source": "web"})
     assert rule.status_code == 200, rule.text
-    leads_from_events(clean_database, 0)
+    leads_from_events(clean_database)
     assert client.get("/api/v1/leads", headers=admin).json()["total"] == 0
 
     send(call("track", userId="u1", event="test_drive_booked", properties={"model": "ID.4"}),
          call("track", userId="u1", event="page_viewed", properties={"model": "ID.3"}))
-    assert leads_from_events(clean_database) is False  # received a moment ago: not settled yet
-    assert leads_from_events(clean_database, 0) is True
+    assert leads_from_events(clean_database) is True  # at once: no settle delay (core/events.py)
     leads = client.get("/api/v1/leads", headers=admin).json()["items"]
     assert [(lead["source"], lead["source_event"], lead["model_interest"], lead["unit_id"]) for lead in leads] == \
         [("web", "test_drive_booked", "ID.4", sales.dealer_a.id)]
     send(call("track", userId="u1", event="test_drive_booked", properties={"model": "ID.4"}))
-    leads_from_events(clean_database, 0)
-    leads_from_events(clean_database, 0)  # nothing new: nothing changes
+    leads_from_events(clean_database)
+    leads_from_events(clean_database)  # nothing new: nothing changes
     again = client.get("/api/v1/leads", headers=admin).json()["items"]
     assert len(again) == 1 and again[0]["inquiries"] == 2
     # the customer's timeline tells the lead's story, for those who may see leads
@@ -66,7 +67,7 @@ def test_two_workers_reading_the_same_events_make_one_lead(sales, client, login,
 
     def work() -> None:
         try:
-            while leads_from_events(clean_database, 0):
+            while leads_from_events(clean_database):
                 pass
         except BaseException as error:
             errors.append(error)
@@ -140,8 +141,32 @@ def test_one_person_asking_twice_in_a_batch_makes_one_lead(sales, client, login,
              for model in ("ID.4", "ID.6")] + [call("track", userId="v-once", event="quote_requested")]
     assert client.post("/v1/batch", headers=basic(key), json={"batch": calls}).status_code == 200
     process(clean_database)
-    assert leads_from_events(clean_database, 0)
+    assert leads_from_events(clean_database)
     leads = {lead.inquiries: lead for lead in session.scalars(select(Lead))}
     assert sorted(leads) == [1, 2] and leads[2].model_interest == "ID.6"
     history = client.get(f"/api/v1/leads/{leads[2].id}/history", headers=admin).json()
     assert sorted(h["kind"] for h in history) == ["created", "inquiry"]  # no rule places it: it waits at HQ
+
+
+def test_a_worker_makes_the_lead_within_a_second_of_the_event(sales, client, login, session, clean_database):  # type: ignore[no-untyped-def]
+    """No settle delay: the lead rules read an event as soon as its transaction is known to be final (it was 30 s)."""
+    admin = login("admin@example.com")
+    _, key = make_source(session, sales.system, "官网", sales.hq.id)
+    session.commit()
+    assert client.put("/api/v1/lead-rules", headers=admin, json={"event": "test_drive_booked"}).status_code == 200
+    worker = Worker(clean_database, poll_seconds=0.1)
+    thread = threading.Thread(target=worker.run_forever, daemon=True)
+    thread.start()
+    try:
+        sent = clock.monotonic()
+        assert client.post("/v1/batch", headers=basic(key), json={"batch": [call(
+            "track", userId="quick", event="test_drive_booked", properties={"model": "ID.7"})]}).status_code == 200
+        while clock.monotonic() - sent < 10 and not session.scalar(select(func.count()).select_from(Lead)):
+            session.rollback()  # a fresh snapshot for the next look
+            clock.sleep(0.02)
+        waited = clock.monotonic() - sent
+    finally:
+        worker.stopping.set()
+        thread.join(timeout=30)
+    assert session.scalar(select(func.count()).select_from(Lead)) == 1
+    assert waited < 1.0, waited

@@ -1,0 +1,248 @@
+"""Domain events: what happened in one domain that others may react to, written in the transaction that made it
+happen (an outbox), and read by consumers that each keep their own cursor.
+
+A domain declares its kinds of event once (``declare``), publishes them with the change that caused them
+(``publish``: rolled back with it, never seen without it), and another domain subscribes (``subscribe``) with a
+handler that runs in the consumer's transaction. ``consume`` moves a consumer's cursor and runs its handler in one
+transaction, so a crash between reading and committing repeats nothing and loses nothing: what the handler wrote
+and the cursor's move commit together or not at all. Two workers never hand the same event to one consumer: the
+cursor's row is locked while a step runs.
+
+Reading "what is new" by id alone skips a transaction that took its id first and committed last: a reader that
+saw id 11 moves past it, and id 10 appears afterwards. Events are therefore read in the order of their
+transactions' ids (PostgreSQL's ``pg_current_xact_id()``, stored with each event), and only those of
+transactions older than every transaction still running (the snapshot's ``xmin``): no transaction that can still
+commit can put an event behind the cursor. No settle delay is needed. SQLite has one writer at a time, so its ids
+are handed out in commit order already and the transaction id is 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, FetchedValue, Index, String, func, literal, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from kehu.core.db import Base, BigId, Database, JsonDoc, UTCDateTime, utcnow
+from kehu.core.jobs import poller
+
+
+@dataclass(frozen=True)
+class EventKind:
+    """A kind of domain event: ``<domain>.<what happened>`` (``sales.lead_status_changed``), and what it means."""
+
+    name: str
+    description: str
+
+
+_KINDS: dict[str, EventKind] = {}
+
+
+def declare(name: str, description: str) -> EventKind:
+    """Declare a kind of event (once, where its domain declares the rest of what it is). Publishing or subscribing
+    to a kind nobody declared is refused: a typo must not become a silent second stream."""
+    domain, _, what = name.partition(".")
+    if not domain or not what:
+        raise ValueError(f"an event kind is <domain>.<what happened>, not {name!r}")
+    known = _KINDS.get(name)
+    if known is not None and known.description != description:
+        raise ValueError(f"event kind {name!r} is declared twice, differently")
+    _KINDS[name] = EventKind(name, description)
+    return _KINDS[name]
+
+
+def declared() -> dict[str, EventKind]:
+    return dict(_KINDS)
+
+
+class DomainEvent(Base):
+    """One thing that happened, as its domain published it."""
+
+    __tablename__ = "domain_events"
+    __table_args__ = (Index("ix_domain_events_txid_id", "txid", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    # the publishing transaction's id: filled by the database (the migration's column default), never by us
+    txid: Mapped[int] = mapped_column(BigInteger, server_default=FetchedValue())
+    org_id: Mapped[int] = mapped_column(BigId)
+    kind: Mapped[str] = mapped_column(String(80))
+    entity: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    entity_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    profile_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class EventCursor(Base):
+    """How far one consumer has read: the (transaction id, event id) of the last event it was handed."""
+
+    __tablename__ = "event_cursors"
+
+    consumer: Mapped[str] = mapped_column(String(80), primary_key=True)
+    txid: Mapped[int] = mapped_column(BigInteger, default=0)
+    event_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+def publish(session: Session, kind: str, *, org_id: int, entity: str | None = None, entity_id: int | None = None,
+            profile_id: int | None = None, **payload: Any) -> None:
+    """Record that ``kind`` happened, in the caller's transaction: consumers see it once that commits."""
+    if kind not in _KINDS:
+        raise LookupError(f"event kind {kind!r} is not declared (events.declare)")
+    session.add(DomainEvent(org_id=org_id, kind=kind, entity=entity, entity_id=entity_id, profile_id=profile_id,
+                            payload=payload))
+
+
+Handler = Callable[[Session, list[Any]], None]
+# What a consumer of another stream wants of it (SQL conditions on its rows), read at each step; None: nothing
+# now (its cursor then jumps to the end without reading a row).
+Wanted = Callable[[Session], list[Any] | None]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A consumer: its name (its cursor's), what it reads and its handler. ``stream`` is ``DomainEvent`` or another
+    append-only table with ``id`` and ``txid`` columns (the customers' ``events``), filtered by ``kinds`` (domain
+    events) or ``wanted`` (another stream)."""
+
+    consumer: str
+    kinds: frozenset[str]
+    handler: Handler
+    batch: int = 500
+    from_start: bool = False  # a new consumer reads every event kept; otherwise only those after it first ran
+    stream: Any = None  # None: DomainEvent
+    wanted: Wanted | None = None
+
+    @property
+    def table(self) -> Any:
+        return self.stream if self.stream is not None else DomainEvent
+
+
+_SUBSCRIPTIONS: dict[str, Subscription] = {}
+
+
+def subscribe(consumer: str, kinds: Iterable[str] = (), *, batch: int = 500, from_start: bool = False,
+              stream: Any = None, wanted: Wanted | None = None) -> Callable[[Handler], Handler]:
+    """Register ``handler(session, rows)`` as the consumer ``consumer`` of the domain events of ``kinds`` (or of
+    the rows of ``stream`` that ``wanted`` names). The worker runs it (``consume_all``); it must only write
+    through the session it is given."""
+    chosen = frozenset(kinds)
+    unknown = sorted(chosen - _KINDS.keys())
+    if unknown:
+        raise LookupError(f"{consumer} subscribes to undeclared event kinds: {', '.join(unknown)}")
+
+    def register(handler: Handler) -> Handler:
+        known = _SUBSCRIPTIONS.get(consumer)
+        if known is not None and known.handler is not handler:
+            raise ValueError(f"consumer {consumer!r} is registered twice")
+        _SUBSCRIPTIONS[consumer] = Subscription(consumer, chosen, handler, batch, from_start, stream, wanted)
+        return handler
+
+    return register
+
+
+def subscriptions() -> dict[str, Subscription]:
+    return dict(_SUBSCRIPTIONS)
+
+
+def _final(session: Session, table: Any) -> Any:
+    """The condition "its transaction has ended, and every transaction that could still commit is newer"."""
+    if session.get_bind().dialect.name != "postgresql":
+        return literal(True)
+    return table.txid < func.pg_snapshot_xmin(func.pg_current_snapshot()).cast(String).cast(BigInteger)
+
+
+def _last_final(session: Session, table: Any, *after: Any) -> tuple[int, int] | None:
+    row = session.execute(select(table.txid, table.id).where(_final(session, table), *after)
+                          .order_by(table.txid.desc(), table.id.desc()).limit(1)).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def _cursor(session: Session, subscription: Subscription) -> EventCursor:
+    """The consumer's cursor, locked for this step (made on first use, at the current end unless from_start)."""
+    locked = select(EventCursor).where(EventCursor.consumer == subscription.consumer).with_for_update()
+    cursor = session.scalars(locked).one_or_none()
+    if cursor is not None:
+        return cursor
+    start = (0, 0) if subscription.from_start else (_last_final(session, subscription.table) or (0, 0))
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(insert(EventCursor).values(consumer=subscription.consumer, txid=start[0], event_id=start[1],
+                                               updated_at=utcnow()).on_conflict_do_nothing())
+    return session.scalars(locked).one()
+
+
+def _move(session: Session, subscription: Subscription, to: tuple[int, int]) -> None:
+    session.execute(update(EventCursor).where(EventCursor.consumer == subscription.consumer)
+                    .values(txid=to[0], event_id=to[1], updated_at=utcnow()))
+
+
+def consume(database: Database, subscription: Subscription) -> int:
+    """One step of one consumer, in one transaction: lock its cursor, read the final rows after it (up to
+    ``batch``), hand those it wants to its handler, move the cursor past every row read, commit. Returns how many
+    rows the step moved past (0: nothing new)."""
+    table = subscription.table
+    with database.unit_of_work(writer=True) as session:
+        cursor = _cursor(session, subscription)
+        after = tuple_(table.txid, table.id) > tuple_(cursor.txid, cursor.event_id)
+        if table is DomainEvent:
+            rows = list(session.scalars(select(DomainEvent).where(after, _final(session, table))
+                                        .order_by(DomainEvent.txid, DomainEvent.id).limit(subscription.batch)))
+            if not rows:
+                return 0
+            chosen = [row for row in rows if row.kind in subscription.kinds]
+            if chosen:
+                subscription.handler(session, chosen)
+            _move(session, subscription, (rows[-1].txid, rows[-1].id))
+            return len(rows)
+        # another stream: find where this step's window ends, then read only the rows wanted in it
+        conditions = subscription.wanted(session) if subscription.wanted else []
+        if conditions is None:  # nothing wanted now: past everything there is
+            end = _last_final(session, table, after)
+            if end is not None:
+                _move(session, subscription, end)
+            return 0
+        window = (select(table.txid, table.id).where(after, _final(session, table))
+                  .order_by(table.txid, table.id).limit(subscription.batch).subquery())
+        bounds = session.execute(select(func.count(), func.max(window.c.txid))).one()
+        if not bounds[0]:
+            return 0
+        last_txid = bounds[1]
+        end_id = session.scalar(select(func.max(window.c.id)).where(window.c.txid == last_txid))
+        end = (last_txid, end_id)
+        rows = list(session.scalars(select(table).where(after, tuple_(table.txid, table.id) <= tuple_(*end),
+                                                        *conditions).order_by(table.txid, table.id)))
+        if rows:
+            subscription.handler(session, rows)
+        _move(session, subscription, end)
+        return int(bounds[0])
+
+
+def start(session: Session, consumer: str) -> None:
+    """Make a registered consumer's cursor now, if it has none, at the current end (or the start): what was
+    published before this transaction is then behind it, what follows is not (a lead rule saved)."""
+    _cursor(session, _SUBSCRIPTIONS[consumer])
+
+
+def skip_to_end(session: Session, consumer: str) -> None:
+    """Move a consumer's cursor past every row its stream holds now (after a bulk load whose effects were written
+    with it: ``kehu generate`` writes the leads its events would make)."""
+    subscription = _SUBSCRIPTIONS[consumer]
+    cursor = _cursor(session, subscription)
+    table = subscription.table
+    end = _last_final(session, table, tuple_(table.txid, table.id) > tuple_(cursor.txid, cursor.event_id))
+    if end is not None:
+        _move(session, subscription, end)
+
+
+@poller
+def consume_all(database: Database) -> bool:
+    """The worker's step for every consumer: a batch each. True when any of them found events."""
+    busy = False
+    for subscription in list(_SUBSCRIPTIONS.values()):
+        busy = consume(database, subscription) > 0 or busy
+    return busy

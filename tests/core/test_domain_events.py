@@ -1,0 +1,137 @@
+"""Domain events are read by each consumer exactly once, in the order of their transactions, without a settle
+delay: a transaction that took its id first and commits last is not skipped, two workers never hand one event to
+the same consumer twice, and a crash between reading and committing repeats nothing."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from kehu.core import events
+from kehu.core.events import DomainEvent, Subscription
+
+HAPPENED = events.declare("test.happened", "something a test made happen")
+HANDLED = events.declare("test.handled", "a test consumer's record of an event it was handed")
+
+
+def handled_ids(database) -> list[int]:  # type: ignore[no-untyped-def]
+    with database.unit_of_work() as session:
+        rows = session.scalars(select(DomainEvent).where(DomainEvent.kind == HANDLED.name)
+                               .order_by(DomainEvent.id)).all()
+        return [row.payload["of"] for row in rows]
+
+
+def recorder(session, batch) -> None:  # type: ignore[no-untyped-def]
+    for event in batch:
+        events.publish(session, HANDLED.name, org_id=event.org_id, of=event.id)
+
+
+def happen(database, n: int = 1) -> list[int]:  # type: ignore[no-untyped-def]
+    with database.unit_of_work() as session:
+        made = [DomainEvent(org_id=1, kind=HAPPENED.name, payload={"n": i}) for i in range(n)]
+        session.add_all(made)
+        session.flush()
+        return [e.id for e in made]
+
+
+def consumer(name: str = "test-recorder", **kw) -> Subscription:  # type: ignore[no-untyped-def]
+    return Subscription(name, frozenset({HAPPENED.name}), kw.pop("handler", recorder), from_start=True, **kw)
+
+
+def test_each_committed_event_is_handed_over_once_in_order_and_a_rolled_back_one_never(clean_database):
+    first = happen(clean_database, 3)
+    with pytest.raises(RuntimeError), clean_database.unit_of_work() as session:
+        events.publish(session, HAPPENED.name, org_id=1)
+        raise RuntimeError("the change failed, and its event with it")
+    second = happen(clean_database, 2)
+    sub = consumer(batch=2)  # several steps: the cursor moves between them
+    while events.consume(clean_database, sub):
+        pass
+    assert handled_ids(clean_database) == first + second
+    assert events.consume(clean_database, sub) == 0
+    assert handled_ids(clean_database) == first + second
+
+
+def test_a_new_consumer_starts_after_what_was_published_before_it_unless_asked(clean_database):
+    old = happen(clean_database, 2)
+    late = Subscription("test-late", frozenset({HAPPENED.name}), recorder)
+    assert events.consume(clean_database, late) == 0
+    new = happen(clean_database, 1)
+    events.consume(clean_database, late)
+    assert handled_ids(clean_database) == new
+    events.consume(clean_database, consumer("test-from-start"))
+    assert handled_ids(clean_database) == new + old + new
+
+
+def test_a_crash_between_reading_and_committing_repeats_nothing(clean_database):
+    made = happen(clean_database, 3)
+    calls = []
+
+    def crashing(session, batch) -> None:  # type: ignore[no-untyped-def]
+        recorder(session, batch)
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise OSError("the worker died before its commit")
+
+    sub = consumer(handler=crashing)
+    with pytest.raises(OSError):
+        events.consume(clean_database, sub)
+    assert handled_ids(clean_database) == []  # its writes went with the crash, and the cursor did not move
+    events.consume(clean_database, sub)
+    assert handled_ids(clean_database) == made and calls == [3, 3]
+
+
+def test_two_workers_hand_each_event_to_a_consumer_once(clean_database):
+    made = happen(clean_database, 300)
+    sub = consumer(batch=7)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            while events.consume(clean_database, sub):
+                pass
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    assert errors == []
+    assert handled_ids(clean_database) == made
+
+
+def test_a_transaction_that_commits_late_is_not_skipped(clean_database):
+    if clean_database.is_sqlite:
+        pytest.skip("SQLite has one writer at a time: a second transaction cannot publish while the first is open")
+    sub = consumer()
+    events.consume(clean_database, sub)
+    slow = clean_database.sessionmaker()
+    try:
+        events.publish(slow, HAPPENED.name, org_id=1, who="slow")
+        slow.flush()  # the slow transaction has its id and its event's id now
+        quick = happen(clean_database, 1)  # a later transaction commits first
+        events.consume(clean_database, sub)
+        assert handled_ids(clean_database) == []  # not yet: the slow one could still commit before it
+        slow.commit()
+    finally:
+        slow.close()
+    while events.consume(clean_database, sub):
+        pass
+    with clean_database.unit_of_work() as session:
+        slow_id = session.scalar(select(DomainEvent.id).where(DomainEvent.payload["who"].as_string() == "slow"))
+    assert handled_ids(clean_database) == [slow_id, *quick]
+
+
+def test_only_declared_kinds_are_published_or_subscribed_to(clean_database):
+    with pytest.raises(LookupError), clean_database.unit_of_work() as session:
+        events.publish(session, "test.typo", org_id=1)
+    with pytest.raises(LookupError):
+        events.subscribe("test-typo", ["test.typo"])
+    with pytest.raises(ValueError):
+        events.declare("nodomain", "a kind must name its domain")
+    with clean_database.unit_of_work() as session:
+        assert session.scalar(select(func.count()).select_from(DomainEvent)) == 0
