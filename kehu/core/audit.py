@@ -16,13 +16,19 @@ SECRET_COLUMNS = {"password_hash", "digest", "secret"}
 
 
 class Actor(Protocol):
-    """Whoever acts: a user or an API key (kehu.tenancy.access.Principal satisfies this)."""
+    """Whoever acts: a user or an API key (kehu.tenancy.access.Principal satisfies this). Read-only members: a
+    frozen Principal satisfies them, where plain attributes would ask for settable ones."""
 
-    org_id: int
-    unit_id: int | None
-    user_id: int | None
-    api_key_id: int | None
-    display: str
+    @property
+    def org_id(self) -> int: ...
+    @property
+    def unit_id(self) -> int | None: ...
+    @property
+    def user_id(self) -> int | None: ...
+    @property
+    def api_key_id(self) -> int | None: ...
+    @property
+    def display(self) -> str: ...
 
 
 class AuditRecord(IdMixin, Base):

@@ -11,8 +11,9 @@ cursor's row is locked while a step runs.
 Reading "what is new" by id alone skips a transaction that took its id first and committed last: a reader that
 saw id 11 moves past it, and id 10 appears afterwards. Events are therefore read in the order of their
 transactions' ids (PostgreSQL's ``pg_current_xact_id()``, stored with each event), and only those of
-transactions older than every transaction still running (the snapshot's ``xmin``): no transaction that can still
-commit can put an event behind the cursor. No settle delay is needed. SQLite has one writer at a time, so its ids
+transactions older than every transaction of this database still running (``_horizon``): no transaction that can
+still commit can put an event behind the cursor. A long writing transaction holds the consumers back until it
+ends (correct, and the price of never skipping). No settle delay is needed. SQLite has one writer at a time, so its ids
 are handed out in commit order already and the transaction id is 0.
 """
 
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, FetchedValue, Index, String, func, literal, select, tuple_, update
+from sqlalchemy import BigInteger, FetchedValue, Index, String, func, literal, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -150,26 +151,51 @@ def subscriptions() -> dict[str, Subscription]:
     return dict(_SUBSCRIPTIONS)
 
 
-def _final(session: Session, table: Any) -> Any:
-    """The condition "its transaction has ended, and every transaction that could still commit is newer"."""
+# The oldest transaction of this database that is still running (and so may still commit events), as a 64-bit id;
+# no such transaction: the next id to be handed out. Transactions of other databases on the same server cannot
+# write our tables and are left out, so a long one there does not hold our consumers back. pg_locks shows every
+# session's transaction (pg_stat_activity hides other roles' ids); its 32-bit ids are placed in the current epoch.
+HORIZON_SQL = text("""
+SELECT least(s.next_id, min(s.next_id - ((s.next_id % 4294967296 - l.transactionid::text::bigint + 4294967296)
+                                         % 4294967296)))
+  FROM (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS next_id) s
+  LEFT JOIN (pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                                               AND a.datid = (SELECT oid FROM pg_database
+                                                               WHERE datname = current_database()))
+         ON l.locktype = 'transactionid' AND l.granted
+ GROUP BY s.next_id""")
+
+
+def _horizon(session: Session) -> int | None:
+    """Below which transaction id every row is final: its transaction has ended, and any transaction that can
+    still commit has a higher id (None on SQLite, where a reader sees committed rows in id order already).
+
+    Read in a statement of its own, before the rows: a transaction counted here as running is left out of that
+    read, and one that ended before this statement is visible to the read, which takes a later snapshot. The
+    activity is read afresh (PostgreSQL keeps one copy per transaction otherwise)."""
     if session.get_bind().dialect.name != "postgresql":
-        return literal(True)
-    return table.txid < func.pg_snapshot_xmin(func.pg_current_snapshot()).cast(String).cast(BigInteger)
+        return None
+    session.execute(text("SELECT pg_stat_clear_snapshot()"))
+    return int(session.scalar(HORIZON_SQL))
 
 
-def _last_final(session: Session, table: Any, *after: Any) -> tuple[int, int] | None:
-    row = session.execute(select(table.txid, table.id).where(_final(session, table), *after)
+def _final(table: Any, horizon: int | None) -> Any:
+    return literal(True) if horizon is None else table.txid < horizon
+
+
+def _last_final(session: Session, table: Any, horizon: int | None, *after: Any) -> tuple[int, int] | None:
+    row = session.execute(select(table.txid, table.id).where(_final(table, horizon), *after)
                           .order_by(table.txid.desc(), table.id.desc()).limit(1)).first()
     return (row[0], row[1]) if row is not None else None
 
 
-def _cursor(session: Session, subscription: Subscription) -> EventCursor:
+def _cursor(session: Session, subscription: Subscription, horizon: int | None) -> EventCursor:
     """The consumer's cursor, locked for this step (made on first use, at the current end unless from_start)."""
     locked = select(EventCursor).where(EventCursor.consumer == subscription.consumer).with_for_update()
     cursor = session.scalars(locked).one_or_none()
     if cursor is not None:
         return cursor
-    start = (0, 0) if subscription.from_start else (_last_final(session, subscription.table) or (0, 0))
+    start = (0, 0) if subscription.from_start else (_last_final(session, subscription.table, horizon) or (0, 0))
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     session.execute(insert(EventCursor).values(consumer=subscription.consumer, txid=start[0], event_id=start[1],
                                                updated_at=utcnow()).on_conflict_do_nothing())
@@ -181,16 +207,32 @@ def _move(session: Session, subscription: Subscription, to: tuple[int, int]) -> 
                     .values(txid=to[0], event_id=to[1], updated_at=utcnow()))
 
 
+def _anything_new(database: Database, subscription: Subscription) -> bool:
+    """A look without locks (no write transaction, on SQLite none of its one writer's lock): is there a final row
+    past the consumer's cursor? An idle worker asks this every tick. A consumer without a cursor yet says yes."""
+    table = subscription.table
+    with database.unit_of_work(reader=True) as session:
+        cursor = session.get(EventCursor, subscription.consumer)
+        if cursor is None:
+            return True
+        horizon = _horizon(session)
+        after = tuple_(table.txid, table.id) > tuple_(cursor.txid, cursor.event_id)
+        return session.execute(select(table.id).where(after, _final(table, horizon)).limit(1)).first() is not None
+
+
 def consume(database: Database, subscription: Subscription) -> int:
     """One step of one consumer, in one transaction: lock its cursor, read the final rows after it (up to
     ``batch``), hand those it wants to its handler, move the cursor past every row read, commit. Returns how many
     rows the step moved past (0: nothing new)."""
     table = subscription.table
+    if not _anything_new(database, subscription):
+        return 0
     with database.unit_of_work(writer=True) as session:
-        cursor = _cursor(session, subscription)
+        cursor = _cursor(session, subscription, _horizon(session))
+        horizon = _horizon(session)  # after the cursor's lock: a step that waited for it reads what is final now
         after = tuple_(table.txid, table.id) > tuple_(cursor.txid, cursor.event_id)
         if table is DomainEvent:
-            rows = list(session.scalars(select(DomainEvent).where(after, _final(session, table))
+            rows = list(session.scalars(select(DomainEvent).where(after, _final(table, horizon))
                                         .order_by(DomainEvent.txid, DomainEvent.id).limit(subscription.batch)))
             if not rows:
                 return 0
@@ -202,11 +244,11 @@ def consume(database: Database, subscription: Subscription) -> int:
         # another stream: find where this step's window ends, then read only the rows wanted in it
         conditions = subscription.wanted(session) if subscription.wanted else []
         if conditions is None:  # nothing wanted now: past everything there is
-            end = _last_final(session, table, after)
+            end = _last_final(session, table, horizon, after)
             if end is not None:
                 _move(session, subscription, end)
             return 0
-        window = (select(table.txid, table.id).where(after, _final(session, table))
+        window = (select(table.txid, table.id).where(after, _final(table, horizon))
                   .order_by(table.txid, table.id).limit(subscription.batch).subquery())
         bounds = session.execute(select(func.count(), func.max(window.c.txid))).one()
         if not bounds[0]:
@@ -225,16 +267,17 @@ def consume(database: Database, subscription: Subscription) -> int:
 def start(session: Session, consumer: str) -> None:
     """Make a registered consumer's cursor now, if it has none, at the current end (or the start): what was
     published before this transaction is then behind it, what follows is not (a lead rule saved)."""
-    _cursor(session, _SUBSCRIPTIONS[consumer])
+    _cursor(session, _SUBSCRIPTIONS[consumer], _horizon(session))
 
 
 def skip_to_end(session: Session, consumer: str) -> None:
     """Move a consumer's cursor past every row its stream holds now (after a bulk load whose effects were written
     with it: ``kehu generate`` writes the leads its events would make)."""
     subscription = _SUBSCRIPTIONS[consumer]
-    cursor = _cursor(session, subscription)
+    horizon = _horizon(session)
+    cursor = _cursor(session, subscription, horizon)
     table = subscription.table
-    end = _last_final(session, table, tuple_(table.txid, table.id) > tuple_(cursor.txid, cursor.event_id))
+    end = _last_final(session, table, horizon, tuple_(table.txid, table.id) > tuple_(cursor.txid, cursor.event_id))
     if end is not None:
         _move(session, subscription, end)
 

@@ -135,3 +135,20 @@ def test_only_declared_kinds_are_published_or_subscribed_to(clean_database):
         events.declare("nodomain", "a kind must name its domain")
     with clean_database.unit_of_work() as session:
         assert session.scalar(select(func.count()).select_from(DomainEvent)) == 0
+
+
+def test_a_long_transaction_of_another_database_holds_no_consumer_back(clean_database):
+    if clean_database.is_sqlite:
+        pytest.skip("one database per file on SQLite")
+    import psycopg
+    from sqlalchemy import make_url
+
+    sub = consumer()
+    events.consume(clean_database, sub)
+    url = make_url(clean_database.url).set(drivername="postgresql", database="postgres")
+    with psycopg.connect(url.render_as_string(hide_password=False)) as elsewhere:
+        elsewhere.execute("SELECT pg_current_xact_id()")  # a writer's transaction id, held open over there
+        made = happen(clean_database, 2)
+        while events.consume(clean_database, sub):
+            pass
+        assert handled_ids(clean_database) == made
