@@ -17,6 +17,7 @@ from kehu.cdp.models import (
     AccountMember,
     Event,
     Identity,
+    IngestBatch,
     Merge,
     Order,
     OrderLine,
@@ -545,6 +546,9 @@ def drain_inbox(database: Database, batches: int = 20) -> bool:
     """Up to ``batches`` inbox batches, each in its own short transaction, so concurrent workers hold
     profile row locks only briefly (long transactions over shared profiles deadlock). A batch reads the
     profiles it resolves against and then writes: on SQLite it holds the write lock from the start."""
+    with database.unit_of_work(reader=True) as session:  # an idle worker looks first: no write lock every tick
+        if session.scalar(select(IngestBatch.id).where(IngestBatch.status == "pending").limit(1)) is None:
+            return False
     done = 0
     for _ in range(batches):
         with database.unit_of_work(writer=True) as session:

@@ -51,3 +51,23 @@ def test_without_the_write_lock_the_same_transaction_is_refused(two_writers: tup
     with pytest.raises(OperationalError, match="locked"):
         _read_then_write(database, path, writer=False)
     database.dispose()
+
+
+def test_an_idle_worker_takes_no_write_lock(clean_database: Database) -> None:
+    """With nothing in the inbox, the worker's tick only looks: a page's long write (another process holding
+    SQLite's one write lock) does not make the idle worker wait for the lock, or fail after the busy timeout."""
+    import time
+
+    from kehu.cdp.service import drain_inbox
+
+    if not clean_database.is_sqlite:
+        pytest.skip("PostgreSQL has no database-wide write lock")
+    holder = sqlite3.connect(clean_database.url.split("///", 1)[1], timeout=0.5)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another process is writing, for as long as it likes
+        started = time.monotonic()
+        assert drain_inbox(clean_database) is False
+        assert time.monotonic() - started < 2
+    finally:
+        holder.rollback()
+        holder.close()
