@@ -5,6 +5,7 @@ region's figure is always the sum of its dealers' and its own."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -74,14 +75,9 @@ def _reader_home(session: Session, principal: Principal, model: Any) -> Business
         return unit
     paths = [unit.path, *session.scalars(select(BusinessUnit.path).where(BusinessUnit.id.in_(
         select(model.unit_id).where(scope(principal, model), model.org_id == principal.org_id).distinct())))]
-    common = paths[0].strip("/").split("/")
-    for path in paths[1:]:
-        steps = path.strip("/").split("/")
-        shared = 0
-        while shared < min(len(common), len(steps)) and common[shared] == steps[shared]:
-            shared += 1
-        common = common[:shared]
-    return session.get(BusinessUnit, int(common[-1])) if common else unit
+    # the deepest unit all of them lie under: the path steps they share ("/1/2/" and "/1/23/" share unit 1 only)
+    common = os.path.commonpath(paths).rsplit("/", 1)[-1]
+    return session.get(BusinessUnit, int(common)) if common else unit
 
 
 def roll_up(session: Session, root: BusinessUnit, own: dict[int, dict[str, Any]]) -> list[UnitFigures]:
