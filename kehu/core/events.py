@@ -152,14 +152,21 @@ def subscriptions() -> dict[str, Subscription]:
 
 
 # The oldest transaction of this database that is still running (and so may still commit events), as a 64-bit id;
-# no such transaction: the next id to be handed out. Transactions of other databases on the same server cannot
-# write our tables and are left out, so a long one there does not hold our consumers back. pg_locks shows every
-# session's transaction (pg_stat_activity hides other roles' ids); its 32-bit ids are placed in the current epoch.
+# no such transaction: the next id to be handed out. Only sessions of clients can write our tables: transactions
+# of other databases on the same server, and autovacuum's (an ANALYZE takes an id to write its statistics), are
+# left out, so they hold no consumer back. pg_locks shows every session's transaction (pg_stat_activity hides other
+# roles' ids); its 32-bit ids are placed in the current epoch, and one handed out after the snapshot was taken
+# (pg_locks is read after it) counts as the snapshot's next id, not as an id of the epoch before.
 HORIZON_SQL = text("""
-SELECT least(s.next_id, min(s.next_id - ((s.next_id % 4294967296 - l.transactionid::text::bigint + 4294967296)
-                                         % 4294967296)))
+SELECT least(s.next_id, min(CASE WHEN (l.transactionid::text::bigint - s.next_id % 4294967296 + 4294967296)
+                                       % 4294967296 < 2147483648
+                                 THEN s.next_id  -- handed out after the snapshot: newer than anything it shows
+                                 ELSE s.next_id - 4294967296
+                                      + (l.transactionid::text::bigint - s.next_id % 4294967296 + 4294967296)
+                                        % 4294967296
+                            END))
   FROM (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS next_id) s
-  LEFT JOIN (pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+  LEFT JOIN (pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid AND a.backend_type = 'client backend'
                                                AND a.datid = (SELECT oid FROM pg_database
                                                                WHERE datname = current_database()))
          ON l.locktype = 'transactionid' AND l.granted

@@ -152,3 +152,22 @@ def test_a_long_transaction_of_another_database_holds_no_consumer_back(clean_dat
         while events.consume(clean_database, sub):
             pass
         assert handled_ids(clean_database) == made
+
+
+def test_the_horizon_is_the_oldest_running_transaction_of_the_database(clean_database):
+    if clean_database.is_sqlite:
+        pytest.skip("SQLite needs no horizon")
+    from sqlalchemy import text
+
+    with clean_database.unit_of_work() as session:
+        idle = events._horizon(session)
+        assert idle is not None and idle > 0
+    older = clean_database.sessionmaker()
+    try:
+        held = int(older.execute(text("SELECT pg_current_xact_id()::text::bigint")).scalar_one())
+        with clean_database.unit_of_work() as session:
+            session.execute(text("SELECT pg_current_xact_id()"))  # a newer transaction than the held one
+            assert events._horizon(session) == held
+    finally:
+        older.rollback()
+        older.close()
