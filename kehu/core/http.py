@@ -286,15 +286,7 @@ class AdmissionMiddleware:
             if not declared.isdigit() or int(declared) > self.PREREAD_BYTES:
                 await self.app(scope, receive, send)
                 return
-            chunks: list[bytes] = []
-            while True:
-                message = await receive()
-                if message["type"] != "http.request":
-                    break
-                chunks.append(message.get("body", b""))
-                if not message.get("more_body", False):
-                    break
-            receive = _replaying(b"".join(chunks), receive)
+            receive = _replaying(await _read_body(receive), receive)
         loop = asyncio.get_running_loop()
         slots = self.slots_by_loop.get(loop)
         if slots is None:
@@ -423,6 +415,19 @@ def json_input_errors(value: Any, prefix: str = "body", *, int64: bool = True, l
     return errors
 
 
+async def _read_body(receive: Receive) -> bytes:
+    """The whole request body, however many messages it comes in (a disconnect ends it early)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
 def _replaying(body: bytes, receive: Receive) -> Receive:
     """A ``receive`` that hands the app the body a middleware has read already, then the connection's own
     messages (a disconnect)."""
@@ -485,15 +490,7 @@ class InputGuardMiddleware:
                 or headers.get(b"content-encoding") or not (form or _is_json(content_type))):
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
+        body = await _read_body(receive)
         status, errors = 422, []
         if form:
             errors = _query_errors(body.decode("latin-1"), "body")
