@@ -15,37 +15,40 @@ from sqlalchemy import text
 
 import kehu.models  # noqa: F401 - every table registered before anything queries
 from kehu import __version__
-from kehu.cdp import api as cdp_api
 from kehu.cdp.imports import MAX_FILE_BYTES
-from kehu.cdp.ingest import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
 from kehu.core.db import Database, get_database
+from kehu.core.domains import load, load_all
 from kehu.core.http import (
     SEGMENT_PATHS,
     AdmissionMiddleware,
     BodyLimitMiddleware,
-    InputGuardMiddleware,
     LastResortMiddleware,
     MetricsMiddleware,
     PathCorsMiddleware,
     SecurityHeadersMiddleware,
-    bounded_parameters,
     install_api_fallback,
     install_error_handlers,
     problem,
 )
+from kehu.core.input_guard import InputGuardMiddleware, bounded_parameters
 from kehu.core.jobs import Worker
 from kehu.core.logging import configure_logging
 from kehu.core.openapi import install_openapi
 from kehu.core.settings import Settings, get_settings
-from kehu.sales import api as sales_api
-from kehu.segments import api as segments_api
-from kehu.segments.lists import MAX_LIST_BYTES
-from kehu.tenancy import api as tenancy_api
+from kehu.domains import COMING, DOMAINS
 from kehu.tenancy.deps import allowed_to
 from kehu.tenancy.service import principal_for_job
 
 
+def load_services() -> None:
+    """Every domain's services: their job handlers, pollers and event subscriptions registered (the worker's and
+    the app's; no web framework is imported for them)."""
+    for domain in DOMAINS:
+        load_all(domain.services)
+
+
 def make_worker(database: Database, settings: Settings) -> Worker:
+    load_services()
     return Worker(database, lease_seconds=settings.job_lease_seconds, poll_seconds=settings.job_poll_seconds,
                   backoff_base=settings.job_backoff_seconds, principal_loader=principal_for_job)
 
@@ -88,20 +91,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(AdmissionMiddleware, limit=settings.threads + 2, prefixes=("/api/", SEGMENT_PATHS))
     app.add_middleware(LastResortMiddleware)  # nothing raised past it drops the connection
     app.add_middleware(InputGuardMiddleware, bodies_under=("/api/",))
+    limits = {prefix: int(load(size)) for domain in DOMAINS for prefix, size in domain.body_limits}
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
-                       limits={"/v1/b": MAX_BATCH_BYTES, "/v1/import": MAX_BATCH_BYTES,  # /v1/b: /v1/batch and /v1/b
-                               "/v1/": MAX_MESSAGE_BYTES,
-                               "/api/v1/imports": MAX_FILE_BYTES + 1024 * 1024,
-                               "/api/v1/segments/": MAX_LIST_BYTES + 1024 * 1024,
-                               "/api/v1/tags/": MAX_LIST_BYTES + 1024 * 1024, "/_nicegui/": MAX_FILE_BYTES},
+                       limits={**limits, "/_nicegui/": MAX_FILE_BYTES},  # the UI's uploads: an import's file
                        bad_request_under=(SEGMENT_PATHS,))
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(PathCorsMiddleware, prefix=SEGMENT_PATHS)  # last added runs first
-    app.include_router(tenancy_api.router)
-    app.include_router(cdp_api.router)
-    app.include_router(cdp_api.ingestion)
-    app.include_router(segments_api.router)
-    app.include_router(sales_api.router)
+    load_services()
+    for domain in DOMAINS:
+        for router in load_all(domain.routers):
+            app.include_router(router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> Response:
@@ -127,7 +126,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     if with_ui:
         from kehu.ui.shell import mount_ui
 
-        mount_ui(app, settings, database)
+        mount_ui(app, settings, database, domains=DOMAINS, coming=COMING)
     # added last, so outermost: its headers and the cookies' Secure flag reach every answer, the UI session's too
     app.add_middleware(SecurityHeadersMiddleware, cookie_secure=settings.cookie_secure)
     return app

@@ -1,100 +1,12 @@
-"""Imports every domain's models so that metadata (Alembic, owned_models()) sees all tables."""
+"""Imports every domain's models (its manifest's ``models``) so that the metadata (Alembic, owned_models()) sees
+all tables, and the platform's own (audit, jobs, domain events)."""
 
-from kehu.cdp.models import (
-    Account,
-    AccountMember,
-    ConsentRecord,
-    CustomField,
-    DedupeSettings,
-    DuplicateCandidate,
-    Event,
-    Identity,
-    IdentityKind,
-    ImportRejection,
-    ImportRun,
-    ImportWarning,
-    IngestBatch,
-    Merge,
-    Order,
-    OrderLine,
-    Product,
-    Profile,
-    Source,
-    Vehicle,
-)
-from kehu.core.audit import AuditRecord
-from kehu.core.events import DomainEvent, EventCursor
-from kehu.core.jobs import Job
-from kehu.sales.models import (
-    Activity,
-    Lead,
-    LeadChange,
-    LeadRule,
-    LeadSla,
-    ProfileScore,
-    RoutingRule,
-    ScoreRule,
-    ScoringModel,
-)
-from kehu.segments.models import (
-    ProfileTag,
-    RfmModel,
-    RfmScore,
-    Segment,
-    SegmentChange,
-    SegmentMember,
-    Tag,
-    TagGroup,
-)
-from kehu.tenancy.models import ApiKey, BusinessUnit, LoginAttempt, LoginThrottle, Organization, Role, User
+import kehu.core.audit
+import kehu.core.events
+import kehu.core.jobs  # noqa: F401 - the platform's tables
+from kehu.core.domains import load
+from kehu.domains import DOMAINS
 
-__all__ = [
-    "Account",
-    "AccountMember",
-    "Activity",
-    "ApiKey",
-    "AuditRecord",
-    "BusinessUnit",
-    "ConsentRecord",
-    "CustomField",
-    "DedupeSettings",
-    "DomainEvent",
-    "DuplicateCandidate",
-    "Event",
-    "EventCursor",
-    "Identity",
-    "IdentityKind",
-    "ImportRejection",
-    "ImportRun",
-    "ImportWarning",
-    "IngestBatch",
-    "Job",
-    "Lead",
-    "LeadChange",
-    "LeadRule",
-    "LeadSla",
-    "LoginAttempt",
-    "LoginThrottle",
-    "Merge",
-    "Order",
-    "OrderLine",
-    "Organization",
-    "Product",
-    "Profile",
-    "ProfileScore",
-    "ProfileTag",
-    "RfmModel",
-    "RfmScore",
-    "Role",
-    "RoutingRule",
-    "ScoreRule",
-    "ScoringModel",
-    "Segment",
-    "SegmentChange",
-    "SegmentMember",
-    "Source",
-    "Tag",
-    "TagGroup",
-    "User",
-    "Vehicle",
-]
+for _domain in DOMAINS:
+    if _domain.models:
+        load(_domain.models)

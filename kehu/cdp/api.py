@@ -14,7 +14,8 @@ from kehu.cdp import commerce, dedupe, exports, fields, identity_rules, imports,
 from kehu.cdp.views import CustomerView
 from kehu.core import files
 from kehu.core.errors import BadRequest, FieldError, Unauthorized, ValidationFailed
-from kehu.core.http import decoded_body, json_input_errors, validated_json
+from kehu.core.http import decoded_body, validated_json
+from kehu.core.input_guard import json_input_errors
 from kehu.tenancy.deps import Cursor, Limit, PrincipalDep, SessionDep, reads_only
 from kehu.tenancy.schemas import Page
 

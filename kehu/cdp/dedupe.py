@@ -18,10 +18,11 @@ from sqlalchemy.orm import Session
 
 from kehu.cdp import fields as custom_fields
 from kehu.cdp import identity, identity_rules, matching, schemas
+from kehu.cdp.manifest import MERGE_UNDONE
 from kehu.cdp.models import DedupeSettings, DuplicateCandidate, Identity, Merge, Profile
 from kehu.cdp.service import profile_filters
 from kehu.cdp.views import CustomerView
-from kehu.core import audit, jobs
+from kehu.core import audit, events, jobs
 from kehu.core import settings as kehu_settings
 from kehu.core.db import Database, dialect_insert, utcnow
 from kehu.core.errors import Conflict, NotFound, invalid
@@ -247,16 +248,15 @@ def _run_job(ctx: jobs.JobContext) -> dict[str, Any]:
     return figures
 
 
-def _review_again_after_unmerge(session: Session, profile: Profile, merge: Merge) -> None:
+@events.subscribe("cdp.review_again_after_unmerge", [MERGE_UNDONE], within=True)
+def _review_again_after_unmerge(session: Session, undone: list[events.DomainEvent]) -> None:
     """Undoing a merge made from a pair takes back a decision, it does not make the opposite one: the pair goes
     back to the queue to be reviewed (dismiss it there if the two are different people). It vanished from every
     tab when undoing dismissed it silently."""
-    if merge.reason == "dedupe":
-        session.execute(update(DuplicateCandidate).where(DuplicateCandidate.merge_id == merge.id).values(
-            status=OPEN, decided_at=None, decided_by_id=None, merge_id=None))
-
-
-identity.AFTER_UNMERGE.append(_review_again_after_unmerge)
+    for event in undone:
+        if event.payload.get("reason") == "dedupe":
+            session.execute(update(DuplicateCandidate).where(DuplicateCandidate.merge_id == event.entity_id).values(
+                status=OPEN, decided_at=None, decided_by_id=None, merge_id=None))
 
 
 # -- the review queue ----------------------------------------------------------------------------------------

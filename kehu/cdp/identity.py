@@ -23,8 +23,9 @@ from sqlalchemy.orm import Session
 
 from kehu.cdp import commerce, fields, normalise, relations
 from kehu.cdp.identity_rules import Rules, rules_for
+from kehu.cdp.manifest import MERGE_UNDONE, PROFILE_MERGED
 from kehu.cdp.models import Event, Identity, IngestBatch, Merge, Profile, Source
-from kehu.core import audit
+from kehu.core import audit, events, jobs
 from kehu.core.db import (
     EveryRow,
     JsonTexts,
@@ -285,11 +286,9 @@ class Resolver:
 
 
 # -- merges ------------------------------------------------------------------------------------------
-MergeHook = Callable[[Session, Profile, Merge], None]
-# Domains to the right (sales …) tidy their own rows after a merge (two open leads of one person become one)
-# and undo that on unmerge; they write what they did into the merge record's ``moved`` to find it again.
-AFTER_MERGE: list[MergeHook] = []
-AFTER_UNMERGE: list[MergeHook] = []
+# Domains to the right (sales …) tidy their own rows after a merge (two open leads of one person become one) and
+# undo that on unmerge, subscribed within the merge's transaction to its event (cdp/manifest.py); they write what
+# they did into the merge record's ``moved`` to find it again.
 
 
 def merge_profiles(session: Session, winner: Profile, loser: Profile, *, reason: str, detail: str = "",
@@ -325,8 +324,8 @@ def merge_profiles(session: Session, winner: Profile, loser: Profile, *, reason:
                    created_by_id=actor.user_id if actor else None)
     session.add(record)
     session.flush()
-    for hook in AFTER_MERGE:
-        hook(session, winner, record)
+    events.publish(session, PROFILE_MERGED, org_id=winner.org_id, entity=Merge.__tablename__, entity_id=record.id,
+                   profile_id=winner.id, loser_id=loser.id, reason=reason)
     audit.record(session, actor, org_id=winner.org_id, unit_id=winner.unit_id, action="merge", entity="profiles",
                  entity_id=winner.id, before={"loser_id": loser.id},
                  after={"merge_id": record.id, "identities": len(moved_identities), "reason": reason},
@@ -428,8 +427,8 @@ def unmerge(session: Session, merge: Merge, *, actor: audit.Actor | None = None)
     winner.attributes = attributes
     winner.name_pinyin = normalise.pinyin(winner.name)
     loser.merged_into_id = None
-    for hook in AFTER_UNMERGE:
-        hook(session, winner, merge)
+    events.publish(session, MERGE_UNDONE, org_id=merge.org_id, entity=Merge.__tablename__, entity_id=merge.id,
+                   profile_id=winner.id, restored_id=loser.id, reason=merge.reason)
     merge.undone_at = utcnow()
     merge.undone_by_id = actor.user_id if actor else None
     session.flush()
@@ -852,21 +851,21 @@ def _add_newcomers(resolver: Resolver, source: Source, columns: ImportedColumns,
     resolver.stats.profiles_created += count
 
 
-MAX_BATCH_ATTEMPTS = 5
-
-
 def drain_inbox(session: Session, *, limit: int = 20) -> int:
     """Process up to ``limit`` pending batches, oldest first; rows another worker holds are skipped.
 
     Each batch runs in a savepoint: a batch that collides with a concurrent worker (same new identity) is
     left pending and tried again; one that keeps failing is set aside as ``failed`` with its error, so a
-    single bad batch never blocks the inbox and nothing is thrown away."""
+    single bad batch never blocks the inbox and nothing is thrown away.
+
+    The inbox is a queue of its own table rather than jobs, but claims and gives up as jobs do (core/jobs.py:
+    ``unclaimed``, ``gives_up``): a batch is claimed by its row lock for the one short transaction that
+    processes it, so it needs no lease (a job's lease costs two more writes per item, and the inbox takes one
+    row per /v1 request)."""
     from sqlalchemy.exc import IntegrityError, OperationalError
 
-    stmt = select(IngestBatch).where(IngestBatch.status == "pending").order_by(IngestBatch.id).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    batches = list(session.scalars(stmt))
+    batches = list(session.scalars(jobs.unclaimed(select(IngestBatch).where(IngestBatch.status == "pending")
+                                                  .order_by(IngestBatch.id).limit(limit), session)))
     if batches:
         refresh_statistics(session, ["identities"])  # what resolution looks up by value
     for batch in batches:
@@ -889,7 +888,7 @@ def _note_failure(session: Session, batch_id: int, error: Exception, *, retry: b
     assert batch is not None
     batch.attempts += 1
     batch.error = f"{type(error).__name__}: {error}"[:4000]
-    if not retry or batch.attempts >= MAX_BATCH_ATTEMPTS:
+    if jobs.gives_up(batch.attempts, retryable=retry):
         batch.status = "failed"
     structlog.get_logger("kehu.ingest").warning("inbox batch failed", batch_id=batch_id, status=batch.status,
                                                 attempts=batch.attempts, error=batch.error.split("\n")[0][:300])

@@ -56,6 +56,7 @@ IMPORT_PART_JOB = "cdp.import_part"
 KINDS = ("profiles", "orders")
 CHUNK_ROWS = 5000  # rows per transaction: each chunk pays ~50 ms of lookups and bookkeeping
 MAX_FILE_BYTES = 100 * 1024 * 1024
+UPLOAD_REQUEST_BYTES = MAX_FILE_BYTES + 1024 * 1024  # the file and the form around it
 # Tables a chunk looks up by many values at once (by id or by a unique key per row needs no statistics)
 STATISTICS_TABLES = ["identities"]
 STANDARD_FIELDS = ("name", "mobile", "email", "gender", "birthday", "province", "city", "address", "lifecycle_stage")

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, defer
 
 from kehu.cdp import commerce, fields, identity, normalise, relations, schemas, search
 from kehu.cdp import timeline as history
+from kehu.cdp.happenings import HAPPENING
 from kehu.cdp.models import (
     Account,
     AccountMember,
@@ -524,7 +525,8 @@ def activity_by_month(session: Session, principal: Principal, profile: Profile) 
     """Events per month for one customer (UTC months), oldest first."""
     month = month_of(Event.ts, session.get_bind().dialect.name)
     rows = session.execute(select(month, func.count()).where(
-        Event.org_id == principal.org_id, Event.profile_id == profile.id).group_by(month).order_by(month))
+        Event.org_id == principal.org_id, Event.profile_id == profile.id, Event.type != HAPPENING)
+        .group_by(month).order_by(month))
     return [(m, c) for m, c in rows]
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from kehu.cdp.happenings import HAPPENING
 from kehu.cdp.models import Event, Order, Profile
 from kehu.core.audit import AuditRecord
 from kehu.core.errors import invalid
@@ -90,6 +91,7 @@ def timeline(session: Session, principal: Principal, profile: Profile, *, limit:
     after = _parse(cursor)
     events = session.scalars(
         select(Event).where(Event.org_id == principal.org_id, Event.profile_id == profile.id,
+                            Event.type != HAPPENING,  # the lead's or deal's own history shows them
                             _older(Event.ts, Event.id, _RANK[EVENT], after))
         .order_by(Event.ts.desc(), Event.id.desc()).limit(limit + 1))
     own_orders = select(Order.id).where(Order.org_id == principal.org_id, Order.profile_id == profile.id)

@@ -39,7 +39,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class UTCDateTime(TypeDecorator):
+class UTCDateTime(TypeDecorator[datetime]):
     """Timestamps are stored in UTC and always come back timezone-aware (SQLite forgets the zone)."""
 
     impl = DateTime(timezone=True)
@@ -236,7 +236,7 @@ class OwnedMixin:
         Index(f"ix_{table.name}_owner_id", table.c.owner_id, table.c.id)
 
 
-def owned_models() -> list[type]:
+def owned_models() -> list[type[Any]]:
     """Every mapped model that carries an owner, in a stable order."""
     models = [m.class_ for m in Base.registry.mappers if issubclass(m.class_, OwnedMixin)]
     return sorted(models, key=lambda m: m.__tablename__)
@@ -247,14 +247,13 @@ COPY_THRESHOLD = 200  # below this many rows a multi-row INSERT is as quick as C
 
 def dialect_insert(session: Session) -> Any:
     """The ``insert`` with ON CONFLICT clauses for the session's database (PostgreSQL or SQLite)."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+    from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
-def insert_ignoring_conflicts(session: Session, model: type, rows: list[dict[str, Any]],
+def insert_ignoring_conflicts(session: Session, model: type[Any], rows: list[dict[str, Any]],
                               conflict_columns: list[str]) -> int:
     """Multi-row INSERT that skips rows colliding on ``conflict_columns`` (idempotent appends). Big batches
     on PostgreSQL go through COPY into a scratch table and one INSERT … SELECT … ON CONFLICT DO NOTHING."""
@@ -268,7 +267,7 @@ def insert_ignoring_conflicts(session: Session, model: type, rows: list[dict[str
     return len(session.connection().execute(stmt, rows).all())
 
 
-def copy_rows(session: Session, model: type, rows: list[dict[str, Any]]) -> int:
+def copy_rows(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> int:
     """Append rows fast: COPY on PostgreSQL, a multi-row INSERT on SQLite. Only for rows that cannot
     collide (their keys are new by construction)."""
     if not rows:
@@ -367,6 +366,7 @@ def _copy_columns(session: Session, table: Any, columns: dict[str, Any], *, into
     stores them, with no text to format, escape and parse again (2-3x quicker than formatting text in
     Python, where one aware timestamp alone cost ~3 µs)."""
     driver = session.connection().connection.driver_connection
+    assert driver is not None  # a live connection
     types = _type_oids(driver, table.name, list(columns))
     for (name, column), oid in zip(list(columns.items()), types, strict=True):
         if oid == _JSONB:  # sent as text (see _jsonb_texts)
@@ -420,14 +420,16 @@ def reserve_ids(session: Session, table: Any, count: int) -> list[int]:
     # lookup doubled the cost.
     sequence = _id_sequences.get(table.name)
     if sequence is None:
-        sequence = _id_sequences[table.name] = connection.exec_driver_sql(
-            f"SELECT pg_get_serial_sequence('{table.name}', 'id')").scalar()
-    with connection.connection.driver_connection.cursor() as cursor:  # plain tuples: 10x less than Result rows
+        sequence = _id_sequences[table.name] = str(connection.exec_driver_sql(
+            f"SELECT pg_get_serial_sequence('{table.name}', 'id')").scalar())
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor:  # plain tuples: 10x less than Result rows
         cursor.execute(f"SELECT nextval('{sequence}') FROM generate_series(1, {count})")
         return [row_id for row_id, in cursor.fetchall()]
 
 
-def _copy_ignoring_conflicts(session: Session, model: type, rows: list[dict[str, Any]],
+def _copy_ignoring_conflicts(session: Session, model: type[Any], rows: list[dict[str, Any]],
                              conflict_columns: list[str]) -> int:
     table = model.__table__
     laid_out = _as_columns(table, rows)  # the defaults filled in once, for the scratch table and the INSERT
@@ -529,7 +531,7 @@ def one_of(column: Any, values: list[Any], dialect_name: str) -> Any:
         from sqlalchemy.dialects.postgresql import JSONB
 
         listed = bindparam(None, orjson.dumps(values, default=str).decode(), type_=Text)
-        element = func.jsonb_array_elements_text(cast(listed, JSONB))
+        element: Any = func.jsonb_array_elements_text(cast(listed, JSONB))
         if not isinstance(column.type, String):
             element = cast(element, column.type)
         return column.in_(select(element).scalar_subquery())

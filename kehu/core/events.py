@@ -8,6 +8,11 @@ transaction, so a crash between reading and committing repeats nothing and loses
 and the cursor's move commit together or not at all. Two workers never hand the same event to one consumer: the
 cursor's row is locked while a step runs.
 
+A reaction that is part of the change itself (two open leads of one person become one when their records merge)
+subscribes ``within``: its handler runs in the publishing transaction, as the event is published, so the change and
+the reaction commit together and a reader never sees one without the other. Other domains read the same event
+later through a cursor; the publisher does not know who reacts, either way.
+
 Reading "what is new" by id alone skips a transaction that took its id first and committed last: a reader that
 saw id 11 moves past it, and id 10 appears afterwards. Events are therefore read in the order of their
 transactions' ids (PostgreSQL's ``pg_current_xact_id()``, stored with each event), and only those of
@@ -35,26 +40,30 @@ from kehu.core.jobs import poller
 
 @dataclass(frozen=True)
 class EventKind:
-    """A kind of domain event: ``<domain>.<what happened>`` (``sales.lead_status_changed``), and what it means."""
+    """A kind of domain event: ``<domain>.<what happened>`` (``sales.lead_status_changed``), and what it means.
+    ``customer_event``: the name under which it also joins the customer's own events (what segments ask about,
+    ``lead_status_changed``), for a happening the customer took part in; None for one that is the system's."""
 
     name: str
     description: str
+    customer_event: str | None = None
 
 
 _KINDS: dict[str, EventKind] = {}
 
 
-def declare(name: str, description: str) -> EventKind:
+def declare(name: str, description: str, *, customer_event: str | None = None) -> EventKind:
     """Declare a kind of event (once, where its domain declares the rest of what it is). Publishing or subscribing
     to a kind nobody declared is refused: a typo must not become a silent second stream."""
     domain, _, what = name.partition(".")
     if not domain or not what:
         raise ValueError(f"an event kind is <domain>.<what happened>, not {name!r}")
+    kind = EventKind(name, description, customer_event)
     known = _KINDS.get(name)
-    if known is not None and known.description != description:
+    if known is not None and known != kind:
         raise ValueError(f"event kind {name!r} is declared twice, differently")
-    _KINDS[name] = EventKind(name, description)
-    return _KINDS[name]
+    _KINDS[name] = kind
+    return kind
 
 
 def declared() -> dict[str, EventKind]:
@@ -90,13 +99,21 @@ class EventCursor(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
-def publish(session: Session, kind: str, *, org_id: int, entity: str | None = None, entity_id: int | None = None,
-            profile_id: int | None = None, **payload: Any) -> None:
-    """Record that ``kind`` happened, in the caller's transaction: consumers see it once that commits."""
+def publish(session: Session, kind: EventKind | str, *, org_id: int, entity: str | None = None,
+            entity_id: int | None = None, profile_id: int | None = None, **payload: Any) -> None:
+    """Record that ``kind`` happened, in the caller's transaction: consumers see it once that commits (and those
+    subscribed ``within`` it react now)."""
+    kind = kind.name if isinstance(kind, EventKind) else kind
     if kind not in _KINDS:
         raise LookupError(f"event kind {kind!r} is not declared (events.declare)")
-    session.add(DomainEvent(org_id=org_id, kind=kind, entity=entity, entity_id=entity_id, profile_id=profile_id,
-                            payload=payload))
+    event = DomainEvent(org_id=org_id, kind=kind, entity=entity, entity_id=entity_id, profile_id=profile_id,
+                        payload=payload)
+    session.add(event)
+    reactions = _WITHIN.get(kind, ())
+    if reactions:
+        session.flush()  # the reactions see the event with its id
+    for subscription in reactions:
+        subscription.handler(session, [event])
 
 
 Handler = Callable[[Session, list[Any]], None]
@@ -118,6 +135,16 @@ class Subscription:
     from_start: bool = False  # a new consumer reads every event kept; otherwise only those after it first ran
     stream: Any = None  # None: DomainEvent
     wanted: Wanted | None = None
+    within: bool = False  # run in the publishing transaction, at publish (no cursor)
+    # domain events of every declared kind this says yes to (read at each step: kinds declared by domains above
+    # the subscriber, which it cannot import), besides ``kinds``
+    selects: Callable[[EventKind], bool] | None = None
+
+    def reads(self, kind: str) -> bool:
+        if kind in self.kinds:
+            return True
+        declared_kind = _KINDS.get(kind)
+        return self.selects is not None and declared_kind is not None and self.selects(declared_kind)
 
     @property
     def table(self) -> Any:
@@ -125,23 +152,32 @@ class Subscription:
 
 
 _SUBSCRIPTIONS: dict[str, Subscription] = {}
+_WITHIN: dict[str, list[Subscription]] = {}  # kind → the reactions that run as it is published
 
 
-def subscribe(consumer: str, kinds: Iterable[str] = (), *, batch: int = 500, from_start: bool = False,
-              stream: Any = None, wanted: Wanted | None = None) -> Callable[[Handler], Handler]:
+def subscribe(consumer: str, kinds: Iterable[EventKind | str] = (), *, batch: int = 500, from_start: bool = False,
+              stream: Any = None, wanted: Wanted | None = None, within: bool = False,
+              selects: Callable[[EventKind], bool] | None = None) -> Callable[[Handler], Handler]:
     """Register ``handler(session, rows)`` as the consumer ``consumer`` of the domain events of ``kinds`` (or of
-    the rows of ``stream`` that ``wanted`` names). The worker runs it (``consume_all``); it must only write
-    through the session it is given."""
-    chosen = frozenset(kinds)
+    the rows of ``stream`` that ``wanted`` names, or the domain events of the kinds ``selects`` says yes to). The
+    worker runs it (``consume_all``); it must only write through the session it is given. ``within``: the handler
+    runs in the publisher's transaction instead, once per event as it is published (only for domain events)."""
+    chosen = frozenset(kind.name if isinstance(kind, EventKind) else kind for kind in kinds)
     unknown = sorted(chosen - _KINDS.keys())
     if unknown:
         raise LookupError(f"{consumer} subscribes to undeclared event kinds: {', '.join(unknown)}")
+    if within and (stream is not None or not chosen or selects is not None):
+        raise ValueError(f"{consumer}: only domain events of named kinds can be handled within their transaction")
 
     def register(handler: Handler) -> Handler:
         known = _SUBSCRIPTIONS.get(consumer)
         if known is not None and known.handler is not handler:
             raise ValueError(f"consumer {consumer!r} is registered twice")
-        _SUBSCRIPTIONS[consumer] = Subscription(consumer, chosen, handler, batch, from_start, stream, wanted)
+        subscription = Subscription(consumer, chosen, handler, batch, from_start, stream, wanted, within, selects)
+        _SUBSCRIPTIONS[consumer] = subscription
+        if within and known is None:
+            for kind in chosen:
+                _WITHIN.setdefault(kind, []).append(subscription)
         return handler
 
     return register
@@ -243,7 +279,7 @@ def consume(database: Database, subscription: Subscription) -> int:
                                         .order_by(DomainEvent.txid, DomainEvent.id).limit(subscription.batch)))
             if not rows:
                 return 0
-            chosen = [row for row in rows if row.kind in subscription.kinds]
+            chosen = [row for row in rows if subscription.reads(row.kind)]
             if chosen:
                 subscription.handler(session, chosen)
             _move(session, subscription, (rows[-1].txid, rows[-1].id))
@@ -294,5 +330,7 @@ def consume_all(database: Database) -> bool:
     """The worker's step for every consumer: a batch each. True when any of them found events."""
     busy = False
     for subscription in list(_SUBSCRIPTIONS.values()):
+        if subscription.within:
+            continue
         busy = consume(database, subscription) > 0 or busy
     return busy

@@ -1,4 +1,8 @@
-"""The i18n catalogue: every user-facing string is looked up here by key (简体中文 default, English)."""
+"""The i18n catalogue: every user-facing string is looked up here by key (简体中文 default, English).
+
+Each domain keeps its own messages in ``kehu/<domain>/locales/<locale>.json`` (the platform's and the shell's in
+``kehu/core/locales``); they are read as one catalogue, found by folder, so a new domain brings its messages
+with it. A key is defined in one file only."""
 
 from __future__ import annotations
 
@@ -9,13 +13,24 @@ from typing import Any
 
 LOCALES = ("zh", "en")
 DEFAULT_LOCALE = "zh"
-_DIR = Path(__file__).parent / "locales"
+_PACKAGE = Path(__file__).parent.parent  # kehu/
+
+
+def catalogue_files(locale: str) -> list[Path]:
+    """Every domain's (and the platform's) messages in ``locale``."""
+    return sorted(_PACKAGE.glob(f"*/locales/{locale}.json"))
 
 
 @lru_cache
 def catalogue(locale: str) -> dict[str, str]:
-    path = _DIR / f"{locale}.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    merged: dict[str, str] = {}
+    for path in catalogue_files(locale):
+        messages = json.loads(path.read_text(encoding="utf-8"))
+        twice = sorted(messages.keys() & merged.keys())
+        if twice:
+            raise ValueError(f"{path}: keys defined in another catalogue too: {', '.join(twice[:5])}")
+        merged.update(messages)
+    return merged
 
 
 def normalise_locale(locale: str | None) -> str:

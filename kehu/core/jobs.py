@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 from prometheus_client import Counter
-from sqlalchemy import ForeignKey, Index, String, Text, func, or_, select, update
+from sqlalchemy import ForeignKey, Index, Select, String, Text, func, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from kehu.core.db import Base, BigId, Database, IdMixin, JsonDoc, TimestampMixin, utcnow
@@ -113,8 +113,8 @@ class JobContext:
         attempt get another round; returns those that failed in it."""
         worker = self.worker
         with worker.database.unit_of_work() as session:
-            for part in session.scalars(select(Job).where(Job.parent_id == self.job.id, Job.status == FAILED)):
-                retry(session, part)
+            for earlier in session.scalars(select(Job).where(Job.parent_id == self.job.id, Job.status == FAILED)):
+                retry(session, earlier)
         while True:
             if self.should_stop():
                 raise JobInterrupted()
@@ -235,8 +235,26 @@ def cancel(session: Session, job: Job) -> Job:
     return job
 
 
+# -- what every queue of kehu shares (jobs, the ingestion inbox) ------------------------------------------------
+MAX_ATTEMPTS = 5  # tries before a job, or an inbox batch, is set aside as failed for a person to look at
+
+
+def unclaimed(stmt: Select[Any], session: Session) -> Select[Any]:
+    """The rows of a queue that no other worker holds right now: on PostgreSQL, rows locked by another worker's
+    claim are skipped (that worker's row lock is its claim until its transaction ends: a worker that dies lets
+    go of it); SQLite has one writer, so nobody else holds any."""
+    if session.get_bind().dialect.name == "postgresql":
+        return stmt.with_for_update(skip_locked=True)
+    return stmt
+
+
+def gives_up(attempts: int, max_attempts: int = MAX_ATTEMPTS, *, retryable: bool = True) -> bool:
+    """Whether a queue stops retrying an item after ``attempts`` tries (at once for a fault retrying cannot fix)."""
+    return not retryable or attempts >= max_attempts
+
+
 def backoff_seconds(base: float, attempts: int) -> float:
-    return min(base * (2 ** max(attempts - 1, 0)), 3600.0)
+    return min(base * (2.0 ** max(attempts - 1, 0)), 3600.0)
 
 
 class Worker:
@@ -264,13 +282,10 @@ class Worker:
         if parent_id is not None:
             claimable = claimable & (Job.parent_id == parent_id)
         with self.database.unit_of_work() as session:
-            stmt = select(Job).where(claimable).order_by(Job.run_at, Job.id).limit(1)
-            if not self.database.is_sqlite:
-                stmt = stmt.with_for_update(skip_locked=True)
-            job = session.scalar(stmt)
+            job = session.scalar(unclaimed(select(Job).where(claimable).order_by(Job.run_at, Job.id).limit(1), session))
             if job is None:
                 return None
-            if job.status == RUNNING and job.attempts >= job.max_attempts:
+            if job.status == RUNNING and gives_up(job.attempts, job.max_attempts):
                 job.status, job.finished_at, job.locked_by = FAILED, now, None
                 job.error = (job.error or "") + "\nThe worker running this job stopped and no attempts are left."
                 JOBS_FINISHED.labels(job.kind, FAILED).inc()

@@ -11,7 +11,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from kehu.core.http import INT64_MAX, INT64_MIN, PROBLEM, SEGMENT_PATHS
+from kehu.core.http import PROBLEM, SEGMENT_PATHS
+from kehu.core.input_guard import INT64_MAX, INT64_MIN
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",
@@ -124,7 +125,7 @@ def _api_routes(app: FastAPI) -> list[tuple[str, APIRoute]]:
         from fastapi.routing import iter_route_contexts
     except ImportError:  # older FastAPI: included routes are copied onto the app
         return [(route.path_format, route) for route in app.routes if isinstance(route, APIRoute)]
-    return [(context.path_format, context.original_route) for context in iter_route_contexts(app.routes)
+    return [(context.path_format or "", context.original_route) for context in iter_route_contexts(app.routes)
             if isinstance(context.original_route, APIRoute)]
 
 
@@ -133,7 +134,7 @@ def describe(document: dict[str, Any], app: FastAPI) -> dict[str, Any]:
     schemas["Problem"], schemas["FieldProblem"] = PROBLEM_SCHEMA, FIELD_PROBLEM_SCHEMA
     problem_content = {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     sparse_routes = {(path, method.lower()) for path, route in _api_routes(app)
-                     if route.response_model_exclude_none for method in route.methods}
+                     if route.response_model_exclude_none for method in route.methods or ()}
     made: dict[str, str] = {}
     for path, operations in document.get("paths", {}).items():
         for method, operation in operations.items():

@@ -35,7 +35,7 @@ from kehu.core import events
 from kehu.core.db import Database, copy_rows, insert_returning_ids, one_of, refresh_statistics, utcnow
 from kehu.core.errors import Conflict
 from kehu.demo.customers import MAIL_DOMAINS, MODELS, _person, noisy_name, vin
-from kehu.sales import opportunities
+from kehu.sales import pipelines
 from kehu.sales.models import (
     Lead,
     LeadChange,
@@ -291,7 +291,7 @@ class _Context:
                 session.add(product)
                 session.flush()
             products[model] = product.id
-        pipeline = opportunities.default_pipeline(session, org_id)
+        pipeline = pipelines.default_pipeline(session, org_id)
         stages = [(stage.id, stage.probability) for stage in session.scalars(
             select(PipelineStage).where(PipelineStage.pipeline_id == pipeline.id).order_by(PipelineStage.position))]
         return cls(org_id, seed, dealers, consultants, web, app, showroom, products, pipeline.id, stages)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from kehu.cdp.models import Event, Profile
 from kehu.core.db import utcnow
 from kehu.demo.customers import MODELS
-from kehu.sales import opportunities, schemas, scoring, service
+from kehu.sales import opportunities, pipelines, schemas, scoring, service
 from kehu.sales.models import Lead, Opportunity, OpportunityChange
 from kehu.tenancy import service as tenancy_service
 from kehu.tenancy.models import BusinessUnit
@@ -101,7 +101,7 @@ def seed_opportunities(session: Session, org_id: int, deals: list[tuple[Lead, st
     prices = dict(MODELS)
     now = utcnow()
     today = now.date()
-    open_keys = [s.key for s in opportunities.stages_of(session, opportunities.default_pipeline(session, org_id).id)
+    open_keys = [s.key for s in pipelines.stages_of(session, pipelines.default_pipeline(session, org_id).id)
                  if not s.is_won][1:]
     for lead, outcome in deals:
         price = prices.get(lead.model_interest or "", 199_900)

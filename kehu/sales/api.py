@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 
 from kehu.core.pagination import OffsetPage
-from kehu.sales import activities, opportunities, reports, schemas, scoring, service, workday
+from kehu.sales import activities, opportunities, pipelines, reports, schemas, scoring, service, workday
 from kehu.tenancy.deps import PrincipalDep, SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["leads"])
@@ -338,21 +338,21 @@ def customer_opportunities(profile_id: int, session: SessionDep, principal: Prin
 
 @router.get("/pipelines", response_model=list[schemas.PipelineOut], tags=["opportunities"])
 def list_pipelines(session: SessionDep, principal: PrincipalDep) -> Any:
-    return [_pipeline_out(pipeline, stages) for pipeline, stages in opportunities.list_pipelines(session, principal)]
+    return [_pipeline_out(pipeline, stages) for pipeline, stages in pipelines.list_pipelines(session, principal)]
 
 
 @router.post("/pipelines", response_model=schemas.PipelineOut, status_code=status.HTTP_201_CREATED,
              tags=["opportunities"])
 def create_pipeline(data: schemas.PipelineIn, session: SessionDep, principal: PrincipalDep) -> Any:
-    pipeline = opportunities.save_pipeline(session, principal, data)
-    return _pipeline_out(pipeline, opportunities.stages_of(session, pipeline.id))
+    pipeline = pipelines.save_pipeline(session, principal, data)
+    return _pipeline_out(pipeline, pipelines.stages_of(session, pipeline.id))
 
 
 @router.put("/pipelines/{pipeline_id}", response_model=schemas.PipelineOut, tags=["opportunities"])
 def update_pipeline(pipeline_id: int, data: schemas.PipelineIn, session: SessionDep, principal: PrincipalDep) -> Any:
     """Rename, reorder, add stages; a stage holding deals or in their history cannot be removed (409)."""
-    pipeline = opportunities.save_pipeline(session, principal, data, pipeline_id)
-    return _pipeline_out(pipeline, opportunities.stages_of(session, pipeline.id))
+    pipeline = pipelines.save_pipeline(session, principal, data, pipeline_id)
+    return _pipeline_out(pipeline, pipelines.stages_of(session, pipeline.id))
 
 
 def _pipeline_out(pipeline: Any, stages: list[Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from kehu.core.db import month_of, seconds_between, shifted, utcnow
 from kehu.core.errors import invalid
 from kehu.core.timeutil import zone
-from kehu.sales import opportunities
+from kehu.sales import pipelines
 from kehu.sales.models import OPEN_STATUSES, Lead, Opportunity, OpportunityChange, PipelineStage
 from kehu.tenancy.access import OWN, Principal, scope, units_under
 from kehu.tenancy.models import BusinessUnit
@@ -135,7 +135,7 @@ def forecast(session: Session, principal: Principal, *, unit_id: int | None = No
     within = [scope(principal, Opportunity), Opportunity.org_id == principal.org_id,
               Opportunity.unit_id.in_(units_under(session, root.org_id, root.path))]
     if pipeline_id is not None:
-        within.append(Opportunity.pipeline_id == opportunities.get_pipeline(session, principal, pipeline_id).id)
+        within.append(Opportunity.pipeline_id == pipelines.get_pipeline(session, principal, pipeline_id).id)
     own: dict[int, dict[str, Any]] = {}
     open_month = case((Opportunity.expected_close_on.is_(None), "undated"),
                       (Opportunity.expected_close_on < first, "overdue"),
@@ -181,8 +181,8 @@ def funnel(session: Session, principal: Principal, *, pipeline_id: int | None = 
     the average days deals stayed in each stage — per unit, rolled up."""
     principal.require("opportunities", "read")
     root = _root(session, principal, unit_id, Opportunity)
-    pipeline = opportunities.get_pipeline(session, principal, pipeline_id)
-    stages = opportunities.stages_of(session, pipeline.id)
+    pipeline = pipelines.get_pipeline(session, principal, pipeline_id)
+    stages = pipelines.stages_of(session, pipeline.id)
     begin, finish = _period(principal, since, until)
     dialect = _dialect(session)
     cohort = select(Opportunity.id).where(

@@ -16,9 +16,10 @@ from typing import Any
 from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.orm import Session
 
-from kehu.cdp import fields, identity, normalise, timeline
+from kehu.cdp import fields, normalise, timeline
 from kehu.cdp import schemas as cdp_schemas
 from kehu.cdp import service as cdp_service
+from kehu.cdp.manifest import MERGE_UNDONE, PROFILE_MERGED
 from kehu.cdp.models import CustomField, Event, Identity, Merge, Profile
 from kehu.core import audit, events, jobs
 from kehu.core.db import Database, copy_rows, utcnow
@@ -26,6 +27,7 @@ from kehu.core.errors import Conflict, FieldError, NotFound, ValidationFailed, i
 from kehu.core.i18n import t
 from kehu.core.pagination import OffsetPage, offset_page
 from kehu.sales import schemas
+from kehu.sales.manifest import LEAD_STATUS_CHANGED
 from kehu.sales.models import (
     CLOSED_STATUSES,
     OPEN_STATUSES,
@@ -86,6 +88,10 @@ def _change(session: Session, lead: Lead, kind: str, actor: Principal | None, *,
             from_status: str | None = None, to_status: str | None = None, reason: str = "") -> None:
     session.add(LeadChange(**_change_row(lead, kind, actor, at=at, from_status=from_status, to_status=to_status,
                                          reason=reason)))
+    if kind == "status":
+        events.publish(session, LEAD_STATUS_CHANGED, org_id=lead.org_id, entity=Lead.__tablename__,
+                       entity_id=lead.id, profile_id=lead.profile_id, lead_id=lead.id, from_status=from_status,
+                       to_status=to_status, reason=reason[:200], unit_id=lead.unit_id)
 
 
 def is_overdue(lead: Lead, now: datetime | None = None) -> bool:
@@ -706,6 +712,23 @@ def set_sla(session: Session, principal: Principal, data: schemas.SlaIn) -> Lead
 PROGRESS = {"inquiry": 0, "recycled": 0, "mql": 1, "sal": 2, "sql": 3}
 
 
+@events.subscribe("sales.fold_open_leads", [PROFILE_MERGED], within=True)
+def _fold_after_merge(session: Session, merged: list[events.DomainEvent]) -> None:
+    for event in merged:
+        record = session.get(Merge, event.entity_id)
+        winner = session.get(Profile, event.profile_id)
+        assert record is not None and winner is not None
+        fold_open_leads(session, winner, record)
+
+
+@events.subscribe("sales.unfold_leads", [MERGE_UNDONE], within=True)
+def _unfold_after_unmerge(session: Session, undone: list[events.DomainEvent]) -> None:
+    for event in undone:
+        record = session.get(Merge, event.entity_id)
+        assert record is not None
+        unfold_leads(session, record)
+
+
 def fold_open_leads(session: Session, winner: Profile, record: Merge) -> None:
     """Two records of one person merged, each with an open lead at the same dealer: the lead furthest along
     (then the one contacted, then the oldest) stays open and counts the other's inquiries; the other is
@@ -743,7 +766,7 @@ def fold_open_leads(session: Session, winner: Profile, record: Merge) -> None:
     session.flush()
 
 
-def unfold_leads(session: Session, winner: Profile, record: Merge) -> None:
+def unfold_leads(session: Session, record: Merge) -> None:
     """The merge undone: the leads it folded open again as they were (unless someone has worked them since)."""
     folded = (record.moved or {}).get("folded_leads")
     if not folded:
@@ -771,8 +794,6 @@ def _reads_through_lead(session: Session, principal: Principal, profile_id: int)
 
 
 cdp_service.READ_THROUGH.append(_reads_through_lead)
-identity.AFTER_MERGE.append(fold_open_leads)
-identity.AFTER_UNMERGE.append(unfold_leads)
 
 
 # -- on the customer's timeline ------------------------------------------------------------------------------------

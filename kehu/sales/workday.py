@@ -18,7 +18,7 @@ from kehu.cdp.models import Profile
 from kehu.cdp.views import CustomerView
 from kehu.core.db import utcnow
 from kehu.core.timeutil import zone
-from kehu.sales import opportunities
+from kehu.sales import pipelines
 from kehu.sales.models import OPEN_STATUSES, Activity, Lead, Opportunity, PipelineStage
 from kehu.sales.reports import roll_up
 from kehu.tenancy.access import OWN, Principal, scope, units_under
@@ -134,7 +134,7 @@ def _activity(activity: Activity, names: dict[int, str | None]) -> dict[str, Any
 def _pipeline(session: Session, principal: Principal) -> list[dict[str, Any]]:
     """Open deals of the default pipeline by stage, in stage order: how many, their amount and its weighted
     value (amount × the stage's probability)."""
-    pipeline = opportunities.default_pipeline(session, principal.org_id)
+    pipeline = pipelines.default_pipeline(session, principal.org_id)
     rows = session.execute(
         select(PipelineStage.key, PipelineStage.name_zh, PipelineStage.name_en, PipelineStage.probability,
                func.count(Opportunity.id), func.sum(Opportunity.amount))

@@ -28,6 +28,7 @@ from kehu.segments.models import ProfileTag, Segment, SegmentChange, SegmentMemb
 from kehu.tenancy.access import Principal, get_scoped, require_row, scope
 
 MAX_LIST_BYTES = 20 * 1024 * 1024
+UPLOAD_REQUEST_BYTES = MAX_LIST_BYTES + 1024 * 1024  # the list and the form around it
 MAX_LIST_ROWS = 200_000
 CHUNK = 5_000
 CUSTOMER_ID = "customer_id"

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Numeric, String, UniqueConstraint
+from sqlalchemy import BigInteger, FetchedValue, ForeignKey, Index, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kehu.core.db import Base, BigId, IdMixin, JsonDoc, TimestampMixin
@@ -53,12 +53,13 @@ class SegmentMember(Base):
 
 
 class SegmentChange(IdMixin, Base):
-    """Who entered and who left a segment at which refresh: the customer's timeline shows it, journeys will
-    start from it."""
+    """Who entered and who left a segment at which refresh: the customer's timeline shows it, journeys start from
+    it (a stream read in transaction order by consumers, core/events.py)."""
 
     __tablename__ = "segment_changes"
     __table_args__ = (Index("ix_segment_changes_segment", "segment_id", "refresh"),
-                      Index("ix_segment_changes_profile", "profile_id", "at"))
+                      Index("ix_segment_changes_profile", "profile_id", "at"),
+                      Index("ix_segment_changes_txid_id", "txid", "id"))
 
     org_id: Mapped[int] = mapped_column(BigId)
     segment_id: Mapped[int] = mapped_column(BigId, ForeignKey("segments.id", ondelete="CASCADE"))
@@ -66,6 +67,8 @@ class SegmentChange(IdMixin, Base):
     change: Mapped[str] = mapped_column(String(10))  # entered | left
     refresh: Mapped[int] = mapped_column()
     at: Mapped[datetime] = mapped_column()
+    # the writing transaction's id, filled by the database (core/events.py); None on rows older than 0029
+    txid: Mapped[int | None] = mapped_column(BigInteger, server_default=FetchedValue(), nullable=True)
 
 
 class TagGroup(IdMixin, TimestampMixin, Base):

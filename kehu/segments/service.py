@@ -13,7 +13,7 @@ from kehu.cdp import exports, timeline
 from kehu.cdp import service as cdp_service
 from kehu.cdp.models import Export, Profile
 from kehu.cdp.views import CustomerView
-from kehu.core import audit, jobs
+from kehu.core import audit, events, jobs
 from kehu.core.db import Database, dialect_insert, utcnow
 from kehu.core.errors import Conflict, ValidationFailed, invalid
 from kehu.core.i18n import t
@@ -21,6 +21,7 @@ from kehu.core.pagination import OffsetPage, Page, keyset_page, offset_page
 from kehu.core.settings import get_settings
 from kehu.segments import schemas, tags
 from kehu.segments.conditions import compile_condition, segments_in
+from kehu.segments.manifest import MEMBERS_CHANGED
 from kehu.segments.models import Segment, SegmentChange, SegmentMember
 from kehu.tenancy.access import (
     Principal,
@@ -186,6 +187,7 @@ def _add_chosen(session: Session, principal: Principal, segment: Segment, profil
                                                  "change": "entered", "refresh": segment.refreshes, "at": now}
                                                 for p in new])
     segment.member_count += len(new)
+    _members_changed(session, segment, len(new), 0)
     return len(new)
 
 
@@ -215,6 +217,7 @@ def change_members(session: Session, principal: Principal, segment_id: int, prof
                                                         SegmentMember.profile_id.in_(leaving)))
         segment.member_count -= len(leaving)
         changed = len(leaving)
+        _members_changed(session, segment, 0, changed)
     audit.record(session, principal, action="remove_members" if remove else "add_members", entity="segments",
                  entity_id=segment.id, unit_id=segment.unit_id,
                  after={"profile_ids": sorted(set(profile_ids))[:100], "changed": changed},
@@ -364,7 +367,14 @@ def refresh_members(session: Session, segment: Segment) -> tuple[int, int]:
     segment.refreshed_at, segment.status, segment.error = now, "ready", None
     session.flush()
     tags.sync_rule_tags(session, segment.id)
+    _members_changed(session, segment, entered, left)
     return entered, left
+
+
+def _members_changed(session: Session, segment: Segment, entered: int, left: int) -> None:
+    if entered or left:
+        events.publish(session, MEMBERS_CHANGED, org_id=segment.org_id, entity="segments", entity_id=segment.id,
+                       refresh=segment.refreshes, entered=entered, left=left)
 
 
 @jobs.job_handler(REFRESH_JOB)

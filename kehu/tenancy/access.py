@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, and_, false, select
 from sqlalchemy.orm import Session
@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 from kehu.core.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from kehu.core.i18n import t
 from kehu.tenancy.models import BusinessUnit, User
+
+Row = TypeVar("Row")  # a mapped model's instance
 
 NONE, OWN, UNIT, UNIT_TREE, ORG = "none", "own", "unit", "unit_tree", "org"
 DEPTHS = (NONE, OWN, UNIT, UNIT_TREE, ORG)
@@ -133,7 +135,7 @@ def scope(principal: Principal, model: Any, privilege: str = "read") -> ColumnEl
     depth = principal.depth(model.__entity__, privilege)
     if depth == NONE:
         return false()
-    org_clause = model.org_id == principal.org_id
+    org_clause: ColumnElement[bool] = model.org_id == principal.org_id
     if depth == ORG:
         return org_clause
     unit_col = getattr(model, model.__scope_unit__) if model.__scope_unit__ else None
@@ -251,7 +253,7 @@ def _problem(name: str, code: str, ids: list[Any] | None = None) -> FieldError:
 
 def _resolve(session: Session, principal: Principal, name: str, ref: Ref, errors: list[FieldError]) -> Any:
     single = not isinstance(ref.id, Collection)
-    ids = [ref.id] if single else list(dict.fromkeys(ref.id))  # type: ignore[arg-type]
+    ids: list[Any] = [ref.id] if not isinstance(ref.id, Collection) else list(dict.fromkeys(ref.id))
     model = ref.model
     wanted = [i for i in ids if _is_bigint(i)]
     rows: dict[int, Any] = {}
@@ -338,10 +340,12 @@ def writable_units(session: Session, principal: Principal, entity: str, privileg
     return list(session.scalars(query.order_by(BusinessUnit.path)))
 
 
-def get_scoped(session: Session, principal: Principal, model: Any, row_id: int, privilege: str = "read") -> Any:
+def get_scoped(session: Session, principal: Principal, model: type[Row], row_id: int, privilege: str = "read") -> Row:
     """One row by id within scope; NotFound otherwise (never 403, so existence does not leak)."""
-    row = session.scalar(select(model).where(model.id == row_id, scope(principal, model, privilege)))
+    mapped: Any = model
+    row = session.scalar(select(mapped).where(mapped.id == row_id, scope(principal, mapped, privilege)))
     if row is None:
-        raise NotFound(f"No {model.__entity__} record with id {row_id}.")
-    return row
+        raise NotFound(f"No {mapped.__entity__} record with id {row_id}.")
+    found: Row = row
+    return found
 

@@ -22,11 +22,13 @@ api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def get_database(request: Request) -> Database:
-    return request.app.state.database
+    database: Database = request.app.state.database
+    return database
 
 
 F = TypeVar("F", bound=Callable[..., Any])

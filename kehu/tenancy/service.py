@@ -7,6 +7,7 @@ tenancy/sign_in.py, and jobs/audit listings; they share the principal and the sc
 from __future__ import annotations
 
 import functools
+import typing
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -92,7 +93,8 @@ def create_organization(session: Session, *, name: str, slug: str, timezone: str
     hq.path = f"/{hq.id}/"
     for code, spec in SYSTEM_ROLES.items():
         session.add(Role(org_id=org.id, code=code, name_zh=spec["zh"], name_en=spec["en"],
-                         description=spec["description"], privileges=dict(spec["privileges"]), is_system=True))
+                         description=spec["description"],
+                         privileges=dict(typing.cast(dict[str, str], spec["privileges"])), is_system=True))
     session.flush()
     audit.record(session, None, org_id=org.id, unit_id=hq.id, action="create", entity="organizations",
                  entity_id=org.id, after=snapshot(org), summary=f"Organisation {name} created")
@@ -133,8 +135,9 @@ def _placed_at(session: Session, principal: Principal, unit_id: int, field: str,
                owner_id: int | None = None) -> BusinessUnit:
     """A unit given for a row of ``entity``: the organisation's (else unknown) and one the principal may
     ``privilege`` rows at (else out of scope)."""
-    return check_references(session, principal, place=Place(entity, privilege, unit_id, owner_id, unit_field=field,
-                                                             owner_at_unit=False))[field]
+    unit: BusinessUnit = check_references(session, principal, place=Place(
+        entity, privilege, unit_id, owner_id, unit_field=field, owner_at_unit=False))[field]
+    return unit
 
 
 def _check_kind(parent: BusinessUnit, kind: str, field: str = "kind") -> None:
@@ -630,6 +633,7 @@ def _read_fingerprint(session: Session, user_id: int) -> Any:
     from psycopg.rows import namedtuple_row
 
     driver = connection.connection.driver_connection
+    assert driver is not None
     with driver.cursor(row_factory=namedtuple_row) as cursor:
         return cursor.execute(FINGERPRINT_SQL, {"user_id": user_id}, prepare=True).fetchone()
 

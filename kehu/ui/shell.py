@@ -1,6 +1,6 @@
-"""The NiceGUI shell: sign-in, the frame every page shares (header, navigation, language) and the pages of
-domains still to come (the home page is the sales domain's: kehu.sales.home_ui). Pages call services
-directly, never our own HTTP API."""
+"""The NiceGUI shell: sign-in, the frame every page shares (header, navigation, language), the pages of domains
+still to come, and the mounting of the domains' pages from their manifests (the shell imports none of them; the
+home page is the sales domain's: kehu.sales.ui.home). Pages call services directly, never our own HTTP API."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import contextlib
 import inspect
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, field
 from typing import Any, TypeVar
 
 from fastapi import FastAPI
@@ -17,6 +17,7 @@ from nicegui import app as gui_app
 from nicegui import ui
 
 from kehu.core.db import Database, get_database
+from kehu.core.domains import Domain, NavEntry, load, navigation
 from kehu.core.errors import KehuError, Unauthorized
 from kehu.core.i18n import normalise_locale, t
 from kehu.core.settings import Settings
@@ -30,6 +31,8 @@ T = TypeVar("T")
 class UIContext:
     database: Database
     settings: Settings
+    navigation: list[tuple[str, list[NavEntry]]] = field(default_factory=list)  # sections and their entries
+    extensions: dict[str, list[Callable[..., Any]]] = field(default_factory=dict)  # see ``extensions``
 
 
 _ctx: UIContext | None = None
@@ -196,39 +199,6 @@ def run_action(fn: Callable[[Any], Any], success: str | Callable[[Any], str] | N
 
 
 # -- the frame -------------------------------------------------------------------------------------
-NAV: list[tuple[str, list[tuple[str, str, str, str | None]]]] = [
-    # section key, [(label key, icon, path, what the viewer needs to see it: see ``may_see``)]
-    ("nav.section.work", [
-        ("nav.dashboard", "dashboard", "/", None),
-        ("nav.customers", "groups", "/customers", "profiles"),
-        ("nav.duplicates", "join_inner", "/customers/duplicates", "profiles"),
-        ("nav.leads", "person_search", "/leads", "leads"),
-        ("nav.opportunities", "handshake", "/opportunities", "opportunities"),
-        ("nav.sales_reports", "leaderboard", "/sales/reports", "opportunities"),
-        ("nav.cases", "support_agent", "/cases", "cases"),
-    ]),
-    ("nav.section.marketing", [
-        ("nav.segments", "filter_alt", "/segments", "segments"),
-        ("nav.journeys", "alt_route", "/journeys", "journeys"),
-        ("nav.loyalty", "card_membership", "/loyalty", "loyalty"),
-        ("nav.analytics", "insights", "/analytics", "reports"),
-    ]),
-    ("nav.section.admin", [
-        ("nav.units", "account_tree", "/admin/units", "units.update"),
-        ("nav.users", "badge", "/admin/users", "users.update"),
-        ("nav.roles", "admin_panel_settings", "/admin/roles", "roles"),
-        ("nav.api_keys", "key", "/admin/api-keys", "api_keys"),
-        ("nav.sources", "input", "/admin/sources", "sources"),
-        ("nav.custom_fields", "tune", "/admin/custom-fields", "settings.manage"),
-        ("nav.products", "inventory_2", "/admin/products", "settings.manage"),
-        ("nav.lead_settings", "alt_route", "/admin/leads", "settings.manage"),
-        ("nav.pipelines", "view_week", "/admin/pipelines", "settings.manage"),
-        ("nav.audit", "history", "/admin/audit", "audit"),
-        ("nav.jobs", "pending_actions", "/admin/jobs", "jobs.read@unit"),
-    ]),
-]
-
-
 def may_see(principal: Principal, need: str | None) -> bool:
     """Whether a page is of use to the viewer: ``need`` is an entity (read at any depth), ``entity.privilege``,
     ``entity.privilege@depth`` (at least that depth) or a permission such as ``settings.manage``. Pages for
@@ -278,12 +248,12 @@ def frame(title_key: str, active: str, entity: str | None = None,
             ui.menu_item(tr("shell.sign_out"), on_click=_sign_out)
         ui.label(principal.display).classes("text-sm max-sm:hidden")
     with ui.left_drawer(value=True, bordered=True).classes("bg-grey-1 px-0") as drawer:
-        for section, items in NAV:
-            visible = [i for i in items if may_see(principal, i[3])]
+        for section, items in context().navigation:
+            visible = [i for i in items if may_see(principal, i.need)]
             if not visible:
                 continue
-            ui.label(tr(section)).classes("text-xs uppercase text-grey-7 px-4 pt-4 pb-1")
-            for label_key, icon, path, _entity in visible:
+            ui.label(tr(f"nav.section.{section}")).classes("text-xs uppercase text-grey-7 px-4 pt-4 pb-1")
+            for label_key, icon, path, *_ in (astuple(i) for i in visible):
                 is_active = path == active
                 with ui.link(target=path).classes(
                     "flex items-center gap-3 px-4 py-2 no-underline text-grey-9 hover:bg-blue-1 "
@@ -437,39 +407,38 @@ async def login_page() -> None:
         ui.button("English" if locale() == "zh" else "中文", on_click=_toggle_language).props("flat dense")
 
 
-# -- domains still to come: say what will be here, show nothing fake --------------------------------------
-COMING = {
-    "/cases": ("nav.cases", "support_agent", "coming.cases"),
-    "/journeys": ("nav.journeys", "alt_route", "coming.journeys"),
-    "/loyalty": ("nav.loyalty", "card_membership", "coming.loyalty"),
-    "/analytics": ("nav.analytics", "insights", "coming.analytics"),
-}
+# -- mounting the domains' pages ------------------------------------------------------------------------
+def extensions(kind: str) -> list[Callable[..., Any]]:
+    """What the mounted domains' manifests name for ``kind`` (``customer_panels``, ``selection_actions``,
+    ``inquiry_actions``: see kehu/core/domains.py), in the domains' order: how one domain's page shows another
+    domain's part without importing it."""
+    return context().extensions.get(kind, [])
 
 
-def _register_coming(path: str, title_key: str, icon: str, text_key: str) -> None:
-    @page(path)
+def _register_coming(entry: NavEntry, text_key: str) -> None:
+    """A domain still to come: its page says what will be here, and shows nothing fake."""
+    @page(entry.path)
     def _coming() -> None:
-        with frame(title_key, path, entity=None):
-            empty_state(icon, tr("coming.title"), tr(text_key))
+        with frame(entry.label, entry.path, entity=None):
+            empty_state(entry.icon, tr("coming.title"), tr(text_key))
 
 
-def mount_ui(app: FastAPI, settings: Settings, database: Database | None = None) -> None:
-    """Register the pages and mount NiceGUI on the FastAPI app (once per process)."""
+def mount_ui(app: FastAPI, settings: Settings, database: Database | None, *, domains: list[Domain],
+             coming: list[tuple[NavEntry, str]]) -> None:
+    """Register the domains' pages (their manifests' ``pages``), the navigation and the pages of domains still to
+    come (kehu/domains.py), and mount NiceGUI on the FastAPI app (once per process)."""
     global _ctx
-    _ctx = UIContext(database=database or get_database(settings), settings=settings)
-    from kehu.cdp import ui as cdp_ui
-    from kehu.sales import ui as sales_ui
-    from kehu.segments import ui as segments_ui
-    from kehu.tenancy import ui as tenancy_ui
-
+    kinds = ("customer_panels", "selection_actions", "inquiry_actions")
+    _ctx = UIContext(database=database or get_database(settings), settings=settings,
+                     navigation=navigation([*domains, Domain("coming", navigation=tuple(e for e, _ in coming))]),
+                     extensions={kind: [load(ref) for d in domains for ref in getattr(d, kind)] for kind in kinds})
     app.state.ui_signed_in = _ui_signed_in
     page("/login")(login_page)
-    for path, (title_key, icon, text_key) in COMING.items():
-        _register_coming(path, title_key, icon, text_key)
-    tenancy_ui.register()
-    cdp_ui.register()
-    segments_ui.register()
-    sales_ui.register()
+    for entry, text_key in coming:
+        _register_coming(entry, text_key)
+    for domain in domains:
+        for register in domain.pages:
+            load(register)()
     ui.run_with(app, storage_secret=settings.effective_secret_key(), title="kehu 客户", favicon="🚗",
                 language="zh-CN", show_welcome_message=False,
                 # HttpOnly is Starlette's default; Secure is added per request by SecurityHeadersMiddleware

@@ -35,7 +35,7 @@ def test_every_audited_action_and_entity_has_a_name_in_both_languages() -> None:
 
 
 def test_the_changes_column_names_what_changed_and_leaves_out_the_rest() -> None:
-    from kehu.tenancy.ui import _changes
+    from kehu.tenancy.ui.audit import _changes
 
     names = {"unit": {17: "上海浦东4S店", 18: "杭州西湖店"}, "user": {5: "张销售"}}
     text = _changes({"amount": 659700, "unit_id": 17, "owner_id": None, "stage_id": 3, "status": "open"},

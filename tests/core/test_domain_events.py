@@ -171,3 +171,39 @@ def test_the_horizon_is_the_oldest_running_transaction_of_the_database(clean_dat
     finally:
         older.rollback()
         older.close()
+
+
+def test_a_reaction_within_the_transaction_commits_and_rolls_back_with_the_change(clean_database):
+    """A ``within`` subscriber runs as the event is published, in the publisher's transaction: a reader never sees
+    the change without the reaction, and the worker's cursor loop leaves it alone."""
+    seen: list[int] = []
+    name = "test-within"
+
+    @events.subscribe(name, [HAPPENED], within=True)
+    def react(session, batch) -> None:  # type: ignore[no-untyped-def]
+        seen.extend(event.payload["n"] for event in batch)
+        recorder(session, batch)
+
+    try:
+        with pytest.raises(RuntimeError), clean_database.unit_of_work() as session:
+            events.publish(session, HAPPENED, org_id=1, n=1)
+            raise RuntimeError("the change failed, and the reaction with it")
+        with clean_database.unit_of_work() as session:
+            events.publish(session, HAPPENED, org_id=1, n=2)
+        assert seen == [1, 2]  # ran at once, both times
+        with clean_database.unit_of_work() as session:
+            reactions = session.scalars(select(DomainEvent).where(DomainEvent.kind == HANDLED.name)).all()
+            assert len(reactions) == 1  # the rolled-back change took its reaction with it
+            kept = session.scalars(select(DomainEvent).where(DomainEvent.kind == HAPPENED.name)).one()
+            assert reactions[0].payload["of"] == kept.id and kept.payload == {"n": 2}
+        events.consume_all(clean_database)
+        assert seen == [1, 2]  # not handed over a second time by the worker
+    finally:
+        events._SUBSCRIPTIONS.pop(name, None)
+        events._WITHIN[HAPPENED.name].remove(events.Subscription(name, frozenset({HAPPENED.name}), react,
+                                                                 within=True))
+
+
+def test_only_named_domain_events_can_be_handled_within_their_transaction():
+    with pytest.raises(ValueError, match="within"):
+        events.subscribe("test-within-everything", [], within=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from kehu.core.i18n import catalogue, t
+from kehu.core.i18n import catalogue, catalogue_files, t
 from kehu.tenancy.access import DEPTHS, ENTITIES, PERMISSIONS, PRIVILEGES
 
 PACKAGE = Path(__file__).resolve().parents[2] / "kehu"
@@ -18,6 +18,21 @@ def test_both_catalogues_have_the_same_keys_and_no_empty_text():
     assert all(v.strip() for v in [*zh.values(), *en.values()])
 
 
+def test_each_domain_brings_its_own_messages_in_both_languages():
+    """kehu/<domain>/locales/{zh,en}.json: found by folder (a new domain's are read the day it is written), the
+    same keys in both of a domain's files, each key in one domain's file only (the loader refuses a repeat)."""
+    import json
+
+    folders = {path.parent.parent.name for path in catalogue_files("zh")}
+    assert {"core", "tenancy", "cdp", "segments", "sales"} <= folders
+    assert folders == {path.parent.parent.name for path in catalogue_files("en")}
+    for zh_path in catalogue_files("zh"):
+        en_path = zh_path.with_name("en.json")
+        assert set(json.loads(zh_path.read_text("utf-8"))) == set(json.loads(en_path.read_text("utf-8"))), zh_path
+    sales = json.loads((PACKAGE / "sales" / "locales" / "zh.json").read_text("utf-8"))
+    assert "leads.new" in sales and "nav.leads" not in sales  # a domain's words in its file, the shell's in core's
+
+
 def test_every_literal_key_used_in_the_code_is_in_the_catalogue():
     used = {m.group(1) for path in PACKAGE.rglob("*.py") for m in LITERAL_KEY.finditer(path.read_text("utf-8"))}
     assert used, "the scan found no keys: the pattern is broken"
@@ -26,10 +41,11 @@ def test_every_literal_key_used_in_the_code_is_in_the_catalogue():
 
 
 def test_navigation_and_generated_keys_exist():
-    from kehu.ui.shell import COMING, NAV
+    from kehu.core.domains import SECTIONS
+    from kehu.domains import COMING, DOMAINS
 
-    keys = {section for section, _ in NAV} | {item[0] for _, items in NAV for item in items}
-    keys |= {text for _title, _icon, text in COMING.values()}
+    keys = {f"nav.section.{s}" for s in SECTIONS} | {e.label for d in DOMAINS for e in d.navigation}
+    keys |= {entry.label for entry, _ in COMING} | {text for _, text in COMING}
     keys |= {f"depth.{d}" for d in DEPTHS} | {f"privilege.{p}" for p in PRIVILEGES}
     keys |= {f"entity.{e}" for e in ENTITIES} | {f"permission.{p}" for p in PERMISSIONS}
     keys |= {f"unit.kind.{k}" for k in ("hq", "region", "dealer", "team")}
@@ -75,3 +91,21 @@ def test_chinese_is_the_default_and_params_are_filled():
     assert t("nav.users", "en-GB") == "Users"
     assert t("units.staff", "en", count=3) == "Staff (3)"
     assert t("no.such.key", "en", default="fallback") == "fallback"
+
+
+def test_a_key_defined_in_two_domains_is_refused(tmp_path, monkeypatch):
+    import pytest
+
+    from kehu.core import i18n
+
+    for domain, text in (("one", "一"), ("two", "二")):
+        (tmp_path / domain / "locales").mkdir(parents=True)
+        (tmp_path / domain / "locales" / "zh.json").write_text(f'{{"shared.key": "{text}"}}', "utf-8")
+    monkeypatch.setattr(i18n, "_PACKAGE", tmp_path)
+    i18n.catalogue.cache_clear()
+    try:
+        with pytest.raises(ValueError, match=r"shared\.key"):
+            i18n.catalogue("zh")
+    finally:
+        monkeypatch.undo()
+        i18n.catalogue.cache_clear()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kehu.core.http import INT64_MAX
+from kehu.core.input_guard import INT64_MAX
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 

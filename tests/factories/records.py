@@ -14,7 +14,7 @@ from kehu.cdp import schemas as cdp_schemas
 from kehu.cdp import service as cdp_service
 from kehu.cdp.models import DuplicateCandidate, Product
 from kehu.core.jobs import Job
-from kehu.sales import activities, opportunities, scoring
+from kehu.sales import activities, opportunities, pipelines, scoring
 from kehu.sales import schemas as sales_schemas
 from kehu.sales import service as sales_service
 from kehu.segments import schemas as segment_schemas
@@ -76,7 +76,7 @@ def one_of_each(session: Session, system: Principal) -> dict[str, int]:
     sales_service.set_sla(session, system, sales_schemas.SlaIn(unit_id=unit.id, first_contact_hours=4))
     score_rule = scoring.save_rule(session, system, sales_schemas.ScoreRuleIn(name="试驾", event="Test Drive",
                                                                                points=10))
-    pipeline = opportunities.default_pipeline(session, system.org_id)
+    pipeline = pipelines.default_pipeline(session, system.org_id)
     deal = opportunities.create_opportunity(session, manager, sales_schemas.OpportunityCreate(
         title="商机", profile_id=first.id, account_id=account.id))
     activity = activities.log(session, manager, sales_schemas.ActivityIn(profile_id=first.id, kind="call"))

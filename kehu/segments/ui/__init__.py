@@ -10,34 +10,30 @@ from __future__ import annotations
 from typing import Any
 
 from nicegui import ui
-from pydantic import ValidationError
 
-from kehu.cdp import ui as cdp_ui
 from kehu.cdp.identity_rules import list_rules
-from kehu.cdp.views import CustomerView
 from kehu.core.errors import KehuError
 from kehu.core.timeutil import format_local
 from kehu.segments import lists, rfm, schemas, service, tags
-from kehu.segments.conditions import PII_REFUSED
-from kehu.tenancy import service as tenancy_service
-from kehu.ui.components import ServerTable, add_status_slot, localise_table
+from kehu.ui.components import add_status_slot, localise_table
 from kehu.ui.components.condition_builder import (  # noqa: F401 - RULE_TYPES: the catalogue test reads it here
     RULE_TYPES,
     Builder,
     ConditionEditor,
 )
-from kehu.ui.shell import empty_state, frame, notify_error, page, run_action, stat_card, tr, unit_of_work
+from kehu.ui.shell import empty_state, frame, notify_error, page, run_action, tr, unit_of_work
 
 STATUS_COLOURS = {"queued": "grey-7", "refreshing": "primary", "ready": "positive", "failed": "negative"}
 
 
 def register() -> None:
+    from kehu.segments.ui.builder import builder_page
+    from kehu.segments.ui.segment import segment_page
+
     page("/segments")(segments_page)
     page("/segments/new")(builder_page)
     page("/segments/{segment_id}/edit")(builder_page)
     page("/segments/{segment_id}")(segment_page)
-    cdp_ui.CUSTOMER_PANELS.append(_customer_segments)
-    cdp_ui.SELECTION_ACTIONS.append(_picked_customers_actions)
 
 
 def _status_slot(table: ui.table) -> None:
@@ -322,193 +318,8 @@ def list_dialog(principal: Any, segment_id: int | None = None, tag: tuple[int, s
     dialog.open()
 
 
-# -- the builder ------------------------------------------------------------------------------------------
-
-
-def builder_page(segment_id: int | None = None) -> None:
-    """A new segment, or (``segment_id``) a saved one edited: its condition read into the builder."""
-    with frame("segments.edit" if segment_id else "segments.new", "/segments", "segments") as principal:
-        if not principal.can("segments", "update" if segment_id else "create"):
-            empty_state("block", tr("segments.no_right"), tr("segments.no_right_text"))
-            return
-        builder = Builder(principal)
-        state: dict[str, Any] = {"name": "", "kind": "dynamic", "description": ""}
-        if segment_id:
-            try:
-                with unit_of_work() as session:
-                    saved = service.get_segment(session, principal, segment_id)
-                    state = {"name": saved.name, "kind": saved.kind, "description": saved.description}
-                    builder.load(saved.condition)
-                    builder.segments.pop(segment_id, None)  # it cannot refer to itself
-            except KehuError:
-                empty_state("search_off", tr("segments.not_found"), tr("segments.not_found_text"))
-                return
-        with ui.row().classes("w-full gap-4 no-wrap items-start max-lg:flex-wrap"):
-            with ui.column().classes("flex-1 min-w-0 gap-4"):
-                with ui.card().classes("w-full"):
-                    with ui.row().classes("w-full gap-4 items-center"):
-                        ui.input(tr("segments.name"), value=state["name"],
-                                 on_change=lambda e: state.update(name=e.value)).props(
-                            "outlined dense").classes("w-72").mark("segment-name")
-                        kind = ui.toggle({"dynamic": tr("segments.kind.dynamic"),
-                                          "static": tr("segments.kind.static")}, value=state["kind"],
-                                         on_change=lambda e: state.update(kind=e.value))
-                        if segment_id:
-                            kind.disable()  # a snapshot does not become a rule, nor the other way
-                    ui.input(tr("segments.description"), value=state["description"],
-                             on_change=lambda e: state.update(description=e.value)).props("outlined dense").classes(
-                        "w-full")
-                    ui.label(tr("segments.kind_help")).classes("text-xs text-grey-7")
-                with ui.card().classes("w-full"):
-                    ui.label(tr("segments.conditions")).classes("text-lg font-medium")
-                    ui.label(tr("segments.groups_help")).classes("text-xs text-grey-7")
-                    editor = ConditionEditor(builder, on_change=lambda: changed())
-            with ui.column().classes("w-[420px] shrink-0 gap-4 max-lg:w-full"):
-                with ui.card().classes("w-full"):
-                    ui.label(tr("segments.preview")).classes("text-lg font-medium")
-                    count_label = ui.label(tr("segments.preview_hint")).classes("text-lg text-primary").mark(
-                        "segment-count")
-                    sample = ui.table(columns=[
-                        {"name": "name", "label": tr("customers.name"), "field": "name", "align": "left"},
-                        {"name": "mobile", "label": tr("users.phone"), "field": "mobile", "align": "left"},
-                        {"name": "city", "label": tr("unit.city"), "field": "city", "align": "left"},
-                    ], rows=[], row_key="id").classes("w-full").props("flat dense")
-                    localise_table(sample, tr)
-                ui.button(tr("segments.save"), icon="save", on_click=lambda: save()).classes("w-full").mark(
-                    "segment-save")
-                if segment_id:
-                    ui.button(tr("common.cancel"), on_click=lambda: ui.navigate.to(f"/segments/{segment_id}")
-                              ).props("flat").classes("w-full")
-
-        debounce = ui.timer(0.4, lambda: preview(), active=False)
-
-        def changed() -> None:
-            debounce.activate()  # the count follows the last change, not every keystroke
-
-        def preview() -> None:
-            debounce.deactivate()
-            condition = builder.condition()
-            if condition is None:
-                count_label.text, sample.rows = tr("segments.preview_hint"), []
-                return
-            try:
-                request = schemas.PreviewRequest.model_validate({"condition": condition, "sample": 10})
-                with unit_of_work() as session:
-                    result = service.preview(session, principal, request)
-            except KehuError as error:
-                refused = [e.field for e in error.errors if e.code == PII_REFUSED]
-                count_label.text = tr("segments.personal_refused") if refused else tr("segments.incomplete")
-                sample.rows = []
-                return
-            except ValidationError:  # a value still being typed; the save button says what is wrong
-                count_label.text, sample.rows = tr("segments.incomplete"), []
-                return
-            count_label.text = tr("segments.preview_count", count=f"{result.count:,}", ms=result.milliseconds)
-            sample.rows = [{"id": p.id, "name": p.name or f"#{p.id}", "mobile": cdp_ui.readable_phone(p.mobile) or "—",
-                            "city": p.city or "—"} for p in result.sample]
-
-        def save() -> None:
-            condition = builder.condition()
-            try:
-                if segment_id:
-                    update = schemas.SegmentUpdate.model_validate(
-                        {**{k: state[k] for k in ("name", "description")},
-                         **({"condition": condition} if condition and state["kind"] == "dynamic" else {})})
-                else:
-                    data = schemas.SegmentCreate.model_validate({**state, "condition": condition})
-            except ValidationError:
-                ui.notify(tr("segments.incomplete"), type="warning")
-                return
-            if segment_id:
-                made = run_action(lambda s: service.update_segment(s, principal, segment_id, update),
-                                  lambda segment: tr("done.segment_saved", name=segment.name))
-            else:
-                made = run_action(lambda s: service.create_segment(s, principal, data),
-                              lambda segment: tr("done.segment_created", name=segment.name))
-            if made:
-                ui.navigate.to(f"/segments/{made.id}")
-
-        editor.draw()
-        if not builder.is_empty():
-            preview()
-
-
-# -- one segment --------------------------------------------------------------------------------------------
-def segment_page(segment_id: int) -> None:
-    with frame("nav.segments", "/segments", "segments") as principal:
-        try:
-            with unit_of_work() as session:
-                segment = schemas.SegmentOut.model_validate(service.get_segment(session, principal, segment_id))
-                units = {u.id: u.name for u in tenancy_service.list_units(session, principal)} \
-                    if principal.can("units") else {}
-        except KehuError:
-            empty_state("search_off", tr("segments.not_found"), tr("segments.not_found_text"))
-            return
-        with ui.row().classes("w-full items-center gap-3"):
-            ui.label(segment.name).classes("text-2xl font-medium")
-            ui.badge(tr(f"segments.kind.{segment.kind}")).props("outline")
-            ui.badge(tr(f"segments.status.{segment.status}")).props(
-                f"color={STATUS_COLOURS.get(segment.status, 'grey-7')}").mark("segment-status")
-            ui.space()
-            if principal.can("profiles", "export"):
-                ui.button(tr("export.button"), icon="download", on_click=lambda: cdp_ui.export_dialog(
-                    principal, {"segment_id": segment_id})).props("outline").mark("segment-export")
-            if principal.can("segments", "update"):
-                ui.button(tr("segments.edit"), icon="edit", on_click=lambda: ui.navigate.to(
-                    f"/segments/{segment_id}/edit")).props("outline").mark("segment-edit")
-            if segment.kind == "dynamic" and principal.can("segments", "update"):
-                ui.button(tr("segments.refresh"), icon="refresh", on_click=lambda: refresh()).props("outline")
-            if segment.kind == "static" and principal.can("segments", "update"):
-                ui.button(tr("segments.add_list"), icon="upload_file", on_click=lambda: list_dialog(
-                    principal, segment_id)).props("outline").mark("segment-add-list")
-            if principal.can("segments", "delete"):
-                ui.button(tr("segments.delete"), icon="delete", on_click=lambda: remove()).props("flat color=negative")
-        with ui.row().classes("w-full gap-4"):
-            stat_card(tr("segments.members"), f"{segment.member_count:,}", "groups")
-            stat_card(tr("segments.refreshed_at"), format_local(segment.refreshed_at, principal.timezone) or "—",
-                      "schedule")
-            stat_card(tr("segments.covers"), units.get(segment.unit_id, "—"), "account_tree")
-        if segment.description:
-            ui.label(segment.description).classes("text-grey-8")
-        if segment.error:
-            ui.label(segment.error).classes("text-negative")
-
-        def fetch(page_no: int, per_page: int, sort: str | None, descending: bool) -> tuple[list[dict], int]:
-            with unit_of_work() as session:
-                result = service.page_members(session, principal, segment_id, page=page_no, per_page=per_page)
-                view = CustomerView.of(session, principal)
-                rows = []
-                for p in result.items:
-                    out = view.profile(p)
-                    rows.append({"id": p.id, "name": p.name or f"#{p.id}",
-                                 "mobile": cdp_ui.readable_phone(out.mobile) or "—", "city": p.city or "—",
-                                 "stage": p.lifecycle_stage,
-                                 "last_seen_at": format_local(p.last_seen_at, principal.timezone) or "—"})
-                return rows, result.total
-
-        with ui.card().classes("w-full"):
-            ui.label(tr("segments.member_list")).classes("text-lg font-medium")
-            table = ServerTable([
-                {"name": "name", "label": tr("customers.name"), "field": "name", "align": "left"},
-                {"name": "mobile", "label": tr("users.phone"), "field": "mobile", "align": "left"},
-                {"name": "city", "label": tr("unit.city"), "field": "city", "align": "left"},
-                {"name": "stage", "label": tr("customers.stage"), "field": "stage", "align": "left"},
-                {"name": "last_seen_at", "label": tr("customers.last_seen"), "field": "last_seen_at", "align": "left"},
-            ], fetch, tr=tr, empty_text=tr("segments.no_members"),
-                on_row_click=lambda row: ui.navigate.to(f"/customers/{row['id']}"))
-            cdp_ui._stage_slot(table.table)
-
-        def refresh() -> None:
-            if run_action(lambda s: service.request_refresh(s, principal, segment_id), tr("segments.refresh_queued")):
-                ui.navigate.reload()
-
-        def remove() -> None:
-            if run_action(lambda s: service.delete_segment(s, principal, segment_id) or True, tr("segments.deleted")):
-                ui.navigate.to("/segments")
-
-
 # -- on customers picked in the list -------------------------------------------------------------------------
-def _picked_customers_actions(principal: Any, picked: Any, clear: Any) -> None:
+def picked_customers_actions(principal: Any, picked: Any, clear: Any) -> None:
     """Buttons on the customer list's selection: put the picked customers in a static segment, tag them."""
     if principal.can("segments", "update") or principal.can("segments", "create"):
         ui.button(tr("segments.pick_into"), icon="playlist_add", on_click=lambda: into_segment()).props(
@@ -578,7 +389,7 @@ def _picked_customers_actions(principal: Any, picked: Any, clear: Any) -> None:
 
 
 # -- on the Customer 360 -----------------------------------------------------------------------------------
-def _customer_segments(principal: Any, profile_id: int) -> None:
+def customer_segments(principal: Any, profile_id: int) -> None:
     """Tags (removable when put by hand, addable from the organisation's manual tags) and segments."""
     if not principal.can("segments", "read"):
         return

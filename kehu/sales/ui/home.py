@@ -11,7 +11,7 @@ from nicegui import ui
 
 from kehu.core.timeutil import format_local
 from kehu.sales import workday
-from kehu.sales.opportunity_ui import money
+from kehu.sales.ui.opportunities import money
 from kehu.tenancy import service as tenancy_service
 from kehu.tenancy.access import Principal
 from kehu.ui.shell import (

@@ -1,0 +1,79 @@
+"""Domain manifests: what each domain brings to the application, declared in one place (its ``manifest.py``), and
+the one list of domains (``kehu/domains.py``) that the app, the web UI's shell, the worker, the role editor and
+Alembic loop over. Adding a domain is a new folder with a manifest and one line in that list.
+
+A manifest names its parts as ``"module:attribute"`` (or a module) rather than importing them: the worker loads a
+domain's services without its pages and the web framework, and the shell mounts the pages without importing them
+(the domains' pages import the shell, never the other way round). ``load`` imports what a reference names.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from kehu.core.events import EventKind
+
+SECTIONS = ("work", "marketing", "admin")  # the navigation's sections, in the order they are shown
+
+
+@dataclass(frozen=True)
+class NavEntry:
+    """One entry of the navigation: its label's message key, a Material icon, the page's path, what the viewer
+    needs to see it (an entity, ``entity.privilege[@depth]`` or a permission; None: everyone signed in; see
+    ``kehu.ui.shell.may_see``), the section and the place within it (lower first)."""
+
+    label: str
+    icon: str
+    path: str
+    need: str | None
+    section: str
+    order: int
+
+
+@dataclass(frozen=True)
+class Domain:
+    """What one domain brings. Every reference is ``"module:attribute"`` (a module alone for ``models`` and
+    ``services``, imported for what registering on import does: tables, job handlers, pollers, event
+    subscriptions, the extension points of the domains below)."""
+
+    name: str
+    models: str | None = None  # its tables
+    services: tuple[str, ...] = ()  # imported by the app and the worker: job handlers, pollers, subscriptions
+    events: tuple[EventKind, ...] = ()  # the kinds of domain event it publishes
+    entities: tuple[str, ...] = ()  # the entities a role grants privileges on (kehu.tenancy.access.ENTITIES)
+    routers: tuple[str, ...] = ()  # FastAPI routers
+    body_limits: tuple[tuple[str, str], ...] = ()  # (path prefix, "module:BYTES"): larger bodies than the default
+    pages: tuple[str, ...] = ()  # functions that register its pages (``page(path)(fn)``), called by the shell
+    navigation: tuple[NavEntry, ...] = ()
+    customer_panels: tuple[str, ...] = ()  # fn(principal, profile_id): a panel in the Customer 360's side column
+    selection_actions: tuple[str, ...] = ()  # fn(principal, picked, clear): buttons for customers picked in a list
+    inquiry_actions: tuple[str, ...] = ()  # fn(principal, held): what to offer when a new customer already exists
+
+    def __post_init__(self) -> None:
+        for entry in self.navigation:
+            if entry.section not in SECTIONS:
+                raise ValueError(f"{self.name}: navigation section {entry.section!r} is not one of {SECTIONS}")
+        for kind in self.events:
+            if not kind.name.startswith(f"{self.name}."):
+                raise ValueError(f"{self.name} declares {kind.name}, another domain's kind of event")
+
+
+def load(reference: str) -> Any:
+    """What ``"module:attribute"`` names (the module itself without an attribute)."""
+    module, _, attribute = reference.partition(":")
+    loaded = importlib.import_module(module)
+    return getattr(loaded, attribute) if attribute else loaded
+
+
+def load_all(references: tuple[str, ...] | list[str]) -> list[Any]:
+    return [load(reference) for reference in references]
+
+
+def navigation(domains: list[Domain]) -> list[tuple[str, list[NavEntry]]]:
+    """The navigation's sections, each with its entries in order (sections without any are left out)."""
+    entries = [entry for domain in domains for entry in domain.navigation]
+    sections = [(section, sorted((e for e in entries if e.section == section), key=lambda e: (e.order, e.path)))
+                for section in SECTIONS]
+    return [(section, items) for section, items in sections if items]
