@@ -38,6 +38,7 @@ from kehu.core.security import (
     burn_password_check,
     generate_api_key,
     hash_password,
+    needs_rehash,
     parse_api_key_prefix,
     verify_password,
 )
@@ -569,6 +570,8 @@ def authenticate(session: Session, *, email: str, password: str, ip: str = "",
     session.execute(update(LoginThrottle).where(LoginThrottle.key == keys[0][0])
                     .values(failures=0, blocked_until=None).execution_options(synchronize_session=False))
     user.last_login_at = now
+    if needs_rehash(user.password_hash):  # made with older argon2 parameters: remade with today's
+        user.password_hash = hash_password(password)
     audit.record(session, _principal_of(session, user), action="login", entity="users", entity_id=user.id,
                  unit_id=user.unit_id, summary=f"{user.name} signed in" + (f" from {ip}" if ip else ""))
     session.flush()

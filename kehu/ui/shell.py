@@ -13,12 +13,14 @@ from dataclasses import astuple, dataclass, field
 from typing import Any, TypeVar
 
 from fastapi import FastAPI
+from nicegui import __version__ as nicegui_version
 from nicegui import app as gui_app
 from nicegui import ui
 
 from kehu.core.db import Database, get_database
 from kehu.core.domains import Domain, NavEntry, load, navigation
 from kehu.core.errors import KehuError, Unauthorized
+from kehu.core.http import StaticCacheMiddleware
 from kehu.core.i18n import normalise_locale, t
 from kehu.core.settings import Settings
 from kehu.tenancy import service
@@ -439,8 +441,12 @@ def mount_ui(app: FastAPI, settings: Settings, database: Database | None, *, dom
     for domain in domains:
         for register in domain.pages:
             load(register)()
+    # the assets are compressed once and served from memory (StaticCacheMiddleware), pages go uncompressed:
+    # NiceGUI's gzip compressed every asset again for every first visit, on the event loop
     ui.run_with(app, storage_secret=settings.effective_secret_key(), title="kehu 客户", favicon="🚗",
-                language="zh-CN", show_welcome_message=False,
+                language="zh-CN", show_welcome_message=False, gzip_middleware_factory=None,
                 # HttpOnly is Starlette's default; Secure is added per request by SecurityHeadersMiddleware
                 session_middleware_kwargs={"max_age": int(settings.ui_session_hours * 3600), "same_site": "lax",
                                            "https_only": settings.cookie_secure is True})
+    app.add_middleware(StaticCacheMiddleware, prefix=f"/_nicegui/{nicegui_version}/",
+                       skip=(f"/_nicegui/{nicegui_version}/dynamic_resources/",))

@@ -94,3 +94,22 @@ def test_a_token_without_the_revocation_claim_is_refused(client, tree, settings)
     assert unrevocable.status_code == 401, "a token that cannot be revoked must not be accepted"
     assert client.get("/api/v1/me", headers=token(ver="1")).status_code == 401
     assert client.get("/api/v1/me", headers=token(ver=None)).status_code == 401
+
+
+def test_a_password_hashed_with_older_parameters_is_remade_at_sign_in(client, tree, session):
+    """Hashes kept from before a change of argon2 parameters still sign in, and are remade with today's then
+    (argon2-cffi's own defaults here, as kehu used before taking OWASP's)."""
+    from argon2 import PasswordHasher
+
+    from kehu.core.security import needs_rehash, verify_password
+    from kehu.tenancy.models import User
+
+    user = session.get(User, tree.a_sales.id)
+    user.password_hash = PasswordHasher().hash("correct-horse-1")
+    session.commit()
+    assert needs_rehash(user.password_hash)
+    assert _token(client, "a.sales@example.com", "correct-horse-1") == 200
+    session.expire_all()
+    remade = session.get(User, tree.a_sales.id).password_hash
+    assert not needs_rehash(remade) and verify_password(remade, "correct-horse-1")
+    assert _token(client, "a.sales@example.com", "correct-horse-1") == 200
