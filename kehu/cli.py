@@ -122,10 +122,14 @@ def serve(
 @app.command()
 def worker() -> None:
     """Run background jobs. Start as many as you like against PostgreSQL; they never run a job twice."""
+    import os
+
     from kehu.app import make_worker
 
     settings = get_settings()
     configure_logging(settings.log_json, settings.log_level)
+    if settings.worker_nice and hasattr(os, "nice"):
+        os.nice(settings.worker_nice)  # the servers' requests first; queued work waits a moment well
     w = make_worker(_ready_database(), settings)
     w.install_signal_handlers()
     # What is loaded now lives as long as the process: the cycle collector need never scan it again.

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     # event loop with them: a sign-in under fifty API clients took 10 s with 12 threads, 6–8 s with 4) and the
     # database.
     threads: int = Field(default=6, ge=1)
+    # How much a `kehu worker` process yields the CPU to the servers on the same machine (os.nice: 0 = as much as
+    # they, 19 = least). Its work is queued already (the inbox, jobs) and waits a moment well; a person waiting
+    # for a page does not. Only a worker process of its own is lowered, never a server's embedded worker.
+    worker_nice: int = Field(default=10, ge=0, le=19)
     segment_refresh_minutes: int = Field(default=1440, ge=5)  # dynamic segments are recomputed this often
     # Once an organisation has looked for duplicates, a worker looks again this often (0: only on demand).
     dedupe_refresh_hours: int = Field(default=24, ge=0)

@@ -1,4 +1,4 @@
-"""`kehu worker` as a real process: it claims queued work and stops cleanly on SIGTERM."""
+"""`kehu worker` as a real process: it claims queued work, gives way to the servers, and stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ def test_worker_process_runs_a_job_and_exits_on_sigterm(session, tree, database_
             session.expire_all()
             status = session.get(Job, job.id).status
         assert status == "succeeded"
+        # a worker process yields the CPU to the servers beside it (settings.worker_nice, 10 by default)
+        assert os.getpriority(os.PRIO_PROCESS, process.pid) == os.getpriority(os.PRIO_PROCESS, 0) + 10
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
     finally:
