@@ -52,7 +52,11 @@ def _fail(error: KehuError) -> None:
 
 
 def _ready_database() -> Database:
-    """The configured database with its schema current (SQLite is migrated; PostgreSQL must already be)."""
+    """The configured database with its schema current (SQLite is migrated; PostgreSQL must already be), and every
+    domain's services loaded: what a command changes gets every domain's reactions (a merge folds open leads)."""
+    from kehu.app import load_services
+
+    load_services()
     database = get_database()
     try:
         ensure_schema(database)

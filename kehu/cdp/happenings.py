@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from kehu.cdp.models import Event, Identity
+from kehu.cdp.models import Event, Identity, Profile
 from kehu.core import events
 from kehu.core.db import dialect_insert, utcnow
 
@@ -31,18 +31,38 @@ def _to_customer_events(session: Session, happened: list[events.DomainEvent]) ->
     mine = [event for event in happened if event.profile_id is not None]
     if not mine:
         return
-    profile_ids = {event.profile_id for event in mine}
+    live = _live_profiles(session, {event.profile_id for event in mine if event.profile_id is not None})
     oldest = dict(session.execute(select(Identity.profile_id, func.min(Identity.id))
-                                  .where(Identity.profile_id.in_(profile_ids)).group_by(Identity.profile_id)).all())
+                                  .where(Identity.profile_id.in_(set(live.values())))
+                                  .group_by(Identity.profile_id)).all())
     now = utcnow()
     rows: list[dict[str, Any]] = []
     for event in mine:
         assert event.profile_id is not None
+        profile_id = live.get(event.profile_id, event.profile_id)
         name = events.declared()[event.kind].customer_event
         rows.append({"org_id": event.org_id, "source_id": 0, "message_id": f"domain-event:{event.id}",
                      "type": HAPPENING, "event": name, "ts": event.at, "received_at": now,
-                     "identity_id": oldest.get(event.profile_id, 0), "profile_id": event.profile_id,
+                     "identity_id": oldest.get(profile_id, 0), "profile_id": profile_id,
                      "properties": dict(event.payload or {}),
                      "context": {"kind": event.kind, "entity": event.entity, "entity_id": event.entity_id}})
     session.execute(dialect_insert(session)(Event).on_conflict_do_nothing(
         index_elements=["source_id", "message_id"]), rows)
+
+
+def _live_profiles(session: Session, profile_ids: set[int]) -> dict[int, int]:
+    """Each profile's live record: itself, or the one it was merged into (a merge between the happening and
+    this consumer's read: written on the merged-away record it would be lost to every segment)."""
+    live = {profile_id: profile_id for profile_id in profile_ids}
+    pending = set(profile_ids)
+    for _ in range(20):  # merges chain rarely more than once or twice
+        merged: dict[int, int] = {profile_id: into for profile_id, into in session.execute(
+            select(Profile.id, Profile.merged_into_id).where(Profile.id.in_(pending),
+                                                              Profile.merged_into_id.is_not(None))) if into is not None}
+        if not merged:
+            break
+        for start, now in live.items():
+            if now in merged:
+                live[start] = merged[now]
+        pending = set(merged.values())
+    return live

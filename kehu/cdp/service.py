@@ -323,7 +323,10 @@ def merges_of(session: Session, profile: Profile) -> list[Merge]:
 
 def timeline(session: Session, principal: Principal, profile: Profile, *, limit: int = 50,
              cursor: str | None = None) -> Page[Event]:
-    stmt = select(Event).where(Event.org_id == principal.org_id, Event.profile_id == profile.id)
+    # what kehu recorded itself (a lead's status, a deal won) shows in the lead's and the deal's own history, where
+    # the reader's scope on them applies: not here, where another dealer's deal would show
+    stmt = select(Event).where(Event.org_id == principal.org_id, Event.profile_id == profile.id,
+                               Event.type != HAPPENING)
     return keyset_page(session, stmt, id_column=Event.id, sort_column=Event.ts, limit=limit, cursor=cursor,
                        descending=True)
 

@@ -360,8 +360,10 @@ class StaticCacheMiddleware:
     """The web UI's versioned assets (Vue, Quasar, the components' scripts: ~1.5 MB a first visit) served from
     memory, gzip-compressed once. Read from disk they took a worker thread per 64 KB chunk, the same threads the
     API's requests run in: with a crowd on the API a first visit's assets waited behind it for seconds (the
-    sign-in page took 3–4 s). An answer is kept when it is a 200 that says it never changes (``immutable``), up
-    to ``max_bytes`` in all; anything else passes through as it is."""
+    sign-in page took 3–4 s). An answer is kept only when it is a 200 to a GET without a query string that says it
+    never changes (``immutable``) and sets no cookie (a kept ``Set-Cookie`` would hand one visitor's session to
+    everyone after), up to ``max_bytes`` in all; anything else passes through as it is. Of several first requests
+    for one asset at once, one reads it and the others wait for it."""
 
     def __init__(self, app: ASGIApp, prefix: str, *, skip: tuple[str, ...] = (),
                  max_bytes: int = 64 * 1024 * 1024) -> None:
@@ -370,59 +372,88 @@ class StaticCacheMiddleware:
         self.skip = skip
         self.max_bytes = max_bytes
         self.kept_bytes = 0
-        self.kept: dict[str, tuple[int, list[tuple[bytes, bytes]], bytes, bytes | None]] = {}
+        self.kept: dict[str, tuple[list[tuple[bytes, bytes]], bytes, bytes | None]] = {}
+        self.reading: dict[str, asyncio.Event] = {}  # assets being read for the first time
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if (scope["type"] != "http" or scope["method"] not in ("GET", "HEAD") or not path.startswith(self.prefix)
-                or path.startswith(self.skip)):
+                or path.startswith(self.skip) or scope.get("query_string")):
             await self.app(scope, receive, send)
             return
-        key = path + "?" + scope.get("query_string", b"").decode("latin-1")
-        kept = self.kept.get(key)
+        if path not in self.kept and path in self.reading:
+            await self.reading[path].wait()  # another visitor's request is reading it: it is kept in a moment
+        kept = self.kept.get(path)
         if kept is None:
-            await self._fetch(key, scope, receive, send)
+            if path in self.reading or scope["method"] != "GET":
+                await self.app(scope, receive, send)
+                return
+            self.reading[path] = asyncio.Event()
+            try:
+                await self._fetch(path, scope, receive, send)
+            finally:
+                self.reading.pop(path).set()
             return
-        status, headers, body, compressed = kept
-        gzip = compressed is not None and b"gzip" in dict(scope.get("headers") or []).get(b"accept-encoding", b"")
+        headers, body, compressed = kept
+        gzip = compressed is not None and _accepts_gzip(scope)
         content = compressed if gzip and compressed is not None else body
         out = [*headers, (b"content-length", str(len(content)).encode()), (b"vary", b"Accept-Encoding")]
         if gzip:
             out.append((b"content-encoding", b"gzip"))
-        await send({"type": "http.response.start", "status": status, "headers": out})
+        await send({"type": "http.response.start", "status": 200, "headers": out})
         await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else content})
 
-    async def _fetch(self, key: str, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _fetch(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer from the app, and keep the answer if it may be kept."""
         start: dict[str, Any] = {}
         chunks: list[bytes] = []
+        whole = True
 
         async def keep(message: Message) -> None:
+            nonlocal whole
             if message["type"] == "http.response.start":
                 start.update(message)
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
+            else:  # http.response.pathsend and the like: the body never passes through here
+                whole = False
             await send(message)
 
         await self.app(scope, receive, keep)
         headers = [(k.lower(), v) for k, v in start.get("headers", [])]
         found = dict(headers)
-        never_changes = b"immutable" in found.get(b"cache-control", b"")
-        if scope["method"] != "GET" or start.get("status") != 200 or not never_changes or b"content-encoding" in found:
+        if (not whole or start.get("status") != 200 or b"immutable" not in found.get(b"cache-control", b"")
+                or b"content-encoding" in found or b"set-cookie" in found or path in self.kept):
             return
         body = b"".join(chunks)
-        if self.kept_bytes + len(body) > self.max_bytes:
-            return
         compressed: bytes | None = None
         if len(body) > 1024 and found.get(b"content-type", b"").split(b";")[0] in _COMPRESSIBLE:
             compressed = await asyncio.to_thread(_gzip, body)  # once, off the event loop
-        kept_headers = [(k, v) for k, v in headers if k not in (b"content-length", b"vary", b"etag")]
-        self.kept[key] = (200, kept_headers, body, compressed)
-        self.kept_bytes += len(body) + len(compressed or b"")
+        size = len(body) + len(compressed or b"")
+        if self.kept_bytes + size > self.max_bytes:
+            return
+        self.kept[path] = ([(k, v) for k, v in headers if k not in _NOT_KEPT], body, compressed)
+        self.kept_bytes += size
 
 
+_NOT_KEPT = {b"content-length", b"content-encoding", b"vary", b"etag", b"set-cookie"}
 _COMPRESSIBLE = {b"text/javascript", b"application/javascript", b"text/css", b"application/json", b"image/svg+xml",
                  b"text/html", b"text/plain"}
+
+
+def _accepts_gzip(scope: Scope) -> bool:
+    """Whether the request's Accept-Encoding headers take gzip (and do not refuse it with q=0)."""
+    for name, value in scope.get("headers") or []:
+        if name == b"accept-encoding":
+            for coding in value.decode("latin-1").lower().split(","):
+                token, _, params = coding.strip().partition(";")
+                if token.strip() in ("gzip", "*"):
+                    quality = params.strip().removeprefix("q=").strip() if params.strip().startswith("q=") else "1"
+                    try:
+                        return float(quality) > 0
+                    except ValueError:
+                        return False
+    return False
 
 
 def _gzip(body: bytes) -> bytes:

@@ -384,6 +384,8 @@ def create_opportunity(session: Session, principal: Principal, data: schemas.Opp
     _apply(session, principal, opportunity, data)
     _require_for(session, opportunity, stage)
     _change(session, opportunity, "created", principal, at=now, reason=f"lead:{lead.id}" if lead else "")
+    if opportunity.status == "won":  # recorded won from the start (a sale entered after the fact)
+        events.publish(session, OPPORTUNITY_WON, **_happening(opportunity))
     _write_back(session, opportunity)
     audit.record(session, principal, action="create", entity="opportunities", entity_id=opportunity.id,
                  unit_id=opportunity.unit_id, after=_fields(opportunity),

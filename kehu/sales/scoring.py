@@ -15,8 +15,8 @@ from kehu.core import audit, jobs
 from kehu.core.db import utcnow
 from kehu.core.errors import invalid
 from kehu.sales import schemas
-from kehu.sales.models import Lead, LeadChange, ProfileScore, ScoreRule, ScoringModel
-from kehu.sales.service import delete_setting, org_setting
+from kehu.sales.models import Lead, ProfileScore, ScoreRule, ScoringModel
+from kehu.sales.service import delete_setting, org_setting, record_change
 from kehu.segments import schemas as segment_schemas
 from kehu.segments.conditions import compile_condition
 from kehu.tenancy.access import Principal
@@ -134,9 +134,8 @@ def compute(session: Session, org_id: int, *, now: datetime | None = None) -> di
     for lead in promoted:  # those that cross the line: each gets its history entry and write-back
         before = lead.status
         lead.status, lead.status_changed_at = "mql", now
-        session.add(LeadChange(org_id=org_id, lead_id=lead.id, profile_id=lead.profile_id, kind="status",
-                               from_status=before, to_status="mql", unit_id=lead.unit_id, owner_id=lead.owner_id,
-                               reason=f"score {lead.score}", actor="system", at=now))
+        record_change(session, lead, "status", None, at=now, from_status=before, to_status="mql",
+                      reason=f"score {lead.score}")
         profile = customers.get(lead.profile_id)
         if profile is not None:
             profile.attributes = {**(profile.attributes or {}), "lead_status": "mql"}

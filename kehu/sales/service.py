@@ -84,8 +84,10 @@ def _change_row(lead: Lead, kind: str, actor: Principal | None, *, at: datetime,
             "at": at}
 
 
-def _change(session: Session, lead: Lead, kind: str, actor: Principal | None, *, at: datetime,
-            from_status: str | None = None, to_status: str | None = None, reason: str = "") -> None:
+def record_change(session: Session, lead: Lead, kind: str, actor: Principal | None, *, at: datetime,
+                  from_status: str | None = None, to_status: str | None = None, reason: str = "") -> None:
+    """A line of the lead's history, and for a move of its status the domain event other domains react to (the
+    customer's happening among them): every status change of a lead goes through here."""
     session.add(LeadChange(**_change_row(lead, kind, actor, at=at, from_status=from_status, to_status=to_status,
                                          reason=reason)))
     if kind == "status":
@@ -182,7 +184,7 @@ def _place(session: Session, lead: Lead, unit_id: int, owner_id: int | None, act
         if lead.first_contacted_at is None:
             lead.first_contact_due_at = (router or Router(session, lead.org_id)).first_contact_due(unit_id, now)
             lead.escalated_at = None
-    _change(session, lead, "assigned", actor, at=now, reason=reason)
+    record_change(session, lead, "assigned", actor, at=now, reason=reason)
 
 
 # -- making leads ----------------------------------------------------------------------------------------------
@@ -455,7 +457,7 @@ def set_status(session: Session, principal: Principal, lead: Lead, status: str, 
     if status in ("sal", "sql", "converted") and lead.first_contacted_at is None:
         lead.first_contacted_at = now  # accepting or qualifying a lead means sales has talked to them
     session.flush()
-    _change(session, lead, "status", principal, at=now, from_status=before, to_status=status,
+    record_change(session, lead, "status", principal, at=now, from_status=before, to_status=status,
             reason=" ".join(filter(None, [reason, note])))
     _write_back(session, lead, session.get(Profile, lead.profile_id))  # type: ignore[arg-type]
     audit.record(session, principal, action="status", entity="leads", entity_id=lead.id, unit_id=lead.unit_id,
@@ -470,7 +472,7 @@ def mark_contacted(session: Session, principal: Principal, lead_id: int, note: s
     now = _now()
     if lead.first_contacted_at is None:
         lead.first_contacted_at = now
-    _change(session, lead, "contacted", principal, at=now, reason=note)
+    record_change(session, lead, "contacted", principal, at=now, reason=note)
     session.flush()
     return lead
 
@@ -542,7 +544,7 @@ def escalate_overdue(database: Database, limit: int = 500) -> bool:
             claimed = session.execute(update(Lead).where(Lead.id == lead.id, Lead.escalated_at.is_(None))
                                       .values(escalated_at=now).execution_options(synchronize_session=False)).rowcount
             if claimed:
-                _change(session, lead, "escalated", None, at=now, reason="first_contact_overdue")
+                record_change(session, lead, "escalated", None, at=now, reason="first_contact_overdue")
     return bool(due)
 
 
@@ -758,7 +760,7 @@ def fold_open_leads(session: Session, winner: Profile, record: Merge) -> None:
             before = lead.status
             lead.status, lead.status_changed_at, lead.disqualify_reason = "disqualified", now, "duplicate"
             session.flush()
-            _change(session, lead, "status", None, at=now, from_status=before, to_status="disqualified",
+            record_change(session, lead, "status", None, at=now, from_status=before, to_status="disqualified",
                     reason="duplicate")
     if folded:
         record.moved = {**(record.moved or {}), "folded_leads": {
@@ -781,7 +783,7 @@ def unfold_leads(session: Session, record: Merge) -> None:
         if kept is not None:
             kept.inquiries = max(1, kept.inquiries - lead.inquiries)
         session.flush()
-        _change(session, lead, "status", None, at=now, from_status="disqualified", to_status=status,
+        record_change(session, lead, "status", None, at=now, from_status="disqualified", to_status=status,
                 reason="unmerged")
     session.flush()
 

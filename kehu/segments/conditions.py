@@ -9,6 +9,7 @@ of the offending node in the JSON (``condition.conditions.1.value``), all of the
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from kehu.cdp.fields import definitions
+from kehu.cdp.happenings import HAPPENING
 from kehu.cdp.models import (
     Account,
     AccountMember,
@@ -33,11 +35,12 @@ from kehu.cdp.models import (
     Profile,
 )
 from kehu.cdp.views import PersonalData
+from kehu.core import events
 from kehu.core.db import utcnow
 from kehu.core.errors import FieldError, Forbidden, ValidationFailed
 from kehu.segments import schemas
 from kehu.segments.models import ProfileTag, Segment, SegmentMember, Tag
-from kehu.tenancy.access import Principal, Ref, check_references
+from kehu.tenancy.access import Principal, Ref, check_references, is_root_path, units_under
 from kehu.tenancy.models import BusinessUnit
 
 # Standard fields and their kinds; custom fields are ``attributes.<key>`` with the kind of their definition.
@@ -83,6 +86,9 @@ class Compiler:
     within: frozenset[int] = frozenset()  # the segment(s) this condition defines: referring to one is a cycle
     errors: list[FieldError] = field(default_factory=list)
     reader: Principal | None = None
+    # the units whose happenings (a lead's status, a deal won: kehu/cdp/happenings.py) the condition may see; None:
+    # every unit's. A dealer's customer's deal at another dealer is that dealer's business, not a fact to segment on.
+    happening_units: frozenset[int] | None = None
 
     @cached_property
     def personal(self) -> PersonalData:
@@ -383,7 +389,7 @@ class Compiler:
 
     # -- events -----------------------------------------------------------------------------------------
     def _event(self, node: schemas.EventRule, path: str) -> ColumnElement[bool]:
-        wheres = [Event.org_id == self.org_id, Event.event == node.event,
+        wheres = [Event.org_id == self.org_id, Event.event == node.event, *self._happenings_seen(node.event),
                   *self._window(Event.ts, node.window, f"{path}.window")]
         for i, condition in enumerate(node.where):
             wheres.append(self._property(condition, f"{path}.where.{i}"))
@@ -419,8 +425,16 @@ class Compiler:
         having = self._moment_bound(moment, node.op, node.value, f"{path}.value")
         if having is None:
             return false()
-        return Profile.id.in_(select(Event.profile_id).where(Event.org_id == self.org_id, Event.event == node.event)
+        return Profile.id.in_(select(Event.profile_id).where(Event.org_id == self.org_id, Event.event == node.event,
+                                                             *self._happenings_seen(node.event))
                               .group_by(Event.profile_id).having(having))
+
+    def _happenings_seen(self, event: str) -> list[ColumnElement[bool]]:
+        """For an event kehu also records as a happening, those of other units left out (a test-drive booking is
+        left alone: its index answers "who did it" without reading the events themselves)."""
+        if self.happening_units is None or event not in happening_names():
+            return []
+        return [or_(Event.type != HAPPENING, Event.properties["unit_id"].as_integer().in_(self.happening_units))]
 
     def _moment_bound(self, moment: Any, op: str, value: Any, path: str) -> ColumnElement[bool] | None:
         """``moment`` (an aggregate time) against a day or a number of days back; None when ``value`` is bad."""
@@ -536,17 +550,27 @@ def operators_for(kind: str, *, personal: bool, reads_pii: bool) -> set[str]:
     return OPERATORS[kind] if reads_pii or not personal else OPERATORS[kind] & PRESENCE_OPERATORS
 
 
+def happening_names() -> set[str]:
+    """The names of the events kehu records on customers itself (kinds declared with ``customer_event``)."""
+    return {kind.customer_event for kind in events.declared().values() if kind.customer_event}
+
+
 def compile_condition(session: Session, org_id: int, timezone: str, condition: Any, *, reader: Principal | None,
-                      now: datetime | None = None, path: str = "condition", segment_id: int | None = None
-                      ) -> ColumnElement[bool]:
+                      now: datetime | None = None, path: str = "condition", segment_id: int | None = None,
+                      happening_units: Collection[int] | None = None) -> ColumnElement[bool]:
     """The SQL filter over ``Profile`` for ``condition`` (of segment ``segment_id``, if it defines one), or
     ValidationFailed naming every bad node. ``reader`` is who asks (their pii.read decides what they may ask
     of personal data: Forbidden naming the fields otherwise); None is the platform evaluating a condition that
-    was checked against its author when it was saved (a segment's refresh, a scoring rule)."""
+    was checked against its author when it was saved (a segment's refresh, a scoring rule). Happenings on the
+    customer (kehu/cdp/happenings.py) count only where they happened within the reader's units
+    (``happening_units`` for the platform: a segment's refresh gives its unit's)."""
     custom = definitions(session, org_id)
+    if reader is not None and happening_units is None and not is_root_path(reader.unit_path):
+        happening_units = reader.unit_tree if reader.unit_tree is not None else units_under(
+            session, org_id, reader.unit_path)
     compiler = Compiler(session, org_id, ZoneInfo(timezone), now or utcnow(), session.get_bind().dialect.name,
                         custom, reader is None or reader.has("pii.read"), frozenset({segment_id} if segment_id else ()),
-                        reader=reader)
+                        reader=reader, happening_units=None if happening_units is None else frozenset(happening_units))
     clause = compiler.compile(condition, path)
     if any(e.code == PII_REFUSED for e in compiler.errors):
         raise Forbidden("The condition tests personal data, which your roles do not let you read.",

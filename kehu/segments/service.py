@@ -335,12 +335,12 @@ def refresh_members(session: Session, segment: Segment) -> tuple[int, int]:
     unit_path = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == segment.unit_id)) or "/"
     timezone = session.scalar(select(Organization.timezone).where(Organization.id == segment.org_id))
     condition = schemas.condition_adapter.validate_python(segment.condition)
-    clause = compile_condition(session, segment.org_id, timezone or "Asia/Shanghai", condition, reader=None,
-                               segment_id=segment.id)
     # the units by id, and none at all for the top unit: see Principal.unit_tree for why
+    units = None if is_root_path(unit_path) else units_under(session, segment.org_id, unit_path)
+    clause = compile_condition(session, segment.org_id, timezone or "Asia/Shanghai", condition, reader=None,
+                               segment_id=segment.id, happening_units=units)
     covered = (Profile.org_id == segment.org_id, Profile.merged_into_id.is_(None), clause,
-               *(() if is_root_path(unit_path) else
-                 (Profile.unit_id.in_(units_under(session, segment.org_id, unit_path)),)))
+               *(() if units is None else (Profile.unit_id.in_(units),)))
     member = SegmentMember
     found = select(literal(segment.id), Profile.id, literal(segment.org_id), literal(number), literal(False),
                    literal(now, type_=member.added_at.type)).where(*covered)

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from nicegui import __version__ as nicegui_version
 from nicegui import app as gui_app
 from nicegui import ui
+from starlette.middleware.gzip import GZipMiddleware
 
 from kehu.core.db import Database, get_database
 from kehu.core.domains import Domain, NavEntry, load, navigation
@@ -410,6 +411,23 @@ async def login_page() -> None:
 
 
 # -- mounting the domains' pages ------------------------------------------------------------------------
+class _PagesGZip(GZipMiddleware):
+    """NiceGUI's gzip for its pages and dynamic answers, not for the versioned assets (compressed once, in
+    memory: StaticCacheMiddleware)."""
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(app)
+        self.assets = f"/_nicegui/{nicegui_version}/"
+        self.dynamic = f"/_nicegui/{nicegui_version}/dynamic_resources/"
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.startswith(self.assets) and not path.startswith(self.dynamic):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def extensions(kind: str) -> list[Callable[..., Any]]:
     """What the mounted domains' manifests name for ``kind`` (``customer_panels``, ``selection_actions``,
     ``inquiry_actions``: see kehu/core/domains.py), in the domains' order: how one domain's page shows another
@@ -441,10 +459,10 @@ def mount_ui(app: FastAPI, settings: Settings, database: Database | None, *, dom
     for domain in domains:
         for register in domain.pages:
             load(register)()
-    # the assets are compressed once and served from memory (StaticCacheMiddleware), pages go uncompressed:
-    # NiceGUI's gzip compressed every asset again for every first visit, on the event loop
+    # the assets are compressed once and served from memory (StaticCacheMiddleware); NiceGUI's gzip is kept for
+    # the pages only: it compressed every asset again for every first visit, on the event loop
     ui.run_with(app, storage_secret=settings.effective_secret_key(), title="kehu 客户", favicon="🚗",
-                language="zh-CN", show_welcome_message=False, gzip_middleware_factory=None,
+                language="zh-CN", show_welcome_message=False, gzip_middleware_factory=_PagesGZip,
                 # HttpOnly is Starlette's default; Secure is added per request by SecurityHeadersMiddleware
                 session_middleware_kwargs={"max_age": int(settings.ui_session_hours * 3600), "same_site": "lax",
                                            "https_only": settings.cookie_secure is True})

@@ -71,3 +71,60 @@ def test_a_dealer_finds_only_its_own_customers_happenings(sales, client, login, 
     changed = {"type": "event", "event": "lead_status_changed"}
     assert preview(client, admin, changed) == ["上海客", "杭州客"]
     assert preview(client, login("a.manager@example.com"), changed) == ["上海客"]
+
+
+def test_another_dealers_happening_on_a_shared_customer_counts_only_for_that_dealer(sales, client, login,
+                                                                                    clean_database):
+    """One person, a customer of dealer A, inquires at dealer B too: B disqualifying its lead is B's business.
+    Dealer A's segments do not find the person by it (nor does the 360's list of events show it); once A's own
+    lead moves, A's do."""
+    admin = login("admin@example.com")
+    person = client.post("/api/v1/customers", headers=admin, json={
+        "name": "两边客", "mobile": "13900007021", "unit_id": sales.dealer_a.id})
+    assert person.status_code == 201, person.text
+    profile_id = person.json()["id"]
+    at_a = new_lead(client, login("a.sales@example.com"), "13900007021")
+    b_sales = login("b.sales@example.com")
+    at_b = new_lead(client, b_sales, "13900007021")
+    assert at_a["id"] != at_b["id"] and at_a["profile_id"] == at_b["profile_id"] == profile_id
+    assert client.post(f"/api/v1/leads/{at_b['id']}/status", headers=b_sales,
+                       json={"status": "disqualified", "reason": "bought_elsewhere"}).status_code == 200
+    while events.consume_all(clean_database):
+        pass
+    changed = {"type": "event", "event": "lead_status_changed"}
+    a_manager = login("a.manager@example.com")
+    assert preview(client, admin, changed) == ["两边客"]
+    assert preview(client, a_manager, changed) == []
+    seen = client.get(f"/api/v1/customers/{profile_id}", headers=a_manager, params={"include": "events"})
+    assert seen.status_code == 200, seen.text
+    assert "events" in seen.json()
+    assert not [e for e in seen.json()["events"] if e.get("event") == "lead_status_changed"]
+    assert client.post(f"/api/v1/leads/{at_a['id']}/status", headers=admin, json={"status": "mql"}).status_code == 200
+    while events.consume_all(clean_database):
+        pass
+    assert preview(client, a_manager, changed) == ["两边客"]
+
+
+def test_a_happening_follows_a_merge_made_before_it_was_read(sales, client, login, clean_database):
+    """The lead moved, then its customer was merged into another record before the worker read the event: the
+    customer's event lands on the record kept, where segments look, not on the merged-away one."""
+    admin = login("admin@example.com")
+    lead = new_lead(client, login("agent@example.com"), "13900007031", name="合并前", city="上海")
+    assert client.post(f"/api/v1/leads/{lead['id']}/status", headers=admin, json={"status": "mql"}).status_code == 200
+    kept = customer(client, admin, "13900007032", name="合并后")
+    merged = client.post("/api/v1/customers/merges", headers=admin,
+                         json={"winner_id": kept, "loser_id": lead["profile_id"]})
+    assert merged.status_code == 201, merged.text
+    while events.consume_all(clean_database):
+        pass
+    assert preview(client, admin, {"type": "event", "event": "lead_status_changed"}) == ["合并后"]
+
+
+def test_scores_and_deals_won_at_once_are_happenings_too(sales, client, login, session, clean_database):
+    """A deal entered as already won (a sale recorded after the fact) is a win like any other."""
+    admin = login("admin@example.com")
+    buyer = customer(client, admin, "13900007041", name="补录")
+    open_deal(client, admin, buyer, amount="180000", stage_key="delivery")
+    while events.consume_all(clean_database):
+        pass
+    assert preview(client, admin, {"type": "event", "event": "opportunity_won"}) == ["补录"]

@@ -14,7 +14,7 @@ from kehu.cdp import service as cdp_service
 from kehu.cdp.identity_rules import list_rules
 from kehu.cdp.views import PersonalData
 from kehu.segments import schemas, service, tags
-from kehu.segments.conditions import OPTIONS, STANDARD_FIELDS, operators_for
+from kehu.segments.conditions import OPTIONS, STANDARD_FIELDS, happening_names, operators_for
 from kehu.tenancy import service as tenancy_service
 from kehu.ui.shell import tr, unit_of_work
 
@@ -23,6 +23,16 @@ RULE_TYPES = ("field", "event", "event_time", "orders", "consent", "identity", "
 CHANNELS = ("sms", "email", "wechat", "phone", "app_push", "mail")
 COMMON_EVENTS = ("test_drive_booked", "test_drive_completed", "showroom_visit", "quote_requested", "order_placed",
                  "vehicle_delivered", "maintenance_visit", "complaint", "ad_click", "wechat_follow", "app_login")
+
+
+
+
+def _event_names(chosen: str) -> list[str]:
+    """The chosen event first, then the common ones and what kehu itself records on customers (a lead's status
+    changing, a deal won)."""
+    return list(dict.fromkeys([chosen, *COMMON_EVENTS, *sorted(happening_names())]))
+
+
 NEEDS_NO_VALUE = {"is_set", "is_not_set", "is_true", "is_false"}
 MAX_DEPTH = 3  # groups within groups within groups: deeper is rarely what a marketer means
 
@@ -311,7 +321,7 @@ def _rule_inputs(builder: Builder, rule: dict[str, Any], set_value: Any) -> None
     elif kind == "event":
         with ui.column().classes("gap-1"):
             with ui.row().classes("items-center gap-2"):
-                ui.select(list(dict.fromkeys([rule["event"], *COMMON_EVENTS])), value=rule["event"],
+                ui.select(_event_names(rule["event"]), value=rule["event"],
                           new_value_mode="add-unique", with_input=True, label=tr("segments.event"),
                           on_change=lambda e: set_value(rule, "event", e.value)).props("dense outlined").classes(
                     "w-52")
@@ -362,7 +372,7 @@ def _rule_inputs(builder: Builder, rule: dict[str, Any], set_value: Any) -> None
     elif kind == "event_time":
         ui.select({w: tr(f"segments.which.{w}") for w in ("first", "last")}, value=rule["which"],
                   on_change=lambda e: set_value(rule, "which", e.value)).props("dense outlined").classes("w-28")
-        ui.select(list(dict.fromkeys([rule["event"], *COMMON_EVENTS])), value=rule["event"],
+        ui.select(_event_names(rule["event"]), value=rule["event"],
                   new_value_mode="add-unique", with_input=True, label=tr("segments.event"),
                   on_change=lambda e: set_value(rule, "event", e.value)).props("dense outlined").classes("w-52")
         op_select(["within_last_days", "more_than_days_ago", "before", "after"])
