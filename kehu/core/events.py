@@ -24,12 +24,13 @@ are handed out in commit order already and the transaction id is 0.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, FetchedValue, Index, String, func, literal, select, text, tuple_, update
+from sqlalchemy import BigInteger, FetchedValue, Index, String, delete, func, literal, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -323,6 +324,42 @@ def skip_to_end(session: Session, consumer: str) -> None:
     end = _last_final(session, table, horizon, tuple_(table.txid, table.id) > tuple_(cursor.txid, cursor.event_id))
     if end is not None:
         _move(session, subscription, end)
+
+
+PRUNE_BATCH = 10_000
+_pruned_at = 0.0  # when this process last found nothing more to prune (it looks again an hour later)
+
+
+def prune(database: Database, *, older_than: timedelta, batch: int = PRUNE_BATCH) -> int:
+    """Delete up to ``batch`` domain events older than ``older_than`` that every consumer of domain events has
+    read (none while a consumer registered here has no cursor yet: one reading from the start would miss them).
+    Returns how many went."""
+    readers = [s.consumer for s in _SUBSCRIPTIONS.values() if not s.within and s.stream is None]
+    with database.unit_of_work(writer=True) as session:
+        cursors = session.execute(select(EventCursor.txid, EventCursor.event_id)
+                                  .where(EventCursor.consumer.in_(readers))).all() if readers else []
+        if len(cursors) < len(readers):
+            return 0
+        cutoff = utcnow() - older_than
+        behind_every_reader = [tuple_(DomainEvent.txid, DomainEvent.id) <= tuple_(*min(cursors))] if cursors else []
+        doomed = select(DomainEvent.id).where(DomainEvent.at < cutoff, *behind_every_reader).limit(batch)
+        result: Any = session.execute(delete(DomainEvent).where(DomainEvent.id.in_(doomed))
+                                      .execution_options(synchronize_session=False))
+        return int(result.rowcount or 0)
+
+
+@poller
+def prune_read_events(database: Database) -> bool:
+    """The worker's step of ``prune``: at most once an hour once there is nothing left, a batch at a time."""
+    global _pruned_at
+    if time.monotonic() - _pruned_at < 3600:
+        return False
+    from kehu.core.settings import get_settings
+
+    gone = prune(database, older_than=timedelta(days=get_settings().domain_event_days))
+    if gone < PRUNE_BATCH:
+        _pruned_at = time.monotonic()
+    return gone > 0
 
 
 @poller

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     # for a page does not. Only a worker process of its own is lowered, never a server's embedded worker.
     worker_nice: int = Field(default=10, ge=0, le=19)
     segment_refresh_minutes: int = Field(default=1440, ge=5)  # dynamic segments are recomputed this often
+    # Domain events every consumer has read are deleted once they are this old (core/events.py): the outbox holds
+    # what is yet to be read and a month of history, not every merge and status change since the first day.
+    domain_event_days: int = Field(default=30, ge=1)
     # Once an organisation has looked for duplicates, a worker looks again this often (0: only on demand).
     dedupe_refresh_hours: int = Field(default=24, ge=0)
 

@@ -207,3 +207,35 @@ def test_a_reaction_within_the_transaction_commits_and_rolls_back_with_the_chang
 def test_only_named_domain_events_can_be_handled_within_their_transaction():
     with pytest.raises(ValueError, match="within"):
         events.subscribe("test-within-everything", [], within=True)
+
+
+def test_old_events_every_consumer_has_read_are_pruned_and_nothing_else(clean_database):
+    """The outbox keeps what a consumer has yet to read, and recent history; the rest goes, a batch at a time."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from kehu.core.db import utcnow
+
+    old = happen(clean_database, 5)
+    with clean_database.unit_of_work() as session:
+        session.execute(update(DomainEvent).where(DomainEvent.id.in_(old)).values(at=utcnow() - timedelta(days=40)))
+    recent = happen(clean_database, 2)
+    while events.consume_all(clean_database):  # the domains' own consumers (if loaded) have read them all
+        pass
+    name = "test-pruning-reader"
+    registered = events.subscribe(name, [HAPPENED], batch=3, from_start=True)(recorder)
+    try:
+        assert events.prune(clean_database, older_than=timedelta(days=30)) == 0  # it has not read anything yet
+        events.consume(clean_database, events.subscriptions()[name])  # reads 3 of the 5 old ones
+        assert events.prune(clean_database, older_than=timedelta(days=30), batch=2) == 2
+        assert events.prune(clean_database, older_than=timedelta(days=30)) == 1  # the third; two it has not read
+        while events.consume(clean_database, events.subscriptions()[name]):
+            pass
+        assert events.prune(clean_database, older_than=timedelta(days=30)) == 2
+        with clean_database.unit_of_work() as session:
+            left = set(session.scalars(select(DomainEvent.id).where(DomainEvent.kind == HAPPENED.name)))
+        assert left == set(recent)  # recent history stays, read or not
+        assert handled_ids(clean_database) == old + recent  # and every event was handed over before it went
+    finally:
+        assert events._SUBSCRIPTIONS.pop(name).handler is registered
