@@ -264,6 +264,23 @@ def _anything_new(database: Database, subscription: Subscription) -> bool:
         return session.execute(select(table.id).where(after, _final(table, horizon)).limit(1)).first() is not None
 
 
+UNKNOWN_KIND_GRACE = timedelta(minutes=10)
+
+
+def _until_unknown(subscription: Subscription, rows: list[DomainEvent]) -> list[DomainEvent]:
+    """The rows before the first recent one of a kind this process does not know, for a consumer that picks kinds
+    by what they are (``selects``): during a rolling deploy a newer process publishes kinds an older worker has
+    not heard of, and moving past them would lose them for good; the newer workers read them instead. A kind
+    still unknown after ``UNKNOWN_KIND_GRACE`` is taken for one no longer in the code and passed over."""
+    if subscription.selects is None:
+        return rows
+    recent = utcnow() - UNKNOWN_KIND_GRACE
+    for index, row in enumerate(rows):
+        if row.kind not in _KINDS and row.at > recent:
+            return rows[:index]
+    return rows
+
+
 def consume(database: Database, subscription: Subscription) -> int:
     """One step of one consumer, in one transaction: lock its cursor, read the final rows after it (up to
     ``batch``), hand those it wants to its handler, move the cursor past every row read, commit. Returns how many
@@ -278,6 +295,7 @@ def consume(database: Database, subscription: Subscription) -> int:
         if table is DomainEvent:
             rows = list(session.scalars(select(DomainEvent).where(after, _final(table, horizon))
                                         .order_by(DomainEvent.txid, DomainEvent.id).limit(subscription.batch)))
+            rows = _until_unknown(subscription, rows)
             if not rows:
                 return 0
             chosen = [row for row in rows if subscription.reads(row.kind)]

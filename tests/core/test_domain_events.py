@@ -239,3 +239,33 @@ def test_old_events_every_consumer_has_read_are_pruned_and_nothing_else(clean_da
         assert handled_ids(clean_database) == old + recent  # and every event was handed over before it went
     finally:
         assert events._SUBSCRIPTIONS.pop(name).handler is registered
+
+
+def test_a_consumer_by_selection_waits_for_a_kind_it_does_not_know_yet_then_passes_an_old_one(clean_database):
+    """In a rolling deploy a newer worker publishes a kind an older one has not heard of: the older one must not
+    move past it (the newer ones will read it), but a kind unknown for long is one that left the code."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from kehu.core.db import utcnow
+
+    before = happen(clean_database, 1)
+    with clean_database.unit_of_work() as session:
+        stranger = DomainEvent(org_id=1, kind="future.domain_happened", payload={})
+        session.add(stranger)
+        session.flush()
+        stranger_id = stranger.id
+    after = happen(clean_database, 1)
+    seen: list[int] = []
+    picky = Subscription("test-picky", frozenset(), lambda _s, rows: seen.extend(r.id for r in rows),
+                         from_start=True, selects=lambda kind: kind.name == HAPPENED.name)
+    while events.consume(clean_database, picky):
+        pass
+    assert seen == before  # stopped before the kind it does not know
+    with clean_database.unit_of_work() as session:
+        session.execute(update(DomainEvent).where(DomainEvent.id == stranger_id)
+                        .values(at=utcnow() - timedelta(hours=1)))
+    while events.consume(clean_database, picky):
+        pass
+    assert seen == before + after  # an hour on, it is taken for a kind the code no longer has
