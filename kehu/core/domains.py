@@ -1,6 +1,7 @@
 """Domain manifests: what each domain brings to the application, declared in one place (its ``manifest.py``), and
-the one list of domains (``kehu/domains.py``) that the app, the web UI's shell, the worker, the role editor and
-Alembic loop over. Adding a domain is a new folder with a manifest and one line in that list.
+the one list of domains (``kehu/domains.py``) that the app, the web UI's shell, the worker and Alembic loop over
+(the role editor's entities are checked against it). Adding a domain is a new folder with a manifest and one line
+in that list.
 
 A manifest names its parts as ``"module:attribute"`` (or a module) rather than importing them: the worker loads a
 domain's services without its pages and the web framework, and the shell mounts the pages without importing them
