@@ -17,11 +17,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from kehu.cdp.models import Event, Identity, Profile
+from kehu.cdp.models import HAPPENING, Event, Identity
+from kehu.cdp.service import live_profile_ids
 from kehu.core import events
 from kehu.core.db import dialect_insert, utcnow
 
-HAPPENING = "kehu"  # Event.type of what kehu recorded itself (track, page, identify… come from sources)
 HAPPENINGS_CONSUMER = "cdp.customer_happenings"
 
 
@@ -31,7 +31,7 @@ def _to_customer_events(session: Session, happened: list[events.DomainEvent]) ->
     mine = [event for event in happened if event.profile_id is not None]
     if not mine:
         return
-    live = _live_profiles(session, {event.profile_id for event in mine if event.profile_id is not None})
+    live = live_profile_ids(session, {event.profile_id for event in mine if event.profile_id is not None})
     oldest = dict(session.execute(select(Identity.profile_id, func.min(Identity.id))
                                   .where(Identity.profile_id.in_(set(live.values())))
                                   .group_by(Identity.profile_id)).all())
@@ -49,20 +49,3 @@ def _to_customer_events(session: Session, happened: list[events.DomainEvent]) ->
     session.execute(dialect_insert(session)(Event).on_conflict_do_nothing(
         index_elements=["source_id", "message_id"]), rows)
 
-
-def _live_profiles(session: Session, profile_ids: set[int]) -> dict[int, int]:
-    """Each profile's live record: itself, or the one it was merged into (a merge between the happening and
-    this consumer's read: written on the merged-away record it would be lost to every segment)."""
-    live = {profile_id: profile_id for profile_id in profile_ids}
-    pending = set(profile_ids)
-    for _ in range(20):  # merges chain rarely more than once or twice
-        merged: dict[int, int] = {profile_id: into for profile_id, into in session.execute(
-            select(Profile.id, Profile.merged_into_id).where(Profile.id.in_(pending),
-                                                              Profile.merged_into_id.is_not(None))) if into is not None}
-        if not merged:
-            break
-        for start, now in live.items():
-            if now in merged:
-                live[start] = merged[now]
-        pending = set(merged.values())
-    return live

@@ -141,6 +141,9 @@ class IdentityKind(IdMixin, Base):
     label_en: Mapped[str] = mapped_column(String(60), default="")
 
 
+HAPPENING = "kehu"  # Event.type of what kehu recorded on the customer itself (kehu/cdp/happenings.py)
+
+
 class Event(IdMixin, Base):
     """Append-only. ``identity_id`` never changes; ``profile_id`` follows merges (set-based re-pointing)."""
 
@@ -159,7 +162,7 @@ class Event(IdMixin, Base):
     org_id: Mapped[int] = mapped_column(BigId)
     source_id: Mapped[int] = mapped_column(BigId)
     message_id: Mapped[str] = mapped_column(String(100))
-    type: Mapped[str] = mapped_column(String(16))  # track | page | screen | identify | group | alias
+    type: Mapped[str] = mapped_column(String(16))  # track | page | screen | identify | group | alias | HAPPENING
     event: Mapped[str] = mapped_column(String(200))
     ts: Mapped[datetime] = mapped_column()
     received_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from kehu.cdp.happenings import HAPPENING
-from kehu.cdp.models import Event, Order, Profile
+from kehu.cdp.models import HAPPENING, Event, Order, Profile
 from kehu.core.audit import AuditRecord
 from kehu.core.errors import invalid
 from kehu.core.pagination import Page, decode_cursor, encode_cursor

@@ -71,6 +71,11 @@ def declared() -> dict[str, EventKind]:
     return dict(_KINDS)
 
 
+def customer_events() -> set[str]:
+    """The names under which declared kinds join the customer's own events (``customer_event``)."""
+    return {kind.customer_event for kind in _KINDS.values() if kind.customer_event}
+
+
 class DomainEvent(Base):
     """One thing that happened, as its domain published it."""
 

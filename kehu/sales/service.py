@@ -620,13 +620,12 @@ def _leads_from(session: Session, batch: list[Event]) -> None:
         org_events = [e for e in org_events if e.event in rules and e.received_at >= rules[e.event].created_at]
         if not org_events:
             continue
+        live = cdp_service.live_profile_ids(session, {e.profile_id for e in org_events})
         loaded = {p.id: p for p in session.scalars(select(Profile).where(
-            Profile.id.in_({e.profile_id for e in org_events})))}  # one read for the batch
+            Profile.id.in_(set(live.values()))))}  # one read for the batch, merged-away ids followed
         inquiries: list[Inquiry] = []
         for event in org_events:
-            profile = loaded.get(event.profile_id) or session.get(Profile, event.profile_id)
-            while profile is not None and profile.merged_into_id is not None:
-                profile = session.get(Profile, profile.merged_into_id)
+            profile = loaded.get(live.get(event.profile_id, event.profile_id))
             if profile is None:
                 continue
             rule = rules[event.event]

@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from kehu.cdp.fields import definitions
-from kehu.cdp.happenings import HAPPENING
 from kehu.cdp.models import (
+    HAPPENING,
     Account,
     AccountMember,
     ConsentRecord,
@@ -432,7 +432,7 @@ class Compiler:
     def _happenings_seen(self, event: str) -> list[ColumnElement[bool]]:
         """For an event kehu also records as a happening, those of other units left out (a test-drive booking is
         left alone: its index answers "who did it" without reading the events themselves)."""
-        if self.happening_units is None or event not in happening_names():
+        if self.happening_units is None or event not in events.customer_events():
             return []
         return [or_(Event.type != HAPPENING, Event.properties["unit_id"].as_integer().in_(self.happening_units))]
 
@@ -548,11 +548,6 @@ def _bounded(profile_id: Any, op: str, n: int, at_least: Any) -> ColumnElement[b
 def operators_for(kind: str, *, personal: bool, reads_pii: bool) -> set[str]:
     """The operators a reader may use on a field of ``kind`` (``personal``: its values are masked for them)."""
     return OPERATORS[kind] if reads_pii or not personal else OPERATORS[kind] & PRESENCE_OPERATORS
-
-
-def happening_names() -> set[str]:
-    """The names of the events kehu records on customers itself (kinds declared with ``customer_event``)."""
-    return {kind.customer_event for kind in events.declared().values() if kind.customer_event}
 
 
 def compile_condition(session: Session, org_id: int, timezone: str, condition: Any, *, reader: Principal | None,

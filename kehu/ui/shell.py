@@ -411,18 +411,17 @@ async def login_page() -> None:
 
 
 # -- mounting the domains' pages ------------------------------------------------------------------------
+ASSETS = f"/_nicegui/{nicegui_version}/"  # NiceGUI's versioned assets: they never change for a version
+DYNAMIC_ASSETS = f"{ASSETS}dynamic_resources/"  # … except these
+
+
 class _PagesGZip(GZipMiddleware):
     """NiceGUI's gzip for its pages and dynamic answers, not for the versioned assets (compressed once, in
     memory: StaticCacheMiddleware)."""
 
-    def __init__(self, app: Any) -> None:
-        super().__init__(app)
-        self.assets = f"/_nicegui/{nicegui_version}/"
-        self.dynamic = f"/_nicegui/{nicegui_version}/dynamic_resources/"
-
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if path.startswith(self.assets) and not path.startswith(self.dynamic):
+        if path.startswith(ASSETS) and not path.startswith(DYNAMIC_ASSETS):
             await self.app(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
@@ -466,5 +465,4 @@ def mount_ui(app: FastAPI, settings: Settings, database: Database | None, *, dom
                 # HttpOnly is Starlette's default; Secure is added per request by SecurityHeadersMiddleware
                 session_middleware_kwargs={"max_age": int(settings.ui_session_hours * 3600), "same_site": "lax",
                                            "https_only": settings.cookie_secure is True})
-    app.add_middleware(StaticCacheMiddleware, prefix=f"/_nicegui/{nicegui_version}/",
-                       skip=(f"/_nicegui/{nicegui_version}/dynamic_resources/",))
+    app.add_middleware(StaticCacheMiddleware, prefix=ASSETS, skip=(DYNAMIC_ASSETS,))

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from kehu.cdp.happenings import HAPPENING
-from kehu.cdp.models import Event
+from kehu.cdp.models import HAPPENING, Event
 from kehu.core import events
 from tests.sales.conftest import new_lead
 from tests.sales.test_opportunities import customer, open_deal

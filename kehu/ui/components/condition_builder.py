@@ -13,8 +13,9 @@ from kehu.cdp import fields
 from kehu.cdp import service as cdp_service
 from kehu.cdp.identity_rules import list_rules
 from kehu.cdp.views import PersonalData
+from kehu.core import events
 from kehu.segments import schemas, service, tags
-from kehu.segments.conditions import OPTIONS, STANDARD_FIELDS, happening_names, operators_for
+from kehu.segments.conditions import OPTIONS, STANDARD_FIELDS, operators_for
 from kehu.tenancy import service as tenancy_service
 from kehu.ui.shell import tr, unit_of_work
 
@@ -30,7 +31,7 @@ COMMON_EVENTS = ("test_drive_booked", "test_drive_completed", "showroom_visit", 
 def _event_names(chosen: str) -> list[str]:
     """The chosen event first, then the common ones and what kehu itself records on customers (a lead's status
     changing, a deal won)."""
-    return list(dict.fromkeys([chosen, *COMMON_EVENTS, *sorted(happening_names())]))
+    return list(dict.fromkeys([chosen, *COMMON_EVENTS, *sorted(events.customer_events())]))
 
 
 NEEDS_NO_VALUE = {"is_set", "is_not_set", "is_true", "is_false"}
