@@ -173,6 +173,12 @@ def demo(
             with console.status("Routing test-drive bookings to the dealers' salespeople as leads and deals…"):
                 leads = seed_sales(session, result.org.id)
             console.print(f"{leads} leads from test-drive bookings, routed to the dealers' salespeople.")
+            from kehu.demo.channels import seed_channels
+
+            with console.status("Writing message templates and broadcasts…"):
+                sent = seed_channels(session, result.org.id)
+            console.print(f"{sent} broadcasts: two go out now into the outbox (no provider is configured, so "
+                          "nothing leaves this machine), one waits for HQ's approval, one is drafted.")
             from kehu.cdp import dedupe
 
             with console.status("Looking for records that are probably one person…"):

@@ -46,6 +46,7 @@ IDENTITY_TRAITS = {
     "phone": "mobile", "mobile": "mobile", "email": "email", "wechat_openid": "wechat_openid",
     "wechatOpenId": "wechat_openid", "wechat_unionid": "wechat_unionid", "wechatUnionId": "wechat_unionid",
     "vin": "vin", "dealer_customer_no": "dealer_customer_no", "dealerCustomerNo": "dealer_customer_no",
+    "push_token": "push_token", "pushToken": "push_token",  # the app's push registration id (channels: push)
 }
 # Trait names (Segment's reserved traits and our own) that map onto profile columns.
 STANDARD_TRAITS = {

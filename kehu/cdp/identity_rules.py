@@ -32,6 +32,7 @@ DEFAULT_RULES = (
     KindRule("email", 50, 3, "邮箱", "E-mail"),
     KindRule("vin", 60, 10, "车架号", "VIN"),
     KindRule("wechat_openid", 70, 5, "微信 OpenID", "WeChat OpenID"),
+    KindRule("push_token", 85, 10, "App 推送 ID", "App push token"),
     KindRule("anonymous_id", 90, 100, "匿名ID", "Anonymous ID"),
 )
 UNKNOWN_KIND = KindRule("", 80, 5, "", "")

@@ -116,9 +116,11 @@ class TimelineItemOut(BaseModel):
     name), or what happened to one of their leads (kind "lead": action created | inquiry | status | assigned |
     contacted | escalated, entity_id the lead), or a sales activity (kind "activity": action call | visit |
     test_drive | quote | … | task), or a move of one of their opportunities (kind "opportunity": action
-    created | stage | won | lost | reopened, entity_id the opportunity, summary its title)."""
+    created | stage | won | lost | reopened, entity_id the opportunity, summary its title), or a message sent to
+    them (kind "message": action its status, entity_id the message, summary its subject, changes its channel and
+    when it was opened and clicked)."""
 
-    kind: Literal["event", "change", "segment", "lead", "activity", "opportunity"]
+    kind: Literal["event", "change", "segment", "lead", "activity", "opportunity", "message"]
     id: int
     ts: datetime
     type: str | None = Field(default=None, description="event: identify | track | page | screen | group | alias")

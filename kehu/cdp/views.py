@@ -32,7 +32,7 @@ PERSONAL_TRAITS = {"phone": masking.MOBILE, "mobile": masking.MOBILE, "email": m
 # Identity kinds that name a person only to the system that issued them (shown as they are); every other kind,
 # a custom one included, is masked as text unless it is a mobile or an e-mail.
 PSEUDONYMOUS_IDENTITIES = frozenset({"anonymous_id", "user_id", "wechat_openid", "wechat_unionid",
-                                     "dealer_customer_no"})
+                                     "dealer_customer_no", "push_token"})
 
 
 def identity_kind(kind: str) -> str | None:

@@ -106,10 +106,11 @@ def entry(
 # What the audit page filters by: every ``entity`` an audit record is written for (a test keeps this complete and
 # each one named in the catalogue as entity.<name>).
 AUDITED_ENTITIES = (
-    "accounts", "activities", "api_keys", "custom_fields", "dedupe_settings", "duplicate_candidates",
-    "identity_kinds", "imports", "jobs", "lead_rules", "lead_slas", "leads", "opportunities", "orders",
+    "accounts", "activities", "api_keys", "broadcasts", "channel_accounts", "communication_policies",
+    "content_items", "custom_fields", "dedupe_settings", "duplicate_candidates",
+    "identity_kinds", "imports", "jobs", "lead_rules", "lead_slas", "leads", "messages", "opportunities", "orders",
     "organizations", "pipelines", "products", "profiles", "rfm_models", "roles", "routing_rules", "score_rules",
-    "segments", "sources", "tag_groups", "tags", "units", "users",
+    "segments", "sources", "suppressions", "tag_groups", "tags", "templates", "units", "users",
 )
 
 

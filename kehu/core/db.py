@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import orjson
 from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -536,6 +536,13 @@ def one_of(column: Any, values: list[Any], dialect_name: str) -> Any:
             element = cast(element, column.type)
         return column.in_(select(element).scalar_subquery())
     return column.in_(values)
+
+
+def affected(result: Any) -> int:
+    """How many rows an UPDATE, DELETE or INSERT changed (``Session.execute`` is typed as returning any Result;
+    for these statements it is a cursor result that knows)."""
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount or 0)
 
 
 def commit_without_waiting_for_disk(session: Session) -> None:

@@ -30,7 +30,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, FetchedValue, Index, String, delete, func, literal, select, text, tuple_, update
+from sqlalchemy import (
+    BigInteger,
+    FetchedValue,
+    Index,
+    String,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -120,6 +133,27 @@ def publish(session: Session, kind: EventKind | str, *, org_id: int, entity: str
         session.flush()  # the reactions see the event with its id
     for subscription in reactions:
         subscription.handler(session, [event])
+
+
+def publish_many(session: Session, kind: EventKind | str, happened: list[dict[str, Any]]) -> None:
+    """Record many events of one kind in one statement (a dispatcher's batch of messages sent): each item has
+    ``org_id`` and may have ``entity``, ``entity_id``, ``profile_id``, ``at`` and ``payload``. Kinds with
+    reactions ``within`` the transaction are published one by one (their reactions need the rows)."""
+    kind = kind.name if isinstance(kind, EventKind) else kind
+    if kind not in _KINDS:
+        raise LookupError(f"event kind {kind!r} is not declared (events.declare)")
+    if not happened:
+        return
+    if _WITHIN.get(kind):
+        for item in happened:
+            publish(session, kind, org_id=item["org_id"], entity=item.get("entity"), entity_id=item.get("entity_id"),
+                    profile_id=item.get("profile_id"), **(item.get("payload") or {}))
+        return
+    now = utcnow()
+    session.execute(insert(DomainEvent), [
+        {"org_id": item["org_id"], "kind": kind, "entity": item.get("entity"), "entity_id": item.get("entity_id"),
+         "profile_id": item.get("profile_id"), "payload": item.get("payload") or {}, "at": item.get("at") or now}
+        for item in happened])
 
 
 Handler = Callable[[Session, list[Any]], None]

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     host: str = "127.0.0.1"
     port: int = 8000
+    # The address customers reach kehu at (https://crm.example.com): messages' tracked links, open pixels and
+    # unsubscribe links point there. Empty: http://host:port, which only works on this machine.
+    public_url: str = ""
     embedded_worker: bool | None = None  # None → on for SQLite, off for PostgreSQL
     job_lease_seconds: int = 60
     job_poll_seconds: float = 1.0
@@ -63,6 +66,10 @@ class Settings(BaseSettings):
     # they, 19 = least). Its work is queued already (the inbox, jobs) and waits a moment well; a person waiting
     # for a page does not. Only a worker process of its own is lowered, never a server's embedded worker.
     worker_nice: int = Field(default=10, ge=0, le=19)
+    # Messages a dispatcher hands to a provider between two commits (kehu/channels/dispatch.py). 1: a dispatcher
+    # that dies leaves at most one message in doubt (marked unknown where the provider cannot tell a repeat);
+    # more: faster sending, as many in doubt.
+    dispatch_hand_over: int = Field(default=1, ge=1, le=500)
     segment_refresh_minutes: int = Field(default=1440, ge=5)  # dynamic segments are recomputed this often
     # Domain events every consumer has read are deleted once they are this old (core/events.py): the outbox holds
     # what is yet to be read and a month of history, not every merge and status change since the first day.

@@ -107,6 +107,8 @@ def seed_customers(session: Session, org_id: int, *, customers: int, seed: int =
     # ear: a second record of the same person sharing no identity, for probabilistic dedupe to find. A rng of
     # its own, so the rest of the demo is the same with or without them.
     callers = random.Random(seed + 1)
+    # Who agreed to marketing e-mail at the showroom: a rng of its own too, for the same reason
+    mail_consent = random.Random(seed + 2)
     now = utcnow()
     counter = 0
 
@@ -142,7 +144,8 @@ def seed_customers(session: Session, org_id: int, *, customers: int, seed: int =
         if rng.random() < 0.6:  # comes to the showroom: the dealer's system knows them by phone and number
             dms_no = f"{dealer.code}-{n:06d}"
             consent = {"sms": {"marketing": rng.random() < 0.7, "service": True},
-                       "wechat": {"marketing": rng.random() < 0.5}, "phone": {"service": True}}
+                       "wechat": {"marketing": rng.random() < 0.5}, "phone": {"service": True},
+                       "email": {"marketing": mail_consent.random() < 0.6, "service": True}}
             emit(showroom.id, "identify", ts, userId=None, anonymousId=f"dms-{dms_no}",
                  traits={**traits, "dealer_customer_no": dms_no, "birthday": person["birthday"],
                          "lifecycle_stage": "opportunity", "consent": consent})

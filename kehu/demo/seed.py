@@ -82,6 +82,8 @@ def seed_demo(session: Session) -> DemoResult:
             sales = unit(dealer, f"{code}-S", f"{name}销售组", "team", province, city)
             service_team = unit(dealer, f"{code}-A", f"{name}售后组", "team", province, city)
             user(dealer, f"{code.lower()}.manager@demo.kehu.dev", "dealer_manager")
+            if d == 0:  # the first dealer of each region runs its own campaigns
+                user(dealer, f"{code.lower()}.marketing@demo.kehu.dev", "dealer_marketing")
             user(sales, f"{code.lower()}.sales1@demo.kehu.dev", "dealer_sales")
             if d % 2 == 0:
                 user(sales, f"{code.lower()}.sales2@demo.kehu.dev", "dealer_sales")

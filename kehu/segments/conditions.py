@@ -346,12 +346,13 @@ class Compiler:
     def _consent(self, node: schemas.ConsentRule, path: str) -> ColumnElement[bool]:
         later = ConsentRecord.__table__.alias("later")
         record = ConsentRecord.__table__.alias("record")
-        latest_granted = select(record.c.profile_id).where(
+        status = "withdrawn" if node.op in ("withdrawn", "not_withdrawn") else "granted"
+        latest_says = select(record.c.profile_id).where(
             record.c.org_id == self.org_id, record.c.channel == node.channel, record.c.purpose == node.purpose,
-            record.c.status == "granted",
+            record.c.status == status,
             ~select(later.c.id).where(later.c.profile_id == record.c.profile_id, later.c.channel == node.channel,
                                       later.c.purpose == node.purpose, later.c.ts > record.c.ts).exists())
-        return Profile.id.in_(latest_granted) if node.op == "granted" else _outside(latest_granted)
+        return Profile.id.in_(latest_says) if node.op in ("granted", "withdrawn") else _outside(latest_says)
 
     def _segment(self, node: schemas.SegmentRule, path: str) -> ColumnElement[bool]:
         if self.reference(f"{path}.segment_id", Segment, node.segment_id, "unknown_segment", "read") is None:

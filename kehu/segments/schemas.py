@@ -111,12 +111,13 @@ class OrderRule(_Shape):
 
 
 class ConsentRule(_Shape):
-    """The latest consent record for a channel and purpose says granted (or does not: withdrawn or never)."""
+    """The latest consent record for a channel and purpose says granted (or does not: withdrawn or never), or
+    says withdrawn (or does not: granted or never — what service messages ask)."""
 
     type: Literal["consent"]
     channel: Literal["sms", "email", "wechat", "phone", "app_push", "mail"]
     purpose: Literal["marketing", "service", "analytics", "third_party"] = "marketing"
-    op: Literal["granted", "not_granted"] = "granted"
+    op: Literal["granted", "not_granted", "withdrawn", "not_withdrawn"] = "granted"
 
 
 class UnitRule(_Shape):

@@ -28,6 +28,7 @@ from kehu.tenancy.access import (
     Ref,
     check_references,
     get_scoped,
+    home_unit,
     is_root_path,
     require_row,
     scope,
@@ -111,16 +112,18 @@ REFRESH_JOB = "segments.refresh"
 
 
 def create_segment(session: Session, principal: Principal, data: schemas.SegmentCreate) -> Segment:
-    """Save a segment in the creator's unit (it covers that unit's customers and those below) and compute its
-    members in a job. The condition is checked now, so a bad one never reaches the job."""
-    require_row(session, principal, "segments", "create", unit_id=principal.unit_id, owner_id=principal.user_id)
+    """Save a segment in the creator's unit (a team's: the unit it belongs to; tenancy.access.home_unit), covering
+    that unit's customers and those below, and compute its members in a job. The condition is checked now, so a
+    bad one never reaches the job."""
+    unit_id = home_unit(session, principal)
+    require_row(session, principal, "segments", "create", unit_id=unit_id, owner_id=principal.user_id)
     if data.condition is None and data.kind == "dynamic":
         raise invalid("condition", "a dynamic segment needs a condition", "required")
     if data.condition is not None:
         compile_condition(session, principal.org_id, principal.timezone, data.condition, reader=principal)
     if session.scalar(select(Segment.id).where(Segment.org_id == principal.org_id, Segment.name == data.name)):
         raise Conflict(f"A segment named {data.name!r} exists already.")
-    segment = Segment(org_id=principal.org_id, unit_id=principal.unit_id, owner_id=principal.user_id,
+    segment = Segment(org_id=principal.org_id, unit_id=unit_id, owner_id=principal.user_id,
                       name=data.name, description=data.description, kind=data.kind,
                       condition=data.condition.model_dump(mode="json", by_alias=True) if data.condition else None)
     session.add(segment)

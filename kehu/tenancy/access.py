@@ -36,7 +36,7 @@ ENTITIES = (
 # Entities whose rows have an owner (moved by a bulk reassign).
 OWNED_ENTITIES = ("profiles", "accounts", "orders", "leads", "opportunities", "activities", "cases")
 # Permissions that are not about rows (granted when their value is anything but "none").
-PERMISSIONS = ("pii.read", "settings.manage")
+PERMISSIONS = ("pii.read", "settings.manage", "messages.approve")
 
 
 def rank(depth: str) -> int:
@@ -338,6 +338,21 @@ def writable_units(session: Session, principal: Principal, entity: str, privileg
     elif depth != ORG:
         query = query.where(BusinessUnit.id == principal.unit_id)
     return list(session.scalars(query.order_by(BusinessUnit.path)))
+
+
+def home_unit(session: Session, principal: Principal) -> int:
+    """Where a record the principal makes for others to reach (a segment, a template, a broadcast) is placed
+    unless they say: their unit, or when that is a team, the unit the team belongs to. A team is a group of people,
+    not a part of the organisation with customers of its own: HQ marketing works in a team under HQ, and a segment
+    placed in the team would cover the team's customers — none."""
+    ids = [int(part) for part in principal.unit_path.strip("/").split("/") if part]
+    kinds = dict(session.execute(select(BusinessUnit.id, BusinessUnit.kind).where(
+        BusinessUnit.org_id == principal.org_id, BusinessUnit.id.in_(ids))).all()) if ids else {}
+    for unit_id in reversed(ids):
+        if kinds.get(unit_id, "team") != "team":
+            return unit_id
+    assert principal.unit_id is not None, "a principal that makes records works in a unit"
+    return principal.unit_id
 
 
 def get_scoped(session: Session, principal: Principal, model: type[Row], row_id: int, privilege: str = "read") -> Row:

@@ -34,7 +34,7 @@ SYSTEM_ROLES: dict[str, dict[str, object]] = {
             **grant(BUSINESS, READ, ORG), **grant(MARKETING, MANAGE, ORG), **grant(["reports"], MANAGE, ORG),
             **grant(["profiles"], ("export",), ORG), **grant(["units", "users", "roles"], READ, ORG),
             **grant(["imports"], WORK, ORG), **grant(["profiles"], ("create", "update"), ORG),
-            **grant(["jobs"], WORK, OWN),
+            **grant(["jobs"], WORK, OWN), "messages.approve": ORG,
         },
     },
     "hq_analyst": {
@@ -64,6 +64,17 @@ SYSTEM_ROLES: dict[str, dict[str, object]] = {
             **grant(["units"], ("read", "create", "update"), UNIT_TREE), **grant(["roles"], READ, ORG),
             **grant(["reports"], READ, UNIT_TREE), **grant(["audit"], READ, UNIT_TREE),
             **grant(["jobs"], WORK, UNIT_TREE), **grant(MARKETING, READ, ORG), "pii.read": ORG,
+        },
+    },
+    "dealer_marketing": {
+        "zh": "经销商市场专员", "en": "Dealer marketer",
+        "description": "Segments, templates and broadcasts for one dealer's customers (HQ's segments and templates "
+                       "usable for them); PII masked.",
+        "privileges": {
+            **grant(["profiles", "accounts", "orders"], READ, UNIT_TREE),
+            **grant(["segments", "messages"], MANAGE, UNIT_TREE), **grant(["segments"], READ, ORG),
+            **grant(["units", "users"], READ, UNIT),
+            **grant(["jobs"], WORK, OWN),
         },
     },
     "dealer_sales": {

@@ -205,6 +205,7 @@ STANDARD = {
     "address": ("杭州市西湖区文三路 47{n}号", "杭州市西湖区文三路 47{n}号"),
     "lifecycle_stage": ("customer", "customer"),
     "identity:user_id": ("M-{n}", "M-{n}"), "identity:wechat_unionid": ("union-{n}", "union-{n}"),
+    "identity:push_token": ("1a0018970a{n}", "1a0018970a{n}"),
     "identity:dealer_customer_no": ("HZ-000{n}", "HZ-000{n}"),
     "identity:vin": ("lsvaa4182e212345{n}", "LSVAA4182E212345{n}"),
     "identity:wechat_openid": ("open-{n}", "open-{n}"),

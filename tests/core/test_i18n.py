@@ -83,6 +83,21 @@ def test_navigation_and_generated_keys_exist():
     from kehu.segments.ui import COLOURS
 
     keys |= {f"tags.colour.{c}" for c in COLOURS} | {f"rfm.class.{c}" for c in CLASSES.values()}
+    from kehu.channels.control import SKIP_REASONS
+    from kehu.channels.models import CHANNELS as MESSAGE_CHANNELS
+    from kehu.channels.models import PROVIDERS, PURPOSES
+    from kehu.channels.service import REQUIRED
+    from kehu.channels.ui import broadcasts, outbox, settings
+
+    keys |= {f"channels.bc.status.{s}" for s in broadcasts.STATUS_COLOURS}
+    keys |= {f"channels.status.{s}" for s in outbox.STATUS_COLOURS}
+    keys |= {f"channels.channel.{c}" for c in MESSAGE_CHANNELS}
+    keys |= {f"channels.skip.{r}" for r in SKIP_REASONS} | {f"channels.skip.why.{r}" for r in SKIP_REASONS}
+    keys |= {f"channels.outbox.provider.{p}" for ps in PROVIDERS.values() for p in ps}
+    keys |= {f"channels.settings.field.{f}" for config, secrets in REQUIRED.values() for f in (*config, *secrets)}
+    keys |= {f"channels.settings.field.{f}" for fs in (*settings.OPTIONAL.values(), *settings.SECRETS.values())
+             for f in fs}
+    keys |= {f"channels.calendar.weekday.{d}" for d in range(7)} | {f"channels.tpl.purpose.{p}" for p in PURPOSES}
     assert sorted(k for k in keys if k not in catalogue("zh")) == []
 
 

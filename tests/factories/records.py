@@ -13,6 +13,8 @@ from kehu.cdp import commerce, dedupe, exports, fields, imports
 from kehu.cdp import schemas as cdp_schemas
 from kehu.cdp import service as cdp_service
 from kehu.cdp.models import DuplicateCandidate, Product
+from kehu.channels import broadcasts, control, templates
+from kehu.channels import schemas as channel_schemas
 from kehu.core.jobs import Job
 from kehu.sales import activities, opportunities, pipelines, scoring
 from kehu.sales import schemas as sales_schemas
@@ -81,6 +83,15 @@ def one_of_each(session: Session, system: Principal) -> dict[str, int]:
         title="商机", profile_id=first.id, account_id=account.id))
     activity = activities.log(session, manager, sales_schemas.ActivityIn(profile_id=first.id, kind="call"))
     dedupe.update_settings(session, system, review_threshold=0.8, auto_merge_threshold=None)
+    template = templates.create_template(session, system, channel_schemas.TemplateCreate(
+        name=f"模板{n}", channel="sms", content=channel_schemas.TemplateContent(
+            zh=channel_schemas.Variant(text="{{ name }}"))))
+    broadcast = broadcasts.create_broadcast(session, system, channel_schemas.BroadcastCreate(
+        name=f"群发{n}", template_id=template.id, segment_id=segment.id))
+    content = templates.save_content(session, system, channel_schemas.ContentItemIn(name=f"snippet{n}", body="x"))
+    suppression = control.add_suppression(session, system, channel_schemas.SuppressionIn(
+        channel="sms", address=f"+86139{n:08d}"))
+    message = templates.test_send(session, system, template.id, channel_schemas.TestSend(address=f"+86138{n:08d}"))
     session.flush()
     job = session.scalar(select(Job.id).where(Job.org_id == system.org_id).order_by(Job.id))
     assert session.get(Product, product.id) is not None and session.get(User, user.id) is not None
@@ -92,5 +103,7 @@ def one_of_each(session: Session, system: Principal) -> dict[str, int]:
         "dynamic_segment": dynamic.id, "tag_group": group.id, "tag": tag.id, "lead": lead.id,
         "lead_rule": lead_rule.id, "routing_rule": routing.id, "score_rule": score_rule.id,
         "pipeline": pipeline.id, "opportunity": deal.id, "activity": activity.id, "job": job,
+        "template": template.id, "broadcast": broadcast.id, "content_item": content.id,
+        "suppression": suppression.id, "message": message.id,
     }
     return found

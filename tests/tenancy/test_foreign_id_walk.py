@@ -30,7 +30,8 @@ FIELD_KINDS = {
     "lead_ids": "lead", "segment_id": "segment", "tag_id": "tag", "group_id": "tag_group", "role_id": "role",
     "key_id": "api_key", "job_id": "job", "source_id": "source", "merge_id": "merge", "import_id": "import",
     "field_id": "field", "candidate_id": "candidate", "opportunity_id": "opportunity", "activity_id": "activity",
-    "export_id": "export",
+    "export_id": "export", "template_id": "template", "broadcast_id": "broadcast", "item_id": "content_item",
+    "suppression_id": "suppression", "message_ids": "message",
 }
 PATH_KINDS = {"/api/v1/lead-rules/": "lead_rule", "/api/v1/routing-rules/": "routing_rule",
               "/api/v1/score-rules/": "score_rule"}

@@ -357,7 +357,7 @@ def _rule_inputs(builder: Builder, rule: dict[str, Any], set_value: Any) -> None
     elif kind == "consent":
         ui.select({c: tr(f"channel.{c}") for c in CHANNELS}, value=rule["channel"],
                   on_change=lambda e: set_value(rule, "channel", e.value)).props("dense outlined").classes("w-32")
-        op_select(["granted", "not_granted"])
+        op_select(["granted", "not_granted", "withdrawn", "not_withdrawn"])
     elif kind == "identity":
         op_select(["has", "lacks"])
         ui.select(builder.identity_kinds, value=rule["kind"],

@@ -1,0 +1,1 @@
+"""Channels: sending messages to customers (see manifest.py)."""
