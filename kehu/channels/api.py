@@ -181,7 +181,7 @@ def list_messages(session: SessionDep, principal: PrincipalDep, channel: Channel
                   cursor: Cursor = None) -> Any:
     page = service.list_messages(session, principal, channel=channel, status=status_, broadcast_id=broadcast_id,
                                  profile_id=profile_id, limit=limit, cursor=cursor)
-    return {"items": [service.message_out(principal, m) for m in page.items], "next_cursor": page.next_cursor}
+    return {"items": service.messages_out(session, principal, page.items), "next_cursor": page.next_cursor}
 
 
 @router.post("/messages/retry")
@@ -193,7 +193,7 @@ def retry_messages(data: schemas.MessageRetry, session: SessionDep, principal: P
 
 @router.get("/messages/{message_id}", response_model=schemas.MessageOut)
 def get_message(message_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
-    return service.message_out(principal, service.get_message(session, principal, message_id))
+    return service.messages_out(session, principal, [service.get_message(session, principal, message_id)])[0]
 
 
 # -- communication control and accounts -----------------------------------------------------------------------------

@@ -18,25 +18,27 @@ path, quiet hours must contain those above, and an approval asked above cannot b
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import and_, case, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
+from kehu.cdp import normalise
 from kehu.cdp.models import Identity, Profile
 from kehu.channels import schemas
 from kehu.channels.models import CHANNELS, CommunicationPolicy, Message, Suppression
 from kehu.core import audit
-from kehu.core.db import utcnow
-from kehu.core.errors import FieldError, NotFound, ValidationFailed, invalid
+from kehu.core.db import affected, utcnow
+from kehu.core.errors import FieldError, Forbidden, NotFound, ValidationFailed, invalid
 from kehu.core.timeutil import zone
 from kehu.segments.conditions import compile_condition
 from kehu.segments.schemas import condition_adapter
 from kehu.tenancy.access import Principal, check_references, require_row, scope
 from kehu.tenancy.access import Ref as _Ref
-from kehu.tenancy.models import BusinessUnit
+from kehu.tenancy.models import BusinessUnit, Organization
 
 DEFAULT_QUIET = ("21:00", "09:00")
 CAP_KEYS = (*[c for c in CHANNELS if c != "webhook"], "all")
@@ -200,33 +202,69 @@ def suppress(session: Session, *, org_id: int, channel: str, address: str, reaso
     session.flush()
 
 
+def may_manage_suppressions(principal: Principal) -> bool:
+    """The list is the organisation's (an address is suppressed for every unit): only who manages settings for
+    the whole organisation reads or changes it — a dealer's settings manager would otherwise read every dealer's
+    customers' addresses, or lift another dealer's hard bounce."""
+    return principal.is_system or principal.privileges.get("settings.manage") == "org"
+
+
+def _require_suppressions(principal: Principal) -> None:
+    if not may_manage_suppressions(principal):
+        raise Forbidden("The suppression list needs settings.manage for the whole organisation.")
+
+
 def list_suppressions(session: Session, principal: Principal, *, channel: str | None = None,
                       address: str | None = None, limit: int = 100) -> list[Suppression]:
     principal.require("messages", "read")
     principal.require_permission("pii.read")  # the list is addresses and nothing else
+    _require_suppressions(principal)
     query = select(Suppression).where(Suppression.org_id == principal.org_id)
     if channel:
         query = query.where(Suppression.channel == channel)
     if address:
-        query = query.where(Suppression.address == address)
+        forms = {address.strip()}
+        for kind in ("email", "sms"):  # found however it was typed (a mobile without +86, an e-mail in capitals)
+            with contextlib.suppress(ValidationFailed):
+                forms.add(address_as_sent(kind, address))
+        query = query.where(Suppression.address.in_(forms))
     return list(session.scalars(query.order_by(Suppression.id.desc()).limit(limit)))
 
 
+def address_as_sent(channel: str, address: str) -> str:
+    """An address as messages carry it (and the list must hold it to match them): an e-mail in lower case, a
+    mobile in E.164 (13800000001 → +8613800000001); other channels' ids as given. ValidationFailed (field
+    ``address``) for one that cannot be an address of its channel."""
+    try:
+        if channel == "email":
+            found = normalise.email(address)
+        elif channel == "sms":
+            found = normalise.phone(address)
+        else:
+            found = address.strip()
+    except normalise.InvalidValue:
+        found = ""
+    if not found or len(found) > 254:
+        raise invalid("address", f"not an address of the {channel} channel", "invalid")
+    return found
+
+
 def add_suppression(session: Session, principal: Principal, data: schemas.SuppressionIn) -> Suppression:
-    principal.require_permission("settings.manage")
-    suppress(session, org_id=principal.org_id, channel=data.channel, address=data.address, reason=data.reason,
+    _require_suppressions(principal)
+    address = address_as_sent(data.channel, data.address)
+    suppress(session, org_id=principal.org_id, channel=data.channel, address=address, reason=data.reason,
              evidence=data.evidence or f"added by {principal.display}")
     audit.record(session, principal, action="suppress", entity="suppressions", entity_id=None,
-                 summary=f"{data.channel} {data.address} suppressed ({data.reason})")
+                 summary=f"{data.channel} {address} suppressed ({data.reason})")
     row = session.scalar(select(Suppression).where(Suppression.org_id == principal.org_id,
                                                    Suppression.channel == data.channel,
-                                                   Suppression.address == data.address))
+                                                   Suppression.address == address))
     assert row is not None
     return row
 
 
 def remove_suppression(session: Session, principal: Principal, suppression_id: int) -> None:
-    principal.require_permission("settings.manage")
+    _require_suppressions(principal)
     row = session.scalar(select(Suppression).where(Suppression.id == suppression_id,
                                                    Suppression.org_id == principal.org_id))
     if row is None:
@@ -235,6 +273,49 @@ def remove_suppression(session: Session, principal: Principal, suppression_id: i
                  summary=f"{row.channel} {row.address} no longer suppressed")
     session.delete(row)
     session.flush()
+
+
+# -- messages sent again ----------------------------------------------------------------------------------------
+ID_CHUNK = 10_000  # ids per statement (SQLite takes at most 32,766 parameters)
+
+
+def recheck(session: Session, org_id: int, message_ids: list[int], *, now: datetime) -> int:
+    """The rules applied again to queued messages made earlier (sent again after they failed): an address
+    suppressed since, or a consent withdrawn since, skips the message with that reason; the quiet hours of its
+    sender's unit hold it (transactional ones excepted). Set statements per channel, purpose and sending unit
+    (a handful), not a loop over messages. Returns how many were skipped."""
+    timezone = session.scalar(select(Organization.timezone).where(Organization.id == org_id)) or "Asia/Shanghai"
+    skipped = 0
+    for start in range(0, len(message_ids), ID_CHUNK):
+        chunk = message_ids[start:start + ID_CHUNK]
+        mine = and_(Message.id.in_(chunk), Message.status == "queued")
+        groups = session.execute(select(Message.channel, Message.purpose, Message.sender_unit_id).where(mine)
+                                 .distinct()).all()
+        for channel, purpose, sender_unit_id in groups:
+            group = and_(mine, Message.channel == channel, Message.purpose == purpose,
+                         Message.sender_unit_id == sender_unit_id)
+            stopping = STOPS_ALL + (STOPS_MARKETING if purpose == "marketing" else ())
+            suppressed = select(Suppression.id).where(
+                Suppression.org_id == org_id, Suppression.channel == channel,
+                Suppression.address == Message.address, Suppression.reason.in_(stopping)).exists()
+            skipped += affected(session.execute(update(Message).where(group, suppressed).values(
+                status="skipped", skip_reason="suppressed").execution_options(synchronize_session=False)))
+            consent_channel = CONSENT_CHANNEL.get(channel)
+            if consent_channel and purpose != "transactional":
+                clause = compile_condition(session, org_id, timezone, condition_adapter.validate_python({
+                    "type": "consent", "channel": consent_channel, "purpose": purpose,
+                    "op": "granted" if purpose == "marketing" else "not_withdrawn"}), reader=None)
+                allowed = select(Profile.id).where(Profile.org_id == org_id, Profile.id == Message.profile_id,
+                                                   clause).exists()
+                skipped += affected(session.execute(update(Message).where(
+                    group, Message.profile_id.is_not(None), ~allowed).values(
+                    status="skipped", skip_reason="no_consent").execution_options(synchronize_session=False)))
+            if purpose != "transactional":
+                opening = rules_for(session, org_id, sender_unit_id).next_opening(now, timezone)
+                if opening > now:
+                    session.execute(update(Message).where(group).values(due_at=opening)
+                                    .execution_options(synchronize_session=False))
+    return skipped
 
 
 # -- the audience of a send, controlled -----------------------------------------------------------------------------

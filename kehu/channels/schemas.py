@@ -159,8 +159,9 @@ class BroadcastUpdate(_In):
 
 
 class MessageRetry(_In):
-    """Which failed messages to send again: named ones, or all failed (or unknown) ones of a broadcast or a
-    channel. At least one of them is given: "every failed message" is not a click away."""
+    """Which failed messages to send again: named ones, or those of a broadcast or a channel; ``status`` is
+    ``failed`` unless ``unknown`` is asked for (those may have arrived already). At least one of them is given:
+    "every failed message" is not a click away."""
     message_ids: list[int] | None = Field(default=None, max_length=1000)
     broadcast_id: int | None = None
     channel: Channel | None = None

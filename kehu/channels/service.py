@@ -4,6 +4,7 @@ comes back live in their own modules of this package."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +18,7 @@ from kehu.channels.broadcasts import visible_broadcasts
 from kehu.channels.models import PROVIDERS, Broadcast, ChannelAccount, Message
 from kehu.channels.providers import names as provider_names
 from kehu.core import audit
-from kehu.core.db import affected, utcnow
+from kehu.core.db import utcnow
 from kehu.core.errors import Conflict, FieldError, ValidationFailed
 from kehu.core.i18n import t
 from kehu.core.pagination import OffsetPage, Page, keyset_page, offset_page
@@ -75,6 +76,13 @@ def save_account(session: Session, principal: Principal, data: schemas.ChannelAc
     problems += [FieldError(f"config.{k}", "required", "required") for k in config_keys
                  if data.config.get(k) in (None, "")]
     problems += [FieldError(f"secrets.{k}", "required", "required") for k in secret_keys if not secrets.get(k)]
+    aes_key = str(secrets.get("encoding_aes_key") or "")
+    if data.provider == "wechat_mp" and aes_key and not re.fullmatch(r"[A-Za-z0-9+/]{43}", aes_key):
+        problems.append(FieldError("secrets.encoding_aes_key", "43 letters and digits, as the official account's "
+                                   "settings show it", "invalid"))
+    if aes_key and data.provider == "wechat_mp" and not data.config.get("server_token"):
+        problems.append(FieldError("config.server_token", "safe mode signs with the server token: give it too",
+                                   "required"))
     if problems:
         raise ValidationFailed("; ".join(f"{p.field}: {p.message}" for p in problems), errors=problems)
     before = account_out(account).model_dump(mode="json") if account is not None else None
@@ -149,11 +157,16 @@ def get_message(session: Session, principal: Principal, message_id: int) -> Mess
 RETRYABLE = ("failed", "unknown")
 
 
+RETRY_AT_ONCE = 100_000  # messages one request sends again (dead letters are few; a larger set is asked twice)
+
+
 def retry_messages(session: Session, principal: Principal, data: schemas.MessageRetry) -> int:
     """Send failed messages again — the dead letters, once a person has read why they failed (a webhook's
-    endpoint was down, a gateway refused its credentials). A message of unknown outcome may have reached its
-    customer already: replaying it is that person's decision, and the page says so. Messages of a cancelled
-    broadcast stay where they are. Returns how many were queued."""
+    endpoint was down, a gateway refused its credentials). Only failed ones unless ``status`` says ``unknown``:
+    a message of unknown outcome may have reached its customer already, so replaying it is a deliberate choice
+    (the page says so). Messages of a cancelled or paused broadcast stay where they are. The rules are applied
+    again as for a new send — an address suppressed or a consent withdrawn since skips the message, quiet hours
+    hold it. Returns how many were queued."""
     principal.require("messages", "update")
     if not (data.message_ids or data.broadcast_id is not None or data.channel or data.status):
         raise ValidationFailed("message_ids: name the messages, or a broadcast, channel or status",
@@ -163,32 +176,88 @@ def retry_messages(session: Session, principal: Principal, data: schemas.Message
         "message_ids": Ref(Message, data.message_ids or None, "update"),
         "broadcast_id": Ref(Broadcast, data.broadcast_id, "read", reach=lambda s, p, i: s.scalar(
             select(Broadcast.id).where(Broadcast.id == i, visible_broadcasts(p))) is not None)})
-    where = [scope(principal, Message, "update"), Message.status.in_((data.status,) if data.status else RETRYABLE),
-             Message.broadcast_id.not_in(select(Broadcast.id).where(Broadcast.org_id == principal.org_id,
-                                                                    Broadcast.status == "cancelled"))
-             | Message.broadcast_id.is_(None)]
+    held = select(Broadcast.id).where(Broadcast.org_id == principal.org_id,
+                                      Broadcast.status.in_(("cancelled", "paused")))
+    where = [scope(principal, Message, "update"), Message.status == (data.status or "failed"),
+             Message.broadcast_id.not_in(held) | Message.broadcast_id.is_(None)]
     if data.message_ids:
         where.append(Message.id.in_(set(data.message_ids)))
     if data.broadcast_id is not None:
         where.append(Message.broadcast_id == data.broadcast_id)
     if data.channel:
         where.append(Message.channel == data.channel)
-    queued = affected(session.execute(
-        update(Message).where(*where).values(status="queued", due_at=utcnow(), attempts=0, lease_until=None,
-                                             handed_at=None).execution_options(synchronize_session=False)))
-    if queued:
+    ids = list(session.scalars(select(Message.id).where(*where).order_by(Message.id).limit(RETRY_AT_ONCE)))
+    now = utcnow()
+    for start in range(0, len(ids), control.ID_CHUNK):
+        session.execute(update(Message).where(Message.id.in_(ids[start:start + control.ID_CHUNK])).values(
+            status="queued", due_at=now, attempts=0, lease_until=None, handed_at=None, error=None)
+            .execution_options(synchronize_session=False))
+    skipped = control.recheck(session, principal.org_id, ids, now=now)
+    queued = len(ids) - skipped
+    if ids:
         audit.record(session, principal, action="retry", entity="messages", unit_id=principal.unit_id,
-                     after=data.model_dump(mode="json", exclude_none=True),
-                     summary=f"{queued} failed message(s) queued to be sent again")
+                     after={**data.model_dump(mode="json", exclude_none=True), "queued": queued,
+                            "skipped": skipped},
+                     summary=f"{queued} failed message(s) queued to be sent again, {skipped} no longer allowed")
     return queued
 
 
-def message_out(principal: Principal, message: Message) -> schemas.MessageOut:
-    """A message as the reader may see it: the address masked without pii.read."""
+def message_out(principal: Principal, message: Message,
+                personal: dict[int, list[tuple[str, str]]] | None = None) -> schemas.MessageOut:
+    """A message as the reader may see it: without pii.read, its address masked, and the customer's personal
+    values (``personal``: from ``personal_values``) masked wherever the subject or the provider's answer carries
+    them."""
     out = schemas.MessageOut.model_validate(message)
-    if out.address and message.channel != "webhook" and not principal.has("pii.read"):  # a hook's URL is no PII
+    if principal.has("pii.read"):
+        return out
+    if out.address and message.channel != "webhook":  # a hook's URL is no PII
         out.address = mask_value("email" if message.channel == "email" else "mobile", out.address)
+    pairs = (personal or {}).get(message.profile_id or 0, [])
+    if message.address and message.channel != "webhook":
+        pairs = [*pairs, (message.address, out.address or "")]
+    out.subject, out.error = masked_text(out.subject, pairs), masked_text(out.error, pairs)
     return out
+
+
+def messages_out(session: Session, principal: Principal, messages: list[Message]) -> list[schemas.MessageOut]:
+    personal = personal_values(session, principal, [m.profile_id for m in messages])
+    return [message_out(principal, m, personal) for m in messages]
+
+
+def personal_values(session: Session, principal: Principal,
+                    profile_ids: list[int | None]) -> dict[int, list[tuple[str, str]]]:
+    """Each customer's personal values and their masks, for a reader without pii.read (one query; none with it):
+    the mobile (as stored and as written in China), the e-mail, the birthday and the address."""
+    wanted = {i for i in profile_ids if i}
+    if principal.has("pii.read") or not wanted:
+        return {}
+    found: dict[int, list[tuple[str, str]]] = {}
+    for profile_id, mobile, email, birthday, address in session.execute(
+            select(Profile.id, Profile.mobile, Profile.email, Profile.birthday, Profile.address).where(
+                Profile.org_id == principal.org_id, Profile.id.in_(wanted))):
+        pairs: list[tuple[str, str]] = []
+        if mobile:
+            pairs += [(mobile, mask_value("mobile", mobile))]
+            if mobile.startswith("+86"):
+                pairs += [(mobile[3:], mask_value("mobile", mobile[3:]))]
+        if email:
+            pairs += [(email, mask_value("email", email))]
+        if birthday:
+            pairs += [(birthday.isoformat(), mask_value("birthday", birthday.isoformat()))]
+        if address:
+            pairs += [(address, mask_value("text", address))]
+        found[profile_id] = pairs
+    return found
+
+
+def masked_text(text: str | None, pairs: list[tuple[str, str]]) -> str | None:
+    """``text`` with each personal value replaced by its mask (the longest first: a mobile before its tail)."""
+    if not text:
+        return text
+    for raw, mask in sorted(pairs, key=lambda pair: -len(pair[0])):
+        if raw and len(raw) >= 4:
+            text = text.replace(raw, mask)
+    return text
 
 
 # -- on the customer's timeline -------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from kehu.channels import control, rendering
 from kehu.channels.manifest import EMAIL_OPENED, LINK_CLICKED, MESSAGE_BOUNCED, MESSAGE_DELIVERED, UNSUBSCRIBED
 from kehu.channels.models import ChannelAccount, Message
 from kehu.channels.providers import receipt_parser
+from kehu.channels.providers.wechat import decrypt_push
 from kehu.core import events
 from kehu.core.db import affected, utcnow
 from kehu.core.errors import NotFound
@@ -128,7 +129,7 @@ def wechat_signed(account: ChannelAccount, query: dict[str, str]) -> bool:
         return True
     parts = sorted([server_token, query.get("timestamp", ""), query.get("nonce", "")])
     expected = hashlib.sha1("".join(parts).encode()).hexdigest()
-    return hmac.compare_digest(expected, query.get("signature", ""))
+    return hmac.compare_digest(expected.encode(), query.get("signature", "").encode())  # bytes: any text compares
 
 
 def verify_server(session: Session, account_id: int, token: str, query: dict[str, str]) -> str:
@@ -147,10 +148,22 @@ def receipts(session: Session, account_id: int, token: str, body: bytes, headers
     account = _receipt_account(session, account_id, token)
     parser = receipt_parser(account.provider)
     assert parser is not None
-    if account.provider == "wechat_mp" and not wechat_signed(account, query or {}):
-        raise NotFound("No such receipt address.")
+    if account.provider == "wechat_mp":
+        if not wechat_signed(account, query or {}):
+            raise NotFound("No such receipt address.")
+        aes_key = str((account.secrets or {}).get("encoding_aes_key") or "")
+        if aes_key:  # safe mode (安全模式): every push is encrypted
+            try:
+                body = decrypt_push(body, query or {}, token=str((account.config or {}).get("server_token") or ""),
+                                    encoding_aes_key=aes_key, app_id=str((account.config or {}).get("app_id")))
+            except ValueError as error:
+                raise NotFound("No such receipt address.") from error
+    try:
+        found = parser(body, headers, dict(account.config or {}), dict(account.secrets or {}))
+    except ValueError as error:  # not a receipt this provider could have sent (malformed, oversized, a DTD)
+        raise NotFound("No such receipt address.") from error
     settled = 0
-    for receipt in parser(body, headers, dict(account.config or {}), dict(account.secrets or {})):
+    for receipt in found:
         message = session.scalar(select(Message).where(Message.org_id == account.org_id,
                                                        Message.provider == account.provider,
                                                        Message.provider_message_id == receipt.provider_message_id))

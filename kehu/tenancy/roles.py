@@ -52,7 +52,8 @@ SYSTEM_ROLES: dict[str, dict[str, object]] = {
             **grant(BUSINESS, ("read", "update", "assign", "export"), UNIT_TREE),
             **grant(["units", "users"], READ, UNIT_TREE), **grant(["roles"], READ, ORG),
             **grant(["reports"], READ, UNIT_TREE), **grant(["audit"], READ, UNIT_TREE),
-            **grant(["jobs"], WORK, UNIT_TREE), **grant(MARKETING, READ, ORG), "pii.read": ORG,
+            **grant(["jobs"], WORK, UNIT_TREE), **grant(["segments", "journeys"], READ, ORG),
+            **grant(["messages"], READ, UNIT_TREE), "pii.read": ORG,
         },
     },
     "dealer_manager": {
@@ -63,7 +64,9 @@ SYSTEM_ROLES: dict[str, dict[str, object]] = {
             **grant(["imports"], WORK, UNIT_TREE),
             **grant(["units"], ("read", "create", "update"), UNIT_TREE), **grant(["roles"], READ, ORG),
             **grant(["reports"], READ, UNIT_TREE), **grant(["audit"], READ, UNIT_TREE),
-            **grant(["jobs"], WORK, UNIT_TREE), **grant(MARKETING, READ, ORG), "pii.read": ORG,
+            **grant(["jobs"], WORK, UNIT_TREE), **grant(["segments", "journeys"], READ, ORG),
+            # the messages to their own customers only (HQ's templates and broadcasts that reach them show too)
+            **grant(["messages"], READ, UNIT_TREE), "pii.read": ORG,
         },
     },
     "dealer_marketing": {

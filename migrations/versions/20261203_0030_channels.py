@@ -203,6 +203,13 @@ def upgrade() -> None:
         granted = json.loads(privileges) if isinstance(privileges, str) else dict(privileges or {})
         granted['messages.approve'] = 'org'
         bind.execute(roles.update().where(roles.c.id == role_id).values(privileges=granted))
+    # region and dealer managers read the messages to their own tree's customers, not the organisation's
+    for role_id, privileges in bind.execute(sa.select(roles.c.id, roles.c.privileges).where(
+            roles.c.code.in_(('region_manager', 'dealer_manager')))).all():
+        granted = json.loads(privileges) if isinstance(privileges, str) else dict(privileges or {})
+        if granted.get('messages.read') == 'org':
+            granted['messages.read'] = 'unit_tree'
+            bind.execute(roles.update().where(roles.c.id == role_id).values(privileges=granted))
     # and a dealer's marketer is a role every organisation starts with, existing ones too (as written then)
     orgs = sa.table('organizations', sa.column('id', sa.BigInteger()))
     full = sa.table('roles', sa.column('org_id', sa.BigInteger()), sa.column('code', sa.String()),

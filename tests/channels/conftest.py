@@ -143,13 +143,23 @@ def later(minutes: int) -> Any:
 class Sink:
     """An SMTP server's handler that keeps what it receives and refuses the mailboxes it is told to."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, pipelining: bool = False) -> None:
         self.received: list[tuple[Envelope, MailMessage]] = []
         self.unknown: set[str] = set()
+        self.replies: dict[str, str] = {}  # an address's own answer to RCPT (a relay refusal, say)
+        self.pipelining = pipelining
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # type: ignore[no-untyped-def]
+        session.host_name = hostname
+        if self.pipelining:  # as Postfix and most relays do: the client may send MAIL, RCPT and DATA at once
+            responses.insert(1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
         if address in self.unknown:
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        if address in self.replies:
+            return self.replies[address]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -167,9 +177,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def smtp_sink():  # type: ignore[no-untyped-def]
-    sink = Sink()
+@pytest.fixture(params=["one command at a time", "pipelining"])
+def smtp_sink(request):  # type: ignore[no-untyped-def]
+    """A real SMTP server (aiosmtpd) on a free port: each test runs against one that answers command by command
+    and one that advertises PIPELINING (RFC 2920), so both ways of handing a message over are proven."""
+    sink = Sink(pipelining=request.param == "pipelining")
     controller = Controller(sink, hostname="127.0.0.1", port=_free_port())
     controller.start()
     yield sink, controller.port

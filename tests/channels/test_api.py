@@ -255,3 +255,114 @@ def test_retrying_messages_names_the_field_and_hides_other_dealers_ids(client, l
     assert "张伟" not in foreign.text and "zhangwei" not in foreign.text
     queued = client.post("/api/v1/messages/retry", headers=hq, json={"message_ids": [zhang]})
     assert queued.status_code == 200 and queued.json() == {"queued": 0}  # queued already, not failed: untouched
+
+
+def test_wechat_safe_mode_receipts_are_checked_and_decrypted(client, login, session, audience):
+    """安全模式: WeChat encrypts each push (AES-256-CBC keyed by the EncodingAESKey) and signs the cipher text with
+    msg_signature; the receipt settles its message only when both hold and the AppID inside is ours."""
+    import base64
+    import hashlib
+    import os
+
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    from kehu.channels.models import Message
+    from kehu.core.db import utcnow
+
+    aes_key = base64.b64encode(os.urandom(32)).decode()[:43]
+    admin = _headers(login, audience.tree.admin)
+    bad_key = client.put("/api/v1/channel-accounts", headers=admin, json={
+        "channel": "wechat", "provider": "wechat_mp", "config": {"app_id": "wx123", "server_token": "kehu-token"},
+        "secrets": {"app_secret": "s3cret", "encoding_aes_key": "too-short"}})
+    assert bad_key.status_code == 422 and bad_key.json()["errors"][0]["field"] == "secrets.encoding_aes_key"
+    account = client.put("/api/v1/channel-accounts", headers=admin, json={
+        "channel": "wechat", "provider": "wechat_mp", "config": {"app_id": "wx123", "server_token": "kehu-token"},
+        "secrets": {"app_secret": "s3cret", "encoding_aes_key": aes_key}}).json()
+    assert "encoding_aes_key" in account["secret_names"] and aes_key not in json.dumps(account)
+    hook = "/" + tracking.receipt_url(public_base(), account["id"]).split("://", 1)[1].split("/", 1)[1]
+    zhang = audience.customers["zhang"]
+    now = utcnow()
+    message = Message(org_id=zhang.org_id, unit_id=zhang.unit_id, profile_id=zhang.id, send_key="test:wx-safe",
+                      sender_unit_id=audience.tree.hq.id, channel="wechat", purpose="service", address="o-zhang",
+                      status="sent", created_at=now, due_at=now, sent_at=now, provider="wechat_mp",
+                      provider_message_id="200163899")
+    session.add(message)
+    session.commit()
+    receipt = (b"<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[o-zhang]]></FromUserName>"
+               b"<CreateTime>1700000000</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+               b"<Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event><MsgID>200163899</MsgID>"
+               b"<Status><![CDATA[success]]></Status></xml>")
+
+    def sealed(plain: bytes, app_id: str = "wx123") -> str:  # what WeChat does (its docs' sample code, in short)
+        key = base64.b64decode(aes_key + "=")
+        data = os.urandom(16) + len(plain).to_bytes(4, "big") + plain + app_id.encode()
+        pad = 32 - len(data) % 32
+        encryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).encryptor()
+        return base64.b64encode(encryptor.update(data + bytes([pad]) * pad) + encryptor.finalize()).decode()
+
+    def push(encrypted: str, *, token: str = "kehu-token") -> httpx.Response:
+        timestamp, nonce = "1700000002", "n3"
+        signature = hashlib.sha1("".join(sorted(["kehu-token", timestamp, nonce])).encode()).hexdigest()
+        msg_signature = hashlib.sha1("".join(sorted([token, timestamp, nonce, encrypted])).encode()).hexdigest()
+        body = f"<xml><ToUserName><![CDATA[gh_1]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"
+        return client.post(hook, params={"signature": signature, "timestamp": timestamp, "nonce": nonce,
+                                         "encrypt_type": "aes", "msg_signature": msg_signature},
+                           content=body.encode())
+
+    assert push(sealed(receipt), token="forged").status_code == 404  # msg_signature wrong
+    assert push(sealed(receipt, app_id="wx-someone-else")).status_code == 404  # another account's push
+    plain_signature = hashlib.sha1("".join(sorted(["kehu-token", "1700000003", "n4"])).encode()).hexdigest()
+    assert client.post(hook, params={"signature": plain_signature, "timestamp": "1700000003", "nonce": "n4"},
+                       content=receipt).status_code == 404  # in safe mode a plaintext push is not WeChat's
+    session.expire_all()
+    assert session.get(Message, message.id).status == "sent"
+    answered = push(sealed(receipt))
+    assert answered.status_code == 200 and answered.text == "success"
+    session.expire_all()
+    assert session.get(Message, message.id).status == "delivered"
+
+
+def test_a_suppressed_address_is_kept_as_messages_carry_it(client, login, audience):
+    admin = _headers(login, audience.tree.admin)
+    mobile = client.post("/api/v1/suppressions", headers=admin, json={"channel": "sms", "address": "138 0000 0004"})
+    assert mobile.status_code == 201 and mobile.json()["address"] == "+8613800000004"  # as 王芳's messages carry it
+    mail = client.post("/api/v1/suppressions", headers=admin, json={"channel": "email", "address": " LiNa@Example.com"})
+    assert mail.status_code == 201 and mail.json()["address"] == "lina@example.com"
+    bad = client.post("/api/v1/suppressions", headers=admin, json={"channel": "email", "address": "no-such-address"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "address"
+    found = client.get("/api/v1/suppressions", headers=admin, params={"address": "13800000004"}).json()
+    assert [s["address"] for s in found] == ["+8613800000004"]
+
+
+def test_hostile_receipts_are_refused_not_crashed_on(client, login, audience):
+    import hashlib
+
+    admin = _headers(login, audience.tree.admin)
+    account = client.put("/api/v1/channel-accounts", headers=admin, json={
+        "channel": "wechat", "provider": "wechat_mp", "config": {"app_id": "wx123", "server_token": "kehu-token"},
+        "secrets": {"app_secret": "s3cret"}}).json()
+    hook = "/" + tracking.receipt_url(public_base(), account["id"]).split("://", 1)[1].split("/", 1)[1]
+    assert client.get(hook, params={"signature": "é", "timestamp": "1", "nonce": "n", "echostr": "x"}
+                      ).status_code == 404
+    signature = hashlib.sha1("".join(sorted(["kehu-token", "1700000005", "n5"])).encode()).hexdigest()
+    signed = {"signature": signature, "timestamp": "1700000005", "nonce": "n5"}
+    for body in (b"<xml><MsgType>event", b'<!DOCTYPE x [<!ENTITY a "b">]><xml>&a;</xml>', "\u00ff".encode("latin-1")):
+        assert client.post(hook, params=signed, content=body).status_code == 404
+
+
+def test_a_reader_without_pii_read_sees_no_personal_value_in_a_message(client, login, clean_database, audience):
+    hq = _headers(login, audience.hq_marketer)  # HQ marketing: customers' personal data masked
+    template = client.post("/api/v1/templates", headers=hq, json={
+        "name": "确认", "channel": "email", "purpose": "transactional",
+        "content": {"zh": {"subject": "{{ name }}（{{ mobile }}），您的预约已确认", "html": "<p>x</p>"}}}).json()
+    made = client.post("/api/v1/broadcasts", headers=hq, json={
+        "name": "确认", "template_id": template["id"], "segment_id": audience.segment_id}).json()
+    client.post(f"/api/v1/broadcasts/{made['id']}/submit", headers=hq)
+    run_due(clean_database)
+    dispatch_all(clean_database)
+    seen = client.get("/api/v1/messages", headers=hq, params={"broadcast_id": made["id"]}).json()["items"]
+    zhang = next(m for m in seen if m["profile_id"] == audience.customers["zhang"].id)
+    assert zhang["subject"] == "张伟（+86138****0001），您的预约已确认" and zhang["address"] == "z***@example.com"
+    admin = _headers(login, audience.tree.admin)  # with pii.read: as it was sent
+    whole = client.get(f"/api/v1/messages/{zhang['id']}", headers=admin).json()
+    assert whole["subject"] == "张伟（+8613800000001），您的预约已确认"

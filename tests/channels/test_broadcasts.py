@@ -330,3 +330,64 @@ def test_a_templates_report_counts_every_broadcast_that_used_it_within_the_reade
     assert (seen_by_b.sent, seen_by_b.total, seen_by_b.by_unit) == (2, 2, [])  # 王芳 twice; no per-dealer table
     with pytest.raises(NotFound):
         broadcasts.template_report(session, hq, template.id + 999)
+
+
+def test_a_dealer_manager_reads_the_messages_to_their_own_customers_only(session, clean_database, audience):
+    hq = audience.principal(session, audience.hq_marketer)
+    broadcast = send_now(session, hq, email_template(session, hq).id, audience.segment_id)
+    run_due(clean_database)
+    assert dispatch_all(clean_database) == 3
+    manager = audience.principal(session, audience.tree.a_manager)
+    seen = service.list_messages(session, manager, broadcast_id=broadcast.id).items
+    assert {m.profile_id for m in seen} == {audience.customers["zhang"].id, audience.customers["li"].id,
+                                            audience.customers["zhao"].id}  # dealer A's three, sent or skipped
+    report = broadcasts.report(session, manager, broadcast.id)
+    assert (report.sent, report.by_unit) == (1, [])  # no other dealer's figures either
+
+
+def test_sending_again_applies_the_rules_again_and_leaves_unknown_ones_unless_asked(
+        session, clean_database, audience):
+    hq = audience.principal(session, audience.hq_marketer)
+    c = audience.customers
+    broadcast = send_now(session, hq, email_template(session, hq).id, audience.segment_id)
+    run_due(clean_database)
+    assert dispatch_all(clean_database) == 3
+    session.execute(update(Message).where(Message.broadcast_id == broadcast.id, Message.status == "sent")
+                    .values(status="failed"))
+    session.execute(update(Message).where(Message.profile_id == c["liu"].id).values(status="unknown"))
+    session.commit()
+    # since it failed, 王芳 unsubscribed (her address is suppressed)
+    control.suppress(session, org_id=hq.org_id, channel="email", address="wangfang@example.com",
+                     reason="unsubscribed", evidence="the link in another e-mail")
+    session.commit()
+    assert service.retry_messages(session, hq, schemas.MessageRetry(broadcast_id=broadcast.id)) == 1  # 张伟
+    session.commit()
+    found = statuses(session, broadcast.id)
+    assert found[c["zhang"].id] == ("queued", None)
+    assert found[c["wang"].id] == ("skipped", "suppressed")  # the rules hold for a message sent again
+    assert found[c["liu"].id] == ("unknown", None)  # an unknown outcome is replayed only when asked for
+    assert service.retry_messages(session, hq, schemas.MessageRetry(status="unknown")) == 1
+    session.commit()
+    session.execute(update(Message).where(Message.broadcast_id == broadcast.id).values(status="failed"))
+    session.execute(update(Broadcast).where(Broadcast.id == broadcast.id).values(status="paused"))
+    session.commit()
+    assert service.retry_messages(session, hq, schemas.MessageRetry(broadcast_id=broadcast.id)) == 0  # paused
+
+
+def test_the_suppression_list_is_the_organisations_to_manage(session, clean_database, audience):
+    """A dealer's settings manager (a custom role: settings.manage for its unit only) would otherwise read every
+    dealer's suppressed addresses, or lift another dealer's customer's hard bounce."""
+    from dataclasses import replace
+
+    tree = audience.tree
+    control.suppress(session, org_id=tree.org.id, channel="email", address="gone@example.com", reason="hard_bounce")
+    manager = audience.principal(session, tree.a_manager)
+    dealer_settings = replace(manager, privileges={**manager.privileges, "settings.manage": "unit_tree",
+                                                   "messages.read": "unit_tree"})
+    with pytest.raises(Forbidden):
+        control.list_suppressions(session, dealer_settings)
+    with pytest.raises(Forbidden):
+        control.add_suppression(session, dealer_settings, schemas.SuppressionIn(channel="email",
+                                                                                address="x@example.com"))
+    admin = audience.principal(session, tree.admin)
+    assert [s.address for s in control.list_suppressions(session, admin)] == ["gone@example.com"]

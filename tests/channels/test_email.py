@@ -136,3 +136,49 @@ def test_a_test_send_reaches_the_author_only(session, clean_database, audience, 
     [mail] = with_smtp.to("hq.mkt@example.com")
     assert "张伟" in mail["Subject"]
     assert with_smtp.to("zhangwei@example.com") == []
+
+
+def test_a_message_is_handed_over_in_two_writes_where_the_server_pipelines(smtp_sink):
+    """RFC 2920: MAIL, RCPT and DATA in one write where the server advertises PIPELINING (the message itself only
+    after DATA's 354), one command at a time where it does not; a long Chinese subject with an emoji arrives
+    whole through the RFC 2047 encoded words, however they are cut."""
+    from kehu.channels.providers import Outgoing
+    from kehu.channels.providers.smtp import Smtp
+
+    sink, port = smtp_sink
+    smtp = Smtp({"host": "127.0.0.1", "port": port, "from_address": "news@example.com"}, {})
+    connection = smtp._connect()
+    connection.ehlo()
+    writes: list[object] = []
+    send = connection.send
+    connection.send = lambda data: (writes.append(data), send(data))[1]  # type: ignore[method-assign]
+    subject = "张伟先生，您的爱车保养提醒：春季保养节工时八折、免费检测空调与轮胎，预约从速 🚗 " * 2
+    outcome = smtp.send(Outgoing(1, "email", "zhangwei@example.com", "zh", subject=subject, html="<p>您好</p>",
+                                 text="您好"))
+    assert outcome.status == "sent"
+    assert len(writes) == (2 if sink.pipelining else 4)
+    assert sink.to("zhangwei@example.com")[0]["subject"] == subject
+    sink.unknown.add("nobody@example.com")
+    refused = smtp.send(Outgoing(2, "email", "nobody@example.com", "zh", subject="x", text="x"))
+    assert refused.status == "suppress" and "5.1.1" in (refused.error or "")
+    assert smtp.send(Outgoing(3, "email", "lina@example.com", "zh", subject="再次", text="x")).status == "sent"
+    smtp.close()
+
+
+def test_a_subject_cannot_add_headers_and_only_the_addresss_fault_suppresses_it(smtp_sink):
+    from kehu.channels.providers import Outgoing
+    from kehu.channels.providers.smtp import Smtp
+
+    sink, port = smtp_sink
+    smtp = Smtp({"host": "127.0.0.1", "port": port, "from_address": "news@example.com"}, {})
+    sent = smtp.send(Outgoing(1, "email", "zhangwei@example.com", "zh", subject="Hello\r\nBcc: all@example.com",
+                              text="x"))
+    assert sent.status == "sent"
+    mail = sink.to("zhangwei@example.com")[0]
+    assert mail["bcc"] is None and mail["subject"] == "Hello  Bcc: all@example.com"
+    sink.replies["relay@example.com"] = "554 5.7.1 <relay@example.com>: Relay access denied"
+    denied = smtp.send(Outgoing(2, "email", "relay@example.com", "zh", subject="x", text="x"))
+    assert denied.status == "failed"  # the relay's refusal is ours to fix, not the customer's address
+    sink.unknown.add("gone@example.com")
+    assert smtp.send(Outgoing(3, "email", "gone@example.com", "zh", subject="x", text="x")).status == "suppress"
+    smtp.close()

@@ -10,11 +10,15 @@ token is invalid or expired (40001/40014/42001), the cached one is dropped, a fr
 once.
 
 Receipts: WeChat pushes ``TEMPLATESENDJOBFINISH`` events as XML to the account's server URL. The parser here reads
-the plaintext form only; the endpoint that receives the push must first check WeChat's ``signature`` (it is in the
-query string, which a receipt parser does not see) and decrypt safe-mode (``<Encrypt>``) bodies."""
+the plaintext form; the endpoint that receives the push first checks WeChat's ``signature`` (it is in the query
+string, which a receipt parser does not see) and, for an account in safe mode (安全模式: an EncodingAESKey is set),
+checks ``msg_signature`` and decrypts the ``<Encrypt>`` body with ``decrypt_push``."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import re
 import threading
@@ -24,6 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from kehu.channels.providers import Outcome, Outgoing, Receipt, provider
 from kehu.channels.providers.errors import seconds_until_china_hour, short, transport_outcome, unreadable_response
@@ -222,6 +227,42 @@ def parse_push_xml(body: bytes) -> dict[str, str]:
     except ET.ParseError as exc:
         raise ValueError(f"malformed WeChat push: {exc}") from None
     return {child.tag: (child.text or "").strip() for child in root}
+
+
+def decrypt_push(body: bytes, query: Mapping[str, str], *, token: str, encoding_aes_key: str,
+                 app_id: str) -> bytes:
+    """The plaintext XML of a safe-mode push, as WeChat documents its message encryption: ``msg_signature`` is the
+    SHA-1 of the server token, ``timestamp``, ``nonce`` and the ``<Encrypt>`` text, sorted and joined; the text is
+    AES-256-CBC (key: the 43-character EncodingAESKey, base64; IV: its first 16 bytes; PKCS#7 padding to 32 bytes)
+    of 16 random bytes, the message's length (4 bytes, big-endian), the message and the AppID, which must be
+    ours. A push without ``<Encrypt>`` is refused: an account in safe mode takes no plaintext. ValueError for
+    anything that does not hold."""
+    fields = parse_push_xml(body)
+    encrypted = fields.get("Encrypt")
+    if not encrypted:
+        raise ValueError("safe mode: the push carries no <Encrypt>")
+    parts = sorted([token, query.get("timestamp", ""), query.get("nonce", ""), encrypted])
+    expected = hashlib.sha1("".join(parts).encode()).hexdigest()
+    if not hmac.compare_digest(expected.encode(), query.get("msg_signature", "").encode()):
+        raise ValueError("safe mode: msg_signature does not match")
+    try:
+        key = base64.b64decode(encoding_aes_key + "=", validate=True)
+        cipher_text = base64.b64decode(encrypted, validate=True)
+    except ValueError:
+        raise ValueError("safe mode: the key or the text is not base64") from None
+    if len(key) != 32 or not cipher_text or len(cipher_text) % 16:
+        raise ValueError("safe mode: wrong key or text length")
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).decryptor()
+    plain = decryptor.update(cipher_text) + decryptor.finalize()
+    pad = plain[-1]
+    if not 1 <= pad <= 32 or plain[-pad:] != bytes([pad]) * pad:
+        raise ValueError("safe mode: bad padding (wrong EncodingAESKey?)")
+    plain = plain[:-pad]
+    length = int.from_bytes(plain[16:20], "big")
+    message, sender = plain[20:20 + length], plain[20 + length:]
+    if len(message) != length or not hmac.compare_digest(sender, app_id.encode()):
+        raise ValueError("safe mode: the push is not for this AppID")
+    return message
 
 
 def wechat_receipts(body: bytes, headers: dict[str, str], config: dict[str, Any],

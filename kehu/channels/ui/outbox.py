@@ -169,8 +169,9 @@ def outbox_page(channel: str | None = None, status: str | None = None, provider:
                                                   **{k: v for k, v in filters.items() if v is not None})
                     names = customer_names(session, principal, [m.profile_id for m in found.items])
                     made_from = template_names(session, principal, [m.template_id for m in found.items])
-                    rows = [_row(principal, service.message_out(principal, m), names,
-                                 made_from.get(m.template_id or 0)) for m in found.items]
+                    rows = [_row(principal, out, names, made_from.get(m.template_id or 0))
+                            for m, out in zip(found.items, service.messages_out(session, principal, found.items),
+                                              strict=True)]
             except KehuError as error:
                 notify_error(error)
                 return [], 0
@@ -286,10 +287,14 @@ def show_message(principal: Principal, message_id: int, on_change: Callable[[], 
     try:
         with unit_of_work() as session:
             found = service.get_message(session, principal, message_id)
-            message = service.message_out(principal, found)
+            personal = service.personal_values(session, principal, [found.profile_id])
+            message = service.message_out(principal, found, personal)
             body = found.body
-            if body and found.address and message.address != found.address:
-                body = body.replace(found.address, message.address or "")  # shown as the reader may see it
+            if body and not principal.has("pii.read"):  # shown as the reader may see it
+                pairs = personal.get(found.profile_id or 0, [])
+                if found.address and found.channel != "webhook":
+                    pairs = [*pairs, (found.address, message.address or "")]
+                body = service.masked_text(body, pairs)
             names = customer_names(session, principal, [found.profile_id])
             template = None
             if found.template_id is not None:
@@ -435,7 +440,7 @@ def customer_messages(principal: Principal, profile_id: int) -> None:
     try:
         with unit_of_work() as session:
             found = service.page_messages(session, principal, per_page=10, profile_id=profile_id)
-            messages = [service.message_out(principal, m) for m in found.items]
+            messages = service.messages_out(session, principal, found.items)
             made_from = template_names(session, principal, [m.template_id for m in found.items])
     except KehuError:
         return

@@ -64,6 +64,7 @@ def show_report(principal: Any, report: schemas.Report) -> None:
                 hours = [datetime.fromisoformat(h["hour"]).replace(tzinfo=UTC).astimezone(tz).strftime("%m-%d %H:00")
                          for h in report.by_hour]
                 ui.echart({
+                    "animation": False,  # the figures as they are, at once (a growing bar reads as a small one)
                     "tooltip": {"trigger": "axis"},
                     "legend": {"top": 0, "data": [tr("channels.bc.r.sent"), tr("channels.bc.r.opened"),
                                                   tr("channels.bc.r.clicked")]},

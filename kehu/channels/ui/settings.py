@@ -20,9 +20,9 @@ from kehu.ui.shell import empty_state, frame, notify_error, page, run_action, tr
 
 # the settings each provider asks for beyond REQUIRED's (label keys under channels.settings.field.*)
 OPTIONAL = {"smtp": ("security", "username", "password", "from_name", "reply_to", "messages_per_connection"),
-            "tencent_sms": ("region",), "aliyun_sms": ("region",), "wechat_mp": ("server_token",),
+            "tencent_sms": ("region",), "aliyun_sms": ("region",), "wechat_mp": ("server_token", "encoding_aes_key"),
             "jpush": ("apns_production",)}
-SECRETS = {"smtp": ("password",)}
+SECRETS = {"smtp": ("password",), "wechat_mp": ("encoding_aes_key",)}
 WITH_RECEIPTS = ("tencent_sms", "aliyun_sms", "wechat_mp")
 CAP_KEYS = ("email", "sms", "wechat", "push", "all")
 
@@ -235,6 +235,8 @@ def _rules(principal: Any, unit_id: int) -> None:
                         end=policy.inherited.quiet_end)).classes("text-xs text-grey-7")
         errors["quiet_start"] = ui.label().classes("text-negative text-xs")
         errors["quiet_end"] = ui.label().classes("text-negative text-xs")
+    ui.label(tr("channels.settings.quiet_help", start=control.DEFAULT_QUIET[0], end=control.DEFAULT_QUIET[1])
+             ).classes("text-xs text-grey-7")
     approval = ui.switch(tr("channels.settings.approval"), value=own.approval_required).props(
         "data-testid=approval-switch")
 
@@ -280,10 +282,9 @@ def _rule_problem(above: schemas.PolicyIn, problem: Any) -> str:
 
 # -- suppressions ------------------------------------------------------------------------------------------------
 def _suppressions(principal: Any) -> None:
-    if not principal.has("pii.read"):
+    if not principal.has("pii.read") or not control.may_manage_suppressions(principal):
         ui.label(tr("channels.settings.suppressions_pii")).classes("text-grey-7")
         return
-    listing = ui.column().classes("w-full gap-1")
     with ui.row().classes("w-full items-center gap-2"):
         channel = ui.select({c: channel_label(c) for c in CHANNELS}, value="email",
                             label=tr("channels.outbox.channel")).props("outlined dense").classes("w-32")
@@ -296,6 +297,7 @@ def _suppressions(principal: Any) -> None:
             "data-testid=suppression-add")
         ui.button(tr("channels.settings.find"), icon="search", on_click=lambda: draw(address.value or None)).props(
             "flat")
+    listing = ui.column().classes("w-full gap-1")
 
     def draw(only: str | None = None) -> None:
         listing.clear()
@@ -310,18 +312,34 @@ def _suppressions(principal: Any) -> None:
                     ui.icon(CHANNEL_ICONS.get(row_channel, "mail")).classes("text-grey-7")
                     ui.label(row_address).classes("w-64 shrink-0 font-mono text-sm")
                     ui.badge(tr(f"channels.settings.reason.{row_reason}")).props("outline")
-                    ui.label(evidence).classes("text-xs text-grey-7 flex-1 ellipsis")
+                    ui.label(tr("channels.settings.added_by", name=evidence[len("added by "):])
+                             if evidence.startswith("added by ") else evidence).classes(
+                        "text-xs text-grey-7 flex-1 ellipsis")
                     ui.label(format_local(at, principal.timezone)).classes("text-xs text-grey-7")
                     ui.button(icon="undo", on_click=lambda _, i=row_id: lift(i)).props("flat round dense").tooltip(
                         tr("channels.settings.lift"))
 
     def add() -> None:
-        data = validated(lambda: schemas.SuppressionIn(channel=channel.value, address=address.value or "",
+        if not (address.value or "").strip():
+            ui.notify(tr("channels.settings.bad_address", channel=channel_label(channel.value)), type="negative")
+            return
+        data = validated(lambda: schemas.SuppressionIn(channel=channel.value, address=address.value,
                                                        reason=reason.value))
-        if data and run_action(lambda s: control.add_suppression(s, principal, data),
-                               tr("channels.settings.suppressed")):
-            address.value = ""
-            draw()
+        if data is None:
+            return
+        try:
+            with unit_of_work() as session:
+                control.add_suppression(session, principal, data)
+        except KehuError as error:
+            if any(problem.field == "address" for problem in error.errors):
+                ui.notify(tr("channels.settings.bad_address", channel=channel_label(channel.value)),
+                          type="negative")
+            else:
+                notify_error(error)
+            return
+        ui.notify(tr("channels.settings.suppressed"), type="positive")
+        address.value = ""
+        draw()
 
     def lift(suppression_id: int) -> None:
         if run_action(lambda s: _done(control.remove_suppression, s, principal, suppression_id),
