@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from kehu.cdp import exports, timeline
 from kehu.cdp import service as cdp_service
-from kehu.cdp.models import Export, Profile
+from kehu.cdp.models import Event, Export, Profile
 from kehu.cdp.views import CustomerView
 from kehu.core import audit, events, jobs
 from kehu.core.db import Database, dialect_insert, utcnow
@@ -109,6 +109,8 @@ timeline.add_stream(timeline.TimelineStream("segment", 2, _timeline_changes, _ti
 
 # -- saved segments ------------------------------------------------------------------------------------
 REFRESH_JOB = "segments.refresh"
+LIVE_MEMBERS = "segments.live_members"  # the consumer of the customers' events that keeps dynamic segments live
+LIVE_MEMBERS_BATCH = 2_000
 
 
 def create_segment(session: Session, principal: Principal, data: schemas.SegmentCreate) -> Segment:
@@ -326,15 +328,9 @@ def changes(session: Session, principal: Principal, segment_id: int, *, limit: i
     return keyset_page(session, query, id_column=SegmentChange.id, limit=limit, cursor=cursor)
 
 
-def refresh_members(session: Session, segment: Segment) -> tuple[int, int]:
-    """Bring a segment's members in line with its condition; returns (entered, left).
-
-    Set statements only, and none that rewrites the members who stay: newcomers are inserted (skipping
-    those present) with this refresh's number; members the condition no longer finds are marked, recorded
-    as having left and removed. Unchanged members cost one index probe each, not a row update."""
+def _covered(session: Session, segment: Segment) -> tuple[Any, ...]:
+    """The SQL conditions a profile meets to be a member: the segment's condition, within its unit's tree."""
     assert segment.condition is not None
-    number = segment.refreshes + 1
-    now = utcnow()
     unit_path = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == segment.unit_id)) or "/"
     timezone = session.scalar(select(Organization.timezone).where(Organization.id == segment.org_id))
     condition = schemas.condition_adapter.validate_python(segment.condition)
@@ -342,8 +338,19 @@ def refresh_members(session: Session, segment: Segment) -> tuple[int, int]:
     units = None if is_root_path(unit_path) else units_under(session, segment.org_id, unit_path)
     clause = compile_condition(session, segment.org_id, timezone or "Asia/Shanghai", condition, reader=None,
                                segment_id=segment.id, happening_units=units)
-    covered = (Profile.org_id == segment.org_id, Profile.merged_into_id.is_(None), clause,
-               *(() if units is None else (Profile.unit_id.in_(units),)))
+    return (Profile.org_id == segment.org_id, Profile.merged_into_id.is_(None), clause,
+            *(() if units is None else (Profile.unit_id.in_(units),)))
+
+
+def refresh_members(session: Session, segment: Segment) -> tuple[int, int]:
+    """Bring a segment's members in line with its condition; returns (entered, left).
+
+    Set statements only, and none that rewrites the members who stay: newcomers are inserted (skipping
+    those present) with this refresh's number; members the condition no longer finds are marked, recorded
+    as having left and removed. Unchanged members cost one index probe each, not a row update."""
+    number = segment.refreshes + 1
+    now = utcnow()
+    covered = _covered(session, segment)
     member = SegmentMember
     found = select(literal(segment.id), Profile.id, literal(segment.org_id), literal(number), literal(False),
                    literal(now, type_=member.added_at.type)).where(*covered)
@@ -374,6 +381,68 @@ def refresh_members(session: Session, segment: Segment) -> tuple[int, int]:
     return entered, left
 
 
+def follow_customers(session: Session, segment: Segment, profile_ids: set[int]) -> tuple[int, int]:
+    """The segment's membership of these customers only, brought in line with its condition now (returns
+    entered, left): what one of their events or changes did, within seconds instead of at the next refresh.
+    The same rules as a refresh — its changes recorded (``segment_changes``, the stream journeys read), its
+    rule tags following — for a handful of customers: a few statements whatever the segment's size."""
+    if not profile_ids:
+        return 0, 0
+    now = utcnow()
+    ids = sorted(profile_ids)
+    member = SegmentMember
+    matching = set(session.scalars(select(Profile.id).where(*_covered(session, segment), Profile.id.in_(ids))))
+    present = set(session.scalars(select(member.profile_id).where(member.segment_id == segment.id,
+                                                                  member.profile_id.in_(ids))))
+    entering = sorted(matching - present)
+    leaving = sorted(present - matching) if segment.kind == "dynamic" else []
+    if entering:
+        session.execute(dialect_insert(session)(member).values([
+            {"segment_id": segment.id, "profile_id": i, "org_id": segment.org_id, "added_in": segment.refreshes,
+             "leaving": False, "added_at": now} for i in entering]).on_conflict_do_nothing())
+    if leaving:
+        session.execute(delete(member).where(member.segment_id == segment.id, member.profile_id.in_(leaving))
+                        .execution_options(synchronize_session=False))
+    changes = [("entered", i) for i in entering] + [("left", i) for i in leaving]
+    if changes:
+        session.execute(insert(SegmentChange), [
+            {"org_id": segment.org_id, "segment_id": segment.id, "profile_id": i, "change": change,
+             "refresh": segment.refreshes, "at": now} for change, i in changes])
+        segment.member_count = max(0, segment.member_count + len(entering) - len(leaving))
+        tags.follow_rule_tags(session, segment.id, entering=entering, leaving=leaving)
+        _members_changed(session, segment, len(entering), len(leaving))
+    return len(entering), len(leaving)
+
+
+def _dynamic_segments_exist(session: Session) -> list[Any] | None:
+    """What live membership wants of the customers' events: every one, while any dynamic segment is ready."""
+    found = session.scalar(select(Segment.id).where(Segment.kind == "dynamic", Segment.condition.is_not(None),
+                                                    Segment.status == "ready").limit(1))
+    return [] if found is not None else None
+
+
+@events.subscribe(LIVE_MEMBERS, stream=Event, wanted=_dynamic_segments_exist, batch=LIVE_MEMBERS_BATCH)
+def _members_follow_events(session: Session, batch: list[Event]) -> None:
+    """Each batch of customers' events (ingested, imported, or kehu's own happenings) re-decides the dynamic
+    segments of the customers it touched, set-based, in the transaction that moves this consumer's cursor: a
+    crash repeats nothing and loses nothing. A full refresh holds its segment's row from its start: this waits for
+    it to commit and then decides on what it left (skipping would lose a change the refresh's earlier statements
+    did not see); a refresh that starts meanwhile waits for this to commit, then sees what it did."""
+    by_org: dict[int, set[int]] = {}
+    for event in batch:
+        if event.profile_id is not None:
+            by_org.setdefault(event.org_id, set()).add(event.profile_id)
+    for org_id, touched in by_org.items():
+        live = set(cdp_service.live_profile_ids(session, touched).values())  # merged-away ids followed
+        for segment in session.scalars(select(Segment).where(
+                Segment.org_id == org_id, Segment.kind == "dynamic", Segment.condition.is_not(None),
+                Segment.status.in_(("ready", "refreshing"))).order_by(Segment.id).with_for_update()):
+            try:
+                follow_customers(session, segment, live)
+            except ValidationFailed:  # a custom field it used was removed since: its next refresh says so
+                continue
+
+
 def _members_changed(session: Session, segment: Segment, entered: int, left: int) -> None:
     if entered or left:
         events.publish(session, MEMBERS_CHANGED, org_id=segment.org_id, entity="segments", entity_id=segment.id,
@@ -384,7 +453,8 @@ def _members_changed(session: Session, segment: Segment, entered: int, left: int
 def _run_refresh(ctx: jobs.JobContext) -> dict[str, Any]:
     """The whole refresh commits at once: a worker that dies half way leaves the previous members intact and
     the job runs again."""
-    segment = ctx.session.get(Segment, ctx.job.payload["segment_id"])
+    # the segment's row held from the start: live membership (follow_customers) waits for this to commit
+    segment = ctx.session.get(Segment, ctx.job.payload["segment_id"], with_for_update=True)
     if segment is None:
         return {"skipped": "the segment was deleted"}
     segment.status = "refreshing"

@@ -127,6 +127,19 @@ def tags_of(session: Session, principal: Principal, profile_id: int) -> list[tup
             ProfileTag.profile_id == profile.id, scope(principal, Tag)).order_by(Tag.name))]
 
 
+def follow_rule_tags(session: Session, segment_id: int, *, entering: list[int], leaving: list[int]) -> None:
+    """Tags bound to the segment follow a few customers who entered or left it (``sync_rule_tags`` for all)."""
+    now = utcnow()
+    for tag in session.scalars(select(Tag).where(Tag.segment_id == segment_id)):
+        if entering:
+            session.execute(dialect_insert(session)(ProfileTag).values([
+                {"tag_id": tag.id, "profile_id": i, "org_id": tag.org_id, "origin": "rule", "added_at": now}
+                for i in entering]).on_conflict_do_nothing())
+        if leaving:
+            session.execute(delete(ProfileTag).where(ProfileTag.tag_id == tag.id,
+                                                     ProfileTag.profile_id.in_(leaving)))
+
+
 def sync_rule_tags(session: Session, segment_id: int) -> None:
     """Tags bound to the segment are on exactly its members: two set statements per tag."""
     now = utcnow()
