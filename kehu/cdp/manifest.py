@@ -16,11 +16,16 @@ MERGE_UNDONE = events.declare(
     "A merge was undone and the record it folded lives again: entity_id is the merge, profile_id the record kept; "
     "payload: restored_id, reason.")
 
+PROFILE_CHANGED = events.declare(
+    "cdp.profile_changed",
+    "A customer's record was changed by hand or through the API (not by a call through a source, which is a "
+    "customer event of its own): profile_id the customer; payload: what (created | updated | assigned | consent).")
+
 DOMAIN = Domain(
     name="cdp",
     models="kehu.cdp.models",
     services=("kehu.cdp.service", "kehu.cdp.dedupe", "kehu.cdp.exports", "kehu.cdp.imports", "kehu.cdp.happenings"),
-    events=(PROFILE_MERGED, MERGE_UNDONE),
+    events=(PROFILE_MERGED, MERGE_UNDONE, PROFILE_CHANGED),
     entities=("sources", "imports", "profiles", "accounts", "orders"),
     routers=("kehu.cdp.api:router", "kehu.cdp.api:ingestion"),
     # Segment's limits for a call and a batch (/v1/b: /v1/batch and /v1/b), and room for a file uploaded

@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kehu.cdp.manifest import PROFILE_CHANGED
 from kehu.cdp.models import Account, AccountMember, ConsentRecord, Profile, Source
-from kehu.core import audit
+from kehu.core import audit, events
 from kehu.core.db import insert_ignoring_conflicts, one_of, utcnow
 from kehu.core.errors import invalid
 
@@ -89,6 +90,8 @@ def record_consent(session: Session, actor: audit.Actor, profile: Profile, *, ch
                  entity="profiles", entity_id=profile.id,
                  after={"channel": channel, "purpose": purpose, "status": record.status, "evidence": record.evidence},
                  summary=f"Consent {channel}/{purpose} {record.status} for customer {profile.id}")
+    events.publish(session, PROFILE_CHANGED, org_id=profile.org_id, entity="profiles", entity_id=profile.id,
+                   profile_id=profile.id, what="consent")
     return record
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, defer
 
 from kehu.cdp import commerce, fields, identity, normalise, relations, schemas, search
 from kehu.cdp import timeline as history
+from kehu.cdp.manifest import PROFILE_CHANGED
 from kehu.cdp.models import (
     HAPPENING,
     Account,
@@ -27,7 +28,7 @@ from kehu.cdp.models import (
     Vehicle,
 )
 from kehu.cdp.views import CustomerView
-from kehu.core import audit
+from kehu.core import audit, events
 from kehu.core.audit import changed, snapshot
 from kehu.core.db import Database, month_of, utcnow
 from kehu.core.errors import Conflict, FieldError, NotFound, Unauthorized, ValidationFailed, invalid
@@ -267,6 +268,8 @@ def create_profile(session: Session, principal: Principal, *, data: schemas.Prof
     audit.record(session, principal, action="create", entity="profiles", entity_id=profile.id, unit_id=unit_id,
                  after={"name": profile.name, "unit_id": unit_id, "owner_id": owner_id},
                  summary=f"Customer {profile.name or profile.id} created")
+    events.publish(session, PROFILE_CHANGED, org_id=profile.org_id, entity="profiles", entity_id=profile.id,
+                   profile_id=profile.id, what="created")
     return profile
 
 
@@ -309,6 +312,8 @@ def update_profile(session: Session, principal: Principal, profile_id: int, *,
     audit.record(session, principal, action="update", entity="profiles", entity_id=profile.id,
                  unit_id=profile.unit_id, before=old, after=new,
                  summary=f"Customer {profile.name or profile.id} updated")
+    events.publish(session, PROFILE_CHANGED, org_id=profile.org_id, entity="profiles", entity_id=profile.id,
+                   profile_id=profile.id, what="updated")
     return profile
 
 
@@ -325,6 +330,9 @@ def assign_profiles(session: Session, principal: Principal, *, profile_ids: list
     audit.record(session, principal, action="assign", entity="profiles", unit_id=owner.unit_id,
                  after={"owner_id": owner.id, "count": len(allowed), "ids": sorted(allowed)[:1000]},
                  summary=f"{len(allowed)} customers assigned to {owner.name}")
+    events.publish_many(session, PROFILE_CHANGED, [
+        {"org_id": principal.org_id, "entity": "profiles", "entity_id": i, "profile_id": i,
+         "payload": {"what": "assigned"}} for i in sorted(allowed)])  # their unit moved: other segments' now
     return len(allowed)
 
 

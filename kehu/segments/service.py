@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from kehu.cdp import exports, timeline
 from kehu.cdp import service as cdp_service
+from kehu.cdp.manifest import PROFILE_CHANGED
 from kehu.cdp.models import Event, Export, Profile
 from kehu.cdp.views import CustomerView
 from kehu.core import audit, events, jobs
@@ -111,6 +112,7 @@ timeline.add_stream(timeline.TimelineStream("segment", 2, _timeline_changes, _ti
 REFRESH_JOB = "segments.refresh"
 LIVE_MEMBERS = "segments.live_members"  # the consumer of the customers' events that keeps dynamic segments live
 LIVE_MEMBERS_BATCH = 2_000
+LIVE_EDITS = "segments.live_edits"  # the same for records changed by hand or through the API (domain events)
 
 
 def create_segment(session: Session, principal: Principal, data: schemas.SegmentCreate) -> Segment:
@@ -428,10 +430,21 @@ def _members_follow_events(session: Session, batch: list[Event]) -> None:
     crash repeats nothing and loses nothing. A full refresh holds its segment's row from its start: this waits for
     it to commit and then decides on what it left (skipping would lose a change the refresh's earlier statements
     did not see); a refresh that starts meanwhile waits for this to commit, then sees what it did."""
+    _follow(session, [(event.org_id, event.profile_id) for event in batch])
+
+
+@events.subscribe(LIVE_EDITS, [PROFILE_CHANGED], batch=LIVE_MEMBERS_BATCH)
+def _members_follow_edits(session: Session, batch: list[events.DomainEvent]) -> None:
+    """Records changed by hand or through the API (a city corrected, a customer reassigned to another dealer, a
+    consent recorded at the showroom) re-decide their dynamic segments the same way."""
+    _follow(session, [(event.org_id, event.profile_id) for event in batch])
+
+
+def _follow(session: Session, touched_by: list[tuple[int, int | None]]) -> None:
     by_org: dict[int, set[int]] = {}
-    for event in batch:
-        if event.profile_id is not None:
-            by_org.setdefault(event.org_id, set()).add(event.profile_id)
+    for org_id, profile_id in touched_by:
+        if profile_id is not None:
+            by_org.setdefault(org_id, set()).add(profile_id)
     for org_id, touched in by_org.items():
         live = set(cdp_service.live_profile_ids(session, touched).values())  # merged-away ids followed
         for segment in session.scalars(select(Segment).where(

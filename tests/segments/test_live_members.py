@@ -90,3 +90,16 @@ def test_a_change_arriving_during_a_full_refresh_waits_for_it_and_is_not_lost(pe
     waiting.join(10)
     assert not waiting.is_alive()
     assert len(member_names(client, admin, made["id"])) == len(before) - 1
+
+
+def test_a_record_changed_by_hand_moves_at_once_too(people, client, login, session, clean_database, settings):
+    admin = login("admin@example.com")
+    made = create(client, admin, name="上海客户", condition=SHANGHAI)
+    run_jobs(clean_database, settings)
+    before = member_names(client, admin, made["id"])
+    someone = client.get(f"/api/v1/segments/{made['id']}/members", headers=admin).json()["items"][0]
+    corrected = client.patch(f"/api/v1/customers/{someone['id']}", headers=admin, json={"city": "杭州"})
+    assert corrected.status_code == 200, corrected.text
+    while events.consume(clean_database, events.subscriptions()[service.LIVE_EDITS]):
+        pass
+    assert member_names(client, admin, made["id"]) == sorted(set(before) - {someone["name"]})
