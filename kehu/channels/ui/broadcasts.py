@@ -12,8 +12,8 @@ from urllib.parse import urlencode
 from nicegui import ui
 
 from kehu.channels import broadcasts, control, schemas, templates
-from kehu.channels.ui.outbox import channel_label
 from kehu.channels.ui.report import show_report
+from kehu.channels.ui.showing import channel_label
 from kehu.core.errors import KehuError
 from kehu.core.timeutil import format_local, zone
 from kehu.segments import service as segment_service

@@ -18,7 +18,7 @@ from kehu.cdp.models import Profile
 from kehu.channels import broadcasts, schemas, service, templates
 from kehu.channels.control import SKIP_REASONS
 from kehu.channels.models import CHANNELS, PROVIDERS, Template
-from kehu.channels.ui.templates import (
+from kehu.channels.ui.showing import (
     CHANNEL_ICONS,
     channel_label,
     phone_bubble,

@@ -12,7 +12,8 @@ from kehu.channels import api as channels_api
 from kehu.channels import control, schemas, service
 from kehu.channels.dispatch import account_for
 from kehu.channels.models import CHANNELS, PROVIDERS
-from kehu.channels.ui.outbox import CHANNEL_ICONS, channel_label, provider_label
+from kehu.channels.ui.outbox import provider_label
+from kehu.channels.ui.showing import CHANNEL_ICONS, channel_label
 from kehu.core.errors import KehuError
 from kehu.core.timeutil import format_local
 from kehu.tenancy.access import writable_units
