@@ -9,18 +9,18 @@ from __future__ import annotations
 from kehu.cdp.manifest import DOMAIN as CDP
 from kehu.channels.manifest import DOMAIN as CHANNELS
 from kehu.core.domains import Domain, NavEntry
+from kehu.journeys.manifest import DOMAIN as JOURNEYS
 from kehu.sales.manifest import DOMAIN as SALES
 from kehu.segments.manifest import DOMAIN as SEGMENTS
 from kehu.tenancy.manifest import DOMAIN as TENANCY
 
-DOMAINS: list[Domain] = [TENANCY, CDP, SEGMENTS, SALES, CHANNELS]
+DOMAINS: list[Domain] = [TENANCY, CDP, SEGMENTS, SALES, CHANNELS, JOURNEYS]
 
 # Domains still to come: a page at their place in the navigation says what will be there (nothing fake), and
 # their entities are in the roles from day one, so an administrator sets a role up once.
 COMING: list[tuple[NavEntry, str]] = [
     (NavEntry("nav.cases", "support_agent", "/cases", "cases", "work", 70), "coming.cases"),
-    (NavEntry("nav.journeys", "alt_route", "/journeys", "journeys", "marketing", 20), "coming.journeys"),
     (NavEntry("nav.loyalty", "card_membership", "/loyalty", "loyalty", "marketing", 30), "coming.loyalty"),
     (NavEntry("nav.analytics", "insights", "/analytics", "reports", "marketing", 40), "coming.analytics"),
 ]
-COMING_ENTITIES = ("journeys", "cases", "loyalty", "reports")
+COMING_ENTITIES = ("cases", "loyalty", "reports")

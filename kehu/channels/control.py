@@ -365,7 +365,7 @@ def controlled_audience(session: Session, *, org_id: int, timezone: str, audienc
         joined = joined.outerjoin(allowed, allowed.c.profile_id == people.c.profile_id)
         rules_in_order.append((allowed.c.profile_id.is_(None), "no_consent"))
     if purpose == "marketing" and (rules.per_day or rules.per_week):
-        capped = _at_cap(org_id, channel, rules, now)
+        capped = _at_cap(org_id, channel, rules, now, audience)
         if capped is not None:
             joined = joined.outerjoin(capped, capped.c.profile_id == people.c.profile_id)
             rules_in_order.append((capped.c.profile_id.is_not(None), "frequency_cap"))
@@ -382,9 +382,10 @@ def controlled_audience(session: Session, *, org_id: int, timezone: str, audienc
     return select(ranked.c.profile_id, ranked.c.unit_id, ranked.c.address, final_reason.label("skip_reason"))
 
 
-def _at_cap(org_id: int, channel: str, rules: Rules, now: datetime) -> Any:
-    """The customers who had as many marketing messages as a cap allows (one grouped read of the last week's
-    messages), or None when no cap concerns this channel."""
+def _at_cap(org_id: int, channel: str, rules: Rules, now: datetime, audience: Any) -> Any:
+    """The customers of ``audience`` who had as many marketing messages as a cap allows (one grouped read of
+    their last week's messages), or None when no cap concerns this channel. Read for the audience only: a
+    journey's step of a few thousand customers looks up theirs by index, not the whole organisation's week."""
     day_ago, week_ago = now - timedelta(days=1), now - timedelta(days=7)
     recent = Message.created_at >= day_ago
     same = Message.channel == channel
@@ -395,7 +396,7 @@ def _at_cap(org_id: int, channel: str, rules: Rules, now: datetime) -> Any:
         func.sum(case((same, 1), else_=0)).label("week_channel"),
         func.count().label("week_all"),
     ).where(Message.org_id == org_id, Message.purpose == "marketing", Message.status.in_(COUNTED),
-            Message.created_at >= week_ago, Message.profile_id.is_not(None)).group_by(Message.profile_id) \
+            Message.created_at >= week_ago, Message.profile_id.in_(audience)).group_by(Message.profile_id) \
         .subquery("sent_lately")
     checks = []
     for caps, channel_col, all_col in ((rules.per_day, sums.c.day_channel, sums.c.day_all),

@@ -155,13 +155,15 @@ class Message(IdMixin, Base):
                       Index("ix_messages_due", "status", "due_at"),
                       Index("ix_messages_profile", "org_id", "profile_id", "created_at"),
                       Index("ix_messages_broadcast", "broadcast_id", "status"),
+                      Index("ix_messages_journey", "journey_id", "status"),
                       Index("ix_messages_template", "template_id", "status"))
 
     org_id: Mapped[int] = mapped_column(BigId)
     unit_id: Mapped[int] = mapped_column(BigId)  # the customer's unit: who may see the message
     profile_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
-    send_key: Mapped[str] = mapped_column(String(60))  # broadcast:12 | test:<uuid> | journey:… : one send
+    send_key: Mapped[str] = mapped_column(String(60))  # broadcast:12 | test:<uuid> | j:<enrolment>:<node>: one send
     broadcast_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    journey_id: Mapped[int | None] = mapped_column(BigId, nullable=True)  # sent by a journey's node
     sender_unit_id: Mapped[int] = mapped_column(BigId)  # whose channel account it goes out through
     channel: Mapped[str] = mapped_column(String(20))
     purpose: Mapped[str] = mapped_column(String(20))

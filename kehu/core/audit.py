@@ -107,8 +107,8 @@ def entry(
 # each one named in the catalogue as entity.<name>).
 AUDITED_ENTITIES = (
     "accounts", "activities", "api_keys", "broadcasts", "channel_accounts", "communication_policies",
-    "content_items", "custom_fields", "dedupe_settings", "duplicate_candidates",
-    "identity_kinds", "imports", "jobs", "lead_rules", "lead_slas", "leads", "messages", "opportunities", "orders",
+    "content_items", "custom_fields", "dedupe_settings", "duplicate_candidates", "identity_kinds", "imports", "jobs",
+    "journeys", "lead_rules", "lead_slas", "leads", "messages", "opportunities", "orders",
     "organizations", "pipelines", "products", "profiles", "rfm_models", "roles", "routing_rules", "score_rules",
     "segments", "sources", "suppressions", "tag_groups", "tags", "templates", "units", "users",
 )

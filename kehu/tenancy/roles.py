@@ -52,8 +52,8 @@ SYSTEM_ROLES: dict[str, dict[str, object]] = {
             **grant(BUSINESS, ("read", "update", "assign", "export"), UNIT_TREE),
             **grant(["units", "users"], READ, UNIT_TREE), **grant(["roles"], READ, ORG),
             **grant(["reports"], READ, UNIT_TREE), **grant(["audit"], READ, UNIT_TREE),
-            **grant(["jobs"], WORK, UNIT_TREE), **grant(["segments", "journeys"], READ, ORG),
-            **grant(["messages"], READ, UNIT_TREE), "pii.read": ORG,
+            **grant(["jobs"], WORK, UNIT_TREE), **grant(["segments"], READ, ORG),
+            **grant(["messages", "journeys"], READ, UNIT_TREE), "pii.read": ORG,
         },
     },
     "dealer_manager": {
@@ -64,18 +64,19 @@ SYSTEM_ROLES: dict[str, dict[str, object]] = {
             **grant(["imports"], WORK, UNIT_TREE),
             **grant(["units"], ("read", "create", "update"), UNIT_TREE), **grant(["roles"], READ, ORG),
             **grant(["reports"], READ, UNIT_TREE), **grant(["audit"], READ, UNIT_TREE),
-            **grant(["jobs"], WORK, UNIT_TREE), **grant(["segments", "journeys"], READ, ORG),
-            # the messages to their own customers only (HQ's templates and broadcasts that reach them show too)
-            **grant(["messages"], READ, UNIT_TREE), "pii.read": ORG,
+            **grant(["jobs"], WORK, UNIT_TREE), **grant(["segments"], READ, ORG),
+            # the messages to their own customers only (HQ's templates and broadcasts that reach them show too), and
+            # their own tree's journeys: another dealer's are its business
+            **grant(["messages", "journeys"], READ, UNIT_TREE), "pii.read": ORG,
         },
     },
     "dealer_marketing": {
         "zh": "经销商市场专员", "en": "Dealer marketer",
-        "description": "Segments, templates and broadcasts for one dealer's customers (HQ's segments and templates "
-                       "usable for them); PII masked.",
+        "description": "Segments, templates, broadcasts and journeys for one dealer's customers (HQ's segments "
+                       "and templates usable for them); PII masked.",
         "privileges": {
             **grant(["profiles", "accounts", "orders"], READ, UNIT_TREE),
-            **grant(["segments", "messages"], MANAGE, UNIT_TREE), **grant(["segments"], READ, ORG),
+            **grant(["segments", "messages", "journeys"], MANAGE, UNIT_TREE), **grant(["segments"], READ, ORG),
             **grant(["units", "users"], READ, UNIT),
             **grant(["jobs"], WORK, OWN),
         },

@@ -16,6 +16,8 @@ from kehu.cdp.models import DuplicateCandidate, Product
 from kehu.channels import broadcasts, control, templates
 from kehu.channels import schemas as channel_schemas
 from kehu.core.jobs import Job
+from kehu.journeys import schemas as journey_schemas
+from kehu.journeys import service as journey_service
 from kehu.sales import activities, opportunities, pipelines, scoring
 from kehu.sales import schemas as sales_schemas
 from kehu.sales import service as sales_service
@@ -92,6 +94,8 @@ def one_of_each(session: Session, system: Principal) -> dict[str, int]:
     suppression = control.add_suppression(session, system, channel_schemas.SuppressionIn(
         channel="sms", address=f"+86139{n:08d}"))
     message = templates.test_send(session, system, template.id, channel_schemas.TestSend(address=f"+86138{n:08d}"))
+    journey = journey_service.create_journey(session, system, journey_schemas.JourneyCreate(name=f"旅程{n}"))
+    journey_service.publish_version(session, system, journey.id, journey_schemas.Publish())
     session.flush()
     job = session.scalar(select(Job.id).where(Job.org_id == system.org_id).order_by(Job.id))
     assert session.get(Product, product.id) is not None and session.get(User, user.id) is not None
@@ -104,6 +108,6 @@ def one_of_each(session: Session, system: Principal) -> dict[str, int]:
         "lead_rule": lead_rule.id, "routing_rule": routing.id, "score_rule": score_rule.id,
         "pipeline": pipeline.id, "opportunity": deal.id, "activity": activity.id, "job": job,
         "template": template.id, "broadcast": broadcast.id, "content_item": content.id,
-        "suppression": suppression.id, "message": message.id,
+        "suppression": suppression.id, "message": message.id, "journey": journey.id,
     }
     return found

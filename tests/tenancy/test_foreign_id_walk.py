@@ -31,7 +31,7 @@ FIELD_KINDS = {
     "key_id": "api_key", "job_id": "job", "source_id": "source", "merge_id": "merge", "import_id": "import",
     "field_id": "field", "candidate_id": "candidate", "opportunity_id": "opportunity", "activity_id": "activity",
     "export_id": "export", "template_id": "template", "broadcast_id": "broadcast", "item_id": "content_item",
-    "suppression_id": "suppression", "message_ids": "message",
+    "suppression_id": "suppression", "message_ids": "message", "journey_id": "journey",
 }
 PATH_KINDS = {"/api/v1/lead-rules/": "lead_rule", "/api/v1/routing-rules/": "routing_rule",
               "/api/v1/score-rules/": "score_rule"}
@@ -45,6 +45,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/api/v1/activities"): {"profile_id": "$profile"},
     ("post", "/api/v1/customers/merges"): {"winner_id": "$profile", "loser_id": "$other_profile"},
     ("post", "/api/v1/segments"): {"kind": "static"},
+    ("post", "/api/v1/journeys/{journey_id}/enrolments"): {"profile_ids": ["$profile"]},
     ("post", "/api/v1/score-rules"): {"kind": "condition", "condition": {"type": "unit", "unit_id": "$unit"}},
     ("put", "/api/v1/score-rules/{rule_id}"): {"kind": "condition", "condition": {"type": "unit", "unit_id": "$unit"}},
     ("put", "/api/v1/pipelines/{pipeline_id}"): {"stages": [
@@ -150,8 +151,10 @@ class Schemas:
         step, rest = path[0], path[1:]
         if isinstance(step, tuple):  # an alternative: the value takes its shape
             option = self.resolve(schema[step[1]][step[2]])
-            base = body if isinstance(body, dict) and all(
-                k in option.get("properties", {}) for k in body) else self.minimal(option, ids)
+            fits = isinstance(body, dict) and all(  # the body is of this shape, its constants (a type) included
+                k in option.get("properties", {}) and self.resolve(option["properties"][k]).get("const", v) == v
+                for k, v in body.items())
+            base = body if fits else self.minimal(option, ids)
             return self.put(base, option, rest, value, ids)
         if step == "[]":
             items = schema.get("items", {})
@@ -161,7 +164,8 @@ class Schemas:
         sub = schema.get("properties", {}).get(step, {})
         if rest:
             current = body.get(step)
-            body[step] = self.put(current if current is not None else None, sub, rest, value, ids)
+            # an object left out of the minimal body (it has a default) is made whole before a field is set in it
+            body[step] = self.put(current if current is not None else self.minimal(sub, ids), sub, rest, value, ids)
         else:
             body[step] = value
         return body

@@ -1,0 +1,97 @@
+"""The journeys API: drafts and their problems, publishing (a new version), pause / resume / stop, enrolling
+customers by hand, the enrolled customers and per-node counts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response, status
+
+from kehu.journeys import schemas, service
+from kehu.tenancy.deps import Cursor, Limit, PrincipalDep, SessionDep
+from kehu.tenancy.schemas import Page
+
+router = APIRouter(prefix="/api/v1", tags=["journeys"])
+Status = Literal["draft", "live", "paused", "stopped"]
+State = Literal["active", "completed", "exited"]
+
+
+@router.get("/journeys", response_model=Page[schemas.JourneyOut])
+def list_journeys(session: SessionDep, principal: PrincipalDep, status_: Annotated[Status | None, Query(
+        alias="status")] = None, limit: Limit = 50, cursor: Cursor = None) -> Any:
+    page = service.list_journeys(session, principal, status=status_, limit=limit, cursor=cursor)
+    return {"items": [service.journey_out(j) for j in page.items], "next_cursor": page.next_cursor}
+
+
+@router.post("/journeys", response_model=schemas.JourneyOut, status_code=status.HTTP_201_CREATED)
+def create_journey(data: schemas.JourneyCreate, session: SessionDep, principal: PrincipalDep) -> Any:
+    """A draft in your unit (or ``unit_id``); without a definition it starts as an entry leading to an exit."""
+    return service.journey_out(service.create_journey(session, principal, data))
+
+
+@router.get("/journeys/{journey_id}", response_model=schemas.JourneyOut)
+def get_journey(journey_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    return service.journey_out(service.get_journey(session, principal, journey_id))
+
+
+@router.patch("/journeys/{journey_id}", response_model=schemas.JourneyOut)
+def update_journey(journey_id: int, data: schemas.JourneyUpdate, session: SessionDep,
+                   principal: PrincipalDep) -> Any:
+    """Edit the draft (saved as it is, problems and all); a live journey runs its published version meanwhile."""
+    return service.journey_out(service.update_journey(session, principal, journey_id, data))
+
+
+@router.delete("/journeys/{journey_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_journey(journey_id: int, session: SessionDep, principal: PrincipalDep) -> Response:
+    service.delete_journey(session, principal, journey_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/journeys/{journey_id}/problems", response_model=list[schemas.ProblemOut])
+def journey_problems(journey_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    """What keeps the draft from going live, each at its place (``definition.nodes[2].template_id``)."""
+    return [p.as_dict() for p in service.problems(session, principal, service.get_journey(session, principal,
+                                                                                           journey_id))]
+
+
+@router.post("/journeys/{journey_id}/publish", response_model=schemas.JourneyOut)
+def publish(journey_id: int, session: SessionDep, principal: PrincipalDep,
+            data: schemas.Publish | None = None) -> Any:
+    """The draft becomes the next version and runs (422 with every problem otherwise)."""
+    return service.journey_out(service.publish_version(session, principal, journey_id, data or schemas.Publish()))
+
+
+@router.post("/journeys/{journey_id}/pause", response_model=schemas.JourneyOut)
+def pause(journey_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    return service.journey_out(service.pause(session, principal, journey_id))
+
+
+@router.post("/journeys/{journey_id}/resume", response_model=schemas.JourneyOut)
+def resume(journey_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    return service.journey_out(service.resume(session, principal, journey_id))
+
+
+@router.post("/journeys/{journey_id}/stop", response_model=schemas.JourneyOut)
+def stop(journey_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Everyone inside leaves (``journey_stopped``); nobody enters any more."""
+    return service.journey_out(service.stop(session, principal, journey_id))
+
+
+@router.post("/journeys/{journey_id}/enrolments", response_model=schemas.Enrolled)
+def enrol(journey_id: int, data: schemas.EnrolRequest, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Enrol customers (``profile_ids``) or a segment's members now; the journey's entry rules decide who enters."""
+    return {"enrolled": service.enrol_by_hand(session, principal, journey_id, data)}
+
+
+@router.get("/journeys/{journey_id}/enrolments", response_model=Page[schemas.EnrolmentOut])
+def list_enrolments(journey_id: int, session: SessionDep, principal: PrincipalDep,
+                    state: State | None = None, node: Annotated[str | None, Query(max_length=30)] = None,
+                    limit: Limit = 50, cursor: Cursor = None) -> Any:
+    page = service.list_enrolments(session, principal, journey_id, state=state, node=node, limit=limit,
+                                   cursor=cursor)
+    return {"items": [schemas.EnrolmentOut.model_validate(e) for e in page.items], "next_cursor": page.next_cursor}
+
+
+@router.get("/journeys/{journey_id}/report", response_model=schemas.JourneyReport)
+def report(journey_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    return service.report(session, principal, journey_id)

@@ -1,0 +1,313 @@
+"""The journeys' engine and their triggers.
+
+The engine (``advance_journeys``, a worker poller) works in sets: for each (journey, version, node) with
+customers due, it takes up to ``STEP_BATCH`` of them in one statement (``FOR UPDATE SKIP LOCKED``: workers share
+the work, never the same customer), applies the node to all of them — one INSERT … SELECT of message rows with
+communication control for a send, one query per branch for a split — records the steps and moves them on, in one
+transaction: a worker that dies mid-step leaves the step undone, and it is done again whole (a message's unique
+key makes the repeat send nothing twice).
+
+Triggers read the segments' changes and the customers' events through the domain-event consumers
+(kehu/core/events.py), each batch in the transaction that moves the consumer's cursor."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    String,
+    and_,
+    any_,
+    case,
+    cast,
+    insert,
+    literal,
+    select,
+    true,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session
+
+from kehu.cdp import service as cdp_service
+from kehu.cdp.models import HAPPENING, Event, Profile
+from kehu.channels import control
+from kehu.channels.dispatch import account_for
+from kehu.channels.models import Message, Template
+from kehu.core import events, jobs
+from kehu.core.db import Database, dialect_insert, utcnow
+from kehu.core.errors import ValidationFailed
+from kehu.journeys import schemas
+from kehu.journeys.models import ACTIVE, Enrolment, Journey, JourneyStep
+from kehu.journeys.service import Graph, _lock, enrol, graph_of
+from kehu.segments.conditions import compile_condition
+from kehu.segments.models import SegmentChange
+from kehu.tenancy.access import is_root_path, units_under
+from kehu.tenancy.models import BusinessUnit, Organization
+
+log = logging.getLogger(__name__)
+STEP_BATCH = 5_000  # customers one step moves at a node, in one transaction
+ROUND_SECONDS = 5.0  # a round of the engine gives the worker back to its other work after about this long
+
+
+# -- triggers -------------------------------------------------------------------------------------------------------
+def _live_with_trigger(session: Session, kinds: tuple[str, ...], keys: set[str] | None = None) -> list[Journey]:
+    query = select(Journey).where(Journey.status == "live", Journey.trigger_kind.in_(kinds))
+    if keys is not None:
+        query = query.where(Journey.trigger_key.in_(sorted(keys)))
+    return list(session.scalars(query.order_by(Journey.id)))
+
+
+def _segment_triggers(session: Session) -> list[Any] | None:
+    keys = {j.trigger_key for j in _live_with_trigger(session, ("segment_entered", "segment_left")) if j.trigger_key}
+    return [SegmentChange.segment_id.in_(sorted(int(k) for k in keys))] if keys else None
+
+
+@events.subscribe("journeys.segment_entries", stream=SegmentChange, wanted=_segment_triggers, batch=5_000)
+def _enter_on_segment_changes(session: Session, batch: list[SegmentChange]) -> None:
+    """Customers who entered (left) a segment enter the live journeys that start there, in the transaction that
+    moves this consumer's cursor."""
+    moved: dict[tuple[str, str], set[int]] = {}
+    for change in batch:
+        kind = "segment_entered" if change.change == "entered" else "segment_left"
+        moved.setdefault((kind, str(change.segment_id)), set()).add(change.profile_id)
+    for journey in _live_with_trigger(session, ("segment_entered", "segment_left"), {key for _, key in moved}):
+        profile_ids = moved.get((journey.trigger_kind or "", journey.trigger_key or ""))
+        if profile_ids:
+            enrol(session, journey, sorted(profile_ids))
+
+
+def _event_triggers(session: Session) -> list[Any] | None:
+    names = {j.trigger_key for j in _live_with_trigger(session, ("event",)) if j.trigger_key}
+    return [Event.event.in_(sorted(names))] if names else None
+
+
+@events.subscribe("journeys.event_entries", stream=Event, wanted=_event_triggers, batch=5_000)
+def _enter_on_events(session: Session, batch: list[Event]) -> None:
+    """Customers an event of a journey's trigger arrived for (with the property values it asks for) enter it —
+    events received after the journey went live, for the customer's record as it is now (merges followed)."""
+    journeys = _live_with_trigger(session, ("event",), {event.event for event in batch})
+    if not journeys:
+        return
+    live = cdp_service.live_profile_ids(session, {e.profile_id for e in batch if e.profile_id is not None})
+    for journey in journeys:
+        wanted = graph_of(session, journey.id, journey.version).definition.trigger.properties
+        since = journey.started_at
+        units = _units(session, journey)
+        profile_ids = {live[e.profile_id] for e in batch
+                       if e.org_id == journey.org_id and e.event == journey.trigger_key and e.profile_id in live
+                       and (since is None or e.received_at >= since)
+                       # what kehu recorded happened at a unit (a deal won): a dealer's journey hears only its own
+                       and (units is None or e.type != HAPPENING or (e.properties or {}).get("unit_id") in units)
+                       and all((e.properties or {}).get(key) == value for key, value in wanted.items())}
+        enrol(session, journey, sorted(profile_ids))
+
+
+# -- the engine -----------------------------------------------------------------------------------------------------
+@jobs.poller
+def advance_journeys(database: Database, now: datetime | None = None) -> bool:
+    """One round: every (journey, version, node) with customers due gets one step of up to ``STEP_BATCH`` of
+    them, each in its own transaction. Says whether anyone moved."""
+    now = now or utcnow()
+    with database.unit_of_work(reader=True) as session:
+        due = _due_nodes(session, now)
+    moved = 0
+    deadline = time.monotonic() + ROUND_SECONDS
+    while due:
+        # one step per node in turn, the busiest nodes again until the round's time is up: a journey of a million
+        # does not hold back the others (of any organisation), and the due nodes are found once per round
+        busy = []
+        for group in due:
+            try:
+                with database.unit_of_work(writer=True) as session:
+                    done = step(session, group[0], group[1], group[2], now=now)
+            except Exception:  # one journey's fault stops neither the round nor the others
+                log.exception("journey %s, version %s, node %s: a step failed", *group)
+                continue
+            moved += done
+            if done == STEP_BATCH:
+                busy.append(group)
+        due = busy if time.monotonic() < deadline else []
+    return moved > 0
+
+
+def _due_nodes(session: Session, now: datetime) -> list[tuple[int, int, str]]:
+    """The (journey, version, node) of live journeys where someone is due: each node of each version asked once,
+    by the index of the active enrolments (journey, version, node, due time), in one statement — not a count of
+    every customer waiting somewhere (a million of them, half a second a round)."""
+    candidates = []
+    for journey_id, current in session.execute(select(Journey.id, Journey.version).where(Journey.status == "live")
+                                               .order_by(Journey.id)):
+        for version in range(1, current + 1):
+            candidates += [(journey_id, version, node) for node in graph_of(session, journey_id, version).nodes]
+    if not candidates:
+        return []
+    # a UNION of one-row SELECTs rather than VALUES: SQLite names no columns of a VALUES list
+    nodes = union_all(*(select(literal(journey_id, BigInteger).label("journey_id"),
+                               literal(version, Integer).label("version"), literal(node, String).label("node"))
+                        for journey_id, version, node in candidates)).subquery("candidates")
+    someone = select(Enrolment.id).where(Enrolment.journey_id == nodes.c.journey_id,
+                                         Enrolment.version == nodes.c.version, Enrolment.node == nodes.c.node,
+                                         Enrolment.state == ACTIVE, Enrolment.due_at <= now).exists()
+    return [(journey_id, version, node) for journey_id, version, node in session.execute(
+        select(nodes.c.journey_id, nodes.c.version, nodes.c.node).where(someone))]
+
+
+def step(session: Session, journey_id: int, version: int, node_id: str, *, now: datetime) -> int:
+    """Apply one node to the customers due at it (up to ``STEP_BATCH``) and move them on; how many moved."""
+    journey = session.get(Journey, journey_id)
+    if journey is None or _lock(session, journey_id, share=True) != "live":
+        return 0
+    claim = select(Enrolment.id).where(Enrolment.journey_id == journey_id, Enrolment.version == version,
+                                       Enrolment.node == node_id, Enrolment.state == ACTIVE,
+                                       Enrolment.due_at <= now).order_by(Enrolment.due_at).limit(STEP_BATCH)
+    if session.get_bind().dialect.name == "postgresql":
+        claim = claim.with_for_update(skip_locked=True)
+    ids = list(session.scalars(claim))
+    if not ids:
+        return 0
+    graph = graph_of(session, journey_id, version)
+    ids = _still_theirs(session, journey, version, ids, node_id, now)
+    node = graph.nodes.get(node_id)
+    if not ids:
+        pass
+    elif node is None:  # cannot happen with a published version; leave rather than loop
+        _finish(session, journey, version, ids, node_id, "exited", "node_missing", now)
+    elif node.type == "exit":
+        _finish(session, journey, version, ids, node_id, "completed", None, now)
+    elif node.type == "split":
+        left = ids
+        for branch in node.branches:
+            if not left:
+                break
+            try:
+                clause = compile_condition(session, journey.org_id, _timezone(session, journey.org_id),
+                                           branch.condition, reader=None, happening_units=_units(session, journey),
+                                           now=now)
+            except ValidationFailed:  # a custom field it asks about was deleted since: that branch takes nobody
+                continue
+            taken = list(session.scalars(select(Enrolment.id).join(Profile, Profile.id == Enrolment.profile_id)
+                                         .where(_among(session, left), clause)))
+            if taken:
+                _move(session, journey, graph, version, taken, node_id, f"branch:{branch.name}",
+                      graph.next(node_id, branch.name), now)
+                chosen = set(taken)
+                left = [i for i in left if i not in chosen]
+        if left:
+            _move(session, journey, graph, version, left, node_id, f"branch:{schemas.ELSE}",
+                  graph.next(node_id, schemas.ELSE), now)
+    else:
+        if node.type == "send":
+            _send(session, journey, node, ids, now)
+        _move(session, journey, graph, version, ids, node_id, "passed", graph.next(node_id), now)
+    return len(ids)
+
+
+def _still_theirs(session: Session, journey: Journey, version: int, ids: list[int], node_id: str,
+                  now: datetime) -> list[int]:
+    """Of ``ids``, the customers the journey may still act on. One merged into another record leaves (reason
+    ``merged``: the record they live on walks on, or enters as the rules allow); one now of a unit outside the
+    journey's (moved to another dealer) leaves too (``left_scope``): a dealer's journey stops at its customers."""
+    units = _units(session, journey)
+    gone = select(Enrolment.id, case((Profile.merged_into_id.is_not(None), literal("merged")),
+                                     else_=literal("left_scope")).label("reason")) \
+        .join(Profile, Profile.id == Enrolment.profile_id).where(_among(session, ids))
+    leaving: Any = Profile.merged_into_id.is_not(None)
+    if units is not None:
+        leaving = leaving | Profile.unit_id.not_in(units)
+    by_reason: dict[str, list[int]] = {}
+    for enrolment_id, reason in session.execute(gone.where(leaving)):
+        by_reason.setdefault(reason, []).append(enrolment_id)
+    for reason, left in by_reason.items():
+        _finish(session, journey, version, left, node_id, "exited", reason, now)
+    out = {i for left in by_reason.values() for i in left}
+    return [i for i in ids if i not in out] if out else ids
+
+
+def _among(session: Session, ids: list[int]) -> Any:
+    """``Enrolment.id`` is one of ``ids``: on PostgreSQL one array parameter (``= ANY``), not an IN list of five
+    thousand parameters each statement of a step would bind, send and parse again."""
+    if session.get_bind().dialect.name == "postgresql":
+        return Enrolment.id == any_(literal(ids, type_=ARRAY(BigInteger)))
+    return Enrolment.id.in_(ids)
+
+
+def _timezone(session: Session, org_id: int) -> str:
+    return session.scalar(select(Organization.timezone).where(Organization.id == org_id)) or "Asia/Shanghai"
+
+
+def _units(session: Session, journey: Journey) -> tuple[int, ...] | None:
+    path = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == journey.unit_id))
+    return None if path is None or is_root_path(path) else units_under(session, journey.org_id, path)
+
+
+def _record_steps(session: Session, ids: list[int], node_id: str, outcome: str, now: datetime) -> None:
+    rows = select(Enrolment.org_id, Enrolment.journey_id, Enrolment.version, Enrolment.id, Enrolment.profile_id,
+                  literal(node_id), literal(outcome), literal(now, type_=JourneyStep.at.type)) \
+        .where(_among(session, ids))
+    session.execute(insert(JourneyStep).from_select(
+        ["org_id", "journey_id", "version", "enrolment_id", "profile_id", "node", "outcome", "at"], rows))
+
+
+def _move(session: Session, journey: Journey, graph: Graph, version: int, ids: list[int], node_id: str,
+          outcome: str, target: str | None, now: datetime) -> None:
+    _record_steps(session, ids, node_id, outcome, now)
+    if target is None:  # a way left unconnected (publishing refuses it): the path ends here
+        _finish(session, journey, version, ids, node_id, "completed", None, now, record=False)
+        return
+    if graph.nodes[target].type == "exit":  # nothing to wait for there: the walk ends now, not a round later
+        _finish(session, journey, version, ids, target, "completed", None, now, at=target)
+        return
+    session.execute(update(Enrolment).where(_among(session, ids))
+                    .values(node=target, due_at=graph.arrival(target, now))
+                    .execution_options(synchronize_session=False))
+
+
+def _finish(session: Session, journey: Journey, version: int, ids: list[int], node_id: str, state: str,
+            reason: str | None, now: datetime, *, record: bool = True, at: str | None = None) -> None:
+    """End the walks of ``ids`` (``at``: the exit node they arrive at)."""
+    if record:
+        _record_steps(session, ids, node_id, state, now)
+    values: dict[str, Any] = {"state": state, "left_at": now, "exit_reason": reason}
+    if at is not None:
+        values["node"] = at
+    session.execute(update(Enrolment).where(_among(session, ids)).values(**values)
+                    .execution_options(synchronize_session=False))
+
+
+def _send(session: Session, journey: Journey, node: schemas.SendNode, ids: list[int], now: datetime) -> None:
+    """The node's message to every customer in ``ids``: one INSERT … SELECT, communication control applied (those
+    it stops get a skipped message with the reason), one message per enrolment and node however often it runs."""
+    template = session.get(Template, node.template_id)
+    if template is None or template.is_archived:
+        return  # archived since publishing: the customers go on without it (their step says passed)
+    timezone = _timezone(session, journey.org_id)
+    rules = control.rules_for(session, journey.org_id, journey.unit_id)
+    endpoint = None
+    if template.channel == "webhook":
+        account = account_for(session, journey.org_id, journey.unit_id, "webhook")
+        endpoint = account.config.get("url") or ("outbox" if account.provider == "outbox" else None)
+    audience = control.controlled_audience(
+        session, org_id=journey.org_id, timezone=timezone, audience=select(Enrolment.profile_id).where(
+            _among(session, ids)), channel=template.channel, purpose=template.purpose, rules=rules, now=now,
+        endpoint=endpoint).subquery("audience")
+    due = now if template.purpose == "transactional" else rules.next_opening(now, timezone)
+    send_key = literal("j:") + cast(Enrolment.id, String) + literal(f":{node.id}")
+    columns = ["org_id", "unit_id", "profile_id", "send_key", "journey_id", "sender_unit_id", "channel", "purpose",
+               "template_id", "template_version", "address", "locale", "status", "skip_reason", "created_at",
+               "due_at", "attempts"]
+    rows = select(
+        literal(journey.org_id), audience.c.unit_id, audience.c.profile_id, send_key, literal(journey.id),
+        literal(journey.unit_id), literal(template.channel), literal(template.purpose), literal(template.id),
+        literal(template.version), audience.c.address, literal("zh"),
+        case((audience.c.skip_reason.is_(None), literal("queued")), else_=literal("skipped")),
+        audience.c.skip_reason, literal(now, type_=Message.created_at.type), literal(due, type_=Message.due_at.type),
+        literal(0)).select_from(audience).join(Enrolment, and_(Enrolment.profile_id == audience.c.profile_id,
+                                                               _among(session, ids))).where(true())
+    session.execute(dialect_insert(session)(Message).from_select(columns, rows).on_conflict_do_nothing())

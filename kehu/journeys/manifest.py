@@ -1,0 +1,16 @@
+"""Journeys: the marketing-automation paths customers walk (who enters, what they receive, how long they wait,
+which way they go) and the engine that walks them, in sets."""
+
+from __future__ import annotations
+
+from kehu.core.domains import Domain, NavEntry
+
+DOMAIN = Domain(
+    name="journeys",
+    models="kehu.journeys.models",
+    services=("kehu.journeys.service", "kehu.journeys.engine"),
+    entities=("journeys",),
+    routers=("kehu.journeys.api:router",),
+    pages=("kehu.journeys.ui:register",),
+    navigation=(NavEntry("nav.journeys", "alt_route", "/journeys", "journeys", "marketing", 20),),
+)

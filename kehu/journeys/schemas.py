@@ -1,0 +1,228 @@
+"""What the journeys API takes and gives: a journey's definition (trigger, entry rules, nodes and the edges between
+them), its life cycle, enrolments and per-node counts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from kehu.core.schemas import Input, omissible
+from kehu.segments.schemas import Condition
+
+# short enough for a message's send key ("j:<enrolment>:<node>", 60 characters at most)
+NodeId = Annotated[str, Field(min_length=1, max_length=30, pattern=r"^[A-Za-z0-9_-]+$")]
+ELSE = "else"  # the branch of a split that takes everyone no other branch took
+
+
+class _In(Input):
+    pass
+
+
+class Position(_In):
+    """Where the node sits on the canvas (kept as drawn, meaningless to the engine)."""
+
+    x: float = Field(ge=-100_000, le=100_000)
+    y: float = Field(ge=-100_000, le=100_000)
+
+
+class _Node(_In):
+    id: NodeId
+    label: str = Field(default="", max_length=100)
+    position: Position | None = None
+
+
+class EntryNode(_Node):
+    """Where every customer enters: one per journey."""
+
+    type: Literal["entry"]
+
+
+class WaitNode(_Node):
+    """Wait this long before going on (minutes, hours and days add up)."""
+
+    type: Literal["wait"]
+    days: int = Field(default=0, ge=0, le=3650)
+    hours: int = Field(default=0, ge=0, le=10_000)
+    minutes: int = Field(default=0, ge=0, le=100_000)
+
+    @model_validator(mode="after")
+    def _some_time(self) -> WaitNode:
+        if self.days == 0 and self.hours == 0 and self.minutes == 0:
+            raise ValueError("a wait needs a duration: days, hours or minutes")
+        return self
+
+    @property
+    def seconds(self) -> int:
+        return ((self.days * 24 + self.hours) * 60 + self.minutes) * 60
+
+
+class SendNode(_Node):
+    """Send a template's message (its channel and purpose; communication control applies)."""
+
+    type: Literal["send"]
+    template_id: int = Field(ge=1)
+
+
+class Branch(_In):
+    name: NodeId
+    condition: Condition
+
+
+class SplitNode(_Node):
+    """Each customer takes the first branch whose condition they meet at that moment (the segment language), or
+    ``else``: every customer exactly one way."""
+
+    type: Literal["split"]
+    branches: list[Branch] = Field(min_length=1, max_length=10)
+
+    @model_validator(mode="after")
+    def _names_differ(self) -> SplitNode:
+        names = [branch.name for branch in self.branches]
+        if len(set(names)) != len(names) or ELSE in names:
+            raise ValueError(f"branch names must differ from each other and from {ELSE!r}")
+        return self
+
+
+class ExitNode(_Node):
+    """The end of a path: the customer leaves the journey (and may enter again as its entry rules allow)."""
+
+    type: Literal["exit"]
+
+
+Node = Annotated[EntryNode | WaitNode | SendNode | SplitNode | ExitNode, Field(discriminator="type")]
+
+
+class Edge(_In):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, populate_by_name=True)
+
+    source: NodeId = Field(alias="from")
+    target: NodeId = Field(alias="to")
+    branch: NodeId | None = None  # a split's branch name, or "else"
+
+
+class Trigger(_In):
+    """Who enters: customers who enter (or leave) a segment, as it happens; customers an event of this name (and
+    these property values) arrives for, within seconds; or only those enrolled by hand or through the API."""
+
+    type: Literal["segment_entered", "segment_left", "event", "manual"]
+    segment_id: int | None = Field(default=None, ge=1)
+    event: str | None = Field(default=None, min_length=1, max_length=100)
+    properties: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=10)
+
+    @model_validator(mode="after")
+    def _complete(self) -> Trigger:
+        if self.type.startswith("segment") and self.segment_id is None:
+            raise ValueError("a segment trigger names its segment_id")
+        if self.type == "event" and not self.event:
+            raise ValueError("an event trigger names its event")
+        if not self.type.startswith("segment") and self.segment_id is not None:
+            raise ValueError(f"a {self.type} trigger names no segment_id")
+        if self.type != "event" and (self.event or self.properties):
+            raise ValueError(f"a {self.type} trigger names no event nor properties")
+        return self
+
+
+class Definition(_In):
+    """A journey as drawn: trigger, entry rules, nodes and edges. ``re_entry``: ``never`` (once per customer,
+    ever) or ``after_exit`` (again once their last walk ended, and at least ``reentry_days`` after they last
+    entered)."""
+
+    trigger: Trigger = Field(default_factory=lambda: Trigger(type="manual"))
+    re_entry: Literal["never", "after_exit"] = "never"
+    reentry_days: int = Field(default=0, ge=0, le=3650)
+    nodes: list[Node] = Field(default_factory=list, max_length=200)
+    edges: list[Edge] = Field(default_factory=list, max_length=400)
+
+
+class JourneyCreate(_In):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=1000)
+    unit_id: int | None = Field(default=None, ge=1)
+    definition: Definition | None = None
+
+
+class JourneyUpdate(_In):
+    name: str = omissible(min_length=1, max_length=200)
+    description: str = omissible(max_length=1000)
+    definition: Definition = omissible()
+
+
+class Publish(_In):
+    """``move_people``: customers already inside a live journey move to the node of the same id in the new version
+    (those whose node is gone stay on the version they are on); otherwise everyone finishes on their version."""
+
+    move_people: bool = False
+
+
+class EnrolRequest(_In):
+    profile_ids: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list, max_length=1000)
+    segment_id: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _someone(self) -> EnrolRequest:
+        if not self.profile_ids and self.segment_id is None:
+            raise ValueError("name profile_ids or a segment_id")
+        return self
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class JourneyOut(Out):
+    id: int
+    unit_id: int
+    owner_id: int | None
+    name: str
+    description: str
+    status: str
+    version: int
+    definition: dict[str, Any]
+    started_at: datetime | None
+    stopped_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProblemOut(BaseModel):
+    """One thing that keeps a draft from going live, at its place in the definition."""
+
+    field: str
+    message: str
+    code: str
+
+
+class Enrolled(BaseModel):
+    enrolled: int
+
+
+class EnrolmentOut(Out):
+    id: int
+    journey_id: int
+    version: int
+    profile_id: int
+    node: str
+    state: str
+    due_at: datetime
+    entered_at: datetime
+    left_at: datetime | None
+    exit_reason: str | None
+
+
+class NodeCount(BaseModel):
+    """A node's customers: ``waiting`` there now, ``passed`` through it (a split: by branch)."""
+
+    node: str
+    waiting: int = 0
+    passed: int = 0
+    branches: dict[str, int] = Field(default_factory=dict)
+
+
+class JourneyReport(BaseModel):
+    entered: int
+    active: int
+    completed: int
+    exited: int
+    nodes: list[NodeCount]

@@ -1,0 +1,282 @@
+"""Journeys (营销旅程): the list — each journey's status, trigger and how many customers it holds — and one journey:
+its controls (publish, pause, resume, stop), what keeps its draft from going live, and its path node by node with
+how many wait at each node now and how many passed it (a split: by branch). Drawing on a canvas comes next; until
+then a journey's path is edited through the API (README: Journeys)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nicegui import ui
+from sqlalchemy import select
+
+from kehu.channels.models import Template
+from kehu.core.errors import KehuError
+from kehu.core.i18n import t
+from kehu.core.timeutil import format_local
+from kehu.journeys import schemas, service
+from kehu.segments.models import Segment
+from kehu.tenancy.models import BusinessUnit
+from kehu.ui.components import add_status_slot, localise_table
+from kehu.ui.shell import (
+    empty_state,
+    frame,
+    locale,
+    notify_error,
+    page,
+    run_action,
+    stat_card,
+    tr,
+    unit_of_work,
+    validated,
+)
+
+STATUS_COLOURS = {"draft": "grey-6", "live": "positive", "paused": "deep-orange-6", "stopped": "grey-5"}
+NODE_ICONS = {"entry": "login", "wait": "hourglass_top", "send": "send", "split": "call_split", "exit": "logout"}
+
+
+def register() -> None:
+    page("/journeys")(journeys_page)
+    page("/journeys/{journey_id}")(journey_page)
+
+
+def _trigger_text(definition: dict[str, Any], names: dict[str, dict[int, str]]) -> str:
+    trigger = definition.get("trigger") or {"type": "manual"}
+    kind = trigger.get("type", "manual")
+    if kind.startswith("segment"):
+        return tr(f"journeys.trigger.{kind}", segment=names["segments"].get(trigger.get("segment_id") or 0, "—"))
+    if kind == "event":
+        return tr("journeys.trigger.event", event=trigger.get("event") or "—")
+    return tr("journeys.trigger.manual")
+
+
+def _names(session: Any, definitions: list[dict[str, Any]]) -> dict[str, dict[int, str]]:
+    """The segments and templates the definitions name, by id (one read each)."""
+    segment_ids = {(d.get("trigger") or {}).get("segment_id") for d in definitions} - {None}
+    template_ids = {n.get("template_id") for d in definitions for n in d.get("nodes", [])} - {None}
+    return {"segments": dict(session.execute(select(Segment.id, Segment.name).where(Segment.id.in_(segment_ids))).all())
+            if segment_ids else {},
+            "templates": dict(session.execute(select(Template.id, Template.name)
+                                              .where(Template.id.in_(template_ids))).all()) if template_ids else {}}
+
+
+# -- the list -------------------------------------------------------------------------------------------------------
+def journeys_page() -> None:
+    with frame("nav.journeys", "/journeys", "journeys") as principal:
+        with unit_of_work() as session:
+            found = service.list_journeys(session, principal, limit=500).items
+            counts = service.summaries(session, principal, [j.id for j in found])
+            units = dict(session.execute(select(BusinessUnit.id, BusinessUnit.name).where(
+                BusinessUnit.id.in_({j.unit_id for j in found}))).all()) if found else {}
+            names = _names(session, [j.draft or {} for j in found])
+        rows = [{"id": j.id, "name": j.name, "unit": units.get(j.unit_id, "—"), "status": j.status,
+                 "version": j.version or "—", "trigger": _trigger_text(j.draft or {}, names),
+                 "entered": counts.get(j.id, (0, 0))[0], "active": counts.get(j.id, (0, 0))[1],
+                 "updated": format_local(j.updated_at, principal.timezone)} for j in found]
+        with ui.row().classes("w-full items-center"):
+            ui.label(tr("journeys.intro")).classes("text-grey-7")
+            ui.space()
+            if principal.can("journeys", "create"):
+                ui.button(tr("journeys.new"), icon="add", on_click=lambda: _new_dialog(principal)).props(
+                    "data-testid=new-journey")
+        if not rows:
+            empty_state("alt_route", tr("journeys.empty_title"), tr("journeys.empty_text"))
+            return
+        columns: list[dict[str, Any]] = [
+            {"name": "name", "label": tr("journeys.col.name"), "field": "name", "sortable": True, "align": "left"},
+            {"name": "unit", "label": tr("journeys.col.unit"), "field": "unit", "sortable": True, "align": "left"},
+            {"name": "status", "label": tr("journeys.col.status"), "field": "status", "sortable": True,
+             "align": "left"},
+            {"name": "trigger", "label": tr("journeys.col.trigger"), "field": "trigger", "align": "left"},
+            {"name": "version", "label": tr("journeys.col.version"), "field": "version", "sortable": True},
+            {"name": "entered", "label": tr("journeys.col.entered"), "field": "entered", "sortable": True},
+            {"name": "active", "label": tr("journeys.col.active"), "field": "active", "sortable": True},
+            {"name": "updated", "label": tr("journeys.col.updated"), "field": "updated", "sortable": True,
+             "align": "left"},
+        ]
+        table = ui.table(columns=columns, rows=rows, row_key="id", pagination=20).classes("w-full").props(
+            "flat bordered hover data-testid=journeys-table")
+        localise_table(table, tr)
+        add_status_slot(table, "status", {s: tr(f"journeys.status.{s}") for s in STATUS_COLOURS}, STATUS_COLOURS)
+        table.on("row-click", lambda e: ui.navigate.to(f"/journeys/{e.args[1]['id']}"))
+
+
+def _new_dialog(principal: Any) -> None:
+    with ui.dialog() as dialog, ui.card().classes("w-[28rem]"):
+        ui.label(tr("journeys.new")).classes("text-lg font-medium")
+        name = ui.input(tr("journeys.col.name")).props("outlined dense autofocus data-testid=journey-name") \
+            .classes("w-full")
+        description = ui.textarea(tr("journeys.description")).props("outlined dense").classes("w-full")
+
+        def create() -> None:
+            data = validated(lambda: schemas.JourneyCreate(name=name.value or "", description=description.value or ""))
+            if data is None:
+                return
+            made = run_action(lambda session: service.create_journey(session, principal, data).id,
+                              tr("journeys.created", name=data.name))
+            if made is not None:
+                dialog.close()
+                ui.navigate.to(f"/journeys/{made}")
+
+        with ui.row().classes("w-full justify-end"):
+            ui.button(tr("common.cancel"), on_click=dialog.close).props("flat")
+            ui.button(tr("journeys.create"), on_click=create).props("data-testid=create-journey")
+    dialog.open()
+
+
+# -- one journey ----------------------------------------------------------------------------------------------------
+def journey_page(journey_id: int) -> None:
+    with frame("nav.journeys", "/journeys", "journeys") as principal:
+        try:
+            with unit_of_work() as session:
+                journey = service.get_journey(session, principal, journey_id)
+                report = service.report(session, principal, journey_id)
+                may_change = principal.can("journeys", "update") and journey.status != "stopped"
+                problems = service.problems(session, principal, journey) if may_change else []
+                names = _names(session, [journey.draft or {}])
+        except KehuError as error:  # not found, or not theirs: the same answer
+            if error.status != 404:
+                notify_error(error)
+            empty_state("search_off", tr("journeys.not_found_title"), tr("journeys.not_found_text"))
+            return
+        definition = journey.draft or {}
+        with ui.row().classes("w-full items-center gap-3"):
+            ui.link(tr("journeys.back"), "/journeys").classes("text-primary")
+            ui.label(journey.name).classes("text-xl font-medium").props("data-testid=journey-title")
+            ui.badge(tr(f"journeys.status.{journey.status}"), color=STATUS_COLOURS.get(journey.status, "grey-7")) \
+                .props("data-testid=journey-status")
+            ui.label(tr("journeys.version", version=journey.version) if journey.version else tr("journeys.never"))\
+                .classes("text-grey-7")
+            ui.space()
+            if may_change:
+                _controls(principal, journey, bool(problems))
+        if journey.description:
+            ui.label(journey.description).classes("text-grey-8")
+        ui.label(_trigger_text(definition, names)).classes("text-grey-8")
+        with ui.row().classes("w-full gap-4"):
+            stat_card(tr("journeys.stats.entered"), report.entered, "group_add")
+            stat_card(tr("journeys.stats.active"), report.active, "directions_walk")
+            stat_card(tr("journeys.stats.completed"), report.completed, "flag")
+            stat_card(tr("journeys.stats.exited"), report.exited, "logout")
+        if problems:
+            with ui.card().classes("w-full border-l-4 border-orange-7").props("data-testid=journey-problems"):
+                ui.label(tr("journeys.problems", count=len(problems))).classes("font-medium text-orange-9")
+                for problem in problems:
+                    said = t(f"journeys.problem.{problem.code}", locale(), default=problem.message)
+                    ui.label(f"{_place(definition, problem.field)}：{said}").classes("text-grey-8")
+        _path(definition, report, names)
+        ui.label(tr("journeys.canvas_next")).classes("text-grey-6 text-sm")
+
+
+def _place(definition: dict[str, Any], field: str) -> str:
+    """``definition.nodes[2].template_id`` in the reader's words: the node's name (its label or id)."""
+    nodes = definition.get("nodes", [])
+    if field.startswith("definition.nodes[") and "]" in field:
+        index = field[len("definition.nodes["):field.index("]")]
+        if index.isdigit() and int(index) < len(nodes):
+            node = nodes[int(index)]
+            return tr("journeys.node_named", name=node.get("label") or node.get("id"))
+    return tr("journeys.the_journey")
+
+
+def _controls(principal: Any, journey: Any, has_problems: bool) -> None:
+    def act(fn: Any, done: str) -> None:
+        if run_action(fn, done) is not None:
+            ui.navigate.reload()
+
+    publish_label = tr("journeys.publish_again") if journey.version else tr("journeys.publish")
+    button = ui.button(publish_label, icon="rocket_launch",
+                       on_click=lambda: _publish_dialog(principal, journey, act)).props("data-testid=journey-publish")
+    if has_problems:
+        button.disable()
+        button.tooltip(tr("journeys.fix_first"))
+    if journey.status == "live":
+        ui.button(tr("journeys.pause"), icon="pause", on_click=lambda: act(
+            lambda s: service.pause(s, principal, journey.id), tr("journeys.paused"))).props(
+            "outline data-testid=journey-pause")
+    if journey.status == "paused":
+        ui.button(tr("journeys.resume"), icon="play_arrow", on_click=lambda: act(
+            lambda s: service.resume(s, principal, journey.id), tr("journeys.resumed"))).props(
+            "outline data-testid=journey-resume")
+    if journey.status in ("live", "paused"):
+        ui.button(tr("journeys.stop"), icon="stop", on_click=lambda: _stop_dialog(principal, journey, act)).props(
+            "outline color=negative data-testid=journey-stop")
+
+
+def _publish_dialog(principal: Any, journey: Any, act: Any) -> None:
+    with ui.dialog() as dialog, ui.card().classes("w-[30rem]"):
+        ui.label(tr("journeys.publish_title")).classes("text-lg font-medium")
+        ui.label(tr("journeys.publish_text")).classes("text-grey-8")
+        move = ui.checkbox(tr("journeys.move_people"), value=False).props("data-testid=journey-move-people") \
+            if journey.version else None
+        with ui.row().classes("w-full justify-end"):
+            ui.button(tr("common.cancel"), on_click=dialog.close).props("flat")
+            ui.button(tr("journeys.publish"), on_click=lambda: (dialog.close(), act(
+                lambda s: service.publish_version(s, principal, journey.id, schemas.Publish(
+                    move_people=bool(move and move.value))), tr("journeys.published")))).props(
+                "data-testid=journey-publish-confirm")
+    dialog.open()
+
+
+def _stop_dialog(principal: Any, journey: Any, act: Any) -> None:
+    with ui.dialog() as dialog, ui.card().classes("w-[30rem]"):
+        ui.label(tr("journeys.stop_title", name=journey.name)).classes("text-lg font-medium")
+        ui.label(tr("journeys.stop_text")).classes("text-grey-8")
+        with ui.row().classes("w-full justify-end"):
+            ui.button(tr("common.cancel"), on_click=dialog.close).props("flat")
+            ui.button(tr("journeys.stop"), on_click=lambda: (dialog.close(), act(
+                lambda s: service.stop(s, principal, journey.id), tr("journeys.stopped")))).props(
+                "color=negative data-testid=journey-stop-confirm")
+    dialog.open()
+
+
+def _path(definition: dict[str, Any], report: schemas.JourneyReport, names: dict[str, dict[int, str]]) -> None:
+    """The nodes from the entry on, each with its counts and where it leads."""
+    nodes = {n["id"]: n for n in definition.get("nodes", [])}
+    ways: dict[str, list[tuple[str | None, str]]] = {}
+    for edge in definition.get("edges", []):
+        ways.setdefault(edge["from"], []).append((edge.get("branch"), edge["to"]))
+    order, queue = [], [n["id"] for n in definition.get("nodes", []) if n.get("type") == "entry"]
+    while queue:
+        current = queue.pop(0)
+        if current in order or current not in nodes:
+            continue
+        order.append(current)
+        queue += [target for _, target in ways.get(current, [])]
+    order += [node_id for node_id in nodes if node_id not in order]  # unreachable ones last, as drawn
+    counts = {c.node: c for c in report.nodes}
+    with ui.column().classes("w-full gap-2").props("data-testid=journey-path"):
+        for node_id in order:
+            node = nodes[node_id]
+            kind = node.get("type", "")
+            count = counts.get(node_id)
+            with ui.card().classes("w-full").props(f"data-testid=node-{node_id}"):
+                with ui.row().classes("w-full items-center gap-3 no-wrap"):
+                    ui.icon(NODE_ICONS.get(kind, "circle")).classes("text-2xl text-primary")
+                    with ui.column().classes("gap-0"):
+                        ui.label(f"{tr(f'journeys.node.{kind}')} · {node.get('label') or node_id}") \
+                            .classes("font-medium")
+                        ui.label(_details(node, names)).classes("text-grey-7 text-sm")
+                    ui.space()
+                    if count is not None:
+                        ui.label(tr("journeys.counts", waiting=count.waiting, passed=count.passed)) \
+                            .classes("text-grey-8")
+                for branch, target in ways.get(node_id, []):
+                    taken = count.branches.get(branch or "", 0) if count is not None and branch else None
+                    label = tr("journeys.way", target=nodes.get(target, {}).get("label") or target) if branch is None \
+                        else tr("journeys.branch_way", branch=tr("journeys.else") if branch == schemas.ELSE
+                                else branch, target=nodes.get(target, {}).get("label") or target,
+                                count=taken or 0)
+                    ui.label("→ " + label).classes("text-sm text-grey-7 pl-10")
+
+
+def _details(node: dict[str, Any], names: dict[str, dict[int, str]]) -> str:
+    kind = node.get("type")
+    if kind == "wait":
+        parts = [tr(f"journeys.unit.{unit}", n=node[unit]) for unit in ("days", "hours", "minutes") if node.get(unit)]
+        return tr("journeys.wait_for", duration=" ".join(parts))
+    if kind == "send":
+        return tr("journeys.send_template", template=names["templates"].get(node.get("template_id") or 0, "—"))
+    if kind == "split":
+        return tr("journeys.split_branches", branches="、".join(b["name"] for b in node.get("branches", [])))
+    return tr(f"journeys.node_text.{kind}")
