@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_, select, true, update
+from sqlalchemy import BigInteger, Integer, and_, case, func, literal, or_, select, true, update
 from sqlalchemy.orm import Session, aliased
 
 from kehu.cdp.models import Profile
@@ -246,6 +246,42 @@ def delete_broadcast(session: Session, principal: Principal, broadcast_id: int) 
 
 
 # -- making the messages --------------------------------------------------------------------------------------------
+def make_message_rows(session: Session, *, org_id: int, sender_unit_id: int, channel: str, purpose: str,
+                      template_id: int | None, template_version: int | None, audience: Any, now: datetime,
+                      send_key: str | None = None, keyed: Any = None, broadcast_id: int | None = None,
+                      journey_id: int | None = None) -> None:
+    """One INSERT … SELECT of a send's messages to the customers ``audience`` (a SELECT of profile ids) names,
+    communication control applied — those it stops get a skipped message with the reason — and due when the quiet
+    hours allow. The send's key is ``send_key`` for all, or each customer's own from ``keyed`` (a subquery of
+    profile_id and send_key: a journey's, one per enrolment); a key and customer already made are left alone, so
+    running it again adds nobody twice. Broadcasts and journeys both send through it."""
+    timezone = session.scalar(select(Organization.timezone).where(Organization.id == org_id)) or "Asia/Shanghai"
+    rules = control.rules_for(session, org_id, sender_unit_id)
+    endpoint = None
+    if channel == "webhook":  # every message goes to the account's endpoint (the outbox: its own)
+        account = account_for(session, org_id, sender_unit_id, "webhook")
+        endpoint = account.config.get("url") or ("outbox" if account.provider == "outbox" else None)
+    controlled = control.controlled_audience(session, org_id=org_id, timezone=timezone, audience=audience,
+                                             channel=channel, purpose=purpose, rules=rules, now=now,
+                                             endpoint=endpoint).subquery("audience")
+    due = now if purpose == "transactional" else rules.next_opening(now, timezone)
+    columns = ["org_id", "unit_id", "profile_id", "send_key", "broadcast_id", "journey_id", "sender_unit_id",
+               "channel", "purpose", "template_id", "template_version", "address", "locale", "status", "skip_reason",
+               "created_at", "due_at", "attempts"]
+    rows = select(
+        literal(org_id), controlled.c.unit_id, controlled.c.profile_id,
+        keyed.c.send_key if keyed is not None else literal(send_key), literal(broadcast_id, BigInteger),
+        literal(journey_id, BigInteger), literal(sender_unit_id), literal(channel), literal(purpose),
+        literal(template_id, BigInteger), literal(template_version, Integer), controlled.c.address, literal("zh"),
+        case((controlled.c.skip_reason.is_(None), literal("queued")), else_=literal("skipped")),
+        controlled.c.skip_reason, literal(now, type_=Message.created_at.type), literal(due, type_=Message.due_at.type),
+        literal(0)).select_from(controlled)
+    if keyed is not None:
+        rows = rows.join(keyed, keyed.c.profile_id == controlled.c.profile_id)
+    rows = rows.where(true())  # SQLite reads ON CONFLICT after a SELECT only behind a WHERE
+    session.execute(dialect_insert(session)(Message).from_select(columns, rows).on_conflict_do_nothing())
+
+
 def make_messages(session: Session, broadcast: Broadcast, *, now: datetime | None = None) -> int:
     """One INSERT … SELECT of the broadcast's messages, communication control applied; returns how many the
     broadcast has. Running it again makes none (the unique key of send and customer)."""
@@ -255,33 +291,14 @@ def make_messages(session: Session, broadcast: Broadcast, *, now: datetime | Non
     # a segment filled a moment ago is still empty to the planner until autovacuum comes round: the plan for a
     # million customers would be one made for a handful
     refresh_statistics(session, ["segment_members", "consents", "messages", "suppressions"])
-    timezone = session.scalar(select(Organization.timezone).where(Organization.id == broadcast.org_id)) \
-        or "Asia/Shanghai"
-    rules = control.rules_for(session, broadcast.org_id, broadcast.unit_id)
     members = select(SegmentMember.profile_id).where(SegmentMember.segment_id == broadcast.segment_id)
     if not is_root_path(unit.path):
         members = members.join(Profile, Profile.id == SegmentMember.profile_id).where(
             Profile.unit_id.in_(units_under(session, broadcast.org_id, unit.path)))
-    endpoint = None
-    if broadcast.channel == "webhook":  # every message goes to the account's endpoint (the outbox: its own)
-        account = account_for(session, broadcast.org_id, broadcast.unit_id, "webhook")
-        endpoint = account.config.get("url") or ("outbox" if account.provider == "outbox" else None)
-    audience = control.controlled_audience(session, org_id=broadcast.org_id, timezone=timezone, audience=members,
-                                           channel=broadcast.channel, purpose=broadcast.purpose, rules=rules,
-                                           now=now, endpoint=endpoint).subquery("audience")
-    due = now if broadcast.purpose == "transactional" else rules.next_opening(now, timezone)
-    send_key = f"broadcast:{broadcast.id}"
-    columns = ["org_id", "unit_id", "profile_id", "send_key", "broadcast_id", "sender_unit_id", "channel",
-               "purpose", "template_id", "template_version", "address", "locale", "status", "skip_reason",
-               "created_at", "due_at", "attempts"]
-    rows = select(
-        literal(broadcast.org_id), audience.c.unit_id, audience.c.profile_id, literal(send_key),
-        literal(broadcast.id), literal(broadcast.unit_id), literal(broadcast.channel), literal(broadcast.purpose),
-        literal(broadcast.template_id), literal(broadcast.template_version), audience.c.address, literal("zh"),
-        case((audience.c.skip_reason.is_(None), literal("queued")), else_=literal("skipped")),
-        audience.c.skip_reason, literal(now, type_=Message.created_at.type), literal(due, type_=Message.due_at.type),
-        literal(0)).where(true())  # SQLite reads ON CONFLICT after a SELECT only behind a WHERE
-    session.execute(dialect_insert(session)(Message).from_select(columns, rows).on_conflict_do_nothing())
+    make_message_rows(session, org_id=broadcast.org_id, sender_unit_id=broadcast.unit_id, channel=broadcast.channel,
+                      purpose=broadcast.purpose, template_id=broadcast.template_id,
+                      template_version=broadcast.template_version, audience=members, now=now,
+                      send_key=f"broadcast:{broadcast.id}", broadcast_id=broadcast.id)
     return session.scalar(select(func.count()).select_from(Message).where(Message.broadcast_id == broadcast.id)) or 0
 
 

@@ -21,14 +21,12 @@ from sqlalchemy import (
     BigInteger,
     Integer,
     String,
-    and_,
     any_,
     case,
     cast,
     insert,
     literal,
     select,
-    true,
     union_all,
     update,
 )
@@ -37,19 +35,17 @@ from sqlalchemy.orm import Session
 
 from kehu.cdp import service as cdp_service
 from kehu.cdp.models import HAPPENING, Event, Profile
-from kehu.channels import control
-from kehu.channels.dispatch import account_for
-from kehu.channels.models import Message, Template
+from kehu.channels.broadcasts import make_message_rows
+from kehu.channels.models import Template
 from kehu.core import events, jobs
-from kehu.core.db import Database, dialect_insert, utcnow
+from kehu.core.db import Database, utcnow
 from kehu.core.errors import ValidationFailed
 from kehu.journeys import schemas
 from kehu.journeys.models import ACTIVE, Enrolment, Journey, JourneyStep
-from kehu.journeys.service import Graph, _lock, enrol, graph_of
+from kehu.journeys.service import Graph, _lock, enrol, graph_of, journey_units
 from kehu.segments.conditions import compile_condition
 from kehu.segments.models import SegmentChange
-from kehu.tenancy.access import is_root_path, units_under
-from kehu.tenancy.models import BusinessUnit, Organization
+from kehu.tenancy.models import Organization
 
 log = logging.getLogger(__name__)
 STEP_BATCH = 5_000  # customers one step moves at a node, in one transaction
@@ -99,7 +95,7 @@ def _enter_on_events(session: Session, batch: list[Event]) -> None:
     for journey in journeys:
         wanted = graph_of(session, journey.id, journey.version).definition.trigger.properties
         since = journey.started_at
-        units = _units(session, journey)
+        units = journey_units(session, journey)
         profile_ids = {live[e.profile_id] for e in batch
                        if e.org_id == journey.org_id and e.event == journey.trigger_key and e.profile_id in live
                        and (since is None or e.received_at >= since)
@@ -188,8 +184,8 @@ def step(session: Session, journey_id: int, version: int, node_id: str, *, now: 
                 break
             try:
                 clause = compile_condition(session, journey.org_id, _timezone(session, journey.org_id),
-                                           branch.condition, reader=None, happening_units=_units(session, journey),
-                                           now=now)
+                                           branch.condition, reader=None,
+                                           happening_units=journey_units(session, journey), now=now)
             except ValidationFailed:  # a custom field it asks about was deleted since: that branch takes nobody
                 continue
             taken = list(session.scalars(select(Enrolment.id).join(Profile, Profile.id == Enrolment.profile_id)
@@ -214,7 +210,7 @@ def _still_theirs(session: Session, journey: Journey, version: int, ids: list[in
     """Of ``ids``, the customers the journey may still act on. One merged into another record leaves (reason
     ``merged``: the record they live on walks on, or enters as the rules allow); one now of a unit outside the
     journey's (moved to another dealer) leaves too (``left_scope``): a dealer's journey stops at its customers."""
-    units = _units(session, journey)
+    units = journey_units(session, journey)
     gone = select(Enrolment.id, case((Profile.merged_into_id.is_not(None), literal("merged")),
                                      else_=literal("left_scope")).label("reason")) \
         .join(Profile, Profile.id == Enrolment.profile_id).where(_among(session, ids))
@@ -240,11 +236,6 @@ def _among(session: Session, ids: list[int]) -> Any:
 
 def _timezone(session: Session, org_id: int) -> str:
     return session.scalar(select(Organization.timezone).where(Organization.id == org_id)) or "Asia/Shanghai"
-
-
-def _units(session: Session, journey: Journey) -> tuple[int, ...] | None:
-    path = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == journey.unit_id))
-    return None if path is None or is_root_path(path) else units_under(session, journey.org_id, path)
 
 
 def _record_steps(session: Session, ids: list[int], node_id: str, outcome: str, now: datetime) -> None:
@@ -287,27 +278,8 @@ def _send(session: Session, journey: Journey, node: schemas.SendNode, ids: list[
     template = session.get(Template, node.template_id)
     if template is None or template.is_archived:
         return  # archived since publishing: the customers go on without it (their step says passed)
-    timezone = _timezone(session, journey.org_id)
-    rules = control.rules_for(session, journey.org_id, journey.unit_id)
-    endpoint = None
-    if template.channel == "webhook":
-        account = account_for(session, journey.org_id, journey.unit_id, "webhook")
-        endpoint = account.config.get("url") or ("outbox" if account.provider == "outbox" else None)
-    audience = control.controlled_audience(
-        session, org_id=journey.org_id, timezone=timezone, audience=select(Enrolment.profile_id).where(
-            _among(session, ids)), channel=template.channel, purpose=template.purpose, rules=rules, now=now,
-        endpoint=endpoint).subquery("audience")
-    due = now if template.purpose == "transactional" else rules.next_opening(now, timezone)
-    send_key = literal("j:") + cast(Enrolment.id, String) + literal(f":{node.id}")
-    columns = ["org_id", "unit_id", "profile_id", "send_key", "journey_id", "sender_unit_id", "channel", "purpose",
-               "template_id", "template_version", "address", "locale", "status", "skip_reason", "created_at",
-               "due_at", "attempts"]
-    rows = select(
-        literal(journey.org_id), audience.c.unit_id, audience.c.profile_id, send_key, literal(journey.id),
-        literal(journey.unit_id), literal(template.channel), literal(template.purpose), literal(template.id),
-        literal(template.version), audience.c.address, literal("zh"),
-        case((audience.c.skip_reason.is_(None), literal("queued")), else_=literal("skipped")),
-        audience.c.skip_reason, literal(now, type_=Message.created_at.type), literal(due, type_=Message.due_at.type),
-        literal(0)).select_from(audience).join(Enrolment, and_(Enrolment.profile_id == audience.c.profile_id,
-                                                               _among(session, ids))).where(true())
-    session.execute(dialect_insert(session)(Message).from_select(columns, rows).on_conflict_do_nothing())
+    keyed = select(Enrolment.profile_id, (literal("j:") + cast(Enrolment.id, String) + literal(f":{node.id}"))
+                   .label("send_key")).where(_among(session, ids)).subquery("keyed")
+    make_message_rows(session, org_id=journey.org_id, sender_unit_id=journey.unit_id, channel=template.channel,
+                      purpose=template.purpose, template_id=template.id, template_version=template.version,
+                      audience=select(keyed.c.profile_id), now=now, keyed=keyed, journey_id=journey.id)

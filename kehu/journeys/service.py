@@ -445,9 +445,9 @@ def enrol(session: Session, journey: Journey, audience: Any, *, now: datetime | 
         refresh_statistics(session, ["segment_members", "journey_enrolments"])
     people = select(Profile.id, Profile.unit_id).where(Profile.org_id == journey.org_id,
                                                        Profile.merged_into_id.is_(None), Profile.id.in_(audience))
-    path = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == journey.unit_id))
-    if path is not None and not is_root_path(path):
-        people = people.where(Profile.unit_id.in_(units_under(session, journey.org_id, path)))
+    units = journey_units(session, journey)
+    if units is not None:
+        people = people.where(Profile.unit_id.in_(units))
     before = select(Enrolment.id).where(Enrolment.journey_id == journey.id, Enrolment.profile_id == Profile.id)
     definition = graph.definition
     if session.scalar(select(Enrolment.id).where(Enrolment.journey_id == journey.id).limit(1)) is None:
@@ -470,6 +470,12 @@ def enrol(session: Session, journey: Journey, audience: Any, *, now: datetime | 
     # counted from what it returns: PostgreSQL's driver tells no row count for an INSERT … SELECT ON CONFLICT
     return len(session.execute(dialect_insert(session)(Enrolment).from_select(columns, rows)
                                .on_conflict_do_nothing().returning(Enrolment.id)).all())
+
+
+def journey_units(session: Session, journey: Journey) -> tuple[int, ...] | None:
+    """The units whose customers the journey reaches: its own and those below (None: the whole organisation)."""
+    path = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == journey.unit_id))
+    return None if path is None or is_root_path(path) else units_under(session, journey.org_id, path)
 
 
 def enrol_by_hand(session: Session, principal: Principal, journey_id: int, data: schemas.EnrolRequest) -> int:
