@@ -94,15 +94,66 @@ def _enter_on_events(session: Session, batch: list[Event]) -> None:
     live = cdp_service.live_profile_ids(session, {e.profile_id for e in batch if e.profile_id is not None})
     for journey in journeys:
         wanted = graph_of(session, journey.id, journey.version).definition.trigger.properties
-        since = journey.started_at
-        units = journey_units(session, journey)
-        profile_ids = {live[e.profile_id] for e in batch
-                       if e.org_id == journey.org_id and e.event == journey.trigger_key and e.profile_id in live
-                       and (since is None or e.received_at >= since)
-                       # what kehu recorded happened at a unit (a deal won): a dealer's journey hears only its own
-                       and (units is None or e.type != HAPPENING or (e.properties or {}).get("unit_id") in units)
-                       and all((e.properties or {}).get(key) == value for key, value in wanted.items())}
-        enrol(session, journey, sorted(profile_ids))
+        heard = _heard(session, journey, batch, live, journey.trigger_key or "", wanted, journey.started_at)
+        enrol(session, journey, sorted(heard))
+
+
+def _event_waits(session: Session) -> list[tuple[Journey, int, schemas.WaitForEventNode]]:
+    """Every wait for an event in the versions of live and paused journeys (a paused journey's customers still
+    hear their event: they go on when it resumes)."""
+    found = []
+    for journey in session.scalars(select(Journey).where(Journey.status.in_(("live", "paused")))
+                                   .order_by(Journey.id)):
+        for version in range(1, journey.version + 1):
+            found += [(journey, version, node) for node in graph_of(session, journey.id, version).nodes.values()
+                      if node.type == "wait_for_event"]
+    return found
+
+
+def _waited_events(session: Session) -> list[Any] | None:
+    names = {node.event for _, _, node in _event_waits(session)}
+    return [Event.event.in_(sorted(names))] if names else None
+
+
+def _heard(session: Session, journey: Journey, batch: list[Event], live: dict[int, int], name: str,
+           wanted: dict[str, Any], since: datetime | None) -> dict[int, datetime]:
+    """Of ``batch``, the events of this name (and property values) a journey hears: its organisation's, of its units
+    where kehu recorded them at a unit (a deal won at another dealer is not this dealer's), received from ``since``
+    on. By the customer's record as it is now (merges followed): when each last received one."""
+    units = journey_units(session, journey)
+    heard: dict[int, datetime] = {}
+    for e in batch:
+        if (e.org_id == journey.org_id and e.event == name and e.profile_id in live
+                and (since is None or e.received_at >= since)
+                and (units is None or e.type != HAPPENING or (e.properties or {}).get("unit_id") in units)
+                and all((e.properties or {}).get(key) == value for key, value in wanted.items())):
+            profile_id = live[e.profile_id]
+            heard[profile_id] = max(heard.get(profile_id, e.received_at), e.received_at)
+    return heard
+
+
+@events.subscribe("journeys.event_waits", stream=Event, wanted=_waited_events, batch=5_000)
+def _end_waits_on_events(session: Session, batch: list[Event]) -> None:
+    """Customers waiting for an event that has now arrived for them (received after they came to the wait) are
+    marked and made due: the engine's next round takes them the ``happened`` way, within seconds."""
+    waits = [(journey, version, node) for journey, version, node in _event_waits(session)
+             if node.event in {event.event for event in batch}]
+    if not waits:
+        return
+    live = cdp_service.live_profile_ids(session, {e.profile_id for e in batch if e.profile_id is not None})
+    now = utcnow()
+    for journey, version, node in waits:
+        heard = _heard(session, journey, batch, live, node.event or "", node.properties, None)
+        if not heard:
+            continue
+        waiting = session.execute(select(Enrolment.id, Enrolment.profile_id, Enrolment.arrived_at).where(
+            Enrolment.journey_id == journey.id, Enrolment.version == version, Enrolment.node == node.id,
+            Enrolment.state == ACTIVE, Enrolment.signal.is_(None), Enrolment.profile_id.in_(sorted(heard))))
+        ids = [enrolment_id for enrolment_id, profile_id, arrived_at in waiting if arrived_at <= heard[profile_id]]
+        if ids:
+            session.execute(update(Enrolment).where(_among(session, ids))
+                            .values(signal=schemas.HAPPENED, due_at=now)
+                            .execution_options(synchronize_session=False))
 
 
 # -- the engine -----------------------------------------------------------------------------------------------------
@@ -182,6 +233,8 @@ def step(session: Session, journey_id: int, version: int, node_id: str, *, now: 
         for branch in node.branches:
             if not left:
                 break
+            if branch.condition is None:  # publishing refuses it; never taken
+                continue
             try:
                 clause = compile_condition(session, journey.org_id, _timezone(session, journey.org_id),
                                            branch.condition, reader=None,
@@ -198,6 +251,15 @@ def step(session: Session, journey_id: int, version: int, node_id: str, *, now: 
         if left:
             _move(session, journey, graph, version, left, node_id, f"branch:{schemas.ELSE}",
                   graph.next(node_id, schemas.ELSE), now)
+    elif node.type == "wait_for_event":
+        # due: either the event arrived (the consumer below marked them and made them due) or the time is up
+        happened = set(session.scalars(select(Enrolment.id).where(_among(session, ids),
+                                                                  Enrolment.signal == schemas.HAPPENED)))
+        for way, taken in ((schemas.HAPPENED, [i for i in ids if i in happened]),
+                           (schemas.TIMED_OUT, [i for i in ids if i not in happened])):
+            if taken:
+                _move(session, journey, graph, version, taken, node_id, f"branch:{way}", graph.next(node_id, way),
+                      now)
     else:
         if node.type == "send":
             _send(session, journey, node, ids, now)
@@ -256,7 +318,7 @@ def _move(session: Session, journey: Journey, graph: Graph, version: int, ids: l
         _finish(session, journey, version, ids, target, "completed", None, now, at=target)
         return
     session.execute(update(Enrolment).where(_among(session, ids))
-                    .values(node=target, due_at=graph.arrival(target, now))
+                    .values(node=target, due_at=graph.arrival(target, now), arrived_at=now, signal=None)
                     .execution_options(synchronize_session=False))
 
 
@@ -275,7 +337,7 @@ def _finish(session: Session, journey: Journey, version: int, ids: list[int], no
 def _send(session: Session, journey: Journey, node: schemas.SendNode, ids: list[int], now: datetime) -> None:
     """The node's message to every customer in ``ids``: one INSERT … SELECT, communication control applied (those
     it stops get a skipped message with the reason), one message per enrolment and node however often it runs."""
-    template = session.get(Template, node.template_id)
+    template = session.get(Template, node.template_id) if node.template_id is not None else None
     if template is None or template.is_archived:
         return  # archived since publishing: the customers go on without it (their step says passed)
     keyed = select(Enrolment.profile_id, (literal("j:") + cast(Enrolment.id, String) + literal(f":{node.id}"))

@@ -83,6 +83,9 @@ class Enrolment(IdMixin, Base):
     node: Mapped[str] = mapped_column(String(40))
     state: Mapped[str] = mapped_column(String(10), default=ACTIVE)
     due_at: Mapped[datetime] = mapped_column()
+    arrived_at: Mapped[datetime] = mapped_column()  # when they came to the node they are at
+    # what happened while they wait there ("happened": the event a wait for an event waits for arrived)
+    signal: Mapped[str | None] = mapped_column(String(20), nullable=True)
     entered_at: Mapped[datetime] = mapped_column()
     left_at: Mapped[datetime | None] = mapped_column(nullable=True)
     exit_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)

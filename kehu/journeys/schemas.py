@@ -14,6 +14,7 @@ from kehu.segments.schemas import Condition
 # short enough for a message's send key ("j:<enrolment>:<node>", 60 characters at most)
 NodeId = Annotated[str, Field(min_length=1, max_length=30, pattern=r"^[A-Za-z0-9_-]+$")]
 ELSE = "else"  # the branch of a split that takes everyone no other branch took
+HAPPENED, TIMED_OUT = "happened", "timed_out"  # the two ways on from a wait for an event
 
 
 class _In(Input):
@@ -39,16 +40,15 @@ class EntryNode(_Node):
     type: Literal["entry"]
 
 
-class WaitNode(_Node):
-    """Wait this long before going on (minutes, hours and days add up)."""
+class _Timed(_Node):
+    """A duration: days, hours and minutes add up."""
 
-    type: Literal["wait"]
     days: int = Field(default=0, ge=0, le=3650)
     hours: int = Field(default=0, ge=0, le=10_000)
     minutes: int = Field(default=0, ge=0, le=100_000)
 
     @model_validator(mode="after")
-    def _some_time(self) -> WaitNode:
+    def _some_time(self) -> _Timed:
         if self.days == 0 and self.hours == 0 and self.minutes == 0:
             raise ValueError("a wait needs a duration: days, hours or minutes")
         return self
@@ -58,16 +58,33 @@ class WaitNode(_Node):
         return ((self.days * 24 + self.hours) * 60 + self.minutes) * 60
 
 
+class WaitNode(_Timed):
+    """Wait this long before going on."""
+
+    type: Literal["wait"]
+
+
+class WaitForEventNode(_Timed):
+    """Wait for an event of this name (with these property values) to arrive for the customer, at most this long:
+    the customer goes on the ``happened`` way as soon as it arrives, the ``timed_out`` way when the time is up.
+    Only events received after the customer arrived here count."""
+
+    type: Literal["wait_for_event"]
+    event: str | None = Field(default=None, min_length=1, max_length=100)  # a draft may leave it to name
+    properties: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=10)
+
+
 class SendNode(_Node):
     """Send a template's message (its channel and purpose; communication control applies)."""
 
     type: Literal["send"]
-    template_id: int = Field(ge=1)
+    template_id: int | None = Field(default=None, ge=1)  # a draft may leave it to choose; publishing may not
 
 
 class Branch(_In):
     name: NodeId
-    condition: Condition
+    label: str = Field(default="", max_length=50)  # as the canvas shows it (the name if empty)
+    condition: Condition | None = None  # a draft may leave it to write; publishing may not
 
 
 class SplitNode(_Node):
@@ -91,7 +108,19 @@ class ExitNode(_Node):
     type: Literal["exit"]
 
 
-Node = Annotated[EntryNode | WaitNode | SendNode | SplitNode | ExitNode, Field(discriminator="type")]
+Node = Annotated[EntryNode | WaitNode | WaitForEventNode | SendNode | SplitNode | ExitNode,
+                 Field(discriminator="type")]
+NODE_TYPES = ("entry", "wait", "wait_for_event", "send", "split", "exit")
+
+
+def ways_of(node: Any) -> list[str | None]:
+    """The ways on from a node: a split's branches and ``else``, a wait for an event's two, none from an exit, one
+    (unnamed) from the others."""
+    if node.type == "split":
+        return [*(branch.name for branch in node.branches), ELSE]
+    if node.type == "wait_for_event":
+        return [HAPPENED, TIMED_OUT]
+    return [] if node.type == "exit" else [None]
 
 
 class Edge(_In):
@@ -99,7 +128,7 @@ class Edge(_In):
 
     source: NodeId = Field(alias="from")
     target: NodeId = Field(alias="to")
-    branch: NodeId | None = None  # a split's branch name, or "else"
+    branch: NodeId | None = None  # a split's branch name or "else"; a wait for an event's "happened" or "timed_out"
 
 
 class Trigger(_In):

@@ -60,6 +60,7 @@ from kehu.tenancy.access import (
 from kehu.tenancy.models import BusinessUnit
 
 EDITABLE = ("draft", "live", "paused")
+TIMED = ("wait", "wait_for_event")  # nodes that hold a customer for a while
 _definition = TypeAdapter(schemas.Definition)
 
 
@@ -77,9 +78,10 @@ class Graph:
         return self.ways.get((node_id, branch))
 
     def arrival(self, node_id: str | None, now: datetime) -> datetime:
-        """When a node acts on a customer who arrives now: a wait's end, otherwise at once."""
+        """When a node acts on a customer who arrives now: a wait's end (a wait for an event: its time-out, unless
+        the event comes first), otherwise at once."""
         node = self.nodes.get(node_id or "")
-        return now + timedelta(seconds=node.seconds) if node is not None and node.type == "wait" else now
+        return now + timedelta(seconds=node.seconds) if node is not None and node.type in TIMED else now
 
 
 def parse(definition: dict[str, Any]) -> schemas.Definition:
@@ -109,7 +111,12 @@ def graph_of(session: Session, journey_id: int, version: int) -> Graph:
 def problems(session: Session, principal: Principal, journey: Journey) -> list[FieldError]:
     """What stops the draft from going live, each at its place (``definition.nodes[2].template_id``): a draft may be
     saved unfinished, the canvas shows these on their nodes, and publishing refuses while any is left."""
-    definition = parse(journey.draft or {})
+    return problems_of(session, principal, journey.org_id, parse(journey.draft or {}))
+
+
+def problems_of(session: Session, principal: Principal, org_id: int,
+                definition: schemas.Definition) -> list[FieldError]:
+    """The problems of a definition as drawn (the canvas asks as the user draws, before saving)."""
     errors: list[FieldError] = []
     where = "definition"
     seen: set[str] = set()
@@ -125,22 +132,19 @@ def problems(session: Session, principal: Principal, journey: Journey) -> list[F
             if node_id not in graph.nodes:
                 errors.append(FieldError(f"{where}.edges[{index}].{side}", f"no node {node_id!r}", "unknown"))
         source = graph.nodes.get(edge.source)
-        if source is not None:
-            allowed = ({branch.name for branch in source.branches} | {schemas.ELSE}) if source.type == "split" \
-                else {None}
-            if edge.branch not in allowed:
-                errors.append(FieldError(f"{where}.edges[{index}].branch",
-                                         f"{source.type} {source.id!r} has no way {edge.branch!r}", "branch"))
+        if source is not None and source.type != "exit" and edge.branch not in schemas.ways_of(source):
+            errors.append(FieldError(f"{where}.edges[{index}].branch",
+                                     f"{source.type} {source.id!r} has no way {edge.branch!r}", "branch"))
     counted: dict[tuple[str, str | None], int] = {}
     for edge in definition.edges:
         counted[(edge.source, edge.branch)] = counted.get((edge.source, edge.branch), 0) + 1
     for index, node in enumerate(definition.nodes):
         at = f"{where}.nodes[{index}]"
-        ways: list[str | None] = [*(b.name for b in node.branches), schemas.ELSE] if node.type == "split" else [None]
         if node.type == "exit":
             if any(source == node.id for source, _ in counted):
                 errors.append(FieldError(at, "an exit leads nowhere", "exit"))
             continue
+        ways = schemas.ways_of(node)
         for way in ways:
             if counted.get((node.id, way), 0) == 0:
                 label = f"branch {way!r}" if way else "the way on"
@@ -160,7 +164,24 @@ def problems(session: Session, principal: Principal, journey: Journey) -> list[F
                 errors.append(FieldError(f"{where}.nodes[{index}]", f"nobody reaches {node.id!r}", "unreachable"))
         if _has_cycle(graph):
             errors.append(FieldError(f"{where}.edges", "the path leads back to a node it came from", "cycle"))
-    errors += _reference_problems(session, principal, journey.org_id, definition)
+    errors += _unfinished(definition)
+    errors += _reference_problems(session, principal, org_id, definition)
+    return errors
+
+
+def _unfinished(definition: schemas.Definition) -> list[FieldError]:
+    """What a node was left without while drawing: a send's template, a wait's event, a branch's condition."""
+    errors = []
+    for index, node in enumerate(definition.nodes):
+        at = f"definition.nodes[{index}]"
+        if node.type == "send" and node.template_id is None:
+            errors.append(FieldError(f"{at}.template_id", "choose the template to send", "template"))
+        elif node.type == "wait_for_event" and not node.event:
+            errors.append(FieldError(f"{at}.event", "name the event to wait for", "event"))
+        elif node.type == "split":
+            errors += [FieldError(f"{at}.branches[{number}].condition", f"branch {branch.name!r} needs a condition",
+                                  "condition")
+                       for number, branch in enumerate(node.branches) if branch.condition is None]
     return errors
 
 
@@ -190,12 +211,14 @@ def _reference_problems(session: Session, principal: Principal, org_id: int,
     timezone = principal.timezone
     for index, node in enumerate(definition.nodes):
         at = f"definition.nodes[{index}]"
-        if node.type == "send":
+        if node.type == "send" and node.template_id is not None:
             errors += _ref_errors(session, principal, f"{at}.template_id",
                                   Ref(Template, node.template_id, "read", Template.is_archived.is_(False),
                                       reach=templates.inherited))
         elif node.type == "split":
             for number, branch in enumerate(node.branches):
+                if branch.condition is None:
+                    continue
                 try:
                     compile_condition(session, org_id, timezone, branch.condition, reader=principal,
                                       path=f"{at}.branches[{number}].condition")
@@ -385,8 +408,8 @@ def _move_people(session: Session, journey: Journey, definition: schemas.Definit
         values: dict[str, Any] = {"version": journey.version}
         before = graph_of(session, journey.id, version).nodes.get(node_id)
         after = new.nodes[node_id]
-        if before is None or before.type != after.type or (after.type == "wait" and before.seconds != after.seconds):
-            values["due_at"] = new.arrival(node_id, now)
+        if before is None or before.type != after.type or (after.type in TIMED and before.seconds != after.seconds):
+            values.update(due_at=new.arrival(node_id, now), arrived_at=now, signal=None)
         moved += affected(session.execute(update(Enrolment).where(
             Enrolment.journey_id == journey.id, Enrolment.state == ACTIVE, Enrolment.version == version,
             Enrolment.node == node_id).values(**values).execution_options(synchronize_session=False)))
@@ -465,8 +488,10 @@ def enrol(session: Session, journey: Journey, audience: Any, *, now: datetime | 
     entering = people.subquery("entering")
     rows = select(literal(journey.org_id), entering.c.unit_id, literal(journey.id), literal(journey.version),
                   entering.c.id, literal(graph.entry), literal(ACTIVE), literal(now, type_=Enrolment.due_at.type),
-                  literal(now, type_=Enrolment.entered_at.type)).where(true())
-    columns = ["org_id", "unit_id", "journey_id", "version", "profile_id", "node", "state", "due_at", "entered_at"]
+                  literal(now, type_=Enrolment.entered_at.type), literal(now, type_=Enrolment.arrived_at.type)) \
+        .where(true())
+    columns = ["org_id", "unit_id", "journey_id", "version", "profile_id", "node", "state", "due_at", "entered_at",
+               "arrived_at"]
     # counted from what it returns: PostgreSQL's driver tells no row count for an INSERT … SELECT ON CONFLICT
     return len(session.execute(dialect_insert(session)(Enrolment).from_select(columns, rows)
                                .on_conflict_do_nothing().returning(Enrolment.id)).all())

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from kehu.cdp import schemas as cdp_schemas
 from kehu.cdp import service as cdp_service
+from kehu.cdp.models import Profile
 from kehu.channels.models import Message
 from kehu.core import events
 from kehu.core.db import utcnow
@@ -253,3 +254,78 @@ def test_segment_and_event_triggers_enrol_as_it_happens(session, clean_database,
     names = [cdp_service.get_profile(session, tree.system, pid).name for pid in entered]
     assert names == ["许诺"]  # not 钱多, whose test drive was for another model
     assert session.scalar(select(func.count()).select_from(JourneyStep)) == 0  # nobody has passed a node yet
+
+
+def test_a_wait_for_an_event_goes_on_when_it_arrives_or_when_the_time_is_up(session, clean_database,
+                                                                           audience: Audience, client, tree):
+    """entry → wait up to 7 days for a showroom visit → visited (exit) | timed out → e-mail → exit. A visit counts
+    only once the customer is at the wait (not one received before), and a visit after the time-out changes
+    nothing."""
+    hq = audience.principal(session, audience.hq_marketer)
+    template = email_template(session, hq)
+    journey = live_journey(session, hq, {
+        "nodes": [{"id": "entry", "type": "entry"},
+                  {"id": "visit", "type": "wait_for_event", "event": "showroom_visit", "days": 7,
+                   "properties": {"purpose": "test_drive"}},
+                  {"id": "visited", "type": "exit"}, {"id": "offer", "type": "send", "template_id": template.id},
+                  {"id": "mailed", "type": "exit"}],
+        "edges": [{"from": "entry", "to": "visit"}, {"from": "visit", "to": "visited", "branch": "happened"},
+                  {"from": "visit", "to": "offer", "branch": "timed_out"}, {"from": "offer", "to": "mailed"}]})
+    waits = events.subscriptions()["journeys.event_waits"]
+    events.consume(clean_database, waits)  # reads from now on
+    _, key = make_source(session, tree.system, "官网", tree.dealer_b.id)
+    session.commit()
+
+    def send(*calls: dict[str, Any]) -> None:
+        assert client.post("/v1/batch", headers=basic(key), json={"batch": list(calls)}).status_code == 200
+        process(clean_database)
+        while events.consume(clean_database, waits):
+            pass
+
+    send(*(call("identify", userId=f"w-{n}", traits={"name": name, "phone": f"1390000{n}000"})
+           for n, name in ((1, "赵一"), (2, "钱二"), (3, "孙三"))),
+         # 孙三 visited before the journey reached him: that visit is not the one the wait waits for
+         call("track", userId="w-3", event="showroom_visit", properties={"purpose": "test_drive"}))
+    people = {n: session.scalar(select(Profile.id).where(Profile.name == name))
+              for n, name in ((1, "赵一"), (2, "钱二"), (3, "孙三"))}
+    service.enrol_by_hand(session, hq, journey.id, schemas.EnrolRequest(profile_ids=list(people.values())))
+    session.commit()
+    advance(clean_database, utcnow())
+    assert {p: where for p, where in places(session, journey.id).items()} == {
+        people[n]: ("visit", "active") for n in (1, 2, 3)}
+
+    send(call("track", userId="w-1", event="showroom_visit", properties={"purpose": "test_drive"}),
+         call("track", userId="w-2", event="showroom_visit", properties={"purpose": "service"}),  # not this one
+         call("track", userId="w-2", event="test_drive_booked", properties={"purpose": "test_drive"}))
+    advance(clean_database, utcnow())
+    now = places(session, journey.id)
+    assert now[people[1]] == ("visited", "completed")
+    assert now[people[2]] == now[people[3]] == ("visit", "active")
+
+    advance(clean_database, utcnow() + timedelta(days=7, minutes=1))
+    now = places(session, journey.id)
+    assert now[people[2]] == now[people[3]] == ("mailed", "completed")
+    send(call("track", userId="w-2", event="showroom_visit", properties={"purpose": "test_drive"}))  # too late
+    assert places(session, journey.id)[people[2]] == ("mailed", "completed")
+    outcomes = dict(session.execute(select(JourneyStep.profile_id, JourneyStep.outcome)
+                                    .where(JourneyStep.journey_id == journey.id, JourneyStep.node == "visit")).all())
+    assert outcomes == {people[1]: "branch:happened", people[2]: "branch:timed_out", people[3]: "branch:timed_out"}
+    assert session.scalar(select(func.count()).select_from(Message).where(Message.journey_id == journey.id)) == 2
+    report = service.report(session, hq, journey.id)
+    visit = next(node for node in report.nodes if node.node == "visit")
+    assert visit.branches == {"happened": 1, "timed_out": 2} and visit.waiting == 0
+
+
+def test_a_wait_for_an_event_needs_both_ways_connected(session, clean_database, audience: Audience):
+    hq = audience.principal(session, audience.hq_marketer)
+    journey = service.create_journey(session, hq, schemas.JourneyCreate(name="半截", definition=schemas.Definition
+        .model_validate({"nodes": [{"id": "entry", "type": "entry"},
+                                   {"id": "visit", "type": "wait_for_event", "event": "showroom_visit", "hours": 5},
+                                   {"id": "out", "type": "exit"}],
+                         "edges": [{"from": "entry", "to": "visit"},
+                                   {"from": "visit", "to": "out", "branch": "happened"},
+                                   {"from": "visit", "to": "out", "branch": "later"}]})))
+    found = {(p.field, p.code) for p in service.problems(session, hq, journey)}
+    assert found == {("definition.nodes[1]", "unconnected"), ("definition.edges[2].branch", "branch")}
+    with pytest.raises(ValueError, match="duration"):
+        schemas.WaitForEventNode.model_validate({"id": "w", "type": "wait_for_event", "event": "x"})

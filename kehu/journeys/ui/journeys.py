@@ -12,16 +12,15 @@ from sqlalchemy import select
 
 from kehu.channels.models import Template
 from kehu.core.errors import KehuError
-from kehu.core.i18n import t
 from kehu.core.timeutil import format_local
 from kehu.journeys import schemas, service
+from kehu.journeys.ui.canvas import JourneyEditor
 from kehu.segments.models import Segment
 from kehu.tenancy.models import BusinessUnit
 from kehu.ui.components import add_status_slot, localise_table
 from kehu.ui.shell import (
     empty_state,
     frame,
-    locale,
     notify_error,
     page,
     run_action,
@@ -31,8 +30,8 @@ from kehu.ui.shell import (
     validated,
 )
 
+FOLLOW_SECONDS = 5.0  # how often a running journey's page reads its counts again
 STATUS_COLOURS = {"draft": "grey-6", "live": "positive", "paused": "deep-orange-6", "stopped": "grey-5"}
-NODE_ICONS = {"entry": "login", "wait": "hourglass_top", "send": "send", "split": "call_split", "exit": "logout"}
 
 
 def register() -> None:
@@ -132,14 +131,37 @@ def journey_page(journey_id: int) -> None:
                 journey = service.get_journey(session, principal, journey_id)
                 report = service.report(session, principal, journey_id)
                 may_change = principal.can("journeys", "update") and journey.status != "stopped"
-                problems = service.problems(session, principal, journey) if may_change else []
                 names = _names(session, [journey.draft or {}])
         except KehuError as error:  # not found, or not theirs: the same answer
             if error.status != 404:
                 notify_error(error)
             empty_state("search_off", tr("journeys.not_found_title"), tr("journeys.not_found_text"))
             return
-        definition = journey.draft or {}
+
+        @ui.refreshable
+        def controls() -> None:
+            if may_change:
+                _controls(principal, journey, editor)
+
+        @ui.refreshable
+        def problems() -> None:
+            said = [*editor.general_problems, *(f"{_node_name(editor.definition, node_id)}：{text}"
+                                                for node_id, found in editor.node_problems.items() for text in found)]
+            if not may_change or not said:
+                return
+            with ui.card().classes("w-full border-l-4 border-orange-7").props("data-testid=journey-problems"):
+                ui.label(tr("journeys.problems", count=len(said))).classes("font-medium text-orange-9")
+                for text in said[:12]:
+                    ui.label(text).classes("text-grey-8")
+                if len(said) > 12:
+                    ui.label(tr("journeys.more_problems", count=len(said) - 12)).classes("text-grey-7")
+
+        def changed() -> None:
+            controls.refresh()
+            problems.refresh()
+
+        editor = JourneyEditor(principal, journey, report, editable=may_change, on_saved=changed)
+        editor.on_change = changed
         with ui.row().classes("w-full items-center gap-3"):
             ui.link(tr("journeys.back"), "/journeys").classes("text-primary")
             ui.label(journey.name).classes("text-xl font-medium").props("data-testid=journey-title")
@@ -148,46 +170,50 @@ def journey_page(journey_id: int) -> None:
             ui.label(tr("journeys.version", version=journey.version) if journey.version else tr("journeys.never"))\
                 .classes("text-grey-7")
             ui.space()
-            if may_change:
-                _controls(principal, journey, bool(problems))
+            controls()
         if journey.description:
             ui.label(journey.description).classes("text-grey-8")
-        ui.label(_trigger_text(definition, names)).classes("text-grey-8")
-        with ui.row().classes("w-full gap-4"):
-            stat_card(tr("journeys.stats.entered"), report.entered, "group_add")
-            stat_card(tr("journeys.stats.active"), report.active, "directions_walk")
-            stat_card(tr("journeys.stats.completed"), report.completed, "flag")
-            stat_card(tr("journeys.stats.exited"), report.exited, "logout")
-        if problems:
-            with ui.card().classes("w-full border-l-4 border-orange-7").props("data-testid=journey-problems"):
-                ui.label(tr("journeys.problems", count=len(problems))).classes("font-medium text-orange-9")
-                for problem in problems:
-                    said = t(f"journeys.problem.{problem.code}", locale(), default=problem.message)
-                    ui.label(f"{_place(definition, problem.field)}：{said}").classes("text-grey-8")
-        _path(definition, report, names)
-        ui.label(tr("journeys.canvas_next")).classes("text-grey-6 text-sm")
+        ui.label(_trigger_text(journey.draft or {}, names)).classes("text-grey-8")
+
+        @ui.refreshable
+        def stats(report: schemas.JourneyReport) -> None:
+            with ui.row().classes("w-full gap-4"):
+                stat_card(tr("journeys.stats.entered"), report.entered, "group_add")
+                stat_card(tr("journeys.stats.active"), report.active, "directions_walk")
+                stat_card(tr("journeys.stats.completed"), report.completed, "flag")
+                stat_card(tr("journeys.stats.exited"), report.exited, "logout")
+
+        def follow() -> None:
+            with unit_of_work() as session:
+                fresh = service.report(session, principal, journey_id)
+            if fresh != shown[0]:
+                shown[0] = fresh
+                stats.refresh(fresh)
+                editor.set_counts(fresh)
+
+        shown = [report]
+        stats(report)
+        problems()
+        editor.build()
+        if journey.status in ("live", "paused"):  # the customers move on while the page is open
+            ui.timer(FOLLOW_SECONDS, follow)
 
 
-def _place(definition: dict[str, Any], field: str) -> str:
-    """``definition.nodes[2].template_id`` in the reader's words: the node's name (its label or id)."""
-    nodes = definition.get("nodes", [])
-    if field.startswith("definition.nodes[") and "]" in field:
-        index = field[len("definition.nodes["):field.index("]")]
-        if index.isdigit() and int(index) < len(nodes):
-            node = nodes[int(index)]
-            return tr("journeys.node_named", name=node.get("label") or node.get("id"))
-    return tr("journeys.the_journey")
+def _node_name(definition: dict[str, Any], node_id: str) -> str:
+    node: dict[str, Any] = next((n for n in definition.get("nodes", []) if n.get("id") == node_id), {})
+    return tr("journeys.node_named", name=node.get("label") or node_id)
 
 
-def _controls(principal: Any, journey: Any, has_problems: bool) -> None:
+def _controls(principal: Any, journey: Any, editor: JourneyEditor) -> None:
     def act(fn: Any, done: str) -> None:
         if run_action(fn, done) is not None:
             ui.navigate.reload()
 
     publish_label = tr("journeys.publish_again") if journey.version else tr("journeys.publish")
     button = ui.button(publish_label, icon="rocket_launch",
-                       on_click=lambda: _publish_dialog(principal, journey, act)).props("data-testid=journey-publish")
-    if has_problems:
+                       on_click=lambda: _publish_dialog(principal, journey, editor, act)).props(
+        "data-testid=journey-publish")
+    if editor.problem_count():
         button.disable()
         button.tooltip(tr("journeys.fix_first"))
     if journey.status == "live":
@@ -203,18 +229,25 @@ def _controls(principal: Any, journey: Any, has_problems: bool) -> None:
             "outline color=negative data-testid=journey-stop")
 
 
-def _publish_dialog(principal: Any, journey: Any, act: Any) -> None:
+def _publish_dialog(principal: Any, journey: Any, editor: JourneyEditor, act: Any) -> None:
     with ui.dialog() as dialog, ui.card().classes("w-[30rem]"):
         ui.label(tr("journeys.publish_title")).classes("text-lg font-medium")
         ui.label(tr("journeys.publish_text")).classes("text-grey-8")
+        if editor.is_dirty():
+            ui.label(tr("journeys.publish_saves")).classes("text-orange-9")
         move = ui.checkbox(tr("journeys.move_people"), value=False).props("data-testid=journey-move-people") \
             if journey.version else None
         with ui.row().classes("w-full justify-end"):
             ui.button(tr("common.cancel"), on_click=dialog.close).props("flat")
-            ui.button(tr("journeys.publish"), on_click=lambda: (dialog.close(), act(
-                lambda s: service.publish_version(s, principal, journey.id, schemas.Publish(
-                    move_people=bool(move and move.value))), tr("journeys.published")))).props(
-                "data-testid=journey-publish-confirm")
+
+            def publish() -> None:
+                dialog.close()
+                if editor.is_dirty() and not editor.save():
+                    return
+                act(lambda s: service.publish_version(s, principal, journey.id, schemas.Publish(
+                    move_people=bool(move and move.value))), tr("journeys.published"))
+
+            ui.button(tr("journeys.publish"), on_click=publish).props("data-testid=journey-publish-confirm")
     dialog.open()
 
 
@@ -228,55 +261,3 @@ def _stop_dialog(principal: Any, journey: Any, act: Any) -> None:
                 lambda s: service.stop(s, principal, journey.id), tr("journeys.stopped")))).props(
                 "color=negative data-testid=journey-stop-confirm")
     dialog.open()
-
-
-def _path(definition: dict[str, Any], report: schemas.JourneyReport, names: dict[str, dict[int, str]]) -> None:
-    """The nodes from the entry on, each with its counts and where it leads."""
-    nodes = {n["id"]: n for n in definition.get("nodes", [])}
-    ways: dict[str, list[tuple[str | None, str]]] = {}
-    for edge in definition.get("edges", []):
-        ways.setdefault(edge["from"], []).append((edge.get("branch"), edge["to"]))
-    order, queue = [], [n["id"] for n in definition.get("nodes", []) if n.get("type") == "entry"]
-    while queue:
-        current = queue.pop(0)
-        if current in order or current not in nodes:
-            continue
-        order.append(current)
-        queue += [target for _, target in ways.get(current, [])]
-    order += [node_id for node_id in nodes if node_id not in order]  # unreachable ones last, as drawn
-    counts = {c.node: c for c in report.nodes}
-    with ui.column().classes("w-full gap-2").props("data-testid=journey-path"):
-        for node_id in order:
-            node = nodes[node_id]
-            kind = node.get("type", "")
-            count = counts.get(node_id)
-            with ui.card().classes("w-full").props(f"data-testid=node-{node_id}"):
-                with ui.row().classes("w-full items-center gap-3 no-wrap"):
-                    ui.icon(NODE_ICONS.get(kind, "circle")).classes("text-2xl text-primary")
-                    with ui.column().classes("gap-0"):
-                        ui.label(f"{tr(f'journeys.node.{kind}')} · {node.get('label') or node_id}") \
-                            .classes("font-medium")
-                        ui.label(_details(node, names)).classes("text-grey-7 text-sm")
-                    ui.space()
-                    if count is not None:
-                        ui.label(tr("journeys.counts", waiting=count.waiting, passed=count.passed)) \
-                            .classes("text-grey-8")
-                for branch, target in ways.get(node_id, []):
-                    taken = count.branches.get(branch or "", 0) if count is not None and branch else None
-                    label = tr("journeys.way", target=nodes.get(target, {}).get("label") or target) if branch is None \
-                        else tr("journeys.branch_way", branch=tr("journeys.else") if branch == schemas.ELSE
-                                else branch, target=nodes.get(target, {}).get("label") or target,
-                                count=taken or 0)
-                    ui.label("→ " + label).classes("text-sm text-grey-7 pl-10")
-
-
-def _details(node: dict[str, Any], names: dict[str, dict[int, str]]) -> str:
-    kind = node.get("type")
-    if kind == "wait":
-        parts = [tr(f"journeys.unit.{unit}", n=node[unit]) for unit in ("days", "hours", "minutes") if node.get(unit)]
-        return tr("journeys.wait_for", duration=" ".join(parts))
-    if kind == "send":
-        return tr("journeys.send_template", template=names["templates"].get(node.get("template_id") or 0, "—"))
-    if kind == "split":
-        return tr("journeys.split_branches", branches="、".join(b["name"] for b in node.get("branches", [])))
-    return tr(f"journeys.node_text.{kind}")

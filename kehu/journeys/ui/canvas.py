@@ -1,0 +1,680 @@
+"""The journey canvas (营销画布): the journey's path drawn and edited on a flow canvas — nodes dragged from the
+palette, ways connected from a node's handles, each node configured in the side panel, Delete and Ctrl+Z / Ctrl+Y —
+with what keeps it from going live shown on the node at fault as the marketer draws, and, once it runs, how many
+customers wait at each node and passed it (a way: how many took it).
+
+The editor holds the draft as the API takes it (kehu.journeys.schemas.Definition, as JSON): every change is a new
+state of it (undo goes back one), drawn again on the canvas; Save stores it (PATCH of the draft), Publish makes it
+the running version."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable
+from typing import Any
+
+from nicegui import ui
+from pydantic import ValidationError
+
+from kehu.channels import templates as template_service
+from kehu.core import events
+from kehu.core.errors import FieldError
+from kehu.core.i18n import t
+from kehu.journeys import schemas, service
+from kehu.segments import service as segment_service
+from kehu.ui.components.condition_builder import COMMON_EVENTS, Builder, ConditionEditor
+from kehu.ui.components.flow import OUT, FlowCanvas
+from kehu.ui.shell import locale, run_action, tr, unit_of_work, validated
+
+NODE_ICONS = {"entry": "login", "wait": "hourglass_top", "wait_for_event": "notifications_active", "send": "send",
+              "split": "call_split", "exit": "logout"}
+PALETTE = ("wait", "wait_for_event", "send", "split", "exit")
+HISTORY = 100  # undo steps kept
+TRIGGERS = ("manual", "segment_entered", "segment_left", "event")
+
+
+def _ways(node: dict[str, Any]) -> list[str | None]:
+    kind = node.get("type")
+    if kind == "split":
+        return [*(b.get("name") for b in node.get("branches", [])), schemas.ELSE]
+    if kind == "wait_for_event":
+        return [schemas.HAPPENED, schemas.TIMED_OUT]
+    return [] if kind == "exit" else [None]
+
+
+def _duration(node: dict[str, Any]) -> str:
+    return " ".join(tr(f"journeys.unit.{unit}", n=node[unit]) for unit in ("days", "hours", "minutes")
+                    if node.get(unit)) or "—"
+
+
+class JourneyEditor:
+    """The canvas, its toolbar and the side panel of the selected node, over one journey's draft."""
+
+    def __init__(self, principal: Any, journey: Any, report: schemas.JourneyReport | None, *, editable: bool,
+                 on_saved: Callable[[], None]) -> None:
+        self.principal = principal
+        self.journey_id = journey.id
+        self.ran = bool(journey.version)
+        self.definition: dict[str, Any] = copy.deepcopy(journey.draft or {})
+        self.definition.setdefault("nodes", [])
+        self.definition.setdefault("edges", [])
+        self.definition.setdefault("trigger", {"type": "manual"})
+        self.saved = copy.deepcopy(self.definition)
+        self.counts = {count.node: count for count in report.nodes} if report is not None else {}
+        self.editable = editable
+        self.on_saved = on_saved
+        self.on_change: Callable[[], None] = lambda: None  # the page's parts that follow the draft (its problems)
+        self.history: list[dict[str, Any]] = []
+        self.future: list[dict[str, Any]] = []
+        self.last_edit: str | None = None  # a field being typed into: one undo step for all its keystrokes
+        self.selected: str | None = None
+        self.node_problems: dict[str, list[str]] = {}
+        self.general_problems: list[str] = []
+        self.panel_problems: Any = None  # the selected node's problems in the side panel
+        self.canvas: FlowCanvas
+        with unit_of_work() as session:
+            self.templates = {tpl.id: f"{tpl.name} · {tr(f'channels.channel.{tpl.channel}')}" for tpl in
+                              template_service.list_templates(session, principal, limit=500).items} \
+                if principal.can("messages") else {}
+            self.segments = {s.id: s.name for s in segment_service.list_segments(session, principal,
+                                                                                 limit=500).items} \
+                if principal.can("segments") else {}
+        self.events = list(dict.fromkeys([*COMMON_EVENTS, *sorted(events.customer_events())]))
+        self._check()
+
+    # -- drawing ------------------------------------------------------------------------------------------------
+    def build(self) -> None:
+        with ui.row().classes("w-full items-center gap-2"):
+            if self.editable:
+                self.undo_button = ui.button(icon="undo", on_click=self.undo).props(
+                    "flat dense data-testid=canvas-undo").tooltip(tr("journeys.canvas.undo"))
+                self.redo_button = ui.button(icon="redo", on_click=self.redo).props(
+                    "flat dense data-testid=canvas-redo").tooltip(tr("journeys.canvas.redo"))
+            ui.button(icon="fit_screen", on_click=lambda: self.canvas.fit()).props("flat dense").tooltip(
+                tr("journeys.canvas.fit"))
+            self.problem_line = ui.label().classes("text-orange-9 text-sm").props("data-testid=canvas-problems")
+            ui.space()
+            if self.editable:
+                self.unsaved = ui.badge(tr("journeys.canvas.unsaved"), color="orange-7").props(
+                    "data-testid=canvas-unsaved")
+                self.save_button = ui.button(tr("journeys.canvas.save"), icon="save", on_click=self.save).props(
+                    "data-testid=canvas-save")
+        with ui.row().classes("w-full no-wrap gap-3 items-stretch").style("height: 620px"):
+            self.canvas = FlowCanvas(graph=self.graph(), editable=self.editable, texts={
+                "palette": tr("journeys.canvas.palette"), "hint": tr("journeys.canvas.hint")},
+                palette=[{"type": kind, "icon": NODE_ICONS[kind], "label": tr(f"journeys.node.{kind}"),
+                          "hint": tr(f"journeys.palette_hint.{kind}")} for kind in PALETTE]
+                if self.editable else []).classes("flex-1 h-full min-w-0")
+            self.canvas.on("add", lambda e: self.add(e.args["type"], e.args.get("x"), e.args.get("y")))
+            self.canvas.on("connect", lambda e: self.connect(e.args["from"], e.args["way"], e.args["to"]))
+            self.canvas.on("moved", lambda e: self.move(e.args["nodes"]))
+            self.canvas.on("select", lambda e: self.select(e.args.get("id")))
+            self.canvas.on("remove", lambda e: self.remove(e.args.get("nodes", []), e.args.get("edges", [])))
+            self.canvas.on("undo", lambda _: self.undo())
+            self.canvas.on("redo", lambda _: self.redo())
+            self.panel = ui.card().classes("w-96 h-full overflow-auto flex-none").props(
+                "flat bordered data-testid=canvas-panel")
+        self._refresh_chrome()
+        self.draw_panel()
+
+    def graph(self) -> dict[str, Any]:
+        """The draft as the canvas draws it."""
+        nodes = self.definition["nodes"]
+        positions = self._layout()
+        by_id = {node["id"]: node for node in nodes}
+        drawn = []
+        for node in nodes:
+            kind = node.get("type", "")
+            count = self.counts.get(node["id"])
+            drawn.append({
+                "id": node["id"], "type": kind, "icon": NODE_ICONS.get(kind, "circle"),
+                "kind": tr(f"journeys.node.{kind}"), "label": node.get("label") or node["id"],
+                "summary": self._summary(node), "problems": self.node_problems.get(node["id"], []),
+                "counts": tr("journeys.counts", waiting=count.waiting, passed=count.passed)
+                if self.ran and count is not None and kind != "entry" else "",
+                "ways": [{"id": way or OUT, "label": self._way_label(node, way)} for way in _ways(node)],
+                "enterable": kind != "entry", "position": positions[node["id"]],
+                "selected": node["id"] == self.selected})
+        edges = []
+        for edge in self.definition["edges"]:
+            source = by_id.get(edge["from"])
+            if source is None or edge["to"] not in by_id:
+                continue
+            way = edge.get("branch")
+            label = self._way_label(source, way) if way else ""
+            count = self.counts.get(edge["from"])
+            if way and self.ran and count is not None:
+                label = f"{label} · {count.branches.get(way, 0)}"
+            edges.append({"from": edge["from"], "way": way or OUT, "to": edge["to"], "label": label})
+        return {"nodes": drawn, "edges": edges}
+
+    def _layout(self) -> dict[str, dict[str, float]]:
+        """Where each node sits: as drawn, or (made through the API without positions) in rows by distance from
+        the entry, side by side within a row."""
+        nodes = self.definition["nodes"]
+        placed = {n["id"]: n["position"] for n in nodes if isinstance(n.get("position"), dict)}
+        if len(placed) == len(nodes):
+            return placed
+        targets: dict[str, list[str]] = {}
+        for edge in self.definition["edges"]:
+            targets.setdefault(edge["from"], []).append(edge["to"])
+        depth: dict[str, int] = {}
+        queue = [(n["id"], 0) for n in nodes if n.get("type") == "entry"]
+        while queue:
+            node_id, level = queue.pop(0)
+            if node_id in depth:
+                continue
+            depth[node_id] = level
+            queue += [(target, level + 1) for target in targets.get(node_id, [])]
+        deepest = max(depth.values(), default=0)
+        rows: dict[int, int] = {}
+        out = {}
+        for node in nodes:
+            level = depth.get(node["id"], deepest + 1)
+            column = rows.get(level, 0)
+            rows[level] = column + 1
+            out[node["id"]] = placed.get(node["id"]) or {"x": column * 260, "y": level * 170}
+        return out
+
+    def _summary(self, node: dict[str, Any]) -> str:
+        kind = node.get("type")
+        if kind == "entry":
+            return self._trigger_text()
+        if kind == "wait":
+            return tr("journeys.wait_for", duration=_duration(node))
+        if kind == "wait_for_event":
+            return tr("journeys.wait_for_event_text", event=node.get("event") or "—", duration=_duration(node))
+        if kind == "send":
+            return tr("journeys.send_template", template=self.templates.get(node.get("template_id") or 0, "—"))
+        if kind == "split":
+            return tr("journeys.split_text", count=len(node.get("branches", [])))
+        return tr(f"journeys.node_text.{kind}")
+
+    def _trigger_text(self) -> str:
+        trigger = self.definition.get("trigger") or {"type": "manual"}
+        kind = trigger.get("type", "manual")
+        if kind.startswith("segment"):
+            return tr(f"journeys.trigger.{kind}", segment=self.segments.get(trigger.get("segment_id") or 0, "—"))
+        if kind == "event":
+            return tr("journeys.trigger.event", event=trigger.get("event") or "—")
+        return tr("journeys.trigger.manual")
+
+    def _way_label(self, node: dict[str, Any], way: str | None) -> str:
+        if way is None:
+            return tr("journeys.canvas.next")
+        if way in (schemas.ELSE, schemas.HAPPENED, schemas.TIMED_OUT):
+            return tr(f"journeys.way.{way}")
+        branch: dict[str, Any] = next((b for b in node.get("branches", []) if b.get("name") == way), {})
+        return branch.get("label") or way
+
+    def _refresh_chrome(self) -> None:
+        count = sum(len(found) for found in self.node_problems.values()) + len(self.general_problems)
+        self.problem_line.set_text(
+            tr("journeys.canvas.problems", count=count, first=(self.general_problems or [""])[0]) if count else "")
+        if self.editable:
+            dirty = self.definition != self.saved
+            self.unsaved.set_visibility(dirty)
+            self.save_button.set_enabled(dirty)
+            self.undo_button.set_enabled(bool(self.history))
+            self.redo_button.set_enabled(bool(self.future))
+
+    def redraw(self) -> None:
+        self._check()
+        self.canvas.show(self.graph())
+        self._refresh_chrome()
+        self._draw_panel_problems()
+        self.on_change()
+
+    def set_counts(self, report: schemas.JourneyReport) -> None:
+        """Counts read again (a running journey's page follows its customers): drawn when they changed."""
+        counts = {count.node: count for count in report.nodes}
+        if counts != self.counts:
+            self.counts = counts
+            self.canvas.show(self.graph())
+
+    def is_dirty(self) -> bool:
+        return self.definition != self.saved
+
+    def problem_count(self) -> int:
+        return sum(len(found) for found in self.node_problems.values()) + len(self.general_problems)
+
+    # -- what keeps it from going live --------------------------------------------------------------------------
+    def _check(self) -> None:
+        """The draft's problems as drawn now, each on its node (or said of the journey)."""
+        self.node_problems, self.general_problems = {}, []
+        nodes = self.definition["nodes"]
+        try:
+            definition = schemas.Definition.model_validate(self.definition)
+        except ValidationError as invalid:
+            for error in invalid.errors():
+                where = error["loc"]
+                if len(where) >= 2 and where[0] == "nodes" and isinstance(where[1], int) and where[1] < len(nodes):
+                    self.node_problems.setdefault(nodes[where[1]]["id"], []).append(_said(error["msg"]))
+                else:
+                    self.general_problems.append(_said(error["msg"]))
+            return
+        with unit_of_work() as session:
+            found = service.problems_of(session, self.principal, self.principal.org_id, definition)
+        for problem in found:
+            self._place(problem)
+
+    def _place(self, problem: FieldError) -> None:
+        said = t(f"journeys.problem.{problem.code}", locale(), default=problem.message)
+        match = re.match(r"definition\.(nodes|edges)\[(\d+)\]", problem.field)
+        if match:
+            index = int(match.group(2))
+            items = self.definition[match.group(1)]
+            if index < len(items):
+                node_id = items[index]["id"] if match.group(1) == "nodes" else items[index]["from"]
+                self.node_problems.setdefault(node_id, []).append(said)
+                return
+        self.general_problems.append(said)
+
+    # -- changes ------------------------------------------------------------------------------------------------
+    def change(self, apply: Callable[[dict[str, Any]], Any], *, typing: str | None = None,
+               panel: bool = False) -> None:
+        """Apply one change to the draft (an undo step; keystrokes into one field make one step together)."""
+        if typing is None or typing != self.last_edit:
+            self.history.append(copy.deepcopy(self.definition))
+            del self.history[:-HISTORY]
+        self.last_edit = typing
+        self.future.clear()
+        apply(self.definition)
+        self.redraw()
+        if panel:
+            self.draw_panel()
+
+    def undo(self) -> None:
+        if not self.history:
+            return
+        self.future.append(copy.deepcopy(self.definition))
+        self.definition = self.history.pop()
+        self.last_edit = None
+        self._after_jump()
+
+    def redo(self) -> None:
+        if not self.future:
+            return
+        self.history.append(copy.deepcopy(self.definition))
+        self.definition = self.future.pop()
+        self.last_edit = None
+        self._after_jump()
+
+    def _after_jump(self) -> None:
+        if self.selected not in {n["id"] for n in self.definition["nodes"]}:
+            self.selected = None
+        self.redraw()
+        self.draw_panel()
+
+    def _node(self, definition: dict[str, Any], node_id: str) -> dict[str, Any]:
+        return next(n for n in definition["nodes"] if n["id"] == node_id)
+
+    def add(self, kind: str, x: float | None, y: float | None) -> None:
+        if not self.editable or kind not in PALETTE:
+            return
+        taken = {n["id"] for n in self.definition["nodes"]}
+        number = 1
+        while f"{kind}_{number}" in taken:
+            number += 1
+        node: dict[str, Any] = {"id": f"{kind}_{number}", "type": kind, "label": ""}
+        if kind == "wait":
+            node["days"] = 1
+        elif kind == "wait_for_event":
+            node.update(event=None, days=7)
+        elif kind == "split":
+            node["branches"] = [{"name": "b1", "label": tr("journeys.canvas.branch_default", n=1)}]
+        after = next((n for n in self.definition["nodes"] if n["id"] == self.selected and n.get("type") != "exit"),
+                     None) if x is None or y is None else None
+        positions = self._layout()
+        if x is None or y is None:  # clicked in the palette: below the selected node, or below everything
+            below = positions.get(self.selected or "") or max(positions.values(), key=lambda p: p["y"],
+                                                                default={"x": 0, "y": 0})
+            x, y = below["x"], below["y"] + 170
+        node["position"] = {"x": x, "y": y}
+        self.selected = node["id"]
+
+        def apply(definition: dict[str, Any]) -> None:
+            definition["nodes"].append(node)
+            if after is not None:
+                self._follow(definition, after, node, positions)
+
+        self.change(apply, panel=True)
+
+    def _follow(self, definition: dict[str, Any], after: dict[str, Any], node: dict[str, Any],
+                positions: dict[str, dict[str, float]]) -> None:
+        """A node added with another selected comes after it: on its first way still free, or, when every way is
+        taken, between it and what its first way led to (the nodes below move down to make room)."""
+        ways = _ways(after)
+        taken = {e.get("branch"): e for e in definition["edges"] if e["from"] == after["id"]}
+        free = [way for way in ways if way not in taken]
+        if free:
+            definition["edges"].append({"from": after["id"], "to": node["id"],
+                                        **({"branch": free[0]} if free[0] else {})})
+            return
+        edge = taken[ways[0]]
+        below = positions[after["id"]]["y"]
+        for other in definition["nodes"]:
+            place = other.get("position") or positions.get(other["id"])
+            if other is not node and place is not None:
+                other["position"] = {"x": place["x"], "y": place["y"] + 170 if place["y"] > below else place["y"]}
+        onward = _ways(node)
+        if onward:
+            definition["edges"].append({"from": node["id"], "to": edge["to"],
+                                        **({"branch": onward[0]} if onward[0] else {})})
+        edge["to"] = node["id"]
+
+    def connect(self, source: str, way: str, target: str) -> None:
+        if not self.editable or source == target:
+            return
+        branch = None if way == OUT else way
+
+        def apply(definition: dict[str, Any]) -> None:
+            # one connection per way: drawing it again moves it
+            definition["edges"] = [e for e in definition["edges"]
+                                   if not (e["from"] == source and e.get("branch") == branch)]
+            definition["edges"].append({"from": source, "to": target, **({"branch": branch} if branch else {})})
+
+        self.change(apply)
+
+    def move(self, moved: list[dict[str, Any]]) -> None:
+        if not self.editable:
+            return
+
+        def apply(definition: dict[str, Any]) -> None:
+            positions = self._layout()  # nodes placed by the layout keep their places once one is moved
+            for node in definition["nodes"]:
+                node["position"] = positions[node["id"]]
+            for item in moved:
+                node = next((n for n in definition["nodes"] if n["id"] == item["id"]), None)
+                if node is not None:
+                    node["position"] = {"x": item["x"], "y": item["y"]}
+
+        self.change(apply)
+
+    def remove(self, node_ids: list[str], ways: list[dict[str, Any]]) -> None:
+        if not self.editable:
+            return
+        entry = {n["id"] for n in self.definition["nodes"] if n.get("type") == "entry"}
+        gone = set(node_ids) - entry  # the entry stays: a journey has one
+        cut = {(w.get("from"), None if w.get("way") == OUT else w.get("way")) for w in ways}
+        if not gone and not cut:
+            if set(node_ids) & entry:
+                ui.notify(tr("journeys.canvas.entry_stays"), type="warning")
+            return
+
+        def apply(definition: dict[str, Any]) -> None:
+            definition["nodes"] = [n for n in definition["nodes"] if n["id"] not in gone]
+            definition["edges"] = [e for e in definition["edges"] if e["from"] not in gone and e["to"] not in gone
+                                   and (e["from"], e.get("branch")) not in cut]
+
+        if self.selected in gone:
+            self.selected = None
+        self.change(apply, panel=True)
+
+    def select(self, node_id: str | None) -> None:
+        self.selected = node_id
+        self.last_edit = None
+        self.draw_panel()
+
+    # -- saving -------------------------------------------------------------------------------------------------
+    def save(self) -> bool:
+        data = validated(lambda: schemas.JourneyUpdate(definition=schemas.Definition.model_validate(
+            self.definition)))
+        if data is None:
+            return False
+        done = run_action(lambda session: service.update_journey(session, self.principal, self.journey_id, data),
+                          tr("journeys.canvas.saved"))
+        if done is None:
+            return False
+        self.saved = copy.deepcopy(self.definition)
+        self._refresh_chrome()
+        self.on_saved()
+        return True
+
+    # -- the side panel -----------------------------------------------------------------------------------------
+    def draw_panel(self) -> None:
+        self.panel.clear()
+        with self.panel:
+            node = next((n for n in self.definition["nodes"] if n["id"] == self.selected), None)
+            self.panel_problems = None
+            if node is None:
+                ui.label(tr("journeys.canvas.panel_title")).classes("text-base font-medium")
+                ui.label(tr("journeys.canvas.panel_empty") if self.editable else
+                         tr("journeys.canvas.panel_read_only")).classes("text-grey-7")
+                return
+            kind = node.get("type", "")
+            with ui.row().classes("w-full items-center gap-2 no-wrap"):
+                ui.icon(NODE_ICONS.get(kind, "circle")).classes("text-2xl text-primary")
+                ui.label(tr(f"journeys.node.{kind}")).classes("text-base font-medium")
+                ui.space()
+                ui.label(node["id"]).classes("text-grey-6 text-xs")
+            self.panel_problems = ui.column().classes("w-full gap-1")
+            self._draw_panel_problems()
+            if not self.editable:
+                ui.label(self._summary(node)).classes("text-grey-8")
+                return
+            self._text(node, "label", tr("journeys.canvas.label"), max_length=100)
+            if kind == "entry":
+                self._trigger_panel()
+            elif kind == "wait":
+                ui.label(tr("journeys.canvas.wait_for")).classes("text-sm text-grey-8 mt-2")
+                self._durations(node)
+            elif kind == "wait_for_event":
+                self._event_wait_panel(node)
+            elif kind == "send":
+                self._send_panel(node)
+            elif kind == "split":
+                self._split_panel(node)
+            if kind != "entry":
+                ui.separator().classes("my-2")
+                ui.button(tr("journeys.canvas.delete_node"), icon="delete",
+                          on_click=lambda: self.remove([node["id"]], [])).props(
+                    "flat color=negative dense data-testid=canvas-delete-node")
+
+    def _draw_panel_problems(self) -> None:
+        """The selected node's problems, as they are after each change."""
+        if self.panel_problems is None:
+            return
+        self.panel_problems.clear()
+        with self.panel_problems:
+            for problem in self.node_problems.get(self.selected or "", []):
+                ui.label(problem).classes("text-negative text-sm").props("data-testid=panel-problem")
+
+    def _set(self, node_id: str, key: str, value: Any, *, typing: bool = False, panel: bool = False) -> None:
+        def apply(definition: dict[str, Any]) -> None:
+            self._node(definition, node_id)[key] = value
+
+        self.change(apply, typing=f"{node_id}.{key}" if typing else None, panel=panel)
+
+    def _text(self, node: dict[str, Any], key: str, label: str, *, max_length: int) -> None:
+        ui.input(label, value=node.get(key) or "",
+                 on_change=lambda e: self._set(node["id"], key, (e.value or "")[:max_length], typing=True)).props(
+            f"outlined dense maxlength={max_length} data-testid=panel-{key}").classes("w-full")
+
+    def _durations(self, node: dict[str, Any]) -> None:
+        with ui.row().classes("w-full gap-2 no-wrap"):
+            for unit, most in (("days", 3650), ("hours", 10_000), ("minutes", 100_000)):
+                ui.number(tr(f"journeys.canvas.{unit}"), value=node.get(unit) or 0, min=0, max=most, precision=0,
+                          on_change=lambda e, u=unit, m=most: self._set(
+                              node["id"], u, max(0, min(m, int(e.value or 0))), typing=True)).props(
+                    f"outlined dense data-testid=panel-{unit}").classes("flex-1")
+
+    def _trigger_panel(self) -> None:
+        trigger = self.definition.get("trigger") or {"type": "manual"}
+
+        def set_trigger(**values: Any) -> None:
+            def apply(definition: dict[str, Any]) -> None:
+                now = {**(definition.get("trigger") or {"type": "manual"}), **values}
+                kind = now["type"]
+                # a trigger keeps only what its kind names (the API refuses the rest)
+                if not kind.startswith("segment"):
+                    now.pop("segment_id", None)
+                elif not now.get("segment_id"):
+                    now["segment_id"] = next(iter(self.segments), None)
+                if kind != "event":
+                    now.pop("event", None)
+                    now.pop("properties", None)
+                elif not now.get("event"):
+                    now["event"] = "test_drive_booked"
+                definition["trigger"] = now
+
+            self.change(apply, typing="trigger.event" if "event" in values else None,
+                        panel="type" in values)
+
+        ui.label(tr("journeys.canvas.who_enters")).classes("text-sm text-grey-8 mt-2")
+        ui.select({kind: tr(f"journeys.trigger_kind.{kind}") for kind in TRIGGERS}, value=trigger.get("type"),
+                  on_change=lambda e: set_trigger(type=e.value)).props(
+            "outlined dense data-testid=panel-trigger").classes("w-full")
+        kind = trigger.get("type", "manual")
+        if kind.startswith("segment"):
+            if not self.segments:
+                ui.label(tr("journeys.canvas.no_segments")).classes("text-grey-7 text-sm")
+            else:
+                ui.select(self.segments, value=trigger.get("segment_id"), label=tr("journeys.canvas.segment"),
+                          with_input=True, on_change=lambda e: set_trigger(segment_id=e.value)).props(
+                    "outlined dense data-testid=panel-segment").classes("w-full")
+        elif kind == "event":
+            self._event_inputs(trigger.get("event"), trigger.get("properties") or {},
+                               lambda **values: set_trigger(**values), "trigger")
+        ui.label(tr("journeys.canvas.re_entry")).classes("text-sm text-grey-8 mt-2")
+        ui.select({"never": tr("journeys.re_entry.never"), "after_exit": tr("journeys.re_entry.after_exit")},
+                  value=self.definition.get("re_entry", "never"),
+                  on_change=lambda e: self.change(lambda d: d.update(re_entry=e.value), panel=True)).props(
+            "outlined dense data-testid=panel-re-entry").classes("w-full")
+        if self.definition.get("re_entry") == "after_exit":
+            ui.number(tr("journeys.canvas.reentry_days"), value=self.definition.get("reentry_days", 0), min=0,
+                      max=3650, precision=0, on_change=lambda e: self.change(
+                          lambda d: d.update(reentry_days=max(0, min(3650, int(e.value or 0)))),
+                          typing="reentry_days")).props("outlined dense").classes("w-full")
+
+    def _event_inputs(self, event: str | None, properties: dict[str, Any], set_values: Callable[..., None],
+                      where: str) -> None:
+        """An event name (one of the common ones or any other typed in) and one property = value it must carry
+        (further ones, set through the API, are kept as they are)."""
+        options = list(dict.fromkeys([*([event] if event else []), *self.events]))
+        ui.select(options, value=event, label=tr("journeys.canvas.event"), with_input=True,
+                  new_value_mode="add-unique", on_change=lambda e: set_values(event=e.value or None)).props(
+            f"outlined dense data-testid=panel-{where}-event").classes("w-full")
+        first = next(iter(properties.items()), ("", ""))
+        rest = dict(list(properties.items())[1:])
+        with ui.row().classes("w-full gap-2 no-wrap"):
+            key = ui.input(tr("journeys.canvas.property"), value=first[0]).props(
+                f"outlined dense data-testid=panel-{where}-property").classes("flex-1")
+            value = ui.input(tr("journeys.canvas.property_value"), value=str(first[1])).props(
+                f"outlined dense data-testid=panel-{where}-value").classes("flex-1")
+
+        def changed() -> None:
+            name = (key.value or "").strip()[:100]
+            set_values(properties={**({name: value.value or ""} if name else {}), **rest})
+
+        # asked when the box is left: a half-typed property name is not a filter yet
+        key.on("blur", changed)
+        value.on("blur", changed)
+
+    def _event_wait_panel(self, node: dict[str, Any]) -> None:
+        ui.label(tr("journeys.canvas.wait_event_text")).classes("text-sm text-grey-8 mt-2")
+
+        def set_values(**values: Any) -> None:
+            def apply(definition: dict[str, Any]) -> None:
+                self._node(definition, node["id"]).update(values)
+
+            self.change(apply, typing=f"{node['id']}.event" if "event" in values else None)
+
+        self._event_inputs(node.get("event"), node.get("properties") or {}, set_values, "wait")
+        ui.label(tr("journeys.canvas.timeout")).classes("text-sm text-grey-8 mt-2")
+        self._durations(node)
+
+    def _send_panel(self, node: dict[str, Any]) -> None:
+        if not self.templates:
+            ui.label(tr("journeys.canvas.no_templates")).classes("text-grey-7 text-sm")
+            return
+        ui.select(self.templates, value=node.get("template_id"), label=tr("journeys.canvas.template"),
+                  with_input=True, on_change=lambda e: self._set(node["id"], "template_id", e.value)).props(
+            "outlined dense data-testid=panel-template").classes("w-full")
+        ui.label(tr("journeys.canvas.send_text")).classes("text-grey-7 text-xs")
+
+    def _split_panel(self, node: dict[str, Any]) -> None:
+        ui.label(tr("journeys.canvas.split_text")).classes("text-sm text-grey-8 mt-2")
+        branches = node.get("branches", [])
+        for number, branch in enumerate(branches):
+            with ui.card().classes("w-full p-2 gap-1").props("flat bordered"):
+                with ui.row().classes("w-full items-center gap-1 no-wrap"):
+                    ui.input(tr("journeys.canvas.branch_label"), value=branch.get("label") or "",
+                             on_change=lambda e, i=number: self._branch(node["id"], i, label=(e.value or "")[:50],
+                                                                        typing=True)).props(
+                        f"outlined dense maxlength=50 data-testid=panel-branch-{number}").classes("flex-1")
+                    if len(branches) > 1:
+                        ui.button(icon="close", on_click=lambda i=number: self._drop_branch(node["id"], i)).props(
+                            "flat round dense").tooltip(tr("journeys.canvas.remove_branch"))
+                rules = _rule_count(branch.get("condition"))
+                ui.label(tr("journeys.canvas.rules", count=rules) if rules else tr("journeys.canvas.no_condition")) \
+                    .classes("text-xs " + ("text-grey-7" if rules else "text-negative"))
+                ui.button(tr("journeys.canvas.edit_condition"), icon="tune",
+                          on_click=lambda i=number: self._condition_dialog(node["id"], i)).props(
+                    f"outline dense no-caps data-testid=panel-condition-{number}")
+        ui.label(tr("journeys.canvas.else_text")).classes("text-grey-7 text-xs")
+        if len(branches) < 10:
+            ui.button(tr("journeys.canvas.add_branch"), icon="add", on_click=lambda: self._add_branch(node["id"])) \
+                .props("flat dense no-caps data-testid=panel-add-branch")
+
+    def _branch(self, node_id: str, index: int, *, typing: bool = False, **values: Any) -> None:
+        def apply(definition: dict[str, Any]) -> None:
+            self._node(definition, node_id)["branches"][index].update(values)
+
+        self.change(apply, typing=f"{node_id}.branch{index}" if typing else None)
+
+    def _add_branch(self, node_id: str) -> None:
+        def apply(definition: dict[str, Any]) -> None:
+            branches = self._node(definition, node_id)["branches"]
+            names = {b["name"] for b in branches}
+            number = 1
+            while f"b{number}" in names:
+                number += 1
+            branches.append({"name": f"b{number}", "label": tr("journeys.canvas.branch_default", n=number)})
+
+        self.change(apply, panel=True)
+
+    def _drop_branch(self, node_id: str, index: int) -> None:
+        def apply(definition: dict[str, Any]) -> None:
+            branch = self._node(definition, node_id)["branches"].pop(index)
+            definition["edges"] = [e for e in definition["edges"]
+                                   if not (e["from"] == node_id and e.get("branch") == branch["name"])]
+
+        self.change(apply, panel=True)
+
+    def _condition_dialog(self, node_id: str, index: int) -> None:
+        branch = self._node(self.definition, node_id)["branches"][index]
+        builder = Builder(self.principal)
+        builder.load(branch.get("condition"))
+        with ui.dialog() as dialog, ui.card().classes("w-[56rem] max-w-full"):
+            ui.label(tr("journeys.canvas.condition_title", branch=branch.get("label") or branch["name"])) \
+                .classes("text-lg font-medium")
+            ui.label(tr("journeys.canvas.condition_text")).classes("text-grey-7 text-sm")
+            editor = ConditionEditor(builder, on_change=lambda: None)
+            editor.draw()
+
+            def done() -> None:
+                self._branch(node_id, index, condition=builder.condition())
+                self.draw_panel()
+                dialog.close()
+
+            with ui.row().classes("w-full justify-end"):
+                ui.button(tr("common.cancel"), on_click=dialog.close).props("flat")
+                ui.button(tr("journeys.canvas.use_condition"), on_click=done).props("data-testid=condition-done")
+        dialog.open()
+
+
+def _rule_count(condition: dict[str, Any] | None) -> int:
+    if not condition:
+        return 0
+    if condition.get("type") in ("all", "any"):
+        return sum(_rule_count(c) for c in condition.get("conditions", []))
+    if condition.get("type") == "not":
+        return _rule_count(condition.get("condition"))
+    return 1
+
+
+def _said(message: str) -> str:
+    """Pydantic's words without its prefix ("Value error, a wait needs a duration" → "a wait needs a duration")."""
+    return message.removeprefix("Value error, ")
