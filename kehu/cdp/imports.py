@@ -47,9 +47,17 @@ from kehu.core.errors import Conflict, FieldError, PayloadTooLarge, ValidationFa
 from kehu.core.files import CsvSheet
 from kehu.core.i18n import t
 from kehu.core.pagination import Page, keyset_page
-from kehu.tenancy.access import Place, Principal, check_references, get_scoped, require_row, scope, writable_units
+from kehu.tenancy.access import (
+    Place,
+    Principal,
+    check_references,
+    get_scoped,
+    org_timezone,
+    require_row,
+    scope,
+    writable_units,
+)
 from kehu.tenancy.masking import MASK
-from kehu.tenancy.models import Organization
 
 IMPORT_JOB = "cdp.import_profiles"
 IMPORT_PART_JOB = "cdp.import_part"
@@ -1122,7 +1130,7 @@ def _run_order_import(ctx: jobs.JobContext, run: ImportRun, source: Source) -> d
     next_row = int(ctx.checkpoint.get("next_row", 0))
     # The importer's rights decide the dealers; a job nobody asked for runs as the platform.
     dealers = dealer_codes(session, ctx.principal or Principal.system(run.org_id))
-    tz_name = session.scalar(select(Organization.timezone).where(Organization.id == run.org_id)) or "Asia/Shanghai"
+    tz_name = org_timezone(session, run.org_id)
     dialect = session.get_bind().dialect.name
     run.status = "running"
     messages: list[dict[str, Any]] = []

@@ -31,11 +31,12 @@ from kehu.tenancy.access import (
     check_references,
     home_unit,
     is_root_path,
+    org_timezone,
     require_row,
     scope,
     units_under,
 )
-from kehu.tenancy.models import BusinessUnit, Organization
+from kehu.tenancy.models import BusinessUnit
 
 BROADCAST_JOB = "channels.broadcast"
 EDITABLE = ("draft", "rejected")
@@ -255,7 +256,7 @@ def make_message_rows(session: Session, *, org_id: int, sender_unit_id: int, cha
     hours allow. The send's key is ``send_key`` for all, or each customer's own from ``keyed`` (a subquery of
     profile_id and send_key: a journey's, one per enrolment); a key and customer already made are left alone, so
     running it again adds nobody twice. Broadcasts and journeys both send through it."""
-    timezone = session.scalar(select(Organization.timezone).where(Organization.id == org_id)) or "Asia/Shanghai"
+    timezone = org_timezone(session, org_id)
     rules = control.rules_for(session, org_id, sender_unit_id)
     endpoint = None
     if channel == "webhook":  # every message goes to the account's endpoint (the outbox: its own)

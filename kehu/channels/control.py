@@ -36,9 +36,9 @@ from kehu.core.errors import FieldError, Forbidden, NotFound, ValidationFailed, 
 from kehu.core.timeutil import zone
 from kehu.segments.conditions import compile_condition
 from kehu.segments.schemas import condition_adapter
-from kehu.tenancy.access import Principal, check_references, require_row, scope
+from kehu.tenancy.access import Principal, check_references, org_timezone, require_row, scope
 from kehu.tenancy.access import Ref as _Ref
-from kehu.tenancy.models import BusinessUnit, Organization
+from kehu.tenancy.models import BusinessUnit
 
 DEFAULT_QUIET = ("21:00", "09:00")
 CAP_KEYS = (*[c for c in CHANNELS if c != "webhook"], "all")
@@ -284,7 +284,7 @@ def recheck(session: Session, org_id: int, message_ids: list[int], *, now: datet
     suppressed since, or a consent withdrawn since, skips the message with that reason; the quiet hours of its
     sender's unit hold it (transactional ones excepted). Set statements per channel, purpose and sending unit
     (a handful), not a loop over messages. Returns how many were skipped."""
-    timezone = session.scalar(select(Organization.timezone).where(Organization.id == org_id)) or "Asia/Shanghai"
+    timezone = org_timezone(session, org_id)
     skipped = 0
     for start in range(0, len(message_ids), ID_CHUNK):
         chunk = message_ids[start:start + ID_CHUNK]

@@ -1,5 +1,5 @@
 """The journeys API: drafts and their problems, publishing (a new version), pause / resume / stop, enrolling
-customers by hand, the enrolled customers and per-node counts."""
+customers by hand, the enrolled customers, per-node counts and the results against the goal."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 
+from kehu.journeys import results as journey_results
 from kehu.journeys import schemas, service
 from kehu.tenancy.deps import Cursor, Limit, PrincipalDep, SessionDep
 from kehu.tenancy.schemas import Page
@@ -87,11 +88,18 @@ def enrol(journey_id: int, data: schemas.EnrolRequest, session: SessionDep, prin
 def list_enrolments(journey_id: int, session: SessionDep, principal: PrincipalDep,
                     state: State | None = None, node: Annotated[str | None, Query(max_length=30)] = None,
                     limit: Limit = 50, cursor: Cursor = None) -> Any:
-    page = service.list_enrolments(session, principal, journey_id, state=state, node=node, limit=limit,
+    page = journey_results.list_enrolments(session, principal, journey_id, state=state, node=node, limit=limit,
                                    cursor=cursor)
     return {"items": [schemas.EnrolmentOut.model_validate(e) for e in page.items], "next_cursor": page.next_cursor}
 
 
 @router.get("/journeys/{journey_id}/report", response_model=schemas.JourneyReport)
 def report(journey_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
-    return service.report(session, principal, journey_id)
+    return journey_results.report(session, principal, journey_id)
+
+
+@router.get("/journeys/{journey_id}/results", response_model=schemas.JourneyResults)
+def results(journey_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Conversion to the goal, overall and per random split group against the control group (uplift, its 95 %
+    interval, p-value, winner)."""
+    return journey_results.results(session, principal, journey_id)

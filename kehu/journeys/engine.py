@@ -12,8 +12,10 @@ Triggers read the segments' changes and the customers' events through the domain
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -42,10 +44,10 @@ from kehu.core.db import Database, utcnow
 from kehu.core.errors import ValidationFailed
 from kehu.journeys import schemas
 from kehu.journeys.models import ACTIVE, Enrolment, Journey, JourneyStep
-from kehu.journeys.service import Graph, _lock, enrol, graph_of, journey_units
+from kehu.journeys.service import DEFAULT_TIMEZONE, Graph, _lock, enrol, graph_of, journey_units
 from kehu.segments.conditions import compile_condition
 from kehu.segments.models import SegmentChange
-from kehu.tenancy.models import Organization
+from kehu.tenancy.access import org_timezone
 
 log = logging.getLogger(__name__)
 STEP_BATCH = 5_000  # customers one step moves at a node, in one transaction
@@ -156,6 +158,80 @@ def _end_waits_on_events(session: Session, batch: list[Event]) -> None:
                             .execution_options(synchronize_session=False))
 
 
+# -- exit criteria: leaving wherever they are ------------------------------------------------------------------------
+def _with_exits(session: Session, kind: str) -> list[tuple[Journey, schemas.Definition]]:
+    """Live and paused journeys whose running version has this exit criterion (``goal`` or ``segment``)."""
+    found = []
+    for journey in session.scalars(select(Journey).where(Journey.status.in_(("live", "paused")))
+                                   .order_by(Journey.id)):
+        definition = graph_of(session, journey.id, journey.version).definition
+        if (kind == "goal" and definition.exit_on_goal and definition.goal is not None) or (
+                kind == "segment" and definition.exit_segment_id is not None):
+            found.append((journey, definition))
+    return found
+
+
+def _leave(session: Session, journey: Journey, profile_ids: Mapping[int, datetime | None], state: str, reason: str,
+           now: datetime) -> None:
+    """The active walks of these customers that began before the time given for each (None: any) end here, at the
+    node each is at."""
+    if not profile_ids:
+        return
+    walks = session.execute(select(Enrolment.id, Enrolment.profile_id, Enrolment.entered_at).where(
+        Enrolment.journey_id == journey.id, Enrolment.state == ACTIVE,
+        Enrolment.profile_id.in_(sorted(profile_ids))))
+    ids = []
+    for walk_id, profile_id, entered in walks:
+        until = profile_ids[profile_id]
+        if until is None or entered <= until:
+            ids.append(walk_id)
+    if ids:
+        _record_steps(session, ids, None, state, now)
+        session.execute(update(Enrolment).where(_among(session, ids))
+                        .values(state=state, left_at=now, exit_reason=reason)
+                        .execution_options(synchronize_session=False))
+
+
+def _goal_events(session: Session) -> list[Any] | None:
+    names = {definition.goal.event for _, definition in _with_exits(session, "goal") if definition.goal}
+    return [Event.event.in_(sorted(names))] if names else None
+
+
+@events.subscribe("journeys.goal_exits", stream=Event, wanted=_goal_events, batch=5_000)
+def _leave_on_goal(session: Session, batch: list[Event]) -> None:
+    """Customers who reached a journey's goal (an event after they entered) leave it — done, reason
+    ``goal_reached`` — when the journey says so, wherever they are in it."""
+    exits = [(j, d) for j, d in _with_exits(session, "goal") if d.goal and d.goal.event in {e.event for e in batch}]
+    if not exits:
+        return
+    live = cdp_service.live_profile_ids(session, {e.profile_id for e in batch if e.profile_id is not None})
+    now = utcnow()
+    for journey, definition in exits:
+        assert definition.goal is not None
+        heard = _heard(session, journey, batch, live, definition.goal.event, definition.goal.properties, None)
+        _leave(session, journey, heard, "completed", "goal_reached", now)
+
+
+def _exit_segments(session: Session) -> list[Any] | None:
+    ids = {definition.exit_segment_id for _, definition in _with_exits(session, "segment")}
+    return [SegmentChange.segment_id.in_(sorted(i for i in ids if i)), SegmentChange.change == "left"] \
+        if ids else None
+
+
+@events.subscribe("journeys.segment_exits", stream=SegmentChange, wanted=_exit_segments, batch=5_000)
+def _leave_on_segment(session: Session, batch: list[SegmentChange]) -> None:
+    """Customers who left a journey's exit segment leave the journey (reason ``left_segment``)."""
+    left: dict[int, set[int]] = {}
+    for change in batch:
+        if change.change == "left":
+            left.setdefault(change.segment_id, set()).add(change.profile_id)
+    now = utcnow()
+    for journey, definition in _with_exits(session, "segment"):
+        profile_ids = left.get(definition.exit_segment_id or 0)
+        if profile_ids:
+            _leave(session, journey, dict.fromkeys(profile_ids), "exited", "left_segment", now)
+
+
 # -- the engine -----------------------------------------------------------------------------------------------------
 @jobs.poller
 def advance_journeys(database: Database, now: datetime | None = None) -> bool:
@@ -236,7 +312,7 @@ def step(session: Session, journey_id: int, version: int, node_id: str, *, now: 
             if branch.condition is None:  # publishing refuses it; never taken
                 continue
             try:
-                clause = compile_condition(session, journey.org_id, _timezone(session, journey.org_id),
+                clause = compile_condition(session, journey.org_id, org_timezone(session, journey.org_id),
                                            branch.condition, reader=None,
                                            happening_units=journey_units(session, journey), now=now)
             except ValidationFailed:  # a custom field it asks about was deleted since: that branch takes nobody
@@ -251,6 +327,11 @@ def step(session: Session, journey_id: int, version: int, node_id: str, *, now: 
         if left:
             _move(session, journey, graph, version, left, node_id, f"branch:{schemas.ELSE}",
                   graph.next(node_id, schemas.ELSE), now)
+    elif node.type == "random_split":
+        for group, taken in share_out(journey.id, node, ids).items():
+            if taken:
+                _move(session, journey, graph, version, taken, node_id, f"branch:{group}", graph.next(node_id, group),
+                      now)
     elif node.type == "wait_for_event":
         # due: either the event arrived (the consumer below marked them and made them due) or the time is up
         happened = set(session.scalars(select(Enrolment.id).where(_among(session, ids),
@@ -288,6 +369,23 @@ def _still_theirs(session: Session, journey: Journey, version: int, ids: list[in
     return [i for i in ids if i not in out] if out else ids
 
 
+def share_out(journey_id: int, node: schemas.RandomSplitNode, ids: list[int]) -> dict[str, list[int]]:
+    """The enrolments ``ids`` shared out among the node's groups in their proportions. Each draw is a hash of the
+    journey, the node and the enrolment — uniform, independent between nodes, and the same if the step is done
+    again (a crash never sends a customer down a second way)."""
+    bounds, total = [], 0
+    for group in node.groups:
+        total += group.percent
+        bounds.append((total, group.name))
+    shared: dict[str, list[int]] = {group.name: [] for group in node.groups}
+    for enrolment_id in ids:
+        digest = hashlib.blake2b(f"{journey_id}:{node.id}:{enrolment_id}".encode(), digest_size=8).digest()
+        draw = int.from_bytes(digest, "big") / 2**64 * (total or 1)
+        name = next((name for bound, name in bounds if draw < bound), bounds[-1][1])
+        shared[name].append(enrolment_id)
+    return shared
+
+
 def _among(session: Session, ids: list[int]) -> Any:
     """``Enrolment.id`` is one of ``ids``: on PostgreSQL one array parameter (``= ANY``), not an IN list of five
     thousand parameters each statement of a step would bind, send and parse again."""
@@ -296,13 +394,11 @@ def _among(session: Session, ids: list[int]) -> Any:
     return Enrolment.id.in_(ids)
 
 
-def _timezone(session: Session, org_id: int) -> str:
-    return session.scalar(select(Organization.timezone).where(Organization.id == org_id)) or "Asia/Shanghai"
-
-
-def _record_steps(session: Session, ids: list[int], node_id: str, outcome: str, now: datetime) -> None:
+def _record_steps(session: Session, ids: list[int], node_id: str | None, outcome: str, now: datetime) -> None:
+    """A step for each of ``ids`` at ``node_id`` (None: the node each one is at)."""
     rows = select(Enrolment.org_id, Enrolment.journey_id, Enrolment.version, Enrolment.id, Enrolment.profile_id,
-                  literal(node_id), literal(outcome), literal(now, type_=JourneyStep.at.type)) \
+                  Enrolment.node if node_id is None else literal(node_id), literal(outcome),
+                  literal(now, type_=JourneyStep.at.type)) \
         .where(_among(session, ids))
     session.execute(insert(JourneyStep).from_select(
         ["org_id", "journey_id", "version", "enrolment_id", "profile_id", "node", "outcome", "at"], rows))
@@ -317,8 +413,10 @@ def _move(session: Session, journey: Journey, graph: Graph, version: int, ids: l
     if graph.nodes[target].type == "exit":  # nothing to wait for there: the walk ends now, not a round later
         _finish(session, journey, version, ids, target, "completed", None, now, at=target)
         return
+    timezone = org_timezone(session, journey.org_id) if graph.nodes[target].type == "wait_until" else None
     session.execute(update(Enrolment).where(_among(session, ids))
-                    .values(node=target, due_at=graph.arrival(target, now), arrived_at=now, signal=None)
+                    .values(node=target, due_at=graph.arrival(target, now, timezone or DEFAULT_TIMEZONE),
+                            arrived_at=now, signal=None)
                     .execution_options(synchronize_session=False))
 
 

@@ -8,9 +8,10 @@ from kehu.core.domains import Domain, NavEntry
 DOMAIN = Domain(
     name="journeys",
     models="kehu.journeys.models",
-    services=("kehu.journeys.service", "kehu.journeys.engine"),
+    services=("kehu.journeys.service", "kehu.journeys.engine", "kehu.journeys.results"),
     entities=("journeys",),
     routers=("kehu.journeys.api:router",),
     pages=("kehu.journeys.ui:register",),
+    customer_panels=("kehu.journeys.ui.customer:customer_journeys",),
     navigation=(NavEntry("nav.journeys", "alt_route", "/journeys", "journeys", "marketing", 20),),
 )

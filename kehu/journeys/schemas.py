@@ -3,6 +3,7 @@ them), its life cycle, enrolments and per-node counts."""
 
 from __future__ import annotations
 
+from datetime import date as _date
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -74,6 +75,24 @@ class WaitForEventNode(_Timed):
     properties: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=10)
 
 
+class WaitUntilNode(_Node):
+    """Wait until a time of day in the organisation's time zone: the next such moment on one of ``weekdays`` (ISO:
+    1 Monday … 7 Sunday; none: any day), or on ``date`` (once: a customer arriving after it goes on at once). A
+    customer arriving at that very minute goes on at once; a time a clock change skips is taken as the moment
+    after the change."""
+
+    type: Literal["wait_until"]
+    time: str = Field(default="10:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    weekdays: list[Annotated[int, Field(ge=1, le=7)]] = Field(default_factory=list, max_length=7)
+    date: _date | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> WaitUntilNode:
+        if self.date is not None and self.weekdays:
+            raise ValueError("a wait until a date names no weekdays")
+        return self
+
+
 class SendNode(_Node):
     """Send a template's message (its channel and purpose; communication control applies)."""
 
@@ -102,15 +121,39 @@ class SplitNode(_Node):
         return self
 
 
+class Group(_In):
+    name: NodeId
+    label: str = Field(default="", max_length=50)  # as the canvas shows it (the name if empty)
+    percent: int = Field(ge=0, le=100)
+    control: bool = False  # the hold-out group: usually sent nothing, the others' results are compared with it
+
+
+class RandomSplitNode(_Node):
+    """Customers shared out at random in these proportions (an A/B/n test; one group may be the hold-out control
+    group). Each customer's draw is fixed by their enrolment: a step done again sends nobody another way."""
+
+    type: Literal["random_split"]
+    groups: list[Group] = Field(min_length=2, max_length=10)
+
+    @model_validator(mode="after")
+    def _names_differ(self) -> RandomSplitNode:
+        names = [group.name for group in self.groups]
+        if len(set(names)) != len(names):
+            raise ValueError("group names must differ from each other")
+        if sum(group.control for group in self.groups) > 1:
+            raise ValueError("one control group at most")
+        return self
+
+
 class ExitNode(_Node):
     """The end of a path: the customer leaves the journey (and may enter again as its entry rules allow)."""
 
     type: Literal["exit"]
 
 
-Node = Annotated[EntryNode | WaitNode | WaitForEventNode | SendNode | SplitNode | ExitNode,
-                 Field(discriminator="type")]
-NODE_TYPES = ("entry", "wait", "wait_for_event", "send", "split", "exit")
+Node = Annotated[EntryNode | WaitNode | WaitUntilNode | WaitForEventNode | SendNode | SplitNode | RandomSplitNode
+                 | ExitNode, Field(discriminator="type")]
+NODE_TYPES = ("entry", "wait", "wait_until", "wait_for_event", "send", "split", "random_split", "exit")
 
 
 def ways_of(node: Any) -> list[str | None]:
@@ -120,6 +163,8 @@ def ways_of(node: Any) -> list[str | None]:
         return [*(branch.name for branch in node.branches), ELSE]
     if node.type == "wait_for_event":
         return [HAPPENED, TIMED_OUT]
+    if node.type == "random_split":
+        return [group.name for group in node.groups]
     return [] if node.type == "exit" else [None]
 
 
@@ -153,12 +198,25 @@ class Trigger(_In):
         return self
 
 
+class Goal(_In):
+    """What the journey is for: a customer converts when an event of this name (and these property values) happens
+    for them within ``within_days`` of entering — e.g. ``order_completed`` within 30 days."""
+
+    event: str = Field(min_length=1, max_length=100)
+    within_days: int = Field(default=30, ge=1, le=365)
+    properties: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=10)
+
+
 class Definition(_In):
-    """A journey as drawn: trigger, entry rules, nodes and edges. ``re_entry``: ``never`` (once per customer,
-    ever) or ``after_exit`` (again once their last walk ended, and at least ``reentry_days`` after they last
-    entered)."""
+    """A journey as drawn: trigger, entry rules, goal, nodes and edges. ``re_entry``: ``never`` (once per
+    customer, ever) or ``after_exit`` (again once their last walk ended, and at least ``reentry_days`` after they
+    last entered)."""
 
     trigger: Trigger = Field(default_factory=lambda: Trigger(type="manual"))
+    goal: Goal | None = None
+    # exit criteria, wherever the customer is in the journey: reaching the goal; leaving this segment
+    exit_on_goal: bool = False
+    exit_segment_id: int | None = Field(default=None, ge=1)
     re_entry: Literal["never", "after_exit"] = "never"
     reentry_days: int = Field(default=0, ge=0, le=3650)
     nodes: list[Node] = Field(default_factory=list, max_length=200)
@@ -255,3 +313,39 @@ class JourneyReport(BaseModel):
     completed: int
     exited: int
     nodes: list[NodeCount]
+
+
+class GroupResult(BaseModel):
+    """One way of a random split: its customers, how many converted, and — against the control group, or the
+    best group against the others when there is none — the difference in conversion with its 95 % confidence
+    interval and a two-sided p-value (two-proportion z-test)."""
+
+    group: str
+    label: str
+    control: bool
+    customers: int
+    converted: int
+    rate: float
+    uplift: float | None = None  # this group's rate minus the one compared with
+    uplift_low: float | None = None
+    uplift_high: float | None = None
+    p_value: float | None = None
+    significant: bool = False
+
+
+class SplitResult(BaseModel):
+    node: str
+    label: str
+    compared_with: str | None  # the control group's name, or None (each group against the rest)
+    winner: str | None  # a group whose conversion beats the compared one at p < 0.05
+    groups: list[GroupResult]
+
+
+class JourneyResults(BaseModel):
+    """The journey's conversion to its goal (of the customers in the reader's scope) and each random split's."""
+
+    goal: Goal | None
+    entered: int
+    converted: int
+    rate: float
+    splits: list[SplitResult]

@@ -17,15 +17,13 @@ The engine that walks them, and the triggers that enrol them, are kehu/journeys/
 from __future__ import annotations
 
 from collections import OrderedDict
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter
 from sqlalchemy import (
-    and_,
-    case,
     exists,
-    func,
     literal,
     select,
     true,
@@ -43,10 +41,11 @@ from kehu.core.db import affected, dialect_insert, refresh_statistics, utcnow
 from kehu.core.errors import Conflict, FieldError, Forbidden, ValidationFailed
 from kehu.core.pagination import Page, keyset_page
 from kehu.journeys import schemas
-from kehu.journeys.models import ACTIVE, Enrolment, Journey, JourneyStep, JourneyVersion
+from kehu.journeys.models import ACTIVE, Enrolment, Journey, JourneyVersion
 from kehu.segments.conditions import compile_condition
 from kehu.segments.models import Segment, SegmentMember
 from kehu.tenancy.access import (
+    DEFAULT_TIMEZONE,
     Place,
     Principal,
     Ref,
@@ -54,13 +53,14 @@ from kehu.tenancy.access import (
     get_scoped,
     home_unit,
     is_root_path,
+    org_timezone,
     scope,
     units_under,
 )
 from kehu.tenancy.models import BusinessUnit
 
 EDITABLE = ("draft", "live", "paused")
-TIMED = ("wait", "wait_for_event")  # nodes that hold a customer for a while
+TIMED = ("wait", "wait_for_event")  # nodes that hold a customer for a duration
 _definition = TypeAdapter(schemas.Definition)
 
 
@@ -77,11 +77,36 @@ class Graph:
     def next(self, node_id: str, branch: str | None = None) -> str | None:
         return self.ways.get((node_id, branch))
 
-    def arrival(self, node_id: str | None, now: datetime) -> datetime:
+    def arrival(self, node_id: str | None, now: datetime, timezone: str = DEFAULT_TIMEZONE) -> datetime:
         """When a node acts on a customer who arrives now: a wait's end (a wait for an event: its time-out, unless
-        the event comes first), otherwise at once."""
+        the event comes first; a wait until a time: that time in the organisation's ``timezone``), otherwise at
+        once."""
         node = self.nodes.get(node_id or "")
-        return now + timedelta(seconds=node.seconds) if node is not None and node.type in TIMED else now
+        if node is not None and node.type in TIMED:
+            return now + timedelta(seconds=node.seconds)
+        if node is not None and node.type == "wait_until":
+            return wait_until(node, now, timezone)
+        return now
+
+
+def wait_until(node: schemas.WaitUntilNode, now: datetime, timezone: str) -> datetime:
+    """The first moment at or after ``now`` that the node waits for, in UTC: its time of day in ``timezone`` on its
+    date (``now`` when that has passed) or on the next of its weekdays (any day if none)."""
+    zone = ZoneInfo(timezone)
+    hour, minute = (int(part) for part in node.time.split(":"))
+    local_now = now.astimezone(zone)
+
+    def at(day: date) -> datetime:
+        # a time the clock skips (spring forward) is read with the offset before the change: the moment after it
+        return datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone).astimezone(UTC)
+
+    if node.date is not None:
+        return max(at(node.date), now)
+    for ahead in range(8):
+        day = local_now.date() + timedelta(days=ahead)
+        if (not node.weekdays or day.isoweekday() in node.weekdays) and at(day) >= now:
+            return at(day)
+    return now  # cannot happen: a week holds every weekday
 
 
 def parse(definition: dict[str, Any]) -> schemas.Definition:
@@ -164,6 +189,8 @@ def problems_of(session: Session, principal: Principal, org_id: int,
                 errors.append(FieldError(f"{where}.nodes[{index}]", f"nobody reaches {node.id!r}", "unreachable"))
         if _has_cycle(graph):
             errors.append(FieldError(f"{where}.edges", "the path leads back to a node it came from", "cycle"))
+    if definition.exit_on_goal and definition.goal is None:
+        errors.append(FieldError(f"{where}.exit_on_goal", "leaving on the goal needs a goal", "goal"))
     errors += _unfinished(definition)
     errors += _reference_problems(session, principal, org_id, definition)
     return errors
@@ -182,6 +209,8 @@ def _unfinished(definition: schemas.Definition) -> list[FieldError]:
             errors += [FieldError(f"{at}.branches[{number}].condition", f"branch {branch.name!r} needs a condition",
                                   "condition")
                        for number, branch in enumerate(node.branches) if branch.condition is None]
+        elif node.type == "random_split" and sum(group.percent for group in node.groups) != 100:
+            errors.append(FieldError(f"{at}.groups", "the groups' shares add up to 100 %", "shares"))
     return errors
 
 
@@ -208,6 +237,9 @@ def _reference_problems(session: Session, principal: Principal, org_id: int,
     trigger = definition.trigger
     if trigger.segment_id is not None:
         errors += _ref_errors(session, principal, "definition.trigger.segment_id", Ref(Segment, trigger.segment_id))
+    if definition.exit_segment_id is not None:
+        errors += _ref_errors(session, principal, "definition.exit_segment_id",
+                              Ref(Segment, definition.exit_segment_id))
     timezone = principal.timezone
     for index, node in enumerate(definition.nodes):
         at = f"definition.nodes[{index}]"
@@ -398,6 +430,7 @@ def _move_people(session: Session, journey: Journey, definition: schemas.Definit
     stays on their version). A node that changed kind acts as the new kind does: a wait that became a send sends
     now, a send that became a wait starts waiting now."""
     new = Graph(definition)
+    timezone = org_timezone(session, journey.org_id)
     moved = 0
     older = session.execute(select(Enrolment.version, Enrolment.node).where(
         Enrolment.journey_id == journey.id, Enrolment.state == ACTIVE, Enrolment.version < journey.version)
@@ -408,12 +441,21 @@ def _move_people(session: Session, journey: Journey, definition: schemas.Definit
         values: dict[str, Any] = {"version": journey.version}
         before = graph_of(session, journey.id, version).nodes.get(node_id)
         after = new.nodes[node_id]
-        if before is None or before.type != after.type or (after.type in TIMED and before.seconds != after.seconds):
-            values.update(due_at=new.arrival(node_id, now), arrived_at=now, signal=None)
+        if before is None or _timing(before) != _timing(after):
+            values.update(due_at=new.arrival(node_id, now, timezone), arrived_at=now, signal=None)
         moved += affected(session.execute(update(Enrolment).where(
             Enrolment.journey_id == journey.id, Enrolment.state == ACTIVE, Enrolment.version == version,
             Enrolment.node == node_id).values(**values).execution_options(synchronize_session=False)))
     return moved
+
+
+def _timing(node: Any) -> tuple[Any, ...]:
+    """What decides when a node acts on a customer: a node whose kind or timing changed starts over for those at it."""
+    if node.type in TIMED:
+        return (node.type, node.seconds)
+    if node.type == "wait_until":
+        return (node.type, node.time, tuple(node.weekdays), node.date)
+    return (node.type,)
 
 
 def _move_status(session: Session, principal: Principal, journey_id: int, allowed: tuple[str, ...], status: str,
@@ -525,55 +567,3 @@ def enrol_by_hand(session: Session, principal: Principal, journey_id: int, data:
                  unit_id=journey.unit_id, after={"entered": entered},
                  summary=f"Journey {journey.name}: {entered} customers enrolled")
     return entered
-
-
-# -- what happened --------------------------------------------------------------------------------------------------
-def list_enrolments(session: Session, principal: Principal, journey_id: int, *, state: str | None = None,
-                    node: str | None = None, limit: int = 50, cursor: str | None = None) -> Page[Any]:
-    """The journey's customers (those of the reader's scope), newest first."""
-    journey = get_journey(session, principal, journey_id)
-    query = select(Enrolment).where(Enrolment.journey_id == journey.id, scope(principal, Enrolment))
-    if state:
-        query = query.where(Enrolment.state == state)
-    if node:
-        query = query.where(Enrolment.node == node)
-    return keyset_page(session, query, id_column=Enrolment.id, limit=limit, cursor=cursor, descending=True)
-
-
-def summaries(session: Session, principal: Principal, journey_ids: list[int]) -> dict[int, tuple[int, int]]:
-    """(entered, inside now) per journey, of the customers in the reader's scope: one grouped read for a list."""
-    if not journey_ids:
-        return {}
-    rows = session.execute(select(Enrolment.journey_id, func.count(),
-                                  func.sum(case((Enrolment.state == ACTIVE, 1), else_=0)))
-                           .where(Enrolment.journey_id.in_(journey_ids), scope(principal, Enrolment))
-                           .group_by(Enrolment.journey_id))
-    return {journey_id: (int(entered), int(active or 0)) for journey_id, entered, active in rows}
-
-
-def report(session: Session, principal: Principal, journey_id: int) -> schemas.JourneyReport:
-    """How many entered, are inside, finished or were taken out; per node how many wait there now and passed it
-    (a split's by branch) — of the customers in the reader's scope."""
-    journey = get_journey(session, principal, journey_id)
-    visible = and_(Enrolment.journey_id == journey.id, scope(principal, Enrolment))
-    states = dict(session.execute(select(Enrolment.state, func.count()).where(visible)
-                                  .group_by(Enrolment.state)).all())
-    waiting = dict(session.execute(select(Enrolment.node, func.count()).where(visible, Enrolment.state == ACTIVE)
-                                   .group_by(Enrolment.node)).all())
-    passed = session.execute(select(JourneyStep.node, JourneyStep.outcome, func.count())
-                             .join(Enrolment, Enrolment.id == JourneyStep.enrolment_id).where(visible)
-                             .group_by(JourneyStep.node, JourneyStep.outcome)).all()
-    nodes: dict[str, schemas.NodeCount] = {}
-    definition = parse(journey.draft or {})
-    for node in definition.nodes:
-        nodes[node.id] = schemas.NodeCount(node=node.id)
-    for node_id, count in waiting.items():
-        nodes.setdefault(node_id, schemas.NodeCount(node=node_id)).waiting = count
-    for node_id, outcome, count in passed:
-        entry = nodes.setdefault(node_id, schemas.NodeCount(node=node_id))
-        entry.passed += count
-        if outcome.startswith("branch:"):
-            entry.branches[outcome.removeprefix("branch:")] = count
-    return schemas.JourneyReport(entered=sum(states.values()), active=states.get(ACTIVE, 0),
-                                 completed=states.get("completed", 0), exited=states.get("exited", 0),
-                                 nodes=list(nodes.values()))

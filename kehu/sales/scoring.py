@@ -19,8 +19,7 @@ from kehu.sales.models import Lead, ProfileScore, ScoreRule, ScoringModel
 from kehu.sales.service import delete_setting, org_setting, record_change
 from kehu.segments import schemas as segment_schemas
 from kehu.segments.conditions import compile_condition
-from kehu.tenancy.access import Principal
-from kehu.tenancy.models import Organization
+from kehu.tenancy.access import Principal, org_timezone
 
 SCORING_JOB = "sales.scoring"
 HALF_LIVES = 6  # beyond six half-lives an event counts for nothing (1/64 of its points, rounded away)
@@ -107,7 +106,7 @@ def _rule_points(session: Session, rule: ScoreRule, org_id: int, timezone: str, 
 def compute(session: Session, org_id: int, *, now: datetime | None = None) -> dict[str, int]:
     """Every customer's score, then their open leads' scores and MQL promotions. Set statements only."""
     now = now or utcnow()
-    timezone = session.scalar(select(Organization.timezone).where(Organization.id == org_id)) or "Asia/Shanghai"
+    timezone = org_timezone(session, org_id)
     rules = list(session.scalars(select(ScoreRule).where(ScoreRule.org_id == org_id, ScoreRule.is_active.is_(True))))
     session.execute(delete(ProfileScore).where(ProfileScore.org_id == org_id))
     scored = 0

@@ -31,11 +31,12 @@ from kehu.tenancy.access import (
     get_scoped,
     home_unit,
     is_root_path,
+    org_timezone,
     require_row,
     scope,
     units_under,
 )
-from kehu.tenancy.models import BusinessUnit, Organization
+from kehu.tenancy.models import BusinessUnit
 
 
 def matching(session: Session, principal: Principal, condition: Any, *, now: datetime | None = None) -> Any:
@@ -334,7 +335,7 @@ def _covered(session: Session, segment: Segment) -> tuple[Any, ...]:
     """The SQL conditions a profile meets to be a member: the segment's condition, within its unit's tree."""
     assert segment.condition is not None
     unit_path = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == segment.unit_id)) or "/"
-    timezone = session.scalar(select(Organization.timezone).where(Organization.id == segment.org_id))
+    timezone = org_timezone(session, segment.org_id)
     condition = schemas.condition_adapter.validate_python(segment.condition)
     # the units by id, and none at all for the top unit: see Principal.unit_tree for why
     units = None if is_root_path(unit_path) else units_under(session, segment.org_id, unit_path)

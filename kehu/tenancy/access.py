@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session
 
 from kehu.core.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from kehu.core.i18n import t
-from kehu.tenancy.models import BusinessUnit, User
+from kehu.tenancy.models import BusinessUnit, Organization, User
+
+DEFAULT_TIMEZONE = "Asia/Shanghai"  # an organisation's until it says otherwise
 
 Row = TypeVar("Row")  # a mapped model's instance
 
@@ -68,7 +70,7 @@ class Principal:
     privileges: Mapping[str, str] = field(default_factory=dict)
     role_codes: tuple[str, ...] = ()
     locale: str = "zh"
-    timezone: str = "Asia/Shanghai"
+    timezone: str = DEFAULT_TIMEZONE
     is_system: bool = False
     # The ids of the principal's unit and every unit under it, read when the principal is made: scope filters
     # name them, because PostgreSQL cannot estimate "unit_id IN (units whose path starts …)" and plans a
@@ -104,6 +106,12 @@ class Principal:
     def system(cls, org_id: int, unit_id: int | None = None, unit_path: str = "/") -> Principal:
         """The platform itself (CLI, demo seeding, migrations): everything within one organisation."""
         return cls(org_id=org_id, unit_id=unit_id, unit_path=unit_path, display="system", is_system=True)
+
+
+def org_timezone(session: Session, org_id: int) -> str:
+    """The organisation's time zone (its times are shown and its local rules — quiet hours, "today", a journey's
+    wait until 10:00 — read in it)."""
+    return session.scalar(select(Organization.timezone).where(Organization.id == org_id)) or DEFAULT_TIMEZONE
 
 
 def units_under(session: Session, org_id: int, path: str) -> tuple[int, ...]:

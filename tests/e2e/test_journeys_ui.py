@@ -196,3 +196,75 @@ def test_a_marketer_draws_a_journey_on_the_canvas_and_watches_a_customer_enter(p
     # the embedded worker resolves the event, the trigger enrols, the engine moves them to the wait: the page follows
     expect(page.get_by_test_id("canvas-counts-wait_1")).to_contain_text("停留 1", timeout=30_000)
     shoot(page, "journeys-canvas-live")
+
+
+def test_a_marketer_sets_up_an_ab_test_and_a_wait_until_morning(page, server, sign_in):
+    """Shares that do not add up are said on the node and in the panel; a control group is one at most; a wait
+    until 10:00 on weekdays says so on its node; an unfinished draft is saved and comes back as it was."""
+    sign_in(MARKETER)
+    page.goto(f"{server}/journeys")
+    page.get_by_test_id("new-journey").click()
+    page.get_by_test_id("journey-name").fill(f"A/B {uuid.uuid4().hex[:6]}")
+    page.get_by_test_id("create-journey").click()
+    page.wait_for_url(f"{server}/journeys/*")
+    page.get_by_test_id("canvas-node-entry").click()
+    page.get_by_test_id("palette-wait_until").click()
+    page.get_by_test_id("panel-weekdays").click()
+    page.get_by_role("option", name="周一").click()
+    page.get_by_role("option", name="周三").click()
+    page.keyboard.press("Escape")
+    expect(page.get_by_test_id("canvas-node-wait_until_1")).to_contain_text("周一、周三 的 10:00 继续")
+
+    page.get_by_test_id("palette-random_split").click()
+    node = page.get_by_test_id("canvas-node-random_split_1")
+    expect(node).to_contain_text("A 50%")
+    percent = page.get_by_test_id("panel-percent-0")
+    percent.fill("60")
+    expect(page.get_by_test_id("panel-total")).to_have_text("合计 110%（需要 100%）")
+    expect(node.get_by_test_id("canvas-node-problem")).to_be_visible()
+    page.get_by_test_id("panel-percent-1").fill("40")
+    expect(page.get_by_test_id("panel-total")).to_have_text("合计 100%（需要 100%）")
+    expect(node).to_contain_text("B 40%")
+    page.get_by_test_id("canvas-panel").get_by_role("checkbox").nth(1).click()  # B is the hold-out group
+    expect(node).to_contain_text("B 40% (对照组)")
+    page.get_by_test_id("canvas-save").click()  # unfinished (group A leads nowhere) and saved all the same
+    expect(page.get_by_test_id("canvas-unsaved")).to_be_hidden()
+    page.reload()
+    expect(page.get_by_test_id("canvas-node-random_split_1")).to_contain_text("B 40% (对照组)")
+    expect(page.get_by_test_id("journey-problems")).to_contain_text("还有出口没有连线")
+    shoot(page, "journeys-canvas-ab")
+
+
+def test_the_results_compare_each_group_with_the_control_group(page, server, sign_in):
+    with api(server, MARKETER) as marketer:
+        made = marketer.post("/api/v1/journeys", json={"name": f"到店礼 A/B {uuid.uuid4().hex[:6]}", "definition": {
+            "goal": {"event": "order_placed", "within_days": 30},
+            "nodes": [{"id": "entry", "type": "entry"},
+                      {"id": "ab", "type": "random_split", "label": "到店礼", "groups": [
+                          {"name": "a", "label": "礼品券", "percent": 80},
+                          {"name": "hold", "label": "不发", "percent": 20, "control": True}]},
+                      {"id": "x", "type": "exit"}, {"id": "y", "type": "exit"}],
+            "edges": [{"from": "entry", "to": "ab"}, {"from": "ab", "to": "x", "branch": "a"},
+                      {"from": "ab", "to": "y", "branch": "hold"}]}})
+        assert made.status_code == 201, made.text
+        journey = made.json()
+        assert marketer.post(f"/api/v1/journeys/{journey['id']}/publish").status_code == 200
+        people = [c["id"] for c in marketer.get("/api/v1/customers", params={"limit": 40}).json()["items"]]
+        assert marketer.post(f"/api/v1/journeys/{journey['id']}/enrolments",
+                             json={"profile_ids": people}).json()["enrolled"] == len(people)
+    sign_in(MARKETER)
+    page.goto(f"{server}/journeys/{journey['id']}")
+    # the embedded worker's engine shares them out; the page follows the counts
+    expect(page.get_by_test_id("canvas-node-ab")).to_contain_text(f"经过 {len(people)}", timeout=30_000)
+    page.reload()
+    results = page.get_by_test_id("journey-results")
+    expect(results).to_contain_text("目标：进入后 30 天内发生 order_placed")
+    expect(page.get_by_test_id("results-ab")).to_contain_text("礼品券")
+    expect(page.get_by_test_id("results-ab")).to_contain_text("不发（对照组）")
+    expect(results).to_contain_text("还没有显著胜出的分组")
+    shoot(page, "journeys-results")
+    page.goto(f"{server}/customers/{people[0]}")  # the customer's 360 tells their journey
+    panel = page.get_by_test_id("customer-journeys")
+    expect(panel).to_contain_text(journey["name"])
+    panel.get_by_text(journey["name"]).locator("xpath=ancestor::div[contains(@class,'q-item')]").first.click()
+    expect(panel).to_contain_text("到店礼：走「")

@@ -16,7 +16,7 @@ from kehu.channels.models import Message
 from kehu.core import events
 from kehu.core.db import utcnow
 from kehu.core.errors import Conflict, NotFound, ValidationFailed
-from kehu.journeys import engine, schemas, service
+from kehu.journeys import engine, results, schemas, service
 from kehu.journeys.models import Enrolment, JourneyStep
 from kehu.segments import schemas as segment_schemas
 from kehu.segments import service as segment_service
@@ -88,7 +88,7 @@ def test_customers_wait_receive_their_message_and_each_take_one_branch(session, 
                                     .where(Message.journey_id == journey.id)).all())
     assert messages == {people["zhang"].id: None, people["wang"].id: None, people["li"].id: "no_consent"}
 
-    report = service.report(session, hq, journey.id)
+    report = results.report(session, hq, journey.id)
     assert (report.entered, report.active, report.completed) == (3, 0, 3)
     counts = {node.node: node for node in report.nodes}
     assert counts["wait"].passed == 3 and counts["split"].branches == {"owners": 1, "else": 2}
@@ -311,7 +311,7 @@ def test_a_wait_for_an_event_goes_on_when_it_arrives_or_when_the_time_is_up(sess
                                     .where(JourneyStep.journey_id == journey.id, JourneyStep.node == "visit")).all())
     assert outcomes == {people[1]: "branch:happened", people[2]: "branch:timed_out", people[3]: "branch:timed_out"}
     assert session.scalar(select(func.count()).select_from(Message).where(Message.journey_id == journey.id)) == 2
-    report = service.report(session, hq, journey.id)
+    report = results.report(session, hq, journey.id)
     visit = next(node for node in report.nodes if node.node == "visit")
     assert visit.branches == {"happened": 1, "timed_out": 2} and visit.waiting == 0
 

@@ -22,16 +22,14 @@ from kehu.core import events
 from kehu.core.errors import FieldError
 from kehu.core.i18n import t
 from kehu.journeys import schemas, service
+from kehu.journeys.ui.panel import NODE_ICONS, NodePanel
 from kehu.segments import service as segment_service
-from kehu.ui.components.condition_builder import COMMON_EVENTS, Builder, ConditionEditor
+from kehu.ui.components.condition_builder import COMMON_EVENTS
 from kehu.ui.components.flow import OUT, FlowCanvas
 from kehu.ui.shell import locale, run_action, tr, unit_of_work, validated
 
-NODE_ICONS = {"entry": "login", "wait": "hourglass_top", "wait_for_event": "notifications_active", "send": "send",
-              "split": "call_split", "exit": "logout"}
-PALETTE = ("wait", "wait_for_event", "send", "split", "exit")
+PALETTE = ("wait", "wait_until", "wait_for_event", "send", "split", "random_split", "exit")
 HISTORY = 100  # undo steps kept
-TRIGGERS = ("manual", "segment_entered", "segment_left", "event")
 
 
 def _ways(node: dict[str, Any]) -> list[str | None]:
@@ -40,6 +38,8 @@ def _ways(node: dict[str, Any]) -> list[str | None]:
         return [*(b.get("name") for b in node.get("branches", [])), schemas.ELSE]
     if kind == "wait_for_event":
         return [schemas.HAPPENED, schemas.TIMED_OUT]
+    if kind == "random_split":
+        return [g.get("name") for g in node.get("groups", [])]
     return [] if kind == "exit" else [None]
 
 
@@ -71,8 +71,8 @@ class JourneyEditor:
         self.selected: str | None = None
         self.node_problems: dict[str, list[str]] = {}
         self.general_problems: list[str] = []
-        self.panel_problems: Any = None  # the selected node's problems in the side panel
         self.canvas: FlowCanvas
+        self.panel: NodePanel
         with unit_of_work() as session:
             self.templates = {tpl.id: f"{tpl.name} · {tr(f'channels.channel.{tpl.channel}')}" for tpl in
                               template_service.list_templates(session, principal, limit=500).items} \
@@ -113,10 +113,10 @@ class JourneyEditor:
             self.canvas.on("remove", lambda e: self.remove(e.args.get("nodes", []), e.args.get("edges", [])))
             self.canvas.on("undo", lambda _: self.undo())
             self.canvas.on("redo", lambda _: self.redo())
-            self.panel = ui.card().classes("w-96 h-full overflow-auto flex-none").props(
-                "flat bordered data-testid=canvas-panel")
+            self.panel = NodePanel(self, ui.card().classes("w-96 h-full overflow-auto flex-none").props(
+                "flat bordered data-testid=canvas-panel"))
         self._refresh_chrome()
-        self.draw_panel()
+        self.panel.draw()
 
     def graph(self) -> dict[str, Any]:
         """The draft as the canvas draws it."""
@@ -130,7 +130,7 @@ class JourneyEditor:
             drawn.append({
                 "id": node["id"], "type": kind, "icon": NODE_ICONS.get(kind, "circle"),
                 "kind": tr(f"journeys.node.{kind}"), "label": node.get("label") or node["id"],
-                "summary": self._summary(node), "problems": self.node_problems.get(node["id"], []),
+                "summary": self.summary(node), "problems": self.node_problems.get(node["id"], []),
                 "counts": tr("journeys.counts", waiting=count.waiting, passed=count.passed)
                 if self.ran and count is not None and kind != "entry" else "",
                 "ways": [{"id": way or OUT, "label": self._way_label(node, way)} for way in _ways(node)],
@@ -177,7 +177,7 @@ class JourneyEditor:
             out[node["id"]] = placed.get(node["id"]) or {"x": column * 260, "y": level * 170}
         return out
 
-    def _summary(self, node: dict[str, Any]) -> str:
+    def summary(self, node: dict[str, Any]) -> str:
         kind = node.get("type")
         if kind == "entry":
             return self._trigger_text()
@@ -185,6 +185,16 @@ class JourneyEditor:
             return tr("journeys.wait_for", duration=_duration(node))
         if kind == "wait_for_event":
             return tr("journeys.wait_for_event_text", event=node.get("event") or "—", duration=_duration(node))
+        if kind == "wait_until":
+            if node.get("date"):
+                return tr("journeys.wait_until_date", date=node["date"], time=node.get("time") or "—")
+            days = "、".join(tr(f"journeys.weekday.{d}") for d in sorted(node.get("weekdays") or []))
+            return tr("journeys.wait_until_days", time=node.get("time") or "—", days=days) if days else \
+                tr("journeys.wait_until_time", time=node.get("time") or "—")
+        if kind == "random_split":
+            return " · ".join(f"{g.get('label') or g.get('name')} {g.get('percent', 0)}%"
+                              + (f" ({tr('journeys.control')})" if g.get("control") else "")
+                              for g in node.get("groups", []))
         if kind == "send":
             return tr("journeys.send_template", template=self.templates.get(node.get("template_id") or 0, "—"))
         if kind == "split":
@@ -205,8 +215,11 @@ class JourneyEditor:
             return tr("journeys.canvas.next")
         if way in (schemas.ELSE, schemas.HAPPENED, schemas.TIMED_OUT):
             return tr(f"journeys.way.{way}")
-        branch: dict[str, Any] = next((b for b in node.get("branches", []) if b.get("name") == way), {})
-        return branch.get("label") or way
+        named: dict[str, Any] = next((b for b in [*node.get("branches", []), *node.get("groups", [])]
+                                      if b.get("name") == way), {})
+        if node.get("type") == "random_split":
+            return f"{named.get('label') or way} {named.get('percent', 0)}%"
+        return named.get("label") or way
 
     def _refresh_chrome(self) -> None:
         count = sum(len(found) for found in self.node_problems.values()) + len(self.general_problems)
@@ -223,7 +236,7 @@ class JourneyEditor:
         self._check()
         self.canvas.show(self.graph())
         self._refresh_chrome()
-        self._draw_panel_problems()
+        self.panel.draw_problems()
         self.on_change()
 
     def set_counts(self, report: schemas.JourneyReport) -> None:
@@ -283,7 +296,7 @@ class JourneyEditor:
         apply(self.definition)
         self.redraw()
         if panel:
-            self.draw_panel()
+            self.panel.draw()
 
     def undo(self) -> None:
         if not self.history:
@@ -305,9 +318,9 @@ class JourneyEditor:
         if self.selected not in {n["id"] for n in self.definition["nodes"]}:
             self.selected = None
         self.redraw()
-        self.draw_panel()
+        self.panel.draw()
 
-    def _node(self, definition: dict[str, Any], node_id: str) -> dict[str, Any]:
+    def node_of(self, definition: dict[str, Any], node_id: str) -> dict[str, Any]:
         return next(n for n in definition["nodes"] if n["id"] == node_id)
 
     def add(self, kind: str, x: float | None, y: float | None) -> None:
@@ -322,6 +335,10 @@ class JourneyEditor:
             node["days"] = 1
         elif kind == "wait_for_event":
             node.update(event=None, days=7)
+        elif kind == "wait_until":
+            node.update(time="10:00", weekdays=[])
+        elif kind == "random_split":
+            node["groups"] = [{"name": "a", "label": "A", "percent": 50}, {"name": "b", "label": "B", "percent": 50}]
         elif kind == "split":
             node["branches"] = [{"name": "b1", "label": tr("journeys.canvas.branch_default", n=1)}]
         after = next((n for n in self.definition["nodes"] if n["id"] == self.selected and n.get("type") != "exit"),
@@ -415,7 +432,7 @@ class JourneyEditor:
     def select(self, node_id: str | None) -> None:
         self.selected = node_id
         self.last_edit = None
-        self.draw_panel()
+        self.panel.draw()
 
     # -- saving -------------------------------------------------------------------------------------------------
     def save(self) -> bool:
@@ -433,246 +450,6 @@ class JourneyEditor:
         return True
 
     # -- the side panel -----------------------------------------------------------------------------------------
-    def draw_panel(self) -> None:
-        self.panel.clear()
-        with self.panel:
-            node = next((n for n in self.definition["nodes"] if n["id"] == self.selected), None)
-            self.panel_problems = None
-            if node is None:
-                ui.label(tr("journeys.canvas.panel_title")).classes("text-base font-medium")
-                ui.label(tr("journeys.canvas.panel_empty") if self.editable else
-                         tr("journeys.canvas.panel_read_only")).classes("text-grey-7")
-                return
-            kind = node.get("type", "")
-            with ui.row().classes("w-full items-center gap-2 no-wrap"):
-                ui.icon(NODE_ICONS.get(kind, "circle")).classes("text-2xl text-primary")
-                ui.label(tr(f"journeys.node.{kind}")).classes("text-base font-medium")
-                ui.space()
-                ui.label(node["id"]).classes("text-grey-6 text-xs")
-            self.panel_problems = ui.column().classes("w-full gap-1")
-            self._draw_panel_problems()
-            if not self.editable:
-                ui.label(self._summary(node)).classes("text-grey-8")
-                return
-            self._text(node, "label", tr("journeys.canvas.label"), max_length=100)
-            if kind == "entry":
-                self._trigger_panel()
-            elif kind == "wait":
-                ui.label(tr("journeys.canvas.wait_for")).classes("text-sm text-grey-8 mt-2")
-                self._durations(node)
-            elif kind == "wait_for_event":
-                self._event_wait_panel(node)
-            elif kind == "send":
-                self._send_panel(node)
-            elif kind == "split":
-                self._split_panel(node)
-            if kind != "entry":
-                ui.separator().classes("my-2")
-                ui.button(tr("journeys.canvas.delete_node"), icon="delete",
-                          on_click=lambda: self.remove([node["id"]], [])).props(
-                    "flat color=negative dense data-testid=canvas-delete-node")
-
-    def _draw_panel_problems(self) -> None:
-        """The selected node's problems, as they are after each change."""
-        if self.panel_problems is None:
-            return
-        self.panel_problems.clear()
-        with self.panel_problems:
-            for problem in self.node_problems.get(self.selected or "", []):
-                ui.label(problem).classes("text-negative text-sm").props("data-testid=panel-problem")
-
-    def _set(self, node_id: str, key: str, value: Any, *, typing: bool = False, panel: bool = False) -> None:
-        def apply(definition: dict[str, Any]) -> None:
-            self._node(definition, node_id)[key] = value
-
-        self.change(apply, typing=f"{node_id}.{key}" if typing else None, panel=panel)
-
-    def _text(self, node: dict[str, Any], key: str, label: str, *, max_length: int) -> None:
-        ui.input(label, value=node.get(key) or "",
-                 on_change=lambda e: self._set(node["id"], key, (e.value or "")[:max_length], typing=True)).props(
-            f"outlined dense maxlength={max_length} data-testid=panel-{key}").classes("w-full")
-
-    def _durations(self, node: dict[str, Any]) -> None:
-        with ui.row().classes("w-full gap-2 no-wrap"):
-            for unit, most in (("days", 3650), ("hours", 10_000), ("minutes", 100_000)):
-                ui.number(tr(f"journeys.canvas.{unit}"), value=node.get(unit) or 0, min=0, max=most, precision=0,
-                          on_change=lambda e, u=unit, m=most: self._set(
-                              node["id"], u, max(0, min(m, int(e.value or 0))), typing=True)).props(
-                    f"outlined dense data-testid=panel-{unit}").classes("flex-1")
-
-    def _trigger_panel(self) -> None:
-        trigger = self.definition.get("trigger") or {"type": "manual"}
-
-        def set_trigger(**values: Any) -> None:
-            def apply(definition: dict[str, Any]) -> None:
-                now = {**(definition.get("trigger") or {"type": "manual"}), **values}
-                kind = now["type"]
-                # a trigger keeps only what its kind names (the API refuses the rest)
-                if not kind.startswith("segment"):
-                    now.pop("segment_id", None)
-                elif not now.get("segment_id"):
-                    now["segment_id"] = next(iter(self.segments), None)
-                if kind != "event":
-                    now.pop("event", None)
-                    now.pop("properties", None)
-                elif not now.get("event"):
-                    now["event"] = "test_drive_booked"
-                definition["trigger"] = now
-
-            self.change(apply, typing="trigger.event" if "event" in values else None,
-                        panel="type" in values)
-
-        ui.label(tr("journeys.canvas.who_enters")).classes("text-sm text-grey-8 mt-2")
-        ui.select({kind: tr(f"journeys.trigger_kind.{kind}") for kind in TRIGGERS}, value=trigger.get("type"),
-                  on_change=lambda e: set_trigger(type=e.value)).props(
-            "outlined dense data-testid=panel-trigger").classes("w-full")
-        kind = trigger.get("type", "manual")
-        if kind.startswith("segment"):
-            if not self.segments:
-                ui.label(tr("journeys.canvas.no_segments")).classes("text-grey-7 text-sm")
-            else:
-                ui.select(self.segments, value=trigger.get("segment_id"), label=tr("journeys.canvas.segment"),
-                          with_input=True, on_change=lambda e: set_trigger(segment_id=e.value)).props(
-                    "outlined dense data-testid=panel-segment").classes("w-full")
-        elif kind == "event":
-            self._event_inputs(trigger.get("event"), trigger.get("properties") or {},
-                               lambda **values: set_trigger(**values), "trigger")
-        ui.label(tr("journeys.canvas.re_entry")).classes("text-sm text-grey-8 mt-2")
-        ui.select({"never": tr("journeys.re_entry.never"), "after_exit": tr("journeys.re_entry.after_exit")},
-                  value=self.definition.get("re_entry", "never"),
-                  on_change=lambda e: self.change(lambda d: d.update(re_entry=e.value), panel=True)).props(
-            "outlined dense data-testid=panel-re-entry").classes("w-full")
-        if self.definition.get("re_entry") == "after_exit":
-            ui.number(tr("journeys.canvas.reentry_days"), value=self.definition.get("reentry_days", 0), min=0,
-                      max=3650, precision=0, on_change=lambda e: self.change(
-                          lambda d: d.update(reentry_days=max(0, min(3650, int(e.value or 0)))),
-                          typing="reentry_days")).props("outlined dense").classes("w-full")
-
-    def _event_inputs(self, event: str | None, properties: dict[str, Any], set_values: Callable[..., None],
-                      where: str) -> None:
-        """An event name (one of the common ones or any other typed in) and one property = value it must carry
-        (further ones, set through the API, are kept as they are)."""
-        options = list(dict.fromkeys([*([event] if event else []), *self.events]))
-        ui.select(options, value=event, label=tr("journeys.canvas.event"), with_input=True,
-                  new_value_mode="add-unique", on_change=lambda e: set_values(event=e.value or None)).props(
-            f"outlined dense data-testid=panel-{where}-event").classes("w-full")
-        first = next(iter(properties.items()), ("", ""))
-        rest = dict(list(properties.items())[1:])
-        with ui.row().classes("w-full gap-2 no-wrap"):
-            key = ui.input(tr("journeys.canvas.property"), value=first[0]).props(
-                f"outlined dense data-testid=panel-{where}-property").classes("flex-1")
-            value = ui.input(tr("journeys.canvas.property_value"), value=str(first[1])).props(
-                f"outlined dense data-testid=panel-{where}-value").classes("flex-1")
-
-        def changed() -> None:
-            name = (key.value or "").strip()[:100]
-            set_values(properties={**({name: value.value or ""} if name else {}), **rest})
-
-        # asked when the box is left: a half-typed property name is not a filter yet
-        key.on("blur", changed)
-        value.on("blur", changed)
-
-    def _event_wait_panel(self, node: dict[str, Any]) -> None:
-        ui.label(tr("journeys.canvas.wait_event_text")).classes("text-sm text-grey-8 mt-2")
-
-        def set_values(**values: Any) -> None:
-            def apply(definition: dict[str, Any]) -> None:
-                self._node(definition, node["id"]).update(values)
-
-            self.change(apply, typing=f"{node['id']}.event" if "event" in values else None)
-
-        self._event_inputs(node.get("event"), node.get("properties") or {}, set_values, "wait")
-        ui.label(tr("journeys.canvas.timeout")).classes("text-sm text-grey-8 mt-2")
-        self._durations(node)
-
-    def _send_panel(self, node: dict[str, Any]) -> None:
-        if not self.templates:
-            ui.label(tr("journeys.canvas.no_templates")).classes("text-grey-7 text-sm")
-            return
-        ui.select(self.templates, value=node.get("template_id"), label=tr("journeys.canvas.template"),
-                  with_input=True, on_change=lambda e: self._set(node["id"], "template_id", e.value)).props(
-            "outlined dense data-testid=panel-template").classes("w-full")
-        ui.label(tr("journeys.canvas.send_text")).classes("text-grey-7 text-xs")
-
-    def _split_panel(self, node: dict[str, Any]) -> None:
-        ui.label(tr("journeys.canvas.split_text")).classes("text-sm text-grey-8 mt-2")
-        branches = node.get("branches", [])
-        for number, branch in enumerate(branches):
-            with ui.card().classes("w-full p-2 gap-1").props("flat bordered"):
-                with ui.row().classes("w-full items-center gap-1 no-wrap"):
-                    ui.input(tr("journeys.canvas.branch_label"), value=branch.get("label") or "",
-                             on_change=lambda e, i=number: self._branch(node["id"], i, label=(e.value or "")[:50],
-                                                                        typing=True)).props(
-                        f"outlined dense maxlength=50 data-testid=panel-branch-{number}").classes("flex-1")
-                    if len(branches) > 1:
-                        ui.button(icon="close", on_click=lambda i=number: self._drop_branch(node["id"], i)).props(
-                            "flat round dense").tooltip(tr("journeys.canvas.remove_branch"))
-                rules = _rule_count(branch.get("condition"))
-                ui.label(tr("journeys.canvas.rules", count=rules) if rules else tr("journeys.canvas.no_condition")) \
-                    .classes("text-xs " + ("text-grey-7" if rules else "text-negative"))
-                ui.button(tr("journeys.canvas.edit_condition"), icon="tune",
-                          on_click=lambda i=number: self._condition_dialog(node["id"], i)).props(
-                    f"outline dense no-caps data-testid=panel-condition-{number}")
-        ui.label(tr("journeys.canvas.else_text")).classes("text-grey-7 text-xs")
-        if len(branches) < 10:
-            ui.button(tr("journeys.canvas.add_branch"), icon="add", on_click=lambda: self._add_branch(node["id"])) \
-                .props("flat dense no-caps data-testid=panel-add-branch")
-
-    def _branch(self, node_id: str, index: int, *, typing: bool = False, **values: Any) -> None:
-        def apply(definition: dict[str, Any]) -> None:
-            self._node(definition, node_id)["branches"][index].update(values)
-
-        self.change(apply, typing=f"{node_id}.branch{index}" if typing else None)
-
-    def _add_branch(self, node_id: str) -> None:
-        def apply(definition: dict[str, Any]) -> None:
-            branches = self._node(definition, node_id)["branches"]
-            names = {b["name"] for b in branches}
-            number = 1
-            while f"b{number}" in names:
-                number += 1
-            branches.append({"name": f"b{number}", "label": tr("journeys.canvas.branch_default", n=number)})
-
-        self.change(apply, panel=True)
-
-    def _drop_branch(self, node_id: str, index: int) -> None:
-        def apply(definition: dict[str, Any]) -> None:
-            branch = self._node(definition, node_id)["branches"].pop(index)
-            definition["edges"] = [e for e in definition["edges"]
-                                   if not (e["from"] == node_id and e.get("branch") == branch["name"])]
-
-        self.change(apply, panel=True)
-
-    def _condition_dialog(self, node_id: str, index: int) -> None:
-        branch = self._node(self.definition, node_id)["branches"][index]
-        builder = Builder(self.principal)
-        builder.load(branch.get("condition"))
-        with ui.dialog() as dialog, ui.card().classes("w-[56rem] max-w-full"):
-            ui.label(tr("journeys.canvas.condition_title", branch=branch.get("label") or branch["name"])) \
-                .classes("text-lg font-medium")
-            ui.label(tr("journeys.canvas.condition_text")).classes("text-grey-7 text-sm")
-            editor = ConditionEditor(builder, on_change=lambda: None)
-            editor.draw()
-
-            def done() -> None:
-                self._branch(node_id, index, condition=builder.condition())
-                self.draw_panel()
-                dialog.close()
-
-            with ui.row().classes("w-full justify-end"):
-                ui.button(tr("common.cancel"), on_click=dialog.close).props("flat")
-                ui.button(tr("journeys.canvas.use_condition"), on_click=done).props("data-testid=condition-done")
-        dialog.open()
-
-
-def _rule_count(condition: dict[str, Any] | None) -> int:
-    if not condition:
-        return 0
-    if condition.get("type") in ("all", "any"):
-        return sum(_rule_count(c) for c in condition.get("conditions", []))
-    if condition.get("type") == "not":
-        return _rule_count(condition.get("condition"))
-    return 1
 
 
 def _said(message: str) -> str:

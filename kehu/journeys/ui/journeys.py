@@ -13,6 +13,7 @@ from sqlalchemy import select
 from kehu.channels.models import Template
 from kehu.core.errors import KehuError
 from kehu.core.timeutil import format_local
+from kehu.journeys import results as journey_results
 from kehu.journeys import schemas, service
 from kehu.journeys.ui.canvas import JourneyEditor
 from kehu.segments.models import Segment
@@ -64,7 +65,7 @@ def journeys_page() -> None:
     with frame("nav.journeys", "/journeys", "journeys") as principal:
         with unit_of_work() as session:
             found = service.list_journeys(session, principal, limit=500).items
-            counts = service.summaries(session, principal, [j.id for j in found])
+            counts = journey_results.summaries(session, principal, [j.id for j in found])
             units = dict(session.execute(select(BusinessUnit.id, BusinessUnit.name).where(
                 BusinessUnit.id.in_({j.unit_id for j in found}))).all()) if found else {}
             names = _names(session, [j.draft or {} for j in found])
@@ -129,7 +130,7 @@ def journey_page(journey_id: int) -> None:
         try:
             with unit_of_work() as session:
                 journey = service.get_journey(session, principal, journey_id)
-                report = service.report(session, principal, journey_id)
+                report = journey_results.report(session, principal, journey_id)
                 may_change = principal.can("journeys", "update") and journey.status != "stopped"
                 names = _names(session, [journey.draft or {}])
         except KehuError as error:  # not found, or not theirs: the same answer
@@ -185,7 +186,7 @@ def journey_page(journey_id: int) -> None:
 
         def follow() -> None:
             with unit_of_work() as session:
-                fresh = service.report(session, principal, journey_id)
+                fresh = journey_results.report(session, principal, journey_id)
             if fresh != shown[0]:
                 shown[0] = fresh
                 stats.refresh(fresh)
@@ -195,6 +196,8 @@ def journey_page(journey_id: int) -> None:
         stats(report)
         problems()
         editor.build()
+        if journey.version:
+            _results(principal, journey.id)
         if journey.status in ("live", "paused"):  # the customers move on while the page is open
             ui.timer(FOLLOW_SECONDS, follow)
 
@@ -261,3 +264,58 @@ def _stop_dialog(principal: Any, journey: Any, act: Any) -> None:
                 lambda s: service.stop(s, principal, journey.id), tr("journeys.stopped")))).props(
                 "color=negative data-testid=journey-stop-confirm")
     dialog.open()
+
+
+def _results(principal: Any, journey_id: int) -> None:
+    """Conversion to the goal, and each random split's groups against the control group, with a chart."""
+    with unit_of_work() as session:
+        found = journey_results.results(session, principal, journey_id)
+    with ui.card().classes("w-full").props("data-testid=journey-results"):
+        ui.label(tr("journeys.results.title")).classes("text-lg font-medium")
+        if found.goal is None:
+            ui.label(tr("journeys.results.no_goal")).classes("text-grey-7")
+            return
+        ui.label(tr("journeys.results.goal", event=found.goal.event, days=found.goal.within_days)) \
+            .classes("text-grey-8")
+        ui.label(tr("journeys.results.overall", converted=found.converted, entered=found.entered,
+                    rate=f"{found.rate:.1%}")).classes("text-base").props("data-testid=results-overall")
+        for split in found.splits:
+            _split_results(split)
+
+
+def _split_results(split: schemas.SplitResult) -> None:
+    ui.separator()
+    ui.label(tr("journeys.results.split", name=split.label)).classes("font-medium")
+
+    def percent(value: float | None) -> str:
+        return "—" if value is None else f"{value * 100:+.1f}"
+
+    rows = [{"group": g.label + (f"（{tr('journeys.control')}）" if g.control else ""), "customers": g.customers,
+             "converted": g.converted, "rate": f"{g.rate:.1%}",
+             "uplift": "—" if g.uplift is None else
+             f"{percent(g.uplift)} [{percent(g.uplift_low)}, {percent(g.uplift_high)}]",
+             "p": "—" if g.p_value is None else f"{g.p_value:.3f}",
+             "verdict": tr("journeys.results.significant") if g.significant else
+             ("—" if g.group == split.compared_with else tr("journeys.results.not_yet"))} for g in split.groups]
+    columns = [{"name": key, "label": tr(f"journeys.results.col.{key}"), "field": key,
+                "align": "left" if key in ("group", "uplift", "verdict") else "right"}
+               for key in ("group", "customers", "converted", "rate", "uplift", "p", "verdict")]
+    with ui.row().classes("w-full gap-4 items-start no-wrap"):
+        table = ui.table(columns=columns, rows=rows, row_key="group").classes("flex-1").props(
+            f"flat bordered dense data-testid=results-{split.node}")
+        localise_table(table, tr)
+        ui.echart({
+            "grid": {"left": 40, "right": 10, "top": 20, "bottom": 30},
+            "tooltip": {"trigger": "axis"},
+            "xAxis": {"type": "category", "data": [g.label for g in split.groups]},
+            "yAxis": {"type": "value", "axisLabel": {"formatter": "{value}%"}},
+            "series": [{"type": "bar", "name": tr("journeys.results.col.rate"),
+                        "data": [{"value": round(g.rate * 100, 2),
+                                  "itemStyle": {"color": "#90a4ae" if g.control else "#1f4e79"}}
+                                 for g in split.groups]}],
+        }).classes("w-80 h-56")
+    if split.winner:
+        winner = next(g.label for g in split.groups if g.group == split.winner)
+        ui.label(tr("journeys.results.winner", group=winner)).classes("text-positive font-medium")
+    else:
+        ui.label(tr("journeys.results.no_winner")).classes("text-grey-7")

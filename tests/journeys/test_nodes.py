@@ -1,0 +1,145 @@
+"""The journey nodes that decide when and which way: a wait until a time of day in the organisation's time zone
+(across midnight, on weekdays, on a date, over clock changes) and a random split (A/B/n with a hold-out group) whose
+groups are a partition in their proportions, the same however often a step is done."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from kehu.journeys import engine, results, schemas, service
+from kehu.journeys.models import Enrolment, JourneyStep
+from kehu.tenancy.models import Organization
+from tests.channels.conftest import Audience
+from tests.journeys.test_engine import advance, live_journey, places
+
+
+def until(time: str, now: datetime, timezone: str = "Asia/Shanghai", **rules) -> datetime:  # type: ignore[no-untyped-def]
+    node = schemas.WaitUntilNode.model_validate({"id": "w", "type": "wait_until", "time": time, **rules})
+    return service.wait_until(node, now, timezone)
+
+
+def test_a_wait_until_ten_oclock_is_read_in_the_organisations_time_zone():
+    # 23:00 in Shanghai (15:00 UTC): the next 10:00 is tomorrow's, 02:00 UTC
+    assert until("10:00", datetime(2026, 12, 4, 15, 0, tzinfo=UTC)) == datetime(2026, 12, 5, 2, 0, tzinfo=UTC)
+    # 09:00 there: today's, an hour on; at 10:00 exactly: now
+    assert until("10:00", datetime(2026, 12, 4, 1, 0, tzinfo=UTC)) == datetime(2026, 12, 4, 2, 0, tzinfo=UTC)
+    assert until("10:00", datetime(2026, 12, 4, 2, 0, tzinfo=UTC)) == datetime(2026, 12, 4, 2, 0, tzinfo=UTC)
+    # Friday 4 December, weekdays Monday and Wednesday: Monday the 7th
+    assert until("10:00", datetime(2026, 12, 4, 1, 0, tzinfo=UTC), weekdays=[1, 3]) == \
+        datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
+    # on a date: that date's 10:00; once it has passed, at once
+    now = datetime(2026, 12, 4, 1, 0, tzinfo=UTC)
+    assert until("10:00", now, date="2026-12-24") == datetime(2026, 12, 24, 2, 0, tzinfo=UTC)
+    assert until("10:00", now, date="2026-12-01") == now
+    # the same rule in New York: 10:00 there is 15:00 UTC in winter
+    assert until("10:00", datetime(2026, 12, 4, 12, 0, tzinfo=UTC), "America/New_York") == \
+        datetime(2026, 12, 4, 15, 0, tzinfo=UTC)
+
+
+def test_a_wait_until_holds_across_the_clock_changes():
+    berlin = "Europe/Berlin"
+    # 29 March 2026: 02:00 → 03:00. 02:30 does not exist: the moment after the change (01:30 UTC = 03:30 CEST)
+    assert until("02:30", datetime(2026, 3, 28, 23, 0, tzinfo=UTC), berlin) == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+    # 10:00 after the change is 08:00 UTC, the day before it was 09:00 UTC
+    assert until("10:00", datetime(2026, 3, 28, 10, 0, tzinfo=UTC), berlin) == datetime(2026, 3, 29, 8, 0, tzinfo=UTC)
+    # 25 October 2026: 03:00 → 02:00. 02:30 happens twice: the first time (00:30 UTC)
+    assert until("02:30", datetime(2026, 10, 24, 23, 0, tzinfo=UTC), berlin) == \
+        datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+
+
+def test_a_wait_until_rule_names_weekdays_or_a_date_not_both():
+    with pytest.raises(ValueError, match="weekdays"):
+        schemas.WaitUntilNode.model_validate({"id": "w", "type": "wait_until", "date": "2026-12-24", "weekdays": [1]})
+    with pytest.raises(ValueError):
+        schemas.WaitUntilNode.model_validate({"id": "w", "type": "wait_until", "time": "24:00"})
+
+
+def test_customers_wait_until_the_time_and_go_on_then(session, clean_database, audience: Audience):
+    hq = audience.principal(session, audience.hq_marketer)
+    session.get(Organization, audience.tree.org.id).timezone = "Europe/Berlin"
+    journey = live_journey(session, hq, {
+        "nodes": [{"id": "entry", "type": "entry"}, {"id": "morning", "type": "wait_until", "time": "10:00"},
+                  {"id": "out", "type": "exit"}],
+        "edges": [{"from": "entry", "to": "morning"}, {"from": "morning", "to": "out"}]})
+    person = audience.customers["zhang"].id
+    service.enrol_by_hand(session, hq, journey.id, schemas.EnrolRequest(profile_ids=[person]))
+    session.commit()
+    late_evening = datetime(2026, 12, 4, 22, 30, tzinfo=UTC)  # 23:30 in Berlin
+    enrolled = session.scalar(select(Enrolment).where(Enrolment.journey_id == journey.id))
+    enrolled.due_at = late_evening
+    session.commit()
+    advance(clean_database, late_evening)
+    session.expire_all()
+    waiting = session.scalar(select(Enrolment).where(Enrolment.journey_id == journey.id))
+    assert (waiting.node, waiting.due_at) == ("morning", datetime(2026, 12, 5, 9, 0, tzinfo=UTC))
+    advance(clean_database, datetime(2026, 12, 5, 8, 59, tzinfo=UTC))
+    assert places(session, journey.id)[person] == ("morning", "active")
+    advance(clean_database, datetime(2026, 12, 5, 9, 0, tzinfo=UTC))
+    assert places(session, journey.id)[person] == ("out", "completed")
+
+
+@settings(max_examples=30, deadline=None)
+@given(shares=st.lists(st.integers(min_value=0, max_value=100), min_size=2, max_size=6),
+       ids=st.lists(st.integers(min_value=1, max_value=10**12), unique=True, max_size=300))
+def test_a_random_split_is_a_partition_and_the_same_when_done_again(shares, ids):
+    node = schemas.RandomSplitNode.model_validate({"id": "ab", "type": "random_split", "groups": [
+        {"name": f"g{n}", "percent": share} for n, share in enumerate(shares)]})
+    shared = engine.share_out(7, node, ids)
+    taken = [i for group in shared.values() for i in group]
+    assert sorted(taken) == sorted(ids)  # everyone exactly once
+    assert engine.share_out(7, node, ids) == shared
+    if sum(shares):
+        assert all(not shared[f"g{n}"] for n, share in enumerate(shares) if share == 0)
+
+
+def test_a_random_split_keeps_its_proportions_and_its_hold_out_group():
+    node = schemas.RandomSplitNode.model_validate({"id": "ab", "type": "random_split", "groups": [
+        {"name": "a", "percent": 45}, {"name": "b", "percent": 45}, {"name": "hold", "percent": 10, "control": True}]})
+    shared = engine.share_out(42, node, list(range(1, 20_001)))
+    shares = {name: len(group) / 20_000 for name, group in shared.items()}
+    assert abs(shares["a"] - 0.45) < 0.015 and abs(shares["b"] - 0.45) < 0.015 and abs(shares["hold"] - 0.10) < 0.01
+    other = engine.share_out(42, node.model_copy(update={"id": "ab2"}), list(range(1, 20_001)))
+    assert other["a"] != shared["a"]  # another split draws afresh
+
+
+def test_a_random_split_sends_each_customer_one_way_and_counts_each_way(session, clean_database, audience: Audience):
+    hq = audience.principal(session, audience.hq_marketer)
+    journey = live_journey(session, hq, {
+        "nodes": [{"id": "entry", "type": "entry"},
+                  {"id": "ab", "type": "random_split", "groups": [{"name": "a", "percent": 50},
+                                                                  {"name": "hold", "percent": 50, "control": True}]},
+                  {"id": "wait", "type": "wait", "days": 1}, {"id": "out", "type": "exit"},
+                  {"id": "held", "type": "exit"}],
+        "edges": [{"from": "entry", "to": "ab"}, {"from": "ab", "to": "wait", "branch": "a"},
+                  {"from": "ab", "to": "held", "branch": "hold"}, {"from": "wait", "to": "out"}]})
+    people = [c.id for c in audience.customers.values()]
+    service.enrol_by_hand(session, hq, journey.id, schemas.EnrolRequest(profile_ids=people))
+    session.commit()
+    advance(clean_database, datetime.now(UTC) + timedelta(seconds=1))
+    where = places(session, journey.id)
+    assert set(where) == set(people)
+    assert {spot for spot in where.values()} <= {("wait", "active"), ("held", "completed")}
+    outcomes = session.scalars(select(JourneyStep.outcome).where(JourneyStep.journey_id == journey.id,
+                                                                 JourneyStep.node == "ab")).all()
+    assert len(outcomes) == len(people) and set(outcomes) <= {"branch:a", "branch:hold"}
+    report = results.report(session, hq, journey.id)
+    ab = next(node for node in report.nodes if node.node == "ab")
+    assert sum(ab.branches.values()) == len(people)
+
+
+def test_shares_that_do_not_add_up_keep_a_draft_from_going_live(session, clean_database, audience: Audience):
+    hq = audience.principal(session, audience.hq_marketer)
+    journey = service.create_journey(session, hq, schemas.JourneyCreate(name="AB", definition=schemas.Definition
+        .model_validate({"nodes": [{"id": "entry", "type": "entry"},
+                                   {"id": "ab", "type": "random_split", "groups": [{"name": "a", "percent": 50},
+                                                                                  {"name": "b", "percent": 40}]},
+                                   {"id": "out", "type": "exit"}],
+                         "edges": [{"from": "entry", "to": "ab"}, {"from": "ab", "to": "out", "branch": "a"},
+                                   {"from": "ab", "to": "out", "branch": "b"}]})))
+    assert [(p.field, p.code) for p in service.problems(session, hq, journey)] == [
+        ("definition.nodes[1].groups", "shares")]
