@@ -16,7 +16,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -153,9 +153,12 @@ def _end_waits_on_events(session: Session, batch: list[Event]) -> None:
             Enrolment.state == ACTIVE, Enrolment.signal.is_(None), Enrolment.profile_id.in_(sorted(heard))))
         ids = [enrolment_id for enrolment_id, profile_id, arrived_at in waiting if arrived_at <= heard[profile_id]]
         if ids:
-            session.execute(update(Enrolment).where(_among(session, ids))
-                            .values(signal=schemas.HAPPENED, due_at=now)
-                            .execution_options(synchronize_session=False))
+            # the conditions again in the UPDATE: a step that moved one of them on meanwhile (it held the row; this
+            # waited for it) leaves it out, instead of this marking the node they are at now
+            session.execute(update(Enrolment).where(
+                _among(session, ids), Enrolment.version == version, Enrolment.node == node.id,
+                Enrolment.state == ACTIVE, Enrolment.signal.is_(None))
+                .values(signal=schemas.HAPPENED, due_at=now).execution_options(synchronize_session=False))
 
 
 # -- exit criteria: leaving wherever they are ------------------------------------------------------------------------
@@ -171,25 +174,27 @@ def _with_exits(session: Session, kind: str) -> list[tuple[Journey, schemas.Defi
     return found
 
 
-def _leave(session: Session, journey: Journey, profile_ids: Mapping[int, datetime | None], state: str, reason: str,
-           now: datetime) -> None:
-    """The active walks of these customers that began before the time given for each (None: any) end here, at the
-    node each is at."""
-    if not profile_ids:
+def _leave(session: Session, journey: Journey, moments: Mapping[int, datetime], state: str, reason: str,
+           now: datetime, *, within: timedelta | None = None) -> None:
+    """The active walks of these customers that began at or before the moment given for each (and, ``within``, no
+    longer before it than that) end here, at the node each is at: a walk begun after a customer left the exit
+    segment is not ended by that leaving, nor one whose goal window had closed."""
+    if not moments:
         return
     walks = session.execute(select(Enrolment.id, Enrolment.profile_id, Enrolment.entered_at).where(
         Enrolment.journey_id == journey.id, Enrolment.state == ACTIVE,
-        Enrolment.profile_id.in_(sorted(profile_ids))))
-    ids = []
-    for walk_id, profile_id, entered in walks:
-        until = profile_ids[profile_id]
-        if until is None or entered <= until:
-            ids.append(walk_id)
-    if ids:
-        _record_steps(session, ids, None, state, now)
-        session.execute(update(Enrolment).where(_among(session, ids))
-                        .values(state=state, left_at=now, exit_reason=reason)
-                        .execution_options(synchronize_session=False))
+        Enrolment.profile_id.in_(sorted(moments))))
+    ids = [walk_id for walk_id, profile_id, entered in walks
+           if entered <= moments[profile_id] and (within is None or moments[profile_id] <= entered + within)]
+    if not ids:
+        return
+    # still active in the UPDATE: a step that ended or moved the walk meanwhile keeps what it did; the steps are
+    # recorded for the walks this ended only
+    ended = list(session.scalars(update(Enrolment).where(_among(session, ids), Enrolment.state == ACTIVE)
+                                 .values(state=state, left_at=now, exit_reason=reason)
+                                 .returning(Enrolment.id).execution_options(synchronize_session=False)))
+    if ended:
+        _record_steps(session, ended, None, state, now)
 
 
 def _goal_events(session: Session) -> list[Any] | None:
@@ -209,7 +214,8 @@ def _leave_on_goal(session: Session, batch: list[Event]) -> None:
     for journey, definition in exits:
         assert definition.goal is not None
         heard = _heard(session, journey, batch, live, definition.goal.event, definition.goal.properties, None)
-        _leave(session, journey, heard, "completed", "goal_reached", now)
+        _leave(session, journey, heard, "completed", "goal_reached", now,
+               within=timedelta(days=definition.goal.within_days))
 
 
 def _exit_segments(session: Session) -> list[Any] | None:
@@ -221,15 +227,16 @@ def _exit_segments(session: Session) -> list[Any] | None:
 @events.subscribe("journeys.segment_exits", stream=SegmentChange, wanted=_exit_segments, batch=5_000)
 def _leave_on_segment(session: Session, batch: list[SegmentChange]) -> None:
     """Customers who left a journey's exit segment leave the journey (reason ``left_segment``)."""
-    left: dict[int, set[int]] = {}
+    left: dict[int, dict[int, datetime]] = {}  # segment → customer → when they left (the latest)
     for change in batch:
         if change.change == "left":
-            left.setdefault(change.segment_id, set()).add(change.profile_id)
+            moments = left.setdefault(change.segment_id, {})
+            moments[change.profile_id] = max(moments.get(change.profile_id, change.at), change.at)
     now = utcnow()
     for journey, definition in _with_exits(session, "segment"):
-        profile_ids = left.get(definition.exit_segment_id or 0)
-        if profile_ids:
-            _leave(session, journey, dict.fromkeys(profile_ids), "exited", "left_segment", now)
+        leaving = left.get(definition.exit_segment_id or 0)
+        if leaving:
+            _leave(session, journey, leaving, "exited", "left_segment", now)
 
 
 # -- the engine -----------------------------------------------------------------------------------------------------
@@ -328,7 +335,9 @@ def step(session: Session, journey_id: int, version: int, node_id: str, *, now: 
             _move(session, journey, graph, version, left, node_id, f"branch:{schemas.ELSE}",
                   graph.next(node_id, schemas.ELSE), now)
     elif node.type == "random_split":
-        for group, taken in share_out(journey.id, node, ids).items():
+        walks = [(walk_id, profile_id) for walk_id, profile_id in session.execute(
+            select(Enrolment.id, Enrolment.profile_id).where(_among(session, ids)).order_by(Enrolment.id))]
+        for group, taken in share_out(journey.id, node, walks).items():
             if taken:
                 _move(session, journey, graph, version, taken, node_id, f"branch:{group}", graph.next(node_id, group),
                       now)
@@ -369,17 +378,18 @@ def _still_theirs(session: Session, journey: Journey, version: int, ids: list[in
     return [i for i in ids if i not in out] if out else ids
 
 
-def share_out(journey_id: int, node: schemas.RandomSplitNode, ids: list[int]) -> dict[str, list[int]]:
-    """The enrolments ``ids`` shared out among the node's groups in their proportions. Each draw is a hash of the
-    journey, the node and the enrolment — uniform, independent between nodes, and the same if the step is done
-    again (a crash never sends a customer down a second way)."""
+def share_out(journey_id: int, node: schemas.RandomSplitNode, walks: list[tuple[int, int]]) -> dict[str, list[int]]:
+    """The walks (enrolment id, customer id) shared out among the node's groups in their proportions, by enrolment
+    id. Each draw is a hash of the journey, the node and the customer — uniform, independent between splits, the
+    same if a step is done again, and the same when the customer enters again (a held-out customer stays held
+    out: the control group is not contaminated by re-entry)."""
     bounds, total = [], 0
     for group in node.groups:
         total += group.percent
         bounds.append((total, group.name))
     shared: dict[str, list[int]] = {group.name: [] for group in node.groups}
-    for enrolment_id in ids:
-        digest = hashlib.blake2b(f"{journey_id}:{node.id}:{enrolment_id}".encode(), digest_size=8).digest()
+    for enrolment_id, profile_id in walks:
+        digest = hashlib.blake2b(f"{journey_id}:{node.id}:{profile_id}".encode(), digest_size=8).digest()
         draw = int.from_bytes(digest, "big") / 2**64 * (total or 1)
         name = next((name for bound, name in bounds if draw < bound), bounds[-1][1])
         shared[name].append(enrolment_id)

@@ -21,6 +21,8 @@ from kehu.journeys.service import get_journey, graph_of, journey_units, parse
 from kehu.tenancy.access import Principal, scope
 
 SIGNIFICANCE = 0.05
+Z = 1.959964  # the normal quantile of a two-sided 95 % interval
+MIN_CUSTOMERS = 30  # fewer in either group: no verdict, however large the difference looks
 
 
 # -- what happened --------------------------------------------------------------------------------------------------
@@ -150,38 +152,54 @@ def _rate(customers: int, converted: int) -> float:
 
 def _compare_groups(node: schemas.RandomSplitNode, groups: list[schemas.GroupResult]) -> schemas.SplitResult:
     """Each group against the control group; without one, the best group against each other group (its winner
-    must beat every one of them)."""
+    must beat every one of them). Groups nobody reached are left out; the p-values are held to Holm's correction
+    for the several comparisons."""
     control = next((g for g in groups if g.control), None)
-    if control is not None:
-        for group in groups:
-            if group is not control:
-                _difference(group, control)
-        beating = [g for g in groups if g.significant and (g.uplift or 0) > 0]
-        winner = max(beating, key=lambda g: g.rate).group if beating else None
-        return schemas.SplitResult(node=node.id, label=node.label or node.id, compared_with=control.group,
-                                   winner=winner, groups=groups)
-    best = max(groups, key=lambda g: g.rate)
-    others = [g for g in groups if g is not best]
+    compared_with = control if control is not None else max(groups, key=lambda g: g.rate)
+    others = [g for g in groups if g is not compared_with and g.customers]
     for group in others:
-        _difference(group, best)
-    wins = bool(others) and all(g.significant and (g.uplift or 0) < 0 for g in others)
-    return schemas.SplitResult(node=node.id, label=node.label or node.id, compared_with=best.group,
-                               winner=best.group if wins else None, groups=groups)
+        _difference(group, compared_with)
+    _holm(others)
+    if control is not None:
+        beating = [g for g in others if g.significant and (g.uplift or 0) > 0]
+        winner = max(beating, key=lambda g: g.rate).group if beating else None
+    else:
+        wins = bool(others) and all(g.significant and (g.uplift or 0) < 0 for g in others)
+        winner = compared_with.group if wins else None
+    return schemas.SplitResult(node=node.id, label=node.label or node.id, compared_with=compared_with.group,
+                               winner=winner, groups=groups)
+
+
+def _wilson(converted: int, customers: int) -> tuple[float, float]:
+    """Wilson's 95 % score interval of a proportion (sensible at 0 and 1, unlike rate ± 1.96 standard errors)."""
+    rate, z2 = converted / customers, Z * Z
+    centre = (rate + z2 / (2 * customers)) / (1 + z2 / customers)
+    half = Z * math.sqrt(rate * (1 - rate) / customers + z2 / (4 * customers * customers)) / (1 + z2 / customers)
+    return centre - half, centre + half
 
 
 def _difference(group: schemas.GroupResult, other: schemas.GroupResult) -> None:
-    """``group``'s conversion minus ``other``'s: the 95 % interval (unpooled standard error) and the two-sided
-    p-value of the two-proportion z-test (pooled), filled in on ``group``. Too few customers: left empty."""
+    """``group``'s conversion minus ``other``'s: Newcombe's 95 % interval (from the two Wilson intervals) and the
+    two-sided p-value of the two-proportion z-test (pooled), filled in on ``group``. Significant only with at least
+    ``MIN_CUSTOMERS`` in each group (and after Holm's correction: ``_holm``)."""
     if group.customers == 0 or other.customers == 0:
         return
     group.uplift = group.rate - other.rate
-    spread = math.sqrt(group.rate * (1 - group.rate) / group.customers
-                       + other.rate * (1 - other.rate) / other.customers)
-    group.uplift_low, group.uplift_high = group.uplift - 1.96 * spread, group.uplift + 1.96 * spread
+    low1, high1 = _wilson(group.converted, group.customers)
+    low2, high2 = _wilson(other.converted, other.customers)
+    group.uplift_low = group.uplift - math.sqrt((group.rate - low1) ** 2 + (high2 - other.rate) ** 2)
+    group.uplift_high = group.uplift + math.sqrt((high1 - group.rate) ** 2 + (other.rate - low2) ** 2)
     pooled = (group.converted + other.converted) / (group.customers + other.customers)
     standard = math.sqrt(pooled * (1 - pooled) * (1 / group.customers + 1 / other.customers))
-    if standard == 0:
-        group.p_value = 1.0
-        return
-    group.p_value = math.erfc(abs(group.uplift) / standard / math.sqrt(2))
-    group.significant = group.p_value < SIGNIFICANCE
+    group.p_value = 1.0 if standard == 0 else math.erfc(abs(group.uplift) / standard / math.sqrt(2))
+    group.significant = min(group.customers, other.customers) >= MIN_CUSTOMERS
+
+
+def _holm(groups: list[schemas.GroupResult]) -> None:
+    """Holm's step-down correction: the smallest p-value is held to α / m, the next to α / (m − 1)…; once one
+    fails, the larger ones fail too."""
+    tested = sorted((g for g in groups if g.p_value is not None), key=lambda g: g.p_value or 0.0)
+    passing = True
+    for rank, group in enumerate(tested):
+        passing = passing and (group.p_value or 0.0) < SIGNIFICANCE / (len(tested) - rank)
+        group.significant = group.significant and passing

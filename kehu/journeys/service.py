@@ -54,6 +54,7 @@ from kehu.tenancy.access import (
     home_unit,
     is_root_path,
     org_timezone,
+    require_row,
     scope,
     units_under,
 )
@@ -317,6 +318,17 @@ def get_journey(session: Session, principal: Principal, journey_id: int, privile
     return journey
 
 
+def may_change(session: Session, principal: Principal, journey: Journey) -> bool:
+    """Whether the principal may edit this journey (update privilege reaching its unit and owner; not stopped)."""
+    if journey.status not in EDITABLE:
+        return False
+    try:
+        require_row(session, principal, "journeys", "update", unit_id=journey.unit_id, owner_id=journey.owner_id)
+    except Forbidden:
+        return False
+    return True
+
+
 def _lock(session: Session, journey_id: int, *, share: bool = False) -> str | None:
     """Lock the journey's row (PostgreSQL; SQLite's writer is alone anyway) and read its status: an enrolment or a
     step holds it shared, so that a pause or a stop committing meanwhile waits for them, and they see it after."""
@@ -441,18 +453,30 @@ def _move_people(session: Session, journey: Journey, definition: schemas.Definit
         values: dict[str, Any] = {"version": journey.version}
         before = graph_of(session, journey.id, version).nodes.get(node_id)
         after = new.nodes[node_id]
-        if before is None or _timing(before) != _timing(after):
+        at_node = (Enrolment.journey_id == journey.id, Enrolment.state == ACTIVE, Enrolment.version == version,
+                   Enrolment.node == node_id)
+        if before is not None and _timing(before) != _timing(after) and _waited_for(before) == _waited_for(after) \
+                and after.type == "wait_for_event":
+            # the same event, another time-out: whoever's event came goes on; the others' time-out starts over
+            session.execute(update(Enrolment).where(*at_node, Enrolment.signal.is_(None))
+                            .values(due_at=new.arrival(node_id, now, timezone))
+                            .execution_options(synchronize_session=False))
+        elif before is None or _timing(before) != _timing(after):
             values.update(due_at=new.arrival(node_id, now, timezone), arrived_at=now, signal=None)
-        moved += affected(session.execute(update(Enrolment).where(
-            Enrolment.journey_id == journey.id, Enrolment.state == ACTIVE, Enrolment.version == version,
-            Enrolment.node == node_id).values(**values).execution_options(synchronize_session=False)))
+        moved += affected(session.execute(update(Enrolment).where(*at_node).values(**values)
+                                          .execution_options(synchronize_session=False)))
     return moved
+
+
+def _waited_for(node: Any) -> tuple[Any, ...]:
+    """The event a wait for an event waits for (nothing for other nodes)."""
+    return (node.event, sorted(node.properties.items())) if node.type == "wait_for_event" else ()
 
 
 def _timing(node: Any) -> tuple[Any, ...]:
     """What decides when a node acts on a customer: a node whose kind or timing changed starts over for those at it."""
     if node.type in TIMED:
-        return (node.type, node.seconds)
+        return (node.type, node.seconds, *_waited_for(node))
     if node.type == "wait_until":
         return (node.type, node.time, tuple(node.weekdays), node.date)
     return (node.type,)

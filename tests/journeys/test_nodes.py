@@ -89,10 +89,11 @@ def test_customers_wait_until_the_time_and_go_on_then(session, clean_database, a
 def test_a_random_split_is_a_partition_and_the_same_when_done_again(shares, ids):
     node = schemas.RandomSplitNode.model_validate({"id": "ab", "type": "random_split", "groups": [
         {"name": f"g{n}", "percent": share} for n, share in enumerate(shares)]})
-    shared = engine.share_out(7, node, ids)
+    walks = [(i, i * 3 + 1) for i in ids]
+    shared = engine.share_out(7, node, walks)
     taken = [i for group in shared.values() for i in group]
     assert sorted(taken) == sorted(ids)  # everyone exactly once
-    assert engine.share_out(7, node, ids) == shared
+    assert engine.share_out(7, node, walks) == shared
     if sum(shares):
         assert all(not shared[f"g{n}"] for n, share in enumerate(shares) if share == 0)
 
@@ -100,11 +101,15 @@ def test_a_random_split_is_a_partition_and_the_same_when_done_again(shares, ids)
 def test_a_random_split_keeps_its_proportions_and_its_hold_out_group():
     node = schemas.RandomSplitNode.model_validate({"id": "ab", "type": "random_split", "groups": [
         {"name": "a", "percent": 45}, {"name": "b", "percent": 45}, {"name": "hold", "percent": 10, "control": True}]})
-    shared = engine.share_out(42, node, list(range(1, 20_001)))
+    walks = [(i, 500_000 + i) for i in range(1, 20_001)]
+    shared = engine.share_out(42, node, walks)
     shares = {name: len(group) / 20_000 for name, group in shared.items()}
     assert abs(shares["a"] - 0.45) < 0.015 and abs(shares["b"] - 0.45) < 0.015 and abs(shares["hold"] - 0.10) < 0.01
-    other = engine.share_out(42, node.model_copy(update={"id": "ab2"}), list(range(1, 20_001)))
+    other = engine.share_out(42, node.model_copy(update={"id": "ab2"}), walks)
     assert other["a"] != shared["a"]  # another split draws afresh
+    # the same customers entering again (new enrolments): each in the group they were in
+    again = engine.share_out(42, node, [(i + 100_000, profile) for i, profile in walks])
+    assert {name: [i - 100_000 for i in group] for name, group in again.items()} == shared
 
 
 def test_a_random_split_sends_each_customer_one_way_and_counts_each_way(session, clean_database, audience: Audience):
@@ -143,3 +148,36 @@ def test_shares_that_do_not_add_up_keep_a_draft_from_going_live(session, clean_d
                                    {"from": "ab", "to": "out", "branch": "b"}]})))
     assert [(p.field, p.code) for p in service.problems(session, hq, journey)] == [
         ("definition.nodes[1].groups", "shares")]
+
+
+def test_a_new_time_out_keeps_those_whose_event_came_and_a_new_event_starts_over(session, clean_database,
+                                                                                 audience: Audience):
+    hq = audience.principal(session, audience.hq_marketer)
+    waiting = {"id": "visit", "type": "wait_for_event", "event": "showroom_visit", "days": 7}
+    drawn = {"nodes": [{"id": "entry", "type": "entry"}, waiting, {"id": "yes", "type": "exit"},
+                       {"id": "no", "type": "exit"}],
+             "edges": [{"from": "entry", "to": "visit"}, {"from": "visit", "to": "yes", "branch": "happened"},
+                       {"from": "visit", "to": "no", "branch": "timed_out"}]}
+    journey = live_journey(session, hq, drawn)
+    zhang, li = audience.customers["zhang"].id, audience.customers["li"].id
+    service.enrol_by_hand(session, hq, journey.id, schemas.EnrolRequest(profile_ids=[zhang, li]))
+    session.commit()
+    advance(clean_database, datetime.now(UTC) + timedelta(seconds=1))
+    came = session.scalar(select(Enrolment).where(Enrolment.profile_id == zhang))
+    came.signal, came.due_at = schemas.HAPPENED, datetime.now(UTC)  # as the consumer marks an arrived event
+    session.commit()
+
+    def publish(**node) -> dict[int, Enrolment]:  # type: ignore[no-untyped-def]
+        service.update_journey(session, hq, journey.id, schemas.JourneyUpdate(definition=schemas.Definition
+                               .model_validate({**drawn, "nodes": [drawn["nodes"][0], {**waiting, **node},
+                                                                   *drawn["nodes"][2:]]})))
+        service.publish_version(session, hq, journey.id, schemas.Publish(move_people=True))
+        session.commit()
+        session.expire_all()
+        return {e.profile_id: e for e in session.scalars(select(Enrolment))}
+
+    now = publish(days=10)  # a longer time-out: 张 still goes on, 李's time-out starts over
+    assert now[zhang].signal == schemas.HAPPENED and now[zhang].due_at <= datetime.now(UTC)
+    assert now[li].signal is None and now[li].due_at > datetime.now(UTC) + timedelta(days=9)
+    now = publish(days=10, event="test_drive_booked")  # another event: the visit no longer counts
+    assert now[zhang].signal is None and now[zhang].due_at > datetime.now(UTC) + timedelta(days=9)

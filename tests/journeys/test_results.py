@@ -13,7 +13,7 @@ from sqlalchemy import select
 from kehu.cdp.models import Event, Identity
 from kehu.core import events
 from kehu.core.db import utcnow
-from kehu.journeys import results, schemas, service
+from kehu.journeys import engine, results, schemas, service
 from kehu.journeys.models import Enrolment
 from kehu.segments import schemas as segment_schemas
 from kehu.segments import service as segment_service
@@ -35,12 +35,32 @@ def test_a_group_is_compared_with_the_control_group_by_interval_and_test():
     split = results._compare_groups(node, [_group("a", 1000, 150), _group("hold", 1000, 100, control=True)])
     a = split.groups[0]
     assert a.uplift == pytest.approx(0.05)
-    assert (a.uplift_low, a.uplift_high) == (pytest.approx(0.0211, abs=1e-4), pytest.approx(0.0789, abs=1e-4))
+    assert (a.uplift_low, a.uplift_high) == (pytest.approx(0.0210, abs=1e-4), pytest.approx(0.0790, abs=1e-4))
     assert a.p_value == pytest.approx(0.00072, abs=5e-5) and a.significant
     assert split.winner == "a" and split.compared_with == "hold"
     # 102 against 100 of a thousand: no winner
     close = results._compare_groups(node, [_group("a", 1000, 102), _group("hold", 1000, 100, control=True)])
     assert close.winner is None and not close.groups[0].significant and close.groups[0].p_value > 0.8
+
+
+def test_a_handful_of_customers_or_many_comparisons_name_no_winner_too_soon():
+    node = schemas.RandomSplitNode.model_validate(AB)
+    # 3 of 3 against 0 of 3: p ≈ 0.014, but six customers decide nothing; the interval is not a point at 100 %
+    tiny = results._compare_groups(node, [_group("a", 3, 3), _group("hold", 3, 0, control=True)])
+    assert tiny.winner is None and tiny.groups[0].uplift_low < 0.5 and tiny.groups[0].uplift_high == 1.0
+    # four groups against control, each p ≈ 0.03: one alone would pass, four together do not (Holm: 0.05 / 4)
+    many = schemas.RandomSplitNode.model_validate({"id": "m", "type": "random_split", "groups": [
+        *({"name": f"g{n}", "percent": 20} for n in range(4)), {"name": "c", "percent": 20, "control": True}]})
+    found = results._compare_groups(many, [*(_group(f"g{n}", 1000, 130) for n in range(4)),
+                                          _group("c", 1000, 100, control=True)])
+    assert all(0.02 < g.p_value < 0.04 for g in found.groups[:4]) and found.winner is None
+    # a group nobody reached is left out, and does not stop the best from winning
+    empty = schemas.RandomSplitNode.model_validate({"id": "e", "type": "random_split", "groups": [
+        {"name": "a", "percent": 50}, {"name": "b", "percent": 50}, {"name": "z", "percent": 0}]})
+    best = results._compare_groups(empty, [_group("a", 2000, 300), _group("b", 2000, 200),
+                                           schemas.GroupResult(group="z", label="z", control=False, customers=0,
+                                                               converted=0, rate=0.0)])
+    assert best.winner == "a" and best.groups[2].p_value is None
 
 
 def test_without_a_control_group_the_best_must_beat_every_other():
@@ -151,3 +171,30 @@ def test_leaving_on_the_goal_needs_a_goal(session, clean_database, audience: Aud
                          "edges": [{"from": "entry", "to": "out"}]})))
     assert [(p.field, p.code) for p in service.problems(session, hq, journey)] == [
         ("definition.exit_on_goal", "goal")]
+
+
+def test_a_leaving_older_than_the_walk_does_not_end_it(session, clean_database, audience: Audience):
+    """The exit segment's "left" read after the customer entered again (another consumer, another pace) ends only
+    walks begun before it; a goal outside the window ends nothing."""
+    hq = audience.principal(session, audience.hq_marketer)
+    journey = live_journey(session, hq, {
+        "nodes": [{"id": "entry", "type": "entry"}, {"id": "wait", "type": "wait", "days": 3},
+                  {"id": "out", "type": "exit"}],
+        "edges": [{"from": "entry", "to": "wait"}, {"from": "wait", "to": "out"}]})
+    zhang = audience.customers["zhang"].id
+    service.enrol_by_hand(session, hq, journey.id, schemas.EnrolRequest(profile_ids=[zhang]))
+    session.commit()
+    walk = session.scalar(select(Enrolment).where(Enrolment.profile_id == zhang))
+    engine._leave(session, journey, {zhang: walk.entered_at - timedelta(minutes=1)}, "exited", "left_segment",
+                  utcnow())
+    engine._leave(session, journey, {zhang: walk.entered_at + timedelta(days=31)}, "completed", "goal_reached",
+                  utcnow(), within=timedelta(days=30))
+    session.commit()
+    session.expire_all()
+    assert session.get(Enrolment, walk.id).state == "active"
+    engine._leave(session, journey, {zhang: walk.entered_at + timedelta(days=2)}, "completed", "goal_reached",
+                  utcnow(), within=timedelta(days=30))
+    session.commit()
+    session.expire_all()
+    assert (session.get(Enrolment, walk.id).state, session.get(Enrolment, walk.id).exit_reason) == (
+        "completed", "goal_reached")

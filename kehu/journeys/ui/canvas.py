@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nicegui import ui
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from kehu.channels import templates as template_service
 from kehu.core import events
@@ -46,6 +46,42 @@ def _ways(node: dict[str, Any]) -> list[str | None]:
 def _duration(node: dict[str, Any]) -> str:
     return " ".join(tr(f"journeys.unit.{unit}", n=node[unit]) for unit in ("days", "hours", "minutes")
                     if node.get(unit)) or "—"
+
+
+class _Added(BaseModel):
+    type: str
+    x: float | None = Field(default=None, ge=-100_000, le=100_000)
+    y: float | None = Field(default=None, ge=-100_000, le=100_000)
+
+
+class _Connected(BaseModel):
+    source: str = Field(alias="from")
+    way: str
+    to: str
+
+
+class _Place(BaseModel):
+    id: str
+    x: float = Field(ge=-100_000, le=100_000)
+    y: float = Field(ge=-100_000, le=100_000)
+
+
+class _Moved(BaseModel):
+    nodes: list[_Place] = Field(max_length=500)
+
+
+class _Selected(BaseModel):
+    id: str | None = None
+
+
+class _Way(BaseModel):
+    source: str = Field(alias="from")
+    way: str
+
+
+class _Removed(BaseModel):
+    nodes: list[str] = Field(default_factory=list, max_length=500)
+    edges: list[_Way] = Field(default_factory=list, max_length=1000)
 
 
 class JourneyEditor:
@@ -106,17 +142,30 @@ class JourneyEditor:
                 palette=[{"type": kind, "icon": NODE_ICONS[kind], "label": tr(f"journeys.node.{kind}"),
                           "hint": tr(f"journeys.palette_hint.{kind}")} for kind in PALETTE]
                 if self.editable else []).classes("flex-1 h-full min-w-0")
-            self.canvas.on("add", lambda e: self.add(e.args["type"], e.args.get("x"), e.args.get("y")))
-            self.canvas.on("connect", lambda e: self.connect(e.args["from"], e.args["way"], e.args["to"]))
-            self.canvas.on("moved", lambda e: self.move(e.args["nodes"]))
-            self.canvas.on("select", lambda e: self.select(e.args.get("id")))
-            self.canvas.on("remove", lambda e: self.remove(e.args.get("nodes", []), e.args.get("edges", [])))
+            # what the browser reports is read through a model: a payload of another shape is ignored, never a
+            # server error (nor a position that is not a number in the draft)
+            self._on("add", _Added, lambda a: self.add(a.type, a.x, a.y))
+            self._on("connect", _Connected, lambda a: self.connect(a.source, a.way, a.to))
+            self._on("moved", _Moved, lambda a: self.move([p.model_dump() for p in a.nodes]))
+            self._on("select", _Selected, lambda a: self.select(a.id))
+            self._on("remove", _Removed, lambda a: self.remove(
+                a.nodes, [{"from": w.source, "way": w.way} for w in a.edges]))
             self.canvas.on("undo", lambda _: self.undo())
             self.canvas.on("redo", lambda _: self.redo())
             self.panel = NodePanel(self, ui.card().classes("w-96 h-full overflow-auto flex-none").props(
                 "flat bordered data-testid=canvas-panel"))
         self._refresh_chrome()
         self.panel.draw()
+
+    def _on(self, event: str, shape: type[BaseModel], handler: Callable[[Any], None]) -> None:
+        def handle(e: Any) -> None:
+            try:
+                args = shape.model_validate(e.args)
+            except ValidationError:
+                return
+            handler(args)
+
+        self.canvas.on(event, handle)
 
     def graph(self) -> dict[str, Any]:
         """The draft as the canvas draws it."""
@@ -287,19 +336,25 @@ class JourneyEditor:
     # -- changes ------------------------------------------------------------------------------------------------
     def change(self, apply: Callable[[dict[str, Any]], Any], *, typing: str | None = None,
                panel: bool = False) -> None:
-        """Apply one change to the draft (an undo step; keystrokes into one field make one step together)."""
+        """Apply one change to the draft (an undo step; keystrokes into one field make one step together; a change
+        that changes nothing makes none)."""
+        if not self.editable:
+            return
+        before = copy.deepcopy(self.definition)
+        apply(self.definition)
+        if self.definition == before:
+            return
         if typing is None or typing != self.last_edit:
-            self.history.append(copy.deepcopy(self.definition))
+            self.history.append(before)
             del self.history[:-HISTORY]
         self.last_edit = typing
         self.future.clear()
-        apply(self.definition)
         self.redraw()
         if panel:
             self.panel.draw()
 
     def undo(self) -> None:
-        if not self.history:
+        if not self.editable or not self.history:
             return
         self.future.append(copy.deepcopy(self.definition))
         self.definition = self.history.pop()
@@ -307,7 +362,7 @@ class JourneyEditor:
         self._after_jump()
 
     def redo(self) -> None:
-        if not self.future:
+        if not self.editable or not self.future:
             return
         self.history.append(copy.deepcopy(self.definition))
         self.definition = self.future.pop()
@@ -382,9 +437,11 @@ class JourneyEditor:
         edge["to"] = node["id"]
 
     def connect(self, source: str, way: str, target: str) -> None:
-        if not self.editable or source == target:
-            return
+        nodes = {n["id"]: n for n in self.definition["nodes"]}
         branch = None if way == OUT else way
+        if not self.editable or source == target or source not in nodes or target not in nodes \
+                or branch not in _ways(nodes[source]) or nodes[target].get("type") == "entry":
+            return  # only from one of the source's ways, into a node that takes customers in
 
         def apply(definition: dict[str, Any]) -> None:
             # one connection per way: drawing it again moves it

@@ -131,7 +131,7 @@ def journey_page(journey_id: int) -> None:
             with unit_of_work() as session:
                 journey = service.get_journey(session, principal, journey_id)
                 report = journey_results.report(session, principal, journey_id)
-                may_change = principal.can("journeys", "update") and journey.status != "stopped"
+                may_change = service.may_change(session, principal, journey)
                 names = _names(session, [journey.draft or {}])
         except KehuError as error:  # not found, or not theirs: the same answer
             if error.status != 404:

@@ -130,7 +130,7 @@ export default {
       </div>
       <div class="kehu-canvas__flow" @drop.prevent="onDrop" @dragover.prevent>
         <VueFlow ref="flow" :nodes="nodes" :edges="edges" :node-types="nodeTypes" :nodes-draggable="editable"
-                 :nodes-connectable="editable" :elements-selectable="true" :delete-key-code="null"
+                 :nodes-connectable="editable" :elements-selectable="true" connection-mode="strict" :delete-key-code="null"
                  :min-zoom="0.2" :max-zoom="2" :default-edge-options="{ type: 'smoothstep' }"
                  @connect="onConnect" @node-click="onNodeClick" @pane-click="onPaneClick"
                  @node-drag-stop="onDragStop" @pane-ready="fit">
