@@ -30,6 +30,17 @@ def create_journey(data: schemas.JourneyCreate, session: SessionDep, principal: 
     return service.journey_out(service.create_journey(session, principal, data))
 
 
+@router.post("/journeys/import", response_model=schemas.JourneyOut, status_code=status.HTTP_201_CREATED)
+def import_journey(data: schemas.JourneyImport, session: SessionDep, principal: PrincipalDep) -> Any:
+    """A new draft from a file ``GET /journeys/{id}/export`` gave (rename it in ``name`` to keep both)."""
+    return service.journey_out(service.import_journey(session, principal, data))
+
+
+@router.get("/journeys/{journey_id}/export", response_model=schemas.JourneyExport)
+def export_journey(journey_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    return service.export_journey(session, principal, journey_id)
+
+
 @router.get("/journeys/{journey_id}", response_model=schemas.JourneyOut)
 def get_journey(journey_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
     return service.journey_out(service.get_journey(session, principal, journey_id))
@@ -90,7 +101,8 @@ def list_enrolments(journey_id: int, session: SessionDep, principal: PrincipalDe
                     limit: Limit = 50, cursor: Cursor = None) -> Any:
     page = journey_results.list_enrolments(session, principal, journey_id, state=state, node=node, limit=limit,
                                    cursor=cursor)
-    return {"items": [schemas.EnrolmentOut.model_validate(e) for e in page.items], "next_cursor": page.next_cursor}
+    return {"items": journey_results.enrolments_out(session, principal, list(page.items)),
+            "next_cursor": page.next_cursor}
 
 
 @router.get("/journeys/{journey_id}/report", response_model=schemas.JourneyReport)

@@ -45,6 +45,7 @@ from kehu.core.errors import ValidationFailed
 from kehu.journeys import schemas
 from kehu.journeys.models import ACTIVE, Enrolment, Journey, JourneyStep
 from kehu.journeys.service import DEFAULT_TIMEZONE, Graph, _lock, enrol, graph_of, journey_units
+from kehu.journeys.timing import arrive_by_dates
 from kehu.segments.conditions import compile_condition
 from kehu.segments.models import SegmentChange
 from kehu.tenancy.access import org_timezone
@@ -423,11 +424,14 @@ def _move(session: Session, journey: Journey, graph: Graph, version: int, ids: l
     if graph.nodes[target].type == "exit":  # nothing to wait for there: the walk ends now, not a round later
         _finish(session, journey, version, ids, target, "completed", None, now, at=target)
         return
-    timezone = org_timezone(session, journey.org_id) if graph.nodes[target].type == "wait_until" else None
+    arriving = graph.nodes[target]
+    timezone = org_timezone(session, journey.org_id) if arriving.type == "wait_until" else None
     session.execute(update(Enrolment).where(_among(session, ids))
                     .values(node=target, due_at=graph.arrival(target, now, timezone or DEFAULT_TIMEZONE),
                             arrived_at=now, signal=None)
                     .execution_options(synchronize_session=False))
+    if arriving.type == "wait_until" and arriving.field is not None:  # each customer's own date
+        arrive_by_dates(session, journey, arriving, ids, now)
 
 
 def _finish(session: Session, journey: Journey, version: int, ids: list[int], node_id: str, state: str,

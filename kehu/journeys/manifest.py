@@ -8,7 +8,7 @@ from kehu.core.domains import Domain, NavEntry
 DOMAIN = Domain(
     name="journeys",
     models="kehu.journeys.models",
-    services=("kehu.journeys.service", "kehu.journeys.engine", "kehu.journeys.results"),
+    services=("kehu.journeys.service", "kehu.journeys.engine", "kehu.journeys.results", "kehu.journeys.timing"),
     entities=("journeys",),
     routers=("kehu.journeys.api:router",),
     pages=("kehu.journeys.ui:register",),

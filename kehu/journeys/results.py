@@ -13,6 +13,7 @@ from sqlalchemy import and_, case, exists, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from kehu.cdp.models import HAPPENING, Event
+from kehu.cdp.views import PersonalData
 from kehu.core.db import seconds_between
 from kehu.core.pagination import Page, keyset_page
 from kehu.journeys import schemas
@@ -36,6 +37,21 @@ def list_enrolments(session: Session, principal: Principal, journey_id: int, *, 
     if node:
         query = query.where(Enrolment.node == node)
     return keyset_page(session, query, id_column=Enrolment.id, limit=limit, cursor=cursor, descending=True)
+
+
+def enrolments_out(session: Session, principal: Principal, walks: list[Enrolment]) -> list[schemas.EnrolmentOut]:
+    """Walks as the API gives them. At a wait until a date of personal data (a birthday), the due time would tell
+    that date: readers who see personal data masked get none."""
+    shown = [schemas.EnrolmentOut.model_validate(walk) for walk in walks]
+    if principal.has("pii.read"):
+        return shown
+    personal = PersonalData.of(session, principal.org_id)
+    for out in shown:
+        node = graph_of(session, out.journey_id, out.version).nodes.get(out.node)
+        if out.state == ACTIVE and node is not None and node.type == "wait_until" and node.field is not None \
+                and personal.of_field(node.field) is not None:
+            out.due_at = None
+    return shown
 
 
 def summaries(session: Session, principal: Principal, journey_ids: list[int]) -> dict[int, tuple[int, int]]:

@@ -85,11 +85,20 @@ class WaitUntilNode(_Node):
     time: str = Field(default="10:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
     weekdays: list[Annotated[int, Field(ge=1, le=7)]] = Field(default_factory=list, max_length=7)
     date: _date | None = None
+    # or a date on the customer's profile ("birthday", "attributes.<key>" of a date field), ``offset_days`` before
+    # (negative) or after it, each year (``yearly``: its next anniversary) or once; without that date: at once
+    field: str | None = Field(default=None, min_length=1, max_length=80)
+    offset_days: int = Field(default=0, ge=-365, le=365)
+    yearly: bool = False
 
     @model_validator(mode="after")
     def _one_kind(self) -> WaitUntilNode:
         if self.date is not None and self.weekdays:
             raise ValueError("a wait until a date names no weekdays")
+        if self.field is not None and (self.date is not None or self.weekdays):
+            raise ValueError("a wait until a profile's date names no date nor weekdays")
+        if self.field is None and (self.offset_days or self.yearly):
+            raise ValueError("offset_days and yearly go with a profile's date field")
         return self
 
 
@@ -236,6 +245,19 @@ class JourneyUpdate(_In):
     definition: Definition = omissible()
 
 
+class JourneyImport(_In):
+    """A journey as exported (``GET /journeys/{id}/export``), to make a new draft of: a copy, a backup restored, a
+    journey moved between environments. ``unit_id``: where the draft goes (the importer's unit if not said)."""
+
+    format: Literal["kehu.journey"]
+    format_version: Literal[1]
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=1000)
+    definition: Definition
+    exported_at: datetime | None = None
+    unit_id: int | None = Field(default=None, ge=1)
+
+
 class Publish(_In):
     """``move_people``: customers already inside a live journey move to the node of the same id in the new version
     (those whose node is gone stay on the version they are on); otherwise everyone finishes on their version."""
@@ -292,7 +314,7 @@ class EnrolmentOut(Out):
     profile_id: int
     node: str
     state: str
-    due_at: datetime
+    due_at: datetime | None  # none to a reader without personal data at a wait until their birthday: it would tell it
     entered_at: datetime
     left_at: datetime | None
     exit_reason: str | None
@@ -349,3 +371,14 @@ class JourneyResults(BaseModel):
     converted: int
     rate: float
     splits: list[SplitResult]
+
+
+class JourneyExport(BaseModel):
+    """A journey's draft as a file: what ``POST /journeys/import`` takes back."""
+
+    format: Literal["kehu.journey"] = "kehu.journey"
+    format_version: Literal[1] = 1
+    name: str
+    description: str
+    definition: dict[str, Any]
+    exported_at: datetime

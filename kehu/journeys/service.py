@@ -17,9 +17,8 @@ The engine that walks them, and the triggers that enrol them, are kehu/journeys/
 from __future__ import annotations
 
 from collections import OrderedDict
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter
 from sqlalchemy import (
@@ -42,6 +41,7 @@ from kehu.core.errors import Conflict, FieldError, Forbidden, ValidationFailed
 from kehu.core.pagination import Page, keyset_page
 from kehu.journeys import schemas
 from kehu.journeys.models import ACTIVE, Enrolment, Journey, JourneyVersion
+from kehu.journeys.timing import TIMED, arrive_by_dates, date_field_problems, timing_of, wait_until, waited_for
 from kehu.segments.conditions import compile_condition
 from kehu.segments.models import Segment, SegmentMember
 from kehu.tenancy.access import (
@@ -61,7 +61,6 @@ from kehu.tenancy.access import (
 from kehu.tenancy.models import BusinessUnit
 
 EDITABLE = ("draft", "live", "paused")
-TIMED = ("wait", "wait_for_event")  # nodes that hold a customer for a duration
 _definition = TypeAdapter(schemas.Definition)
 
 
@@ -88,26 +87,6 @@ class Graph:
         if node is not None and node.type == "wait_until":
             return wait_until(node, now, timezone)
         return now
-
-
-def wait_until(node: schemas.WaitUntilNode, now: datetime, timezone: str) -> datetime:
-    """The first moment at or after ``now`` that the node waits for, in UTC: its time of day in ``timezone`` on its
-    date (``now`` when that has passed) or on the next of its weekdays (any day if none)."""
-    zone = ZoneInfo(timezone)
-    hour, minute = (int(part) for part in node.time.split(":"))
-    local_now = now.astimezone(zone)
-
-    def at(day: date) -> datetime:
-        # a time the clock skips (spring forward) is read with the offset before the change: the moment after it
-        return datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone).astimezone(UTC)
-
-    if node.date is not None:
-        return max(at(node.date), now)
-    for ahead in range(8):
-        day = local_now.date() + timedelta(days=ahead)
-        if (not node.weekdays or day.isoweekday() in node.weekdays) and at(day) >= now:
-            return at(day)
-    return now  # cannot happen: a week holds every weekday
 
 
 def parse(definition: dict[str, Any]) -> schemas.Definition:
@@ -193,6 +172,8 @@ def problems_of(session: Session, principal: Principal, org_id: int,
     if definition.exit_on_goal and definition.goal is None:
         errors.append(FieldError(f"{where}.exit_on_goal", "leaving on the goal needs a goal", "goal"))
     errors += _unfinished(definition)
+    errors += [problem for index, node in enumerate(definition.nodes) if node.type == "wait_until" and node.field
+               for problem in date_field_problems(session, org_id, node.field, f"{where}.nodes[{index}].field")]
     errors += _reference_problems(session, principal, org_id, definition)
     return errors
 
@@ -344,7 +325,8 @@ def _name_taken(session: Session, journey: Journey | None, org_id: int, unit_id:
         clash = clash.where(Journey.id != journey.id)
     if session.scalar(clash) is not None:
         raise Conflict(f"Your unit has a journey named {name!r} already.",
-                       errors=[FieldError("name", "already in use in this unit", "unique")])
+                       errors=[FieldError("name", "already in use in this unit", "unique")],
+                       message=("journeys.name_taken", {"name": name}))
 
 
 def _flush_named(session: Session, name: str) -> None:
@@ -354,7 +336,8 @@ def _flush_named(session: Session, name: str) -> None:
             session.flush()
     except IntegrityError as exc:
         raise Conflict(f"Your unit has a journey named {name!r} already.",
-                       errors=[FieldError("name", "already in use in this unit", "unique")]) from exc
+                       errors=[FieldError("name", "already in use in this unit", "unique")],
+                       message=("journeys.name_taken", {"name": name})) from exc
 
 
 def create_journey(session: Session, principal: Principal, data: schemas.JourneyCreate) -> Journey:
@@ -397,6 +380,20 @@ def update_journey(session: Session, principal: Principal, journey_id: int,
                  unit_id=journey.unit_id, after={k: v for k, v in changes.items() if k != "definition"},
                  summary=f"Journey {journey.name} edited")
     return journey
+
+
+def export_journey(session: Session, principal: Principal, journey_id: int) -> schemas.JourneyExport:
+    """The journey's draft (what was last drawn, published or not) as a versioned file."""
+    journey = get_journey(session, principal, journey_id)
+    return schemas.JourneyExport(name=journey.name, description=journey.description,
+                                 definition=_dump(parse(journey.draft or {})), exported_at=utcnow())
+
+
+def import_journey(session: Session, principal: Principal, data: schemas.JourneyImport) -> Journey:
+    """A new draft from an exported journey: the same checks as drawing it (every template, segment or field it
+    names must be one the importer may use — 422 naming each that is not)."""
+    return create_journey(session, principal, schemas.JourneyCreate(
+        name=data.name, description=data.description, unit_id=data.unit_id, definition=data.definition))
 
 
 def delete_journey(session: Session, principal: Principal, journey_id: int) -> None:
@@ -455,31 +452,21 @@ def _move_people(session: Session, journey: Journey, definition: schemas.Definit
         after = new.nodes[node_id]
         at_node = (Enrolment.journey_id == journey.id, Enrolment.state == ACTIVE, Enrolment.version == version,
                    Enrolment.node == node_id)
-        if before is not None and _timing(before) != _timing(after) and _waited_for(before) == _waited_for(after) \
+        if before is not None and timing_of(before) != timing_of(after) and waited_for(before) == waited_for(after) \
                 and after.type == "wait_for_event":
             # the same event, another time-out: whoever's event came goes on; the others' time-out starts over
             session.execute(update(Enrolment).where(*at_node, Enrolment.signal.is_(None))
                             .values(due_at=new.arrival(node_id, now, timezone))
                             .execution_options(synchronize_session=False))
-        elif before is None or _timing(before) != _timing(after):
+        elif before is None or timing_of(before) != timing_of(after):
             values.update(due_at=new.arrival(node_id, now, timezone), arrived_at=now, signal=None)
+            if after.type == "wait_until" and after.field is not None:  # each customer's own date, below
+                arrive_by_dates(session, journey, after, list(session.scalars(select(Enrolment.id).where(*at_node))),
+                                now)
+                values.pop("due_at")
         moved += affected(session.execute(update(Enrolment).where(*at_node).values(**values)
                                           .execution_options(synchronize_session=False)))
     return moved
-
-
-def _waited_for(node: Any) -> tuple[Any, ...]:
-    """The event a wait for an event waits for (nothing for other nodes)."""
-    return (node.event, sorted(node.properties.items())) if node.type == "wait_for_event" else ()
-
-
-def _timing(node: Any) -> tuple[Any, ...]:
-    """What decides when a node acts on a customer: a node whose kind or timing changed starts over for those at it."""
-    if node.type in TIMED:
-        return (node.type, node.seconds, *_waited_for(node))
-    if node.type == "wait_until":
-        return (node.type, node.time, tuple(node.weekdays), node.date)
-    return (node.type,)
 
 
 def _move_status(session: Session, principal: Principal, journey_id: int, allowed: tuple[str, ...], status: str,

@@ -6,6 +6,7 @@ privilege are told so plainly."""
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import httpx
@@ -214,6 +215,10 @@ def test_a_marketer_sets_up_an_ab_test_and_a_wait_until_morning(page, server, si
     page.get_by_role("option", name="周三").click()
     page.keyboard.press("Escape")
     expect(page.get_by_test_id("canvas-node-wait_until_1")).to_contain_text("周一、周三 的 10:00 继续")
+    _choose(page, "panel-profile-date", "生日")  # or each customer's birthday, a day before
+    page.get_by_test_id("panel-offset").fill("-1")
+    page.get_by_test_id("panel-yearly").click()
+    expect(page.get_by_test_id("canvas-node-wait_until_1")).to_contain_text("每年生日前 1 天的 10:00 继续")
 
     page.get_by_test_id("palette-random_split").click()
     node = page.get_by_test_id("canvas-node-random_split_1")
@@ -268,3 +273,30 @@ def test_the_results_compare_each_group_with_the_control_group(page, server, sig
     expect(panel).to_contain_text(journey["name"])
     panel.get_by_text(journey["name"]).locator("xpath=ancestor::div[contains(@class,'q-item')]").first.click()
     expect(panel).to_contain_text("到店礼：走「")
+
+
+def test_a_journey_is_exported_and_imported_as_a_copy(page, server, sign_in, tmp_path):
+    journey = _live_journey(server)
+    sign_in(MARKETER)
+    page.goto(f"{server}/journeys/{journey['id']}")
+    with page.expect_download() as download:
+        page.get_by_test_id("journey-export").click()
+    file = tmp_path / "journey.json"
+    download.value.save_as(file)
+    page.goto(f"{server}/journeys")
+    page.get_by_test_id("import-journey").click()
+    page.get_by_test_id("import-create").click()  # nothing chosen yet: said, nothing made
+    expect(page.get_by_text("先选择一个旅程文件")).to_be_visible()
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json", encoding="utf-8")
+    page.locator("input[type=file]").set_input_files(str(broken))
+    expect(page.get_by_text("这个文件不是可读的 JSON")).to_be_visible()
+    page.locator("input[type=file]").set_input_files(str(file))
+    expect(page.get_by_test_id("import-name")).to_have_value(journey["name"])
+    page.get_by_test_id("import-create").click()  # the same name in the same unit: refused, named
+    expect(page.get_by_text("已经有名为", exact=False).first).to_be_visible()  # in her language
+    page.get_by_test_id("import-name").fill(journey["name"] + "（副本）")
+    page.get_by_test_id("import-create").click()
+    page.wait_for_url(re.compile(rf"{server}/journeys/(?!{journey['id']}$)\d+"))
+    expect(page.get_by_test_id("journey-status")).to_have_text("草稿")
+    expect(page.get_by_test_id("canvas-node-sms")).to_contain_text("试驾提醒")

@@ -60,3 +60,39 @@ def test_another_dealer_neither_sees_nor_enrols_into_a_dealers_journey(client, l
 def test_a_role_without_journeys_cannot_draw_one(client, login, tree):
     sales = login("a.sales@example.com")
     assert client.post("/api/v1/journeys", headers=sales, json={"name": "x"}).status_code == 403
+
+
+def test_a_journey_exported_comes_back_as_a_new_draft_and_a_bad_file_is_refused_plainly(client, login, session,
+                                                                                      audience: Audience):
+    hq = login("hq.mkt@example.com", "correct-horse-1")
+    template = email_template(session, audience.principal(session, audience.hq_marketer))
+    session.commit()
+    drawing = {"trigger": {"type": "event", "event": "test_drive_booked"}, "goal": {"event": "order_placed"},
+               "nodes": [{"id": "entry", "type": "entry", "position": {"x": 0, "y": 0}},
+                         {"id": "mail", "type": "send", "template_id": template.id, "label": "邀约"},
+                         {"id": "out", "type": "exit"}],
+               "edges": [{"from": "entry", "to": "mail"}, {"from": "mail", "to": "out"}]}
+    made = client.post("/api/v1/journeys", headers=hq, json={"name": "试驾邀约", "definition": drawing}).json()
+    exported = client.get(f"/api/v1/journeys/{made['id']}/export", headers=hq)
+    assert exported.status_code == 200
+    file = exported.json()
+    assert (file["format"], file["format_version"], file["name"]) == ("kehu.journey", 1, "试驾邀约")
+
+    same_name = client.post("/api/v1/journeys/import", headers=hq, json=file)
+    assert same_name.status_code == 409 and same_name.json()["errors"][0]["field"] == "name"
+    copy = client.post("/api/v1/journeys/import", headers=hq, json={**file, "name": "试驾邀约（副本）"})
+    assert copy.status_code == 201, copy.text
+    assert copy.json()["status"] == "draft" and copy.json()["definition"] == made["definition"]
+
+    wrong = client.post("/api/v1/journeys/import", headers=hq, json={**file, "format_version": 2, "name": "x"})
+    assert wrong.status_code == 422 and wrong.headers["content-type"].startswith("application/problem+json")
+    assert [e["field"] for e in wrong.json()["errors"]] == ["body.format_version"]
+    # a dealer's marketer importing HQ's file: the HQ template is theirs to send (inherited), the draft is theirs
+    b = login("b.mkt@example.com", "correct-horse-1")
+    theirs = client.post("/api/v1/journeys/import", headers=b, json=file)
+    assert theirs.status_code == 201, theirs.text
+    # an id of nothing they may use is named, and nothing is made
+    foreign = client.post("/api/v1/journeys/import", headers=b, json={
+        **file, "name": "y", "definition": {**drawing, "exit_segment_id": 987654}})
+    assert foreign.status_code == 422 and [e["field"] for e in foreign.json()["errors"]] == [
+        "definition.exit_segment_id"]

@@ -4,23 +4,24 @@ groups are a partition in their proportions, the same however often a step is do
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from kehu.journeys import engine, results, schemas, service
+from kehu.journeys import engine, results, schemas, service, timing
 from kehu.journeys.models import Enrolment, JourneyStep
 from kehu.tenancy.models import Organization
 from tests.channels.conftest import Audience
 from tests.journeys.test_engine import advance, live_journey, places
 
 
-def until(time: str, now: datetime, timezone: str = "Asia/Shanghai", **rules) -> datetime:  # type: ignore[no-untyped-def]
+def until(time: str, now: datetime, timezone: str = "Asia/Shanghai", on: date | None = None,  # type: ignore[no-untyped-def]
+          **rules) -> datetime:
     node = schemas.WaitUntilNode.model_validate({"id": "w", "type": "wait_until", "time": time, **rules})
-    return service.wait_until(node, now, timezone)
+    return timing.wait_until(node, now, timezone, on)
 
 
 def test_a_wait_until_ten_oclock_is_read_in_the_organisations_time_zone():
@@ -181,3 +182,63 @@ def test_a_new_time_out_keeps_those_whose_event_came_and_a_new_event_starts_over
     assert now[li].signal is None and now[li].due_at > datetime.now(UTC) + timedelta(days=9)
     now = publish(days=10, event="test_drive_booked")  # another event: the visit no longer counts
     assert now[zhang].signal is None and now[zhang].due_at > datetime.now(UTC) + timedelta(days=9)
+
+
+def test_a_wait_until_a_profile_date_reads_each_customers_date():
+    now = datetime(2026, 12, 4, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
+    rule = {"field": "birthday", "yearly": True}
+    # three days before the birthday, this year's still to come: 7 December 10:00 (02:00 UTC)
+    assert until("10:00", now, on=date(1990, 12, 10), offset_days=-3, **rule) == datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
+    # this year's has passed: next year's
+    assert until("10:00", now, on=date(1990, 12, 1), **rule) == datetime(2027, 12, 1, 2, 0, tzinfo=UTC)
+    # today at 10:00, an hour from now
+    assert until("10:00", now, on=date(1985, 12, 4), **rule) == datetime(2026, 12, 4, 2, 0, tzinfo=UTC)
+    # 29 February in a year without one: the 28th
+    assert until("10:00", now, on=date(1992, 2, 29), **rule) == datetime(2027, 2, 28, 2, 0, tzinfo=UTC)
+    # once: a service due on 20 December, a week before; one already past, or none at all: at once
+    once = {"field": "attributes.service_due"}
+    assert until("10:00", now, on=date(2026, 12, 20), offset_days=-7, **once) == \
+        datetime(2026, 12, 13, 2, 0, tzinfo=UTC)
+    assert until("10:00", now, on=date(2026, 11, 20), **once) == now
+    assert until("10:00", now, on=None, **once) == now
+    with pytest.raises(ValueError, match="profile"):
+        schemas.WaitUntilNode.model_validate({"id": "w", "type": "wait_until", "field": "birthday",
+                                              "weekdays": [1]})
+
+
+def test_customers_wait_for_their_own_birthday_and_a_masked_reader_is_not_told_it(session, clean_database,
+                                                                                   audience: Audience, client, login):
+    hq = audience.principal(session, audience.hq_marketer)  # sees personal data masked
+    zhang, li = audience.customers["zhang"], audience.customers["li"]
+    zhang.birthday = date(1990, 3, 15)
+    session.commit()
+    journey = live_journey(session, hq, {
+        "nodes": [{"id": "entry", "type": "entry"},
+                  {"id": "birthday", "type": "wait_until", "field": "birthday", "yearly": True, "time": "09:00",
+                   "offset_days": -1},
+                  {"id": "out", "type": "exit"}],
+        "edges": [{"from": "entry", "to": "birthday"}, {"from": "birthday", "to": "out"}]})
+    service.enrol_by_hand(session, hq, journey.id, schemas.EnrolRequest(profile_ids=[zhang.id, li.id]))
+    session.commit()
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    session.execute(update(Enrolment).values(due_at=now))
+    session.commit()
+    advance(clean_database, now)
+    session.expire_all()
+    walks = {e.profile_id: e for e in session.scalars(select(Enrolment).where(Enrolment.journey_id == journey.id))}
+    assert (walks[zhang.id].node, walks[zhang.id].state) == ("birthday", "active")
+    assert walks[zhang.id].due_at == datetime(2027, 3, 14, 1, 0, tzinfo=UTC)  # 14 March 09:00 in Shanghai
+    assert walks[li.id].state == "completed"  # no birthday on record: on at once
+    listed = client.get(f"/api/v1/journeys/{journey.id}/enrolments",
+                        headers=login("hq.mkt@example.com", "correct-horse-1")).json()["items"]
+    assert [e["due_at"] for e in listed if e["profile_id"] == zhang.id] == [None]
+
+
+def test_a_wait_until_a_profile_date_needs_a_date_field(session, clean_database, audience: Audience):
+    hq = audience.principal(session, audience.hq_marketer)
+    journey = service.create_journey(session, hq, schemas.JourneyCreate(name="城市", definition=schemas.Definition
+        .model_validate({"nodes": [{"id": "entry", "type": "entry"},
+                                   {"id": "w", "type": "wait_until", "field": "city"}, {"id": "out", "type": "exit"}],
+                         "edges": [{"from": "entry", "to": "w"}, {"from": "w", "to": "out"}]})))
+    assert [(p.field, p.code) for p in service.problems(session, hq, journey)] == [
+        ("definition.nodes[1].field", "date_field")]

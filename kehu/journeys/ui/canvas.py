@@ -17,6 +17,7 @@ from typing import Any
 from nicegui import ui
 from pydantic import BaseModel, Field, ValidationError
 
+from kehu.cdp import fields
 from kehu.channels import templates as template_service
 from kehu.core import events
 from kehu.core.errors import FieldError
@@ -117,6 +118,11 @@ class JourneyEditor:
                                                                                  limit=500).items} \
                 if principal.can("segments") else {}
         self.events = list(dict.fromkeys([*COMMON_EVENTS, *sorted(events.customer_events())]))
+        with unit_of_work() as session:  # the customers' date fields a wait may wait for
+            custom = fields.definitions(session, principal.org_id)
+        self.date_fields = {"birthday": tr("segments.field.birthday"), **{
+            f"attributes.{key}": (field.label_zh if principal.locale == "zh" else field.label_en) or key
+            for key, field in custom.items() if field.type == "date"}}
         self._check()
 
     # -- drawing ------------------------------------------------------------------------------------------------
@@ -235,6 +241,12 @@ class JourneyEditor:
         if kind == "wait_for_event":
             return tr("journeys.wait_for_event_text", event=node.get("event") or "—", duration=_duration(node))
         if kind == "wait_until":
+            if node.get("field"):
+                offset = int(node.get("offset_days") or 0)
+                return tr("journeys.wait_until_field" + ("_yearly" if node.get("yearly") else ""),
+                          field=self.date_fields.get(node["field"], node["field"]), time=node.get("time") or "—",
+                          offset=tr("journeys.offset.before", n=-offset) if offset < 0 else
+                          tr("journeys.offset.after", n=offset) if offset > 0 else tr("journeys.offset.on"))
             if node.get("date"):
                 return tr("journeys.wait_until_date", date=node["date"], time=node.get("time") or "—")
             days = "、".join(tr(f"journeys.weekday.{d}") for d in sorted(node.get("weekdays") or []))

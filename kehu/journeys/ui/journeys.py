@@ -5,6 +5,7 @@ then a journey's path is edited through the API (README: Journeys)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from nicegui import ui
@@ -77,6 +78,8 @@ def journeys_page() -> None:
             ui.label(tr("journeys.intro")).classes("text-grey-7")
             ui.space()
             if principal.can("journeys", "create"):
+                ui.button(tr("journeys.import"), icon="upload_file", on_click=lambda: _import_dialog(principal)) \
+                    .props("outline data-testid=import-journey")
                 ui.button(tr("journeys.new"), icon="add", on_click=lambda: _new_dialog(principal)).props(
                     "data-testid=new-journey")
         if not rows:
@@ -122,6 +125,58 @@ def _new_dialog(principal: Any) -> None:
             ui.button(tr("common.cancel"), on_click=dialog.close).props("flat")
             ui.button(tr("journeys.create"), on_click=create).props("data-testid=create-journey")
     dialog.open()
+
+
+IMPORT_BYTES = 1_000_000  # a journey file: 200 nodes and their conditions fit many times over
+
+
+def _import_dialog(principal: Any) -> None:
+    """A journey file (kehu.journey, as exported) becomes a new draft, under the name given."""
+    chosen: dict[str, Any] = {}
+    with ui.dialog() as dialog, ui.card().classes("w-[30rem]"):
+        ui.label(tr("journeys.import_title")).classes("text-lg font-medium")
+        ui.label(tr("journeys.import_text")).classes("text-grey-8 text-sm")
+        name = ui.input(tr("journeys.col.name")).props("outlined dense data-testid=import-name").classes("w-full")
+
+        async def uploaded(event: Any) -> None:
+            content = await event.file.read()
+            try:
+                chosen["file"] = json.loads(content.decode("utf-8-sig"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                chosen.pop("file", None)
+                ui.notify(tr("journeys.import_unreadable"), type="negative")
+                return
+            if isinstance(chosen["file"], dict) and not name.value:
+                name.value = str(chosen["file"].get("name") or "")[:200]
+
+        ui.upload(label=tr("journeys.import_choose"), auto_upload=True, on_upload=uploaded,
+                  max_file_size=IMPORT_BYTES).props('accept=".json" data-testid=import-file').classes("w-full")
+
+        def create() -> None:
+            if "file" not in chosen:
+                ui.notify(tr("journeys.import_no_file"), type="warning")
+                return
+            data = validated(lambda: schemas.JourneyImport.model_validate(
+                {**chosen["file"], "name": name.value or ""} if isinstance(chosen["file"], dict) else chosen["file"]))
+            if data is None:
+                return
+            made = run_action(lambda session: service.import_journey(session, principal, data).id,
+                              tr("journeys.created", name=data.name))
+            if made is not None:
+                dialog.close()
+                ui.navigate.to(f"/journeys/{made}")
+
+        with ui.row().classes("w-full justify-end"):
+            ui.button(tr("common.cancel"), on_click=dialog.close).props("flat")
+            ui.button(tr("journeys.import_create"), on_click=create).props("data-testid=import-create")
+    dialog.open()
+
+
+def _export(principal: Any, journey_id: int) -> None:
+    with unit_of_work() as session:
+        exported = service.export_journey(session, principal, journey_id)
+    ui.download.content(exported.model_dump_json(indent=2).encode(), f"journey-{journey_id}.json",
+                        "application/json")
 
 
 # -- one journey ----------------------------------------------------------------------------------------------------
@@ -171,6 +226,8 @@ def journey_page(journey_id: int) -> None:
             ui.label(tr("journeys.version", version=journey.version) if journey.version else tr("journeys.never"))\
                 .classes("text-grey-7")
             ui.space()
+            ui.button(tr("journeys.export"), icon="download", on_click=lambda: _export(principal, journey_id)) \
+                .props("flat data-testid=journey-export")
             controls()
         if journey.description:
             ui.label(journey.description).classes("text-grey-8")

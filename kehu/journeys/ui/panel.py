@@ -22,6 +22,7 @@ NODE_ICONS = {"entry": "login", "wait": "hourglass_top", "wait_until": "schedule
               "random_split": "shuffle", "exit": "logout"}
 TRIGGERS = ("manual", "segment_entered", "segment_left", "event")
 WEEKDAYS = range(1, 8)
+NO_FIELD = "-"  # the profile date select's "none": a time on weekdays or a date instead
 TIME = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 
 
@@ -280,15 +281,52 @@ class NodePanel:
                  on_change=lambda e: self._set(node["id"], "time", e.value, typing=True)
                  if TIME.match(e.value or "") else None).props(
             "outlined dense mask=##:## data-testid=panel-time").classes("w-full")
+        if self.editor.date_fields:
+            ui.select({NO_FIELD: tr("journeys.canvas.no_profile_date"), **self.editor.date_fields},
+                      value=node.get("field") or NO_FIELD, label=tr("journeys.canvas.profile_date"),
+                      on_change=lambda e: self._profile_date(node["id"], e.value)).props(
+                "outlined dense data-testid=panel-profile-date").classes("w-full")
+        if node.get("field"):
+            ui.number(tr("journeys.canvas.offset_days"), value=node.get("offset_days") or 0, min=-365, max=365,
+                      precision=0, on_change=lambda e: self._set(node["id"], "offset_days", max(
+                          -365, min(365, int(e.value or 0))), typing=True)).props(
+                "outlined dense data-testid=panel-offset").classes("w-full")
+            ui.checkbox(tr("journeys.canvas.yearly"), value=bool(node.get("yearly")),
+                        on_change=lambda e: self._set(node["id"], "yearly", bool(e.value))).props(
+                "dense data-testid=panel-yearly")
+            ui.label(tr("journeys.canvas.profile_date_text")).classes("text-grey-7 text-xs")
+            return
         ui.select({d: tr(f"journeys.weekday.{d}") for d in WEEKDAYS}, multiple=True,
                   value=list(node.get("weekdays") or []), label=tr("journeys.canvas.weekdays"),
                   on_change=lambda e: self._set(node["id"], "weekdays", sorted(e.value or []))).props(
             "outlined dense use-chips data-testid=panel-weekdays").classes("w-full")
         ui.label(tr("journeys.canvas.weekdays_text")).classes("text-grey-7 text-xs")
         ui.input(tr("journeys.canvas.date"), value=node.get("date") or "",
-                 on_change=lambda e: self._set(node["id"], "date", e.value or None)).props(
+                 on_change=lambda e: self._on_date(node["id"], e.value or None)).props(
             "outlined dense type=date clearable data-testid=panel-date").classes("w-full")
         ui.label(tr("journeys.canvas.date_text")).classes("text-grey-7 text-xs")
+
+    def _on_date(self, node_id: str, day: str | None) -> None:
+        """A date, or weekdays: a date set clears the weekdays."""
+        def apply(definition: dict[str, Any]) -> None:
+            node = self.editor.node_of(definition, node_id)
+            node["date"] = day
+            if day:
+                node["weekdays"] = []
+
+        self.editor.change(apply, panel=bool(day))
+
+    def _profile_date(self, node_id: str, field: str) -> None:
+        """Waiting for a customer's date, or for a time on weekdays or a date: the one or the other."""
+        def apply(definition: dict[str, Any]) -> None:
+            node = self.editor.node_of(definition, node_id)
+            if field and field != NO_FIELD:
+                node.update(field=field, weekdays=[], date=None)
+            else:
+                for key in ("field", "offset_days", "yearly"):
+                    node.pop(key, None)
+
+        self.editor.change(apply, panel=True)
 
     def _random_split_panel(self, node: dict[str, Any]) -> None:
         ui.label(tr("journeys.canvas.random_text")).classes("text-sm text-grey-8 mt-2")

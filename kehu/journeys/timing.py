@@ -1,0 +1,125 @@
+"""When a journey's waits end: a wait until a time of day in the organisation's time zone — on weekdays, on a
+date, or on a date of the customer's profile (a birthday each year, a service due date), some days before or after
+it — over the clock's changes; which profile fields such a wait may name; and what of a node's timing, changed by a
+new version, makes the customers at it start over."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from kehu.cdp.models import Profile
+from kehu.cdp.views import PersonalData
+from kehu.core.errors import FieldError
+from kehu.journeys import schemas
+from kehu.journeys.models import Enrolment, Journey
+from kehu.tenancy.access import org_timezone
+
+TIMED = ("wait", "wait_for_event")  # nodes that hold a customer for a duration
+
+
+def wait_until(node: schemas.WaitUntilNode, now: datetime, timezone: str, on: date | None = None) -> datetime:
+    """The first moment at or after ``now`` that the node waits for, in UTC: its time of day in ``timezone`` on its
+    date (``now`` when that has passed), on the customer's date ``on`` (a profile date field: ``offset_days`` from
+    it, its next anniversary if ``yearly``; ``now`` without one or when it has passed) or on the next of its
+    weekdays (any day if none)."""
+    zone = ZoneInfo(timezone)
+    hour, minute = (int(part) for part in node.time.split(":"))
+    local_now = now.astimezone(zone)
+
+    def at(day: date) -> datetime:
+        # a time the clock skips (spring forward) is read with the offset before the change: the moment after it
+        return datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone).astimezone(UTC)
+
+    if node.field is not None:
+        if on is None:
+            return now
+        if not node.yearly:
+            return max(at(on + timedelta(days=node.offset_days)), now)
+        for year in range(local_now.year - 1, local_now.year + 2):  # the anniversary whose moment is next
+            moment = at(_anniversary(on, year) + timedelta(days=node.offset_days))
+            if moment >= now:
+                return moment
+        return now
+    if node.date is not None:
+        return max(at(node.date), now)
+    for ahead in range(8):
+        day = local_now.date() + timedelta(days=ahead)
+        if (not node.weekdays or day.isoweekday() in node.weekdays) and at(day) >= now:
+            return at(day)
+    return now  # cannot happen: a week holds every weekday
+
+
+def _anniversary(day: date, year: int) -> date:
+    """``day``'s anniversary in ``year`` (29 February: the 28th in other years)."""
+    try:
+        return day.replace(year=year)
+    except ValueError:
+        return day.replace(year=year, day=28)
+
+
+def profile_dates(session: Session, field: str, profile_ids: list[int]) -> dict[int, date | None]:
+    """A date field of these customers' profiles: ``birthday`` or ``attributes.<key>`` (stored as ISO text)."""
+    if not profile_ids:
+        return {}
+    if field == "birthday":
+        return dict(session.execute(select(Profile.id, Profile.birthday).where(Profile.id.in_(profile_ids))).all())
+    key = field.removeprefix("attributes.")
+    found: dict[int, date | None] = {}
+    for profile_id, value in session.execute(select(Profile.id, Profile.attributes[key].as_string())
+                                             .where(Profile.id.in_(profile_ids))):
+        try:
+            found[profile_id] = date.fromisoformat(value[:10]) if value else None
+        except ValueError:  # not a date after all: as if there were none
+            found[profile_id] = None
+    return found
+
+
+def arrive_by_dates(session: Session, journey: Journey, node: schemas.WaitUntilNode, ids: list[int],
+                    now: datetime) -> None:
+    """Each of the walks ``ids``, at a wait until a profile's date, due at its customer's moment (one UPDATE by
+    primary key for them all)."""
+    if not ids or node.field is None:
+        return
+    walks = dict(session.execute(select(Enrolment.id, Enrolment.profile_id).where(Enrolment.id.in_(ids))).all())
+    dates = profile_dates(session, node.field, sorted(set(walks.values())))
+    timezone = org_timezone(session, journey.org_id)
+    session.execute(update(Enrolment), [{"id": walk_id, "due_at": wait_until(node, now, timezone,
+                                                                             dates.get(profile_id))}
+                                        for walk_id, profile_id in walks.items()])
+
+
+def date_field_problems(session: Session, org_id: int, field: str, at: str) -> list[FieldError]:
+    """A wait's profile date must be a date field of the customers. One of personal data (a birthday) may be used
+    by a marketer who sees it masked: the walks' due times there are hidden from such readers
+    (results.enrolments_out), as the value is."""
+    personal = PersonalData.of(session, org_id)
+    kind: str | None
+    if field == "birthday":
+        kind = "date"
+    elif field.startswith("attributes."):
+        defined = personal.defined.get(field.removeprefix("attributes."))
+        kind = defined.type if defined is not None else None
+    else:
+        kind = None
+    if kind != "date":
+        return [FieldError(at, f"{field!r} is no date field of the customers", "date_field")]
+    return []
+
+
+def timing_of(node: Any) -> tuple[Any, ...]:
+    """What decides when a node acts on a customer: a node whose kind or timing changed starts over for those at it."""
+    if node.type in TIMED:
+        return (node.type, node.seconds, *waited_for(node))
+    if node.type == "wait_until":
+        return (node.type, node.time, tuple(node.weekdays), node.date, node.field, node.offset_days, node.yearly)
+    return (node.type,)
+
+
+def waited_for(node: Any) -> tuple[Any, ...]:
+    """The event a wait for an event waits for (nothing for other nodes)."""
+    return (node.event, sorted(node.properties.items())) if node.type == "wait_for_event" else ()
