@@ -26,6 +26,7 @@ from sqlalchemy import (
     any_,
     case,
     cast,
+    delete,
     insert,
     literal,
     select,
@@ -40,14 +41,14 @@ from kehu.cdp.models import HAPPENING, Event, Profile
 from kehu.channels.broadcasts import make_message_rows
 from kehu.channels.models import Template
 from kehu.core import events, jobs
-from kehu.core.db import Database, utcnow
+from kehu.core.db import Database, dialect_insert, utcnow
 from kehu.core.errors import ValidationFailed
 from kehu.journeys import schemas
 from kehu.journeys.models import ACTIVE, Enrolment, Journey, JourneyStep
 from kehu.journeys.service import DEFAULT_TIMEZONE, Graph, _lock, enrol, graph_of, journey_units
 from kehu.journeys.timing import arrive_by_dates
 from kehu.segments.conditions import compile_condition
-from kehu.segments.models import SegmentChange
+from kehu.segments.models import ProfileTag, SegmentChange, Tag
 from kehu.tenancy.access import org_timezone
 
 log = logging.getLogger(__name__)
@@ -354,6 +355,8 @@ def step(session: Session, journey_id: int, version: int, node_id: str, *, now: 
     else:
         if node.type == "send":
             _send(session, journey, node, ids, now)
+        elif node.type == "tag":
+            _tag(session, journey, node, ids, now)
         _move(session, journey, graph, version, ids, node_id, "passed", graph.next(node_id), now)
     return len(ids)
 
@@ -444,6 +447,23 @@ def _finish(session: Session, journey: Journey, version: int, ids: list[int], no
         values["node"] = at
     session.execute(update(Enrolment).where(_among(session, ids)).values(**values)
                     .execution_options(synchronize_session=False))
+
+
+def _tag(session: Session, journey: Journey, node: schemas.TagNode, ids: list[int], now: datetime) -> None:
+    """The node's tag put on (taken off) every customer in ``ids``, in one statement; a tag deleted or bound to a
+    rule since publishing is left alone (the customers go on)."""
+    tag = session.get(Tag, node.tag_id) if node.tag_id is not None else None
+    if tag is None or tag.org_id != journey.org_id or tag.segment_id is not None or tag.rule is not None:
+        return
+    customers = select(Enrolment.profile_id).where(_among(session, ids))
+    if node.remove:
+        session.execute(delete(ProfileTag).where(ProfileTag.tag_id == tag.id, ProfileTag.profile_id.in_(customers),
+                                                 ProfileTag.origin != "rule"))
+        return
+    rows = select(literal(tag.id, BigInteger), Enrolment.profile_id, literal(journey.org_id, BigInteger),
+                  literal("journey"), literal(now, type_=ProfileTag.added_at.type)).where(_among(session, ids))
+    session.execute(dialect_insert(session)(ProfileTag).from_select(
+        ["tag_id", "profile_id", "org_id", "origin", "added_at"], rows).on_conflict_do_nothing())
 
 
 def _send(session: Session, journey: Journey, node: schemas.SendNode, ids: list[int], now: datetime) -> None:

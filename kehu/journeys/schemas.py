@@ -109,6 +109,15 @@ class SendNode(_Node):
     template_id: int | None = Field(default=None, ge=1)  # a draft may leave it to choose; publishing may not
 
 
+class TagNode(_Node):
+    """Put a tag on the customers (or take it off, ``remove``): one of the tags people put on by hand, not one a
+    rule keeps."""
+
+    type: Literal["tag"]
+    tag_id: int | None = Field(default=None, ge=1)  # a draft may leave it to choose; publishing may not
+    remove: bool = False
+
+
 class Branch(_In):
     name: NodeId
     label: str = Field(default="", max_length=50)  # as the canvas shows it (the name if empty)
@@ -160,9 +169,9 @@ class ExitNode(_Node):
     type: Literal["exit"]
 
 
-Node = Annotated[EntryNode | WaitNode | WaitUntilNode | WaitForEventNode | SendNode | SplitNode | RandomSplitNode
-                 | ExitNode, Field(discriminator="type")]
-NODE_TYPES = ("entry", "wait", "wait_until", "wait_for_event", "send", "split", "random_split", "exit")
+Node = Annotated[EntryNode | WaitNode | WaitUntilNode | WaitForEventNode | SendNode | TagNode | SplitNode
+                 | RandomSplitNode | ExitNode, Field(discriminator="type")]
+NODE_TYPES = ("entry", "wait", "wait_until", "wait_for_event", "send", "tag", "split", "random_split", "exit")
 
 
 def ways_of(node: Any) -> list[str | None]:

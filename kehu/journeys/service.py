@@ -43,7 +43,7 @@ from kehu.journeys import schemas
 from kehu.journeys.models import ACTIVE, Enrolment, Journey, JourneyVersion
 from kehu.journeys.timing import TIMED, arrive_by_dates, date_field_problems, timing_of, wait_until, waited_for
 from kehu.segments.conditions import compile_condition
-from kehu.segments.models import Segment, SegmentMember
+from kehu.segments.models import Segment, SegmentMember, Tag
 from kehu.tenancy.access import (
     DEFAULT_TIMEZONE,
     Place,
@@ -185,6 +185,8 @@ def _unfinished(definition: schemas.Definition) -> list[FieldError]:
         at = f"definition.nodes[{index}]"
         if node.type == "send" and node.template_id is None:
             errors.append(FieldError(f"{at}.template_id", "choose the template to send", "template"))
+        elif node.type == "tag" and node.tag_id is None:
+            errors.append(FieldError(f"{at}.tag_id", "choose the tag", "tag"))
         elif node.type == "wait_for_event" and not node.event:
             errors.append(FieldError(f"{at}.event", "name the event to wait for", "event"))
         elif node.type == "split":
@@ -229,6 +231,9 @@ def _reference_problems(session: Session, principal: Principal, org_id: int,
             errors += _ref_errors(session, principal, f"{at}.template_id",
                                   Ref(Template, node.template_id, "read", Template.is_archived.is_(False),
                                       reach=templates.inherited))
+        elif node.type == "tag" and node.tag_id is not None:
+            errors += _ref_errors(session, principal, f"{at}.tag_id",
+                                  Ref(Tag, node.tag_id, "read", Tag.segment_id.is_(None), Tag.rule.is_(None)))
         elif node.type == "split":
             for number, branch in enumerate(node.branches):
                 if branch.condition is None:

@@ -335,7 +335,7 @@ class CustomerTagOut(BaseModel):
     id: int
     name: str
     colour: str
-    origin: str = Field(description="manual | rule")
+    origin: str = Field(description="manual | rule | journey")
     added_at: datetime
 
 

@@ -201,7 +201,11 @@ def test_a_marketer_draws_a_journey_on_the_canvas_and_watches_a_customer_enter(p
 
 def test_a_marketer_sets_up_an_ab_test_and_a_wait_until_morning(page, server, sign_in):
     """Shares that do not add up are said on the node and in the panel; a control group is one at most; a wait
-    until 10:00 on weekdays says so on its node; an unfinished draft is saved and comes back as it was."""
+    until 10:00 on weekdays says so on its node; a tag node; an unfinished draft is saved and comes back as it
+    was."""
+    tag = f"高意向 {uuid.uuid4().hex[:4]}"
+    with api(server, MARKETER) as marketer:
+        assert marketer.post("/api/v1/tags", json={"name": tag}).status_code == 201
     sign_in(MARKETER)
     page.goto(f"{server}/journeys")
     page.get_by_test_id("new-journey").click()
@@ -232,6 +236,11 @@ def test_a_marketer_sets_up_an_ab_test_and_a_wait_until_morning(page, server, si
     expect(node).to_contain_text("B 40%")
     page.get_by_test_id("canvas-panel").get_by_role("checkbox").nth(1).click()  # B is the hold-out group
     expect(node).to_contain_text("B 40% (对照组)")
+    page.get_by_test_id("canvas-node-random_split_1").click()
+    page.get_by_test_id("palette-tag").click()  # on B, the control group's free way
+    expect(page.get_by_test_id("canvas-node-tag_1").get_by_test_id("canvas-node-problem")).to_be_visible()
+    _choose(page, "panel-tag", tag)
+    expect(page.get_by_test_id("canvas-node-tag_1")).to_contain_text(f"打上标签「{tag}」")
     page.get_by_test_id("canvas-save").click()  # unfinished (group A leads nowhere) and saved all the same
     expect(page.get_by_test_id("canvas-unsaved")).to_be_hidden()
     page.reload()

@@ -5,14 +5,19 @@ groups are a partition in their proportions, the same however often a step is do
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
+from kehu.core.errors import ValidationFailed
 from kehu.journeys import engine, results, schemas, service, timing
 from kehu.journeys.models import Enrolment, JourneyStep
+from kehu.segments import schemas as segment_schemas
+from kehu.segments import tags
+from kehu.segments.models import ProfileTag
 from kehu.tenancy.models import Organization
 from tests.channels.conftest import Audience
 from tests.journeys.test_engine import advance, live_journey, places
@@ -242,3 +247,44 @@ def test_a_wait_until_a_profile_date_needs_a_date_field(session, clean_database,
                          "edges": [{"from": "entry", "to": "w"}, {"from": "w", "to": "out"}]})))
     assert [(p.field, p.code) for p in service.problems(session, hq, journey)] == [
         ("definition.nodes[1].field", "date_field")]
+
+
+def test_a_tag_node_puts_its_tag_on_and_takes_it_off_and_a_rule_tag_is_refused(session, clean_database,
+                                                                             audience: Audience, tree):
+    hq = audience.principal(session, audience.hq_marketer)
+    keen = tags.create_tag(session, tree.system, segment_schemas.TagCreate(name="高意向"))
+    ruled = tags.create_tag(session, tree.system, segment_schemas.TagCreate(name="名单成员",
+                                                                            segment_id=audience.segment_id))
+    session.commit()
+    people = [audience.customers["zhang"].id, audience.customers["li"].id]
+    journey = live_journey(session, hq, {
+        "nodes": [{"id": "entry", "type": "entry"}, {"id": "on", "type": "tag", "tag_id": keen.id},
+                  {"id": "wait", "type": "wait", "days": 1},
+                  {"id": "off", "type": "tag", "tag_id": keen.id, "remove": True}, {"id": "out", "type": "exit"}],
+        "edges": [{"from": "entry", "to": "on"}, {"from": "on", "to": "wait"}, {"from": "wait", "to": "off"},
+                  {"from": "off", "to": "out"}]})
+    service.enrol_by_hand(session, hq, journey.id, schemas.EnrolRequest(profile_ids=people))
+    session.commit()
+
+    def tagged() -> dict[int, str]:
+        session.expire_all()
+        return dict(session.execute(select(ProfileTag.profile_id, ProfileTag.origin)
+                                    .where(ProfileTag.tag_id == keen.id)).all())
+
+    advance(clean_database, datetime.now(UTC) + timedelta(seconds=1))
+    assert tagged() == {people[0]: "journey", people[1]: "journey"}
+    advance(clean_database, datetime.now(UTC) + timedelta(days=1, minutes=1))
+    assert tagged() == {}
+    assert places(session, journey.id)[people[0]] == ("out", "completed")
+
+    def draft(tag: dict[str, Any]) -> Any:
+        return service.create_journey(session, hq, schemas.JourneyCreate(name=f"标签 {len(tag)}", definition=schemas
+            .Definition.model_validate({"nodes": [{"id": "entry", "type": "entry"}, {"id": "t", "type": "tag", **tag},
+                                                  {"id": "out", "type": "exit"}],
+                                        "edges": [{"from": "entry", "to": "t"}, {"from": "t", "to": "out"}]})))
+
+    with pytest.raises(ValidationFailed) as refused:  # a rule's tag is the rule's: refused when saved, named
+        draft({"tag_id": ruled.id})
+    assert [e.field for e in refused.value.errors] == ["definition.nodes[1].tag_id"]
+    assert [(p.field, p.code) for p in service.problems(session, hq, draft({}))] == [
+        ("definition.nodes[1].tag_id", "tag")]

@@ -25,11 +25,12 @@ from kehu.core.i18n import t
 from kehu.journeys import schemas, service
 from kehu.journeys.ui.panel import NODE_ICONS, NodePanel
 from kehu.segments import service as segment_service
+from kehu.segments import tags
 from kehu.ui.components.condition_builder import COMMON_EVENTS
 from kehu.ui.components.flow import OUT, FlowCanvas
 from kehu.ui.shell import locale, run_action, tr, unit_of_work, validated
 
-PALETTE = ("wait", "wait_until", "wait_for_event", "send", "split", "random_split", "exit")
+PALETTE = ("wait", "wait_until", "wait_for_event", "send", "tag", "split", "random_split", "exit")
 HISTORY = 100  # undo steps kept
 
 
@@ -116,6 +117,8 @@ class JourneyEditor:
                 if principal.can("messages") else {}
             self.segments = {s.id: s.name for s in segment_service.list_segments(session, principal,
                                                                                  limit=500).items} \
+                if principal.can("segments") else {}
+            self.tags = {tag.id: tag.name for tag in tags.manual_tags(session, principal)} \
                 if principal.can("segments") else {}
         self.events = list(dict.fromkeys([*COMMON_EVENTS, *sorted(events.customer_events())]))
         with unit_of_work() as session:  # the customers' date fields a wait may wait for
@@ -252,6 +255,9 @@ class JourneyEditor:
             days = "、".join(tr(f"journeys.weekday.{d}") for d in sorted(node.get("weekdays") or []))
             return tr("journeys.wait_until_days", time=node.get("time") or "—", days=days) if days else \
                 tr("journeys.wait_until_time", time=node.get("time") or "—")
+        if kind == "tag":
+            return tr("journeys.tag_remove" if node.get("remove") else "journeys.tag_add",
+                      tag=self.tags.get(node.get("tag_id") or 0, "—"))
         if kind == "random_split":
             return " · ".join(f"{g.get('label') or g.get('name')} {g.get('percent', 0)}%"
                               + (f" ({tr('journeys.control')})" if g.get("control") else "")
@@ -404,6 +410,8 @@ class JourneyEditor:
             node.update(event=None, days=7)
         elif kind == "wait_until":
             node.update(time="10:00", weekdays=[])
+        elif kind == "tag":
+            node.update(tag_id=None, remove=False)
         elif kind == "random_split":
             node["groups"] = [{"name": "a", "label": "A", "percent": 50}, {"name": "b", "label": "B", "percent": 50}]
         elif kind == "split":

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 NODE_ICONS = {"entry": "login", "wait": "hourglass_top", "wait_until": "schedule",
               "wait_for_event": "notifications_active", "send": "send", "split": "call_split",
-              "random_split": "shuffle", "exit": "logout"}
+              "random_split": "shuffle", "tag": "sell", "exit": "logout"}
 TRIGGERS = ("manual", "segment_entered", "segment_left", "event")
 WEEKDAYS = range(1, 8)
 NO_FIELD = "-"  # the profile date select's "none": a time on weekdays or a date instead
@@ -72,6 +72,8 @@ class NodePanel:
                 self._wait_until_panel(node)
             elif kind == "random_split":
                 self._random_split_panel(node)
+            elif kind == "tag":
+                self._tag_panel(node)
             if kind != "entry":
                 ui.separator().classes("my-2")
                 ui.button(tr("journeys.canvas.delete_node"), icon="delete",
@@ -327,6 +329,18 @@ class NodePanel:
                     node.pop(key, None)
 
         self.editor.change(apply, panel=True)
+
+    def _tag_panel(self, node: dict[str, Any]) -> None:
+        if not self.editor.tags:
+            ui.label(tr("journeys.canvas.no_tags")).classes("text-grey-7 text-sm")
+            return
+        ui.toggle({False: tr("journeys.canvas.tag_add"), True: tr("journeys.canvas.tag_remove")},
+                  value=bool(node.get("remove")), on_change=lambda e: self._set(node["id"], "remove", bool(e.value))) \
+            .props("no-caps dense data-testid=panel-tag-remove")
+        ui.select(self.editor.tags, value=node.get("tag_id"), label=tr("journeys.canvas.tag"), with_input=True,
+                  on_change=lambda e: self._set(node["id"], "tag_id", e.value)).props(
+            "outlined dense data-testid=panel-tag").classes("w-full")
+        ui.label(tr("journeys.canvas.tag_text")).classes("text-grey-7 text-xs")
 
     def _random_split_panel(self, node: dict[str, Any]) -> None:
         ui.label(tr("journeys.canvas.random_text")).classes("text-sm text-grey-8 mt-2")

@@ -411,8 +411,9 @@ def customer_segments(principal: Any, profile_id: int) -> None:
             with area:
                 with ui.row().classes("gap-1 items-center"):
                     for tag_id, name, colour, origin in carried:
-                        chip = ui.chip(name, icon="sell" if origin == "manual" else "auto_awesome",
-                                       removable=origin == "manual").props(f"color={colour} text-color=white dense")
+                        # a rule's tags follow the rule; a person's and a journey's may be taken off by hand
+                        chip = ui.chip(name, icon="auto_awesome" if origin == "rule" else "sell",
+                                       removable=origin != "rule").props(f"color={colour} text-color=white dense")
                         chip.on("remove", lambda _=None, t=tag_id: untag(t))
                     if not carried:
                         ui.label(tr("tags.none")).classes("text-grey-7 text-sm")
