@@ -1,8 +1,8 @@
 """The domains kehu is made of, lower first (a domain builds on those before it: DESIGN.md §2). The app mounts
 their routers, the shell their pages and navigation, the worker their services and Alembic their tables, all
-from this list (kehu/core/domains.py); the entities a role grants (kehu.tenancy.access.ENTITIES, which the
-tenancy layer below cannot import from here) are checked against it by tests/core/test_domains.py. A new domain
-is its folder with a ``manifest.py`` and one line here."""
+from this list (kehu/core/domains.py); the role editor offers the entities and permissions the domains declare
+here and below (``kehu.core.domains.role_vocabulary`` reads this module by name: the tenancy layer, below every
+domain, cannot import it). A new domain is its folder with a ``manifest.py`` and one line here."""
 
 from __future__ import annotations
 

@@ -4,36 +4,30 @@ A batch is resolved with one query for every identity it mentions and one for th
 profiles those point at; merges re-point events with one set-based UPDATE per merge; events are appended
 with one multi-row INSERT that skips message ids already stored.
 
-Over 800 lines: the resolver, merge/unmerge and the import's column-by-column writer share the identity
-rules and the profile column map; to split next is the import writer (store_imported, _add_newcomers).
+New profiles and identities are written by ``kehu.cdp.writer`` (as an import's newcomers are, by
+``kehu.cdp.imported``).
 """
 
 from __future__ import annotations
 
 import operator
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
-import orjson
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from kehu.cdp import commerce, fields, normalise, relations
+from kehu.cdp import commerce, fields, normalise, relations, writer
 from kehu.cdp.identity_rules import Rules, rules_for
 from kehu.cdp.manifest import MERGE_UNDONE, PROFILE_MERGED
 from kehu.cdp.models import Event, Identity, IngestBatch, Merge, Profile, Source
+from kehu.cdp.writer import PROFILE_COLUMNS
 from kehu.core import audit, events, jobs
 from kehu.core.db import (
-    EveryRow,
-    JsonTexts,
-    copy_columns,
-    copy_rows,
-    insert_columns_returning_ids,
     insert_ignoring_conflicts,
-    insert_returning_ids,
     lost_a_race,
     one_of,
     profile_linked_models,
@@ -92,8 +86,7 @@ def message_identities(message: dict[str, Any]) -> tuple[list[tuple[str, str]], 
     return list(dict.fromkeys(pairs)), notes
 
 
-_PROFILE_COLUMNS = tuple(c.key for c in Profile.__table__.columns if c.key != "id")
-_profile_values = operator.attrgetter(*_PROFILE_COLUMNS)  # all of a NewProfile's columns in one C call
+_profile_values = operator.attrgetter(*PROFILE_COLUMNS)  # all of a NewProfile's columns in one C call
 
 
 class NewProfile:
@@ -101,15 +94,12 @@ class NewProfile:
     build and another ~50 µs to flush, and imports make millions. ``Resolver.write_pending`` turns it into a
     row; if the batch must touch it again through the ORM (a merge), it is swapped for the loaded row."""
 
-    __slots__ = ("id", *_PROFILE_COLUMNS)
+    __slots__ = ("id", *PROFILE_COLUMNS)
 
     def __init__(self, **values: Any) -> None:
         self.id: int | None = None
-        for key in _PROFILE_COLUMNS:
+        for key in PROFILE_COLUMNS:
             setattr(self, key, values.get(key))
-
-    def row(self) -> dict[str, Any]:
-        return dict(zip(_PROFILE_COLUMNS, _profile_values(self), strict=True))
 
 
 class Resolver:
@@ -184,10 +174,10 @@ class Resolver:
         if pairs and not any(owner_of(pair) for pair in pairs) and len({k for k, _ in pairs}) == len(pairs):
             # Nobody holds any of these, one value per kind (a first import, a new visitor): a new profile
             # takes them all; every kind's limit is at least one, so there is nothing to weigh.
-            anchor = self._new_profile(source, ts)
+            newcomer = self._new_profile(source, ts)
             for kind, value in pairs:
-                self._attach(anchor, kind, value, source, ts)
-            return anchor, min(pairs, key=lambda p: self.rules.priority(p[0]))
+                self._attach(newcomer, kind, value, source, ts)
+            return newcomer, min(pairs, key=lambda p: self.rules.priority(p[0]))
         ordered = sorted(pairs, key=lambda p: self.rules.priority(p[0]))
         anchor: Profile | None = None
         unknown: list[tuple[str, str]] = []
@@ -247,18 +237,16 @@ class Resolver:
         batch still does to them (a merge, later traits) reaches the database as ordinary UPDATEs."""
         written = self.new_profiles
         if written:
-            ids = insert_returning_ids(self.session, Profile.__table__, [p.row() for p in written])
+            laid_out = zip(*map(_profile_values, written), strict=True)
+            ids = writer.write_profiles(self.session, dict(zip(PROFILE_COLUMNS, map(list, laid_out), strict=True)))
             for profile, profile_id in zip(written, ids, strict=True):
                 profile.id = profile_id
             self.new_profiles = []
         if self.new_identities:
-            table = Identity.__table__
-            rows = [{"org_id": self.org_id, "profile_id": profile.id, "kind": kind, "value": value,
-                     "source_id": source_id, "first_seen_at": ts, "last_seen_at": ts}
-                    for profile, kind, value, source_id, ts in self.new_identities]
-            ids = insert_returning_ids(self.session, table, rows)
-            for row, identity_id in zip(rows, ids, strict=True):
-                self.identities[(row["kind"], row["value"])] = identity_id
+            owners, kinds, values, sources, moments = (list(c) for c in zip(*self.new_identities, strict=True))
+            ids = writer.write_identities(self.session, self.org_id, profile_ids=[p.id for p in owners],
+                                          kinds=kinds, values=values, source_ids=sources, first_seen=moments)
+            self.identities.update(zip(zip(kinds, values, strict=True), ids, strict=True))
             self.new_identities = []
         if written and not final:
             loaded = {p.id: p for p in self.session.scalars(select(Profile).where(
@@ -479,23 +467,23 @@ def apply_traits(profile: Profile, traits: dict[str, Any], *, ts: datetime, sour
     return notes
 
 
-_BORN_WITH = frozenset(("source", "lifecycle_stage"))  # what _new_profile sets before any trait
+BORN_WITH = frozenset(("source", "lifecycle_stage"))  # what _new_profile sets before any trait
 
 
 def trait_time(profile: Any, times: dict[str, Any], key: str) -> dict[str, Any]:
     """When and from which source the profile's ``key`` was set ({} if unknown). Traits a profile was born
     with share one entry, ``"*"`` (an import's million new profiles then carry one stamp each, not one per
     trait); it stands for every trait the profile holds that has no entry of its own, but for the two columns a
-    new profile holds without being given them (``_BORN_WITH``): those have their own entry when given."""
+    new profile holds without being given them (``BORN_WITH``): those have their own entry when given."""
     entry = times.get(key)
-    if entry is None and "*" in times and key not in _BORN_WITH:
+    if entry is None and "*" in times and key not in BORN_WITH:
         held = getattr(profile, key) if key in PROFILE_FIELDS else (profile.attributes or {}).get(key)
         if held not in (None, ""):
             return times["*"]
     return entry or {}
 
 
-_NOT_TRAITS = frozenset(("firstName", "lastName", "first_name", "last_name", "consent"))
+NOT_TRAITS = frozenset(("firstName", "lastName", "first_name", "last_name", "consent"))
 
 
 def _trait_targets(traits: dict[str, Any]) -> Iterator[tuple[str, str | None, Any]]:
@@ -515,7 +503,7 @@ def _trait_targets(traits: dict[str, Any]) -> Iterator[tuple[str, str | None, An
             combined.setdefault("city", address.get("city"))
             combined["address"] = address.get("street") or None
     for key, value in combined.items():
-        if key in _NOT_TRAITS or value is None:
+        if key in NOT_TRAITS or value is None:
             continue  # consent becomes consent records, not a trait
         if key in IDENTITY_TRAITS and key not in STANDARD_TRAITS:
             continue  # an identity (VIN, openid, dealer number…), kept as such, not copied into attributes
@@ -582,14 +570,14 @@ def process_messages(session: Session, source: Source, messages: list[dict[str, 
     mentioned = Counter(p for _, pairs, _ in extracted for p in pairs)
     mentioned.update(("user_id", m["previous_id"]) for m, _, _ in extracted if m.get("previous_id"))
     resolver.preload(set(mentioned))
-    rows = _resolve(resolver, source, extracted, received_at)
+    rows = resolve_calls(resolver, source, extracted, received_at)
     inserted = insert_ignoring_conflicts(session, Event, rows, ["source_id", "message_id"])
     resolver.stats.events = inserted
     resolver.stats.duplicates += len(rows) - inserted
     return resolver.stats
 
 
-def _resolve(resolver: Resolver, source: Source, extracted: list[tuple[dict[str, Any], list[Any], list[str]]],
+def resolve_calls(resolver: Resolver, source: Source, extracted: list[tuple[dict[str, Any], list[Any], list[str]]],
              received_at: datetime) -> list[dict[str, Any]]:
     """Resolve (message, identities, notes) in time order after ``preload``: profiles, merges, traits,
     consent, accounts and orders written; the rows of their events returned."""
@@ -643,213 +631,6 @@ def _resolve(resolver: Resolver, source: Source, extracted: list[tuple[dict[str,
                      "received_at": received_at, "identity_id": resolver.identity_id(produced),
                      "profile_id": owner.id, "properties": properties, "context": context})
     return rows
-
-
-# -- imported rows ---------------------------------------------------------------------------------
-def import_message_id(run_id: int, number: int) -> str:
-    """The message id of row ``number`` of an import run: new by construction, the same if the part runs again."""
-    return f"import-{run_id}-{number}"
-
-
-class ImportedRow(NamedTuple):
-    """A validated row of a profile file: its normalised traits (JSON values, dates as ISO text), the
-    identities they carry (as ``message_identities`` orders them) and its moment."""
-
-    message_id: str
-    ts: datetime
-    traits: dict[str, Any]
-    identities: list[tuple[str, str]]
-    properties: dict[str, Any]
-
-    @classmethod
-    def of(cls, run_id: int, number: int, filename: str, ts: datetime, traits: dict[str, Any],
-           identities: list[tuple[str, str]]) -> ImportedRow:
-        """Row ``number`` of import run ``run_id``: its message id and event properties (``_add_newcomers``
-        writes the same as text)."""
-        return cls(import_message_id(run_id, number), ts, traits, identities,
-                   {"import_id": run_id, "row": number, "file": filename})
-
-    def message(self) -> dict[str, Any]:
-        """The identify call the row stands for."""
-        user_id = next((value for kind, value in self.identities if kind == "user_id"), None)
-        return {"type": "identify", "message_id": self.message_id, "user_id": user_id, "anonymous_id": None,
-                "previous_id": None, "group_id": None, "event": "import", "traits": self.traits, "group_traits": {},
-                "properties": self.properties, "context": {}, "ts": self.ts.isoformat(), "normalised": True,
-                "identities": self.identities}
-
-
-class ImportedColumns(NamedTuple):
-    """Validated rows of a profile file laid out by column, as ``RowReader.read`` gives them: row ``i`` is what
-    ``row(i)`` says (the ImportedRow ``RowReader.row`` makes of it). A file's columns hold a million rows'
-    values as a few lists, so the common case (new people) is written without an object per row."""
-
-    run_id: int
-    filename: str
-    numbers: list[int]
-    moments: list[datetime]
-    traits: dict[str, list[Any]]  # trait → each row's normalised value, None where the row gives none
-    identities: list[tuple[str, list[Any]]]  # (kind, each row's value) in the order a call lists them
-
-    def row(self, i: int) -> ImportedRow:
-        number = self.numbers[i]
-        return ImportedRow.of(self.run_id, number, self.filename, self.moments[i],
-                              {trait: values[i] for trait, values in self.traits.items() if values[i] is not None},
-                              [(kind, values[i]) for kind, values in self.identities if values[i] is not None])
-
-
-def store_imported(session: Session, source: Source, columns: ImportedColumns, odd: list[ImportedRow], *,
-                   received_at: datetime) -> BatchStats:
-    """Profiles and events from the rows of an import, whose message ids are new by construction: ``columns``
-    (the rows read by column) and ``odd`` (rows the columns cannot hold, read one by one). A row that brings
-    a new person and nothing else to resolve (identities that nobody holds and no other row mentions) becomes
-    a profile of its own whatever the order of the rows: such rows skip the resolver and go in column by
-    column (what the resolver would have written, at a fraction of its cost: an import's first run is nearly
-    all of them). The others are resolved as calls."""
-    resolver = Resolver(session, source.org_id, rules_for(session, source.org_id))
-    resolver.newcomer_stage = "prospect"
-    resolver.stats.messages = len(columns.numbers) + len(odd)
-    mentioned: dict[str, list[Any]] = defaultdict(list)
-    for kind, values in columns.identities:
-        mentioned[kind] += [value for value in values if value is not None]
-    for row in odd:
-        for kind, value in row.identities:
-            mentioned[kind].append(value)
-    resolver.preload_values(mentioned)
-    held: dict[str, set[Any]] = defaultdict(set)
-    for kind, value in resolver.owner:
-        held[kind].add(value)
-    resolved: set[int] = set()  # rows (by place in the columns) that another row or a stored person touches
-    for kind, values in columns.identities:
-        taken = held[kind]
-        if len(set(mentioned[kind])) < len(mentioned[kind]):  # a value more than one row gives
-            taken = taken | {value for value, count in Counter(mentioned[kind]).items() if count > 1}
-        if taken:
-            resolved.update(i for i, value in enumerate(values) if value in taken)
-    rest = [*(columns.row(i) for i in sorted(resolved)), *odd]
-    if rest:
-        extracted = [(row.message(), list(row.identities), []) for row in rest]
-        copy_rows(session, Event, _resolve(resolver, source, extracted, received_at))
-    _add_newcomers(resolver, source, columns,
-                   None if not resolved else [i for i in range(len(columns.numbers)) if i not in resolved], received_at)
-    resolver.stats.events = resolver.stats.messages
-    return resolver.stats
-
-
-_TRAIT_COLUMNS = tuple(dict.fromkeys(STANDARD_TRAITS.values()))  # name, gender, birthday, mobile, …
-
-
-def columns_hold(traits: list[str], identity_kinds: list[str]) -> bool:
-    """Can ``ImportedColumns`` with these traits (in a file's order) and identity kinds be written by column?
-    Not when two traits fill one profile column or give one kind (the row decides which), nor with traits
-    that are not plain values (``_NOT_TRAITS``): such files are resolved row by row."""
-    slots = [STANDARD_TRAITS[trait] for trait in traits if trait in STANDARD_TRAITS]
-    return (len(set(traits)) == len(traits) and len(set(slots)) == len(slots)
-            and len(set(identity_kinds)) == len(identity_kinds) and _NOT_TRAITS.isdisjoint(traits))
-
-
-def _memoised(convert: Callable[[Any], Any]) -> Callable[[list[Any]], list[Any]]:
-    """``convert`` applied to a column, once per distinct value (None stays None)."""
-    def column(values: list[Any]) -> list[Any]:
-        done: dict[Any, Any] = {None: None}
-        return [done[value] if value in done else done.setdefault(value, convert(value)) for value in values]
-    return column
-
-
-_dates, _pinyins = _memoised(date.fromisoformat), _memoised(normalise.pinyin)
-
-
-def _add_newcomers(resolver: Resolver, source: Source, columns: ImportedColumns, keep: list[int] | None,
-                   received_at: datetime) -> None:
-    """Write the newcomers' profiles, identities and events column by column, one COPY per table: the rows
-    ``keep`` names (all of them if None)."""
-    def pick(values: list[Any]) -> list[Any]:
-        return values if keep is None else [values[i] for i in keep]
-
-    count = len(columns.numbers) if keep is None else len(keep)
-    if not count:
-        return
-    session = resolver.session
-    now, org_id, unit_id, source_id = resolver.now, resolver.org_id, source.unit_id, source.id
-    # a newcomer's traits are normalised and carry no composite ones (columns_hold): each is a column, an
-    # identity kept as such, or an attribute
-    profiles: dict[str, Any] = {"org_id": EveryRow(org_id), "unit_id": EveryRow(unit_id),
-                                **{column: EveryRow(None) for column in _TRAIT_COLUMNS},
-                                "source": EveryRow(source.name), "lifecycle_stage": EveryRow(resolver.newcomer_stage)}
-    attributes: list[tuple[str, list[Any]]] = []
-    for trait, values in columns.traits.items():
-        column = STANDARD_TRAITS.get(trait)
-        if column is None:
-            if trait not in IDENTITY_TRAITS:
-                attributes.append((trait, pick(values)))
-        elif column in _BORN_WITH:
-            default = profiles[column].value
-            profiles[column] = [default if value is None else value for value in pick(values)]
-        else:
-            profiles[column] = pick(values)
-    if isinstance(profiles["birthday"], list):
-        profiles["birthday"] = _dates(profiles["birthday"])  # ISO text in the traits, a date in the column
-    names = profiles["name"]
-    profiles["name_pinyin"] = _pinyins(names) if isinstance(names, list) else EveryRow(None)
-    nothing: dict[str, Any] = {}  # attributes and context of the rows that have none: written once, as "{}"
-    if attributes:
-        keys = [key for key, _ in attributes]
-        profiles["attributes"] = [{key: value for key, value in zip(keys, values, strict=True) if value is not None}
-                                  for values in zip(*(values for _, values in attributes), strict=True)]
-    else:
-        profiles["attributes"] = EveryRow(nothing)
-    moments = pick(columns.moments)
-    # every trait from this one call: one shared stamp (see trait_time), written as text from the moments'
-    # JSON spelling (one orjson call for the part, which writes a moment as isoformat() does)
-    stamps: list[Any] = JsonTexts(map(f'{{"*":{{"ts":%s,"src":{source_id}}}}}'.__mod__,
-                                      orjson.dumps(moments).decode()[1:-1].split(",")))
-    if born_with := _BORN_WITH.intersection(columns.traits):  # given by the file: stamped as their own
-        stamps = [{"*": {"ts": ts, "src": source_id}} for ts in moments]
-        for trait in born_with:
-            for stamp, value in zip(stamps, pick(columns.traits[trait]), strict=True):
-                if value is not None:
-                    stamp[trait] = stamp["*"]
-    profiles.update(trait_times=stamps, first_seen_at=moments, last_seen_at=moments, created_at=EveryRow(now),
-                    updated_at=EveryRow(now))
-    profile_ids = insert_columns_returning_ids(session, Profile.__table__, profiles)
-    # Into the unique index in its own order (kind, then value): neighbouring keys share leaf pages, so once
-    # the index outgrows the database's cache a batch reads each page once instead of once per identity.
-    identities: dict[str, list[Any]] = {"profile_id": [], "kind": [], "value": [], "first_seen_at": []}
-    laid_out = []
-    for kind, all_values in sorted(columns.identities, key=operator.itemgetter(0)):
-        values = pick(all_values)
-        given = sorted((i for i, value in enumerate(values) if value is not None), key=values.__getitem__)
-        identities["profile_id"] += [profile_ids[i] for i in given]
-        identities["kind"] += [kind] * len(given)
-        identities["value"] += [values[i] for i in given]
-        identities["first_seen_at"] += [moments[i] for i in given]
-        laid_out.append((kind, given))
-    stored = iter(insert_columns_returning_ids(session, Identity.__table__, {
-        "org_id": EveryRow(org_id), **identities, "last_seen_at": identities["first_seen_at"],
-        "source_id": EveryRow(source_id)}))
-    identity_ids: dict[str, list[Any]] = {}
-    for kind, given in laid_out:
-        ids: list[Any] = [None] * count
-        for i, identity_id in zip(given, stored, strict=False):  # the kind's share of ``stored``
-            ids[i] = identity_id
-        identity_ids[kind] = ids
-    # the event's identity is the call's strongest (the first of equals)
-    kinds = [kind for kind, _ in columns.identities]
-    ranked = sorted(range(len(kinds)), key=lambda k: (resolver.rules.priority(kinds[k]), k))
-    strongest = identity_ids[kinds[ranked[0]]]
-    for k in ranked[1:]:
-        if None in strongest:
-            strongest = [a if a is not None else b for a, b in zip(strongest, identity_ids[kinds[k]], strict=True)]
-    run_id, filename = columns.run_id, columns.filename
-    numbers = pick(columns.numbers)
-    # ImportedRow.of's {"import_id": …, "row": n, "file": …} for each n, as text
-    properties = f'{{"import_id":{run_id},"row":%d,"file":' + orjson.dumps(filename).decode().replace("%", "%%") + "}"
-    copy_columns(session, Event.__table__, {
-        "org_id": EveryRow(org_id), "source_id": EveryRow(source_id),
-        "message_id": [import_message_id(run_id, number) for number in numbers], "type": EveryRow("identify"),
-        "event": EveryRow("import"), "ts": moments, "received_at": EveryRow(received_at), "identity_id": strongest,
-        "profile_id": profile_ids, "properties": JsonTexts(map(properties.__mod__, numbers)),
-        "context": EveryRow(nothing)})
-    resolver.stats.profiles_created += count
 
 
 def drain_inbox(session: Session, *, limit: int = 20) -> int:

@@ -29,16 +29,9 @@ from sqlalchemy.orm import Session
 
 from kehu.cdp import normalise
 from kehu.cdp.fields import coerce, definitions
-from kehu.cdp.identity import (
-    IDENTITY_TRAITS,
-    LIFECYCLE_STAGES,
-    ImportedColumns,
-    ImportedRow,
-    columns_hold,
-    process_messages,
-    store_imported,
-)
+from kehu.cdp.identity import IDENTITY_TRAITS, LIFECYCLE_STAGES, process_messages
 from kehu.cdp.identity_rules import DEFAULT_RULES
+from kehu.cdp.imported import ImportedColumns, ImportedRow, columns_hold, store_imported
 from kehu.cdp.models import ImportRejection, ImportRun, ImportWarning, Order, Source
 from kehu.cdp.views import CustomerView, file_view
 from kehu.core import audit, files, jobs

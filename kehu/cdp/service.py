@@ -10,7 +10,7 @@ from uuid import uuid4
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, defer
 
-from kehu.cdp import commerce, fields, identity, normalise, relations, schemas, search
+from kehu.cdp import commerce, fields, identity, normalise, relations, schemas, search, writer
 from kehu.cdp import timeline as history
 from kehu.cdp.manifest import PROFILE_CHANGED
 from kehu.cdp.models import (
@@ -30,7 +30,7 @@ from kehu.cdp.models import (
 from kehu.cdp.views import CustomerView
 from kehu.core import audit, events
 from kehu.core.audit import changed, snapshot
-from kehu.core.db import Database, month_of, utcnow
+from kehu.core.db import Database, EveryRow, month_of, utcnow
 from kehu.core.errors import Conflict, FieldError, NotFound, Unauthorized, ValidationFailed, invalid
 from kehu.core.i18n import t
 from kehu.core.jobs import poller
@@ -256,15 +256,16 @@ def create_profile(session: Session, principal: Principal, *, data: schemas.Prof
         if existing is not None:
             raise in_use(session, principal, kind, existing, hint="customers.in_use_hint")
     now = utcnow()
-    profile = Profile(org_id=principal.org_id, unit_id=unit_id, owner_id=owner_id, attributes=attributes,
-                      trait_times={k: {"ts": now.isoformat(), "src": None} for k, v in values.items() if v},
-                      first_seen_at=now, last_seen_at=now, source="manual", **values)
-    profile.name_pinyin = normalise.pinyin(profile.name)
-    session.add(profile)
+    given = {"org_id": principal.org_id, "unit_id": unit_id, "owner_id": owner_id, "attributes": attributes,
+             "trait_times": {k: {"ts": now.isoformat(), "src": None} for k, v in values.items() if v},
+             "first_seen_at": now, "last_seen_at": now, "source": "manual", **values,
+             "name_pinyin": normalise.pinyin(values.get("name"))}
     session.flush()
-    for kind, value in pairs:
-        session.add(Identity(org_id=principal.org_id, profile_id=profile.id, kind=kind, value=value))
-    session.flush()
+    [profile_id] = writer.write_profiles(session, {key: [value] for key, value in given.items()}, now=now)
+    writer.write_identities(session, principal.org_id, profile_ids=[profile_id] * len(pairs),
+                            kinds=[kind for kind, _ in pairs], values=[value for _, value in pairs],
+                            source_ids=EveryRow(None), first_seen=EveryRow(now))
+    profile = session.get_one(Profile, profile_id)
     audit.record(session, principal, action="create", entity="profiles", entity_id=profile.id, unit_id=unit_id,
                  after={"name": profile.name, "unit_id": unit_id, "owner_id": owner_id},
                  summary=f"Customer {profile.name or profile.id} created")
@@ -300,7 +301,8 @@ def update_profile(session: Session, principal: Principal, profile_id: int, *,
             owner = session.scalar(select(Identity.profile_id).where(
                 Identity.org_id == profile.org_id, Identity.kind == kind, Identity.value == value))
             if owner is None:
-                session.add(Identity(org_id=profile.org_id, profile_id=profile.id, kind=kind, value=value))
+                writer.write_identities(session, profile.org_id, profile_ids=[profile.id], kinds=[kind],
+                                        values=[value], source_ids=[None], first_seen=[stamp])
             elif owner != profile.id:
                 raise in_use(session, principal, kind, owner, hint="customers.in_use_merge_hint",
                              hidden_hint="customers.in_use_hint")

@@ -30,6 +30,7 @@ DOMAIN = Domain(
     services=("kehu.channels.service", "kehu.channels.broadcasts", "kehu.channels.dispatch", "kehu.channels.tracking"),
     events=(MESSAGE_SENT, MESSAGE_DELIVERED, MESSAGE_BOUNCED, EMAIL_OPENED, LINK_CLICKED, UNSUBSCRIBED),
     entities=("messages",),
+    permissions=("messages.approve",),
     routers=("kehu.channels.api:router", "kehu.channels.api:public"),
     pages=("kehu.channels.ui:register",),
     navigation=(

@@ -10,6 +10,7 @@ domain's services without its pages and the web framework, and the shell mounts 
 
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +44,8 @@ class Domain:
     models: str | None = None  # its tables
     services: tuple[str, ...] = ()  # imported by the app and the worker: job handlers, pollers, subscriptions
     events: tuple[EventKind, ...] = ()  # the kinds of domain event it publishes
-    entities: tuple[str, ...] = ()  # the entities a role grants privileges on (kehu.tenancy.access.ENTITIES)
+    entities: tuple[str, ...] = ()  # the entities a role grants privileges on (``role_vocabulary``)
+    permissions: tuple[str, ...] = ()  # permissions that are not about rows (``messages.approve``)
     routers: tuple[str, ...] = ()  # FastAPI routers
     body_limits: tuple[tuple[str, str], ...] = ()  # (path prefix, "module:BYTES"): larger bodies than the default
     pages: tuple[str, ...] = ()  # functions that register its pages (``page(path)(fn)``), called by the shell
@@ -66,6 +68,22 @@ def load(reference: str) -> Any:
     module, _, attribute = reference.partition(":")
     loaded = importlib.import_module(module)
     return getattr(loaded, attribute) if attribute else loaded
+
+
+# The module that lists the installed domains (DOMAINS) and the entities of those still to come (COMING_ENTITIES):
+# the application's composition root, named rather than imported, since it imports every domain and this module
+# is below them all.
+COMPOSITION = "kehu.domains"
+
+
+@functools.cache
+def role_vocabulary() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What a role can grant: the entities (each domain's, then those to come) and the permissions the installed
+    domains declare, in the order of the domains. Read on first use, when every domain is importable."""
+    root = importlib.import_module(COMPOSITION)
+    entities = [entity for domain in root.DOMAINS for entity in domain.entities] + list(root.COMING_ENTITIES)
+    permissions = [permission for domain in root.DOMAINS for permission in domain.permissions]
+    return tuple(dict.fromkeys(entities)), tuple(dict.fromkeys(permissions))
 
 
 def load_all(references: tuple[str, ...] | list[str]) -> list[Any]:

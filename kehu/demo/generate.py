@@ -29,8 +29,8 @@ from sqlalchemy import UniqueConstraint, select
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import AddConstraint, DropConstraint
 
-from kehu.cdp import normalise, schemas, service
-from kehu.cdp.models import Event, Identity, Order, OrderLine, Product, Profile, Source, Vehicle
+from kehu.cdp import normalise, schemas, service, writer
+from kehu.cdp.models import Event, Identity, Order, OrderLine, Product, Source, Vehicle
 from kehu.core import events
 from kehu.core.db import Database, copy_rows, insert_returning_ids, one_of, refresh_statistics, utcnow
 from kehu.core.errors import Conflict
@@ -379,7 +379,8 @@ def _chunk(session: Session, ctx: _Context, rng: random.Random, size: int, *, be
                 "trait_times": {}, "merged_into_id": None, "first_seen_at": first, "last_seen_at": stamps[-1],
                 "created_at": first, "updated_at": now})
     _avoid_taken_mobiles(session, ctx, people, profiles)
-    profile_ids = insert_returning_ids(session, Profile.__table__, profiles)
+    laid_out = {key: [row[key] for row in profiles] for key in (profiles[0] if profiles else {"org_id": None})}
+    profile_ids = writer.write_profiles(session, laid_out)
     out.profiles += len(profile_ids)
     truth = [f"{profile_id},{person.person}\n" for profile_id, person in zip(profile_ids, people, strict=True)]
 
@@ -407,7 +408,12 @@ def _chunk(session: Session, ctx: _Context, rng: random.Random, size: int, *, be
             if spread % 6 == 0:
                 identities.append({**base, "kind": "wechat_unionid", "source_id": ctx.web,
                                    "value": _wechat_id("unionid", ctx.seed, person.record)})
-    identity_ids = insert_returning_ids(session, Identity.__table__, identities)
+    def column(key: str) -> list[Any]:
+        return [row[key] for row in identities]
+
+    identity_ids = writer.write_identities(
+        session, ctx.org_id, profile_ids=column("profile_id"), kinds=column("kind"), values=column("value"),
+        source_ids=column("source_id"), first_seen=column("first_seen_at"), last_seen=column("last_seen_at"))
     by_profile: dict[int, dict[str, int]] = {}
     for row, identity_id in zip(identities, identity_ids, strict=True):
         by_profile.setdefault(row["profile_id"], {})[row["kind"]] = identity_id

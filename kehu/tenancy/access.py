@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, and_, false, select
 from sqlalchemy.orm import Session
 
+from kehu.core import domains
 from kehu.core.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from kehu.core.i18n import t
 from kehu.tenancy.models import BusinessUnit, Organization, User
@@ -28,17 +29,21 @@ _RANK = {d: i for i, d in enumerate(DEPTHS)}
 
 PRIVILEGES = ("read", "create", "update", "delete", "assign", "share", "export")
 
-# Every entity type a role can grant on. Domains that do not exist yet are listed so roles are complete
-# from day one and an admin configures them once.
-ENTITIES = (
-    "units", "users", "roles", "api_keys", "audit", "jobs", "sources", "imports",
-    "profiles", "accounts", "orders", "leads", "opportunities", "activities",
-    "segments", "journeys", "messages", "cases", "loyalty", "reports",
-)
+
+
+def entities() -> tuple[str, ...]:
+    """Every entity type a role can grant on: each domain declares its own in its manifest; those of domains
+    still to come are listed too, so roles are complete from day one and an admin configures them once."""
+    return domains.role_vocabulary()[0]
+
+
+def permissions() -> tuple[str, ...]:
+    """Permissions that are not about rows (granted when their value is anything but "none"), as the domains
+    declare them (``pii.read``, ``messages.approve``)."""
+    return domains.role_vocabulary()[1]
+
 # Entities whose rows have an owner (moved by a bulk reassign).
 OWNED_ENTITIES = ("profiles", "accounts", "orders", "leads", "opportunities", "activities", "cases")
-# Permissions that are not about rows (granted when their value is anything but "none").
-PERMISSIONS = ("pii.read", "settings.manage", "messages.approve")
 
 
 def rank(depth: str) -> int:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form, Query, Request, Response, status
 
 from kehu.core.security import create_access_token
 from kehu.tenancy import schemas, service
-from kehu.tenancy.access import DEPTHS, ENTITIES, PERMISSIONS, PRIVILEGES
+from kehu.tenancy.access import DEPTHS, PRIVILEGES, entities, permissions
 from kehu.tenancy.deps import Cursor, Limit, PrincipalDep, SessionDep, SettingsDep, reads_only
 
 router = APIRouter(prefix="/api/v1")
@@ -113,7 +113,7 @@ def reassign(data: schemas.ReassignRequest, session: SessionDep, principal: Prin
 @router.get("/roles/catalogue", tags=["roles"])
 def role_catalogue(principal: PrincipalDep) -> dict[str, Any]:
     """What a role can grant: entities × privileges at a depth, and plain permissions."""
-    return {"entities": ENTITIES, "privileges": PRIVILEGES, "depths": DEPTHS, "permissions": PERMISSIONS}
+    return {"entities": entities(), "privileges": PRIVILEGES, "depths": DEPTHS, "permissions": permissions()}
 
 
 @router.get("/roles", response_model=list[schemas.RoleOut], tags=["roles"])

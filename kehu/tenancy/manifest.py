@@ -9,6 +9,7 @@ DOMAIN = Domain(
     models="kehu.tenancy.models",
     services=("kehu.tenancy.service",),
     entities=("units", "users", "roles", "api_keys", "audit", "jobs"),
+    permissions=("pii.read", "settings.manage"),
     routers=("kehu.tenancy.api:router",),
     pages=("kehu.tenancy.ui:register",),
     navigation=(

@@ -45,17 +45,17 @@ from kehu.core.security import (
 from kehu.core.timeutil import aware, zone
 from kehu.tenancy import schemas
 from kehu.tenancy.access import (
-    ENTITIES,
     OWNED_ENTITIES,
-    PERMISSIONS,
     PRIVILEGES,
     Place,
     Principal,
     Ref,
     check_references,
+    entities,
     get_scoped,
     is_root_path,
     merge_privileges,
+    permissions,
     rank,
     require_row,
     scope,
@@ -72,7 +72,7 @@ from kehu.tenancy.models import (
     User,
     user_roles,
 )
-from kehu.tenancy.roles import SYSTEM_ROLES
+from kehu.tenancy.roles import system_roles
 
 KIND_RANK = {"hq": 0, "region": 1, "dealer": 2, "team": 3}
 REASSIGN_JOB = "tenancy.reassign"
@@ -92,7 +92,7 @@ def create_organization(session: Session, *, name: str, slug: str, timezone: str
     session.add(hq)
     session.flush()
     hq.path = f"/{hq.id}/"
-    for code, spec in SYSTEM_ROLES.items():
+    for code, spec in system_roles().items():
         session.add(Role(org_id=org.id, code=code, name_zh=spec["zh"], name_en=spec["en"],
                          description=spec["description"],
                          privileges=dict(typing.cast(dict[str, str], spec["privileges"])), is_system=True))
@@ -252,7 +252,7 @@ def _validate_privileges(privileges: dict[str, str]) -> dict[str, str]:
     errors = []
     for key in privileges:
         entity, _, privilege = key.rpartition(".")
-        if key in PERMISSIONS or (entity in ENTITIES and privilege in PRIVILEGES):
+        if key in permissions() or (entity in entities() and privilege in PRIVILEGES):
             continue
         errors.append(FieldError(f"privileges.{key}", "unknown entity, privilege or permission", "unknown"))
     if errors:

@@ -25,7 +25,7 @@ from kehu.core.http import StaticCacheMiddleware
 from kehu.core.i18n import normalise_locale, t
 from kehu.core.settings import Settings
 from kehu.tenancy import service
-from kehu.tenancy.access import NONE, PERMISSIONS, Principal, rank
+from kehu.tenancy.access import NONE, Principal, permissions, rank
 
 T = TypeVar("T")
 
@@ -209,7 +209,7 @@ def may_see(principal: Principal, need: str | None) -> bool:
     them, not on the administrators' job page."""
     if need is None:
         return True
-    if need in PERMISSIONS:
+    if need in permissions():
         return principal.has(need)
     need, _, depth = need.partition("@")
     entity, _, privilege = need.partition(".")

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from kehu.cdp import imports
-from kehu.cdp.identity import PROFILE_FIELDS, ImportedColumns, store_imported, trait_time
+from kehu.cdp.identity import PROFILE_FIELDS, trait_time
+from kehu.cdp.imported import ImportedColumns, store_imported
 from kehu.cdp.models import CustomField, Event, Identity, Profile
 from kehu.tenancy import service as tenancy_service
 from tests.factories.cdp import make_source

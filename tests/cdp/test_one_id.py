@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from kehu.cdp import imports, schemas, service
-from kehu.cdp.identity import ImportedRow, store_imported, trait_time
+from kehu.cdp.identity import trait_time
+from kehu.cdp.imported import ImportedRow, store_imported
 from kehu.cdp.models import Event, Identity, Merge, Profile
 from kehu.core.errors import Conflict
 from tests.factories.cdp import basic, call, process

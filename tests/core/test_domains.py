@@ -15,7 +15,7 @@ import kehu
 from kehu.core import events
 from kehu.core.domains import Domain, NavEntry, load
 from kehu.domains import COMING, COMING_ENTITIES, DOMAINS
-from kehu.tenancy.access import ENTITIES
+from kehu.tenancy.access import entities, permissions
 
 ROOT = Path(kehu.__file__).parent
 NOT_DOMAINS = {"core", "ui", "demo"}
@@ -97,7 +97,17 @@ def test_the_worker_loads_every_handler_without_the_web_framework():
 def test_every_entity_a_role_grants_belongs_to_one_domain():
     claimed = [entity for domain in DOMAINS for entity in domain.entities] + list(COMING_ENTITIES)
     assert sorted(claimed) == sorted(set(claimed)), "an entity claimed twice"
-    assert set(claimed) == set(ENTITIES)
+    assert entities() == tuple(claimed)  # what the role editor offers is what the domains declare
+
+
+def test_a_domains_permission_is_offered_by_the_role_editor(client, tree, login):  # type: ignore[no-untyped-def]
+    """The role editor's catalogue comes from the manifests: channels' approval permission is there because
+    channels declares it, tenancy's own beside it; each once."""
+    declared = [p for domain in DOMAINS for p in domain.permissions]
+    assert sorted(declared) == sorted(set(declared)) and {"pii.read", "messages.approve"} <= set(declared)
+    assert permissions() == tuple(declared)
+    catalogue = client.get("/api/v1/roles/catalogue", headers=login("admin@example.com")).json()
+    assert catalogue["permissions"] == list(declared) and catalogue["entities"] == list(entities())
 
 
 def test_each_domain_declares_the_event_kinds_it_publishes():

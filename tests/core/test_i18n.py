@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from kehu.core.i18n import catalogue, catalogue_files, t
-from kehu.tenancy.access import DEPTHS, ENTITIES, PERMISSIONS, PRIVILEGES
+from kehu.tenancy.access import DEPTHS, PRIVILEGES, entities, permissions
 
 PACKAGE = Path(__file__).resolve().parents[2] / "kehu"
 LITERAL_KEY = re.compile(r"""\b(?:tr?|frame)\(\s*["']([a-z_]+(?:\.[a-z0-9_]+)+)["']""")
@@ -47,7 +47,7 @@ def test_navigation_and_generated_keys_exist():
     keys = {f"nav.section.{s}" for s in SECTIONS} | {e.label for d in DOMAINS for e in d.navigation}
     keys |= {entry.label for entry, _ in COMING} | {text for _, text in COMING}
     keys |= {f"depth.{d}" for d in DEPTHS} | {f"privilege.{p}" for p in PRIVILEGES}
-    keys |= {f"entity.{e}" for e in ENTITIES} | {f"permission.{p}" for p in PERMISSIONS}
+    keys |= {f"entity.{e}" for e in entities()} | {f"permission.{p}" for p in permissions()}
     keys |= {f"unit.kind.{k}" for k in ("hq", "region", "dealer", "team")}
     from kehu.cdp.identity import LIFECYCLE_STAGES
     from kehu.cdp.identity_rules import DEFAULT_RULES

@@ -8,7 +8,7 @@ from nicegui import ui
 
 from kehu.core.i18n import t
 from kehu.tenancy import schemas, service
-from kehu.tenancy.access import DEPTHS, ENTITIES, PERMISSIONS, PRIVILEGES
+from kehu.tenancy.access import DEPTHS, PRIVILEGES, entities, permissions
 from kehu.ui.shell import (
     empty_state,
     frame,
@@ -69,7 +69,7 @@ def roles_page() -> None:
                     ui.label("")
                     for privilege in PRIVILEGES:
                         ui.label(tr(f"privilege.{privilege}")).classes("text-xs font-medium text-grey-8")
-                    for entity in ENTITIES:
+                    for entity in entities():
                         ui.label(tr(f"entity.{entity}")).classes("text-sm")
                         for privilege in PRIVILEGES:
                             key = f"{entity}.{privilege}"
@@ -79,7 +79,7 @@ def roles_page() -> None:
                             if not editable:
                                 sel.disable()
                 with ui.row().classes("mt-4 gap-6"):
-                    for permission in PERMISSIONS:
+                    for permission in permissions():
                         ui.checkbox(tr(f"permission.{permission}"), value=grants.get(permission, "none") != "none",
                                     on_change=lambda e, p=permission: grants.__setitem__(
                                         p, "org" if e.value else "none")).props(
