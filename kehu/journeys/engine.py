@@ -18,6 +18,7 @@ import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     BigInteger,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     case,
     cast,
     delete,
+    func,
     insert,
     literal,
     select,
@@ -44,14 +46,20 @@ from kehu.core import events, jobs
 from kehu.core.db import Database, dialect_insert, utcnow
 from kehu.core.errors import ValidationFailed
 from kehu.journeys import schemas
+from kehu.journeys.fields import set_field
 from kehu.journeys.models import ACTIVE, Enrolment, Journey, JourneyStep
 from kehu.journeys.service import DEFAULT_TIMEZONE, Graph, _lock, enrol, graph_of, journey_units
-from kehu.journeys.timing import arrive_by_dates
+from kehu.journeys.timing import arrive_by_dates, dated_customers, next_entry
+from kehu.sales.models import OPEN_STATUSES, Activity, Lead
+from kehu.sales.service import Inquiry, record_inquiries
+from kehu.segments import service as segment_service
 from kehu.segments.conditions import compile_condition
-from kehu.segments.models import ProfileTag, SegmentChange, Tag
+from kehu.segments.models import ProfileTag, Segment, SegmentChange, SegmentMember, Tag
 from kehu.tenancy.access import org_timezone
+from kehu.tenancy.service import system_principal
 
 log = logging.getLogger(__name__)
+CATCH_UP_DAYS = 31  # a date trigger's days made up after the workers were down (or the journey paused) that long
 STEP_BATCH = 5_000  # customers one step moves at a node, in one transaction
 ROUND_SECONDS = 5.0  # a round of the engine gives the worker back to its other work after about this long
 
@@ -241,6 +249,40 @@ def _leave_on_segment(session: Session, batch: list[SegmentChange]) -> None:
             _leave(session, journey, leaving, "exited", "left_segment", now)
 
 
+@jobs.poller
+def timed_entries(database: Database, now: datetime | None = None) -> bool:
+    """Enrol for the live journeys whose timed trigger is due (a schedule: the segment's members then; a date:
+    the customers whose profile date it is), one journey a transaction that also sets its next run, so a crash
+    enrols nobody twice (and the entry rules keep anyone from walking twice at once). Runs missed while the
+    workers were down or the journey paused are made up once: a date trigger takes every day since its last run
+    (up to ``CATCH_UP_DAYS``), a schedule enrols once. Says whether it enrolled for any journey."""
+    now = now or utcnow()
+    ran = False
+    while True:
+        with database.unit_of_work(writer=True) as session:
+            query = select(Journey).where(Journey.status == "live", Journey.next_entry_at <= now) \
+                .order_by(Journey.next_entry_at).limit(1)
+            if session.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            journey = session.scalar(query)
+            if journey is None:
+                return ran
+            trigger = graph_of(session, journey.id, journey.version).definition.trigger
+            timezone = org_timezone(session, journey.org_id)
+            due = journey.next_entry_at or now
+            if trigger.type == "schedule" and trigger.segment_id is not None:
+                enrol(session, journey, select(SegmentMember.profile_id).where(
+                    SegmentMember.segment_id == trigger.segment_id), now=now)
+            elif trigger.type == "date":
+                zone = ZoneInfo(timezone)
+                first, last = due.astimezone(zone).date(), now.astimezone(zone).date()
+                first = max(first, last - timedelta(days=CATCH_UP_DAYS - 1))
+                days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+                enrol(session, journey, dated_customers(journey.org_id, trigger, days), now=now)
+            journey.next_entry_at = next_entry(trigger, now, timezone)
+            ran = True
+
+
 # -- the engine -----------------------------------------------------------------------------------------------------
 @jobs.poller
 def advance_journeys(database: Database, now: datetime | None = None) -> bool:
@@ -357,6 +399,15 @@ def step(session: Session, journey_id: int, version: int, node_id: str, *, now: 
             _send(session, journey, node, ids, now)
         elif node.type == "tag":
             _tag(session, journey, node, ids, now)
+        elif node.type == "field" and node.field is not None:
+            set_field(session, journey.org_id, node.field, node.value,
+                      select(Enrolment.profile_id).where(_among(session, ids)), now)
+        elif node.type == "segment":
+            _segment(session, journey, node, ids)
+        elif node.type == "lead":
+            _lead(session, journey, node, ids, now)
+        elif node.type == "task":
+            _task(session, journey, node, ids, now)
         _move(session, journey, graph, version, ids, node_id, "passed", graph.next(node_id), now)
     return len(ids)
 
@@ -464,6 +515,53 @@ def _tag(session: Session, journey: Journey, node: schemas.TagNode, ids: list[in
                   literal("journey"), literal(now, type_=ProfileTag.added_at.type)).where(_among(session, ids))
     session.execute(dialect_insert(session)(ProfileTag).from_select(
         ["tag_id", "profile_id", "org_id", "origin", "added_at"], rows).on_conflict_do_nothing())
+
+
+def _segment(session: Session, journey: Journey, node: schemas.SegmentNode, ids: list[int]) -> None:
+    """The customers in ``ids`` added to the node's static segment (taken out with ``remove``), as the platform and
+    as a change by hand is (the segment's entries and leavings recorded, its triggers told); a segment deleted or
+    made dynamic since publishing is left alone (the customers go on)."""
+    segment = session.get(Segment, node.segment_id) if node.segment_id is not None else None
+    if segment is None or segment.org_id != journey.org_id or segment.kind != "static":
+        return
+    customers = list(session.scalars(select(Enrolment.profile_id).where(_among(session, ids))))
+    segment_service.change_members(session, system_principal(session, journey.org_id), segment.id, customers,
+                                   remove=node.remove)
+
+
+def _lead(session: Session, journey: Journey, node: schemas.LeadNode, ids: list[int], now: datetime) -> None:
+    """An inquiry of every customer in ``ids``, recorded by the platform as the lead rules record theirs
+    (``record_inquiries``: a few statements for the batch): a new lead routed by the organisation's routing rules,
+    or the customer's open lead asked again. The note names the journey, so a salesperson knows where it came
+    from."""
+    profiles = list(session.scalars(select(Profile).join(Enrolment, Enrolment.profile_id == Profile.id)
+                                    .where(_among(session, ids))))
+    note = f"{journey.name}: {node.note}" if node.note else journey.name
+    inquiries = [Inquiry(profile, "journey", None, node.model, note, now) for profile in profiles]
+    record_inquiries(session, system_principal(session, journey.org_id), inquiries)
+
+
+def _task(session: Session, journey: Journey, node: schemas.TaskNode, ids: list[int], now: datetime) -> None:
+    """A follow-up task for every customer in ``ids``, in one INSERT … SELECT: the customer's salesperson does it
+    (their owner, else the owner of their newest open lead at one of the journey's units, on that lead), due
+    ``due_days`` from now; with neither, it waits unassigned at the customer's dealer for its manager to hand
+    out. One task per customer and node however often the step runs (the step is one transaction)."""
+    units = journey_units(session, journey)
+    open_lead = select(Lead.id).where(Lead.profile_id == Enrolment.profile_id, Lead.status.in_(OPEN_STATUSES))
+    if units is not None:
+        open_lead = open_lead.where(Lead.unit_id.in_(units))
+    lead_id = open_lead.order_by(Lead.id.desc()).limit(1).scalar_subquery()
+    lead = select(Lead).subquery("lead")
+    rows = select(literal(journey.org_id, BigInteger), func.coalesce(lead.c.unit_id, Profile.unit_id),
+                  func.coalesce(Profile.owner_id, lead.c.owner_id), Enrolment.profile_id, lead.c.id,
+                  literal(node.kind), literal(node.subject or journey.name[:200]), literal(node.note), literal(""),
+                  literal(now + timedelta(days=node.due_days), type_=Activity.due_at.type),
+                  literal(now, type_=Activity.created_at.type), literal(now, type_=Activity.updated_at.type)) \
+        .select_from(Enrolment).join(Profile, Profile.id == Enrolment.profile_id) \
+        .outerjoin(lead, lead.c.id == lead_id).where(_among(session, ids))
+    session.execute(insert(Activity).from_select(
+        ["org_id", "unit_id", "owner_id", "profile_id", "lead_id", "kind", "subject", "note", "outcome", "due_at",
+         "created_at", "updated_at"], rows))
 
 
 def _send(session: Session, journey: Journey, node: schemas.SendNode, ids: list[int], now: datetime) -> None:

@@ -39,6 +39,8 @@ class Journey(IdMixin, TimestampMixin, Base):
     # what the trigger listens to, copied from the published version so that consumers find their journeys by index
     trigger_kind: Mapped[str | None] = mapped_column(String(20), nullable=True)
     trigger_key: Mapped[str | None] = mapped_column(String(100), nullable=True)  # a segment id, an event name
+    # a timed trigger's next run (a schedule, a date on the profile); None: no such trigger, or a schedule that ran
+    next_entry_at: Mapped[datetime | None] = mapped_column(nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     stopped_at: Mapped[datetime | None] = mapped_column(nullable=True)
 

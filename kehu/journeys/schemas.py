@@ -118,6 +118,47 @@ class TagNode(_Node):
     remove: bool = False
 
 
+class FieldNode(_Node):
+    """Set a field of the customers' profiles to one value (or clear it, ``value`` null): their life-cycle stage or
+    one of the organisation's custom fields that holds no personal data — e.g. ``attributes.campaign`` to the
+    campaign they answered, ``attributes.vip`` to true."""
+
+    type: Literal["field"]
+    field: str | None = Field(default=None, min_length=1, max_length=80)  # a draft may leave it to choose
+    value: str | int | float | bool | list[str] | None = None
+
+
+class SegmentNode(_Node):
+    """Add the customers to a static segment (or take them out, ``remove``): a list kept by hand that other
+    journeys, broadcasts and exports use; recorded as the segment's entries and leavings, as a change by hand is."""
+
+    type: Literal["segment"]
+    segment_id: int | None = Field(default=None, ge=1)  # a draft may leave it to choose; publishing may not
+    remove: bool = False
+
+
+class LeadNode(_Node):
+    """Record an inquiry for each customer: a new lead routed as every lead is (the routing rules), or, for a
+    customer with an open lead already, that lead asked again (one open lead per person). The lead's source is
+    ``journey`` and its note names the journey."""
+
+    type: Literal["lead"]
+    model: str | None = Field(default=None, max_length=100)  # the model the customer is interested in, if known
+    note: str = Field(default="", max_length=500)
+
+
+class TaskNode(_Node):
+    """A follow-up task for the customer's salesperson (the customer's owner, else the owner of their open lead
+    at one of the journey's units; nobody yet when neither: then the task waits at the customer's dealer), due
+    ``due_days`` after the customer reaches the node."""
+
+    type: Literal["task"]
+    kind: Literal["task", "call", "visit", "wechat", "sms", "email"] = "call"
+    subject: str = Field(default="", max_length=200)  # a draft may leave it to write; publishing may not
+    note: str = Field(default="", max_length=2000)
+    due_days: int = Field(default=1, ge=0, le=365)
+
+
 class Branch(_In):
     name: NodeId
     label: str = Field(default="", max_length=50)  # as the canvas shows it (the name if empty)
@@ -169,9 +210,11 @@ class ExitNode(_Node):
     type: Literal["exit"]
 
 
-Node = Annotated[EntryNode | WaitNode | WaitUntilNode | WaitForEventNode | SendNode | TagNode | SplitNode
-                 | RandomSplitNode | ExitNode, Field(discriminator="type")]
-NODE_TYPES = ("entry", "wait", "wait_until", "wait_for_event", "send", "tag", "split", "random_split", "exit")
+Node = Annotated[EntryNode | WaitNode | WaitUntilNode | WaitForEventNode | SendNode | TagNode | FieldNode
+                 | SegmentNode | LeadNode | TaskNode | SplitNode | RandomSplitNode | ExitNode,
+                 Field(discriminator="type")]
+NODE_TYPES = ("entry", "wait", "wait_until", "wait_for_event", "send", "tag", "field", "segment", "lead", "task",
+              "split", "random_split", "exit")
 
 
 def ways_of(node: Any) -> list[str | None]:
@@ -194,25 +237,58 @@ class Edge(_In):
     branch: NodeId | None = None  # a split's branch name or "else"; a wait for an event's "happened" or "timed_out"
 
 
+SEGMENT_TRIGGERS = ("segment_entered", "segment_left", "schedule")  # triggers that name a segment
+TIMED_TRIGGERS = ("schedule", "date")  # triggers the clock sets off
+
+
 class Trigger(_In):
     """Who enters: customers who enter (or leave) a segment, as it happens; customers an event of this name (and
-    these property values) arrives for, within seconds; or only those enrolled by hand or through the API."""
+    these property values) arrives for, within seconds; a segment's members at a ``time`` of day in the
+    organisation's time zone (``schedule``: on ``date`` once, or on ``weekdays`` — none: every day); each day at
+    ``time``, the customers whose profile date ``field`` (``birthday``, ``attributes.<key>`` of a date field),
+    ``offset_days`` later (negative: earlier), is that day — each year (``yearly``) or on the date itself
+    (``date``); or only those enrolled by hand or through the API."""
 
-    type: Literal["segment_entered", "segment_left", "event", "manual"]
+    type: Literal["segment_entered", "segment_left", "event", "schedule", "date", "manual"]
     segment_id: int | None = Field(default=None, ge=1)
     event: str | None = Field(default=None, min_length=1, max_length=100)
     properties: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=10)
+    # a timed trigger's (None elsewhere, so that other triggers are stored as they were)
+    time: str | None = Field(default=None, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    weekdays: list[Annotated[int, Field(ge=1, le=7)]] | None = Field(default=None, max_length=7)
+    date: _date | None = None
+    field: str | None = Field(default=None, min_length=1, max_length=80)
+    offset_days: int | None = Field(default=None, ge=-365, le=365)
+    yearly: bool | None = None  # a date trigger's: each year (the default) or on the date itself
 
     @model_validator(mode="after")
     def _complete(self) -> Trigger:
-        if self.type.startswith("segment") and self.segment_id is None:
-            raise ValueError("a segment trigger names its segment_id")
-        if self.type == "event" and not self.event:
+        kind = self.type
+        if kind in SEGMENT_TRIGGERS and self.segment_id is None:
+            raise ValueError(f"a {kind} trigger names its segment_id")
+        if kind == "event" and not self.event:
             raise ValueError("an event trigger names its event")
-        if not self.type.startswith("segment") and self.segment_id is not None:
-            raise ValueError(f"a {self.type} trigger names no segment_id")
-        if self.type != "event" and (self.event or self.properties):
-            raise ValueError(f"a {self.type} trigger names no event nor properties")
+        if kind == "date" and not self.field:
+            raise ValueError("a date trigger names the profile's date field")
+        if kind not in SEGMENT_TRIGGERS and self.segment_id is not None:
+            raise ValueError(f"a {kind} trigger names no segment_id")
+        if kind != "event" and (self.event or self.properties):
+            raise ValueError(f"a {kind} trigger names no event nor properties")
+        if kind not in TIMED_TRIGGERS and (self.time or self.weekdays or self.date):
+            raise ValueError(f"a {kind} trigger names no time, weekdays nor date")
+        if kind != "date" and (self.field or self.offset_days):
+            raise ValueError(f"a {kind} trigger names no profile date field nor offset")
+        if kind == "schedule" and self.date is not None and self.weekdays:
+            raise ValueError("a schedule runs once on a date or on weekdays, not both")
+        if kind == "date" and (self.date is not None or self.weekdays):
+            raise ValueError("a date trigger runs every day: it names no date nor weekdays")
+        if kind != "date" and self.yearly is not None:
+            raise ValueError(f"a {kind} trigger is not yearly")
+        if kind in TIMED_TRIGGERS and self.time is None:
+            self.time = "10:00"
+        if kind == "date":
+            self.offset_days = self.offset_days or 0
+            self.yearly = True if self.yearly is None else self.yearly
         return self
 
 

@@ -7,12 +7,17 @@ or move to the node of the same id in the new one (the editor chooses; whoever's
 holds everyone where they are (nothing is sent, no wait ends); stopping takes everyone out, with the reason.
 
 Entry: customers enter as the trigger says — as they enter or leave a segment, as an event of a name (and
-property values) arrives for them, or when enrolled by hand or through the API — and only customers of the
+property values) arrives for them, on a schedule or on a date of their profile (kehu/journeys/timing.py), or when
+enrolled by hand or through the API — and only customers of the
 journey's unit and the units below it. ``re_entry`` ``never``: once per customer; ``after_exit``: again once the
 last walk ended and ``reentry_days`` have passed since it began. A customer is in a journey at most once at a time
 (a unique index over the active enrolments: two triggers at once cannot both enrol them).
 
-The engine that walks them, and the triggers that enrol them, are kehu/journeys/engine.py."""
+The engine that walks them, and the triggers that enrol them, are kehu/journeys/engine.py.
+
+Over 600 lines: a journey's rules — what a draft may hold and what keeps it from going live, publishing and moving
+the people inside, the life cycle and enrolment — check and change one piece of state under one lock; timing,
+settable fields, results and the engine live apart."""
 
 from __future__ import annotations
 
@@ -39,9 +44,18 @@ from kehu.core import audit
 from kehu.core.db import affected, dialect_insert, refresh_statistics, utcnow
 from kehu.core.errors import Conflict, FieldError, Forbidden, ValidationFailed
 from kehu.core.pagination import Page, keyset_page
+from kehu.journeys import fields as journey_fields
 from kehu.journeys import schemas
 from kehu.journeys.models import ACTIVE, Enrolment, Journey, JourneyVersion
-from kehu.journeys.timing import TIMED, arrive_by_dates, date_field_problems, timing_of, wait_until, waited_for
+from kehu.journeys.timing import (
+    TIMED,
+    arrive_by_dates,
+    date_field_problems,
+    next_entry,
+    timing_of,
+    wait_until,
+    waited_for,
+)
 from kehu.segments.conditions import compile_condition
 from kehu.segments.models import Segment, SegmentMember, Tag
 from kehu.tenancy.access import (
@@ -116,14 +130,21 @@ def graph_of(session: Session, journey_id: int, version: int) -> Graph:
 def problems(session: Session, principal: Principal, journey: Journey) -> list[FieldError]:
     """What stops the draft from going live, each at its place (``definition.nodes[2].template_id``): a draft may be
     saved unfinished, the canvas shows these on their nodes, and publishing refuses while any is left."""
-    return problems_of(session, principal, journey.org_id, parse(journey.draft or {}))
+    return problems_of(session, principal, journey.org_id, parse(journey.draft or {}), ran=journey.version > 0)
 
 
 def problems_of(session: Session, principal: Principal, org_id: int,
-                definition: schemas.Definition) -> list[FieldError]:
-    """The problems of a definition as drawn (the canvas asks as the user draws, before saving)."""
+                definition: schemas.Definition, *, ran: bool = False) -> list[FieldError]:
+    """The problems of a definition as drawn (the canvas asks as the user draws, before saving). ``ran``: the
+    journey has run (a schedule's date may have passed: it ran then)."""
     errors: list[FieldError] = []
     where = "definition"
+    trigger = definition.trigger
+    if trigger.type == "date" and trigger.field:
+        errors += date_field_problems(session, org_id, trigger.field, f"{where}.trigger.field")
+    if trigger.type == "schedule" and trigger.date is not None and not ran \
+            and next_entry(trigger, utcnow(), org_timezone(session, org_id)) is None:
+        errors.append(FieldError(f"{where}.trigger.date", "the day and time to enrol on have passed", "past"))
     seen: set[str] = set()
     for index, node in enumerate(definition.nodes):
         if node.id in seen:
@@ -174,7 +195,16 @@ def problems_of(session: Session, principal: Principal, org_id: int,
     errors += _unfinished(definition)
     errors += [problem for index, node in enumerate(definition.nodes) if node.type == "wait_until" and node.field
                for problem in date_field_problems(session, org_id, node.field, f"{where}.nodes[{index}].field")]
+    for index, node in enumerate(definition.nodes):
+        if node.type == "field" and node.field is not None:  # a field a journey may set, a value that fits it
+            _, problem = journey_fields.checked_value(session, org_id, node.field, node.value)
+            if problem is not None:
+                errors.append(FieldError(f"{where}.nodes[{index}].{problem.field}", problem.message, problem.code))
     errors += _reference_problems(session, principal, org_id, definition)
+    errors += [FieldError(f"{where}.nodes[{index}]", f"making {ACTS_FOR_SALES[node.type]} needs their create privilege",
+                          "forbidden")
+               for index, node in enumerate(definition.nodes) if node.type in ACTS_FOR_SALES
+               and not (principal.can(ACTS_FOR_SALES[node.type], "create") or principal.has("settings.manage"))]
     return errors
 
 
@@ -187,6 +217,12 @@ def _unfinished(definition: schemas.Definition) -> list[FieldError]:
             errors.append(FieldError(f"{at}.template_id", "choose the template to send", "template"))
         elif node.type == "tag" and node.tag_id is None:
             errors.append(FieldError(f"{at}.tag_id", "choose the tag", "tag"))
+        elif node.type == "field" and node.field is None:
+            errors.append(FieldError(f"{at}.field", "choose the field to set", "field"))
+        elif node.type == "segment" and node.segment_id is None:
+            errors.append(FieldError(f"{at}.segment_id", "choose the static segment", "segment"))
+        elif node.type == "task" and not node.subject.strip():
+            errors.append(FieldError(f"{at}.subject", "say what the salesperson should do", "subject"))
         elif node.type == "wait_for_event" and not node.event:
             errors.append(FieldError(f"{at}.event", "name the event to wait for", "event"))
         elif node.type == "split":
@@ -214,6 +250,11 @@ def _has_cycle(graph: Graph) -> bool:
     return any(state.get(node_id) is None and visit(node_id) for node_id in list(graph.nodes))
 
 
+# Nodes that make sales' records, and which: a journey makes them for every dealer it reaches, so only someone who
+# may make them (or set up the lead rules, which do the same) publishes one; a draft may hold it.
+ACTS_FOR_SALES = {"lead": "leads", "task": "activities"}
+
+
 def _reference_problems(session: Session, principal: Principal, org_id: int,
                         definition: schemas.Definition) -> list[FieldError]:
     """Templates, segments and conditions the journey names: each must be one its author may use."""
@@ -234,6 +275,10 @@ def _reference_problems(session: Session, principal: Principal, org_id: int,
         elif node.type == "tag" and node.tag_id is not None:
             errors += _ref_errors(session, principal, f"{at}.tag_id",
                                   Ref(Tag, node.tag_id, "read", Tag.segment_id.is_(None), Tag.rule.is_(None)))
+        elif node.type == "segment" and node.segment_id is not None:
+            # a list the author keeps: one they may change, and static (a dynamic one's members are its condition's)
+            errors += _ref_errors(session, principal, f"{at}.segment_id",
+                                  Ref(Segment, node.segment_id, "update", Segment.kind == "static"))
         elif node.type == "split":
             for number, branch in enumerate(node.branches):
                 if branch.condition is None:
@@ -426,6 +471,8 @@ def publish_version(session: Session, principal: Principal, journey_id: int, dat
     trigger = definition.trigger
     journey.trigger_kind = trigger.type
     journey.trigger_key = str(trigger.segment_id) if trigger.type.startswith("segment") else trigger.event
+    # from now on: a run the previous version had not made yet is made by this one, none is made twice
+    journey.next_entry_at = next_entry(trigger, now, org_timezone(session, journey.org_id))
     if journey.status == "draft":
         journey.status, journey.started_at = "live", now
     moved = 0

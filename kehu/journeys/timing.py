@@ -5,11 +5,12 @@ new version, makes the customers at it start over."""
 
 from __future__ import annotations
 
+import calendar
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import String, cast, func, select, update
 from sqlalchemy.orm import Session
 
 from kehu.cdp.models import Profile
@@ -52,6 +53,49 @@ def wait_until(node: schemas.WaitUntilNode, now: datetime, timezone: str, on: da
         if (not node.weekdays or day.isoweekday() in node.weekdays) and at(day) >= now:
             return at(day)
     return now  # cannot happen: a week holds every weekday
+
+
+def next_entry(trigger: schemas.Trigger, after: datetime, timezone: str) -> datetime | None:
+    """When a timed trigger (``schedule``, ``date``) next enrols, strictly after ``after``: its time of day in
+    ``timezone`` on its date (None once that has passed: it ran), or on the next of its weekdays (every day for a
+    date trigger, or a schedule without weekdays). None for other triggers."""
+    if trigger.type not in schemas.TIMED_TRIGGERS or trigger.time is None:
+        return None
+    zone = ZoneInfo(timezone)
+    hour, minute = (int(part) for part in trigger.time.split(":"))
+
+    def at(day: date) -> datetime:
+        return datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone).astimezone(UTC)
+
+    if trigger.date is not None:
+        moment = at(trigger.date)
+        return moment if moment > after else None
+    today = after.astimezone(zone).date()
+    for ahead in range(9):
+        day = today + timedelta(days=ahead)
+        if (not trigger.weekdays or day.isoweekday() in trigger.weekdays) and at(day) > after:
+            return at(day)
+    return None  # cannot happen: nine days hold every weekday
+
+
+def dated_customers(org_id: int, trigger: schemas.Trigger, days: list[date]) -> Any:
+    """A SELECT of the organisation's customers a date trigger enrols on ``days`` (local days): those whose profile
+    date, ``offset_days`` later, is one of them — its anniversary each year if ``yearly`` (a 29 February on the
+    28th in other years). One scan comparing the date's ISO text (``MM-DD``, or the whole date), which reads the
+    same in both databases, whether the date is a column or a JSON attribute."""
+    offset = timedelta(days=trigger.offset_days or 0)
+    targets = [day - offset for day in days]
+    field = trigger.field or "birthday"
+    text: Any = cast(Profile.birthday, String) if field == "birthday" else \
+        Profile.attributes[field.removeprefix("attributes.")].as_string()
+    if trigger.yearly:
+        wanted = {target.strftime("%m-%d") for target in targets}
+        wanted |= {"02-29" for target in targets if (target.month, target.day) == (2, 28)
+                   and not calendar.isleap(target.year)}
+        picked = func.substr(text, 6, 5).in_(sorted(wanted))
+    else:
+        picked = func.substr(text, 1, 10).in_(sorted(target.isoformat() for target in targets))
+    return select(Profile.id).where(Profile.org_id == org_id, Profile.merged_into_id.is_(None), picked)
 
 
 def _anniversary(day: date, year: int) -> date:

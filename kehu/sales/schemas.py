@@ -12,7 +12,7 @@ from kehu.core.schemas import Input
 from kehu.segments.schemas import Condition
 
 Status = Literal["inquiry", "mql", "sal", "sql", "converted", "disqualified", "recycled"]
-Source = Literal["web", "app", "wechat", "call_centre", "showroom", "event", "import", "api", "manual"]
+Source = Literal["web", "app", "wechat", "call_centre", "showroom", "event", "import", "api", "manual", "journey"]
 DisqualifyReason = Literal["no_budget", "no_response", "bought_elsewhere", "not_interested", "duplicate",
                            "invalid_contact", "other"]
 Method = Literal["round_robin", "least_loaded", "none"]

@@ -254,6 +254,14 @@ def list_segments(session: Session, principal: Principal, *, limit: int = 50, cu
                        limit=limit, cursor=cursor)
 
 
+def changeable_static_segments(session: Session, principal: Principal, *, limit: int = 500) -> list[Segment]:
+    """The static segments the principal may add customers to or take them out of, by name."""
+    if not principal.can("segments", "update"):
+        return []
+    return list(session.scalars(select(Segment).where(scope(principal, Segment, "update"), Segment.kind == "static")
+                                .order_by(Segment.name, Segment.id).limit(limit)))
+
+
 def request_refresh(session: Session, principal: Principal, segment_id: int) -> Segment:
     segment = get_segment(session, principal, segment_id)
     require_row(session, principal, "segments", "update", unit_id=segment.unit_id, owner_id=segment.owner_id)

@@ -17,20 +17,21 @@ from typing import Any
 from nicegui import ui
 from pydantic import BaseModel, Field, ValidationError
 
-from kehu.cdp import fields
 from kehu.channels import templates as template_service
 from kehu.core import events
 from kehu.core.errors import FieldError
 from kehu.core.i18n import t
 from kehu.journeys import schemas, service
 from kehu.journeys.ui.panel import NODE_ICONS, NodePanel
+from kehu.journeys.ui.texts import date_fields_of, offset_text, settable_fields, trigger_text
 from kehu.segments import service as segment_service
 from kehu.segments import tags
 from kehu.ui.components.condition_builder import COMMON_EVENTS
 from kehu.ui.components.flow import OUT, FlowCanvas
 from kehu.ui.shell import locale, run_action, tr, unit_of_work, validated
 
-PALETTE = ("wait", "wait_until", "wait_for_event", "send", "tag", "split", "random_split", "exit")
+PALETTE = ("wait", "wait_until", "wait_for_event", "send", "tag", "field", "segment", "lead", "task", "split",
+           "random_split", "exit")
 HISTORY = 100  # undo steps kept
 
 
@@ -120,12 +121,13 @@ class JourneyEditor:
                 if principal.can("segments") else {}
             self.tags = {tag.id: tag.name for tag in tags.manual_tags(session, principal)} \
                 if principal.can("segments") else {}
+            # the static lists a segment node may keep: those the author may change
+            self.static_segments = {s.id: s.name for s in
+                                    segment_service.changeable_static_segments(session, principal)}
         self.events = list(dict.fromkeys([*COMMON_EVENTS, *sorted(events.customer_events())]))
-        with unit_of_work() as session:  # the customers' date fields a wait may wait for
-            custom = fields.definitions(session, principal.org_id)
-        self.date_fields = {"birthday": tr("segments.field.birthday"), **{
-            f"attributes.{key}": (field.label_zh if principal.locale == "zh" else field.label_en) or key
-            for key, field in custom.items() if field.type == "date"}}
+        with unit_of_work() as session:  # the customers' date fields a wait or a trigger may name
+            self.date_fields = date_fields_of(session, principal)
+            self.settable = settable_fields(session, principal)
         self._check()
 
     # -- drawing ------------------------------------------------------------------------------------------------
@@ -248,8 +250,7 @@ class JourneyEditor:
                 offset = int(node.get("offset_days") or 0)
                 return tr("journeys.wait_until_field" + ("_yearly" if node.get("yearly") else ""),
                           field=self.date_fields.get(node["field"], node["field"]), time=node.get("time") or "—",
-                          offset=tr("journeys.offset.before", n=-offset) if offset < 0 else
-                          tr("journeys.offset.after", n=offset) if offset > 0 else tr("journeys.offset.on"))
+                          offset=offset_text(offset))
             if node.get("date"):
                 return tr("journeys.wait_until_date", date=node["date"], time=node.get("time") or "—")
             days = "、".join(tr(f"journeys.weekday.{d}") for d in sorted(node.get("weekdays") or []))
@@ -258,6 +259,22 @@ class JourneyEditor:
         if kind == "tag":
             return tr("journeys.tag_remove" if node.get("remove") else "journeys.tag_add",
                       tag=self.tags.get(node.get("tag_id") or 0, "—"))
+        if kind == "field":
+            field = self.settable.get(node.get("field") or "", {})
+            value = node.get("value")
+            shown = "、".join(field.get("options", {}).get(v, v) for v in value) if isinstance(value, list) else \
+                field.get("options", {}).get(value, value) if value is not None else None
+            if shown is True or shown is False:
+                shown = tr("common.yes" if shown else "common.no")
+            return tr("journeys.field_clear", field=field.get("label", "—")) if value is None and field else \
+                tr("journeys.field_text", field=field.get("label", "—"), value="—" if shown is None else shown)
+        if kind == "segment":
+            return tr("journeys.segment_remove" if node.get("remove") else "journeys.segment_add",
+                      segment=self.segments.get(node.get("segment_id") or 0, "—"))
+        if kind == "lead":
+            return tr("journeys.lead_text", model=node.get("model") or tr("journeys.lead_any_model"))
+        if kind == "task":
+            return tr("journeys.task_text", subject=node.get("subject") or "—", days=int(node.get("due_days") or 0))
         if kind == "random_split":
             return " · ".join(f"{g.get('label') or g.get('name')} {g.get('percent', 0)}%"
                               + (f" ({tr('journeys.control')})" if g.get("control") else "")
@@ -269,13 +286,7 @@ class JourneyEditor:
         return tr(f"journeys.node_text.{kind}")
 
     def _trigger_text(self) -> str:
-        trigger = self.definition.get("trigger") or {"type": "manual"}
-        kind = trigger.get("type", "manual")
-        if kind.startswith("segment"):
-            return tr(f"journeys.trigger.{kind}", segment=self.segments.get(trigger.get("segment_id") or 0, "—"))
-        if kind == "event":
-            return tr("journeys.trigger.event", event=trigger.get("event") or "—")
-        return tr("journeys.trigger.manual")
+        return trigger_text(self.definition, self.segments, self.date_fields)
 
     def _way_label(self, node: dict[str, Any], way: str | None) -> str:
         if way is None:
@@ -412,6 +423,14 @@ class JourneyEditor:
             node.update(time="10:00", weekdays=[])
         elif kind == "tag":
             node.update(tag_id=None, remove=False)
+        elif kind == "field":
+            node.update(field=None, value=None)
+        elif kind == "segment":
+            node.update(segment_id=None, remove=False)
+        elif kind == "lead":
+            node.update(model=None, note="")
+        elif kind == "task":
+            node.update(kind="call", subject="", note="", due_days=1)
         elif kind == "random_split":
             node["groups"] = [{"name": "a", "label": "A", "percent": 50}, {"name": "b", "label": "B", "percent": 50}]
         elif kind == "split":

@@ -17,6 +17,7 @@ from kehu.core.timeutil import format_local
 from kehu.journeys import results as journey_results
 from kehu.journeys import schemas, service
 from kehu.journeys.ui.canvas import JourneyEditor
+from kehu.journeys.ui.texts import date_fields_of, trigger_text
 from kehu.segments.models import Segment
 from kehu.tenancy.models import BusinessUnit
 from kehu.ui.components import add_status_slot, localise_table
@@ -41,16 +42,6 @@ def register() -> None:
     page("/journeys/{journey_id}")(journey_page)
 
 
-def _trigger_text(definition: dict[str, Any], names: dict[str, dict[int, str]]) -> str:
-    trigger = definition.get("trigger") or {"type": "manual"}
-    kind = trigger.get("type", "manual")
-    if kind.startswith("segment"):
-        return tr(f"journeys.trigger.{kind}", segment=names["segments"].get(trigger.get("segment_id") or 0, "—"))
-    if kind == "event":
-        return tr("journeys.trigger.event", event=trigger.get("event") or "—")
-    return tr("journeys.trigger.manual")
-
-
 def _names(session: Any, definitions: list[dict[str, Any]]) -> dict[str, dict[int, str]]:
     """The segments and templates the definitions name, by id (one read each)."""
     segment_ids = {(d.get("trigger") or {}).get("segment_id") for d in definitions} - {None}
@@ -70,8 +61,9 @@ def journeys_page() -> None:
             units = dict(session.execute(select(BusinessUnit.id, BusinessUnit.name).where(
                 BusinessUnit.id.in_({j.unit_id for j in found}))).all()) if found else {}
             names = _names(session, [j.draft or {} for j in found])
+            date_fields = date_fields_of(session, principal)
         rows = [{"id": j.id, "name": j.name, "unit": units.get(j.unit_id, "—"), "status": j.status,
-                 "version": j.version or "—", "trigger": _trigger_text(j.draft or {}, names),
+                 "version": j.version or "—", "trigger": trigger_text(j.draft or {}, names["segments"], date_fields),
                  "entered": counts.get(j.id, (0, 0))[0], "active": counts.get(j.id, (0, 0))[1],
                  "updated": format_local(j.updated_at, principal.timezone)} for j in found]
         with ui.row().classes("w-full items-center"):
@@ -188,6 +180,7 @@ def journey_page(journey_id: int) -> None:
                 report = journey_results.report(session, principal, journey_id)
                 may_change = service.may_change(session, principal, journey)
                 names = _names(session, [journey.draft or {}])
+                date_fields = date_fields_of(session, principal)
         except KehuError as error:  # not found, or not theirs: the same answer
             if error.status != 404:
                 notify_error(error)
@@ -215,6 +208,7 @@ def journey_page(journey_id: int) -> None:
         def changed() -> None:
             controls.refresh()
             problems.refresh()
+            who_enters.set_text(trigger_text(editor.definition, editor.segments, editor.date_fields))  # as drawn
 
         editor = JourneyEditor(principal, journey, report, editable=may_change, on_saved=changed)
         editor.on_change = changed
@@ -231,7 +225,8 @@ def journey_page(journey_id: int) -> None:
             controls()
         if journey.description:
             ui.label(journey.description).classes("text-grey-8")
-        ui.label(_trigger_text(journey.draft or {}, names)).classes("text-grey-8")
+        who_enters = ui.label(trigger_text(journey.draft or {}, names["segments"], date_fields)).classes(
+            "text-grey-8").props("data-testid=journey-trigger")
 
         @ui.refreshable
         def stats(report: schemas.JourneyReport) -> None:

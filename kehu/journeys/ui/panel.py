@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from nicegui import ui
 
+from kehu.journeys import schemas
+from kehu.journeys.ui.actions import NodeParts
 from kehu.ui.components.condition_builder import Builder, ConditionEditor
 from kehu.ui.shell import tr
 
@@ -19,14 +21,19 @@ if TYPE_CHECKING:
 
 NODE_ICONS = {"entry": "login", "wait": "hourglass_top", "wait_until": "schedule",
               "wait_for_event": "notifications_active", "send": "send", "split": "call_split",
-              "random_split": "shuffle", "tag": "sell", "exit": "logout"}
-TRIGGERS = ("manual", "segment_entered", "segment_left", "event")
+              "random_split": "shuffle", "tag": "sell", "field": "edit_note", "segment": "playlist_add",
+              "lead": "person_add",
+              "task": "assignment",
+              "exit": "logout"}
+TRIGGERS = ("manual", "segment_entered", "segment_left", "event", "schedule", "date")
+TIMED_KEYS = ("time", "weekdays", "date")  # what a timed trigger says of when
+DATE_KEYS = ("field", "offset_days", "yearly")  # what a date trigger says of whose date
 WEEKDAYS = range(1, 8)
 NO_FIELD = "-"  # the profile date select's "none": a time on weekdays or a date instead
 TIME = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 
 
-class NodePanel:
+class NodePanel(NodeParts):
     """The panel beside the canvas (``area``), drawn for the editor's selected node."""
 
     def __init__(self, editor: JourneyEditor, area: Any) -> None:
@@ -74,6 +81,14 @@ class NodePanel:
                 self._random_split_panel(node)
             elif kind == "tag":
                 self._tag_panel(node)
+            elif kind == "field":
+                self._field_panel(node)
+            elif kind == "segment":
+                self._segment_panel(node)
+            elif kind == "lead":
+                self._lead_panel(node)
+            elif kind == "task":
+                self._task_panel(node)
             if kind != "entry":
                 ui.separator().classes("my-2")
                 ui.button(tr("journeys.canvas.delete_node"), icon="delete",
@@ -88,17 +103,6 @@ class NodePanel:
         with self.panel_problems:
             for problem in self.editor.node_problems.get(self.editor.selected or "", []):
                 ui.label(problem).classes("text-negative text-sm").props("data-testid=panel-problem")
-
-    def _set(self, node_id: str, key: str, value: Any, *, typing: bool = False, panel: bool = False) -> None:
-        def apply(definition: dict[str, Any]) -> None:
-            self.editor.node_of(definition, node_id)[key] = value
-
-        self.editor.change(apply, typing=f"{node_id}.{key}" if typing else None, panel=panel)
-
-    def _text(self, node: dict[str, Any], key: str, label: str, *, max_length: int) -> None:
-        ui.input(label, value=node.get(key) or "",
-                 on_change=lambda e: self._set(node["id"], key, (e.value or "")[:max_length], typing=True)).props(
-            f"outlined dense maxlength={max_length} data-testid=panel-{key}").classes("w-full")
 
     def _durations(self, node: dict[str, Any]) -> None:
         with ui.row().classes("w-full gap-2 no-wrap"):
@@ -116,7 +120,7 @@ class NodePanel:
                 now = {**(definition.get("trigger") or {"type": "manual"}), **values}
                 kind = now["type"]
                 # a trigger keeps only what its kind names (the API refuses the rest)
-                if not kind.startswith("segment"):
+                if kind not in schemas.SEGMENT_TRIGGERS:
                     now.pop("segment_id", None)
                 elif not now.get("segment_id"):
                     now["segment_id"] = next(iter(self.editor.segments), None)
@@ -125,17 +129,32 @@ class NodePanel:
                     now.pop("properties", None)
                 elif not now.get("event"):
                     now["event"] = "test_drive_booked"
+                if kind not in schemas.TIMED_TRIGGERS:
+                    for key in TIMED_KEYS:
+                        now.pop(key, None)
+                else:
+                    now.setdefault("time", "10:00")
+                if kind != "date":
+                    for key in DATE_KEYS:
+                        now.pop(key, None)
+                else:
+                    now.pop("weekdays", None)
+                    now.pop("date", None)
+                    now.setdefault("field", next(iter(self.editor.date_fields), "birthday"))
+                    now.setdefault("offset_days", 0)
+                    now.setdefault("yearly", True)
                 definition["trigger"] = now
 
-            self.editor.change(apply, typing="trigger.event" if "event" in values else None,
-                        panel="type" in values)
+            typed = next((key for key in ("event", "time", "offset_days") if key in values), None)
+            self.editor.change(apply, typing=f"trigger.{typed}" if typed else None,
+                               panel=bool({"type", "date", "field"} & set(values)))
 
         ui.label(tr("journeys.canvas.who_enters")).classes("text-sm text-grey-8 mt-2")
         ui.select({kind: tr(f"journeys.trigger_kind.{kind}") for kind in TRIGGERS}, value=trigger.get("type"),
                   on_change=lambda e: set_trigger(type=e.value)).props(
             "outlined dense data-testid=panel-trigger").classes("w-full")
         kind = trigger.get("type", "manual")
-        if kind.startswith("segment"):
+        if kind in schemas.SEGMENT_TRIGGERS:
             if not self.editor.segments:
                 ui.label(tr("journeys.canvas.no_segments")).classes("text-grey-7 text-sm")
             else:
@@ -145,6 +164,8 @@ class NodePanel:
         elif kind == "event":
             self._event_inputs(trigger.get("event"), trigger.get("properties") or {},
                                lambda **values: set_trigger(**values), "trigger")
+        if kind in schemas.TIMED_TRIGGERS:
+            self._timed_trigger(trigger, set_trigger)
         ui.label(tr("journeys.canvas.re_entry")).classes("text-sm text-grey-8 mt-2")
         ui.select({"never": tr("journeys.re_entry.never"), "after_exit": tr("journeys.re_entry.after_exit")},
                   value=self.editor.definition.get("re_entry", "never"),
@@ -157,6 +178,36 @@ class NodePanel:
                           typing="reentry_days")).props("outlined dense").classes("w-full")
         self._goal_panel()
         self._exit_panel()
+
+    def _timed_trigger(self, trigger: dict[str, Any], set_trigger: Callable[..., None]) -> None:
+        """When a timed trigger enrols: a schedule at a time on weekdays or once on a date; a date trigger each day
+        at a time, for the customers whose profile date (some days later) it is."""
+        if trigger["type"] == "date":
+            ui.select(self.editor.date_fields or {"birthday": tr("journeys.canvas.birthday")},
+                      value=trigger.get("field"), label=tr("journeys.canvas.profile_date"),
+                      on_change=lambda e: set_trigger(field=e.value)).props(
+                "outlined dense data-testid=panel-trigger-field").classes("w-full")
+            ui.number(tr("journeys.canvas.trigger_offset"), value=trigger.get("offset_days") or 0, min=-365, max=365,
+                      precision=0, on_change=lambda e: set_trigger(offset_days=max(-365, min(365, int(
+                          e.value or 0))))).props("outlined dense data-testid=panel-trigger-offset").classes("w-full")
+            ui.checkbox(tr("journeys.canvas.yearly"), value=trigger.get("yearly", True),
+                        on_change=lambda e: set_trigger(yearly=bool(e.value))).props(
+                "dense data-testid=panel-trigger-yearly")
+        ui.input(tr("journeys.canvas.time"), value=trigger.get("time") or "10:00",
+                 validation={tr("journeys.canvas.time_format"): lambda v: bool(TIME.match(v or ""))},
+                 on_change=lambda e: set_trigger(time=e.value) if TIME.match(e.value or "") else None).props(
+            "outlined dense mask=##:## data-testid=panel-trigger-time").classes("w-full")
+        if trigger["type"] == "schedule":
+            ui.select({d: tr(f"journeys.weekday.{d}") for d in WEEKDAYS}, multiple=True,
+                      value=list(trigger.get("weekdays") or []), label=tr("journeys.canvas.weekdays"),
+                      on_change=lambda e: set_trigger(weekdays=sorted(e.value or []), date=None)).props(
+                "outlined dense use-chips data-testid=panel-trigger-weekdays").classes("w-full")
+            ui.input(tr("journeys.canvas.trigger_date"), value=trigger.get("date") or "",
+                     on_change=lambda e: set_trigger(date=e.value or None, weekdays=[] if e.value else
+                                                     trigger.get("weekdays") or [])).props(
+                "outlined dense type=date clearable data-testid=panel-trigger-date").classes("w-full")
+        ui.label(tr("journeys.canvas.schedule_text" if trigger["type"] == "schedule" else
+                    "journeys.canvas.date_text_trigger")).classes("text-grey-7 text-xs")
 
     def _goal_panel(self) -> None:
         """The journey's goal (its conversion): an event within some days of entering."""
@@ -329,18 +380,6 @@ class NodePanel:
                     node.pop(key, None)
 
         self.editor.change(apply, panel=True)
-
-    def _tag_panel(self, node: dict[str, Any]) -> None:
-        if not self.editor.tags:
-            ui.label(tr("journeys.canvas.no_tags")).classes("text-grey-7 text-sm")
-            return
-        ui.toggle({False: tr("journeys.canvas.tag_add"), True: tr("journeys.canvas.tag_remove")},
-                  value=bool(node.get("remove")), on_change=lambda e: self._set(node["id"], "remove", bool(e.value))) \
-            .props("no-caps dense data-testid=panel-tag-remove")
-        ui.select(self.editor.tags, value=node.get("tag_id"), label=tr("journeys.canvas.tag"), with_input=True,
-                  on_change=lambda e: self._set(node["id"], "tag_id", e.value)).props(
-            "outlined dense data-testid=panel-tag").classes("w-full")
-        ui.label(tr("journeys.canvas.tag_text")).classes("text-grey-7 text-xs")
 
     def _random_split_panel(self, node: dict[str, Any]) -> None:
         ui.label(tr("journeys.canvas.random_text")).classes("text-sm text-grey-8 mt-2")
