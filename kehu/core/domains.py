@@ -53,6 +53,7 @@ class Domain:
     customer_panels: tuple[str, ...] = ()  # fn(principal, profile_id): a panel in the Customer 360's side column
     selection_actions: tuple[str, ...] = ()  # fn(principal, picked, clear): buttons for customers picked in a list
     inquiry_actions: tuple[str, ...] = ()  # fn(principal, held): what to offer when a new customer already exists
+    calendar_entries: tuple[str, ...] = ()  # fn(principal, start, end, unit_id): its part of the campaign calendar
 
     def __post_init__(self) -> None:
         for entry in self.navigation:

@@ -3,12 +3,15 @@ customers by hand, the enrolled customers, per-node counts and the results again
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 
+from kehu.core.errors import invalid
+from kehu.journeys import approval, schemas, service, simulation
 from kehu.journeys import results as journey_results
-from kehu.journeys import schemas, service
+from kehu.journeys.calendar import calendar as journey_calendar_of
 from kehu.tenancy.deps import Cursor, Limit, PrincipalDep, SessionDep
 from kehu.tenancy.schemas import Page
 
@@ -30,10 +33,30 @@ def create_journey(data: schemas.JourneyCreate, session: SessionDep, principal: 
     return service.journey_out(service.create_journey(session, principal, data))
 
 
+@router.get("/journeys/calendar", response_model=list[schemas.CalendarItem])
+def journey_calendar(session: SessionDep, principal: PrincipalDep, start: datetime, end: datetime,
+                     unit_id: int | None = None) -> Any:
+    """The campaign calendar's journeys between ``start`` and ``end`` (at most 93 days): those running (since when),
+    started or stopped then, and the runs their timed triggers will make; of your units or of one unit and those
+    below it. Broadcasts: ``GET /broadcasts/calendar``."""
+    start, end = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (start, end))  # a time without a zone: UTC
+    if end <= start or end - start > timedelta(days=93):
+        raise invalid("end", "after start, and at most 93 days after it")
+    return journey_calendar_of(session, principal, start=start, end=end, unit_id=unit_id)
+
+
 @router.post("/journeys/import", response_model=schemas.JourneyOut, status_code=status.HTTP_201_CREATED)
 def import_journey(data: schemas.JourneyImport, session: SessionDep, principal: PrincipalDep) -> Any:
     """A new draft from a file ``GET /journeys/{id}/export`` gave (rename it in ``name`` to keep both)."""
     return service.journey_out(service.import_journey(session, principal, data))
+
+
+@router.post("/journeys/{journey_id}/test-run", response_model=schemas.TestRunOut)
+def test_run(journey_id: int, data: schemas.TestRun, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Walk one customer you may read through the journey as drawn, on a simulated clock, writing nothing: the
+    path they would take, when each node would act and each message as they would receive it. ``happened``: the
+    waits for an event where the event comes at once (the others time out)."""
+    return simulation.test_run(session, principal, journey_id, data)
 
 
 @router.get("/journeys/{journey_id}/export", response_model=schemas.JourneyExport)
@@ -69,8 +92,22 @@ def journey_problems(journey_id: int, session: SessionDep, principal: PrincipalD
 @router.post("/journeys/{journey_id}/publish", response_model=schemas.JourneyOut)
 def publish(journey_id: int, session: SessionDep, principal: PrincipalDep,
             data: schemas.Publish | None = None) -> Any:
-    """The draft becomes the next version and runs (422 with every problem otherwise)."""
+    """The draft becomes the next version and runs (422 with every problem otherwise) — or, where a unit above asks
+    to approve this unit's messages, waits for approval (``review_status`` ``submitted``)."""
     return service.journey_out(service.publish_version(session, principal, journey_id, data or schemas.Publish()))
+
+
+@router.post("/journeys/{journey_id}/review", response_model=schemas.JourneyOut)
+def review(journey_id: int, data: schemas.Review, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Approve a submitted journey (it goes live as the next version) or reject it with a comment; needs
+    ``messages.approve``, and someone other than its author."""
+    return service.journey_out(approval.review(session, principal, journey_id, data))
+
+
+@router.post("/journeys/{journey_id}/withdraw", response_model=schemas.JourneyOut)
+def withdraw(journey_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Take a submitted journey back, to edit it."""
+    return service.journey_out(approval.withdraw(session, principal, journey_id))
 
 
 @router.post("/journeys/{journey_id}/pause", response_model=schemas.JourneyOut)

@@ -18,7 +18,6 @@ import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     BigInteger,
@@ -36,7 +35,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from kehu.cdp import service as cdp_service
 from kehu.cdp.models import HAPPENING, Event, Profile
@@ -49,16 +48,19 @@ from kehu.journeys import schemas
 from kehu.journeys.fields import set_field
 from kehu.journeys.models import ACTIVE, Enrolment, Journey, JourneyStep
 from kehu.journeys.service import DEFAULT_TIMEZONE, Graph, _lock, enrol, graph_of, journey_units
-from kehu.journeys.timing import arrive_by_dates, dated_customers, next_entry
+from kehu.journeys.timing import arrive_by_dates, dated_customers, dates_due, next_entry
 from kehu.sales.models import OPEN_STATUSES, Activity, Lead
 from kehu.sales.service import Inquiry, record_inquiries
 from kehu.segments import service as segment_service
 from kehu.segments.conditions import compile_condition
 from kehu.segments.models import ProfileTag, Segment, SegmentChange, SegmentMember, Tag
 from kehu.tenancy.access import org_timezone
+from kehu.tenancy.models import User
 from kehu.tenancy.service import system_principal
 
 log = logging.getLogger(__name__)
+TIMED_BATCH = 50  # journeys whose timed trigger one poll runs
+TIMED_LOCK = 23_051  # the advisory lock namespace of the journeys' timed triggers (PostgreSQL)
 CATCH_UP_DAYS = 31  # a date trigger's days made up after the workers were down (or the journey paused) that long
 STEP_BATCH = 5_000  # customers one step moves at a node, in one transaction
 ROUND_SECONDS = 5.0  # a round of the engine gives the worker back to its other work after about this long
@@ -252,35 +254,47 @@ def _leave_on_segment(session: Session, batch: list[SegmentChange]) -> None:
 @jobs.poller
 def timed_entries(database: Database, now: datetime | None = None) -> bool:
     """Enrol for the live journeys whose timed trigger is due (a schedule: the segment's members then; a date:
-    the customers whose profile date it is), one journey a transaction that also sets its next run, so a crash
+    the customers whose profile date it is), each journey in a transaction that also sets its next run, so a crash
     enrols nobody twice (and the entry rules keep anyone from walking twice at once). Runs missed while the
     workers were down or the journey paused are made up once: a date trigger takes every day since its last run
-    (up to ``CATCH_UP_DAYS``), a schedule enrols once. Says whether it enrolled for any journey."""
+    up to the last day whose time has come (at most ``CATCH_UP_DAYS``), a schedule enrols once. Two workers never
+    run one journey's trigger together (an advisory lock, not a row lock: the engine's steps, which share the
+    journey's row, go on meanwhile); a journey whose run fails holds back no other. Says whether it enrolled."""
     now = now or utcnow()
+    with database.unit_of_work(reader=True) as session:
+        due = list(session.scalars(select(Journey.id).where(Journey.status == "live", Journey.next_entry_at <= now)
+                                   .order_by(Journey.next_entry_at).limit(TIMED_BATCH)))
     ran = False
-    while True:
-        with database.unit_of_work(writer=True) as session:
-            query = select(Journey).where(Journey.status == "live", Journey.next_entry_at <= now) \
-                .order_by(Journey.next_entry_at).limit(1)
-            if session.get_bind().dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            journey = session.scalar(query)
-            if journey is None:
-                return ran
-            trigger = graph_of(session, journey.id, journey.version).definition.trigger
-            timezone = org_timezone(session, journey.org_id)
-            due = journey.next_entry_at or now
-            if trigger.type == "schedule" and trigger.segment_id is not None:
-                enrol(session, journey, select(SegmentMember.profile_id).where(
-                    SegmentMember.segment_id == trigger.segment_id), now=now)
-            elif trigger.type == "date":
-                zone = ZoneInfo(timezone)
-                first, last = due.astimezone(zone).date(), now.astimezone(zone).date()
-                first = max(first, last - timedelta(days=CATCH_UP_DAYS - 1))
-                days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-                enrol(session, journey, dated_customers(journey.org_id, trigger, days), now=now)
-            journey.next_entry_at = next_entry(trigger, now, timezone)
-            ran = True
+    for journey_id in due:
+        try:
+            with database.unit_of_work(writer=True) as session:
+                ran = _run_timed_trigger(session, journey_id, now) or ran
+        except Exception:  # one journey's fault holds back no other
+            log.exception("journey %s: its timed trigger failed", journey_id)
+    return ran
+
+
+def _run_timed_trigger(session: Session, journey_id: int, now: datetime) -> bool:
+    if session.get_bind().dialect.name == "postgresql" and not session.scalar(
+            select(func.pg_try_advisory_xact_lock(TIMED_LOCK, journey_id))):
+        return False  # another worker runs it
+    journey = session.get(Journey, journey_id, populate_existing=True)
+    if journey is None or journey.status != "live" or journey.next_entry_at is None or journey.next_entry_at > now:
+        return False  # run by another worker meanwhile, or paused
+    trigger = graph_of(session, journey.id, journey.version).definition.trigger
+    timezone = org_timezone(session, journey.org_id)
+    if trigger.type == "schedule" and trigger.segment_id is not None:
+        enrol(session, journey, select(SegmentMember.profile_id).where(
+            SegmentMember.segment_id == trigger.segment_id), now=now)
+    elif trigger.type == "date":
+        first, last = dates_due(trigger, journey.next_entry_at, now, timezone)
+        first = max(first, last - timedelta(days=CATCH_UP_DAYS - 1))
+        days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+        if days:
+            enrol(session, journey, dated_customers(journey.org_id, trigger, days,
+                                                    session.get_bind().dialect.name), now=now)
+    journey.next_entry_at = next_entry(trigger, now, timezone)
+    return True
 
 
 # -- the engine -----------------------------------------------------------------------------------------------------
@@ -401,7 +415,8 @@ def step(session: Session, journey_id: int, version: int, node_id: str, *, now: 
             _tag(session, journey, node, ids, now)
         elif node.type == "field" and node.field is not None:
             set_field(session, journey.org_id, node.field, node.value,
-                      select(Enrolment.profile_id).where(_among(session, ids)), now)
+                      select(Enrolment.profile_id).where(_among(session, ids)), now,
+                      units=journey_units(session, journey))
         elif node.type == "segment":
             _segment(session, journey, node, ids)
         elif node.type == "lead":
@@ -534,31 +549,37 @@ def _lead(session: Session, journey: Journey, node: schemas.LeadNode, ids: list[
     (``record_inquiries``: a few statements for the batch): a new lead routed by the organisation's routing rules,
     or the customer's open lead asked again. The note names the journey, so a salesperson knows where it came
     from."""
-    profiles = list(session.scalars(select(Profile).join(Enrolment, Enrolment.profile_id == Profile.id)
-                                    .where(_among(session, ids))))
+    units = journey_units(session, journey)
+    query = select(Profile).join(Enrolment, Enrolment.profile_id == Profile.id).where(_among(session, ids))
+    if units is not None:  # moved to another dealer since the step began: not this journey's any more
+        query = query.where(Profile.unit_id.in_(units))
     note = f"{journey.name}: {node.note}" if node.note else journey.name
-    inquiries = [Inquiry(profile, "journey", None, node.model, note, now) for profile in profiles]
-    record_inquiries(session, system_principal(session, journey.org_id), inquiries)
+    inquiries = [Inquiry(profile, "journey", None, node.model, note, now) for profile in session.scalars(query)]
+    # a dealer's journey joins only its own dealers' open leads: another dealer's lead of the same person is
+    # that dealer's business (a new lead is made instead)
+    record_inquiries(session, system_principal(session, journey.org_id), inquiries, within_units=units)
 
 
 def _task(session: Session, journey: Journey, node: schemas.TaskNode, ids: list[int], now: datetime) -> None:
-    """A follow-up task for every customer in ``ids``, in one INSERT … SELECT: the customer's salesperson does it
-    (their owner, else the owner of their newest open lead at one of the journey's units, on that lead), due
-    ``due_days`` from now; with neither, it waits unassigned at the customer's dealer for its manager to hand
-    out. One task per customer and node however often the step runs (the step is one transaction)."""
+    """A follow-up task for every customer in ``ids``, in one INSERT … SELECT, all at the customer's own dealer:
+    their salesperson does it (their owner while an active user, else the owner of their newest open lead at that
+    dealer, on that lead), due ``due_days`` from now; with neither, it waits unassigned at the dealer for its manager
+    to hand out. One task per customer and node however often the step runs (the step is one transaction)."""
     units = journey_units(session, journey)
-    open_lead = select(Lead.id).where(Lead.profile_id == Enrolment.profile_id, Lead.status.in_(OPEN_STATUSES))
-    if units is not None:
-        open_lead = open_lead.where(Lead.unit_id.in_(units))
-    lead_id = open_lead.order_by(Lead.id.desc()).limit(1).scalar_subquery()
-    lead = select(Lead).subquery("lead")
-    rows = select(literal(journey.org_id, BigInteger), func.coalesce(lead.c.unit_id, Profile.unit_id),
-                  func.coalesce(Profile.owner_id, lead.c.owner_id), Enrolment.profile_id, lead.c.id,
-                  literal(node.kind), literal(node.subject or journey.name[:200]), literal(node.note), literal(""),
+    newest = aliased(Lead)  # not the joined lead itself, which the subquery would otherwise correlate to
+    lead_id = select(newest.id).where(newest.profile_id == Enrolment.profile_id, newest.unit_id == Profile.unit_id,
+                                      newest.status.in_(OPEN_STATUSES)).order_by(newest.id.desc()).limit(1) \
+        .scalar_subquery()
+    active_owner = select(User.id).where(User.id == Profile.owner_id, User.is_active.is_(True)).scalar_subquery()
+    rows = select(literal(journey.org_id, BigInteger), Profile.unit_id, func.coalesce(active_owner, Lead.owner_id),
+                  Enrolment.profile_id, Lead.id, literal(node.kind), literal(node.subject or journey.name[:200]),
+                  literal(node.note), literal(""),
                   literal(now + timedelta(days=node.due_days), type_=Activity.due_at.type),
                   literal(now, type_=Activity.created_at.type), literal(now, type_=Activity.updated_at.type)) \
         .select_from(Enrolment).join(Profile, Profile.id == Enrolment.profile_id) \
-        .outerjoin(lead, lead.c.id == lead_id).where(_among(session, ids))
+        .outerjoin(Lead, Lead.id == lead_id).where(_among(session, ids))
+    if units is not None:  # moved to another dealer since the step began: not this journey's any more
+        rows = rows.where(Profile.unit_id.in_(units))
     session.execute(insert(Activity).from_select(
         ["org_id", "unit_id", "owner_id", "profile_id", "lead_id", "kind", "subject", "note", "outcome", "due_at",
          "created_at", "updated_at"], rows))

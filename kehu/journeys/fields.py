@@ -24,13 +24,14 @@ from kehu.core import events
 from kehu.core.errors import FieldError
 
 STAGE = "lifecycle_stage"
+PLATFORMS = frozenset({"lead_status"})  # attributes the platform keeps (where the customer's latest lead stands)
 
 
 def settable(session: Session, org_id: int) -> dict[str, Any]:
     """The fields a journey may set, by name (``lifecycle_stage``, ``attributes.<key>``): None for the stage, the
     custom field's definition otherwise."""
     return {STAGE: None, **{f"attributes.{key}": field for key, field in fields.definitions(session, org_id).items()
-                            if not field.is_pii}}
+                            if not field.is_pii and key not in PLATFORMS}}
 
 
 def checked_value(session: Session, org_id: int, name: str, value: Any) -> tuple[Any, FieldError | None]:
@@ -63,7 +64,8 @@ def _patched(session: Session, column: Any, key: str, value: Any, *, remove: boo
     return func.json_set(column, f'$."{key}"', func.json(orjson.dumps(value).decode()))
 
 
-def set_field(session: Session, org_id: int, name: str, value: Any, customers: Any, now: datetime) -> int:
+def set_field(session: Session, org_id: int, name: str, value: Any, customers: Any, now: datetime, *,
+              units: tuple[int, ...] | None = None) -> int:
     """Set field ``name`` to ``value`` (None: clear it) for ``customers`` (a SELECT of profile ids) in one UPDATE,
     stamped as a change by hand is (its trait time now, so an older call arriving late does not undo it), and tell
     the live segments; how many changed. Nothing if the value no longer fits the field."""
@@ -78,8 +80,10 @@ def set_field(session: Session, org_id: int, name: str, value: Any, customers: A
         values[STAGE] = stored
     else:
         values["attributes"] = _patched(session, Profile.attributes, key, stored, remove=stored is None)
-    changed = list(session.scalars(update(Profile).where(Profile.org_id == org_id, Profile.id.in_(customers))
-                                   .values(**values).returning(Profile.id)
+    statement = update(Profile).where(Profile.org_id == org_id, Profile.id.in_(customers))
+    if units is not None:  # a customer moved to another dealer meanwhile is not this journey's to change
+        statement = statement.where(Profile.unit_id.in_(units))
+    changed = list(session.scalars(statement.values(**values).returning(Profile.id)
                                    .execution_options(synchronize_session=False)))
     events.publish_many(session, PROFILE_CHANGED, [
         {"org_id": org_id, "entity": "profiles", "entity_id": i, "profile_id": i, "payload": {"what": "updated"}}

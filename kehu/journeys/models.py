@@ -39,6 +39,15 @@ class Journey(IdMixin, TimestampMixin, Base):
     # what the trigger listens to, copied from the published version so that consumers find their journeys by index
     trigger_kind: Mapped[str | None] = mapped_column(String(20), nullable=True)
     trigger_key: Mapped[str | None] = mapped_column(String(100), nullable=True)  # a segment id, an event name
+    # approval, where a unit above asks to approve this unit's messages (kehu/journeys/approval.py): the draft as
+    # submitted waits ("submitted", not to be edited) or came back ("rejected", with the reviewer's comment)
+    review_status: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    review_comment: Mapped[str] = mapped_column(String(500), default="")
+    submitted_by_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    submitted_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    submitted_move_people: Mapped[bool] = mapped_column(default=False)
+    reviewed_by_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     # a timed trigger's next run (a schedule, a date on the profile); None: no such trigger, or a schedule that ran
     next_entry_at: Mapped[datetime | None] = mapped_column(nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -20,6 +20,7 @@ from kehu.journeys import schemas
 from kehu.journeys.models import ACTIVE, Enrolment, Journey, JourneyStep
 from kehu.journeys.service import get_journey, graph_of, journey_units, parse
 from kehu.tenancy.access import Principal, scope
+from kehu.tenancy.models import BusinessUnit
 
 SIGNIFICANCE = 0.05
 Z = 1.959964  # the normal quantile of a two-sided 95 % interval
@@ -143,15 +144,28 @@ def results(session: Session, principal: Principal, journey_id: int) -> schemas.
     converted = _converted(session, journey, goal)
     entered, reached = session.execute(select(func.count(), func.coalesce(func.sum(converted), 0))
                                        .where(visible)).one()
-    splits = []
-    for node in definition.nodes:
-        if node.type != "random_split":
-            continue
-        counted = {outcome.removeprefix("branch:"): (int(n), int(c or 0)) for outcome, n, c in session.execute(
+    splits, paths = [], []
+
+    def by_way(node_id: str) -> dict[str, tuple[int, int]]:
+        return {outcome.removeprefix("branch:"): (int(n), int(c or 0)) for outcome, n, c in session.execute(
             select(JourneyStep.outcome, func.count(), func.sum(converted))
             .join(Enrolment, Enrolment.id == JourneyStep.enrolment_id)
-            .where(visible, JourneyStep.journey_id == journey.id, JourneyStep.node == node.id)
+            .where(visible, JourneyStep.journey_id == journey.id, JourneyStep.node == node_id)
             .group_by(JourneyStep.outcome))}
+
+    for node in definition.nodes:
+        if node.type in ("split", "wait_for_event") and goal is not None:
+            counted = by_way(node.id)
+            ways = [(b.name, b.label or b.name) for b in node.branches] + [(schemas.ELSE, schemas.ELSE)] \
+                if node.type == "split" else [(schemas.HAPPENED, schemas.HAPPENED), (schemas.TIMED_OUT,
+                                                                                     schemas.TIMED_OUT)]
+            paths.append(schemas.PathResult(node=node.id, label=node.label or node.id, type=node.type, ways=[
+                schemas.WayResult(way=way, label=label, customers=counted.get(way, (0, 0))[0],
+                                  converted=counted.get(way, (0, 0))[1], rate=_rate(*counted.get(way, (0, 0))))
+                for way, label in ways]))
+        if node.type != "random_split":
+            continue
+        counted = by_way(node.id)
         groups = [schemas.GroupResult(group=g.name, label=g.label or g.name, control=g.control,
                                       customers=counted.get(g.name, (0, 0))[0],
                                       converted=counted.get(g.name, (0, 0))[1],
@@ -159,7 +173,19 @@ def results(session: Session, principal: Principal, journey_id: int) -> schemas.
         splits.append(_compare_groups(node, groups) if goal is not None else schemas.SplitResult(
             node=node.id, label=node.label or node.id, compared_with=None, winner=None, groups=groups))
     return schemas.JourneyResults(goal=goal, entered=int(entered), converted=int(reached),
-                                  rate=_rate(int(entered), int(reached)), splits=splits)
+                                  rate=_rate(int(entered), int(reached)), splits=splits, paths=paths,
+                                  units=_by_unit(session, visible, converted))
+
+
+def _by_unit(session: Session, visible: Any, converted: Any) -> list[schemas.UnitResult]:
+    """Entered and converted per unit (the customer's when they entered), most customers first."""
+    rows = session.execute(select(Enrolment.unit_id, BusinessUnit.name, func.count(),
+                                  func.coalesce(func.sum(converted), 0))
+                           .join(BusinessUnit, BusinessUnit.id == Enrolment.unit_id).where(visible)
+                           .group_by(Enrolment.unit_id, BusinessUnit.name)).all()
+    found = [schemas.UnitResult(unit_id=unit_id, unit=name, entered=int(n), converted=int(c),
+                                rate=_rate(int(n), int(c))) for unit_id, name, n, c in rows]
+    return sorted(found, key=lambda u: (-u.entered, u.unit))
 
 
 def _rate(customers: int, converted: int) -> float:

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from kehu.channels.schemas import Rendered
 from kehu.core.schemas import Input, omissible
 from kehu.segments.schemas import Condition
 
@@ -350,6 +351,50 @@ class Publish(_In):
     move_people: bool = False
 
 
+class TestRun(_In):
+    """Walk one customer through the journey as drawn (the draft), on a simulated clock from ``start_at`` (now if
+    not said), writing nothing: ``happened`` names the waits for an event where the event is taken to come at once
+    (the others time out)."""
+
+    profile_id: int = Field(ge=1)
+    start_at: datetime | None = None
+    happened: list[NodeId] = Field(default_factory=list, max_length=50)
+
+
+class TestStep(BaseModel):
+    """One node of a test run: when the customer would reach it (UTC), which way they would go on, what it would
+    do (in words) and, for a send, the message as they would receive it (personal data masked as for the reader)."""
+
+    node: str
+    type: str
+    label: str
+    at: datetime
+    way: str | None = None
+    does: str = ""
+    message: Rendered | None = None
+    problem: str | None = None  # what stops the walk here (an unconnected way, a template that cannot render)
+
+
+class TestRunOut(BaseModel):
+    profile_id: int
+    enters: bool  # a customer of the journey's units: one outside them would never enter
+    steps: list[TestStep]
+    ends: Literal["completed", "stopped", "too_long"]
+
+
+class CalendarItem(BaseModel):
+    """A journey on the campaign calendar: ``running`` over the range (since ``at``), or a moment within it —
+    ``started``, ``stopped``, a timed trigger's ``run`` (a schedule's or a date trigger's, from now on), or a draft's
+    ``planned`` run (a schedule on a date, not yet live)."""
+
+    journey_id: int
+    name: str
+    status: str
+    unit_id: int
+    kind: Literal["running", "started", "stopped", "run", "planned"]
+    at: datetime
+
+
 class EnrolRequest(_In):
     profile_ids: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list, max_length=1000)
     segment_id: int | None = Field(default=None, ge=1)
@@ -378,6 +423,16 @@ class JourneyOut(Out):
     stopped_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    review_status: Literal["submitted", "rejected"] | None = None  # approval, where a unit above asks for it
+    review_comment: str = ""
+    submitted_at: datetime | None = None
+
+
+class Review(_In):
+    """A reviewer's answer to a submitted journey: approve (the version goes live) or reject, saying why."""
+
+    approve: bool
+    comment: str = Field(default="", max_length=500)
 
 
 class ProblemOut(BaseModel):
@@ -448,14 +503,46 @@ class SplitResult(BaseModel):
     groups: list[GroupResult]
 
 
+class WayResult(BaseModel):
+    way: str
+    label: str
+    customers: int
+    converted: int
+    rate: float
+
+
+class PathResult(BaseModel):
+    """Conversion along each way of a condition split or a wait for an event. Observed, not randomised: customers
+    choose their way by who they are or what they do, so a difference says where conversions come from, not what
+    caused them (a random split's groups say that)."""
+
+    node: str
+    label: str
+    type: str
+    ways: list[WayResult]
+
+
+class UnitResult(BaseModel):
+    """One dealer's (unit's) customers in the journey and their conversion: HQ compares its dealers."""
+
+    unit_id: int
+    unit: str
+    entered: int
+    converted: int
+    rate: float
+
+
 class JourneyResults(BaseModel):
-    """The journey's conversion to its goal (of the customers in the reader's scope) and each random split's."""
+    """The journey's conversion to its goal (of the customers in the reader's scope), each random split's, and each
+    path's."""
 
     goal: Goal | None
     entered: int
     converted: int
     rate: float
     splits: list[SplitResult]
+    paths: list[PathResult] = Field(default_factory=list)
+    units: list[UnitResult] = Field(default_factory=list)  # per unit the customers belonged to when they entered
 
 
 class JourneyExport(BaseModel):

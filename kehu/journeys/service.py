@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from kehu.cdp import service as cdp_service
 from kehu.cdp.models import Profile
-from kehu.channels import templates
+from kehu.channels import control, templates
 from kehu.channels.models import Template
 from kehu.core import audit
 from kehu.core.db import affected, dialect_insert, refresh_statistics, utcnow
@@ -201,10 +201,10 @@ def problems_of(session: Session, principal: Principal, org_id: int,
             if problem is not None:
                 errors.append(FieldError(f"{where}.nodes[{index}].{problem.field}", problem.message, problem.code))
     errors += _reference_problems(session, principal, org_id, definition)
-    errors += [FieldError(f"{where}.nodes[{index}]", f"making {ACTS_FOR_SALES[node.type]} needs their create privilege",
+    errors += [FieldError(f"{where}.nodes[{index}]", f"{node.type} nodes need the journeys.actions permission",
                           "forbidden")
-               for index, node in enumerate(definition.nodes) if node.type in ACTS_FOR_SALES
-               and not (principal.can(ACTS_FOR_SALES[node.type], "create") or principal.has("settings.manage"))]
+               for index, node in enumerate(definition.nodes) if node.type in ACTING_NODES
+               and not (principal.has(ACTIONS) or principal.can(*ACTING_NODES[node.type]))]
     return errors
 
 
@@ -221,6 +221,9 @@ def _unfinished(definition: schemas.Definition) -> list[FieldError]:
             errors.append(FieldError(f"{at}.field", "choose the field to set", "field"))
         elif node.type == "segment" and node.segment_id is None:
             errors.append(FieldError(f"{at}.segment_id", "choose the static segment", "segment"))
+        elif node.type == "segment" and node.segment_id in (definition.trigger.segment_id, definition.exit_segment_id):
+            # changing the segment that enrols (or takes out) would set the journey off again and again
+            errors.append(FieldError(f"{at}.segment_id", "the journey's own trigger or exit segment", "loop"))
         elif node.type == "task" and not node.subject.strip():
             errors.append(FieldError(f"{at}.subject", "say what the salesperson should do", "subject"))
         elif node.type == "wait_for_event" and not node.event:
@@ -250,9 +253,11 @@ def _has_cycle(graph: Graph) -> bool:
     return any(state.get(node_id) is None and visit(node_id) for node_id in list(graph.nodes))
 
 
-# Nodes that make sales' records, and which: a journey makes them for every dealer it reaches, so only someone who
-# may make them (or set up the lead rules, which do the same) publishes one; a draft may hold it.
-ACTS_FOR_SALES = {"lead": "leads", "task": "activities"}
+# Nodes that change customers or make sales' records for every customer the journey reaches: only someone granted
+# journeys.actions (or the privilege itself) publishes one; a draft may hold it. The permission, not the
+# privileges, is what marketers get: leads.create would also open the leads API to them.
+ACTIONS = "journeys.actions"
+ACTING_NODES = {"field": ("profiles", "update"), "lead": ("leads", "create"), "task": ("activities", "create")}
 
 
 def _reference_problems(session: Session, principal: Principal, org_id: int,
@@ -314,7 +319,8 @@ def journey_out(journey: Journey) -> schemas.JourneyOut:
                               description=journey.description, status=journey.status, version=journey.version,
                               definition=journey.draft or {}, started_at=journey.started_at,
                               stopped_at=journey.stopped_at, created_at=journey.created_at,
-                              updated_at=journey.updated_at)
+                              updated_at=journey.updated_at, review_status=journey.review_status,  # type: ignore[arg-type]
+                              review_comment=journey.review_comment or "", submitted_at=journey.submitted_at)
 
 
 def _starting_definition() -> dict[str, Any]:
@@ -414,6 +420,9 @@ def update_journey(session: Session, principal: Principal, journey_id: int,
     journey = get_journey(session, principal, journey_id, "update", lock=True)
     if journey.status not in EDITABLE:
         raise Conflict("A stopped journey is kept as it ran; copy it to start again.")
+    if journey.review_status == "submitted":  # what the reviewer approves is what was submitted
+        raise Conflict("A journey waiting for approval is not edited; withdraw it first.",
+                       message=("journeys.review.locked", {}))
     if data.definition is not None:
         _refuse_foreign_ids(session, principal, data.definition)
     changes = data.model_dump(exclude_unset=True)
@@ -456,27 +465,56 @@ def delete_journey(session: Session, principal: Principal, journey_id: int) -> N
 
 
 def publish_version(session: Session, principal: Principal, journey_id: int, data: schemas.Publish) -> Journey:
-    """The draft becomes the next version and runs (a draft goes live; a paused journey stays paused)."""
+    """The draft becomes the next version and runs (a draft goes live; a paused journey stays paused) — or, where
+    a unit above asks to approve this unit's messages, it is submitted for approval and waits (unchanged until
+    approved or rejected: kehu/journeys/approval.py); the version running meanwhile goes on."""
     journey = get_journey(session, principal, journey_id, "update", lock=True)
     if journey.status not in EDITABLE:
         raise Conflict("A stopped journey does not run again.")
+    if journey.review_status == "submitted":
+        raise Conflict("This journey waits for approval already.", message=("journeys.review.waiting", {}))
     found = problems(session, principal, journey)
     if found:
         raise ValidationFailed("The journey cannot go live yet.", errors=found)
+    if needs_approval(session, principal, journey):
+        now = utcnow()
+        journey.review_status, journey.review_comment = "submitted", ""
+        journey.submitted_by_id, journey.submitted_at = principal.user_id, now
+        journey.submitted_move_people, journey.reviewed_by_id, journey.reviewed_at = data.move_people, None, None
+        journey.updated_at = now
+        session.flush()
+        audit.record(session, principal, action="submitted", entity="journeys", entity_id=journey.id,
+                     unit_id=journey.unit_id, after={"move_people": data.move_people},
+                     summary=f"Journey {journey.name} submitted for approval")
+        return journey
+    return publish_now(session, principal, journey, move_people=data.move_people)
+
+
+def needs_approval(session: Session, principal: Principal, journey: Journey) -> bool:
+    """A unit above the journey's asks to approve this unit's messages (the channels' rule, as for broadcasts); the
+    platform itself publishes without one."""
+    return not principal.is_system and control.rules_for(session, journey.org_id, journey.unit_id).approval_required
+
+
+def publish_now(session: Session, principal: Principal, journey: Journey, *, move_people: bool) -> Journey:
+    """Publish the (checked) draft of a locked journey: the next version, live."""
     definition = parse(journey.draft)
     now = utcnow()
+    before = graph_of(session, journey.id, journey.version).definition.trigger if journey.version else None
     journey.version += 1
     session.add(JourneyVersion(org_id=journey.org_id, journey_id=journey.id, version=journey.version,
                                definition=_dump(definition), published_at=now, published_by_id=principal.user_id))
     trigger = definition.trigger
     journey.trigger_kind = trigger.type
     journey.trigger_key = str(trigger.segment_id) if trigger.type.startswith("segment") else trigger.event
-    # from now on: a run the previous version had not made yet is made by this one, none is made twice
-    journey.next_entry_at = next_entry(trigger, now, org_timezone(session, journey.org_id))
+    # the same trigger keeps its next run (one due and not made yet is made, not dropped); another one runs from
+    # now on: none is made twice
+    if before != trigger or journey.next_entry_at is None:
+        journey.next_entry_at = next_entry(trigger, now, org_timezone(session, journey.org_id))
     if journey.status == "draft":
         journey.status, journey.started_at = "live", now
     moved = 0
-    if data.move_people and journey.version > 1:
+    if move_people and journey.version > 1:
         moved = _move_people(session, journey, definition, now)
     journey.updated_at = now
     session.flush()

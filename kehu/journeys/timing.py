@@ -78,7 +78,18 @@ def next_entry(trigger: schemas.Trigger, after: datetime, timezone: str) -> date
     return None  # cannot happen: nine days hold every weekday
 
 
-def dated_customers(org_id: int, trigger: schemas.Trigger, days: list[date]) -> Any:
+def dates_due(trigger: schemas.Trigger, due: datetime, now: datetime, timezone: str) -> tuple[date, date]:
+    """The local days a date trigger's run at ``now`` covers: from the day of the run that was due (``due``) to the
+    last day whose time has come by ``now`` — not today before its time (today's run comes then, and would
+    enrol today's customers a second time)."""
+    zone = ZoneInfo(timezone)
+    hour, minute = (int(part) for part in (trigger.time or "00:00").split(":"))
+    today = now.astimezone(zone).date()
+    todays = datetime(today.year, today.month, today.day, hour, minute, tzinfo=zone).astimezone(UTC)
+    return due.astimezone(zone).date(), today if todays <= now else today - timedelta(days=1)
+
+
+def dated_customers(org_id: int, trigger: schemas.Trigger, days: list[date], dialect: str) -> Any:
     """A SELECT of the organisation's customers a date trigger enrols on ``days`` (local days): those whose profile
     date, ``offset_days`` later, is one of them — its anniversary each year if ``yearly`` (a 29 February on the
     28th in other years). One scan comparing the date's ISO text (``MM-DD``, or the whole date), which reads the
@@ -86,8 +97,12 @@ def dated_customers(org_id: int, trigger: schemas.Trigger, days: list[date]) -> 
     offset = timedelta(days=trigger.offset_days or 0)
     targets = [day - offset for day in days]
     field = trigger.field or "birthday"
-    text: Any = cast(Profile.birthday, String) if field == "birthday" else \
-        Profile.attributes[field.removeprefix("attributes.")].as_string()
+    if field != "birthday":
+        text: Any = Profile.attributes[field.removeprefix("attributes.")].as_string()  # ISO text already
+    elif dialect == "postgresql":  # its ISO spelling whatever the server's DateStyle
+        text = func.to_char(Profile.birthday, "YYYY-MM-DD")
+    else:
+        text = cast(Profile.birthday, String)  # SQLite keeps a date as its ISO text
     if trigger.yearly:
         wanted = {target.strftime("%m-%d") for target in targets}
         wanted |= {"02-29" for target in targets if (target.month, target.day) == (2, 28)

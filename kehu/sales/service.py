@@ -9,6 +9,7 @@ status rules and history writers; to split next is the inquiry intake (record_in
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -268,7 +269,8 @@ def record_inquiry(session: Session, actor: Principal, profile: Profile, *, sour
 
 
 def record_inquiries(session: Session, actor: Principal, inquiries: list[Inquiry],
-                     router: Router | None = None) -> list[tuple[Lead, bool]]:
+                     router: Router | None = None, *,
+                     within_units: Collection[int] | None = None) -> list[tuple[Lead, bool]]:
     """Inquiries of one organisation's customers, each answered as ``record_inquiry`` would (a lead and
     whether it is new), in a handful of statements however many there are: the open leads are read in one
     query, the new leads routed in memory and inserted together, their history and audit written together.
@@ -280,7 +282,8 @@ def record_inquiries(session: Session, actor: Principal, inquiries: list[Inquiry
     the caller may read it; otherwise it becomes a new lead, and a new lead that routing would send where the
     caller may not read it (another dealer's customer, another salesperson's) stays the caller's own, at the
     caller's unit. Two dealers may so each hold an open lead of the same person — the group shares the
-    customer, not each dealer's pipeline — and the caller's answer is their own lead, never another's."""
+    customer, not each dealer's pipeline — and the caller's answer is their own lead, never another's.
+    ``within_units``: the platform acting for those units only (a dealer's journey) joins no other unit's lead."""
     if not inquiries:
         return []
     org_id = inquiries[0].profile.org_id
@@ -293,6 +296,8 @@ def record_inquiries(session: Session, actor: Principal, inquiries: list[Inquiry
         query = select(Lead).where(Lead.profile_id.in_(wanted[start:start + 5000]))
         if not actor.is_system:  # a person's inquiry joins only a lead they may read
             query = query.where(scope(actor, Lead))
+        if within_units is not None:  # a dealer's automation (a journey) joins only that dealer's open leads
+            query = query.where(Lead.unit_id.in_(sorted(within_units)))
         for lead in session.scalars(query.order_by(Lead.id)):
             if lead.status in OPEN_STATUSES and lead.org_id == org_id:
                 open_leads[lead.profile_id] = lead  # the newest open one

@@ -194,9 +194,19 @@ def _add_chosen(session: Session, principal: Principal, segment: Segment, profil
         session.execute(insert(SegmentChange), [{"org_id": segment.org_id, "segment_id": segment.id, "profile_id": p,
                                                  "change": "entered", "refresh": segment.refreshes, "at": now}
                                                 for p in new])
-    segment.member_count += len(new)
+    _add_to_count(session, segment, len(new))
     _members_changed(session, segment, len(new), 0)
     return len(new)
+
+
+def _add_to_count(session: Session, segment: Segment, change: int) -> None:
+    """The segment's member count moved by ``change`` in SQL: two changes at once (two journeys, a hand edit) each
+    count (a read-modify-write of the ORM would lose one)."""
+    if change:
+        session.execute(update(Segment).where(Segment.id == segment.id)
+                        .values(member_count=Segment.member_count + change)
+                        .execution_options(synchronize_session=False))
+        session.refresh(segment, ["member_count"])
 
 
 def change_members(session: Session, principal: Principal, segment_id: int, profile_ids: list[int], *,
@@ -223,7 +233,7 @@ def change_members(session: Session, principal: Principal, segment_id: int, prof
                                                      "at": now} for p in leaving])
             session.execute(delete(SegmentMember).where(SegmentMember.segment_id == segment.id,
                                                         SegmentMember.profile_id.in_(leaving)))
-        segment.member_count -= len(leaving)
+        _add_to_count(session, segment, -len(leaving))
         changed = len(leaving)
         _members_changed(session, segment, 0, changed)
     audit.record(session, principal, action="remove_members" if remove else "add_members", entity="segments",

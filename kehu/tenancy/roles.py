@@ -38,8 +38,8 @@ def system_roles() -> dict[str, dict[str, object]]:
             "privileges": {
                 **grant(BUSINESS, READ, ORG), **grant(MARKETING, MANAGE, ORG), **grant(["reports"], MANAGE, ORG),
                 **grant(["profiles"], ("export",), ORG), **grant(["units", "users", "roles"], READ, ORG),
-                # a campaign's journeys record leads for the dealers and tasks for their salespeople
-                **grant(["leads", "activities"], ("create",), ORG),
+                # a campaign's journeys may set profile fields, record leads and give salespeople tasks
+                "journeys.actions": ORG,
                 **grant(["imports"], WORK, ORG), **grant(["profiles"], ("create", "update"), ORG),
                 **grant(["jobs"], WORK, OWN), "messages.approve": ORG,
             },
@@ -84,7 +84,7 @@ def system_roles() -> dict[str, dict[str, object]]:
             "privileges": {
                 **grant(["profiles", "accounts", "orders"], READ, UNIT_TREE),
                 **grant(["segments", "messages", "journeys"], MANAGE, UNIT_TREE), **grant(["segments"], READ, ORG),
-                **grant(["leads", "activities"], ("create",), UNIT_TREE),  # what the dealer's journeys make
+                "journeys.actions": ORG,  # the dealer's journeys act on its own customers only
                 **grant(["units", "users"], READ, UNIT),
                 **grant(["jobs"], WORK, OWN),
             },

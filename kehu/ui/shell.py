@@ -429,8 +429,8 @@ class _PagesGZip(GZipMiddleware):
 
 def extensions(kind: str) -> list[Callable[..., Any]]:
     """What the mounted domains' manifests name for ``kind`` (``customer_panels``, ``selection_actions``,
-    ``inquiry_actions``: see kehu/core/domains.py), in the domains' order: how one domain's page shows another
-    domain's part without importing it."""
+    ``inquiry_actions``, ``calendar_entries``: see kehu/core/domains.py), in the domains' order: how one domain's
+    page shows another domain's part without importing it."""
     return context().extensions.get(kind, [])
 
 
@@ -447,7 +447,7 @@ def mount_ui(app: FastAPI, settings: Settings, database: Database | None, *, dom
     """Register the domains' pages (their manifests' ``pages``), the navigation and the pages of domains still to
     come (kehu/domains.py), and mount NiceGUI on the FastAPI app (once per process)."""
     global _ctx
-    kinds = ("customer_panels", "selection_actions", "inquiry_actions")
+    kinds = ("customer_panels", "selection_actions", "inquiry_actions", "calendar_entries")
     _ctx = UIContext(database=database or get_database(settings), settings=settings,
                      navigation=navigation([*domains, Domain("coming", navigation=tuple(e for e, _ in coming))]),
                      extensions={kind: [load(ref) for d in domains for ref in getattr(d, kind)] for kind in kinds})

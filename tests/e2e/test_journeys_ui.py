@@ -399,3 +399,92 @@ def test_a_marketer_enrols_a_segment_on_mondays_and_customers_the_day_before_the
     page.get_by_test_id("journey-publish").click()
     page.get_by_test_id("journey-publish-confirm").click()
     expect(page.get_by_test_id("journey-status")).to_have_text("运行中")
+
+
+def test_a_marketer_test_runs_a_journey_for_one_customer(page, server, sign_in):
+    """The test run: an empty search says so; a customer found by name is walked through — a day's wait, the SMS
+    as they would receive it, the end — and nothing is enrolled."""
+    journey = _live_journey(server)
+    with api(server, MARKETER) as marketer:
+        customer = next(c for c in marketer.get("/api/v1/customers", params={"limit": 20}).json()["items"]
+                        if c.get("name"))
+        before = marketer.get(f"/api/v1/journeys/{journey['id']}/report").json()["entered"]
+    sign_in(MARKETER)
+    page.goto(f"{server}/journeys/{journey['id']}")
+    page.get_by_test_id("journey-test-run").click()
+    dialog = page.get_by_test_id("test-run-dialog")
+    dialog.get_by_test_id("test-run-go").click()
+    expect(page.get_by_text("先搜索并选择一位客户。")).to_be_visible()
+    search = dialog.get_by_test_id("test-run-search")
+    search.fill("没有这个人zzz")
+    expect(page.get_by_text("没有找到客户")).to_be_visible()
+    search.fill(customer["name"])
+    expect(dialog.get_by_test_id("test-run-customer")).to_contain_text(customer["name"])
+    dialog.get_by_test_id("test-run-go").click()
+    steps = dialog.get_by_test_id("test-run-step")
+    expect(steps).to_have_count(4)  # entry, the wait, the SMS, the exit
+    expect(steps.nth(1)).to_contain_text("等到")
+    expect(steps.nth(2)).to_contain_text("发送这条消息")
+    expect(dialog.get_by_test_id("test-run-ends")).to_have_text("走完旅程")
+    shoot(page, "journeys-test-run")
+    with api(server, MARKETER) as marketer:
+        assert marketer.get(f"/api/v1/journeys/{journey['id']}/report").json()["entered"] == before
+    # the campaign calendar shows the live journey beside the broadcasts, and opens it
+    page.goto(f"{server}/broadcasts")
+    page.get_by_test_id("calendar-tab").click()
+    running = page.get_by_test_id("calendar-running")
+    expect(running).to_contain_text(journey["name"])
+    expect(page.get_by_test_id("calendar-grid")).to_contain_text(journey["name"])  # the day it started
+    shoot(page, "journeys-on-the-calendar")
+    running.get_by_text(journey["name"]).click()
+    page.wait_for_url(f"{server}/journeys/{journey['id']}")
+
+
+def test_a_dealers_journey_waits_for_hq_to_approve_it(page, server, sign_in):
+    """Dealer SH001's marketer publishes: it is submitted (HQ approves that dealer's marketing), the canvas stays
+    as submitted; HQ's marketer sends it back with a comment, the dealer sees why and submits again, HQ approves
+    and it is live."""
+    dealer = "sh001.marketing@demo.kehu.dev"
+    sign_in(dealer)
+    page.goto(f"{server}/journeys")
+    page.get_by_test_id("new-journey").click()
+    name = f"到店礼 {uuid.uuid4().hex[:6]}"
+    page.get_by_test_id("journey-name").fill(name)
+    page.get_by_test_id("create-journey").click()
+    page.wait_for_url(f"{server}/journeys/*")
+    url = page.url
+    expect(page.get_by_test_id("journey-publish")).to_have_text(re.compile("提交审批"))
+    page.get_by_test_id("journey-publish").click()
+    expect(page.get_by_text("上级单位要求审批本单位的营销内容")).to_be_visible()
+    page.get_by_test_id("journey-publish-confirm").click()
+    review = page.get_by_test_id("journey-review")
+    expect(review).to_contain_text("待审批")
+    expect(page.get_by_test_id("journey-status")).to_have_text("草稿")
+    expect(page.get_by_test_id("journey-approve")).to_have_count(0)  # not the author's to approve
+    expect(page.get_by_test_id("palette-wait")).to_have_count(0)  # what was submitted is not edited
+
+    page.context.clear_cookies()
+    sign_in(MARKETER)
+    page.goto(url)
+    page.get_by_test_id("journey-reject").click()  # a rejection says why
+    expect(page.get_by_text("退回时请写明原因")).to_be_visible()
+    page.get_by_test_id("journey-review-comment").fill("请写明礼品")
+    page.get_by_test_id("journey-reject").click()
+    expect(page.get_by_test_id("journey-review")).to_contain_text("审批被退回：请写明礼品")
+    shoot(page, "journeys-review-rejected")
+
+    page.context.clear_cookies()
+    sign_in(dealer)
+    page.goto(url)
+    expect(page.get_by_test_id("journey-review")).to_contain_text("请写明礼品")
+    page.get_by_test_id("journey-publish").click()
+    page.get_by_test_id("journey-publish-confirm").click()
+    expect(page.get_by_test_id("journey-review")).to_contain_text("待审批")
+
+    page.context.clear_cookies()
+    sign_in(MARKETER)
+    page.goto(url)
+    shoot(page, "journeys-review-waiting")
+    page.get_by_test_id("journey-approve").click()
+    expect(page.get_by_test_id("journey-status")).to_have_text("运行中")
+    expect(page.get_by_test_id("journey-review")).to_have_count(0)

@@ -89,12 +89,16 @@ def test_a_task_goes_to_the_customers_salesperson_and_never_to_another_dealer(se
     assert [item.subject for item in mine] == ["回访试驾感受"]
 
 
-def test_only_who_may_make_leads_or_tasks_draws_a_journey_that_does(session, clean_database, audience: Audience):  # type: ignore[no-untyped-def]
+def test_only_who_may_make_journeys_act_draws_one_that_does(session, clean_database, audience: Audience):  # type: ignore[no-untyped-def]
+    """Marketers hold the journeys.actions permission, not the leads API's privileges (leads.create would let a
+    dealer marketer probe the group's customers by mobile): without it a lead, task or field node is refused."""
     marketer = audience.principal(session, audience.a_marketer)
+    assert marketer.has("journeys.actions") and not marketer.can("leads", "create")
     marketer = replace(marketer, privileges={key: depth for key, depth in marketer.privileges.items()
-                                             if key not in ("leads.create", "activities.create")})
+                                             if key != "journeys.actions"})
     for node, field in (({"type": "lead"}, "definition.nodes[1]"), ({"type": "task", "subject": "回访"},
-                                                                     "definition.nodes[1]")):
+                                                                     "definition.nodes[1]"),
+                        ({"type": "field", "field": "lifecycle_stage", "value": "owner"}, "definition.nodes[1]")):
         draft = service.create_journey(session, marketer, schemas.JourneyCreate(
             name=f"草稿 {node['type']}", definition=schemas.Definition.model_validate(_definition(node))))
         assert [(p.field, p.code) for p in service.problems(session, marketer, draft)] == [(field, "forbidden")]
@@ -191,3 +195,36 @@ def test_a_field_node_sets_the_stage_or_a_custom_field_and_live_segments_follow(
     assert problems({"field": "attributes.interests", "value": ["飞行"]}) == [("definition.nodes[1].value", "value")]
     assert problems({"field": "lifecycle_stage", "value": None}) == [("definition.nodes[1].value", "value")]
     assert problems({}) == [("definition.nodes[1].field", "field")]
+
+
+def test_a_dealers_lead_node_leaves_another_dealers_lead_alone(session, clean_database, audience: Audience, tree):  # type: ignore[no-untyped-def]
+    """Dealer B holds an open lead of 赵强 (dealer A's customer): dealer A's journey records A's own lead and B's
+    lead is not asked again, nor its model or note touched."""
+    zhao = audience.customers["zhao"]
+    theirs = sales_service.create_lead(session, tree.principal(session, tree.b_sales), sales_schemas.LeadCreate(
+        mobile="13800000003", model_interest="Tiguan L", note="B店的备注"))[0]
+    session.commit()
+    marketer = audience.principal(session, audience.a_marketer)
+    journey = live_journey(session, marketer, _definition({"type": "lead", "model": "ID.7", "note": "A店"}),
+                           name="A店邀约")
+    service.enrol_by_hand(session, marketer, journey.id, schemas.EnrolRequest(profile_ids=[zhao.id]))
+    session.commit()
+    advance(clean_database, datetime.now(UTC) + timedelta(seconds=1))
+    session.expire_all()
+    b_lead = session.get_one(Lead, theirs.id)
+    assert (b_lead.inquiries, b_lead.model_interest, b_lead.note) == (1, "Tiguan L", "B店的备注")
+    mine = session.scalars(select(Lead).where(Lead.profile_id == zhao.id, Lead.id != theirs.id)).all()
+    assert [(lead.unit_id, lead.model_interest) for lead in mine] == [(tree.dealer_a.id, "ID.7")]
+
+
+def test_a_segment_node_may_not_change_the_journeys_own_trigger_segment(session, clean_database,  # type: ignore[no-untyped-def]
+                                                                         audience: Audience):
+    marketer = audience.principal(session, audience.a_marketer)
+    listed = segment_service.create_segment(session, marketer, segment_schemas.SegmentCreate(
+        name="回访名单", kind="static", profile_ids=[]))
+    draft = service.create_journey(session, marketer, schemas.JourneyCreate(name="自己触发自己", definition=schemas
+        .Definition.model_validate({**_definition({"type": "segment", "segment_id": listed.id, "remove": True}),
+                                    "trigger": {"type": "segment_entered", "segment_id": listed.id},
+                                    "re_entry": "after_exit"})))
+    assert ("definition.nodes[1].segment_id", "loop") in [(p.field, p.code)
+                                                          for p in service.problems(session, marketer, draft)]

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from kehu.cdp.models import Event, Identity
+from kehu.cdp.models import Event, Identity, Profile
 from kehu.core import events
 from kehu.core.db import utcnow
 from kehu.journeys import engine, results, schemas, service
@@ -198,3 +198,37 @@ def test_a_leaving_older_than_the_walk_does_not_end_it(session, clean_database, 
     session.expire_all()
     assert (session.get(Enrolment, walk.id).state, session.get(Enrolment, walk.id).exit_reason) == (
         "completed", "goal_reached")
+
+
+def test_conversion_is_counted_along_each_way_of_a_split(session, clean_database, audience: Audience):
+    """Owners one way, the others the other: each way's customers and conversions (observed, not randomised)."""
+    people = audience.customers
+    for key in ("zhang", "li"):
+        session.get_one(Profile, people[key].id).lifecycle_stage = "owner"
+    session.commit()
+    hq = audience.principal(session, audience.hq_marketer)
+    journey = live_journey(session, hq, {
+        "goal": {"event": "order_completed", "within_days": 30},
+        "nodes": [{"id": "entry", "type": "entry"},
+                  {"id": "who", "type": "split", "label": "车主？", "branches": [
+                      {"name": "owners", "label": "车主", "condition": {"type": "field", "field": "lifecycle_stage",
+                                                                       "op": "eq", "value": "owner"}}]},
+                  {"id": "a", "type": "exit"}, {"id": "b", "type": "exit"}],
+        "edges": [{"from": "entry", "to": "who"}, {"from": "who", "to": "a", "branch": "owners"},
+                  {"from": "who", "to": "b", "branch": "else"}]}, name="分路径")
+    service.enrol_by_hand(session, hq, journey.id, schemas.EnrolRequest(profile_ids=[p.id for p in people.values()]))
+    session.commit()
+    advance(clean_database, utcnow() + timedelta(seconds=1))
+    entered = {e.profile_id: e.entered_at for e in session.scalars(select(Enrolment))}
+    for key in ("zhang", "wang"):
+        _event(session, people[key].id, "order_completed", entered[people[key].id] + timedelta(days=2))
+    session.commit()
+    [path] = results.results(session, hq, journey.id).paths
+    assert (path.node, path.label, path.type) == ("who", "车主？", "split")
+    assert [(w.way, w.label, w.customers, w.converted) for w in path.ways] == [
+        ("owners", "车主", 2, 1), ("else", "else", 3, 1)]
+    assert path.ways[0].rate == pytest.approx(0.5)
+    # per dealer, for HQ: dealer A's three (zhang converted), B's wang (converted), C's liu
+    units = {u.unit_id: (u.entered, u.converted) for u in results.results(session, hq, journey.id).units}
+    tree = audience.tree
+    assert units == {tree.dealer_a.id: (3, 1), tree.dealer_b.id: (1, 1), tree.dealer_c.id: (1, 0)}

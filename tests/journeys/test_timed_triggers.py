@@ -15,7 +15,7 @@ from kehu.cdp.models import Profile
 from kehu.core import events
 from kehu.journeys import engine, schemas, service
 from kehu.journeys.models import Enrolment, Journey
-from kehu.journeys.timing import next_entry
+from kehu.journeys.timing import dates_due, next_entry
 from kehu.sales import schemas as sales_schemas
 from kehu.sales import service as sales_service
 from tests.channels.conftest import Audience
@@ -155,3 +155,28 @@ def test_a_leads_status_change_enrols_through_an_event_trigger(session, clean_da
     while events.consume(clean_database, entries):
         pass
     assert _enrolled(session, journey.id) == {zhang.id}
+
+
+def test_a_late_date_run_covers_the_days_whose_time_has_come_not_today_before_its_time():
+    """Workers back at 09:00 for a 10:00 trigger whose run of yesterday was missed: yesterday's customers now,
+    today's at 10:00 (once, not twice)."""
+    birthday = trigger(type="date", field="birthday", time="10:00")
+    yesterday_run = datetime(2026, 12, 4, 2, 0, tzinfo=UTC)
+    assert dates_due(birthday, yesterday_run, datetime(2026, 12, 5, 1, 0, tzinfo=UTC), SHANGHAI) == (
+        date(2026, 12, 4), date(2026, 12, 4))
+    assert dates_due(birthday, yesterday_run, datetime(2026, 12, 5, 2, 0, tzinfo=UTC), SHANGHAI) == (
+        date(2026, 12, 4), date(2026, 12, 5))
+    assert next_entry(birthday, datetime(2026, 12, 5, 1, 0, tzinfo=UTC), SHANGHAI) == \
+        datetime(2026, 12, 5, 2, 0, tzinfo=UTC)  # today's run, at its time
+
+
+def test_publishing_the_same_trigger_again_keeps_a_run_that_is_due(session, clean_database, audience: Audience):  # type: ignore[no-untyped-def]
+    hq = audience.principal(session, audience.hq_marketer)
+    journey = live_journey(session, hq, {**WALK, "trigger": {"type": "schedule", "segment_id": audience.segment_id,
+                                                             "time": "10:00"}}, name="重新发布")
+    due = datetime(2026, 1, 1, 2, 0, tzinfo=UTC)  # due long ago, not made yet (the workers were down)
+    session.get_one(Journey, journey.id).next_entry_at = due
+    session.commit()
+    service.publish_version(session, hq, journey.id, schemas.Publish())
+    session.commit()
+    assert session.get_one(Journey, journey.id).next_entry_at == due

@@ -19,7 +19,18 @@ from kehu.core.timeutil import format_local, zone
 from kehu.segments import service as segment_service
 from kehu.tenancy.access import writable_units
 from kehu.ui.components import add_status_slot, localise_table
-from kehu.ui.shell import empty_state, frame, notify_error, page, run_action, tr, unit_of_work, validated
+from kehu.ui.components.calendar import CalendarEntry
+from kehu.ui.shell import (
+    empty_state,
+    extensions,
+    frame,
+    notify_error,
+    page,
+    run_action,
+    tr,
+    unit_of_work,
+    validated,
+)
 
 STATUS_COLOURS = {"draft": "grey-6", "submitted": "orange-8", "rejected": "negative", "scheduled": "primary",
                   "sending": "indigo-7", "paused": "deep-orange-6", "sent": "positive", "cancelled": "grey-5"}
@@ -114,11 +125,19 @@ def _calendar(principal: Any, month: str | None, week: str | None, unit_id: int 
     start = datetime(first.year, first.month, first.day, tzinfo=tz).astimezone(UTC)
     end = datetime(following.year, following.month, following.day, tzinfo=tz).astimezone(UTC)
     with unit_of_work() as session:
-        found = broadcasts.calendar(session, principal, start=start, end=end, unit_id=unit_id)
-        by_day: dict[date, list[tuple[int, str, str, str, str]]] = {}
-        for b in found:
+        found: list[CalendarEntry] = []
+        for b in broadcasts.calendar(session, principal, start=start, end=end, unit_id=unit_id):
             when = (b.started_at or b.scheduled_at or b.submitted_at or b.created_at).astimezone(tz)
-            by_day.setdefault(when.date(), []).append((b.id, b.name, b.status, f"{when:%H:%M}", b.channel))
+            found.append(CalendarEntry(at=when, name=b.name, link=f"/broadcasts/{b.id}",
+                                       caption=f"{when:%H:%M} · {channel_label(b.channel)}", status=_status(b.status),
+                                       colour=STATUS_COLOURS.get(b.status, "grey-6")))
+    for provider in extensions("calendar_entries"):  # the domains above: journeys
+        found += provider(principal, start, end, unit_id)
+    by_day: dict[date, list[CalendarEntry]] = {}
+    for entry in sorted(found, key=lambda e: e.at):
+        if not entry.running:
+            by_day.setdefault(entry.at.astimezone(tz).date(), []).append(entry)
+    running = [entry for entry in found if entry.running]
 
     def link(**changes: Any) -> str:
         query = {"unit_id": unit_id, **({"week": week or f"{today:%Y-%m-%d}"} if week is not None else
@@ -146,6 +165,13 @@ def _calendar(principal: Any, month: str | None, week: str | None, unit_id: int 
                       link(week=f"{today if today.replace(day=1) == first else first:%Y-%m-%d}", month=None)
                       if e.value == "week" else link(week=None, month=f"{first:%Y-%m}"))).props(
             "dense no-caps data-testid=calendar-view")
+    if running:
+        with ui.row().classes("w-full items-center gap-1").props("data-testid=calendar-running"):
+            ui.label(tr("channels.calendar.running")).classes("text-sm text-grey-8")
+            for entry in running:
+                ui.chip(f"{entry.name} · {tr('channels.calendar.since', day=f'{entry.at.astimezone(tz):%m-%d}')}",
+                        icon="alt_route", on_click=lambda _, link=entry.link: ui.navigate.to(link)).props(
+                    f"dense clickable outline color={entry.colour}").classes("text-xs").tooltip(entry.status)
     if week is not None:
         _week(first, today, by_day)
     else:
@@ -160,7 +186,7 @@ def _day_style(day: date, today: date, outside: bool = False) -> tuple[str, str]
     return classes + ("border-2" if day == today else ""), "border-color: var(--q-primary)" if day == today else ""
 
 
-def _month(first: date, today: date, by_day: dict[date, list[tuple[int, str, str, str, str]]]) -> None:
+def _month(first: date, today: date, by_day: dict[date, list[CalendarEntry]]) -> None:
     with ui.grid(columns=7).classes("w-full gap-1").props("data-testid=calendar-grid"):
         for weekday in range(7):
             ui.label(tr(f"channels.calendar.weekday.{weekday}")).classes("text-center text-xs text-grey-7")
@@ -170,14 +196,14 @@ def _month(first: date, today: date, by_day: dict[date, list[tuple[int, str, str
                 classes, style = _day_style(day, today, outside)
                 with ui.column().classes("min-h-[96px] " + classes).style(style):
                     ui.label(str(day.day)).classes("text-xs")
-                    for broadcast_id, name, status, _, _ in by_day.get(day, []) if not outside else []:
-                        ui.chip(name, on_click=lambda _, i=broadcast_id: ui.navigate.to(f"/broadcasts/{i}")).props(
-                            f"dense clickable color={STATUS_COLOURS.get(status, 'grey-6')} text-color=white"
-                        ).classes("text-xs max-w-full").tooltip(_status(status))
+                    for entry in by_day.get(day, []) if not outside else []:
+                        ui.chip(entry.name, on_click=lambda _, link=entry.link: ui.navigate.to(link)).props(
+                            f"dense clickable color={entry.colour} text-color=white"
+                        ).classes("text-xs max-w-full").tooltip(f"{entry.caption} · {entry.status}")
 
 
-def _week(first: date, today: date, by_day: dict[date, list[tuple[int, str, str, str, str]]]) -> None:
-    """Seven days side by side, each broadcast with its local time, channel and status."""
+def _week(first: date, today: date, by_day: dict[date, list[CalendarEntry]]) -> None:
+    """Seven days side by side, each broadcast with its local time, channel and status (a journey: what happens)."""
     with ui.grid(columns=7).classes("w-full gap-1").props("data-testid=calendar-grid"):
         for offset in range(7):
             day = first + timedelta(days=offset)
@@ -185,18 +211,17 @@ def _week(first: date, today: date, by_day: dict[date, list[tuple[int, str, str,
             with ui.column().classes("min-h-[320px] p-2 " + classes).style(style):
                 ui.label(f"{tr(f'channels.calendar.weekday.{offset}')} {day:%m-%d}").classes(
                     "text-sm font-medium")
-                for broadcast_id, name, status, at, channel in by_day.get(day, []):
+                for entry in by_day.get(day, []):
                     with ui.card().classes("w-full p-2 gap-0 cursor-pointer shadow-none border-l-4").style(
-                            f"border-left-color: var(--q-{_colour_var(status)})").on(
-                            "click", lambda _, i=broadcast_id: ui.navigate.to(f"/broadcasts/{i}")):
-                        ui.label(f"{at} · {channel_label(channel)}").classes("text-xs text-grey-7")
-                        ui.label(name).classes("text-sm ellipsis w-full")
-                        ui.label(_status(status)).classes("text-xs text-grey-7")
+                            f"border-left-color: var(--q-{_colour_var(entry.colour)})").on(
+                            "click", lambda _, link=entry.link: ui.navigate.to(link)):
+                        ui.label(entry.caption).classes("text-xs text-grey-7")
+                        ui.label(entry.name).classes("text-sm ellipsis w-full")
+                        ui.label(entry.status).classes("text-xs text-grey-7")
 
 
-def _colour_var(status: str) -> str:
-    """A status colour as a Quasar CSS variable (the palette's brand names; others fall back to primary)."""
-    colour = STATUS_COLOURS.get(status, "primary")
+def _colour_var(colour: str) -> str:
+    """A colour as a Quasar CSS variable (the palette's brand names; others fall back to primary)."""
     return colour if colour in ("primary", "positive", "negative", "warning", "info") else "primary"
 
 

@@ -16,6 +16,15 @@ if TYPE_CHECKING:
 TASK_KINDS = ("call", "task", "visit", "wechat", "sms", "email")
 
 
+def known(options: dict[Any, Any], value: Any) -> Any:
+    """``value`` as a select may show it: what its options hold (a list: those of its items they hold); a record
+    deleted since, or a value given another way through the API, shows as nothing chosen (the node's problem says
+    why) rather than breaking the panel."""
+    if isinstance(value, list):
+        return [item for item in value if item in options]
+    return value if value in options else None
+
+
 class NodeParts:
     """What the panel draws for the acting nodes (``NodePanel`` is one)."""
 
@@ -39,14 +48,15 @@ class NodeParts:
         ui.toggle({False: tr("journeys.canvas.tag_add"), True: tr("journeys.canvas.tag_remove")},
                   value=bool(node.get("remove")), on_change=lambda e: self._set(node["id"], "remove", bool(e.value))) \
             .props("no-caps dense data-testid=panel-tag-remove")
-        ui.select(self.editor.tags, value=node.get("tag_id"), label=tr("journeys.canvas.tag"), with_input=True,
+        ui.select(self.editor.tags, value=known(self.editor.tags, node.get("tag_id")), label=tr("journeys.canvas.tag"),
+                  with_input=True,
                   on_change=lambda e: self._set(node["id"], "tag_id", e.value)).props(
             "outlined dense data-testid=panel-tag").classes("w-full")
         ui.label(tr("journeys.canvas.tag_text")).classes("text-grey-7 text-xs")
 
     def _field_panel(self, node: dict[str, Any]) -> None:
         settable = self.editor.settable
-        ui.select({name: field["label"] for name, field in settable.items()}, value=node.get("field"),
+        ui.select({name: field["label"] for name, field in settable.items()}, value=known(settable, node.get("field")),
                   label=tr("journeys.canvas.field"), with_input=True,
                   on_change=lambda e: self._set_field(node["id"], e.value)).props(
             "outlined dense data-testid=panel-field").classes("w-full")
@@ -62,12 +72,14 @@ class NodeParts:
         required = node.get("field") == "lifecycle_stage"  # every customer has one
         label = tr("journeys.canvas.field_value_required" if required else "journeys.canvas.field_value")
         if kind in ("option", "multi_option"):
-            ui.select(field["options"], value=value, label=label, multiple=kind == "multi_option",
-                      clearable=not required, on_change=lambda e: set_value(e.value or None)).props(
+            ui.select(field["options"], value=known(field["options"], value), label=label,
+                      multiple=kind == "multi_option", clearable=not required,
+                      on_change=lambda e: set_value(e.value or None)).props(
                 f"outlined dense {'use-chips ' if kind == 'multi_option' else ''}data-testid=panel-field-value") \
                 .classes("w-full")
         elif kind == "boolean":
-            ui.select({True: tr("common.yes"), False: tr("common.no")}, value=value, label=label, clearable=True,
+            ui.select({True: tr("common.yes"), False: tr("common.no")},
+                      value=value if isinstance(value, bool) else None, label=label, clearable=True,
                       on_change=lambda e: set_value(e.value)).props(
                 "outlined dense data-testid=panel-field-value").classes("w-full")
         elif kind == "number":
@@ -94,7 +106,8 @@ class NodeParts:
         ui.toggle({False: tr("journeys.canvas.segment_add"), True: tr("journeys.canvas.segment_remove")},
                   value=bool(node.get("remove")), on_change=lambda e: self._set(node["id"], "remove", bool(e.value))) \
             .props("no-caps dense data-testid=panel-segment-remove")
-        ui.select(self.editor.static_segments, value=node.get("segment_id"), label=tr("journeys.canvas.segment"),
+        ui.select(self.editor.static_segments, value=known(self.editor.static_segments, node.get("segment_id")),
+                  label=tr("journeys.canvas.segment"),
                   with_input=True, on_change=lambda e: self._set(node["id"], "segment_id", e.value)).props(
             "outlined dense data-testid=panel-static-segment").classes("w-full")
         ui.label(tr("journeys.canvas.segment_node_text")).classes("text-grey-7 text-xs")

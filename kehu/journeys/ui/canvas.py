@@ -193,7 +193,7 @@ class JourneyEditor:
                 "summary": self.summary(node), "problems": self.node_problems.get(node["id"], []),
                 "counts": tr("journeys.counts", waiting=count.waiting, passed=count.passed)
                 if self.ran and count is not None and kind != "entry" else "",
-                "ways": [{"id": way or OUT, "label": self._way_label(node, way)} for way in _ways(node)],
+                "ways": [{"id": way or OUT, "label": self.way_label(node, way)} for way in _ways(node)],
                 "enterable": kind != "entry", "position": positions[node["id"]],
                 "selected": node["id"] == self.selected})
         edges = []
@@ -202,7 +202,7 @@ class JourneyEditor:
             if source is None or edge["to"] not in by_id:
                 continue
             way = edge.get("branch")
-            label = self._way_label(source, way) if way else ""
+            label = self.way_label(source, way) if way else ""
             count = self.counts.get(edge["from"])
             if way and self.ran and count is not None:
                 label = f"{label} · {count.branches.get(way, 0)}"
@@ -288,7 +288,7 @@ class JourneyEditor:
     def _trigger_text(self) -> str:
         return trigger_text(self.definition, self.segments, self.date_fields)
 
-    def _way_label(self, node: dict[str, Any], way: str | None) -> str:
+    def way_label(self, node: dict[str, Any], way: str | None) -> str:
         if way is None:
             return tr("journeys.canvas.next")
         if way in (schemas.ELSE, schemas.HAPPENED, schemas.TIMED_OUT):
@@ -346,7 +346,8 @@ class JourneyEditor:
                     self.general_problems.append(_said(error["msg"]))
             return
         with unit_of_work() as session:
-            found = service.problems_of(session, self.principal, self.principal.org_id, definition)
+            found = service.problems_of(session, self.principal, self.principal.org_id, definition,
+                                        ran=self.ran)
         for problem in found:
             self._place(problem)
 

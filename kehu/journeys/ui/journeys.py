@@ -14,9 +14,10 @@ from sqlalchemy import select
 from kehu.channels.models import Template
 from kehu.core.errors import KehuError
 from kehu.core.timeutil import format_local
+from kehu.journeys import approval, schemas, service
 from kehu.journeys import results as journey_results
-from kehu.journeys import schemas, service
 from kehu.journeys.ui.canvas import JourneyEditor
+from kehu.journeys.ui.test_run import open_test_run
 from kehu.journeys.ui.texts import date_fields_of, trigger_text
 from kehu.segments.models import Segment
 from kehu.tenancy.models import BusinessUnit
@@ -62,7 +63,8 @@ def journeys_page() -> None:
                 BusinessUnit.id.in_({j.unit_id for j in found}))).all()) if found else {}
             names = _names(session, [j.draft or {} for j in found])
             date_fields = date_fields_of(session, principal)
-        rows = [{"id": j.id, "name": j.name, "unit": units.get(j.unit_id, "—"), "status": j.status,
+        rows = [{"id": j.id, "name": j.name + (f" · {tr(f'journeys.review.{j.review_status}')}" if j.review_status
+                                              else ""), "unit": units.get(j.unit_id, "—"), "status": j.status,
                  "version": j.version or "—", "trigger": trigger_text(j.draft or {}, names["segments"], date_fields),
                  "entered": counts.get(j.id, (0, 0))[0], "active": counts.get(j.id, (0, 0))[1],
                  "updated": format_local(j.updated_at, principal.timezone)} for j in found]
@@ -179,6 +181,7 @@ def journey_page(journey_id: int) -> None:
                 journey = service.get_journey(session, principal, journey_id)
                 report = journey_results.report(session, principal, journey_id)
                 may_change = service.may_change(session, principal, journey)
+                needs_approval = service.needs_approval(session, principal, journey)
                 names = _names(session, [journey.draft or {}])
                 date_fields = date_fields_of(session, principal)
         except KehuError as error:  # not found, or not theirs: the same answer
@@ -190,7 +193,7 @@ def journey_page(journey_id: int) -> None:
         @ui.refreshable
         def controls() -> None:
             if may_change:
-                _controls(principal, journey, editor)
+                _controls(principal, journey, editor, needs_approval)
 
         @ui.refreshable
         def problems() -> None:
@@ -210,7 +213,8 @@ def journey_page(journey_id: int) -> None:
             problems.refresh()
             who_enters.set_text(trigger_text(editor.definition, editor.segments, editor.date_fields))  # as drawn
 
-        editor = JourneyEditor(principal, journey, report, editable=may_change, on_saved=changed)
+        waiting = journey.review_status == "submitted"  # what is approved is what was submitted: not edited now
+        editor = JourneyEditor(principal, journey, report, editable=may_change and not waiting, on_saved=changed)
         editor.on_change = changed
         with ui.row().classes("w-full items-center gap-3"):
             ui.link(tr("journeys.back"), "/journeys").classes("text-primary")
@@ -220,6 +224,10 @@ def journey_page(journey_id: int) -> None:
             ui.label(tr("journeys.version", version=journey.version) if journey.version else tr("journeys.never"))\
                 .classes("text-grey-7")
             ui.space()
+            if principal.can("profiles"):
+                ui.button(tr("journeys.test.button"), icon="science",
+                          on_click=lambda: open_test_run(principal, journey_id, editor)).props(
+                    "flat data-testid=journey-test-run")
             ui.button(tr("journeys.export"), icon="download", on_click=lambda: _export(principal, journey_id)) \
                 .props("flat data-testid=journey-export")
             controls()
@@ -227,6 +235,8 @@ def journey_page(journey_id: int) -> None:
             ui.label(journey.description).classes("text-grey-8")
         who_enters = ui.label(trigger_text(journey.draft or {}, names["segments"], date_fields)).classes(
             "text-grey-8").props("data-testid=journey-trigger")
+        if journey.review_status:
+            _review_card(principal, journey)
 
         @ui.refreshable
         def stats(report: schemas.JourneyReport) -> None:
@@ -259,18 +269,47 @@ def _node_name(definition: dict[str, Any], node_id: str) -> str:
     return tr("journeys.node_named", name=node.get("label") or node_id)
 
 
-def _controls(principal: Any, journey: Any, editor: JourneyEditor) -> None:
-    def act(fn: Any, done: str) -> None:
-        if run_action(fn, done) is not None:
-            ui.navigate.reload()
+def _act(fn: Any, done: str) -> None:
+    if run_action(fn, done) is not None:
+        ui.navigate.reload()
 
-    publish_label = tr("journeys.publish_again") if journey.version else tr("journeys.publish")
-    button = ui.button(publish_label, icon="rocket_launch",
-                       on_click=lambda: _publish_dialog(principal, journey, editor, act)).props(
-        "data-testid=journey-publish")
-    if editor.problem_count():
-        button.disable()
-        button.tooltip(tr("journeys.fix_first"))
+
+def _review_card(principal: Any, journey: Any) -> None:
+    """Where the journey stands in its approval: waiting (and, for an approver other than its author, approve or
+    send back with a comment) or sent back with the reviewer's words."""
+    waiting = journey.review_status == "submitted"
+    colour = "border-orange-7" if waiting else "border-red-7"
+    with ui.card().classes(f"w-full border-l-4 {colour}").props("data-testid=journey-review"):
+        with ui.row().classes("items-center gap-2"):
+            ui.badge(tr(f"journeys.review.{journey.review_status}"), color="orange-8" if waiting else "negative")
+            ui.label(tr("journeys.review.submitted_text", at=format_local(journey.submitted_at, principal.timezone))
+                     if waiting else tr("journeys.review.rejected_text", comment=journey.review_comment)) \
+                .classes("text-grey-8")
+        reviewer = principal.has("messages.approve") and principal.user_id not in (journey.owner_id,
+                                                                                   journey.submitted_by_id)
+        if not waiting or not reviewer:
+            return
+        comment = ui.input(tr("journeys.review.comment")).props(
+            "outlined dense maxlength=500 data-testid=journey-review-comment").classes("w-full")
+        with ui.row().classes("gap-2"):
+            ui.button(tr("journeys.review.approve"), icon="check", on_click=lambda: _act(
+                lambda s: approval.review(s, principal, journey.id, schemas.Review(approve=True,
+                                                                                   comment=comment.value or "")),
+                tr("journeys.review.approved"))).props("data-testid=journey-approve")
+            ui.button(tr("journeys.review.reject"), icon="undo", on_click=lambda: _act(
+                lambda s: approval.review(s, principal, journey.id, schemas.Review(approve=False,
+                                                                                   comment=comment.value or "")),
+                tr("journeys.review.rejected_done"))).props("outline color=negative data-testid=journey-reject")
+
+
+def _controls(principal: Any, journey: Any, editor: JourneyEditor, needs_approval: bool) -> None:
+    act = _act
+    if journey.review_status == "submitted":
+        ui.button(tr("journeys.review.withdraw"), icon="undo", on_click=lambda: act(
+            lambda s: approval.withdraw(s, principal, journey.id), tr("journeys.review.withdrawn"))).props(
+            "outline data-testid=journey-withdraw")
+    else:
+        _publish_button(principal, journey, editor, needs_approval)
     if journey.status == "live":
         ui.button(tr("journeys.pause"), icon="pause", on_click=lambda: act(
             lambda s: service.pause(s, principal, journey.id), tr("journeys.paused"))).props(
@@ -284,10 +323,23 @@ def _controls(principal: Any, journey: Any, editor: JourneyEditor) -> None:
             "outline color=negative data-testid=journey-stop")
 
 
-def _publish_dialog(principal: Any, journey: Any, editor: JourneyEditor, act: Any) -> None:
+def _publish_button(principal: Any, journey: Any, editor: JourneyEditor, needs_approval: bool) -> None:
+    label = tr("journeys.review.submit") if needs_approval else tr("journeys.publish_again") if journey.version \
+        else tr("journeys.publish")
+    button = ui.button(label, icon="rocket_launch",
+                       on_click=lambda: _publish_dialog(principal, journey, editor, _act, needs_approval)).props(
+        "data-testid=journey-publish")
+    if editor.problem_count():
+        button.disable()
+        button.tooltip(tr("journeys.fix_first"))
+
+
+def _publish_dialog(principal: Any, journey: Any, editor: JourneyEditor, act: Any, needs_approval: bool) -> None:
     with ui.dialog() as dialog, ui.card().classes("w-[30rem]"):
         ui.label(tr("journeys.publish_title")).classes("text-lg font-medium")
         ui.label(tr("journeys.publish_text")).classes("text-grey-8")
+        if needs_approval:
+            ui.label(tr("journeys.review.needed")).classes("text-orange-9")
         if editor.is_dirty():
             ui.label(tr("journeys.publish_saves")).classes("text-orange-9")
         move = ui.checkbox(tr("journeys.move_people"), value=False).props("data-testid=journey-move-people") \
@@ -300,9 +352,11 @@ def _publish_dialog(principal: Any, journey: Any, editor: JourneyEditor, act: An
                 if editor.is_dirty() and not editor.save():
                     return
                 act(lambda s: service.publish_version(s, principal, journey.id, schemas.Publish(
-                    move_people=bool(move and move.value))), tr("journeys.published"))
+                    move_people=bool(move and move.value))),
+                    tr("journeys.review.submitted_done") if needs_approval else tr("journeys.published"))
 
-            ui.button(tr("journeys.publish"), on_click=publish).props("data-testid=journey-publish-confirm")
+            ui.button(tr("journeys.review.submit") if needs_approval else tr("journeys.publish"), on_click=publish) \
+                .props("data-testid=journey-publish-confirm")
     dialog.open()
 
 
@@ -333,6 +387,53 @@ def _results(principal: Any, journey_id: int) -> None:
                     rate=f"{found.rate:.1%}")).classes("text-base").props("data-testid=results-overall")
         for split in found.splits:
             _split_results(split)
+        for path in found.paths:
+            _path_results(path)
+        if len(found.units) > 1:
+            _unit_results(found.units)
+
+
+def _unit_results(units: list[schemas.UnitResult]) -> None:
+    """Each dealer's customers and conversion, side by side (HQ's view of a journey that reaches several)."""
+    ui.separator()
+    ui.label(tr("journeys.results.by_unit")).classes("font-medium")
+    rows = [{"unit": u.unit, "customers": u.entered, "converted": u.converted, "rate": round(u.rate * 100, 1)}
+            for u in units]  # the rate as a number (a percentage), so that it sorts as one
+    labels = {"unit": "unit", "customers": "customers", "converted": "converted", "rate": "rate_pct"}
+    columns = [{"name": key, "label": tr(f"journeys.results.col.{labels[key]}"), "field": key, "sortable": True,
+                "align": "left" if key == "unit" else "right"} for key in ("unit", "customers", "converted", "rate")]
+    with ui.row().classes("w-full gap-4 items-start no-wrap"):
+        table = ui.table(columns=columns, rows=rows, row_key="unit", pagination=10).classes("flex-1").props(
+            "flat bordered dense data-testid=results-units")
+        localise_table(table, tr)
+        top = units[:12]
+        ui.echart({
+            "grid": {"left": 40, "right": 10, "top": 20, "bottom": 60},
+            "tooltip": {"trigger": "axis"},
+            "xAxis": {"type": "category", "data": [u.unit for u in top], "axisLabel": {"rotate": 30}},
+            "yAxis": {"type": "value", "axisLabel": {"formatter": "{value}%"}},
+            "series": [{"type": "bar", "name": tr("journeys.results.col.rate"),
+                        "data": [round(u.rate * 100, 2) for u in top], "itemStyle": {"color": "#1f4e79"}}],
+        }).classes("w-96 h-56")
+
+
+def _path_results(path: schemas.PathResult) -> None:
+    """Conversion along each way of a split or a wait for an event (observed, not randomised: said so)."""
+    ui.separator()
+    ui.label(tr("journeys.results.path", name=path.label)).classes("font-medium")
+    ui.label(tr("journeys.results.observed")).classes("text-xs text-grey-7")
+
+    def label(way: schemas.WayResult) -> str:
+        return tr(f"journeys.way.{way.way}") if way.way in (schemas.ELSE, schemas.HAPPENED, schemas.TIMED_OUT) \
+            else way.label
+
+    rows = [{"way": label(w), "customers": w.customers, "converted": w.converted, "rate": f"{w.rate:.1%}"}
+            for w in path.ways]
+    columns = [{"name": key, "label": tr(f"journeys.results.col.{key}"), "field": key,
+                "align": "left" if key == "way" else "right"} for key in ("way", "customers", "converted", "rate")]
+    table = ui.table(columns=columns, rows=rows, row_key="way").classes("w-full").props(
+        f"flat bordered dense data-testid=results-path-{path.node}")
+    localise_table(table, tr)
 
 
 def _split_results(split: schemas.SplitResult) -> None:
