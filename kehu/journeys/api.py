@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response, status
 
 from kehu.core.errors import invalid
-from kehu.journeys import approval, schemas, service, simulation
+from kehu.journeys import approval, schemas, service, simulation, templates
 from kehu.journeys import results as journey_results
 from kehu.journeys.calendar import calendar as journey_calendar_of
 from kehu.tenancy.deps import Cursor, Limit, PrincipalDep, SessionDep
@@ -43,6 +43,35 @@ def journey_calendar(session: SessionDep, principal: PrincipalDep, start: dateti
     if end <= start or end - start > timedelta(days=93):
         raise invalid("end", "after start, and at most 93 days after it")
     return journey_calendar_of(session, principal, start=start, end=end, unit_id=unit_id)
+
+
+@router.get("/journeys/templates", response_model=list[schemas.OfferedTemplate])
+def offered_templates(session: SessionDep, principal: PrincipalDep, unit_id: int | None = None) -> Any:
+    """HQ's templates for dealers offered to your unit (or ``unit_id``): live templates of that unit and the units
+    above it, with what each leaves open."""
+    return templates.offered_templates(session, principal, unit_id)
+
+
+@router.post("/journeys/templates/{template_id}/instances", response_model=schemas.JourneyOut,
+             status_code=status.HTTP_201_CREATED)
+def instantiate(template_id: int, data: schemas.InstanceCreate, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Your journey made of a template offered to your unit (or ``unit_id``): a draft to adjust where the template
+    is open, then publish. Saving a change to a locked part answers 422, each change at its place."""
+    return service.journey_out(templates.instantiate(session, principal, template_id, data))
+
+
+@router.get("/journeys/templates/{template_id}/results", response_model=schemas.TemplateResults)
+def template_results(template_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Every journey made of the template (of your scope) side by side: customers entered, inside, finished, and
+    conversion to the template's goal."""
+    return templates.instance_results(session, principal, template_id)
+
+
+@router.post("/journeys/{journey_id}/rebase", response_model=schemas.JourneyOut)
+def rebase(journey_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Your journey takes its template's latest version (your settings of the parts still open are kept); publish
+    it to run it."""
+    return service.journey_out(templates.rebase(session, principal, journey_id))
 
 
 @router.post("/journeys/import", response_model=schemas.JourneyOut, status_code=status.HTTP_201_CREATED)

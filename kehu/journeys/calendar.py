@@ -24,7 +24,7 @@ def calendar(session: Session, principal: Principal, *, start: datetime, end: da
              unit_id: int | None = None) -> list[schemas.CalendarItem]:
     """The journeys of the reader's units (or of one unit and those below it) between ``start`` and ``end`` (UTC)."""
     principal.require("journeys", "read")
-    query = select(Journey).where(scope(principal, Journey), or_(
+    query = select(Journey).where(scope(principal, Journey), Journey.is_template.is_(False), or_(  # templates: no runs
         Journey.status.in_(("live", "paused")) & (Journey.started_at < end),
         (Journey.status == "stopped") & (Journey.stopped_at >= start) & (Journey.started_at < end),
         Journey.status == "draft"))

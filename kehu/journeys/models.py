@@ -26,7 +26,7 @@ class Journey(IdMixin, TimestampMixin, Base):
     __scope_owner__ = "owner_id"
     # a name is unique within its unit: another dealer learns nothing of this one's journeys by choosing a name
     __table_args__ = (UniqueConstraint("org_id", "unit_id", "name"), Index("ix_journeys_org_unit", "org_id", "unit_id"),
-                      Index("ix_journeys_status", "status"))
+                      Index("ix_journeys_status", "status"), Index("ix_journeys_template", "template_id"))
 
     org_id: Mapped[int] = mapped_column(BigId, ForeignKey("organizations.id", ondelete="CASCADE"))
     unit_id: Mapped[int] = mapped_column(BigId)
@@ -52,6 +52,12 @@ class Journey(IdMixin, TimestampMixin, Base):
     next_entry_at: Mapped[datetime | None] = mapped_column(nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     stopped_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # HQ's templates for dealers (kehu/journeys/templates.py): a template enrols nobody; live, it is offered to the
+    # units below its own, each of which makes its journey of it (``template_id``, at the template's version then)
+    is_template: Mapped[bool] = mapped_column(default=False)
+    template_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("journeys.id", ondelete="SET NULL"),
+                                                    nullable=True)
+    template_version: Mapped[int | None] = mapped_column(nullable=True)
 
 
 class JourneyVersion(IdMixin, Base):

@@ -316,6 +316,18 @@ class Definition(_In):
     reentry_days: int = Field(default=0, ge=0, le=3650)
     nodes: list[Node] = Field(default_factory=list, max_length=200)
     edges: list[Edge] = Field(default_factory=list, max_length=400)
+    # a template for dealers: what the dealers' journeys made of it may change — "trigger" (their own audience)
+    # and the ids of nodes whose settings they choose; everything else is locked (kehu/journeys/templates.py)
+    open: list[str] = Field(default_factory=list, max_length=201)
+
+    @model_validator(mode="after")
+    def _open_parts_exist(self) -> Definition:
+        known = {node.id for node in self.nodes} | {"trigger"}
+        unknown = [part for part in self.open if part not in known]
+        if unknown:
+            raise ValueError(f"open names no part of the journey: {', '.join(unknown[:5])}")
+        self.open = sorted(set(self.open))
+        return self
 
 
 class JourneyCreate(_In):
@@ -323,6 +335,16 @@ class JourneyCreate(_In):
     description: str = Field(default="", max_length=1000)
     unit_id: int | None = Field(default=None, ge=1)
     definition: Definition | None = None
+    template: bool = False  # a template for the dealers below (kehu/journeys/templates.py), not a journey that runs
+
+
+class InstanceCreate(_In):
+    """A dealer's journey made of a template offered to its unit (``unit_id``: the dealer's, the caller's own unit
+    unless named)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=1000)
+    unit_id: int | None = Field(default=None, ge=1)
 
 
 class JourneyUpdate(_In):
@@ -426,6 +448,49 @@ class JourneyOut(Out):
     review_status: Literal["submitted", "rejected"] | None = None  # approval, where a unit above asks for it
     review_comment: str = ""
     submitted_at: datetime | None = None
+    is_template: bool = False
+    template_id: int | None = None  # the template this dealer's journey was made of, at ``template_version``
+    template_version: int | None = None
+
+
+class OfferedTemplate(BaseModel):
+    """A template offered to a unit: HQ's (or a region's) journey that the unit may make its own."""
+
+    id: int
+    name: str
+    description: str
+    unit_id: int
+    unit: str
+    version: int
+    open: list[str]
+    instances: int  # journeys already made of it, of the reader's scope
+
+
+class InstanceResult(BaseModel):
+    """One dealer's journey made of a template, beside the others: its customers and their conversion to the
+    template's goal."""
+
+    journey_id: int
+    name: str
+    unit_id: int
+    unit: str
+    status: str
+    version: int
+    template_version: int
+    entered: int
+    active: int
+    completed: int
+    converted: int
+    rate: float
+
+
+class TemplateResults(BaseModel):
+    goal: Goal | None
+    version: int
+    entered: int
+    converted: int
+    rate: float
+    instances: list[InstanceResult]
 
 
 class Review(_In):

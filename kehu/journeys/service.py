@@ -45,7 +45,7 @@ from kehu.core.db import affected, dialect_insert, refresh_statistics, utcnow
 from kehu.core.errors import Conflict, FieldError, Forbidden, ValidationFailed
 from kehu.core.pagination import Page, keyset_page
 from kehu.journeys import fields as journey_fields
-from kehu.journeys import schemas
+from kehu.journeys import locking, schemas
 from kehu.journeys.models import ACTIVE, Enrolment, Journey, JourneyVersion
 from kehu.journeys.timing import (
     TIMED,
@@ -130,14 +130,25 @@ def graph_of(session: Session, journey_id: int, version: int) -> Graph:
 def problems(session: Session, principal: Principal, journey: Journey) -> list[FieldError]:
     """What stops the draft from going live, each at its place (``definition.nodes[2].template_id``): a draft may be
     saved unfinished, the canvas shows these on their nodes, and publishing refuses while any is left."""
-    return problems_of(session, principal, journey.org_id, parse(journey.draft or {}), ran=journey.version > 0)
+    return problems_of(session, principal, journey.org_id, parse(journey.draft or {}), ran=journey.version > 0,
+                       template=template_of(session, journey))
 
 
-def problems_of(session: Session, principal: Principal, org_id: int,
-                definition: schemas.Definition, *, ran: bool = False) -> list[FieldError]:
+def template_of(session: Session, journey: Journey) -> schemas.Definition | None:
+    """The template version a dealer's journey was made from (None: not made of a template, or the template is
+    gone)."""
+    if journey.template_id is None or not journey.template_version:
+        return None
+    graph = graph_of(session, journey.template_id, journey.template_version)
+    return graph.definition if graph.definition.nodes else None
+
+
+def problems_of(session: Session, principal: Principal, org_id: int, definition: schemas.Definition, *,
+                ran: bool = False, template: schemas.Definition | None = None) -> list[FieldError]:
     """The problems of a definition as drawn (the canvas asks as the user draws, before saving). ``ran``: the
-    journey has run (a schedule's date may have passed: it ran then)."""
-    errors: list[FieldError] = []
+    journey has run (a schedule's date may have passed: it ran then). ``template``: the template version a dealer's
+    journey was made from (what it locks is a problem when changed; what it names was HQ's to choose)."""
+    errors: list[FieldError] = locking.locked_changes(template, definition) if template is not None else []
     where = "definition"
     trigger = definition.trigger
     if trigger.type == "date" and trigger.field:
@@ -200,7 +211,7 @@ def problems_of(session: Session, principal: Principal, org_id: int,
             _, problem = journey_fields.checked_value(session, org_id, node.field, node.value)
             if problem is not None:
                 errors.append(FieldError(f"{where}.nodes[{index}].{problem.field}", problem.message, problem.code))
-    errors += _reference_problems(session, principal, org_id, definition)
+    errors += _reference_problems(session, principal, org_id, definition, locking.inherited(template, definition))
     errors += [FieldError(f"{where}.nodes[{index}]", f"{node.type} nodes need the journeys.actions permission",
                           "forbidden")
                for index, node in enumerate(definition.nodes) if node.type in ACTING_NODES
@@ -260,19 +271,23 @@ ACTIONS = "journeys.actions"
 ACTING_NODES = {"field": ("profiles", "update"), "lead": ("leads", "create"), "task": ("activities", "create")}
 
 
-def _reference_problems(session: Session, principal: Principal, org_id: int,
-                        definition: schemas.Definition) -> list[FieldError]:
-    """Templates, segments and conditions the journey names: each must be one its author may use."""
+def _reference_problems(session: Session, principal: Principal, org_id: int, definition: schemas.Definition,
+                        inherited: set[str] | None = None) -> list[FieldError]:
+    """Templates, segments and conditions the journey names: each must be one its author may use (the parts a
+    dealer's journey has unchanged from its template were HQ's to choose: ``inherited``)."""
     errors: list[FieldError] = []
+    inherited = inherited or set()
     trigger = definition.trigger
-    if trigger.segment_id is not None:
+    if trigger.segment_id is not None and locking.TRIGGER not in inherited:
         errors += _ref_errors(session, principal, "definition.trigger.segment_id", Ref(Segment, trigger.segment_id))
-    if definition.exit_segment_id is not None:
+    if definition.exit_segment_id is not None and "exit_segment_id" not in inherited:
         errors += _ref_errors(session, principal, "definition.exit_segment_id",
                               Ref(Segment, definition.exit_segment_id))
     timezone = principal.timezone
     for index, node in enumerate(definition.nodes):
         at = f"definition.nodes[{index}]"
+        if node.id in inherited:
+            continue
         if node.type == "send" and node.template_id is not None:
             errors += _ref_errors(session, principal, f"{at}.template_id",
                                   Ref(Template, node.template_id, "read", Template.is_archived.is_(False),
@@ -297,10 +312,18 @@ def _reference_problems(session: Session, principal: Principal, org_id: int,
     return errors
 
 
-def _refuse_foreign_ids(session: Session, principal: Principal, definition: schemas.Definition) -> None:
+def _refuse_foreign_ids(session: Session, principal: Principal, definition: schemas.Definition,
+                        template: schemas.Definition | None = None) -> None:
     """A draft may be unfinished, never hold what its author may not use: a segment, template, unit, tag or
-    account of another organisation or outside the author's scope is refused when saved (422 naming it)."""
-    errors = _reference_problems(session, principal, principal.org_id, definition)
+    account of another organisation or outside the author's scope is refused when saved (422 naming it). A dealer's
+    journey made of a template may not change what the template locks."""
+    if template is not None:
+        locked = locking.locked_changes(template, definition)
+        if locked:
+            raise ValidationFailed("The template locks what was changed.", errors=locked,
+                                   message=("journeys.template.locked", {}))
+    errors = _reference_problems(session, principal, principal.org_id, definition,
+                                 locking.inherited(template, definition))
     if errors:
         raise ValidationFailed("The journey names records you cannot use.", errors=errors)
 
@@ -320,7 +343,9 @@ def journey_out(journey: Journey) -> schemas.JourneyOut:
                               definition=journey.draft or {}, started_at=journey.started_at,
                               stopped_at=journey.stopped_at, created_at=journey.created_at,
                               updated_at=journey.updated_at, review_status=journey.review_status,  # type: ignore[arg-type]
-                              review_comment=journey.review_comment or "", submitted_at=journey.submitted_at)
+                              review_comment=journey.review_comment or "", submitted_at=journey.submitted_at,
+                              is_template=journey.is_template, template_id=journey.template_id,
+                              template_version=journey.template_version)
 
 
 def _starting_definition() -> dict[str, Any]:
@@ -404,7 +429,7 @@ def create_journey(session: Session, principal: Principal, data: schemas.Journey
         _refuse_foreign_ids(session, principal, data.definition)
     _name_taken(session, None, principal.org_id, unit_id, data.name)
     journey = Journey(org_id=principal.org_id, unit_id=unit_id, owner_id=principal.user_id, name=data.name,
-                      description=data.description, status="draft",
+                      description=data.description, status="draft", is_template=data.template,
                       draft=_dump(data.definition) if data.definition is not None else _starting_definition())
     session.add(journey)
     _flush_named(session, data.name)
@@ -424,7 +449,7 @@ def update_journey(session: Session, principal: Principal, journey_id: int,
         raise Conflict("A journey waiting for approval is not edited; withdraw it first.",
                        message=("journeys.review.locked", {}))
     if data.definition is not None:
-        _refuse_foreign_ids(session, principal, data.definition)
+        _refuse_foreign_ids(session, principal, data.definition, template_of(session, journey))
     changes = data.model_dump(exclude_unset=True)
     if "name" in changes and changes["name"] != journey.name:
         _name_taken(session, journey, journey.org_id, journey.unit_id, changes["name"])
@@ -505,12 +530,15 @@ def publish_now(session: Session, principal: Principal, journey: Journey, *, mov
     session.add(JourneyVersion(org_id=journey.org_id, journey_id=journey.id, version=journey.version,
                                definition=_dump(definition), published_at=now, published_by_id=principal.user_id))
     trigger = definition.trigger
-    journey.trigger_kind = trigger.type
-    journey.trigger_key = str(trigger.segment_id) if trigger.type.startswith("segment") else trigger.event
-    # the same trigger keeps its next run (one due and not made yet is made, not dropped); another one runs from
-    # now on: none is made twice
-    if before != trigger or journey.next_entry_at is None:
-        journey.next_entry_at = next_entry(trigger, now, org_timezone(session, journey.org_id))
+    if journey.is_template:  # offered to the units below, enrolling nobody: no trigger listens for it
+        journey.trigger_kind = journey.trigger_key = journey.next_entry_at = None
+    else:
+        journey.trigger_kind = trigger.type
+        journey.trigger_key = str(trigger.segment_id) if trigger.type.startswith("segment") else trigger.event
+        # the same trigger keeps its next run (one due and not made yet is made, not dropped); another one runs
+        # from now on: none is made twice
+        if before != trigger or journey.next_entry_at is None:
+            journey.next_entry_at = next_entry(trigger, now, org_timezone(session, journey.org_id))
     if journey.status == "draft":
         journey.status, journey.started_at = "live", now
     moved = 0
@@ -597,8 +625,8 @@ def stop(session: Session, principal: Principal, journey_id: int) -> Journey:
 def enrol(session: Session, journey: Journey, audience: Any, *, now: datetime | None = None) -> int:
     """Enrol the customers ``audience`` names (a SELECT of profile ids, or ids) who may enter: live records of the
     journey's units, by its entry rules, nobody twice at once. One INSERT … SELECT; returns how many entered."""
-    if _lock(session, journey.id, share=True) != "live" or not journey.version:
-        return 0
+    if _lock(session, journey.id, share=True) != "live" or not journey.version or journey.is_template:
+        return 0  # a template enrols nobody: the dealers' journeys made of it do
     now = now or utcnow()
     graph = graph_of(session, journey.id, journey.version)
     if graph.entry is None:
@@ -649,6 +677,9 @@ def journey_units(session: Session, journey: Journey) -> tuple[int, ...] | None:
 def enrol_by_hand(session: Session, principal: Principal, journey_id: int, data: schemas.EnrolRequest) -> int:
     """Customers or a segment's members enrolled now (those the caller may read; the rules decide who enters)."""
     journey = get_journey(session, principal, journey_id, "update")
+    if journey.is_template:
+        raise Conflict("A template enrols nobody: the journeys dealers make of it do.",
+                       message=("journeys.template.enrols_nobody", {}))
     if journey.status != "live":
         raise Conflict("Customers enter a live journey only.")
     refs = {}

@@ -427,6 +427,9 @@ def test_a_marketer_test_runs_a_journey_for_one_customer(page, server, sign_in):
     expect(steps.nth(2)).to_contain_text("发送这条消息")
     expect(dialog.get_by_test_id("test-run-ends")).to_have_text("走完旅程")
     shoot(page, "journeys-test-run")
+    # the SMS to oneself, filled with the customer's data: to the marketer's own mobile
+    steps.nth(2).get_by_test_id("test-run-send-me").click()
+    expect(page.get_by_text(re.compile(r"测试消息已发送到 \+86139"))).to_be_visible()
     with api(server, MARKETER) as marketer:
         assert marketer.get(f"/api/v1/journeys/{journey['id']}/report").json()["entered"] == before
     # the campaign calendar shows the live journey beside the broadcasts, and opens it

@@ -102,6 +102,10 @@ class JourneyEditor:
         self.saved = copy.deepcopy(self.definition)
         self.counts = {count.node: count for count in report.nodes} if report is not None else {}
         self.editable = editable
+        # HQ's template for dealers: each part may be left open to them; a dealer's journey made of one: only the
+        # parts the template left open change, its nodes and ways stay (kehu/journeys/templates.py)
+        self.is_template = bool(journey.is_template)
+        self.template: schemas.Definition | None = None
         self.on_saved = on_saved
         self.on_change: Callable[[], None] = lambda: None  # the page's parts that follow the draft (its problems)
         self.history: list[dict[str, Any]] = []
@@ -128,6 +132,7 @@ class JourneyEditor:
         with unit_of_work() as session:  # the customers' date fields a wait or a trigger may name
             self.date_fields = date_fields_of(session, principal)
             self.settable = settable_fields(session, principal)
+            self.template = service.template_of(session, journey)
         self._check()
 
     # -- drawing ------------------------------------------------------------------------------------------------
@@ -152,7 +157,8 @@ class JourneyEditor:
                 "palette": tr("journeys.canvas.palette"), "hint": tr("journeys.canvas.hint")},
                 palette=[{"type": kind, "icon": NODE_ICONS[kind], "label": tr(f"journeys.node.{kind}"),
                           "hint": tr(f"journeys.palette_hint.{kind}")} for kind in PALETTE]
-                if self.editable else []).classes("flex-1 h-full min-w-0")
+                if self.editable and self.template is None else [],
+                structure=self.template is None).classes("flex-1 h-full min-w-0")
             # what the browser reports is read through a model: a payload of another shape is ignored, never a
             # server error (nor a position that is not a number in the draft)
             self._on("add", _Added, lambda a: self.add(a.type, a.x, a.y))
@@ -192,10 +198,10 @@ class JourneyEditor:
                 "kind": tr(f"journeys.node.{kind}"), "label": node.get("label") or node["id"],
                 "summary": self.summary(node), "problems": self.node_problems.get(node["id"], []),
                 "counts": tr("journeys.counts", waiting=count.waiting, passed=count.passed)
-                if self.ran and count is not None and kind != "entry" else "",
+                if self.ran and count is not None and kind != "entry" and not self.is_template else "",
                 "ways": [{"id": way or OUT, "label": self.way_label(node, way)} for way in _ways(node)],
                 "enterable": kind != "entry", "position": positions[node["id"]],
-                "selected": node["id"] == self.selected})
+                "selected": node["id"] == self.selected, **self._mark(node)})
         edges = []
         for edge in self.definition["edges"]:
             source = by_id.get(edge["from"])
@@ -285,6 +291,43 @@ class JourneyEditor:
             return tr("journeys.split_text", count=len(node.get("branches", [])))
         return tr(f"journeys.node_text.{kind}")
 
+    def _mark(self, node: dict[str, Any]) -> dict[str, str]:
+        """A template's open parts, and a dealer's journey's locked and open ones, marked on their nodes."""
+        if node.get("type") == "exit" or not (self.is_template or self.template is not None):
+            return {}
+        if self.is_open(node["id"]):
+            return {"mark": tr("journeys.template.open_mark"), "markIcon": "tune"}
+        return {"mark": tr("journeys.template.locked_mark"), "markIcon": "lock"} if self.template is not None else {}
+
+    def part_of(self, node_id: str) -> str:
+        """What ``open`` names for a node: its id, the entry's trigger."""
+        node: dict[str, Any] = next((n for n in self.definition["nodes"] if n["id"] == node_id), {})
+        return "trigger" if node.get("type") == "entry" else node_id
+
+    def is_open(self, node_id: str) -> bool:
+        opened = self.template.open if self.template is not None else self.definition.get("open") or []
+        return self.part_of(node_id) in opened
+
+    def locked(self, node_id: str) -> bool:
+        """A dealer's journey's node whose settings the template keeps."""
+        return self.template is not None and not self.is_open(node_id)
+
+    def set_open(self, node_id: str, on: bool) -> None:
+        part = self.part_of(node_id)
+
+        def apply(definition: dict[str, Any]) -> None:
+            opened = set(definition.get("open") or []) - {part}
+            definition["open"] = sorted(opened | {part} if on else opened)
+
+        self.change(apply)
+
+    def _refused_by_template(self) -> bool:
+        if self.template is None:
+            return False
+        ui.notify(tr("journeys.template.structure_locked"), type="warning")
+        self.canvas.show(self.graph())  # what the browser drew meanwhile is drawn back
+        return True
+
     def _trigger_text(self) -> str:
         return trigger_text(self.definition, self.segments, self.date_fields)
 
@@ -347,7 +390,7 @@ class JourneyEditor:
             return
         with unit_of_work() as session:
             found = service.problems_of(session, self.principal, self.principal.org_id, definition,
-                                        ran=self.ran)
+                                        ran=self.ran, template=self.template)
         for problem in found:
             self._place(problem)
 
@@ -409,7 +452,7 @@ class JourneyEditor:
         return next(n for n in definition["nodes"] if n["id"] == node_id)
 
     def add(self, kind: str, x: float | None, y: float | None) -> None:
-        if not self.editable or kind not in PALETTE:
+        if not self.editable or kind not in PALETTE or self._refused_by_template():
             return
         taken = {n["id"] for n in self.definition["nodes"]}
         number = 1
@@ -480,7 +523,8 @@ class JourneyEditor:
         nodes = {n["id"]: n for n in self.definition["nodes"]}
         branch = None if way == OUT else way
         if not self.editable or source == target or source not in nodes or target not in nodes \
-                or branch not in _ways(nodes[source]) or nodes[target].get("type") == "entry":
+                or branch not in _ways(nodes[source]) or nodes[target].get("type") == "entry" \
+                or self._refused_by_template():
             return  # only from one of the source's ways, into a node that takes customers in
 
         def apply(definition: dict[str, Any]) -> None:
@@ -507,7 +551,7 @@ class JourneyEditor:
         self.change(apply)
 
     def remove(self, node_ids: list[str], ways: list[dict[str, Any]]) -> None:
-        if not self.editable:
+        if not self.editable or self._refused_by_template():
             return
         entry = {n["id"] for n in self.definition["nodes"] if n.get("type") == "entry"}
         gone = set(node_ids) - entry  # the entry stays: a journey has one
@@ -519,6 +563,8 @@ class JourneyEditor:
 
         def apply(definition: dict[str, Any]) -> None:
             definition["nodes"] = [n for n in definition["nodes"] if n["id"] not in gone]
+            if definition.get("open"):  # a template's open part goes with its node
+                definition["open"] = [part for part in definition["open"] if part not in gone]
             definition["edges"] = [e for e in definition["edges"] if e["from"] not in gone and e["to"] not in gone
                                    and (e["from"], e.get("branch")) not in cut]
 

@@ -16,6 +16,7 @@ from kehu.core.errors import KehuError
 from kehu.core.timeutil import format_local
 from kehu.journeys import approval, schemas, service
 from kehu.journeys import results as journey_results
+from kehu.journeys.ui import templates as template_ui
 from kehu.journeys.ui.canvas import JourneyEditor
 from kehu.journeys.ui.test_run import open_test_run
 from kehu.journeys.ui.texts import date_fields_of, trigger_text
@@ -63,14 +64,18 @@ def journeys_page() -> None:
                 BusinessUnit.id.in_({j.unit_id for j in found}))).all()) if found else {}
             names = _names(session, [j.draft or {} for j in found])
             date_fields = date_fields_of(session, principal)
-        rows = [{"id": j.id, "name": j.name + (f" · {tr(f'journeys.review.{j.review_status}')}" if j.review_status
-                                              else ""), "unit": units.get(j.unit_id, "—"), "status": j.status,
+        def marked(j: Any) -> str:
+            return j.name + (f" · {tr(f'journeys.review.{j.review_status}')}" if j.review_status else "") \
+                + (f" · {tr('journeys.template.badge')}" if j.is_template else "")
+
+        rows = [{"id": j.id, "name": marked(j), "unit": units.get(j.unit_id, "—"), "status": j.status,
                  "version": j.version or "—", "trigger": trigger_text(j.draft or {}, names["segments"], date_fields),
                  "entered": counts.get(j.id, (0, 0))[0], "active": counts.get(j.id, (0, 0))[1],
                  "updated": format_local(j.updated_at, principal.timezone)} for j in found]
         with ui.row().classes("w-full items-center"):
             ui.label(tr("journeys.intro")).classes("text-grey-7")
             ui.space()
+            template_ui.offered_button(principal)
             if principal.can("journeys", "create"):
                 ui.button(tr("journeys.import"), icon="upload_file", on_click=lambda: _import_dialog(principal)) \
                     .props("outline data-testid=import-journey")
@@ -104,9 +109,12 @@ def _new_dialog(principal: Any) -> None:
         name = ui.input(tr("journeys.col.name")).props("outlined dense autofocus data-testid=journey-name") \
             .classes("w-full")
         description = ui.textarea(tr("journeys.description")).props("outlined dense").classes("w-full")
+        template = ui.checkbox(tr("journeys.template.new_as")).props("dense data-testid=journey-as-template")
+        ui.label(tr("journeys.template.new_as_text")).classes("text-xs text-grey-7")
 
         def create() -> None:
-            data = validated(lambda: schemas.JourneyCreate(name=name.value or "", description=description.value or ""))
+            data = validated(lambda: schemas.JourneyCreate(name=name.value or "", description=description.value or "",
+                                                           template=bool(template.value)))
             if data is None:
                 return
             made = run_action(lambda session: service.create_journey(session, principal, data).id,
@@ -237,6 +245,7 @@ def journey_page(journey_id: int) -> None:
             "text-grey-8").props("data-testid=journey-trigger")
         if journey.review_status:
             _review_card(principal, journey)
+        template_ui.template_card(principal, journey)
 
         @ui.refreshable
         def stats(report: schemas.JourneyReport) -> None:
@@ -255,10 +264,11 @@ def journey_page(journey_id: int) -> None:
                 editor.set_counts(fresh)
 
         shown = [report]
-        stats(report)
+        if not journey.is_template:  # a template enrols nobody: its dealers' journeys do (its card above)
+            stats(report)
         problems()
         editor.build()
-        if journey.version:
+        if journey.version and not journey.is_template:
             _results(principal, journey.id)
         if journey.status in ("live", "paused"):  # the customers move on while the page is open
             ui.timer(FOLLOW_SECONDS, follow)

@@ -63,9 +63,11 @@ class NodePanel(NodeParts):
             if not self.editor.editable:
                 ui.label(self.editor.summary(node)).classes("text-grey-8")
                 return
+            if not self._template_part(node):
+                return
             self._text(node, "label", tr("journeys.canvas.label"), max_length=100)
             if kind == "entry":
-                self._trigger_panel()
+                self._trigger_panel(rules=self.editor.template is None)
             elif kind == "wait":
                 ui.label(tr("journeys.canvas.wait_for")).classes("text-sm text-grey-8 mt-2")
                 self._durations(node)
@@ -89,11 +91,34 @@ class NodePanel(NodeParts):
                 self._lead_panel(node)
             elif kind == "task":
                 self._task_panel(node)
-            if kind != "entry":
+            if kind != "entry" and self.editor.template is None:
                 ui.separator().classes("my-2")
                 ui.button(tr("journeys.canvas.delete_node"), icon="delete",
                           on_click=lambda: self.editor.remove([node["id"]], [])).props(
                     "flat color=negative dense data-testid=canvas-delete-node")
+
+    def _template_part(self, node: dict[str, Any]) -> bool:
+        """A template's node: whether the dealers may change it. A dealer's journey's node: locked (its settings
+        shown, not to be changed: False) or open. Any other journey's: nothing to say."""
+        kind = node.get("type")
+        if self.editor.is_template and kind != "exit":
+            ui.switch(tr("journeys.template.open_switch"), value=self.editor.is_open(node["id"]),
+                      on_change=lambda e: self.editor.set_open(node["id"], bool(e.value))).props(
+                "dense data-testid=panel-open")
+            ui.label(tr("journeys.template.open_help_trigger" if kind == "entry" else "journeys.template.open_help")) \
+                .classes("text-grey-7 text-xs")
+        if self.editor.template is None or kind == "exit":
+            return True
+        if self.editor.locked(node["id"]):
+            with ui.row().classes("items-center gap-1 no-wrap").props("data-testid=panel-locked"):
+                ui.icon("lock").classes("text-brown-6")
+                ui.label(tr("journeys.template.locked_node")).classes("text-sm text-brown-8")
+            ui.label(self.editor.summary(node)).classes("text-grey-8")
+            return False
+        with ui.row().classes("items-center gap-1 no-wrap"):
+            ui.icon("tune").classes("text-primary")
+            ui.label(tr("journeys.template.open_node")).classes("text-sm text-primary")
+        return True
 
     def draw_problems(self) -> None:
         """The selected node's problems, as they are after each change."""
@@ -112,7 +137,9 @@ class NodePanel(NodeParts):
                               node["id"], u, max(0, min(m, int(e.value or 0))), typing=True)).props(
                     f"outlined dense data-testid=panel-{unit}").classes("flex-1")
 
-    def _trigger_panel(self) -> None:
+    def _trigger_panel(self, *, rules: bool = True) -> None:
+        """Who enters; with ``rules``, also how often, the goal and the exits (a dealer's journey made of a template
+        changes only the audience: the kind of trigger and the rules are the template's)."""
         trigger = self.editor.definition.get("trigger") or {"type": "manual"}
 
         def set_trigger(**values: Any) -> None:
@@ -152,7 +179,7 @@ class NodePanel(NodeParts):
         ui.label(tr("journeys.canvas.who_enters")).classes("text-sm text-grey-8 mt-2")
         ui.select({kind: tr(f"journeys.trigger_kind.{kind}") for kind in TRIGGERS}, value=trigger.get("type"),
                   on_change=lambda e: set_trigger(type=e.value)).props(
-            "outlined dense data-testid=panel-trigger").classes("w-full")
+            "outlined dense data-testid=panel-trigger" + ("" if rules else " disable")).classes("w-full")
         kind = trigger.get("type", "manual")
         if kind in schemas.SEGMENT_TRIGGERS:
             if not self.editor.segments:
@@ -166,6 +193,8 @@ class NodePanel(NodeParts):
                                lambda **values: set_trigger(**values), "trigger")
         if kind in schemas.TIMED_TRIGGERS:
             self._timed_trigger(trigger, set_trigger)
+        if not rules:
+            return
         ui.label(tr("journeys.canvas.re_entry")).classes("text-sm text-grey-8 mt-2")
         ui.select({"never": tr("journeys.re_entry.never"), "after_exit": tr("journeys.re_entry.after_exit")},
                   value=self.editor.definition.get("re_entry", "never"),

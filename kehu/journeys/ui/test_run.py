@@ -7,9 +7,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from nicegui import ui
+from pydantic import ValidationError
 
 from kehu.cdp import service as cdp_service
 from kehu.cdp.views import CustomerView
+from kehu.channels import schemas as channel_schemas
+from kehu.channels import templates
 from kehu.channels.templates import text_of
 from kehu.core.errors import KehuError
 from kehu.core.timeutil import format_local
@@ -66,7 +69,7 @@ def open_test_run(principal: Any, journey_id: int, editor: JourneyEditor) -> Non
             except KehuError as error:
                 notify_error(error)
                 return
-            _show(result, out, editor, principal.timezone)
+            _show(result, out, editor, principal)
 
         search.on_value_change(lambda e: find(e.value))
         with ui.row().classes("w-full justify-end gap-2"):
@@ -75,8 +78,46 @@ def open_test_run(principal: Any, journey_id: int, editor: JourneyEditor) -> Non
     dialog.open()
 
 
-def _show(area: Any, out: schemas.TestRunOut, editor: JourneyEditor, timezone: str) -> None:
+def _send_to_me(principal: Any, template_id: int, profile_id: int, locale: str, address: str | None = None) -> None:
+    """The step's message, filled with the test customer's data, sent to the marketer (their own e-mail or mobile
+    unless they give another address): a test message, never counted nor put on the customer's record."""
+    try:
+        data = channel_schemas.TestSend(address=address, profile_id=profile_id,
+                                        locale="en" if locale == "en" else "zh" if locale == "zh" else None)
+        with unit_of_work() as session:
+            sent_to = templates.test_send(session, principal, template_id, data).address
+    except ValidationError:
+        ui.notify(tr("channels.tpl.test_address_invalid"), type="negative")
+        return
+    except KehuError as error:
+        if address is None and any(f.field == "address" for f in error.errors):
+            _ask_address(principal, template_id, profile_id, locale)
+        else:
+            notify_error(error)
+        return
+    ui.notify(tr("channels.tpl.test_sent", address=sent_to or ""), type="positive", multi_line=True)
+
+
+def _ask_address(principal: Any, template_id: int, profile_id: int, locale: str) -> None:
+    with ui.dialog() as dialog, ui.card().classes("w-[440px]"):
+        ui.label(tr("channels.tpl.test_where")).classes("text-lg font-medium")
+        address = ui.input(tr("channels.tpl.test_address")).props(
+            "outlined dense autofocus data-testid=test-run-address").classes("w-full")
+
+        def send() -> None:
+            if (address.value or "").strip():
+                dialog.close()
+                _send_to_me(principal, template_id, profile_id, locale, (address.value or "").strip())
+
+        with ui.row().classes("w-full justify-end"):
+            ui.button(tr("common.cancel"), on_click=dialog.close).props("flat")
+            ui.button(tr("channels.tpl.test_send"), icon="send", on_click=send)
+    dialog.open()
+
+
+def _show(area: Any, out: schemas.TestRunOut, editor: JourneyEditor, principal: Any) -> None:
     nodes = {n["id"]: n for n in editor.definition.get("nodes", [])}
+    timezone = principal.timezone
     area.clear()
     with area:
         if not out.enters:
@@ -103,6 +144,12 @@ def _show(area: Any, out: schemas.TestRunOut, editor: JourneyEditor, timezone: s
                                 ui.label(step.message.subject).classes("text-sm font-medium")
                             body = step.message.text or text_of(step.message.html or "")
                             ui.label(body[:400]).classes("text-sm whitespace-pre-wrap")
+                            template_id = node.get("template_id")
+                            if template_id and step.message.channel != "webhook":
+                                message = step.message
+                                ui.button(tr("channels.tpl.test_send"), icon="send", on_click=lambda t=template_id,
+                                          m=message: _send_to_me(principal, t, out.profile_id, m.locale)).props(
+                                    "flat dense no-caps size=sm data-testid=test-run-send-me")
                     if step.problem:
                         ui.label(step.problem).classes("text-negative text-sm")
         ui.badge(tr(f"journeys.test.ends.{out.ends}"),

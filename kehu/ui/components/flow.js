@@ -19,6 +19,8 @@ const FlowNode = {
       <div class="kehu-node__head">
         <span class="material-icons kehu-node__icon">{{ data.icon }}</span>
         <span class="kehu-node__kind">{{ data.kind }}</span>
+        <span v-if="data.mark" class="kehu-node__mark" :title="data.mark" :data-testid="'canvas-mark-' + id">
+          <span class="material-icons">{{ data.markIcon }}</span>{{ data.mark }}</span>
         <span v-if="data.problems.length" class="material-icons kehu-node__warn"
               data-testid="canvas-node-problem">error</span>
       </div>
@@ -39,6 +41,7 @@ export default {
     graph: { type: Object, default: () => ({ nodes: [], edges: [] }) },
     palette: { type: Array, default: () => [] },
     editable: { type: Boolean, default: false },
+    structure: { type: Boolean, default: true },
     texts: { type: Object, default: () => ({}) },
   },
   emits: ["add", "connect", "moved", "select", "remove", "undo", "redo"],
@@ -119,7 +122,7 @@ export default {
   },
   template: `
     <div class="kehu-canvas" tabindex="0" @keydown="onKey" data-testid="flow-canvas">
-      <div v-if="editable" class="kehu-palette" data-testid="flow-palette">
+      <div v-if="editable && structure" class="kehu-palette" data-testid="flow-palette">
         <div class="kehu-palette__title">{{ texts.palette }}</div>
         <div v-for="item in palette" :key="item.type" class="kehu-palette__item" draggable="true"
              :data-testid="'palette-' + item.type" :title="item.hint"
@@ -130,7 +133,7 @@ export default {
       </div>
       <div class="kehu-canvas__flow" @drop.prevent="onDrop" @dragover.prevent>
         <VueFlow ref="flow" :nodes="nodes" :edges="edges" :node-types="nodeTypes" :nodes-draggable="editable"
-                 :nodes-connectable="editable" :elements-selectable="true" connection-mode="strict" :delete-key-code="null"
+                 :nodes-connectable="editable && structure" :elements-selectable="true" connection-mode="strict" :delete-key-code="null"
                  :min-zoom="0.2" :max-zoom="2" :default-edge-options="{ type: 'smoothstep' }"
                  @connect="onConnect" @node-click="onNodeClick" @pane-click="onPaneClick"
                  @node-drag-stop="onDragStop" @pane-ready="fit">

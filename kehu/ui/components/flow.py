@@ -6,7 +6,8 @@ the user does as an event, and the page answers by setting the graph again (``sh
 A node as the canvas takes it: ``id``, ``type``, ``icon``, ``kind`` (the type in the reader's words), ``label``,
 ``summary``, ``counts`` (text, or empty), ``problems`` (texts), ``ways`` (``[{id, label}]``: where connections
 leave from; one way, ``out``, for a plain node; none for an end), ``enterable`` (takes connections in),
-``position`` (``{x, y}``) and ``selected``. An edge: ``from``, ``way``, ``to``, ``label``."""
+``position`` (``{x, y}``), ``selected`` and, optionally, ``mark`` and ``markIcon`` (a note in its head:
+"locked"). An edge: ``from``, ``way``, ``to``, ``label``."""
 
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ class FlowCanvas(ui.element, component="flow.js",
                  esm={"@vue-flow/core": str(VENDOR / "core"), "@vue-flow/background": str(VENDOR / "background"),
                       "@vue-flow/controls": str(VENDOR / "controls")}):
     def __init__(self, *, graph: dict[str, Any], palette: list[dict[str, str]], editable: bool,
-                 texts: dict[str, str]) -> None:
+                 texts: dict[str, str], structure: bool = True) -> None:
+        """``structure``: nodes may be connected (False: their settings change, the drawing stays — a journey
+        made of a template)."""
         super().__init__()
         # Vue Flow's module build asks process.env.NODE_ENV, as bundlers replace it; a browser has no process
         ui.add_head_html('<script>window.process = window.process || {env: {NODE_ENV: "production"}};</script>')
@@ -33,6 +36,7 @@ class FlowCanvas(ui.element, component="flow.js",
         self._props["graph"] = graph
         self._props["palette"] = palette
         self._props["editable"] = editable
+        self._props["structure"] = structure
         self._props["texts"] = texts
 
     def show(self, graph: dict[str, Any]) -> None:
