@@ -116,8 +116,8 @@ def _event_waits(session: Session) -> list[tuple[Journey, int, schemas.WaitForEv
     """Every wait for an event in the versions of live and paused journeys (a paused journey's customers still
     hear their event: they go on when it resumes)."""
     found = []
-    for journey in session.scalars(select(Journey).where(Journey.status.in_(("live", "paused")))
-                                   .order_by(Journey.id)):
+    for journey in session.scalars(select(Journey).where(Journey.status.in_(("live", "paused")),
+                                                         Journey.is_template.is_(False)).order_by(Journey.id)):
         for version in range(1, journey.version + 1):
             found += [(journey, version, node) for node in graph_of(session, journey.id, version).nodes.values()
                       if node.type == "wait_for_event"]
@@ -177,8 +177,8 @@ def _end_waits_on_events(session: Session, batch: list[Event]) -> None:
 def _with_exits(session: Session, kind: str) -> list[tuple[Journey, schemas.Definition]]:
     """Live and paused journeys whose running version has this exit criterion (``goal`` or ``segment``)."""
     found = []
-    for journey in session.scalars(select(Journey).where(Journey.status.in_(("live", "paused")))
-                                   .order_by(Journey.id)):
+    for journey in session.scalars(select(Journey).where(Journey.status.in_(("live", "paused")),
+                                                         Journey.is_template.is_(False)).order_by(Journey.id)):
         definition = graph_of(session, journey.id, journey.version).definition
         if (kind == "goal" and definition.exit_on_goal and definition.goal is not None) or (
                 kind == "segment" and definition.exit_segment_id is not None):
@@ -330,8 +330,8 @@ def _due_nodes(session: Session, now: datetime) -> list[tuple[int, int, str]]:
     by the index of the active enrolments (journey, version, node, due time), in one statement — not a count of
     every customer waiting somewhere (a million of them, half a second a round)."""
     candidates = []
-    for journey_id, current in session.execute(select(Journey.id, Journey.version).where(Journey.status == "live")
-                                               .order_by(Journey.id)):
+    running = select(Journey.id, Journey.version).where(Journey.status == "live", Journey.is_template.is_(False))
+    for journey_id, current in session.execute(running.order_by(Journey.id)):
         for version in range(1, current + 1):
             candidates += [(journey_id, version, node) for node in graph_of(session, journey_id, version).nodes]
     if not candidates:

@@ -286,7 +286,12 @@ def _reference_problems(session: Session, principal: Principal, org_id: int, def
     timezone = principal.timezone
     for index, node in enumerate(definition.nodes):
         at = f"definition.nodes[{index}]"
-        if node.id in inherited:
+        if node.id in inherited:  # HQ's choice, used whatever the dealer may read — but it must still be sendable
+            if node.type == "send" and node.template_id is not None and session.scalar(
+                    select(Template.id).where(Template.id == node.template_id, Template.org_id == org_id,
+                                              Template.is_archived.is_(False))) is None:
+                errors.append(FieldError(f"{at}.template_id", "the template's message is archived or gone",
+                                         "unknown"))
             continue
         if node.type == "send" and node.template_id is not None:
             errors += _ref_errors(session, principal, f"{at}.template_id",

@@ -28,9 +28,10 @@ from kehu.core import audit
 from kehu.core.db import seconds_between, utcnow
 from kehu.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from kehu.journeys import schemas
-from kehu.journeys.locking import TRIGGER
+from kehu.journeys.locking import TRIGGER, settings_of
 from kehu.journeys.models import ACTIVE, Enrolment, Journey
 from kehu.journeys.service import (
+    EDITABLE,
     _dump,
     create_journey,
     get_journey,
@@ -39,6 +40,27 @@ from kehu.journeys.service import (
 )
 from kehu.tenancy.access import Place, Principal, check_references, home_unit, scope
 from kehu.tenancy.models import BusinessUnit
+
+
+def _reached(session: Session, org_id: int, goal: schemas.Goal, own: Any) -> Any:
+    """1 for an enrolment whose customer reached ``goal`` within its days of entering (SQL, per row); an event kehu
+    recorded at a unit (a deal won) counts only at the units of the journey's unit ``own``."""
+    at = aliased(BusinessUnit)  # the unit such an event happened at
+    happened = select(Event.id).where(
+        Event.org_id == org_id, Event.profile_id == Enrolment.profile_id, Event.event == goal.event,
+        Event.ts >= Enrolment.entered_at,
+        seconds_between(Enrolment.entered_at, Event.ts, session.get_bind().dialect.name) <= goal.within_days * 86400,
+        or_(Event.type != HAPPENING, exists(select(at.id).where(
+            at.id == Event.properties["unit_id"].as_integer(), at.path.startswith(own.path)))))
+    for key, value in goal.properties.items():
+        prop = Event.properties[key]
+        if isinstance(value, bool):
+            happened = happened.where(prop.as_boolean() == value)
+        elif isinstance(value, int | float):
+            happened = happened.where(prop.as_float() == float(value))
+        else:
+            happened = happened.where(prop.as_string() == value)
+    return case((exists(happened), 1), else_=0)
 
 
 def _ancestors(path: str) -> list[int]:
@@ -65,6 +87,8 @@ def offered_templates(session: Session, principal: Principal, unit_id: int | Non
     """The templates offered to a unit (the reader's own unless named): those of its unit and the units above it,
     live, each with how many journeys the reader's scope already made of it."""
     principal.require("journeys", "read")
+    if unit_id is not None:  # another dealer's unit is not the caller's to ask about (nor told apart from none)
+        check_references(session, principal, place=Place("journeys", "read", unit_id, None))
     path = _unit_path(session, principal, unit_id if unit_id is not None else home_unit(session, principal))
     instance = aliased(Journey)
     made = select(func.count(instance.id)).where(instance.template_id == Journey.id, scope(principal, instance)) \
@@ -103,10 +127,7 @@ def instantiate(session: Session, principal: Principal, template_id: int, data: 
         name=data.name, description=data.description or template.description, unit_id=unit_id))
     journey.draft = _dump(definition)
     journey.template_id, journey.template_version = template.id, template.version
-    session.flush()
-    audit.record(session, principal, action="create", entity="journeys", entity_id=journey.id,
-                 unit_id=journey.unit_id, after={"template_id": template.id, "template_version": template.version},
-                 summary=f"Journey {journey.name} made of the template {template.name}")
+    session.flush()  # create_journey recorded it in the audit ("drafted"); its template is on the row
     return journey
 
 
@@ -117,22 +138,19 @@ def rebase(session: Session, principal: Principal, journey_id: int) -> Journey:
     journey = get_journey(session, principal, journey_id, "update", lock=True)
     if journey.template_id is None:
         raise Conflict("This journey was not made of a template.")
+    if journey.status not in EDITABLE:
+        raise Conflict("A stopped journey is kept as it ran; copy it to start again.")
     if journey.review_status == "submitted":
         raise Conflict("A journey waiting for approval is not edited; withdraw it first.",
                        message=("journeys.review.locked", {}))
-    template = _template_for(session, principal, journey.template_id, journey.unit_id)
+    try:
+        template = _template_for(session, principal, journey.template_id, journey.unit_id)
+    except NotFound:
+        raise Conflict("The template is no longer offered: the journey stays as it is.",
+                       message=("journeys.template.withdrawn", {})) from None
+    older = graph_of(session, template.id, journey.template_version or 0).definition
     newest = graph_of(session, template.id, template.version).definition
-    mine = parse(journey.draft or {})
-    kept = {node.id: node for node in mine.nodes}
-    nodes = []
-    for node in newest.nodes:
-        own = kept.get(node.id)
-        if node.id in newest.open and own is not None and own.type == node.type:
-            node = own.model_copy(update={"position": node.position})
-        nodes.append(node)
-    trigger = mine.trigger if TRIGGER in newest.open and mine.trigger.type == newest.trigger.type \
-        else newest.trigger
-    journey.draft = _dump(newest.model_copy(update={"nodes": nodes, "trigger": trigger}))
+    journey.draft = _dump(_rebased(older, newest, parse(journey.draft or {})))
     before = journey.template_version
     journey.template_version = template.version
     journey.updated_at = utcnow()
@@ -142,6 +160,28 @@ def rebase(session: Session, principal: Principal, journey_id: int) -> Journey:
                  after={"template_version": template.version},
                  summary=f"Journey {journey.name} takes version {template.version} of its template")
     return journey
+
+
+def _rebased(older: schemas.Definition, newest: schemas.Definition,
+             mine: schemas.Definition) -> schemas.Definition:
+    """The newest template version with the dealer's own choices kept: a part the dealer changed (open in the
+    version it had, set otherwise than that version set it) that is still open, of the same kind — and, for a node
+    with named ways, the same ways. Everything else is the template's as it is now, its new defaults included."""
+    theirs = {node.id: node for node in older.nodes}
+    kept = {node.id: node for node in mine.nodes}
+    nodes = []
+    for node in newest.nodes:
+        own, was = kept.get(node.id), theirs.get(node.id)
+        if (node.id in newest.open and node.id in older.open and own is not None and was is not None
+                and own.type == node.type and settings_of(own) != settings_of(was)
+                and schemas.ways_of(own) == schemas.ways_of(node)):
+            node = own.model_copy(update={"position": node.position})
+        nodes.append(node)
+    trigger = newest.trigger
+    if TRIGGER in newest.open and TRIGGER in older.open and mine.trigger.type == newest.trigger.type \
+            and settings_of(mine.trigger) != settings_of(older.trigger):
+        trigger = mine.trigger
+    return newest.model_copy(update={"nodes": nodes, "trigger": trigger})
 
 
 def newest_version(session: Session, principal: Principal, journey: Journey) -> int | None:
@@ -165,25 +205,13 @@ def instance_results(session: Session, principal: Principal, template_id: int) -
     goal = (graph_of(session, template.id, template.version).definition if template.version
             else parse(template.draft or {})).goal
     own = aliased(BusinessUnit)  # the dealer journey's unit
-    converted: Any = 0
-    if goal is not None:
-        at = aliased(BusinessUnit)  # the unit an event kehu recorded happened at
-        happened = select(Event.id).where(
-            Event.org_id == template.org_id, Event.profile_id == Enrolment.profile_id, Event.event == goal.event,
-            Event.ts >= Enrolment.entered_at,
-            seconds_between(Enrolment.entered_at, Event.ts, session.get_bind().dialect.name)
-            <= goal.within_days * 86400,
-            or_(Event.type != HAPPENING, exists(select(at.id).where(
-                at.id == Event.properties["unit_id"].as_integer(), at.path.startswith(own.path)))))
-        for key, value in goal.properties.items():
-            prop = Event.properties[key]
-            if isinstance(value, bool):
-                happened = happened.where(prop.as_boolean() == value)
-            elif isinstance(value, int | float):
-                happened = happened.where(prop.as_float() == float(value))
-            else:
-                happened = happened.where(prop.as_string() == value)
-        converted = case((exists(happened), 1), else_=0)
+    # each journey against the goal of the template version it was made from (what its own page shows too)
+    versions: set[int] = {v for v in session.scalars(select(Journey.template_version).where(
+        Journey.template_id == template.id)) if v}
+    by_version = [(Journey.template_version == version, _reached(session, template.org_id, version_goal, own))
+                  for version in sorted(versions)
+                  if (version_goal := graph_of(session, template.id, version).definition.goal) is not None]
+    converted: Any = case(*by_version, else_=0) if by_version else 0
     rows = session.execute(
         select(Journey.id, Journey.name, Journey.unit_id, own.name, Journey.status, Journey.version,
                Journey.template_version, func.count(Enrolment.id),

@@ -1,5 +1,5 @@
-"""Bulk writes (COPY on PostgreSQL, multi-row INSERT on SQLite) keep every value exactly: tabs, newlines,
-backslashes, Chinese, JSON, NULLs, time zones; replays are skipped, not doubled."""
+"""Bulk writes (COPY, or arrays for a small batch, on PostgreSQL; multi-row INSERT on SQLite) keep every value
+exactly: tabs, newlines, backslashes, Chinese, JSON, NULLs, time zones; replays are skipped, not doubled."""
 
 from __future__ import annotations
 
@@ -33,6 +33,21 @@ def test_bulk_appends_keep_every_value_and_skip_replays(session):
     for row in rows[:3] + rows[-3:]:
         got = stored[row["message_id"]]
         assert got.event == TRICKY and got.properties == row["properties"]
+        assert got.ts == row["ts"].astimezone(UTC)
+
+
+def test_small_batches_keep_every_value_and_skip_replays_too(session):
+    """Below the COPY threshold (a /v1/batch call of 100 events): one INSERT from arrays on PostgreSQL."""
+    rows = [event(n) for n in range(100)]
+    rows[1] = {**rows[1], "properties": {}, "context": {"kehu_notes": ["a \"quoted\" note", "{braces}"]}}
+    assert insert_ignoring_conflicts(session, Event, rows, ["source_id", "message_id"]) == 100
+    assert insert_ignoring_conflicts(session, Event, [*rows[:10], event(500)], ["source_id", "message_id"]) == 1
+    session.commit()
+    stored = {e.message_id: e for e in session.scalars(select(Event))}
+    assert len(stored) == 101
+    for row in rows[:3] + rows[-3:]:
+        got = stored[row["message_id"]]
+        assert (got.event, got.properties, got.context) == (TRICKY, row["properties"], row["context"])
         assert got.ts == row["ts"].astimezone(UTC)
 
 

@@ -216,3 +216,70 @@ def test_the_api_offers_makes_and_compares(client, login, session, clean_databas
     assert client.get(f"/api/v1/journeys/templates/{template.id}/results", headers=dealer).status_code == 404
     assert client.post("/api/v1/journeys/templates/999999/instances", headers=dealer,
                        json={"name": "无"}).status_code == 404
+
+
+def test_rebase_keeps_only_what_the_dealer_chose_and_refuses_when_it_cannot(  # type: ignore[no-untyped-def]
+        session, clean_database, audience: Audience, tree):
+    template = _published_template(session, audience)
+    hq = audience.principal(session, audience.hq_marketer)
+    dealer = audience.principal(session, audience.a_marketer)
+    left = templates.instantiate(session, dealer, template.id, schemas.InstanceCreate(name="没改过"))
+    changed = templates.instantiate(session, dealer, template.id, schemas.InstanceCreate(name="改过等待"))
+
+    def five_days(d: dict[str, Any]) -> None:
+        d["nodes"][1]["days"] = 5
+    service.update_journey(session, dealer, changed.id, _changed(changed, five_days))
+    # version 2: HQ waits 3 days by default now
+    draft = dict(template.draft)
+    draft["nodes"] = [dict(n) for n in draft["nodes"]]
+    draft["nodes"][1]["days"] = 3
+    service.update_journey(session, hq, template.id, schemas.JourneyUpdate(
+        definition=schemas.Definition.model_validate(draft)))
+    service.publish_version(session, hq, template.id, schemas.Publish())
+    session.commit()
+    assert templates.rebase(session, dealer, left.id).draft["nodes"][1]["days"] == 3  # HQ's new default
+    assert templates.rebase(session, dealer, changed.id).draft["nodes"][1]["days"] == 5  # the dealer's choice
+    session.commit()
+    service.pause(session, hq, template.id)  # withdrawn: nothing newer to take, and said so
+    session.commit()
+    with pytest.raises(Conflict):
+        templates.rebase(session, dealer, left.id)
+
+
+def test_each_dealers_journey_is_measured_by_the_goal_of_its_template_version(  # type: ignore[no-untyped-def]
+        session, clean_database, audience: Audience, tree):
+    template = _published_template(session, audience)  # goal: an order within 30 days
+    hq = audience.principal(session, audience.hq_marketer)
+    dealer = audience.principal(session, audience.a_marketer)
+    mine = templates.instantiate(session, dealer, template.id, schemas.InstanceCreate(name="A店保养季"))
+    service.publish_version(session, dealer, mine.id, schemas.Publish())
+    zhang = audience.customers["zhang"]
+    service.enrol_by_hand(session, dealer, mine.id, schemas.EnrolRequest(profile_ids=[zhang.id]))
+    _event(session, zhang.id, "order_completed", service.utcnow() + timedelta(days=20))
+    draft = dict(template.draft)
+    draft["goal"] = {"event": "order_completed", "within_days": 14}  # version 2 asks more
+    service.update_journey(session, hq, template.id, schemas.JourneyUpdate(
+        definition=schemas.Definition.model_validate(draft)))
+    service.publish_version(session, hq, template.id, schemas.Publish())
+    session.commit()
+    [row] = templates.instance_results(session, hq, template.id).instances
+    assert (row.template_version, row.entered, row.converted) == (1, 1, 1)  # its own 30 days, as its page says
+
+
+def test_a_dealer_asks_only_of_its_own_units_and_an_archived_message_of_hq_stops_publishing(  # type: ignore[no-untyped-def]
+        session, clean_database, audience: Audience, tree):
+    from kehu.channels import schemas as message_schemas
+    from kehu.channels import templates as message_templates
+
+    template = _published_template(session, audience)
+    a = audience.principal(session, audience.a_marketer)
+    b = audience.principal(session, audience.b_marketer)
+    with pytest.raises(ValidationFailed):  # dealer A's unit is not B's to ask about
+        templates.offered_templates(session, b, unit_id=tree.dealer_a.id)
+    mine = templates.instantiate(session, a, template.id, schemas.InstanceCreate(name="A店保养季"))
+    assert service.problems(session, a, mine) == []
+    hq = audience.principal(session, audience.hq_marketer)
+    message_templates.update_template(session, hq, mine.draft["nodes"][2]["template_id"],
+                                      message_schemas.TemplateUpdate(is_archived=True))
+    assert [(p.field, p.code) for p in service.problems(session, a, mine)] == [
+        ("definition.nodes[2].template_id", "unknown")]
