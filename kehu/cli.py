@@ -179,6 +179,12 @@ def demo(
                 sent = seed_channels(session, result.org.id)
             console.print(f"{sent} broadcasts: two go out now into the outbox (no provider is configured, so "
                           "nothing leaves this machine), one waits for HQ's approval, one is drafted.")
+            from kehu.demo.journeys import seed_journeys
+
+            with console.status("Drawing journeys…"):
+                drawn = seed_journeys(session, result.org.id)
+            console.print(f"{drawn} journeys: HQ's test-drive follow-up offered to the dealers as a template, one "
+                          "dealer's own made of it, and a birthday greeting — drafts, to publish when you like.")
             from kehu.cdp import dedupe
 
             with console.status("Looking for records that are probably one person…"):

@@ -144,11 +144,12 @@ def sign_in(page, server):  # type: ignore[no-untyped-def]
                 page.wait_for_url(f"{server}/", timeout=20_000)
                 return
             except PlaywrightTimeout:
-                # Once in CI (two browsers and two servers on two cores) a click on a freshly loaded sign-in page
-                # led nowhere and the page said nothing: that is tried once more. A page that answers (a wrong
-                # password, a wait) fails the test with what it said.
-                said = page.locator(".text-negative").all_inner_texts()
-                if attempt or any(text.strip() for text in said):
+                # On a loaded machine (two browsers and two servers on two cores) a freshly loaded sign-in page
+                # has been seen to lose a click (nothing happened) or a field typed before it was ready (the
+                # right password refused): it is tried once more, and a second failure fails the test with what
+                # the page said.
+                if attempt:
+                    said = page.locator(".text-negative").all_inner_texts()
                     raise AssertionError(f"signing in as {email} failed; the page said {said!r}") from None
 
     return _sign_in

@@ -61,7 +61,8 @@ class TestTemplates:
         page.get_by_role("option", name=re.compile(re.escape(someone["name"]))).first.click()
         expect(page.get_by_test_id("preview-subject")).to_have_text(f"{someone['name']}，您的专属保养礼遇")
         mail = page.frame_locator("[data-testid=preview-frame]")
-        mail.get_by_text(f"{someone['name']}，您好：").wait_for()
+        # the preview is rendered server-side (MJML) after the subject: on a loaded machine it may take a while
+        expect(mail.locator("body")).to_contain_text(f"{someone['name']}，您好：", timeout=60_000)
         assert page.get_by_test_id("preview-frame").get_attribute("sandbox") == ""
         shoot(page, "channels-template-editor")
 
@@ -118,14 +119,15 @@ class TestTemplates:
         # the newest e-mail (the demo's SMS broadcast may make its messages after it, so only e-mails are shown)
         sent = f"{someone['name']}，您的专属保养礼遇（本月有效）"
         row = page.locator(".q-table tbody tr").filter(has_text=sent).first
+        banner = page.get_by_test_id("outbox-banner")  # no real provider: the outbox says so
         page.goto(f"{server}/outbox?channel=email")
-        for _ in range(60):  # the embedded worker hands the test to the outbox
-            if row.count():
+        for _ in range(60):  # the embedded worker hands the test to the outbox (the banner: once one went there)
+            if row.count() and banner.count():
                 break
             page.wait_for_timeout(500)
             page.goto(f"{server}/outbox?channel=email")
         row.wait_for()
-        page.get_by_test_id("outbox-banner").wait_for()  # no real provider: the outbox says so
+        banner.wait_for()
         shoot(page, "channels-outbox")
         row.click()
         dialog = page.get_by_test_id("message-dialog")
