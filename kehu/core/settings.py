@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # more: faster sending, as many in doubt.
     dispatch_hand_over: int = Field(default=1, ge=1, le=500)
     segment_refresh_minutes: int = Field(default=1440, ge=5)  # dynamic segments are recomputed this often
+    # A dynamic segment counting days back from now asks again, this often, the customers whose dates crossed its
+    # boundaries meanwhile (segments.service.follow_time)
+    segment_time_seconds: int = Field(default=60, ge=1)
     # Domain events every consumer has read are deleted once they are this old (core/events.py): the outbox holds
     # what is yet to be read and a month of history, not every merge and status change since the first day.
     domain_event_days: int = Field(default=30, ge=1)

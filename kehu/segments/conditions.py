@@ -4,7 +4,10 @@ Questions about other tables become sets of profile ids (``profile_id IN (SELECT
 answers with its indexes: events by (org_id, event, ts), identities by (org_id, kind, value), orders and
 consent by profile. A count or sum bound is turned into membership of "at least N" sets, so "fewer than 2
 test drives" includes the people with none, as a marketer means it. Every mistake is reported with the path
-of the offending node in the JSON (``condition.conditions.1.value``), all of them at once."""
+of the offending node in the JSON (``condition.conditions.1.value``), all of them at once.
+
+Over 600 lines on purpose: one compiler of one language (segments, journeys' splits, scoring), whose node handlers
+share its checks and belong together; what is not the compiler lives beside it (schemas, the builder's texts)."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, false, func, not_, or_, select, true, type_coerce
+from sqlalchemy import and_, false, func, not_, or_, select, true, type_coerce, union
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -71,6 +74,7 @@ PRESENCE_OPERATORS = frozenset({"is_set", "is_not_set"})
 PII_REFUSED = "pii_read_required"
 MAX_IN_VALUES = 1000
 NUMBER_ONLY = {"gt", "gte", "lt", "lte", "between"}
+RELATIVE_OPERATORS = frozenset({"within_last_days", "more_than_days_ago"})  # their answer turns as time passes
 ATTRIBUTE_KEY = re.compile(r"[\w\-]{1,60}")  # letters (also Chinese), digits, _ and -: safe in a JSON path
 
 
@@ -89,6 +93,10 @@ class Compiler:
     # the units whose happenings (a lead's status, a deal won: kehu/cdp/happenings.py) the condition may see; None:
     # every unit's. A dealer's customer's deal at another dealer is that dealer's business, not a fact to segment on.
     happening_units: frozenset[int] | None = None
+    # Following time (``since``, the moment up to which it was followed): the customers for whom a part that counts
+    # days back from now may have turned between ``since`` and ``now``, as SELECTs of profile ids (``crossings``).
+    since: datetime | None = None
+    crossings: list[Any] = field(default_factory=list)
 
     @cached_property
     def personal(self) -> PersonalData:
@@ -118,6 +126,22 @@ class Compiler:
             self.errors += [FieldError(e.field, e.message, code if e.code == "unknown" else e.code)
                             for e in error.errors]
             return None
+
+    def crossing(self, who: Any, column: Any, days: int, *, as_date: bool = False,
+                 stored_as_text: bool = False) -> None:
+        """Those of ``who`` (a SELECT of profile ids) whose ``column`` lies where "``days`` days back" moved to since
+        the time was last followed: their part's answer may have turned, nobody else's did."""
+        if self.since is None or self.since >= self.now:
+            return
+        if as_date:  # a day field turns at midnight in the organisation's zone, not every minute
+            low: Any = self.since.astimezone(self.zone).date() - timedelta(days=days)
+            high: Any = self.now.astimezone(self.zone).date() - timedelta(days=days)
+            if low == high:
+                return
+            low, high = (low.isoformat(), high.isoformat()) if stored_as_text else (low, high)
+        else:
+            low, high = self.since - timedelta(days=days), self.now - timedelta(days=days)
+        self.crossings.append(who.where(column >= low, column < high))
 
     def refuse_personal(self, path: str, name: str) -> ColumnElement[bool]:
         return self.fail(path, f"{name} is personal data: without pii.read a condition may only ask whether it "
@@ -273,6 +297,8 @@ class Compiler:
             days = self._days(value, path)
             if days is None:
                 return false()
+            self.crossing(select(Profile.id).where(Profile.org_id == self.org_id), column, days, as_date=as_date,
+                          stored_as_text=stored_as_text)
             if as_date:
                 bound: Any = (self.now.astimezone(self.zone).date() - timedelta(days=days))
                 bound = bound.isoformat() if stored_as_text else bound
@@ -313,11 +339,14 @@ class Compiler:
         return start, self._moment((datetime.fromisoformat(str(value)[:10]) + timedelta(days=1)).date().isoformat(),
                                    path)
 
-    def _window(self, column: Any, window: schemas.Window | None, path: str) -> list[ColumnElement[bool]]:
+    def _window(self, column: Any, window: schemas.Window | None, path: str, who: Any) -> list[ColumnElement[bool]]:
+        """``window``'s bounds on ``column``; ``who`` selects the profile ids of the rows it bounds (the customers
+        whose rows may leave a "last N days" as time passes)."""
         if window is None:
             return []
         clauses = []
         if window.within_days:
+            self.crossing(who, column, window.within_days)
             clauses.append(column >= self.now - timedelta(days=window.within_days))
         if window.from_ is not None:
             bounds = self._day_range(window.from_.isoformat(), f"{path}.from", False, False)
@@ -391,7 +420,7 @@ class Compiler:
     # -- events -----------------------------------------------------------------------------------------
     def _event(self, node: schemas.EventRule, path: str) -> ColumnElement[bool]:
         wheres = [Event.org_id == self.org_id, Event.event == node.event, *self._happenings_seen(node.event),
-                  *self._window(Event.ts, node.window, f"{path}.window")]
+                  *self._window(Event.ts, node.window, f"{path}.window", self._doers(node.event))]
         for i, condition in enumerate(node.where):
             wheres.append(self._property(condition, f"{path}.where.{i}"))
         base = select(Event.profile_id).where(*wheres)
@@ -423,12 +452,15 @@ class Compiler:
 
     def _event_time(self, node: schemas.EventTimeRule, path: str) -> ColumnElement[bool]:
         moment = func.min(Event.ts) if node.which == "first" else func.max(Event.ts)
-        having = self._moment_bound(moment, node.op, node.value, f"{path}.value")
+        having = self._moment_bound(moment, node.op, node.value, f"{path}.value", self._doers(node.event), Event.ts)
         if having is None:
             return false()
         return Profile.id.in_(select(Event.profile_id).where(Event.org_id == self.org_id, Event.event == node.event,
                                                              *self._happenings_seen(node.event))
                               .group_by(Event.profile_id).having(having))
+
+    def _doers(self, event: str) -> Any:
+        return select(Event.profile_id).where(Event.org_id == self.org_id, Event.event == event)
 
     def _happenings_seen(self, event: str) -> list[ColumnElement[bool]]:
         """For an event kehu also records as a happening, those of other units left out (a test-drive booking is
@@ -437,12 +469,15 @@ class Compiler:
             return []
         return [or_(Event.type != HAPPENING, Event.properties["unit_id"].as_integer().in_(self.happening_units))]
 
-    def _moment_bound(self, moment: Any, op: str, value: Any, path: str) -> ColumnElement[bool] | None:
-        """``moment`` (an aggregate time) against a day or a number of days back; None when ``value`` is bad."""
+    def _moment_bound(self, moment: Any, op: str, value: Any, path: str, who: Any,
+                      column: Any) -> ColumnElement[bool] | None:
+        """``moment`` (an aggregate time of ``column`` over the rows ``who`` selects the profile ids of) against a
+        day or a number of days back; None when ``value`` is bad."""
         if op in ("within_last_days", "more_than_days_ago"):
             days = self._days(value, path)
             if days is None:
                 return None
+            self.crossing(who, column, days)
             bound = self.now - timedelta(days=days)
             return moment >= bound if op == "within_last_days" else moment < bound
         bounds = self._day_range(value, path, False, False)
@@ -464,7 +499,8 @@ class Compiler:
 
     # -- orders -----------------------------------------------------------------------------------------
     def _orders(self, node: schemas.OrderRule, path: str) -> ColumnElement[bool]:
-        wheres = [Order.org_id == self.org_id, *self._window(Order.ordered_at, node.window, f"{path}.window")]
+        buyers = select(Order.profile_id).where(Order.org_id == self.org_id)
+        wheres = [Order.org_id == self.org_id, *self._window(Order.ordered_at, node.window, f"{path}.window", buyers)]
         if node.status:
             wheres.append(Order.status.in_(node.status))
         if node.sku:
@@ -475,7 +511,8 @@ class Compiler:
             if node.op not in ("before", "after", "within_last_days", "more_than_days_ago"):
                 return self.fail(f"{path}.op", "last_ordered_at takes before, after, within_last_days or "
                                                "more_than_days_ago", "wrong_operator")
-            having = self._moment_bound(func.max(Order.ordered_at), node.op, node.value, value_path)
+            having = self._moment_bound(func.max(Order.ordered_at), node.op, node.value, value_path, buyers,
+                                        Order.ordered_at)
             if having is None:
                 return false()
             return Profile.id.in_(base.group_by(Order.profile_id).having(having))
@@ -560,17 +597,52 @@ def compile_condition(session: Session, org_id: int, timezone: str, condition: A
     was checked against its author when it was saved (a segment's refresh, a scoring rule). Happenings on the
     customer (kehu/cdp/happenings.py) count only where they happened within the reader's units
     (``happening_units`` for the platform: a segment's refresh gives its unit's)."""
+    return _compiled(session, org_id, timezone, condition, reader=reader, now=now, path=path, segment_id=segment_id,
+                     happening_units=happening_units)[0]
+
+
+def time_crossings(session: Session, org_id: int, timezone: str, condition: Any, *, since: datetime, now: datetime,
+                   segment_id: int | None = None) -> Any:
+    """A SELECT of the profile ids whose answer to ``condition`` may have turned with time alone between ``since``
+    and ``now`` ("no showroom visit in 90 days" for those whose last visit crossed the 90 days meanwhile; a day
+    field's "more than 30 days ago" at midnight in the organisation's zone), or None when none may have: the
+    customers near its time boundaries, for whom the platform asks the condition again as time passes."""
+    crossings = _compiled(session, org_id, timezone, condition, reader=None, now=now, segment_id=segment_id,
+                          since=since)[1]
+    if not crossings:
+        return None
+    return crossings[0] if len(crossings) == 1 else union(*crossings)
+
+
+def follows_time(condition: Any) -> bool:
+    """Whether a stored condition (plain JSON) has a part counting days back from now, whose answer turns as time
+    passes without anything happening."""
+    if isinstance(condition, list):
+        return any(follows_time(c) for c in condition)
+    if not isinstance(condition, dict):
+        return False
+    if condition.get("op") in RELATIVE_OPERATORS or (isinstance(condition.get("window"), dict)
+                                                    and condition["window"].get("within_days")):
+        return True
+    return follows_time(condition.get("conditions")) or follows_time(condition.get("condition"))
+
+
+def _compiled(session: Session, org_id: int, timezone: str, condition: Any, *, reader: Principal | None,
+              now: datetime | None = None, path: str = "condition", segment_id: int | None = None,
+              happening_units: Collection[int] | None = None,
+              since: datetime | None = None) -> tuple[ColumnElement[bool], list[Any]]:
     custom = definitions(session, org_id)
     if reader is not None and happening_units is None and not is_root_path(reader.unit_path):
         happening_units = reader.unit_tree if reader.unit_tree is not None else units_under(
             session, org_id, reader.unit_path)
     compiler = Compiler(session, org_id, ZoneInfo(timezone), now or utcnow(), session.get_bind().dialect.name,
                         custom, reader is None or reader.has("pii.read"), frozenset({segment_id} if segment_id else ()),
-                        reader=reader, happening_units=None if happening_units is None else frozenset(happening_units))
+                        reader=reader, happening_units=None if happening_units is None else frozenset(happening_units),
+                        since=since)
     clause = compiler.compile(condition, path)
     if any(e.code == PII_REFUSED for e in compiler.errors):
         raise Forbidden("The condition tests personal data, which your roles do not let you read.",
                         errors=compiler.errors)
     if compiler.errors:
         raise ValidationFailed("The condition has problems.", errors=compiler.errors)
-    return clause
+    return clause, compiler.crossings

@@ -35,6 +35,9 @@ class Segment(IdMixin, TimestampMixin, Base):
     refreshes: Mapped[int] = mapped_column(default=0)  # how many times members were computed
     refreshed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     job_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    # The moment up to which the members were decided on time alone, for a condition counting days back from now
+    # (None for one that does not): customers near its boundaries are asked again as time passes on.
+    time_followed_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class SegmentMember(Base):

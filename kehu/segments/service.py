@@ -21,7 +21,7 @@ from kehu.core.i18n import t
 from kehu.core.pagination import OffsetPage, Page, keyset_page, offset_page
 from kehu.core.settings import get_settings
 from kehu.segments import schemas, tags
-from kehu.segments.conditions import compile_condition, segments_in
+from kehu.segments.conditions import compile_condition, follows_time, segments_in, time_crossings
 from kehu.segments.manifest import MEMBERS_CHANGED
 from kehu.segments.models import Segment, SegmentChange, SegmentMember
 from kehu.tenancy.access import (
@@ -349,8 +349,9 @@ def changes(session: Session, principal: Principal, segment_id: int, *, limit: i
     return keyset_page(session, query, id_column=SegmentChange.id, limit=limit, cursor=cursor)
 
 
-def _covered(session: Session, segment: Segment) -> tuple[Any, ...]:
-    """The SQL conditions a profile meets to be a member: the segment's condition, within its unit's tree."""
+def _covered(session: Session, segment: Segment, now: datetime) -> tuple[Any, ...]:
+    """The SQL conditions a profile meets to be a member at ``now``: the segment's condition, within its unit's
+    tree."""
     assert segment.condition is not None
     unit_path = session.scalar(select(BusinessUnit.path).where(BusinessUnit.id == segment.unit_id)) or "/"
     timezone = org_timezone(session, segment.org_id)
@@ -358,20 +359,21 @@ def _covered(session: Session, segment: Segment) -> tuple[Any, ...]:
     # the units by id, and none at all for the top unit: see Principal.unit_tree for why
     units = None if is_root_path(unit_path) else units_under(session, segment.org_id, unit_path)
     clause = compile_condition(session, segment.org_id, timezone or "Asia/Shanghai", condition, reader=None,
-                               segment_id=segment.id, happening_units=units)
+                               segment_id=segment.id, happening_units=units, now=now)
     return (Profile.org_id == segment.org_id, Profile.merged_into_id.is_(None), clause,
             *(() if units is None else (Profile.unit_id.in_(units),)))
 
 
-def refresh_members(session: Session, segment: Segment) -> tuple[int, int]:
-    """Bring a segment's members in line with its condition; returns (entered, left).
+def refresh_members(session: Session, segment: Segment, *, now: datetime | None = None) -> tuple[int, int]:
+    """Bring a segment's members in line with its condition (as of ``now``, the present unless given); returns
+    (entered, left).
 
     Set statements only, and none that rewrites the members who stay: newcomers are inserted (skipping
     those present) with this refresh's number; members the condition no longer finds are marked, recorded
     as having left and removed. Unchanged members cost one index probe each, not a row update."""
     number = segment.refreshes + 1
-    now = utcnow()
-    covered = _covered(session, segment)
+    now = now or utcnow()
+    covered = _covered(session, segment, now)
     member = SegmentMember
     found = select(literal(segment.id), Profile.id, literal(segment.org_id), literal(number), literal(False),
                    literal(now, type_=member.added_at.type)).where(*covered)
@@ -396,23 +398,25 @@ def refresh_members(session: Session, segment: Segment) -> tuple[int, int]:
     segment.member_count = session.scalar(select(func.count()).select_from(member).where(
         member.segment_id == segment.id)) or 0
     segment.refreshed_at, segment.status, segment.error = now, "ready", None
+    segment.time_followed_at = now if segment.kind == "dynamic" and follows_time(segment.condition) else None
     session.flush()
     tags.sync_rule_tags(session, segment.id)
     _members_changed(session, segment, entered, left)
     return entered, left
 
 
-def follow_customers(session: Session, segment: Segment, profile_ids: set[int]) -> tuple[int, int]:
+def follow_customers(session: Session, segment: Segment, profile_ids: set[int], *,
+                     now: datetime | None = None) -> tuple[int, int]:
     """The segment's membership of these customers only, brought in line with its condition now (returns
     entered, left): what one of their events or changes did, within seconds instead of at the next refresh.
     The same rules as a refresh — its changes recorded (``segment_changes``, the stream journeys read), its
     rule tags following — for a handful of customers: a few statements whatever the segment's size."""
     if not profile_ids:
         return 0, 0
-    now = utcnow()
+    now = now or utcnow()
     ids = sorted(profile_ids)
     member = SegmentMember
-    matching = set(session.scalars(select(Profile.id).where(*_covered(session, segment), Profile.id.in_(ids))))
+    matching = set(session.scalars(select(Profile.id).where(*_covered(session, segment, now), Profile.id.in_(ids))))
     present = set(session.scalars(select(member.profile_id).where(member.segment_id == segment.id,
                                                                   member.profile_id.in_(ids))))
     entering = sorted(matching - present)
@@ -528,3 +532,53 @@ def enqueue_due_refreshes(database: Database, limit: int = 20) -> bool:
                 _enqueue_refresh(session, None, segment)
                 queued += 1
     return queued > 0
+
+
+# -- time passing ---------------------------------------------------------------------------------------------
+TIME_CHUNK = 5000  # customers asked again per statement
+
+
+def follow_time(session: Session, segment: Segment, now: datetime) -> tuple[int, int]:
+    """A dynamic segment whose condition counts days back from now ("no showroom visit in 90 days", "ordered
+    within the last 30 days", "birthday more than …"), brought in line with the passing of time since it was
+    last followed: only the customers near its boundaries — whose visit, order or date crossed "N days back"
+    meanwhile — are asked again, as their events would have them, set-based (returns entered, left). The full
+    refresh stays the safety net and finds nothing to correct."""
+    since = segment.time_followed_at
+    if since is None or since >= now or segment.condition is None:
+        return 0, 0
+    condition = schemas.condition_adapter.validate_python(segment.condition)
+    crossing = time_crossings(session, segment.org_id, org_timezone(session, segment.org_id) or "Asia/Shanghai",
+                              condition, since=since, now=now, segment_id=segment.id)
+    entered = left = 0
+    if crossing is not None:
+        near = sorted(set(session.scalars(select(crossing.subquery().c[0]))))
+        for start in range(0, len(near), TIME_CHUNK):
+            chunk = set(cdp_service.live_profile_ids(session, set(near[start:start + TIME_CHUNK])).values())
+            came, went = follow_customers(session, segment, chunk, now=now)
+            entered, left = entered + came, left + went
+    segment.time_followed_at = now
+    return entered, left
+
+
+@jobs.poller
+def follow_time_passing(database: Database, *, now: datetime | None = None) -> bool:
+    """Segments whose time was last followed ``segment_time_seconds`` ago are followed up to now, one per
+    transaction; a segment another worker holds (following it, refreshing it, or its customers' events) is
+    passed by this time round."""
+    now = now or utcnow()
+    due_before = now - timedelta(seconds=get_settings().segment_time_seconds)
+    followed = 0
+    while followed < 20:
+        with database.unit_of_work() as session:
+            segment = session.scalars(select(Segment).where(
+                Segment.kind == "dynamic", Segment.status == "ready", Segment.time_followed_at < due_before)
+                .order_by(Segment.time_followed_at).limit(1).with_for_update(skip_locked=True)).first()
+            if segment is None:
+                break
+            try:
+                follow_time(session, segment, now)
+            except ValidationFailed:  # a custom field it used was removed since: its next refresh says so
+                segment.time_followed_at = None
+            followed += 1
+    return followed > 0
