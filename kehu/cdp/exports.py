@@ -15,7 +15,7 @@ from kehu.cdp import fields, schemas
 from kehu.cdp.identity import LIFECYCLE_STAGES
 from kehu.cdp.models import Export, Profile
 from kehu.cdp.views import CustomerView
-from kehu.core import audit, files, jobs
+from kehu.core import audit, domains, files, jobs
 from kehu.core.db import utcnow
 from kehu.core.errors import Conflict, NotFound, ValidationFailed, invalid
 from kehu.core.i18n import t
@@ -31,10 +31,14 @@ COLUMNS = ("id", "name", "mobile", "email", "gender", "birthday", "province", "c
            "unit", "owner", "source", "first_seen_at", "last_seen_at", "created_at")
 
 
-# Filters other domains add to exports (segments: ``segment_id``): each checks the value for the requester
-# (raising if they may not use it) and turns it into a clause on Profile. The CDP stays unaware of them.
+# Filters other domains add to exports (their manifests' ``export_filters``; segments: ``segment_id``): each checks
+# the value for the requester (raising if they may not use it) and turns it into a clause on Profile. The CDP stays
+# unaware of them.
 FilterProvider = Callable[[Session, Principal, Any], Any]
-FILTER_PROVIDERS: dict[str, FilterProvider] = {}
+
+
+def filter_providers() -> dict[str, FilterProvider]:
+    return dict(domains.contributed("export_filters"))
 LIST_FILTERS = ("q", "unit_id", "stage")
 
 
@@ -43,7 +47,7 @@ class ExportFilters:
     q: str | None = None
     unit_id: int | None = None
     stage: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # keys of FILTER_PROVIDERS
+    extra: dict[str, Any] = field(default_factory=dict)  # keys of filter_providers()
 
     def as_dict(self) -> dict[str, Any]:
         listed = {k: getattr(self, k) for k in LIST_FILTERS if getattr(self, k) not in (None, "")}
@@ -59,10 +63,11 @@ def request_export(session: Session, principal: Principal, *, format: str = "csv
     check_references(session, principal, {"unit_id": Ref(BusinessUnit, filters.unit_id, None)})
     if filters.stage is not None and filters.stage not in LIFECYCLE_STAGES:
         raise invalid("stage", f"one of {', '.join(LIFECYCLE_STAGES)}", "not_option")
+    providers = filter_providers()
     for key, value in filters.extra.items():
-        if key not in FILTER_PROVIDERS:
+        if key not in providers:
             raise invalid(key, "not a filter of exports", "unknown")
-        FILTER_PROVIDERS[key](session, principal, value)  # may the requester use it? (raises if not)
+        providers[key](session, principal, value)  # may the requester use it? (raises if not)
     row = Export(org_id=principal.org_id, unit_id=principal.unit_id, created_by_id=principal.user_id,
                  created_by_api_key_id=principal.api_key_id, kind="customers", format=format,
                  filters=filters.as_dict(), locale=principal.locale, status="queued")
@@ -133,7 +138,7 @@ def _rows(session: Session, principal: Principal, export: Export) -> Any:
     where.append(scope(principal, Profile, "export"))
     for key, value in filters.items():
         if key not in LIST_FILTERS:
-            where.append(FILTER_PROVIDERS[key](session, principal, value))
+            where.append(filter_providers()[key](session, principal, value))
     view = CustomerView.of(session, principal)
     defined = view.personal.defined
     units = dict(session.execute(select(BusinessUnit.id, BusinessUnit.name)

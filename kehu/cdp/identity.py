@@ -6,6 +6,9 @@ with one multi-row INSERT that skips message ids already stored.
 
 New profiles and identities are written by ``kehu.cdp.writer`` (as an import's newcomers are, by
 ``kehu.cdp.imported``).
+
+Over 600 lines: resolving, merging and unmerging share the batch's lookups and the rules of what may merge; the
+inbox's drain is what to move out next.
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 from typing import Any
 from uuid import uuid4
@@ -28,7 +27,7 @@ from kehu.cdp.models import (
     Vehicle,
 )
 from kehu.cdp.views import CustomerView
-from kehu.core import audit, events
+from kehu.core import audit, domains, events
 from kehu.core.audit import changed, snapshot
 from kehu.core.db import Database, EveryRow, month_of, utcnow
 from kehu.core.errors import Conflict, FieldError, NotFound, Unauthorized, ValidationFailed, invalid
@@ -133,8 +132,9 @@ def page_profiles(session: Session, principal: Principal, *, q: str | None = Non
 # A reader may see one customer outside their customer scope through a row of their own about that customer:
 # a dealer that recorded an inquiry of a person the group already knows works its lead with the customer's
 # record (the group shares the customer; lists, searches, segments and exports keep the scope filter).
-# Domains to the right register ``(session, principal, profile_id) -> bool`` here (sales: a lead they may read).
-READ_THROUGH: list[Callable[[Session, Principal, int], bool]] = []
+# Domains above say so in their manifests' ``read_through`` (sales: a lead they may read).
+def _reads_through(session: Session, principal: Principal, profile_id: int) -> bool:
+    return any(grant(session, principal, profile_id) for grant in domains.contributed("read_through"))
 
 
 def _follow(session: Session, profile_id: int, *where: Any) -> Profile | None:
@@ -166,13 +166,12 @@ def live_profile_ids(session: Session, profile_ids: set[int]) -> dict[int, int]:
 
 
 def get_profile(session: Session, principal: Principal, profile_id: int) -> Profile:
-    """A live profile in scope, or one the reader reaches through a row of theirs (``READ_THROUGH``). An id
-    that was merged away leads to the profile it lives on in."""
+    """A live profile in scope, or one the reader reaches through a row of theirs (the domains' ``read_through``).
+    An id that was merged away leads to the profile it lives on in."""
     profile = _follow(session, profile_id, scope(principal, Profile, "read"))
-    if profile is None and READ_THROUGH:
+    if profile is None:
         reached = _follow(session, profile_id, Profile.org_id == principal.org_id)
-        if reached is not None and reached.merged_into_id is None and any(
-                grant(session, principal, reached.id) for grant in READ_THROUGH):
+        if reached is not None and reached.merged_into_id is None and _reads_through(session, principal, reached.id):
             profile = reached
     if profile is None or profile.merged_into_id is not None:
         raise NotFound(f"No customer with id {profile_id}.")
@@ -373,9 +372,9 @@ def timeline_page(session: Session, principal: Principal, profile_id: int | Prof
             items.append(schemas.TimelineItemOut(kind="event", id=item.id, ts=item.ts, type=event.type,
                                                  event=event.event, source_id=event.source_id,
                                                  properties=view.properties(event.properties or {})))
-        elif item.kind in history.TIMELINE_STREAMS:
+        elif item.kind in history.streams():
             items.append(schemas.TimelineItemOut(kind=item.kind, id=item.id, ts=item.ts,
-                                                 **history.TIMELINE_STREAMS[item.kind].present(principal, item.row)))
+                                                 **history.streams()[item.kind].present(principal, item.row)))
         else:
             change = item.row
             items.append(schemas.TimelineItemOut(

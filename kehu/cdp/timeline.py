@@ -6,6 +6,7 @@ the two are merged here, so a page costs two short index scans whatever the hist
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,6 +16,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from kehu.cdp.models import HAPPENING, Event, Order, Profile
+from kehu.core import domains
 from kehu.core.audit import AuditRecord
 from kehu.core.errors import invalid
 from kehu.core.pagination import Page, decode_cursor, encode_cursor
@@ -50,13 +52,21 @@ class TimelineStream:
     icons: dict[str, tuple[str, str]] = field(default_factory=dict)  # action ("" for any) → (icon, colour class)
 
 
-TIMELINE_STREAMS: dict[str, TimelineStream] = {}
+def streams() -> dict[str, TimelineStream]:
+    """The other domains' streams (their manifests' ``timeline_streams``), by kind."""
+    return _streams()
 
 
-def add_stream(stream: TimelineStream) -> None:
-    assert stream.rank not in _RANK.values() or _RANK.get(stream.kind) == stream.rank, "ranks order the streams"
-    TIMELINE_STREAMS[stream.kind] = stream
-    _RANK[stream.kind] = stream.rank
+@functools.cache
+def _streams() -> dict[str, TimelineStream]:
+    found: dict[str, TimelineStream] = {stream.kind: stream for stream in domains.contributed("timeline_streams")}
+    ranks = [*_RANK.values(), *(stream.rank for stream in found.values())]
+    assert len(set(ranks)) == len(ranks), "ranks order the streams: each its own"
+    return found
+
+
+def _rank(kind: str) -> int:
+    return _RANK[kind] if kind in _RANK else _streams()[kind].rank
 
 
 def _older(column_ts: Any, column_id: Any, rank: int, cursor: tuple[datetime, int, int] | None) -> Any:
@@ -103,15 +113,15 @@ def timeline(session: Session, principal: Principal, profile: Profile, *, limit:
         .order_by(AuditRecord.ts.desc(), AuditRecord.id.desc()).limit(limit + 1))
     items = [TimelineItem(EVENT, e.id, e.ts, e) for e in events]
     items += [TimelineItem(CHANGE, c.id, c.ts, c) for c in changes]
-    for stream in TIMELINE_STREAMS.values():
+    for stream in streams().values():
         items += stream.read(session, principal, profile, limit,
                              lambda ts, id_, rank=stream.rank: _older(ts, id_, rank, after))
-    items.sort(key=lambda i: (i.ts, _RANK[i.kind], i.id), reverse=True)
+    items.sort(key=lambda i: (i.ts, _rank(i.kind), i.id), reverse=True)
     if len(items) <= limit:
         return Page(items, None)
     items = items[:limit]
     last = items[-1]
-    return Page(items, encode_cursor([last.ts.isoformat(), _RANK[last.kind], last.id]))
+    return Page(items, encode_cursor([last.ts.isoformat(), _rank(last.kind), last.id]))
 
 
 def _personal_kind(view: CustomerView, key: str) -> str | None:

@@ -40,4 +40,5 @@ DOMAIN = Domain(
         NavEntry("nav.channels", "settings_input_antenna", "/admin/channels", "settings.manage", "admin", 95),
     ),
     customer_panels=("kehu.channels.ui.outbox:customer_messages",),
+    timeline_streams=("kehu.channels.service:TIMELINE_STREAM",),
 )

@@ -289,5 +289,5 @@ def _timeline_title(item: Any, locale: str | None) -> str:
     return t(f"timeline.message_{item.action}", locale, channel=channel, subject=item.summary or "")
 
 
-timeline.add_stream(timeline.TimelineStream("message", 6, _timeline_messages, _timeline_item, _timeline_title, {
-    "": ("mail", "text-indigo-7"), "bounced": ("unsubscribe", "text-red-7"), "failed": ("error", "text-red-7")}))
+TIMELINE_STREAM = timeline.TimelineStream("message", 6, _timeline_messages, _timeline_item, _timeline_title, {
+    "": ("mail", "text-indigo-7"), "bounced": ("unsubscribe", "text-red-7"), "failed": ("error", "text-red-7")})

@@ -54,6 +54,10 @@ class Domain:
     selection_actions: tuple[str, ...] = ()  # fn(principal, picked, clear): buttons for customers picked in a list
     inquiry_actions: tuple[str, ...] = ()  # fn(principal, held): what to offer when a new customer already exists
     calendar_entries: tuple[str, ...] = ()  # fn(principal, start, end, unit_id): its part of the campaign calendar
+    # What it adds to the CDP's extension points (read through ``contributed`` when first needed):
+    timeline_streams: tuple[str, ...] = ()  # a cdp.timeline.TimelineStream: its entries on the customer's timeline
+    read_through: tuple[str, ...] = ()  # fn(session, principal, profile_id) -> bool: a row of the reader's reaches
+    export_filters: tuple[tuple[str, str], ...] = ()  # (key, fn(session, principal, value)): a filter of exports
 
     def __post_init__(self) -> None:
         for entry in self.navigation:
@@ -85,6 +89,20 @@ def role_vocabulary() -> tuple[tuple[str, ...], tuple[str, ...]]:
     entities = [entity for domain in root.DOMAINS for entity in domain.entities] + list(root.COMING_ENTITIES)
     permissions = [permission for domain in root.DOMAINS for permission in domain.permissions]
     return tuple(dict.fromkeys(entities)), tuple(dict.fromkeys(permissions))
+
+
+@functools.cache
+def contributed(part: str) -> tuple[Any, ...]:
+    """What the installed domains add to an extension point of a domain below them — ``part`` is the field of
+    ``Domain`` (``timeline_streams``, ``read_through``, ``export_filters``: a (key, thing) pair each) — loaded on
+    first use, in the order of the domains. The CDP asks for them here instead of keeping lists that the domains
+    above fill when they happen to be imported."""
+    root = importlib.import_module(COMPOSITION)
+    found: list[Any] = []
+    for domain in root.DOMAINS:
+        for reference in getattr(domain, part):
+            found.append((reference[0], load(reference[1])) if isinstance(reference, tuple) else load(reference))
+    return tuple(found)
 
 
 def load_all(references: tuple[str, ...] | list[str]) -> list[Any]:

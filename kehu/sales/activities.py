@@ -118,6 +118,6 @@ def _timeline_title(item: Any, locale: str | None) -> str:
     return t("timeline.activity_planned", locale, what=text) if details.get("due") else text
 
 
-timeline.add_stream(timeline.TimelineStream("activity", 4, _timeline_rows, _timeline_item, _timeline_title, {
+TIMELINE_STREAM = timeline.TimelineStream("activity", 4, _timeline_rows, _timeline_item, _timeline_title, {
     "": ("event_note", "text-teal-7"), "call": ("call", "text-teal-7"), "visit": ("storefront", "text-teal-7"),
-    "test_drive": ("directions_car", "text-teal-7"), "task": ("task_alt", "text-teal-7")}))
+    "test_drive": ("directions_car", "text-teal-7"), "task": ("task_alt", "text-teal-7")})

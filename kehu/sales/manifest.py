@@ -39,5 +39,8 @@ DOMAIN = Domain(
         NavEntry("nav.pipelines", "view_week", "/admin/pipelines", "settings.manage", "admin", 90),
     ),
     customer_panels=("kehu.sales.ui.leads:customer_leads", "kehu.sales.ui.opportunities:customer_opportunities"),
+    timeline_streams=("kehu.sales.service:TIMELINE_STREAM", "kehu.sales.activities:TIMELINE_STREAM",
+                      "kehu.sales.opportunities:TIMELINE_STREAM"),
+    read_through=("kehu.sales.service:reads_through_lead",),
     inquiry_actions=("kehu.sales.ui.leads:offer_inquiry",),
 )

@@ -1,6 +1,9 @@
 """Opportunities (商机): deals worked through a pipeline's stages (销售线索 → 机会建立 → 方案提供 → 方案评估 →
 商务谈判 → 合同签定 → 项目实施 by default), won or lost with a reason, every move kept with the time spent in
-the stage before it. A lead converts into one in a single step (customer, company, opportunity)."""
+the stage before it. A lead converts into one in a single step (customer, company, opportunity).
+
+Over 600 lines: an opportunity's moves, its conversion from a lead and its board share the stage rules; the board's
+queries (counts and sums per stage) are what to move out next."""
 
 from __future__ import annotations
 
@@ -613,6 +616,6 @@ def _timeline_title(item: Any, locale: str | None) -> str:
              reason=t(f"opp.lost.{reason}", locale, default=reason))
 
 
-timeline.add_stream(timeline.TimelineStream("opportunity", 5, _timeline_changes, _timeline_item, _timeline_title, {
+TIMELINE_STREAM = timeline.TimelineStream("opportunity", 5, _timeline_changes, _timeline_item, _timeline_title, {
     "": ("handshake", "text-deep-purple-6"), "won": ("emoji_events", "text-positive"),
-    "lost": ("thumb_down_off_alt", "text-grey-7")}))
+    "lost": ("thumb_down_off_alt", "text-grey-7")})

@@ -792,14 +792,12 @@ def unfold_leads(session: Session, record: Merge) -> None:
     session.flush()
 
 
-def _reads_through_lead(session: Session, principal: Principal, profile_id: int) -> bool:
+def reads_through_lead(session: Session, principal: Principal, profile_id: int) -> bool:
     """A reader of one of the customer's leads sees the customer, wherever their record sits: a dealer that
     took up a person the group already knew (an inquiry recorded for them) works its lead with them."""
     return principal.can("leads") and session.scalar(select(Lead.id).where(
         Lead.profile_id == profile_id, scope(principal, Lead)).limit(1)) is not None
 
-
-cdp_service.READ_THROUGH.append(_reads_through_lead)
 
 
 # -- on the customer's timeline ------------------------------------------------------------------------------------
@@ -829,6 +827,6 @@ def _timeline_title(item: Any, locale: str | None) -> str:
     return t(f"timeline.lead_{item.action}", locale, **{"from": "", "to": "", **words})
 
 
-timeline.add_stream(timeline.TimelineStream("lead", 3, _timeline_changes, _timeline_item, _timeline_title, {
-    "": ("person_search", "text-indigo-7"), "escalated": ("alarm", "text-negative")}))
+TIMELINE_STREAM = timeline.TimelineStream("lead", 3, _timeline_changes, _timeline_item, _timeline_title, {
+    "": ("person_search", "text-indigo-7"), "escalated": ("alarm", "text-negative")})
 

@@ -25,5 +25,7 @@ DOMAIN = Domain(
     pages=("kehu.segments.ui:register",),
     navigation=(NavEntry("nav.segments", "filter_alt", "/segments", "segments", "marketing", 10),),
     customer_panels=("kehu.segments.ui:customer_segments",),
+    timeline_streams=("kehu.segments.service:TIMELINE_STREAM",),
+    export_filters=(("segment_id", "kehu.segments.service:members_filter"),),
     selection_actions=("kehu.segments.ui:picked_customers_actions",),
 )

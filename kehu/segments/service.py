@@ -66,13 +66,11 @@ def preview(session: Session, principal: Principal, request: schemas.PreviewRequ
 
 
 # -- exports of a segment's members ---------------------------------------------------------------------------
-def _members_filter(session: Session, principal: Principal, segment_id: Any) -> Any:
+def members_filter(session: Session, principal: Principal, segment_id: Any) -> Any:
     """The ``segment_id`` filter of exports: the requester must be able to read the segment."""
     segment = get_segment(session, principal, int(segment_id))
     return Profile.id.in_(select(SegmentMember.profile_id).where(SegmentMember.segment_id == segment.id))
 
-
-exports.FILTER_PROVIDERS["segment_id"] = _members_filter
 
 
 def export_segment(session: Session, principal: Principal, segment_id: int, *, format: str) -> Export:
@@ -105,8 +103,8 @@ def _timeline_title(item: Any, locale: str | None) -> str:
     return t(f"timeline.segment_{item.action}", locale, name=item.summary or "")
 
 
-timeline.add_stream(timeline.TimelineStream("segment", 2, _timeline_changes, _timeline_item, _timeline_title, {
-    "entered": ("filter_alt", "text-positive"), "left": ("filter_alt_off", "text-grey-6")}))
+TIMELINE_STREAM = timeline.TimelineStream("segment", 2, _timeline_changes, _timeline_item, _timeline_title, {
+    "entered": ("filter_alt", "text-positive"), "left": ("filter_alt_off", "text-grey-6")})
 
 
 # -- saved segments ------------------------------------------------------------------------------------

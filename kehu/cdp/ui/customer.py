@@ -356,7 +356,7 @@ def _timeline(principal: Any, profile_id: int) -> None:
                     change = item.kind == "change"
                     with ui.row().classes("w-full no-wrap items-start gap-3 py-2 border-b border-gray-100"):
                         if item.kind not in ("event", "change"):  # another domain's entry: a segment, a lead
-                            stream = history.TIMELINE_STREAMS[item.kind]
+                            stream = history.streams()[item.kind]
                             icon, colour = stream.icons.get(item.action or "", stream.icons.get("", ("history", "")))
                             ui.icon(icon).classes(f"text-xl mt-1 {colour}")
                             with ui.column().classes("gap-0 flex-1 min-w-0"):
