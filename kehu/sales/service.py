@@ -799,7 +799,6 @@ def reads_through_lead(session: Session, principal: Principal, profile_id: int) 
         Lead.profile_id == profile_id, scope(principal, Lead)).limit(1)) is not None
 
 
-
 # -- on the customer's timeline ------------------------------------------------------------------------------------
 def _timeline_changes(session: Session, principal: Principal, profile: Profile, limit: int,
                       older: Any) -> list[timeline.TimelineItem]:

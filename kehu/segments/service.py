@@ -72,7 +72,6 @@ def members_filter(session: Session, principal: Principal, segment_id: Any) -> A
     return Profile.id.in_(select(SegmentMember.profile_id).where(SegmentMember.segment_id == segment.id))
 
 
-
 def export_segment(session: Session, principal: Principal, segment_id: int, *, format: str) -> Export:
     """The members as a file, through the customers' export: the requester's export scope and masking apply,
     and the request, the file and its download are audited."""
