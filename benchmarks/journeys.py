@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import cpu_seconds, demo_data, machine
@@ -88,13 +88,10 @@ def run(database_url: str | None = None, size: int | None = None, reuse: bool = 
         enrolled = service.enrol(session, session.get(type(journey), journey_id), select(SegmentMember.profile_id)
                                  .where(SegmentMember.segment_id == setup["segment"]))
     enrol_s = time.perf_counter() - began
-    with database.unit_of_work() as session:  # as autovacuum would, before long: the table grew by a million
-        session.execute(text("ANALYZE journey_enrolments"))
     entry_s, entry_cpu = _engine(url, workers, batch)  # entry → wait, everyone
     with database.unit_of_work() as session:  # the wait ends for everyone at once
         session.execute(update(Enrolment).where(Enrolment.journey_id == journey_id, Enrolment.node == "wait")
                         .values(due_at=utcnow()).execution_options(synchronize_session=False))
-        session.execute(text("ANALYZE journey_enrolments"))
     step_s, step_cpu = _engine(url, workers, batch)  # wait → SMS → exit → completed
     with database.unit_of_work() as session:
         states = dict(session.execute(select(Enrolment.state, func.count()).where(Enrolment.journey_id == journey_id)

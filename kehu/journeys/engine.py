@@ -4,7 +4,7 @@ The engine (``advance_journeys``, a worker poller) works in sets: for each (jour
 customers due, it takes up to ``STEP_BATCH`` of them in one statement (``FOR UPDATE SKIP LOCKED``: workers share
 the work, never the same customer), applies the node to all of them — one INSERT … SELECT of message rows with
 communication control for a send, one query per branch for a split — records the steps and moves them on, in one
-transaction: a worker that dies mid-step leaves the step undone, and it is done again whole (a message's unique
+transaction, through every node that acts at once to the next wait or the exit: a worker that dies mid-step leaves the step undone, and it is done again whole (a message's unique
 key makes the repeat send nothing twice).
 
 Triggers read the segments' changes and the customers' events through the domain-event consumers
@@ -42,7 +42,7 @@ from kehu.cdp.models import HAPPENING, Event, Profile
 from kehu.channels.broadcasts import make_message_rows
 from kehu.channels.models import Template
 from kehu.core import events, jobs
-from kehu.core.db import Database, dialect_insert, utcnow
+from kehu.core.db import Database, dialect_insert, refresh_statistics, utcnow
 from kehu.core.errors import ValidationFailed
 from kehu.journeys import schemas
 from kehu.journeys.fields import set_field
@@ -64,6 +64,11 @@ TIMED_LOCK = 23_051  # the advisory lock namespace of the journeys' timed trigge
 CATCH_UP_DAYS = 31  # a date trigger's days made up after the workers were down (or the journey paused) that long
 STEP_BATCH = 5_000  # customers one step moves at a node, in one transaction
 ROUND_SECONDS = 5.0  # a round of the engine gives the worker back to its other work after about this long
+# Nodes that act on whoever arrives, without waiting: a step walks its customers on through them at once. A path of
+# more than MAX_HOPS of them in a row (only a drawing that loops could have one) rests at the next and goes on a
+# round later.
+AT_ONCE = frozenset({"send", "tag", "field", "segment", "lead", "task", "split", "random_split"})
+MAX_HOPS = 20
 
 
 # -- triggers -------------------------------------------------------------------------------------------------------
@@ -305,6 +310,9 @@ def advance_journeys(database: Database, now: datetime | None = None) -> bool:
     now = now or utcnow()
     with database.unit_of_work(reader=True) as session:
         due = _due_nodes(session, now)
+        if due:  # a million enrolled or moved a moment ago are the table's old shape to the planner until autovacuum
+            # comes round (never, where it is off): each step's claim and history would be planned for a handful
+            refresh_statistics(session, ["journey_enrolments", "journey_steps"])
     moved = 0
     deadline = time.monotonic() + ROUND_SECONDS
     while due:
@@ -362,10 +370,17 @@ def step(session: Session, journey_id: int, version: int, node_id: str, *, now: 
         return 0
     graph = graph_of(session, journey_id, version)
     ids = _still_theirs(session, journey, version, ids, node_id, now)
+    if ids:
+        _apply(session, journey, graph, version, ids, node_id, now)
+    return len(ids)
+
+
+def _apply(session: Session, journey: Journey, graph: Graph, version: int, ids: list[int], node_id: str,
+           now: datetime, hops: int = 0) -> None:
+    """Apply the node to ``ids`` (walks at it, due now) and move them on; into the next node at once when it too
+    acts at once (``_move``)."""
     node = graph.nodes.get(node_id)
-    if not ids:
-        pass
-    elif node is None:  # cannot happen with a published version; leave rather than loop
+    if node is None:  # cannot happen with a published version; leave rather than loop
         _finish(session, journey, version, ids, node_id, "exited", "node_missing", now)
     elif node.type == "exit":
         _finish(session, journey, version, ids, node_id, "completed", None, now)
@@ -386,19 +401,19 @@ def step(session: Session, journey_id: int, version: int, node_id: str, *, now: 
                                          .where(_among(session, left), clause)))
             if taken:
                 _move(session, journey, graph, version, taken, node_id, f"branch:{branch.name}",
-                      graph.next(node_id, branch.name), now)
+                      graph.next(node_id, branch.name), now, hops)
                 chosen = set(taken)
                 left = [i for i in left if i not in chosen]
         if left:
             _move(session, journey, graph, version, left, node_id, f"branch:{schemas.ELSE}",
-                  graph.next(node_id, schemas.ELSE), now)
+                  graph.next(node_id, schemas.ELSE), now, hops)
     elif node.type == "random_split":
         walks = [(walk_id, profile_id) for walk_id, profile_id in session.execute(
             select(Enrolment.id, Enrolment.profile_id).where(_among(session, ids)).order_by(Enrolment.id))]
         for group, taken in share_out(journey.id, node, walks).items():
             if taken:
                 _move(session, journey, graph, version, taken, node_id, f"branch:{group}", graph.next(node_id, group),
-                      now)
+                      now, hops)
     elif node.type == "wait_for_event":
         # due: either the event arrived (the consumer below marked them and made them due) or the time is up
         happened = set(session.scalars(select(Enrolment.id).where(_among(session, ids),
@@ -407,7 +422,7 @@ def step(session: Session, journey_id: int, version: int, node_id: str, *, now: 
                            (schemas.TIMED_OUT, [i for i in ids if i not in happened])):
             if taken:
                 _move(session, journey, graph, version, taken, node_id, f"branch:{way}", graph.next(node_id, way),
-                      now)
+                      now, hops)
     else:
         if node.type == "send":
             _send(session, journey, node, ids, now)
@@ -423,8 +438,7 @@ def step(session: Session, journey_id: int, version: int, node_id: str, *, now: 
             _lead(session, journey, node, ids, now)
         elif node.type == "task":
             _task(session, journey, node, ids, now)
-        _move(session, journey, graph, version, ids, node_id, "passed", graph.next(node_id), now)
-    return len(ids)
+        _move(session, journey, graph, version, ids, node_id, "passed", graph.next(node_id), now, hops)
 
 
 def _still_theirs(session: Session, journey: Journey, version: int, ids: list[int], node_id: str,
@@ -485,15 +499,21 @@ def _record_steps(session: Session, ids: list[int], node_id: str | None, outcome
 
 
 def _move(session: Session, journey: Journey, graph: Graph, version: int, ids: list[int], node_id: str,
-          outcome: str, target: str | None, now: datetime) -> None:
+          outcome: str, target: str | None, now: datetime, hops: int) -> None:
+    """``ids`` passed ``node_id`` (their step recorded) and go to ``target``: where it acts at once (a send, a
+    split…), it acts on them now, in this transaction — each walk's row is written once where it stops (a wait, the
+    exit), not once per node on the way, and not claimed again a round later."""
     _record_steps(session, ids, node_id, outcome, now)
     if target is None:  # a way left unconnected (publishing refuses it): the path ends here
         _finish(session, journey, version, ids, node_id, "completed", None, now, record=False)
         return
-    if graph.nodes[target].type == "exit":  # nothing to wait for there: the walk ends now, not a round later
+    arriving = graph.nodes[target]
+    if arriving.type == "exit":  # nothing to wait for there: the walk ends now, not a round later
         _finish(session, journey, version, ids, target, "completed", None, now, at=target)
         return
-    arriving = graph.nodes[target]
+    if arriving.type in AT_ONCE and hops < MAX_HOPS:
+        _apply(session, journey, graph, version, ids, target, now, hops + 1)
+        return
     timezone = org_timezone(session, journey.org_id) if arriving.type == "wait_until" else None
     session.execute(update(Enrolment).where(_among(session, ids))
                     .values(node=target, due_at=graph.arrival(target, now, timezone or DEFAULT_TIMEZONE),
