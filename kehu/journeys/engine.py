@@ -4,8 +4,9 @@ The engine (``advance_journeys``, a worker poller) works in sets: for each (jour
 customers due, it takes up to ``STEP_BATCH`` of them in one statement (``FOR UPDATE SKIP LOCKED``: workers share
 the work, never the same customer), applies the node to all of them — one INSERT … SELECT of message rows with
 communication control for a send, one query per branch for a split — records the steps and moves them on, in one
-transaction, through every node that acts at once to the next wait or the exit: a worker that dies mid-step leaves the step undone, and it is done again whole (a message's unique
-key makes the repeat send nothing twice).
+transaction, through every node that acts at once to the next wait or the exit: a worker that dies mid-step
+leaves the step undone, and it is done again whole (a message's unique key makes the repeat send nothing
+twice).
 
 Triggers read the segments' changes and the customers' events through the domain-event consumers
 (kehu/core/events.py), each batch in the transaction that moves the consumer's cursor."""
