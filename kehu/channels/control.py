@@ -441,8 +441,8 @@ def _at_cap(org_id: int, channel: str, rules: Rules, now: datetime, audience: An
 
     A step's few thousand named customers on PostgreSQL look theirs up one by one instead (a LATERAL read by
     ``ix_messages_profile``, in ``controlled_audience``): joined as a set, a journey's own million messages made
-    in the last minutes were read whole for each step of 5,000 until the planner's statistics caught up — two
-    thirds of a step's time."""
+    in the last minutes were read whole for each step of 5,000 until the planner's statistics caught up — half
+    of a send's time."""
     sums = _sent_lately(org_id, channel, now, _one_of(Message.profile_id, audience, postgres)) \
         .add_columns(Message.profile_id.label("profile_id")).group_by(Message.profile_id).subquery("sent_lately")
     reached = _cap_reached(channel, rules, sums)
