@@ -124,9 +124,8 @@ class MatchResult:
 # -- reading the records ------------------------------------------------------------------------------------
 def export_records(session: Session, org_id: int, path: Path) -> None:
     """Write the organisation's live profiles' matching fields to a CSV file (COPY on PostgreSQL)."""
-    address = Profile.attributes["address"].as_string()
     query = select(Profile.id, Profile.unit_id, Profile.name, Profile.name_pinyin, Profile.birthday, Profile.mobile,
-                   Profile.email, Profile.city, address).where(
+                   Profile.email, Profile.city, Profile.address, Profile.postcode).where(
         Profile.org_id == org_id, Profile.merged_into_id.is_(None)).order_by(Profile.id)
     connection = session.connection()
     if connection.dialect.name == "postgresql":
@@ -145,7 +144,8 @@ def export_records(session: Session, org_id: int, path: Path) -> None:
 
 def _load(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     types = {"id": "BIGINT", "unit_id": "BIGINT", "name": "VARCHAR", "name_pinyin": "VARCHAR", "birthday": "DATE",
-             "mobile": "VARCHAR", "email": "VARCHAR", "city": "VARCHAR", "address": "VARCHAR"}
+             "mobile": "VARCHAR", "email": "VARCHAR", "city": "VARCHAR", "address": "VARCHAR",
+             "postcode": "VARCHAR"}
     con.execute(f"CREATE TABLE raw AS SELECT * FROM read_csv('{path}', header=false, columns={types!r}, "
                 "nullstr='', quote='\"', escape='\"')")
     # The family name's pinyin for Chinese names: distinct first characters are a few thousand at most.
@@ -173,7 +173,8 @@ def _load(con: duckdb.DuckDBPyConnection, path: Path) -> int:
                nullif(regexp_replace(mobile, '[^0-9]', '', 'g'), '') AS mobile,
                lower(email) AS email,
                nullif(trim(city), '') AS city,
-               nullif(regexp_replace(address, '\\s', '', 'g'), '') AS address
+               nullif(regexp_replace(address, '\\s', '', 'g'), '') AS address,
+               nullif(upper(regexp_replace(postcode, '\\s', '', 'g')), '') AS postcode
         FROM named
     """)
     return con.execute("SELECT count(*) FROM records").fetchone()[0]
