@@ -9,7 +9,10 @@ leaves the step undone, and it is done again whole (a message's unique key makes
 twice).
 
 Triggers read the segments' changes and the customers' events through the domain-event consumers
-(kehu/core/events.py), each batch in the transaction that moves the consumer's cursor."""
+(kehu/core/events.py), each batch in the transaction that moves the consumer's cursor.
+
+Over 600 lines: the triggers and the steps both enter, move and end walks by the same few functions (``_move``,
+``_finish``, ``_record_steps``); to split next are the triggers, into a module of their own that calls them."""
 
 from __future__ import annotations
 
