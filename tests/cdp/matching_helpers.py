@@ -10,7 +10,7 @@ import duckdb
 from kehu.cdp import normalise
 from kehu.cdp.matching import records as matching_records
 
-FIELDS = ("name", "birthday", "mobile", "email", "city", "address", "postcode")
+FIELDS = ("name", "birthday", "mobile", "email", "city", "address", "postcode", "gender")
 
 
 def load_rows(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> int:
@@ -23,6 +23,6 @@ def load_rows(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> int
         born = row.get("birthday")
         values.append((row.get("id", index), 1, name, normalise.pinyin(name), born if isinstance(born, date) or born
                        is None else date.fromisoformat(born), row.get("mobile"), row.get("email"), row.get("city"),
-                       row.get("address"), row.get("postcode")))
+                       row.get("address"), row.get("postcode"), row.get("gender")))
     con.executemany(f"INSERT INTO raw VALUES ({', '.join('?' * len(matching_records.COLUMNS))})", values)
     return matching_records.derive(con, "raw", "records")

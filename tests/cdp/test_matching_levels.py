@@ -61,6 +61,7 @@ def test_postcode_levels(left: str, right: str | None, level: int) -> None:
 
 @pytest.mark.parametrize(("comparison", "left", "right", "level"), [
     ("city", "London", "london", 2), ("city", "Manchester", "Manchestre", 1), ("city", "上海", "杭州", 0),
+    ("gender", "male", "male", 1), ("gender", "male", "female", 0),
     ("mobile", "+8613812340001", "+86 138 1234 0001", 2), ("mobile", "+8613812340001", "+8613812340007", 1),
     ("mobile", "+8613812340001", "+8618600000002", 0), ("email", "wei@example.com", "wei@example.com", 2),
     ("email", "wei@example.com", "wei@exmaple.com", 1), ("email", "wei@example.com", "li@example.com", 0),

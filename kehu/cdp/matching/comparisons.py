@@ -59,6 +59,14 @@ def _one_missing() -> str:
     return f"({single.format(a='l', b='r')} OR {single.format(a='r', b='l')})"
 
 
+def _one_off(a: str, b: str, guard: str = "true") -> str:
+    """One character mistyped, missing, extra or two swapped (the costly distance only where lengths and
+    ``guard`` allow)."""
+    return (f"(abs(length({a}) - length({b})) <= 1 AND {guard} AND (CASE WHEN length({a}) = length({b}) "
+            f"THEN hamming({a}, {b}) <= 1 OR (hamming({a}, {b}) = 2 AND damerau_levenshtein({a}, {b}) <= 1) "
+            f"ELSE damerau_levenshtein({a}, {b}) <= 1 END))")
+
+
 def _one_part(i: str, j: str) -> str:
     return f"(l.p{i} = r.p{j} AND length(l.p{i}) > 1)"
 
@@ -83,7 +91,9 @@ NAME = Comparison(
 BIRTHDAY = Comparison(
     "birthday", "l.birthday IS NULL OR r.birthday IS NULL", (
         (5, "l.birthday = r.birthday"),
-        (4, "damerau_levenshtein(l.bstr, r.bstr) <= 1"),  # one digit mistyped, or two swapped
+        # one digit mistyped, or two swapped (the costly distance only where two digits differ)
+        (4, "hamming(l.bstr, r.bstr) <= 1 "
+            "OR (hamming(l.bstr, r.bstr) = 2 AND damerau_levenshtein(l.bstr, r.bstr) <= 1)"),
         (3, "l.byear = r.byear AND month(l.birthday) = day(r.birthday) AND day(l.birthday) = month(r.birthday)"),
         (2, "l.bmd = r.bmd"),  # the year mistyped
         (1, "l.byear = r.byear AND month(l.birthday) = month(r.birthday)"),
@@ -101,7 +111,7 @@ ADDRESS = Comparison(
 POSTCODE = Comparison(
     "postcode", "l.pc IS NULL OR r.pc IS NULL", (
         (4, "l.pc = r.pc"),
-        (3, "damerau_levenshtein(l.pc, r.pc) <= 1"),
+        (3, f"{_one_off('l.pc', 'r.pc')}"),
         (2, "l.pc_district = r.pc_district"),
         (1, "l.pc_area = r.pc_area"),
     ),
@@ -117,18 +127,23 @@ CITY = Comparison(
 MOBILE = Comparison(
     "mobile", "l.mobile IS NULL OR r.mobile IS NULL", (
         (2, "l.mobile = r.mobile"),
-        (1, "damerau_levenshtein(l.mobile, r.mobile) <= 1"),
+        (1, "length(l.mobile) = length(r.mobile) AND hamming(l.mobile, r.mobile) <= 1"),  # one digit mistyped
     ),
     default_m={2: 0.5, 1: 0.05, 0: 0.45}, fields=("mobile",))
 
 EMAIL = Comparison(
     "email", "l.email IS NULL OR r.email IS NULL", (
         (2, "l.email = r.email"),
-        (1, "damerau_levenshtein(l.email, r.email) <= 1"),
+        # the typo in the name or in the domain, not both
+        (1, _one_off("l.email", "r.email", "(split_part(l.email, '@', 2) = split_part(r.email, '@', 2) "
+                                            "OR split_part(l.email, '@', 1) = split_part(r.email, '@', 1))")),
     ),
     default_m={2: 0.5, 1: 0.05, 0: 0.45}, fields=("email",))
 
-DEFAULT_COMPARISONS: tuple[Comparison, ...] = (NAME, BIRTHDAY, MOBILE, EMAIL, CITY, ADDRESS, POSTCODE)
+GENDER = Comparison("gender", "l.gender IS NULL OR r.gender IS NULL", ((1, "l.gender = r.gender"),),
+                    default_m={1: 0.97, 0: 0.03}, fields=("gender",))
+
+DEFAULT_COMPARISONS: tuple[Comparison, ...] = (NAME, BIRTHDAY, MOBILE, EMAIL, CITY, ADDRESS, POSTCODE, GENDER)
 COMPARISONS: dict[str, Comparison] = {c.name: c for c in DEFAULT_COMPARISONS}
 
 

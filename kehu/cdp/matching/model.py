@@ -3,10 +3,10 @@ two records of one person do) and the prior by expectation maximisation over the
 pair's match weight = the prior's log-odds + Σ log2(m/u) of its levels (+ term-frequency adjustments), its
 probability 1 / (1 + 2^-weight).
 
-EM runs in DuckDB over the distinct patterns (levels + the blocking rules a pair meets) with their counts, not over
-the pairs. The E-step weighs every comparison with the population's u, so a pair's posterior is what it would be
-among all pairs; the M-step learns each comparison's m only from pairs of blocking rules that leave it free (among
-a rule's pairs the matches agree on its own keys by construction)."""
+EM runs over the distinct patterns (levels + the blocking rules a pair meets) with their counts, read once out of
+DuckDB, not over the pairs. The E-step weighs every comparison with the population's u, so a pair's posterior is
+what it would be among all pairs; the M-step learns each comparison's m only from pairs of blocking rules that
+leave it free (among a rule's pairs the matches agree on its own keys by construction)."""
 
 from __future__ import annotations
 
@@ -112,23 +112,30 @@ def fit(con: duckdb.DuckDBPyConnection, records: int, plan: Plan,
     teach = {c.name: sum(1 << index for index, (rule, keys, _) in enumerate(plan.chosen)
                          if trained_on[rule.name] >= EM_MIN_PAIRS and c.name not in rule.fixes(keys))
              for c in comparisons}
-    con.execute(f"CREATE OR REPLACE TEMP TABLE patterns AS SELECT {', '.join('g_' + n for n in names)}, bits, "
-                "count(*)::DOUBLE AS n FROM pairs GROUP BY ALL")
+    rows = con.execute(f"SELECT {', '.join('g_' + n for n in names)}, bits, count(*) FROM pairs "
+                       "GROUP BY ALL").fetchall()
+    # per pattern: its count, its known (comparison, level)s, and the ones it teaches (a rule leaving it free)
+    patterns = []
+    for *levels, bits, n in rows:
+        known = [(c, int(level)) for c, level in zip(names, levels, strict=True) if level >= 0]
+        patterns.append((float(n), known, [(c, level) for c, level in known if bits & teach[c]]))
     m = {c.name: dict(c.default_m) for c in comparisons}
     prior = min(0.1 * records / possible, 0.5)  # a start: one record in ten has a twin
     taught: set[str] = set()
     for _ in range(EM_ITERATIONS):
-        weight = " + ".join([repr(math.log2(prior / (1 - prior))), *_weight_terms(comparisons, m, u)])
-        selects = ["SELECT '', 0, sum(pm) FROM p"] + [
-            f"SELECT '{n}', g_{n}, sum(pm) FROM p WHERE g_{n} >= 0 AND (bits & {teach[n]}) <> 0 GROUP BY g_{n}"
-            for n in names if teach[n]]
-        rows = con.execute(f"WITH p AS (SELECT *, n / (1 + pow(2, -({weight}))) AS pm FROM patterns) "
-                           + " UNION ALL ".join(selects)).fetchall()
-        expected = next((float(v or 0) for n, _, v in rows if n == ""), 0.0)
+        odds = prior / (1 - prior)
+        ratios = {n: {level: max(m[n].get(level, M_FLOOR), 1e-6) / max(u[n][level], 1e-9) for level in u[n]}
+                  for n in names}
         matched: dict[str, dict[int, float]] = {n: {} for n in names}
-        for n, level, value in rows:
-            if n:
-                matched[n][int(level)] = float(value or 0)
+        expected = 0.0
+        for count, known, teaches in patterns:
+            ratio = odds
+            for c, level in known:
+                ratio *= ratios[c].get(level, 1.0)
+            posterior = count * (ratio / (1 + ratio) if ratio < 1e300 else 1.0)
+            expected += posterior
+            for c, level in teaches:
+                matched[c][level] = matched[c].get(level, 0.0) + posterior
         change = 0.0
         for n in names:
             mass = sum(matched[n].values())
@@ -143,7 +150,6 @@ def fit(con: duckdb.DuckDBPyConnection, records: int, plan: Plan,
         prior = new_prior
         if change < 1e-5:
             break
-    con.execute("DROP TABLE patterns")
     return MatchModel(m=m, u=u, prior=prior, records=records, trained_on=trained_on,
                       trained=[n for n in names if n in taught])
 

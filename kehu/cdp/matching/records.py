@@ -27,7 +27,8 @@ from kehu.cdp.models import Profile
 CJK_RANGE = "\\x{3400}-\\x{9fff}"  # Chinese characters (RE2)
 CJK = f"[{CJK_RANGE}]"
 COLUMNS = {"id": "BIGINT", "unit_id": "BIGINT", "name": "VARCHAR", "name_pinyin": "VARCHAR", "birthday": "DATE",
-           "mobile": "VARCHAR", "email": "VARCHAR", "city": "VARCHAR", "address": "VARCHAR", "postcode": "VARCHAR"}
+           "mobile": "VARCHAR", "email": "VARCHAR", "city": "VARCHAR", "address": "VARCHAR", "postcode": "VARCHAR",
+           "gender": "VARCHAR"}
 # Street types as people shorten them (the long form and the short one become the short one)
 STREET_TYPES = (("road", "rd"), ("street", "st"), ("avenue", "ave"), ("lane", "ln"), ("close", "cl"),
                 ("drive", "dr"), ("way", "wy"), ("crescent", "cres"), ("gardens", "gdns"), ("place", "pl"),
@@ -38,7 +39,7 @@ def _query(org_id: int, ids: Iterable[int] | None = None) -> Select[Any]:
     postcode = getattr(Profile, "postcode", None)
     query = select(Profile.id, Profile.unit_id, Profile.name, Profile.name_pinyin, Profile.birthday, Profile.mobile,
                    Profile.email, Profile.city, Profile.address,
-                   postcode if postcode is not None else literal(None).label("postcode")).where(
+                   postcode if postcode is not None else literal(None).label("postcode"), Profile.gender).where(
         Profile.org_id == org_id, Profile.merged_into_id.is_(None)).order_by(Profile.id)
     if ids is not None:
         query = query.where(Profile.id.in_(list(ids)))
@@ -125,7 +126,9 @@ def derive(con: duckdb.DuckDBPyConnection, raw: str = "raw", table: str = "recor
                nullif(regexp_replace(mobile, '[^0-9]', '', 'g'), '') AS mobile,
                nullif(lower(trim(email)), '') AS email,
                nullif(lower(trim(city)), '') AS city,
+               nullif(lower(trim(gender)), '') AS gender,
                nullif(regexp_replace(addr_text, '[^0-9a-z{CJK_RANGE}]', '', 'g'), '') AS addr,
+               nullif(regexp_replace(address, '\\s', '', 'g'), '') AS address,  -- as written, for other tools
                nullif(regexp_extract(addr_text, '([0-9]+)[^0-9]*$', 1), '') AS house,
                nullif(regexp_replace(addr_text, '[^a-z{CJK_RANGE}]', '', 'g'), '') AS street,
                pc,
