@@ -27,7 +27,8 @@ EXPORT_JOB = "cdp.export_customers"
 FORMATS = {"csv": "text/csv", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 XLSX_MAX_ROWS = 1_048_575  # a worksheet's rows, less the header
 CHUNK = 5000
-COLUMNS = ("id", "name", "mobile", "email", "gender", "birthday", "province", "city", "address", "lifecycle_stage",
+COLUMNS = ("id", "name", "mobile", "email", "gender", "birthday", "province", "city", "address", "postcode",
+           "lifecycle_stage",
            "unit", "owner", "source", "first_seen_at", "last_seen_at", "created_at")
 
 
@@ -157,6 +158,7 @@ def _rows(session: Session, principal: Principal, export: Export) -> Any:
                 out.id, out.name or "", out.mobile or "", out.email or "",
                 t(f"gender.{out.gender}", locale, default=out.gender or "") if out.gender else "",
                 out.birthday or "", out.province or "", out.city or "", out.address or "",
+                out.postcode or "",
                 t(f"stage.{out.lifecycle_stage}", locale, default=out.lifecycle_stage or "")
                 if out.lifecycle_stage else "",
                 units.get(profile.unit_id, ""), people.get(profile.owner_id, ""), out.source or "",

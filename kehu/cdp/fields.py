@@ -22,7 +22,7 @@ from kehu.tenancy.models import Organization
 
 TYPES = ("text", "number", "date", "boolean", "option", "multi_option")
 RESERVED = {"name", "gender", "birthday", "mobile", "phone", "email", "province", "city", "source",
-            "lifecycle_stage", "consent", "address", "firstName", "lastName"}
+            "lifecycle_stage", "consent", "address", "postcode", "firstName", "lastName"}
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
 TRUE = {"true", "1", "yes", "y", "是", "有", "t"}
 FALSE = {"false", "0", "no", "n", "否", "无", "f"}

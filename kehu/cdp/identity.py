@@ -50,9 +50,10 @@ STANDARD_TRAITS = {
     "name": "name", "gender": "gender", "birthday": "birthday", "phone": "mobile", "mobile": "mobile",
     "email": "email", "province": "province", "state": "province", "city": "city", "source": "source",
     "lifecycle_stage": "lifecycle_stage", "lifecycleStage": "lifecycle_stage", "address": "address",
+    "postcode": "postcode", "postalCode": "postcode", "postal_code": "postcode", "zip": "postcode",
 }
-PROFILE_FIELDS = ("name", "gender", "birthday", "mobile", "email", "province", "city", "address", "source",
-                  "lifecycle_stage")
+PROFILE_FIELDS = ("name", "gender", "birthday", "mobile", "email", "province", "city", "address", "postcode",
+                  "source", "lifecycle_stage")
 LIFECYCLE_STAGES = ("visitor", "prospect", "lead", "opportunity", "customer", "owner", "churned")
 
 
@@ -491,8 +492,9 @@ NOT_TRAITS = frozenset(("firstName", "lastName", "first_name", "last_name", "con
 
 def _trait_targets(traits: dict[str, Any]) -> Iterator[tuple[str, str | None, Any]]:
     """(trait, profile column or None for an attribute, value) for each trait a call sets: first and last
-    names make the name; an address is text, or Segment's {street, city, state, …}, whose street is the
-    address and whose state and city are the province and city; consent and identities are kept elsewhere."""
+    names make the name; an address is text, or Segment's {street, city, state, postalCode, …}, whose street
+    is the address, whose state and city are the province and city and whose postalCode is the postcode;
+    consent and identities are kept elsewhere."""
     combined = traits
     first, last = traits.get("firstName") or traits.get("first_name"), traits.get("lastName") or traits.get("last_name")
     address = traits.get("address")
@@ -505,6 +507,8 @@ def _trait_targets(traits: dict[str, Any]) -> Iterator[tuple[str, str | None, An
             combined.setdefault("province", address.get("state") or address.get("province"))
             combined.setdefault("city", address.get("city"))
             combined["address"] = address.get("street") or None
+            if address.get("postalCode") or address.get("postal_code"):
+                combined.setdefault("postcode", address.get("postalCode") or address.get("postal_code"))
     for key, value in combined.items():
         if key in NOT_TRAITS or value is None:
             continue  # consent becomes consent records, not a trait
@@ -533,6 +537,8 @@ def _clean(column: str, value: Any) -> Any:
         return value
     if column == "address":
         return normalise.address(value)
+    if column == "postcode":
+        return normalise.postcode(value)
     return str(value).strip()[:100]
 
 

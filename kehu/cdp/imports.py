@@ -60,7 +60,8 @@ MAX_FILE_BYTES = 100 * 1024 * 1024
 UPLOAD_REQUEST_BYTES = MAX_FILE_BYTES + 1024 * 1024  # the file and the form around it
 # Tables a chunk looks up by many values at once (by id or by a unique key per row needs no statistics)
 STATISTICS_TABLES = ["identities"]
-STANDARD_FIELDS = ("name", "mobile", "email", "gender", "birthday", "province", "city", "address", "lifecycle_stage")
+STANDARD_FIELDS = ("name", "mobile", "email", "gender", "birthday", "province", "city", "address", "postcode",
+                   "lifecycle_stage")
 IDENTITY_KINDS = tuple(r.kind for r in DEFAULT_RULES if r.kind not in ("anonymous_id", "mobile", "email"))
 # Columns of an order file: the order (from its first row), each row's line, and who the customer is.
 ORDER_FIELDS = ("order_no", "ordered_at", "status", "total", "currency", "dealer", "sku", "product", "quantity",
@@ -83,6 +84,8 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "city": ("city", "城市", "市"),
     "address": ("address", "streetaddress", "street", "addr", "地址", "详细地址", "联系地址", "家庭地址", "住址",
                 "通讯地址", "通信地址"),
+    "postcode": ("postcode", "postalcode", "zip", "zipcode", "postcodezip", "plz", "邮编", "邮政编码", "邮码",
+                 "郵遞區號", "郵政編碼"),
     "lifecycle_stage": ("stage", "lifecyclestage", "阶段", "生命周期阶段", "客户阶段"),
     "identity:vin": ("vin", "vincode", "车架号", "vin码", "车辆识别代号"),
     "identity:dealer_customer_no": ("dealercustomerno", "customerno", "经销商客户号", "客户编号", "客户号"),
@@ -415,6 +418,8 @@ def _cleaner(target: str, defined: dict[str, Any] | None) -> tuple[str, Clean, b
         return target, lambda value: value[:60], True
     if target == "address":
         return "address", normalise.address, False
+    if target == "postcode":
+        return "postcode", normalise.postcode, True
     key = target.split(":", 1)[1]
     if target.startswith("identity:"):
         return (_USER_ID if key == "user_id" else key), functools.partial(normalise.identity_value, key), False

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from kehu.core.db import Base, BigId, IdMixin, JsonDoc, OwnedMixin, TimestampMixin, utcnow
 
 ADDRESS_LENGTH = 255  # a Chinese address with province, district, street, building and flat needs ~60 characters
+POSTCODE_LENGTH = 16  # 6 digits in China; "SW1A 1AA", "10115", "K1A 0B1", "1234-567" elsewhere
 
 
 class Source(IdMixin, TimestampMixin, Base):
@@ -96,6 +97,8 @@ class Profile(IdMixin, TimestampMixin, OwnedMixin, Base):
     province: Mapped[str | None] = mapped_column(String(60), nullable=True)
     city: Mapped[str | None] = mapped_column(String(60), nullable=True)
     address: Mapped[str | None] = mapped_column(String(ADDRESS_LENGTH), nullable=True)  # street, number, flat
+    # A postal area (as coarse as the city for masking: shown to every reader who sees the customer)
+    postcode: Mapped[str | None] = mapped_column(String(POSTCODE_LENGTH), nullable=True)
     source: Mapped[str | None] = mapped_column(String(100), nullable=True)
     lifecycle_stage: Mapped[str] = mapped_column(String(30), default="visitor")
     attributes: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)

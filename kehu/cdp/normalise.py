@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 from pypinyin import Style, lazy_pinyin
 
-from kehu.cdp.models import ADDRESS_LENGTH
+from kehu.cdp.models import ADDRESS_LENGTH, POSTCODE_LENGTH
 from kehu.tenancy.masking import MASK
 
 DEFAULT_REGION = "CN"
@@ -105,6 +105,16 @@ def address(value: object) -> str:
     """A postal address as one line: spaces folded, full-width digits and letters made plain (３号楼 → 3号楼), at
     most ADDRESS_LENGTH characters."""
     return _SPACES.sub(" ", unicodedata.normalize("NFKC", str(value or ""))).strip()[:ADDRESS_LENGTH]
+
+
+def postcode(value: object) -> str:
+    """A postcode as people write it, tidied: full-width digits and letters made plain (２００１２０ → 200120), letters
+    upper-cased, spaces folded to one ("sw1a  1aa" → "SW1A 1AA"), at most POSTCODE_LENGTH characters. A spreadsheet's
+    number cell (200120.0) loses its ".0"."""
+    text = _SPACES.sub(" ", unicodedata.normalize("NFKC", str(value or ""))).strip().upper()
+    if text.endswith(".0") and text[:-2].isdigit():
+        text = text[:-2]
+    return text[:POSTCODE_LENGTH]
 
 
 PINYIN_LENGTH = 200  # what profiles.name_pinyin holds: a name of 100 characters can spell 600

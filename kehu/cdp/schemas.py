@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kehu.cdp.models import ADDRESS_LENGTH
+from kehu.cdp.models import ADDRESS_LENGTH, POSTCODE_LENGTH
 from kehu.core.schemas import Input, omissible
 
 SourceKind = Literal["web", "app", "server", "import"]
@@ -50,6 +50,7 @@ class ProfileCreate(Strict):
     province: str | None = Field(default=None, max_length=60)
     city: str | None = Field(default=None, max_length=60)
     address: str | None = Field(default=None, max_length=ADDRESS_LENGTH)
+    postcode: str | None = Field(default=None, max_length=POSTCODE_LENGTH)
     lifecycle_stage: Stage = "prospect"
     unit_id: int | None = None
     owner_id: int | None = None
@@ -65,6 +66,7 @@ class ProfileUpdate(Strict):
     province: str | None = Field(default=None, max_length=60)
     city: str | None = Field(default=None, max_length=60)
     address: str | None = Field(default=None, max_length=ADDRESS_LENGTH)
+    postcode: str | None = Field(default=None, max_length=POSTCODE_LENGTH)
     lifecycle_stage: Stage = omissible()
     attributes: dict[str, Any] = omissible()
 
@@ -80,6 +82,7 @@ class ProfileOut(BaseModel):
     province: str | None
     city: str | None
     address: str | None
+    postcode: str | None = None
     source: str | None
     lifecycle_stage: str
     unit_id: int

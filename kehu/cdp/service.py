@@ -226,6 +226,8 @@ def _standard_values(data: dict[str, Any]) -> tuple[dict[str, Any], list[FieldEr
                 value = normalise.name(value) or None
             elif key == "address":
                 value = normalise.address(value) or None
+            elif key == "postcode":
+                value = normalise.postcode(value) or None
             elif key == "birthday" and isinstance(value, date) and value > date.today():
                 raise normalise.InvalidValue("date_out_of_range", value=value)
         except normalise.InvalidValue as error:

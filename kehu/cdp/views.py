@@ -112,7 +112,7 @@ class CustomerView:
             birthday=self.value(pii["birthday"], profile.birthday.isoformat() if profile.birthday else None),
             mobile=self.value(pii["mobile"], profile.mobile), email=self.value(pii["email"], profile.email),
             province=profile.province, city=profile.city, address=self.value(pii["address"], profile.address),
-            source=profile.source,
+            postcode=profile.postcode, source=profile.source,
             lifecycle_stage=profile.lifecycle_stage, unit_id=profile.unit_id, owner_id=profile.owner_id,
             attributes=self.attributes(profile.attributes or {}), first_seen_at=profile.first_seen_at,
             last_seen_at=profile.last_seen_at, created_at=profile.created_at, updated_at=profile.updated_at,

@@ -18,7 +18,7 @@ from kehu.segments.conditions import compile_condition
 from kehu.segments.schemas import condition_adapter
 from kehu.tenancy.models import BusinessUnit, User
 
-PROFILE_FIELDS = ("name", "gender", "birthday", "mobile", "email", "province", "city", "address",
+PROFILE_FIELDS = ("name", "gender", "birthday", "mobile", "email", "province", "city", "address", "postcode",
                   "lifecycle_stage", "source")
 
 

@@ -3,6 +3,7 @@ demo shows merged profiles the way production builds them. Deterministic for a g
 
 from __future__ import annotations
 
+import hashlib
 import random
 from datetime import timedelta
 from itertools import cycle
@@ -54,6 +55,21 @@ def noisy_name(rng: random.Random, name: str) -> str:
     if way == "traditional":
         return "".join(TRADITIONAL.get(c, c) for c in name)
     return name
+
+
+# The first four digits of a city's postcodes (province, postal area, city); the district adds the last two.
+CITY_POSTCODES = {"上海": "2000", "北京": "1000", "广州": "5100", "深圳": "5180", "杭州": "3100", "南京": "2100",
+                  "苏州": "2150", "宁波": "3150", "天津": "3000", "成都": "6100", "武汉": "4300", "重庆": "4000",
+                  "西安": "7100", "长沙": "4100", "郑州": "4500", "济南": "2500", "青岛": "2660", "合肥": "2300",
+                  "福州": "3500", "厦门": "3610", "东莞": "5230", "佛山": "5280", "沈阳": "1100", "大连": "1160"}
+
+
+def postcode(city: str | None, district: int) -> str:
+    """A Chinese postcode for an address in ``city``'s ``district`` (the n-th of DISTRICTS): six digits, the city's
+    own where known, otherwise four digits stable per city."""
+    name = (city or "").removesuffix("市")
+    prefix = CITY_POSTCODES.get(name) or f"{int(hashlib.sha1(name.encode()).hexdigest(), 16) % 8000 + 1000:04d}"
+    return f"{prefix}{district + 1:02d}"
 
 
 VIN_VALUES = {**{str(d): d for d in range(10)}, **dict(zip("ABCDEFGH", range(1, 9), strict=True)),

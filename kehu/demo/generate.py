@@ -34,7 +34,7 @@ from kehu.cdp.models import Event, Identity, Order, OrderLine, Product, Source, 
 from kehu.core import events
 from kehu.core.db import Database, copy_rows, insert_returning_ids, one_of, refresh_statistics, utcnow
 from kehu.core.errors import Conflict
-from kehu.demo.customers import MAIL_DOMAINS, MODELS, _person, noisy_name, vin
+from kehu.demo.customers import MAIL_DOMAINS, MODELS, _person, noisy_name, postcode, vin
 from kehu.sales import pipelines
 from kehu.sales.models import (
     Lead,
@@ -301,8 +301,6 @@ class _Context:
 
 DISTRICTS = ("高新区", "经开区", "新区", "城东区", "城西区", "中心区", "滨江区", "北区")
 STREETS = ("人民路", "解放路", "中山路", "建设路", "和平路", "长江路", "黄河路", "文化路", "新华路", "青年路")
-
-
 def _wechat_id(kind: str, seed: int, record: int) -> str:
     """A 28-character id shaped like WeChat's (they start with "o"), stable per seed and record."""
     digest = base64.urlsafe_b64encode(hashlib.sha1(f"{kind}-{seed}-{record}".encode()).digest()).decode()
@@ -367,15 +365,16 @@ def _chunk(session: Session, ctx: _Context, rng: random.Random, size: int, *, be
                              dealer_number, stamps)
             people.append(person)
             missing = variant > 0 and rng.random() < 0.5  # a second touchpoint often knows less
+            district = rng.randrange(len(DISTRICTS))
             profiles.append({
                 "org_id": ctx.org_id, "unit_id": dealer.id, "owner_id": person.owner, "name": spelled,
                 "name_pinyin": normalise.pinyin(spelled), "gender": None if missing else raw["gender"],
                 "birthday": None if missing else datetime.strptime(str(raw["birthday"]), "%Y-%m-%d").date(),
                 "mobile": mobile, "email": email, "province": dealer.province, "city": dealer.city,
+                "address": f"{dealer.city}{DISTRICTS[district]}{rng.choice(STREETS)}{rng.randint(1, 999)}号",
+                "postcode": postcode(dealer.city, district),
                 "source": "官网", "lifecycle_stage": person.stage,
-                "attributes": {"intended_model": person.model,
-                               "address": f"{dealer.city}{rng.choice(DISTRICTS)}{rng.choice(STREETS)}"
-                                          f"{rng.randint(1, 999)}号"},
+                "attributes": {"intended_model": person.model},
                 "trait_times": {}, "merged_into_id": None, "first_seen_at": first, "last_seen_at": stamps[-1],
                 "created_at": first, "updated_at": now})
     _avoid_taken_mobiles(session, ctx, people, profiles)

@@ -49,7 +49,7 @@ from kehu.tenancy.models import BusinessUnit
 # Standard fields and their kinds; custom fields are ``attributes.<key>`` with the kind of their definition.
 STANDARD_FIELDS: dict[str, str] = {
     "name": "text", "gender": "option", "birthday": "date", "mobile": "text", "email": "text",
-    "province": "text", "city": "text", "source": "text", "lifecycle_stage": "option",
+    "province": "text", "city": "text", "postcode": "text", "source": "text", "lifecycle_stage": "option",
     "first_seen_at": "datetime", "last_seen_at": "datetime", "created_at": "datetime",
 }
 OPTIONS = {"gender": ("male", "female", "other"),

@@ -84,13 +84,47 @@ def test_a_traits_address_is_stored_as_text_or_as_segments_structure(  # type: i
     process(clean_database)
     admin = login("admin@example.com")
     first = customer(client, admin, session, name="甲")["profile"]
-    assert (first["address"], first["province"], first["city"]) == ("文三路479号", "浙江", "杭州")
+    assert (first["address"], first["province"], first["city"], first["postcode"]) == (
+        "文三路479号", "浙江", "杭州", "310012")
     assert customer(client, admin, session, name="乙")["profile"]["address"] == "上海市浦东新区碧波路690号"
 
 
 def test_a_chinese_address_header_is_suggested_as_the_address():
     assert imports.suggest_mapping(["姓名", "手机", "详细地址"])["详细地址"] == "address"
     assert imports.suggest_mapping(["name", "mobile", "Address"])["Address"] == "address"
+
+
+@pytest.mark.parametrize("header", ["邮编", "邮政编码", "postcode", "Post Code", "ZIP", "zip code", "Postal code"])
+def test_a_postcode_header_is_suggested_as_the_postcode(header: str):
+    assert imports.suggest_mapping(["姓名", "手机", header])[header] == "postcode"
+
+
+def test_a_postcode_is_stored_shown_edited_exported_and_personalises_messages(  # type: ignore[no-untyped-def]
+        client, tree, login, session, clean_database, settings):
+    """The postcode is a standard field beside the address: imported from a 邮编 column (a spreadsheet's number
+    cell too), read back, edited and normalised (upper case, one space), exported, offered to segments."""
+    from kehu.channels import personalise
+    from kehu.segments.conditions import STANDARD_FIELDS as SEGMENT_FIELDS
+
+    admin = login("admin@example.com")
+    run = imported(client, admin, clean_database, settings,
+                   "姓名,手机,地址,邮编\n孙立群,13957308641,文三路479号,310012.0\n")
+    assert run["mapping"]["邮编"] == "postcode" and run["warnings"] == 0
+    seen = customer(client, admin, session, name="孙立群")["profile"]
+    assert (seen["address"], seen["postcode"]) == ("文三路479号", "310012")
+    moved = client.patch(f"/api/v1/customers/{seen['id']}", headers=admin, json={"postcode": " sw1a  1aa "})
+    assert moved.status_code == 200 and moved.json()["postcode"] == "SW1A 1AA", moved.text
+    _, file = export(client, admin, clean_database, settings, format="csv")
+    assert [row["邮编"] for row in csv_rows(file)] == ["SW1A 1AA"]
+    created = client.post("/api/v1/customers", headers=admin, json={"name": "John Smith", "postcode": "2000"})
+    assert created.status_code == 201 and created.json()["postcode"] == "2000"
+    too_long = client.post("/api/v1/customers", headers=admin, json={"name": "X", "postcode": "1" * 17})
+    assert too_long.status_code == 422 and too_long.headers["content-type"].startswith("application/problem+json")
+    session.expire_all()
+    contexts = personalise.contexts(session, tree.org.id, "Asia/Shanghai", [seen["id"]])
+    assert contexts[seen["id"]]["postcode"] == "SW1A 1AA"
+    assert SEGMENT_FIELDS["postcode"] == "text"
+    assert normalise.postcode("２００１２０") == "200120"
 
 
 # -- 2. wrong optional values are warnings -----------------------------------------------------------------------
@@ -202,7 +236,7 @@ STANDARD = {
     "name": ("欧阳娜娜{n}", "欧阳娜娜{n}"), "mobile": ("1395730864{n}", "+861395730864{n}"),
     "email": ("Nana{n}@Example.com", "nana{n}@example.com"), "gender": ("女", "female"),
     "birthday": ("1990/2/3", "1990-02-03"), "province": ("浙江", "浙江"), "city": ("杭州", "杭州"),
-    "address": ("杭州市西湖区文三路 47{n}号", "杭州市西湖区文三路 47{n}号"),
+    "address": ("杭州市西湖区文三路 47{n}号", "杭州市西湖区文三路 47{n}号"), "postcode": ("３１００１２", "310012"),
     "lifecycle_stage": ("customer", "customer"),
     "identity:user_id": ("M-{n}", "M-{n}"), "identity:wechat_unionid": ("union-{n}", "union-{n}"),
     "identity:push_token": ("1a0018970a{n}", "1a0018970a{n}"),

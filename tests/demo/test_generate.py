@@ -47,7 +47,7 @@ def test_generated_customers_are_whole_and_scoped(clean_database, session, demo_
     assert milestones == {"order_placed": made.orders, "vehicle_delivered": made.vehicles}
     openids = list(session.scalars(select(Identity.value).where(Identity.kind == "wechat_openid")))
     assert 100 < len(openids) < 200 and all(len(o) == 28 and o.startswith("o") for o in openids)
-    assert all(p.attributes["address"].startswith(p.city) for p in session.scalars(select(Profile)))
+    assert all(p.address.startswith(p.city) and len(p.postcode) == 6 for p in session.scalars(select(Profile)))
     mobiles = list(session.scalars(select(Identity.value).where(Identity.kind == "mobile")))
     assert len(mobiles) == len(set(mobiles)) == 300
     assert all(normalise.phone(m) == m for m in mobiles)

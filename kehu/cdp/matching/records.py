@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from sqlalchemy import Select, literal, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from kehu.cdp import normalise
@@ -36,10 +36,8 @@ STREET_TYPES = (("road", "rd"), ("street", "st"), ("avenue", "ave"), ("lane", "l
 
 
 def _query(org_id: int, ids: Iterable[int] | None = None) -> Select[Any]:
-    postcode = getattr(Profile, "postcode", None)
     query = select(Profile.id, Profile.unit_id, Profile.name, Profile.name_pinyin, Profile.birthday, Profile.mobile,
-                   Profile.email, Profile.city, Profile.address,
-                   postcode if postcode is not None else literal(None).label("postcode"), Profile.gender).where(
+                   Profile.email, Profile.city, Profile.address, Profile.postcode, Profile.gender).where(
         Profile.org_id == org_id, Profile.merged_into_id.is_(None)).order_by(Profile.id)
     if ids is not None:
         query = query.where(Profile.id.in_(list(ids)))

@@ -127,7 +127,7 @@ def _profile_card(principal: Any, out: schemas.ProfileOut, owners: dict[int, str
                 (tr("customers.gender"), tr(f"gender.{out.gender}") if out.gender else None),
                 (tr("customers.birthday"), out.birthday),
                 (tr("unit.city"), " ".join(dict.fromkeys(filter(None, [out.province, out.city]))) or None),
-                (tr("customers.address"), out.address),
+                (tr("customers.address"), out.address), (tr("customers.postcode"), out.postcode),
                 (tr("customers.owner"), owners.get(out.owner_id) if out.owner_id else None),
                 (tr("users.unit"), units.get(out.unit_id)), (tr("customers.source"), out.source),
                 (tr("customers.first_seen"), format_local(out.first_seen_at, principal.timezone)),

@@ -132,6 +132,7 @@ def customers_page() -> None:
                                    label=tr("customers.gender")).classes("w-full")
                 city = ui.input(tr("unit.city")).classes("w-full")
                 address = ui.input(tr("customers.address")).classes("w-full")
+                postcode = ui.input(tr("customers.postcode")).classes("w-full")
                 stage = ui.select({s: stage_label(s) for s in STAGES}, value="prospect",
                                   label=tr("customers.stage")).classes("w-full")
 
@@ -162,6 +163,7 @@ def customers_page() -> None:
                     data = validated(lambda: schemas.ProfileCreate(
                         name=name.value or None, mobile=mobile.value or None, email=email.value or None,
                         gender=gender.value, city=city.value or None, address=address.value or None,
+                        postcode=postcode.value or None,
                         lifecycle_stage=stage.value))
                     if data is None:
                         return

@@ -51,6 +51,7 @@ SHARED = {"email": (), "sms": ("provider_template", "params"), "push": ("url",),
 VARIABLES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("customer", (("name_default", '{{ name | default("车主") }}'), ("name", "{{ name }}"),
                   ("gender", "{{ gender }}"), ("city", "{{ city }}"), ("province", "{{ province }}"),
+                  ("address", "{{ address }}"), ("postcode", "{{ postcode }}"),
                   ("birthday", '{{ birthday | date("%m月%d日") }}'), ("mobile", "{{ mobile }}"),
                   ("email", "{{ email }}"), ("stage", "{{ lifecycle_stage }}"))),
     ("order", (("order_number", "{{ order.number }}"), ("order_total", "{{ order.total | money }}"),
