@@ -19,7 +19,8 @@ from kehu.core.errors import KehuError
 
 # Which comparison each key of the records stands for: a rule on a key fixes that comparison among its pairs
 KEY_COMPARISONS = {"mobile": "mobile", "email": "email", "name_key": "name", "sound_key": "name",
-                   "initials": "name", "fam": "name", "p1": "name", "p2": "name", "birthday": "birthday",
+                   "initials": "name", "fam": "name", "name_pre": "name", "name_suf": "name",
+                   "s1": "name", "s2": "name", "gender": "gender", "p1": "name", "p2": "name", "birthday": "birthday",
                    "byear": "birthday", "bmd": "birthday", "city": "city", "pc": "postcode",
                    "pc_district": "postcode", "pc_area": "postcode", "house": "address", "street": "address",
                    "addr": "address"}
@@ -48,7 +49,9 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("birthday", (("birthday",), ("birthday", "initials"), ("birthday", "initials", "city"))),
     Rule("sound_year", (("sound_key", "byear"), ("sound_key", "bmd"), ("sound_key", "birthday"))),
     Rule("postcode_house", (("pc", "house"), ("pc", "house", "initials"))),
-    Rule("street_house", (("street", "house", "city"), ("street", "house", "city", "initials"))),
+    Rule("postcode", (("pc",), ("pc", "gender"), ("pc", "initials"))),
+    Rule("street_house", (("street", "house"), ("street", "house", "city"), ("street", "house", "city", "initials"))),
+    Rule("sound_birth_day", (("sound_key", "bmd"), ("sound_key", "birthday"))),
     Rule("sound_district", (("sound_key", "pc_district"), ("sound_key", "pc"))),
     Rule("name_city", (("name_key", "city"), ("name_key", "city", "byear"))),
     Rule("family_birth_day", (("fam", "bmd"), ("fam", "bmd", "initials"))),
@@ -57,6 +60,14 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     # one name part as written (the other may carry the typo: its initial stays) and the birth year
     Rule("first_part_year", (("p1", "byear", "initials"), ("p1", "byear", "initials", "city"))),
     Rule("last_part_year", (("p2", "byear", "initials"), ("p2", "byear", "initials", "city"))),
+    Rule("first_part_district", (("p1", "pc_district"), ("p1", "pc_district", "gender"))),
+    Rule("last_part_district", (("p2", "pc_district"), ("p2", "pc_district", "gender"))),
+    # both parts' first or last three letters (a typo in the middle, a letter lost at the other end)
+    Rule("name_prefixes", (("name_pre",), ("name_pre", "gender"), ("name_pre", "byear"), ("name_pre", "city"))),
+    Rule("name_suffixes", (("name_suf",), ("name_suf", "gender"), ("name_suf", "byear"), ("name_suf", "city"))),
+    # one part's sound key where the other part is lost or mangled
+    Rule("last_sound_area", (("s2", "pc_area"), ("s2", "pc_area", "gender"), ("s2", "pc_district"))),
+    Rule("first_sound_area", (("s1", "pc_district"), ("s1", "pc_district", "gender"), ("s1", "pc"))),
 )
 
 

@@ -118,6 +118,12 @@ def derive(con: duckdb.DuckDBPyConnection, raw: str = "raw", table: str = "recor
                CASE WHEN s2 IS NOT NULL THEN least(s1 || '.' || s2, s2 || '.' || s1) ELSE s1 END AS sound_key,
                CASE WHEN p2 IS NOT NULL THEN least(left(p1, 1), left(p2, 1)) || greatest(left(p1, 1), left(p2, 1))
                     END AS initials,
+               -- both parts' first three and last three letters, in either order: a typo elsewhere keeps them
+               CASE WHEN length(p1) > 1 AND length(p2) > 1
+                    THEN least(left(p1, 3) || '.' || left(p2, 3), left(p2, 3) || '.' || left(p1, 3)) END AS name_pre,
+               CASE WHEN length(p1) > 1 AND length(p2) > 1
+                    THEN least(right(p1, 3) || '.' || right(p2, 3), right(p2, 3) || '.' || right(p1, 3)) END
+                   AS name_suf,
                CASE WHEN cjk THEN p1 WHEN p2 IS NOT NULL THEN p2 END AS fam,
                birthday, year(birthday) AS byear, strftime(birthday, '%m%d') AS bmd,
                strftime(birthday, '%Y%m%d') AS bstr,
