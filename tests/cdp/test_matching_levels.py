@@ -42,21 +42,33 @@ def test_birthday_levels(right: str | None, level: int) -> None:
 
 
 @pytest.mark.parametrize(("left", "right", "level"), [
-    ("12 Station Road", "12 Station Rd", 4), ("12 Station Road", "12 station rd.", 4),
-    ("Flat 3, 12 Station Road", "12 Station Road", 4), ("12 Station Road", "12 Staton Road", 3),
+    ("12 Station Road", "12 Station Rd", 6), ("12 Station Road", "12 station rd.", 6),
+    ("Flat 3, 12 Station Road", "12 Station Road", 6), ("12 Station Road", "12 Staton Road", 5),
     ("12 Station Road", "14 Station Road", 2), ("12 Station Road", "3 Mill Lane", 0),
-    ("上海高新区人民路12号", "上海高新区人民路12号", 4), ("上海高新区人民路12号", "上海高新区人民路21号", 2),
+    ("上海高新区人民路12号", "上海高新区人民路12号", 6), ("上海高新区人民路12号", "上海高新区人民路21号", 2),
     ("12 Station Road", None, -1)])
 def test_address_levels(left: str, right: str | None, level: int) -> None:
     assert _level("address", {"address": left}, {"address": right}) == level
 
 
 @pytest.mark.parametrize(("left", "right", "level"), [
-    ("LS7 4QH", "LS74QH", 4), ("LS7 4QH", "LS7 4QJ", 3), ("LS7 4QH", "LS7 2AB", 2), ("LS7 4QH", "LS12 1AB", 1),
-    ("LS7 4QH", "M1 1AA", 0), ("200001", "200001", 4), ("200001", "200002", 3), ("200101", "200199", 2),
-    ("200101", "201899", 1), ("LS7 4QH", None, -1)])
+    ("LS7 4QH", "LS74QH", 4), ("LS7 4QH", "LS7 4QJ", 3), ("LS7 4QH", "LS7 2AB", 1), ("LS7 4QH", "LS12 1AB", 0),
+    ("LS7 4QH", "M1 1AA", 0), ("200001", "200001", 4), ("200001", "200002", 3), ("200101", "200199", 1),
+    ("LS7 4QH", None, -1)])
 def test_postcode_levels(left: str, right: str | None, level: int) -> None:
-    assert _level("postcode", {"postcode": left}, {"postcode": right}) == level
+    """The postcode is part of the address comparison (two records on one street share both)."""
+    assert _level("address", {"postcode": left}, {"postcode": right}) == level
+
+
+@pytest.mark.parametrize(("left", "right", "level"), [
+    (("12 Station Road", "LS7 4QH"), ("12 Station Rd", "LS7 4QH"), 6),
+    (("12 Station Road", "LS7 4QH"), ("12 Station Road", "LS7 9ZZ"), 5),
+    (("12 Station Road", "LS7 4QH"), ("12 Statoin Road", "LS7 4QJ"), 5),
+    (("12 Station Road", "LS7 4QH"), ("40 Station Road", "LS7 4QH"), 4),
+    (("12 Station Road", "LS7 4QH"), (None, "LS7 4QH"), 4)])
+def test_address_and_postcode_together(left: tuple[str, str], right: tuple[str | None, str], level: int) -> None:
+    assert _level("address", {"address": left[0], "postcode": left[1]},
+                  {"address": right[0], "postcode": right[1]}) == level
 
 
 @pytest.mark.parametrize(("comparison", "left", "right", "level"), [

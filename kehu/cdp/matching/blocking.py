@@ -21,8 +21,8 @@ from kehu.core.errors import KehuError
 KEY_COMPARISONS = {"mobile": "mobile", "email": "email", "name_key": "name", "sound_key": "name",
                    "initials": "name", "fam": "name", "name_pre": "name", "name_suf": "name",
                    "s1": "name", "s2": "name", "gender": "gender", "p1": "name", "p2": "name", "birthday": "birthday",
-                   "byear": "birthday", "bmd": "birthday", "city": "city", "pc": "postcode",
-                   "pc_district": "postcode", "pc_area": "postcode", "house": "address", "street": "address",
+                   "byear": "birthday", "bmd": "birthday", "city": "city", "pc": "address",
+                   "pc_district": "address", "pc_area": "address", "house": "address", "street": "address",
                    "addr": "address"}
 
 

@@ -100,22 +100,19 @@ BIRTHDAY = Comparison(
     ),
     default_m={5: 0.8, 4: 0.06, 3: 0.03, 2: 0.04, 1: 0.02, 0: 0.05}, fields=("birthday",))
 
+# The address and the postcode are one comparison: two records on one street share both, and counting them apart
+# (with the city) made neighbours look like one person.
 ADDRESS = Comparison(
-    "address", "l.addr IS NULL OR r.addr IS NULL", (
-        (4, "l.addr = r.addr"),
-        (3, "l.house = r.house AND jaro_winkler_similarity(l.street, r.street) >= 0.9"),
-        (2, "jaro_winkler_similarity(l.street, r.street) >= 0.92"),  # the same street, another number
-    ),
-    default_m={4: 0.5, 3: 0.15, 2: 0.05, 0: 0.3}, fields=("address",))
-
-POSTCODE = Comparison(
-    "postcode", "l.pc IS NULL OR r.pc IS NULL", (
-        (4, "l.pc = r.pc"),
+    "address", "(l.addr IS NULL AND l.pc IS NULL) OR (r.addr IS NULL AND r.pc IS NULL)", (
+        (6, "l.addr = r.addr AND coalesce(l.pc = r.pc, true)"),
+        (5, "l.addr = r.addr OR (l.house = r.house AND jaro_winkler_similarity(l.street, r.street) >= 0.9 "
+            f"AND coalesce(l.pc = r.pc OR {_one_off('l.pc', 'r.pc')}, true))"),
+        (4, "l.pc = r.pc"),  # a neighbour, or the address written another way
         (3, f"{_one_off('l.pc', 'r.pc')}"),
-        (2, "l.pc_district = r.pc_district"),
-        (1, "l.pc_area = r.pc_area"),
+        (2, "jaro_winkler_similarity(l.street, r.street) >= 0.92"),  # the same street, another number
+        (1, "l.pc_district = r.pc_district"),
     ),
-    default_m={4: 0.6, 3: 0.08, 2: 0.1, 1: 0.07, 0: 0.15}, fields=("postcode",))
+    default_m={6: 0.4, 5: 0.1, 4: 0.1, 3: 0.05, 2: 0.05, 1: 0.05, 0: 0.25}, fields=("address", "postcode"))
 
 CITY = Comparison(
     "city", "l.city IS NULL OR r.city IS NULL", (
@@ -143,7 +140,7 @@ EMAIL = Comparison(
 GENDER = Comparison("gender", "l.gender IS NULL OR r.gender IS NULL", ((1, "l.gender = r.gender"),),
                     default_m={1: 0.97, 0: 0.03}, fields=("gender",))
 
-DEFAULT_COMPARISONS: tuple[Comparison, ...] = (NAME, BIRTHDAY, MOBILE, EMAIL, CITY, ADDRESS, POSTCODE, GENDER)
+DEFAULT_COMPARISONS: tuple[Comparison, ...] = (NAME, BIRTHDAY, MOBILE, EMAIL, CITY, ADDRESS, GENDER)
 COMPARISONS: dict[str, Comparison] = {c.name: c for c in DEFAULT_COMPARISONS}
 
 
