@@ -49,8 +49,10 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("birthday", (("birthday",), ("birthday", "initials"), ("birthday", "initials", "city"))),
     Rule("sound_year", (("sound_key", "byear"), ("sound_key", "bmd"), ("sound_key", "birthday"))),
     Rule("postcode_house", (("pc", "house"), ("pc", "house", "initials"))),
-    Rule("postcode", (("pc",), ("pc", "gender"), ("pc", "initials"))),
-    Rule("street_house", (("street", "house"), ("street", "house", "city"), ("street", "house", "city", "initials"))),
+    # not the postcode alone: a flood of neighbours taught the model that one street is one person
+    Rule("postcode_initials", (("pc", "initials"), ("pc", "initials", "gender"))),
+    Rule("street_house", (("street", "house", "pc_area"), ("street", "house", "city"),
+                          ("street", "house", "city", "initials"))),
     Rule("sound_birth_day", (("sound_key", "bmd"), ("sound_key", "birthday"))),
     Rule("sound_district", (("sound_key", "pc_district"), ("sound_key", "pc"))),
     Rule("name_city", (("name_key", "city"), ("name_key", "city", "byear"))),

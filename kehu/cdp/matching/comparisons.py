@@ -105,8 +105,9 @@ BIRTHDAY = Comparison(
 ADDRESS = Comparison(
     "address", "(l.addr IS NULL AND l.pc IS NULL) OR (r.addr IS NULL AND r.pc IS NULL)", (
         (6, "l.addr = r.addr AND coalesce(l.pc = r.pc, true)"),
-        (5, "l.addr = r.addr OR (l.house = r.house AND jaro_winkler_similarity(l.street, r.street) >= 0.9 "
-            f"AND coalesce(l.pc = r.pc OR {_one_off('l.pc', 'r.pc')}, true))"),
+        # (the same street name and number in another town is not the same address)
+        (5, "(l.addr = r.addr OR (l.house = r.house AND jaro_winkler_similarity(l.street, r.street) >= 0.9)) "
+            f"AND coalesce(l.pc = r.pc OR {_one_off('l.pc', 'r.pc')}, true)"),
         (4, "l.pc = r.pc"),  # a neighbour, or the address written another way
         (3, f"{_one_off('l.pc', 'r.pc')}"),
         (2, "jaro_winkler_similarity(l.street, r.street) >= 0.92"),  # the same street, another number
