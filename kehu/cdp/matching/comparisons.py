@@ -38,7 +38,9 @@ def _aligned(both: Callable[[str, str], str]) -> str:
 
 
 def _near(i: str, j: str, at: float = 0.9) -> str:
-    return f"(l.p{i} = r.p{j} OR jaro_winkler_similarity(l.p{i}, r.p{j}) >= {at})"
+    # (the costly similarity only where the lengths allow it)
+    return (f"(l.p{i} = r.p{j} OR (abs(length(l.p{i}) - length(r.p{j})) <= 2 "
+            f"AND jaro_winkler_similarity(l.p{i}, r.p{j}) >= {at}))")
 
 
 def _alike(i: str, j: str) -> str:
@@ -82,7 +84,8 @@ NAME = Comparison(
             f"OR ({_alike('2', '2')} AND {_initial('1', '1')}) OR ({_alike('1', '2')} AND {_initial('2', '1')}) "
             f"OR ({_alike('2', '1')} AND {_initial('1', '2')})))"),
         (4, _one_missing()),
-        (3, "jaro_winkler_similarity(l.name_key, r.name_key) >= 0.88"),
+        (3, "abs(length(l.name_key) - length(r.name_key)) <= 3 "
+            "AND jaro_winkler_similarity(l.name_key, r.name_key) >= 0.88"),
         (2, f"({_one_part('1', '1')} OR {_one_part('2', '2')} OR {_one_part('1', '2')} OR {_one_part('2', '1')})"),
     ),
     default_m={9: 0.3, 8: 0.3, 7: 0.12, 6: 0.08, 5: 0.04, 4: 0.04, 3: 0.04, 2: 0.05, 0: 0.03},
@@ -106,11 +109,13 @@ ADDRESS = Comparison(
     "address", "(l.addr IS NULL AND l.pc IS NULL) OR (r.addr IS NULL AND r.pc IS NULL)", (
         (6, "l.addr = r.addr AND coalesce(l.pc = r.pc, true)"),
         # (the same street name and number in another town is not the same address)
-        (5, "(l.addr = r.addr OR (l.house = r.house AND jaro_winkler_similarity(l.street, r.street) >= 0.9)) "
+        (5, "(l.addr = r.addr OR (l.house = r.house AND left(l.street, 1) = left(r.street, 1) "
+            "AND jaro_winkler_similarity(l.street, r.street) >= 0.9)) "
             f"AND coalesce(l.pc = r.pc OR {_one_off('l.pc', 'r.pc')}, true)"),
         (4, "l.pc = r.pc"),  # a neighbour, or the address written another way
         (3, f"{_one_off('l.pc', 'r.pc')}"),
-        (2, "jaro_winkler_similarity(l.street, r.street) >= 0.92"),  # the same street, another number
+        (2, "left(l.street, 1) = left(r.street, 1) AND abs(length(l.street) - length(r.street)) <= 2 "
+            "AND jaro_winkler_similarity(l.street, r.street) >= 0.92"),  # the same street, another number
         (1, "l.pc_district = r.pc_district"),
     ),
     default_m={6: 0.4, 5: 0.1, 4: 0.1, 3: 0.05, 2: 0.05, 1: 0.05, 0: 0.25}, fields=("address", "postcode"))
@@ -118,7 +123,7 @@ ADDRESS = Comparison(
 CITY = Comparison(
     "city", "l.city IS NULL OR r.city IS NULL", (
         (2, "l.city = r.city"),
-        (1, "jaro_winkler_similarity(l.city, r.city) >= 0.9"),
+        (1, "abs(length(l.city) - length(r.city)) <= 2 AND jaro_winkler_similarity(l.city, r.city) >= 0.9"),
     ),
     default_m={2: 0.75, 1: 0.05, 0: 0.2}, tf_column="city", tf_levels=(2,), fields=("city",))
 

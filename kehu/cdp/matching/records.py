@@ -99,12 +99,15 @@ def derive(con: duckdb.DuckDBPyConnection, raw: str = "raw", table: str = "recor
     """)
     parts = [p for (p,) in con.execute("SELECT p1 FROM named WHERE p1 IS NOT NULL UNION "
                                        "SELECT p2 FROM named WHERE p2 IS NOT NULL").fetchall()]
-    con.execute("CREATE OR REPLACE TEMP TABLE parts (p VARCHAR, sound VARCHAR, canon VARCHAR)")
-    if parts:
-        # a few thousand distinct name parts at most per 100,000 records: one insert of keys made in Python
-        values = [(p, sound_key(p), canonical(p)) for p in parts]
-        for start in range(0, len(values), 50_000):
-            con.executemany("INSERT INTO parts VALUES (?, ?, ?)", values[start:start + 50_000])
+    # Distinct name parts (tens of thousands where typos abound): keys made in Python, handed to DuckDB as one file
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "parts.csv"
+        with path.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)  # a working file for DuckDB, read by no person
+            writer.writerows((p, sound_key(p) or "", canonical(p) or "") for p in parts)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE parts AS SELECT * FROM read_csv('{path}', header=false, "
+                    "columns={'p': 'VARCHAR', 'sound': 'VARCHAR', 'canon': 'VARCHAR'}, nullstr='', quote='\"', "
+                    "escape='\"')")
     con.execute(f"""
         CREATE OR REPLACE TABLE {table} AS
         WITH keyed AS (
