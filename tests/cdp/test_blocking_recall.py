@@ -67,12 +67,12 @@ def test_blocking_reaches_the_true_pairs_of_chinese_records() -> None:
 
 
 def test_each_pair_is_compared_once_and_the_ceiling_tightens_rules() -> None:
-    rows, _ = chinese_set(people=1500)
+    rows, _ = chinese_set(people=3000)
     con = duckdb.connect()
     records = load_rows(con, rows)
     loose = matching.plan_records(con, records, max_pairs_per_record=50)
-    tight = matching.plan_records(con, records, max_pairs_per_record=5)
-    assert tight.pairs <= max(5 * records, 1_000) < loose.pairs or loose.pairs <= 1_000
+    tight = matching.plan_records(con, records, max_pairs_per_record=4)
+    assert tight.pairs <= tight.ceiling < loose.pairs
     assert any(row["tightened"] for row in tight.as_list())
     matching.candidates(con, loose)
     assert con.execute("SELECT count(*) - count(DISTINCT (a, b)) FROM pairs").fetchone()[0] == 0

@@ -107,7 +107,7 @@ def derive(con: duckdb.DuckDBPyConnection, raw: str = "raw", table: str = "recor
             writer.writerows((p, sound_key(p) or "", canonical(p) or "") for p in parts)
         con.execute(f"CREATE OR REPLACE TEMP TABLE parts AS SELECT * FROM read_csv('{path}', header=false, "
                     "columns={'p': 'VARCHAR', 'sound': 'VARCHAR', 'canon': 'VARCHAR'}, nullstr='', quote='\"', "
-                    "escape='\"')")
+                    "escape='\"', delim=',', auto_detect=false)")
     con.execute(f"""
         CREATE OR REPLACE TABLE {table} AS
         WITH keyed AS (
@@ -151,7 +151,7 @@ def derive(con: duckdb.DuckDBPyConnection, raw: str = "raw", table: str = "recor
 
 def load_file(con: duckdb.DuckDBPyConnection, path: Path, *, table: str = "records") -> int:
     con.execute(f"CREATE OR REPLACE TEMP TABLE raw AS SELECT * FROM read_csv('{path}', header=false, "
-                f"columns={COLUMNS!r}, nullstr='', quote='\"', escape='\"')")
+                f"columns={COLUMNS!r}, nullstr='', quote='\"', escape='\"', delim=',', auto_detect=false)")
     count = derive(con, "raw", table)
     con.execute("DROP TABLE raw")
     return count
