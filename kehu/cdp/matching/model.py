@@ -24,7 +24,11 @@ RANDOM_SAMPLE_RECORDS = 1500  # ~1.1 M random pairs for u (as Splink's default o
 EM_ITERATIONS = 100
 # No level is impossible for one person: a typo can break any field, and one such pair must not be ruled out.
 M_FLOOR = 1e-4
-EM_MIN_PAIRS = 10  # a rule with fewer candidate pairs teaches nothing reliable
+EM_MIN_PAIRS = 10
+# Among records of one person, names and birthdays rarely differ outright. Without a bound, EM on data where a
+# town or a postcode district is shared by many namesakes (48 surnames, 24 given names a gender) settles on "same
+# place" as its class and learns that most matches have other birthdays; the bound keeps it on people.
+DIFFERENT_CAP = {"name": 0.2, "birthday": 0.2}  # a rule with fewer candidate pairs teaches nothing reliable
 
 
 @dataclass
@@ -143,6 +147,10 @@ def fit(con: duckdb.DuckDBPyConnection, records: int, plan: Plan,
                 continue
             taught.add(n)
             new = {level: max(matched[n].get(level, 0.0) / mass, M_FLOOR) for level in u[n]}
+            cap = DIFFERENT_CAP.get(n)
+            if cap is not None and new.get(0, 0.0) > cap:  # see DIFFERENT_CAP
+                rest = sum(v for level, v in new.items() if level != 0)
+                new = {level: cap if level == 0 else v * (1 - cap) / max(rest, 1e-12) for level, v in new.items()}
             change = max(change, *(abs(new[level] - m[n].get(level, 0.0)) for level in new))
             m[n] = new
         new_prior = min(max(expected / possible, 1e-12), 0.5)
