@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kehu.cdp import normalise
@@ -35,7 +35,7 @@ STREET_TYPES = (("road", "rd"), ("street", "st"), ("avenue", "ave"), ("lane", "l
                 ("terrace", "terr"), ("grove", "gr"), ("court", "ct"), ("square", "sq"), ("parade", "pde"))
 
 
-def _query(org_id: int, ids: Iterable[int] | None = None) -> Select[Any]:
+def _query(org_id: int, ids: Iterable[int] | None = None) -> Any:  # a Select of ten columns
     query = select(Profile.id, Profile.unit_id, Profile.name, Profile.name_pinyin, Profile.birthday, Profile.mobile,
                    Profile.email, Profile.city, Profile.address, Profile.postcode, Profile.gender).where(
         Profile.org_id == org_id, Profile.merged_into_id.is_(None)).order_by(Profile.id)
