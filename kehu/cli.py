@@ -391,8 +391,13 @@ def generate(
                                                      "(real provinces and cities, with staff)")] = None,
     events: Annotated[int, typer.Option(help="Events per customer, on average")] = 20,
     seed: Annotated[int, typer.Option(help="Same seed, same data; each seed can be generated once")] = 7,
-    duplicates: Annotated[float, typer.Option(help="Share of people who appear as 2–4 differently written "
-                                                   "records", min=0.0, max=1.0)] = 0.08,
+    duplicates: Annotated[float | None, typer.Option(help="Share of people who appear as several differently "
+                                                          "written records (default: 0.08 chinese, 0.3 western)",
+                                                     min=0.0, max=1.0)] = None,
+    style: Annotated[str, typer.Option(help="chinese: the automotive group's customers with their events, orders "
+                                            "and leads; western: another company's customer file (Western names, "
+                                            "street addresses, postcodes; typos, OCR and phonetic errors)")]
+    = "chinese",
     truth: Annotated[str | None, typer.Option(help="Write profile_id,person (the ground truth of duplicates) "
                                                    "to this CSV")] = None,
     processes: Annotated[int | None, typer.Option(help="Writer processes on PostgreSQL (default: one per "
@@ -400,13 +405,17 @@ def generate(
 ) -> None:
     """Add synthetic customers at scale (profiles, identities, three years of events, orders, vehicles, leads
     and deals), written in bulk — for benchmarks and load tests. On PostgreSQL a load that more than doubles
-    the events builds their indexes afterwards: run it while nothing else writes events."""
+    the events builds their indexes afterwards: run it while nothing else writes events. ``--style western``
+    writes profiles only (a customer file), with several corrupted records of some people."""
     from pathlib import Path
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from kehu.demo.generate import generate as generate_customers
 
+    if style not in ("chinese", "western"):
+        console.print(f"[red]No style {style!r}: chinese or western.[/red]")
+        raise typer.Exit(code=1)
     configure_logging(get_settings().log_json, "WARNING")
     database = _ready_database()
     with _reporting_errors(), database.unit_of_work() as session:
@@ -421,12 +430,28 @@ def generate(
         with _reporting_errors(), Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                            TimeRemainingColumn(), console=console) as bar:
             task = bar.add_task("Generating customers", total=customers)
-            made = generate_customers(database, system.org_id, customers=customers, events_per_customer=events,
-                                      seed=seed, duplicate_share=duplicates, truth=truth_file,
-                                      processes=processes, progress=lambda n: bar.advance(task, n))
+            if style == "western":
+                from kehu.demo import western
+
+                file = western.generate(database, system.org_id, customers=customers, seed=seed,
+                                        duplicate_share=western.DUPLICATE_SHARE if duplicates is None else duplicates,
+                                        truth=truth_file, progress=lambda n: bar.advance(task, n))
+            else:
+                made = generate_customers(database, system.org_id, customers=customers, events_per_customer=events,
+                                          seed=seed, duplicate_share=0.08 if duplicates is None else duplicates,
+                                          truth=truth_file, processes=processes,
+                                          progress=lambda n: bar.advance(task, n))
     finally:
         if truth_file:
             truth_file.close()
+    if style == "western":
+        console.print(f"{file.customers:,} people as {file.profiles:,} profiles ({file.duplicates:,} duplicates, "
+                      f"{file.true_pairs:,} true pairs) in {file.seconds:.0f} s.")
+        console.print("Corruptions (share of duplicates): " + ", ".join(
+            f"{kind} {rate:.1%}" for kind, rate in file.rates().items()))
+        if truth:
+            console.print(f"Ground truth (profile_id,person): {truth}")
+        return
     console.print(f"{made.customers:,} customers as {made.profiles:,} profiles, {made.identities:,} identities, "
                   f"{made.events:,} events, {made.orders:,} orders, {made.vehicles:,} vehicles in "
                   f"{made.seconds:.0f} s.")

@@ -53,6 +53,12 @@ def test_demo_is_idempotent_and_users_and_sources_can_be_created(database_url, c
     assert (figures["found_pairs"], figures["recall"], figures["f1"]) == (0, 0.0, 0.0)
     repeated = kehu(database_url, tmp_path, "generate", "--customers", "40", "--seed", "9")
     assert repeated.returncode == 1 and "seed 9 already" in repeated.stdout
+    # another company's customer file: Western names, addresses and postcodes, 30 % of people as corrupted copies
+    western = kehu(database_url, tmp_path, "generate", "--style", "western", "--customers", "300", "--seed", "9",
+                   "--truth", str(tmp_path / "western.csv"))
+    assert western.returncode == 0, western.stdout + western.stderr
+    assert "300 people as" in western.stdout and "keyboard_typo" in western.stdout
+    assert len((tmp_path / "western.csv").read_text().splitlines()) > 301
 
 
 def test_import_profiles_then_orders_from_the_command_line(database_url, clean_database, tmp_path):
