@@ -456,9 +456,12 @@ def update_dedupe(data: schemas.DedupeSettingsIn, session: SessionDep, principal
 
 
 @router.post("/dedupe/run", response_model=schemas.DedupeSettingsOut, status_code=status.HTTP_202_ACCEPTED,
-             tags=["dedupe"])
+             tags=["dedupe"], responses={422: {"description": "too-many-comparisons: the blocking rules would "
+                                                             "compare more pairs than KEHU_DEDUPE_MAX_PAIRS_PER_RECORD "
+                                                             "allows (problem+json with pairs, ceiling, rules)"}})
 def run_dedupe(session: SessionDep, principal: PrincipalDep) -> Any:
-    """Find probable duplicates now (a job; one at a time)."""
+    """Find probable duplicates now (a job; one at a time). Each blocking rule's comparisons are counted first;
+    a run over the ceiling answers 422 instead of starting."""
     return dedupe.request_run(session, principal)
 
 

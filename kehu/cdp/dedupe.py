@@ -75,13 +75,17 @@ def update_settings(session: Session, principal: Principal, *, review_threshold:
 
 
 def request_run(session: Session, principal: Principal) -> DedupeSettings:
-    """Queue a run (one at a time: asking while one waits or runs gives that one back)."""
+    """Queue a run (one at a time: asking while one waits or runs gives that one back). The records are read and
+    each blocking rule's comparisons counted first: a run that would compare more pairs than
+    KEHU_DEDUPE_MAX_PAIRS_PER_RECORD allows raises ``matching.TooManyComparisons`` instead of starting."""
     principal.require_permission("settings.manage")
     found = settings_of(session, principal.org_id)
     if found.status in ("queued", "running") and found.job_id:
         job = session.get(jobs.Job, found.job_id)
         if job is not None and job.status in (jobs.QUEUED, jobs.RUNNING):
             return found
+    # Count what the run would compare first: one over the ceiling says so now (TooManyComparisons, 422)
+    found.figures = {**found.figures, "plan": matching.check_plan(session, principal.org_id).as_list()}
     job = jobs.enqueue(session, kind=DEDUPE_JOB, org_id=principal.org_id, unit_id=principal.unit_id,
                        created_by_id=principal.user_id, created_by_api_key_id=principal.api_key_id,
                        payload={"org_id": principal.org_id})
@@ -100,7 +104,8 @@ def enqueue_due_runs(database: Database, limit: int = 10) -> bool:
         return False
     due_before = utcnow() - timedelta(hours=hours)
     dead_jobs = select(jobs.Job.id).where(jobs.Job.status.in_((jobs.FAILED, jobs.CANCELLED)))
-    due = or_(and_(DedupeSettings.status.in_(("done", "failed")), DedupeSettings.last_run_at < due_before),
+    due = or_(and_(DedupeSettings.status.in_(("done", "failed", "too_many")),
+                  DedupeSettings.last_run_at < due_before),
               and_(DedupeSettings.status.in_(("queued", "running")), DedupeSettings.job_id.in_(dead_jobs)))
     with database.unit_of_work() as session:
         found = session.execute(select(DedupeSettings.id, DedupeSettings.org_id, DedupeSettings.job_id).where(
@@ -185,12 +190,19 @@ def run(session: Session, org_id: int, *, ctx: jobs.JobContext | None = None) ->
             ctx.save(progress=5, message="reading customers")
         started = utcnow()
         clock = time.perf_counter()
-        result = matching.find_matches(session, org_id, threshold=found.review_threshold)
+        try:
+            result = matching.find_matches(session, org_id, threshold=found.review_threshold)
+        except matching.TooManyComparisons as error:  # the data grew past the ceiling since the run was asked for
+            found.status, found.last_run_at = "too_many", started
+            found.figures = {"too_many": error.extra, "seconds": round(time.perf_counter() - clock, 2)}
+            session.flush()
+            return dict(found.figures)
         counts = store_candidates(session, org_id, result.pairs, found_at=started)
-        found.model = result.model.as_dict()
+        found.model = result.model.to_dict()
         found.figures = {"records": result.model.records, "candidate_pairs": result.candidate_pairs,
                          "proposed": len(result.pairs), **counts, "merged": 0,
-                         "seconds": round(time.perf_counter() - clock, 2)}
+                         "seconds": round(time.perf_counter() - clock, 2), "blocking": result.blocking,
+                         "steps": {k: round(v, 2) for k, v in result.seconds.items()}}
         found.last_run_at = started
         checkpoint = {"stage": "merging"}
         if ctx:

@@ -251,11 +251,11 @@ def make_message_rows(session: Session, *, org_id: int, sender_unit_id: int, cha
                       template_id: int | None, template_version: int | None, audience: Any, now: datetime,
                       send_key: str | None = None, keyed: Any = None, broadcast_id: int | None = None,
                       journey_id: int | None = None) -> None:
-    """One INSERT … SELECT of a send's messages to the customers ``audience`` (a SELECT of profile ids) names,
-    communication control applied — those it stops get a skipped message with the reason — and due when the quiet
-    hours allow. The send's key is ``send_key`` for all, or each customer's own from ``keyed`` (a subquery of
-    profile_id and send_key: a journey's, one per enrolment); a key and customer already made are left alone, so
-    running it again adds nobody twice. Broadcasts and journeys both send through it."""
+    """One INSERT … SELECT of a send's messages to the customers ``audience`` (a SELECT of profile ids, or the
+    ids) names, communication control applied — those it stops get a skipped message with the reason — and due
+    when the quiet hours allow. The send's key is ``send_key`` for all, or each customer's own from ``keyed`` (a
+    subquery of profile_id and send_key: a journey's, one per enrolment); a key and customer already made are left
+    alone, so running it again adds nobody twice. Broadcasts and journeys both send through it."""
     # what communication control reads, grown since the planner last looked (a journey's steps add a million
     # messages inside a few minutes; with statistics of an empty table each step's caps read every row made so
     # far: 23 minutes for a million customers instead of one)

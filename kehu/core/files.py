@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from typing import Any, Protocol
+from typing import Any, Protocol, TextIO
 
 FORMULA_STARTS = frozenset("=+-@\t\r\n\0")
 # A number, or a masked mobile (+86138****5678): without letters no formula can call a function, name a cell
@@ -64,6 +64,17 @@ class CsvSheet:
 
     def content(self) -> bytes:
         return self._buffer.getvalue().encode("utf-8-sig")
+
+
+class CsvStream:
+    """Rows written as CSV to ``out`` as they come (a file of any size, e.g. a generated customer file), every
+    cell made safe."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._writer = csv.writer(out)
+
+    def write(self, row: list[Any]) -> None:
+        self._writer.writerow([safe_cell(value) for value in row])
 
 
 class XlsxSheet:

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     domain_event_days: int = Field(default=30, ge=1)
     # Once an organisation has looked for duplicates, a worker looks again this often (0: only on demand).
     dedupe_refresh_hours: int = Field(default=24, ge=0)
+    # A dedupe run compares at most this many candidate pairs per record (blocking rules are tightened to stay
+    # under it; a run that cannot says so instead of starting: kehu.cdp.matching.blocking).
+    dedupe_max_pairs_per_record: int = Field(default=50, ge=1)
 
     @classmethod
     def settings_customise_sources(

@@ -10,7 +10,6 @@ takes (``write_csv``). Each record carries its true person, so a matcher can be 
 
 from __future__ import annotations
 
-import csv
 import itertools
 import random
 import time
@@ -26,6 +25,7 @@ from kehu.cdp import normalise, writer
 from kehu.cdp.models import Identity
 from kehu.core.db import Database, EveryRow, utcnow
 from kehu.core.errors import Conflict
+from kehu.core.files import CsvStream
 from kehu.tenancy.models import BusinessUnit
 
 CHUNK = 10_000
@@ -575,12 +575,12 @@ CSV_COLUMNS = ("customer_no", "name", "gender", "birthday", "address", "city", "
 def write_csv(out: TextIO, rows: Iterator[Record] | list[Record]) -> int:
     """The records as a customer file `kehu import` reads (its headers are the import's English synonyms); the
     number of rows written."""
-    sheet = csv.writer(out)
-    sheet.writerow(["Customer No", "Name", "Gender", "Date of birth", "Address", "City", "State", "Postcode",
+    sheet = CsvStream(out)
+    sheet.write(["Customer No", "Name", "Gender", "Date of birth", "Address", "City", "State", "Postcode",
                     "Mobile", "Email"])
     count = 0
     for r in rows:
-        sheet.writerow([r.customer_no, r.name or "", r.gender or "", r.birthday.isoformat() if r.birthday else "",
+        sheet.write([r.customer_no, r.name or "", r.gender or "", r.birthday.isoformat() if r.birthday else "",
                         r.address or "", r.city or "", r.county or "", r.postcode or "", r.mobile or "",
                         r.email or ""])
         count += 1

@@ -9,7 +9,10 @@ leaves the step undone, and it is done again whole (a message's unique key makes
 twice).
 
 Triggers read the segments' changes and the customers' events through the domain-event consumers
-(kehu/core/events.py), each batch in the transaction that moves the consumer's cursor."""
+(kehu/core/events.py), each batch in the transaction that moves the consumer's cursor.
+
+Over 600 lines: the triggers and the steps both enter, move and end walks by the same few functions (``_move``,
+``_finish``, ``_record_steps``); to split next are the triggers, into a module of their own that calls them."""
 
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    true,
     union_all,
     update,
 )
@@ -70,6 +74,7 @@ ROUND_SECONDS = 5.0  # a round of the engine gives the worker back to its other 
 # round later.
 AT_ONCE = frozenset({"send", "tag", "field", "segment", "lead", "task", "split", "random_split"})
 MAX_HOPS = 20
+Trail = tuple[tuple[str, str], ...]  # (node, outcome) of the steps a walk took in this transaction
 
 
 # -- triggers -------------------------------------------------------------------------------------------------------
@@ -377,14 +382,14 @@ def step(session: Session, journey_id: int, version: int, node_id: str, *, now: 
 
 
 def _apply(session: Session, journey: Journey, graph: Graph, version: int, ids: list[int], node_id: str,
-           now: datetime, hops: int = 0) -> None:
+           now: datetime, hops: int = 0, trail: Trail = ()) -> None:
     """Apply the node to ``ids`` (walks at it, due now) and move them on; into the next node at once when it too
-    acts at once (``_move``)."""
+    acts at once (``_move``). ``trail``: the steps they took on the way here in this transaction, not yet written."""
     node = graph.nodes.get(node_id)
     if node is None:  # cannot happen with a published version; leave rather than loop
-        _finish(session, journey, version, ids, node_id, "exited", "node_missing", now)
+        _finish(session, journey, version, ids, node_id, "exited", "node_missing", now, trail=trail)
     elif node.type == "exit":
-        _finish(session, journey, version, ids, node_id, "completed", None, now)
+        _finish(session, journey, version, ids, node_id, "completed", None, now, trail=trail)
     elif node.type == "split":
         left = ids
         for branch in node.branches:
@@ -402,19 +407,19 @@ def _apply(session: Session, journey: Journey, graph: Graph, version: int, ids: 
                                          .where(_among(session, left), clause)))
             if taken:
                 _move(session, journey, graph, version, taken, node_id, f"branch:{branch.name}",
-                      graph.next(node_id, branch.name), now, hops)
+                      graph.next(node_id, branch.name), now, hops, trail)
                 chosen = set(taken)
                 left = [i for i in left if i not in chosen]
         if left:
             _move(session, journey, graph, version, left, node_id, f"branch:{schemas.ELSE}",
-                  graph.next(node_id, schemas.ELSE), now, hops)
+                  graph.next(node_id, schemas.ELSE), now, hops, trail)
     elif node.type == "random_split":
         walks = [(walk_id, profile_id) for walk_id, profile_id in session.execute(
             select(Enrolment.id, Enrolment.profile_id).where(_among(session, ids)).order_by(Enrolment.id))]
         for group, taken in share_out(journey.id, node, walks).items():
             if taken:
                 _move(session, journey, graph, version, taken, node_id, f"branch:{group}", graph.next(node_id, group),
-                      now, hops)
+                      now, hops, trail)
     elif node.type == "wait_for_event":
         # due: either the event arrived (the consumer below marked them and made them due) or the time is up
         happened = set(session.scalars(select(Enrolment.id).where(_among(session, ids),
@@ -423,7 +428,7 @@ def _apply(session: Session, journey: Journey, graph: Graph, version: int, ids: 
                            (schemas.TIMED_OUT, [i for i in ids if i not in happened])):
             if taken:
                 _move(session, journey, graph, version, taken, node_id, f"branch:{way}", graph.next(node_id, way),
-                      now, hops)
+                      now, hops, trail)
     else:
         if node.type == "send":
             _send(session, journey, node, ids, now)
@@ -439,7 +444,7 @@ def _apply(session: Session, journey: Journey, graph: Graph, version: int, ids: 
             _lead(session, journey, node, ids, now)
         elif node.type == "task":
             _task(session, journey, node, ids, now)
-        _move(session, journey, graph, version, ids, node_id, "passed", graph.next(node_id), now, hops)
+        _move(session, journey, graph, version, ids, node_id, "passed", graph.next(node_id), now, hops, trail)
 
 
 def _still_theirs(session: Session, journey: Journey, version: int, ids: list[int], node_id: str,
@@ -489,32 +494,47 @@ def _among(session: Session, ids: list[int]) -> Any:
     return Enrolment.id.in_(ids)
 
 
-def _record_steps(session: Session, ids: list[int], node_id: str | None, outcome: str, now: datetime) -> None:
-    """A step for each of ``ids`` at ``node_id`` (None: the node each one is at)."""
+def _record_steps(session: Session, ids: list[int], node_id: str | None, outcome: str, now: datetime,
+                  trail: Trail = ()) -> None:
+    """A step for each of ``ids`` at ``node_id`` (None: the node each one is at), after the steps of ``trail``
+    (the nodes they passed on the way here in this transaction): all in one statement, in the order taken."""
+    columns = ["org_id", "journey_id", "version", "enrolment_id", "profile_id", "node", "outcome", "at"]
+    at = literal(now, type_=JourneyStep.at.type)
+    if not trail:
+        rows = select(Enrolment.org_id, Enrolment.journey_id, Enrolment.version, Enrolment.id, Enrolment.profile_id,
+                      Enrolment.node if node_id is None else literal(node_id), literal(outcome), at) \
+            .where(_among(session, ids))
+        session.execute(insert(JourneyStep).from_select(columns, rows))
+        return
+    # the walk's steps joined to its enrolments: the enrolments read once, not once per node passed
+    taken = union_all(*(select(literal(order, Integer).label("taken"), literal(node, String).label("node"),
+                               literal(way, String).label("outcome"))
+                        for order, (node, way) in enumerate([*trail, (node_id, outcome)]))).subquery("walked")
     rows = select(Enrolment.org_id, Enrolment.journey_id, Enrolment.version, Enrolment.id, Enrolment.profile_id,
-                  Enrolment.node if node_id is None else literal(node_id), literal(outcome),
-                  literal(now, type_=JourneyStep.at.type)) \
-        .where(_among(session, ids))
-    session.execute(insert(JourneyStep).from_select(
-        ["org_id", "journey_id", "version", "enrolment_id", "profile_id", "node", "outcome", "at"], rows))
+                  func.coalesce(taken.c.node, Enrolment.node), taken.c.outcome, at) \
+        .select_from(Enrolment).join(taken, true()).where(_among(session, ids)) \
+        .order_by(taken.c.taken, Enrolment.id)  # ids in the order taken: a history reads by (at, id)
+    session.execute(insert(JourneyStep).from_select(columns, rows))
 
 
 def _move(session: Session, journey: Journey, graph: Graph, version: int, ids: list[int], node_id: str,
-          outcome: str, target: str | None, now: datetime, hops: int) -> None:
-    """``ids`` passed ``node_id`` (their step recorded) and go to ``target``: where it acts at once (a send, a
-    split…), it acts on them now, in this transaction — each walk's row is written once where it stops (a wait, the
-    exit), not once per node on the way, and not claimed again a round later."""
-    _record_steps(session, ids, node_id, outcome, now)
+          outcome: str, target: str | None, now: datetime, hops: int, trail: Trail = ()) -> None:
+    """``ids`` passed ``node_id`` and go to ``target``: where it acts at once (a send, a split…), it acts on them
+    now, in this transaction — each walk's row is written once where it stops (a wait, the exit), not once per node
+    on the way, and not claimed again a round later; the steps of the way are written there too, in one go."""
+    trail = (*trail, (node_id, outcome))
     if target is None:  # a way left unconnected (publishing refuses it): the path ends here
+        _record_steps(session, ids, *trail[-1], now, trail[:-1])
         _finish(session, journey, version, ids, node_id, "completed", None, now, record=False)
         return
     arriving = graph.nodes[target]
     if arriving.type == "exit":  # nothing to wait for there: the walk ends now, not a round later
-        _finish(session, journey, version, ids, target, "completed", None, now, at=target)
+        _finish(session, journey, version, ids, target, "completed", None, now, at=target, trail=trail)
         return
     if arriving.type in AT_ONCE and hops < MAX_HOPS:
-        _apply(session, journey, graph, version, ids, target, now, hops + 1)
+        _apply(session, journey, graph, version, ids, target, now, hops + 1, trail)
         return
+    _record_steps(session, ids, *trail[-1], now, trail[:-1])
     timezone = org_timezone(session, journey.org_id) if arriving.type == "wait_until" else None
     session.execute(update(Enrolment).where(_among(session, ids))
                     .values(node=target, due_at=graph.arrival(target, now, timezone or DEFAULT_TIMEZONE),
@@ -525,10 +545,12 @@ def _move(session: Session, journey: Journey, graph: Graph, version: int, ids: l
 
 
 def _finish(session: Session, journey: Journey, version: int, ids: list[int], node_id: str, state: str,
-            reason: str | None, now: datetime, *, record: bool = True, at: str | None = None) -> None:
-    """End the walks of ``ids`` (``at``: the exit node they arrive at)."""
+            reason: str | None, now: datetime, *, record: bool = True, at: str | None = None,
+            trail: Trail = ()) -> None:
+    """End the walks of ``ids`` (``at``: the exit node they arrive at; ``trail``: the steps they took on the way,
+    not yet written)."""
     if record:
-        _record_steps(session, ids, node_id, state, now)
+        _record_steps(session, ids, node_id, state, now, trail)
     values: dict[str, Any] = {"state": state, "left_at": now, "exit_reason": reason}
     if at is not None:
         values["node"] = at
@@ -614,6 +636,9 @@ def _send(session: Session, journey: Journey, node: schemas.SendNode, ids: list[
         return  # archived since publishing: the customers go on without it (their step says passed)
     keyed = select(Enrolment.profile_id, (literal("j:") + cast(Enrolment.id, String) + literal(f":{node.id}"))
                    .label("send_key")).where(_among(session, ids)).subquery("keyed")
+    # the customers named, not a SELECT of them: communication control reads each one's consent and caps by index
+    # rather than the organisation's whole week of messages (control.controlled_audience)
+    customers = list(session.scalars(select(Enrolment.profile_id).where(_among(session, ids))))
     make_message_rows(session, org_id=journey.org_id, sender_unit_id=journey.unit_id, channel=template.channel,
                       purpose=template.purpose, template_id=template.id, template_version=template.version,
-                      audience=select(keyed.c.profile_id), now=now, keyed=keyed, journey_id=journey.id)
+                      audience=customers, now=now, keyed=keyed, journey_id=journey.id)

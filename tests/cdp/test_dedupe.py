@@ -7,11 +7,13 @@ from __future__ import annotations
 import random
 from datetime import date, timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from kehu.cdp import dedupe, schemas, service
 from kehu.cdp.models import DedupeSettings, DuplicateCandidate, Identity, Merge, Profile
 from kehu.core import jobs
+from kehu.core import settings as kehu_settings
 from kehu.core.db import utcnow
 from kehu.demo.customers import GIVEN_FEMALE, GIVEN_MALE, SURNAMES
 from tests.cdp.test_imports import run_jobs
@@ -64,7 +66,7 @@ def test_a_run_proposes_duplicates_and_people_decide_within_their_scope(  # type
 
     state = client.get("/api/v1/dedupe", headers=admin).json()
     assert state["status"] == "done" and state["figures"]["records"] == 207
-    assert state["model"]["levels"]["birthday"]["2"]["weight"] > 5  # the same birthday says a lot
+    assert state["model"]["levels"]["birthday"]["5"]["weight"] > 5  # the same birthday says a lot
     zhang, chen, liu = (frozenset((ids[a], ids[b])) for a, b in (
         ("zhang", "zhang_pinyin"), ("chen", "chen_traditional"), ("liu", "liu_typo")))
     found = _pairs(client, admin)
@@ -172,3 +174,39 @@ def test_an_organisation_that_looked_before_is_looked_at_again_daily(  # type: i
     run_jobs(clean_database, settings)
     session.expire_all()
     assert session.scalar(select(DedupeSettings)).status == "done"
+
+
+@pytest.fixture
+def ceiling():  # type: ignore[no-untyped-def]
+    """Set KEHU_DEDUPE_MAX_PAIRS_PER_RECORD for the test (settings are read once per process, then kept)."""
+    def set_ceiling(monkeypatch, value: str) -> None:  # type: ignore[no-untyped-def]
+        monkeypatch.setenv("KEHU_DEDUPE_MAX_PAIRS_PER_RECORD", value)
+        kehu_settings.get_settings.cache_clear()
+
+    yield set_ceiling
+    kehu_settings.get_settings.cache_clear()
+
+
+def test_a_run_that_would_compare_too_many_pairs_says_so_instead_of_starting(  # type: ignore[no-untyped-def]
+        client, tree, login, session, clean_database, settings, monkeypatch, ceiling):
+    for n in range(60):  # sixty records no blocking rule can tell apart: one name, one birthday, one city
+        service.create_profile(session, tree.system, data=schemas.ProfileCreate(
+            name="张伟", birthday=date(1985, 3, 12), city="上海", unit_id=tree.dealer_a.id, mobile=f"139{n:08d}"))
+    session.commit()
+    admin = login("admin@example.com")
+    ceiling(monkeypatch, "1")
+    refused = client.post("/api/v1/dedupe/run", headers=admin)
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json()["type"].endswith("too-many-comparisons") and refused.json()["pairs"] > 1_000
+    assert client.get("/api/v1/dedupe", headers=admin).json()["status"] == "idle"  # nothing was queued
+    ceiling(monkeypatch, "500")  # every rule sums its pairs: 1,770 each
+    started = client.post("/api/v1/dedupe/run", headers=admin)
+    assert started.status_code == 202, started.text
+    run_jobs(clean_database, settings)
+    state = client.get("/api/v1/dedupe", headers=admin).json()
+    assert state["status"] == "done"
+    rules = {row["rule"]: row for row in state["figures"]["blocking"]}
+    assert {"mobile", "name_year", "birthday"} <= set(rules)
+    assert all(row["pairs"] >= row["added"] for row in rules.values())
+    assert sum(row["added"] for row in rules.values()) == state["figures"]["candidate_pairs"]

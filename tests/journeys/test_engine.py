@@ -7,11 +7,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
 from kehu.cdp import schemas as cdp_schemas
 from kehu.cdp import service as cdp_service
 from kehu.cdp.models import Profile
+from kehu.channels import control
+from kehu.channels import schemas as channel_schemas
 from kehu.channels.models import Message
 from kehu.core import events
 from kehu.core.db import utcnow
@@ -20,7 +22,7 @@ from kehu.journeys import engine, results, schemas, service
 from kehu.journeys.models import Enrolment, JourneyStep
 from kehu.segments import schemas as segment_schemas
 from kehu.segments import service as segment_service
-from tests.channels.conftest import Audience, email_template
+from tests.channels.conftest import Audience, email_template, run_due, send_now, statuses
 from tests.factories.cdp import basic, call, make_source, process
 
 OWNER = {"type": "field", "field": "lifecycle_stage", "op": "eq", "value": "owner"}
@@ -115,6 +117,33 @@ def test_a_step_done_again_after_a_crash_sends_nothing_twice(session, clean_data
     advance(clean_database, later)  # wait → mail → split → exit, in one step
     assert session.scalar(select(func.count()).select_from(Message).where(Message.journey_id == journey.id)) == 1
     assert places(session, journey.id)[audience.customers["zhang"].id] == ("done_other", "completed")
+
+
+def test_a_journeys_send_stops_at_the_frequency_cap_what_a_broadcast_sent_today(session, clean_database,
+                                                                                 audience: Audience):
+    """A step names its customers (a few thousand ids), and communication control reads each one's messages of the
+    day and week by index: the cap counts a broadcast's message as it counts the journey's own, per customer."""
+    hq = audience.principal(session, audience.hq_marketer)
+    control.set_policy(session, audience.tree.system, audience.tree.hq.id, channel_schemas.PolicyIn(
+        per_day=channel_schemas.Caps(email=1), quiet_start="00:00", quiet_end="00:00"))
+    session.commit()
+    people = audience.customers
+    already = send_now(session, hq, email_template(session, hq, name="早上的").id, audience.segment_id, "早上")
+    run_due(clean_database)
+    assert statuses(session, already.id)[people["zhang"].id] == ("queued", None)
+    journey = live_journey(session, hq, walk(email_template(session, hq).id))
+    service.enrol_by_hand(session, hq, journey.id, schemas.EnrolRequest(
+        profile_ids=[people["zhang"].id, people["wang"].id]))
+    session.commit()
+    start = utcnow()
+    advance(clean_database, start)
+    session.execute(update(Enrolment).where(Enrolment.journey_id == journey.id).values(due_at=start))
+    session.execute(delete(Message).where(Message.broadcast_id == already.id, Message.profile_id == people["wang"].id))
+    session.commit()
+    advance(clean_database, start + timedelta(minutes=1))
+    messages = dict(session.execute(select(Message.profile_id, Message.skip_reason)
+                                    .where(Message.journey_id == journey.id)).all())
+    assert messages == {people["zhang"].id: "frequency_cap", people["wang"].id: None}
 
 
 def test_a_step_plans_for_the_rows_there_are_now_not_for_what_autovacuum_last_saw(session, clean_database,

@@ -7,7 +7,7 @@ from typing import Any
 
 from nicegui import ui
 
-from kehu.cdp import dedupe, schemas, service
+from kehu.cdp import dedupe, matching, schemas, service
 from kehu.cdp.identity import further
 from kehu.cdp.views import CustomerView
 from kehu.core.errors import KehuError
@@ -18,9 +18,7 @@ from kehu.ui.components import ServerTable, readable_phone
 from kehu.ui.shell import frame, notify_error, page, run_action, tr, unit_of_work
 
 # The levels a reviewer reads, in the order they matter; each comparison's level 0 is "different".
-SHOWN_LEVELS = [("name", 3), ("name", 2), ("name", 1), ("name", 0), ("birthday", 2), ("birthday", 1),
-                ("birthday", 0), ("mobile", 2), ("mobile", 0), ("email", 2), ("email", 0), ("city", 1), ("city", 0),
-                ("address", 2), ("address", 1)]
+SHOWN_LEVELS = [(c.name, level) for c in matching.DEFAULT_COMPARISONS for level in [*(lv for lv, _ in c.levels), 0]]
 FIELDS = ("name", "mobile", "email", "birthday", "gender", "city", "address", "lifecycle_stage", "unit", "owner",
           "first_seen_at")
 
@@ -208,6 +206,8 @@ def _run_card(principal: Any, state: schemas.DedupeSettingsOut, progress: tuple[
             status.text = tr("dedupe.running", progress=done, message=message)
         elif current == "failed":
             status.text = tr("dedupe.failed")
+        elif current == "too_many":
+            status.text = tr("dedupe.too_many_run")
         elif state.last_run_at:
             status.text = tr("dedupe.last_run", at=format_local(state.last_run_at, principal.timezone),
                              seconds=figures.get("seconds", "—"))

@@ -1,0 +1,172 @@
+"""Which pairs of records are compared at all (blocking): a pair is a candidate when it agrees exactly on the
+keys of at least one rule. Many cheap rules, each on one field or on a phonetic or prefix key, so that a
+duplicate with a typo here and a missing field there still meets its twin under some rule; each pair once.
+
+Before a run each rule's comparisons are counted (one SQL count per rule and variant: the sum over its blocks of
+n·(n−1)/2) against a ceiling of ``max_pairs_per_record`` × records. A rule has variants from loosest to
+tightest (name key alone; name key + birth year; + city…): every rule starts at its tightest, and rules are
+loosened in order while the run stays under the ceiling. If even the tightest variants exceed it, the run does not
+start (``TooManyComparisons``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from kehu.core.errors import KehuError
+
+# Which comparison each key of the records stands for: a rule on a key fixes that comparison among its pairs
+KEY_COMPARISONS = {"mobile": "mobile", "email": "email", "name_key": "name", "sound_key": "name",
+                   "initials": "name", "fam": "name", "name_pre": "name", "name_suf": "name",
+                   "s1": "name", "s2": "name", "gender": "gender", "p1": "name", "p2": "name", "birthday": "birthday",
+                   "byear": "birthday", "bmd": "birthday", "city": "city", "pc": "address",
+                   "pc_district": "address", "pc_area": "address", "house": "address", "street": "address",
+                   "addr": "address"}
+
+
+RULE_SHARE = 5  # a rule is loosened only while it makes at most 1/RULE_SHARE of the ceiling's pairs
+
+
+class TooManyComparisons(KehuError):
+    """A run would compare more pairs than the ceiling allows, even with every blocking rule at its tightest."""
+
+    status, slug, title = 422, "too-many-comparisons", "Too many comparisons"
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    variants: tuple[tuple[str, ...], ...]  # equal keys, loosest first
+
+    def fixes(self, keys: tuple[str, ...]) -> set[str]:
+        return {KEY_COMPARISONS[k] for k in keys if k in KEY_COMPARISONS}
+
+
+# In the order they are loosened (the most telling first).
+_RULES: tuple[Rule, ...] = (
+    Rule("mobile", (("mobile",),)),
+    Rule("email", (("email",),)),
+    Rule("name_year", (("name_key",), ("name_key", "byear"), ("name_key", "byear", "city"))),
+    Rule("birthday", (("birthday",), ("birthday", "initials"), ("birthday", "initials", "city"))),
+    Rule("sound_year", (("sound_key", "byear"), ("sound_key", "bmd"), ("sound_key", "birthday"))),
+    Rule("postcode_house", (("pc", "house"), ("pc", "house", "initials"))),
+    # not the postcode alone: a flood of neighbours taught the model that one street is one person
+    Rule("postcode_initials", (("pc", "initials"), ("pc", "initials", "gender"))),
+    Rule("street_house", (("street", "house", "pc_area"), ("street", "house", "city"),
+                          ("street", "house", "city", "initials"))),
+    Rule("sound_birth_day", (("sound_key", "bmd"), ("sound_key", "birthday"))),
+    Rule("sound_district", (("sound_key", "pc_district"), ("sound_key", "pc"))),
+    Rule("name_city", (("name_key", "city"), ("name_key", "city", "byear"))),
+    Rule("family_birth_day", (("fam", "bmd"), ("fam", "bmd", "initials"))),
+    Rule("initials_birthday_city", (("initials", "bmd", "city"), ("initials", "bmd", "city", "pc_district"))),
+    Rule("given_street", (("p1", "street", "pc_area"), ("p1", "street", "city"))),
+    # one name part as written (the other may carry the typo: its initial stays) and the birth year
+    Rule("first_part_year", (("p1", "byear", "initials", "city"), ("p1", "byear", "initials", "pc_district"))),
+    Rule("last_part_year", (("p2", "byear", "initials"), ("p2", "byear", "initials", "city"))),
+    Rule("first_part_district", (("p1", "pc"), ("p1", "pc", "gender"))),
+    Rule("last_part_district", (("p2", "pc_district"), ("p2", "pc_district", "gender"))),
+    # both parts' first or last three letters (a typo in the middle, a letter lost at the other end)
+    Rule("name_prefixes", (("name_pre", "pc_area"), ("name_pre", "byear"), ("name_pre", "city"))),
+    Rule("name_suffixes", (("name_suf", "pc_area"), ("name_suf", "byear"), ("name_suf", "city"))),
+    # one part's sound key where the other part is lost or mangled (loose variants of these added hundreds of
+    # thousands of pairs for a few hundred true ones at 157,000 records: not worth comparing)
+    Rule("last_sound_area", (("s2", "pc_district"), ("s2", "pc"))),
+    Rule("first_sound_area", (("s1", "pc"),)),
+)
+
+
+def _with_birthday(rule: Rule) -> Rule:
+    """Every rule's tightest variant takes the birthday too (unless it has it or its month-day): on data where a
+    rule's keys are common (48 given names in a city's postcode district) it still fits under the ceiling."""
+    last = rule.variants[-1]
+    if {"birthday", "bmd", "mobile", "email"} & set(last):
+        return rule
+    return Rule(rule.name, (*rule.variants, (*last, "birthday")))
+
+
+DEFAULT_RULES: tuple[Rule, ...] = tuple(_with_birthday(rule) for rule in _RULES)
+
+
+@dataclass
+class Plan:
+    """The rules as a run will use them: each rule's chosen keys and the comparisons they add (counted)."""
+
+    records: int
+    ceiling: int  # most candidate pairs allowed
+    chosen: list[tuple[Rule, tuple[str, ...], int]]  # rule, its keys, the pairs it makes (before de-duplication)
+    counts: dict[str, dict[tuple[str, ...], int]]  # every variant counted
+
+    @property
+    def pairs(self) -> int:
+        return sum(n for *_, n in self.chosen)
+
+    def as_list(self) -> list[dict[str, Any]]:
+        return [{"rule": rule.name, "keys": list(keys), "pairs": n, "tightened": keys != rule.variants[0]}
+                for rule, keys, n in self.chosen]
+
+
+def _on(keys: tuple[str, ...], left: str = "l", right: str = "r") -> str:
+    return " AND ".join(f"{left}.{k} = {right}.{k}" for k in keys)
+
+
+def count(con: duckdb.DuckDBPyConnection, keys: tuple[str, ...], table: str = "records") -> int:
+    """The pairs a rule on ``keys`` makes: per block of equal keys n·(n−1)/2, summed (one SQL, no join)."""
+    columns = ", ".join(keys)
+    found = con.execute(f"SELECT coalesce(sum(n * (n - 1) // 2), 0) FROM (SELECT count(*)::HUGEINT AS n FROM {table} "
+                        f"WHERE {' AND '.join(f'{k} IS NOT NULL' for k in keys)} GROUP BY {columns})").fetchone()
+    return int(found[0]) if found else 0
+
+
+def plan(con: duckdb.DuckDBPyConnection, records: int, *, max_pairs_per_record: int,
+         rules: tuple[Rule, ...] = DEFAULT_RULES, table: str = "records") -> Plan:
+    """Count every rule's variants; take each rule at its tightest, then loosen rules in order while the sum stays
+    under the ceiling. Raises TooManyComparisons when even the tightest variants exceed it."""
+    ceiling = max(max_pairs_per_record * records, 1_000)
+    counts = {rule.name: {keys: count(con, keys, table) for keys in rule.variants} for rule in rules}
+    chosen_index = {rule.name: len(rule.variants) - 1 for rule in rules}
+    total = sum(counts[rule.name][rule.variants[-1]] for rule in rules)
+    if total > ceiling:
+        worst = max(rules, key=lambda r: counts[r.name][r.variants[-1]])
+        raise TooManyComparisons(
+            detail=f"Blocking would compare {total:,} pairs of {records:,} records, over the ceiling of "
+                   f"{ceiling:,} ({max_pairs_per_record} per record; KEHU_DEDUPE_MAX_PAIRS_PER_RECORD); the rule "
+                   f"{worst.name} alone makes {counts[worst.name][worst.variants[-1]]:,}.",
+            message=("dedupe.too_many", {"pairs": f"{total:,}", "ceiling": f"{ceiling:,}", "rule": worst.name}),
+            extra={"pairs": total, "ceiling": ceiling, "rules": {r.name: counts[r.name][r.variants[-1]]
+                                                                 for r in rules}})
+    for rule in rules:  # loosen, most telling rules first; no rule takes more than a fifth of the ceiling
+        for index in range(len(rule.variants) - 1):
+            n = counts[rule.name][rule.variants[index]]
+            current = counts[rule.name][rule.variants[chosen_index[rule.name]]]
+            if total - current + n <= ceiling and n <= ceiling // RULE_SHARE:
+                total += n - current
+                chosen_index[rule.name] = index
+                break
+    chosen = [(rule, rule.variants[chosen_index[rule.name]], counts[rule.name][rule.variants[chosen_index[rule.name]]])
+              for rule in rules]
+    return Plan(records=records, ceiling=ceiling, chosen=chosen, counts=counts)
+
+
+def candidates_sql(chosen: list[tuple[Rule, tuple[str, ...], int]], table: str = "records") -> str:
+    """Every pair meeting a chosen rule, once (a rule skips the pairs an earlier rule made), with the rule that
+    made it (its index) and the bits of all rules it meets (for teaching the model)."""
+    selects = []
+    for index, (_, keys, n) in enumerate(chosen):
+        if n == 0:
+            continue
+        earlier = " OR ".join(f"({' AND '.join(f'coalesce(l.{k} = r.{k}, false)' for k in previous)})"
+                              for _, previous, m in chosen[:index] if m)
+        selects.append(f"SELECT l.id AS a, r.id AS b, {index}::TINYINT AS rule FROM {table} l JOIN {table} r "
+                       f"ON {_on(keys)} AND l.id < r.id" + (f" WHERE NOT ({earlier})" if earlier else ""))
+    if not selects:
+        return "SELECT NULL::BIGINT AS a, NULL::BIGINT AS b, NULL::TINYINT AS rule WHERE false"
+    return " UNION ALL ".join(selects)
+
+
+def bits_sql(chosen: list[tuple[Rule, tuple[str, ...], int]]) -> str:
+    """The rules a pair (l, r) meets, as bits (rule i: 1 << i)."""
+    terms = [f"(CASE WHEN coalesce({_on(keys)}, false) THEN {1 << index} ELSE 0 END)"
+             for index, (_, keys, _) in enumerate(chosen)]
+    return "(" + " + ".join(terms) + ")::INTEGER" if terms else "0"

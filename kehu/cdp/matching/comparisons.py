@@ -1,0 +1,167 @@
+"""What is compared between two records, level by level: each comparison's levels from the strongest agreement
+down to 0 ("different"), and -1 when either record lacks the field (no evidence either way). The SQL sees the
+two records of a pair as ``l`` and ``r`` (rows of the ``records`` table, see ``records.derive``).
+
+The labels of each level are the catalogue keys ``dedupe.level.<comparison>.<level>`` (zh and en): the review
+queue and the model's chart show them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Comparison:
+    name: str
+    unknown: str  # SQL: true when a record lacks the field
+    levels: tuple[tuple[int, str], ...]  # (level, SQL condition), strongest first; none met: level 0
+    default_m: dict[int, float]  # how often one person's records reach each level, where the data cannot teach it
+    # Term frequency: at these levels a common value (王伟, London) says less than a rare one; the column whose
+    # value's share among the records replaces the level's average u.
+    tf_column: str | None = None
+    tf_levels: tuple[int, ...] = ()
+    fields: tuple[str, ...] = field(default=())  # the records' keys it reads (a blocking rule on them fixes it)
+
+    @property
+    def top(self) -> int:
+        return self.levels[0][0]
+
+    def level_sql(self) -> str:
+        branches = " ".join(f"WHEN {condition} THEN {level}" for level, condition in self.levels)
+        return f"CASE WHEN {self.unknown} THEN -1 {branches} ELSE 0 END"
+
+
+def _aligned(both: Callable[[str, str], str]) -> str:
+    """Both name parts agree by ``both(i, j)`` (part i of l with part j of r), in the order written or swapped."""
+    return f"(({both('1', '1')} AND {both('2', '2')}) OR ({both('1', '2')} AND {both('2', '1')}))"
+
+
+def _near(i: str, j: str, at: float = 0.9) -> str:
+    # (the costly similarity only where the lengths allow it)
+    return (f"(l.p{i} = r.p{j} OR (abs(length(l.p{i}) - length(r.p{j})) <= 2 "
+            f"AND jaro_winkler_similarity(l.p{i}, r.p{j}) >= {at}))")
+
+
+def _alike(i: str, j: str) -> str:
+    return (f"(l.p{i} = r.p{j} OR l.s{i} = r.s{j} OR l.c{i} = r.c{j} "
+            f"OR jaro_winkler_similarity(l.p{i}, r.p{j}) >= 0.85)")
+
+
+def _initial(i: str, j: str) -> str:
+    """Part i of one record is the initial of part j of the other (D. / David)."""
+    return (f"((length(l.p{i}) = 1 AND length(r.p{j}) > 1 AND l.p{i} = left(r.p{j}, 1)) "
+            f"OR (length(r.p{j}) = 1 AND length(l.p{i}) > 1 AND r.p{j} = left(l.p{i}, 1)))")
+
+
+def _one_missing() -> str:
+    """One record has a single name part, and the other has it as one of its two (given or family missing)."""
+    single = "({a}.p2 IS NULL AND {b}.p2 IS NOT NULL AND ({a}.p1 = {b}.p1 OR {a}.p1 = {b}.p2 " \
+             "OR {a}.s1 = {b}.s1 OR {a}.s1 = {b}.s2 OR {a}.c1 = {b}.c1 OR {a}.c1 = {b}.c2))"
+    return f"({single.format(a='l', b='r')} OR {single.format(a='r', b='l')})"
+
+
+def _one_off(a: str, b: str, guard: str = "true") -> str:
+    """One character mistyped, missing, extra or two swapped (the costly distance only where lengths and
+    ``guard`` allow)."""
+    return (f"(abs(length({a}) - length({b})) <= 1 AND {guard} AND (CASE WHEN length({a}) = length({b}) "
+            f"THEN hamming({a}, {b}) <= 1 OR (hamming({a}, {b}) = 2 AND damerau_levenshtein({a}, {b}) <= 1) "
+            f"ELSE damerau_levenshtein({a}, {b}) <= 1 END))")
+
+
+def _one_part(i: str, j: str) -> str:
+    return f"(l.p{i} = r.p{j} AND length(l.p{i}) > 1)"
+
+
+NAME = Comparison(
+    "name", "l.p1 IS NULL OR r.p1 IS NULL", (
+        (9, "l.name_lower = r.name_lower"),
+        # characters ↔ pinyin, traditional ↔ simplified, homophones, parts in either order
+        (8, "l.name_key = r.name_key"),
+        (7, f"l.p2 IS NOT NULL AND r.p2 IS NOT NULL AND {_aligned(lambda i, j: _near(i, j, 0.92))}"),
+        (6, f"l.p2 IS NOT NULL AND r.p2 IS NOT NULL AND {_aligned(_alike)}"),  # sounds alike, nickname
+        (5, f"l.p2 IS NOT NULL AND r.p2 IS NOT NULL AND ((({_alike('1', '1')} AND {_initial('2', '2')}) "
+            f"OR ({_alike('2', '2')} AND {_initial('1', '1')}) OR ({_alike('1', '2')} AND {_initial('2', '1')}) "
+            f"OR ({_alike('2', '1')} AND {_initial('1', '2')})))"),
+        (4, _one_missing()),
+        (3, "abs(length(l.name_key) - length(r.name_key)) <= 3 "
+            "AND jaro_winkler_similarity(l.name_key, r.name_key) >= 0.88"),
+        (2, f"({_one_part('1', '1')} OR {_one_part('2', '2')} OR {_one_part('1', '2')} OR {_one_part('2', '1')})"),
+    ),
+    default_m={9: 0.3, 8: 0.3, 7: 0.12, 6: 0.08, 5: 0.04, 4: 0.04, 3: 0.04, 2: 0.05, 0: 0.03},
+    tf_column="name_key", tf_levels=(9, 8), fields=("name",))
+
+BIRTHDAY = Comparison(
+    "birthday", "l.birthday IS NULL OR r.birthday IS NULL", (
+        (5, "l.birthday = r.birthday"),
+        # one digit mistyped, or two swapped (the costly distance only where two digits differ)
+        (4, "hamming(l.bstr, r.bstr) <= 1 "
+            "OR (hamming(l.bstr, r.bstr) = 2 AND damerau_levenshtein(l.bstr, r.bstr) <= 1)"),
+        (3, "l.byear = r.byear AND month(l.birthday) = day(r.birthday) AND day(l.birthday) = month(r.birthday)"),
+        (2, "l.bmd = r.bmd"),  # the year mistyped
+        (1, "l.byear = r.byear AND month(l.birthday) = month(r.birthday)"),
+    ),
+    default_m={5: 0.8, 4: 0.06, 3: 0.03, 2: 0.04, 1: 0.02, 0: 0.05}, fields=("birthday",))
+
+# The address and the postcode are one comparison: two records on one street share both, and counting them apart
+# (with the city) made neighbours look like one person.
+ADDRESS = Comparison(
+    "address", "(l.addr IS NULL AND l.pc IS NULL) OR (r.addr IS NULL AND r.pc IS NULL)", (
+        (6, "l.addr = r.addr AND coalesce(l.pc = r.pc, true)"),
+        # (the same street name and number in another town is not the same address)
+        # (streets by edit distance, not Jaro-Winkler: two Chinese addresses of one city share a long prefix)
+        (5, f"(l.addr = r.addr OR (l.house = r.house AND {_one_off('l.street', 'r.street')})) "
+            f"AND coalesce(l.pc = r.pc OR (regexp_matches(l.pc, '[A-Z]') AND {_one_off('l.pc', 'r.pc')}), true)"),
+        (4, "l.pc = r.pc"),  # a neighbour, or the address written another way
+        # a typo in a postcode with letters (LS7 4QH); all-digit postcodes one digit apart are neighbouring
+        # districts of one city (200001, 200002), which the city says already
+        (3, f"regexp_matches(l.pc, '[A-Z]') AND {_one_off('l.pc', 'r.pc')}"),
+        (2, _one_off("l.street", "r.street")),  # the same street, another number
+        (1, "l.pc_district = r.pc_district"),  # the same town or district (the city is not counted again)
+    ),
+    default_m={6: 0.4, 5: 0.1, 4: 0.1, 3: 0.05, 2: 0.05, 1: 0.1, 0: 0.2}, fields=("address", "postcode"))
+
+# The city only where a postcode is missing: two postcodes say the place already, and counting both made EM take
+# "same place" for "same person" (a town's namesakes)
+CITY = Comparison(
+    "city", "l.city IS NULL OR r.city IS NULL OR (l.pc IS NOT NULL AND r.pc IS NOT NULL)", (
+        (2, "l.city = r.city"),
+        (1, "abs(length(l.city) - length(r.city)) <= 2 AND jaro_winkler_similarity(l.city, r.city) >= 0.9"),
+    ),
+    default_m={2: 0.75, 1: 0.05, 0: 0.2}, tf_column="city", tf_levels=(2,), fields=("city",))
+
+MOBILE = Comparison(
+    "mobile", "l.mobile IS NULL OR r.mobile IS NULL", (
+        (2, "l.mobile = r.mobile"),
+        (1, "length(l.mobile) = length(r.mobile) AND hamming(l.mobile, r.mobile) <= 1"),  # one digit mistyped
+    ),
+    default_m={2: 0.5, 1: 0.05, 0: 0.45}, fields=("mobile",))
+
+EMAIL = Comparison(
+    "email", "l.email IS NULL OR r.email IS NULL", (
+        (2, "l.email = r.email"),
+        # the typo in the name or in the domain, not both
+        (1, _one_off("l.email", "r.email", "(split_part(l.email, '@', 2) = split_part(r.email, '@', 2) "
+                                            "OR split_part(l.email, '@', 1) = split_part(r.email, '@', 1))")),
+    ),
+    default_m={2: 0.5, 1: 0.05, 0: 0.45}, fields=("email",))
+
+GENDER = Comparison("gender", "l.gender IS NULL OR r.gender IS NULL", ((1, "l.gender = r.gender"),),
+                    default_m={1: 0.97, 0: 0.03}, fields=("gender",))
+
+DEFAULT_COMPARISONS: tuple[Comparison, ...] = (NAME, BIRTHDAY, MOBILE, EMAIL, CITY, ADDRESS, GENDER)
+COMPARISONS: dict[str, Comparison] = {c.name: c for c in DEFAULT_COMPARISONS}
+
+
+def levels_sql(comparisons: tuple[Comparison, ...] = DEFAULT_COMPARISONS) -> str:
+    """Each comparison's level of the pair ``l``, ``r`` as a column ``g_<name>``."""
+    return ", ".join(f"({c.level_sql()})::TINYINT AS g_{c.name}" for c in comparisons)
+
+
+def compare_sql(pairs: str, *, left: str = "records", right: str = "records",
+                comparisons: tuple[Comparison, ...] = DEFAULT_COMPARISONS, extra: str = "") -> str:
+    """A SELECT of ``pairs`` (a table or subquery with columns ``a``, ``b``: ids of ``left`` and ``right``) with
+    each comparison's level. ``left`` and ``right`` may differ: one new record (a table of one row) against the
+    stored ones."""
+    return (f"SELECT p.a, p.b{extra}, {levels_sql(comparisons)} FROM {pairs} p "
+            f"JOIN {left} l ON l.id = p.a JOIN {right} r ON r.id = p.b")

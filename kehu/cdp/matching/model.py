@@ -1,0 +1,206 @@
+"""The Fellegi–Sunter model: u (how often two random records agree at each level) from random pairs; m (how often
+two records of one person do) and the prior by expectation maximisation over the candidate pairs' patterns; a
+pair's match weight = the prior's log-odds + Σ log2(m/u) of its levels (+ term-frequency adjustments), its
+probability 1 / (1 + 2^-weight).
+
+EM runs over the distinct patterns (levels + the blocking rules a pair meets) with their counts, read once out of
+DuckDB, not over the pairs. The E-step weighs every comparison with the population's u, so a pair's posterior is
+what it would be among all pairs; the M-step learns each comparison's m only from pairs of blocking rules that
+leave it free (among a rule's pairs the matches agree on its own keys by construction)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from kehu.cdp.matching.blocking import Plan
+from kehu.cdp.matching.comparisons import COMPARISONS, DEFAULT_COMPARISONS, Comparison, levels_sql
+
+TF_FLOOR = 1e-6
+RANDOM_SAMPLE_RECORDS = 1500  # ~1.1 M random pairs for u (as Splink's default of 1 M)
+EM_ITERATIONS = 100
+# No level is impossible for one person: a typo can break any field, and one such pair must not be ruled out.
+M_FLOOR = 1e-4
+EM_MIN_PAIRS = 10
+# Among records of one person, names and birthdays rarely differ outright. Without a bound, EM on data where a
+# town or a postcode district is shared by many namesakes (48 surnames, 24 given names a gender) settles on "same
+# place" as its class and learns that most matches have other birthdays; the bound keeps it on people.
+DIFFERENT_CAP = {"name": 0.2, "birthday": 0.2}  # a rule with fewer candidate pairs teaches nothing reliable
+
+
+@dataclass
+class MatchModel:
+    """The fitted parameters: m and u per comparison level, the prior, and how the fit went. ``to_dict`` /
+    ``from_dict`` keep it (DedupeSettings.model) so one new record can be scored without fitting again."""
+
+    m: dict[str, dict[int, float]]
+    u: dict[str, dict[int, float]]
+    prior: float  # probability that two random records are one person
+    records: int
+    trained_on: dict[str, int] = field(default_factory=dict)  # candidate pairs per blocking rule
+    trained: list[str] = field(default_factory=list)  # comparisons whose m the data taught (others: defaults)
+
+    def weight(self, comparison: str, level: int) -> float:
+        """log2(m/u) of a level: how much it says for (positive) or against one person."""
+        if level < 0:
+            return 0.0
+        return math.log2(max(self.m[comparison].get(level, M_FLOOR), 1e-6) /
+                         max(self.u[comparison].get(level, 1e-9), 1e-9))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"prior": self.prior, "records": self.records, "trained_on": self.trained_on, "trained": self.trained,
+                "levels": {c: {str(level): {"m": self.m[c].get(level, 0.0), "u": self.u[c].get(level, 0.0),
+                                            "weight": round(self.weight(c, level), 3)}
+                               for level in sorted({*self.m[c], *self.u[c]}, reverse=True)}
+                           for c in self.m}}
+
+    as_dict = to_dict
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MatchModel:
+        levels = data["levels"]
+        return cls(m={c: {int(k): v["m"] for k, v in lv.items()} for c, lv in levels.items()},
+                   u={c: {int(k): v["u"] for k, v in lv.items()} for c, lv in levels.items()},
+                   prior=data["prior"], records=data["records"], trained_on=data.get("trained_on", {}),
+                   trained=data.get("trained", []))
+
+
+def estimate_u(con: duckdb.DuckDBPyConnection, records: int, comparisons: tuple[Comparison, ...] = DEFAULT_COMPARISONS,
+               table: str = "records") -> dict[str, dict[int, float]]:
+    """How often two random records agree at each level (almost all random pairs are different people)."""
+    sample = min(records, RANDOM_SAMPLE_RECORDS)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE sampled AS SELECT * FROM {table} USING SAMPLE reservoir({sample} ROWS) "
+                "REPEATABLE (42)")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE sampled_pairs AS SELECT {levels_sql(comparisons)} "
+                "FROM sampled l JOIN sampled r ON l.id < r.id")
+    rows = con.execute(" UNION ALL ".join(f"SELECT '{c.name}', g_{c.name}, count(*) FROM sampled_pairs "
+                                          f"GROUP BY g_{c.name}" for c in comparisons)).fetchall()
+    con.execute("DROP TABLE sampled_pairs; DROP TABLE sampled")
+    counts: dict[str, dict[int, int]] = {c.name: {} for c in comparisons}
+    for name, level, n in rows:
+        if level >= 0:
+            counts[name][int(level)] = n
+    u = {}
+    for c in comparisons:
+        known = sum(counts[c.name].values())
+        floor = 1 / max(known * 10, 1_000)  # a level no random pair reached is rare, not impossible
+        agree = {level: max(counts[c.name].get(level, 0) / known if known else floor, floor) for level, _ in c.levels}
+        different = counts[c.name].get(0, 0) / known if known else 1 - sum(agree.values())
+        u[c.name] = {**agree, 0: max(different, floor)}
+    return u
+
+
+def _weight_terms(comparisons: tuple[Comparison, ...], m: dict[str, dict[int, float]],
+                  u: dict[str, dict[int, float]]) -> list[str]:
+    parts = []
+    for c in comparisons:
+        branches = " ".join(
+            f"WHEN {level} THEN {math.log2(max(m[c.name].get(level, M_FLOOR), 1e-6) / max(u[c.name][level], 1e-9))!r}"
+            for level in sorted(u[c.name], reverse=True))
+        parts.append(f"(CASE g_{c.name} {branches} ELSE 0 END)")
+    return parts
+
+
+def fit(con: duckdb.DuckDBPyConnection, records: int, plan: Plan,
+        comparisons: tuple[Comparison, ...] = DEFAULT_COMPARISONS, table: str = "records") -> MatchModel:
+    """u from random pairs; m and the prior by EM over the patterns of the table ``pairs``."""
+    u = estimate_u(con, records, comparisons, table)
+    names = [c.name for c in comparisons]
+    possible = max(records * (records - 1) / 2, 1)
+    trained_on = dict(con.execute("SELECT rule, count(*) FROM pairs GROUP BY rule").fetchall())
+    trained_on = {rule.name: int(trained_on.get(index, 0)) for index, (rule, _, _) in enumerate(plan.chosen)}
+    # per comparison, the bits of the rules that leave it free (and made enough pairs to teach)
+    teach = {c.name: sum(1 << index for index, (rule, keys, _) in enumerate(plan.chosen)
+                         if trained_on[rule.name] >= EM_MIN_PAIRS and c.name not in rule.fixes(keys))
+             for c in comparisons}
+    rows = con.execute(f"SELECT {', '.join('g_' + n for n in names)}, bits, count(*) FROM pairs "
+                       "GROUP BY ALL").fetchall()
+    # per pattern: its count, its known (comparison, level)s, and the ones it teaches (a rule leaving it free)
+    patterns = []
+    for *levels, bits, n in rows:
+        known = [(c, int(level)) for c, level in zip(names, levels, strict=True) if level >= 0]
+        patterns.append((float(n), known, [(c, level) for c, level in known if bits & teach[c]]))
+    m = {c.name: dict(c.default_m) for c in comparisons}
+    prior = min(0.1 * records / possible, 0.5)  # a start: one record in ten has a twin
+    taught: set[str] = set()
+    for _ in range(EM_ITERATIONS):
+        odds = prior / (1 - prior)
+        ratios = {n: {level: max(m[n].get(level, M_FLOOR), 1e-6) / max(u[n][level], 1e-9) for level in u[n]}
+                  for n in names}
+        matched: dict[str, dict[int, float]] = {n: {} for n in names}
+        expected = 0.0
+        for count, known, teaches in patterns:
+            ratio = odds
+            for c, level in known:
+                ratio *= ratios[c].get(level, 1.0)
+            posterior = count * (ratio / (1 + ratio) if ratio < 1e300 else 1.0)
+            expected += posterior
+            for c, level in teaches:
+                matched[c][level] = matched[c].get(level, 0.0) + posterior
+        change = 0.0
+        for n in names:
+            mass = sum(matched[n].values())
+            if mass <= 1e-9:
+                continue
+            taught.add(n)
+            new = {level: max(matched[n].get(level, 0.0) / mass, M_FLOOR) for level in u[n]}
+            cap = DIFFERENT_CAP.get(n)
+            if cap is not None and new.get(0, 0.0) > cap:  # see DIFFERENT_CAP
+                rest = sum(v for level, v in new.items() if level != 0)
+                new = {level: cap if level == 0 else v * (1 - cap) / max(rest, 1e-12) for level, v in new.items()}
+            change = max(change, *(abs(new[level] - m[n].get(level, 0.0)) for level in new))
+            m[n] = new
+        new_prior = min(max(expected / possible, 1e-12), 0.5)
+        change = max(change, abs(new_prior - prior) / prior)
+        prior = new_prior
+        if change < 1e-5:
+            break
+    return MatchModel(m=m, u=u, prior=prior, records=records, trained_on=trained_on,
+                      trained=[n for n in names if n in taught])
+
+
+def make_tf_tables(con: duckdb.DuckDBPyConnection, comparisons: tuple[Comparison, ...] = DEFAULT_COMPARISONS,
+                   table: str = "records") -> None:
+    """Each term-frequency column's values with their share among the records that have one."""
+    for c in comparisons:
+        if c.tf_column:
+            col = c.tf_column
+            con.execute(f"CREATE OR REPLACE TEMP TABLE tf_{c.name} AS SELECT {col} AS v, count(*) / "
+                        f"(SELECT count(*) FROM {table} WHERE {col} IS NOT NULL)::DOUBLE AS share "
+                        f"FROM {table} WHERE {col} IS NOT NULL GROUP BY 1")
+
+
+def weight_sql(model: MatchModel, comparisons: tuple[Comparison, ...] = DEFAULT_COMPARISONS) -> tuple[str, str]:
+    """The match weight of a row of pairs (columns g_<name>) as SQL, and the joins its term frequencies need
+    (the left record ``l`` joined by id = a)."""
+    parts = [repr(math.log2(model.prior / (1 - model.prior))), *_weight_terms(comparisons, model.m, model.u)]
+    joins = []
+    for c in comparisons:
+        if c.tf_column and c.tf_levels:
+            joins.append(f"LEFT JOIN tf_{c.name} ON tf_{c.name}.v = l.{c.tf_column}")
+            branches = " ".join(f"WHEN {level} THEN log2({max(model.u[c.name].get(level, 1e-9), 1e-9)!r} / "
+                                f"greatest(coalesce(tf_{c.name}.share, {TF_FLOOR!r}), {TF_FLOOR!r}))"
+                                for level in c.tf_levels)
+            parts.append(f"(CASE g_{c.name} {branches} ELSE 0 END)")
+    return " + ".join(parts), " ".join(joins)
+
+
+def score(con: duckdb.DuckDBPyConnection, model: MatchModel, threshold: float,
+          comparisons: tuple[Comparison, ...] = DEFAULT_COMPARISONS, pairs: str = "pairs",
+          table: str = "records") -> list[tuple[int, int, float, dict[str, int]]]:
+    """The pairs of ``pairs`` (a, b, g_…) at ``threshold`` or more: (a, b, probability, levels)."""
+    names = [c.name for c in comparisons]
+    weight, joins = weight_sql(model, comparisons)
+    rows = con.execute(f"""
+        WITH w AS (SELECT p.*, {weight} AS weight FROM {pairs} p JOIN {table} l ON l.id = p.a {joins})
+        SELECT a, b, 1 / (1 + pow(2, -weight)) AS probability, {', '.join('g_' + n for n in names)}
+        FROM w WHERE 1 / (1 + pow(2, -weight)) >= {threshold!r} ORDER BY a, b
+    """).fetchall()
+    return [(int(a), int(b), float(p), {n: int(v) for n, v in zip(names, rest, strict=True)})
+            for a, b, p, *rest in rows]
+
+
+__all__ = ["COMPARISONS", "MatchModel", "estimate_u", "fit", "make_tf_tables", "score", "weight_sql"]
