@@ -19,8 +19,8 @@ from kehu.ui.shell import frame, notify_error, page, run_action, tr, unit_of_wor
 
 # The levels a reviewer reads, in the order they matter; each comparison's level 0 is "different".
 SHOWN_LEVELS = [(c.name, level) for c in matching.DEFAULT_COMPARISONS for level in [*(lv for lv, _ in c.levels), 0]]
-FIELDS = ("name", "mobile", "email", "birthday", "gender", "city", "address", "lifecycle_stage", "unit", "owner",
-          "first_seen_at")
+FIELDS = ("name", "mobile", "email", "birthday", "gender", "city", "address", "postcode", "lifecycle_stage", "unit",
+          "owner", "first_seen_at")
 
 
 def _evidence_label(comparison: str, level: int) -> str:
@@ -308,7 +308,7 @@ def _merge_dialog(principal: Any, row: dict[str, Any], *, after: Any) -> None:
 
 # The fields a person chooses between when merging (unit, owner and first seen are shown, not chosen: they
 # follow the kept record).
-CHOSEN = ("name", "mobile", "email", "birthday", "gender", "city", "address", "lifecycle_stage")
+CHOSEN = ("name", "mobile", "email", "birthday", "gender", "city", "address", "postcode", "lifecycle_stage")
 
 
 def _kept_rule(field: str, kept: Any, other: Any) -> str:
@@ -344,7 +344,7 @@ def merge_side_by_side(principal: Any, first_id: int, second_id: int, *, title: 
         shown.append({"name": out.name, "mobile": readable_phone(out.mobile), "email": out.email,
                       "birthday": str(out.birthday) if out.birthday else None,
                       "gender": tr(f"gender.{out.gender}") if out.gender else None, "city": out.city,
-                      "address": out.address,
+                      "address": out.address, "postcode": out.postcode,
                       "lifecycle_stage": tr(f"stage.{out.lifecycle_stage}") if out.lifecycle_stage else None,
                       "unit": units.get(person.unit_id), "owner": owners.get(person.owner_id) if person.owner_id
                       else None, "first_seen_at": format_local(person.first_seen_at, principal.timezone)})
