@@ -264,9 +264,9 @@ def run(session: Session, org_id: int, *, ctx: jobs.JobContext | None = None) ->
         started = utcnow()
         clock = time.perf_counter()
         try:
-            comparisons, rules = matching.matching_of(session, org_id)  # the organisation's settings
+            comparisons, blocking = matching.matching_of(session, org_id)  # the organisation's settings
             result = matching.find_matches(session, org_id, threshold=found.review_threshold,
-                                           comparisons=comparisons, rules=rules)
+                                           comparisons=comparisons, rules=blocking)
         except matching.TooManyComparisons as error:  # the data grew past the ceiling since the run was asked for
             found.status, found.last_run_at = "too_many", started
             found.figures = {"too_many": error.extra, "seconds": round(time.perf_counter() - clock, 2)}

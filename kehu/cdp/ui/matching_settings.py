@@ -189,7 +189,8 @@ def matching_section(principal: Any) -> None:
                     ui.label(field_label(option)).classes("w-40 text-sm truncate")
                     if option.is_pii:
                         ui.badge(tr("dedupe.matching.pii")).props("outline color=orange-9")
-                    kinds = {None: tr("dedupe.kind.none"), **{k: tr(f"dedupe.kind.{k}") for k in option.kinds}}
+                    kinds: dict[str | None, str] = {None: tr("dedupe.kind.none"),
+                                                    **{k: tr(f"dedupe.kind.{k}") for k in option.kinds}}
                     current_kind = state["custom"][field]
                     if current_kind and current_kind not in kinds:  # saved before: shown, so the error makes sense
                         kinds[current_kind] = tr(f"dedupe.kind.{current_kind}")
