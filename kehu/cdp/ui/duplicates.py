@@ -50,10 +50,17 @@ def duplicates_page() -> None:
                 with ui.column().classes("w-[420px] shrink-0 max-lg:w-full"):
                     _weights_card(state.model, labels)
         if principal.has("settings.manage"):
-            with ui.expansion(tr("dedupe.matching.title"), icon="rule").classes(
+            # drawn when first opened: the page of a reviewer who never opens it does not carry it
+            with ui.expansion(tr("dedupe.matching.title"), icon="rule",
+                              on_value_change=lambda e: open_matching() if e.value else None).classes(
                     "w-full bg-white rounded shadow-sm").props(
                     'header-class="text-lg font-medium" data-test="matching-settings"'):
-                matching_section(principal)
+                matching_box = ui.column().classes("w-full")
+
+            def open_matching() -> None:
+                if not matching_box.default_slot.children:
+                    with matching_box:
+                        matching_section(principal)
         with ui.row().classes("w-full items-center gap-3"):
             # opened on "open" without an on_change call: apply() is defined further down
             with ui.tabs(value="open", on_change=lambda e: apply("status", e.value)).props(
