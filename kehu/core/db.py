@@ -119,12 +119,12 @@ class PerDialect(ColumnElement[bool]):
 
 @compiles(PerDialect)
 def _compile_default(element: PerDialect, compiler: Any, **kw: Any) -> str:
-    return compiler.process(element.default, **kw)
+    return str(compiler.process(element.default, **kw))
 
 
 @compiles(PerDialect, "postgresql")
 def _compile_postgresql(element: PerDialect, compiler: Any, **kw: Any) -> str:
-    return compiler.process(element.postgresql, **kw)
+    return str(compiler.process(element.postgresql, **kw))
 
 
 def make_engine(url: str, pool_size: int = 10) -> Engine:

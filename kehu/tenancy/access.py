@@ -132,7 +132,7 @@ def is_root_path(path: str) -> bool:
     return path.count("/") == 2
 
 
-def _in_unit_tree(principal: Principal, unit_col: Any) -> ColumnElement[bool]:
+def _in_unit_tree(principal: Principal, unit_col: ColumnElement[int]) -> ColumnElement[bool]:
     """``unit_col`` is a unit of the principal's subtree. On PostgreSQL its ids go as one array parameter
     (``unit_id = ANY(:ids)``): the statement's text stays the same for every principal, so it is compiled,
     converted and prepared once, and planned with the array's values (a hashed lookup, estimated from the ids) —
