@@ -232,7 +232,8 @@ def _find(session: Session, org_id: int, found: DedupeSettings, started: datetim
         counts = store_candidates(session, org_id, result.pairs, found_at=started)
         assert result.plan is not None
         blocking = blocking_of(result.plan.chosen)
-        found.model = {**result.model.to_dict(), "blocking": [[name, list(keys)] for name, keys in blocking]}
+        found.model = {**result.model.to_dict(), "blocking": [[name, list(keys)] for name, keys in blocking],
+                       "tf_totals": dedupe_live.tf_totals(con, comparisons)}
         mark = time.perf_counter()
         keys = dedupe_live.rebuild_keys(session, org_id, con, blocking, comparisons)
         result.seconds["keys"] = time.perf_counter() - mark

@@ -20,6 +20,7 @@ would use on the same data (``tests/cdp/test_dedupe_live.py`` fails when they dr
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -111,9 +112,16 @@ def _stored(session: Session, org_id: int, keys: Iterable[int]) -> list[tuple[in
     return found
 
 
-def _counts(session: Session, org_id: int, keys: Iterable[int]) -> dict[int, int]:
-    """How many profiles hold each of these keys (an index-only count)."""
+def _counts(session: Session, org_id: int, keys: Iterable[int], *, among: set[int] | None = None) -> dict[int, int]:
+    """How many profiles (of ``among``, or all) hold each of these keys (an index-only count)."""
     found: dict[int, int] = {}
+    if among is not None:
+        for chunk in _chunks(among):
+            for key, n in session.execute(select(BlockingKey.key, func.count()).where(
+                    BlockingKey.org_id == org_id, BlockingKey.key.in_(list(keys)), BlockingKey.profile_id.in_(chunk))
+                    .group_by(BlockingKey.key)).all():
+                found[key] = found.get(key, 0) + n
+        return found
     for chunk in _chunks(set(keys)):
         found.update(session.execute(select(BlockingKey.key, func.count()).where(
             BlockingKey.org_id == org_id, BlockingKey.key.in_(chunk)).group_by(BlockingKey.key)).all())
@@ -148,6 +156,13 @@ def rebuild_keys(session: Session, org_id: int, con: duckdb.DuckDBPyConnection, 
     total = con.execute("SELECT count(*) FROM new_keys").fetchone()[0]  # type: ignore[index]
     con.execute("DROP TABLE new_keys; DROP TABLE old_keys")
     return {"keys": int(total), "keys_added": added, "keys_removed": gone}
+
+
+def tf_totals(con: duckdb.DuckDBPyConnection, comparisons: tuple[matching.Comparison, ...],
+              table: str = "records") -> dict[str, int]:
+    """Each term-frequency column's count of records with a value (kept with the model, followed by each batch)."""
+    return {column: int(con.execute(f"SELECT count({column}) FROM {table}").fetchone()[0])  # type: ignore[index]
+            for column in live.tf_columns(comparisons)}
 
 
 def _export_keys(session: Session, org_id: int, path: Path) -> None:
@@ -193,11 +208,8 @@ def follow(session: Session, org_id: int, touched: Iterable[int], *, force: bool
         live_ids.update(session.scalars(select(Profile.id).where(Profile.org_id == org_id, Profile.id.in_(chunk),
                                                                  Profile.merged_into_id.is_(None))))
     gone = ids - live_ids
-    if gone:
-        _drop(session, org_id, gone)
     counts: dict[str, Any] = {"touched": len(ids), "gone": len(gone), "changed": 0, "candidates": 0, "pairs": 0}
-    if not live_ids:
-        return counts
+    clock = time.perf_counter()
     con = duckdb.connect()
     try:
         _load(session, org_id, con, live_ids, "touched_records")
@@ -208,16 +220,31 @@ def follow(session: Session, org_id: int, touched: Iterable[int], *, force: bool
                                          if fingerprints.get(pid) == key}
         changed = sorted(set(fingerprints) - unchanged)
         counts["changed"] = len(changed)
-        if not changed:
+        if not changed and not gone:
             return counts
         con.execute("CREATE TEMP TABLE touched (id BIGINT)")
-        con.executemany("INSERT INTO touched VALUES (?)", [(i,) for i in changed])
+        if changed:
+            con.executemany("INSERT INTO touched VALUES (?)", [(i,) for i in changed])
+        # the columns' totals of term frequencies follow (kept with the model: no count of every record)
+        total_keys = {live.tf_total_key(con, column): column for column in live.tf_columns(comparisons)}
+        totals = dict(found.model.get("tf_totals") or {})
+        for key, n in _counts(session, org_id, total_keys, among=set(changed) | gone).items():
+            totals[total_keys[key]] = totals.get(total_keys[key], 0) - n
+        for key, n in con.execute(f"SELECT key, count(*) FROM touched_keys WHERE id IN (SELECT id FROM touched) "
+                                  f"AND key IN ({', '.join(map(str, total_keys)) or 'NULL'}) GROUP BY key").fetchall():
+            totals[total_keys[key]] = totals.get(total_keys[key], 0) + n
+        found.model = {**found.model, "tf_totals": totals}
+        if gone:
+            _drop(session, org_id, gone)
+        if not changed:
+            return counts
         # their keys: the old ones go, the new ones are written (before looking: a block counts its new members)
         for chunk in _chunks(changed):
             session.execute(delete(BlockingKey).where(BlockingKey.profile_id.in_(chunk))
                             .execution_options(synchronize_session=False))
         _insert_keys(session, org_id, con.execute(
             "SELECT id, key FROM touched_keys WHERE id IN (SELECT id FROM touched)").fetchall())
+        counts["seconds_keys"] = round(time.perf_counter() - clock, 3)
         # their candidates: who shares a key of a rule with them, in blocks the full run's plan would allow
         rule_keys = [k for (k,) in con.execute(
             f"SELECT DISTINCT key FROM ({live.rule_keys_sql(blocking, 'touched_records')}) "
@@ -232,9 +259,13 @@ def follow(session: Session, org_id: int, touched: Iterable[int], *, force: bool
         con.execute("CREATE OR REPLACE TEMP TABLE records AS SELECT * FROM touched_records UNION ALL "
                     "SELECT * FROM other_records WHERE id NOT IN (SELECT id FROM touched_records)")
         tf_keys = [k for (k,) in con.execute(
-            f"SELECT DISTINCT key FROM ({live.tf_keys_sql(comparisons, 'records')})").fetchall()]
-        live.make_tf_from_counts(con, comparisons, _counts(session, org_id, tf_keys), "records")
+            f"SELECT DISTINCT key FROM ({live.tf_keys_sql(comparisons, 'records', totals=False)})").fetchall()]
+        tf_counts = {**_counts(session, org_id, tf_keys),
+                     **{key: totals.get(column, 0) for key, column in total_keys.items()}}
+        counts["seconds_candidates"] = round(time.perf_counter() - clock, 3)
+        live.make_tf_from_counts(con, comparisons, tf_counts, "records")
         pairs = live.match_touched(con, model, blocking, threshold=found.review_threshold, comparisons=comparisons)
+        counts["seconds_scored"] = round(time.perf_counter() - clock, 3)
     finally:
         con.close()
     counts["pairs"] = len(pairs)
@@ -262,10 +293,16 @@ def _follow_all(session: Session, touched_by: Iterable[tuple[int, int | None]]) 
 
 
 def _orgs_matching_live(session: Session) -> list[Any] | None:
-    """What live matching wants of the customers' events: those of organisations a full run has fitted a model
-    for (none: the cursor moves past everything, nothing to follow)."""
+    """What live matching wants of the customers' events: those that can change who a customer is (identify calls —
+    imported rows are such calls —, aliases, and any call carrying traits in its context) of organisations a full
+    run has fitted a model for (none: the cursor moves past everything, nothing to follow). A page view of a known
+    customer changes none of the fields matched on."""
     orgs = list(session.scalars(select(DedupeSettings.org_id).where(DedupeSettings.last_run_at.is_not(None))))
-    return [Event.org_id.in_(orgs)] if orgs else None
+    if not orgs:
+        return None
+    with_traits = (Event.context.op("?")("traits") if session.get_bind().dialect.name == "postgresql"
+                   else func.json_type(Event.context, "$.traits").is_not(None))
+    return [Event.org_id.in_(orgs), or_(Event.type.in_(("identify", "alias")), with_traits)]
 
 
 @events.subscribe(LIVE_EVENTS, stream=Event, wanted=_orgs_matching_live, batch=LIVE_BATCH)

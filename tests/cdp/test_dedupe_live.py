@@ -10,16 +10,17 @@ from datetime import date
 
 import duckdb
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from kehu.cdp import dedupe, dedupe_live, matching, schemas, service
 from kehu.cdp.matching.blocking import Plan, Rule
 from kehu.cdp.matching.model import make_tf_tables, score
-from kehu.cdp.models import BlockingKey, DedupeSettings, DuplicateCandidate, Profile
+from kehu.cdp.models import BlockingKey, DedupeSettings, DuplicateCandidate, Identity, Profile
 from kehu.core import events
 from kehu.demo import western
 from tests.cdp.test_dedupe import _pairs, _people
 from tests.cdp.test_imports import run_jobs, upload
+from tests.factories.cdp import basic, call
 
 Pairs = dict[tuple[int, int], float]
 
@@ -138,6 +139,7 @@ def test_twins_arriving_through_the_api_and_an_import_are_queued(  # type: ignor
     # the twins are found: most of them (the generator's worst corruptions are beyond any matcher)
     new = arrived | imported
     assert len({i for pair in _involving(queue, new) for i in pair} & new) >= len(new) * 0.6
+    _totals_follow_the_data(session, tree.org.id)
     # nothing else was touched
     assert {pair: p for pair, p in queue.items() if not new & set(pair)} == before
     # keys are stored for every live customer, the newcomers too
@@ -174,6 +176,7 @@ def test_merged_customers_leave_and_pairs_keep_to_scope(  # type: ignore[no-unty
     found = _pairs(client, admin)
     assert not any(loser in p for p in found)
     assert frozenset((twin, merged.json()["winner_id"])) in found
+    _totals_follow_the_data(session, tree.org.id)
 
 
 def test_a_batch_is_one_transaction_with_its_cursor(session, tree, clean_database):  # type: ignore[no-untyped-def]
@@ -182,3 +185,44 @@ def test_a_batch_is_one_transaction_with_its_cursor(session, tree, clean_databas
     assert consumers[dedupe_live.LIVE_EVENTS].batch == consumers[dedupe_live.LIVE_EDITS].batch == \
         dedupe_live.LIVE_BATCH
     assert dedupe_live.follow(session, tree.org.id, {1, 2, 3}) == {}
+
+
+def _totals_follow_the_data(session, org_id: int) -> None:  # type: ignore[no-untyped-def]
+    """The term frequencies' totals kept with the model are those of the records as they are now."""
+    session.expire_all()
+    model = session.scalar(select(DedupeSettings.model).where(DedupeSettings.org_id == org_id))
+    comparisons, _ = dedupe_live._matching_of(session, org_id)
+    con = duckdb.connect()
+    try:
+        matching.load_records(session, org_id, con)
+        assert model["tf_totals"] == dedupe_live.tf_totals(con, comparisons)
+    finally:
+        con.close()
+
+
+def test_customers_arriving_through_v1_are_matched_and_page_views_are_not(  # type: ignore[no-untyped-def]
+        client, tree, session, clean_database, settings, web_source):
+    ids = _people(session, tree)
+    run_jobs(clean_database, settings)
+    _full_run(session, tree.org.id)
+    _source, key = web_source
+    # an identify call, and a track call whose context carries the traits (Segment's libraries send both)
+    sent = client.post("/v1/batch", headers=basic(key), json={"batch": [
+        call("identify", userId="app-liu", traits={"name": "刘洋", "birthday": "1978-05-20", "city": "北京"}),
+        call("track", userId="app-zhang", event="test_drive_booked",
+             context={"traits": {"name": "张伟", "birthday": "1985-03-12", "city": "上海"}}),
+        call("page", userId="app-visitor", name="home")]})
+    assert sent.status_code == 200, sent.text
+    run_jobs(clean_database, settings)  # the inbox, then the consumers
+    session.expire_all()
+    liu, zhang = (session.scalar(select(Identity.profile_id).where(Identity.value == value))
+                  for value in ("app-liu", "app-zhang"))
+    queue = _queue(session, tree.org.id)
+    assert tuple(sorted((liu, ids["liu"]))) in queue and tuple(sorted((zhang, ids["zhang"]))) in queue
+    _same(_involving(queue, {liu, zhang}), _involving(_full_scoring(session, tree.org.id), {liu, zhang}))
+    _totals_follow_the_data(session, tree.org.id)
+    # a page view of a known customer changes no key (its call is not even read: nothing it carries is matched on)
+    keys = session.scalar(select(func.count()).select_from(BlockingKey))
+    client.post("/v1/batch", headers=basic(key), json={"batch": [call("page", userId="app-liu", name="home")]})
+    run_jobs(clean_database, settings)
+    assert session.scalar(select(func.count()).select_from(BlockingKey)) == keys
