@@ -150,12 +150,33 @@ def rebuild_keys(session: Session, org_id: int, con: duckdb.DuckDBPyConnection, 
     for rows in _stream(con, "SELECT id, key FROM old_keys EXCEPT SELECT id, key FROM new_keys"):
         _delete_keys(session, org_id, rows)
         gone += len(rows)
-    for rows in _stream(con, "SELECT id, key FROM new_keys EXCEPT SELECT id, key FROM old_keys"):
-        _insert_keys(session, org_id, rows)
-        added += len(rows)
+    added_sql = "SELECT id, key FROM new_keys EXCEPT SELECT id, key FROM old_keys"
+    if session.get_bind().dialect.name == "postgresql":
+        added = _copy_sorted(session, org_id, con, added_sql)
+    else:
+        for rows in _stream(con, added_sql):
+            _insert_keys(session, org_id, rows)
+            added += len(rows)
     total = con.execute("SELECT count(*) FROM new_keys").fetchone()[0]  # type: ignore[index]
     con.execute("DROP TABLE new_keys; DROP TABLE old_keys")
     return {"keys": int(total), "keys_added": added, "keys_removed": gone}
+
+
+def _copy_sorted(session: Session, org_id: int, con: duckdb.DuckDBPyConnection, query: str) -> int:
+    """The (id, key) rows of ``query`` into the stored keys by one COPY of a file DuckDB writes, in the order of
+    the keys (the primary key's index then grows at its ends instead of splitting pages all over): no row passes
+    through Python. Returns how many."""
+    driver = session.connection().connection.driver_connection
+    assert driver is not None  # a live connection: psycopg's own
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "keys.csv"
+        con.execute(f"COPY (SELECT {int(org_id)} AS org_id, key, id FROM ({query}) ORDER BY key) TO '{path}' "
+                    "(FORMAT csv, HEADER false)")
+        with path.open("rb") as rows, driver.cursor() as cursor:
+            with cursor.copy("COPY blocking_keys (org_id, key, profile_id) FROM STDIN (FORMAT csv)") as copy:
+                while chunk := rows.read(1 << 20):
+                    copy.write(chunk)
+            return int(cursor.rowcount)
 
 
 def tf_totals(con: duckdb.DuckDBPyConnection, comparisons: tuple[matching.Comparison, ...],
