@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, select
 from kehu.cdp import dedupe, dedupe_live, matching, schemas, service
 from kehu.cdp.matching.blocking import Plan, Rule
 from kehu.cdp.matching.model import make_tf_tables, score
-from kehu.cdp.models import BlockingKey, DedupeSettings, DuplicateCandidate, Identity, Profile
+from kehu.cdp.models import BlockingKey, DedupeSettings, DuplicateCandidate, Identity, Merge, Profile
 from kehu.core import events
 from kehu.demo import western
 from tests.cdp.test_dedupe import _pairs, _people
@@ -226,3 +226,24 @@ def test_customers_arriving_through_v1_are_matched_and_page_views_are_not(  # ty
     client.post("/v1/batch", headers=basic(key), json={"batch": [call("page", userId="app-liu", name="home")]})
     run_jobs(clean_database, settings)
     assert session.scalar(select(func.count()).select_from(BlockingKey)) == keys
+
+
+def test_auto_merge_applies_to_pairs_found_live(  # type: ignore[no-untyped-def]
+        client, tree, login, session, clean_database, settings):
+    ids = _people(session, tree)
+    admin = login("admin@example.com")
+    run_jobs(clean_database, settings)
+    _full_run(session, tree.org.id)
+    assert client.put("/api/v1/dedupe", headers=admin, json={"auto_merge_threshold": 0.8}).status_code == 200
+    twin = service.create_profile(session, tree.system, data=schemas.ProfileCreate(
+        name="刘洋", birthday=date(1978, 5, 20), city="北京", unit_id=tree.dealer_c.id)).id
+    session.commit()
+    run_jobs(clean_database, settings)
+    session.expire_all()
+    # merged into the older record, as a run merges (and so is the pair that record had with its typo)
+    assert session.get(Profile, twin).merged_into_id == ids["liu"]
+    assert session.get(Profile, ids["liu_typo"]).merged_into_id == ids["liu"]
+    merges = session.scalars(select(Merge).where(Merge.winner_id == ids["liu"])).all()
+    assert {m.reason for m in merges} == {"dedupe"} and all(m.detail.startswith("automatic") for m in merges)
+    assert not session.scalars(select(BlockingKey).where(BlockingKey.profile_id.in_(
+        (twin, ids["liu_typo"])))).first()  # the records folded left the keys (the merges' events, next step)
