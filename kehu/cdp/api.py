@@ -455,6 +455,33 @@ def update_dedupe(data: schemas.DedupeSettingsIn, session: SessionDep, principal
                                   clear_auto_merge=data.clear_auto_merge)
 
 
+@router.get("/dedupe/matching", response_model=schemas.MatchingOut, tags=["dedupe"])
+def get_matching(session: SessionDep, principal: PrincipalDep) -> Any:
+    """Matching settings: which comparisons take part (standard ones and custom fields with a comparison kind) and
+    which blocking rules are on — the defaults (made for Chinese consumer data) where nothing was chosen — and the
+    options: standard comparisons, default rules, custom fields with the kinds their types allow."""
+    return dedupe.get_matching(session, principal)
+
+
+@router.put("/dedupe/matching", response_model=schemas.MatchingOut, tags=["dedupe"],
+            responses={422: {"description": "validation-failed (problem+json): `errors` names each field at fault — "
+                                            "an unknown standard or custom field (`unknown_field`), a kind its type "
+                                            "cannot take (`wrong_type`), no comparison left (`empty`), a rule that "
+                                            "would compare every pair (`every_pair`), an unknown rule"}})
+def update_matching(data: schemas.MatchingIn, session: SessionDep, principal: PrincipalDep) -> Any:
+    """Choose the comparisons and blocking rules of the next runs (needs settings.manage). A part sent as null is
+    its defaults; `{}` restores every default."""
+    return dedupe.update_matching(session, principal, data=data)
+
+
+@router.post("/dedupe/matching/check", response_model=schemas.MatchingCheckOut, tags=["dedupe"],
+             responses={422: {"description": "validation-failed: as PUT /dedupe/matching"}})
+def check_matching(session: SessionDep, principal: PrincipalDep, data: schemas.MatchingIn | None = None) -> Any:
+    """Before saving or running: each blocking rule's pairs under the proposed settings (no body: the saved ones),
+    counted as a run's plan counts them, and whether the run would stay under the ceiling. Nothing is saved."""
+    return dedupe.check_matching(session, principal, data=data)
+
+
 @router.post("/dedupe/run", response_model=schemas.DedupeSettingsOut, status_code=status.HTTP_202_ACCEPTED,
              tags=["dedupe"], responses={422: {"description": "too-many-comparisons: the blocking rules would "
                                                              "compare more pairs than KEHU_DEDUPE_MAX_PAIRS_PER_RECORD "

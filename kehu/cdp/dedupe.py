@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from kehu.cdp import fields as custom_fields
 from kehu.cdp import identity, identity_rules, matching, schemas
 from kehu.cdp.manifest import MERGE_UNDONE
+from kehu.cdp.matching import config as matching_config
 from kehu.cdp.matching.live import blocking_of
 from kehu.cdp.models import DedupeSettings, DuplicateCandidate, Identity, Merge, Profile
 from kehu.cdp.service import profile_filters
@@ -87,13 +88,85 @@ def request_run(session: Session, principal: Principal) -> DedupeSettings:
         if job is not None and job.status in (jobs.QUEUED, jobs.RUNNING):
             return found
     # Count what the run would compare first: one over the ceiling says so now (TooManyComparisons, 422)
-    found.figures = {**found.figures, "plan": matching.check_plan(session, principal.org_id).as_list()}
+    _, rules = matching.matching_of(session, principal.org_id)
+    found.figures = {**found.figures, "plan": matching.check_plan(session, principal.org_id, rules=rules).as_list()}
     job = jobs.enqueue(session, kind=DEDUPE_JOB, org_id=principal.org_id, unit_id=principal.unit_id,
                        created_by_id=principal.user_id, created_by_api_key_id=principal.api_key_id,
                        payload={"org_id": principal.org_id})
     found.status, found.job_id = "queued", job.id
     session.flush()
     return found
+
+
+# -- matching settings: what is compared, which pairs are (kehu.cdp.matching.config) ---------------------------
+def _matching_out(session: Session, org_id: int, stored: dict[str, Any] | None) -> schemas.MatchingOut:
+    shown = matching_config.effective(stored)
+    fields = matching_config.custom_fields(session, org_id)
+    return schemas.MatchingOut(
+        is_default=not stored, comparisons=[schemas.ComparisonSetting(**c) for c in shown["comparisons"]],
+        rules=[schemas.RuleSetting(**r) for r in shown["rules"]],
+        options=schemas.MatchingOptions(
+            comparisons=list(matching.COMPARISONS), rules=[rule.name for rule in matching.DEFAULT_RULES],
+            rule_fields=list(matching_config.RULE_KEYS),
+            custom_fields=[schemas.MatchingFieldOption(
+                field=matching_config.ATTRIBUTE + f.key, label_zh=f.label_zh, label_en=f.label_en, type=f.type,
+                is_pii=f.is_pii, kinds=matching_config.kinds_for(f)) for f in fields.values()]))
+
+
+def get_matching(session: Session, principal: Principal) -> schemas.MatchingOut:
+    """The organisation's matching settings (the defaults filled in where it chose nothing) and what it may pick."""
+    principal.require("profiles", "read")
+    return _matching_out(session, principal.org_id, settings_of(session, principal.org_id).matching)
+
+
+def _proposed(session: Session, org_id: int, data: schemas.MatchingIn) -> dict[str, Any]:
+    """Settings as given, checked (ValidationFailed naming every field at fault), kinds filled in."""
+    proposed = data.model_dump(mode="json")
+    matching_config.checked(proposed, matching_config.custom_fields(session, org_id))
+    if proposed["comparisons"] is not None:
+        proposed["comparisons"] = [{"field": c["field"], "kind": c["kind"] or matching_config.STANDARD}
+                                   for c in proposed["comparisons"]]
+    return proposed
+
+
+def update_matching(session: Session, principal: Principal, *, data: schemas.MatchingIn) -> schemas.MatchingOut:
+    """Choose the comparisons and blocking rules of the next runs (a part left null: its defaults; both null:
+    back to the defaults). The fitted model stays until the next run fits one for them."""
+    principal.require_permission("settings.manage")
+    found = settings_of(session, principal.org_id)
+    proposed = _proposed(session, principal.org_id, data)
+    stored = None if proposed["comparisons"] is None and proposed["rules"] is None else proposed
+    before = found.matching
+    found.matching = stored
+    session.flush()
+    audit.record(session, principal, action="update", entity="dedupe_settings", entity_id=found.id,
+                 before={"matching": before}, after={"matching": stored}, summary="Matching settings changed")
+    return _matching_out(session, principal.org_id, stored)
+
+
+def check_matching(session: Session, principal: Principal, *,
+                   data: schemas.MatchingIn | None = None) -> schemas.MatchingCheckOut:
+    """What a run would compare under ``data`` (not saved; None: the saved settings): each blocking rule's pairs
+    as a run's plan counts them, and whether the run would stay under the ceiling."""
+    principal.require_permission("settings.manage")
+    if data is None:
+        _, rules = matching.matching_of(session, principal.org_id)
+    else:
+        _, rules = matching_config.build(_proposed(session, principal.org_id, data),
+                                         matching_config.custom_fields(session, principal.org_id))
+    try:
+        chosen = matching.check_plan(session, principal.org_id, rules=rules)
+    except matching.TooManyComparisons as error:  # each rule at its tightest: what the admin should loosen
+        counts = error.extra["rules"]
+        return schemas.MatchingCheckOut(
+            records=error.extra["records"], ceiling=error.extra["ceiling"], pairs=error.extra["pairs"],
+            over_ceiling=True, rules=[schemas.RulePlanOut(
+                rule=rule.name, keys=[matching_config.public_name(k) for k in rule.variants[-1]],
+                pairs=counts[rule.name], tightened=len(rule.variants) > 1) for rule in rules])
+    return schemas.MatchingCheckOut(
+        records=chosen.records, ceiling=chosen.ceiling, pairs=chosen.pairs, over_ceiling=False,
+        rules=[schemas.RulePlanOut(**{**row, "keys": [matching_config.public_name(k) for k in row["keys"]]})
+               for row in chosen.as_list()])
 
 
 @jobs.poller
@@ -219,10 +292,11 @@ def _find(session: Session, org_id: int, found: DedupeSettings, started: datetim
     from kehu.cdp import dedupe_live
 
     clock = time.perf_counter()
-    comparisons, rules = dedupe_live._matching_of(session, org_id)
+    comparisons, rules = matching.matching_of(session, org_id)  # the organisation's settings
     con = duckdb.connect()
     try:
-        records = matching.load_records(session, org_id, con)
+        records = matching.load_records(session, org_id, con,
+                                        attributes=matching_config.attributes_of(comparisons, rules))
         read = time.perf_counter() - clock
         result = matching.match_records(con, records, threshold=found.review_threshold, comparisons=comparisons,
                                         rules=rules)
@@ -455,7 +529,8 @@ def evidence(model: dict[str, Any], levels: dict[str, Any]) -> list[dict[str, An
         if int(level) < 0:
             continue
         weight = model.get("levels", {}).get(comparison, {}).get(str(level), {}).get("weight")
-        found.append({"comparison": comparison, "level": int(level), "weight": weight})
+        # a custom field's comparison as settings name it (attributes.<key>): its level, never its values
+        found.append({"comparison": matching_config.public_name(comparison), "level": int(level), "weight": weight})
     return sorted(found, key=lambda e: -(e["weight"] or 0))
 
 

@@ -47,9 +47,13 @@ BLOCK_SHARE = 20  # a block of more than max_pairs_per_record × this many custo
 
 
 def _matching_of(session: Session, org_id: int) -> tuple[tuple[matching.Comparison, ...], tuple[matching.Rule, ...]]:
-    """The organisation's comparisons and blocking rules (the defaults until matching settings per organisation
-    exist: one line to change then)."""
-    return matching.DEFAULT_COMPARISONS, matching.DEFAULT_RULES
+    """The organisation's comparisons and blocking rules, as its matching settings say."""
+    return matching.matching_of(session, org_id)
+
+
+def attributes(comparisons: tuple[matching.Comparison, ...], blocking: live.Blocking) -> tuple[str, ...]:
+    """The custom fields the comparisons and the stored plan's rules read (the records' cf_ columns)."""
+    return matching.attributes_of(comparisons, [matching.Rule(name, (keys,)) for name, keys in blocking])
 
 
 def block_limit() -> int:
@@ -62,14 +66,16 @@ def _chunks(values: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
         yield values[start:start + size]
 
 
-def _load(session: Session, org_id: int, con: duckdb.DuckDBPyConnection, ids: Iterable[int], table: str) -> int:
-    """The live profiles among ``ids`` as the table ``table`` of ``con``, keys made (read in chunks of ids)."""
+def _load(session: Session, org_id: int, con: duckdb.DuckDBPyConnection, ids: Iterable[int], table: str,
+          fields: tuple[str, ...]) -> int:
+    """The live profiles among ``ids`` as the table ``table`` of ``con``, keys made, with the custom ``fields``
+    (read in chunks of ids)."""
     with tempfile.TemporaryDirectory() as scratch:
         for number, chunk in enumerate(_chunks(sorted(ids))):
-            export_records(session, org_id, Path(scratch) / f"part-{number:05d}.csv", ids=chunk)
+            export_records(session, org_id, Path(scratch) / f"part-{number:05d}.csv", ids=chunk, attributes=fields)
         if not any(Path(scratch).iterdir()):
-            export_records(session, org_id, Path(scratch) / "part-00000.csv", ids=[])
-        return load_file(con, Path(scratch) / "part-*.csv", table=table)
+            export_records(session, org_id, Path(scratch) / "part-00000.csv", ids=[], attributes=fields)
+        return load_file(con, Path(scratch) / "part-*.csv", table=table, attributes=fields)
 
 
 def _stream(con: duckdb.DuckDBPyConnection, query: str, size: int = WRITE_CHUNK) -> Iterator[list[tuple[Any, ...]]]:
@@ -223,6 +229,9 @@ def follow(session: Session, org_id: int, touched: Iterable[int], *, force: bool
         return {}
     model = matching.MatchModel.from_dict(found.model)
     comparisons, _ = _matching_of(session, org_id)
+    if {c.name for c in comparisons} != set(model.m):  # the settings changed since the model was fitted
+        return {"touched": len(ids), "model_out_of_date": True}
+    fields = attributes(comparisons, blocking)
     now = utcnow()
     live_ids: set[int] = set()
     for chunk in _chunks(sorted(ids)):
@@ -233,7 +242,7 @@ def follow(session: Session, org_id: int, touched: Iterable[int], *, force: bool
     clock = time.perf_counter()
     con = duckdb.connect()
     try:
-        _load(session, org_id, con, live_ids, "touched_records")
+        _load(session, org_id, con, live_ids, "touched_records", fields)
         keys_sql = live.all_keys_sql(con, blocking, comparisons, "touched_records")
         con.execute(f"CREATE TEMP TABLE touched_keys AS {keys_sql}")
         fingerprints = dict(con.execute(live.fingerprint_sql(con, "touched_records")).fetchall())
@@ -276,7 +285,7 @@ def follow(session: Session, org_id: int, touched: Iterable[int], *, force: bool
         members = _stored(session, org_id, [k for k, n in sizes.items() if n <= limit])
         others = {pid for pid, _ in members} - live_ids
         counts["candidates"] = len(others)
-        _load(session, org_id, con, others, "other_records")
+        _load(session, org_id, con, others, "other_records", fields)
         con.execute("CREATE OR REPLACE TEMP TABLE records AS SELECT * FROM touched_records UNION ALL "
                     "SELECT * FROM other_records WHERE id NOT IN (SELECT id FROM touched_records)")
         tf_keys = [k for (k,) in con.execute(

@@ -423,6 +423,9 @@ class DedupeSettings(IdMixin, TimestampMixin, Base):
     last_run_at: Mapped[datetime | None] = mapped_column(nullable=True)
     figures: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
     model: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    # What is compared and how pairs are blocked ({"comparisons": [...], "rules": [...]}, see
+    # kehu.cdp.matching.config); None, or a part missing: the matcher's defaults (made for Chinese consumer data)
+    matching: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc, nullable=True)
 
 
 class BlockingKey(Base):

@@ -435,8 +435,74 @@ class DedupeSettingsOut(BaseModel):
                                               "log2(m/u); the prior; pairs each blocking rule found")
 
 
+class ComparisonSetting(Strict):
+    field: str = Field(max_length=80, description="A standard comparison (name, birthday, mobile, email, city, "
+                                                  "address — with the postcode —, gender) or a custom field as "
+                                                  "attributes.<key>")
+    kind: str | None = Field(default=None, max_length=20, description=(
+        "standard (the matcher's own levels; the only kind of a standard field), or for a custom field: exact "
+        "(text, number, date, option, boolean), fuzzy (text: one character mistyped, missing, extra or two "
+        "swapped), date (date: one digit mistyped, day and month swapped)"))
+
+
+class RuleSetting(Strict):
+    name: str = Field(min_length=1, max_length=60, description="A default rule's name, or a name for your own rule")
+    fields: list[str] | None = Field(default=None, max_length=10, description=(
+        "null for a default rule; for your own: the fields pairs must agree on exactly — standard (name, birthday, "
+        "birth_year, mobile, email, city, postcode, gender) or attributes.<key>. Empty (or only fields with a "
+        "handful of values, such as gender) would compare every pair and is refused"))
+
+
+class MatchingIn(Strict):
+    comparisons: list[ComparisonSetting] | None = Field(
+        default=None, max_length=50, description="What is compared between two records; null: the defaults")
+    rules: list[RuleSetting] | None = Field(
+        default=None, max_length=100, description="Which pairs are compared at all (blocking): a pair is compared "
+                                                  "when it meets one rule; null: the default rules")
+
+
+class MatchingFieldOption(BaseModel):
+    field: str = Field(description="attributes.<key>")
+    label_zh: str
+    label_en: str
+    type: str
+    is_pii: bool
+    kinds: list[str] = Field(description="The comparison kinds its type allows (none: it cannot take part)")
+
+
+class MatchingOptions(BaseModel):
+    comparisons: list[str] = Field(description="The standard comparisons")
+    rules: list[str] = Field(description="The default blocking rules, in the order they are loosened")
+    rule_fields: list[str] = Field(description="Standard fields a rule of your own may use")
+    custom_fields: list[MatchingFieldOption]
+
+
+class MatchingOut(BaseModel):
+    is_default: bool = Field(description="Nothing chosen: the defaults (made for Chinese consumer data)")
+    comparisons: list[ComparisonSetting]
+    rules: list[RuleSetting]
+    options: MatchingOptions
+
+
+class RulePlanOut(BaseModel):
+    rule: str
+    keys: list[str] = Field(description="The keys its pairs agree on (a rule is tightened — more keys — when it "
+                                        "would compare too many)")
+    pairs: int = Field(description="Pairs it compares (before pairs found by an earlier rule are left out)")
+    tightened: bool
+
+
+class MatchingCheckOut(BaseModel):
+    records: int
+    ceiling: int = Field(description="Most pairs a run may compare (KEHU_DEDUPE_MAX_PAIRS_PER_RECORD × records)")
+    pairs: int
+    over_ceiling: bool = Field(description="A run would refuse to start (each rule counted at its tightest)")
+    rules: list[RulePlanOut]
+
+
 class EvidenceOut(BaseModel):
-    comparison: str = Field(description="name | birthday | mobile | email | city | address")
+    comparison: str = Field(description="name | birthday | mobile | email | city | address | gender | "
+                                        "attributes.<key> (a custom field the organisation compares)")
     level: int = Field(description="0 = different; higher = closer (name: 1 similar, 2 same pinyin, 3 same)")
     weight: float | None
 

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, Select, Text, and_, any_, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, Select, Text, and_, any_, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.visitors import InternalTraversal
 
 from kehu.cdp import normalise
 from kehu.cdp.models import Identity, Profile, Vehicle
 from kehu.cdp.views import PSEUDONYMOUS_IDENTITIES
+from kehu.core.db import PerDialect
 
 TAIL = 4  # digits of a mobile's end kept in its index: a shorter tail matches too many to be worth a search
 MOBILE_PREFIX = 7  # digits of a mobile's start that narrow it down to a few (one number in 10,000)
@@ -61,30 +60,6 @@ def _kinds_in_use(org_id: int) -> Select[Any]:
     return select(kinds.c.kind).where(kinds.c.kind.is_not(None))
 
 
-class _PerDialect(ColumnElement[bool]):
-    """A condition written one way for PostgreSQL and another for SQLite, chosen when the statement is compiled:
-    callers build one search whichever database runs it."""
-
-    type = Boolean()
-    inherit_cache = True
-    _traverse_internals = [("postgresql", InternalTraversal.dp_clauseelement),
-                           ("default", InternalTraversal.dp_clauseelement)]
-
-    def __init__(self, postgresql: ColumnElement[bool], default: ColumnElement[bool]) -> None:
-        self.postgresql = postgresql
-        self.default = default
-
-
-@compiles(_PerDialect)
-def _compile_default(element: _PerDialect, compiler: Any, **kw: Any) -> str:
-    return compiler.process(element.default, **kw)
-
-
-@compiles(_PerDialect, "postgresql")
-def _compile_postgresql(element: _PerDialect, compiler: Any, **kw: Any) -> str:
-    return compiler.process(element.postgresql, **kw)
-
-
 def _among(profile_id: Any, *where: Any) -> ColumnElement[bool]:
     """The profile is one of the few that ``profile_id`` of the rows ``where`` names (identities, vehicles). On
     PostgreSQL written as ``id = ANY(those ids as one array)``: the array is computed once and the primary key
@@ -92,7 +67,7 @@ def _among(profile_id: Any, *where: Any) -> ColumnElement[bool]:
     condition there, and an OR with one turns the whole search into a filter over every row."""
     ids = func.coalesce(select(func.array_agg(profile_id)).where(*where).scalar_subquery(),
                         literal_column("'{}'::bigint[]"))  # an expression, not "ANY (SELECT …)" of rows
-    return _PerDialect(Profile.id == any_(ids), Profile.id.in_(select(profile_id).where(*where)))
+    return PerDialect(Profile.id == any_(ids), Profile.id.in_(select(profile_id).where(*where)))
 
 
 def matches(org_id: int, q: str, *, personal: bool = True) -> ColumnElement[bool]:
@@ -107,7 +82,7 @@ def matches(org_id: int, q: str, *, personal: bool = True) -> ColumnElement[bool
     text = q.strip()
     in_org = Profile.org_id == org_id
     # SQLite's LIKE ignores the case of ASCII letters by itself, and scans
-    arms: list[ColumnElement[bool]] = [_PerDialect(
+    arms: list[ColumnElement[bool]] = [PerDialect(
         and_(name_grams(Profile.name).contains(grams_of(text)),
              func.lower(Profile.name).contains(text.lower(), autoescape=True)),
         Profile.name.contains(text, autoescape=True))]
@@ -115,7 +90,7 @@ def matches(org_id: int, q: str, *, personal: bool = True) -> ColumnElement[bool
     if letters.isascii() and letters.isalpha():
         # PostgreSQL reads the prefix off the text_pattern_ops index; SQLite's LIKE takes no index unless told to
         # be case-sensitive, a range of the index does
-        arms.append(and_(in_org, _PerDialect(
+        arms.append(and_(in_org, PerDialect(
             Profile.name_pinyin.like(f"{letters}%"),
             and_(Profile.name_pinyin >= letters, Profile.name_pinyin < letters + "\U0010ffff"))))
     if not personal:

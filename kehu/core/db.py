@@ -15,11 +15,24 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, MetaData, create_engine, event
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    create_engine,
+    event,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeDecorator
 
 from kehu.core.settings import Settings, get_settings
@@ -88,6 +101,30 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _json_dumps(value: Any) -> str:
     # orjson: several times faster than json for the JSON columns written on every ingested event.
     return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+class PerDialect(ColumnElement[bool]):
+    """A condition written one way for PostgreSQL and another for SQLite, chosen when the statement is compiled:
+    callers build one query whichever database runs it."""
+
+    type = Boolean()
+    inherit_cache = True
+    _traverse_internals = [("postgresql", InternalTraversal.dp_clauseelement),
+                           ("default", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, postgresql: ColumnElement[bool], default: ColumnElement[bool]) -> None:
+        self.postgresql = postgresql
+        self.default = default
+
+
+@compiles(PerDialect)
+def _compile_default(element: PerDialect, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.default, **kw)
+
+
+@compiles(PerDialect, "postgresql")
+def _compile_postgresql(element: PerDialect, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.postgresql, **kw)
 
 
 def make_engine(url: str, pool_size: int = 10) -> Engine:

@@ -11,10 +11,12 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, and_, false, select
+from sqlalchemy import BigInteger, ColumnElement, and_, any_, bindparam, false, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from kehu.core import domains
+from kehu.core.db import PerDialect
 from kehu.core.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from kehu.core.i18n import t
 from kehu.tenancy.models import BusinessUnit, Organization, User
@@ -130,13 +132,18 @@ def is_root_path(path: str) -> bool:
     return path.count("/") == 2
 
 
-def _unit_tree_ids(principal: Principal) -> Any:
-    if principal.unit_tree is not None:
-        return principal.unit_tree
-    return select(BusinessUnit.id).where(
-        BusinessUnit.org_id == principal.org_id,
-        BusinessUnit.path.startswith(principal.unit_path, autoescape=True),
-    )
+def _in_unit_tree(principal: Principal, unit_col: Any) -> ColumnElement[bool]:
+    """``unit_col`` is a unit of the principal's subtree. On PostgreSQL its ids go as one array parameter
+    (``unit_id = ANY(:ids)``): the statement's text stays the same for every principal, so it is compiled,
+    converted and prepared once, and planned with the array's values (a hashed lookup, estimated from the ids) —
+    a region's 480 ids written into the text made each of a Customer 360's statements 13 KB, rendered and
+    parsed anew on every request (43 ms of the server's CPU for one 360, against 13 for a consultant's)."""
+    if principal.unit_tree is None:
+        return unit_col.in_(select(BusinessUnit.id).where(
+            BusinessUnit.org_id == principal.org_id,
+            BusinessUnit.path.startswith(principal.unit_path, autoescape=True)))
+    ids = list(principal.unit_tree)
+    return PerDialect(unit_col == any_(bindparam(None, ids, type_=ARRAY(BigInteger))), unit_col.in_(ids))
 
 
 def scope(principal: Principal, model: Any, privilege: str = "read") -> ColumnElement[bool]:
@@ -158,7 +165,7 @@ def scope(principal: Principal, model: Any, privilege: str = "read") -> ColumnEl
             return and_(org_clause, BusinessUnit.path.startswith(principal.unit_path, autoescape=True))
         if is_root_path(principal.unit_path):
             return org_clause  # the top unit's tree is the organisation
-        return and_(org_clause, unit_col.in_(_unit_tree_ids(principal)))
+        return and_(org_clause, _in_unit_tree(principal, unit_col))
     if depth in (UNIT_TREE, UNIT) and unit_col is not None:
         return and_(org_clause, unit_col == principal.unit_id)
     if depth == OWN and owner_col is not None:

@@ -1,7 +1,7 @@
 """Live duplicate matching: the stored blocking keys of every live profile (one row per key it blocks on)
 
 Revision ID: 0039_blocking_keys
-Revises: 0037_profile_postcode
+Revises: 0038_matching_settings
 Create Date: 2026-12-06 12:00:00
 """
 
@@ -11,8 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0039_blocking_keys'
-# to be chained after 0038 (matching settings per organisation) when both are merged
-down_revision: str | None = '0037_profile_postcode'
+down_revision: str | None = '0038_matching_settings'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

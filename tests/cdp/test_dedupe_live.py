@@ -13,13 +13,15 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from kehu.cdp import dedupe, dedupe_live, matching, schemas, service
-from kehu.cdp.matching.blocking import Plan, Rule
+from kehu.cdp.matching.blocking import DEFAULT_RULES, Plan, Rule
+from kehu.cdp.matching.comparisons import DEFAULT_COMPARISONS
 from kehu.cdp.matching.model import make_tf_tables, score
 from kehu.cdp.models import BlockingKey, DedupeSettings, DuplicateCandidate, Identity, Merge, Profile
 from kehu.core import events
 from kehu.demo import western
 from tests.cdp.test_dedupe import _pairs, _people
 from tests.cdp.test_imports import run_jobs, upload
+from tests.cdp.test_matching_settings import _field
 from tests.factories.cdp import basic, call
 
 Pairs = dict[tuple[int, int], float]
@@ -38,7 +40,7 @@ def _full_scoring(session, org_id: int) -> Pairs:  # type: ignore[no-untyped-def
     comparisons, _ = dedupe_live._matching_of(session, org_id)
     con = duckdb.connect()
     try:
-        records = matching.load_records(session, org_id, con)
+        records = matching.load_records(session, org_id, con, attributes=dedupe_live.attributes(comparisons, blocking))
         chosen = [(Rule(name, (keys,)), keys, 1) for name, keys in blocking]
         matching.candidates(con, Plan(records=records, ceiling=0, chosen=chosen, counts={}), comparisons)
         make_tf_tables(con, comparisons)
@@ -247,3 +249,34 @@ def test_auto_merge_applies_to_pairs_found_live(  # type: ignore[no-untyped-def]
     assert {m.reason for m in merges} == {"dedupe"} and all(m.detail.startswith("automatic") for m in merges)
     assert not session.scalars(select(BlockingKey).where(BlockingKey.profile_id.in_(
         (twin, ids["liu_typo"])))).first()  # the records folded left the keys (the merges' events, next step)
+
+
+def test_custom_fields_of_the_settings_take_part_live(  # type: ignore[no-untyped-def]
+        client, tree, login, session, clean_database, settings):
+    """An ID number the organisation compares and blocks on (its matching settings): a newcomer sharing only it
+    (no birthday, another city) meets its twin live, as a full run scores the pair."""
+    admin = login("admin@example.com")
+    _field(client, admin, "id_number", is_pii=True)
+    ids = _people(session, tree)
+    proposal = {"comparisons": [*({"field": c.name} for c in DEFAULT_COMPARISONS),
+                                {"field": "attributes.id_number", "kind": "fuzzy"}],
+                "rules": [*({"name": r.name} for r in DEFAULT_RULES),
+                          {"name": "id_number", "fields": ["attributes.id_number"]}]}
+    assert client.put("/api/v1/dedupe/matching", headers=admin, json=proposal).status_code == 200
+    # (one ID number among 208 customers teaches the model little of it: pairs from an even chance up)
+    assert client.put("/api/v1/dedupe", headers=admin, json={"review_threshold": 0.5}).status_code == 200
+    assert client.patch(f"/api/v1/customers/{ids['liu']}", headers=admin,
+                        json={"attributes": {"id_number": "310101197805201234"}}).status_code == 200
+    run_jobs(clean_database, settings)
+    _full_run(session, tree.org.id)
+    created = client.post("/api/v1/customers", headers=admin, json={
+        "name": "刘洋", "city": "深圳", "attributes": {"id_number": "310101197805201234"}})
+    assert created.status_code == 201, created.text
+    run_jobs(clean_database, settings)
+    newcomer = {created.json()["id"]}
+    queue = _involving(_queue(session, tree.org.id), newcomer)
+    assert tuple(sorted((created.json()["id"], ids["liu"]))) in queue
+    _same(queue, _involving(_full_scoring(session, tree.org.id), newcomer))
+    # the plan stored with the model blocks on the custom field's column too
+    model = session.scalar(select(DedupeSettings.model).where(DedupeSettings.org_id == tree.org.id))
+    assert dict(dedupe_live.plan_stored(model))["id_number"][0] == "cf_id_number"

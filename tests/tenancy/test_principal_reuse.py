@@ -9,7 +9,7 @@ from kehu.cdp import schemas as cdp_schemas
 from kehu.cdp import service as cdp_service
 from kehu.tenancy import service as tenancy_service
 from kehu.tenancy.models import Role
-from tests.factories.tenancy import make_unit
+from tests.factories.tenancy import make_unit, make_user
 
 
 def customer(session, tree, unit, name):  # type: ignore[no-untyped-def]
@@ -70,3 +70,44 @@ def test_a_region_managers_new_and_moved_dealers_are_theirs_at_once(client, tree
     moved = client.patch(f"/api/v1/units/{tree.dealer_c.id}", headers=admin, json={"parent_id": tree.east.id})
     assert moved.status_code == 200, moved.text
     assert names(client, east) == (200, ["张三", "李四", "王五"])
+
+
+def test_a_region_managers_statements_read_the_same_whatever_the_regions_size(client, tree, login, session, app):
+    """The units of a region go as one parameter on PostgreSQL, not written into the statement: its text (what the
+    server compiles, the driver converts and PostgreSQL prepares once) is the same for a region of 3 dealers or 40,
+    and for another region's manager. On SQLite they are listed in the statement, as SQLite has no arrays."""
+    customer(session, tree, tree.dealer_a, "张三")
+    customer(session, tree, tree.dealer_c, "王五")
+    north_manager = make_user(session, tree.system, tree.north, "region_manager", email="north@example.com")
+    session.commit()
+    engine = app.state.database.engine
+    statements: list[str] = []
+    listener = lambda *args, **kwargs: statements.append(args[2])  # noqa: E731
+
+    def list_statement(email: str) -> str:
+        headers = login(email)
+        statements.clear()
+        event.listen(engine, "before_cursor_execute", listener)
+        try:
+            response = client.get("/api/v1/customers", headers=headers)
+        finally:
+            event.remove(engine, "before_cursor_execute", listener)
+        assert response.status_code == 200, response.text
+        found = [s for s in statements if "FROM profiles" in s]
+        assert len(found) == 1, statements
+        return found[0]
+
+    east_before = list_statement("east@example.com")
+    for number in range(40):
+        make_unit(session, tree.system, tree.east, f"新店{number}", "dealer", f"NEW{number}")
+    session.commit()
+    east_after = list_statement("east@example.com")
+    north = list_statement(north_manager.email)
+    assert names(client, login("east@example.com")) == (200, ["张三"])
+    assert names(client, login(north_manager.email)) == (200, ["王五"])
+    if engine.dialect.name == "postgresql":
+        assert east_before == east_after == north
+        assert str(tree.dealer_a.id) not in east_after.replace(str(tree.org.id), "")
+    else:
+        assert len(east_after) > len(east_before)
+

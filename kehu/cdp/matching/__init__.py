@@ -14,9 +14,11 @@ A Fellegi–Sunter model, as Splink fits one, computed in DuckDB over a columnar
    frequencies (two 王伟 say less than two 欧阳修, two Londoners less than two people of Truro).
 
 Pure computation: nothing here writes to kehu's database (``kehu.cdp.dedupe`` stores and acts on the result).
-Hooks for what comes next: every entry point takes ``comparisons`` and ``rules`` (per-organisation settings);
-``load_records(ids=…, table=…)`` reads one or a few records, ``compare_sql(pairs, left=, right=)`` compares them
-with stored ones, and ``MatchModel.to_dict/from_dict`` keeps a fitted model to score them without fitting again.
+Every entry point takes ``comparisons`` and ``rules``: an organisation's are ``matching_of(session, org_id)``
+(its settings, ``config``; custom fields are columns cf_<key> of the records: ``load_records(attributes=
+attributes_of(comparisons, rules))``). ``load_records(ids=…, table=…)`` reads one or a few records,
+``compare_sql(pairs, left=, right=)`` compares them with stored ones, and ``MatchModel.to_dict/from_dict`` keeps
+a fitted model to score them without fitting again.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from kehu.cdp.matching.blocking import DEFAULT_RULES, Plan, Rule, TooManyComparisons, bits_sql, candidates_sql, plan
 from kehu.cdp.matching.comparisons import COMPARISONS, DEFAULT_COMPARISONS, Comparison, compare_sql
+from kehu.cdp.matching.config import attributes_of, matching_of
 from kehu.cdp.matching.model import MatchModel, fit, make_tf_tables, score
 from kehu.cdp.matching.records import export_records, load_records
 
@@ -108,7 +111,7 @@ def find_matches(session: Session, org_id: int, *, threshold: float, workdir: Pa
     started = time.perf_counter()
     con = duckdb.connect(config={"threads": threads} if threads else {})
     try:
-        records = load_records(session, org_id, con, workdir=workdir)
+        records = load_records(session, org_id, con, workdir=workdir, attributes=attributes_of(comparisons, rules))
         read = time.perf_counter() - started
         result = match_records(con, records, threshold=threshold, max_pairs_per_record=max_pairs_per_record,
                                comparisons=comparisons, rules=rules)
@@ -123,7 +126,7 @@ def check_plan(session: Session, org_id: int, *, max_pairs_per_record: int | Non
     """Read the records and count each rule's comparisons (what a run would compare), without running it."""
     con = duckdb.connect()
     try:
-        records = load_records(session, org_id, con)
+        records = load_records(session, org_id, con, attributes=attributes_of((), rules))
         return plan_records(con, records, max_pairs_per_record=max_pairs_per_record, rules=rules)
     finally:
         con.close()
@@ -169,7 +172,6 @@ def clusters(pairs: Iterable[tuple[int, int]]) -> dict[int, int]:
 
 
 __all__ = ["BLOCKING_RULES", "COMPARISONS", "DEFAULT_COMPARISONS", "DEFAULT_RULES", "Comparison", "MatchModel",
-           "MatchResult", "Plan", "Rule", "TooManyComparisons", "candidates", "check_plan", "clusters",
-           "compare_sql", "export_records", "find_matches", "fit", "load_records", "match_new", "match_records",
-           "plan_records",
-           "score"]
+           "MatchResult", "Plan", "Rule", "TooManyComparisons", "attributes_of", "candidates", "check_plan",
+           "clusters", "compare_sql", "export_records", "find_matches", "fit", "load_records", "match_new",
+           "match_records", "matching_of", "plan_records", "score"]

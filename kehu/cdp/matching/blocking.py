@@ -41,7 +41,8 @@ class Rule:
     variants: tuple[tuple[str, ...], ...]  # equal keys, loosest first
 
     def fixes(self, keys: tuple[str, ...]) -> set[str]:
-        return {KEY_COMPARISONS[k] for k in keys if k in KEY_COMPARISONS}
+        # a custom field's column (cf_<key>) is its comparison's name too (see matching.config)
+        return {KEY_COMPARISONS.get(k, k) for k in keys if k in KEY_COMPARISONS or k.startswith("cf_")}
 
 
 # In the order they are loosened (the most telling first).
@@ -86,6 +87,7 @@ def _with_birthday(rule: Rule) -> Rule:
     return Rule(rule.name, (*rule.variants, (*last, "birthday")))
 
 
+with_birthday = _with_birthday  # for the organisation's own rules (matching.config)
 DEFAULT_RULES: tuple[Rule, ...] = tuple(_with_birthday(rule) for rule in _RULES)
 
 
@@ -134,8 +136,8 @@ def plan(con: duckdb.DuckDBPyConnection, records: int, *, max_pairs_per_record: 
                    f"{ceiling:,} ({max_pairs_per_record} per record; KEHU_DEDUPE_MAX_PAIRS_PER_RECORD); the rule "
                    f"{worst.name} alone makes {counts[worst.name][worst.variants[-1]]:,}.",
             message=("dedupe.too_many", {"pairs": f"{total:,}", "ceiling": f"{ceiling:,}", "rule": worst.name}),
-            extra={"pairs": total, "ceiling": ceiling, "rules": {r.name: counts[r.name][r.variants[-1]]
-                                                                 for r in rules}})
+            extra={"records": records, "pairs": total, "ceiling": ceiling,
+                   "rules": {r.name: counts[r.name][r.variants[-1]] for r in rules}})
     for rule in rules:  # loosen, most telling rules first; no rule takes more than a fifth of the ceiling
         for index in range(len(rule.variants) - 1):
             n = counts[rule.name][rule.variants[index]]

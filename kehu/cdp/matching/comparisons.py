@@ -22,6 +22,9 @@ class Comparison:
     tf_column: str | None = None
     tf_levels: tuple[int, ...] = ()
     fields: tuple[str, ...] = field(default=())  # the records' keys it reads (a blocking rule on them fixes it)
+    # Values that name one person (an ID or membership number): random pairs agreeing on it are mostly the same
+    # person, so its u is taken among the other pairs (see model.fit)
+    identifier: bool = False
 
     @property
     def top(self) -> int:
@@ -67,6 +70,9 @@ def _one_off(a: str, b: str, guard: str = "true") -> str:
     return (f"(abs(length({a}) - length({b})) <= 1 AND {guard} AND (CASE WHEN length({a}) = length({b}) "
             f"THEN hamming({a}, {b}) <= 1 OR (hamming({a}, {b}) = 2 AND damerau_levenshtein({a}, {b}) <= 1) "
             f"ELSE damerau_levenshtein({a}, {b}) <= 1 END))")
+
+
+one_off = _one_off  # for the organisation's own comparisons (matching.config)
 
 
 def _one_part(i: str, j: str) -> str:

@@ -29,6 +29,11 @@ EM_MIN_PAIRS = 10
 # town or a postcode district is shared by many namesakes (48 surnames, 24 given names a gender) settles on "same
 # place" as its class and learns that most matches have other birthdays; the bound keeps it on people.
 DIFFERENT_CAP = {"name": 0.2, "birthday": 0.2}  # a rule with fewer candidate pairs teaches nothing reliable
+# An identifier's u (Comparison.identifier) is its agreement among pairs of different people: among random pairs
+# less the share that are one person (prior × m). Bounded below: at most one in a hundred of the pairs that agree
+# on it by chance are taken for different people (a value keyed twice, a shared membership card), so an agreeing
+# identifier alone makes a pair 99 % likely and strong evidence against (another birthday and name) still counts.
+IDENTIFIER_SHARE = 0.01
 
 
 @dataclass
@@ -108,6 +113,7 @@ def fit(con: duckdb.DuckDBPyConnection, records: int, plan: Plan,
         comparisons: tuple[Comparison, ...] = DEFAULT_COMPARISONS, table: str = "records") -> MatchModel:
     """u from random pairs; m and the prior by EM over the patterns of the table ``pairs``."""
     u = estimate_u(con, records, comparisons, table)
+    measured = {c.name: dict(u[c.name]) for c in comparisons if c.identifier}
     names = [c.name for c in comparisons]
     possible = max(records * (records - 1) / 2, 1)
     trained_on = dict(con.execute("SELECT rule, count(*) FROM pairs GROUP BY rule").fetchall())
@@ -127,6 +133,10 @@ def fit(con: duckdb.DuckDBPyConnection, records: int, plan: Plan,
     prior = min(0.1 * records / possible, 0.5)  # a start: one record in ten has a twin
     taught: set[str] = set()
     for _ in range(EM_ITERATIONS):
+        for n, among_all in measured.items():  # see IDENTIFIER_SHARE
+            u[n] = {level: v if level == 0 else max((v - prior * m[n].get(level, 0.0)) / (1 - prior),
+                                                    IDENTIFIER_SHARE * prior * m[n].get(level, M_FLOOR), 1e-12)
+                    for level, v in among_all.items()}
         odds = prior / (1 - prior)
         ratios = {n: {level: max(m[n].get(level, M_FLOOR), 1e-6) / max(u[n][level], 1e-9) for level in u[n]}
                   for n in names}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,25 +29,29 @@ CJK = f"[{CJK_RANGE}]"
 COLUMNS = {"id": "BIGINT", "unit_id": "BIGINT", "name": "VARCHAR", "name_pinyin": "VARCHAR", "birthday": "DATE",
            "mobile": "VARCHAR", "email": "VARCHAR", "city": "VARCHAR", "address": "VARCHAR", "postcode": "VARCHAR",
            "gender": "VARCHAR"}
+ATTRIBUTE_COLUMN = "cf_"  # a custom field's column: cf_<key> (see matching.config)
 # Street types as people shorten them (the long form and the short one become the short one)
 STREET_TYPES = (("road", "rd"), ("street", "st"), ("avenue", "ave"), ("lane", "ln"), ("close", "cl"),
                 ("drive", "dr"), ("way", "wy"), ("crescent", "cres"), ("gardens", "gdns"), ("place", "pl"),
                 ("terrace", "terr"), ("grove", "gr"), ("court", "ct"), ("square", "sq"), ("parade", "pde"))
 
 
-def _query(org_id: int, ids: Iterable[int] | None = None) -> Any:  # a Select of ten columns
+def _query(org_id: int, ids: Iterable[int] | None = None, attributes: Sequence[str] = ()) -> Any:
+    """A Select of the columns of COLUMNS, then the custom fields ``attributes`` (their values as text)."""
     query = select(Profile.id, Profile.unit_id, Profile.name, Profile.name_pinyin, Profile.birthday, Profile.mobile,
-                   Profile.email, Profile.city, Profile.address, Profile.postcode, Profile.gender).where(
+                   Profile.email, Profile.city, Profile.address, Profile.postcode, Profile.gender,
+                   *(Profile.attributes[key].as_string().label(ATTRIBUTE_COLUMN + key) for key in attributes)).where(
         Profile.org_id == org_id, Profile.merged_into_id.is_(None)).order_by(Profile.id)
     if ids is not None:
         query = query.where(Profile.id.in_(list(ids)))
     return query
 
 
-def export_records(session: Session, org_id: int, path: Path, *, ids: Iterable[int] | None = None) -> None:
-    """Write the organisation's live profiles' matching fields (or only ``ids``) to a CSV file (COPY on
-    PostgreSQL)."""
-    query = _query(org_id, ids)
+def export_records(session: Session, org_id: int, path: Path, *, ids: Iterable[int] | None = None,
+                   attributes: Sequence[str] = ()) -> None:
+    """Write the organisation's live profiles' matching fields (or only ``ids``), and the custom fields
+    ``attributes``, to a CSV file (COPY on PostgreSQL)."""
+    query = _query(org_id, ids, attributes)
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         compiled = query.compile(connection, compile_kwargs={"literal_binds": True})
@@ -74,7 +78,13 @@ def _street_sql(column: str) -> str:
 
 
 def derive(con: duckdb.DuckDBPyConnection, raw: str = "raw", table: str = "records") -> int:
-    """Make ``table`` (the matching keys) out of ``raw`` (the columns of COLUMNS); its row count."""
+    """Make ``table`` (the matching keys) out of ``raw`` (the columns of COLUMNS, and custom fields as columns
+    cf_<key>: lower case, without spaces and punctuation, so 110101 1990-0101 23x and 11010119900101023X agree);
+    its row count."""
+    attributes = [c for (c,) in con.execute(f"SELECT column_name FROM (DESCRIBE {raw})").fetchall()
+                  if c.startswith(ATTRIBUTE_COLUMN)]
+    custom = "".join(f",\n               nullif(regexp_replace(lower(trim({c})), '[\\s\\-_./,，·]', '', 'g'), '') "
+                     f"AS {c}" for c in attributes)
     # The family name's pinyin for Chinese names: distinct first characters are a few thousand at most.
     con.execute("CREATE OR REPLACE TEMP TABLE family (c VARCHAR, py VARCHAR)")
     firsts = [c for (c,) in con.execute(f"SELECT DISTINCT substr(name, 1, 1) FROM {raw} WHERE name IS NOT NULL "
@@ -142,26 +152,29 @@ def derive(con: duckdb.DuckDBPyConnection, raw: str = "raw", table: str = "recor
                CASE WHEN regexp_matches(pc, '[A-Z]') AND length(pc) > 3 THEN left(pc, length(pc) - 3)
                     WHEN length(pc) >= 5 THEN left(pc, 4) END AS pc_district,
                CASE WHEN regexp_matches(pc, '^[A-Z]') THEN regexp_extract(pc, '^[A-Z]+')
-                    WHEN length(pc) >= 5 THEN left(pc, 2) END AS pc_area
+                    WHEN length(pc) >= 5 THEN left(pc, 2) END AS pc_area{custom}
         FROM keyed
     """)
     con.execute("DROP TABLE named; DROP TABLE parts; DROP TABLE family")
     return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
 
 
-def load_file(con: duckdb.DuckDBPyConnection, path: Path, *, table: str = "records") -> int:
+def load_file(con: duckdb.DuckDBPyConnection, path: Path, *, table: str = "records",
+              attributes: Sequence[str] = ()) -> int:
+    columns = {**COLUMNS, **{ATTRIBUTE_COLUMN + key: "VARCHAR" for key in attributes}}
     con.execute(f"CREATE OR REPLACE TEMP TABLE raw AS SELECT * FROM read_csv('{path}', header=false, "
-                f"columns={COLUMNS!r}, nullstr='', quote='\"', escape='\"', delim=',', auto_detect=false)")
+                f"columns={columns!r}, nullstr='', quote='\"', escape='\"', delim=',', auto_detect=false)")
     count = derive(con, "raw", table)
     con.execute("DROP TABLE raw")
     return count
 
 
 def load_records(session: Session, org_id: int, con: duckdb.DuckDBPyConnection, *, workdir: Path | None = None,
-                 ids: Iterable[int] | None = None, table: str = "records") -> int:
+                 ids: Iterable[int] | None = None, table: str = "records", attributes: Sequence[str] = ()) -> int:
     """The organisation's live profiles (or only ``ids``: one new record to compare with the stored ones) as the
-    table ``table`` of ``con``, matching keys made; their count."""
+    table ``table`` of ``con``, matching keys made, with the custom fields ``attributes`` (keys: see
+    ``config.attributes_of`` for those a run's comparisons and rules read) as columns cf_<key>; their count."""
     with tempfile.TemporaryDirectory(dir=workdir) as scratch:
         path = Path(scratch) / "records.csv"
-        export_records(session, org_id, path, ids=ids)
-        return load_file(con, path, table=table)
+        export_records(session, org_id, path, ids=ids, attributes=attributes)
+        return load_file(con, path, table=table, attributes=attributes)

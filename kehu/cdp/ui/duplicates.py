@@ -9,6 +9,7 @@ from nicegui import ui
 
 from kehu.cdp import dedupe, matching, schemas, service
 from kehu.cdp.identity import further
+from kehu.cdp.ui.matching_settings import custom_labels, level_label, matching_section
 from kehu.cdp.views import CustomerView
 from kehu.core.errors import KehuError
 from kehu.core.jobs import Job
@@ -23,8 +24,9 @@ FIELDS = ("name", "mobile", "email", "birthday", "gender", "city", "address", "p
           "owner", "first_seen_at")
 
 
-def _evidence_label(comparison: str, level: int) -> str:
-    return tr(f"dedupe.level.{comparison}.{level}")
+def _evidence_label(comparison: str, level: int, labels: dict[str, str] | None = None,
+                    model: dict[str, Any] | None = None) -> str:
+    return level_label(comparison, level, labels=labels or {}, model=model or {})
 
 
 def _percent(probability: float) -> str:
@@ -39,13 +41,26 @@ def duplicates_page() -> None:
             progress = (job.progress, job.message) if job is not None else (0, "")
             units = {u.id: ("　" * u.depth) + u.name for u in tenancy_service.list_units(session, principal)} \
                 if principal.can("units") else {}
+            labels = custom_labels(session, principal)  # custom fields' evidence
         filters: dict[str, Any] = {"status": "open", "unit_id": None, "min_probability": None}
         with ui.row().classes("w-full gap-4 no-wrap items-start max-lg:flex-wrap"):
             with ui.column().classes("flex-1 min-w-0"):
                 _run_card(principal, state, progress)
             if state.model.get("levels"):
                 with ui.column().classes("w-[420px] shrink-0 max-lg:w-full"):
-                    _weights_card(state.model)
+                    _weights_card(state.model, labels)
+        if principal.has("settings.manage"):
+            # drawn when first opened: the page of a reviewer who never opens it does not carry it
+            with ui.expansion(tr("dedupe.matching.title"), icon="rule",
+                              on_value_change=lambda e: open_matching() if e.value else None).classes(
+                    "w-full bg-white rounded shadow-sm").props(
+                    'header-class="text-lg font-medium" data-test="matching-settings"'):
+                matching_box = ui.column().classes("w-full")
+
+            def open_matching() -> None:
+                if not matching_box.default_slot.children:
+                    with matching_box:
+                        matching_section(principal)
         with ui.row().classes("w-full items-center gap-3"):
             # opened on "open" without an on_change call: apply() is defined further down
             with ui.tabs(value="open", on_change=lambda e: apply("status", e.value)).props(
@@ -76,7 +91,8 @@ def duplicates_page() -> None:
                     row: dict[str, Any] = {"id": c.id, "probability": c.probability,
                                            "probability_text": _percent(c.probability),
                                            "decided_at": format_local(c.decided_at, principal.timezone) or "—",
-                                           "evidence": [{"label": _evidence_label(e["comparison"], e["level"]),
+                                           "evidence": [{"label": _evidence_label(e["comparison"], e["level"], labels,
+                                                                          state.model),
                                                          "for": (e["weight"] or 0) > 0}
                                                         for e in dedupe.evidence(state.model, c.levels)]}
                     for side, pid in (("a", c.profile_a_id), ("b", c.profile_b_id)):
@@ -268,12 +284,13 @@ def _settings_dialog(principal: Any, state: schemas.DedupeSettingsOut) -> None:
     dialog.open()
 
 
-def _weights_card(model: dict[str, Any]) -> None:
+def _weights_card(model: dict[str, Any], labels: dict[str, str]) -> None:
     """How much each piece of evidence weighs (log2 of how much likelier it is between records of one person
     than between two random records): what the model learnt from this organisation's data."""
     levels = model["levels"]
     trained = set(model.get("trained", levels))  # a comparison no pair could teach keeps its guesses: not shown
-    shown = [(c, lv) for c, lv in SHOWN_LEVELS if c in trained and str(lv) in levels.get(c, {})]
+    custom = [(c, int(lv)) for c in levels if c.startswith("cf_") for lv in levels[c]]  # the organisation's fields
+    shown = [(c, lv) for c, lv in [*SHOWN_LEVELS, *custom] if c in trained and str(lv) in levels.get(c, {})]
     weights = [round(levels[c][str(lv)]["weight"], 1) for c, lv in shown]
     with ui.card().classes("w-full"):
         ui.label(tr("dedupe.weights")).classes("text-lg font-medium")
@@ -282,7 +299,8 @@ def _weights_card(model: dict[str, Any]) -> None:
             "grid": {"left": 96, "right": 24, "top": 8, "bottom": 24},
             "tooltip": {"trigger": "axis", "axisPointer": {"type": "shadow"}},
             "xAxis": {"type": "value"},
-            "yAxis": {"type": "category", "inverse": True, "data": [_evidence_label(c, lv) for c, lv in shown],
+            "yAxis": {"type": "category", "inverse": True,
+                      "data": [_evidence_label(c, lv, labels, model) for c, lv in shown],
                       "axisLabel": {"fontSize": 11}},
             "series": [{"type": "bar", "data": [
                 {"value": w, "itemStyle": {"color": "#2e7d32" if w > 0 else "#c0392b"}} for w in weights]}],
