@@ -13,13 +13,15 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, or_, select, update
+import duckdb
+from sqlalchemy import Select, and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from kehu.cdp import fields as custom_fields
 from kehu.cdp import identity, identity_rules, matching, schemas
 from kehu.cdp.manifest import MERGE_UNDONE
 from kehu.cdp.matching import config as matching_config
+from kehu.cdp.matching.live import blocking_of
 from kehu.cdp.models import DedupeSettings, DuplicateCandidate, Identity, Merge, Profile
 from kehu.cdp.service import profile_filters
 from kehu.cdp.views import CustomerView
@@ -198,9 +200,10 @@ def enqueue_due_runs(database: Database, limit: int = 10) -> bool:
 
 
 def store_candidates(session: Session, org_id: int, pairs: list[tuple[int, int, float, dict[str, int]]],
-                     *, found_at: datetime) -> dict[str, int]:
+                     *, found_at: datetime, replace: bool = True) -> dict[str, int]:
     """Put this run's pairs in the queue: new pairs open, open pairs get their new figures, decided pairs
-    stay as they were; open pairs this run no longer finds leave the queue. Returns the counts."""
+    stay as they were; open pairs this run no longer finds leave the queue (``replace``: a full run; live matching
+    of a few customers keeps the others' pairs). Returns the counts."""
     table = DuplicateCandidate.__table__
     insert = dialect_insert(session)(table)
     statement = insert.on_conflict_do_update(
@@ -213,6 +216,8 @@ def store_candidates(session: Session, org_id: int, pairs: list[tuple[int, int, 
             {"org_id": org_id, "profile_a_id": a, "profile_b_id": b, "probability": round(p, 6), "levels": levels,
              "status": OPEN, "found_at": found_at}
             for a, b, p, levels in pairs[start:start + STORE_CHUNK]])
+    if not replace:
+        return {}
     gone = session.execute(delete(DuplicateCandidate).where(
         DuplicateCandidate.org_id == org_id, DuplicateCandidate.status == OPEN,
         DuplicateCandidate.found_at < found_at)).rowcount or 0
@@ -252,6 +257,72 @@ def _within_limits(session: Session, rules: identity_rules.Rules, first: int, se
     return all(count <= rules.limit(kind) for kind, count in held.items())
 
 
+def _merge_batch(session: Session, batch: list[DuplicateCandidate], rules: identity_rules.Rules, *, actor: Any,
+                 held_back: set[int]) -> int:
+    """Merge the open pairs of ``batch`` automatically (those beyond One ID's limits are added to ``held_back``,
+    left for a person); how many merges were made."""
+    merged = 0
+    for candidate in batch:
+        first, second = _live(session, candidate.profile_a_id), _live(session, candidate.profile_b_id)
+        if first is None or second is None or first.id == second.id:  # one customer already
+            candidate.status, candidate.decided_at = MERGED, utcnow()
+        elif not _within_limits(session, rules, first.id, second.id):
+            held_back.add(candidate.id)
+        else:
+            _merge_pair(session, candidate, first, second, winner_id=None, actor=actor,
+                        detail=f"automatic: probability {candidate.probability:.3f}")
+            merged += 1
+    return merged
+
+
+def merge_found(session: Session, org_id: int, pairs: list[tuple[int, int]], *, actor: Any) -> int:
+    """Live matching's automatic merges: the open pairs among ``pairs`` (lower id, higher id) merged, most
+    probable first, as a run merges those above the auto-merge threshold; how many were merged."""
+    batch = list(session.scalars(select(DuplicateCandidate).where(
+        DuplicateCandidate.org_id == org_id, DuplicateCandidate.status == OPEN,
+        tuple_(DuplicateCandidate.profile_a_id, DuplicateCandidate.profile_b_id).in_(pairs)).order_by(
+        DuplicateCandidate.probability.desc(), DuplicateCandidate.id)))
+    return _merge_batch(session, batch, identity_rules.rules_for(session, org_id), actor=actor, held_back=set())
+
+
+def _find(session: Session, org_id: int, found: DedupeSettings, started: datetime) -> dict[str, Any]:
+    """Fit and score (``matching``), queue the pairs, keep the model with its plan, and make the stored keys of
+    live matching those of this run's records (``dedupe_live``): the customers changed while it ran are then
+    matched again under the new model. Returns the figures."""
+    from kehu.cdp import dedupe_live
+
+    clock = time.perf_counter()
+    comparisons, rules = matching.matching_of(session, org_id)  # the organisation's settings
+    con = duckdb.connect()
+    try:
+        records = matching.load_records(session, org_id, con,
+                                        attributes=matching_config.attributes_of(comparisons, rules))
+        read = time.perf_counter() - clock
+        result = matching.match_records(con, records, threshold=found.review_threshold, comparisons=comparisons,
+                                        rules=rules)
+        result.seconds = {"read": read, **result.seconds}
+        # the settings' row first (as live matching takes it): then the queue and the keys
+        session.execute(select(DedupeSettings.id).where(DedupeSettings.id == found.id).with_for_update())
+        counts = store_candidates(session, org_id, result.pairs, found_at=started)
+        assert result.plan is not None
+        blocking = blocking_of(result.plan.chosen)
+        found.model = {**result.model.to_dict(), "blocking": [[name, list(keys)] for name, keys in blocking],
+                       "tf_totals": dedupe_live.tf_totals(con, comparisons)}
+        mark = time.perf_counter()
+        keys = dedupe_live.rebuild_keys(session, org_id, con, blocking, comparisons)
+        result.seconds["keys"] = time.perf_counter() - mark
+    finally:
+        con.close()
+    changed = set(session.scalars(select(Profile.id).where(Profile.org_id == org_id, Profile.updated_at >= started)))
+    if changed:
+        dedupe_live.follow(session, org_id, changed, force=True)
+    result.seconds["total"] = time.perf_counter() - clock
+    return {"records": result.model.records, "candidate_pairs": result.candidate_pairs,
+            "proposed": len(result.pairs), **counts, **keys, "merged": 0,
+            "seconds": round(time.perf_counter() - clock, 2), "blocking": result.blocking,
+            "steps": {k: round(v, 2) for k, v in result.seconds.items()}}
+
+
 def run(session: Session, org_id: int, *, ctx: jobs.JobContext | None = None) -> dict[str, Any]:
     """The job's work: fit, score, queue the pairs; merge those above the auto-merge threshold. A run that
     dies after queueing resumes at the merging (each batch of merges commits with the job's checkpoint)."""
@@ -264,24 +335,16 @@ def run(session: Session, org_id: int, *, ctx: jobs.JobContext | None = None) ->
         started = utcnow()
         clock = time.perf_counter()
         try:
-            comparisons, blocking = matching.matching_of(session, org_id)  # the organisation's settings
-            result = matching.find_matches(session, org_id, threshold=found.review_threshold,
-                                           comparisons=comparisons, rules=blocking)
+            found.figures = _find(session, org_id, found, started)
         except matching.TooManyComparisons as error:  # the data grew past the ceiling since the run was asked for
             found.status, found.last_run_at = "too_many", started
             found.figures = {"too_many": error.extra, "seconds": round(time.perf_counter() - clock, 2)}
             session.flush()
             return dict(found.figures)
-        counts = store_candidates(session, org_id, result.pairs, found_at=started)
-        found.model = result.model.to_dict()
-        found.figures = {"records": result.model.records, "candidate_pairs": result.candidate_pairs,
-                         "proposed": len(result.pairs), **counts, "merged": 0,
-                         "seconds": round(time.perf_counter() - clock, 2), "blocking": result.blocking,
-                         "steps": {k: round(v, 2) for k, v in result.seconds.items()}}
         found.last_run_at = started
         checkpoint = {"stage": "merging"}
         if ctx:
-            ctx.save(progress=60, message=f"{len(result.pairs)} pairs proposed", checkpoint=checkpoint)
+            ctx.save(progress=60, message=f"{found.figures['proposed']} pairs proposed", checkpoint=checkpoint)
     merged = int(found.figures.get("merged", 0))
     if found.auto_merge_threshold is not None:
         actor = ctx.principal if ctx else None
@@ -295,16 +358,7 @@ def run(session: Session, org_id: int, *, ctx: jobs.JobContext | None = None) ->
         done = 0
         while batch := list(session.scalars(to_merge.where(DuplicateCandidate.id.not_in(held_back or [0]))
                                             .limit(MERGE_BATCH))):
-            for candidate in batch:
-                first, second = _live(session, candidate.profile_a_id), _live(session, candidate.profile_b_id)
-                if first is None or second is None or first.id == second.id:  # one customer already
-                    candidate.status, candidate.decided_at = MERGED, utcnow()
-                elif not _within_limits(session, rules, first.id, second.id):
-                    held_back.add(candidate.id)
-                else:
-                    _merge_pair(session, candidate, first, second, winner_id=None, actor=actor,
-                                detail=f"automatic: probability {candidate.probability:.3f}")
-                    merged += 1
+            merged += _merge_batch(session, batch, rules, actor=actor, held_back=held_back)
             done += len(batch)
             checkpoint = {**checkpoint, "held_back": sorted(held_back)}
             found.figures = {**found.figures, "merged": merged, "held_back": len(held_back)}

@@ -24,7 +24,8 @@ PROFILE_CHANGED = events.declare(
 DOMAIN = Domain(
     name="cdp",
     models="kehu.cdp.models",
-    services=("kehu.cdp.service", "kehu.cdp.dedupe", "kehu.cdp.exports", "kehu.cdp.imports", "kehu.cdp.happenings"),
+    services=("kehu.cdp.service", "kehu.cdp.dedupe", "kehu.cdp.dedupe_live", "kehu.cdp.exports", "kehu.cdp.imports",
+              "kehu.cdp.happenings"),
     events=(PROFILE_MERGED, MERGE_UNDONE, PROFILE_CHANGED),
     entities=("sources", "imports", "profiles", "accounts", "orders"),
     routers=("kehu.cdp.api:router", "kehu.cdp.api:ingestion"),

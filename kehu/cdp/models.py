@@ -428,6 +428,20 @@ class DedupeSettings(IdMixin, TimestampMixin, Base):
     matching: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc, nullable=True)
 
 
+class BlockingKey(Base):
+    """Live matching's inverted index (``kehu.cdp.dedupe_live``): for each live profile, one row per key it blocks
+    on under its organisation's plan (a 63-bit hash of the rule's key names and their values, so one key is one
+    block of candidates), one per term-frequency value (and its column's total) and one fingerprint of its matching
+    fields. Written as profiles change, rebuilt (as a difference) by each full run."""
+
+    __tablename__ = "blocking_keys"
+    __table_args__ = (Index("ix_blocking_keys_profile", "profile_id"),)
+
+    org_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    key: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    profile_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+
+
 class DuplicateCandidate(IdMixin, Base):
     """疑似重复: two live profiles that are probably one person, with the evidence (a level per comparison).
     Open until someone merges or dismisses it (or a run no longer finds it); a dismissed pair is never

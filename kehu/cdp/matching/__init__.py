@@ -51,6 +51,7 @@ class MatchResult:
     candidate_pairs: int
     seconds: dict[str, float]
     blocking: list[dict[str, Any]] = field(default_factory=list)  # per rule: keys, pairs counted, pairs added
+    plan: Plan | None = None  # the rules as the run chose them (stored with the model for live matching)
 
 
 def _ceiling(max_pairs_per_record: int | None) -> int:
@@ -98,7 +99,8 @@ def match_records(con: duckdb.DuckDBPyConnection, records: int, *, threshold: fl
     seconds["score"] = time.perf_counter() - mark
     added = dict(con.execute("SELECT rule, count(*) FROM pairs GROUP BY rule").fetchall())
     blocking = [{**row, "added": int(added.get(index, 0))} for index, row in enumerate(chosen.as_list())]
-    return MatchResult(model=model, pairs=pairs, candidate_pairs=candidate_pairs, seconds=seconds, blocking=blocking)
+    return MatchResult(model=model, pairs=pairs, candidate_pairs=candidate_pairs, seconds=seconds, blocking=blocking,
+                       plan=chosen)
 
 
 def find_matches(session: Session, org_id: int, *, threshold: float, workdir: Path | None = None,
