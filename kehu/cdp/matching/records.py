@@ -126,7 +126,7 @@ def derive(con: duckdb.DuckDBPyConnection, raw: str = "raw", table: str = "recor
                    nullif(trim(regexp_replace({_street_sql('n.address')}, '\\s+', ' ', 'g')), '') AS addr_text
             FROM named n LEFT JOIN parts a ON a.p = n.p1 LEFT JOIN parts b ON b.p = n.p2
         )
-        SELECT id, unit_id, shown AS name, lower(shown) AS name_lower, p1, p2, s1, s2, c1, c2,
+        SELECT id, unit_id, shown AS name, lower(shown) AS name_lower, cjk, p1, p2, s1, s2, c1, c2,
                CASE WHEN p2 IS NOT NULL THEN least(p1 || p2, p2 || p1) ELSE p1 END AS name_key,
                CASE WHEN s2 IS NOT NULL THEN least(s1 || '.' || s2, s2 || '.' || s1) ELSE s1 END AS sound_key,
                CASE WHEN p2 IS NOT NULL THEN least(left(p1, 1), left(p2, 1)) || greatest(left(p1, 1), left(p2, 1))
