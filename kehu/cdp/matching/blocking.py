@@ -156,19 +156,14 @@ def plan(con: duckdb.DuckDBPyConnection, records: int, *, max_pairs_per_record: 
 
 
 def candidates_sql(chosen: list[tuple[Rule, tuple[str, ...], int]], table: str = "records") -> str:
-    """Every pair meeting a chosen rule, once (a rule skips the pairs an earlier rule made), with the rule that
-    made it (its index) and the bits of all rules it meets (for teaching the model)."""
-    selects = []
-    for index, (_, keys, n) in enumerate(chosen):
-        if n == 0:
-            continue
-        earlier = " OR ".join(f"({' AND '.join(f'coalesce(l.{k} = r.{k}, false)' for k in previous)})"
-                              for _, previous, m in chosen[:index] if m)
-        selects.append(f"SELECT l.id AS a, r.id AS b, {index}::TINYINT AS rule FROM {table} l JOIN {table} r "
-                       f"ON {_on(keys)} AND l.id < r.id" + (f" WHERE NOT ({earlier})" if earlier else ""))
+    """Every pair meeting a chosen rule, once, with the first rule that made it (its index); the bits of all rules
+    it meets are ``bits_sql``'s (for teaching the model). One grouping of every rule's pairs: a third of the time
+    of each rule skipping the pairs of the rules before it (a condition growing with every rule)."""
+    selects = [f"SELECT l.id AS a, r.id AS b, {index}::TINYINT AS rule FROM {table} l JOIN {table} r "
+               f"ON {_on(keys)} AND l.id < r.id" for index, (_, keys, n) in enumerate(chosen) if n]
     if not selects:
         return "SELECT NULL::BIGINT AS a, NULL::BIGINT AS b, NULL::TINYINT AS rule WHERE false"
-    return " UNION ALL ".join(selects)
+    return f"SELECT a, b, min(rule) AS rule FROM ({' UNION ALL '.join(selects)}) GROUP BY a, b"
 
 
 def bits_sql(chosen: list[tuple[Rule, tuple[str, ...], int]]) -> str:
