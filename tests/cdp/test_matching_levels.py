@@ -83,6 +83,24 @@ def test_city_mobile_email_levels(comparison: str, left: str, right: str, level:
     assert _level(comparison, {comparison: left}, {comparison: right}) == level
 
 
+@pytest.mark.parametrize(("left", "right", "level"), [
+    # two names in characters are alike by sound exactly or not at all: jianhua / jianping are other names
+    ("张建华", "张建平", 2), ("李晓东", "李晓冬", 8), ("王志强", "王志刚", 2),
+    # letters typed: a typo in the pinyin is a typo
+    ("Zhang Jianhua", "Zhang Jianhau", 7), ("张建华", "Zhang Jianhau", 7)])
+def test_chinese_names_are_fuzzy_only_where_typed_in_letters(left: str, right: str, level: int) -> None:
+    assert _level("name", {"name": left}, {"name": right}) == level
+
+
+@pytest.mark.parametrize(("left", "right", "level"), [
+    (("张伟", "male"), ("張偉", "male"), -1),  # the names say the gender already
+    (("David Smith", "male"), ("David Smith", "male"), -1),
+    (("张伟", "male"), ("张丽", "female"), 0), (("D. Smith", "male"), ("David Smith", "male"), 1)])
+def test_the_gender_counts_only_where_the_names_differ(left: tuple[str, str], right: tuple[str, str],
+                                                       level: int) -> None:
+    assert _level("gender", {"name": left[0], "gender": left[1]}, {"name": right[0], "gender": right[1]}) == level
+
+
 def test_sound_keys_and_nicknames() -> None:
     for a, b in (("phillips", "filips"), ("stephenson", "stevenson"), ("mcdonald", "macdonald"), ("walker", "walka"),
                  ("knight", "night"), ("cox", "cocks")):

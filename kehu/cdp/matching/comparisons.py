@@ -42,8 +42,8 @@ def _aligned(both: Callable[[str, str], str]) -> str:
 
 def _near(i: str, j: str, at: float = 0.9) -> str:
     # (the costly similarity only where the lengths allow it)
-    return (f"(l.p{i} = r.p{j} OR (abs(length(l.p{i}) - length(r.p{j})) <= 2 "
-            f"AND jaro_winkler_similarity(l.p{i}, r.p{j}) >= {at}))")
+    return (f"(l.p{i} = r.p{j} OR (CASE WHEN abs(length(l.p{i}) - length(r.p{j})) <= 2 "
+            f"THEN jaro_winkler_similarity(l.p{i}, r.p{j}) >= {at} END))")
 
 
 def _alike(i: str, j: str) -> str:
@@ -64,12 +64,17 @@ def _one_missing() -> str:
     return f"({single.format(a='l', b='r')} OR {single.format(a='r', b='l')})"
 
 
-def _one_off(a: str, b: str, guard: str = "true") -> str:
+def _one_off(a: str, b: str, guard: str = "true", chars: tuple[str, str] | None = None) -> str:
     """One character mistyped, missing, extra or two swapped (the costly distance only where lengths and
-    ``guard`` allow)."""
-    return (f"(abs(length({a}) - length({b})) <= 1 AND {guard} AND (CASE WHEN length({a}) = length({b}) "
-            f"THEN hamming({a}, {b}) <= 1 OR (hamming({a}, {b}) = 2 AND damerau_levenshtein({a}, {b}) <= 1) "
-            f"ELSE damerau_levenshtein({a}, {b}) <= 1 END))")
+    ``guard`` allow; where the lengths differ no swap can be the difference, and Levenshtein's distance is a
+    quarter of the cost of Damerau's). ``chars``: columns of each side's characters in order (records.derive),
+    equal where two characters are swapped."""
+    # (CASE, not AND: DuckDB computes every operand of AND on every row, the costly distance too)
+    swap = f" AND {chars[0]} = {chars[1]}" if chars else ""
+    return (f"(CASE WHEN abs(length({a}) - length({b})) > 1 OR NOT ({guard}) THEN false "
+            f"WHEN length({a}) = length({b}) THEN (CASE WHEN hamming({a}, {b}) <= 1 THEN true "
+            f"WHEN hamming({a}, {b}) = 2{swap} THEN damerau_levenshtein({a}, {b}) <= 1 ELSE false END) "
+            f"ELSE levenshtein({a}, {b}) <= 1 END)")
 
 
 one_off = _one_off  # for the organisation's own comparisons (matching.config)
@@ -79,19 +84,25 @@ def _one_part(i: str, j: str) -> str:
     return f"(l.p{i} = r.p{j} AND length(l.p{i}) > 1)"
 
 
+# Two names written in characters are alike by their sound exactly (homophones, traditional forms) or not at all:
+# how close two readings are spelt (张建华 jianhua, 张建平 jianping) says nothing of a typing error, which only
+# someone typing letters makes.
+_SPELT = "NOT coalesce(l.cjk AND r.cjk, false)"
+
 NAME = Comparison(
     "name", "l.p1 IS NULL OR r.p1 IS NULL", (
         (9, "l.name_lower = r.name_lower"),
         # characters ↔ pinyin, traditional ↔ simplified, homophones, parts in either order
         (8, "l.name_key = r.name_key"),
-        (7, f"l.p2 IS NOT NULL AND r.p2 IS NOT NULL AND {_aligned(lambda i, j: _near(i, j, 0.92))}"),
-        (6, f"l.p2 IS NOT NULL AND r.p2 IS NOT NULL AND {_aligned(_alike)}"),  # sounds alike, nickname
-        (5, f"l.p2 IS NOT NULL AND r.p2 IS NOT NULL AND ((({_alike('1', '1')} AND {_initial('2', '2')}) "
-            f"OR ({_alike('2', '2')} AND {_initial('1', '1')}) OR ({_alike('1', '2')} AND {_initial('2', '1')}) "
-            f"OR ({_alike('2', '1')} AND {_initial('1', '2')})))"),
+        (7, f"l.p2 IS NOT NULL AND r.p2 IS NOT NULL AND {_SPELT} AND {_aligned(lambda i, j: _near(i, j, 0.92))}"),
+        # sounds alike, nickname
+        (6, f"l.p2 IS NOT NULL AND r.p2 IS NOT NULL AND {_SPELT} AND {_aligned(_alike)}"),
+        (5, f"l.p2 IS NOT NULL AND r.p2 IS NOT NULL AND {_SPELT} AND ((({_alike('1', '1')} AND "
+            f"{_initial('2', '2')}) OR ({_alike('2', '2')} AND {_initial('1', '1')}) OR ({_alike('1', '2')} AND "
+            f"{_initial('2', '1')}) OR ({_alike('2', '1')} AND {_initial('1', '2')})))"),
         (4, _one_missing()),
-        (3, "abs(length(l.name_key) - length(r.name_key)) <= 3 "
-            "AND jaro_winkler_similarity(l.name_key, r.name_key) >= 0.88"),
+        (3, f"CASE WHEN {_SPELT} AND abs(length(l.name_key) - length(r.name_key)) <= 3 "
+            "THEN jaro_winkler_similarity(l.name_key, r.name_key) >= 0.88 END"),
         (2, f"({_one_part('1', '1')} OR {_one_part('2', '2')} OR {_one_part('1', '2')} OR {_one_part('2', '1')})"),
     ),
     default_m={9: 0.3, 8: 0.3, 7: 0.12, 6: 0.08, 5: 0.04, 4: 0.04, 3: 0.04, 2: 0.05, 0: 0.03},
@@ -101,14 +112,15 @@ BIRTHDAY = Comparison(
     "birthday", "l.birthday IS NULL OR r.birthday IS NULL", (
         (5, "l.birthday = r.birthday"),
         # one digit mistyped, or two swapped (the costly distance only where two digits differ)
-        (4, "hamming(l.bstr, r.bstr) <= 1 "
-            "OR (hamming(l.bstr, r.bstr) = 2 AND damerau_levenshtein(l.bstr, r.bstr) <= 1)"),
+        (4, "CASE WHEN hamming(l.bstr, r.bstr) <= 1 THEN true WHEN hamming(l.bstr, r.bstr) = 2 "
+            "AND l.bstr_chars = r.bstr_chars THEN damerau_levenshtein(l.bstr, r.bstr) <= 1 ELSE false END"),
         (3, "l.byear = r.byear AND month(l.birthday) = day(r.birthday) AND day(l.birthday) = month(r.birthday)"),
         (2, "l.bmd = r.bmd"),  # the year mistyped
         (1, "l.byear = r.byear AND month(l.birthday) = month(r.birthday)"),
     ),
     default_m={5: 0.8, 4: 0.06, 3: 0.03, 2: 0.04, 1: 0.02, 0: 0.05}, fields=("birthday",))
 
+STREET_CHARS = ("l.street_chars", "r.street_chars")
 # The address and the postcode are one comparison: two records on one street share both, and counting them apart
 # (with the city) made neighbours look like one person.
 ADDRESS = Comparison(
@@ -116,13 +128,13 @@ ADDRESS = Comparison(
         (6, "l.addr = r.addr AND coalesce(l.pc = r.pc, true)"),
         # (the same street name and number in another town is not the same address)
         # (streets by edit distance, not Jaro-Winkler: two Chinese addresses of one city share a long prefix)
-        (5, f"(l.addr = r.addr OR (l.house = r.house AND {_one_off('l.street', 'r.street')})) "
+        (5, f"(l.addr = r.addr OR (l.house = r.house AND {_one_off('l.street', 'r.street', chars=STREET_CHARS)})) "
             f"AND coalesce(l.pc = r.pc OR (regexp_matches(l.pc, '[A-Z]') AND {_one_off('l.pc', 'r.pc')}), true)"),
         (4, "l.pc = r.pc"),  # a neighbour, or the address written another way
         # a typo in a postcode with letters (LS7 4QH); all-digit postcodes one digit apart are neighbouring
         # districts of one city (200001, 200002), which the city says already
         (3, f"regexp_matches(l.pc, '[A-Z]') AND {_one_off('l.pc', 'r.pc')}"),
-        (2, _one_off("l.street", "r.street")),  # the same street, another number
+        (2, _one_off("l.street", "r.street", chars=STREET_CHARS)),  # the same street, another number
         (1, "l.pc_district = r.pc_district"),  # the same town or district (the city is not counted again)
     ),
     default_m={6: 0.4, 5: 0.1, 4: 0.1, 3: 0.05, 2: 0.05, 1: 0.1, 0: 0.2}, fields=("address", "postcode"))
@@ -152,7 +164,10 @@ EMAIL = Comparison(
     ),
     default_m={2: 0.5, 1: 0.05, 0: 0.45}, fields=("email",))
 
-GENDER = Comparison("gender", "l.gender IS NULL OR r.gender IS NULL", ((1, "l.gender = r.gender"),),
+# Not where the names agree: a given name says the gender already (two 王伟 are both men, two Davids too), and
+# counting it again made every namesake look twice as much like one person.
+GENDER = Comparison("gender", "l.gender IS NULL OR r.gender IS NULL OR l.name_key = r.name_key",
+                    ((1, "l.gender = r.gender"),),
                     default_m={1: 0.97, 0: 0.03}, fields=("gender",))
 
 DEFAULT_COMPARISONS: tuple[Comparison, ...] = (NAME, BIRTHDAY, MOBILE, EMAIL, CITY, ADDRESS, GENDER)

@@ -20,6 +20,7 @@ from kehu.cdp.matching.blocking import Plan
 from kehu.cdp.matching.comparisons import COMPARISONS, DEFAULT_COMPARISONS, Comparison, levels_sql
 
 TF_FLOOR = 1e-6
+TF_BUCKETS = 4  # EM weighs term frequencies in buckets of a quarter power of two
 RANDOM_SAMPLE_RECORDS = 1500  # ~1.1 M random pairs for u (as Splink's default of 1 M)
 EM_ITERATIONS = 100
 # No level is impossible for one person: a typo can break any field, and one such pair must not be ruled out.
@@ -122,13 +123,25 @@ def fit(con: duckdb.DuckDBPyConnection, records: int, plan: Plan,
     teach = {c.name: sum(1 << index for index, (rule, keys, _) in enumerate(plan.chosen)
                          if trained_on[rule.name] >= EM_MIN_PAIRS and c.name not in rule.fixes(keys))
              for c in comparisons}
-    rows = con.execute(f"SELECT {', '.join('g_' + n for n in names)}, bits, count(*) FROM pairs "
-                       "GROUP BY ALL").fetchall()
-    # per pattern: its count, its known (comparison, level)s, and the ones it teaches (a rule leaving it free)
+    # The E-step weighs a pair as scoring will, with term frequencies: two records of 王伟 are less likely one
+    # person than two of 欧阳修, and without them EM takes the common names' namesakes for matches. A value's
+    # share goes in buckets (quarter powers of two) so that patterns stay few.
+    make_tf_tables(con, comparisons, table)
+    with_tf = [c for c in comparisons if c.tf_column and c.tf_levels]
+    buckets = [f"CASE WHEN g_{c.name} IN ({', '.join(map(str, c.tf_levels))}) THEN round(log2(greatest(coalesce("
+               f"tf_{c.name}.share, {TF_FLOOR!r}), {TF_FLOOR!r})) * {TF_BUCKETS}) END AS tf_{c.name}" for c in with_tf]
+    joins = " ".join(f"LEFT JOIN tf_{c.name} ON tf_{c.name}.v = l.{c.tf_column}" for c in with_tf)
+    rows = con.execute(f"SELECT {', '.join('g_' + n for n in names)}, bits, {''.join(b + ', ' for b in buckets)}"
+                       f"count(*) FROM pairs p JOIN {table} l ON l.id = p.a {joins} GROUP BY ALL").fetchall()
+    agreeing = {c.name: set(c.tf_levels) for c in with_tf}
+    # per pattern: its count, its known (comparison, level)s, the ones it teaches (a rule leaving it free), and
+    # its term-frequency shares
     patterns = []
-    for *levels, bits, n in rows:
+    for row in rows:
+        levels, bits, shares, n = row[:len(names)], row[len(names)], row[len(names) + 1:-1], row[-1]
         known = [(c, int(level)) for c, level in zip(names, levels, strict=True) if level >= 0]
-        patterns.append((float(n), known, [(c, level) for c, level in known if bits & teach[c]]))
+        tf = {c.name: 2 ** (share / TF_BUCKETS) for c, share in zip(with_tf, shares, strict=True) if share is not None}
+        patterns.append((float(n), known, [(c, level) for c, level in known if bits & teach[c]], tf))
     m = {c.name: dict(c.default_m) for c in comparisons}
     prior = min(0.1 * records / possible, 0.5)  # a start: one record in ten has a twin
     taught: set[str] = set()
@@ -142,10 +155,13 @@ def fit(con: duckdb.DuckDBPyConnection, records: int, plan: Plan,
                   for n in names}
         matched: dict[str, dict[int, float]] = {n: {} for n in names}
         expected = 0.0
-        for count, known, teaches in patterns:
+        adjust = {n: sum(u[n].get(level, 0.0) for level in levels) for n, levels in agreeing.items()}
+        for count, known, teaches, tf in patterns:
             ratio = odds
             for c, level in known:
                 ratio *= ratios[c].get(level, 1.0)
+            for c, share in tf.items():  # see weight_sql
+                ratio *= adjust[c] / share
             posterior = count * (ratio / (1 + ratio) if ratio < 1e300 else 1.0)
             expected += posterior
             for c, level in teaches:
@@ -191,7 +207,11 @@ def weight_sql(model: MatchModel, comparisons: tuple[Comparison, ...] = DEFAULT_
     for c in comparisons:
         if c.tf_column and c.tf_levels:
             joins.append(f"LEFT JOIN tf_{c.name} ON tf_{c.name}.v = l.{c.tf_column}")
-            branches = " ".join(f"WHEN {level} THEN log2({max(model.u[c.name].get(level, 1e-9), 1e-9)!r} / "
+            # A level's u for this value: the value's share (how often a random record has it) times the level's
+            # part of the agreeing levels (two 王伟 written alike are common, 王伟 and 王偉 are not): the
+            # adjustment log2(u / (share · u / Σu)) = log2(Σu / share) for every level that agrees on the value.
+            agreeing = max(sum(model.u[c.name].get(level, 0.0) for level in c.tf_levels), 1e-9)
+            branches = " ".join(f"WHEN {level} THEN log2({agreeing!r} / "
                                 f"greatest(coalesce(tf_{c.name}.share, {TF_FLOOR!r}), {TF_FLOOR!r}))"
                                 for level in c.tf_levels)
             parts.append(f"(CASE g_{c.name} {branches} ELSE 0 END)")
