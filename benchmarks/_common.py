@@ -179,3 +179,16 @@ def settle(database: object) -> None:
         return
     with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:  # type: ignore[attr-defined]
         connection.exec_driver_sql("VACUUM ANALYZE")
+
+
+def percentiles(values: list[float], counted_as: str = "count") -> dict[str, float]:
+    """p50, p95, p99 and the worst of ``values`` (seconds, two decimals), and how many there were."""
+    values = sorted(values)
+    if not values:
+        return {}
+
+    def at(share: float) -> float:
+        return values[min(len(values) - 1, int(share * len(values)))]
+
+    return {"p50": round(at(0.5), 2), "p95": round(at(0.95), 2), "p99": round(at(0.99), 2),
+            "max": round(values[-1], 2), counted_as: len(values)}

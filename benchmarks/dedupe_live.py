@@ -28,23 +28,11 @@ import httpx
 from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import default_size, free_port, fresh_database, kehu_process, machine, settle
+from _common import default_size, free_port, fresh_database, kehu_process, machine, percentiles, settle
 
 TARGET_P99_S = 5.0
 SEED = 41
 POLL_SECONDS = 0.1
-
-
-def _percentiles(values: list[float]) -> dict[str, float]:
-    values = sorted(values)
-    if not values:
-        return {}
-
-    def at(share: float) -> float:
-        return values[min(len(values) - 1, int(share * len(values)))]
-
-    return {"p50": round(at(0.5), 2), "p95": round(at(0.95), 2), "p99": round(at(0.99), 2),
-            "max": round(values[-1], 2), "count": len(values)}
 
 
 def _call(record: Any) -> dict[str, Any]:
@@ -201,15 +189,15 @@ def run(database_url: str | None = None, size: int | None = None, arrivals: int 
     queued = [watcher.queued[n] - sent[n] for n in watcher.queued if n in sent]
     stored = [watcher.stored[n] - sent[n] for n in watcher.stored if n in sent]
     added = [watcher.queued[n] - watcher.stored[n] for n in watcher.queued if n in watcher.stored]
-    result_queued = _percentiles(queued)
+    result_queued = percentiles(queued)
     return {
         "target": "live duplicate matching: customer sent through /v1 → its pair queued",
         "data_size": {"customers": size, "records": stored_records, "stored_keys": keys, "arrivals": len(later),
                       "offered_per_s": rate, "worker_processes": worker_processes},
-        "kehu": {"sent_to_queued_seconds": result_queued, "stored_to_queued_seconds": _percentiles(added),
+        "kehu": {"sent_to_queued_seconds": result_queued, "stored_to_queued_seconds": percentiles(added),
                  "arrivals_stored": len(stored), "arrivals_with_a_pair": len(queued),
                  "arrivals_paired_with_their_true_person": true_twin},
-        "baseline": {"sent_to_stored_seconds": _percentiles(stored),
+        "baseline": {"sent_to_stored_seconds": percentiles(stored),
                      "full_run_seconds": round(full_seconds, 2),
                      "full_run_ms_per_record": round(1000 * full_seconds / max(figures.get("records", 1), 1), 3),
                      "full_run_steps": figures.get("steps"), "full_run_keys": {

@@ -22,25 +22,13 @@ from typing import Any
 from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import free_port, fresh_database, is_sqlite, kehu_process, machine
+from _common import free_port, fresh_database, is_sqlite, kehu_process, machine, percentiles
 from ingest import lag_seconds, make_batches, send_all, wait_until_drained
 
 TARGET_P99_S = 5.0
 RATE = 5_000  # events offered per second
 RETURNING = 50_000
 TRIGGER = "test_drive_booked"  # one event in five of the generated calls: one of each person's five
-
-
-def _percentiles(values: list[float]) -> dict[str, float]:
-    values = sorted(values)
-    if not values:
-        return {}
-
-    def at(share: float) -> float:
-        return values[min(len(values) - 1, int(share * len(values)))]
-
-    return {"p50": round(at(0.5), 2), "p95": round(at(0.95), 2), "p99": round(at(0.99), 2),
-            "max": round(values[-1], 2), "customers": len(values)}
 
 
 def _wait_for_enrolments(database: Any, journey_id: int, quiet_seconds: float = 5.0,
@@ -142,7 +130,7 @@ def run(database_url: str | None = None, size: int | None = None, rate: int = RA
         stored = session.scalar(select(func.count()).select_from(Event))
         failed = session.scalar(select(func.count()).select_from(IngestBatch).where(IngestBatch.status == "failed"))
     database.dispose()
-    enrolled = _percentiles(latencies)
+    enrolled = percentiles(latencies, "customers")
     ratio = enrolled["p99"] / resolved["p99"] if enrolled and resolved.get("p99") else None
     return {
         "target": "journey event trigger: accepted → enrolled",
