@@ -161,3 +161,25 @@ def test_blocking_reaches_the_true_pairs_of_western_records() -> None:
     recall, compared = blocking_recall(rows, persons, max_pairs_per_record=50)
     assert recall >= WESTERN_RECALL_FLOOR, recall
     assert compared <= 50 * len(rows)
+
+
+def test_rules_tightened_at_scale_still_teach_the_name_and_the_birthday() -> None:
+    """Past some size every rule is tightened by the birthday, so no candidate pair leaves the name or the birthday
+    free: their m is then taught by random samples of the loosest variants on one field alone (the name's key, the
+    birthday), never scored. A tight ceiling does here what a million records do."""
+    rows, persons = chinese_set(people=3000, seed=13)
+    con = duckdb.connect()
+    records = load_rows(con, rows)
+    result = matching.match_records(con, records, threshold=0.9, max_pairs_per_record=1)
+    assert result.plan is not None
+    teaching = {keys for _, keys, _ in matching.teaching_rules(result.plan)}
+    assert {("name_key",), ("birthday",)} <= teaching, teaching
+    scored = {(a, b) for a, b, *_ in result.pairs}
+    assert con.execute("SELECT count(*) FROM pairs").fetchone()[0] == result.candidate_pairs  # samples not scored
+    con.close()
+    m = result.model.m
+    # (untaught, they keep their defaults: 0.8 and 0.6)
+    assert m["birthday"][5] > 0.9, m["birthday"]
+    assert m["name"][9] + m["name"][8] > 0.9, m["name"]
+    truth = true_pairs(persons)
+    assert len(scored & truth) / len(scored) > 0.9 and len(scored & truth) / len(truth) > 0.3

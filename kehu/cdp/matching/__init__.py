@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from kehu.cdp.matching.blocking import DEFAULT_RULES, Plan, Rule, TooManyComparisons, bits_sql, candidates_sql, plan
 from kehu.cdp.matching.comparisons import COMPARISONS, DEFAULT_COMPARISONS, Comparison, compare_sql
 from kehu.cdp.matching.config import attributes_of, matching_of
-from kehu.cdp.matching.model import MatchModel, fit, make_tf_tables, score
+from kehu.cdp.matching.model import MatchModel, fit, make_tf_tables, score, teaching_rules
 from kehu.cdp.matching.records import export_records, load_records
 
 ScoredPair = tuple[int, int, float, dict[str, int]]  # (lower id, higher id, probability, levels)
@@ -174,4 +174,4 @@ def clusters(pairs: Iterable[tuple[int, int]]) -> dict[int, int]:
 __all__ = ["BLOCKING_RULES", "COMPARISONS", "DEFAULT_COMPARISONS", "DEFAULT_RULES", "Comparison", "MatchModel",
            "MatchResult", "Plan", "Rule", "TooManyComparisons", "attributes_of", "candidates", "check_plan",
            "clusters", "compare_sql", "export_records", "find_matches", "fit", "load_records", "match_new",
-           "match_records", "matching_of", "plan_records", "score"]
+           "match_records", "matching_of", "plan_records", "score", "teaching_rules"]

@@ -117,6 +117,9 @@ def _on(keys: tuple[str, ...], left: str = "l", right: str = "r") -> str:
     return " AND ".join(f"{left}.{k} = {right}.{k}" for k in keys)
 
 
+on_sql = _on
+
+
 def count(con: duckdb.DuckDBPyConnection, keys: tuple[str, ...], table: str = "records") -> int:
     """The pairs a rule on ``keys`` makes: per block of equal keys n·(n−1)/2, summed (one SQL, no join)."""
     columns = ", ".join(keys)

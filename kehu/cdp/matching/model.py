@@ -16,8 +16,8 @@ from typing import Any
 
 import duckdb
 
-from kehu.cdp.matching.blocking import Plan
-from kehu.cdp.matching.comparisons import COMPARISONS, DEFAULT_COMPARISONS, Comparison, levels_sql
+from kehu.cdp.matching.blocking import KEY_COMPARISONS, Plan, Rule, on_sql
+from kehu.cdp.matching.comparisons import COMPARISONS, DEFAULT_COMPARISONS, Comparison, compare_sql, levels_sql
 
 TF_FLOOR = 1e-6
 TF_BUCKETS = 4  # EM weighs term frequencies in buckets of a quarter power of two
@@ -35,6 +35,13 @@ DIFFERENT_CAP = {"name": 0.2, "birthday": 0.2}  # a rule with fewer candidate pa
 # on it by chance are taken for different people (a value keyed twice, a shared membership card), so an agreeing
 # identifier alone makes a pair 99 % likely and strong evidence against (another birthday and name) still counts.
 IDENTIFIER_SHARE = 0.01
+# Teaching at scale: past some size every rule is tightened by the birthday (and the city), so no candidate pair
+# leaves the name or the birthday free and EM learns their m from the few matches among neighbours, or not at all
+# (at a million Chinese records it settled on 400 "matches" sharing a family name). A rule tightened past a loosest
+# variant on one field alone (the name's key, the birthday) then teaches from a random sample of that variant's
+# pairs, as Splink's EM sessions blocked on the name and on the date of birth do: about this many pairs per record
+# in all, never scored.
+TEACHING_PAIRS_PER_RECORD = 1.0
 
 
 @dataclass
@@ -110,9 +117,47 @@ def _weight_terms(comparisons: tuple[Comparison, ...], m: dict[str, dict[int, fl
     return parts
 
 
+def teaching_rules(plan: Plan) -> list[tuple[Rule, tuple[str, ...], int]]:
+    """The loosest variants on one field alone of the rules a run tightened (one per field), with their pairs
+    (see TEACHING_PAIRS_PER_RECORD)."""
+    found: list[tuple[Rule, tuple[str, ...], int]] = []
+    seen: set[str] = set()
+    for rule, keys, _ in plan.chosen:
+        loosest = rule.variants[0]
+        fields = {KEY_COMPARISONS.get(k, k) for k in loosest}
+        pairs = plan.counts.get(rule.name, {}).get(loosest, 0)
+        if keys != loosest and len(fields) == 1 and not fields & seen and pairs:
+            seen |= fields
+            found.append((rule, loosest, pairs))
+    return found
+
+
+def _teaching_pairs(con: duckdb.DuckDBPyConnection, records: int, plan: Plan, comparisons: tuple[Comparison, ...],
+                    table: str) -> list[tuple[Rule, tuple[str, ...], float]]:
+    """The table ``teaching`` (a, b, sample, g_…): for each of ``teaching_rules``, the pairs of the records of a
+    random share (hash of the id) with every record agreeing on its keys; each sample with the weight of one of its
+    pairs (the inverse of the chance that a pair is drawn)."""
+    rules = teaching_rules(plan)
+    budget = max(TEACHING_PAIRS_PER_RECORD * records / max(len(rules), 1), 1_000)
+    selects, samples = [], []
+    for index, (rule, keys, pairs) in enumerate(rules):
+        share = math.ceil(2 * pairs / budget)  # one record in ``share`` draws its pairs
+        drawn = 1 - (1 - 1 / share) ** 2 if share > 1 else 1.0
+        where = f"hash(l.id) % {share} = 0" if share > 1 else "l.id < r.id"
+        selects.append(f"SELECT DISTINCT least(l.id, r.id) AS a, greatest(l.id, r.id) AS b, {index}::TINYINT AS "
+                       f"sample FROM {table} l JOIN {table} r ON {on_sql(keys)} AND l.id <> r.id WHERE {where}")
+        samples.append((rule, keys, 1 / drawn))
+    sql = " UNION ALL ".join(selects) or \
+        "SELECT NULL::BIGINT AS a, NULL::BIGINT AS b, NULL::TINYINT AS sample WHERE false"
+    con.execute("CREATE OR REPLACE TEMP TABLE teaching AS " + compare_sql(f"({sql})", left=table, right=table,
+                                                                         comparisons=comparisons, extra=", p.sample"))
+    return samples
+
+
 def fit(con: duckdb.DuckDBPyConnection, records: int, plan: Plan,
         comparisons: tuple[Comparison, ...] = DEFAULT_COMPARISONS, table: str = "records") -> MatchModel:
-    """u from random pairs; m and the prior by EM over the patterns of the table ``pairs``."""
+    """u from random pairs; m and the prior by EM over the patterns of the table ``pairs`` (and of the teaching
+    samples: see TEACHING_PAIRS_PER_RECORD)."""
     u = estimate_u(con, records, comparisons, table)
     measured = {c.name: dict(u[c.name]) for c in comparisons if c.identifier}
     names = [c.name for c in comparisons]
@@ -131,17 +176,29 @@ def fit(con: duckdb.DuckDBPyConnection, records: int, plan: Plan,
     buckets = [f"CASE WHEN g_{c.name} IN ({', '.join(map(str, c.tf_levels))}) THEN round(log2(greatest(coalesce("
                f"tf_{c.name}.share, {TF_FLOOR!r}), {TF_FLOOR!r})) * {TF_BUCKETS}) END AS tf_{c.name}" for c in with_tf]
     joins = " ".join(f"LEFT JOIN tf_{c.name} ON tf_{c.name}.v = l.{c.tf_column}" for c in with_tf)
-    rows = con.execute(f"SELECT {', '.join('g_' + n for n in names)}, bits, {''.join(b + ', ' for b in buckets)}"
-                       f"count(*) FROM pairs p JOIN {table} l ON l.id = p.a {joins} GROUP BY ALL").fetchall()
+    samples = _teaching_pairs(con, records, plan, comparisons, table)
+    taught_by = [{c.name for c in comparisons if c.name not in rule.fixes(keys)} for rule, keys, _ in samples]
+    levels = ", ".join("g_" + n for n in names)
+    rows = con.execute(
+        f"SELECT {levels}, bits, -1 AS sample, {''.join(b + ', ' for b in buckets)}count(*) FROM pairs p "
+        f"JOIN {table} l ON l.id = p.a {joins} GROUP BY ALL UNION ALL "
+        f"SELECT {levels}, 0 AS bits, sample, {''.join(b + ', ' for b in buckets)}count(*) FROM teaching p "
+        f"JOIN {table} l ON l.id = p.a {joins} GROUP BY ALL").fetchall()
+    con.execute("DROP TABLE teaching")
     agreeing = {c.name: set(c.tf_levels) for c in with_tf}
-    # per pattern: its count, its known (comparison, level)s, the ones it teaches (a rule leaving it free), and
-    # its term-frequency shares
+    # per pattern: its count (a teaching sample's as many as it stands for; they count no match towards the prior),
+    # its known (comparison, level)s, the ones it teaches (a rule leaving it free), and its term-frequency shares
     patterns = []
     for row in rows:
-        levels, bits, shares, n = row[:len(names)], row[len(names)], row[len(names) + 1:-1], row[-1]
-        known = [(c, int(level)) for c, level in zip(names, levels, strict=True) if level >= 0]
+        found, bits, sample = row[:len(names)], row[len(names)], row[len(names) + 1]
+        shares, n = row[len(names) + 2:-1], row[-1]
+        known = [(c, int(level)) for c, level in zip(names, found, strict=True) if level >= 0]
         tf = {c.name: 2 ** (share / TF_BUCKETS) for c, share in zip(with_tf, shares, strict=True) if share is not None}
-        patterns.append((float(n), known, [(c, level) for c, level in known if bits & teach[c]], tf))
+        if sample < 0:
+            patterns.append((float(n), True, known, [(c, level) for c, level in known if bits & teach[c]], tf))
+        else:
+            patterns.append((float(n) * samples[sample][2], False, known,
+                             [(c, level) for c, level in known if c in taught_by[sample]], tf))
     m = {c.name: dict(c.default_m) for c in comparisons}
     prior = min(0.1 * records / possible, 0.5)  # a start: one record in ten has a twin
     taught: set[str] = set()
@@ -156,14 +213,14 @@ def fit(con: duckdb.DuckDBPyConnection, records: int, plan: Plan,
         matched: dict[str, dict[int, float]] = {n: {} for n in names}
         expected = 0.0
         adjust = {n: sum(u[n].get(level, 0.0) for level in levels) for n, levels in agreeing.items()}
-        for count, known, teaches, tf in patterns:
+        for count, counted, known, teaches, tf in patterns:
             ratio = odds
             for c, level in known:
                 ratio *= ratios[c].get(level, 1.0)
             for c, share in tf.items():  # see weight_sql
                 ratio *= adjust[c] / share
             posterior = count * (ratio / (1 + ratio) if ratio < 1e300 else 1.0)
-            expected += posterior
+            expected += posterior if counted else 0.0
             for c, level in teaches:
                 matched[c][level] = matched[c].get(level, 0.0) + posterior
         change = 0.0
