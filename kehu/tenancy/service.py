@@ -561,7 +561,9 @@ def authenticate(session: Session, *, email: str, password: str, ip: str = "",
         burn_password_check(password)
     session.add(LoginAttempt(email=email, ip=ip, ts=now, success=ok))
     if not ok or user is None:
-        _count_failure(session, keys, policy, now)
+        # the wait runs from the answer, not from the request's arrival: checking the password takes a while on a
+        # busy server, and a wait spent before the user has even heard of it is no wait
+        _count_failure(session, keys, policy, utcnow())
         _audit_sign_in(session, user, action="login_failed", summary="Failed sign-in" + (f" from {ip}" if ip else ""))
         session.flush()
         raise Unauthorized("Incorrect e-mail or password, or the account is deactivated.")
