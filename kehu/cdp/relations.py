@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from kehu.cdp.manifest import PROFILE_CHANGED
@@ -57,11 +57,18 @@ def store_consents(session: Session, rows: list[dict[str, Any]]) -> int:
     return insert_ignoring_conflicts(session, ConsentRecord, rows, ["source_id", "message_id", "channel", "purpose"])
 
 
+# built once (a Customer 360 reads these): see service._IDENTITIES_OF
+_CONSENTS_OF = (select(ConsentRecord).where(ConsentRecord.profile_id == bindparam("profile_id"))
+                .order_by(ConsentRecord.ts, ConsentRecord.id))
+_ACCOUNTS_OF = (select(Account).where(Account.id.in_(
+    select(AccountMember.account_id).where(AccountMember.profile_id == bindparam("profile_id"))))
+    .order_by(Account.name))
+
+
 def current_consents(session: Session, profile: Profile) -> list[ConsentState]:
     """The latest decision per channel and purpose (by the time it was given, not when it arrived)."""
     latest: dict[tuple[str, str], ConsentRecord] = {}
-    for record in session.scalars(select(ConsentRecord).where(ConsentRecord.profile_id == profile.id)
-                                  .order_by(ConsentRecord.ts, ConsentRecord.id)):
+    for record in session.scalars(_CONSENTS_OF, {"profile_id": profile.id}):
         latest[(record.channel, record.purpose)] = record
     return [ConsentState(r.channel, r.purpose, r.status, r.ts, r.evidence)
             for (_, _), r in sorted(latest.items())]
@@ -134,6 +141,5 @@ def link_groups(session: Session, source: Source, links: list[tuple[str, dict[st
 
 
 def accounts_of(session: Session, profile: Profile) -> list[Account]:
-    return list(session.scalars(select(Account).where(Account.id.in_(
-        select(AccountMember.account_id).where(AccountMember.profile_id == profile.id))).order_by(Account.name)))
+    return list(session.scalars(_ACCOUNTS_OF, {"profile_id": profile.id}))
 

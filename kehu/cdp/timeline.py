@@ -9,10 +9,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from kehu.cdp.models import HAPPENING, Event, Order, Profile
@@ -94,23 +94,56 @@ def _parse(cursor: str | None) -> tuple[datetime, int, int] | None:
     return parsed
 
 
+# The events' and the changes' reads are built once, with the profile and the cursor as parameters (building a
+# statement and its cache key each time cost as much as running it). The cursor is bound as (after_ts, after_id):
+# rows before it in (ts desc, id desc) order; after_id also says how the cursor's rank orders rows at after_ts.
+_NO_CURSOR = datetime(9999, 1, 1, tzinfo=UTC)
+_LAST_ID, _FIRST_ID = 2**63 - 1, -(2**63)
+
+
+def _before(column_ts: Any, column_id: Any) -> Any:
+    after_ts = bindparam("after_ts")
+    # the range alone is what the (profile, ts) index can start from, deep in a long history; the OR is a filter
+    return and_(column_ts <= after_ts,
+                or_(column_ts < after_ts, and_(column_ts == after_ts, column_id < bindparam("after_id"))))
+
+
+def _bounds(rank: int, cursor: tuple[datetime, int, int] | None) -> dict[str, Any]:
+    """The (after_ts, after_id) of ``_before`` for a stream of ``rank``: what ``_older`` says, as parameters."""
+    if cursor is None:
+        return {"after_ts": _NO_CURSOR, "after_id": _FIRST_ID}
+    ts, cursor_rank, cursor_id = cursor
+    return {"after_ts": ts, "after_id": _LAST_ID if rank < cursor_rank else _FIRST_ID if rank > cursor_rank
+            else cursor_id}
+
+
+_EVENTS = (select(Event).where(Event.org_id == bindparam("org_id"), Event.profile_id == bindparam("profile_id"),
+                               Event.type != HAPPENING,  # the lead's or deal's own history shows them
+                               _before(Event.ts, Event.id))
+           .order_by(Event.ts.desc(), Event.id.desc()).limit(bindparam("rows")))
+
+
+def _changes(with_orders: bool) -> Any:
+    about_profile = and_(AuditRecord.entity == "profiles", AuditRecord.entity_id == bindparam("profile_id"))
+    own_orders = select(Order.id).where(Order.org_id == bindparam("org_id"),
+                                        Order.profile_id == bindparam("profile_id"))
+    about_orders = and_(AuditRecord.entity == "orders", AuditRecord.entity_id.in_(own_orders))
+    return (select(AuditRecord).where(AuditRecord.org_id == bindparam("org_id"),
+                                      or_(about_profile, about_orders) if with_orders else about_profile,
+                                      _before(AuditRecord.ts, AuditRecord.id))
+            .order_by(AuditRecord.ts.desc(), AuditRecord.id.desc()).limit(bindparam("rows")))
+
+
+_CHANGES = {True: _changes(True), False: _changes(False)}  # whether the reader may read orders
+
+
 def timeline(session: Session, principal: Principal, profile: Profile, *, limit: int = 50,
              cursor: str | None = None) -> Page[TimelineItem]:
     """One page of the profile's timeline (the caller has checked the profile is in scope)."""
     after = _parse(cursor)
-    events = session.scalars(
-        select(Event).where(Event.org_id == principal.org_id, Event.profile_id == profile.id,
-                            Event.type != HAPPENING,  # the lead's or deal's own history shows them
-                            _older(Event.ts, Event.id, _RANK[EVENT], after))
-        .order_by(Event.ts.desc(), Event.id.desc()).limit(limit + 1))
-    own_orders = select(Order.id).where(Order.org_id == principal.org_id, Order.profile_id == profile.id)
-    about_profile = and_(AuditRecord.entity == "profiles", AuditRecord.entity_id == profile.id)
-    about_orders = and_(AuditRecord.entity == "orders", AuditRecord.entity_id.in_(own_orders))
-    changes = session.scalars(
-        select(AuditRecord).where(AuditRecord.org_id == principal.org_id,
-                                  or_(about_profile, about_orders) if principal.can("orders") else about_profile,
-                                  _older(AuditRecord.ts, AuditRecord.id, _RANK[CHANGE], after))
-        .order_by(AuditRecord.ts.desc(), AuditRecord.id.desc()).limit(limit + 1))
+    of_profile = {"org_id": principal.org_id, "profile_id": profile.id, "rows": limit + 1}
+    events = session.scalars(_EVENTS, {**of_profile, **_bounds(_RANK[EVENT], after)})
+    changes = session.scalars(_CHANGES[principal.can("orders")], {**of_profile, **_bounds(_RANK[CHANGE], after)})
     items = [TimelineItem(EVENT, e.id, e.ts, e) for e in events]
     items += [TimelineItem(CHANGE, c.id, c.ts, c) for c in changes]
     for stream in streams().values():

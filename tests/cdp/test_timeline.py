@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import update
+
+from kehu.core.audit import AuditRecord
 from tests.cdp.test_customer_access import create
 from tests.factories.cdp import basic, call, make_source, process
 from tests.factories.tenancy import make_user
@@ -65,6 +68,31 @@ def test_events_and_changes_interleave_newest_first_across_pages(client, tree, l
     masked = walk(client, login("analyst@example.com"), profile.id, limit=50)
     masked_update = next(i for i in masked if i.get("action") == "update")
     assert masked_update["changes"]["mobile"] == "+86138****8888"
+
+
+def test_a_change_and_events_at_one_instant_page_one_by_one_without_loss(client, tree, login, session,
+                                                                        clean_database):
+    """The cursor holds (instant, stream, id): paging one item at a time through rows of two streams that share
+    their instant repeats and skips none of them, the change above the events it came with."""
+    sales = tree.principal(session, tree.a_sales)
+    profile = create(session, sales, name="李四", mobile="13811113333", unit_id=tree.dealer_a.id)
+    _, key = make_source(session, tree.system, "官网", tree.dealer_a.id)
+    session.commit()
+    instant = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+    client.post("/v1/batch", headers=basic(key), json={"batch": [
+        call("track", userId="u-2", event=name, timestamp=instant.isoformat(),
+             context={"traits": {"phone": "13811113333"}}) for name in ("page_view", "model_viewed", "quote_requested")
+    ]})
+    process(clean_database)
+    session.execute(update(AuditRecord).where(AuditRecord.entity == "profiles", AuditRecord.entity_id == profile.id)
+                    .values(ts=instant))
+    session.commit()
+    manager = login("a.manager@example.com")
+    everything = walk(client, manager, profile.id, limit=50)
+    assert [i["kind"] for i in everything] == ["change", "event", "event", "event"]
+    assert len({i["ts"] for i in everything}) == 1
+    one_by_one = walk(client, manager, profile.id, limit=1)
+    assert [(i["kind"], i["id"]) for i in one_by_one] == [(i["kind"], i["id"]) for i in everything]
 
 
 def test_timeline_keeps_scope_and_rejects_forged_cursors(client, tree, login, session):
