@@ -40,13 +40,15 @@ class TimelineItem:
 
 @dataclass
 class TimelineStream:
-    """Another domain's entries on the customer's timeline (segments: entered / left). ``read`` returns at most
-    ``limit + 1`` items of the profile that the reader may see, newest first, past the cursor as ``older(ts,
-    id)`` filters it; ``present`` gives the fields of the API's item, ``title`` its line on a page."""
+    """Another domain's entries on the customer's timeline (segments: entered / left). ``read(session, principal,
+    profile, params)`` returns at most ``params["rows"]`` items of the profile that the reader may see, newest
+    first, past the cursor: its statement filters with ``before(ts, id)`` and runs with ``params`` (the profile's
+    ``org_id`` and ``profile_id``, ``rows``, and the cursor's ``after_ts`` and ``after_id``), built once
+    (``built_once``); ``present`` gives the fields of the API's item, ``title`` its line on a page."""
 
     kind: str
     rank: int
-    read: Callable[[Session, Principal, Profile, int, Callable[[Any, Any], Any]], list[TimelineItem]]
+    read: Callable[[Session, Principal, Profile, dict[str, Any]], list[TimelineItem]]
     present: Callable[[Principal, Any], dict[str, Any]]
     title: Callable[[Any, str | None], str]  # (the API's item, locale) → the line a page shows
     icons: dict[str, tuple[str, str]] = field(default_factory=dict)  # action ("" for any) → (icon, colour class)
@@ -69,18 +71,6 @@ def _rank(kind: str) -> int:
     return _RANK[kind] if kind in _RANK else _streams()[kind].rank
 
 
-def _older(column_ts: Any, column_id: Any, rank: int, cursor: tuple[datetime, int, int] | None) -> Any:
-    """Rows of a stream of ``rank`` that come after the cursor in (ts desc, rank desc, id desc) order."""
-    if cursor is None:
-        return True
-    ts, cursor_rank, cursor_id = cursor
-    if rank < cursor_rank:
-        return column_ts <= ts
-    if rank > cursor_rank:
-        return column_ts < ts
-    return or_(column_ts < ts, and_(column_ts == ts, column_id < cursor_id))
-
-
 def _parse(cursor: str | None) -> tuple[datetime, int, int] | None:
     if not cursor:
         return None
@@ -94,22 +84,24 @@ def _parse(cursor: str | None) -> tuple[datetime, int, int] | None:
     return parsed
 
 
-# The events' and the changes' reads are built once, with the profile and the cursor as parameters (building a
-# statement and its cache key each time cost as much as running it). The cursor is bound as (after_ts, after_id):
-# rows before it in (ts desc, id desc) order; after_id also says how the cursor's rank orders rows at after_ts.
+# Every stream's read is built once, with the profile and the cursor as parameters (building a statement and its
+# cache key each time cost as much as running it). The cursor is bound as (after_ts, after_id): rows before it in
+# (ts desc, id desc) order; after_id also says how the cursor's rank orders a stream's rows at after_ts.
 _NO_CURSOR = datetime(9999, 1, 1, tzinfo=UTC)
 _LAST_ID, _FIRST_ID = 2**63 - 1, -(2**63)
 
 
-def _before(column_ts: Any, column_id: Any) -> Any:
-    after_ts = bindparam("after_ts")
+def before(column_ts: Any, column_id: Any) -> Any:
+    """The rows of a stream past the cursor (in ``params``' after_ts and after_id)."""
+    after_ts: Any = bindparam("after_ts")
     # the range alone is what the (profile, ts) index can start from, deep in a long history; the OR is a filter
     return and_(column_ts <= after_ts,
                 or_(column_ts < after_ts, and_(column_ts == after_ts, column_id < bindparam("after_id"))))
 
 
 def _bounds(rank: int, cursor: tuple[datetime, int, int] | None) -> dict[str, Any]:
-    """The (after_ts, after_id) of ``_before`` for a stream of ``rank``: what ``_older`` says, as parameters."""
+    """The (after_ts, after_id) of ``before`` for a stream of ``rank``: rows after the cursor in (ts desc, rank
+    desc, id desc) order — at the cursor's instant, all of a lower rank's, none of a higher one's."""
     if cursor is None:
         return {"after_ts": _NO_CURSOR, "after_id": _FIRST_ID}
     ts, cursor_rank, cursor_id = cursor
@@ -119,7 +111,7 @@ def _bounds(rank: int, cursor: tuple[datetime, int, int] | None) -> dict[str, An
 
 _EVENTS = (select(Event).where(Event.org_id == bindparam("org_id"), Event.profile_id == bindparam("profile_id"),
                                Event.type != HAPPENING,  # the lead's or deal's own history shows them
-                               _before(Event.ts, Event.id))
+                               before(Event.ts, Event.id))
            .order_by(Event.ts.desc(), Event.id.desc()).limit(bindparam("rows")))
 
 
@@ -130,7 +122,7 @@ def _changes(with_orders: bool) -> Any:
     about_orders = and_(AuditRecord.entity == "orders", AuditRecord.entity_id.in_(own_orders))
     return (select(AuditRecord).where(AuditRecord.org_id == bindparam("org_id"),
                                       or_(about_profile, about_orders) if with_orders else about_profile,
-                                      _before(AuditRecord.ts, AuditRecord.id))
+                                      before(AuditRecord.ts, AuditRecord.id))
             .order_by(AuditRecord.ts.desc(), AuditRecord.id.desc()).limit(bindparam("rows")))
 
 
@@ -147,8 +139,7 @@ def timeline(session: Session, principal: Principal, profile: Profile, *, limit:
     items = [TimelineItem(EVENT, e.id, e.ts, e) for e in events]
     items += [TimelineItem(CHANGE, c.id, c.ts, c) for c in changes]
     for stream in streams().values():
-        items += stream.read(session, principal, profile, limit,
-                             lambda ts, id_, rank=stream.rank: _older(ts, id_, rank, after))
+        items += stream.read(session, principal, profile, {**of_profile, **_bounds(stream.rank, after)})
     items.sort(key=lambda i: (i.ts, _rank(i.kind), i.id), reverse=True)
     if len(items) <= limit:
         return Page(items, None)

@@ -8,7 +8,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from kehu.cdp import timeline
@@ -18,11 +18,11 @@ from kehu.channels.broadcasts import visible_broadcasts
 from kehu.channels.models import PROVIDERS, Broadcast, ChannelAccount, Message
 from kehu.channels.providers import names as provider_names
 from kehu.core import audit
-from kehu.core.db import utcnow
+from kehu.core.db import built_once, utcnow
 from kehu.core.errors import Conflict, FieldError, ValidationFailed
 from kehu.core.i18n import t
 from kehu.core.pagination import OffsetPage, Page, keyset_page, offset_page
-from kehu.tenancy.access import Principal, Ref, check_references, get_scoped, require_row, scope
+from kehu.tenancy.access import Principal, Ref, bound_scope, check_references, get_scoped, require_row, scope
 from kehu.tenancy.masking import mask_value
 from kehu.tenancy.models import BusinessUnit
 
@@ -261,14 +261,16 @@ def masked_text(text: str | None, pairs: list[tuple[str, str]]) -> str | None:
 
 
 # -- on the customer's timeline -------------------------------------------------------------------------------------
-def _timeline_messages(session: Session, principal: Principal, profile: Profile, limit: int,
-                       older: Any) -> list[timeline.TimelineItem]:
+def _timeline_messages(session: Session, principal: Principal, profile: Profile,
+                       params: dict[str, Any]) -> list[timeline.TimelineItem]:
     if not principal.can("messages", "read"):
         return []
-    query = select(Message).where(Message.org_id == profile.org_id, Message.profile_id == profile.id,
-                                  Message.status != "skipped", control.visible_messages(principal))
-    query = query.where(older(Message.created_at, Message.id))
-    rows = session.scalars(query.order_by(Message.created_at.desc(), Message.id.desc()).limit(limit + 1))
+    visible = bound_scope(principal, Message)  # control.visible_messages, with the reader's values as parameters
+    query = built_once(("message_timeline", visible.form), lambda: select(Message).where(
+        Message.org_id == bindparam("org_id"), Message.profile_id == bindparam("profile_id"),
+        Message.status != "skipped", visible.clause(), timeline.before(Message.created_at, Message.id))
+        .order_by(Message.created_at.desc(), Message.id.desc()).limit(bindparam("rows")))
+    rows = session.scalars(query, {**params, **visible.params})
     return [timeline.TimelineItem("message", m.id, m.created_at, m) for m in rows]
 
 

@@ -9,10 +9,10 @@ import contextlib
 import functools
 import itertools
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 from sqlalchemy import (
@@ -125,6 +125,21 @@ def _compile_default(element: PerDialect, compiler: Any, **kw: Any) -> str:
 @compiles(PerDialect, "postgresql")
 def _compile_postgresql(element: PerDialect, compiler: Any, **kw: Any) -> str:
     return str(compiler.process(element.postgresql, **kw))
+
+
+T = TypeVar("T")
+_BUILT: dict[tuple[Any, ...], Any] = {}
+
+
+def built_once(key: tuple[Any, ...], build: Callable[[], T]) -> T:
+    """A statement built the first time ``key`` asks for it and kept: what varies between its runs is bound as
+    parameters. Building a statement and its cache key cost as much as running a small one, and a Customer 360
+    runs a dozen. ``key`` names the statement and the forms it was built with (a scope's form, a permission):
+    a handful each, never a value, so the statements kept stay few."""
+    found = _BUILT.get(key)
+    if found is None:
+        found = _BUILT[key] = build()
+    return found
 
 
 def make_engine(url: str, pool_size: int = 10) -> Engine:

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from kehu.cdp import service as cdp_service
 from kehu.cdp import timeline
 from kehu.cdp.models import Profile
 from kehu.core import audit
-from kehu.core.db import utcnow
+from kehu.core.db import built_once, utcnow
 from kehu.core.errors import Conflict
 from kehu.core.i18n import t
 from kehu.core.pagination import OffsetPage, offset_page
@@ -21,7 +21,7 @@ from kehu.core.timeutil import aware
 from kehu.sales import schemas
 from kehu.sales.models import OPEN_STATUSES, Activity, Lead
 from kehu.sales.service import get_lead, mark_contacted
-from kehu.tenancy.access import Principal, Ref, check_references, get_scoped, require_row, scope
+from kehu.tenancy.access import Principal, Ref, bound_scope, check_references, get_scoped, require_row, scope
 
 CONTACTS = ("call", "visit", "test_drive", "quote", "wechat", "sms", "email")  # a touch with the customer
 
@@ -93,14 +93,17 @@ def out(activity: Activity) -> dict[str, Any]:
 
 
 # -- on the customer's timeline -----------------------------------------------------------------------------------
-def _timeline_rows(session: Session, principal: Principal, profile: Profile, limit: int,
-                   older: Any) -> list[timeline.TimelineItem]:
+def _timeline_rows(session: Session, principal: Principal, profile: Profile,
+                   params: dict[str, Any]) -> list[timeline.TimelineItem]:
     if not principal.can("activities"):
         return []
-    rows = session.scalars(select(Activity).where(Activity.profile_id == profile.id, scope(principal, Activity),
-                                                  older(Activity.created_at, Activity.id))
-                           .order_by(Activity.created_at.desc(), Activity.id.desc()).limit(limit + 1))
-    return [timeline.TimelineItem("activity", a.id, a.created_at, a) for a in rows]
+    activities = bound_scope(principal, Activity)
+    query = built_once(("activity_timeline", activities.form), lambda: select(Activity).where(
+        Activity.profile_id == bindparam("profile_id"), activities.clause(),
+        timeline.before(Activity.created_at, Activity.id))
+        .order_by(Activity.created_at.desc(), Activity.id.desc()).limit(bindparam("rows")))
+    return [timeline.TimelineItem("activity", a.id, a.created_at, a)
+            for a in session.scalars(query, {**params, **activities.params})]
 
 
 def _timeline_item(principal: Principal, activity: Activity) -> dict[str, Any]:

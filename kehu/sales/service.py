@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import and_, bindparam, case, func, select, update
 from sqlalchemy.orm import Session
 
 from kehu.cdp import fields, normalise, timeline
@@ -23,7 +23,7 @@ from kehu.cdp import service as cdp_service
 from kehu.cdp.manifest import MERGE_UNDONE, PROFILE_MERGED
 from kehu.cdp.models import CustomField, Event, Identity, Merge, Profile
 from kehu.core import audit, events, jobs
-from kehu.core.db import Database, copy_rows, utcnow
+from kehu.core.db import Database, built_once, copy_rows, utcnow
 from kehu.core.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
 from kehu.core.i18n import t
 from kehu.core.pagination import OffsetPage, offset_page
@@ -45,6 +45,7 @@ from kehu.tenancy.access import (
     Place,
     Principal,
     Ref,
+    bound_scope,
     check_references,
     get_scoped,
     require_row,
@@ -800,14 +801,17 @@ def reads_through_lead(session: Session, principal: Principal, profile_id: int) 
 
 
 # -- on the customer's timeline ------------------------------------------------------------------------------------
-def _timeline_changes(session: Session, principal: Principal, profile: Profile, limit: int,
-                      older: Any) -> list[timeline.TimelineItem]:
+def _timeline_changes(session: Session, principal: Principal, profile: Profile,
+                      params: dict[str, Any]) -> list[timeline.TimelineItem]:
     if not principal.can("leads"):
         return []
-    rows = session.scalars(select(LeadChange).join(Lead, Lead.id == LeadChange.lead_id).where(
-        LeadChange.profile_id == profile.id, LeadChange.org_id == principal.org_id, scope(principal, Lead),
-        older(LeadChange.at, LeadChange.id)).order_by(LeadChange.at.desc(), LeadChange.id.desc()).limit(limit + 1))
-    return [timeline.TimelineItem("lead", c.id, c.at, c) for c in rows]
+    leads = bound_scope(principal, Lead)
+    query = built_once(("lead_timeline", leads.form), lambda: (
+        select(LeadChange).join(Lead, Lead.id == LeadChange.lead_id)
+        .where(LeadChange.profile_id == bindparam("profile_id"), LeadChange.org_id == bindparam("org_id"),
+               leads.clause(), timeline.before(LeadChange.at, LeadChange.id))
+        .order_by(LeadChange.at.desc(), LeadChange.id.desc()).limit(bindparam("rows"))))
+    return [timeline.TimelineItem("lead", c.id, c.at, c) for c in session.scalars(query, {**params, **leads.params})]
 
 
 def _timeline_item(principal: Principal, change: LeadChange) -> dict[str, Any]:

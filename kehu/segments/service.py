@@ -6,7 +6,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, literal, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from kehu.cdp import exports, timeline
@@ -15,7 +15,7 @@ from kehu.cdp.manifest import PROFILE_CHANGED
 from kehu.cdp.models import Event, Export, Profile
 from kehu.cdp.views import CustomerView
 from kehu.core import audit, events, jobs
-from kehu.core.db import Database, dialect_insert, utcnow
+from kehu.core.db import Database, built_once, dialect_insert, utcnow
 from kehu.core.errors import Conflict, ValidationFailed, invalid
 from kehu.core.i18n import t
 from kehu.core.pagination import OffsetPage, Page, keyset_page, offset_page
@@ -27,6 +27,7 @@ from kehu.segments.models import Segment, SegmentChange, SegmentMember
 from kehu.tenancy.access import (
     Principal,
     Ref,
+    bound_scope,
     check_references,
     get_scoped,
     home_unit,
@@ -81,15 +82,18 @@ def export_segment(session: Session, principal: Principal, segment_id: int, *, f
 
 
 # -- entering and leaving, on the customer's timeline ---------------------------------------------------------
-def _timeline_changes(session: Session, principal: Principal, profile: Profile, limit: int,
-                      older: Any) -> list[timeline.TimelineItem]:
+def _timeline_changes(session: Session, principal: Principal, profile: Profile,
+                      params: dict[str, Any]) -> list[timeline.TimelineItem]:
     """The customer's entries into and exits from the segments the reader may see."""
     if not principal.can("segments", "read"):
         return []
-    rows = session.execute(select(SegmentChange, Segment.name).join(Segment, Segment.id == SegmentChange.segment_id)
-                           .where(SegmentChange.profile_id == profile.id, SegmentChange.org_id == principal.org_id,
-                                  scope(principal, Segment), older(SegmentChange.at, SegmentChange.id))
-                           .order_by(SegmentChange.at.desc(), SegmentChange.id.desc()).limit(limit + 1))
+    segments = bound_scope(principal, Segment)
+    query = built_once(("segment_timeline", segments.form), lambda: (
+        select(SegmentChange, Segment.name).join(Segment, Segment.id == SegmentChange.segment_id)
+        .where(SegmentChange.profile_id == bindparam("profile_id"), SegmentChange.org_id == bindparam("org_id"),
+               segments.clause(), timeline.before(SegmentChange.at, SegmentChange.id))
+        .order_by(SegmentChange.at.desc(), SegmentChange.id.desc()).limit(bindparam("rows"))))
+    rows = session.execute(query, {**params, **segments.params})
     return [timeline.TimelineItem("segment", change.id, change.at, (change, name)) for change, name in rows]
 
 

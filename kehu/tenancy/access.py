@@ -146,34 +146,103 @@ def _in_unit_tree(principal: Principal, unit_col: ColumnElement[int]) -> ColumnE
     return PerDialect(unit_col == any_(bindparam(None, ids, type_=ARRAY(BigInteger))), unit_col.in_(ids))
 
 
+# How a scope filter is written (its "form"), apart from the principal's values in it: scope() writes the values
+# in, bound_scope() leaves them as parameters, so that a statement built once serves every principal of one form.
+_NO_ROWS, _ORG, _UNIT_TREE, _UNIT_TREE_BY_PATH, _UNIT, _OWN, _UNIT_PATHS = (
+    "none", "org", "unit_tree", "unit_tree_by_path", "unit", "own", "unit_paths")
+
+
+def _scope_form(principal: Principal, model: Any, privilege: str) -> str:
+    """Which rows of ``model`` the principal may ``privilege``, as the form of their filter."""
+    depth = principal.depth(model.__entity__, privilege)
+    if depth == NONE:
+        return _NO_ROWS
+    if depth == ORG:
+        return _ORG
+    has_unit, has_owner = bool(model.__scope_unit__), bool(model.__scope_owner__)
+    if depth == UNIT_TREE and has_unit:
+        if model is BusinessUnit:
+            return _UNIT_PATHS
+        if is_root_path(principal.unit_path):
+            return _ORG  # the top unit's tree is the organisation
+        return _UNIT_TREE if principal.unit_tree is not None else _UNIT_TREE_BY_PATH
+    if depth in (UNIT_TREE, UNIT) and has_unit:
+        return _UNIT
+    if depth == OWN and has_owner:
+        return _OWN
+    if depth == OWN and has_unit and model is BusinessUnit:
+        return _UNIT  # "own" unit = the one the user is in
+    # An org-wide entity (roles) granted below org depth: readable, it has no unit to narrow by.
+    return _ORG if not has_unit and not has_owner else _NO_ROWS
+
+
 def scope(principal: Principal, model: Any, privilege: str = "read") -> ColumnElement[bool]:
     """The SQL filter for the rows of ``model`` that ``principal`` may ``privilege``.
 
     Every list, search, export and segment query applies it. Models declare ``__entity__`` and which
     columns place a row in the tree (``__scope_unit__``) and give it an owner (``__scope_owner__``).
     """
-    depth = principal.depth(model.__entity__, privilege)
-    if depth == NONE:
+    form = _scope_form(principal, model, privilege)
+    if form == _NO_ROWS:
         return false()
     org_clause: ColumnElement[bool] = model.org_id == principal.org_id
-    if depth == ORG:
+    if form == _ORG:
         return org_clause
-    unit_col = getattr(model, model.__scope_unit__) if model.__scope_unit__ else None
-    owner_col = getattr(model, model.__scope_owner__) if model.__scope_owner__ else None
-    if depth == UNIT_TREE and unit_col is not None:
-        if model is BusinessUnit:
-            return and_(org_clause, BusinessUnit.path.startswith(principal.unit_path, autoescape=True))
-        if is_root_path(principal.unit_path):
-            return org_clause  # the top unit's tree is the organisation
-        return and_(org_clause, _in_unit_tree(principal, unit_col))
-    if depth in (UNIT_TREE, UNIT) and unit_col is not None:
-        return and_(org_clause, unit_col == principal.unit_id)
-    if depth == OWN and owner_col is not None:
-        return and_(org_clause, owner_col == principal.user_id)
-    if depth == OWN and unit_col is not None and model is BusinessUnit:
-        return and_(org_clause, unit_col == principal.unit_id)  # "own" unit = the one the user is in
-    # An org-wide entity (roles) granted below org depth: readable, it has no unit to narrow by.
-    return org_clause if unit_col is None and owner_col is None else false()
+    if form == _UNIT_PATHS:
+        return and_(org_clause, BusinessUnit.path.startswith(principal.unit_path, autoescape=True))
+    if form in (_UNIT_TREE, _UNIT_TREE_BY_PATH):
+        return and_(org_clause, _in_unit_tree(principal, getattr(model, model.__scope_unit__)))
+    if form == _UNIT:
+        return and_(org_clause, getattr(model, model.__scope_unit__) == principal.unit_id)
+    return and_(org_clause, getattr(model, model.__scope_owner__) == principal.user_id)
+
+
+@dataclass(frozen=True)
+class BoundScope:
+    """``scope()`` with the principal's values left as parameters: ``clause()`` is the filter of a statement built
+    once for every principal of its ``form`` (a handful of statements, not one per user); ``params`` go with it
+    when it runs."""
+
+    model: Any
+    form: str
+    params: dict[str, Any]
+
+    def clause(self) -> ColumnElement[bool]:
+        model, form = self.model, self.form
+        if form == _NO_ROWS:
+            return false()
+        org_clause: ColumnElement[bool] = model.org_id == bindparam("scope_org_id")
+        if form == _ORG:
+            return org_clause
+        if form == _UNIT_TREE:
+            unit_col = getattr(model, model.__scope_unit__)
+            return and_(org_clause, PerDialect(unit_col == any_(bindparam("scope_unit_ids", type_=ARRAY(BigInteger))),
+                                               unit_col.in_(bindparam("scope_unit_ids", expanding=True))))
+        if form == _UNIT_TREE_BY_PATH:  # unit paths are digits and slashes: nothing in them for LIKE to escape
+            return and_(org_clause, getattr(model, model.__scope_unit__).in_(select(BusinessUnit.id).where(
+                BusinessUnit.org_id == bindparam("scope_org_id"),
+                BusinessUnit.path.startswith(bindparam("scope_unit_path")))))
+        if form == _UNIT:
+            return and_(org_clause, getattr(model, model.__scope_unit__) == bindparam("scope_unit_id"))
+        if form == _OWN:
+            return and_(org_clause, getattr(model, model.__scope_owner__) == bindparam("scope_user_id"))
+        raise ValueError(f"no bound form of the scope {form!r}")  # business units' own tree: use scope()
+
+
+def bound_scope(principal: Principal, model: Any, privilege: str = "read") -> BoundScope:
+    """The principal's scope on ``model`` for a statement built once: ``clause()`` lets through the rows that
+    ``scope()`` does."""
+    form = _scope_form(principal, model, privilege)
+    values: dict[str, Any] = {"scope_org_id": principal.org_id}
+    if form == _UNIT_TREE:
+        values["scope_unit_ids"] = list(principal.unit_tree or ())
+    elif form == _UNIT_TREE_BY_PATH:
+        values["scope_unit_path"] = principal.unit_path
+    elif form == _UNIT:
+        values["scope_unit_id"] = principal.unit_id
+    elif form == _OWN:
+        values["scope_user_id"] = principal.user_id
+    return BoundScope(model, form, values)
 
 
 def _unit_path(session: Session, principal: Principal, unit_id: int) -> str | None:
