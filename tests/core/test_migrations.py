@@ -36,6 +36,10 @@ def test_migrations_go_down_to_nothing_and_up_to_the_models(tmp_path):
             assert "profiles" not in database.engine.dialect.get_table_names(connection)
             command.upgrade(config, "head")
             differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+            if connection.dialect.name == "postgresql":  # what the models cannot say: the table's storage
+                options = connection.exec_driver_sql(
+                    "SELECT reloptions FROM pg_class WHERE relname = 'profiles'").scalar()
+                assert "fillfactor=90" in options, "an event's update of a profile stays on its page (HOT)"
         assert differences == []
     finally:
         database.dispose()
