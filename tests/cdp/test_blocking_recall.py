@@ -15,6 +15,7 @@ import duckdb
 import pytest
 
 from kehu.cdp import matching
+from kehu.cdp.matching.blocking import candidates_sql
 from kehu.demo.customers import _person, noisy_name
 from tests.cdp.matching_helpers import load_rows
 
@@ -183,3 +184,23 @@ def test_rules_tightened_at_scale_still_teach_the_name_and_the_birthday() -> Non
     assert m["name"][9] + m["name"][8] > 0.9, m["name"]
     truth = true_pairs(persons)
     assert len(scored & truth) / len(scored) > 0.9 and len(scored & truth) / len(truth) > 0.3
+
+
+def test_a_pairs_rules_are_every_rule_whose_keys_it_shares() -> None:
+    """The rules a candidate pair meets come from grouping the rules' pairs (each rule's bit OR'ed): they are the
+    rules whose keys the pair's records share, as testing each rule on the pair says, and its rule is the first."""
+    rows, _ = chinese_set(people=1500)
+    con = duckdb.connect()
+    records = load_rows(con, rows)
+    plan = matching.plan_records(con, records, max_pairs_per_record=50)
+    # the candidates as grouped, before any comparison: the bits come with them
+    con.execute("CREATE TEMP TABLE cand AS " + candidates_sql(plan.chosen))
+    tested = " + ".join(f"(CASE WHEN coalesce({' AND '.join(f'l.{k} = r.{k}' for k in keys)}, false) "
+                        f"THEN {1 << index} ELSE 0 END)" for index, (_, keys, _) in enumerate(plan.chosen))
+    found = con.execute(f"SELECT p.bits, ({tested})::BIGINT AS tested, p.rule FROM cand p "
+                        "JOIN records l ON l.id = p.a JOIN records r ON r.id = p.b").fetchall()
+    assert found and all(bits == tested for bits, tested, _ in found)
+    assert all(bits & (1 << rule) and bits & ((1 << rule) - 1) == 0 for bits, _, rule in found)
+    assert len({bits for bits, _, _ in found if bits & (bits - 1)}) > 1  # pairs meeting several rules too
+    con.close()
+

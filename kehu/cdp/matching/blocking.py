@@ -159,18 +159,13 @@ def plan(con: duckdb.DuckDBPyConnection, records: int, *, max_pairs_per_record: 
 
 
 def candidates_sql(chosen: list[tuple[Rule, tuple[str, ...], int]], table: str = "records") -> str:
-    """Every pair meeting a chosen rule, once, with the first rule that made it (its index); the bits of all rules
-    it meets are ``bits_sql``'s (for teaching the model). One grouping of every rule's pairs: a third of the time
-    of each rule skipping the pairs of the rules before it (a condition growing with every rule)."""
-    selects = [f"SELECT l.id AS a, r.id AS b, {index}::TINYINT AS rule FROM {table} l JOIN {table} r "
-               f"ON {_on(keys)} AND l.id < r.id" for index, (_, keys, n) in enumerate(chosen) if n]
+    """Every pair meeting a chosen rule, once, with the first rule that made it (its index) and the bits of all the
+    rules it meets (rule i: 1 << i; for teaching the model). One grouping of every rule's pairs: a third of the time
+    of each rule skipping the pairs of the rules before it (a condition growing with every rule); the grouping ORs
+    each rule's bit, so no pair's keys are tested again rule by rule afterwards."""
+    # BIGINT: up to 40 rules of an organisation's own (matching.config.MAX_RULES)
+    selects = [f"SELECT l.id AS a, r.id AS b, {index}::TINYINT AS rule, {1 << index}::BIGINT AS bit FROM {table} l "
+               f"JOIN {table} r ON {_on(keys)} AND l.id < r.id" for index, (_, keys, n) in enumerate(chosen) if n]
     if not selects:
-        return "SELECT NULL::BIGINT AS a, NULL::BIGINT AS b, NULL::TINYINT AS rule WHERE false"
-    return f"SELECT a, b, min(rule) AS rule FROM ({' UNION ALL '.join(selects)}) GROUP BY a, b"
-
-
-def bits_sql(chosen: list[tuple[Rule, tuple[str, ...], int]]) -> str:
-    """The rules a pair (l, r) meets, as bits (rule i: 1 << i)."""
-    terms = [f"(CASE WHEN coalesce({_on(keys)}, false) THEN {1 << index} ELSE 0 END)"
-             for index, (_, keys, _) in enumerate(chosen)]
-    return "(" + " + ".join(terms) + ")::INTEGER" if terms else "0"
+        return "SELECT NULL::BIGINT AS a, NULL::BIGINT AS b, NULL::TINYINT AS rule, NULL::BIGINT AS bits WHERE false"
+    return f"SELECT a, b, min(rule) AS rule, bit_or(bit) AS bits FROM ({' UNION ALL '.join(selects)}) GROUP BY a, b"
