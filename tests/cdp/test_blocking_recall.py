@@ -15,6 +15,7 @@ import duckdb
 import pytest
 
 from kehu.cdp import matching
+from kehu.cdp.matching import blocking
 from kehu.cdp.matching.blocking import candidates_sql
 from kehu.demo.customers import _person, noisy_name
 from tests.cdp.matching_helpers import load_rows
@@ -204,3 +205,40 @@ def test_a_pairs_rules_are_every_rule_whose_keys_it_shares() -> None:
     assert len({bits for bits, _, _ in found if bits & (bits - 1)}) > 1  # pairs meeting several rules too
     con.close()
 
+
+def _plan_counting_every_variant(con: duckdb.DuckDBPyConnection, records: int,
+                                 max_pairs_per_record: int) -> list[tuple[str, ...]]:
+    """The rules' keys as loosening chooses them with every variant of every rule counted (the plan's definition)."""
+    ceiling = max(max_pairs_per_record * records, 1_000)
+    counts = {rule.name: [blocking.count(con, keys) for keys in rule.variants] for rule in blocking.DEFAULT_RULES}
+    chosen = {rule.name: len(rule.variants) - 1 for rule in blocking.DEFAULT_RULES}
+    total = sum(n[-1] for n in counts.values())
+    for rule in blocking.DEFAULT_RULES:
+        for index in range(len(rule.variants) - 1):
+            n, current = counts[rule.name][index], counts[rule.name][-1]
+            if total - current + n <= ceiling and n <= ceiling // blocking.RULE_SHARE:
+                total += n - current
+                chosen[rule.name] = index
+                break
+    return [rule.variants[chosen[rule.name]] for rule in blocking.DEFAULT_RULES]
+
+
+def test_the_plan_counts_only_the_variants_it_needs() -> None:
+    """A rule's variants are counted only as far as loosening needs (where the loosest fits, no other but the
+    tightest), and the plan is the one counting every variant gives, generous ceiling or tight."""
+    rows, _ = chinese_set(people=1500)
+    con = duckdb.connect()
+    records = load_rows(con, rows)
+    for per_record in (50, 4, 2, 1):  # (at one per record a third of the rules are tightened)
+        plan = matching.plan_records(con, records, max_pairs_per_record=per_record)
+        assert [keys for _, keys, _ in plan.chosen] == _plan_counting_every_variant(con, records, per_record)
+        for rule, keys, n in plan.chosen:
+            counted = plan.counts[rule.name]
+            assert counted[keys] == n == blocking.count(con, keys)
+            assert rule.variants[0] in counted and rule.variants[-1] in counted
+            chosen = rule.variants.index(keys)
+            if chosen == 0:
+                assert set(counted) == {rule.variants[0], rule.variants[-1]}, rule.name
+    loose = matching.plan_records(con, records, max_pairs_per_record=50)
+    assert sum(map(len, loose.counts.values())) < sum(len(rule.variants) for rule in blocking.DEFAULT_RULES)
+    con.close()
