@@ -15,6 +15,8 @@ import duckdb
 import pytest
 
 from kehu.cdp import matching
+from kehu.cdp.matching import blocking
+from kehu.cdp.matching.blocking import candidates_sql
 from kehu.demo.customers import _person, noisy_name
 from tests.cdp.matching_helpers import load_rows
 
@@ -183,3 +185,60 @@ def test_rules_tightened_at_scale_still_teach_the_name_and_the_birthday() -> Non
     assert m["name"][9] + m["name"][8] > 0.9, m["name"]
     truth = true_pairs(persons)
     assert len(scored & truth) / len(scored) > 0.9 and len(scored & truth) / len(truth) > 0.3
+
+
+def test_a_pairs_rules_are_every_rule_whose_keys_it_shares() -> None:
+    """The rules a candidate pair meets come from grouping the rules' pairs (each rule's bit OR'ed): they are the
+    rules whose keys the pair's records share, as testing each rule on the pair says, and its rule is the first."""
+    rows, _ = chinese_set(people=1500)
+    con = duckdb.connect()
+    records = load_rows(con, rows)
+    plan = matching.plan_records(con, records, max_pairs_per_record=50)
+    # the candidates as grouped, before any comparison: the bits come with them
+    con.execute("CREATE TEMP TABLE cand AS " + candidates_sql(plan.chosen))
+    tested = " + ".join(f"(CASE WHEN coalesce({' AND '.join(f'l.{k} = r.{k}' for k in keys)}, false) "
+                        f"THEN {1 << index} ELSE 0 END)" for index, (_, keys, _) in enumerate(plan.chosen))
+    found = con.execute(f"SELECT p.bits, ({tested})::BIGINT AS tested, p.rule FROM cand p "
+                        "JOIN records l ON l.id = p.a JOIN records r ON r.id = p.b").fetchall()
+    assert found and all(bits == tested for bits, tested, _ in found)
+    assert all(bits & (1 << rule) and bits & ((1 << rule) - 1) == 0 for bits, _, rule in found)
+    assert len({bits for bits, _, _ in found if bits & (bits - 1)}) > 1  # pairs meeting several rules too
+    con.close()
+
+
+def _plan_counting_every_variant(con: duckdb.DuckDBPyConnection, records: int,
+                                 max_pairs_per_record: int) -> list[tuple[str, ...]]:
+    """The rules' keys as loosening chooses them with every variant of every rule counted (the plan's definition)."""
+    ceiling = max(max_pairs_per_record * records, 1_000)
+    counts = {rule.name: [blocking.count(con, keys) for keys in rule.variants] for rule in blocking.DEFAULT_RULES}
+    chosen = {rule.name: len(rule.variants) - 1 for rule in blocking.DEFAULT_RULES}
+    total = sum(n[-1] for n in counts.values())
+    for rule in blocking.DEFAULT_RULES:
+        for index in range(len(rule.variants) - 1):
+            n, current = counts[rule.name][index], counts[rule.name][-1]
+            if total - current + n <= ceiling and n <= ceiling // blocking.RULE_SHARE:
+                total += n - current
+                chosen[rule.name] = index
+                break
+    return [rule.variants[chosen[rule.name]] for rule in blocking.DEFAULT_RULES]
+
+
+def test_the_plan_counts_only_the_variants_it_needs() -> None:
+    """A rule's variants are counted only as far as loosening needs (where the loosest fits, no other but the
+    tightest), and the plan is the one counting every variant gives, generous ceiling or tight."""
+    rows, _ = chinese_set(people=1500)
+    con = duckdb.connect()
+    records = load_rows(con, rows)
+    for per_record in (50, 4, 2, 1):  # (at one per record a third of the rules are tightened)
+        plan = matching.plan_records(con, records, max_pairs_per_record=per_record)
+        assert [keys for _, keys, _ in plan.chosen] == _plan_counting_every_variant(con, records, per_record)
+        for rule, keys, n in plan.chosen:
+            counted = plan.counts[rule.name]
+            assert counted[keys] == n == blocking.count(con, keys)
+            assert rule.variants[0] in counted and rule.variants[-1] in counted
+            chosen = rule.variants.index(keys)
+            if chosen == 0:
+                assert set(counted) == {rule.variants[0], rule.variants[-1]}, rule.name
+    loose = matching.plan_records(con, records, max_pairs_per_record=50)
+    assert sum(map(len, loose.counts.values())) < sum(len(rule.variants) for rule in blocking.DEFAULT_RULES)
+    con.close()

@@ -32,7 +32,7 @@ from typing import Any
 import duckdb
 from sqlalchemy.orm import Session
 
-from kehu.cdp.matching.blocking import DEFAULT_RULES, Plan, Rule, TooManyComparisons, bits_sql, candidates_sql, plan
+from kehu.cdp.matching.blocking import DEFAULT_RULES, Plan, Rule, TooManyComparisons, candidates_sql, plan
 from kehu.cdp.matching.comparisons import COMPARISONS, DEFAULT_COMPARISONS, Comparison, compare_sql
 from kehu.cdp.matching.config import attributes_of, matching_of
 from kehu.cdp.matching.model import MatchModel, fit, make_tf_tables, score, teaching_rules
@@ -74,7 +74,7 @@ def candidates(con: duckdb.DuckDBPyConnection, chosen: Plan,
     """The table ``pairs`` (a, b, rule, bits, g_…): every candidate pair once, compared; its row count."""
     con.execute("CREATE OR REPLACE TEMP TABLE cand AS " + candidates_sql(chosen.chosen))
     con.execute("CREATE OR REPLACE TABLE pairs AS " + compare_sql(
-        "cand", comparisons=comparisons, extra=f", p.rule, {bits_sql(chosen.chosen)} AS bits"))
+        "cand", comparisons=comparisons, extra=", p.rule, p.bits"))
     con.execute("DROP TABLE cand")
     return con.execute("SELECT count(*) FROM pairs").fetchone()[0]  # type: ignore[index]
 

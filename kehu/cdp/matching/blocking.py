@@ -102,7 +102,7 @@ class Plan:
     records: int
     ceiling: int  # most candidate pairs allowed
     chosen: list[tuple[Rule, tuple[str, ...], int]]  # rule, its keys, the pairs it makes (before de-duplication)
-    counts: dict[str, dict[tuple[str, ...], int]]  # every variant counted
+    counts: dict[str, dict[tuple[str, ...], int]]  # the variants counted (those the plan needed)
 
     @property
     def pairs(self) -> int:
@@ -130,12 +130,24 @@ def count(con: duckdb.DuckDBPyConnection, keys: tuple[str, ...], table: str = "r
 
 def plan(con: duckdb.DuckDBPyConnection, records: int, *, max_pairs_per_record: int,
          rules: tuple[Rule, ...] = DEFAULT_RULES, table: str = "records") -> Plan:
-    """Count every rule's variants; take each rule at its tightest, then loosen rules in order while the sum stays
-    under the ceiling. Raises TooManyComparisons when even the tightest variants exceed it."""
+    """Take each rule at its tightest, then loosen rules in order while the sum stays under the ceiling; raises
+    TooManyComparisons when even the tightest variants exceed it.
+
+    Only the variants the loosening needs are counted (each count is a grouping of every record): the loosest, and
+    where it does not fit the others from the tightest up, skipping a variant whose keys are among those of one that
+    did not fit (it makes at least as many pairs, so it cannot fit either); a variant tighter than one that fits is
+    never counted. The choice is the one counting every variant gives. The loosest is always counted: a tightened
+    rule's teaches the model (``model.teaching_rules``)."""
     ceiling = max(max_pairs_per_record * records, 1_000)
-    counts = {rule.name: {keys: count(con, keys, table) for keys in rule.variants} for rule in rules}
+    counts: dict[str, dict[tuple[str, ...], int]] = {rule.name: {} for rule in rules}
+
+    def counted(rule: Rule, keys: tuple[str, ...]) -> int:
+        if keys not in counts[rule.name]:
+            counts[rule.name][keys] = count(con, keys, table)
+        return counts[rule.name][keys]
+
     chosen_index = {rule.name: len(rule.variants) - 1 for rule in rules}
-    total = sum(counts[rule.name][rule.variants[-1]] for rule in rules)
+    total = sum(counted(rule, rule.variants[-1]) for rule in rules)
     if total > ceiling:
         worst = max(rules, key=lambda r: counts[r.name][r.variants[-1]])
         raise TooManyComparisons(
@@ -146,31 +158,34 @@ def plan(con: duckdb.DuckDBPyConnection, records: int, *, max_pairs_per_record: 
             extra={"records": records, "pairs": total, "ceiling": ceiling,
                    "rules": {r.name: counts[r.name][r.variants[-1]] for r in rules}})
     for rule in rules:  # loosen, most telling rules first; no rule takes more than a fifth of the ceiling
-        for index in range(len(rule.variants) - 1):
-            n = counts[rule.name][rule.variants[index]]
-            current = counts[rule.name][rule.variants[chosen_index[rule.name]]]
-            if total - current + n <= ceiling and n <= ceiling // RULE_SHARE:
-                total += n - current
-                chosen_index[rule.name] = index
-                break
+        current = counts[rule.name][rule.variants[-1]]
+        room = min(ceiling - total + current, ceiling // RULE_SHARE)  # the most pairs a variant may make
+        if len(rule.variants) > 1 and counted(rule, rule.variants[0]) <= room:
+            chosen_index[rule.name] = 0  # the loosest fits: no tighter one is needed (a small organisation)
+        elif len(rule.variants) > 2:
+            too_many = [set(rule.variants[0])]  # keys of the variants that did not fit
+            for index in range(len(rule.variants) - 2, 0, -1):  # from the tightest up to the loosest that fits
+                keys = rule.variants[index]
+                if any(set(keys) <= failed for failed in too_many):
+                    continue
+                if counted(rule, keys) <= room:
+                    chosen_index[rule.name] = index  # a looser one may fit still
+                else:
+                    too_many.append(set(keys))
+        total += counts[rule.name][rule.variants[chosen_index[rule.name]]] - current
     chosen = [(rule, rule.variants[chosen_index[rule.name]], counts[rule.name][rule.variants[chosen_index[rule.name]]])
               for rule in rules]
     return Plan(records=records, ceiling=ceiling, chosen=chosen, counts=counts)
 
 
 def candidates_sql(chosen: list[tuple[Rule, tuple[str, ...], int]], table: str = "records") -> str:
-    """Every pair meeting a chosen rule, once, with the first rule that made it (its index); the bits of all rules
-    it meets are ``bits_sql``'s (for teaching the model). One grouping of every rule's pairs: a third of the time
-    of each rule skipping the pairs of the rules before it (a condition growing with every rule)."""
-    selects = [f"SELECT l.id AS a, r.id AS b, {index}::TINYINT AS rule FROM {table} l JOIN {table} r "
-               f"ON {_on(keys)} AND l.id < r.id" for index, (_, keys, n) in enumerate(chosen) if n]
+    """Every pair meeting a chosen rule, once, with the first rule that made it (its index) and the bits of all the
+    rules it meets (rule i: 1 << i; for teaching the model). One grouping of every rule's pairs: a third of the time
+    of each rule skipping the pairs of the rules before it (a condition growing with every rule); the grouping ORs
+    each rule's bit, so no pair's keys are tested again rule by rule afterwards."""
+    # BIGINT: up to 40 rules of an organisation's own (matching.config.MAX_RULES)
+    selects = [f"SELECT l.id AS a, r.id AS b, {index}::TINYINT AS rule, {1 << index}::BIGINT AS bit FROM {table} l "
+               f"JOIN {table} r ON {_on(keys)} AND l.id < r.id" for index, (_, keys, n) in enumerate(chosen) if n]
     if not selects:
-        return "SELECT NULL::BIGINT AS a, NULL::BIGINT AS b, NULL::TINYINT AS rule WHERE false"
-    return f"SELECT a, b, min(rule) AS rule FROM ({' UNION ALL '.join(selects)}) GROUP BY a, b"
-
-
-def bits_sql(chosen: list[tuple[Rule, tuple[str, ...], int]]) -> str:
-    """The rules a pair (l, r) meets, as bits (rule i: 1 << i)."""
-    terms = [f"(CASE WHEN coalesce({_on(keys)}, false) THEN {1 << index} ELSE 0 END)"
-             for index, (_, keys, _) in enumerate(chosen)]
-    return "(" + " + ".join(terms) + ")::INTEGER" if terms else "0"
+        return "SELECT NULL::BIGINT AS a, NULL::BIGINT AS b, NULL::TINYINT AS rule, NULL::BIGINT AS bits WHERE false"
+    return f"SELECT a, b, min(rule) AS rule, bit_or(bit) AS bits FROM ({' UNION ALL '.join(selects)}) GROUP BY a, b"

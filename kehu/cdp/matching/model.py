@@ -1,7 +1,7 @@
-"""The Fellegi–Sunter model: u (how often two random records agree at each level) from random pairs; m (how often
-two records of one person do) and the prior by expectation maximisation over the candidate pairs' patterns; a
-pair's match weight = the prior's log-odds + Σ log2(m/u) of its levels (+ term-frequency adjustments), its
-probability 1 / (1 + 2^-weight).
+"""The Fellegi–Sunter model: u (how often two random records agree at each level) from random pairs, or counted
+over all records for a level of equality on one column; m (how often two records of one person do) and the prior
+by expectation maximisation over the candidate pairs' patterns; a pair's match weight = the prior's log-odds +
+Σ log2(m/u) of its levels (+ term-frequency adjustments), its probability 1 / (1 + 2^-weight).
 
 EM runs over the distinct patterns (levels + the blocking rules a pair meets) with their counts, read once out of
 DuckDB, not over the pairs. The E-step weighs every comparison with the population's u, so a pair's posterior is
@@ -11,6 +11,7 @@ leave it free (among a rule's pairs the matches agree on its own keys by constru
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,9 @@ from kehu.cdp.matching.comparisons import COMPARISONS, DEFAULT_COMPARISONS, Comp
 TF_FLOOR = 1e-6
 TF_BUCKETS = 4  # EM weighs term frequencies in buckets of a quarter power of two
 RANDOM_SAMPLE_RECORDS = 1500  # ~1.1 M random pairs for u (as Splink's default of 1 M)
+# Equality on one column (a level) and a record lacking a column (a comparison's unknown): see exact_u
+_EQUAL = re.compile(r"l\.(\w+) = r\.\1")
+_LACKS = re.compile(r"[lr]\.(\w+) IS NULL")
 EM_ITERATIONS = 100
 # No level is impossible for one person: a typo can break any field, and one such pair must not be ruled out.
 M_FLOOR = 1e-4
@@ -81,9 +85,48 @@ class MatchModel:
                    trained=data.get("trained", []))
 
 
+def _equality_level(c: Comparison) -> tuple[int, str, list[str]] | None:
+    """The strongest level of ``c`` when it is equality on one column, with the columns a record needs to be
+    compared (the others: None). Being the strongest, no other level takes its pairs: its u is exactly the share of
+    known pairs sharing a value."""
+    level, condition = c.levels[0]
+    equal = _EQUAL.fullmatch(condition.strip())
+    terms = [term.strip() for term in c.unknown.split(" OR ")]
+    lacks = [_LACKS.fullmatch(term) for term in terms]
+    if not equal or not all(lacks):
+        return None
+    needed = sorted({m.group(1) for m in lacks if m})
+    if set(terms) != {f"{side}.{k} IS NULL" for side in "lr" for k in needed}:
+        return None  # a condition on one side only, or on both records at once (not a record's own)
+    return level, equal.group(1), needed
+
+
+def exact_u(con: duckdb.DuckDBPyConnection, comparisons: tuple[Comparison, ...] = DEFAULT_COMPARISONS,
+            table: str = "records") -> dict[str, tuple[int, float]]:
+    """For each comparison whose strongest level is equality on one column, that level's u over all records, not a
+    sample: Σ over values n·(n−1) / (N·(N−1)), N the records it can compare (one aggregate). A sample of 1,500
+    records meets two records sharing a rare value a handful of times at most, and at 1,000,000 records the names'
+    u and with them the F1 went by the draw."""
+    found: dict[str, tuple[int, float]] = {}
+    for c in comparisons:
+        equality = _equality_level(c)
+        if equality is None:
+            continue
+        level, column, needed = equality
+        known = " AND ".join(f"{k} IS NOT NULL" for k in needed) or "true"
+        agree, records = con.execute(
+            f"SELECT coalesce(sum(CASE WHEN v IS NOT NULL THEN n * (n - 1) END), 0), coalesce(sum(n), 0) FROM "
+            f"(SELECT {column} AS v, count(*)::HUGEINT AS n FROM {table} WHERE {known} GROUP BY 1)").fetchone() \
+            or (0, 0)
+        if records >= 2:
+            found[c.name] = (level, float(agree) / (float(records) * (float(records) - 1)))
+    return found
+
+
 def estimate_u(con: duckdb.DuckDBPyConnection, records: int, comparisons: tuple[Comparison, ...] = DEFAULT_COMPARISONS,
                table: str = "records") -> dict[str, dict[int, float]]:
-    """How often two random records agree at each level (almost all random pairs are different people)."""
+    """How often two random records agree at each level (almost all random pairs are different people): the
+    levels of equality on one column over all records (``exact_u``), the others from random pairs."""
     sample = min(records, RANDOM_SAMPLE_RECORDS)
     con.execute(f"CREATE OR REPLACE TEMP TABLE sampled AS SELECT * FROM {table} USING SAMPLE reservoir({sample} ROWS) "
                 "REPEATABLE (42)")
@@ -96,11 +139,15 @@ def estimate_u(con: duckdb.DuckDBPyConnection, records: int, comparisons: tuple[
     for name, level, n in rows:
         if level >= 0:
             counts[name][int(level)] = n
+    exact = exact_u(con, comparisons, table)
     u = {}
     for c in comparisons:
         known = sum(counts[c.name].values())
         floor = 1 / max(known * 10, 1_000)  # a level no random pair reached is rare, not impossible
         agree = {level: max(counts[c.name].get(level, 0) / known if known else floor, floor) for level, _ in c.levels}
+        if c.name in exact:
+            level, share = exact[c.name]
+            agree[level] = max(share, 1e-12)  # counted: a share no pair reached is none (the weight caps it)
         different = counts[c.name].get(0, 0) / known if known else 1 - sum(agree.values())
         u[c.name] = {**agree, 0: max(different, floor)}
     return u
@@ -290,4 +337,4 @@ def score(con: duckdb.DuckDBPyConnection, model: MatchModel, threshold: float,
             for a, b, p, *rest in rows]
 
 
-__all__ = ["COMPARISONS", "MatchModel", "estimate_u", "fit", "make_tf_tables", "score", "weight_sql"]
+__all__ = ["COMPARISONS", "MatchModel", "estimate_u", "exact_u", "fit", "make_tf_tables", "score", "weight_sql"]
