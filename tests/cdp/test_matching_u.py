@@ -30,8 +30,10 @@ def test_u_of_an_equality_level_is_its_exact_share_of_all_pairs() -> None:
     mobiles = [v for (v,) in con.execute("SELECT mobile FROM records WHERE mobile IS NOT NULL").fetchall()]
     assert abs(u["name"][9] - _share_agreeing(names)) < 1e-12
     assert abs(u["birthday"][5] - _share_agreeing(birthdays)) < 1e-12
-    # no two records here share a mobile: none, not the floor of a sample's unseen level (1 / 10 × its pairs)
-    assert _share_agreeing(mobiles) == 0 and u["mobile"][2] == 1e-12
+    # no two records here share a mobile: as if one pair did (rare, not impossible), not the floor of a sample's
+    # unseen level (1 / 10 × its pairs, a thousand times more)
+    assert _share_agreeing(mobiles) == 0
+    assert u["mobile"][2] == 1 / (len(mobiles) * (len(mobiles) - 1) / 2)
     con.close()
 
 

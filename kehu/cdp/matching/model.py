@@ -118,8 +118,8 @@ def exact_u(con: duckdb.DuckDBPyConnection, comparisons: tuple[Comparison, ...] 
             f"SELECT coalesce(sum(CASE WHEN v IS NOT NULL THEN n * (n - 1) END), 0), coalesce(sum(n), 0) FROM "
             f"(SELECT {column} AS v, count(*)::HUGEINT AS n FROM {table} WHERE {known} GROUP BY 1)").fetchone() \
             or (0, 0)
-        if records >= 2:
-            found[c.name] = (level, float(agree) / (float(records) * (float(records) - 1)))
+        if records >= 2:  # no two records alike: as if one pair were (rare, not impossible, as the sample's floor)
+            found[c.name] = (level, max(float(agree), 2.0) / (float(records) * (float(records) - 1)))
     return found
 
 
@@ -147,7 +147,7 @@ def estimate_u(con: duckdb.DuckDBPyConnection, records: int, comparisons: tuple[
         agree = {level: max(counts[c.name].get(level, 0) / known if known else floor, floor) for level, _ in c.levels}
         if c.name in exact:
             level, share = exact[c.name]
-            agree[level] = max(share, 1e-12)  # counted: a share no pair reached is none (the weight caps it)
+            agree[level] = share
         different = counts[c.name].get(0, 0) / known if known else 1 - sum(agree.values())
         u[c.name] = {**agree, 0: max(different, floor)}
     return u
