@@ -81,6 +81,8 @@ def _parse(cursor: str | None) -> tuple[datetime, int, int] | None:
         raise invalid("cursor", "not a cursor returned by this API") from exc
     if not all(-(2**63) <= n < 2**63 for n in parsed[1:]):  # a forged id past BIGINT: 422, not the database's 500
         raise invalid("cursor", "not a cursor returned by this API")
+    if parsed[0].tzinfo is None:  # every cursor given carries its zone; a naive time would reach the database
+        raise invalid("cursor", "not a cursor returned by this API")
     return parsed
 
 

@@ -22,7 +22,7 @@ from kehu.core.db import built_once, utcnow
 from kehu.core.errors import Conflict, FieldError, ValidationFailed
 from kehu.core.i18n import t
 from kehu.core.pagination import OffsetPage, Page, keyset_page, offset_page
-from kehu.tenancy.access import Principal, Ref, bound_scope, check_references, get_scoped, require_row, scope
+from kehu.tenancy.access import Principal, Ref, check_references, get_scoped, require_row, scope
 from kehu.tenancy.masking import mask_value
 from kehu.tenancy.models import BusinessUnit
 
@@ -265,7 +265,7 @@ def _timeline_messages(session: Session, principal: Principal, profile: Profile,
                        params: dict[str, Any]) -> list[timeline.TimelineItem]:
     if not principal.can("messages", "read"):
         return []
-    visible = bound_scope(principal, Message)  # control.visible_messages, with the reader's values as parameters
+    visible = control.visible_messages_bound(principal)
     query = built_once(("message_timeline", visible.form), lambda: select(Message).where(
         Message.org_id == bindparam("org_id"), Message.profile_id == bindparam("profile_id"),
         Message.status != "skipped", visible.clause(), timeline.before(Message.created_at, Message.id))

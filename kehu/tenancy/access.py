@@ -166,12 +166,14 @@ def _scope_form(principal: Principal, model: Any, privilege: str) -> str:
         if is_root_path(principal.unit_path):
             return _ORG  # the top unit's tree is the organisation
         return _UNIT_TREE if principal.unit_tree is not None else _UNIT_TREE_BY_PATH
+    # A principal that is nobody (an API key has no user) owns nothing, and one placed at no unit has no unit's
+    # rows: written as "owner_id = NULL" the filter read every ownerless customer of every dealer.
     if depth in (UNIT_TREE, UNIT) and has_unit:
-        return _UNIT
+        return _UNIT if principal.unit_id is not None else _NO_ROWS
     if depth == OWN and has_owner:
-        return _OWN
+        return _OWN if principal.user_id is not None else _NO_ROWS
     if depth == OWN and has_unit and model is BusinessUnit:
-        return _UNIT  # "own" unit = the one the user is in
+        return _UNIT if principal.unit_id is not None else _NO_ROWS  # "own" unit = the one the user is in
     # An org-wide entity (roles) granted below org depth: readable, it has no unit to narrow by.
     return _ORG if not has_unit and not has_owner else _NO_ROWS
 

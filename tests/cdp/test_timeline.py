@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import update
 
 from kehu.core.audit import AuditRecord
+from kehu.core.pagination import encode_cursor
 from tests.cdp.test_customer_access import create
 from tests.factories.cdp import basic, call, make_source, process
 from tests.factories.tenancy import make_user
@@ -103,6 +104,11 @@ def test_timeline_keeps_scope_and_rejects_forged_cursors(client, tree, login, se
     assert client.get(f"/api/v1/customers/{profile.id}/timeline",
                       headers=login("boss@other.example.com")).status_code == 404
     forged = client.get(f"/api/v1/customers/{profile.id}/timeline?cursor=bm9wZQ",
+                        headers=login("a.sales@example.com"))
+    assert forged.status_code == 422 and forged.json()["errors"][0]["field"] == "cursor"
+    # a time without its zone (every cursor this API gives carries one): 422, not the database's error
+    naive = encode_cursor(["2024-01-01T00:00:00", 0, 5])
+    forged = client.get(f"/api/v1/customers/{profile.id}/timeline?cursor={naive}",
                         headers=login("a.sales@example.com"))
     assert forged.status_code == 422 and forged.json()["errors"][0]["field"] == "cursor"
 

@@ -46,3 +46,35 @@ def test_bound_scope_lets_through_what_scope_does(session, tree, reader):  # typ
             "nobody": 0}
     if reader in seen:
         assert len(expected) == seen[reader]
+
+
+def test_an_api_key_of_an_own_role_reads_no_ownerless_customer(client, session, tree, login):  # type: ignore[no-untyped-def]
+    """An API key is nobody: a role that reads "own" customers gives it none, where the filter once read every
+    customer without an owner, at any dealer (``owner_id IS NULL``)."""
+    seed(session, tree)
+    session.commit()
+    ownerless = session.scalar(select(Profile).where(Profile.owner_id.is_(None), Profile.org_id == tree.org.id))
+    assert ownerless is not None
+    created = client.post("/api/v1/api-keys", headers=login("admin@example.com"),
+                          json={"name": "销售接口", "role": "dealer_sales", "unit_id": tree.dealer_a.id})
+    assert created.status_code == 201, created.text
+    key = {"X-API-Key": created.json()["key"]}
+    listed = client.get("/api/v1/customers", headers=key)
+    assert listed.status_code == 200 and listed.json()["items"] == []
+    assert client.get(f"/api/v1/customers/{ownerless.id}?include=timeline", headers=key).status_code == 404
+
+
+def test_one_statement_built_once_serves_each_reader_their_own_rows(session, tree):  # type: ignore[no-untyped-def]
+    """The cached statement carries no reader's values: run for one consultant, then another, each sees theirs."""
+    from kehu.core.db import built_once
+
+    seed(session, tree)
+    session.commit()
+    seen = {}
+    for user in (tree.a_sales, tree.b_sales, tree.a_sales):
+        readable = bound_scope(tree.principal(session, user), Profile)
+        query = built_once(("test_profiles_in_scope", readable.form),
+                           lambda readable=readable: select(Profile.id).where(readable.clause()))
+        seen.setdefault(user.id, []).append(set(session.scalars(query, readable.params)))
+    assert seen[tree.a_sales.id][0] == seen[tree.a_sales.id][1] and len(seen[tree.a_sales.id][0]) == 1
+    assert len(seen[tree.b_sales.id][0]) == 1 and seen[tree.b_sales.id][0] != seen[tree.a_sales.id][0]
