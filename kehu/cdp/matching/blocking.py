@@ -113,11 +113,9 @@ class Plan:
                 for rule, keys, n in self.chosen]
 
 
-def _on(keys: tuple[str, ...], left: str = "l", right: str = "r") -> str:
+def on_sql(keys: tuple[str, ...], left: str = "l", right: str = "r") -> str:
+    """The join condition of two records agreeing on ``keys`` (a rule's variant)."""
     return " AND ".join(f"{left}.{k} = {right}.{k}" for k in keys)
-
-
-on_sql = _on
 
 
 def count(con: duckdb.DuckDBPyConnection, keys: tuple[str, ...], table: str = "records") -> int:
@@ -185,7 +183,7 @@ def candidates_sql(chosen: list[tuple[Rule, tuple[str, ...], int]], table: str =
     each rule's bit, so no pair's keys are tested again rule by rule afterwards."""
     # BIGINT: up to 40 rules of an organisation's own (matching.config.MAX_RULES)
     selects = [f"SELECT l.id AS a, r.id AS b, {index}::TINYINT AS rule, {1 << index}::BIGINT AS bit FROM {table} l "
-               f"JOIN {table} r ON {_on(keys)} AND l.id < r.id" for index, (_, keys, n) in enumerate(chosen) if n]
+               f"JOIN {table} r ON {on_sql(keys)} AND l.id < r.id" for index, (_, keys, n) in enumerate(chosen) if n]
     if not selects:
         return "SELECT NULL::BIGINT AS a, NULL::BIGINT AS b, NULL::TINYINT AS rule, NULL::BIGINT AS bits WHERE false"
     return f"SELECT a, b, min(rule) AS rule, bit_or(bit) AS bits FROM ({' UNION ALL '.join(selects)}) GROUP BY a, b"
