@@ -32,14 +32,14 @@ from kehu.cdp.models import (
 from kehu.cdp.views import CustomerView
 from kehu.core import audit, domains, events
 from kehu.core.audit import changed, snapshot
-from kehu.core.db import Database, EveryRow, built_once, month_of, utcnow
+from kehu.core.db import Database, EveryRow, month_of, utcnow
 from kehu.core.errors import Conflict, FieldError, NotFound, Unauthorized, ValidationFailed, invalid
 from kehu.core.i18n import t
 from kehu.core.jobs import poller
 from kehu.core.pagination import OffsetPage, Page, keyset_page, offset_page
 from kehu.core.security import digest_api_key, generate_api_key
 from kehu.tenancy import service as tenancy_service
-from kehu.tenancy.access import Place, Principal, Ref, bound_scope, check_references, get_scoped, require_row, scope
+from kehu.tenancy.access import Place, Principal, Ref, check_references, get_scoped, require_row, scope, scoped_once
 from kehu.tenancy.models import BusinessUnit
 
 WRITE_KEY_PREFIX = "wk_"
@@ -171,10 +171,9 @@ def live_profile_ids(session: Session, profile_ids: set[int]) -> dict[int, int]:
 def get_profile(session: Session, principal: Principal, profile_id: int) -> Profile:
     """A live profile in scope, or one the reader reaches through a row of theirs (the domains' ``read_through``).
     An id that was merged away leads to the profile it lives on in."""
-    readable = bound_scope(principal, Profile)
-    query = built_once(("profile_in_scope", readable.form), lambda: select(Profile).where(
-        Profile.id == bindparam("profile_id"), readable.clause()))
-    profile = session.scalar(query, {"profile_id": profile_id, **readable.params})
+    query, readable = scoped_once("profile_in_scope", principal, Profile, lambda in_scope: select(Profile).where(
+        Profile.id == bindparam("profile_id"), in_scope))
+    profile = session.scalar(query, {"profile_id": profile_id, **readable})
     if profile is not None and profile.merged_into_id is not None:  # an id merged away: where it lives on
         profile = _follow(session, profile_id, scope(principal, Profile, "read"))
     if profile is None:
@@ -445,10 +444,9 @@ def orders_of(session: Session, principal: Principal, profile: Profile) -> list[
     """The customer's orders the viewer may read, with their lines (two queries, not one per order)."""
     if not principal.can("orders"):
         return []
-    readable = bound_scope(principal, Order)
-    query = built_once(("orders_of_profile", readable.form), lambda: select(Order).where(
-        Order.profile_id == bindparam("profile_id"), readable.clause()).order_by(Order.ordered_at.desc()))
-    orders = list(session.scalars(query, {"profile_id": profile.id, **readable.params}))
+    query, readable = scoped_once("orders_of_profile", principal, Order, lambda in_scope: select(Order).where(
+        Order.profile_id == bindparam("profile_id"), in_scope).order_by(Order.ordered_at.desc()))
+    orders = list(session.scalars(query, {"profile_id": profile.id, **readable}))
     lines: dict[int, list[OrderLine]] = {o.id: [] for o in orders}
     if orders:
         for line in session.scalars(select(OrderLine).where(OrderLine.order_id.in_(list(lines)))

@@ -266,7 +266,7 @@ def _timeline_messages(session: Session, principal: Principal, profile: Profile,
     if not principal.can("messages", "read"):
         return []
     visible = control.visible_messages_bound(principal)
-    query = built_once(("message_timeline", visible.form), lambda: select(Message).where(
+    query = built_once(("message_timeline", Message, visible.form), lambda: select(Message).where(
         Message.org_id == bindparam("org_id"), Message.profile_id == bindparam("profile_id"),
         Message.status != "skipped", visible.clause(), timeline.before(Message.created_at, Message.id))
         .order_by(Message.created_at.desc(), Message.id.desc()).limit(bindparam("rows")))

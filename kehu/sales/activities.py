@@ -13,7 +13,7 @@ from kehu.cdp import service as cdp_service
 from kehu.cdp import timeline
 from kehu.cdp.models import Profile
 from kehu.core import audit
-from kehu.core.db import built_once, utcnow
+from kehu.core.db import utcnow
 from kehu.core.errors import Conflict
 from kehu.core.i18n import t
 from kehu.core.pagination import OffsetPage, offset_page
@@ -21,7 +21,7 @@ from kehu.core.timeutil import aware
 from kehu.sales import schemas
 from kehu.sales.models import OPEN_STATUSES, Activity, Lead
 from kehu.sales.service import get_lead, mark_contacted
-from kehu.tenancy.access import Principal, Ref, bound_scope, check_references, get_scoped, require_row, scope
+from kehu.tenancy.access import Principal, Ref, check_references, get_scoped, require_row, scope, scoped_once
 
 CONTACTS = ("call", "visit", "test_drive", "quote", "wechat", "sms", "email")  # a touch with the customer
 
@@ -97,13 +97,11 @@ def _timeline_rows(session: Session, principal: Principal, profile: Profile,
                    params: dict[str, Any]) -> list[timeline.TimelineItem]:
     if not principal.can("activities"):
         return []
-    activities = bound_scope(principal, Activity)
-    query = built_once(("activity_timeline", activities.form), lambda: select(Activity).where(
-        Activity.profile_id == bindparam("profile_id"), activities.clause(),
-        timeline.before(Activity.created_at, Activity.id))
+    query, scoped = scoped_once("activity_timeline", principal, Activity, lambda in_scope: select(Activity).where(
+        Activity.profile_id == bindparam("profile_id"), in_scope, timeline.before(Activity.created_at, Activity.id))
         .order_by(Activity.created_at.desc(), Activity.id.desc()).limit(bindparam("rows")))
     return [timeline.TimelineItem("activity", a.id, a.created_at, a)
-            for a in session.scalars(query, {**params, **activities.params})]
+            for a in session.scalars(query, {**params, **scoped})]
 
 
 def _timeline_item(principal: Principal, activity: Activity) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from kehu.cdp import service as cdp_service
 from kehu.cdp import timeline
 from kehu.cdp.models import Account, AccountMember, Product, Profile
 from kehu.core import audit, events
-from kehu.core.db import built_once, utcnow
+from kehu.core.db import utcnow
 from kehu.core.errors import Conflict, FieldError, ValidationFailed, invalid
 from kehu.core.i18n import t
 from kehu.core.pagination import OffsetPage, offset_page
@@ -36,7 +36,7 @@ from kehu.sales.models import (
     PipelineStage,
 )
 from kehu.sales.pipelines import get_pipeline, stages_of
-from kehu.tenancy.access import Principal, Ref, bound_scope, check_references, get_scoped, require_row, scope
+from kehu.tenancy.access import Principal, Ref, check_references, get_scoped, require_row, scope, scoped_once
 from kehu.tenancy.models import User
 
 SORTS = {"expected_close_on": Opportunity.expected_close_on, "amount": Opportunity.amount,
@@ -588,16 +588,15 @@ def _timeline_changes(session: Session, principal: Principal, profile: Profile,
                       params: dict[str, Any]) -> list[timeline.TimelineItem]:
     if not principal.can("opportunities"):
         return []
-    opportunities = bound_scope(principal, Opportunity)
-    query = built_once(("opportunity_timeline", opportunities.form), lambda: (
+    query, scoped = scoped_once("opportunity_timeline", principal, Opportunity, lambda in_scope: (
         select(OpportunityChange, Opportunity.title, PipelineStage.name_zh, PipelineStage.name_en)
         .join(Opportunity, Opportunity.id == OpportunityChange.opportunity_id)
         .outerjoin(PipelineStage, PipelineStage.id == OpportunityChange.to_stage_id)
         .where(Opportunity.profile_id == bindparam("profile_id"), OpportunityChange.org_id == bindparam("org_id"),
-               OpportunityChange.kind.in_(TIMELINE_KINDS), opportunities.clause(),
+               OpportunityChange.kind.in_(TIMELINE_KINDS), in_scope,
                timeline.before(OpportunityChange.at, OpportunityChange.id))
         .order_by(OpportunityChange.at.desc(), OpportunityChange.id.desc()).limit(bindparam("rows"))))
-    rows = session.execute(query, {**params, **opportunities.params}).all()
+    rows = session.execute(query, {**params, **scoped}).all()
     return [timeline.TimelineItem("opportunity", c.id, c.at, (c, title, zh, en)) for c, title, zh, en in rows]
 
 

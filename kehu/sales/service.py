@@ -23,7 +23,7 @@ from kehu.cdp import service as cdp_service
 from kehu.cdp.manifest import MERGE_UNDONE, PROFILE_MERGED
 from kehu.cdp.models import CustomField, Event, Identity, Merge, Profile
 from kehu.core import audit, events, jobs
-from kehu.core.db import Database, built_once, copy_rows, utcnow
+from kehu.core.db import Database, copy_rows, utcnow
 from kehu.core.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
 from kehu.core.i18n import t
 from kehu.core.pagination import OffsetPage, offset_page
@@ -45,11 +45,11 @@ from kehu.tenancy.access import (
     Place,
     Principal,
     Ref,
-    bound_scope,
     check_references,
     get_scoped,
     require_row,
     scope,
+    scoped_once,
     units_under,
     within_depth,
 )
@@ -805,13 +805,12 @@ def _timeline_changes(session: Session, principal: Principal, profile: Profile,
                       params: dict[str, Any]) -> list[timeline.TimelineItem]:
     if not principal.can("leads"):
         return []
-    leads = bound_scope(principal, Lead)
-    query = built_once(("lead_timeline", leads.form), lambda: (
+    query, scoped = scoped_once("lead_timeline", principal, Lead, lambda in_scope: (
         select(LeadChange).join(Lead, Lead.id == LeadChange.lead_id)
         .where(LeadChange.profile_id == bindparam("profile_id"), LeadChange.org_id == bindparam("org_id"),
-               leads.clause(), timeline.before(LeadChange.at, LeadChange.id))
+               in_scope, timeline.before(LeadChange.at, LeadChange.id))
         .order_by(LeadChange.at.desc(), LeadChange.id.desc()).limit(bindparam("rows"))))
-    return [timeline.TimelineItem("lead", c.id, c.at, c) for c in session.scalars(query, {**params, **leads.params})]
+    return [timeline.TimelineItem("lead", c.id, c.at, c) for c in session.scalars(query, {**params, **scoped})]
 
 
 def _timeline_item(principal: Principal, change: LeadChange) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from kehu.cdp.manifest import PROFILE_CHANGED
 from kehu.cdp.models import Event, Export, Profile
 from kehu.cdp.views import CustomerView
 from kehu.core import audit, events, jobs
-from kehu.core.db import Database, built_once, dialect_insert, utcnow
+from kehu.core.db import Database, dialect_insert, utcnow
 from kehu.core.errors import Conflict, ValidationFailed, invalid
 from kehu.core.i18n import t
 from kehu.core.pagination import OffsetPage, Page, keyset_page, offset_page
@@ -27,7 +27,6 @@ from kehu.segments.models import Segment, SegmentChange, SegmentMember
 from kehu.tenancy.access import (
     Principal,
     Ref,
-    bound_scope,
     check_references,
     get_scoped,
     home_unit,
@@ -35,6 +34,7 @@ from kehu.tenancy.access import (
     org_timezone,
     require_row,
     scope,
+    scoped_once,
     units_under,
 )
 from kehu.tenancy.models import BusinessUnit
@@ -87,13 +87,12 @@ def _timeline_changes(session: Session, principal: Principal, profile: Profile,
     """The customer's entries into and exits from the segments the reader may see."""
     if not principal.can("segments", "read"):
         return []
-    segments = bound_scope(principal, Segment)
-    query = built_once(("segment_timeline", segments.form), lambda: (
+    query, scoped = scoped_once("segment_timeline", principal, Segment, lambda in_scope: (
         select(SegmentChange, Segment.name).join(Segment, Segment.id == SegmentChange.segment_id)
         .where(SegmentChange.profile_id == bindparam("profile_id"), SegmentChange.org_id == bindparam("org_id"),
-               segments.clause(), timeline.before(SegmentChange.at, SegmentChange.id))
+               in_scope, timeline.before(SegmentChange.at, SegmentChange.id))
         .order_by(SegmentChange.at.desc(), SegmentChange.id.desc()).limit(bindparam("rows"))))
-    rows = session.execute(query, {**params, **segments.params})
+    rows = session.execute(query, {**params, **scoped})
     return [timeline.TimelineItem("segment", change.id, change.at, (change, name)) for change, name in rows]
 
 

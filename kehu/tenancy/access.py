@@ -7,7 +7,7 @@ none < own < unit < unit_tree < org. A user may hold several roles; the widest g
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from kehu.core import domains
-from kehu.core.db import PerDialect
+from kehu.core.db import PerDialect, built_once
 from kehu.core.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from kehu.core.i18n import t
 from kehu.tenancy.models import BusinessUnit, Organization, User
@@ -245,6 +245,14 @@ def bound_scope(principal: Principal, model: Any, privilege: str = "read") -> Bo
     elif form == _OWN:
         values["scope_user_id"] = principal.user_id
     return BoundScope(model, form, values)
+
+
+def scoped_once(name: str, principal: Principal, model: Any,
+                build: Callable[[ColumnElement[bool]], Any]) -> tuple[Any, dict[str, Any]]:
+    """A statement filtered by the principal's scope on ``model``, built once per form (``build`` gets the filter,
+    its values as parameters), with the parameters the principal runs it with."""
+    bound = bound_scope(principal, model)
+    return built_once((name, model, bound.form), lambda: build(bound.clause())), bound.params
 
 
 def _unit_path(session: Session, principal: Principal, unit_id: int) -> str | None:
