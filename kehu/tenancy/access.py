@@ -132,22 +132,9 @@ def is_root_path(path: str) -> bool:
     return path.count("/") == 2
 
 
-def _in_unit_tree(principal: Principal, unit_col: ColumnElement[int]) -> ColumnElement[bool]:
-    """``unit_col`` is a unit of the principal's subtree. On PostgreSQL its ids go as one array parameter
-    (``unit_id = ANY(:ids)``): the statement's text stays the same for every principal, so it is compiled,
-    converted and prepared once, and planned with the array's values (a hashed lookup, estimated from the ids) —
-    a region's 480 ids written into the text made each of a Customer 360's statements 13 KB, rendered and
-    parsed anew on every request (43 ms of the server's CPU for one 360, against 13 for a consultant's)."""
-    if principal.unit_tree is None:
-        return unit_col.in_(select(BusinessUnit.id).where(
-            BusinessUnit.org_id == principal.org_id,
-            BusinessUnit.path.startswith(principal.unit_path, autoescape=True)))
-    ids = list(principal.unit_tree)
-    return PerDialect(unit_col == any_(bindparam(None, ids, type_=ARRAY(BigInteger))), unit_col.in_(ids))
-
-
 # How a scope filter is written (its "form"), apart from the principal's values in it: scope() writes the values
-# in, bound_scope() leaves them as parameters, so that a statement built once serves every principal of one form.
+# in, bound_scope() leaves them as parameters, so that a statement built once serves every principal of one form;
+# both are BoundScope.clause().
 _NO_ROWS, _ORG, _UNIT_TREE, _UNIT_TREE_BY_PATH, _UNIT, _OWN, _UNIT_PATHS = (
     "none", "org", "unit_tree", "unit_tree_by_path", "unit", "own", "unit_paths")
 
@@ -184,19 +171,7 @@ def scope(principal: Principal, model: Any, privilege: str = "read") -> ColumnEl
     Every list, search, export and segment query applies it. Models declare ``__entity__`` and which
     columns place a row in the tree (``__scope_unit__``) and give it an owner (``__scope_owner__``).
     """
-    form = _scope_form(principal, model, privilege)
-    if form == _NO_ROWS:
-        return false()
-    org_clause: ColumnElement[bool] = model.org_id == principal.org_id
-    if form == _ORG:
-        return org_clause
-    if form == _UNIT_PATHS:
-        return and_(org_clause, BusinessUnit.path.startswith(principal.unit_path, autoescape=True))
-    if form in (_UNIT_TREE, _UNIT_TREE_BY_PATH):
-        return and_(org_clause, _in_unit_tree(principal, getattr(model, model.__scope_unit__)))
-    if form == _UNIT:
-        return and_(org_clause, getattr(model, model.__scope_unit__) == principal.unit_id)
-    return and_(org_clause, getattr(model, model.__scope_owner__) == principal.user_id)
+    return bound_scope(principal, model, privilege).clause(inline=True)
 
 
 @dataclass(frozen=True)
@@ -209,26 +184,36 @@ class BoundScope:
     form: str
     params: dict[str, Any]
 
-    def clause(self) -> ColumnElement[bool]:
+    def clause(self, *, inline: bool = False) -> ColumnElement[bool]:
+        """The filter, its values as the named parameters ``params`` go to; ``inline``: with the values in it
+        (``scope()``: a statement built for one principal)."""
         model, form = self.model, self.form
+
+        def value(name: str, **kw: Any) -> Any:
+            return bindparam(name, self.params[name], unique=True, **kw) if inline else bindparam(name, **kw)
+
         if form == _NO_ROWS:
             return false()
-        org_clause: ColumnElement[bool] = model.org_id == bindparam("scope_org_id")
+        org_clause: ColumnElement[bool] = model.org_id == value("scope_org_id")
         if form == _ORG:
             return org_clause
+        # unit paths are digits and slashes: nothing in them for LIKE to escape
+        if form == _UNIT_PATHS:
+            return and_(org_clause, BusinessUnit.path.startswith(value("scope_unit_path")))
         if form == _UNIT_TREE:
+            # On PostgreSQL the subtree's ids go as one array parameter (unit_id = ANY(:ids)): a region's 480 ids
+            # written into the text made each of a Customer 360's statements 13 KB, rendered and parsed anew on
+            # every request (43 ms of the server's CPU for one 360, against 13 for a consultant's).
             unit_col = getattr(model, model.__scope_unit__)
-            return and_(org_clause, PerDialect(unit_col == any_(bindparam("scope_unit_ids", type_=ARRAY(BigInteger))),
-                                               unit_col.in_(bindparam("scope_unit_ids", expanding=True))))
-        if form == _UNIT_TREE_BY_PATH:  # unit paths are digits and slashes: nothing in them for LIKE to escape
+            return and_(org_clause, PerDialect(unit_col == any_(value("scope_unit_ids", type_=ARRAY(BigInteger))),
+                                               unit_col.in_(value("scope_unit_ids", expanding=True))))
+        if form == _UNIT_TREE_BY_PATH:
             return and_(org_clause, getattr(model, model.__scope_unit__).in_(select(BusinessUnit.id).where(
-                BusinessUnit.org_id == bindparam("scope_org_id"),
-                BusinessUnit.path.startswith(bindparam("scope_unit_path")))))
+                BusinessUnit.org_id == value("scope_org_id"),
+                BusinessUnit.path.startswith(value("scope_unit_path")))))
         if form == _UNIT:
-            return and_(org_clause, getattr(model, model.__scope_unit__) == bindparam("scope_unit_id"))
-        if form == _OWN:
-            return and_(org_clause, getattr(model, model.__scope_owner__) == bindparam("scope_user_id"))
-        raise ValueError(f"no bound form of the scope {form!r}")  # business units' own tree: use scope()
+            return and_(org_clause, getattr(model, model.__scope_unit__) == value("scope_unit_id"))
+        return and_(org_clause, getattr(model, model.__scope_owner__) == value("scope_user_id"))
 
 
 def bound_scope(principal: Principal, model: Any, privilege: str = "read") -> BoundScope:
@@ -238,7 +223,7 @@ def bound_scope(principal: Principal, model: Any, privilege: str = "read") -> Bo
     values: dict[str, Any] = {"scope_org_id": principal.org_id}
     if form == _UNIT_TREE:
         values["scope_unit_ids"] = list(principal.unit_tree or ())
-    elif form == _UNIT_TREE_BY_PATH:
+    elif form in (_UNIT_TREE_BY_PATH, _UNIT_PATHS):
         values["scope_unit_path"] = principal.unit_path
     elif form == _UNIT:
         values["scope_unit_id"] = principal.unit_id
