@@ -29,6 +29,7 @@ from kehu.core.db import PerDialect
 TAIL = 4  # digits of a mobile's end kept in its index: a shorter tail matches too many to be worth a search
 MOBILE_PREFIX = 7  # digits of a mobile's start that narrow it down to a few (one number in 10,000)
 VIN_LENGTH = 17
+PHONE_PUNCTUATION = frozenset(" +-().")  # what people type between a number's digits
 
 
 def mobile_tail(column: Any) -> ColumnElement[Any]:
@@ -104,7 +105,9 @@ def matches(org_id: int, q: str, *, personal: bool = True) -> ColumnElement[bool
         mobile = normalise.phone(text)
     except normalise.InvalidValue:
         digits = "".join(c for c in text if c.isdigit())
-        if len(digits) >= TAIL:  # the last digits of a mobile
+        # the last digits of a mobile: only a text of digits is one (the digits of an e-mail or a VIN are not,
+        # and read as a tail they found whoever's mobile ended so, and rechecked hundreds of rows to do it)
+        if len(digits) >= TAIL and all(c.isdigit() or c in PHONE_PUNCTUATION for c in text):
             arms.append(and_(in_org, mobile_tail(Profile.mobile) == digits[-TAIL:], Profile.mobile.endswith(digits)))
         if MOBILE_PREFIX <= len(digits) < 11 and digits.startswith("1") and len(digits) == len(text.replace(" ", "")):
             # the start of a mobile (1390021…), as a range of the identities' (org, kind, value) index: a range
