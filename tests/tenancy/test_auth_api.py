@@ -46,6 +46,22 @@ def test_missing_wrong_and_expired_tokens_are_401(client, tree, settings):
     assert client.get("/api/v1/users", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
 
 
+def test_a_token_that_was_accepted_is_refused_once_it_expires(client, tree, settings, monkeypatch):
+    """The server keeps the claims of tokens it verified (kehu.core.security): it must still see one expire."""
+    import kehu.core.security as security
+
+    expires = utcnow() + timedelta(minutes=5)
+    token = jwt.encode({"sub": str(tree.admin.id), "ver": tree.admin.token_version, "typ": "access",
+                        "exp": int(expires.timestamp())}, settings.secret_key, "HS256")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/v1/me", headers=headers).status_code == 200
+    assert client.get("/api/v1/me", headers=headers).status_code == 200  # from what was kept
+    later = expires.timestamp() + 1
+    monkeypatch.setattr(security.time, "time", lambda: later)
+    response = client.get("/api/v1/me", headers=headers)
+    assert response.status_code == 401 and "expired" in response.json()["detail"]
+
+
 def test_deactivating_a_user_revokes_their_tokens(client, tree, login):
     sales = login("a.sales@example.com")
     assert client.get("/api/v1/me", headers=sales).status_code == 200
