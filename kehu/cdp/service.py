@@ -591,10 +591,15 @@ def profile_counts(session: Session, principal: Principal) -> dict[str, int]:
 
 
 # -- the worker drains the inbox -----------------------------------------------------------------------
+# Inbox batches one transaction takes: small ones are processed together (identity.process_batches), up to
+# identity.TOGETHER_MESSAGES calls; more at once would hold profiles' row locks longer.
+INBOX_CLAIM = 10
+
+
 @poller
 def drain_inbox(database: Database, batches: int = 20) -> bool:
-    """Up to ``batches`` inbox batches, each in its own short transaction, so concurrent workers hold
-    profile row locks only briefly (long transactions over shared profiles deadlock). A batch reads the
+    """Up to ``batches`` short transactions of up to ``INBOX_CLAIM`` inbox batches each, so concurrent workers
+    hold profile row locks only briefly (long transactions over shared profiles deadlock). A batch reads the
     profiles it resolves against and then writes: on SQLite it holds the write lock from the start."""
     with database.unit_of_work(reader=True) as session:  # an idle worker looks first: no write lock every tick
         if session.scalar(select(IngestBatch.id).where(IngestBatch.status == "pending").limit(1)) is None:
@@ -602,7 +607,7 @@ def drain_inbox(database: Database, batches: int = 20) -> bool:
     done = 0
     for _ in range(batches):
         with database.unit_of_work(writer=True) as session:
-            if not identity.drain_inbox(session, limit=1):
+            if not identity.drain_inbox(session, limit=INBOX_CLAIM):
                 break
         done += 1
     return done > 0

@@ -196,3 +196,67 @@ def test_a_batch_that_collides_in_copy_is_tried_again_not_set_aside(client, web_
     monkeypatch.setattr(identity, "process_batch", real)
     process(clean_database)
     assert count(session, Event) == 1 and count(session, IngestBatch, IngestBatch.status == "processed") == 1
+
+
+def test_small_batches_are_processed_together_each_event_keeping_its_arrival(client, web_source, session,
+                                                                             clean_database, monkeypatch):
+    """A browser's batches of a few calls are resolved several at once (one lookup, one write of the profiles);
+    the result is what one batch of them all would give, in time order, and each event keeps its own batch's
+    arrival time."""
+    from datetime import timedelta
+
+    from kehu.cdp import identity
+
+    _, key = web_source
+    bodies = [[call("track", anonymousId="anon-7", event="page_view", timestamp="2026-05-01T10:00:00Z")],
+              [call("identify", anonymousId="anon-7", userId="u-7", traits={"name": "赵六"},
+                    timestamp="2026-05-01T10:01:00Z")],
+              [call("track", userId="u-7", event="test_drive_booked", timestamp="2026-05-01T10:02:00Z")]]
+    for body in bodies:
+        assert client.post("/v1/batch", headers=basic(key), json={"batch": body}).status_code == 200
+    batches = session.scalars(select(IngestBatch).order_by(IngestBatch.id)).all()
+    arrivals = {}
+    for n, batch in enumerate(batches):  # three arrival times a minute apart
+        batch.received_at = batch.received_at - timedelta(minutes=3 - n)
+        arrivals[batch.messages[0]["message_id"]] = batch.received_at
+    session.commit()
+    calls = []
+    real = identity.process_messages
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(len(args[2]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(identity, "process_messages", counted)
+    with clean_database.unit_of_work() as s:
+        assert identity.drain_inbox(s, limit=10) == 3
+    assert calls == [3]  # one resolution for the three batches
+    assert count(session, IngestBatch, IngestBatch.status == "processed") == 3
+    events = session.scalars(select(Event).order_by(Event.ts)).all()
+    assert [e.event for e in events] == ["page_view", "identify", "test_drive_booked"]
+    assert len({e.profile_id for e in events}) == 1  # the visitor and the user are one person
+    assert {e.message_id: e.received_at for e in events} == arrivals
+
+
+def test_a_failing_batch_among_small_ones_is_set_aside_and_the_others_go_through(client, web_source, session,
+                                                                                  clean_database, monkeypatch):
+    from kehu.cdp import identity
+
+    _, key = web_source
+    for user in ("u-1", "u-bad", "u-3"):
+        assert client.post("/v1/batch", headers=basic(key), json={"batch": [
+            call("identify", userId=user, traits={"name": user})]}).status_code == 200
+    real = identity.process_messages
+
+    def fails_on_bad(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if any(m.get("user_id") == "u-bad" for m in args[2]):
+            raise ValueError("a call no worker can store")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(identity, "process_messages", fails_on_bad)
+    with clean_database.unit_of_work() as s:
+        identity.drain_inbox(s, limit=10)
+    session.expire_all()
+    statuses = {b.messages[0]["user_id"]: b.status for b in session.scalars(select(IngestBatch))}
+    assert statuses == {"u-1": "processed", "u-bad": "failed", "u-3": "processed"}
+    assert count(session, Event) == 2
