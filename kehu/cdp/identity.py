@@ -13,6 +13,7 @@ inbox's drain is what to move out next.
 
 from __future__ import annotations
 
+import itertools
 import operator
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -565,12 +566,13 @@ TOGETHER_MESSAGES = 500
 
 
 def process_batches(session: Session, batches: list[IngestBatch]) -> None:
-    """Several inbox batches as one, in the caller's transaction: each source's calls resolved together in time
-    order (as one batch of them all would be), each event keeping its own batch's ``received_at``."""
-    by_source: dict[int, list[IngestBatch]] = {}
-    for batch in batches:
-        by_source.setdefault(batch.source_id, []).append(batch)
-    for source_id, group in by_source.items():
+    """Several inbox batches as one, in the caller's transaction: each run of one source's batches resolved
+    together in time order (as one batch of their calls would be), each event keeping its own batch's
+    ``received_at``."""
+    # neighbours of one source together, in the inbox's order: calls of several sources meet in one order (a
+    # dealer's order_placed, then the web's order_paid for it) only as they arrived
+    for source_id, grouped in itertools.groupby(batches, key=lambda batch: batch.source_id):
+        group = list(grouped)
         source = session.get(Source, source_id)
         assert source is not None
         messages = [{**message, "_received_at": batch.received_at} for batch in group for message in batch.messages]
@@ -668,12 +670,13 @@ def resolve_calls(resolver: Resolver, source: Source, extracted: list[tuple[dict
 
 
 def drain_inbox(session: Session, *, limit: int = 20) -> int:
-    """Process up to ``limit`` pending batches, oldest first; rows another worker holds are skipped.
+    """Process the oldest pending batches, as many of the first ``limit`` as make ``TOGETHER_MESSAGES`` calls (at
+    least one), and return how many; rows another worker holds are skipped.
 
-    Small ones are processed together (``process_batches``) in one savepoint; should that fail, each batch runs
-    alone, in a savepoint of its own: a batch that collides with a concurrent worker (same new identity) is
-    left pending and tried again; one that keeps failing is set aside as ``failed`` with its error, so a
-    single bad batch never blocks the inbox and nothing is thrown away.
+    Several are processed together (``process_batches``) in one savepoint; should that fail, the oldest runs
+    alone, in a savepoint of its own, and the others in the calls that follow: a batch that collides with a
+    concurrent worker (same new identity) is left pending and tried again; one that keeps failing is set aside as
+    ``failed`` with its error, so a single bad batch never blocks the inbox and nothing is thrown away.
 
     The inbox is a queue of its own table rather than jobs, but claims and gives up as jobs do (core/jobs.py:
     ``unclaimed``, ``gives_up``): a batch is claimed by its row lock for the one short transaction that
@@ -683,25 +686,35 @@ def drain_inbox(session: Session, *, limit: int = 20) -> int:
 
     batches = list(session.scalars(jobs.unclaimed(select(IngestBatch).where(IngestBatch.status == "pending")
                                                   .order_by(IngestBatch.id).limit(limit), session)))
-    if batches:
-        refresh_statistics(session, ["identities"])  # what resolution looks up by value
-    if len(batches) > 1 and sum(len(batch.messages) for batch in batches) <= TOGETHER_MESSAGES:
-        try:
-            with session.begin_nested():
-                process_batches(session, batches)
-            return len(batches)
-        except Exception:  # one of them is at fault, or a concurrent worker: each alone, below
-            session.expire_all()
+    if not batches:
+        return 0
+    refresh_statistics(session, ["identities"])  # what resolution looks up by value
+    # the oldest batches, as many as make TOGETHER_MESSAGES calls at most (one, however big): one transaction never
+    # holds more, as the profiles' row locks would be held longer (two workers deadlock over long ones)
+    together, calls = [], 0
     for batch in batches:
-        batch_id = batch.id
+        calls += len(batch.messages)
+        if together and calls > TOGETHER_MESSAGES:
+            break
+        together.append(batch)
+    if len(together) > 1:
         try:
             with session.begin_nested():
-                process_batch(session, batch)
-        except Exception as error:
-            # A collision raised by COPY comes from the driver itself, not wrapped by SQLAlchemy.
-            _note_failure(session, batch_id, error,
-                          retry=isinstance(error, IntegrityError | OperationalError) or lost_a_race(error))
-    return len(batches)
+                process_batches(session, together)
+            return len(together)
+        except Exception:  # one of them is at fault, or a concurrent worker: the oldest alone now, the rest later
+            session.expire_all()
+            together = together[:1]
+    batch = together[0]
+    batch_id = batch.id
+    try:
+        with session.begin_nested():
+            process_batch(session, batch)
+    except Exception as error:
+        # A collision raised by COPY comes from the driver itself, not wrapped by SQLAlchemy.
+        _note_failure(session, batch_id, error,
+                      retry=isinstance(error, IntegrityError | OperationalError) or lost_a_race(error))
+    return 1
 
 
 def _note_failure(session: Session, batch_id: int, error: Exception, *, retry: bool) -> None:

@@ -254,9 +254,51 @@ def test_a_failing_batch_among_small_ones_is_set_aside_and_the_others_go_through
         return real(*args, **kwargs)
 
     monkeypatch.setattr(identity, "process_messages", fails_on_bad)
-    with clean_database.unit_of_work() as s:
-        identity.drain_inbox(s, limit=10)
+    while True:  # as the worker drains: after the three together failed, the oldest alone, then the rest
+        with clean_database.unit_of_work() as s:
+            if not identity.drain_inbox(s, limit=10):
+                break
     session.expire_all()
     statuses = {b.messages[0]["user_id"]: b.status for b in session.scalars(select(IngestBatch))}
     assert statuses == {"u-1": "processed", "u-bad": "failed", "u-3": "processed"}
     assert count(session, Event) == 2
+
+
+def test_calls_of_two_sources_processed_together_meet_in_the_order_they_arrived(
+        client, web_source, dealer_source, session, clean_database):
+    """Batches processed together keep the inbox's order across sources: a dealer's order_placed, then the web's
+    order_paid for it (grouped by source, the payment came first and found no order to mark paid)."""
+    from kehu.cdp import identity
+    from kehu.cdp.models import Order
+
+    _, web = web_source
+    _, dealer = dealer_source
+    bodies = [(web, [call("track", userId="u-1", event="page_view", timestamp="2026-05-01T10:00:00Z")]),
+              (dealer, [call("track", userId="u-1", event="order_placed", properties={"order_id": "X1", "total": 10},
+                             timestamp="2026-05-01T10:01:00Z")]),
+              (web, [call("track", userId="u-1", event="order_paid", properties={"order_id": "X1"},
+                          timestamp="2026-05-01T10:02:00Z")])]
+    for key, body in bodies:
+        assert client.post("/v1/batch", headers=basic(key), json={"batch": body}).status_code == 200
+    with clean_database.unit_of_work() as s:
+        assert identity.drain_inbox(s, limit=10) == 3
+    session.expire_all()
+    assert session.scalar(select(Order.status).where(Order.external_id == "X1")) == "paid"
+
+
+def test_a_worker_transaction_holds_at_most_500_calls_or_one_batch(client, web_source, session, clean_database):
+    from kehu.cdp import identity
+
+    _, key = web_source
+    for size in (300, 300, 10):
+        batch = [call("track", anonymousId=f"a-{size}-{n}", event="page_view") for n in range(size)]
+        assert client.post("/v1/batch", headers=basic(key), json={"batch": batch}).status_code == 200
+    done = []
+    while True:
+        with clean_database.unit_of_work() as s:
+            n = identity.drain_inbox(s, limit=10)
+        if not n:
+            break
+        done.append(n)
+    assert done == [1, 2]  # 300 alone (300 + 300 is over 500), then 300 + 10
+    assert count(session, Event) == 610
