@@ -190,7 +190,11 @@ class BoundScope:
         model, form = self.model, self.form
 
         def value(name: str, **kw: Any) -> Any:
-            return bindparam(name, self.params[name], unique=True, **kw) if inline else bindparam(name, **kw)
+            if not inline:
+                return bindparam(name, **kw)
+            # a plain value takes the type of the column it meets (BIGINT ids: a bound parameter of its own would
+            # be typed by its value, INTEGER)
+            return bindparam(None, self.params[name], type_=kw["type_"]) if "type_" in kw else self.params[name]
 
         if form == _NO_ROWS:
             return false()
