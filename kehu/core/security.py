@@ -75,15 +75,20 @@ def create_access_token(secret: str, *, user_id: int, org_id: int, token_version
 # Tokens this process has verified, with their claims: a token's claims never change, and checking its signature
 # and claims anew took a tenth of a millisecond on every API request. Only its expiry is checked again (a token
 # is revoked through its "ver" claim against the user's row, read on every request all the same).
-_verified: dict[tuple[str, str], dict[str, Any]] = {}
+_verified: dict[tuple[str, str], tuple[dict[str, Any], int]] = {}  # (claims, expiry)
 _VERIFIED_KEPT = 20_000
+
+
+def _now() -> float:
+    return time.time()
 
 
 def decode_access_token(secret: str, token: str) -> dict[str, Any]:
     """The claims of a valid, unexpired access token (do not change the dict: it is shared)."""
-    claims = _verified.get((secret, token))
-    if claims is not None:
-        if claims["exp"] <= time.time():  # as PyJWT decides it
+    kept = _verified.get((secret, token))
+    if kept is not None:
+        claims, expires = kept
+        if expires <= _now():  # as PyJWT decides it
             raise Unauthorized("The access token has expired; sign in again.")
         return claims
     try:
@@ -100,7 +105,7 @@ def decode_access_token(secret: str, token: str) -> dict[str, Any]:
         raise Unauthorized("The access token is not valid.")
     if len(_verified) >= _VERIFIED_KEPT:
         _verified.clear()
-    _verified[(secret, token)] = claims
+    _verified[(secret, token)] = (claims, int(claims["exp"]))  # PyJWT took "exp" as int() takes it
     return claims
 
 

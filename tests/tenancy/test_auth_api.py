@@ -57,7 +57,7 @@ def test_a_token_that_was_accepted_is_refused_once_it_expires(client, tree, sett
     assert client.get("/api/v1/me", headers=headers).status_code == 200
     assert client.get("/api/v1/me", headers=headers).status_code == 200  # from what was kept
     later = expires.timestamp() + 1
-    monkeypatch.setattr(security.time, "time", lambda: later)
+    monkeypatch.setattr(security, "_now", lambda: later)
     response = client.get("/api/v1/me", headers=headers)
     assert response.status_code == 401 and "expired" in response.json()["detail"]
 
