@@ -36,7 +36,7 @@ from kehu.core.db import Database, EveryRow, month_of, utcnow
 from kehu.core.errors import Conflict, FieldError, NotFound, Unauthorized, ValidationFailed, invalid
 from kehu.core.i18n import t
 from kehu.core.jobs import poller
-from kehu.core.pagination import OffsetPage, Page, keyset_page, offset_page
+from kehu.core.pagination import OffsetPage, Page, keyset_after, keyset_page, offset_page, page_of
 from kehu.core.security import digest_api_key, generate_api_key
 from kehu.tenancy import service as tenancy_service
 from kehu.tenancy.access import Place, Principal, Ref, check_references, get_scoped, require_row, scope, scoped_once
@@ -116,9 +116,27 @@ def profile_filters(principal: Principal, q: str | None, unit_id: int | None, st
 def list_profiles(session: Session, principal: Principal, *, q: str | None = None, unit_id: int | None = None,
                   stage: str | None = None, limit: int = 50, cursor: str | None = None) -> Page[Profile]:
     principal.require("profiles", "read")
+    if q and unit_id is None and stage is None:
+        return _searched(session, principal, q, limit=limit, cursor=cursor)
     # trait_times (when and whence each trait was set) is read by ingestion, never by a list: left unread
     stmt = select(Profile).options(defer(Profile.trait_times)).where(*profile_filters(principal, q, unit_id, stage))
     return keyset_page(session, stmt, id_column=Profile.id, limit=limit, cursor=cursor, descending=True)
+
+
+def _searched(session: Session, principal: Principal, q: str, *, limit: int, cursor: str | None) -> Page[Profile]:
+    """The search box's page of customers, from a statement built once per kind of search (``search.terms``), scope
+    form and page (first or next), its values bound: building it, and its cache key, had cost a fifth of a
+    search's CPU in the server."""
+    shape, values = search.terms(q, personal=principal.has("pii.read"))
+    after = keyset_after(cursor, Profile.id)
+    query, scoped = scoped_once(("customer_search", shape, after is not None), principal, Profile, lambda in_scope: (
+        select(Profile).options(defer(Profile.trait_times))
+        .where(in_scope, _live(), search.condition(shape),
+               *([Profile.id < bindparam("after_id")] if after is not None else []))
+        .order_by(Profile.id.desc()).limit(bindparam("rows"))))
+    rows = list(session.scalars(query, {**values, **scoped, "search_org_id": principal.org_id, "rows": limit + 1,
+                                        "after_id": after}))
+    return page_of(rows, limit=limit, id_column=Profile.id)
 
 
 def page_profiles(session: Session, principal: Principal, *, q: str | None = None, unit_id: int | None = None,

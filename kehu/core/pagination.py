@@ -78,7 +78,23 @@ def keyset_page(
             else:
                 stmt = stmt.where(or_(sort_column > last_sort, and_(sort_column == last_sort, id_column > last_id)))
     order = (sort_column.desc(), id_column.desc()) if descending else (sort_column.asc(), id_column.asc())
-    rows = list(session.scalars(stmt.order_by(*order).limit(limit + 1)))
+    return page_of(list(session.scalars(stmt.order_by(*order).limit(limit + 1))), limit=limit, id_column=id_column,
+                   sort_column=sort_column)
+
+
+def keyset_after(cursor: str | None, id_column: InstrumentedAttribute[Any]) -> Any:
+    """The last id of the page before, from a cursor of a page ordered by ``id_column`` alone (None: the first
+    page): for a statement built once, which binds it (``id < :after``) and reads ``limit + 1`` rows for
+    ``page_of``."""
+    if not cursor:
+        return None
+    return _coerce(id_column, decode_cursor(cursor)[1])
+
+
+def page_of(rows: list[Any], *, limit: int, id_column: InstrumentedAttribute[Any],
+            sort_column: InstrumentedAttribute[Any] | None = None) -> Page[Any]:
+    """A page of the ``limit + 1`` rows read (the one more says there is a next page), with its cursor."""
+    sort_column = sort_column if sort_column is not None else id_column
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]

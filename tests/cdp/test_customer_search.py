@@ -51,8 +51,10 @@ def test_search_finds_a_customer_by_each_thing_people_type(client, tree, login, 
         "weihua.zhang@example.com": ["zhang"], "WeiHua.Zhang@EXAMPLE.com": ["zhang"],
         "LSVAA4182E2123456": ["li"], "lsvaa4182e2123456": ["li"], "oWx-123abc": ["wei"],
         "王": [], "1234": [], "nobody@example.com": [],
-        # the digits of an e-mail or a VIN are no mobile's end (张伟华's ends 5678, 李娜's 1111)
+        # the digits of an e-mail or a VIN are no mobile's end (张伟华's ends 5678, 李娜's 1111); words and
+        # full-width digits around a tail are
         "zw5678@example.com": [], "LSVAA4182E2125678": [], "LSVAA4182E1111": [],
+        "尾号5678": ["zhang"], "５６７８": ["zhang"], "0013－5678": [],
     }
     for q, who in expectations.items():
         assert found(client, admin, q) == sorted(people[w] for w in who), q
@@ -63,6 +65,27 @@ def test_like_wildcards_in_a_search_are_plain_characters(client, tree, login, pe
     assert found(client, admin, "%") == []
     assert found(client, admin, "_") == []
     assert found(client, admin, "张%") == []
+
+
+def test_a_search_pages_through_every_match_once(client, session, tree, login, people):
+    """The search box's statement is built once and its values bound: page after page, with the cursor, each match
+    comes once, newest first, and a search of another kind (a mobile) in between changes nothing."""
+    more = [create(session, tree.system, name=f"张{given}", unit_id=tree.dealer_a.id).id for given in "一二三四"]
+    session.commit()
+    admin = login("admin@example.com")
+    seen: list[int] = []
+    cursor = None
+    while True:
+        params = {"q": "张", "limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/api/v1/customers", headers=admin, params=params).json()
+        assert found(client, admin, "13812345678") == [people["zhang"]]
+        seen += [p["id"] for p in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == sorted([people["zhang"], *more], reverse=True)
+    forged = client.get("/api/v1/customers", headers=admin, params={"q": "张", "cursor": "bm90LWEtY3Vyc29y"})
+    assert forged.status_code == 422
 
 
 def test_search_stays_within_the_viewers_scope(client, tree, login, people):
