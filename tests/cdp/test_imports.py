@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from kehu.app import make_worker
 from kehu.cdp import imports
-from kehu.cdp.identity import message_identities
+from kehu.cdp.identity import Resolver, message_identities
 from kehu.cdp.models import ImportRejection, ImportRun, ImportWarning, Profile
 from kehu.core.jobs import Job, Worker
 
@@ -256,17 +256,29 @@ def test_two_workers_share_the_parts_and_a_person_in_both_is_one_profile(client,
     lines[38] = "新名字,13912340000,,,,,,"
     admin = login("admin@example.com")
     run_id = upload(client, admin, "\n".join(lines).encode()).json()["id"]
-    both_inside = threading.Barrier(2, timeout=30)
+    both_looked = threading.Barrier(2, timeout=30)
     calls: list[str] = []
     real = imports.store_imported
+    real_lookup = Resolver.preload_values
 
-    def together(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(threading.current_thread().name)
-        if calls.count(threading.current_thread().name) == 1:
-            both_inside.wait()  # each worker's first part starts before either has stored anything
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(imports, "store_imported", together)
+    waited: set[str] = set()
+
+    def looked_up(resolver, *args, **kwargs):  # type: ignore[no-untyped-def]
+        found = real_lookup(resolver, *args, **kwargs)
+        name = threading.current_thread().name
+        if calls.count(name) == 1 and name not in waited:
+            waited.add(name)
+            # each worker's first part has read who holds its identities before either writes: waiting only
+            # until both had started, a loaded machine let one commit before the other looked, and nothing collided
+            both_looked.wait()
+        return found
+
+    monkeypatch.setattr(imports, "store_imported", counted)
+    monkeypatch.setattr(Resolver, "preload_values", looked_up)
     client.post(f"/api/v1/imports/{run_id}/start", headers=admin)
 
     def work(name: str) -> None:
