@@ -691,7 +691,8 @@ def drain_inbox(session: Session, *, limit: int = 20) -> int:
     refresh_statistics(session, ["identities"])  # what resolution looks up by value
     # the oldest batches, as many as make TOGETHER_MESSAGES calls at most (one, however big): one transaction never
     # holds more, as the profiles' row locks would be held longer (two workers deadlock over long ones)
-    together, calls = [], 0
+    together: list[IngestBatch] = []
+    calls = 0
     for batch in batches:
         calls += len(batch.messages)
         if together and calls > TOGETHER_MESSAGES:

@@ -7,7 +7,7 @@ none < own < unit < unit_tree < org. A user may hold several roles; the widest g
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -236,7 +236,7 @@ def bound_scope(principal: Principal, model: Any, privilege: str = "read") -> Bo
     return BoundScope(model, form, values)
 
 
-def scoped_once(name: str, principal: Principal, model: Any,
+def scoped_once(name: Hashable, principal: Principal, model: Any,
                 build: Callable[[ColumnElement[bool]], Any]) -> tuple[Any, dict[str, Any]]:
     """A statement filtered by the principal's scope on ``model``, built once per form (``build`` gets the filter,
     its values as parameters), with the parameters the principal runs it with."""
