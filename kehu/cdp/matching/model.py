@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 
 from kehu.cdp.matching.blocking import KEY_COMPARISONS, Plan, Rule, on_sql
-from kehu.cdp.matching.comparisons import COMPARISONS, DEFAULT_COMPARISONS, Comparison, compare_sql, levels_sql
+from kehu.cdp.matching.comparisons import COMPARISONS, DEFAULT_COMPARISONS, Comparison, compare_sql
 
 TF_FLOOR = 1e-6
 TF_BUCKETS = 4  # EM weighs term frequencies in buckets of a quarter power of two
@@ -130,8 +130,9 @@ def estimate_u(con: duckdb.DuckDBPyConnection, records: int, comparisons: tuple[
     sample = min(records, RANDOM_SAMPLE_RECORDS)
     con.execute(f"CREATE OR REPLACE TEMP TABLE sampled AS SELECT * FROM {table} USING SAMPLE reservoir({sample} ROWS) "
                 "REPEATABLE (42)")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE sampled_pairs AS SELECT {levels_sql(comparisons)} "
-                "FROM sampled l JOIN sampled r ON l.id < r.id")
+    con.execute("CREATE OR REPLACE TEMP TABLE sampled_pairs AS " + compare_sql(
+        "(SELECT l.id AS a, r.id AS b FROM sampled l JOIN sampled r ON l.id < r.id)", left="sampled", right="sampled",
+        comparisons=comparisons))
     rows = con.execute(" UNION ALL ".join(f"SELECT '{c.name}', g_{c.name}, count(*) FROM sampled_pairs "
                                           f"GROUP BY g_{c.name}" for c in comparisons)).fetchall()
     con.execute("DROP TABLE sampled_pairs; DROP TABLE sampled")
