@@ -139,9 +139,13 @@ def plan(con: duckdb.DuckDBPyConnection, records: int, *, max_pairs_per_record: 
     ceiling = max(max_pairs_per_record * records, 1_000)
     counts: dict[str, dict[tuple[str, ...], int]] = {rule.name: {} for rule in rules}
 
+    by_keys: dict[tuple[str, ...], int] = {}  # two rules may share a variant (a grouping of every record each)
+
     def counted(rule: Rule, keys: tuple[str, ...]) -> int:
         if keys not in counts[rule.name]:
-            counts[rule.name][keys] = count(con, keys, table)
+            if keys not in by_keys:
+                by_keys[keys] = count(con, keys, table)
+            counts[rule.name][keys] = by_keys[keys]
         return counts[rule.name][keys]
 
     chosen_index = {rule.name: len(rule.variants) - 1 for rule in rules}

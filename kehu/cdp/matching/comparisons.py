@@ -1,12 +1,15 @@
 """What is compared between two records, level by level: each comparison's levels from the strongest agreement
 down to 0 ("different"), and -1 when either record lacks the field (no evidence either way). The SQL sees the
-two records of a pair as ``l`` and ``r`` (rows of the ``records`` table, see ``records.derive``).
+two records of a pair as ``l`` and ``r`` (rows of the ``records`` table, see ``records.derive``), and the pair's
+``values`` by their names: a costly similarity that several levels read is computed once per pair (DuckDB does
+not share a repeated expression inside AND and OR, and computed the name parts' Jaro–Winkler up to five times).
 
 The labels of each level are the catalogue keys ``dedupe.level.<comparison>.<level>`` (zh and en): the review
 queue and the model's chart show them."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -25,6 +28,9 @@ class Comparison:
     # Values that name one person (an ID or membership number): random pairs agreeing on it are mostly the same
     # person, so its u is taken among the other pairs (see model.fit)
     identifier: bool = False
+    # Values of a pair computed once before the levels, in order: (name, SQL over l., r. and the values named before
+    # it); the levels read them by name. Names are the comparison's own (``<comparison>_…``).
+    values: tuple[tuple[str, str], ...] = ()
 
     @property
     def top(self) -> int:
@@ -40,15 +46,19 @@ def _aligned(both: Callable[[str, str], str]) -> str:
     return f"(({both('1', '1')} AND {both('2', '2')}) OR ({both('1', '2')} AND {both('2', '1')}))"
 
 
+def _similar(i: str, j: str) -> str:
+    """Name part i of l and part j of r by Jaro–Winkler: the pair's value name_jw<i><j> (see NAME.values)."""
+    return f"name_jw{i}{j}"
+
+
 def _near(i: str, j: str, at: float = 0.9) -> str:
-    # (the costly similarity only where the lengths allow it)
+    # (the similarity counts only where the lengths allow a typo or two)
     return (f"(l.p{i} = r.p{j} OR (CASE WHEN abs(length(l.p{i}) - length(r.p{j})) <= 2 "
-            f"THEN jaro_winkler_similarity(l.p{i}, r.p{j}) >= {at} END))")
+            f"THEN {_similar(i, j)} >= {at} END))")
 
 
 def _alike(i: str, j: str) -> str:
-    return (f"(l.p{i} = r.p{j} OR l.s{i} = r.s{j} OR l.c{i} = r.c{j} "
-            f"OR jaro_winkler_similarity(l.p{i}, r.p{j}) >= 0.85)")
+    return f"(l.p{i} = r.p{j} OR l.s{i} = r.s{j} OR l.c{i} = r.c{j} OR {_similar(i, j)} >= 0.85)"
 
 
 def _initial(i: str, j: str) -> str:
@@ -88,25 +98,41 @@ def _one_part(i: str, j: str) -> str:
 # how close two readings are spelt (张建华 jianhua, 张建平 jianping) says nothing of a typing error, which only
 # someone typing letters makes.
 _SPELT = "NOT coalesce(l.cjk AND r.cjk, false)"
+# Levels 7 to 5 compare both parts of two names written in letters
+_BOTH_PARTS = f"l.p2 IS NOT NULL AND r.p2 IS NOT NULL AND {_SPELT}"
+# (two name keys alike are level 9 or 8, whatever the parts' similarities)
+_SIMILARITY_NEEDED = f"{_BOTH_PARTS} AND l.name_key <> r.name_key"
 
 NAME = Comparison(
     "name", "l.p1 IS NULL OR r.p1 IS NULL", (
         (9, "l.name_lower = r.name_lower"),
         # characters ↔ pinyin, traditional ↔ simplified, homophones, parts in either order
         (8, "l.name_key = r.name_key"),
-        (7, f"l.p2 IS NOT NULL AND r.p2 IS NOT NULL AND {_SPELT} AND {_aligned(lambda i, j: _near(i, j, 0.92))}"),
+        (7, f"{_BOTH_PARTS} AND {_aligned(lambda i, j: _near(i, j, 0.92))}"),
         # sounds alike, nickname
-        (6, f"l.p2 IS NOT NULL AND r.p2 IS NOT NULL AND {_SPELT} AND {_aligned(_alike)}"),
-        (5, f"l.p2 IS NOT NULL AND r.p2 IS NOT NULL AND {_SPELT} AND ((({_alike('1', '1')} AND "
-            f"{_initial('2', '2')}) OR ({_alike('2', '2')} AND {_initial('1', '1')}) OR ({_alike('1', '2')} AND "
-            f"{_initial('2', '1')}) OR ({_alike('2', '1')} AND {_initial('1', '2')})))"),
+        (6, f"{_BOTH_PARTS} AND {_aligned(_alike)}"),
+        # (the initial first: it is cheap and rarely true)
+        (5, f"{_BOTH_PARTS} AND (({_initial('2', '2')} AND {_alike('1', '1')}) OR ({_initial('1', '1')} AND "
+            f"{_alike('2', '2')}) OR ({_initial('2', '1')} AND {_alike('1', '2')}) OR ({_initial('1', '2')} AND "
+            f"{_alike('2', '1')}))"),
         (4, _one_missing()),
         (3, f"CASE WHEN {_SPELT} AND abs(length(l.name_key) - length(r.name_key)) <= 3 "
             "THEN jaro_winkler_similarity(l.name_key, r.name_key) >= 0.88 END"),
         (2, f"({_one_part('1', '1')} OR {_one_part('2', '2')} OR {_one_part('1', '2')} OR {_one_part('2', '1')})"),
     ),
     default_m={9: 0.3, 8: 0.3, 7: 0.12, 6: 0.08, 5: 0.04, 4: 0.04, 3: 0.04, 2: 0.05, 0: 0.03},
-    tf_column="name_key", tf_levels=(9, 8), fields=("name",))
+    tf_column="name_key", tf_levels=(9, 8), fields=("name",),
+    # Each part's similarity once, and only where a level 7 to 5 reads it (a pair of another name key whose parts
+    # differ); the second part of an alignment only where the first is alike or an initial (else neither alignment
+    # nor level 5 holds, whatever it is). Where a value is left NULL the levels reading it are met or failed already.
+    values=(
+        ("name_jw11", f"CASE WHEN {_SIMILARITY_NEEDED} AND l.p1 <> r.p1 THEN jaro_winkler_similarity(l.p1, r.p1) END"),
+        ("name_jw12", f"CASE WHEN {_SIMILARITY_NEEDED} AND l.p1 <> r.p2 THEN jaro_winkler_similarity(l.p1, r.p2) END"),
+        ("name_jw22", f"CASE WHEN {_SIMILARITY_NEEDED} AND l.p2 <> r.p2 AND ({_alike('1', '1')} OR "
+                      f"{_initial('1', '1')}) THEN jaro_winkler_similarity(l.p2, r.p2) END"),
+        ("name_jw21", f"CASE WHEN {_SIMILARITY_NEEDED} AND l.p2 <> r.p1 AND ({_alike('1', '2')} OR "
+                      f"{_initial('1', '2')}) THEN jaro_winkler_similarity(l.p2, r.p1) END"),
+    ))
 
 BIRTHDAY = Comparison(
     "birthday", "l.birthday IS NULL OR r.birthday IS NULL", (
@@ -174,15 +200,37 @@ DEFAULT_COMPARISONS: tuple[Comparison, ...] = (NAME, BIRTHDAY, MOBILE, EMAIL, CI
 COMPARISONS: dict[str, Comparison] = {c.name: c for c in DEFAULT_COMPARISONS}
 
 
+# A column of one record of the pair in a comparison's SQL
+_COLUMN = re.compile(r"\b([lr])\.([A-Za-z_]\w*)")
+
+
+def _flat(sql: str) -> str:
+    """``sql`` reading the record's columns as the pair's own (l.p1 → l_p1): see compare_sql."""
+    return _COLUMN.sub(r"\1_\2", sql)
+
+
 def levels_sql(comparisons: tuple[Comparison, ...] = DEFAULT_COMPARISONS) -> str:
-    """Each comparison's level of the pair ``l``, ``r`` as a column ``g_<name>``."""
-    return ", ".join(f"({c.level_sql()})::TINYINT AS g_{c.name}" for c in comparisons)
+    """Each comparison's level as a column ``g_<name>``, over a row of the pair's columns (l_<column>, r_<column>)
+    and values (``compare_sql``)."""
+    return ", ".join(f"({_flat(c.level_sql())})::TINYINT AS g_{c.name}" for c in comparisons)
 
 
 def compare_sql(pairs: str, *, left: str = "records", right: str = "records",
                 comparisons: tuple[Comparison, ...] = DEFAULT_COMPARISONS, extra: str = "") -> str:
     """A SELECT of ``pairs`` (a table or subquery with columns ``a``, ``b``: ids of ``left`` and ``right``) with
-    each comparison's level. ``left`` and ``right`` may differ: one new record (a table of one row) against the
-    stored ones."""
-    return (f"SELECT p.a, p.b{extra}, {levels_sql(comparisons)} FROM {pairs} p "
-            f"JOIN {left} l ON l.id = p.a JOIN {right} r ON r.id = p.b")
+    each comparison's level; ``extra``: more columns of ``pairs`` (", p.rule"). ``left`` and ``right`` may differ:
+    one new record (a table of one row) against the stored ones.
+
+    The records are joined once and the columns the comparisons read taken as the pair's (l_p1, r_p1); each
+    comparison's ``values`` are computed over them in a projection of their own, so every level reads a value
+    computed once."""
+    sql = [s for c in comparisons for s in (c.unknown, *(cond for _, cond in c.levels), *(v for _, v in c.values))]
+    columns = sorted({(side, column) for text in sql for side, column in _COLUMN.findall(text)})
+    read = "".join(f", {side}.{column} AS {side}_{column}" for side, column in columns)
+    query = (f"SELECT p.a, p.b{extra}{read} FROM {pairs} p "
+             f"JOIN {left} l ON l.id = p.a JOIN {right} r ON r.id = p.b")
+    for name, value in (v for c in comparisons for v in c.values):
+        query = f"SELECT *, {_flat(value)} AS {name} FROM ({query})"
+    kept = re.sub(r"\bp\.", "", extra)  # the extra columns of pairs, by their names
+    levels = levels_sql(comparisons)
+    return f"SELECT a, b{kept}{', ' + levels if levels else ''} FROM ({query})"

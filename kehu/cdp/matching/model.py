@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 
 from kehu.cdp.matching.blocking import KEY_COMPARISONS, Plan, Rule, on_sql
-from kehu.cdp.matching.comparisons import COMPARISONS, DEFAULT_COMPARISONS, Comparison, compare_sql, levels_sql
+from kehu.cdp.matching.comparisons import COMPARISONS, DEFAULT_COMPARISONS, Comparison, compare_sql
 
 TF_FLOOR = 1e-6
 TF_BUCKETS = 4  # EM weighs term frequencies in buckets of a quarter power of two
@@ -130,8 +130,9 @@ def estimate_u(con: duckdb.DuckDBPyConnection, records: int, comparisons: tuple[
     sample = min(records, RANDOM_SAMPLE_RECORDS)
     con.execute(f"CREATE OR REPLACE TEMP TABLE sampled AS SELECT * FROM {table} USING SAMPLE reservoir({sample} ROWS) "
                 "REPEATABLE (42)")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE sampled_pairs AS SELECT {levels_sql(comparisons)} "
-                "FROM sampled l JOIN sampled r ON l.id < r.id")
+    con.execute("CREATE OR REPLACE TEMP TABLE sampled_pairs AS " + compare_sql(
+        "(SELECT l.id AS a, r.id AS b FROM sampled l JOIN sampled r ON l.id < r.id)", left="sampled", right="sampled",
+        comparisons=comparisons))
     rows = con.execute(" UNION ALL ".join(f"SELECT '{c.name}', g_{c.name}, count(*) FROM sampled_pairs "
                                           f"GROUP BY g_{c.name}" for c in comparisons)).fetchall()
     con.execute("DROP TABLE sampled_pairs; DROP TABLE sampled")
@@ -220,18 +221,23 @@ def fit(con: duckdb.DuckDBPyConnection, records: int, plan: Plan,
     # share goes in buckets (quarter powers of two) so that patterns stay few.
     make_tf_tables(con, comparisons, table)
     with_tf = [c for c in comparisons if c.tf_column and c.tf_levels]
-    buckets = [f"CASE WHEN g_{c.name} IN ({', '.join(map(str, c.tf_levels))}) THEN round(log2(greatest(coalesce("
-               f"tf_{c.name}.share, {TF_FLOOR!r}), {TF_FLOOR!r})) * {TF_BUCKETS}) END AS tf_{c.name}" for c in with_tf]
+    # each record's bucket of its values' shares, once: the pairs join it by id (joining every pair with its record
+    # and the records' values with their shares took a fifth of a million records' fit)
+    shares = "".join(f", round(log2(greatest(coalesce(tf_{c.name}.share, {TF_FLOOR!r}), {TF_FLOOR!r})) * {TF_BUCKETS}) "
+                     f"AS tf_{c.name}" for c in with_tf)
     joins = " ".join(f"LEFT JOIN tf_{c.name} ON tf_{c.name}.v = l.{c.tf_column}" for c in with_tf)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE tf_buckets AS SELECT l.id{shares} FROM {table} l {joins}")
+    buckets = [f"CASE WHEN g_{c.name} IN ({', '.join(map(str, c.tf_levels))}) THEN t.tf_{c.name} END AS tf_{c.name}"
+               for c in with_tf]
     samples = _teaching_pairs(con, records, plan, comparisons, table)
     taught_by = [{c.name for c in comparisons if c.name not in rule.fixes(keys)} for rule, keys, _ in samples]
     levels = ", ".join("g_" + n for n in names)
     rows = con.execute(
         f"SELECT {levels}, bits, -1 AS sample, {''.join(b + ', ' for b in buckets)}count(*) FROM pairs p "
-        f"JOIN {table} l ON l.id = p.a {joins} GROUP BY ALL UNION ALL "
+        f"JOIN tf_buckets t ON t.id = p.a GROUP BY ALL UNION ALL "
         f"SELECT {levels}, 0 AS bits, sample, {''.join(b + ', ' for b in buckets)}count(*) FROM teaching p "
-        f"JOIN {table} l ON l.id = p.a {joins} GROUP BY ALL").fetchall()
-    con.execute("DROP TABLE teaching")
+        f"JOIN tf_buckets t ON t.id = p.a GROUP BY ALL").fetchall()
+    con.execute("DROP TABLE teaching; DROP TABLE tf_buckets")
     agreeing = {c.name: set(c.tf_levels) for c in with_tf}
     # per pattern: its count (a teaching sample's as many as it stands for; they count no match towards the prior),
     # its known (comparison, level)s, the ones it teaches (a rule leaving it free), and its term-frequency shares
@@ -303,6 +309,18 @@ def make_tf_tables(con: duckdb.DuckDBPyConnection, comparisons: tuple[Comparison
                         f"FROM {table} WHERE {col} IS NOT NULL GROUP BY 1")
 
 
+def _tf_adjustment(model: MatchModel, c: Comparison) -> tuple[float, str]:
+    """The term-frequency adjustment of ``c`` at its agreeing levels: at most log2(Σu / TF_FLOOR) (a value's share is
+    floored at TF_FLOOR), and its SQL over the pair's value ``tf_<name>.share``.
+
+    A level's u for this value: the value's share (how often a random record has it) times the level's part of the
+    agreeing levels (two 王伟 written alike are common, 王伟 and 王偉 are not): the adjustment
+    log2(u / (share · u / Σu)) = log2(Σu / share) for every level that agrees on the value."""
+    agreeing = max(sum(model.u[c.name].get(level, 0.0) for level in c.tf_levels), 1e-9)
+    sql = f"log2({agreeing!r} / greatest(coalesce(tf_{c.name}.share, {TF_FLOOR!r}), {TF_FLOOR!r}))"
+    return max(math.log2(agreeing / TF_FLOOR), 0.0), sql
+
+
 def weight_sql(model: MatchModel, comparisons: tuple[Comparison, ...] = DEFAULT_COMPARISONS) -> tuple[str, str]:
     """The match weight of a row of pairs (columns g_<name>) as SQL, and the joins its term frequencies need
     (the left record ``l`` joined by id = a)."""
@@ -311,25 +329,36 @@ def weight_sql(model: MatchModel, comparisons: tuple[Comparison, ...] = DEFAULT_
     for c in comparisons:
         if c.tf_column and c.tf_levels:
             joins.append(f"LEFT JOIN tf_{c.name} ON tf_{c.name}.v = l.{c.tf_column}")
-            # A level's u for this value: the value's share (how often a random record has it) times the level's
-            # part of the agreeing levels (two 王伟 written alike are common, 王伟 and 王偉 are not): the
-            # adjustment log2(u / (share · u / Σu)) = log2(Σu / share) for every level that agrees on the value.
-            agreeing = max(sum(model.u[c.name].get(level, 0.0) for level in c.tf_levels), 1e-9)
-            branches = " ".join(f"WHEN {level} THEN log2({agreeing!r} / "
-                                f"greatest(coalesce(tf_{c.name}.share, {TF_FLOOR!r}), {TF_FLOOR!r}))"
-                                for level in c.tf_levels)
-            parts.append(f"(CASE g_{c.name} {branches} ELSE 0 END)")
+            _, adjustment = _tf_adjustment(model, c)
+            parts.append(f"(CASE WHEN g_{c.name} IN ({', '.join(map(str, c.tf_levels))}) THEN {adjustment} ELSE 0 END)")
     return " + ".join(parts), " ".join(joins)
+
+
+def _weight_bound_sql(model: MatchModel, comparisons: tuple[Comparison, ...]) -> str:
+    """The most a row of pairs can weigh: its weight without term frequencies plus each one's largest adjustment
+    (no join needed)."""
+    parts = [repr(math.log2(model.prior / (1 - model.prior))), *_weight_terms(comparisons, model.m, model.u)]
+    for c in comparisons:
+        if c.tf_column and c.tf_levels:
+            most, _ = _tf_adjustment(model, c)
+            parts.append(f"(CASE WHEN g_{c.name} IN ({', '.join(map(str, c.tf_levels))}) THEN {most!r} ELSE 0 END)")
+    return " + ".join(parts)
 
 
 def score(con: duckdb.DuckDBPyConnection, model: MatchModel, threshold: float,
           comparisons: tuple[Comparison, ...] = DEFAULT_COMPARISONS, pairs: str = "pairs",
           table: str = "records") -> list[tuple[int, int, float, dict[str, int]]]:
-    """The pairs of ``pairs`` (a, b, g_…) at ``threshold`` or more: (a, b, probability, levels)."""
+    """The pairs of ``pairs`` (a, b, g_…) at ``threshold`` or more: (a, b, probability, levels). Only the pairs whose
+    weight could reach it are joined with their term frequencies (most candidate pairs are far below it: at a
+    million records the join was most of the time)."""
     names = [c.name for c in comparisons]
     weight, joins = weight_sql(model, comparisons)
+    # (a margin: the bound and the weight are sums of the same terms in another order)
+    least = math.log2(threshold / (1 - threshold)) - 1e-6 if 0 < threshold < 1 else -math.inf
+    near = f"WHERE {_weight_bound_sql(model, comparisons)} >= {least!r}" if least > -math.inf else ""
     rows = con.execute(f"""
-        WITH w AS (SELECT p.*, {weight} AS weight FROM {pairs} p JOIN {table} l ON l.id = p.a {joins})
+        WITH w AS (SELECT p.*, {weight} AS weight FROM (SELECT * FROM {pairs} {near}) p
+                   JOIN {table} l ON l.id = p.a {joins})
         SELECT a, b, 1 / (1 + pow(2, -weight)) AS probability, {', '.join('g_' + n for n in names)}
         FROM w WHERE 1 / (1 + pow(2, -weight)) >= {threshold!r} ORDER BY a, b
     """).fetchall()
