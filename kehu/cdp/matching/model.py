@@ -223,10 +223,10 @@ def fit(con: duckdb.DuckDBPyConnection, records: int, plan: Plan,
     with_tf = [c for c in comparisons if c.tf_column and c.tf_levels]
     # each record's bucket of its values' shares, once: the pairs join it by id (joining every pair with its record
     # and the records' values with their shares took a fifth of a million records' fit)
-    shares = "".join(f", round(log2(greatest(coalesce(tf_{c.name}.share, {TF_FLOOR!r}), {TF_FLOOR!r})) * {TF_BUCKETS}) "
-                     f"AS tf_{c.name}" for c in with_tf)
+    share_sql = "".join(f", round(log2(greatest(coalesce(tf_{c.name}.share, {TF_FLOOR!r}), {TF_FLOOR!r})) "
+                        f"* {TF_BUCKETS}) AS tf_{c.name}" for c in with_tf)
     joins = " ".join(f"LEFT JOIN tf_{c.name} ON tf_{c.name}.v = l.{c.tf_column}" for c in with_tf)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE tf_buckets AS SELECT l.id{shares} FROM {table} l {joins}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE tf_buckets AS SELECT l.id{share_sql} FROM {table} l {joins}")
     buckets = [f"CASE WHEN g_{c.name} IN ({', '.join(map(str, c.tf_levels))}) THEN t.tf_{c.name} END AS tf_{c.name}"
                for c in with_tf]
     samples = _teaching_pairs(con, records, plan, comparisons, table)
