@@ -19,13 +19,13 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Text, and_, any_, bindparam, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, Select, Text, and_, any_, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from kehu.cdp import normalise
 from kehu.cdp.models import Identity, Profile, Vehicle
 from kehu.cdp.views import PSEUDONYMOUS_IDENTITIES
-from kehu.core.db import PerDialect
+from kehu.core.db import PerDialect, parameter
 
 TAIL = 4  # digits of a mobile's end kept in its index: a shorter tail matches too many to be worth a search
 MOBILE_PREFIX = 7  # digits of a mobile's start that narrow it down to a few (one number in 10,000)
@@ -138,10 +138,7 @@ def condition(shape: tuple[str, ...], values: dict[str, Any] | None = None) -> C
     whichever is cheaper for this search and this viewer."""
 
     def value(name: str, **kw: Any) -> Any:
-        if values is None:
-            return bindparam(name, **kw)
-        # a plain value takes the type of the column it meets (a bound one of its own would be typed by its value)
-        return bindparam(None, values[name], type_=kw["type_"]) if "type_" in kw else values[name]
+        return parameter(name, values, **kw)
 
     org_id = value("search_org_id")
     in_org = Profile.org_id == org_id

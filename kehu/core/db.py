@@ -24,6 +24,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    bindparam,
     create_engine,
     event,
 )
@@ -129,6 +130,16 @@ def _compile_postgresql(element: PerDialect, compiler: Any, **kw: Any) -> str:
 
 T = TypeVar("T")
 _BUILT: dict[tuple[Any, ...], Any] = {}
+
+
+def parameter(name: str, values: dict[str, Any] | None, **kw: Any) -> Any:
+    """The value ``name`` of a condition: a named parameter (``values`` None: a statement built once, its values
+    bound when it runs) or the value itself, written in (a statement built for one caller). A written-in value is
+    a plain value so that it takes the type of the column it meets (BIGINT ids; a bound parameter of its own would
+    be typed by its value, INTEGER); with ``type_`` (an array) it is bound with that type."""
+    if values is None:
+        return bindparam(name, **kw)
+    return bindparam(None, values[name], type_=kw["type_"]) if "type_" in kw else values[name]
 
 
 def built_once(key: tuple[Any, ...], build: Callable[[], T]) -> T:

@@ -11,12 +11,12 @@ from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import BigInteger, ColumnElement, and_, any_, bindparam, false, select
+from sqlalchemy import BigInteger, ColumnElement, and_, any_, false, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from kehu.core import domains
-from kehu.core.db import PerDialect, built_once
+from kehu.core.db import PerDialect, built_once, parameter
 from kehu.core.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from kehu.core.i18n import t
 from kehu.tenancy.models import BusinessUnit, Organization, User
@@ -190,11 +190,7 @@ class BoundScope:
         model, form = self.model, self.form
 
         def value(name: str, **kw: Any) -> Any:
-            if not inline:
-                return bindparam(name, **kw)
-            # a plain value takes the type of the column it meets (BIGINT ids: a bound parameter of its own would
-            # be typed by its value, INTEGER)
-            return bindparam(None, self.params[name], type_=kw["type_"]) if "type_" in kw else self.params[name]
+            return parameter(name, self.params if inline else None, **kw)
 
         if form == _NO_ROWS:
             return false()
