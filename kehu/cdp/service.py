@@ -116,27 +116,31 @@ def profile_filters(principal: Principal, q: str | None, unit_id: int | None, st
 def list_profiles(session: Session, principal: Principal, *, q: str | None = None, unit_id: int | None = None,
                   stage: str | None = None, limit: int = 50, cursor: str | None = None) -> Page[Profile]:
     principal.require("profiles", "read")
-    if unit_id is None and stage is None:
-        return _listed(session, principal, q, limit=limit, cursor=cursor)
-    # trait_times (when and whence each trait was set) is read by ingestion, never by a list: left unread
-    stmt = select(Profile).options(defer(Profile.trait_times)).where(*profile_filters(principal, q, unit_id, stage))
-    return keyset_page(session, stmt, id_column=Profile.id, limit=limit, cursor=cursor, descending=True)
+    return _listed(session, principal, q, unit_id=unit_id, stage=stage, limit=limit, cursor=cursor)
 
 
-def _listed(session: Session, principal: Principal, q: str | None, *, limit: int, cursor: str | None
-            ) -> Page[Profile]:
+def _listed(session: Session, principal: Principal, q: str | None, *, unit_id: int | None, stage: str | None,
+            limit: int, cursor: str | None) -> Page[Profile]:
     """A page of the customer list, or of the search box's matches, from a statement built once per kind of
-    search (``search.terms``), scope form and page (first or next), its values bound: building it, and its cache
-    key, had cost half of a search's CPU in the server and a fifth of a page's."""
+    search (``search.terms``), scope form, filters present and page (first or next), its values bound: building
+    it, and its cache key, had cost half of a search's CPU in the server and a fifth of a page's."""
     shape, values = search.terms(q, personal=principal.has("pii.read")) if q else ((), {})
     after = keyset_after(cursor, Profile.id)
-    query, scoped = scoped_once(("customer_list", shape, after is not None), principal, Profile, lambda in_scope: (
-        select(Profile).options(defer(Profile.trait_times))
-        .where(in_scope, _live(), *([search.condition(shape)] if shape else []),
-               *([Profile.id < bindparam("after_id")] if after is not None else []))
+    filters: list[Any] = []
+    if unit_id is not None:  # the unit and the units below it
+        under = select(BusinessUnit.path).where(BusinessUnit.id == bindparam("filter_unit_id")).scalar_subquery()
+        filters.append(Profile.unit_id.in_(select(BusinessUnit.id).where(BusinessUnit.path.startswith(under))))
+    if stage is not None:
+        filters.append(Profile.lifecycle_stage == bindparam("filter_stage"))
+    if after is not None:
+        filters.append(Profile.id < bindparam("after_id"))
+    key = ("customer_list", shape, unit_id is not None, stage is not None, after is not None)
+    query, scoped = scoped_once(key, principal, Profile, lambda in_scope: (
+        select(Profile).options(defer(Profile.trait_times))  # when and whence each trait was set: never listed
+        .where(in_scope, _live(), *([search.condition(shape)] if shape else []), *filters)
         .order_by(Profile.id.desc()).limit(bindparam("rows"))))
     rows = list(session.scalars(query, {**values, **scoped, "search_org_id": principal.org_id, "rows": limit + 1,
-                                        "after_id": after}))
+                                        "after_id": after, "filter_unit_id": unit_id, "filter_stage": stage}))
     return page_of(rows, limit=limit, id_column=Profile.id)
 
 

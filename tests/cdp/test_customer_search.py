@@ -96,6 +96,37 @@ def test_search_stays_within_the_viewers_scope(client, tree, login, people):
     assert found(client, manager, "5678") == [people["zhang"]]
 
 
+def test_the_list_filters_by_unit_and_stage_with_a_search_and_across_pages(client, session, tree, login, people):
+    """The list's unit filter takes the unit and the units below it, the stage filter one stage; both combine with
+    the search box and the viewer's scope, page after page; another organisation's unit finds nobody."""
+    leads = [create(session, tree.system, name=f"张{given}", unit_id=unit.id, lifecycle_stage="lead").id
+             for given, unit in zip("一二三", (tree.dealer_a, tree.dealer_b, tree.dealer_c), strict=True)]
+    session.commit()
+    admin = login("admin@example.com")
+
+    def listed(headers: dict[str, str], **params: Any) -> list[int]:
+        seen: list[int] = []
+        cursor = None
+        while True:
+            query = {**params, "limit": 1, **({"cursor": cursor} if cursor else {})}
+            response = client.get("/api/v1/customers", headers=headers, params=query)
+            assert response.status_code == 200, response.text
+            seen += [p["id"] for p in response.json()["items"]]
+            cursor = response.json()["next_cursor"]
+            if not cursor:
+                return seen
+
+    east = sorted([people["zhang"], people["wei"], leads[0], leads[1]], reverse=True)
+    assert listed(admin, unit_id=tree.east.id) == east
+    assert listed(admin, unit_id=tree.dealer_c.id) == sorted([people["li"], leads[2]], reverse=True)
+    assert listed(admin, stage="lead") == sorted(leads, reverse=True)
+    assert listed(admin, unit_id=tree.east.id, stage="lead") == sorted(leads[:2], reverse=True)
+    assert listed(admin, unit_id=tree.east.id, stage="lead", q="张二") == [leads[1]]
+    assert listed(admin, unit_id=tree.east.id, q="5678") == [people["zhang"]]
+    assert listed(login("east@example.com"), unit_id=tree.hq.id, stage="lead") == sorted(leads[:2], reverse=True)
+    assert listed(admin, unit_id=tree.other_org_admin.unit_id) == []
+
+
 # -- PostgreSQL answers each kind of search from an index ------------------------------------------------
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀英华"
