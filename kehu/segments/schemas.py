@@ -191,6 +191,10 @@ Not.model_rebuild()
 class PreviewRequest(_Shape):
     condition: Condition
     sample: int = Field(default=20, ge=0, le=100)
+    exact: bool = Field(default=False, description=(
+        "Count every matching customer. Without it, a condition that many customers of a large database meet is "
+        "counted in a random sample of the customers (an estimate within a few percent, answered in milliseconds "
+        "instead of a scan of every customer); a rare one, a small scope and SQLite are always counted exactly."))
 
 
 class SampleProfile(BaseModel):
@@ -204,8 +208,13 @@ class SampleProfile(BaseModel):
 
 
 class PreviewOut(BaseModel):
-    count: int
-    sample: list[SampleProfile]
+    count: int = Field(description="The customers who match; an estimate when ``estimated``.")
+    estimated: bool = Field(default=False, description="``count`` was estimated from a random sample of the "
+                            "customers; ask again with ``exact`` for the exact number.")
+    margin: int | None = Field(default=None, description="An estimate's margin of error (95 %): the number lies "
+                               "within ``count`` ± ``margin``.")
+    sample: list[SampleProfile] = Field(description="Some of the matching customers, newest first (when the count "
+                                        "is estimated, the newest of those in the sample).")
     milliseconds: int
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, literal, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, literal, or_, select, tablesample, update
+from sqlalchemy import text as sa_text
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import util as sql_util
 
 from kehu.cdp import exports, timeline
 from kehu.cdp import service as cdp_service
@@ -35,6 +38,7 @@ from kehu.tenancy.access import (
     require_row,
     scope,
     scoped_once,
+    spans_units,
     units_under,
 )
 from kehu.tenancy.models import BusinessUnit
@@ -48,22 +52,75 @@ def matching(session: Session, principal: Principal, condition: Any, *, now: dat
     return select(Profile).where(scope(principal, Profile), Profile.merged_into_id.is_(None), clause)
 
 
+# A preview of a condition met by many of a large database's customers counts them in a random sample of pages
+# (TABLESAMPLE SYSTEM, PostgreSQL): ~40,000 customers read instead of every one. At a million customers an exact
+# count took 0.3-0.8 s of the database's CPU (three times that with parallel workers), a sampled one 10-15 ms
+# (100 ms with an event condition); under fifty users the previews were a third of the database's work. A
+# condition with few matches in the sample (fewer than ESTIMATE_MIN_MATCHES: its estimate would be loose), a small
+# table and SQLite are counted exactly, as is any preview asked for ``exact``. Saved segments always are.
+ESTIMATE_FROM_PROFILES = 200_000
+ESTIMATE_SAMPLE_PROFILES = 40_000
+ESTIMATE_MIN_MATCHES = 400
+ESTIMATE_SCOPE_UNITS = 10  # a scope of fewer units (a dealer and its teams) is counted exactly
+ESTIMATE_SEED = 20_260_101  # the same pages every time: an edit changes the estimate, asking again does not
+
+
 def preview(session: Session, principal: Principal, request: schemas.PreviewRequest) -> schemas.PreviewOut:
     """How many match, and the newest of them: what the builder shows while one edits."""
     principal.require("segments", "read")
     started = time.perf_counter()
     query = matching(session, principal, request.condition)
-    count = session.scalar(query.with_only_columns(func.count(Profile.id)).order_by(None)) or 0
-    sample = []
-    if request.sample and count:
+    out = None if request.exact else _estimated(session, principal, query, request.sample)
+    if out is None:
+        count = session.scalar(query.with_only_columns(func.count(Profile.id)).order_by(None)) or 0
         # Newest customers first: walking the primary key backwards stops at the sample's size, where ordering
         # by last contact would sort every match (half a million at a million profiles) for twenty rows.
-        rows = session.scalars(query.order_by(Profile.id.desc()).limit(request.sample))
-        view = CustomerView.of(session, principal)
-        sample = [schemas.SampleProfile(id=p.id, name=p.name, mobile=view.profile(p).mobile, city=p.city,
-                                        lifecycle_stage=p.lifecycle_stage, unit_id=p.unit_id,
-                                        last_seen_at=p.last_seen_at) for p in rows]
-    return schemas.PreviewOut(count=count, sample=sample, milliseconds=round((time.perf_counter() - started) * 1000))
+        rows = list(session.scalars(query.order_by(Profile.id.desc()).limit(request.sample))) \
+            if request.sample and count else []
+        out = schemas.PreviewOut(count=count, sample=_sample_out(session, principal, rows), milliseconds=0)
+    out.milliseconds = round((time.perf_counter() - started) * 1000)
+    return out
+
+
+def _estimated(session: Session, principal: Principal, query: Any, sample: int) -> schemas.PreviewOut | None:
+    """The preview from a random sample of the customers' pages, or None where it would not be sound."""
+    if session.get_bind().dialect.name != "postgresql" or not spans_units(principal, Profile, ESTIMATE_SCOPE_UNITS):
+        return None  # one dealer's or one person's customers: counted exactly through their index, and cheaply
+    # the table's rows now: its density when last analysed times its pages now (as PostgreSQL's planner reckons)
+    rows = session.scalar(sa_text(
+        "SELECT reltuples / relpages * (pg_relation_size(oid) / current_setting('block_size')::int) "
+        "FROM pg_class WHERE oid = 'profiles'::regclass AND relpages > 0 AND reltuples > 0")) or 0
+    if rows < ESTIMATE_FROM_PROFILES:
+        return None
+    percent = min(100.0, 100.0 * ESTIMATE_SAMPLE_PROFILES / rows)
+    pages = tablesample(Profile.__table__, func.system(percent), name="sampled_profiles", seed=literal(ESTIMATE_SEED))
+    # How many match in the sample, the newest of them, and how many the sample took (a second look at the same
+    # pages, without the condition): one statement. The estimate scales the share that match (not the count: how
+    # many pages the sample took varies by itself) to the table's rows.
+    sampled = select(func.count()).select_from(pages).scalar_subquery()
+    found = session.execute(sql_util.ClauseAdapter(pages).traverse(
+        query.with_only_columns(Profile.id, func.count().over().label("matches"), sampled.label("sampled"))
+        .order_by(Profile.id.desc()).limit(max(sample, 1)))).all()
+    matches, sampled = (found[0].matches, found[0].sampled) if found else (0, 0)
+    if matches < ESTIMATE_MIN_MATCHES:
+        return None
+    share = matches / sampled
+    by_id = {p.id: p for p in session.scalars(select(Profile).where(Profile.id.in_([r.id for r in found[:sample]])))}
+    return schemas.PreviewOut(count=round(share * rows), estimated=True,
+                              # 95 %, as if the sampled customers had been drawn one by one
+                              margin=round(1.96 * math.sqrt(share * (1 - share) / sampled) * rows),
+                              sample=_sample_out(session, principal, [by_id[r.id] for r in found[:sample]
+                                                                       if r.id in by_id]),
+                              milliseconds=0)
+
+
+def _sample_out(session: Session, principal: Principal, rows: list[Profile]) -> list[schemas.SampleProfile]:
+    if not rows:
+        return []
+    view = CustomerView.of(session, principal)
+    return [schemas.SampleProfile(id=p.id, name=p.name, mobile=view.profile(p).mobile, city=p.city,
+                                  lifecycle_stage=p.lifecycle_stage, unit_id=p.unit_id, last_seen_at=p.last_seen_at)
+            for p in rows]
 
 
 # -- exports of a segment's members ---------------------------------------------------------------------------

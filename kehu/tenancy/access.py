@@ -165,6 +165,13 @@ def _scope_form(principal: Principal, model: Any, privilege: str) -> str:
     return _ORG if not has_unit and not has_owner else _NO_ROWS
 
 
+def spans_units(principal: Principal, model: Any, units: int, privilege: str = "read") -> bool:
+    """Whether the principal's scope on ``model`` reaches the rows of at least ``units`` units: the organisation,
+    or a tree of that many units (a region), not one dealer's or one person's rows."""
+    form = _scope_form(principal, model, privilege)
+    return form in (_ORG, _UNIT_TREE_BY_PATH) or (form == _UNIT_TREE and len(principal.unit_tree or ()) >= units)
+
+
 def scope(principal: Principal, model: Any, privilege: str = "read") -> ColumnElement[bool]:
     """The SQL filter for the rows of ``model`` that ``principal`` may ``privilege``.
 

@@ -10,15 +10,21 @@ from pydantic import ValidationError
 from kehu.core.errors import KehuError
 from kehu.segments import schemas, service
 from kehu.segments.conditions import PII_REFUSED
+from kehu.tenancy.access import Principal
 from kehu.ui.components import localise_table, readable_phone
 from kehu.ui.components.condition_builder import (  # noqa: F401 - RULE_TYPES: the catalogue test reads it here
     RULE_TYPES,
     Builder,
     ConditionEditor,
 )
-from kehu.ui.shell import empty_state, frame, run_action, tr, unit_of_work
+from kehu.ui.shell import empty_state, frame, off_loop, run_action, tr, unit_of_work
+
 
 # -- the builder ------------------------------------------------------------------------------------------
+def _preview(principal: Principal, request: schemas.PreviewRequest) -> schemas.PreviewOut:
+    with unit_of_work() as session:
+        return service.preview(session, principal, request)
+
 
 
 def builder_page(segment_id: int | None = None) -> None:
@@ -64,6 +70,12 @@ def builder_page(segment_id: int | None = None) -> None:
                     ui.label(tr("segments.preview")).classes("text-lg font-medium")
                     count_label = ui.label(tr("segments.preview_hint")).classes("text-lg text-primary").mark(
                         "segment-count")
+                    with ui.row().classes("items-center gap-2") as estimate_row:
+                        estimate_note = ui.label().classes("text-xs text-grey-7")
+                        ui.button(tr("segments.count_exactly"), icon="calculate",
+                                  on_click=lambda: preview(exact=True)).props("flat dense no-caps").mark(
+                            "segment-count-exactly")
+                    estimate_row.set_visibility(False)
                     sample = ui.table(columns=[
                         {"name": "name", "label": tr("customers.name"), "field": "name", "align": "left"},
                         {"name": "mobile", "label": tr("users.phone"), "field": "mobile", "align": "left"},
@@ -77,31 +89,45 @@ def builder_page(segment_id: int | None = None) -> None:
                               ).props("flat").classes("w-full")
 
         debounce = ui.timer(0.4, lambda: preview(), active=False)
+        asked = {"last": 0}
 
         def changed() -> None:
             debounce.activate()  # the count follows the last change, not every keystroke
 
-        def preview() -> None:
+        def show(text: str, rows: list[dict[str, Any]], note: str | None = None) -> None:
+            count_label.text, sample.rows = text, rows
+            estimate_note.text = note or ""
+            estimate_row.set_visibility(note is not None)
+
+        async def preview(exact: bool = False) -> None:
             debounce.deactivate()
             condition = builder.condition()
             if condition is None:
-                count_label.text, sample.rows = tr("segments.preview_hint"), []
+                show(tr("segments.preview_hint"), [])
                 return
+            asked["last"] = ask = asked["last"] + 1
             try:
-                request = schemas.PreviewRequest.model_validate({"condition": condition, "sample": 10})
-                with unit_of_work() as session:
-                    result = service.preview(session, principal, request)
+                request = schemas.PreviewRequest.model_validate({"condition": condition, "sample": 10,
+                                                                 "exact": exact})
+                result = await off_loop(_preview, principal, request)  # a count may take a while: not on the loop
             except KehuError as error:
                 refused = [e.field for e in error.errors if e.code == PII_REFUSED]
-                count_label.text = tr("segments.personal_refused") if refused else tr("segments.incomplete")
-                sample.rows = []
+                show(tr("segments.personal_refused") if refused else tr("segments.incomplete"), [])
                 return
             except ValidationError:  # a value still being typed; the save button says what is wrong
-                count_label.text, sample.rows = tr("segments.incomplete"), []
+                show(tr("segments.incomplete"), [])
                 return
-            count_label.text = tr("segments.preview_count", count=f"{result.count:,}", ms=result.milliseconds)
-            sample.rows = [{"id": p.id, "name": p.name or f"#{p.id}", "mobile": readable_phone(p.mobile) or "—",
-                            "city": p.city or "—"} for p in result.sample]
+            if ask != asked["last"]:
+                return  # the condition changed meanwhile: a later answer is on its way
+            rows = [{"id": p.id, "name": p.name or f"#{p.id}", "mobile": readable_phone(p.mobile) or "—",
+                     "city": p.city or "—"} for p in result.sample]
+            if result.estimated and result.margin is not None:
+                places = max(0, len(str(result.margin)) - 2)  # as many digits as the margin leaves meaningful
+                show(tr("segments.preview_estimate", count=f"{round(result.count, -places):,}",
+                        ms=result.milliseconds), rows,
+                     tr("segments.estimate_note", margin=f"{round(result.margin, -places):,}"))
+            else:
+                show(tr("segments.preview_count", count=f"{result.count:,}", ms=result.milliseconds), rows)
 
         def save() -> None:
             condition = builder.condition()
@@ -126,4 +152,4 @@ def builder_page(segment_id: int | None = None) -> None:
 
         editor.draw()
         if not builder.is_empty():
-            preview()
+            debounce.activate()
