@@ -97,9 +97,9 @@ def _estimated(session: Session, principal: Principal, query: Any, sample: int) 
     # How many match in the sample, the newest of them, and how many the sample took (a second look at the same
     # pages, without the condition): one statement. The estimate scales the share that match (not the count: how
     # many pages the sample took varies by itself) to the table's rows.
-    sampled = select(func.count()).select_from(pages).scalar_subquery()
+    taken = select(func.count()).select_from(pages).scalar_subquery()
     found = session.execute(sql_util.ClauseAdapter(pages).traverse(
-        query.with_only_columns(Profile.id, func.count().over().label("matches"), sampled.label("sampled"))
+        query.with_only_columns(Profile.id, func.count().over().label("matches"), taken.label("sampled"))
         .order_by(Profile.id.desc()).limit(max(sample, 1)))).all()
     matches, sampled = (found[0].matches, found[0].sampled) if found else (0, 0)
     if matches < ESTIMATE_MIN_MATCHES:
