@@ -16,7 +16,7 @@ from sqlalchemy import text
 import kehu.models  # noqa: F401 - every table registered before anything queries
 from kehu import __version__
 from kehu.cdp.imports import MAX_FILE_BYTES
-from kehu.core.db import Database, get_database
+from kehu.core.db import Database, get_database, limit_parallel_workers
 from kehu.core.domains import load, load_all
 from kehu.core.http import (
     SEGMENT_PATHS,
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     settings = settings or get_settings()
     configure_logging(settings.log_json, settings.log_level)
     database = database or get_database(settings)
+    limit_parallel_workers(database, settings.server_parallel_workers)
     run_worker = settings.run_embedded_worker if embedded_worker is None else embedded_worker
 
     @asynccontextmanager

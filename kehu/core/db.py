@@ -183,6 +183,22 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
     return engine
 
 
+def limit_parallel_workers(database: Database, workers: int | None) -> None:
+    """Each new connection of ``database`` (PostgreSQL) plans a statement with at most ``workers`` parallel workers
+    (Settings.server_parallel_workers); None leaves the database's setting."""
+    engine = database.engine
+    if workers is None or engine.dialect.name != "postgresql" or database.parallel_workers == workers:
+        return
+    first = database.parallel_workers is None
+    database.parallel_workers = workers
+    if first:
+        @event.listens_for(engine, "connect")
+        def _connected(dbapi_connection: Any, _record: Any) -> None:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute(f"SET max_parallel_workers_per_gather = {int(database.parallel_workers or 0)}")
+            dbapi_connection.commit()
+
+
 # A connection that went back to the pool less than this long ago is handed out without a ping. pool_pre_ping
 # pinged on every checkout: a round trip, a tenth of the database's work for a small request under load. A
 # connection rested longer (the database may have restarted meanwhile) is pinged, and replaced if dead.
@@ -227,6 +243,7 @@ class Database:
 
     def __init__(self, url: str, pool_size: int = 10) -> None:
         self.url = url
+        self.parallel_workers: int | None = None  # limit_parallel_workers
         self.engine = make_engine(url, pool_size)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
         # Sessions whose statements each commit by themselves on PostgreSQL (see unit_of_work's ``reader``): the
