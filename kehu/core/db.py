@@ -183,11 +183,11 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
     return engine
 
 
-def limit_parallel_workers(database: Database, workers: int | None) -> None:
+def limit_parallel_workers(database: Database, workers: int) -> None:
     """Each new connection of ``database`` (PostgreSQL) plans a statement with at most ``workers`` parallel workers
-    (Settings.server_parallel_workers); None leaves the database's setting."""
+    (Settings.server_parallel_workers); -1 leaves the database's setting."""
     engine = database.engine
-    if workers is None or engine.dialect.name != "postgresql" or database.parallel_workers == workers:
+    if workers < 0 or engine.dialect.name != "postgresql" or database.parallel_workers == workers:
         return
     first = database.parallel_workers is None
     database.parallel_workers = workers

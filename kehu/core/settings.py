@@ -62,12 +62,12 @@ class Settings(BaseSettings):
     # event loop with them: a sign-in under fifty API clients took 10 s with 12 threads, 6–8 s with 4) and the
     # database.
     threads: int = Field(default=6, ge=1)
-    # PostgreSQL's parallel workers for the statements of a web server (max_parallel_workers_per_gather; None:
+    # PostgreSQL's parallel workers for the statements of a web server (max_parallel_workers_per_gather; -1:
     # the database's own setting). Off by default: under many users every core is busy already, and a parallel
     # plan spends three processes' CPU to answer one request a little sooner (a region manager's pinyin search
     # walked the customers in two extra processes, 80 ms and 200 ms of CPU, ~7 % of both cores' time under fifty
     # clients). Workers keep the database's setting: their long counts and refreshes gain from it.
-    server_parallel_workers: int | None = Field(default=0, ge=0)
+    server_parallel_workers: int = Field(default=0, ge=-1)
     # How much a `kehu worker` process yields the CPU to the servers on the same machine (os.nice: 0 = as much as
     # they, 19 = least). Its work is queued already (the inbox, jobs) and waits a moment well; a person waiting
     # for a page does not. Only a worker process of its own is lowered, never a server's embedded worker.

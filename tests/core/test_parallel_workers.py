@@ -37,6 +37,6 @@ def test_the_limit_is_a_setting(settings, own_database):  # type: ignore[no-unty
     create_app(settings.model_copy(update={"server_parallel_workers": 1}), database=own_database, with_ui=False)
     assert _planned_with(own_database) == "1"
     keeps = Database(own_database.url, pool_size=1)
-    create_app(settings.model_copy(update={"server_parallel_workers": None}), database=keeps, with_ui=False)
+    create_app(settings.model_copy(update={"server_parallel_workers": -1}), database=keeps, with_ui=False)
     assert _planned_with(keeps) != "0"
     keeps.dispose()
