@@ -184,19 +184,26 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
 
 
 def limit_parallel_workers(database: Database, workers: int) -> None:
-    """Each new connection of ``database`` (PostgreSQL) plans a statement with at most ``workers`` parallel workers
-    (Settings.server_parallel_workers); -1 leaves the database's setting."""
-    engine = database.engine
-    if workers < 0 or engine.dialect.name != "postgresql" or database.parallel_workers == workers:
+    """Every connection ``database`` hands out from now on (PostgreSQL) plans a statement with at most ``workers``
+    parallel workers (Settings.server_parallel_workers); -1: the database's own setting. Set when a connection is
+    checked out and differs, so connections opened before (the schema check at start) follow too."""
+    if database.engine.dialect.name != "postgresql":
         return
     first = database.parallel_workers is None
     database.parallel_workers = workers
     if first:
-        @event.listens_for(engine, "connect")
-        def _connected(dbapi_connection: Any, _record: Any) -> None:
-            with dbapi_connection.cursor() as cursor:
-                cursor.execute(f"SET max_parallel_workers_per_gather = {int(database.parallel_workers or 0)}")
-            dbapi_connection.commit()
+        event.listen(database.engine, "checkout", functools.partial(_follow_parallel_workers, database))
+
+
+def _follow_parallel_workers(database: Database, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    wanted = database.parallel_workers
+    if record.info.get("parallel_workers", -1) == wanted:
+        return
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("RESET max_parallel_workers_per_gather" if wanted is None or wanted < 0
+                       else f"SET max_parallel_workers_per_gather = {int(wanted)}")
+    dbapi_connection.commit()
+    record.info["parallel_workers"] = wanted
 
 
 # A connection that went back to the pool less than this long ago is handed out without a ping. pool_pre_ping

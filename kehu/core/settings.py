@@ -66,7 +66,8 @@ class Settings(BaseSettings):
     # the database's own setting). Off by default: under many users every core is busy already, and a parallel
     # plan spends three processes' CPU to answer one request a little sooner (a region manager's pinyin search
     # walked the customers in two extra processes, 80 ms and 200 ms of CPU, ~7 % of both cores' time under fifty
-    # clients). Workers keep the database's setting: their long counts and refreshes gain from it.
+    # clients). `kehu worker` processes keep the database's setting: their long counts and refreshes gain from it (a
+    # server's embedded worker shares the server's connections, and its limit).
     server_parallel_workers: int = Field(default=0, ge=-1)
     # How much a `kehu worker` process yields the CPU to the servers on the same machine (os.nice: 0 = as much as
     # they, 19 = least). Its work is queued already (the inbox, jobs) and waits a moment well; a person waiting

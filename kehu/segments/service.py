@@ -7,8 +7,23 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, literal, or_, select, tablesample, update
+from sqlalchemy import (
+    BigInteger,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    tablesample,
+    type_coerce,
+    update,
+)
 from sqlalchemy import text as sa_text
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import util as sql_util
 
@@ -55,14 +70,18 @@ def matching(session: Session, principal: Principal, condition: Any, *, now: dat
 # A preview of a condition met by many of a large database's customers counts them in a random sample of pages
 # (TABLESAMPLE SYSTEM, PostgreSQL): ~40,000 customers read instead of every one. At a million customers an exact
 # count took 0.3-0.8 s of the database's CPU (three times that with parallel workers), a sampled one 10-15 ms
-# (100 ms with an event condition); under fifty users the previews were a third of the database's work. A
-# condition with few matches in the sample (fewer than ESTIMATE_MIN_MATCHES: its estimate would be loose), a small
-# table and SQLite are counted exactly, as is any preview asked for ``exact``. Saved segments always are.
+# (100 ms with an event condition); under fifty users the previews were a third of the database's work. The sample
+# takes whole pages, and customers who match often sit together (imported together, created the same week), so
+# the estimate and its margin are those of a sample of pages, not of customers drawn one by one. A condition with
+# few matches in the sample, or whose estimate would be looser than ESTIMATE_MAX_MARGIN, a small table and SQLite
+# are counted exactly, as is any preview asked for ``exact``. Saved segments always are.
 ESTIMATE_FROM_PROFILES = 200_000
 ESTIMATE_SAMPLE_PROFILES = 40_000
 ESTIMATE_MIN_MATCHES = 400
+ESTIMATE_MAX_MARGIN = 0.1  # of the estimate, at 95 %
 ESTIMATE_SCOPE_UNITS = 10  # a scope of fewer units (a dealer and its teams) is counted exactly
 ESTIMATE_SEED = 20_260_101  # the same pages every time: an edit changes the estimate, asking again does not
+_PAGE: Any = literal_column("((sampled_profiles.ctid::text::point)[0])::bigint")  # the heap page a sampled row is on
 
 
 def preview(session: Session, principal: Principal, request: schemas.PreviewRequest) -> schemas.PreviewOut:
@@ -83,34 +102,37 @@ def preview(session: Session, principal: Principal, request: schemas.PreviewRequ
 
 
 def _estimated(session: Session, principal: Principal, query: Any, sample: int) -> schemas.PreviewOut | None:
-    """The preview from a random sample of the customers' pages, or None where it would not be sound."""
+    """The preview from a random sample of the customers' pages, or None where it would not be sound.
+
+    ``query``'s own subqueries must not read ``profiles`` unaliased unless they are about the outer customer: the
+    sample replaces every bare ``profiles`` in it (a subquery of other customers uses ``aliased(Profile)``)."""
     if session.get_bind().dialect.name != "postgresql" or not spans_units(principal, Profile, ESTIMATE_SCOPE_UNITS):
         return None  # one dealer's or one person's customers: counted exactly through their index, and cheaply
-    # the table's rows now: its density when last analysed times its pages now (as PostgreSQL's planner reckons)
-    rows = session.scalar(sa_text(
-        "SELECT reltuples / relpages * (pg_relation_size(oid) / current_setting('block_size')::int) "
-        "FROM pg_class WHERE oid = 'profiles'::regclass AND relpages > 0 AND reltuples > 0")) or 0
-    if rows < ESTIMATE_FROM_PROFILES:
+    rows = session.scalar(sa_text("SELECT reltuples FROM pg_class WHERE oid = 'profiles'::regclass")) or 0
+    if rows < ESTIMATE_FROM_PROFILES:  # (the last ANALYZE's count: only to tell a large table)
         return None
-    percent = min(100.0, 100.0 * ESTIMATE_SAMPLE_PROFILES / rows)
-    pages = tablesample(Profile.__table__, func.system(percent), name="sampled_profiles", seed=literal(ESTIMATE_SEED))
-    # How many match in the sample, the newest of them, and how many the sample took (a second look at the same
-    # pages, without the condition): one statement. The estimate scales the share that match (not the count: how
-    # many pages the sample took varies by itself) to the table's rows.
-    taken = select(func.count()).select_from(pages).scalar_subquery()
-    found = session.execute(sql_util.ClauseAdapter(pages).traverse(
-        query.with_only_columns(Profile.id, func.count().over().label("matches"), taken.label("sampled"))
-        .order_by(Profile.id.desc()).limit(max(sample, 1)))).all()
-    matches, sampled = (found[0].matches, found[0].sampled) if found else (0, 0)
-    if matches < ESTIMATE_MIN_MATCHES:
+    share = min(1.0, ESTIMATE_SAMPLE_PROFILES / rows)  # of the pages, each taken or not at random
+    pages = tablesample(Profile.__table__, func.system(100 * share), name="sampled_profiles",
+                        seed=literal(ESTIMATE_SEED))
+    # each sampled page's matches, with its newest ones
+    newest = type_coerce(func.array_agg(aggregate_order_by(Profile.id, Profile.id.desc())), ARRAY(BigInteger))
+    matched = session.execute(sql_util.ClauseAdapter(pages).traverse(
+        query.with_only_columns(_PAGE, func.count(), newest[1:max(sample, 1)]).group_by(_PAGE).order_by(None))).all()
+    found = sum(count for _, count, _ in matched)
+    if found < ESTIMATE_MIN_MATCHES:
         return None
-    share = matches / sampled
-    by_id = {p.id: p for p in session.scalars(select(Profile).where(Profile.id.in_([r.id for r in found[:sample]])))}
-    return schemas.PreviewOut(count=round(share * rows), estimated=True,
-                              # 95 %, as if the sampled customers had been drawn one by one
-                              margin=round(1.96 * math.sqrt(share * (1 - share) / sampled) * rows),
-                              sample=_sample_out(session, principal, [by_id[r.id] for r in found[:sample]
-                                                                       if r.id in by_id]),
+    # Horvitz-Thompson over pages each taken with probability ``share``: unbiased whatever the pages hold (dead rows
+    # of an UPDATE of everyone, half the customers deleted, matches in lumps), its variance from the pages' counts
+    count = found / share
+    margin = max(1.96 * math.sqrt((1 - share) * sum(n * n for _, n, _ in matched)) / share, 1.0)
+    if margin > ESTIMATE_MAX_MARGIN * count:
+        return None  # too loose to show: the matches sit on few pages
+    places = max(0, len(str(round(margin))) - 2)  # as many digits as the margin leaves meaningful
+    ids = sorted((i for _, _, some in matched for i in some or ()), reverse=True)[:sample]
+    by_id = {p.id: p for p in session.scalars(select(Profile).where(Profile.id.in_(ids)))} if ids else {}
+    return schemas.PreviewOut(count=int(round(count, -places)), estimated=True,
+                              margin=int(round(margin, -places)),
+                              sample=_sample_out(session, principal, [by_id[i] for i in ids if i in by_id]),
                               milliseconds=0)
 
 

@@ -40,3 +40,12 @@ def test_the_limit_is_a_setting(settings, own_database):  # type: ignore[no-unty
     create_app(settings.model_copy(update={"server_parallel_workers": -1}), database=keeps, with_ui=False)
     assert _planned_with(keeps) != "0"
     keeps.dispose()
+
+
+def test_a_connection_opened_before_follows_too(settings, own_database):  # type: ignore[no-untyped-def]
+    """``kehu serve`` checks the schema (a connection kept in the pool) before it makes the app."""
+    assert _planned_with(own_database) != "0"
+    create_app(settings, database=own_database, with_ui=False)
+    assert [_planned_with(own_database) for _ in range(3)] == ["0", "0", "0"]
+    create_app(settings.model_copy(update={"server_parallel_workers": -1}), database=own_database, with_ui=False)
+    assert _planned_with(own_database) != "0"

@@ -72,7 +72,7 @@ def builder_page(segment_id: int | None = None) -> None:
                         "segment-count")
                     with ui.row().classes("items-center gap-2") as estimate_row:
                         estimate_note = ui.label().classes("text-xs text-grey-7")
-                        ui.button(tr("segments.count_exactly"), icon="calculate",
+                        exactly = ui.button(tr("segments.count_exactly"), icon="calculate",
                                   on_click=lambda: preview(exact=True)).props("flat dense no-caps").mark(
                             "segment-count-exactly")
                     estimate_row.set_visibility(False)
@@ -101,22 +101,28 @@ def builder_page(segment_id: int | None = None) -> None:
 
         async def preview(exact: bool = False) -> None:
             debounce.deactivate()
+            asked["last"] = ask = asked["last"] + 1  # any answer still on its way is for an older condition
             condition = builder.condition()
             if condition is None:
                 show(tr("segments.preview_hint"), [])
                 return
-            asked["last"] = ask = asked["last"] + 1
+            exactly.disable()  # one count at a time: a full count of a million customers takes a while
             try:
                 request = schemas.PreviewRequest.model_validate({"condition": condition, "sample": 10,
                                                                  "exact": exact})
                 result = await off_loop(_preview, principal, request)  # a count may take a while: not on the loop
             except KehuError as error:
-                refused = [e.field for e in error.errors if e.code == PII_REFUSED]
-                show(tr("segments.personal_refused") if refused else tr("segments.incomplete"), [])
+                if ask == asked["last"]:
+                    refused = [e.field for e in error.errors if e.code == PII_REFUSED]
+                    show(tr("segments.personal_refused") if refused else tr("segments.incomplete"), [])
                 return
             except ValidationError:  # a value still being typed; the save button says what is wrong
-                show(tr("segments.incomplete"), [])
+                if ask == asked["last"]:
+                    show(tr("segments.incomplete"), [])
                 return
+            finally:
+                if ask == asked["last"]:
+                    exactly.enable()
             if ask != asked["last"]:
                 return  # the condition changed meanwhile: a later answer is on its way
             rows = [{"id": p.id, "name": p.name or f"#{p.id}", "mobile": readable_phone(p.mobile) or "—",
