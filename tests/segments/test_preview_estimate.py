@@ -137,3 +137,41 @@ def test_an_estimate_follows_updates_and_deletes_of_every_customer(client, sessi
     answer = _preview(client, admin, {"type": "field", "field": "city", "op": "is_set"})
     assert answer["margin"] is None or answer["margin"] > 0
     assert abs(answer["count"] - everyone) <= (answer["margin"] or 0), (answer, everyone)
+
+
+CONDITIONS = [
+    {"type": "field", "field": "city", "op": "eq", "value": "上海"},
+    {"type": "field", "field": "attributes.budget", "op": "gte", "value": 200000},
+    {"type": "field", "field": "attributes.interests", "op": "contains", "value": "ev"},
+    {"type": "field", "field": "last_seen_at", "op": "within_last_days", "value": 7},
+    {"type": "event", "event": "test_drive_booked"},
+    {"type": "event", "event": "test_drive_booked", "count": {"op": "lt", "value": 2}},
+    {"type": "event", "event": "test_drive_booked", "op": "did_not"},
+    {"type": "orders", "measure": "count", "op": "eq", "value": 0},
+    {"type": "orders", "measure": "total", "op": "gte", "value": 100000},
+    {"type": "identity", "kind": "wechat_openid", "op": "lacks"},
+    {"type": "not", "condition": {"type": "any", "conditions": [
+        {"type": "field", "field": "city", "op": "eq", "value": "上海"},
+        {"type": "orders", "measure": "count", "op": "gte", "value": 1}]}},
+]
+
+
+def test_every_kind_of_condition_counts_the_same_customers_in_a_whole_sample(client, session, tree, login, people,
+                                                                              monkeypatch):
+    """The sample replaces the customers the condition is about, in every kind of condition and its subqueries
+    (events, orders, identities, groups): a sample of every page finds exactly who the exact count finds, for
+    HQ and for a region."""
+    _on_postgresql(session)
+    session.execute(text("ANALYZE profiles"))
+    session.commit()
+    for name, value in (("ESTIMATE_FROM_PROFILES", 0), ("ESTIMATE_SAMPLE_PROFILES", 10**9),
+                        ("ESTIMATE_MIN_MATCHES", 1), ("ESTIMATE_MAX_MARGIN", 10.0), ("ESTIMATE_SCOPE_UNITS", 2)):
+        monkeypatch.setattr(service, name, value)
+    for email in ("admin@example.com", "east@example.com"):
+        headers = login(email)
+        for condition in CONDITIONS:
+            exact = _preview(client, headers, condition, exact=True)
+            sampled = _preview(client, headers, condition)
+            assert sampled["estimated"] is (exact["count"] > 0), condition
+            assert sampled["count"] == exact["count"], condition
+            assert [p["id"] for p in sampled["sample"]] == [p["id"] for p in exact["sample"]], condition
