@@ -10,6 +10,7 @@ from kehu.cdp import exports
 from kehu.cdp.schemas import ExportOut, ProfileOut
 from kehu.cdp.views import CustomerView
 from kehu.segments import lists, rfm, schemas, service, tags
+from kehu.segments import preview as previews
 from kehu.tenancy.deps import Cursor, Limit, PrincipalDep, SessionDep
 from kehu.tenancy.schemas import Page
 
@@ -22,7 +23,7 @@ def preview(request: schemas.PreviewRequest, session: SessionDep, principal: Pri
     live preview. The condition language is described by this request's schema; a condition naming an unknown
     field, an operator that does not fit the field, or a value of the wrong type is answered 422 with the
     JSON path of each problem."""
-    return service.preview(session, principal, request)
+    return previews.preview(session, principal, request)
 
 
 @router.get("/segments", response_model=Page[schemas.SegmentOut])

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 
 from kehu.cdp.models import Profile
 from kehu.core.db import copy_columns, utcnow
-from kehu.segments import service
+from kehu.segments import preview as previews
 
 LEAD = {"type": "field", "field": "lifecycle_stage", "op": "eq", "value": "lead"}
 RARE = {"type": "field", "field": "city", "op": "eq", "value": "拉萨"}
@@ -19,10 +19,10 @@ CUSTOMERS = 12_000
 
 
 def _fill(session, tree, monkeypatch, lead=lambda n: n % 5 in (1, 3)):  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(service, "ESTIMATE_FROM_PROFILES", 5_000)
-    monkeypatch.setattr(service, "ESTIMATE_SAMPLE_PROFILES", 9_000)
-    monkeypatch.setattr(service, "ESTIMATE_MIN_MATCHES", 100)
-    monkeypatch.setattr(service, "ESTIMATE_SCOPE_UNITS", 2)
+    monkeypatch.setattr(previews, "ESTIMATE_FROM_PROFILES", 5_000)
+    monkeypatch.setattr(previews, "ESTIMATE_SAMPLE_PROFILES", 9_000)
+    monkeypatch.setattr(previews, "ESTIMATE_MIN_MATCHES", 100)
+    monkeypatch.setattr(previews, "ESTIMATE_SCOPE_UNITS", 2)
     now = utcnow()
     units = [tree.dealer_a.id, tree.dealer_b.id, tree.dealer_c.id]
     copy_columns(session, Profile.__table__, {
@@ -113,7 +113,7 @@ def test_matches_that_sit_together_widen_the_margin_or_are_counted(client, sessi
     leads = _truth(session, Profile.lifecycle_stage == "lead")
     held, estimated = 0, 0
     for seed in range(40):
-        monkeypatch.setattr(service, "ESTIMATE_SEED", seed)
+        monkeypatch.setattr(previews, "ESTIMATE_SEED", seed)
         answer = _preview(client, admin, LEAD)
         estimated += answer["estimated"]
         held += abs(answer["count"] - leads) <= (answer["margin"] or 0)
@@ -166,7 +166,7 @@ def test_every_kind_of_condition_counts_the_same_customers_in_a_whole_sample(cli
     session.commit()
     for name, value in (("ESTIMATE_FROM_PROFILES", 0), ("ESTIMATE_SAMPLE_PROFILES", 10**9),
                         ("ESTIMATE_MIN_MATCHES", 1), ("ESTIMATE_MAX_MARGIN", 10.0), ("ESTIMATE_SCOPE_UNITS", 2)):
-        monkeypatch.setattr(service, name, value)
+        monkeypatch.setattr(previews, name, value)
     for email in ("admin@example.com", "east@example.com"):
         headers = login(email)
         for condition in CONDITIONS:

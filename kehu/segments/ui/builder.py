@@ -8,6 +8,7 @@ from nicegui import ui
 from pydantic import ValidationError
 
 from kehu.core.errors import KehuError
+from kehu.segments import preview as previews
 from kehu.segments import schemas, service
 from kehu.segments.conditions import PII_REFUSED
 from kehu.tenancy.access import Principal
@@ -23,7 +24,7 @@ from kehu.ui.shell import empty_state, frame, off_loop, run_action, tr, unit_of_
 # -- the builder ------------------------------------------------------------------------------------------
 def _preview(principal: Principal, request: schemas.PreviewRequest) -> schemas.PreviewOut:
     with unit_of_work() as session:
-        return service.preview(session, principal, request)
+        return previews.preview(session, principal, request)
 
 
 
