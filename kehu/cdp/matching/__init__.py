@@ -32,7 +32,7 @@ from typing import Any
 import duckdb
 from sqlalchemy.orm import Session
 
-from kehu.cdp.matching.blocking import DEFAULT_RULES, Plan, Rule, TooManyComparisons, candidates_sql, plan
+from kehu.cdp.matching.blocking import DEFAULT_RULES, Plan, Rule, TooManyComparisons, candidates_sql, key_codes, plan
 from kehu.cdp.matching.comparisons import COMPARISONS, DEFAULT_COMPARISONS, Comparison, compare_sql
 from kehu.cdp.matching.config import attributes_of, matching_of
 from kehu.cdp.matching.model import MatchModel, fit, make_tf_tables, score, teaching_rules
@@ -63,16 +63,17 @@ def _ceiling(max_pairs_per_record: int | None) -> int:
 
 
 def plan_records(con: duckdb.DuckDBPyConnection, records: int, *, max_pairs_per_record: int | None = None,
-                 rules: tuple[Rule, ...] = DEFAULT_RULES) -> Plan:
-    """Count each blocking rule's comparisons on the ``records`` table; raises TooManyComparisons over the
-    ceiling (KEHU_DEDUPE_MAX_PAIRS_PER_RECORD)."""
-    return plan(con, records, max_pairs_per_record=_ceiling(max_pairs_per_record), rules=rules)
+                 rules: tuple[Rule, ...] = DEFAULT_RULES, table: str = "records") -> Plan:
+    """Count each blocking rule's comparisons on the ``records`` table (or on its keys' codes, ``key_codes``);
+    raises TooManyComparisons over the ceiling (KEHU_DEDUPE_MAX_PAIRS_PER_RECORD)."""
+    return plan(con, records, max_pairs_per_record=_ceiling(max_pairs_per_record), rules=rules, table=table)
 
 
 def candidates(con: duckdb.DuckDBPyConnection, chosen: Plan,
-               comparisons: tuple[Comparison, ...] = DEFAULT_COMPARISONS) -> int:
-    """The table ``pairs`` (a, b, rule, bits, g_…): every candidate pair once, compared; its row count."""
-    con.execute("CREATE OR REPLACE TEMP TABLE cand AS " + candidates_sql(chosen.chosen))
+               comparisons: tuple[Comparison, ...] = DEFAULT_COMPARISONS, keys: str = "records") -> int:
+    """The table ``pairs`` (a, b, rule, bits, g_…): every candidate pair once (blocked on the table ``keys``: the
+    records, or their keys' codes), compared; its row count."""
+    con.execute("CREATE OR REPLACE TEMP TABLE cand AS " + candidates_sql(chosen.chosen, keys))
     con.execute("CREATE OR REPLACE TABLE pairs AS " + compare_sql(
         "cand", comparisons=comparisons, extra=", p.rule, p.bits"))
     con.execute("DROP TABLE cand")
@@ -85,10 +86,12 @@ def match_records(con: duckdb.DuckDBPyConnection, records: int, *, threshold: fl
     """Block, compare, fit and score the ``records`` table of ``con``."""
     seconds: dict[str, float] = {}
     mark = time.perf_counter()
-    chosen = plan_records(con, records, max_pairs_per_record=max_pairs_per_record, rules=rules)
+    codes = key_codes(con, rules)
+    chosen = plan_records(con, records, max_pairs_per_record=max_pairs_per_record, rules=rules, table=codes)
     seconds["plan"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    candidate_pairs = candidates(con, chosen, comparisons)
+    candidate_pairs = candidates(con, chosen, comparisons, keys=codes)
+    con.execute(f"DROP TABLE {codes}")
     seconds["compare"] = time.perf_counter() - mark
     mark = time.perf_counter()
     model = fit(con, records, chosen, comparisons)
