@@ -7,7 +7,7 @@ import math
 import time
 from typing import Any
 
-from sqlalchemy import BigInteger, func, literal, literal_column, select, tablesample, type_coerce
+from sqlalchemy import BigInteger, func, inspect, literal, literal_column, select, tablesample, type_coerce
 from sqlalchemy import text as sa_text
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.orm import Session
@@ -64,7 +64,7 @@ def _estimated(session: Session, principal: Principal, query: Any, sample: int) 
     if rows < ESTIMATE_FROM_PROFILES:  # (the last ANALYZE's count: only to tell a large table)
         return None
     share = min(1.0, ESTIMATE_SAMPLE_PROFILES / rows)  # of the pages, each taken or not at random
-    pages = tablesample(Profile.__table__, func.system(100 * share), name="sampled_profiles",
+    pages = tablesample(inspect(Profile).local_table, func.system(100 * share), name="sampled_profiles",
                         seed=literal(ESTIMATE_SEED))
     # each sampled page's matches, with its newest ones
     newest = type_coerce(func.array_agg(aggregate_order_by(Profile.id, Profile.id.desc())), ARRAY(BigInteger))

@@ -140,7 +140,8 @@ async def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     event loop, which every other browser and API call of that process waits on: a sign-in that hashed its
     password there stalled everyone for its duration, and for as long as the database took to answer under
     load (24 s to sign in beside fifty API clients). The thread sees the caller's context (the visitor's
-    storage and language)."""
+    storage and language). Work done there keeps the sign-in alive, as work on the loop does (``unit_of_work``)."""
+    _touch()
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 
