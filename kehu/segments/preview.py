@@ -21,8 +21,8 @@ from kehu.tenancy.access import Principal, spans_units
 
 # A preview of a condition met by many of a large database's customers counts them in a random sample of pages
 # (TABLESAMPLE SYSTEM, PostgreSQL): ~40,000 customers read instead of every one. At a million customers an exact
-# count took 0.3-0.8 s of the database's CPU (three times that with parallel workers), a sampled one 10-15 ms
-# (100 ms with an event condition); under fifty users the previews were a third of the database's work. The sample
+# count took 0.3-0.8 s of the database's CPU (three times that with parallel workers), a sampled one 30-70 ms
+# (150-340 ms with an event condition); under fifty users the previews were a third of the database's work. The sample
 # takes whole pages, and customers who match often sit together (imported together, created the same week), so
 # the estimate and its margin are those of a sample of pages, not of customers drawn one by one. A condition with
 # few matches in the sample, or whose estimate would be looser than ESTIMATE_MAX_MARGIN, a small table and SQLite

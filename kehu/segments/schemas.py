@@ -192,9 +192,10 @@ class PreviewRequest(_Shape):
     condition: Condition
     sample: int = Field(default=20, ge=0, le=100)
     exact: bool = Field(default=False, description=(
-        "Count every matching customer. Without it, a condition that many customers of a large database meet is "
-        "counted in a random sample of the customers (an estimate within a few percent, answered in milliseconds "
-        "instead of a scan of every customer); a rare one, a small scope and SQLite are always counted exactly."))
+        "Count every matching customer. Without it, a condition that many customers of a large database meet, asked "
+        "by someone whose scope spans many units, is counted in a random sample of the customers' pages (an "
+        "estimate within ±10 % at 95 %, answered in milliseconds instead of a scan of every customer); a rare one, a "
+        "small scope and SQLite are always counted exactly."))
 
 
 class SampleProfile(BaseModel):
