@@ -142,10 +142,13 @@ def condition(shape: tuple[str, ...], values: dict[str, Any] | None = None) -> C
 
     org_id = value("search_org_id")
     in_org = Profile.org_id == org_id
-    # SQLite's LIKE ignores the case of ASCII letters by itself, and scans
+    # SQLite's LIKE ignores the case of ASCII letters by itself, and scans. On PostgreSQL the grams are the index's
+    # condition; tested on a row (a search that starts from the reader's customers) the LIKE goes first, since
+    # PostgreSQL tests an AND inside an OR in the order written and a name's grams cost a function call each
+    # (a consultant's 1,700 customers: 14 ms a search with the grams first, most of it computing them)
     arms: list[ColumnElement[bool]] = [PerDialect(
-        and_(name_grams(Profile.name).contains(value("search_grams", type_=ARRAY(Text))),
-             func.lower(Profile.name).like(value("search_name_lower"), escape="/")),
+        and_(func.lower(Profile.name).like(value("search_name_lower"), escape="/"),
+             name_grams(Profile.name).contains(value("search_grams", type_=ARRAY(Text)))),
         Profile.name.like(value("search_name"), escape="/"))]
     if "pinyin" in shape:
         # PostgreSQL reads the prefix off the text_pattern_ops index; SQLite's LIKE takes no index unless told to
