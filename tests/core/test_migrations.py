@@ -40,6 +40,11 @@ def test_migrations_go_down_to_nothing_and_up_to_the_models(tmp_path):
                 options = connection.exec_driver_sql(
                     "SELECT reloptions FROM pg_class WHERE relname = 'profiles'").scalar()
                 assert "fillfactor=90" in options, "an event's update of a profile stays on its page (HOT)"
+                # a scope's units are planned from statistics of each unit, not an average one
+                targets = dict(connection.exec_driver_sql(
+                    "SELECT c.relname, a.attstattarget FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+                    "WHERE a.attname = 'unit_id' AND c.relname IN ('profiles', 'leads', 'orders')").all())
+                assert targets == {"profiles": 1000, "leads": 1000, "orders": 1000}, targets
         assert differences == []
     finally:
         database.dispose()
