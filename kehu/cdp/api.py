@@ -16,7 +16,8 @@ from kehu.core import files
 from kehu.core.errors import BadRequest, FieldError, Unauthorized, ValidationFailed
 from kehu.core.http import decoded_body, validated_json
 from kehu.core.input_guard import json_input_errors
-from kehu.tenancy.deps import Cursor, Limit, PrincipalDep, SessionDep, reads_only
+from kehu.tenancy.access import Principal
+from kehu.tenancy.deps import CredentialsDep, Cursor, Limit, PrincipalDep, SessionDep, in_one_hop, reads_only
 from kehu.tenancy.schemas import Page
 
 ingestion = APIRouter(prefix="/v1", tags=["ingestion (Segment spec)"])
@@ -156,13 +157,18 @@ Stage = Literal["visitor", "prospect", "lead", "opportunity", "customer", "owner
 
 @router.get("/customers", response_model=Page[schemas.ProfileOut], tags=["customers"])
 @reads_only
-def list_customers(session: SessionDep, principal: PrincipalDep, limit: Limit = 50, cursor: Cursor = None,
-                   q: Annotated[str | None, Query(description="Name, pinyin, mobile, e-mail, VIN or any identity")]
-                   = None, unit_id: int | None = None, stage: Stage | None = None) -> Any:
-    page = service.list_profiles(session, principal, q=q, unit_id=unit_id, stage=stage, limit=limit, cursor=cursor)
-    view = CustomerView.of(session, principal)
-    return validated_json(Page[schemas.ProfileOut](items=[view.profile(p) for p in page.items],
-                                                   next_cursor=page.next_cursor))
+async def list_customers(session: SessionDep, credentials: CredentialsDep, limit: Limit = 50, cursor: Cursor = None,
+                         q: Annotated[str | None, Query(description="Name, pinyin, mobile, e-mail, VIN or any "
+                                                                   "identity")] = None,
+                         unit_id: int | None = None, stage: Stage | None = None) -> Any:
+    def answer(principal: Principal) -> Response:
+        page = service.list_profiles(session, principal, q=q, unit_id=unit_id, stage=stage, limit=limit,
+                                     cursor=cursor)
+        view = CustomerView.of(session, principal)
+        return validated_json(Page[schemas.ProfileOut](items=[view.profile(p) for p in page.items],
+                                                       next_cursor=page.next_cursor))
+
+    return await in_one_hop(session, credentials, answer)
 
 
 @router.post("/customers", response_model=schemas.ProfileOut, status_code=status.HTTP_201_CREATED,
@@ -178,18 +184,19 @@ INCLUDES = {"identities", "merges", "events", "timeline", "consents", "accounts"
 @router.get("/customers/{profile_id}", response_model=schemas.Customer360, response_model_exclude_none=True,
             tags=["customers"])
 @reads_only
-def get_customer(profile_id: int, session: SessionDep, principal: PrincipalDep,
-                 include: Annotated[str, Query(description="Comma-separated: identities, merges, events, "
-                                                           "timeline, consents, accounts, orders, vehicles")] = "",
-                 limit: Limit = 50, cursor: Cursor = None) -> Any:
+async def get_customer(profile_id: int, session: SessionDep, credentials: CredentialsDep,
+                       include: Annotated[str, Query(description="Comma-separated: identities, merges, events, "
+                                                                 "timeline, consents, accounts, orders, "
+                                                                 "vehicles")] = "",
+                       limit: Limit = 50, cursor: Cursor = None) -> Any:
     """Customer 360: the profile card, and on request its identities, merge history and timeline."""
     wanted = {part.strip() for part in include.split(",") if part.strip()}
     unknown = wanted - INCLUDES
     if unknown:
         raise BadRequest(f"Unknown include: {', '.join(sorted(unknown))}",
                          errors=[FieldError("include", f"one or more of {', '.join(sorted(INCLUDES))}", "enum")])
-    return validated_json(service.customer_360(session, principal, profile_id, include=wanted, limit=limit,
-                                               cursor=cursor), exclude_none=True)
+    return await in_one_hop(session, credentials, lambda principal: validated_json(service.customer_360(
+        session, principal, profile_id, include=wanted, limit=limit, cursor=cursor), exclude_none=True))
 
 
 @router.get("/customers/{profile_id}/timeline", response_model=schemas.TimelinePage, tags=["customers"])

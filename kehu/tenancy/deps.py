@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query, Request, Security
@@ -64,7 +65,8 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         if session.new or session.dirty or session.deleted:  # a write on the way (an API key's last use)
             await run_in_threadpool(session.commit)
     except BaseException:
-        await run_in_threadpool(session.rollback)
+        if session.in_transaction():  # a statement ran (the route's or the principal's): its connection goes back clean
+            await run_in_threadpool(session.rollback)
         raise
     finally:
         session.close()
@@ -74,17 +76,31 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_principal(
+@dataclass(frozen=True)
+class Credentials:
+    """Who a request says it is, read off its headers without touching the database: a bearer token's verified
+    claims (its user and revocation version) or an API key. ``principal_of`` makes the principal."""
+
+    user_id: int | None = None
+    token_version: int | None = None
+    api_key: str | None = None
+
+
+async def get_credentials(
     request: Request,
-    session: SessionDep,
     token: Annotated[str | None, Security(oauth2)] = None,
     api_key: Annotated[str | None, Security(api_key_header)] = None,
-) -> Principal:
-    """A bearer JWT (users) or an API key (``X-API-Key``, or a bearer value that starts with ``kehu_``)."""
+) -> Credentials:
+    """A bearer JWT (users) or an API key (``X-API-Key``, or a bearer value that starts with ``kehu_``). Only
+    CPU work (a token's signature is checked once a process), so on the event loop: no hand-over to a thread."""
+    return credentials_of(request, token, api_key)
+
+
+def credentials_of(request: Request, token: str | None, api_key: str | None) -> Credentials:
     if token and token.startswith(API_KEY_PREFIX):
         api_key, token = token, None
     if api_key:
-        return service.principal_for_api_key(session, api_key)
+        return Credentials(api_key=api_key)
     if not token:
         raise Unauthorized("Send a bearer token (POST /api/v1/auth/token) or an X-API-Key header.")
     claims = decode_access_token(request.app.state.secret_key, token)
@@ -92,7 +108,33 @@ def get_principal(
         user_id = int(claims["sub"])
     except (TypeError, ValueError) as exc:
         raise Unauthorized("The access token is not valid.") from exc
-    return service.principal_for_user(session, user_id, token_version=claims["ver"])
+    return Credentials(user_id=user_id, token_version=claims["ver"])
+
+
+CredentialsDep = Annotated[Credentials, Depends(get_credentials)]
+
+
+def principal_of(session: Session, credentials: Credentials) -> Principal:
+    """The acting principal of ``credentials`` (the user's fingerprint read, a revoked token or key refused)."""
+    if credentials.api_key is not None:
+        return service.principal_for_api_key(session, credentials.api_key)
+    assert credentials.user_id is not None
+    return service.principal_for_user(session, credentials.user_id, token_version=credentials.token_version)
+
+
+def get_principal(session: SessionDep, credentials: CredentialsDep) -> Principal:
+    return principal_of(session, credentials)
+
+
+R = TypeVar("R")
+
+
+async def in_one_hop(session: Session, credentials: Credentials, answer: Callable[[Principal], R]) -> R:
+    """``answer(principal)`` with the principal made in the same trip to the thread pool: for the busiest reads,
+    declared ``async`` with ``CredentialsDep``. A sync route with ``PrincipalDep`` takes two trips (the principal's,
+    then the route's), each a thread woken and the interpreter handed to it and back: half a millisecond of the
+    server's CPU a request, a tenth of a consultant's page of customers."""
+    return await run_in_threadpool(lambda: answer(principal_of(session, credentials)))
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -114,7 +156,7 @@ def allowed_to(setting: str) -> Callable[..., None]:
             return
         api_key = request.headers.get("x-api-key")
         if bearer or api_key:
-            get_principal(request, session, token=bearer or None, api_key=api_key)  # 401 unless valid
+            principal_of(session, credentials_of(request, bearer or None, api_key))  # 401 unless valid
             return
         ui_signed_in = getattr(request.app.state, "ui_signed_in", None)
         if ui_signed_in is not None and ui_signed_in(request, session):

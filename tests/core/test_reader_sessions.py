@@ -49,3 +49,32 @@ def test_a_reading_route_that_fails_leaves_the_next_request_whole(client, login,
     for _ in range(3):
         assert client.get("/api/v1/me", headers=sales).status_code == 200
         assert client.get("/api/v1/customers", headers=sales).status_code == 200
+
+
+def test_the_busiest_reads_reach_the_thread_pool_once(client, login, tree, clean_database, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The customer list (and search) and the Customer 360 make their principal in the same trip to the thread pool
+    as their answer: each trip wakes a thread and hands the interpreter to it and back."""
+    if clean_database.is_sqlite:
+        pytest.skip("SQLite's sessions are opened and closed in the thread pool too")
+    import anyio.to_thread
+
+    sales = login("a.sales@example.com")
+    made = client.post("/api/v1/customers", headers=sales, json={"name": "林小姐", "mobile": "13900139123"})
+    assert made.status_code == 201, made.text
+    trips: list[object] = []
+    real = anyio.to_thread.run_sync
+
+    async def counted(function, *args, **kwargs):  # type: ignore[no-untyped-def]
+        trips.append(function)
+        return await real(function, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    for url in ("/api/v1/customers", "/api/v1/customers?q=林", f"/api/v1/customers/{made.json()['id']}"
+                "?include=identities,timeline"):
+        trips.clear()
+        answered = client.get(url, headers=sales)
+        assert answered.status_code == 200, answered.text
+        assert len(trips) == 1, (url, trips)
+    trips.clear()
+    assert client.get("/api/v1/customers", headers={"Authorization": "Bearer not-a-token"}).status_code == 401
+    assert trips == []  # a token that is no token is refused on the event loop
