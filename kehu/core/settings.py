@@ -60,8 +60,10 @@ class Settings(BaseSettings):
     # requests are admitted to match: http.AdmissionMiddleware). AnyIO's default of 40 against a pool of 30 left
     # threads waiting for a connection; on two cores more threads only contend for the interpreter (the pages'
     # event loop with them: a sign-in under fifty API clients took 10 s with 12 threads, 6–8 s with 4) and the
-    # database.
-    threads: int = Field(default=6, ge=1)
+    # database. Three, measured (kehu bench load, two servers on two cores, 2026-12-07): 6 threads answered 258–273
+    # requests/s with p99 0.79–0.81 s and sign-ins of 2.2–6.5 s; 3 threads 291–295 requests/s, p99 0.65–0.70 s and
+    # sign-ins of 1.7–3.7 s — CPU already busy gains nothing from more requests in flight, each waits its turn.
+    threads: int = Field(default=3, ge=1)
     # PostgreSQL's parallel workers for the statements of a web server (max_parallel_workers_per_gather; -1:
     # the database's own setting). Off by default: under many users every core is busy already, and a parallel
     # plan spends three processes' CPU to answer one request a little sooner (a region manager's pinyin search
