@@ -70,6 +70,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             worker = make_worker(database, settings)
             thread = threading.Thread(target=worker.run_forever, name="kehu-worker", daemon=True)
             thread.start()
+        if with_ui:  # NiceGUI has started (its lifespan wraps this one): its sign-in page can be visited
+            from kehu.ui.shell import warm_up
+
+            await warm_up(app)
         yield
         if worker is not None:
             worker.stopping.set()

@@ -365,7 +365,7 @@ class StaticCacheMiddleware:
     everyone after), up to ``max_bytes`` in all; anything else passes through as it is. Of several first requests
     for one asset at once, one reads it and the others wait for it."""
 
-    def __init__(self, app: ASGIApp, prefix: str, *, skip: tuple[str, ...] = (),
+    def __init__(self, app: ASGIApp, prefix: str | tuple[str, ...], *, skip: tuple[str, ...] = (),
                  max_bytes: int = 64 * 1024 * 1024) -> None:
         self.app = app
         self.prefix = prefix

@@ -23,6 +23,10 @@ def test_a_salesperson_starts_the_day_with_their_leads_agenda_and_pipeline(page,
     assert page.get_by_text("接下来").count() == 0
     if open_deals["total"]:
         page.locator("[data-test='home-pipeline'] canvas").first.wait_for()
+    # styled by kehu's built Tailwind stylesheet (.ci/build_styles), arbitrary values included: the figures large,
+    # the cards no narrower than written
+    assert page.locator(".text-3xl").first.evaluate("e => getComputedStyle(e).fontSize") == "30px"
+    assert page.locator("[data-test='home-waiting']").evaluate("e => getComputedStyle(e).minWidth") == "380px"
     shoot(page, "home-salesperson")
     assert me["user_id"]
 

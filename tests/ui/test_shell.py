@@ -1,0 +1,69 @@
+"""The shell's assets as a browser receives them, from a real `kehu serve` just started: kehu's built stylesheet
+instead of Tailwind's compiler in the browser, and the sign-in page's assets ready, compressed, for the first
+visitor after a start."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from nicegui import __version__ as nicegui_version
+
+from kehu.ui.shell import STYLES
+from tests.e2e.conftest import _free_port
+
+
+@pytest.fixture
+def just_started(tmp_path: Path) -> Iterator[str]:
+    """A server on an empty database, nobody having visited it yet (NiceGUI is mounted once per process: a
+    process of its own)."""
+    port = _free_port()
+    env = {**os.environ, "KEHU_DATA_DIR": str(tmp_path), "KEHU_DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}",
+           "KEHU_EMBEDDED_WORKER": "false"}
+    with (tmp_path / "server.log").open("w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "kehu", "serve", "--port", str(port)], env=env,
+                                   cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()[-3000:]
+                time.sleep(0.2)
+            yield base
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    assert "Traceback" not in (tmp_path / "server.log").read_text()
+
+
+def test_the_first_visitor_after_a_start_gets_the_sign_in_page_and_its_assets_compressed(just_started):
+    with httpx.Client(base_url=just_started, headers={"Accept-Encoding": "gzip"}) as browser:
+        page = browser.get("/login")
+        assert page.status_code == 200
+        assert "tailwindcss.min.js" not in page.text  # no Tailwind compiler in the browser …
+        stylesheet = re.search(r'<link rel="stylesheet" href="(/_kehu/[0-9a-f]{16}/tailwind\.css)">', page.text)
+        assert stylesheet, "… but kehu's built stylesheet"
+        for asset in (stylesheet.group(1), f"/_nicegui/{nicegui_version}/static/quasar.umd.prod.js",
+                      f"/_nicegui/{nicegui_version}/static/fonts.css"):
+            answer = browser.get(asset)
+            assert answer.status_code == 200, asset
+            # the first request for it, already compressed in memory (a cold asset passes through as read)
+            assert answer.headers.get("content-encoding") == "gzip", asset
+            assert "immutable" in answer.headers["cache-control"], asset
+        css = browser.get(stylesheet.group(1))
+    assert css.headers["content-type"].startswith("text/css")
+    assert css.content == STYLES.read_bytes()
+    # classes kehu's pages are written with, arbitrary values included
+    assert b".min-w-\\[380px\\]" in css.content and b".text-3xl" in css.content
