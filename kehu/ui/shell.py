@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import inspect
 import json
+import posixpath
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ from typing import Any, TypeVar
 
 import structlog
 from fastapi import FastAPI, Response
-from nicegui import Client, ui
+from nicegui import Client, dependencies, ui
 from nicegui import __version__ as nicegui_version
 from nicegui import app as gui_app
 from starlette.middleware.gzip import GZipMiddleware
@@ -494,24 +495,30 @@ def _serve_styles(app: FastAPI) -> None:
         ui.add_head_html(link, shared=True)
 
 
+# the elements with scripts of their own on the frame of every page and on the home page, everyone's first after
+# signing in: warmed up with the sign-in page (each imported here registers its script)
+_FIRST_PAGE_ELEMENTS = ("header", "link", "table", "echart", "select")
 _NAMED_ASSET = re.compile(r'(?:src|href)="(/_[^"]+)"|url\("(/_[^"]+)"\)')
 _IMPORT_MAP = re.compile(r'<script type="importmap">\s*(\{.*?\})\s*</script>', re.S)
 _STYLESHEET_URL = re.compile(r"url\(([^)\"':]+)\)")
+_MODULE_IMPORT = re.compile(r"""from\s+["']([^"']+)["']""")
 
 
 async def warm_up(app: FastAPI) -> int:
     """Visit the sign-in page once through the app as the server starts, with everything it loads (scripts,
-    stylesheets, the fonts they name): each asset is then answered compressed from memory (StaticCacheMiddleware)
-    and the page's code has run once. Otherwise the first visitor after a start waits while each asset is read from
-    disk, in the threads the API's requests queue for, and sent uncompressed — with fifty API clients at work its
-    sign-in page took 2.5 s against 0.8 s for the next visitors (kehu bench load). The number of assets warmed; a
-    failure is logged and the server starts all the same."""
+    stylesheets, the fonts they name) and the scripts of the home page's elements (ECharts among them): each asset
+    is then answered compressed from memory (StaticCacheMiddleware) and the page's code has run once. Otherwise the
+    first visitor after a start waits while each asset is read from disk, 64 KB at a time in the threads the API's
+    requests queue for, and sent uncompressed — with fifty API clients at work its sign-in page took 2.5 s against
+    0.8 s for the next visitors, and its home page 2.2–2.6 s against 1.1–1.5 (kehu bench load). The number of
+    assets warmed; a failure is logged and the server starts all the same."""
     try:
         cookies: list[tuple[bytes, bytes]] = []
         page = (await _visit(app, "/login", cookies)).decode()
         named = {a or b for a, b in _NAMED_ASSET.findall(page)}
         for found in _IMPORT_MAP.findall(page):  # the modules every page imports (not the on-demand ones)
             named |= {url for url in json.loads(found)["imports"].values() if "/static/" in url}
+        named |= _first_page_scripts()
         assets = sorted(named)
         # with the page's session cookie, as a browser asks: an answer that sets a cookie is never kept
         answers = await asyncio.gather(*(_visit(app, url, cookies) for url in assets))
@@ -523,6 +530,27 @@ async def warm_up(app: FastAPI) -> int:
     except Exception:  # a server that starts cold is slower for one visitor, not broken
         structlog.get_logger("kehu.ui").warning("UI warm-up failed", exc_info=True)
         return 0
+
+
+def _first_page_scripts() -> set[str]:
+    """The addresses of _FIRST_PAGE_ELEMENTS' scripts, of the scripts they import by address and of every file of
+    the modules they import by name."""
+    modules = {module.name: (key, module.path) for key, module in dependencies.esm_modules.items()}
+    found: set[str] = set()
+    for name in _FIRST_PAGE_ELEMENTS:
+        component = getattr(ui, name).component
+        if component is None:
+            continue
+        url = f"{ASSETS}components/{component.key}"
+        found.add(url)
+        for imported in _MODULE_IMPORT.findall(component.path.read_text(encoding="utf-8")):
+            if imported.startswith("."):
+                found.add(posixpath.normpath(posixpath.join(posixpath.dirname(url), imported)))
+            elif imported in modules:
+                key, folder = modules[imported]
+                found |= {f"{ASSETS}esm/{key}/{file.relative_to(folder).as_posix()}"
+                          for file in Path(folder).rglob("*") if file.is_file()}
+    return found
 
 
 async def _visit(app: FastAPI, path: str, cookies: list[tuple[bytes, bytes]]) -> bytes:

@@ -1,6 +1,6 @@
 """The shell's assets as a browser receives them, from a real `kehu serve` just started: kehu's built stylesheet
-instead of Tailwind's compiler in the browser, and the sign-in page's assets ready, compressed, for the first
-visitor after a start."""
+instead of Tailwind's compiler in the browser, and the sign-in page's and the home page's assets ready,
+compressed, for the first visitor after a start."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from nicegui import __version__ as nicegui_version
+from nicegui import ui
 
 from kehu.ui.shell import STYLES
 from tests.e2e.conftest import _free_port
@@ -55,8 +56,9 @@ def test_the_first_visitor_after_a_start_gets_the_sign_in_page_and_its_assets_co
         assert "tailwindcss.min.js" not in page.text  # no Tailwind compiler in the browser …
         stylesheet = re.search(r'<link rel="stylesheet" href="(/_kehu/[0-9a-f]{16}/tailwind\.css)">', page.text)
         assert stylesheet, "… but kehu's built stylesheet"
+        charts = f"/_nicegui/{nicegui_version}/components/{ui.echart.component.key}"  # the home page's
         for asset in (stylesheet.group(1), f"/_nicegui/{nicegui_version}/static/quasar.umd.prod.js",
-                      f"/_nicegui/{nicegui_version}/static/fonts.css"):
+                      f"/_nicegui/{nicegui_version}/static/fonts.css", charts):
             answer = browser.get(asset)
             assert answer.status_code == 200, asset
             # the first request for it, already compressed in memory (a cold asset passes through as read)
