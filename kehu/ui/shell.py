@@ -522,7 +522,7 @@ async def warm_up(app: FastAPI) -> int:
         assets = sorted(named)
         # with the page's session cookie, as a browser asks: an answer that sets a cookie is never kept
         answers = await asyncio.gather(*(_visit(app, url, cookies) for url in assets))
-        fonts = {url.rsplit("/", 1)[0] + "/" + font for url, answer in zip(assets, answers, strict=True)
+        fonts = {_beside(url, font) for url, answer in zip(assets, answers, strict=True)
                  if url.endswith(".css") for font in _STYLESHEET_URL.findall(answer.decode())}
         await asyncio.gather(*(_visit(app, url, cookies) for url in fonts - named))
         structlog.get_logger("kehu.ui").info("UI warmed up", assets=len(named | fonts))
@@ -545,12 +545,17 @@ def _first_page_scripts() -> set[str]:
         found.add(url)
         for imported in _MODULE_IMPORT.findall(component.path.read_text(encoding="utf-8")):
             if imported.startswith("."):
-                found.add(posixpath.normpath(posixpath.join(posixpath.dirname(url), imported)))
+                found.add(_beside(url, imported))
             elif imported in modules:
                 key, folder = modules[imported]
                 found |= {f"{ASSETS}esm/{key}/{file.relative_to(folder).as_posix()}"
                           for file in Path(folder).rglob("*") if file.is_file()}
     return found
+
+
+def _beside(url: str, relative: str) -> str:
+    """The address ``relative`` names in the file at ``url`` (``../static/x.js``, ``fonts/y.woff2``)."""
+    return posixpath.normpath(posixpath.join(posixpath.dirname(url), relative))
 
 
 async def _visit(app: FastAPI, path: str, cookies: list[tuple[bytes, bytes]]) -> bytes:

@@ -29,6 +29,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def serving(base: str, seconds: float = 60) -> bool:
+    """Wait until the server at ``base`` answers /healthz (False after ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    return False
+
+
 def _database_url(tmp: Path) -> str:
     base = os.environ.get("KEHU_TEST_DATABASE_URL")
     if not base:
@@ -55,14 +67,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     process = subprocess.Popen([*kehu, "serve", "--port", str(port), "--skip-migrate"], env=env, cwd=tmp,
                                stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
+    if not serving(base):
         process.kill()
         pytest.fail("kehu serve did not come up:\n" + (tmp / "server.log").read_text()[-3000:])
     yield base

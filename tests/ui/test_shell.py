@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from nicegui import __version__ as nicegui_version
 from nicegui import ui
 
 from kehu.ui.shell import STYLES
-from tests.e2e.conftest import _free_port
+from tests.e2e.conftest import _free_port, serving
 
 
 @pytest.fixture
@@ -33,15 +32,7 @@ def just_started(tmp_path: Path) -> Iterator[str]:
                                    cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()[-3000:]
-                time.sleep(0.2)
+            assert serving(base), (tmp_path / "server.log").read_text()[-3000:]
             yield base
         finally:
             process.terminate()
