@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import hmac
 import inspect
 import json
 import posixpath
@@ -18,7 +19,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import RedirectResponse
 from nicegui import Client, dependencies, ui
 from nicegui import __version__ as nicegui_version
 from nicegui import app as gui_app
@@ -382,39 +384,64 @@ def _sign_in_refusal(error: KehuError) -> str:
     return tr("login.failed") if error.status == 401 else error.detail
 
 
+LOGIN_FLASH = "login_flash"  # the visitor's storage: what a refused sign-in shows on the page it returns to
+
+
+def _login_token(session_id: str) -> str:
+    """The sign-in form's token for a browser's session: a form posted from another site (forcing a visitor into
+    someone else's account) comes without the session it was made for, and its token does not match."""
+    key = context().settings.effective_secret_key().encode()
+    return hmac.new(key, f"login:{session_id}".encode(), hashlib.sha256).hexdigest()
+
+
 async def login_page() -> None:
+    """The sign-in form posts to ``login_submit`` as a plain HTML form: what the browser shows is what is sent,
+    before and without the page's live connection. Typed into while that connection was still being made (a loaded
+    server, a slow network), the fields' changes waited to be sent and could arrive after the press of the button,
+    which then signed in with an empty e-mail or did nothing at all."""
     if await signed_in() is not None:
         ui.navigate.to("/")
         return
+    flash = gui_app.storage.user.pop(LOGIN_FLASH, None) or {}
     ui.page_title(f"{tr('login.title')} · kehu 客户")
     ui.colors(primary="#1f4e79")
-    ip = ui.context.client.ip  # the proxy's X-Forwarded-For when uvicorn trusts it (forwarded_allow_ips)
+    token = _login_token(ui.context.client.request.session["id"])
     with ui.column().classes("absolute-center items-center gap-6"):
         with ui.row().classes("items-center gap-3"):
             ui.label("kehu 客户").classes("text-4xl font-bold text-primary")
         ui.label(tr("app.tagline")).classes("text-grey-7")
-        with ui.card().classes("w-96 p-6"):
+        with ui.card().classes("w-96 p-6"), \
+                ui.element("form").props('method="post" action="/login"').classes("nicegui-column w-full"):
+            ui.element("input").props(f'type="hidden" name="token" value="{token}"')
             ui.label(tr("login.title")).classes("text-xl font-semibold")
-            email = ui.input(tr("login.email")).props("outlined autofocus").classes("w-full").mark("login-email")
+            email = ui.input(tr("login.email"), value=flash.get("email", "")).props(
+                'outlined name="email" autocomplete="username"').classes("w-full").mark("login-email")
             password = ui.input(tr("login.password"), password=True, password_toggle_button=True).props(
-                "outlined").classes("w-full").mark("login-password")
-            message = ui.label().classes("text-negative text-sm")
-
-            async def submit() -> None:
-                settings = context().settings
-                policy = service.LoginPolicy.of(settings)
-                message.set_text("")  # each answer shows afresh, even when it repeats the last one
-                signed = await off_loop(_sign_in, email.value, password.value, ip, policy)
-                if isinstance(signed, KehuError):
-                    message.set_text(_sign_in_refusal(signed))
-                    return
-                gui_app.storage.user["auth"] = signed["auth"]
-                gui_app.storage.user.setdefault("locale", signed["locale"])
-                ui.navigate.to("/")
-
-            password.on("keydown.enter", submit)
-            ui.button(tr("login.submit"), on_click=submit).classes("w-full mt-2").mark("login-submit")
+                'outlined name="password" autocomplete="current-password"').classes("w-full").mark("login-password")
+            # the field to type into first: the e-mail, or the password when the e-mail is kept from a refusal
+            (password if flash.get("email") else email).props("autofocus")
+            ui.label(flash.get("message", "")).classes("text-negative text-sm")
+            ui.button(tr("login.submit")).props('type="submit"').classes("w-full mt-2").mark("login-submit")
         ui.button("English" if locale() == "zh" else "中文", on_click=_toggle_language).props("flat dense")
+
+
+async def login_submit(request: Request) -> Response:
+    """The sign-in form's post: signed in, to the home page; refused (a wrong password, throttled, a form of
+    another session), back to the form with why and the e-mail typed. Each attempt is recorded (throttling)."""
+    form = await request.form()
+    email, password, token = (str(form.get(name) or "") for name in ("email", "password", "token"))
+    if not hmac.compare_digest(token, _login_token(request.session["id"])):
+        gui_app.storage.user[LOGIN_FLASH] = {"message": tr("login.expired"), "email": email}
+        return RedirectResponse("/login", status_code=303)
+    policy = service.LoginPolicy.of(context().settings)
+    ip = request.client.host if request.client else ""  # the proxy's X-Forwarded-For when uvicorn trusts it
+    signed = await asyncio.to_thread(_sign_in, email, password, ip, policy)
+    if isinstance(signed, KehuError):
+        gui_app.storage.user[LOGIN_FLASH] = {"message": _sign_in_refusal(signed), "email": email}
+        return RedirectResponse("/login", status_code=303)
+    gui_app.storage.user["auth"] = signed["auth"]
+    gui_app.storage.user.setdefault("locale", signed["locale"])
+    return RedirectResponse("/", status_code=303)
 
 
 # -- mounting the domains' pages ------------------------------------------------------------------------
@@ -462,6 +489,9 @@ def mount_ui(app: FastAPI, settings: Settings, database: Database | None, *, dom
                      extensions={kind: [load(ref) for d in domains for ref in getattr(d, kind)] for kind in kinds})
     app.state.ui_signed_in = _ui_signed_in
     page("/login")(login_page)
+    if not any(getattr(route, "path", None) == "/login" and "POST" in getattr(route, "methods", ())
+               for route in gui_app.routes):  # NiceGUI's app is the process's: once if mounted again
+        gui_app.add_api_route("/login", login_submit, methods=["POST"], include_in_schema=False)
     for entry, text_key in coming:
         _register_coming(entry, text_key)
     for domain in domains:

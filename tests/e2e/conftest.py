@@ -136,26 +136,15 @@ def sign_in(page, server):  # type: ignore[no-untyped-def]
     def _sign_in(email: str, password: str = "kehu-demo-2026") -> None:
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-        for attempt in range(2):
-            page.goto(f"{server}/login")
-            if attempt:  # the first click may have signed in after all: then the page goes on to the home page
-                page.wait_for_function("location.pathname === '/' || document.querySelector('input') !== null")
-                if page.url == f"{server}/":
-                    return
-            page.get_by_label("邮箱").fill(email)
-            page.get_by_label("密码").fill(password)
-            page.get_by_role("button", name="登录").click()
-            try:
-                page.wait_for_url(f"{server}/", timeout=20_000)
-                return
-            except PlaywrightTimeout:
-                # On a loaded machine (two browsers and two servers on two cores) a freshly loaded sign-in page
-                # has been seen to lose a click (nothing happened) or a field typed before it was ready (the
-                # right password refused): it is tried once more, and a second failure fails the test with what
-                # the page said.
-                if attempt:
-                    said = page.locator(".text-negative").all_inner_texts()
-                    raise AssertionError(f"signing in as {email} failed; the page said {said!r}") from None
+        page.goto(f"{server}/login")
+        page.get_by_label("邮箱").fill(email)
+        page.get_by_label("密码").fill(password)
+        page.get_by_role("button", name="登录").click()
+        try:
+            page.wait_for_url(f"{server}/", timeout=20_000)
+        except PlaywrightTimeout:
+            said = page.locator(".text-negative").all_inner_texts()
+            raise AssertionError(f"signing in as {email} failed; the page said {said!r}") from None
 
     return _sign_in
 
