@@ -29,7 +29,11 @@ KEY_COMPARISONS = {"mobile": "mobile", "email": "email", "name_key": "name", "so
 # district too, and taught the address's m that one person's records were at one place (0.6 where it is 0.5).
 SAME_PLACE = {"city": ("address",), "address": ("city",)}
 
-RULE_SHARE = 5  # a rule is loosened only while it makes at most 1/RULE_SHARE of the ceiling's pairs
+# A rule is loosened only while it makes at most 1/RULE_SHARE of the ceiling's pairs. At a fifth, 1.57 M Western
+# records compared 40.0 M pairs, 14.5 M of them met only by the whole name's key alone and 8.0 M only by the names'
+# prefixes in a postcode area, for 1,288 and 424 pairs scored as matches that no other rule met; at a tenth, 20.7 M
+# pairs and 0.09 % fewer matches (F1 0.933 → 0.932), in two thirds of the time.
+RULE_SHARE = 10
 
 
 class TooManyComparisons(KehuError):
@@ -159,7 +163,7 @@ def plan(con: duckdb.DuckDBPyConnection, records: int, *, max_pairs_per_record: 
             message=("dedupe.too_many", {"pairs": f"{total:,}", "ceiling": f"{ceiling:,}", "rule": worst.name}),
             extra={"records": records, "pairs": total, "ceiling": ceiling,
                    "rules": {r.name: counts[r.name][r.variants[-1]] for r in rules}})
-    for rule in rules:  # loosen, most telling rules first; no rule takes more than a fifth of the ceiling
+    for rule in rules:  # loosen, most telling rules first; no rule takes more than its share of the ceiling
         current = counts[rule.name][rule.variants[-1]]
         room = min(ceiling - total + current, ceiling // RULE_SHARE)  # the most pairs a variant may make
         if len(rule.variants) > 1 and counted(rule, rule.variants[0]) <= room:

@@ -155,11 +155,11 @@ ADDRESS = Comparison(
         # (the same street name and number in another town is not the same address)
         # (streets by edit distance, not Jaro-Winkler: two Chinese addresses of one city share a long prefix)
         (5, f"(l.addr = r.addr OR (l.house = r.house AND {_one_off('l.street', 'r.street', chars=STREET_CHARS)})) "
-            f"AND coalesce(l.pc = r.pc OR (regexp_matches(l.pc, '[A-Z]') AND {_one_off('l.pc', 'r.pc')}), true)"),
+            f"AND coalesce(l.pc = r.pc OR (l.pc_alpha AND {_one_off('l.pc', 'r.pc')}), true)"),
         (4, "l.pc = r.pc"),  # a neighbour, or the address written another way
         # a typo in a postcode with letters (LS7 4QH); all-digit postcodes one digit apart are neighbouring
         # districts of one city (200001, 200002), which the city says already
-        (3, f"regexp_matches(l.pc, '[A-Z]') AND {_one_off('l.pc', 'r.pc')}"),
+        (3, f"l.pc_alpha AND {_one_off('l.pc', 'r.pc')}"),
         (2, _one_off("l.street", "r.street", chars=STREET_CHARS)),  # the same street, another number
         (1, "l.pc_district = r.pc_district"),  # the same town or district (the city is not counted again)
     ),

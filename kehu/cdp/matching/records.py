@@ -156,6 +156,8 @@ def derive(con: duckdb.DuckDBPyConnection, raw: str = "raw", table: str = "recor
                nullif(regexp_extract(addr_text, '([0-9]+)[^0-9]*$', 1), '') AS house,
                nullif(regexp_replace(addr_text, '[^a-z{CJK_RANGE}]', '', 'g'), '') AS street,
                pc,
+               -- a postcode with letters (LS7 4QH), read by the comparisons of every pair: tested once per record
+               regexp_matches(pc, '[A-Z]') AS pc_alpha,
                CASE WHEN regexp_matches(pc, '[A-Z]') AND length(pc) > 3 THEN left(pc, length(pc) - 3)
                     WHEN length(pc) >= 5 THEN left(pc, 4) END AS pc_district,
                CASE WHEN regexp_matches(pc, '^[A-Z]') THEN regexp_extract(pc, '^[A-Z]+')
