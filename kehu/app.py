@@ -98,7 +98,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(InputGuardMiddleware, bodies_under=("/api/",))
     limits = {prefix: int(load(size)) for domain in DOMAINS for prefix, size in domain.body_limits}
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
-                       limits={**limits, "/_nicegui/": MAX_FILE_BYTES},  # the UI's uploads: an import's file
+                       # the UI's uploads (an import's file); the sign-in form's post (kehu.ui.shell.login_submit)
+                       limits={**limits, "/_nicegui/": MAX_FILE_BYTES, "/login": 16 * 1024},
                        bad_request_under=(SEGMENT_PATHS,))
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(PathCorsMiddleware, prefix=SEGMENT_PATHS)  # last added runs first

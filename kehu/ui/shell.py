@@ -13,6 +13,7 @@ import json
 import posixpath
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
@@ -385,13 +386,15 @@ def _sign_in_refusal(error: KehuError) -> str:
 
 
 LOGIN_FLASH = "login_flash"  # the visitor's storage: what a refused sign-in shows on the page it returns to
+LOGIN_BODY_BYTES = 16 * 1024  # a sign-in form's post at most (as kehu.app limits the body of /login)
+EMAIL_LENGTH = 254  # the longest e-mail address (RFC 5321's path less its brackets), as login_attempts stores it
 
 
-def _login_token(session_id: str) -> str:
+def _login_token(session_id: str) -> bytes:
     """The sign-in form's token for a browser's session: a form posted from another site (forcing a visitor into
     someone else's account) comes without the session it was made for, and its token does not match."""
     key = context().settings.effective_secret_key().encode()
-    return hmac.new(key, f"login:{session_id}".encode(), hashlib.sha256).hexdigest()
+    return hmac.new(key, f"login:{session_id}".encode(), hashlib.sha256).hexdigest().encode()
 
 
 async def login_page() -> None:
@@ -399,13 +402,14 @@ async def login_page() -> None:
     before and without the page's live connection. Typed into while that connection was still being made (a loaded
     server, a slow network), the fields' changes waited to be sent and could arrive after the press of the button,
     which then signed in with an empty e-mail or did nothing at all."""
+    storage = gui_app.storage.user
+    flash = storage.pop(LOGIN_FLASH) if LOGIN_FLASH in storage else {}  # (no write for a visitor without one)
     if await signed_in() is not None:
         ui.navigate.to("/")
         return
-    flash = gui_app.storage.user.pop(LOGIN_FLASH, None) or {}
     ui.page_title(f"{tr('login.title')} · kehu 客户")
     ui.colors(primary="#1f4e79")
-    token = _login_token(ui.context.client.request.session["id"])
+    token = _login_token(ui.context.client.request.session["id"]).decode()
     with ui.column().classes("absolute-center items-center gap-6"):
         with ui.row().classes("items-center gap-3"):
             ui.label("kehu 客户").classes("text-4xl font-bold text-primary")
@@ -414,10 +418,13 @@ async def login_page() -> None:
                 ui.element("form").props('method="post" action="/login"').classes("nicegui-column w-full"):
             ui.element("input").props(f'type="hidden" name="token" value="{token}"')
             ui.label(tr("login.title")).classes("text-xl font-semibold")
+            # (required: the browser asks for an empty field rather than sending a try that counts as failed)
             email = ui.input(tr("login.email"), value=flash.get("email", "")).props(
-                'outlined name="email" autocomplete="username"').classes("w-full").mark("login-email")
+                f'outlined required name="email" autocomplete="username" maxlength="{EMAIL_LENGTH}"').classes(
+                "w-full").mark("login-email")
             password = ui.input(tr("login.password"), password=True, password_toggle_button=True).props(
-                'outlined name="password" autocomplete="current-password"').classes("w-full").mark("login-password")
+                'outlined required name="password" autocomplete="current-password"').classes("w-full").mark(
+                "login-password")
             # the field to type into first: the e-mail, or the password when the e-mail is kept from a refusal
             (password if flash.get("email") else email).props("autofocus")
             ui.label(flash.get("message", "")).classes("text-negative text-sm")
@@ -426,19 +433,36 @@ async def login_page() -> None:
 
 
 async def login_submit(request: Request) -> Response:
-    """The sign-in form's post: signed in, to the home page; refused (a wrong password, throttled, a form of
-    another session), back to the form with why and the e-mail typed. Each attempt is recorded (throttling)."""
-    form = await request.form()
-    email, password, token = (str(form.get(name) or "") for name in ("email", "password", "token"))
-    if not hmac.compare_digest(token, _login_token(request.session["id"])):
-        gui_app.storage.user[LOGIN_FLASH] = {"message": tr("login.expired"), "email": email}
+    """The sign-in form's post: signed in, to the home page under a new session id (a session id someone planted
+    before the sign-in is worth nothing after it); refused (a wrong password, throttled, a form of another session),
+    back to the form with why and the e-mail typed. Each attempt with an e-mail and a password is recorded
+    (throttling)."""
+    async with request.form(max_files=0, max_fields=8, max_part_size=LOGIN_BODY_BYTES) as form:
+        email, password, token = (str(form.get(name) or "") for name in ("email", "password", "token"))
+
+    def refused(message: str) -> Response:
+        # Only a browser that has a session (it loaded the form) gets the message: a post without one would leave
+        # a file of storage behind that no one ever reads.
+        if request.cookies.get("session"):
+            gui_app.storage.user[LOGIN_FLASH] = {"message": message, "email": email[:EMAIL_LENGTH]}
         return RedirectResponse("/login", status_code=303)
+
+    if not hmac.compare_digest(token.encode(), _login_token(request.session["id"])):
+        return refused(tr("login.expired"))
+    if not email.strip() or not password:
+        return refused(tr("login.missing"))
+    if len(email) > EMAIL_LENGTH or "\x00" in email:  # no account has such an address (nor can the attempt be stored)
+        return refused(tr("login.failed"))
     policy = service.LoginPolicy.of(context().settings)
     ip = request.client.host if request.client else ""  # the proxy's X-Forwarded-For when uvicorn trusts it
     signed = await asyncio.to_thread(_sign_in, email, password, ip, policy)
     if isinstance(signed, KehuError):
-        gui_app.storage.user[LOGIN_FLASH] = {"message": _sign_in_refusal(signed), "email": email}
-        return RedirectResponse("/login", status_code=303)
+        return refused(_sign_in_refusal(signed))
+    kept = {key: value for key, value in gui_app.storage.user.items() if key != LOGIN_FLASH}  # the language chosen
+    gui_app.storage.user.clear()
+    request.session["id"] = str(uuid.uuid4())  # the cookie Starlette sends back carries the new one
+    await gui_app.storage._create_user_storage(request.session["id"])  # NiceGUI's own step for a new session
+    gui_app.storage.user.update(kept)
     gui_app.storage.user["auth"] = signed["auth"]
     gui_app.storage.user.setdefault("locale", signed["locale"])
     return RedirectResponse("/", status_code=303)
@@ -489,9 +513,8 @@ def mount_ui(app: FastAPI, settings: Settings, database: Database | None, *, dom
                      extensions={kind: [load(ref) for d in domains for ref in getattr(d, kind)] for kind in kinds})
     app.state.ui_signed_in = _ui_signed_in
     page("/login")(login_page)
-    if not any(getattr(route, "path", None) == "/login" and "POST" in getattr(route, "methods", ())
-               for route in gui_app.routes):  # NiceGUI's app is the process's: once if mounted again
-        gui_app.add_api_route("/login", login_submit, methods=["POST"], include_in_schema=False)
+    # after the page: registering a page removes every route of its path from NiceGUI's app, this one too
+    gui_app.add_api_route("/login", login_submit, methods=["POST"], include_in_schema=False)
     for entry, text_key in coming:
         _register_coming(entry, text_key)
     for domain in domains:

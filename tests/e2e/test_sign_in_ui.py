@@ -5,6 +5,8 @@ refuses a post without the token of the browser's session."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import time
 
@@ -107,3 +109,50 @@ def test_a_post_without_the_sessions_token_signs_no_one_in(page, server):
     page.wait_for_url(f"{server}/login")  # not signed in
     expect(page.locator(".text-negative")).to_have_text("登录页面已过期，请重新登录。")
     expect(page.get_by_label("邮箱")).to_have_value("marketing2@demo.kehu.dev")
+
+
+def _session_id(page) -> str:  # type: ignore[no-untyped-def]
+    (cookie,) = [c for c in page.context.cookies() if c["name"] == "session"]
+    return json.loads(base64.b64decode(cookie["value"].split(".")[0]))["id"]
+
+
+def test_signing_in_gives_a_new_session_and_keeps_the_language_chosen(page, server):
+    """A session id someone planted in the browser before the sign-in (a sibling site's cookie) signs them into
+    nothing: the signed-in session has another id. The language chosen on the sign-in page stays."""
+    page.goto(f"{server}/login")
+    page.get_by_role("button", name="English").click()
+    page.get_by_label("E-mail").wait_for()
+    before = _session_id(page)
+    page.get_by_label("E-mail").fill("analyst@demo.kehu.dev")
+    page.get_by_label("Password").fill("kehu-demo-2026")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{server}/")
+    expect(page.get_by_text("Dashboard", exact=True).first).to_be_visible()
+    assert _session_id(page) != before
+
+
+def test_a_form_missing_or_mangled_is_answered_on_the_form(page, server):
+    """An empty password (Enter in the e-mail field, or a post by hand), an address no account can have, a token
+    that is not even text of the right kind: each comes back to the form with why, none is a server error."""
+    page.goto(f"{server}/login")
+    token = page.locator("input[name=token]").get_attribute("value")
+    wrong, missing, expired = "邮箱或密码不正确，或账号已停用。", "请输入邮箱和密码。", "登录页面已过期，请重新登录。"
+    cases = [({"email": "agent1@demo.kehu.dev", "password": "", "token": token}, missing),
+             ({"email": "a" * 300 + "@demo.kehu.dev", "password": "x" * 12, "token": token}, wrong),
+             ({"email": "agent1\x00@demo.kehu.dev", "password": "x" * 12, "token": token}, wrong),
+             ({"email": "agent1@demo.kehu.dev", "password": "x" * 12, "token": "é" * 64}, expired)]
+    for form, said in cases:
+        answer = page.request.post(f"{server}/login", form=form, max_redirects=0)
+        assert answer.status == 303 and answer.headers["location"] == "/login", form
+        page.goto(f"{server}/login")
+        expect(page.locator(".text-negative")).to_have_text(said)
+    too_big = page.request.post(f"{server}/login", form={"email": "agent1@demo.kehu.dev", "password": "x" * 20_000,
+                                                        "token": token}, max_redirects=0)
+    assert too_big.status == 413
+    # the fields themselves ask for what is missing before anything is sent
+    page.goto(f"{server}/login")
+    page.get_by_label("邮箱").fill("agent1@demo.kehu.dev")
+    page.get_by_label("邮箱").press("Enter")
+    page.wait_for_timeout(300)
+    assert page.url == f"{server}/login"
+    assert page.get_by_label("密码").evaluate("field => field.validity.valueMissing")
