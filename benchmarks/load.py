@@ -277,12 +277,24 @@ def _sign_ins(base: str, emails: list[str]) -> dict[str, Any]:
                           timeout=300)
     if done.returncode != 0:
         return {"error": done.stderr[-2000:]}
+    if os.environ.get("KEHU_BENCH_TRACE"):
+        print(done.stderr, file=sys.stderr)
     return json.loads(done.stdout)
+
+
+def _trace(page: Any, trace: list[tuple[float, str]]) -> None:
+    """Note in ``trace`` when each of ``page``'s requests starts and ends, and when the page is loaded."""
+    page.on("request", lambda r: trace.append((time.perf_counter(), f"> {r.method} {r.url[-60:]}")))
+    page.on("requestfinished", lambda r: trace.append((time.perf_counter(), f"< {r.url[-60:]}")))
+    page.on("domcontentloaded", lambda _: trace.append((time.perf_counter(), "domcontentloaded")))
+    page.on("load", lambda _: trace.append((time.perf_counter(), "load")))
 
 
 def sign_in_in_browser(base: str, emails: list[str]) -> dict[str, Any]:
     """Open /login, type the e-mail and password, press the button, wait for the dashboard's title: per person,
-    the page's load and the sign-in (pressing the button → the dashboard shown)."""
+    the page's load and the sign-in (pressing the button → the dashboard shown). With KEHU_BENCH_TRACE set, each
+    sign-in's requests from the press on are printed to stderr with their times (the post, the home page, its
+    assets, the page's load and the title shown)."""
     from playwright.sync_api import sync_playwright
 
     pages, submits, totals = [], [], []
@@ -298,11 +310,19 @@ def sign_in_in_browser(base: str, emails: list[str]) -> dict[str, Any]:
             page.get_by_label("邮箱").fill(email)
             shown = time.perf_counter()
             page.get_by_label("密码").fill(PASSWORD)
+            trace: list[tuple[float, str]] = []
+            if os.environ.get("KEHU_BENCH_TRACE"):
+                _trace(page, trace)
             pressed = time.perf_counter()
             page.get_by_role("button", name="登录").click()
             page.wait_for_url(f"{base}/")
             page.get_by_text("工作台", exact=True).first.wait_for()
             ended = time.perf_counter()
+            for at, what in trace:
+                if at >= pressed:
+                    print(f"{email} {at - pressed:6.3f} {what}", file=sys.stderr)
+            if trace:
+                print(f"{email} {ended - pressed:6.3f} shown", file=sys.stderr)
             pages.append(shown - begun)
             submits.append(ended - pressed)
             totals.append(ended - begun - (pressed - shown))

@@ -35,6 +35,7 @@ from kehu.core.i18n import normalise_locale, t
 from kehu.core.settings import Settings
 from kehu.tenancy import service
 from kehu.tenancy.access import NONE, Principal, permissions, rank
+from kehu.ui import nicegui_speedups
 
 T = TypeVar("T")
 
@@ -507,6 +508,7 @@ def mount_ui(app: FastAPI, settings: Settings, database: Database | None, *, dom
     """Register the domains' pages (their manifests' ``pages``), the navigation and the pages of domains still to
     come (kehu/domains.py), and mount NiceGUI on the FastAPI app (once per process)."""
     global _ctx
+    nicegui_speedups.install()
     kinds = ("customer_panels", "selection_actions", "inquiry_actions", "calendar_entries")
     _ctx = UIContext(database=database or get_database(settings), settings=settings,
                      navigation=navigation([*domains, Domain("coming", navigation=tuple(e for e, _ in coming))]),
