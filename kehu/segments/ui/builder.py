@@ -128,11 +128,9 @@ def builder_page(segment_id: int | None = None) -> None:
                 return  # the condition changed meanwhile: a later answer is on its way
             rows = [{"id": p.id, "name": p.name or f"#{p.id}", "mobile": readable_phone(p.mobile) or "—",
                      "city": p.city or "—"} for p in result.sample]
-            if result.estimated and result.margin is not None:
-                places = max(0, len(str(result.margin)) - 2)  # as many digits as the margin leaves meaningful
-                show(tr("segments.preview_estimate", count=f"{round(result.count, -places):,}",
-                        ms=result.milliseconds), rows,
-                     tr("segments.estimate_note", margin=f"{round(result.margin, -places):,}"))
+            if result.estimated and result.margin is not None:  # (both rounded to what the margin leaves meaningful)
+                show(tr("segments.preview_estimate", count=f"{result.count:,}", ms=result.milliseconds), rows,
+                     tr("segments.estimate_note", margin=f"{result.margin:,}"))
             else:
                 show(tr("segments.preview_count", count=f"{result.count:,}", ms=result.milliseconds), rows)
 
