@@ -37,7 +37,8 @@ def serving(base: str, seconds: float = 60) -> bool:
             if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
                 return True
         except httpx.HTTPError:
-            time.sleep(0.3)
+            pass
+        time.sleep(0.3)  # (not only after a refused connection: a server starting may answer 503)
     return False
 
 

@@ -158,7 +158,7 @@ def derive(con: duckdb.DuckDBPyConnection, raw: str = "raw", table: str = "recor
                pc,
                -- a postcode with letters (LS7 4QH), read by the comparisons of every pair: tested once per record
                regexp_matches(pc, '[A-Z]') AS pc_alpha,
-               CASE WHEN regexp_matches(pc, '[A-Z]') AND length(pc) > 3 THEN left(pc, length(pc) - 3)
+               CASE WHEN pc_alpha AND length(pc) > 3 THEN left(pc, length(pc) - 3)
                     WHEN length(pc) >= 5 THEN left(pc, 4) END AS pc_district,
                CASE WHEN regexp_matches(pc, '^[A-Z]') THEN regexp_extract(pc, '^[A-Z]+')
                     WHEN length(pc) >= 5 THEN left(pc, 2) END AS pc_area{custom}
