@@ -194,6 +194,7 @@ class TestBroadcasts:
         grid.get_by_text("周末试驾日 · 短信").wait_for()
         shoot(page, "channels-calendar")
         page.get_by_test_id("calendar-next").click()  # next month; the page still works
+        page.wait_for_url(re.compile(r".*month=\d{4}-\d{2}"))  # (the click navigates: the goto below must not race it)
         page.get_by_test_id("calendar-month").wait_for()
         page.goto(f"{server}/broadcasts?month=not-a-month")  # unparseable: this month, no error
         page.get_by_test_id("calendar-grid").get_by_text("周末试驾日 · 短信").wait_for()
