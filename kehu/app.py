@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             thread = threading.Thread(target=worker.run_forever, name="kehu-worker", daemon=True)
             thread.start()
         if with_ui:  # NiceGUI has started (its lifespan wraps this one): its sign-in page can be visited
-            from kehu.ui.shell import warm_up
+            from kehu.ui.assets import warm_up
 
             await warm_up(app)
         yield

@@ -7,23 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import inspect
 import json
-import posixpath
-import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import astuple, dataclass, field
-from pathlib import Path
+from html import escape
 from typing import Any, TypeVar
 
-import structlog
 from fastapi import FastAPI, Response
-from nicegui import Client, dependencies, ui
-from nicegui import __version__ as nicegui_version
+from fastapi.responses import RedirectResponse
 from nicegui import app as gui_app
-from starlette.middleware.gzip import GZipMiddleware
+from nicegui import ui
 
 from kehu.core.db import Database, get_database
 from kehu.core.domains import Domain, NavEntry, load, navigation
@@ -34,6 +29,7 @@ from kehu.core.settings import Settings
 from kehu.tenancy import service
 from kehu.tenancy.access import NONE, Principal, permissions, rank
 from kehu.ui import nicegui_speedups
+from kehu.ui.assets import ASSETS, DYNAMIC_ASSETS, STYLES_PREFIX, PagesGZip, serve_styles
 
 T = TypeVar("T")
 
@@ -101,7 +97,6 @@ def _ui_signed_in(request: Any, session: Any) -> bool:
     SessionMiddleware writes it (signed JSON); a browser whose storage this process has not loaded yet (no page
     opened since a restart) counts as not signed in."""
     import base64
-    import json
 
     from itsdangerous import BadSignature, TimestampSigner
     from nicegui.storage import request_contextvar
@@ -162,6 +157,25 @@ async def signed_in() -> Principal | None:
     if principal is None:
         gui_app.storage.user.pop("auth", None)
     return principal
+
+
+async def read_signed_in(read: Callable[[Principal], T]) -> tuple[Principal, T]:
+    """The visitor's principal and what ``read`` reads for it, in one trip off the event loop: each trip's answer
+    waits for the loop to take it back, under load as long as the loop's other work takes (a sign-in's first page
+    made two). Sends a visitor who is not signed in to sign in (``page``)."""
+    auth = _live_auth()
+    if not auth:
+        raise _SignInNeeded
+
+    def both() -> tuple[Principal | None, T | None]:
+        principal = _principal_for(auth)
+        return principal, (read(principal) if principal is not None else None)
+
+    principal, found = await off_loop(both)
+    if principal is None:
+        gui_app.storage.user.pop("auth", None)
+        raise _SignInNeeded
+    return principal, found  # type: ignore[return-value]
 
 
 def notify_error(error: KehuError) -> None:
@@ -244,8 +258,7 @@ def frame(title_key: str, active: str, entity: str | None = None,
     read off the loop (``await signed_in()``)."""
     principal = principal or current_principal()
     if principal is None:
-        ui.navigate.to("/login")
-        raise _Redirected
+        raise _SignInNeeded
     ui.page_title(f"{tr(title_key)} · kehu 客户")
     ui.colors(primary="#1f4e79", secondary="#2e7d32", accent="#c0392b")
     with ui.header(elevated=True).classes("items-center bg-primary text-white px-4 py-2"):
@@ -260,19 +273,7 @@ def frame(title_key: str, active: str, entity: str | None = None,
             ui.menu_item(tr("shell.sign_out"), on_click=_sign_out)
         ui.label(principal.display).classes("text-sm max-sm:hidden")
     with ui.left_drawer(value=True, bordered=True).classes("bg-grey-1 px-0") as drawer:
-        for section, items in context().navigation:
-            visible = [i for i in items if may_see(principal, i.need)]
-            if not visible:
-                continue
-            ui.label(tr(f"nav.section.{section}")).classes("text-xs uppercase text-grey-7 px-4 pt-4 pb-1")
-            for label_key, icon, path, *_ in (astuple(i) for i in visible):
-                is_active = path == active
-                with ui.link(target=path).classes(
-                    "flex items-center gap-3 px-4 py-2 no-underline text-grey-9 hover:bg-blue-1 "
-                    + ("bg-blue-1 text-primary font-medium border-r-4 border-primary" if is_active else "")
-                ):
-                    ui.icon(icon).classes("text-xl")
-                    ui.label(tr(label_key))
+        ui.html(_navigation(principal, active), sanitize=False).classes("nicegui-column")
     with ui.column().classes("w-full max-w-screen-2xl mx-auto p-6 gap-4"):
         ui.label(tr(title_key)).classes("text-2xl font-semibold text-grey-9")
         if not may_see(principal, entity):
@@ -281,8 +282,47 @@ def frame(title_key: str, active: str, entity: str | None = None,
         yield principal
 
 
+def _navigation(principal: Principal, active: str) -> str:
+    """The navigation's sections and links as one piece of HTML (every text escaped): made of some forty elements
+    (a link, its icon and its label each), it was a fifth of the elements of every page, each built on the server
+    and started in the browser."""
+    parts = []
+    for section, items in context().navigation:
+        visible = [i for i in items if may_see(principal, i.need)]
+        if not visible:
+            continue
+        parts.append(f'<div class="text-xs uppercase text-grey-7 px-4 pt-4 pb-1">'
+                     f'{escape(tr(f"nav.section.{section}"))}</div>')
+        for label_key, icon, path, *_ in (astuple(i) for i in visible):
+            marked = "bg-blue-1 text-primary font-medium border-r-4 border-primary" if path == active else ""
+            parts.append(
+                f'<a href="{escape(path)}" class="flex items-center gap-3 px-4 py-2 no-underline text-grey-9 '
+                f'hover:bg-blue-1 {marked}"><i class="q-icon notranslate material-icons text-xl" aria-hidden="true" '
+                f'role="presentation">{escape(icon)}</i><div>{escape(tr(label_key))}</div></a>')
+    return "".join(parts)
+
+
 class _Redirected(Exception):
-    pass
+    """The page stops being built here (what it shows so far stays)."""
+
+
+class _SignInNeeded(_Redirected):
+    """No one is signed in: the visitor is sent to sign in, and back to this page after."""
+
+
+def _to_sign_in() -> Response | None:
+    """Send a visitor who is not signed in to the sign-in page: by the page's HTTP answer while it is being built
+    (the browser goes straight there, without loading and starting this page's scripts first), by the live
+    connection once the page is shown."""
+    from kehu.ui.sign_in import login_url
+
+    client = ui.context.client
+    url = client.request.url
+    target = login_url(url.path + (f"?{url.query}" if url.query else ""))
+    if client.has_socket_connection:
+        ui.navigate.to(target)
+        return None
+    return RedirectResponse(target, status_code=303)
 
 
 def page(path: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -296,6 +336,8 @@ def page(path: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..
             async def waiting(*args: Any, **kw: Any) -> Any:
                 try:
                     return await fn(*args, **kw)
+                except _SignInNeeded:
+                    return _to_sign_in()
                 except _Redirected:
                     return None
 
@@ -305,6 +347,8 @@ def page(path: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..
         def wrapper(*args: Any, **kw: Any) -> Any:
             try:
                 return fn(*args, **kw)
+            except _SignInNeeded:
+                return _to_sign_in()
             except _Redirected:
                 return None
 
@@ -358,24 +402,6 @@ def stat_card(label: str, value: Any, icon: str, hint: str = "") -> None:
 
 
 # -- mounting the domains' pages ------------------------------------------------------------------------
-ASSETS = f"/_nicegui/{nicegui_version}/"  # NiceGUI's versioned assets: they never change for a version
-DYNAMIC_ASSETS = f"{ASSETS}dynamic_resources/"  # … except these
-STYLES = Path(__file__).parent / "styles" / "tailwind.css"  # built by .ci/build_styles (see its input's comment)
-STYLES_PREFIX = "/_kehu/"  # kehu's own assets, each under a digest of its content: they never change either
-
-
-class _PagesGZip(GZipMiddleware):
-    """NiceGUI's gzip for its pages and dynamic answers, not for the versioned assets (compressed once, in
-    memory: StaticCacheMiddleware)."""
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        path = scope.get("path", "") if scope["type"] == "http" else ""
-        if path.startswith((ASSETS, STYLES_PREFIX)) and not path.startswith(DYNAMIC_ASSETS):
-            await self.app(scope, receive, send)
-            return
-        await super().__call__(scope, receive, send)
-
-
 def extensions(kind: str) -> list[Callable[..., Any]]:
     """What the mounted domains' manifests name for ``kind`` (``customer_panels``, ``selection_actions``,
     ``inquiry_actions``, ``calendar_entries``: see kehu/core/domains.py), in the domains' order: how one domain's
@@ -404,134 +430,21 @@ def mount_ui(app: FastAPI, settings: Settings, database: Database | None, *, dom
     app.state.ui_signed_in = _ui_signed_in
     from kehu.ui import sign_in  # (it builds on this module)
 
-    page("/login")(sign_in.login_page)
-    # after the page: registering a page removes every route of its path from NiceGUI's app, this one too
+    # on NiceGUI's app, behind its session and storage (the visitor's language, a refusal's message)
+    gui_app.add_api_route("/login", sign_in.login_page, methods=["GET"], include_in_schema=False)
     gui_app.add_api_route("/login", sign_in.login_submit, methods=["POST"], include_in_schema=False)
     for entry, text_key in coming:
         _register_coming(entry, text_key)
     for domain in domains:
         for register in domain.pages:
             load(register)()
-    _serve_styles(app)
+    serve_styles(app)
     # the assets are compressed once and served from memory (StaticCacheMiddleware); NiceGUI's gzip is kept for
     # the pages only: it compressed every asset again for every first visit, on the event loop
     ui.run_with(app, storage_secret=settings.effective_secret_key(), title="kehu 客户", favicon="🚗",
-                language="zh-CN", show_welcome_message=False, gzip_middleware_factory=_PagesGZip,
+                language="zh-CN", show_welcome_message=False, gzip_middleware_factory=PagesGZip,
                 tailwind=False,  # the built stylesheet instead of Tailwind's runtime in every browser
                 # HttpOnly is Starlette's default; Secure is added per request by SecurityHeadersMiddleware
                 session_middleware_kwargs={"max_age": int(settings.ui_session_hours * 3600), "same_site": "lax",
                                            "https_only": settings.cookie_secure is True})
     app.add_middleware(StaticCacheMiddleware, prefix=(ASSETS, STYLES_PREFIX), skip=(DYNAMIC_ASSETS,))
-
-
-def _serve_styles(app: FastAPI) -> None:
-    """Every page links kehu's built Tailwind stylesheet, at an address that changes with its content (so a
-    browser may keep it for good)."""
-    body = STYLES.read_bytes()
-    url = f"{STYLES_PREFIX}{hashlib.sha256(body).hexdigest()[:16]}/tailwind.css"
-
-    async def stylesheet() -> Response:
-        return Response(body, media_type="text/css",
-                        headers={"Cache-Control": "public, max-age=31536000, immutable"})
-
-    app.add_api_route(url, stylesheet, methods=["GET", "HEAD"], include_in_schema=False)
-    link = f'<link rel="stylesheet" href="{url}">'
-    if link not in Client.shared_head_html:  # NiceGUI's head is the process's: one link if mounted again
-        ui.add_head_html(link, shared=True)
-
-
-# the elements with scripts of their own on the frame of every page and on the home page, everyone's first after
-# signing in: warmed up with the sign-in page (each imported here registers its script)
-_FIRST_PAGE_ELEMENTS = ("header", "link", "table", "echart", "select")
-_NAMED_ASSET = re.compile(r'(?:src|href)="(/_[^"]+)"|url\("(/_[^"]+)"\)')
-_IMPORT_MAP = re.compile(r'<script type="importmap">\s*(\{.*?\})\s*</script>', re.S)
-_STYLESHEET_URL = re.compile(r"url\(([^)\"':]+)\)")
-_MODULE_IMPORT = re.compile(r"""from\s+["']([^"']+)["']""")
-
-
-async def warm_up(app: FastAPI) -> int:
-    """Visit the sign-in page once through the app as the server starts, with everything it loads (scripts,
-    stylesheets, the fonts they name) and the scripts of the home page's elements (ECharts among them): each asset
-    is then answered compressed from memory (StaticCacheMiddleware) and the page's code has run once. Otherwise the
-    first visitor after a start waits while each asset is read from disk, 64 KB at a time in the threads the API's
-    requests queue for, and sent uncompressed — with fifty API clients at work its sign-in page took 2.5 s against
-    0.8 s for the next visitors, and its home page 2.2–2.6 s against 1.1–1.5 (kehu bench load). The number of
-    assets warmed; a failure is logged and the server starts all the same."""
-    try:
-        cookies: list[tuple[bytes, bytes]] = []
-        page = (await _visit(app, "/login", cookies)).decode()
-        named = {a or b for a, b in _NAMED_ASSET.findall(page)}
-        for found in _IMPORT_MAP.findall(page):  # the modules every page imports (not the on-demand ones)
-            named |= {url for url in json.loads(found)["imports"].values() if "/static/" in url}
-        named |= _first_page_scripts()
-        assets = sorted(named)
-        # with the page's session cookie, as a browser asks: an answer that sets a cookie is never kept
-        answers = await asyncio.gather(*(_visit(app, url, cookies) for url in assets))
-        fonts = {_beside(url, font) for url, answer in zip(assets, answers, strict=True)
-                 if url.endswith(".css") for font in _STYLESHEET_URL.findall(answer.decode())}
-        await asyncio.gather(*(_visit(app, url, cookies) for url in fonts - named))
-        structlog.get_logger("kehu.ui").info("UI warmed up", assets=len(named | fonts))
-        return len(named | fonts)
-    except Exception:  # a server that starts cold is slower for one visitor, not broken
-        structlog.get_logger("kehu.ui").warning("UI warm-up failed", exc_info=True)
-        return 0
-
-
-def _first_page_scripts() -> set[str]:
-    """The addresses of _FIRST_PAGE_ELEMENTS' scripts, of the scripts they import by address and of every file of
-    the modules they import by name."""
-    modules = {module.name: (key, module.path) for key, module in dependencies.esm_modules.items()}
-    found: set[str] = set()
-    for name in _FIRST_PAGE_ELEMENTS:
-        component = getattr(ui, name).component
-        if component is None:
-            continue
-        url = f"{ASSETS}components/{component.key}"
-        found.add(url)
-        for imported in _MODULE_IMPORT.findall(component.path.read_text(encoding="utf-8")):
-            if imported.startswith("."):
-                found.add(_beside(url, imported))
-            elif imported in modules:
-                key, folder = modules[imported]
-                found |= {f"{ASSETS}esm/{key}/{file.relative_to(folder).as_posix()}"
-                          for file in Path(folder).rglob("*") if file.is_file()}
-    return found
-
-
-def _beside(url: str, relative: str) -> str:
-    """The address ``relative`` names in the file at ``url`` (``../static/x.js``, ``fonts/y.woff2``)."""
-    return posixpath.normpath(posixpath.join(posixpath.dirname(url), relative))
-
-
-async def _visit(app: FastAPI, path: str, cookies: list[tuple[bytes, bytes]]) -> bytes:
-    """GET ``path`` from the app itself, through every middleware, as a browser on this machine would: the body.
-    ``cookies``: sent with the request (``cookie`` headers); the first answer's are put there."""
-    body: list[bytes] = []
-    answered = asyncio.Event()
-    asked = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal asked
-        if not asked:
-            asked = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await answered.wait()  # an app listening for the browser to leave hears it once it has answered
-        return {"type": "http.disconnect"}
-
-    async def send(message: Any) -> None:
-        if message["type"] == "http.response.start" and not cookies:
-            cookies.extend((b"cookie", value.split(b";", 1)[0]) for name, value in message.get("headers", [])
-                           if name.lower() == b"set-cookie")
-        if message["type"] == "http.response.body":
-            body.append(message.get("body", b""))
-            if not message.get("more_body"):
-                answered.set()
-
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-             "headers": [(b"host", b"127.0.0.1"), *cookies], "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 80)}
-    try:
-        await app(scope, receive, send)
-    finally:
-        answered.set()
-    return b"".join(body)

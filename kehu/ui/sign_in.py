@@ -1,5 +1,5 @@
-"""Signing in to the web UI: the sign-in page, a plain HTML form, and its post (``login_submit``), which checks the
-password (throttled, recorded: kehu.tenancy.service.authenticate) and starts the browser's UI session."""
+"""Signing in to the web UI: the sign-in page, plain HTML (sign_in.html), and its post (``login_submit``), which
+checks the password (throttled, recorded: kehu.tenancy.service.authenticate) and starts the browser's UI session."""
 
 from __future__ import annotations
 
@@ -8,16 +8,20 @@ import hashlib
 import hmac
 import time
 import uuid
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
+import jinja2
 from fastapi import Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from nicegui import app as gui_app
-from nicegui import ui
 
 from kehu.core.errors import KehuError
+from kehu.core.i18n import normalise_locale
 from kehu.tenancy import service
-from kehu.ui.shell import context, locale, signed_in, toggle_language, tr
+from kehu.ui.assets import first_page_assets
+from kehu.ui.shell import context, locale, signed_in, tr
 
 
 def _sign_in(email: str, password: str, ip: str, policy: service.LoginPolicy) -> dict[str, Any] | KehuError:
@@ -58,39 +62,56 @@ def _login_token(session_id: str) -> bytes:
     return hmac.new(key, f"login:{session_id}".encode(), hashlib.sha256).hexdigest().encode()
 
 
-async def login_page() -> None:
-    """The sign-in form posts to ``login_submit`` as a plain HTML form: what the browser shows is what is sent,
-    before and without the page's live connection. Typed into while that connection was still being made (a loaded
-    server, a slow network), the fields' changes waited to be sent and could arrive after the press of the button,
-    which then signed in with an empty e-mail or did nothing at all."""
+_PAGE = jinja2.Environment(autoescape=True).from_string(
+    (Path(__file__).parent / "sign_in.html").read_text(encoding="utf-8"))
+NEXT_LENGTH = 2048  # the longest address kept to go to after signing in
+
+
+def local_target(value: str | None) -> str:
+    """Where to go after signing in: a page of this site that the visitor asked for, else the home page — never an
+    address of another site (``//evil.example``, ``/\\evil.example`` or ``https://…`` would make the sign-in page
+    an open redirect), nor the sign-in page itself."""
+    if (not value or len(value) > NEXT_LENGTH or not value.startswith("/") or value.startswith(("//", "/\\"))
+            or "\\" in value or any(ord(c) < 32 or ord(c) == 127 for c in value)
+            or value.split("?", 1)[0].rstrip("/") == "/login"):
+        return "/"
+    return value
+
+
+def login_url(target: str | None = None, **more: str) -> str:
+    """The sign-in page's address, with the page to go to after it (if not the home page)."""
+    target = local_target(target)
+    query = {**({"next": target} if target != "/" else {}), **more}
+    return "/login" + (f"?{urlencode(query)}" if query else "")
+
+
+async def login_page(request: Request) -> Response:
+    """The sign-in page: plain HTML, shown and usable as soon as it arrives — no Vue, Quasar or live connection to
+    start first (under load that took 0.5–1.2 s before the form could be typed into; kehu bench load). It fetches, at
+    low priority while the visitor types, what the home page will load (``prefetch``). The form posts to
+    ``login_submit``: what the browser shows is what is sent. ``?lang=en|zh`` switches the page's language;
+    ``?next=/…`` is the page to open after signing in."""
+    target = local_target(request.query_params.get("next"))
     storage = gui_app.storage.user
+    if "lang" in request.query_params:  # the language link: remembered for this browser, then the plain address
+        if request.cookies.get("session"):  # (a browser that has loaded the page: no storage for passers-by)
+            storage["locale"] = normalise_locale(request.query_params["lang"])
+        return RedirectResponse(login_url(target), status_code=303)
     flash = storage.pop(LOGIN_FLASH) if LOGIN_FLASH in storage else {}  # (no write for a visitor without one)
     if await signed_in() is not None:
-        ui.navigate.to("/")
-        return
-    ui.page_title(f"{tr('login.title')} · kehu 客户")
-    ui.colors(primary="#1f4e79")
-    token = _login_token(ui.context.client.request.session["id"]).decode()
-    with ui.column().classes("absolute-center items-center gap-6"):
-        with ui.row().classes("items-center gap-3"):
-            ui.label("kehu 客户").classes("text-4xl font-bold text-primary")
-        ui.label(tr("app.tagline")).classes("text-grey-7")
-        with ui.card().classes("w-96 p-6"), \
-                ui.element("form").props('method="post" action="/login"').classes("nicegui-column w-full"):
-            ui.element("input").props(f'type="hidden" name="token" value="{token}"')
-            ui.label(tr("login.title")).classes("text-xl font-semibold")
-            # (required: the browser asks for an empty field rather than sending a try that counts as failed)
-            email = ui.input(tr("login.email"), value=flash.get("email", "")).props(
-                f'outlined required name="email" autocomplete="username" maxlength="{EMAIL_LENGTH}"').classes(
-                "w-full").mark("login-email")
-            password = ui.input(tr("login.password"), password=True, password_toggle_button=True).props(
-                'outlined required name="password" autocomplete="current-password"').classes("w-full").mark(
-                "login-password")
-            # the field to type into first: the e-mail, or the password when the e-mail is kept from a refusal
-            (password if flash.get("email") else email).props("autofocus")
-            ui.label(flash.get("message", "")).classes("text-negative text-sm")
-            ui.button(tr("login.submit")).props('type="submit"').classes("w-full mt-2").mark("login-submit")
-        ui.button("English" if locale() == "zh" else "中文", on_click=toggle_language).props("flat dense")
+        return RedirectResponse(target, status_code=303)
+    here = locale()
+    other = "en" if here == "zh" else "zh"
+    html = _PAGE.render(
+        lang="zh-CN" if here == "zh" else "en", title=tr("login.title"), tagline=tr("app.tagline"),
+        token=_login_token(request.session["id"]).decode(), next=target if target != "/" else "",
+        email=flash.get("email", ""), email_label=tr("login.email"), email_length=EMAIL_LENGTH,
+        password_label=tr("login.password"), reveal=tr("login.reveal"), submit=tr("login.submit"),
+        message=flash.get("message", ""), prefetch=first_page_assets(),
+        language_url=login_url(target, lang=other), other_lang=other,
+        other_language="English" if other == "en" else "中文")
+    # the page carries a token of this browser's session: never kept by a cache or shown from one
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
 async def login_submit(request: Request) -> Response:
@@ -99,14 +120,15 @@ async def login_submit(request: Request) -> Response:
     back to the form with why and the e-mail typed. Each attempt with an e-mail and a password is recorded
     (throttling)."""
     async with request.form(max_files=0, max_fields=8, max_part_size=LOGIN_BODY_BYTES) as form:
-        email, password, token = (str(form.get(name) or "") for name in ("email", "password", "token"))
+        email, password, token, target = (str(form.get(name) or "") for name in ("email", "password", "token", "next"))
+    target = local_target(target)
 
     def refused(message: str) -> Response:
         # Only a browser that has a session (it loaded the form) gets the message: a post without one would leave
         # a file of storage behind that no one ever reads.
         if request.cookies.get("session"):
             gui_app.storage.user[LOGIN_FLASH] = {"message": message, "email": email[:EMAIL_LENGTH]}
-        return RedirectResponse("/login", status_code=303)
+        return RedirectResponse(login_url(target), status_code=303)
 
     if not hmac.compare_digest(token.encode(), _login_token(request.session["id"])):
         return refused(tr("login.expired"))
@@ -126,4 +148,4 @@ async def login_submit(request: Request) -> Response:
     gui_app.storage.user.update(kept)
     gui_app.storage.user["auth"] = signed["auth"]
     gui_app.storage.user.setdefault("locale", signed["locale"])
-    return RedirectResponse("/", status_code=303)
+    return RedirectResponse(target, status_code=303)

@@ -74,9 +74,9 @@ def test_api_docs_open_for_a_signed_in_browser_only(page, server, sign_in):
 
 
 def test_the_form_signs_in_before_the_pages_live_connection_is_made(page, server):
-    """Typed and sent while the sign-in page's connection to the server is held back (a loaded server, a slow
-    network): the form posts what its fields show. Sent over that connection instead, the fields' changes waited
-    for it and the button's press did nothing."""
+    """Typed and sent while the pages' live connection to the server is held back (a loaded server, a slow
+    network): the form posts what its fields show, and the home page shows what it was served. Sent over that
+    connection instead, the fields' changes waited for it and the button's press did nothing."""
     held: list[object] = []
     # neither transport of the pages' live connection gets through (WebSocket, and the long polling it falls
     # back to): the pages show what they were served, and nothing they send reaches the server
@@ -120,8 +120,9 @@ def test_signing_in_gives_a_new_session_and_keeps_the_language_chosen(page, serv
     """A session id someone planted in the browser before the sign-in (a sibling site's cookie) signs them into
     nothing: the signed-in session has another id. The language chosen on the sign-in page stays."""
     page.goto(f"{server}/login")
-    page.get_by_role("button", name="English").click()
+    page.get_by_role("link", name="English").click()
     page.get_by_label("E-mail").wait_for()
+    assert page.url == f"{server}/login"  # the language remembered, the address plain again
     before = _session_id(page)
     page.get_by_label("E-mail").fill("analyst@demo.kehu.dev")
     page.get_by_label("Password").fill("kehu-demo-2026")
@@ -156,3 +157,59 @@ def test_a_form_missing_or_mangled_is_answered_on_the_form(page, server):
     page.wait_for_timeout(300)
     assert page.url == f"{server}/login"
     assert page.get_by_label("密码").evaluate("field => field.validity.valueMissing")
+
+
+def test_the_sign_in_page_is_plain_html_that_fetches_the_first_pages_assets(page, server):
+    """The sign-in page starts no scripts of the pages' (Vue, Quasar, the live connection): it can be typed into as
+    soon as it arrives. It has the browser fetch what the home page loads — Quasar, the stylesheets, the charts'
+    script and ECharts — while its visitor types."""
+    answer = page.goto(f"{server}/login")
+    assert answer.headers["cache-control"] == "no-store"  # (it carries a token of the browser's session)
+    assert page.locator("script[src]").count() == 0
+    prefetched = page.locator("link[rel=prefetch]").evaluate_all("links => links.map(link => link.href)")
+    for name in ("quasar.umd.prod.js", "vue.esm-browser.prod.js", "tailwind.css", "/chart.js", "/index.js"):
+        assert any(href.endswith(name) for href in prefetched), (name, prefetched)
+    for href in prefetched:
+        fetched = page.request.get(href)
+        assert fetched.status == 200 and "immutable" in fetched.headers["cache-control"], href
+    # the eye shows the password and hides it again
+    page.get_by_label("密码").fill("kehu-demo-2026")
+    page.get_by_role("button", name="显示字符").click()
+    expect(page.get_by_label("密码")).to_have_attribute("type", "text")
+    page.get_by_role("button", name="显示字符").click()
+    expect(page.get_by_label("密码")).to_have_attribute("type", "password")
+    shoot(page, "sign-in")
+
+
+def test_a_page_asked_for_before_signing_in_opens_after_it(page, server):
+    """A link to a page (a customer's, a lead's) opened by someone not signed in: the server sends them to sign in
+    at once, without starting that page in the browser first, and signing in opens the page they asked for."""
+    answer = page.request.get(f"{server}/leads?status=new", max_redirects=0)
+    assert answer.status == 303 and answer.headers["location"] == "/login?next=%2Fleads%3Fstatus%3Dnew"
+    page.goto(f"{server}/leads?status=new")
+    assert page.url == f"{server}/login?next=%2Fleads%3Fstatus%3Dnew"
+    _attempt(page, "agent1@demo.kehu.dev", "not-my-password")  # refused: the page asked for is still kept
+    assert page.url == f"{server}/login?next=%2Fleads%3Fstatus%3Dnew"
+    _attempt(page, "agent1@demo.kehu.dev", "kehu-demo-2026")
+    assert page.url == f"{server}/leads?status=new"
+    # signed in, the sign-in page sends on to where the visitor was going
+    page.goto(f"{server}/login?next=%2Fcustomers")
+    assert page.url == f"{server}/customers"
+
+
+def test_the_sign_in_page_never_sends_a_visitor_to_another_site(page, server):
+    """``next`` names a page of this site only: an address of another site, written any of the ways a browser
+    would still follow, leads to the home page after signing in."""
+    page.goto(f"{server}/login?next=//evil.example/x")
+    assert page.locator("input[name=next]").get_attribute("value") == ""
+    for target in ("https://evil.example/", "//evil.example", "/\\evil.example", "/x\\y", "javascript:alert(1)",
+                   "/login?next=/x"):
+        # (refused for want of a token, so no failed sign-in is counted: the page to come back to is still kept)
+        answer = page.request.post(f"{server}/login", max_redirects=0, form={
+            "email": "agent1@demo.kehu.dev", "password": "kehu-demo-2026", "token": "", "next": target})
+        assert answer.headers["location"] == "/login", target
+    kept = page.request.post(f"{server}/login", max_redirects=0, form={
+        "email": "agent1@demo.kehu.dev", "password": "kehu-demo-2026", "token": "", "next": "/customers?q=王"})
+    assert kept.headers["location"] == "/login?next=%2Fcustomers%3Fq%3D%E7%8E%8B"
+    _attempt(page, "agent3@demo.kehu.dev", "kehu-demo-2026")
+    assert page.url == f"{server}/"

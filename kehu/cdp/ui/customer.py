@@ -16,6 +16,7 @@ from kehu.core.i18n import t
 from kehu.core.timeutil import format_local
 from kehu.tenancy.masking import is_masked
 from kehu.ui.components import add_status_slot, localise_table, readable_phone
+from kehu.ui.components.chart import chart
 from kehu.ui.components.customers import STAGE_COLOURS, stage_label
 from kehu.ui.shell import (
     empty_state,
@@ -85,7 +86,7 @@ def customer_page(profile_id: int) -> None:
                 if months:
                     with ui.card().classes("w-full"):
                         ui.label(tr("customers.activity")).classes("text-lg font-medium")
-                        ui.echart({
+                        chart({
                             "grid": {"left": 40, "right": 16, "top": 16, "bottom": 28},
                             "tooltip": {"trigger": "axis"},
                             "xAxis": {"type": "category", "data": [m for m, _ in months]},

@@ -16,6 +16,7 @@ from kehu.core.jobs import Job
 from kehu.core.timeutil import format_local
 from kehu.tenancy import service as tenancy_service
 from kehu.ui.components import ServerTable, readable_phone
+from kehu.ui.components.chart import chart
 from kehu.ui.shell import frame, notify_error, page, run_action, tr, unit_of_work
 
 # The levels a reviewer reads, in the order they matter; each comparison's level 0 is "different".
@@ -295,7 +296,7 @@ def _weights_card(model: dict[str, Any], labels: dict[str, str]) -> None:
     with ui.card().classes("w-full"):
         ui.label(tr("dedupe.weights")).classes("text-lg font-medium")
         ui.label(tr("dedupe.weights_help")).classes("text-xs text-grey-7")
-        ui.echart({
+        chart({
             "grid": {"left": 96, "right": 24, "top": 8, "bottom": 24},
             "tooltip": {"trigger": "axis", "axisPointer": {"type": "shadow"}},
             "xAxis": {"type": "value"},

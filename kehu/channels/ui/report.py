@@ -12,6 +12,7 @@ from kehu.channels import schemas
 from kehu.channels.control import SKIP_REASONS
 from kehu.core.timeutil import zone
 from kehu.ui.components import localise_table
+from kehu.ui.components.chart import chart
 from kehu.ui.shell import stat_card, tr
 
 
@@ -63,7 +64,7 @@ def show_report(principal: Any, report: schemas.Report) -> None:
                 tz = zone(principal.timezone)
                 hours = [datetime.fromisoformat(h["hour"]).replace(tzinfo=UTC).astimezone(tz).strftime("%m-%d %H:00")
                          for h in report.by_hour]
-                ui.echart({
+                chart({
                     "animation": False,  # the figures as they are, at once (a growing bar reads as a small one)
                     "tooltip": {"trigger": "axis"},
                     "legend": {"top": 0, "data": [tr("channels.bc.r.sent"), tr("channels.bc.r.opened"),

@@ -23,6 +23,7 @@ from kehu.journeys.ui.texts import date_fields_of, trigger_text
 from kehu.segments.models import Segment
 from kehu.tenancy.models import BusinessUnit
 from kehu.ui.components import add_status_slot, localise_table
+from kehu.ui.components.chart import chart
 from kehu.ui.shell import (
     empty_state,
     frame,
@@ -417,7 +418,7 @@ def _unit_results(units: list[schemas.UnitResult]) -> None:
             "flat bordered dense data-testid=results-units")
         localise_table(table, tr)
         top = units[:12]
-        ui.echart({
+        chart({
             "grid": {"left": 40, "right": 10, "top": 20, "bottom": 60},
             "tooltip": {"trigger": "axis"},
             "xAxis": {"type": "category", "data": [u.unit for u in top], "axisLabel": {"rotate": 30}},
@@ -467,7 +468,7 @@ def _split_results(split: schemas.SplitResult) -> None:
         table = ui.table(columns=columns, rows=rows, row_key="group").classes("flex-1").props(
             f"flat bordered dense data-testid=results-{split.node}")
         localise_table(table, tr)
-        ui.echart({
+        chart({
             "grid": {"left": 40, "right": 10, "top": 20, "bottom": 30},
             "tooltip": {"trigger": "axis"},
             "xAxis": {"type": "category", "data": [g.label for g in split.groups]},

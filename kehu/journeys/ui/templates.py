@@ -12,6 +12,7 @@ from sqlalchemy import select
 from kehu.journeys import schemas, templates
 from kehu.journeys.models import Journey
 from kehu.ui.components import add_status_slot, localise_table
+from kehu.ui.components.chart import chart
 from kehu.ui.shell import run_action, tr, unit_of_work, validated
 
 STATUS_COLOURS = {"draft": "grey-6", "live": "positive", "paused": "deep-orange-6", "stopped": "grey-5"}
@@ -147,7 +148,7 @@ def _instances(principal: Any, journey: Any) -> None:
             table.on("row-click", lambda e: ui.navigate.to(f"/journeys/{e.args[1]['id']}"))
             if found.goal is not None and len(found.instances) > 1:  # one dealer: the table says it all
                 shown = found.instances[:15]
-                ui.echart({
+                chart({
                     "grid": {"left": 90, "right": 30, "top": 10, "bottom": 30},
                     "tooltip": {"trigger": "axis"},
                     "xAxis": {"type": "value", "axisLabel": {"formatter": "{value}%"}},

@@ -1,7 +1,7 @@
 """The home page (工作台): each role's day. A salesperson sees the leads waiting for their first call, tasks
 overdue, today's appointments, their pipeline and month; a dealer manager also their salespeople side by side;
 a region its dealers compared and headquarters its regions; administrators the organisation's staff and
-recent changes. Figures are read off the event loop (``off_loop``) like every sign-in's first page."""
+recent changes. Figures are read off the event loop with the visitor's sign-in (``read_signed_in``)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ from kehu.sales import workday
 from kehu.sales.ui.opportunities import money
 from kehu.tenancy import service as tenancy_service
 from kehu.tenancy.access import Principal
+from kehu.ui.components.chart import chart
 from kehu.ui.shell import (
     actor_name,
     audit_text,
     empty_state,
     frame,
     locale,
-    off_loop,
-    signed_in,
+    read_signed_in,
     stat_card,
     tr,
     unit_of_work,
@@ -40,11 +40,7 @@ def _figures(principal: Principal) -> dict[str, Any]:
 
 
 async def home_page() -> None:
-    principal = await signed_in()
-    if principal is None:
-        ui.navigate.to("/login")
-        return
-    figures = await off_loop(_figures, principal)
+    principal, figures = await read_signed_in(_figures)
     day: workday.Day = figures["day"]
     with frame("nav.dashboard", "/", principal=principal):
         ui.label(tr(f"home.scope.{day.scope_kind}")).classes("text-grey-7 -mt-3")
@@ -151,7 +147,7 @@ def _pipeline(day: workday.Day) -> None:
             ui.label(tr("home.pipeline_empty")).classes("text-grey-7 text-sm")
             return
         names = [s["name_en"] if locale() == "en" else s["name_zh"] for s in stages]
-        ui.echart({
+        chart({
             "animation": False,  # figures to read at a glance, drawn at once
             "tooltip": {"trigger": "axis", "axisPointer": {"type": "shadow"}},
             "legend": {"data": [tr("home.amount"), tr("home.weighted")], "bottom": 0},
@@ -194,7 +190,7 @@ def _units(day: workday.Day) -> None:
         ui.label(tr(f"home.units_title.{day.scope_kind}")).classes("text-lg font-medium")
         with ui.row().classes("w-full gap-4 no-wrap max-lg:flex-wrap"):
             shown = units[:15]
-            ui.echart({
+            chart({
                 "animation": False,
                 "tooltip": {"trigger": "axis", "axisPointer": {"type": "shadow"}},
                 "legend": {"data": [tr("home.won_month"), tr("home.amount")], "bottom": 0},
@@ -226,7 +222,7 @@ def _staff(staff_by_region: list[tuple[str, int]]) -> None:
             ui.label(tr("dashboard.no_staff")).classes("text-grey-7")
             return
         names = [n for n, _ in staff_by_region]
-        ui.echart({
+        chart({
             "animation": False,
             "tooltip": {"trigger": "axis"},
             "grid": {"left": 120, "right": 24, "top": 10, "bottom": 24},

@@ -8,6 +8,7 @@ from kehu.core.errors import KehuError
 from kehu.sales import pipelines, reports
 from kehu.sales.ui.opportunities import listed, money
 from kehu.tenancy import service as tenancy_service
+from kehu.ui.components.chart import chart
 from kehu.ui.shell import frame, locale, notify_error, tr, unit_of_work
 
 
@@ -52,7 +53,7 @@ def reports_page(unit_id: int | None = None) -> None:
         with ui.card().classes("w-full"):
             ui.label(tr("report.forecast")).classes("text-lg font-medium")
             ui.label(tr("report.forecast_help")).classes("text-sm text-grey-7")
-            ui.echart({
+            chart({
                 "tooltip": {"trigger": "axis"},
                 "legend": {"top": 0, "data": [tr("report.won"), tr("report.weighted"), tr("report.pipeline")]},
                 "grid": {"left": 80, "right": 24, "top": 40, "bottom": 30},
@@ -89,7 +90,7 @@ def reports_page(unit_id: int | None = None) -> None:
             ui.label(tr("report.funnel")).classes("text-lg font-medium")
             ui.label(tr("report.funnel_help")).classes("text-sm text-grey-7")
             reached = [rates["reached"][s.key] for s in funnel["stages"]]
-            ui.echart({
+            chart({
                 "tooltip": {"trigger": "item"},
                 "grid": {"left": 90, "right": 40, "top": 10, "bottom": 20},
                 "xAxis": {"type": "value", "minInterval": 1},

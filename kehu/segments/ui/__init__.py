@@ -16,6 +16,7 @@ from kehu.core.errors import KehuError
 from kehu.core.timeutil import format_local
 from kehu.segments import lists, rfm, schemas, service, tags
 from kehu.ui.components import add_status_slot, localise_table
+from kehu.ui.components.chart import chart
 from kehu.ui.components.condition_builder import (  # noqa: F401 - RULE_TYPES: the catalogue test reads it here
     RULE_TYPES,
     Builder,
@@ -138,7 +139,7 @@ def _rfm_card(principal: Any) -> None:
             ui.label(tr("rfm.empty")).classes("text-grey-7")
             return
         names = list(classes)
-        ui.echart({
+        chart({
             "grid": {"left": 110, "right": 24, "top": 8, "bottom": 24},
             "tooltip": {"trigger": "axis"},
             "xAxis": {"type": "value", "minInterval": 1},
