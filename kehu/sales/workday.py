@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from kehu.cdp.models import Profile
@@ -104,12 +104,14 @@ def my_day(session: Session, principal: Principal, *, now: datetime | None = Non
         day.pipeline = _pipeline(session, principal)
         won = and_(scope(principal, Opportunity), Opportunity.org_id == principal.org_id,
                    Opportunity.status == "won")
-        this = session.execute(select(func.count(), func.sum(Opportunity.amount)).where(
-            won, Opportunity.closed_at >= month_start, Opportunity.closed_at <= now)).one()
-        last = session.execute(select(func.count(), func.sum(Opportunity.amount)).where(
-            won, Opportunity.closed_at >= previous_start, Opportunity.closed_at <= previous_same)).one()
-        day.month = {"won_count": this[0], "won": Decimal(this[1] or 0), "last_count": last[0],
-                     "last": Decimal(last[1] or 0)}
+        # this month so far and last month to the same point, in one statement (each one more waits its turn)
+        this = and_(Opportunity.closed_at >= month_start, Opportunity.closed_at <= now)
+        last = and_(Opportunity.closed_at >= previous_start, Opportunity.closed_at <= previous_same)
+        won_count, won_amount, last_count, last_amount = session.execute(select(
+            func.count(case((this, 1))), func.sum(case((this, Opportunity.amount))),
+            func.count(case((last, 1))), func.sum(case((last, Opportunity.amount)))).where(won, or_(this, last))).one()
+        day.month = {"won_count": won_count, "won": Decimal(won_amount or 0), "last_count": last_count,
+                     "last": Decimal(last_amount or 0)}
     if day.scope_kind == "dealer" and principal.can("leads") and principal.can("users"):
         day.people = _people(session, principal, now, month_start)
     elif day.scope_kind in ("region", "network") and principal.can("opportunities"):
@@ -163,15 +165,14 @@ def _people(session: Session, principal: Principal, now: datetime, month_start: 
         Lead.first_contacted_at.is_(None), Lead.first_contact_due_at < now), 1))))
         .where(scope(principal, Lead), Lead.org_id == principal.org_id, Lead.status.in_(OPEN_STATUSES))
         .group_by(Lead.owner_id)), "open_leads", "late_leads")
-    add(session.execute(select(Opportunity.owner_id, func.count(), func.sum(Opportunity.amount))
+    is_open = Opportunity.status == "open"
+    won = and_(Opportunity.status == "won", Opportunity.closed_at >= month_start, Opportunity.closed_at <= now)
+    add(session.execute(select(Opportunity.owner_id, func.count(case((is_open, 1))),
+                               func.sum(case((is_open, Opportunity.amount))), func.count(case((won, 1))),
+                               func.sum(case((won, Opportunity.amount))))
                         .where(scope(principal, Opportunity), Opportunity.org_id == principal.org_id,
-                               Opportunity.status == "open").group_by(Opportunity.owner_id)),
-        "open_deals", "pipeline")
-    add(session.execute(select(Opportunity.owner_id, func.count(), func.sum(Opportunity.amount))
-                        .where(scope(principal, Opportunity), Opportunity.org_id == principal.org_id,
-                               Opportunity.status == "won", Opportunity.closed_at >= month_start,
-                               Opportunity.closed_at <= now).group_by(Opportunity.owner_id)),
-        "won_count", "won")
+                               or_(is_open, won)).group_by(Opportunity.owner_id)),
+        "open_deals", "pipeline", "won_count", "won")
     staff = session.execute(select(User.id, User.name).where(scope(principal, User), User.is_active.is_(True),
                                                               User.org_id == principal.org_id)).all()
     # everyone active is listed, even with nothing open: an empty row is news to a manager too

@@ -52,3 +52,46 @@ def test_a_dealer_manager_sees_each_salesperson_and_a_region_its_dealers(sales, 
     assert dealers["上海浦东店"]["open_leads"] == 3 and dealers["杭州西湖店"]["open_leads"] == 1
     hq = client.get("/api/v1/home", headers=login("admin@example.com")).json()
     assert hq["scope_kind"] == "network" and {u["name"] for u in hq["units"]} == {"华东大区", "华北大区"}
+
+
+def test_a_dealer_managers_month_and_each_salespersons_deals(sales, client, login, session):  # type: ignore[no-untyped-def]
+    """Won this month so far against last month to the same point, and each salesperson's open and won deals —
+    their own dealer's only."""
+    from types import SimpleNamespace
+
+    from sqlalchemy import update
+
+    from kehu.sales.models import Opportunity
+    from kehu.sales.workday import _day_bounds
+
+    a_sales, b_sales = login("a.sales@example.com"), login("b.sales@example.com")
+
+    def deal(headers, mobile: str, amount: int, outcome: str | None = None) -> int:  # type: ignore[no-untyped-def]
+        customer = client.post("/api/v1/customers", headers=headers, json={"name": "顾客", "mobile": mobile})
+        assert customer.status_code == 201, customer.text
+        made = client.post("/api/v1/opportunities", headers=headers, json={
+            "title": "ID.4 购车", "profile_id": customer.json()["id"], "amount": amount})
+        assert made.status_code == 201, made.text
+        if outcome:
+            closed = client.post(f"/api/v1/opportunities/{made.json()['id']}/close", headers=headers,
+                                 json={"outcome": outcome, "reason": "competitor"} if outcome == "lost"
+                                 else {"outcome": outcome})
+            assert closed.status_code == 200, closed.text
+        return made.json()["id"]
+
+    deal(a_sales, "13900016001", 100_000)
+    deal(a_sales, "13900016002", 200_000, "won")
+    last_month = deal(a_sales, "13900016003", 300_000, "won")
+    deal(a_sales, "13900016004", 50_000, "lost")
+    deal(b_sales, "13900016005", 700_000, "won")  # dealer B's
+    _, _, previous_start, previous_same = _day_bounds(SimpleNamespace(timezone="Asia/Shanghai"), utcnow())
+    session.execute(update(Opportunity).where(Opportunity.id == last_month)
+                    .values(closed_at=previous_start + (previous_same - previous_start) / 2))
+    session.commit()
+    manager = client.get("/api/v1/home", headers=login("a.manager@example.com")).json()
+    assert manager["month"] == {"won_count": 1, "won": 200_000.0, "last_count": 1, "last": 300_000.0}
+    people = {p["name"]: p for p in manager["people"]}
+    assert {k: people["张销售"][k] for k in ("open_deals", "pipeline", "won_count", "won")} == {
+        "open_deals": 1, "pipeline": 100_000.0, "won_count": 1, "won": 200_000.0}
+    assert {k: people["赵销售"][k] for k in ("open_deals", "pipeline", "won_count", "won")} == {
+        "open_deals": 0, "pipeline": 0.0, "won_count": 0, "won": 0.0}
