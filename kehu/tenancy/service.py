@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, lazyload
 
 from kehu.core import audit, jobs
 from kehu.core.audit import AuditRecord, changed, snapshot
@@ -555,7 +555,8 @@ def authenticate(session: Session, *, email: str, password: str, ip: str = "",
         session.flush()
         raise TooManyRequests(f"Too many failed sign-ins; try again in {wait} seconds.",
                               extra={"retry_after": wait})
-    user = session.scalar(select(User).where(User.email == email))
+    # (its roles are not read: a sign-in needs the password, and each statement more waits its turn under load)
+    user = session.scalar(select(User).where(User.email == email).options(lazyload(User.roles)))
     ok = user is not None and user.is_active and verify_password(user.password_hash, password)
     if user is None:
         burn_password_check(password)
