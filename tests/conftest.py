@@ -80,7 +80,8 @@ def session(clean_database: Database) -> Iterator[Session]:
 def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(data_dir=tmp_path / "data", database_url=database_url, secret_key="test-secret-" + "x" * 40,
                     login_free_failures=3, embedded_worker=False, job_backoff_seconds=0.0, job_lease_seconds=5,
-                    api_docs="open", metrics="open")  # tests read the schema; production settings guard both
+                    api_docs="open", metrics="open",  # tests read the schema; production settings guard both
+                    freeze_startup_objects=False)  # (the tests make and drop an app each)
 
 
 @pytest.fixture

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     # requests/s with p99 0.79–0.81 s and sign-ins of 2.2–6.5 s; 3 threads 291–295 requests/s, p99 0.65–0.70 s and
     # sign-ins of 1.7–3.7 s — CPU already busy gains nothing from more requests in flight, each waits its turn.
     threads: int = Field(default=3, ge=1)
+    # A server's objects made while starting are kept out of Python's garbage collections once it has started
+    # (kehu.app: gc.freeze). Off in a process that makes and drops many apps (the tests): what a frozen app holds in
+    # reference cycles would never be freed.
+    freeze_startup_objects: bool = True
     # PostgreSQL's parallel workers for the statements of a web server (max_parallel_workers_per_gather; -1:
     # the database's own setting). Off by default: under many users every core is busy already, and a parallel
     # plan spends three processes' CPU to answer one request a little sooner (a region manager's pinyin search

@@ -10,6 +10,7 @@ import hashlib
 import json
 import posixpath
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,7 @@ async def warm_up(app: FastAPI) -> int:
         cookies: list[tuple[bytes, bytes]] = []
         await _visit(app, "/login", cookies)  # (its session cookie is sent with the visits below)
         page = _a_page(app)
+        _a_page(app, _the_elements_of_a_page)
         imports: dict[str, str] = json.loads(_IMPORT_MAP.search(page).group(1))["imports"]  # type: ignore[union-attr]
         loaded = {a or b for a, b in _NAMED_ASSET.findall(page)}
         loaded |= {imports[name] for name in _MODULE_IMPORT.findall(page) if name in imports}  # Vue, DOMPurify
@@ -113,9 +115,10 @@ async def warm_up(app: FastAPI) -> int:
         return 0
 
 
-def _a_page(app: FastAPI) -> str:
+def _a_page(app: FastAPI, build: Callable[[], None] = lambda: None) -> str:
     """The HTML NiceGUI starts every page from (its scripts, stylesheets and import map), built here as its own
-    error pages are: the sign-in page is not one of NiceGUI's, and every other page sends a stranger to it."""
+    error pages are: the sign-in page is not one of NiceGUI's, and every other page sends a stranger to it. With
+    ``build``'s elements on it."""
     from nicegui.page import page as nicegui_page
     from starlette.requests import Request
 
@@ -123,11 +126,32 @@ def _a_page(app: FastAPI) -> str:
                        "headers": [(b"host", b"127.0.0.1")], "root_path": "", "scheme": "http", "app": app,
                        "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 0), "session": {}})
     with Client(nicegui_page(""), request=request) as client:
-        pass
+        build()
     try:
         return bytes(client.build_response(request).body).decode()
     finally:
         client.delete()
+
+
+def _the_elements_of_a_page() -> None:
+    """One of each element the frame and the home page are made of, as they use them: built and rendered once as
+    the server starts, the first visitor's first page is not the first time their code runs (it was built in
+    130 ms against 16–34 ms for the next ones, kehu bench load)."""
+    ui.colors(primary="#1f4e79")
+    with ui.header().classes("items-center"):
+        ui.button(icon="menu").props("flat round dense")
+        ui.label("kehu").classes("text-lg")
+        ui.space()
+        with ui.button(icon="account_circle").props("flat round"), ui.menu():
+            ui.menu_item("kehu")
+    with ui.left_drawer(value=True):
+        ui.html("<a href='/'>kehu</a>", sanitize=False)
+    with ui.column().classes("w-full"), ui.row(), ui.card():
+        ui.icon("event")
+        ui.link("kehu", "/")
+        ui.select(["a", "b"], value="a")
+        ui.table(columns=[{"name": "n", "label": "n", "field": "n", "sortable": True}], rows=[{"n": 1}])
+        Chart({"series": []})
 
 
 def _everyday_fonts(css: str) -> list[str]:
