@@ -24,6 +24,9 @@ with warnings.catch_warnings():  # Starlette nudges towards httpx2; the test cli
     from fastapi.testclient import TestClient
 
 use_fast_password_hashing()
+# The tests make and drop an app after another (and start servers of their own): a frozen app's cycles would never
+# be freed (kehu.app: freeze_startup_objects). tests/core/test_startup_objects.py turns it on where it tests it.
+os.environ.setdefault("KEHU_FREEZE_STARTUP_OBJECTS", "false")
 
 
 def _worker_id() -> str:
@@ -80,8 +83,7 @@ def session(clean_database: Database) -> Iterator[Session]:
 def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(data_dir=tmp_path / "data", database_url=database_url, secret_key="test-secret-" + "x" * 40,
                     login_free_failures=3, embedded_worker=False, job_backoff_seconds=0.0, job_lease_seconds=5,
-                    api_docs="open", metrics="open",  # tests read the schema; production settings guard both
-                    freeze_startup_objects=False)  # (the tests make and drop an app each)
+                    api_docs="open", metrics="open")  # tests read the schema; production settings guard both
 
 
 @pytest.fixture

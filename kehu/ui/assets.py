@@ -30,11 +30,13 @@ STYLES_PREFIX = "/_kehu/"  # kehu's own assets, each under a digest of its conte
 
 class PagesGZip(GZipMiddleware):
     """NiceGUI's gzip for its pages and dynamic answers, not for the versioned assets (compressed once, in
-    memory: StaticCacheMiddleware)."""
+    memory: StaticCacheMiddleware) nor for the sign-in page: it carries a token of the browser's session beside
+    what its address says (``next``), and a compressed answer's length tells how much of the two are alike
+    (BREACH)."""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if path.startswith((ASSETS, STYLES_PREFIX)) and not path.startswith(DYNAMIC_ASSETS):
+        if path == "/login" or (path.startswith((ASSETS, STYLES_PREFIX)) and not path.startswith(DYNAMIC_ASSETS)):
             await self.app(scope, receive, send)
             return
         await super().__call__(scope, receive, send)

@@ -317,11 +317,14 @@ def _to_sign_in() -> Response | None:
     from kehu.ui.sign_in import login_url
 
     client = ui.context.client
-    url = client.request.url
-    target = login_url(url.path + (f"?{url.query}" if url.query else ""))
+    request = client.request
+    # the path as the browser sent it (percent-encoded): decoded, /x/100%25 would come back as /x/100%
+    path = (request.scope.get("raw_path") or request.url.path.encode()).decode("latin-1")
+    target = login_url(path + (f"?{request.url.query}" if request.url.query else ""))
     if client.has_socket_connection:
         ui.navigate.to(target)
         return None
+    client.delete()  # (never to be connected: not kept until NiceGUI prunes clients that never connected)
     return RedirectResponse(target, status_code=303)
 
 

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from nicegui import app as gui_app
 
 from kehu.core.errors import KehuError
-from kehu.core.i18n import normalise_locale
+from kehu.core.i18n import normalise_locale, t
 from kehu.tenancy import service
 from kehu.ui.assets import first_page_assets
 from kehu.ui.shell import context, locale, signed_in, tr
@@ -93,20 +93,26 @@ async def login_page(request: Request) -> Response:
     ``?next=/…`` is the page to open after signing in."""
     target = local_target(request.query_params.get("next"))
     storage = gui_app.storage.user
-    if "lang" in request.query_params:  # the language link: remembered for this browser, then the plain address
-        if request.cookies.get("session"):  # (a browser that has loaded the page: no storage for passers-by)
-            storage["locale"] = normalise_locale(request.query_params["lang"])
+    asked = request.query_params.get("lang")
+    if asked is not None and request.cookies.get("session"):
+        # the language link of a browser that has loaded the page: remembered, then the plain address (a first
+        # visit by a shared link is shown in its language without storing anything for a passer-by)
+        storage["locale"] = normalise_locale(asked)
         return RedirectResponse(login_url(target), status_code=303)
     flash = storage.pop(LOGIN_FLASH) if LOGIN_FLASH in storage else {}  # (no write for a visitor without one)
     if await signed_in() is not None:
         return RedirectResponse(target, status_code=303)
-    here = locale()
+    here = normalise_locale(asked) if asked is not None else locale()
     other = "en" if here == "zh" else "zh"
+
+    def say(key: str) -> str:
+        return t(key, here)
+
     html = _PAGE.render(
-        lang="zh-CN" if here == "zh" else "en", title=tr("login.title"), tagline=tr("app.tagline"),
+        lang="zh-CN" if here == "zh" else "en", title=say("login.title"), tagline=say("app.tagline"),
         token=_login_token(request.session["id"]).decode(), next=target if target != "/" else "",
-        email=flash.get("email", ""), email_label=tr("login.email"), email_length=EMAIL_LENGTH,
-        password_label=tr("login.password"), reveal=tr("login.reveal"), submit=tr("login.submit"),
+        email=flash.get("email", ""), email_label=say("login.email"), email_length=EMAIL_LENGTH,
+        password_label=say("login.password"), reveal=say("login.reveal"), submit=say("login.submit"),
         message=flash.get("message", ""), prefetch=first_page_assets(),
         language_url=login_url(target, lang=other), other_lang=other,
         other_language="English" if other == "en" else "中文")

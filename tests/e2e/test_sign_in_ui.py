@@ -213,3 +213,18 @@ def test_the_sign_in_page_never_sends_a_visitor_to_another_site(page, server):
     assert kept.headers["location"] == "/login?next=%2Fcustomers%3Fq%3D%E7%8E%8B"
     _attempt(page, "agent3@demo.kehu.dev", "kehu-demo-2026")
     assert page.url == f"{server}/"
+
+
+def test_the_sign_in_pages_language_by_its_link_and_by_a_shared_address(server):
+    """``?lang=en`` shows the page in English: a shared address on a first visit (nothing stored for a passer-by),
+    and the page's own link remembers the choice for the browser and keeps the page to go to after signing in.
+    The page is never compressed (it carries the session's token beside what its address says: BREACH)."""
+    with httpx.Client(base_url=server, headers={"Accept-Encoding": "gzip"}) as browser:
+        first = browser.get("/login?lang=en&next=/customers")
+        assert first.status_code == 200 and '<html lang="en">' in first.text and ">Sign in</button>" in first.text
+        assert "content-encoding" not in first.headers
+        assert '<html lang="zh-CN">' in browser.get("/login").text  # not remembered: nothing was stored
+        link = browser.get("/login?lang=en&next=/customers", follow_redirects=False)  # the session cookie now sent
+        assert link.status_code == 303 and link.headers["location"] == "/login?next=%2Fcustomers"
+        again = browser.get("/login")
+        assert '<html lang="en">' in again.text and 'href="/login?lang=zh"' in again.text

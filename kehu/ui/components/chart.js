@@ -14,7 +14,15 @@ function shownAndIdle() {
 }
 
 function echarts() {
-  library = library || shownAndIdle().then(() => import("nicegui-echart")).then((module) => module.echarts);
+  library =
+    library ||
+    shownAndIdle()
+      .then(() => import("nicegui-echart"))
+      .then((module) => module.echarts)
+      .catch((error) => {
+        library = null; // the next chart tries again
+        throw error;
+      });
   return library;
 }
 
@@ -43,7 +51,14 @@ export default {
     options: Object,
   },
   async mounted() {
-    const loaded = await echarts();
+    let loaded;
+    try {
+      loaded = await echarts();
+    } catch (error) {
+      // (a page left open across an update of the server asks for the library at an address gone since)
+      console.warn("The chart could not be drawn:", error);
+      return;
+    }
     if (this.removed) {
       return;
     }
