@@ -149,13 +149,11 @@ async def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 async def signed_in() -> Principal | None:
-    """The visitor's principal, read off the event loop (``current_principal`` for async pages)."""
-    auth = _live_auth()
-    if not auth:
+    """The visitor's principal, read off the event loop (``current_principal`` for async pages), or None."""
+    try:
+        principal, _ = await read_signed_in(lambda _: None)
+    except _SignInNeeded:
         return None
-    principal = await off_loop(_principal_for, auth)
-    if principal is None:
-        gui_app.storage.user.pop("auth", None)
     return principal
 
 
