@@ -148,8 +148,11 @@ def test_one_person_asking_twice_in_a_batch_makes_one_lead(sales, client, login,
     assert sorted(h["kind"] for h in history) == ["created", "inquiry"]  # no rule places it: it waits at HQ
 
 
-def test_a_worker_makes_the_lead_within_a_second_of_the_event(sales, client, login, session, clean_database):  # type: ignore[no-untyped-def]
-    """No settle delay: the lead rules read an event as soon as its transaction is known to be final (it was 30 s)."""
+def test_a_worker_makes_the_lead_without_waiting_out_a_settle_delay(sales, client, login, session, clean_database):  # type: ignore[no-untyped-def]
+    """No settle delay: the lead rules read an event as soon as its transaction is known to be final (it was 30 s).
+
+    The bound is far under the old 30 s and far over the ~0.2 s this takes on a quiet machine: a loaded CI machine
+    took 1.4 s once, which says nothing about a settle delay."""
     admin = login("admin@example.com")
     _, key = make_source(session, sales.system, "官网", sales.hq.id)
     session.commit()
@@ -161,7 +164,7 @@ def test_a_worker_makes_the_lead_within_a_second_of_the_event(sales, client, log
         sent = clock.monotonic()
         assert client.post("/v1/batch", headers=basic(key), json={"batch": [call(
             "track", userId="quick", event="test_drive_booked", properties={"model": "ID.7"})]}).status_code == 200
-        while clock.monotonic() - sent < 10 and not session.scalar(select(func.count()).select_from(Lead)):
+        while clock.monotonic() - sent < 20 and not session.scalar(select(func.count()).select_from(Lead)):
             session.rollback()  # a fresh snapshot for the next look
             clock.sleep(0.02)
         waited = clock.monotonic() - sent
@@ -169,4 +172,4 @@ def test_a_worker_makes_the_lead_within_a_second_of_the_event(sales, client, log
         worker.stopping.set()
         thread.join(timeout=30)
     assert session.scalar(select(func.count()).select_from(Lead)) == 1
-    assert waited < 1.0, waited
+    assert waited < 5.0, waited
