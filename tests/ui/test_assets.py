@@ -4,40 +4,13 @@ compressed, for the first visitor after a start."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import pytest
 from nicegui import __version__ as nicegui_version
 
 from kehu.ui.assets import STYLES
 from kehu.ui.components.chart import Chart
-from tests.e2e.conftest import _free_port, serving
-
-
-@pytest.fixture
-def just_started(tmp_path: Path) -> Iterator[str]:
-    """A server on an empty database, nobody having visited it yet (NiceGUI is mounted once per process: a
-    process of its own)."""
-    port = _free_port()
-    env = {**os.environ, "KEHU_DATA_DIR": str(tmp_path), "KEHU_DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}",
-           "KEHU_EMBEDDED_WORKER": "false"}
-    with (tmp_path / "server.log").open("w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "kehu", "serve", "--port", str(port)], env=env,
-                                   cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            assert serving(base), (tmp_path / "server.log").read_text()[-3000:]
-            yield base
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-    assert "Traceback" not in (tmp_path / "server.log").read_text()
 
 
 def test_the_first_visitor_after_a_start_gets_the_sign_in_page_and_its_assets_compressed(just_started):
