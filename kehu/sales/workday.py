@@ -19,7 +19,7 @@ from kehu.cdp.views import CustomerView
 from kehu.core.db import utcnow
 from kehu.core.timeutil import zone
 from kehu.sales import pipelines
-from kehu.sales.models import OPEN_STATUSES, Activity, Lead, Opportunity, PipelineStage
+from kehu.sales.models import OPEN_STATUSES, Activity, Lead, Opportunity, Pipeline, PipelineStage
 from kehu.sales.reports import roll_up
 from kehu.tenancy.access import OWN, Principal, scope, units_under
 from kehu.tenancy.models import BusinessUnit, User
@@ -60,51 +60,61 @@ def _day_bounds(principal: Principal, now: datetime) -> tuple[datetime, datetime
 
 
 def _scope_kind(session: Session, principal: Principal) -> str:
+    """own | dealer | region | network, kept with the principal (a change to its unit makes the principal anew)."""
     if principal.depth("leads", "read") == OWN and principal.depth("opportunities", "read") in (OWN, "none"):
         return "own"
-    unit = session.get(BusinessUnit, principal.unit_id) if principal.unit_id is not None else None
-    if unit is None or unit.parent_id is None:
-        return "network"
-    return "region" if unit.kind == "region" else "dealer"
+    kind = principal.memo.get("scope_kind")
+    if kind is None:
+        unit = session.get(BusinessUnit, principal.unit_id) if principal.unit_id is not None else None
+        kind = principal.memo["scope_kind"] = ("network" if unit is None or unit.parent_id is None
+                                               else "region" if unit.kind == "region" else "dealer")
+    return kind
 
 
 def my_day(session: Session, principal: Principal, *, now: datetime | None = None) -> Day:
+    """Under load each statement waits its turn for the server's interpreter and the database: a list's count
+    comes with its first rows (a window over the same rows), the customers' names of every list in one lookup."""
     now = now or utcnow()
     today_end, month_start, previous_start, previous_same = _day_bounds(principal, now)
     day = Day(now=now, scope_kind=_scope_kind(session, principal))
-    view: CustomerView | None = None
+    leads: list[Lead] = []
+    overdue: list[Activity] = []
+    today: list[Activity] = []
     if principal.can("leads"):
         waiting = and_(scope(principal, Lead), Lead.org_id == principal.org_id, Lead.status.in_(OPEN_STATUSES),
                        Lead.first_contacted_at.is_(None), Lead.first_contact_due_at.is_not(None))
-        day.waiting_count, day.waiting_late = session.execute(select(
-            func.count(), func.count(case((Lead.first_contact_due_at < now, 1)))).where(waiting)).one()
-        leads = list(session.scalars(select(Lead).where(waiting).order_by(Lead.first_contact_due_at, Lead.id)
-                                     .limit(SHOWN)))
-        view = view or CustomerView.of(session, principal)
-        names = _customer_names(session, view, (lead.profile_id for lead in leads))
-        day.waiting = [{"id": lead.id, "customer": names.get(lead.profile_id), "model": lead.model_interest,
-                        "status": lead.status, "due_at": lead.first_contact_due_at,
-                        "late": lead.first_contact_due_at is not None and lead.first_contact_due_at < now}
-                       for lead in leads]
+        rows = session.execute(select(Lead, func.count().over(),
+                                      func.count(case((Lead.first_contact_due_at < now, 1))).over())
+                               .where(waiting).order_by(Lead.first_contact_due_at, Lead.id).limit(SHOWN)).all()
+        leads = [lead for lead, _, _ in rows]
+        day.waiting_count, day.waiting_late = (rows[0][1], rows[0][2]) if rows else (0, 0)
     if principal.can("activities"):
         planned = and_(scope(principal, Activity), Activity.org_id == principal.org_id, Activity.done_at.is_(None),
                        Activity.due_at.is_not(None))
-        day.overdue_count = session.scalar(select(func.count()).where(planned, Activity.due_at < now)) or 0
-        overdue = list(session.scalars(select(Activity).where(planned, Activity.due_at < now)
-                                       .order_by(Activity.due_at.desc()).limit(SHOWN)))
+        rows = session.execute(select(Activity, func.count().over()).where(planned, Activity.due_at < now)
+                               .order_by(Activity.due_at.desc()).limit(SHOWN)).all()
+        overdue = [activity for activity, _ in rows]
+        day.overdue_count = rows[0][1] if rows else 0
         # still ahead today; what is past its time is overdue, listed once, there
         today = list(session.scalars(select(Activity).where(planned, Activity.due_at >= now,
                                                             Activity.due_at < today_end)
                                      .order_by(Activity.due_at).limit(20)))
-        view = view or CustomerView.of(session, principal)
-        names = _customer_names(session, view, (a.profile_id for a in [*overdue, *today]))
-        day.overdue = [_activity(a, names) for a in overdue]
-        day.today = [_activity(a, names) for a in today]
+    if principal.can("leads") or principal.can("activities"):
+        names = _customer_names(session, CustomerView.of(session, principal),
+                                [item.profile_id for item in [*leads, *overdue, *today]])
+        if principal.can("leads"):
+            day.waiting = [{"id": lead.id, "customer": names.get(lead.profile_id), "model": lead.model_interest,
+                            "status": lead.status, "due_at": lead.first_contact_due_at,
+                            "late": lead.first_contact_due_at is not None and lead.first_contact_due_at < now}
+                           for lead in leads]
+        if principal.can("activities"):
+            day.overdue = [_activity(a, names) for a in overdue]
+            day.today = [_activity(a, names) for a in today]
     if principal.can("opportunities"):
         day.pipeline = _pipeline(session, principal)
         won = and_(scope(principal, Opportunity), Opportunity.org_id == principal.org_id,
                    Opportunity.status == "won")
-        # this month so far and last month to the same point, in one statement (each one more waits its turn)
+        # this month so far and last month to the same point, in one statement
         this = and_(Opportunity.closed_at >= month_start, Opportunity.closed_at <= now)
         last = and_(Opportunity.closed_at >= previous_start, Opportunity.closed_at <= previous_same)
         won_count, won_amount, last_count, last_amount = session.execute(select(
@@ -135,53 +145,53 @@ def _activity(activity: Activity, names: dict[int, str | None]) -> dict[str, Any
 
 def _pipeline(session: Session, principal: Principal) -> list[dict[str, Any]]:
     """Open deals of the default pipeline by stage, in stage order: how many, their amount and its weighted
-    value (amount × the stage's probability)."""
-    pipeline = pipelines.default_pipeline(session, principal.org_id)
-    rows = session.execute(
-        select(PipelineStage.key, PipelineStage.name_zh, PipelineStage.name_en, PipelineStage.probability,
-               func.count(Opportunity.id), func.sum(Opportunity.amount))
-        .outerjoin(Opportunity, and_(Opportunity.stage_id == PipelineStage.id, Opportunity.status == "open",
-                                     scope(principal, Opportunity)))
-        .where(PipelineStage.pipeline_id == pipeline.id, PipelineStage.is_won.is_(False))
-        .group_by(PipelineStage.id, PipelineStage.key, PipelineStage.name_zh, PipelineStage.name_en,
-                  PipelineStage.probability, PipelineStage.position)
-        .order_by(PipelineStage.position)).all()
+    value (amount × the stage's probability). The default pipeline is found in the same statement; one is made
+    (``pipelines.default_pipeline``) only when there is none yet."""
+    default = (select(Pipeline.id).where(Pipeline.org_id == principal.org_id, Pipeline.is_default.is_(True))
+               .limit(1).scalar_subquery())
+
+    def read(pipeline_id: Any) -> list[Any]:
+        return session.execute(
+            select(PipelineStage.key, PipelineStage.name_zh, PipelineStage.name_en, PipelineStage.probability,
+                   func.count(Opportunity.id), func.sum(Opportunity.amount))
+            .outerjoin(Opportunity, and_(Opportunity.stage_id == PipelineStage.id, Opportunity.status == "open",
+                                         scope(principal, Opportunity)))
+            .where(PipelineStage.pipeline_id == pipeline_id, PipelineStage.is_won.is_(False))
+            .group_by(PipelineStage.id, PipelineStage.key, PipelineStage.name_zh, PipelineStage.name_en,
+                      PipelineStage.probability, PipelineStage.position)
+            .order_by(PipelineStage.position)).all()
+
+    rows = read(default) or read(pipelines.default_pipeline(session, principal.org_id).id)
     return [{"key": key, "name_zh": zh, "name_en": en, "count": count, "amount": Decimal(amount or 0),
              "weighted": Decimal(amount or 0) * probability / 100}
             for key, zh, en, probability, count, amount in rows]
 
 
 def _people(session: Session, principal: Principal, now: datetime, month_start: datetime) -> list[dict[str, Any]]:
-    """Each salesperson of the reader's part of the tree: open leads, those past their first-contact time,
-    open deals and their amount, won this month."""
-    figures: dict[int, dict[str, Any]] = {}
-
-    def add(rows: Any, *names: str) -> None:
-        for owner_id, *values in rows:
-            if owner_id is not None:
-                figures.setdefault(owner_id, {}).update(dict(zip(names, values, strict=True)))
-
-    add(session.execute(select(Lead.owner_id, func.count(), func.count(case((and_(
-        Lead.first_contacted_at.is_(None), Lead.first_contact_due_at < now), 1))))
+    """Each active salesperson of the reader's part of the tree (everyone, even with nothing open: an empty row is
+    news to a manager too): open leads, those past their first-contact time, open deals and their amount, won this
+    month — one statement, each figure grouped by owner and joined to the staff."""
+    leads = (select(Lead.owner_id, func.count().label("open_leads"), func.count(case((and_(
+        Lead.first_contacted_at.is_(None), Lead.first_contact_due_at < now), 1))).label("late_leads"))
         .where(scope(principal, Lead), Lead.org_id == principal.org_id, Lead.status.in_(OPEN_STATUSES))
-        .group_by(Lead.owner_id)), "open_leads", "late_leads")
+        .group_by(Lead.owner_id).subquery())
     is_open = Opportunity.status == "open"
     won = and_(Opportunity.status == "won", Opportunity.closed_at >= month_start, Opportunity.closed_at <= now)
-    add(session.execute(select(Opportunity.owner_id, func.count(case((is_open, 1))),
-                               func.sum(case((is_open, Opportunity.amount))), func.count(case((won, 1))),
-                               func.sum(case((won, Opportunity.amount))))
-                        .where(scope(principal, Opportunity), Opportunity.org_id == principal.org_id,
-                               or_(is_open, won)).group_by(Opportunity.owner_id)),
-        "open_deals", "pipeline", "won_count", "won")
-    staff = session.execute(select(User.id, User.name).where(scope(principal, User), User.is_active.is_(True),
-                                                              User.org_id == principal.org_id)).all()
-    # everyone active is listed, even with nothing open: an empty row is news to a manager too
-    people = [{"user_id": user_id, "name": name, "open_leads": 0, "late_leads": 0, "open_deals": 0, "won_count": 0,
-               **{k: (Decimal(v or 0) if k in ("pipeline", "won") else v) for k, v in figures.get(user_id, {}).items()}}
-              for user_id, name in staff]
-    for person in people:
-        person.setdefault("pipeline", Decimal(0))
-        person.setdefault("won", Decimal(0))
+    deals = (select(Opportunity.owner_id, func.count(case((is_open, 1))).label("open_deals"),
+                    func.sum(case((is_open, Opportunity.amount))).label("pipeline"),
+                    func.count(case((won, 1))).label("won_count"),
+                    func.sum(case((won, Opportunity.amount))).label("won"))
+             .where(scope(principal, Opportunity), Opportunity.org_id == principal.org_id, or_(is_open, won))
+             .group_by(Opportunity.owner_id).subquery())
+    rows = session.execute(
+        select(User.id, User.name, leads.c.open_leads, leads.c.late_leads, deals.c.open_deals, deals.c.pipeline,
+               deals.c.won_count, deals.c.won)
+        .outerjoin(leads, leads.c.owner_id == User.id).outerjoin(deals, deals.c.owner_id == User.id)
+        .where(scope(principal, User), User.is_active.is_(True), User.org_id == principal.org_id)).all()
+    people = [{"user_id": user_id, "name": name, "open_leads": open_leads or 0, "late_leads": late_leads or 0,
+               "open_deals": open_deals or 0, "pipeline": Decimal(pipeline or 0), "won_count": won_count or 0,
+               "won": Decimal(won_amount or 0)}
+              for user_id, name, open_leads, late_leads, open_deals, pipeline, won_count, won_amount in rows]
     return sorted(people, key=lambda p: (-p["won"], -p["pipeline"], p["name"]))
 
 

@@ -95,3 +95,40 @@ def test_a_dealer_managers_month_and_each_salespersons_deals(sales, client, logi
         "open_deals": 1, "pipeline": 100_000.0, "won_count": 1, "won": 200_000.0}
     assert {k: people["赵销售"][k] for k in ("open_deals", "pipeline", "won_count", "won")} == {
         "open_deals": 0, "pipeline": 0.0, "won_count": 0, "won": 0.0}
+
+
+def test_a_dealer_managers_day_counts_beyond_the_rows_shown_in_few_statements(sales, client, login, clean_database):  # type: ignore[no-untyped-def]
+    """Each list's count comes with its first rows (a window over the same rows), the customers' names of every list
+    from one lookup, each salesperson's figures in one statement: under load each statement of the home page waits
+    its turn (kehu bench load's sign-in ≤ 2 s)."""
+    from sqlalchemy import event
+
+    from kehu.sales.workday import SHOWN
+
+    agent, manager = login("agent@example.com"), login("a.manager@example.com")
+    leads = [new_lead(client, agent, f"139000160{n:02d}", city="上海", name=f"客户{n:02d}") for n in range(SHOWN + 3)]
+    for lead in leads[:SHOWN + 1]:  # more overdue tasks than the home page lists
+        assert client.post("/api/v1/activities", headers=manager, json={
+            "lead_id": lead["id"], "kind": "task", "subject": "回访",
+            "due_at": (utcnow() - timedelta(hours=1)).isoformat()}).status_code == 201
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    client.get("/api/v1/home", headers=manager)  # the principal and its memo are kept after the first request
+    event.listen(clean_database.engine, "before_cursor_execute", count)
+    try:
+        day = client.get("/api/v1/home", headers=manager)
+    finally:
+        event.remove(clean_database.engine, "before_cursor_execute", count)
+    assert day.status_code == 200, day.text
+    body = day.json()
+    assert body["waiting_count"] == SHOWN + 3 and len(body["waiting"]) == SHOWN
+    assert body["overdue_count"] == SHOWN + 1 and len(body["overdue"]) == SHOWN
+    assert all(w["customer"] and w["customer"].startswith("客户") for w in body["waiting"])
+    assert all(a["customer"] and a["customer"].startswith("客户") for a in body["overdue"])
+    people = {p["name"]: p for p in body["people"]}
+    assert people["张销售"]["open_leads"] + people["赵销售"]["open_leads"] == SHOWN + 3
+    assert sum(1 for s in statements if "FROM profiles" in s) == 1, statements  # one lookup of names
+    assert len(statements) <= 8, statements
