@@ -290,20 +290,44 @@ def _trace(page: Any, trace: list[tuple[float, str]]) -> None:
     page.on("load", lambda _: trace.append((time.perf_counter(), "load")))
 
 
+# Put in every page before its own scripts: the moments a person would notice, on the browser's clock (epoch ms) —
+# the form's submission (kept in the tab's sessionStorage across the navigation that follows) and the first frame
+# after the home page's title is in the document (its paint). Playwright's own view of them lags: its click first
+# checks the button is visible, stable and enabled, and its wait polls the page from another process, each hop on
+# the same two busy cores.
+_BROWSER_CLOCK = """
+(() => {
+  const at = () => performance.timeOrigin + performance.now();
+  addEventListener('submit', () => sessionStorage.setItem('kehu-bench-submitted', String(at())), true);
+  if (location.pathname !== '/') return;
+  const look = () => {
+    const app = document.getElementById('app');
+    if (app && app.textContent.includes('工作台')) requestAnimationFrame(() => { window.__kehuShown = at(); });
+    else requestAnimationFrame(look);
+  };
+  requestAnimationFrame(look);
+})();
+"""
+
+
 def sign_in_in_browser(base: str, emails: list[str]) -> dict[str, Any]:
     """Open /login, type the e-mail and password, press the button, wait for the dashboard's title: per person,
-    the page's load and the sign-in (pressing the button → the dashboard shown). With KEHU_BENCH_TRACE set, each
-    sign-in's requests from the press on are printed to stderr with their times (the post, the home page, its
-    assets, the page's load and the title shown)."""
+    the page's load and the sign-in (pressing the button → the dashboard shown), as Playwright sees them and as the
+    browser's own clock does (the sign-in page's DOMContentLoaded from its navigation; the form's submission → the
+    first frame with the dashboard's title). With KEHU_BENCH_TRACE set, each sign-in's requests from the press on
+    are printed to stderr with their times (the post, the home page, its assets, the page's load and the title
+    shown)."""
     from playwright.sync_api import sync_playwright
 
     pages, submits, totals = [], [], []
+    browser_pages, browser_submits, browser_totals = [], [], []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=os.environ.get("KEHU_CHROMIUM", "/usr/bin/chromium"), args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run"])
         for email in emails:
             context = browser.new_context(locale="zh-CN")
+            context.add_init_script(_BROWSER_CLOCK)
             page = context.new_page()
             trace: list[tuple[float, str]] = []
             if os.environ.get("KEHU_BENCH_TRACE"):
@@ -312,12 +336,16 @@ def sign_in_in_browser(base: str, emails: list[str]) -> dict[str, Any]:
             page.goto(f"{base}/login")
             page.get_by_label("邮箱").fill(email)
             shown = time.perf_counter()
+            loaded = page.evaluate("performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd")
             page.get_by_label("密码").fill(PASSWORD)
             pressed = time.perf_counter()
             page.get_by_role("button", name="登录").click()
             page.wait_for_url(f"{base}/")
             page.get_by_text("工作台", exact=True).first.wait_for()
             ended = time.perf_counter()
+            page.wait_for_function("window.__kehuShown !== undefined")
+            painted, submitted = page.evaluate(
+                "[window.__kehuShown, Number(sessionStorage.getItem('kehu-bench-submitted'))]")
             if trace:  # the sign-in page's events from the start, the rest from the press
                 trace += [(shown, "e-mail typed"), (pressed, "pressed"), (ended, "shown")]
                 for at, what in sorted(trace):
@@ -325,11 +353,18 @@ def sign_in_in_browser(base: str, emails: list[str]) -> dict[str, Any]:
             pages.append(shown - begun)
             submits.append(ended - pressed)
             totals.append(ended - begun - (pressed - shown))
+            browser_pages.append(loaded / 1000)
+            browser_submits.append((painted - submitted) / 1000)
+            browser_totals.append(browser_pages[-1] + browser_submits[-1])
             context.close()
         browser.close()
     return {"people": len(emails), "login_page_s": [round(v, 2) for v in pages],
             "sign_in_s": [round(v, 2) for v in submits], "total_s": [round(v, 2) for v in totals],
-            "worst_total_s": round(max(totals), 2)}
+            "worst_total_s": round(max(totals), 2),
+            "browser_clock": {"login_page_s": [round(v, 2) for v in browser_pages],
+                              "sign_in_s": [round(v, 2) for v in browser_submits],
+                              "total_s": [round(v, 2) for v in browser_totals],
+                              "worst_total_s": round(max(browser_totals), 2)}}
 
 
 async def _tokens(clients: list[Client]) -> None:
