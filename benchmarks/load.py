@@ -346,6 +346,7 @@ def sign_in_in_browser(base: str, emails: list[str]) -> dict[str, Any]:
             page.wait_for_function("window.__kehuShown !== undefined")
             painted, submitted = page.evaluate(
                 "[window.__kehuShown, Number(sessionStorage.getItem('kehu-bench-submitted'))]")
+            assert submitted > 0, "the browser recorded no submission of the sign-in form"
             if trace:  # the sign-in page's events from the start, the rest from the press
                 trace += [(shown, "e-mail typed"), (pressed, "pressed"), (ended, "shown")]
                 for at, what in sorted(trace):

@@ -83,25 +83,25 @@ def my_day(session: Session, principal: Principal, *, now: datetime | None = Non
     if principal.can("leads"):
         waiting = and_(scope(principal, Lead), Lead.org_id == principal.org_id, Lead.status.in_(OPEN_STATUSES),
                        Lead.first_contacted_at.is_(None), Lead.first_contact_due_at.is_not(None))
-        rows = session.execute(select(Lead, func.count().over(),
-                                      func.count(case((Lead.first_contact_due_at < now, 1))).over())
-                               .where(waiting).order_by(Lead.first_contact_due_at, Lead.id).limit(SHOWN)).all()
-        leads = [lead for lead, _, _ in rows]
-        day.waiting_count, day.waiting_late = (rows[0][1], rows[0][2]) if rows else (0, 0)
+        first_waiting = session.execute(
+            select(Lead, func.count().over(), func.count(case((Lead.first_contact_due_at < now, 1))).over())
+            .where(waiting).order_by(Lead.first_contact_due_at, Lead.id).limit(SHOWN)).all()
+        leads = [lead for lead, _, _ in first_waiting]
+        day.waiting_count, day.waiting_late = (first_waiting[0][1], first_waiting[0][2]) if first_waiting else (0, 0)
     if principal.can("activities"):
         planned = and_(scope(principal, Activity), Activity.org_id == principal.org_id, Activity.done_at.is_(None),
                        Activity.due_at.is_not(None))
-        rows = session.execute(select(Activity, func.count().over()).where(planned, Activity.due_at < now)
-                               .order_by(Activity.due_at.desc()).limit(SHOWN)).all()
-        overdue = [activity for activity, _ in rows]
-        day.overdue_count = rows[0][1] if rows else 0
+        first_overdue = session.execute(select(Activity, func.count().over()).where(planned, Activity.due_at < now)
+                                        .order_by(Activity.due_at.desc()).limit(SHOWN)).all()
+        overdue = [activity for activity, _ in first_overdue]
+        day.overdue_count = first_overdue[0][1] if first_overdue else 0
         # still ahead today; what is past its time is overdue, listed once, there
         today = list(session.scalars(select(Activity).where(planned, Activity.due_at >= now,
                                                             Activity.due_at < today_end)
                                      .order_by(Activity.due_at).limit(20)))
     if principal.can("leads") or principal.can("activities"):
         names = _customer_names(session, CustomerView.of(session, principal),
-                                [item.profile_id for item in [*leads, *overdue, *today]])
+                                [*(lead.profile_id for lead in leads), *(a.profile_id for a in [*overdue, *today])])
         if principal.can("leads"):
             day.waiting = [{"id": lead.id, "customer": names.get(lead.profile_id), "model": lead.model_interest,
                             "status": lead.status, "due_at": lead.first_contact_due_at,
@@ -151,7 +151,7 @@ def _pipeline(session: Session, principal: Principal) -> list[dict[str, Any]]:
                .limit(1).scalar_subquery())
 
     def read(pipeline_id: Any) -> list[Any]:
-        return session.execute(
+        return list(session.execute(
             select(PipelineStage.key, PipelineStage.name_zh, PipelineStage.name_en, PipelineStage.probability,
                    func.count(Opportunity.id), func.sum(Opportunity.amount))
             .outerjoin(Opportunity, and_(Opportunity.stage_id == PipelineStage.id, Opportunity.status == "open",
@@ -159,7 +159,7 @@ def _pipeline(session: Session, principal: Principal) -> list[dict[str, Any]]:
             .where(PipelineStage.pipeline_id == pipeline_id, PipelineStage.is_won.is_(False))
             .group_by(PipelineStage.id, PipelineStage.key, PipelineStage.name_zh, PipelineStage.name_en,
                       PipelineStage.probability, PipelineStage.position)
-            .order_by(PipelineStage.position)).all()
+            .order_by(PipelineStage.position)).all())
 
     rows = read(default) or read(pipelines.default_pipeline(session, principal.org_id).id)
     return [{"key": key, "name_zh": zh, "name_en": en, "count": count, "amount": Decimal(amount or 0),

@@ -65,7 +65,7 @@ class RequestTracking:
 
 class RedirectWithPrefix:
     """NiceGUI's ``RedirectWithPrefixMiddleware``: a redirect to a path of this site goes under the proxy's
-    ``X-Forwarded-Prefix`` — when that is a path (NiceGUI took any text, ``//elsewhere`` too)."""
+    ``X-Forwarded-Prefix`` — when that is a path (``is_path_prefix``; NiceGUI took any text, ``//elsewhere`` too)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -75,13 +75,14 @@ class RedirectWithPrefix:
             await self.app(scope, receive, send)
             return
         prefix = next((value.decode("latin-1") for name, value in scope.get("headers") or []
-                       if name == b"x-forwarded-prefix"), "")
-        if not prefix.startswith("/") or prefix.startswith("//"):  # a path of this site, never another site's
+                       if name == b"x-forwarded-prefix"), "").rstrip("/")
+        if not is_path_prefix(prefix):
             await self.app(scope, receive, send)
             return
 
         async def prefixed(message: Message) -> None:
             if message["type"] == "http.response.start":
+                message.setdefault("headers", [])  # (ASGI lets an answer leave them out)
                 headers = MutableHeaders(scope=message)
                 location = headers.get("location")
                 if location and location.startswith("/"):
@@ -89,6 +90,14 @@ class RedirectWithPrefix:
             await send(message)
 
         await self.app(scope, receive, prefixed)
+
+
+def is_path_prefix(prefix: str) -> bool:
+    """Whether ``prefix`` (its trailing ``/`` dropped) may go in front of a path of this site and leave it one:
+    ``/kehu``, not ``//elsewhere``, ``/\\elsewhere`` (a browser reads a backslash as a slash), a control character
+    (a browser drops a tab or a newline from an address) or ``https://elsewhere``."""
+    return (prefix.startswith("/") and not prefix.startswith("//") and "\\" not in prefix
+            and not any(ord(c) < 32 or ord(c) == 127 for c in prefix))
 
 
 class SetCacheControl:
@@ -106,13 +115,14 @@ class SetCacheControl:
 
         async def cached(message: Message) -> None:
             if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
                 MutableHeaders(scope=message)["cache-control"] = core.app.config.cache_control_directives
             await send(message)
 
         await self.app(scope, receive, cached)
 
 
-REPLACEMENTS: dict[type, type] = {
+REPLACEMENTS: dict[type, Any] = {
     storage.RequestTrackingMiddleware: RequestTracking,
     middlewares.RedirectWithPrefixMiddleware: RedirectWithPrefix,
     middlewares.SetCacheControlMiddleware: SetCacheControl,

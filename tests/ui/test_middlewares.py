@@ -3,6 +3,9 @@ a memory stream per request and middleware."""
 
 from __future__ import annotations
 
+import base64
+import json
+
 import httpx
 from nicegui import __version__ as nicegui_version
 from nicegui import middlewares as nicegui_middlewares
@@ -12,6 +15,12 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 
 from kehu.ui import middlewares
+
+
+def _session_id(cookie: str) -> str:
+    """The session id in Starlette's signed session cookie (base64 JSON, then its signature)."""
+    data = cookie.split(".", 1)[0]
+    return json.loads(base64.b64decode(data + "=" * (-len(data) % 4)))["id"]
 
 
 class _App:
@@ -33,18 +42,25 @@ def test_nicegui_s_base_http_middlewares_are_swapped_in_place_and_others_kept():
     assert middlewares.replace(app) == 0  # once is enough
 
 
+def test_only_a_path_goes_in_front_of_a_redirect():
+    assert middlewares.is_path_prefix("/kehu") and middlewares.is_path_prefix("/crm/kehu")
+    for elsewhere in ("", "kehu", "//evil.example", "/\\evil.example", "/\t/evil.example", "/\n/evil.example",
+                      "https://evil.example", "/kehu\x7f"):
+        assert not middlewares.is_path_prefix(elsewhere), elsewhere
+
+
 def test_a_served_page_keeps_the_session_the_proxy_s_prefix_and_the_assets_caching(just_started):
     with httpx.Client(base_url=just_started) as browser:
         first = browser.get("/login")
         assert first.status_code == 200 and "session" in browser.cookies  # a new visitor gets a session
-        session = browser.cookies["session"]
+        session = _session_id(browser.cookies["session"])
         browser.get("/login?lang=en")  # the language is kept in the visitor's storage on the server …
-        assert browser.cookies["session"] == session
+        assert _session_id(browser.cookies["session"]) == session  # (the cookie is signed anew each second)
         assert 'lang="en"' in browser.get("/login").text  # … and read back on the next visit
         # a redirect under a proxy's prefix keeps it; a prefix that is another site is not followed
         away = browser.get("/customers", headers={"X-Forwarded-Prefix": "/kehu"})
         assert away.status_code == 303 and away.headers["location"].startswith("/kehu/login?next=")
-        for elsewhere in ("//evil.example", "https://evil.example"):
+        for elsewhere in ("//evil.example", "https://evil.example", "/\\evil.example", "/\t/evil.example", "/"):
             away = browser.get("/customers", headers={"X-Forwarded-Prefix": elsewhere})
             assert away.status_code == 303 and away.headers["location"].startswith("/login?next="), elsewhere
         asset = browser.get(f"/_nicegui/{nicegui_version}/static/quasar.umd.prod.js")
