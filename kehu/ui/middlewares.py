@@ -65,7 +65,7 @@ class RequestTracking:
 
 class RedirectWithPrefix:
     """NiceGUI's ``RedirectWithPrefixMiddleware``: a redirect to a path of this site goes under the proxy's
-    ``X-Forwarded-Prefix`` — when that is a path (``is_path_prefix``; NiceGUI took any text, ``//elsewhere`` too)."""
+    ``X-Forwarded-Prefix`` — when that is a path (``is_local_path``; NiceGUI took any text, ``//elsewhere`` too)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -76,7 +76,7 @@ class RedirectWithPrefix:
             return
         prefix = next((value.decode("latin-1") for name, value in scope.get("headers") or []
                        if name == b"x-forwarded-prefix"), "").rstrip("/")
-        if not is_path_prefix(prefix):
+        if not is_local_path(prefix):
             await self.app(scope, receive, send)
             return
 
@@ -92,12 +92,12 @@ class RedirectWithPrefix:
         await self.app(scope, receive, prefixed)
 
 
-def is_path_prefix(prefix: str) -> bool:
-    """Whether ``prefix`` (its trailing ``/`` dropped) may go in front of a path of this site and leave it one:
-    ``/kehu``, not ``//elsewhere``, ``/\\elsewhere`` (a browser reads a backslash as a slash), a control character
-    (a browser drops a tab or a newline from an address) or ``https://elsewhere``."""
-    return (prefix.startswith("/") and not prefix.startswith("//") and "\\" not in prefix
-            and not any(ord(c) < 32 or ord(c) == 127 for c in prefix))
+def is_local_path(value: str) -> bool:
+    """Whether ``value`` is a path of this site that a browser reads as one, also with a path after it (a proxy's
+    prefix, a page to come back to): ``/kehu``, not ``//elsewhere``, ``/\\elsewhere`` (a browser reads a backslash
+    as a slash), a control character (a browser drops a tab or a newline from an address) or ``https://…``."""
+    return (value.startswith("/") and not value.startswith("//") and "\\" not in value
+            and not any(ord(c) < 32 or ord(c) == 127 for c in value))
 
 
 class SetCacheControl:

@@ -21,6 +21,7 @@ from kehu.core.errors import KehuError
 from kehu.core.i18n import normalise_locale, t
 from kehu.tenancy import service
 from kehu.ui.assets import first_page_assets
+from kehu.ui.middlewares import is_local_path
 from kehu.ui.shell import context, locale, signed_in, tr
 
 
@@ -71,8 +72,7 @@ def local_target(value: str | None) -> str:
     """Where to go after signing in: a page of this site that the visitor asked for, else the home page — never an
     address of another site (``//evil.example``, ``/\\evil.example`` or ``https://…`` would make the sign-in page
     an open redirect), nor the sign-in page itself."""
-    if (not value or len(value) > NEXT_LENGTH or not value.startswith("/") or value.startswith(("//", "/\\"))
-            or "\\" in value or any(ord(c) < 32 or ord(c) == 127 for c in value)
+    if (not value or len(value) > NEXT_LENGTH or not is_local_path(value)
             or value.split("?", 1)[0].rstrip("/") == "/login"):
         return "/"
     return value

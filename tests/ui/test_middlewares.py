@@ -43,10 +43,10 @@ def test_nicegui_s_base_http_middlewares_are_swapped_in_place_and_others_kept():
 
 
 def test_only_a_path_goes_in_front_of_a_redirect():
-    assert middlewares.is_path_prefix("/kehu") and middlewares.is_path_prefix("/crm/kehu")
+    assert middlewares.is_local_path("/kehu") and middlewares.is_local_path("/crm/kehu")
     for elsewhere in ("", "kehu", "//evil.example", "/\\evil.example", "/\t/evil.example", "/\n/evil.example",
                       "https://evil.example", "/kehu\x7f"):
-        assert not middlewares.is_path_prefix(elsewhere), elsewhere
+        assert not middlewares.is_local_path(elsewhere), elsewhere
 
 
 def test_a_served_page_keeps_the_session_the_proxy_s_prefix_and_the_assets_caching(just_started):
