@@ -14,15 +14,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from nicegui import __version__ as nicegui_version
 from nicegui import core, middlewares, storage
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-ASSETS = f"/_nicegui/{nicegui_version}/"
-DYNAMIC_ASSETS = f"{ASSETS}dynamic_resources/"
+from kehu.ui.assets import ASSETS, DYNAMIC_ASSETS
 
 
 class RequestTracking:
